@@ -1,0 +1,4 @@
+//! gtUDP's sans-IO core.
+#![warn(missing_docs)]
+
+pub mod wire;

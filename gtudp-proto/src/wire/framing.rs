@@ -1,0 +1,275 @@
+//! The framing configuration (magic prefix and type identifiers), parsing and
+//! encoding.
+
+use core::fmt;
+
+use smallvec::SmallVec;
+
+use super::{Identity, NotGtudp, Packet, PacketKind};
+
+/// Bytes of a header kept inline by [`Header`] before it spills to the heap.
+const INLINE_HEADER: usize = 32;
+
+/// A validated gtUDP framing: the magic prefix and the three type identifiers.
+///
+/// Both ends must use the same framing. The default is the original's: no
+/// magic, DATA `0x1D`, RECV `0x5F`, ACK `0xAE`.
+///
+/// Every datagram is `magic | type | identity (4 bytes) | payload (DATA only)`.
+///
+/// ```
+/// use gtudp_proto::wire::{Framing, Identity, Packet};
+///
+/// let framing = Framing::new(b"GTUDP!", &[0x01, 0x1d], &[0x01, 0x5f], &[0x01, 0xae])?;
+/// assert_eq!(framing.header_len(), 12);
+///
+/// let packet = Packet::Data { identity: Identity::from_u32(0x1234_567a), payload: b"hi" };
+/// let mut datagram = Vec::new();
+/// framing.encode_to_vec(&packet, &mut datagram);
+/// assert_eq!(framing.parse(&datagram), Ok(packet));
+/// # Ok::<(), gtudp_proto::wire::FramingError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Framing {
+    magic: SmallVec<[u8; 16]>,
+    /// DATA, RECV, ACK, indexed by [`PacketKind::index`].
+    types: [SmallVec<[u8; 4]>; 3],
+}
+
+/// Why a framing configuration was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FramingError {
+    /// A type identifier is empty; each needs at least one byte.
+    EmptyType {
+        /// The kind whose identifier is empty.
+        kind: PacketKind,
+    },
+    /// The three type identifiers differ in length.
+    TypeLengthMismatch {
+        /// Lengths of the DATA, RECV and ACK identifiers.
+        lengths: [usize; 3],
+    },
+    /// Two type identifiers are the same bytes.
+    DuplicateType {
+        /// One of the two kinds.
+        first: PacketKind,
+        /// The other kind.
+        second: PacketKind,
+    },
+}
+
+impl fmt::Display for FramingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FramingError::EmptyType { kind } => {
+                write!(f, "the {kind} type identifier is empty; it needs at least one byte")
+            }
+            FramingError::TypeLengthMismatch { lengths: [d, r, a] } => write!(
+                f,
+                "the type identifiers must all have the same length, \
+                 but DATA has {d} bytes, RECV {r} and ACK {a}"
+            ),
+            FramingError::DuplicateType { first, second } => write!(
+                f,
+                "the {first} and {second} type identifiers are the same bytes; \
+                 all three must differ"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FramingError {}
+
+/// A buffer passed to [`Framing::encode`] was too small for the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferTooSmall {
+    /// Bytes the packet needs.
+    pub needed: usize,
+    /// Bytes the buffer has.
+    pub available: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the packet needs {} bytes but the buffer holds {}",
+            self.needed, self.available
+        )
+    }
+}
+
+impl std::error::Error for BufferTooSmall {}
+
+/// An encoded header (`magic | type | identity`), held inline for the usual
+/// sizes, for vectored sends where the payload follows from its own buffer.
+pub type Header = SmallVec<[u8; INLINE_HEADER]>;
+
+impl Default for Framing {
+    fn default() -> Self {
+        Self {
+            magic: SmallVec::new(),
+            types: [
+                SmallVec::from_slice(&[Self::DEFAULT_DATA]),
+                SmallVec::from_slice(&[Self::DEFAULT_RECV]),
+                SmallVec::from_slice(&[Self::DEFAULT_ACK]),
+            ],
+        }
+    }
+}
+
+impl Framing {
+    /// The original's DATA type byte.
+    pub const DEFAULT_DATA: u8 = 0x1d;
+    /// The original's RECV type byte.
+    pub const DEFAULT_RECV: u8 = 0x5f;
+    /// The original's ACK type byte.
+    pub const DEFAULT_ACK: u8 = 0xae;
+
+    /// A framing with the given magic prefix (may be empty) and type
+    /// identifiers, which must be non-empty, equally long and pairwise distinct.
+    pub fn new(magic: &[u8], data: &[u8], recv: &[u8], ack: &[u8]) -> Result<Self, FramingError> {
+        let types = [data, recv, ack];
+        for kind in PacketKind::ALL {
+            if types[kind.index()].is_empty() {
+                return Err(FramingError::EmptyType { kind });
+            }
+        }
+        if data.len() != recv.len() || data.len() != ack.len() {
+            return Err(FramingError::TypeLengthMismatch {
+                lengths: [data.len(), recv.len(), ack.len()],
+            });
+        }
+        for (first, second) in [
+            (PacketKind::Data, PacketKind::Recv),
+            (PacketKind::Data, PacketKind::Ack),
+            (PacketKind::Recv, PacketKind::Ack),
+        ] {
+            if types[first.index()] == types[second.index()] {
+                return Err(FramingError::DuplicateType { first, second });
+            }
+        }
+        Ok(Self {
+            magic: SmallVec::from_slice(magic),
+            types: types.map(SmallVec::from_slice),
+        })
+    }
+
+    /// The default types with a magic prefix.
+    pub fn with_magic(magic: &[u8]) -> Self {
+        Self {
+            magic: SmallVec::from_slice(magic),
+            ..Self::default()
+        }
+    }
+
+    /// The magic prefix (empty when off).
+    pub fn magic(&self) -> &[u8] {
+        &self.magic
+    }
+
+    /// The type identifier of `kind`.
+    pub fn type_bytes(&self, kind: PacketKind) -> &[u8] {
+        &self.types[kind.index()]
+    }
+
+    /// The length of every header: magic + type + 4-byte identity. RECV and
+    /// ACK datagrams are exactly this long.
+    pub fn header_len(&self) -> usize {
+        self.magic.len() + self.types[0].len() + Identity::LEN
+    }
+
+    /// Parses one datagram without copying or allocating.
+    ///
+    /// Any bytes are accepted: the result is a packet borrowing the payload,
+    /// or the reason the datagram is not gtUDP.
+    pub fn parse<'a>(&self, datagram: &'a [u8]) -> Result<Packet<'a>, NotGtudp> {
+        let header_len = self.header_len();
+        if datagram.len() < header_len {
+            return Err(NotGtudp::TooShort);
+        }
+        let (magic, rest) = datagram.split_at(self.magic.len());
+        if magic != self.magic.as_slice() {
+            return Err(NotGtudp::WrongMagic);
+        }
+        let (type_field, rest) = rest.split_at(self.types[0].len());
+        let kind = PacketKind::ALL
+            .into_iter()
+            .find(|kind| self.types[kind.index()].as_slice() == type_field)
+            .ok_or(NotGtudp::UnknownType)?;
+        let (identity, payload) = rest.split_at(Identity::LEN);
+        let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
+        match kind {
+            PacketKind::Data => Ok(Packet::Data { identity, payload }),
+            _ if !payload.is_empty() => Err(NotGtudp::WrongLength),
+            PacketKind::Recv => Ok(Packet::Recv { identity }),
+            PacketKind::Ack => Ok(Packet::Ack { identity }),
+        }
+    }
+
+    /// The encoded length of `packet`.
+    pub fn encoded_len(&self, packet: &Packet<'_>) -> usize {
+        self.header_len() + packet.payload().len()
+    }
+
+    /// Encodes `packet` at the start of `buf` and returns its length.
+    pub fn encode(&self, packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let needed = self.encoded_len(packet);
+        let Some(out) = buf.get_mut(..needed) else {
+            return Err(BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        };
+        let (header, payload) = out.split_at_mut(self.header_len());
+        self.write_header(packet.kind(), packet.identity(), header);
+        payload.copy_from_slice(packet.payload());
+        Ok(needed)
+    }
+
+    /// Appends `packet` to `out`; allocates only if `out` lacks capacity.
+    pub fn encode_to_vec(&self, packet: &Packet<'_>, out: &mut Vec<u8>) {
+        self.extend_header(packet.kind(), packet.identity(), out);
+        out.extend_from_slice(packet.payload());
+    }
+
+    /// The header of a packet of `kind` naming `identity`; a DATA payload
+    /// follows it unchanged, so a payload held elsewhere need not be copied to
+    /// be framed (for example with vectored I/O).
+    pub fn header(&self, kind: PacketKind, identity: Identity) -> Header {
+        let mut header = Header::new();
+        self.extend_header(kind, identity, &mut header);
+        header
+    }
+
+    fn extend_header<E: Extend<u8>>(&self, kind: PacketKind, identity: Identity, out: &mut E) {
+        out.extend(self.magic.iter().copied());
+        out.extend(self.types[kind.index()].iter().copied());
+        out.extend(identity.to_bytes());
+    }
+
+    fn write_header(&self, kind: PacketKind, identity: Identity, out: &mut [u8]) {
+        let (magic, rest) = out.split_at_mut(self.magic.len());
+        magic.copy_from_slice(&self.magic);
+        let (type_field, identity_field) = rest.split_at_mut(self.types[0].len());
+        type_field.copy_from_slice(&self.types[kind.index()]);
+        identity_field.copy_from_slice(&identity.to_bytes());
+    }
+}
+
+impl fmt::Debug for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Hex<'a>(&'a [u8]);
+        impl fmt::Debug for Hex<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+            }
+        }
+        f.debug_struct("Framing")
+            .field("magic", &Hex(&self.magic))
+            .field("data", &Hex(&self.types[0]))
+            .field("recv", &Hex(&self.types[1]))
+            .field("ack", &Hex(&self.types[2]))
+            .finish()
+    }
+}
