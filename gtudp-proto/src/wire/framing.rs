@@ -62,7 +62,10 @@ impl fmt::Display for FramingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FramingError::EmptyType { kind } => {
-                write!(f, "the {kind} type identifier is empty; it needs at least one byte")
+                write!(
+                    f,
+                    "the {kind} type identifier is empty; it needs at least one byte"
+                )
             }
             FramingError::TypeLengthMismatch { lengths: [d, r, a] } => write!(
                 f,

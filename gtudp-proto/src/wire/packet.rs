@@ -78,9 +78,9 @@ impl<'a> Packet<'a> {
     /// The identity the packet names.
     pub const fn identity(&self) -> Identity {
         match *self {
-            Packet::Data { identity, .. } | Packet::Recv { identity } | Packet::Ack { identity } => {
-                identity
-            }
+            Packet::Data { identity, .. }
+            | Packet::Recv { identity }
+            | Packet::Ack { identity } => identity,
         }
     }
 
@@ -117,15 +117,6 @@ impl NotGtudp {
         NotGtudp::UnknownType,
         NotGtudp::WrongLength,
     ];
-
-    pub(crate) const fn index(self) -> usize {
-        match self {
-            NotGtudp::TooShort => 0,
-            NotGtudp::WrongMagic => 1,
-            NotGtudp::UnknownType => 2,
-            NotGtudp::WrongLength => 3,
-        }
-    }
 }
 
 impl fmt::Display for NotGtudp {

@@ -1,0 +1,439 @@
+//! Endpoint configuration: framing, timing, limits, and their validation.
+
+use core::fmt;
+use std::time::{Duration, Instant};
+
+use crate::wire::Framing;
+
+/// The largest UDP payload over IPv4 (65,535 − 20 − 8).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// How an [`Endpoint`](crate::Endpoint) behaves. Start from
+/// [`Config::default`] and change fields; [`Endpoint::new`](crate::Endpoint::new)
+/// validates the whole and refuses an inconsistent configuration with a
+/// [`ConfigError`].
+///
+/// ```
+/// use std::time::Duration;
+/// use gtudp_proto::{Config, wire::Framing};
+///
+/// let mut config = Config::default();
+/// config.framing = Framing::with_magic(b"GT");
+/// config.max_attempts = 6;
+/// config.deliver_foreign = true;
+/// config.validate()?;
+/// # Ok::<(), gtudp_proto::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Magic prefix and type identifiers; both ends must agree. Default: the
+    /// original's (no magic, `1d`/`5f`/`ae`).
+    pub framing: Framing,
+    /// The largest datagram the endpoint sends, header included. Default
+    /// 1,452: an Ethernet MTU less IPv6 and UDP headers, so a DATA is never
+    /// fragmented on a typical path. Raise it (up to [`MAX_UDP_PAYLOAD`]) for
+    /// loopback or known jumbo paths.
+    pub max_datagram_size: usize,
+    /// Retransmission timeout before the first RTT sample. Default 500 ms:
+    /// the original's fixed resend interval, so mixed deployments behave
+    /// alike; RFC 6298's 1 s is tuned for unknown internet paths, and the
+    /// estimate replaces this value after the first exchange.
+    pub initial_rto: Duration,
+    /// Floor of the retransmission timeout. Default 20 ms: RFC 6298 asks for
+    /// 1 s because TCP receivers delay their acknowledgements; a gtUDP RECV
+    /// leaves at once, so a floor just above scheduling jitter suffices.
+    pub min_rto: Duration,
+    /// Ceiling of the (backed-off) retransmission timeout. Default 10 s.
+    pub max_rto: Duration,
+    /// Transmissions of one DATA before it fails with
+    /// [`FailureReason::AttemptsExhausted`](crate::FailureReason). Default 10.
+    pub max_attempts: u32,
+    /// Transmissions of one RECV before the receiver stops waiting for its
+    /// ACK. Default 10.
+    pub recv_max_attempts: u32,
+    /// How long a received identity is remembered to suppress late
+    /// duplicates when its ACK never comes. Must be at least
+    /// [`Config::max_retry_span`]: a peer with the same settings stops
+    /// resending within that span of its first send, which precedes our first
+    /// receipt. Default 120 s (10 attempts × 10 s, plus margin).
+    pub remember_window: Duration,
+    /// How long a received identity is still remembered after its ACK
+    /// arrives. The ACK proves the sender stopped resending, so only copies
+    /// already in the network can still arrive: this is the longest a
+    /// datagram may be delayed or reordered. Default 2 s.
+    pub datagram_lifetime: Duration,
+    /// Messages in flight to a new peer. Default 16.
+    pub initial_window: u32,
+    /// Most messages in flight to one peer. Default 1,024.
+    pub max_window: u32,
+    /// How long a peer with no messages in either direction keeps its RTT
+    /// estimate and window before it is forgotten. Default 60 s.
+    pub peer_idle_timeout: Duration,
+    /// How long [`Endpoint::close`](crate::Endpoint::close) keeps resolving
+    /// messages and RECVs before failing what is left. Default 10 s.
+    pub drain_timeout: Duration,
+    /// Hand non-gtUDP datagrams to the application as
+    /// [`Event::Foreign`](crate::Event::Foreign) instead of counting and
+    /// dropping them. Default off.
+    pub deliver_foreign: bool,
+    /// Bounds on every table the endpoint keeps.
+    pub limits: Limits,
+}
+
+/// Bounds on every table an [`Endpoint`](crate::Endpoint) keeps, so that no
+/// input, at any rate, makes it grow without limit.
+///
+/// When a receiving-side bound is reached, a new DATA is left unanswered: its
+/// sender resends it later. A DATA is never answered with RECV and then
+/// dropped. When a sending-side bound is reached, `send` returns
+/// [`SendError`](crate::SendError) with the payload, so the caller can retry.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Peers tracked at once (addresses we send to or receive from).
+    /// Default 4,096.
+    pub max_peers: usize,
+    /// Messages accepted by `send` and not yet resolved *and polled*: in
+    /// flight, waiting for the window, or with a Delivered/Failed event not
+    /// yet taken by `poll_event`. Default 65,536.
+    pub max_outstanding_messages: usize,
+    /// Messages waiting for one peer's window to open. Default 16,384.
+    pub max_queued_per_peer: usize,
+    /// Received identities remembered (awaiting ACK or suppressing
+    /// duplicates), across all peers. With `datagram_lifetime`, this bounds
+    /// the sustained receive rate: 262,144 / 2 s ≈ 131,000 messages/s.
+    /// Default 262,144.
+    pub max_received: usize,
+    /// Received identities remembered for one peer, so one address cannot
+    /// take the whole table. Default 65,536.
+    pub max_received_per_peer: usize,
+    /// Received payloads (including foreign datagrams) handed to
+    /// `poll_event` but not yet taken. Default 4,096.
+    pub max_unread: usize,
+    /// ACK replies waiting for `poll_transmit`. Past this, ACKs are dropped
+    /// and counted; the peer's RECV resend recovers. Default 4,096.
+    pub max_pending_control: usize,
+    /// Raw datagrams waiting for `poll_transmit`. Default 1,024.
+    pub max_pending_raw: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_peers: 4_096,
+            max_outstanding_messages: 65_536,
+            max_queued_per_peer: 16_384,
+            max_received: 262_144,
+            max_received_per_peer: 65_536,
+            max_unread: 4_096,
+            max_pending_control: 4_096,
+            max_pending_raw: 1_024,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            framing: Framing::default(),
+            max_datagram_size: 1_452,
+            initial_rto: Duration::from_millis(500),
+            min_rto: Duration::from_millis(20),
+            max_rto: Duration::from_secs(10),
+            max_attempts: 10,
+            recv_max_attempts: 10,
+            remember_window: Duration::from_secs(120),
+            datagram_lifetime: Duration::from_secs(2),
+            initial_window: 16,
+            max_window: 1_024,
+            peer_idle_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(10),
+            deliver_foreign: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The longest a sender with this configuration keeps resending one
+    /// message: `max_attempts` timeouts of at most `max_rto` each.
+    pub fn max_retry_span(&self) -> Duration {
+        self.max_rto.saturating_mul(self.max_attempts)
+    }
+
+    /// The largest payload one DATA can carry.
+    pub fn max_payload_size(&self) -> usize {
+        self.max_datagram_size
+            .saturating_sub(self.framing.header_len())
+    }
+
+    /// Checks that the configuration is consistent.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let header = self.framing.header_len();
+        if self.max_datagram_size < header || self.max_datagram_size > MAX_UDP_PAYLOAD {
+            return Err(ConfigError::DatagramSize {
+                size: self.max_datagram_size,
+                header,
+            });
+        }
+        if self.min_rto.is_zero() || self.min_rto > self.max_rto {
+            return Err(ConfigError::RtoRange {
+                min: self.min_rto,
+                max: self.max_rto,
+            });
+        }
+        if self.initial_rto < self.min_rto || self.initial_rto > self.max_rto {
+            return Err(ConfigError::InitialRto {
+                initial: self.initial_rto,
+                min: self.min_rto,
+                max: self.max_rto,
+            });
+        }
+        if self.max_rto > Duration::from_secs(3600) {
+            return Err(ConfigError::DurationTooLong {
+                field: "max_rto",
+                max: Duration::from_secs(3600),
+            });
+        }
+        for (field, value) in [
+            ("max_attempts", self.max_attempts),
+            ("recv_max_attempts", self.recv_max_attempts),
+            ("initial_window", self.initial_window),
+            ("max_window", self.max_window),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.initial_window > self.max_window {
+            return Err(ConfigError::InitialWindow {
+                initial: self.initial_window,
+                max: self.max_window,
+            });
+        }
+        if self.remember_window < self.max_retry_span() {
+            return Err(ConfigError::RememberWindowTooShort {
+                window: self.remember_window,
+                retry_span: self.max_retry_span(),
+            });
+        }
+        if self.datagram_lifetime > self.remember_window {
+            return Err(ConfigError::LifetimeLongerThanWindow {
+                lifetime: self.datagram_lifetime,
+                window: self.remember_window,
+            });
+        }
+        for (field, value) in [
+            ("remember_window", self.remember_window),
+            ("peer_idle_timeout", self.peer_idle_timeout),
+            ("drain_timeout", self.drain_timeout),
+        ] {
+            // Far beyond any sensible setting, and keeps `now + value` from
+            // overflowing `Instant` on every platform.
+            let ceiling = Duration::from_secs(7 * 24 * 3600);
+            if value > ceiling {
+                return Err(ConfigError::DurationTooLong {
+                    field,
+                    max: ceiling,
+                });
+            }
+        }
+        let limits = &self.limits;
+        for (field, value) in [
+            ("limits.max_peers", limits.max_peers),
+            (
+                "limits.max_outstanding_messages",
+                limits.max_outstanding_messages,
+            ),
+            ("limits.max_queued_per_peer", limits.max_queued_per_peer),
+            ("limits.max_received", limits.max_received),
+            ("limits.max_received_per_peer", limits.max_received_per_peer),
+            ("limits.max_unread", limits.max_unread),
+            ("limits.max_pending_control", limits.max_pending_control),
+            ("limits.max_pending_raw", limits.max_pending_raw),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_datagram_size` cannot hold a header or exceeds a UDP payload.
+    DatagramSize {
+        /// The configured size.
+        size: usize,
+        /// The framing's header length.
+        header: usize,
+    },
+    /// `min_rto` is zero or above `max_rto`.
+    RtoRange {
+        /// The configured floor.
+        min: Duration,
+        /// The configured ceiling.
+        max: Duration,
+    },
+    /// `initial_rto` lies outside `min_rto..=max_rto`.
+    InitialRto {
+        /// The configured initial value.
+        initial: Duration,
+        /// The floor.
+        min: Duration,
+        /// The ceiling.
+        max: Duration,
+    },
+    /// A count or limit that must be at least 1 is zero.
+    Zero {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// `initial_window` exceeds `max_window`.
+    InitialWindow {
+        /// The configured initial window.
+        initial: u32,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// `remember_window` is shorter than the retry span, so a late
+    /// retransmission could be taken for a new message.
+    RememberWindowTooShort {
+        /// The configured window.
+        window: Duration,
+        /// [`Config::max_retry_span`].
+        retry_span: Duration,
+    },
+    /// `datagram_lifetime` is longer than `remember_window`.
+    LifetimeLongerThanWindow {
+        /// The configured lifetime.
+        lifetime: Duration,
+        /// The configured window.
+        window: Duration,
+    },
+    /// A duration is beyond what the endpoint supports.
+    DurationTooLong {
+        /// The field's name.
+        field: &'static str,
+        /// The largest accepted value.
+        max: Duration,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::DatagramSize { size, header } => write!(
+                f,
+                "max_datagram_size is {size} bytes; it must be at least the header ({header} bytes) \
+                 and at most {MAX_UDP_PAYLOAD}"
+            ),
+            ConfigError::RtoRange { min, max } => write!(
+                f,
+                "min_rto ({min:?}) must be above zero and not above max_rto ({max:?})"
+            ),
+            ConfigError::InitialRto { initial, min, max } => write!(
+                f,
+                "initial_rto ({initial:?}) must lie between min_rto ({min:?}) and max_rto ({max:?})"
+            ),
+            ConfigError::Zero { field } => write!(f, "{field} is 0; it must be at least 1"),
+            ConfigError::InitialWindow { initial, max } => write!(
+                f,
+                "initial_window ({initial}) must not exceed max_window ({max})"
+            ),
+            ConfigError::RememberWindowTooShort { window, retry_span } => write!(
+                f,
+                "remember_window ({window:?}) is shorter than the retry span \
+                 max_attempts × max_rto ({retry_span:?}): a late retransmission could be \
+                 delivered twice; lengthen it or lower max_attempts or max_rto"
+            ),
+            ConfigError::LifetimeLongerThanWindow { lifetime, window } => write!(
+                f,
+                "datagram_lifetime ({lifetime:?}) must not exceed remember_window ({window:?})"
+            ),
+            ConfigError::DurationTooLong { field, max } => {
+                write!(f, "{field} is longer than the supported maximum of {max:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Per-message options for [`Endpoint::send_with`](crate::Endpoint::send_with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// Fail with [`FailureReason::DeadlineExpired`](crate::FailureReason)
+    /// if no RECV has arrived by then. Default: no deadline beyond the
+    /// attempt limit.
+    pub deadline: Option<Instant>,
+    /// Transmissions before failing; at most [`Config::max_attempts`], which
+    /// is also the default.
+    pub max_attempts: Option<u32>,
+}
+
+impl SendOptions {
+    /// Options with a deadline.
+    pub fn with_deadline(deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..Self::default()
+        }
+    }
+
+    /// Options with an attempt limit.
+    pub fn with_max_attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: Some(max_attempts),
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn remember_window_must_cover_retry_span() {
+        let mut config = Config::default();
+        config.remember_window = Duration::from_secs(5);
+        let error = config.validate().unwrap_err();
+        assert!(matches!(error, ConfigError::RememberWindowTooShort { .. }));
+        assert!(error.to_string().contains("retry span"));
+    }
+
+    #[test]
+    fn zero_limits_and_bad_rto_are_refused() {
+        let mut config = Config::default();
+        config.limits.max_peers = 0;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::Zero {
+                field: "limits.max_peers"
+            })
+        );
+        let mut config = Config::default();
+        config.min_rto = Duration::from_secs(20);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::RtoRange { .. })
+        ));
+        let mut config = Config::default();
+        config.max_datagram_size = 3;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::DatagramSize { .. })
+        ));
+    }
+}

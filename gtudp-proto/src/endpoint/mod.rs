@@ -1,0 +1,581 @@
+//! The sans-IO endpoint: every gtUDP exchange with any number of peers over
+//! one socket, without doing any I/O.
+
+mod output;
+mod peer;
+mod receiver;
+mod sender;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::{Config, ConfigError, SendOptions};
+use crate::error::{SendError, SendRawError, UnknownMessage};
+use crate::event::{Event, FailureReason, MessageId, Transmit};
+use crate::identities::IdentityGenerator;
+use crate::stats::{EndpointStats, PeerStats};
+use crate::timer::{TimerKey, TimerQueue};
+use crate::wire::{Identity, Packet};
+
+use output::Output;
+use peer::Peer;
+use receiver::ReceivedRecord;
+use sender::Message;
+
+/// The hash maps of the endpoint: hashbrown with foldhash keyed from the
+/// endpoint's seed, so iteration order (and so every output) is a function of
+/// the seed and the inputs alone.
+type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+
+/// One gtUDP endpoint: guaranteed delivery to and from any number of peers
+/// over one UDP socket, as a pure state machine.
+///
+/// The endpoint never touches a socket, a clock or a random source: an
+/// adapter (or a test) moves datagrams and time in and out.
+///
+/// # Call contract
+///
+/// - **Inputs**: [`handle_datagram`](Self::handle_datagram) for every
+///   datagram the socket receives, [`handle_timeout`](Self::handle_timeout)
+///   when the instant from [`poll_timeout`](Self::poll_timeout) is reached,
+///   and the application's calls ([`send`](Self::send),
+///   [`send_raw`](Self::send_raw), [`cancel`](Self::cancel),
+///   [`close`](Self::close)).
+/// - **Outputs**: after any input, drain [`poll_transmit`](Self::poll_transmit)
+///   until it returns `None` and send what it gives, drain
+///   [`poll_event`](Self::poll_event), then ask
+///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next.
+/// - **Time**: every `now` is an argument; it must never go backwards (an
+///   earlier `now` is treated as the latest one seen). Virtual time works as
+///   well as real time.
+///
+/// # Guarantees
+///
+/// Each message given to `send` ends in exactly one [`Event::Delivered`] or
+/// [`Event::Failed`]. Each message from a peer is handed over as
+/// [`Event::Received`] at most once, and a DATA is answered with RECV only
+/// once it is held for the application. Every table is bounded by
+/// [`Limits`](crate::Limits); no datagram, however malformed, panics.
+///
+/// # Example
+///
+/// Two endpoints exchanging a message in memory:
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use gtudp_proto::{Config, Endpoint, Event};
+///
+/// let (a_addr, b_addr) = ("127.0.0.1:1000".parse()?, "127.0.0.1:2000".parse()?);
+/// let mut a = Endpoint::new(Config::default(), 1)?;
+/// let mut b = Endpoint::new(Config::default(), 2)?;
+/// let now = Instant::now();
+///
+/// let id = a.send(now, b_addr, Bytes::from_static(b"hello")).unwrap();
+///
+/// // Move datagrams between the two until both are quiet.
+/// let mut buf = Vec::new();
+/// loop {
+///     let mut moved = false;
+///     while let Some(t) = a.poll_transmit(now, 1, &mut buf) {
+///         b.handle_datagram(now, a_addr, Bytes::copy_from_slice(&buf[..t.size]));
+///         moved = true;
+///     }
+///     while let Some(t) = b.poll_transmit(now, 1, &mut buf) {
+///         a.handle_datagram(now, b_addr, Bytes::copy_from_slice(&buf[..t.size]));
+///         moved = true;
+///     }
+///     if !moved { break; }
+/// }
+///
+/// assert_eq!(b.poll_event(), Some(Event::Received { from: a_addr, payload: Bytes::from_static(b"hello") }));
+/// assert_eq!(a.poll_event(), Some(Event::Delivered { id, to: b_addr }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Endpoint {
+    config: Config,
+    identities: IdentityGenerator,
+    /// The latest `now` seen; earlier ones are raised to it.
+    latest: Option<Instant>,
+    next_message_id: u64,
+    peers: Map<SocketAddr, Peer>,
+    messages: Map<MessageId, Message>,
+    /// Identity of every accepted, unresolved message (unique: see
+    /// [`crate::identities`]).
+    by_identity: Map<Identity, MessageId>,
+    received: Map<(SocketAddr, Identity), ReceivedRecord>,
+    /// Received records still waiting for their ACK.
+    awaiting_ack: usize,
+    timers: TimerQueue,
+    output: Output,
+    events: VecDeque<Event>,
+    /// `Received` and `Foreign` events not yet polled.
+    unread: usize,
+    /// Messages accepted by `send` whose outcome has not been polled.
+    outstanding: usize,
+    state: State,
+    stats: EndpointStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    Draining { deadline: Instant },
+    Closed,
+}
+
+/// Sizes of the endpoint's tables, for checking bounds (see
+/// [`Endpoint::table_sizes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableSizes {
+    /// Tracked peers.
+    pub peers: usize,
+    /// Messages accepted and unresolved (in flight or queued).
+    pub messages: usize,
+    /// Messages accepted whose outcome has not been polled.
+    pub outstanding: usize,
+    /// Messages waiting for a window, over all peers.
+    pub queued: usize,
+    /// Most messages waiting for one peer's window.
+    pub largest_peer_queue: usize,
+    /// Received identities remembered.
+    pub received: usize,
+    /// Most received identities remembered for one peer.
+    pub largest_peer_received: usize,
+    /// Received and foreign payloads not yet polled.
+    pub unread: usize,
+    /// Events not yet polled.
+    pub events: usize,
+    /// ACK replies waiting for `poll_transmit`.
+    pub pending_control: usize,
+    /// Raw datagrams waiting for `poll_transmit`.
+    pub pending_raw: usize,
+    /// Transmit orders of every kind waiting for `poll_transmit`.
+    pub pending_transmits: usize,
+    /// Timer entries, live or stale.
+    pub timers: usize,
+}
+
+impl Endpoint {
+    /// A new endpoint with `config`, its secrets derived from `seed`.
+    ///
+    /// The seed keys the permutation that chooses message identities and the
+    /// hashing of every table: adapters draw it from the operating system; a
+    /// test passes a fixed value for a reproducible run. Two endpoints given
+    /// the same seed and the same inputs produce the same outputs.
+    pub fn new(config: Config, seed: u128) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let (high, low) = ((seed >> 64) as u64, seed as u64);
+        let hasher = foldhash::fast::FixedState::with_seed(mix(high ^ mix(low)));
+        let first_counter = mix(low.rotate_left(17) ^ high) as u32;
+        Ok(Self {
+            identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
+            latest: None,
+            next_message_id: 0,
+            peers: Map::with_hasher(hasher),
+            messages: Map::with_hasher(hasher),
+            by_identity: Map::with_hasher(hasher),
+            received: Map::with_hasher(hasher),
+            awaiting_ack: 0,
+            timers: TimerQueue::default(),
+            output: Output::default(),
+            events: VecDeque::new(),
+            unread: 0,
+            outstanding: 0,
+            state: State::Open,
+            stats: EndpointStats::default(),
+            config,
+        })
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The configuration the endpoint was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters for the whole endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Counters and the current RTT estimate for one peer, while it is
+    /// tracked (peers idle for `peer_idle_timeout` are forgotten).
+    pub fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
+        self.peers.get(&peer).map(Peer::snapshot)
+    }
+
+    /// The addresses of the peers tracked now, in no particular order.
+    pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The current size of every table, to check them against
+    /// [`Limits`](crate::Limits).
+    pub fn table_sizes(&self) -> TableSizes {
+        let queued = self.peers.values().map(|peer| peer.queue.len());
+        TableSizes {
+            peers: self.peers.len(),
+            messages: self.messages.len(),
+            outstanding: self.outstanding,
+            queued: queued.clone().sum(),
+            largest_peer_queue: queued.max().unwrap_or(0),
+            received: self.received.len(),
+            largest_peer_received: self
+                .peers
+                .values()
+                .map(|peer| peer.remembered)
+                .max()
+                .unwrap_or(0),
+            unread: self.unread,
+            events: self.events.len(),
+            pending_control: self.output.pending_control,
+            pending_raw: self.output.pending_raw,
+            pending_transmits: self.output.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Whether the endpoint has closed: every message resolved (or failed at
+    /// the drain deadline), every RECV acknowledged or given up, and every
+    /// datagram handed to `poll_transmit`. Events may still wait in
+    /// [`poll_event`](Self::poll_event).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.output.is_empty()
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Feeds one datagram received from `source` at `now`.
+    ///
+    /// Any bytes are accepted: a gtUDP packet is processed, anything else is
+    /// counted by reason and dropped, or handed over as [`Event::Foreign`]
+    /// when configured. A DATA's payload is a slice of `datagram`, not a copy.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        let now = self.advance(now);
+        self.stats.bytes_in += datagram.len() as u64;
+        if self.state == State::Closed {
+            self.stats.dropped.after_close += 1;
+            return;
+        }
+        let header_len = self.config.framing.header_len();
+        let packet = match self.config.framing.parse(&datagram) {
+            Ok(Packet::Data { identity, .. }) => Ok((crate::wire::PacketKind::Data, identity)),
+            Ok(packet) => Ok((packet.kind(), packet.identity())),
+            Err(reason) => Err(reason),
+        };
+        match packet {
+            Err(reason) => self.on_foreign(source, reason, datagram),
+            Ok((kind, identity)) => {
+                self.stats.datagrams_in.add(kind);
+                let size = datagram.len();
+                match kind {
+                    crate::wire::PacketKind::Data => {
+                        self.on_data(now, source, identity, datagram.slice(header_len..), size)
+                    }
+                    crate::wire::PacketKind::Recv => self.on_recv(now, source, identity, size),
+                    crate::wire::PacketKind::Ack => self.on_ack(now, source, identity, size),
+                }
+            }
+        }
+        self.finish_close_if_drained();
+    }
+
+    /// Runs every timer due at `now`: retransmissions, attempt limits,
+    /// deadlines, the end of duplicate windows, idle peers, the drain
+    /// deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Message(id) => self.on_message_timer(now, at, id),
+                TimerKey::Received(peer, identity) => {
+                    self.on_received_timer(now, at, peer, identity)
+                }
+                TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
+                TimerKey::Drain => {
+                    if self.state == (State::Draining { deadline: at }) {
+                        self.finish_close();
+                    }
+                }
+            }
+        }
+        self.finish_close_if_drained();
+        self.compact_timers();
+    }
+
+    // ----- application calls ----------------------------------------------
+
+    /// Sends `payload` to `destination` with guaranteed delivery and the
+    /// configured attempt limit; see [`send_with`](Self::send_with).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        payload: Bytes,
+    ) -> Result<MessageId, SendError> {
+        self.send_with(now, destination, payload, SendOptions::default())
+    }
+
+    /// Sends `payload` to `destination` with per-message options.
+    ///
+    /// The message goes out as soon as the peer's congestion window allows;
+    /// until then it waits in the peer's bounded queue. It ends in exactly one
+    /// [`Event::Delivered`] or [`Event::Failed`] carrying the returned id.
+    /// A refused send hands the payload back in the [`SendError`].
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        payload: Bytes,
+        options: SendOptions,
+    ) -> Result<MessageId, SendError> {
+        let now = self.advance(now);
+        self.accept_message(now, destination, payload, options)
+    }
+
+    /// Stops trying to deliver a message; it ends in [`Event::Failed`] with
+    /// [`FailureReason::Cancelled`] (the payload may already have arrived).
+    pub fn cancel(&mut self, id: MessageId) -> Result<(), UnknownMessage> {
+        if !self.messages.contains_key(&id) {
+            return Err(UnknownMessage(id));
+        }
+        let now = self.latest.unwrap_or_else(Instant::now);
+        self.resolve(now, id, Err(FailureReason::Cancelled));
+        self.finish_close_if_drained();
+        Ok(())
+    }
+
+    /// Queues a datagram sent as is, without gtUDP framing or guarantees,
+    /// for peers that do not speak gtUDP.
+    pub fn send_raw(
+        &mut self,
+        destination: SocketAddr,
+        datagram: Bytes,
+    ) -> Result<(), SendRawError> {
+        if self.state == State::Closed {
+            return Err(SendRawError::Closed);
+        }
+        if datagram.len() > crate::config::MAX_UDP_PAYLOAD {
+            return Err(SendRawError::TooLarge {
+                size: datagram.len(),
+            });
+        }
+        if self.output.pending_raw >= self.config.limits.max_pending_raw {
+            return Err(SendRawError::QueueFull);
+        }
+        self.output.push_raw(destination, datagram);
+        Ok(())
+    }
+
+    /// Starts closing: no new sends and no new incoming messages; messages in
+    /// flight or queued and RECVs awaiting their ACK keep being resolved until
+    /// done or until `drain_timeout` from now, when what is left fails with
+    /// [`FailureReason::EndpointClosed`]. Then [`is_closed`](Self::is_closed)
+    /// holds and every table is empty.
+    pub fn close(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.state != State::Open {
+            return;
+        }
+        let deadline = now + self.config.drain_timeout;
+        self.state = State::Draining { deadline };
+        self.timers.push(deadline, TimerKey::Drain);
+        self.finish_close_if_drained();
+    }
+
+    // ----- outputs ---------------------------------------------------------
+
+    /// Writes the next datagram(s) to send into `buf` (cleared first) and
+    /// says where to send them; `None` when nothing is waiting.
+    ///
+    /// With `max_datagrams > 1`, several datagrams for one destination may
+    /// come at once, laid out for one segmentation-offload send (see
+    /// [`Transmit::segment_size`]). `buf` is reused: after it has grown to
+    /// the largest batch, no call allocates.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        max_datagrams: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        let now = self.advance(now);
+        self.write_transmit(now, max_datagrams, buf)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        match event {
+            Event::Received { .. } | Event::Foreign { .. } => self.unread -= 1,
+            Event::Delivered { .. } | Event::Failed { .. } => self.outstanding -= 1,
+        }
+        Some(event)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next run; `None`
+    /// when no timer is set (nothing in flight, nothing remembered).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some((at, key)) = self.timers.peek() {
+            if self.timer_is_live(at, key) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    // ----- private helpers ---------------------------------------------------
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = match self.latest {
+            Some(latest) if now < latest => latest,
+            _ => now,
+        };
+        self.latest = Some(now);
+        now
+    }
+
+    fn on_foreign(&mut self, source: SocketAddr, reason: crate::wire::NotGtudp, datagram: Bytes) {
+        self.stats.invalid.add(reason);
+        if !self.config.deliver_foreign || self.unread >= self.config.limits.max_unread {
+            self.stats.dropped.foreign += 1;
+            return;
+        }
+        self.stats.foreign_delivered += 1;
+        self.unread += 1;
+        self.events.push_back(Event::Foreign {
+            from: source,
+            payload: datagram,
+        });
+    }
+
+    /// Makes sure a peer is tracked at `address`; false when it is new and
+    /// the peer table is full.
+    fn ensure_peer(&mut self, now: Instant, address: SocketAddr) -> bool {
+        if !self.peers.contains_key(&address) {
+            if self.peers.len() >= self.config.limits.max_peers {
+                return false;
+            }
+            let mut peer = Peer::new(&self.config);
+            // A new peer holds nothing yet: forget it if nothing arrives.
+            let deadline = now + self.config.peer_idle_timeout;
+            peer.idle_deadline = Some(deadline);
+            self.timers.push(deadline, TimerKey::PeerIdle(address));
+            self.peers.insert(address, peer);
+        }
+        true
+    }
+
+    /// Starts the idle countdown of a peer that holds no state any more.
+    fn note_if_idle(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if peer.is_idle() && peer.idle_deadline.is_none() {
+            let deadline = now + self.config.peer_idle_timeout;
+            peer.idle_deadline = Some(deadline);
+            self.timers.push(deadline, TimerKey::PeerIdle(address));
+        }
+    }
+
+    fn on_peer_idle_timer(&mut self, at: Instant, address: SocketAddr) {
+        if let Some(peer) = self.peers.get(&address) {
+            if peer.idle_deadline == Some(at) && peer.is_idle() {
+                self.peers.remove(&address);
+            }
+        }
+    }
+
+    fn timer_is_live(&self, at: Instant, key: TimerKey) -> bool {
+        match key {
+            TimerKey::Message(id) => self
+                .messages
+                .get(&id)
+                .is_some_and(|message| message.timer == Some(at)),
+            TimerKey::Received(peer, identity) => self
+                .received
+                .get(&(peer, identity))
+                .is_some_and(|record| record.timer == at),
+            TimerKey::PeerIdle(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.idle_deadline == Some(at)),
+            TimerKey::Drain => self.state == State::Draining { deadline: at },
+        }
+    }
+
+    /// Drops stale timer entries once they outnumber the live ones, keeping
+    /// the heap within a constant factor of the live timers.
+    fn compact_timers(&mut self) {
+        let live_bound = self.messages.len() + self.received.len() + self.peers.len() + 1;
+        if self.timers.len() <= 2 * live_bound + 64 {
+            return;
+        }
+        let mut timers = std::mem::take(&mut self.timers);
+        timers.retain(|at, key| self.timer_is_live(at, key));
+        self.timers = timers;
+    }
+
+    /// Completes a close once nothing is left to resolve.
+    fn finish_close_if_drained(&mut self) {
+        if matches!(self.state, State::Draining { .. })
+            && self.messages.is_empty()
+            && self.awaiting_ack == 0
+        {
+            self.finish_close();
+        }
+    }
+
+    /// Fails whatever is still unresolved and empties every table.
+    fn finish_close(&mut self) {
+        let now = self.latest.unwrap_or_else(Instant::now);
+        self.state = State::Closed;
+        // Resolve in id order, so the events do not depend on map layout.
+        let mut remaining: Vec<MessageId> = self.messages.keys().copied().collect();
+        remaining.sort_unstable();
+        for id in remaining {
+            self.resolve(now, id, Err(FailureReason::EndpointClosed));
+        }
+        self.received.clear();
+        self.awaiting_ack = 0;
+        self.peers.clear();
+        self.by_identity.clear();
+        self.timers.clear();
+        self.output.drop_stateful();
+    }
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("state", &self.state)
+            .field("tables", &self.table_sizes())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SplitMix64's finaliser: spreads seed bits over a 64-bit word.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+// Adapters move the endpoint into a driver task or thread.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Endpoint>();
+};

@@ -1,0 +1,96 @@
+//! What the endpoint knows about one remote address.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::congestion::CongestionWindow;
+use crate::event::MessageId;
+use crate::rtt::RttEstimator;
+use crate::stats::PeerStats;
+
+/// Replies to an address that has never proven it receives our datagrams are
+/// limited to this many times the bytes it sent, so a spoofed source cannot
+/// turn the endpoint into an amplifier.
+const AMPLIFICATION_FACTOR: u64 = 3;
+
+/// Backoff doublings are capped here; `max_rto` caps the timeout anyway.
+const MAX_BACKOFF: u32 = 16;
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) rtt: RttEstimator,
+    /// RFC 6298 section 5.5 doublings in force until the next valid sample.
+    pub(super) backoff: u32,
+    pub(super) congestion: CongestionWindow,
+    pub(super) in_flight: usize,
+    /// Messages accepted but beyond the window, in send order.
+    pub(super) queue: VecDeque<MessageId>,
+    /// Received identities remembered for this peer.
+    pub(super) remembered: usize,
+    /// When the peer, holding no state, is forgotten.
+    pub(super) idle_deadline: Option<Instant>,
+    pub(super) stats: PeerStats,
+}
+
+impl Peer {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
+            backoff: 0,
+            congestion: CongestionWindow::new(config.initial_window, config.max_window),
+            in_flight: 0,
+            queue: VecDeque::new(),
+            remembered: 0,
+            idle_deadline: None,
+            stats: PeerStats::default(),
+        }
+    }
+
+    /// No message to or from the peer is tracked.
+    pub(super) fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.queue.is_empty() && self.remembered == 0
+    }
+
+    pub(super) fn has_window(&self) -> bool {
+        self.in_flight < self.congestion.window() as usize
+    }
+
+    /// Whether a reply of `size` bytes stays within the anti-amplification
+    /// budget.
+    pub(super) fn may_reply(&self, size: usize) -> bool {
+        self.stats.validated
+            || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
+    }
+
+    /// A message sent `transmissions` times timed out.
+    pub(super) fn back_off(&mut self, transmissions: u32) {
+        self.backoff = self.backoff.max(transmissions).min(MAX_BACKOFF);
+    }
+
+    /// The timeout for a message after its `transmissions`-th transmission.
+    pub(super) fn retransmission_timeout(&self, transmissions: u32) -> std::time::Duration {
+        let doublings = self
+            .backoff
+            .max(transmissions.saturating_sub(1))
+            .min(MAX_BACKOFF);
+        self.rtt.backed_off_rto(doublings)
+    }
+
+    /// A valid RTT sample (Karn's rule satisfied).
+    pub(super) fn on_rtt_sample(&mut self, sample: std::time::Duration) {
+        self.rtt.on_sample(sample);
+        self.backoff = 0;
+    }
+
+    pub(super) fn snapshot(&self) -> PeerStats {
+        PeerStats {
+            rtt: self.rtt.smoothed(),
+            rto: self.rtt.backed_off_rto(self.backoff),
+            window: self.congestion.window(),
+            in_flight: self.in_flight,
+            queued: self.queue.len(),
+            ..self.stats
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What the endpoint tells the application.
+
+use core::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// Names one message given to [`Endpoint::send`](crate::Endpoint::send), from
+/// the call until its [`Event::Delivered`] or [`Event::Failed`].
+///
+/// Ids are unique for the life of an endpoint; they are local handles and
+/// never appear on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub(crate) u64);
+
+impl MessageId {
+    /// The id as a number, for logs and maps.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Something the application must learn about, from
+/// [`Endpoint::poll_event`](crate::Endpoint::poll_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A message arrived from `from`. Each message is handed over exactly
+    /// once, whatever the network duplicates.
+    Received {
+        /// The sender's address.
+        from: SocketAddr,
+        /// The message.
+        payload: Bytes,
+    },
+    /// The peer's endpoint confirmed it has the message (it may not have been
+    /// read by the peer's application yet).
+    Delivered {
+        /// The message.
+        id: MessageId,
+        /// Where it went.
+        to: SocketAddr,
+    },
+    /// Delivery was not confirmed; the payload may still have arrived.
+    Failed {
+        /// The message.
+        id: MessageId,
+        /// Where it was going.
+        to: SocketAddr,
+        /// Why the endpoint stopped trying.
+        reason: FailureReason,
+    },
+    /// A datagram that is not gtUDP, handed over because
+    /// [`Config::deliver_foreign`](crate::Config::deliver_foreign) is on.
+    Foreign {
+        /// The sender's address.
+        from: SocketAddr,
+        /// The whole datagram, unchanged.
+        payload: Bytes,
+    },
+}
+
+/// Why a message ended in [`Event::Failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// Sent the maximum number of times without a RECV.
+    AttemptsExhausted,
+    /// Its deadline passed before a RECV arrived.
+    DeadlineExpired,
+    /// The application cancelled it.
+    Cancelled,
+    /// The endpoint's drain deadline passed while it was still in flight.
+    EndpointClosed,
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureReason::AttemptsExhausted => "sent the maximum number of times without a RECV",
+            FailureReason::DeadlineExpired => "the deadline passed before a RECV arrived",
+            FailureReason::Cancelled => "cancelled by the application",
+            FailureReason::EndpointClosed => "the endpoint closed before a RECV arrived",
+        })
+    }
+}
+
+/// One or more datagrams written by
+/// [`Endpoint::poll_transmit`](crate::Endpoint::poll_transmit) into the
+/// caller's buffer, all for the same destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "the datagrams in the buffer must be sent"]
+pub struct Transmit {
+    /// Where to send.
+    pub destination: SocketAddr,
+    /// Bytes written to the buffer.
+    pub size: usize,
+    /// `Some(n)` when the buffer holds several datagrams: each is `n` bytes
+    /// except possibly the last, which is shorter (the layout of one
+    /// generic-segmentation-offload send). `None` for one datagram.
+    pub segment_size: Option<usize>,
+}
+
+impl Transmit {
+    /// The number of datagrams in the buffer.
+    pub fn datagram_count(&self) -> usize {
+        match self.segment_size {
+            Some(segment) if segment > 0 => self.size.div_ceil(segment),
+            _ => 1,
+        }
+    }
+
+    /// Splits the filled part of `buffer` into its datagrams.
+    ///
+    /// ```
+    /// # use gtudp_proto::Transmit;
+    /// let transmit = Transmit { destination: "127.0.0.1:1".parse().unwrap(), size: 5, segment_size: Some(2) };
+    /// let parts: Vec<&[u8]> = transmit.datagrams(b"aabbc").collect();
+    /// assert_eq!(parts, [&b"aa"[..], b"bb", b"c"]);
+    /// ```
+    pub fn datagrams<'a>(&self, buffer: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let filled = &buffer[..self.size.min(buffer.len())];
+        let segment = self.segment_size.unwrap_or(filled.len()).max(1);
+        filled.chunks(segment)
+    }
+}

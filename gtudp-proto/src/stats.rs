@@ -1,0 +1,157 @@
+//! Counters the endpoint keeps, for the whole endpoint and per peer.
+
+use std::time::Duration;
+
+use crate::wire::{NotGtudp, PacketKind};
+
+/// Datagram counts by gtUDP packet kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    /// DATA datagrams.
+    pub data: u64,
+    /// RECV datagrams.
+    pub recv: u64,
+    /// ACK datagrams.
+    pub ack: u64,
+}
+
+impl KindCounts {
+    pub(crate) fn add(&mut self, kind: PacketKind) {
+        match kind {
+            PacketKind::Data => self.data += 1,
+            PacketKind::Recv => self.recv += 1,
+            PacketKind::Ack => self.ack += 1,
+        }
+    }
+
+    /// All three kinds together.
+    pub fn total(&self) -> u64 {
+        self.data + self.recv + self.ack
+    }
+}
+
+/// Datagrams that were not gtUDP, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InvalidCounts {
+    /// Shorter than a header.
+    pub too_short: u64,
+    /// Without the magic prefix.
+    pub wrong_magic: u64,
+    /// With an unknown type.
+    pub unknown_type: u64,
+    /// RECV or ACK of the wrong length.
+    pub wrong_length: u64,
+}
+
+impl InvalidCounts {
+    pub(crate) fn add(&mut self, reason: NotGtudp) {
+        match reason {
+            NotGtudp::TooShort => self.too_short += 1,
+            NotGtudp::WrongMagic => self.wrong_magic += 1,
+            NotGtudp::UnknownType => self.unknown_type += 1,
+            NotGtudp::WrongLength => self.wrong_length += 1,
+        }
+    }
+
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        self.too_short + self.wrong_magic + self.unknown_type + self.wrong_length
+    }
+}
+
+/// Datagrams the endpoint ignored or did not send, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// New DATA left unanswered because a receive-side bound was reached
+    /// (remembered identities, unread payloads, or peers).
+    pub data_unanswered_full: u64,
+    /// New DATA left unanswered because the endpoint is closing or closed.
+    pub data_unanswered_closing: u64,
+    /// RECV naming a message we sent to a different address.
+    pub recv_wrong_source: u64,
+    /// RECV naming no message in flight (answered with ACK all the same).
+    pub recv_unknown: u64,
+    /// ACK naming no RECV we are resending.
+    pub ack_unknown: u64,
+    /// Foreign datagrams dropped: not asked for, or too many unread.
+    pub foreign: u64,
+    /// ACK replies not queued because `max_pending_control` was reached.
+    pub control_overflow: u64,
+    /// RECV or ACK not sent to an address that never answered because it
+    /// would exceed three times the bytes received from it.
+    pub amplification_limited: u64,
+    /// Datagrams that arrived after the endpoint closed.
+    pub after_close: u64,
+}
+
+/// Counters for the whole endpoint, from [`Endpoint::stats`](crate::Endpoint::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// gtUDP datagrams received, by kind.
+    pub datagrams_in: KindCounts,
+    /// gtUDP datagrams sent, by kind.
+    pub datagrams_out: KindCounts,
+    /// Raw (unframed) datagrams sent.
+    pub raw_out: u64,
+    /// Bytes received, all datagrams.
+    pub bytes_in: u64,
+    /// Bytes sent, all datagrams.
+    pub bytes_out: u64,
+    /// Datagrams that were not gtUDP, by reason.
+    pub invalid: InvalidCounts,
+    /// Foreign datagrams handed to the application.
+    pub foreign_delivered: u64,
+    /// DATA retransmissions (transmissions after the first).
+    pub retransmissions: u64,
+    /// RECV retransmissions (sent on timeout, not in answer to a DATA).
+    pub recv_retransmissions: u64,
+    /// Repeated DATA recognised and not handed over again.
+    pub duplicates_suppressed: u64,
+    /// Messages handed to the application.
+    pub received: u64,
+    /// Messages confirmed delivered.
+    pub delivered: u64,
+    /// Messages that failed.
+    pub failed: u64,
+    /// Datagrams ignored or not sent, by cause.
+    pub dropped: DropCounts,
+}
+
+/// Counters for one peer, from [`Endpoint::peer_stats`](crate::Endpoint::peer_stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// gtUDP datagrams received from the peer, by kind.
+    pub datagrams_in: KindCounts,
+    /// gtUDP datagrams sent to the peer, by kind.
+    pub datagrams_out: KindCounts,
+    /// Bytes received from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+    /// DATA retransmissions to the peer.
+    pub retransmissions: u64,
+    /// Repeated DATA from the peer not handed over again.
+    pub duplicates_suppressed: u64,
+    /// Messages from the peer handed to the application.
+    pub received: u64,
+    /// Messages to the peer confirmed delivered.
+    pub delivered: u64,
+    /// Messages to the peer that failed.
+    pub failed: u64,
+    /// Smoothed round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Current retransmission timeout (before per-message backoff).
+    pub rto: Duration,
+    /// Current congestion window, in messages.
+    pub window: u32,
+    /// Messages in flight now.
+    pub in_flight: usize,
+    /// Messages waiting for the window now.
+    pub queued: usize,
+    /// Whether the peer has proven it receives our datagrams (a RECV for a
+    /// message we sent it). Until then, replies to it are limited to three
+    /// times the bytes it sent.
+    pub validated: bool,
+}
