@@ -406,31 +406,44 @@ mod tests {
 
     #[test]
     fn remember_window_must_cover_retry_span() {
-        let mut config = Config::default();
-        config.remember_window = Duration::from_secs(5);
-        let error = config.validate().unwrap_err();
+        let config = Config {
+            remember_window: Duration::from_secs(5),
+            ..Config::default()
+        };
+        let Err(error) = config.validate() else {
+            panic!("a window shorter than the retry span was accepted");
+        };
         assert!(matches!(error, ConfigError::RememberWindowTooShort { .. }));
         assert!(error.to_string().contains("retry span"));
     }
 
     #[test]
     fn zero_limits_and_bad_rto_are_refused() {
-        let mut config = Config::default();
-        config.limits.max_peers = 0;
+        let config = Config {
+            limits: Limits {
+                max_peers: 0,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
         assert_eq!(
             config.validate(),
             Err(ConfigError::Zero {
                 field: "limits.max_peers"
             })
         );
-        let mut config = Config::default();
-        config.min_rto = Duration::from_secs(20);
+        let config = Config {
+            min_rto: Duration::from_secs(20),
+            ..Config::default()
+        };
         assert!(matches!(
             config.validate(),
             Err(ConfigError::RtoRange { .. })
         ));
-        let mut config = Config::default();
-        config.max_datagram_size = 3;
+        let config = Config {
+            max_datagram_size: 3,
+            ..Config::default()
+        };
         assert!(matches!(
             config.validate(),
             Err(ConfigError::DatagramSize { .. })

@@ -14,12 +14,15 @@
 //! The [`wire`] module holds the gtUDP wire format, byte-compatible with the
 //! original Python gtUDP.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod congestion;
 mod endpoint;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod identities;
 mod rtt;
 mod stats;

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::config::{Config, ConfigError, SendOptions};
 use crate::error::{SendError, SendRawError, UnknownMessage};
@@ -281,7 +281,12 @@ impl Endpoint {
                 let size = datagram.len();
                 match kind {
                     crate::wire::PacketKind::Data => {
-                        self.on_data(now, source, identity, datagram.slice(header_len..), size)
+                        // `advance`, not `slice`: slicing a uniquely owned
+                        // `Bytes` allocates a shared header; advancing it
+                        // moves its start in place.
+                        let mut payload = datagram;
+                        payload.advance(header_len);
+                        self.on_data(now, source, identity, payload, size)
                     }
                     crate::wire::PacketKind::Recv => self.on_recv(now, source, identity, size),
                     crate::wire::PacketKind::Ack => self.on_ack(now, source, identity, size),

@@ -1,0 +1,99 @@
+//! Replays the committed fuzz seeds (`fuzz/seeds/<target>/`) through the
+//! fuzz-target bodies, so `cargo test --features fuzzing` runs every seed and
+//! every crash input added there as a regression test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use gtudp_proto::fuzzing;
+use gtudp_proto::wire::{NotGtudp, PacketKind};
+
+fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
+    let mut seeds: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    seeds.sort();
+    seeds
+}
+
+/// Runs `target` on every seed, naming the seed that panics.
+fn replay(target: &str, body: fn(&[u8])) -> Vec<(PathBuf, Vec<u8>)> {
+    let seeds = seeds(target);
+    for (path, bytes) in &seeds {
+        if std::panic::catch_unwind(|| body(bytes)).is_err() {
+            panic!("fuzz target {target} panicked on {}", path.display());
+        }
+    }
+    seeds
+}
+
+#[test]
+fn parse_seeds_pass() {
+    let seeds = replay("parse", fuzzing::parse);
+    assert!(seeds.len() >= 12, "only {} parse seeds", seeds.len());
+}
+
+/// The seeds reach every outcome of parsing, so the fuzzer starts from all of
+/// them and the replay above exercises every check in `fuzzing::parse`.
+#[test]
+fn parse_seeds_cover_every_outcome() {
+    let mut kinds = Vec::new();
+    let mut reasons = Vec::new();
+    let mut refused_configs = 0;
+    for (_, bytes) in seeds("parse") {
+        match fuzzing::split_input(&bytes) {
+            None => refused_configs += 1,
+            Some((framing, datagram)) => match framing.parse(datagram) {
+                Ok(packet) => kinds.push(packet.kind()),
+                Err(reason) => reasons.push(reason),
+            },
+        }
+    }
+    for kind in PacketKind::ALL {
+        assert!(kinds.contains(&kind), "no seed parses as {kind}");
+    }
+    for reason in NotGtudp::ALL {
+        assert!(
+            reasons.contains(&reason),
+            "no seed is refused as {reason:?}"
+        );
+    }
+    assert!(refused_configs > 0, "no seed has a refused configuration");
+}
+
+#[test]
+fn split_input_reads_the_documented_layout() {
+    // Default framing, then an ACK.
+    let (framing, datagram) =
+        fuzzing::split_input(&[0x00, 0x1d, 0x5f, 0xae, 0xae, 0x12, 0x34, 0x56, 0x7a]).unwrap();
+    assert_eq!(framing, Default::default());
+    assert_eq!(datagram, [0xae, 0x12, 0x34, 0x56, 0x7a]);
+
+    // Magic "GT" (low nibble 2), 2-byte types (bits 4-5 = 1); bits 6-7 ignored.
+    let input = b"\xd2GTd1r1a1rest";
+    let (framing, datagram) = fuzzing::split_input(input).unwrap();
+    assert_eq!(framing.magic(), b"GT");
+    assert_eq!(framing.type_bytes(PacketKind::Data), b"d1");
+    assert_eq!(framing.type_bytes(PacketKind::Recv), b"r1");
+    assert_eq!(framing.type_bytes(PacketKind::Ack), b"a1");
+    assert_eq!(datagram, b"rest");
+
+    // Low nibble 15 is magic length 15 % 9 = 6; 4-byte types.
+    let (framing, _) = fuzzing::split_input(b"\x3fMAGIC!DATARECVACK!").unwrap();
+    assert_eq!(framing.magic(), b"MAGIC!");
+    assert_eq!(framing.header_len(), 6 + 4 + 4);
+
+    // Too short for its own configuration, or no configuration at all.
+    assert!(fuzzing::split_input(b"\x3fMAGIC!DATARECVACK").is_none());
+    assert!(fuzzing::split_input(b"").is_none());
+    // Duplicate types.
+    assert!(fuzzing::split_input(b"\x00\x01\x01\x02").is_none());
+}
