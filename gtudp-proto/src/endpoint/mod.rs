@@ -352,10 +352,10 @@ impl Endpoint {
     /// Stops trying to deliver a message; it ends in [`Event::Failed`] with
     /// [`FailureReason::Cancelled`] (the payload may already have arrived).
     pub fn cancel(&mut self, id: MessageId) -> Result<(), UnknownMessage> {
-        if !self.messages.contains_key(&id) {
+        // A message exists only after `send(now, ..)`, so `latest` is set.
+        let (true, Some(now)) = (self.messages.contains_key(&id), self.latest) else {
             return Err(UnknownMessage(id));
-        }
-        let now = self.latest.unwrap_or_else(Instant::now);
+        };
         self.resolve(now, id, Err(FailureReason::Cancelled));
         self.finish_close_if_drained();
         Ok(())
@@ -544,13 +544,15 @@ impl Endpoint {
 
     /// Fails whatever is still unresolved and empties every table.
     fn finish_close(&mut self) {
-        let now = self.latest.unwrap_or_else(Instant::now);
         self.state = State::Closed;
-        // Resolve in id order, so the events do not depend on map layout.
-        let mut remaining: Vec<MessageId> = self.messages.keys().copied().collect();
-        remaining.sort_unstable();
-        for id in remaining {
-            self.resolve(now, id, Err(FailureReason::EndpointClosed));
+        // `close(now)` set `latest`; without it there is nothing to resolve.
+        if let Some(now) = self.latest {
+            // Resolve in id order, so the events do not depend on map layout.
+            let mut remaining: Vec<MessageId> = self.messages.keys().copied().collect();
+            remaining.sort_unstable();
+            for id in remaining {
+                self.resolve(now, id, Err(FailureReason::EndpointClosed));
+            }
         }
         self.received.clear();
         self.awaiting_ack = 0;
