@@ -130,6 +130,8 @@ pub struct PeerStats {
     pub bytes_in: u64,
     /// Bytes sent to the peer.
     pub bytes_out: u64,
+    /// Datagrams from the peer's address that were not gtUDP, by reason.
+    pub invalid: InvalidCounts,
     /// DATA retransmissions to the peer.
     pub retransmissions: u64,
     /// Repeated DATA from the peer not handed over again.

@@ -796,3 +796,39 @@ fn idle_peers_are_forgotten() {
     assert_eq!(pair.b.table_sizes().peers, 0);
     assert_eq!(pair.b.table_sizes().received, 0);
 }
+
+#[test]
+fn timer_heap_stays_bounded_when_timeouts_are_rare() {
+    // A busy endpoint whose next timeout is far away: every delivered message
+    // leaves a stale retransmission timer behind, and they must not pile up.
+    let mut pair = Pair::new();
+    for _ in 0..200 {
+        for _ in 0..50 {
+            pair.send(b"m");
+        }
+        pair.exchange();
+        pair.events_a();
+        pair.events_b();
+    }
+    assert_eq!(pair.a.stats().delivered, 10_000);
+    for endpoint in [&pair.a, &pair.b] {
+        let sizes = endpoint.table_sizes();
+        let live = sizes.messages + sizes.received + sizes.peers + 1;
+        assert!(
+            sizes.timers <= 2 * live + 64 + 64,
+            "{} timer entries for {live} live timers",
+            sizes.timers
+        );
+    }
+}
+
+#[test]
+fn invalid_datagrams_are_counted_per_peer() {
+    let mut pair = Pair::new();
+    pair.send(b"x");
+    pair.exchange();
+    pair.a
+        .handle_datagram(pair.now, pair.b_addr, Bytes::from_static(b"\x01"));
+    let stats = pair.a.peer_stats(pair.b_addr).expect("tracked");
+    assert_eq!(stats.invalid.too_short, 1);
+}

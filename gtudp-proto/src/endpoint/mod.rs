@@ -294,6 +294,7 @@ impl Endpoint {
             }
         }
         self.finish_close_if_drained();
+        self.compact_timers();
     }
 
     /// Runs every timer due at `now`: retransmissions, attempt limits,
@@ -415,7 +416,11 @@ impl Endpoint {
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
         let now = self.advance(now);
-        self.write_transmit(now, max_datagrams, buf)
+        let transmit = self.write_transmit(now, max_datagrams, buf);
+        // Every DATA or RECV written sets a timer; purge stale ones here too,
+        // so a busy endpoint whose next timeout is far off stays bounded.
+        self.compact_timers();
+        transmit
     }
 
     /// The next event for the application.
@@ -453,6 +458,9 @@ impl Endpoint {
 
     fn on_foreign(&mut self, source: SocketAddr, reason: crate::wire::NotGtudp, datagram: Bytes) {
         self.stats.invalid.add(reason);
+        if let Some(peer) = self.peers.get_mut(&source) {
+            peer.stats.invalid.add(reason);
+        }
         if !self.config.deliver_foreign || self.unread >= self.config.limits.max_unread {
             self.stats.dropped.foreign += 1;
             return;
