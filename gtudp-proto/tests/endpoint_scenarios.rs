@@ -832,3 +832,22 @@ fn invalid_datagrams_are_counted_per_peer() {
     let stats = pair.a.peer_stats(pair.b_addr).expect("tracked");
     assert_eq!(stats.invalid.too_short, 1);
 }
+
+#[test]
+fn transmit_queue_stays_bounded_when_never_polled() {
+    // An application that sends and cancels without ever polling transmits
+    // must not grow the endpoint's output queue without limit.
+    let mut pair = Pair::new();
+    for _ in 0..10_000 {
+        let id = pair.send(b"m");
+        pair.a.cancel(id).expect("outstanding");
+        pair.events_a();
+    }
+    let sizes = pair.a.table_sizes();
+    assert!(
+        sizes.pending_transmits <= 64 + 2,
+        "{} orders queued for {} messages",
+        sizes.pending_transmits,
+        sizes.messages
+    );
+}

@@ -294,7 +294,7 @@ impl Endpoint {
             }
         }
         self.finish_close_if_drained();
-        self.compact_timers();
+        self.compact();
     }
 
     /// Runs every timer due at `now`: retransmissions, attempt limits,
@@ -317,7 +317,7 @@ impl Endpoint {
             }
         }
         self.finish_close_if_drained();
-        self.compact_timers();
+        self.compact();
     }
 
     // ----- application calls ----------------------------------------------
@@ -347,7 +347,9 @@ impl Endpoint {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
-        self.accept_message(now, destination, payload, options)
+        let accepted = self.accept_message(now, destination, payload, options);
+        self.compact();
+        accepted
     }
 
     /// Stops trying to deliver a message; it ends in [`Event::Failed`] with
@@ -359,6 +361,7 @@ impl Endpoint {
         };
         self.resolve(now, id, Err(FailureReason::Cancelled));
         self.finish_close_if_drained();
+        self.compact();
         Ok(())
     }
 
@@ -419,7 +422,7 @@ impl Endpoint {
         let transmit = self.write_transmit(now, max_datagrams, buf);
         // Every DATA or RECV written sets a timer; purge stale ones here too,
         // so a busy endpoint whose next timeout is far off stays bounded.
-        self.compact_timers();
+        self.compact();
         transmit
     }
 
@@ -528,8 +531,14 @@ impl Endpoint {
         }
     }
 
-    /// Drops stale timer entries once they outnumber the live ones, keeping
-    /// the heap within a constant factor of the live timers.
+    /// Drops stale timer entries and transmit orders once they outnumber the
+    /// live ones, keeping both within a constant factor of the live state
+    /// even when outputs are polled rarely.
+    fn compact(&mut self) {
+        self.compact_timers();
+        self.compact_output();
+    }
+
     fn compact_timers(&mut self) {
         let live_bound = self.messages.len() + self.received.len() + self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {

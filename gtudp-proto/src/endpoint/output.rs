@@ -71,6 +71,10 @@ impl Output {
             .retain(|order| matches!(order, Order::Ack(..) | Order::Raw(..)));
     }
 
+    fn retain(&mut self, mut keep: impl FnMut(&Order) -> bool) {
+        self.orders.retain(|order| keep(order));
+    }
+
     fn pop(&mut self) -> Option<Order> {
         let order = self.orders.pop_front()?;
         match order {
@@ -83,6 +87,28 @@ impl Output {
 }
 
 impl Endpoint {
+    /// Drops DATA and RECV orders whose message or record is gone or no
+    /// longer waiting, once such orders could outnumber the live ones.
+    pub(super) fn compact_output(&mut self) {
+        let live_bound = self.messages.len()
+            + self.received.len()
+            + self.output.pending_control
+            + self.output.pending_raw;
+        if self.output.len() <= 2 * live_bound + 64 {
+            return;
+        }
+        let (messages, received) = (&self.messages, &self.received);
+        self.output.retain(|order| match order {
+            Order::Data(id) => messages
+                .get(id)
+                .is_some_and(|message| message.transmit_pending),
+            Order::Recv(to, identity) => received
+                .get(&(*to, *identity))
+                .is_some_and(|record| record.reply_pending),
+            Order::Ack(..) | Order::Raw(..) => true,
+        });
+    }
+
     pub(super) fn write_transmit(
         &mut self,
         now: Instant,
