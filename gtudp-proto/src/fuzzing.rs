@@ -133,3 +133,317 @@ fn check_refusal(framing: &Framing, datagram: &[u8], reason: NotGtudp) {
 fn split(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8])> {
     (bytes.len() >= at).then(|| bytes.split_at(at))
 }
+
+/// Fuzz target `endpoint`: drives one [`Endpoint`](crate::Endpoint) with an
+/// arbitrary sequence of operations decoded from the input, and checks what
+/// holds without any model of the network.
+///
+/// The first byte picks a small configuration (framing, limits, foreign
+/// delivery); then each operation is one byte whose value modulo 10 is the
+/// operation, followed by its argument bytes:
+///
+/// | op | operation | arguments |
+/// |---|---|---|
+/// | 0, 1 | a datagram from one of four addresses | source, kind (DATA, RECV, ACK, raw bytes, replay of our last datagram), identity choice, length |
+/// | 2 | time passes, then due timers run | step and its unit (µs, ms, 100 ms) |
+/// | 3 | `send_with` to one of four addresses | destination, length, deadline, attempts |
+/// | 4 | `cancel` of an id given out (or an unknown one) | index |
+/// | 5 | `close` | — |
+/// | 6 | `poll_transmit` a few times | count, batch size |
+/// | 7 | `poll_event` a few times | count |
+/// | 8 | `send_raw` | destination, length |
+/// | 9 | `handle_timeout` now, due or not | — |
+///
+/// Missing argument bytes read as zero. Identities of datagrams are drawn
+/// from those the endpoint sent or received, or from a small set, so
+/// duplicates and matching RECV/ACK are common.
+///
+/// Panics if the endpoint panics; if a table exceeds its bound after any
+/// operation; if a send resolves twice or an unknown id resolves; and if,
+/// after the input, closing and running past the drain deadline does not
+/// leave the endpoint closed with every table empty and every send resolved
+/// exactly once.
+pub fn endpoint(data: &[u8]) {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use crate::{Config, Endpoint, Event, MessageId, SendOptions, TableSizes};
+
+    let mut input = Bytes8(data);
+    let setup = input.next();
+    let mut config = Config {
+        framing: match setup & 3 {
+            0 | 1 => Framing::default(),
+            2 => Framing::with_magic(b"GT"),
+            _ => Framing::new(b"", b"DD", b"RR", b"AA").unwrap_or_default(),
+        },
+        ..Config::default()
+    };
+    config.initial_rto = Duration::from_millis(50);
+    config.min_rto = Duration::from_millis(5);
+    config.max_rto = Duration::from_millis(200);
+    config.max_attempts = 4;
+    config.recv_max_attempts = 3;
+    config.remember_window = Duration::from_secs(1);
+    config.datagram_lifetime = Duration::from_millis(300);
+    config.initial_window = 1 + u32::from((setup >> 2) & 1);
+    config.max_window = 4;
+    config.peer_idle_timeout = Duration::from_millis(500);
+    config.drain_timeout = Duration::from_secs(1);
+    config.deliver_foreign = setup & 0x08 != 0;
+    config.max_datagram_size = 64;
+    let small = setup & 0x10 != 0;
+    let limits = &mut config.limits;
+    limits.max_peers = if small { 2 } else { 3 };
+    limits.max_outstanding_messages = if small { 2 } else { 6 };
+    limits.max_queued_per_peer = if small { 1 } else { 3 };
+    limits.max_received = if small { 2 } else { 6 };
+    limits.max_received_per_peer = if small { 1 } else { 4 };
+    limits.max_unread = if small { 1 } else { 4 };
+    limits.max_pending_control = if small { 1 } else { 4 };
+    limits.max_pending_raw = if small { 1 } else { 2 };
+    let framing = config.framing.clone();
+    let max_payload = config.max_payload_size();
+    let mut endpoint = match Endpoint::new(config, u128::from(setup)) {
+        Ok(endpoint) => endpoint,
+        Err(error) => panic!("fuzz configuration refused: {error}"),
+    };
+
+    let epoch = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    let addresses: [std::net::SocketAddr; 4] = [
+        ([10, 0, 0, 1], 1).into(),
+        ([10, 0, 0, 2], 2).into(),
+        ([10, 0, 0, 3], 3).into(),
+        ([192, 168, 0, 1], 4).into(),
+    ];
+    let mut ids: Vec<MessageId> = Vec::new();
+    let mut resolved: BTreeMap<MessageId, u32> = BTreeMap::new();
+    let mut identities: Vec<Identity> = vec![Identity::from_u32(1), Identity::from_u32(2)];
+    let mut last_out: Option<Vec<u8>> = None;
+    let mut buf = Vec::new();
+
+    let on_event = |event: Event, ids: &[MessageId], resolved: &mut BTreeMap<MessageId, u32>| {
+        if let Event::Delivered { id, .. } | Event::Failed { id, .. } = event {
+            assert!(ids.contains(&id), "outcome for {id}, never given out");
+            let count = resolved.entry(id).or_insert(0);
+            *count += 1;
+            assert_eq!(*count, 1, "{id} resolved twice");
+        }
+    };
+
+    while !input.is_empty() {
+        let now = epoch + elapsed;
+        match input.next() % 10 {
+            0 | 1 => {
+                let from = addresses[usize::from(input.next() % 4)];
+                let kind = input.next() % 5;
+                let choice = input.next();
+                let identity = if choice & 0x80 != 0 {
+                    Identity::from_u32(u32::from(choice & 7))
+                } else {
+                    identities[usize::from(choice) % identities.len()]
+                };
+                let len = usize::from(input.next() % 24);
+                let mut datagram = Vec::new();
+                match kind {
+                    0 => {
+                        let payload = input.take(len);
+                        framing.encode_to_vec(&Packet::Data { identity, payload }, &mut datagram);
+                    }
+                    1 => framing.encode_to_vec(&Packet::Recv { identity }, &mut datagram),
+                    2 => framing.encode_to_vec(&Packet::Ack { identity }, &mut datagram),
+                    3 => datagram.extend_from_slice(input.take(len)),
+                    _ => {
+                        // Our last datagram, as if reflected back.
+                        if let Some(bytes) = &last_out {
+                            datagram.extend_from_slice(bytes);
+                        }
+                    }
+                }
+                if let Ok(packet) = framing.parse(&datagram) {
+                    if identities.len() < 64 && !identities.contains(&packet.identity()) {
+                        identities.push(packet.identity());
+                    }
+                }
+                endpoint.handle_datagram(now, from, Bytes::from(datagram));
+            }
+            2 => {
+                let step = u64::from(input.next());
+                elapsed += match input.next() % 3 {
+                    0 => Duration::from_micros(step),
+                    1 => Duration::from_millis(step),
+                    _ => Duration::from_millis(step * 100),
+                };
+                let now = epoch + elapsed;
+                while let Some(at) = endpoint.poll_timeout().filter(|&at| at <= now) {
+                    endpoint.handle_timeout(at);
+                }
+            }
+            3 => {
+                let to = addresses[usize::from(input.next() % 4)];
+                let len = usize::from(input.next()) % (max_payload + 8);
+                let deadline = input.next();
+                let attempts = input.next() % 6;
+                let mut options = SendOptions::default();
+                if deadline != 0 {
+                    options.deadline = Some(now + Duration::from_millis(u64::from(deadline) * 4));
+                }
+                if attempts != 0 {
+                    options.max_attempts = Some(u32::from(attempts));
+                }
+                let payload = Bytes::from(vec![0x5a; len]);
+                match endpoint.send_with(now, to, payload, options) {
+                    Ok(id) => {
+                        assert!(!ids.contains(&id), "{id} given out twice");
+                        ids.push(id);
+                    }
+                    Err(error) => {
+                        assert_eq!(error.into_payload().len(), len, "payload handed back")
+                    }
+                }
+            }
+            4 => {
+                let index = usize::from(input.next());
+                let id = ids.get(index % (ids.len() + 1)).copied();
+                if let Some(id) = id {
+                    let outstanding = endpoint.cancel(id).is_ok();
+                    let done = resolved.contains_key(&id);
+                    assert!(!(outstanding && done), "{id} cancelled after it resolved");
+                }
+            }
+            5 => endpoint.close(now),
+            6 => {
+                let count = input.next() % 8;
+                let batch = usize::from(input.next() % 4) + 1;
+                for _ in 0..count {
+                    let Some(transmit) = endpoint.poll_transmit(now, batch, &mut buf) else {
+                        break;
+                    };
+                    assert!(transmit.size <= buf.len());
+                    for datagram in transmit.datagrams(&buf) {
+                        if let Ok(packet) = framing.parse(datagram) {
+                            if identities.len() < 64 && !identities.contains(&packet.identity()) {
+                                identities.push(packet.identity());
+                            }
+                        }
+                        last_out = Some(datagram.to_vec());
+                    }
+                }
+            }
+            7 => {
+                for _ in 0..input.next() % 8 {
+                    let Some(event) = endpoint.poll_event() else {
+                        break;
+                    };
+                    on_event(event, &ids, &mut resolved);
+                }
+            }
+            8 => {
+                let to = addresses[usize::from(input.next() % 4)];
+                let len = usize::from(input.next() % 16);
+                let _ = endpoint.send_raw(to, Bytes::copy_from_slice(input.take(len)));
+            }
+            _ => endpoint.handle_timeout(now),
+        }
+        check_bounds(&endpoint);
+    }
+
+    // Close, and run past every deadline with the outputs drained.
+    let now = epoch + elapsed;
+    endpoint.close(now);
+    let end = now + endpoint.config().drain_timeout + Duration::from_secs(1);
+    loop {
+        while endpoint.poll_transmit(end, 4, &mut buf).is_some() {}
+        while let Some(event) = endpoint.poll_event() {
+            on_event(event, &ids, &mut resolved);
+        }
+        check_bounds(&endpoint);
+        match endpoint.poll_timeout().filter(|&at| at <= end) {
+            Some(at) => endpoint.handle_timeout(at),
+            None => break,
+        }
+    }
+    endpoint.handle_timeout(end);
+    while endpoint.poll_transmit(end, 4, &mut buf).is_some() {}
+    while let Some(event) = endpoint.poll_event() {
+        on_event(event, &ids, &mut resolved);
+    }
+    assert!(endpoint.is_closed(), "not closed after the drain deadline");
+    assert_eq!(
+        endpoint.table_sizes(),
+        TableSizes::default(),
+        "tables left after close"
+    );
+    for id in &ids {
+        assert_eq!(resolved.get(id), Some(&1), "{id} never resolved");
+    }
+}
+
+/// Every table within its configured bound.
+fn check_bounds(endpoint: &crate::Endpoint) {
+    let sizes = endpoint.table_sizes();
+    let limits = &endpoint.config().limits;
+    let bounds = [
+        ("peers", sizes.peers, limits.max_peers),
+        ("messages", sizes.messages, limits.max_outstanding_messages),
+        (
+            "outstanding",
+            sizes.outstanding,
+            limits.max_outstanding_messages,
+        ),
+        (
+            "largest_peer_queue",
+            sizes.largest_peer_queue,
+            limits.max_queued_per_peer,
+        ),
+        ("received", sizes.received, limits.max_received),
+        (
+            "largest_peer_received",
+            sizes.largest_peer_received,
+            limits.max_received_per_peer,
+        ),
+        ("unread", sizes.unread, limits.max_unread),
+        (
+            "events",
+            sizes.events,
+            limits.max_outstanding_messages + limits.max_unread,
+        ),
+        (
+            "pending_control",
+            sizes.pending_control,
+            limits.max_pending_control,
+        ),
+        ("pending_raw", sizes.pending_raw, limits.max_pending_raw),
+    ];
+    for (table, size, bound) in bounds {
+        assert!(size <= bound, "table {table} holds {size}, bound {bound}");
+    }
+}
+
+/// Reads an input byte by byte; past its end, zeros.
+struct Bytes8<'a>(&'a [u8]);
+
+impl<'a> Bytes8<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn next(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&byte, rest)) => {
+                self.0 = rest;
+                byte
+            }
+            None => 0,
+        }
+    }
+
+    fn take(&mut self, len: usize) -> &'a [u8] {
+        let (taken, rest) = self.0.split_at(len.min(self.0.len()));
+        self.0 = rest;
+        taken
+    }
+}

@@ -25,6 +25,8 @@ mod event;
 pub mod fuzzing;
 mod identities;
 mod rtt;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod stats;
 mod timer;
 pub mod wire;

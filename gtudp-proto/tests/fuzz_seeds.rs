@@ -97,3 +97,9 @@ fn split_input_reads_the_documented_layout() {
     // Duplicate types.
     assert!(fuzzing::split_input(b"\x00\x01\x01\x02").is_none());
 }
+
+#[test]
+fn endpoint_seeds_pass() {
+    let seeds = replay("endpoint", fuzzing::endpoint);
+    assert!(seeds.len() >= 24, "only {} endpoint seeds", seeds.len());
+}

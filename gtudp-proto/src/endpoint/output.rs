@@ -245,6 +245,9 @@ impl Endpoint {
         }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size;
+            if matches!(kind, Some(PacketKind::Recv | PacketKind::Ack)) {
+                peer.reply_bytes_out += size;
+            }
             if let Some(kind) = kind {
                 peer.stats.datagrams_out.add(kind);
             }

@@ -30,6 +30,10 @@ pub(super) struct Peer {
     pub(super) remembered: usize,
     /// When the peer, holding no state, is forgotten.
     pub(super) idle_deadline: Option<Instant>,
+    /// Bytes of RECV and ACK sent to the peer: the replies the
+    /// anti-amplification budget limits. DATA the application chose to send
+    /// is not a reply and does not count.
+    pub(super) reply_bytes_out: u64,
     pub(super) stats: PeerStats,
 }
 
@@ -43,6 +47,7 @@ impl Peer {
             queue: VecDeque::new(),
             remembered: 0,
             idle_deadline: None,
+            reply_bytes_out: 0,
             stats: PeerStats::default(),
         }
     }
@@ -60,7 +65,7 @@ impl Peer {
     /// budget.
     pub(super) fn may_reply(&self, size: usize) -> bool {
         self.stats.validated
-            || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
+            || self.reply_bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
     }
 
     /// A message sent `transmissions` times timed out.

@@ -1,0 +1,115 @@
+//! Runs many simulation seeds and prints their totals.
+//!
+//! ```text
+//! cargo run --release -p gtudp-proto --features sim --example soak -- \
+//!     --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P]
+//! ```
+//!
+//! Runs seeds `S..S+N` (S defaults to 0). Each seed draws a random scenario
+//! (see `gtudp_proto::sim::Scenario`); `--loss`, `--dup` and `--reorder` fix
+//! that probability for every seed instead (`0.3`, `30%` and `30` all mean
+//! 30%). Reports of failing seeds go to stderr. The last line on stdout is
+//!
+//! ```text
+//! seeds=N messages=M delivered=D failed=F duplicates=U phantom=X unresolved=R violations=V
+//! ```
+//!
+//! and the exit status is non-zero when V > 0. The same arguments always
+//! print the same line.
+
+use std::process::ExitCode;
+
+use gtudp_proto::sim::{Counts, Knobs, Scenario};
+
+/// Reports printed in full; later failing seeds are only counted.
+const MAX_REPORTS: usize = 5;
+
+struct Args {
+    seeds: u64,
+    first_seed: u64,
+    knobs: Knobs,
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("soak: {problem}");
+    eprintln!("usage: soak --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P]");
+    ExitCode::from(2)
+}
+
+fn probability(value: &str) -> Result<f64, String> {
+    let trimmed = value.trim_end_matches('%');
+    let number: f64 = trimmed
+        .parse()
+        .map_err(|_| format!("not a probability: {value}"))?;
+    let p = if value.ends_with('%') || number > 1.0 {
+        number / 100.0
+    } else {
+        number
+    };
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("probability out of range: {value}"))
+    }
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut seeds = None;
+    let mut first_seed = 0;
+    let mut knobs = Knobs::default();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seeds" => seeds = Some(value()?.parse().map_err(|_| "--seeds needs a number")?),
+            "--first-seed" => {
+                first_seed = value()?
+                    .parse()
+                    .map_err(|_| "--first-seed needs a number")?
+            }
+            "--loss" => knobs.loss = Some(probability(&value()?)?),
+            "--dup" => knobs.duplicate = Some(probability(&value()?)?),
+            "--reorder" => knobs.reorder = Some(probability(&value()?)?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        seeds: seeds.ok_or("--seeds is required")?,
+        first_seed,
+        knobs,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(problem) => return usage(&problem),
+    };
+    let mut totals = Counts::default();
+    let mut reported = 0;
+    for seed in args.first_seed..args.first_seed.saturating_add(args.seeds) {
+        let outcome = Scenario::generate(seed, args.knobs).run();
+        if !outcome.passed() {
+            if reported < MAX_REPORTS {
+                eprintln!("{}", outcome.report());
+            }
+            reported += 1;
+        }
+        totals += outcome.counts;
+    }
+    println!(
+        "seeds={} messages={} delivered={} failed={} duplicates={} phantom={} unresolved={} violations={}",
+        args.seeds,
+        totals.messages,
+        totals.delivered,
+        totals.failed,
+        totals.duplicates,
+        totals.phantom,
+        totals.unresolved,
+        totals.violations
+    );
+    if totals.violations > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

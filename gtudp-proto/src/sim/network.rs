@@ -1,0 +1,415 @@
+//! The virtual clock and the simulated network: seeded, lossy links, and
+//! partitions that start and heal.
+//!
+//! The network is sans-IO like the endpoint: datagrams and virtual time go
+//! in, datagrams due for delivery come out. Time is a [`Duration`] since the
+//! start of the simulation, so nothing depends on the real clock.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::rng::Rng;
+
+/// Virtual time: one real [`Instant`] taken at construction as the epoch,
+/// plus a virtual offset that only moves forward.
+///
+/// Endpoints are given [`Clock::now`]; traces and the network use the offset
+/// ([`Clock::elapsed`]), so no output depends on the epoch's value.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    epoch: Instant,
+    elapsed: Duration,
+}
+
+impl Clock {
+    /// A clock at offset zero.
+    pub fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// The current virtual instant.
+    pub fn now(&self) -> Instant {
+        self.epoch + self.elapsed
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The instant at `offset` from the start.
+    pub fn at(&self, offset: Duration) -> Instant {
+        self.epoch + offset
+    }
+
+    /// The offset of `instant` from the start (zero for earlier instants).
+    pub fn offset(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.epoch)
+    }
+
+    /// Moves the clock to `offset`; an earlier offset leaves it where it is.
+    pub fn advance_to(&mut self, offset: Duration) {
+        self.elapsed = self.elapsed.max(offset);
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How one direction of a link treats the datagrams it carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkProfile {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice (the copy has its own
+    /// jitter).
+    pub duplicate: f64,
+    /// Probability that a datagram is held back by up to `reorder_delay`, so
+    /// that later datagrams overtake it.
+    pub reorder: f64,
+    /// Fixed propagation delay.
+    pub delay: Duration,
+    /// Uniform extra delay in `0..=jitter`, drawn per datagram.
+    pub jitter: Duration,
+    /// The most a reordered datagram is held back.
+    pub reorder_delay: Duration,
+    /// Link rate in bytes per second; `None` for unlimited. Datagrams queue
+    /// behind each other at this rate.
+    pub rate: Option<u64>,
+    /// The longest a datagram waits in the rate limiter's queue; beyond, it
+    /// is dropped (tail drop).
+    pub queue_limit: Duration,
+}
+
+impl LinkProfile {
+    /// A perfect link: 1 ms, no loss, no reordering.
+    pub fn clean() -> Self {
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            delay: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            reorder_delay: Duration::ZERO,
+            rate: None,
+            queue_limit: Duration::ZERO,
+        }
+    }
+
+    /// The longest a datagram can spend on this link, queueing included.
+    /// Endpoints must be configured with a `datagram_lifetime` above it.
+    pub fn max_transit(&self, max_datagram: usize) -> Duration {
+        let serialization = match self.rate {
+            Some(rate) if rate > 0 => {
+                Duration::from_micros(max_datagram as u64 * 1_000_000 / rate + 1)
+            }
+            _ => Duration::ZERO,
+        };
+        self.delay + self.jitter + self.reorder_delay + self.queue_limit + serialization
+    }
+}
+
+impl Default for LinkProfile {
+    fn default() -> Self {
+        Self::clean()
+    }
+}
+
+/// A cut between `side` and every other address, from `start` until it
+/// heals at `end`. A datagram sent across the cut while it holds is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// When the cut starts.
+    pub start: Duration,
+    /// When it heals.
+    pub end: Duration,
+    /// The addresses on one side.
+    pub side: Vec<SocketAddr>,
+}
+
+impl Partition {
+    fn cuts(&self, at: Duration, from: SocketAddr, to: SocketAddr) -> bool {
+        at >= self.start && at < self.end && self.side.contains(&from) != self.side.contains(&to)
+    }
+}
+
+/// A datagram in the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// The source address it carries (possibly spoofed).
+    pub from: SocketAddr,
+    /// Its destination.
+    pub to: SocketAddr,
+    /// The bytes.
+    pub payload: Bytes,
+    /// When it was sent.
+    pub sent_at: Duration,
+}
+
+/// What happened to the datagrams given to a [`Network`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStats {
+    /// Datagrams given to [`Network::send`].
+    pub sent: u64,
+    /// Datagrams handed out by [`Network::poll_delivery`] (copies included).
+    pub delivered: u64,
+    /// Lost at random.
+    pub lost: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Held back to be reordered.
+    pub reordered: u64,
+    /// Lost to a partition.
+    pub partitioned: u64,
+    /// Dropped by a rate limiter's full queue.
+    pub rate_dropped: u64,
+}
+
+/// What [`Network::send`] did with a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// On its way (twice when duplicated).
+    Queued {
+        /// Copies scheduled: 1, or 2 when duplicated.
+        copies: u8,
+    },
+    /// Lost at random.
+    Lost,
+    /// Lost to a partition.
+    Partitioned,
+    /// Dropped by the rate limiter.
+    RateDropped,
+}
+
+/// A seeded, sans-IO network between any number of addresses.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use gtudp_proto::sim::{LinkProfile, Network};
+///
+/// let (a, b) = ("10.0.0.1:1".parse()?, "10.0.0.2:1".parse()?);
+/// let mut net = Network::new(1, LinkProfile::clean());
+/// net.send(Duration::ZERO, a, b, Bytes::from_static(b"hi"));
+/// let at = net.next_delivery().unwrap();
+/// let datagram = net.poll_delivery(at).unwrap();
+/// assert_eq!((datagram.from, datagram.to, &datagram.payload[..]), (a, b, &b"hi"[..]));
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Network {
+    rng: Rng,
+    default: LinkProfile,
+    links: BTreeMap<(SocketAddr, SocketAddr), LinkProfile>,
+    partitions: Vec<Partition>,
+    busy_until: BTreeMap<(SocketAddr, SocketAddr), Duration>,
+    in_flight: BTreeMap<(Duration, u64), Datagram>,
+    next_seq: u64,
+    stats: NetworkStats,
+}
+
+impl Network {
+    /// A network whose every link follows `default`, its randomness drawn
+    /// from `seed`.
+    pub fn new(seed: u64, default: LinkProfile) -> Self {
+        Self {
+            rng: Rng::new(seed),
+            default,
+            links: BTreeMap::new(),
+            partitions: Vec::new(),
+            busy_until: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_seq: 0,
+            stats: NetworkStats::default(),
+        }
+    }
+
+    /// Replaces the profile of every link without its own.
+    pub fn set_default_profile(&mut self, profile: LinkProfile) {
+        self.default = profile;
+    }
+
+    /// Gives the direction `from -> to` its own profile.
+    pub fn set_link(&mut self, from: SocketAddr, to: SocketAddr, profile: LinkProfile) {
+        self.links.insert((from, to), profile);
+    }
+
+    /// Removes every per-link profile.
+    pub fn clear_links(&mut self) {
+        self.links.clear();
+    }
+
+    /// Adds a partition.
+    pub fn add_partition(&mut self, partition: Partition) {
+        self.partitions.push(partition);
+    }
+
+    /// The partitions added so far.
+    pub fn partitions(&self) -> &[Partition] {
+        &self.partitions
+    }
+
+    /// The profile of the direction `from -> to`.
+    pub fn link(&self, from: SocketAddr, to: SocketAddr) -> &LinkProfile {
+        self.links.get(&(from, to)).unwrap_or(&self.default)
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> NetworkStats {
+        self.stats
+    }
+
+    /// Datagrams still in the network.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Sends a datagram at virtual time `at`.
+    pub fn send(&mut self, at: Duration, from: SocketAddr, to: SocketAddr, payload: Bytes) -> Fate {
+        self.stats.sent += 1;
+        if self.partitions.iter().any(|p| p.cuts(at, from, to)) {
+            self.stats.partitioned += 1;
+            return Fate::Partitioned;
+        }
+        let link = self.links.get(&(from, to)).unwrap_or(&self.default).clone();
+        if self.rng.chance(link.loss) {
+            self.stats.lost += 1;
+            return Fate::Lost;
+        }
+        let mut departure = at;
+        if let Some(rate) = link.rate.filter(|&rate| rate > 0) {
+            let busy = self.busy_until.get(&(from, to)).copied().unwrap_or(at);
+            let start = busy.max(at);
+            if start - at > link.queue_limit {
+                self.stats.rate_dropped += 1;
+                return Fate::RateDropped;
+            }
+            departure = start + Duration::from_micros(payload.len() as u64 * 1_000_000 / rate + 1);
+            self.busy_until.insert((from, to), departure);
+        }
+        let copies = if self.rng.chance(link.duplicate) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut arrival = departure + link.delay + self.rng.duration(link.jitter);
+            if self.rng.chance(link.reorder) {
+                self.stats.reordered += 1;
+                arrival += self.rng.duration(link.reorder_delay);
+            }
+            let datagram = Datagram {
+                from,
+                to,
+                payload: payload.clone(),
+                sent_at: at,
+            };
+            self.in_flight.insert((arrival, self.next_seq), datagram);
+            self.next_seq += 1;
+        }
+        Fate::Queued { copies }
+    }
+
+    /// When the next datagram arrives, if any is in the network.
+    pub fn next_delivery(&self) -> Option<Duration> {
+        self.in_flight.keys().next().map(|(at, _)| *at)
+    }
+
+    /// The next datagram that has arrived by `now`, in arrival order (ties in
+    /// sending order).
+    pub fn poll_delivery(&mut self, now: Duration) -> Option<Datagram> {
+        let (&key, _) = self.in_flight.iter().next()?;
+        if key.0 > now {
+            return None;
+        }
+        self.stats.delivered += 1;
+        self.in_flight.remove(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 1))
+    }
+
+    #[test]
+    fn partition_cuts_only_across_and_only_while_it_holds() {
+        let mut net = Network::new(1, LinkProfile::clean());
+        net.add_partition(Partition {
+            start: Duration::from_secs(1),
+            end: Duration::from_secs(2),
+            side: vec![addr(1)],
+        });
+        let hi = Bytes::from_static(b"x");
+        assert_eq!(
+            net.send(Duration::from_millis(1500), addr(1), addr(2), hi.clone()),
+            Fate::Partitioned
+        );
+        assert_eq!(
+            net.send(Duration::from_millis(1500), addr(2), addr(3), hi.clone()),
+            Fate::Queued { copies: 1 }
+        );
+        assert_eq!(
+            net.send(Duration::from_secs(2), addr(2), addr(1), hi),
+            Fate::Queued { copies: 1 }
+        );
+    }
+
+    #[test]
+    fn rate_limit_queues_then_drops() {
+        let mut profile = LinkProfile::clean();
+        profile.rate = Some(1_000); // 1 byte per ms
+        profile.queue_limit = Duration::from_millis(25);
+        let mut net = Network::new(1, profile);
+        let ten = Bytes::from_static(&[0; 10]);
+        let fates: Vec<Fate> = (0..5)
+            .map(|_| net.send(Duration::ZERO, addr(1), addr(2), ten.clone()))
+            .collect();
+        assert_eq!(fates[..3], [Fate::Queued { copies: 1 }; 3]);
+        assert_eq!(fates[3..], [Fate::RateDropped; 2]);
+        let mut arrivals = Vec::new();
+        while let Some(at) = net.next_delivery() {
+            arrivals.push(at);
+            net.poll_delivery(at);
+        }
+        assert!(arrivals
+            .windows(2)
+            .all(|w| w[1] - w[0] >= Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn same_seed_same_fates() {
+        let run = |seed| {
+            let mut profile = LinkProfile::clean();
+            profile.loss = 0.3;
+            profile.duplicate = 0.2;
+            profile.reorder = 0.2;
+            profile.jitter = Duration::from_millis(5);
+            profile.reorder_delay = Duration::from_millis(20);
+            let mut net = Network::new(seed, profile);
+            let fates: Vec<Fate> = (0..100)
+                .map(|i| net.send(Duration::from_millis(i), addr(1), addr(2), Bytes::new()))
+                .collect();
+            let mut order = Vec::new();
+            while let Some(at) = net.next_delivery() {
+                order.push((at, net.poll_delivery(at).map(|d| d.sent_at)));
+            }
+            (fates, order)
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9), run(10));
+    }
+}

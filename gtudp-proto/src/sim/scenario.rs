@@ -1,0 +1,577 @@
+//! Canned runs: a seed and a network profile in, a checked run out.
+//!
+//! A scenario has three phases. **Chaos**: every endpoint sends a few
+//! messages (some with deadlines, attempt limits or later cancelled) over the
+//! profile's network, with partitions and hostile traffic if asked. **Heal**:
+//! the network turns clean, hostile traffic stops and whatever it left in the
+//! endpoints' tables expires; then every endpoint sends again, and these
+//! messages must all be Delivered. **Close**: once every send has resolved,
+//! every endpoint closes and drains, and every table must be empty.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use super::hostile::HostileProfile;
+use super::network::{LinkProfile, NetworkStats, Partition};
+use super::rng::Rng;
+use super::trace::Trace;
+use super::world::{Counts, Violation, World};
+use crate::config::{Config, Limits, SendOptions};
+use crate::event::MessageId;
+use crate::stats::EndpointStats;
+use crate::wire::Framing;
+
+/// The network conditions of a scenario's chaos phase; `None` fields are
+/// drawn at random from the seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Knobs {
+    /// Loss probability of every link.
+    pub loss: Option<f64>,
+    /// Duplication probability.
+    pub duplicate: Option<f64>,
+    /// Reordering probability.
+    pub reorder: Option<f64>,
+    /// Whether partitions start and heal during the chaos phase.
+    pub partitions: Option<bool>,
+    /// Whether hostile traffic is injected.
+    pub hostile: Option<bool>,
+}
+
+/// The named network profiles of the test matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// No loss, duplication, reordering, partition or hostile traffic.
+    Clean,
+    /// 10% loss.
+    Loss10,
+    /// 30% loss.
+    Loss30,
+    /// 50% loss.
+    Loss50,
+    /// 20% duplication.
+    Duplication,
+    /// 30% reordering.
+    Reordering,
+    /// Partitions that start and heal.
+    Partitions,
+    /// Hostile traffic: junk, forged RECV/ACK, a DATA flood.
+    Hostile,
+}
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Profile; 8] = [
+        Profile::Clean,
+        Profile::Loss10,
+        Profile::Loss30,
+        Profile::Loss50,
+        Profile::Duplication,
+        Profile::Reordering,
+        Profile::Partitions,
+        Profile::Hostile,
+    ];
+
+    /// The profile's conditions: what it names is set, everything else off.
+    pub fn knobs(self) -> Knobs {
+        let mut knobs = Knobs {
+            loss: Some(0.0),
+            duplicate: Some(0.0),
+            reorder: Some(0.0),
+            partitions: Some(false),
+            hostile: Some(false),
+        };
+        match self {
+            Profile::Clean => {}
+            Profile::Loss10 => knobs.loss = Some(0.1),
+            Profile::Loss30 => knobs.loss = Some(0.3),
+            Profile::Loss50 => knobs.loss = Some(0.5),
+            Profile::Duplication => knobs.duplicate = Some(0.2),
+            Profile::Reordering => knobs.reorder = Some(0.3),
+            Profile::Partitions => knobs.partitions = Some(true),
+            Profile::Hostile => knobs.hostile = Some(true),
+        }
+        knobs
+    }
+}
+
+/// One run: endpoints, their configuration, the network and what is sent,
+/// all drawn from a seed.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The seed everything is drawn from.
+    pub seed: u64,
+    /// Endpoint configuration (shared by all).
+    pub config: Config,
+    /// Number of endpoints.
+    pub nodes: usize,
+    /// Messages each endpoint sends during the chaos phase.
+    pub messages: usize,
+    /// Messages each endpoint sends after the network heals.
+    pub after_heal: usize,
+    /// Length of the chaos phase.
+    pub chaos: Duration,
+    /// The links during the chaos phase.
+    pub link: LinkProfile,
+    /// A few links with their own profile during the chaos phase.
+    pub odd_links: Vec<(usize, usize, LinkProfile)>,
+    /// Partitions during the chaos phase.
+    pub partitions: Vec<Partition>,
+    /// Hostile traffic during the chaos phase.
+    pub hostile: HostileProfile,
+    /// Datagrams per `poll_transmit`.
+    pub max_datagrams: usize,
+}
+
+/// What a run found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The scenario's seed.
+    pub seed: u64,
+    /// Totals.
+    pub counts: Counts,
+    /// Broken guarantees (the first few).
+    pub violations: Vec<Violation>,
+    /// The last datagrams and events.
+    pub trace: Trace,
+    /// One line describing the scenario.
+    pub summary: String,
+    /// What the network did.
+    pub network: NetworkStats,
+    /// Each endpoint's counters at the end.
+    pub endpoints: Vec<EndpointStats>,
+}
+
+impl Outcome {
+    /// Whether every guarantee held.
+    pub fn passed(&self) -> bool {
+        self.counts.violations == 0
+    }
+
+    /// The seed, the scenario, what broke and the trace, for a failure
+    /// message.
+    pub fn report(&self) -> String {
+        let mut report = format!(
+            "simulation seed {} FAILED ({} violations)\n  scenario: {}\n",
+            self.seed, self.counts.violations, self.summary
+        );
+        for violation in &self.violations {
+            let at = violation.at;
+            report.push_str(&format!(
+                "  at {}.{:06}s: {}\n",
+                at.as_secs(),
+                at.subsec_micros(),
+                violation.what
+            ));
+        }
+        report.push_str("  last datagrams and events:\n");
+        report.push_str(&self.trace.to_string());
+        report
+    }
+}
+
+/// The address of scenario endpoint `index`.
+pub fn node_address(index: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, index as u8 + 1], 4000 + index as u16))
+}
+
+impl Scenario {
+    /// The scenario of `seed` under `knobs`.
+    pub fn generate(seed: u64, knobs: Knobs) -> Self {
+        let mut rng = Rng::new(seed);
+        let config = small_config(&mut rng);
+        let nodes = rng.range(2, 4) as usize;
+        let messages = rng.range(2, 5) as usize;
+        let after_heal = rng.range(1, 2) as usize;
+        let chaos = Duration::from_millis(rng.range(1_000, 2_500));
+
+        let loss = knobs
+            .loss
+            .unwrap_or_else(|| *rng.pick(&[0.0, 0.0, 0.05, 0.1, 0.3, 0.5]).unwrap_or(&0.0));
+        let duplicate = knobs
+            .duplicate
+            .unwrap_or_else(|| *rng.pick(&[0.0, 0.0, 0.05, 0.2]).unwrap_or(&0.0));
+        let reorder = knobs
+            .reorder
+            .unwrap_or_else(|| *rng.pick(&[0.0, 0.0, 0.1, 0.3]).unwrap_or(&0.0));
+        let link = LinkProfile {
+            loss,
+            duplicate,
+            reorder,
+            delay: Duration::from_millis(rng.range(1, 20)),
+            jitter: Duration::from_millis(rng.range(0, 10)),
+            reorder_delay: Duration::from_millis(rng.range(20, 60)),
+            rate: rng.chance(0.2).then(|| rng.range(20_000, 200_000)),
+            queue_limit: Duration::from_millis(50),
+        };
+        // Some links worse than the rest (asymmetric paths).
+        let mut odd_links = Vec::new();
+        if loss > 0.0 && rng.chance(0.3) {
+            let from = rng.below(nodes as u64) as usize;
+            let to = (from + 1 + rng.below(nodes as u64 - 1) as usize) % nodes;
+            let mut odd = link.clone();
+            odd.loss = (loss * 1.5).min(0.6);
+            odd_links.push((from, to, odd));
+        }
+
+        let mut partitions = Vec::new();
+        if knobs.partitions.unwrap_or_else(|| rng.chance(0.3)) {
+            for _ in 0..rng.range(1, 2) {
+                let start = rng.duration(chaos * 3 / 4);
+                let length = Duration::from_millis(rng.range(100, 1_500));
+                let mut side: Vec<SocketAddr> = (0..nodes)
+                    .filter(|_| rng.chance(0.5))
+                    .map(node_address)
+                    .collect();
+                if side.is_empty() || side.len() == nodes {
+                    side = vec![node_address(rng.below(nodes as u64) as usize)];
+                }
+                partitions.push(Partition {
+                    start,
+                    end: (start + length).min(chaos),
+                    side,
+                });
+            }
+        }
+
+        let hostile = if knobs.hostile.unwrap_or_else(|| rng.chance(0.3)) {
+            HostileProfile {
+                start: Duration::ZERO,
+                end: chaos,
+                junk_interval: Some(Duration::from_millis(rng.range(3, 12))),
+                flood_sources: rng.range(4, 12) as usize,
+                flood_interval: Some(Duration::from_millis(rng.range(3, 12))),
+            }
+        } else {
+            HostileProfile::none()
+        };
+        let max_datagrams = *rng.pick(&[1, 1, 4]).unwrap_or(&1);
+
+        Self {
+            seed,
+            config,
+            nodes,
+            messages,
+            after_heal,
+            chaos,
+            link,
+            odd_links,
+            partitions,
+            hostile,
+            max_datagrams,
+        }
+    }
+
+    /// One line describing the scenario.
+    pub fn summary(&self) -> String {
+        let link = &self.link;
+        format!(
+            "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} delay {:?}+{:?} rate {:?}, \
+             {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}",
+            self.nodes,
+            self.messages,
+            self.after_heal,
+            self.chaos,
+            link.loss,
+            link.duplicate,
+            link.reorder,
+            link.delay,
+            link.jitter,
+            link.rate,
+            self.odd_links.len(),
+            self.partitions.len(),
+            self.hostile.is_active(),
+            self.config.framing.header_len(),
+            self.config.deliver_foreign,
+        )
+    }
+
+    /// Runs the scenario and checks every guarantee; a panic inside the
+    /// endpoints is caught and reported as a violation.
+    pub fn run(&self) -> Outcome {
+        let mut world = World::new(self.seed, self.link.clone());
+        let result = catch_unwind(AssertUnwindSafe(|| self.drive(&mut world)));
+        let closed = match result {
+            Ok(closed) => closed,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                world.report_violation(format!("panic: {message}"));
+                false
+            }
+        };
+        let counts = world.finish(closed);
+        Outcome {
+            seed: self.seed,
+            counts,
+            violations: world.violations().to_vec(),
+            trace: world.trace().clone(),
+            summary: self.summary(),
+            network: world.network().stats(),
+            endpoints: (0..world.len())
+                .map(|i| world.endpoint(i).stats())
+                .collect(),
+        }
+    }
+
+    /// Drives the three phases; returns whether the close phase ran.
+    fn drive(&self, world: &mut World) -> bool {
+        let mut rng = Rng::new(self.seed ^ 0x5ce7_a810);
+        for index in 0..self.nodes {
+            if world
+                .add_endpoint(node_address(index), self.config.clone())
+                .is_err()
+            {
+                world.report_violation("scenario configuration refused".to_string());
+                return false;
+            }
+        }
+        world.set_max_datagrams(self.max_datagrams);
+        for &(from, to, ref profile) in &self.odd_links {
+            world
+                .network_mut()
+                .set_link(node_address(from), node_address(to), profile.clone());
+        }
+        for partition in &self.partitions {
+            world.network_mut().add_partition(partition.clone());
+        }
+        if self.hostile.is_active() {
+            world.set_hostile(self.hostile.clone());
+        }
+
+        // Chaos.
+        world.phase("chaos");
+        let mut plan = Plan::default();
+        for node in 0..self.nodes {
+            for _ in 0..self.messages {
+                let at = rng.duration(self.chaos);
+                let to = self.other_node(&mut rng, node);
+                let relative_deadline = rng
+                    .chance(0.25)
+                    .then(|| Duration::from_millis(rng.range(50, 2_000)));
+                let max_attempts = rng
+                    .chance(0.2)
+                    .then(|| rng.range(1, u64::from(self.config.max_attempts)) as u32);
+                let cancel_after = rng
+                    .chance(0.1)
+                    .then(|| Duration::from_millis(rng.range(1, 1_000)));
+                let extra = rng.below(48) as usize;
+                plan.push(
+                    at,
+                    Action::Send {
+                        node,
+                        to,
+                        extra,
+                        relative_deadline,
+                        max_attempts,
+                        cancel_after,
+                        tries: 0,
+                    },
+                );
+            }
+        }
+        plan.run(world, self.chaos, &mut rng);
+
+        // Heal: clean links, no hostile traffic, and time for what the
+        // hostile traffic left behind to expire.
+        world.phase("heal");
+        world
+            .network_mut()
+            .set_default_profile(LinkProfile::clean());
+        world.network_mut().clear_links();
+        let mut settle = self.link.max_transit(self.config.max_datagram_size) * 2;
+        if self.hostile.is_active() {
+            settle += self.config.remember_window
+                + self.config.peer_idle_timeout
+                + Duration::from_secs(1);
+        }
+        let healed = world.elapsed() + settle;
+        plan.run(world, healed, &mut rng);
+        world.set_must_deliver(true);
+        world.phase("after heal");
+        for node in 0..self.nodes {
+            for _ in 0..self.after_heal {
+                let at = healed + rng.duration(Duration::from_millis(200));
+                let to = self.other_node(&mut rng, node);
+                let extra = rng.below(48) as usize;
+                plan.push(
+                    at,
+                    Action::Send {
+                        node,
+                        to,
+                        extra,
+                        relative_deadline: None,
+                        max_attempts: None,
+                        cancel_after: None,
+                        tries: 0,
+                    },
+                );
+            }
+        }
+        // Long enough for a message queued behind a full window of retrying
+        // ones to run out its own attempts.
+        let span = self.config.max_retry_span();
+        let limit = healed
+            + span * (self.config.limits.max_queued_per_peer as u32 + 2)
+            + Duration::from_secs(1);
+        let mut at = healed;
+        while at < limit {
+            at += Duration::from_millis(250);
+            plan.run(world, at, &mut rng);
+            if plan.is_empty() && world.all_resolved() {
+                break;
+            }
+        }
+
+        // Close.
+        world.phase("close");
+        for node in 0..self.nodes {
+            world.close(node);
+        }
+        let limit = world.elapsed() + self.config.drain_timeout + Duration::from_secs(1);
+        while world.elapsed() < limit && !world.all_closed() {
+            let next = world.elapsed() + Duration::from_millis(100);
+            world.run_until(next);
+        }
+        true
+    }
+
+    fn other_node(&self, rng: &mut Rng, node: usize) -> SocketAddr {
+        let offset = 1 + rng.below(self.nodes as u64 - 1) as usize;
+        node_address((node + offset) % self.nodes)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Send {
+        node: usize,
+        to: SocketAddr,
+        extra: usize,
+        /// Deadline as an offset from the send.
+        relative_deadline: Option<Duration>,
+        max_attempts: Option<u32>,
+        cancel_after: Option<Duration>,
+        tries: u32,
+    },
+    Cancel {
+        node: usize,
+        id: MessageId,
+    },
+}
+
+/// Application calls, by virtual time.
+#[derive(Default)]
+struct Plan {
+    actions: BTreeMap<(Duration, u64), Action>,
+    next: u64,
+}
+
+impl Plan {
+    fn push(&mut self, at: Duration, action: Action) {
+        self.actions.insert((at, self.next), action);
+        self.next += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Performs every action due by `until`, running the world between them.
+    fn run(&mut self, world: &mut World, until: Duration, rng: &mut Rng) {
+        while let Some((&key, _)) = self.actions.iter().next().filter(|(key, _)| key.0 <= until) {
+            world.run_until(key.0);
+            let Some(action) = self.actions.remove(&key) else {
+                break;
+            };
+            self.perform(world, action, rng);
+        }
+        world.run_until(until);
+    }
+
+    fn perform(&mut self, world: &mut World, action: Action, rng: &mut Rng) {
+        let now = world.elapsed();
+        match action {
+            Action::Send {
+                node,
+                to,
+                extra,
+                relative_deadline,
+                max_attempts,
+                cancel_after,
+                tries,
+            } => {
+                let options = SendOptions {
+                    deadline: relative_deadline.map(|after| world.clock().at(now + after)),
+                    max_attempts,
+                };
+                match world.send(node, to, extra, options) {
+                    Ok(id) => {
+                        if let Some(after) = cancel_after {
+                            self.push(now + after, Action::Cancel { node, id });
+                        }
+                    }
+                    Err(error) if error.is_retryable() && tries < 200 => {
+                        // An application backs off and tries again.
+                        let retry = now + Duration::from_millis(rng.range(20, 100));
+                        self.push(
+                            retry,
+                            Action::Send {
+                                node,
+                                to,
+                                extra,
+                                relative_deadline,
+                                max_attempts,
+                                cancel_after,
+                                tries: tries + 1,
+                            },
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+            Action::Cancel { node, id } => {
+                // It may have resolved already: an error is fine.
+                let _ = world.cancel(node, id);
+            }
+        }
+    }
+}
+
+/// Short timers and small limits, so that runs are quick and bounds are
+/// reached.
+fn small_config(rng: &mut Rng) -> Config {
+    let mut config = Config::default();
+    config.framing = match rng.below(4) {
+        0 => Framing::with_magic(b"GT"),
+        1 => Framing::new(b"gtu", b"D!", b"R!", b"A!").unwrap_or_default(),
+        _ => Framing::default(),
+    };
+    config.initial_rto = Duration::from_millis(100);
+    config.min_rto = Duration::from_millis(10);
+    config.max_rto = Duration::from_millis(rng.range(200, 400));
+    config.max_attempts = rng.range(6, 10) as u32;
+    config.recv_max_attempts = rng.range(4, 10) as u32;
+    config.remember_window = config.max_retry_span() + Duration::from_millis(500);
+    config.datagram_lifetime = Duration::from_secs(1);
+    config.initial_window = rng.range(1, 4) as u32;
+    config.max_window = rng.range(4, 16) as u32;
+    config.peer_idle_timeout = Duration::from_secs(1);
+    config.drain_timeout = Duration::from_secs(3);
+    config.deliver_foreign = rng.chance(0.5);
+    config.limits = Limits {
+        max_peers: rng.range(8, 24) as usize,
+        max_outstanding_messages: rng.range(4, 16) as usize,
+        max_queued_per_peer: rng.range(2, 8) as usize,
+        max_received: rng.range(16, 64) as usize,
+        max_received_per_peer: rng.range(8, 24) as usize,
+        max_unread: rng.range(4, 16) as usize,
+        max_pending_control: rng.range(4, 16) as usize,
+        max_pending_raw: 4,
+    };
+    config
+}

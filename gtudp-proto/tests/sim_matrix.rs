@@ -1,0 +1,75 @@
+//! The seed matrix: 10,000 simulated runs across network profiles, each
+//! checking every guarantee of the protocol (see `gtudp_proto::sim`).
+//!
+//! One test per profile, so the test harness spreads them over the cores. A
+//! failure prints the seed, the scenario, what broke and the last datagrams
+//! and events; replay it with
+//! `Scenario::generate(seed, Profile::X.knobs()).run()`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gtudp_proto::sim::{Counts, Profile, Scenario};
+
+/// Runs `count` seeds of `profile`, failing with the first reports.
+fn matrix(profile: Profile, count: u64) -> Counts {
+    let index = Profile::ALL.iter().position(|p| *p == profile).unwrap() as u64;
+    let first = index * 1_000_000;
+    let mut totals = Counts::default();
+    let mut failures = Vec::new();
+    for seed in first..first + count {
+        let outcome = Scenario::generate(seed, profile.knobs()).run();
+        totals += outcome.counts;
+        if !outcome.passed() && failures.len() < 3 {
+            failures.push(outcome.report());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{profile:?}: {} violations over {count} seeds\n{}",
+        totals.violations,
+        failures.join("\n")
+    );
+    assert!(totals.messages >= count, "{profile:?}: too few messages");
+    totals
+}
+
+#[test]
+fn clean() {
+    let totals = matrix(Profile::Clean, 1_000);
+    // Without loss only deadlines, attempt limits and cancels fail messages.
+    assert!(totals.delivered > totals.failed * 3, "{totals:?}");
+}
+
+#[test]
+fn loss_10() {
+    matrix(Profile::Loss10, 1_250);
+}
+
+#[test]
+fn loss_30() {
+    matrix(Profile::Loss30, 1_250);
+}
+
+#[test]
+fn loss_50() {
+    matrix(Profile::Loss50, 1_500);
+}
+
+#[test]
+fn duplication() {
+    matrix(Profile::Duplication, 1_250);
+}
+
+#[test]
+fn reordering() {
+    matrix(Profile::Reordering, 1_250);
+}
+
+#[test]
+fn partitions() {
+    matrix(Profile::Partitions, 1_250);
+}
+
+#[test]
+fn hostile() {
+    matrix(Profile::Hostile, 1_250);
+}
