@@ -1,0 +1,660 @@
+//! The public socket: a cheap, cloneable handle to one driver task.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
+use tokio::net::{ToSocketAddrs, UdpSocket};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::driver::{Command, Driver};
+use crate::error::{
+    BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
+};
+use crate::io::UdpIo;
+use crate::stats::{CloseSummary, Stats};
+
+/// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
+/// resolves once the peer confirmed receipt (its RECV arrived) or with the
+/// reason it did not, and every message received is handed over exactly
+/// once.
+///
+/// The socket is a handle: clone it freely and use it from many tasks. One
+/// driver task, spawned on the current Tokio runtime, owns the UDP socket
+/// and the protocol state ([`gtudp_proto::Endpoint`]). The driver keeps
+/// running while any handle (or pending [`Delivery`]) exists; when the last
+/// one is dropped it closes gracefully, in the background, like
+/// [`close`](Self::close).
+///
+/// **Delivered** means the peer's gtUDP endpoint holds the message (its
+/// application may not have read it yet). **Failed** means delivery was not
+/// confirmed: the payload may still have arrived. Delivery is unordered.
+///
+/// # Example
+///
+/// ```
+/// use gtudp_tokio::{Config, Socket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Socket::bind("127.0.0.1:0", Config::default()).await?;
+/// let client = Socket::bind("127.0.0.1:0", Config::default()).await?;
+///
+/// // Resolves once the server's endpoint confirmed receipt.
+/// client.send_to(&b"hello"[..], server.local_addr()).await?;
+///
+/// let message = server.recv().await?;
+/// assert_eq!(&message.payload[..], b"hello");
+/// assert_eq!(message.from, client.local_addr());
+///
+/// let summary = client.close().await?;
+/// assert_eq!(summary.stats.endpoint.delivered, 1);
+/// # server.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Socket {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    outstanding: Arc<Semaphore>,
+    inbox: tokio::sync::Mutex<Inbox>,
+    local_addr: SocketAddr,
+    max_payload: usize,
+    next_ticket: AtomicU64,
+    status: Arc<Status>,
+}
+
+/// State the driver publishes for the handles.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    pub(crate) closing: AtomicBool,
+    pub(crate) stats: Mutex<Stats>,
+    pub(crate) summary: Mutex<Option<CloseSummary>>,
+}
+
+#[derive(Debug)]
+struct Inbox {
+    receiver: mpsc::Receiver<Datagram>,
+    /// A datagram `recv_from` found too long for its buffer, kept for the
+    /// next call.
+    kept: Option<Datagram>,
+}
+
+/// A datagram taken from the socket by [`Socket::recv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Datagram {
+    /// The message (or, for a foreign datagram, the whole datagram).
+    pub payload: Bytes,
+    /// The sender's address.
+    pub from: SocketAddr,
+    /// Whether it is a gtUDP message or a foreign datagram.
+    pub kind: DatagramKind,
+}
+
+/// What a received datagram is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DatagramKind {
+    /// A gtUDP message, confirmed to its sender and handed over once.
+    Message,
+    /// A datagram that is not gtUDP, handed over as it arrived (no
+    /// guarantees) because [`Config::deliver_foreign`] is on.
+    Foreign,
+}
+
+/// What [`Socket::recv_from`] wrote into the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecvMeta {
+    /// Bytes written (the whole datagram).
+    pub len: usize,
+    /// The sender's address.
+    pub from: SocketAddr,
+    /// Whether it is a gtUDP message or a foreign datagram.
+    pub kind: DatagramKind,
+}
+
+/// Per-message options for [`Socket::send_to_with`] and
+/// [`Socket::send_nowait_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// Fail with [`FailureReason::DeadlineExpired`](gtudp_proto::FailureReason)
+    /// if no RECV arrived within this time of the call.
+    pub timeout: Option<Duration>,
+    /// Transmissions before failing; at most [`Config::max_attempts`], which
+    /// is also the default.
+    pub max_attempts: Option<u32>,
+}
+
+impl SendOptions {
+    /// Options with a delivery timeout, counted from the send call.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self {
+            timeout: Some(timeout),
+            ..Self::default()
+        }
+    }
+
+    /// Options with an attempt limit.
+    pub fn with_max_attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: Some(max_attempts),
+            ..Self::default()
+        }
+    }
+}
+
+/// Settings for a [`Socket`] beyond the protocol's [`Config`].
+///
+/// ```
+/// use gtudp_tokio::{Builder, Config};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), gtudp_tokio::BindError> {
+/// let socket = Builder::new(Config::default())
+///     .recv_queue(256)
+///     .max_outstanding(10_000)
+///     .bind("[::1]:0")
+///     .await?;
+/// assert!(socket.local_addr().is_ipv6());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    config: Config,
+    recv_queue: usize,
+    command_queue: usize,
+    max_outstanding: Option<usize>,
+}
+
+impl Builder {
+    /// Settings with `config` and the defaults below.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            recv_queue: 1_024,
+            command_queue: 1_024,
+            max_outstanding: None,
+        }
+    }
+
+    /// Received messages held for `recv`/`recv_from`. When they are not
+    /// read and this many wait, new DATA is left unanswered (its sender
+    /// resends later): backpressure without loss. Default 1,024.
+    pub fn recv_queue(mut self, capacity: usize) -> Self {
+        self.recv_queue = capacity;
+        self
+    }
+
+    /// Requests (sends, cancels, raw sends) waiting for the driver. When
+    /// full, [`Socket::send_nowait`] fails with
+    /// [`TrySendErrorKind::QueueFull`] and the other calls wait. Default 1,024.
+    pub fn command_queue(mut self, capacity: usize) -> Self {
+        self.command_queue = capacity;
+        self
+    }
+
+    /// Messages awaiting their outcome at once, across all handles. When
+    /// reached, [`Socket::send_nowait`] fails with
+    /// [`TrySendErrorKind::TooManyOutstanding`] and [`Socket::send_to`]
+    /// waits. Default and ceiling: `config.limits.max_outstanding_messages`.
+    pub fn max_outstanding(mut self, limit: usize) -> Self {
+        self.max_outstanding = Some(limit);
+        self
+    }
+
+    /// Binds a new UDP socket to `addr` (IPv4 or IPv6) and starts its driver.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Socket, BindError> {
+        let socket = UdpSocket::bind(addr).await?;
+        self.from_tokio(socket)
+    }
+
+    /// Takes over a standard-library socket (made non-blocking here). Must
+    /// be called inside a Tokio runtime.
+    pub fn from_std(self, socket: std::net::UdpSocket) -> Result<Socket, BindError> {
+        socket.set_nonblocking(true)?;
+        self.from_tokio(UdpSocket::from_std(socket)?)
+    }
+
+    /// Takes over a Tokio socket. Must be called inside a Tokio runtime.
+    ///
+    /// A connected socket works too; ICMP errors it reports
+    /// (`ConnectionRefused`) are logged and never stop the driver.
+    pub fn from_tokio(self, socket: UdpSocket) -> Result<Socket, BindError> {
+        let max = self.config.limits.max_outstanding_messages;
+        let max_outstanding = self.max_outstanding.unwrap_or(max).min(max);
+        for (field, value) in [
+            ("recv_queue", self.recv_queue),
+            ("command_queue", self.command_queue),
+            ("max_outstanding", max_outstanding),
+        ] {
+            if value == 0 {
+                return Err(BindError::ZeroCapacity { field });
+            }
+        }
+        let mut seed = [0u8; 16];
+        getrandom::fill(&mut seed).map_err(|error| {
+            BindError::Io(std::io::Error::other(format!(
+                "no random source for the endpoint's secrets: {error}"
+            )))
+        })?;
+        let max_payload = self.config.max_payload_size();
+        let endpoint = Endpoint::new(self.config, u128::from_le_bytes(seed))?;
+        let io = UdpIo::new(socket)?;
+        let local_addr = io.local_addr()?;
+        let (command_tx, command_rx) = mpsc::channel(self.command_queue);
+        let (inbox_tx, inbox_rx) = mpsc::channel(self.recv_queue);
+        let status = Arc::new(Status::default());
+        let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
+        tokio::spawn(driver.run());
+        tracing::debug!(target: "gtudp", %local_addr, "gtUDP socket ready");
+        Ok(Socket {
+            shared: Arc::new(Shared {
+                commands: command_tx,
+                outstanding: Arc::new(Semaphore::new(max_outstanding)),
+                inbox: tokio::sync::Mutex::new(Inbox {
+                    receiver: inbox_rx,
+                    kept: None,
+                }),
+                local_addr,
+                max_payload,
+                next_ticket: AtomicU64::new(0),
+                status,
+            }),
+        })
+    }
+}
+
+impl Socket {
+    // ----- creating ------------------------------------------------------
+
+    /// Binds a UDP socket to `addr` (IPv4 or IPv6; port 0 picks one) with
+    /// `config` and the default [`Builder`] settings.
+    pub async fn bind(addr: impl ToSocketAddrs, config: Config) -> Result<Self, BindError> {
+        Builder::new(config).bind(addr).await
+    }
+
+    /// Takes over a standard-library socket; see [`Builder::from_std`].
+    pub fn from_std(socket: std::net::UdpSocket, config: Config) -> Result<Self, BindError> {
+        Builder::new(config).from_std(socket)
+    }
+
+    /// Takes over a Tokio socket; see [`Builder::from_tokio`].
+    pub fn from_tokio(socket: UdpSocket, config: Config) -> Result<Self, BindError> {
+        Builder::new(config).from_tokio(socket)
+    }
+
+    // ----- getters ---------------------------------------------------------
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The largest payload one message can carry
+    /// ([`Config::max_payload_size`]).
+    pub fn max_payload_size(&self) -> usize {
+        self.shared.max_payload
+    }
+
+    /// Counters of the endpoint and of the socket I/O, as of the driver's
+    /// latest step.
+    pub fn stats(&self) -> Stats {
+        match self.shared.status.stats.lock() {
+            Ok(stats) => *stats,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Counters and the RTT estimate for one peer, while it is tracked.
+    pub async fn peer_stats(&self, peer: SocketAddr) -> Result<Option<PeerStats>, Closed> {
+        let (reply, outcome) = oneshot::channel();
+        self.command(Command::PeerStats { peer, reply }).await?;
+        outcome.await.map_err(|_| Closed)
+    }
+
+    /// Whether [`close`](Self::close) was called (or every handle dropped).
+    pub fn is_closing(&self) -> bool {
+        self.shared.status.closing.load(Ordering::Acquire)
+    }
+
+    // ----- sending -----------------------------------------------------------
+
+    /// Sends `payload` to `target` with guaranteed delivery: `Ok(())` once
+    /// the peer confirmed receipt, otherwise the reason.
+    ///
+    /// Waits while [`Builder::max_outstanding`] messages are unresolved or
+    /// the command queue is full.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room sends nothing. Once the
+    /// message is handed to the driver, dropping the future does **not**
+    /// cancel delivery: the message is still delivered or fails, unobserved.
+    /// To cancel, use [`start_send`](Self::start_send) and
+    /// [`Delivery::cancel`].
+    pub async fn send_to(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+    ) -> Result<(), DeliveryError> {
+        self.send_to_with(payload, target, SendOptions::default())
+            .await
+    }
+
+    /// [`send_to`](Self::send_to) with per-message options.
+    pub async fn send_to_with(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+        options: SendOptions,
+    ) -> Result<(), DeliveryError> {
+        self.start_send_with(payload, target, options).await?.await
+    }
+
+    /// Hands `payload` to the driver, waiting for room if needed, and
+    /// returns a [`Delivery`] to await (or drop) later.
+    ///
+    /// Cancel safety: dropping this future before it returns sends nothing.
+    pub async fn start_send(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+    ) -> Result<Delivery, DeliveryError> {
+        self.start_send_with(payload, target, SendOptions::default())
+            .await
+    }
+
+    /// [`start_send`](Self::start_send) with per-message options.
+    pub async fn start_send_with(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+        options: SendOptions,
+    ) -> Result<Delivery, DeliveryError> {
+        let payload = payload.into();
+        let deadline = deadline(options);
+        if let Err(kind) = self.check(&payload) {
+            return Err(refusal(kind, target));
+        }
+        let permit = self
+            .shared
+            .outstanding
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| DeliveryError::Closed)?;
+        let slot = self
+            .shared
+            .commands
+            .reserve()
+            .await
+            .map_err(|_| DeliveryError::Closed)?;
+        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        slot.send(command);
+        Ok(delivery)
+    }
+
+    /// Hands `payload` to the driver at once and returns a [`Delivery`] to
+    /// await later, or an error (with the payload) when a configured limit
+    /// is reached: it never waits and never queues without bound.
+    ///
+    /// Dropping the returned [`Delivery`] does not cancel the send.
+    pub fn send_nowait(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+    ) -> Result<Delivery, TrySendError> {
+        self.send_nowait_with(payload, target, SendOptions::default())
+    }
+
+    /// [`send_nowait`](Self::send_nowait) with per-message options.
+    pub fn send_nowait_with(
+        &self,
+        payload: impl Into<Bytes>,
+        target: SocketAddr,
+        options: SendOptions,
+    ) -> Result<Delivery, TrySendError> {
+        let payload = payload.into();
+        let deadline = deadline(options);
+        if let Err(kind) = self.check(&payload) {
+            return Err(TrySendError::new(kind, payload));
+        }
+        let Ok(permit) = self.shared.outstanding.clone().try_acquire_owned() else {
+            return Err(TrySendError::new(
+                TrySendErrorKind::TooManyOutstanding,
+                payload,
+            ));
+        };
+        let slot = match self.shared.commands.try_reserve() {
+            Ok(slot) => slot,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                return Err(TrySendError::new(TrySendErrorKind::QueueFull, payload))
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                return Err(TrySendError::new(TrySendErrorKind::Closed, payload))
+            }
+        };
+        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        slot.send(command);
+        Ok(delivery)
+    }
+
+    /// Queues a datagram sent as is, without gtUDP framing or guarantees,
+    /// for peers that do not speak gtUDP. Returns once it is queued.
+    pub async fn send_raw_to(
+        &self,
+        datagram: impl Into<Bytes>,
+        target: SocketAddr,
+    ) -> Result<(), SendRawError> {
+        let (reply, outcome) = oneshot::channel();
+        let command = Command::SendRaw {
+            to: target,
+            datagram: datagram.into(),
+            reply,
+        };
+        self.command(command)
+            .await
+            .map_err(|_| SendRawError::Closed)?;
+        outcome.await.unwrap_or(Err(SendRawError::Closed))
+    }
+
+    // ----- receiving -----------------------------------------------------
+
+    /// Waits for the next message (or foreign datagram) and copies it into
+    /// `buf`, like [`tokio::net::UdpSocket::recv_from`] but never cutting:
+    /// a datagram longer than `buf` is reported as
+    /// [`RecvError::Truncated`] and kept for the next call.
+    ///
+    /// Cancel safe: if the future is dropped, no datagram is lost.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<RecvMeta, RecvError> {
+        let mut inbox = self.shared.inbox.lock().await;
+        let datagram = match inbox.kept.take() {
+            Some(datagram) => datagram,
+            None => inbox.receiver.recv().await.ok_or(RecvError::Closed)?,
+        };
+        let len = datagram.payload.len();
+        if len > buf.len() {
+            inbox.kept = Some(datagram);
+            return Err(RecvError::Truncated {
+                len,
+                capacity: buf.len(),
+            });
+        }
+        buf[..len].copy_from_slice(&datagram.payload);
+        Ok(RecvMeta {
+            len,
+            from: datagram.from,
+            kind: datagram.kind,
+        })
+    }
+
+    /// Waits for the next message (or foreign datagram), without copying.
+    ///
+    /// Cancel safe: if the future is dropped, no datagram is lost.
+    pub async fn recv(&self) -> Result<Datagram, RecvError> {
+        let mut inbox = self.shared.inbox.lock().await;
+        match inbox.kept.take() {
+            Some(datagram) => Ok(datagram),
+            None => inbox.receiver.recv().await.ok_or(RecvError::Closed),
+        }
+    }
+
+    // ----- closing -------------------------------------------------------
+
+    /// Closes the socket: no new sends or incoming messages; messages in
+    /// flight and RECVs awaiting their ACK keep being resolved until done or
+    /// until [`Config::drain_timeout`], when what is left fails with
+    /// [`FailureReason::EndpointClosed`](gtudp_proto::FailureReason). Returns
+    /// a summary once the driver has stopped. Messages already received can
+    /// still be read; then receives return [`RecvError::Closed`].
+    ///
+    /// Every handle's `close` returns the same summary; calling it again
+    /// after the close is cheap.
+    pub async fn close(&self) -> Result<CloseSummary, Closed> {
+        let (reply, outcome) = oneshot::channel();
+        if self.command(Command::Close { reply }).await.is_ok() {
+            if let Ok(summary) = outcome.await {
+                return Ok(summary);
+            }
+        }
+        let summary = match self.shared.status.summary.lock() {
+            Ok(summary) => *summary,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        summary.ok_or(Closed)
+    }
+
+    // ----- private helpers -----------------------------------------------
+
+    async fn command(&self, command: Command) -> Result<(), Closed> {
+        self.shared.commands.send(command).await.map_err(|_| Closed)
+    }
+
+    fn check(&self, payload: &Bytes) -> Result<(), TrySendErrorKind> {
+        if self.is_closing() {
+            return Err(TrySendErrorKind::Closed);
+        }
+        if payload.len() > self.shared.max_payload {
+            return Err(TrySendErrorKind::PayloadTooLarge {
+                size: payload.len(),
+                max: self.shared.max_payload,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_command(
+        &self,
+        payload: Bytes,
+        to: SocketAddr,
+        options: SendOptions,
+        deadline: Option<std::time::Instant>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> (Command, Delivery) {
+        let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (reply, outcome) = oneshot::channel();
+        let mut proto_options = gtudp_proto::SendOptions::default();
+        proto_options.deadline = deadline;
+        proto_options.max_attempts = options.max_attempts;
+        let command = Command::Send {
+            ticket,
+            to,
+            payload,
+            options: proto_options,
+            reply,
+            permit,
+        };
+        let delivery = Delivery {
+            outcome,
+            ticket,
+            to,
+            commands: self.shared.commands.clone(),
+        };
+        (command, delivery)
+    }
+}
+
+fn deadline(options: SendOptions) -> Option<std::time::Instant> {
+    options
+        .timeout
+        .map(|timeout| (tokio::time::Instant::now() + timeout).into_std())
+}
+
+fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
+    match kind {
+        TrySendErrorKind::PayloadTooLarge { size, max } => DeliveryError::Refused {
+            to,
+            kind: SendErrorKind::PayloadTooLarge { size, max },
+        },
+        TrySendErrorKind::Closed => DeliveryError::Refused {
+            to,
+            kind: SendErrorKind::Closing,
+        },
+        _ => DeliveryError::Closed,
+    }
+}
+
+/// The outcome of one guaranteed send, to await: `Ok(())` once the peer
+/// confirmed receipt, otherwise the reason.
+///
+/// Dropping a `Delivery` does **not** cancel the send; call
+/// [`cancel`](Self::cancel) for that.
+#[derive(Debug)]
+#[must_use = "dropping a Delivery does not cancel the send, but its outcome is lost"]
+pub struct Delivery {
+    outcome: oneshot::Receiver<Result<(), DeliveryError>>,
+    ticket: u64,
+    to: SocketAddr,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Delivery {
+    /// Where the message is going.
+    pub fn destination(&self) -> SocketAddr {
+        self.to
+    }
+
+    /// A number naming this send among the socket's sends, for logs.
+    pub fn id(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Stops trying to deliver the message and returns its outcome: an
+    /// error with [`FailureReason::Cancelled`](gtudp_proto::FailureReason),
+    /// or `Ok(())` if the RECV won the race. A cancelled payload may still
+    /// have arrived.
+    pub async fn cancel(self) -> Result<(), DeliveryError> {
+        // If the driver is gone, the outcome below says so.
+        let _ = self
+            .commands
+            .send(Command::Cancel {
+                ticket: self.ticket,
+            })
+            .await;
+        self.await
+    }
+}
+
+impl Future for Delivery {
+    type Output = Result<(), DeliveryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.outcome)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or(Err(DeliveryError::Closed)))
+    }
+}
