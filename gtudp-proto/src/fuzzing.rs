@@ -417,6 +417,21 @@ fn check_bounds(endpoint: &crate::Endpoint) {
             limits.max_pending_control,
         ),
         ("pending_raw", sizes.pending_raw, limits.max_pending_raw),
+        // Stale entries are purged once they outnumber twice the live ones.
+        (
+            "pending_transmits",
+            sizes.pending_transmits,
+            2 * (limits.max_outstanding_messages
+                + limits.max_received
+                + limits.max_pending_control
+                + limits.max_pending_raw)
+                + 66,
+        ),
+        (
+            "timers",
+            sizes.timers,
+            2 * (limits.max_outstanding_messages + limits.max_received + limits.max_peers + 1) + 66,
+        ),
     ];
     for (table, size, bound) in bounds {
         assert!(size <= bound, "table {table} holds {size}, bound {bound}");

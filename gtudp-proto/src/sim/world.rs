@@ -837,16 +837,17 @@ impl World {
                 limits.max_pending_control,
             ),
             ("pending_raw", sizes.pending_raw, limits.max_pending_raw),
+            // Stale entries are purged once they outnumber twice the live ones.
             (
                 "pending_transmits",
                 sizes.pending_transmits,
-                limits.max_outstanding_messages
+                2 * (limits.max_outstanding_messages
                     + limits.max_received
                     + limits.max_pending_control
-                    + limits.max_pending_raw,
+                    + limits.max_pending_raw)
+                    + 66,
             ),
-            // Stale entries are purged once they outnumber live ones.
-            ("timers", sizes.timers, 4 * live + 64),
+            ("timers", sizes.timers, 2 * live + 68),
         ];
         for (table, size, bound) in checks {
             if size > bound {
