@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p gtudp-proto --bench endpoint`
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function
+
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -67,6 +67,8 @@ pub struct DropCounts {
     pub data_unanswered_full: u64,
     /// New DATA left unanswered because the endpoint is closing or closed.
     pub data_unanswered_closing: u64,
+    /// New DATA left unanswered while receiving was paused.
+    pub data_unanswered_paused: u64,
     /// RECV naming a message we sent to a different address.
     pub recv_wrong_source: u64,
     /// RECV naming no message in flight (answered with ACK all the same).

@@ -851,3 +851,53 @@ fn transmit_queue_stays_bounded_when_never_polled() {
         sizes.messages
     );
 }
+
+#[test]
+fn paused_receiving_leaves_new_data_unanswered_but_answers_repeats() {
+    let mut pair = Pair::new();
+    pair.send(b"first");
+    let first = pair.out_a();
+    pair.deliver_to_b(&first[0]);
+    pair.out_b();
+    pair.b.set_receive_paused(true);
+    pair.send(b"second");
+    let second = pair.out_a();
+    pair.deliver_to_b(&second[0]);
+    assert!(
+        pair.out_b().is_empty(),
+        "a new DATA is not answered while paused"
+    );
+    assert_eq!(pair.b.stats().dropped.data_unanswered_paused, 1);
+    pair.deliver_to_b(&first[0]);
+    assert_eq!(kinds(&pair.out_b()), [Recv], "a repeat is still answered");
+    assert_eq!(pair.events_b().len(), 1);
+    pair.b.set_receive_paused(false);
+    pair.deliver_to_b(&second[0]);
+    assert_eq!(kinds(&pair.out_b()), [Recv]);
+    assert_eq!(pair.events_b().len(), 1);
+}
+
+#[test]
+fn a_closed_endpoint_still_acknowledges_late_recvs() {
+    let mut pair = Pair::new();
+    pair.send(b"x");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let recv = pair.out_b();
+    pair.deliver_to_a(&recv[0]);
+    pair.out_a(); // the ACK is lost
+    pair.a.close(pair.now);
+    assert!(pair.a.is_closed());
+    let at = pair.b.poll_timeout().expect("RECV resend");
+    pair.advance_to(at);
+    let resent = pair.out_b();
+    pair.deliver_to_a(&resent[0]);
+    let ack = pair.out_a();
+    assert_eq!(kinds(&ack), [Ack]);
+    pair.deliver_to_b(&ack[0]);
+    pair.b.close(pair.now);
+    assert!(
+        pair.b.is_closed(),
+        "B's RECV was acknowledged, so B closes at once"
+    );
+}

@@ -77,7 +77,6 @@ pub(crate) struct Driver {
     io: UdpIo,
     endpoint: Endpoint,
     framing: Framing,
-    deliver_foreign: bool,
     commands: mpsc::Receiver<Command>,
     commands_open: bool,
     inbox: mpsc::Sender<Datagram>,
@@ -111,7 +110,6 @@ impl Driver {
         Self {
             io,
             framing: endpoint.config().framing.clone(),
-            deliver_foreign: endpoint.config().deliver_foreign,
             endpoint,
             commands,
             commands_open: true,
@@ -272,34 +270,24 @@ impl Driver {
         }
     }
 
-    /// Feeds one datagram to the endpoint, unless it would add to a full
-    /// receive queue.
+    /// Feeds one datagram to the endpoint.
     ///
-    /// Backpressure: a new DATA while the queue is full is left unanswered,
-    /// so its sender resends it later; nothing confirmed is ever dropped.
-    /// RECV and ACK always go in, so our own sends keep completing while the
-    /// application does not read. Every `Received` event is routed as soon
-    /// as it appears, so the queue's free room bounds what one datagram can
-    /// add (at most one message).
+    /// Backpressure: while the receive queue is full, the endpoint is told
+    /// to leave new DATA unanswered (its sender resends it later), so
+    /// nothing confirmed is ever dropped. Repeats, RECV and ACK still go
+    /// through, so our own sends keep completing while the application does
+    /// not read. Every `Received` event is routed as soon as it appears, so
+    /// the queue's free room bounds what one datagram can add (at most one
+    /// message).
     fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
         self.io_stats.datagrams_received += 1;
-        let parsed = self.framing.parse(&datagram);
         if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
-            log_datagram("in", from, &datagram, &parsed);
+            log_datagram("in", from, &datagram, &self.framing.parse(&datagram));
         }
-        let needs_room = match parsed {
-            Ok(Packet::Data { .. }) => true,
-            Ok(_) => false,
-            Err(_) => self.deliver_foreign,
-        };
-        if needs_room && self.inbox.capacity() == 0 {
-            if parsed.is_ok() {
-                self.io_stats.data_deferred += 1;
-            } else {
-                self.io_stats.foreign_dropped += 1;
-            }
-            tracing::trace!(target: "gtudp", peer = %from, "receive queue full; datagram left unanswered");
-            return;
+        let full = self.inbox.capacity() == 0;
+        if full != self.endpoint.is_receive_paused() {
+            tracing::trace!(target: "gtudp", paused = full, "receive queue backpressure");
+            self.endpoint.set_receive_paused(full);
         }
         self.endpoint.handle_datagram(now, from, datagram);
         self.drain_events();

@@ -31,11 +31,6 @@ pub struct IoStats {
     pub batched_sends: u64,
     /// Times the socket's send buffer was full and the driver waited for it.
     pub send_would_block: u64,
-    /// DATA left unanswered because the receive queue was full (the sender
-    /// resends it later).
-    pub data_deferred: u64,
-    /// Foreign datagrams dropped because the receive queue was full.
-    pub foreign_dropped: u64,
     /// ICMP error reports (such as `ConnectionRefused` for an earlier
     /// datagram) met by receive or send calls; none is fatal.
     pub icmp_errors: u64,

@@ -208,7 +208,7 @@ async fn full_receive_queue_defers_data_without_loss() {
         .collect();
     // Let the queue fill while nobody reads.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(receiver.stats().io.data_deferred > 0);
+    assert!(receiver.stats().endpoint.dropped.data_unanswered_paused > 0);
     let mut seen = HashSet::new();
     for _ in 0..20 {
         let message = within(20, receiver.recv()).await.unwrap();

@@ -117,6 +117,8 @@ pub struct Endpoint {
     /// Messages accepted by `send` whose outcome has not been polled.
     outstanding: usize,
     state: State,
+    /// New DATA is left unanswered while set (see `set_receive_paused`).
+    receive_paused: bool,
     stats: EndpointStats,
 }
 
@@ -187,6 +189,7 @@ impl Endpoint {
             unread: 0,
             outstanding: 0,
             state: State::Open,
+            receive_paused: false,
             stats: EndpointStats::default(),
             config,
         })
@@ -265,7 +268,12 @@ impl Endpoint {
         let now = self.advance(now);
         self.stats.bytes_in += datagram.len() as u64;
         if self.state == State::Closed {
-            self.stats.dropped.after_close += 1;
+            // The peer's RECV resends would otherwise run to their limit:
+            // an ACK needs no state and is no larger than the RECV.
+            match self.config.framing.parse(&datagram) {
+                Ok(Packet::Recv { identity }) => self.queue_ack(source, identity),
+                _ => self.stats.dropped.after_close += 1,
+            }
             return;
         }
         let header_len = self.config.framing.header_len();
@@ -387,6 +395,25 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Pauses or resumes taking new messages: while paused, a new DATA is
+    /// left unanswered (its sender resends it later) and counted in
+    /// [`DropCounts::data_unanswered_paused`](crate::DropCounts), and foreign
+    /// datagrams are dropped; repeats of
+    /// messages already taken are still answered, and RECV and ACK flow as
+    /// usual, so the endpoint's own sends keep completing.
+    ///
+    /// This is receive backpressure for an adapter whose application queue
+    /// is full: nothing is ever answered and then dropped.
+    pub fn set_receive_paused(&mut self, paused: bool) {
+        self.receive_paused = paused;
+    }
+
+    /// Whether new messages are refused (see
+    /// [`set_receive_paused`](Self::set_receive_paused)).
+    pub fn is_receive_paused(&self) -> bool {
+        self.receive_paused
+    }
+
     /// Starts closing: no new sends and no new incoming messages; messages in
     /// flight or queued and RECVs awaiting their ACK keep being resolved until
     /// done or until `drain_timeout` from now, when what is left fails with
@@ -464,7 +491,10 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.stats.invalid.add(reason);
         }
-        if !self.config.deliver_foreign || self.unread >= self.config.limits.max_unread {
+        if !self.config.deliver_foreign
+            || self.receive_paused
+            || self.unread >= self.config.limits.max_unread
+        {
             self.stats.dropped.foreign += 1;
             return;
         }

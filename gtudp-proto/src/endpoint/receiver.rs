@@ -66,6 +66,10 @@ impl Endpoint {
             self.stats.dropped.data_unanswered_closing += 1;
             return;
         }
+        if self.receive_paused {
+            self.stats.dropped.data_unanswered_paused += 1;
+            return;
+        }
         // Refuse before answering: a DATA is never answered and then dropped.
         let limits = &self.config.limits;
         let (max_per_peer, full) = (
