@@ -1,0 +1,624 @@
+//! [`Driver`]: one [`Endpoint`] and one mio UDP socket, for hand-written
+//! event loops.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gtudp_proto::wire::{Framing, Packet};
+use gtudp_proto::{
+    Config, Endpoint, Event, MessageId, PeerStats, SendError, SendOptions, SendRawError, Transmit,
+    UnknownMessage,
+};
+use mio::event::Source;
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+
+use crate::error::BindError;
+use crate::io::{is_icmp_report, Recv, Sent, UdpIo};
+use crate::stats::{IoStats, Stats};
+
+/// Receive batches taken per call before the driver turns to its other
+/// work, so a flood cannot starve timers and sends. What is left is read by
+/// the next [`Driver::handle_timeout`], which [`Driver::poll_timeout`] asks
+/// for at once.
+const RECV_BATCHES_PER_CALL: usize = 4;
+
+/// Drives one gtUDP [`Endpoint`] from a non-blocking mio UDP socket, inside
+/// an event loop you write.
+///
+/// The driver owns the socket and the protocol state; you own the
+/// [`mio::Poll`], the clock and the loop. Use it when gtUDP is one source
+/// among others in your own loop; for a ready-made blocking API use
+/// [`BlockingSocket`](crate::BlockingSocket), which runs a driver on a
+/// thread.
+///
+/// # Event-loop contract
+///
+/// 1. Register the driver once: [`register`](Self::register) (or
+///    `registry.register(&mut driver, token, Interest::READABLE)`, as it
+///    implements [`mio::event::Source`]). The driver manages its own
+///    interests from then on: readable always, writable only while a send
+///    waits for room in the socket buffer.
+/// 2. Wait with `poll.poll(&mut events, timeout)`, the timeout computed
+///    from [`poll_timeout`](Self::poll_timeout) (`None`: wait for I/O only).
+/// 3. For each event with the driver's token, call
+///    [`handle_readable`](Self::handle_readable) if it is readable and
+///    [`handle_writable`](Self::handle_writable) if it is writable.
+/// 4. After every wake-up, call [`handle_timeout`](Self::handle_timeout)
+///    (cheap when nothing is due), then drain
+///    [`poll_event`](Self::poll_event).
+/// 5. After calling [`send`](Self::send) (any number of times: a burst goes
+///    out in batches), call [`flush`](Self::flush). Forgetting it only costs
+///    a loop turn: `poll_timeout` asks for an immediate wake-up while
+///    anything is unflushed.
+///
+/// Every `handle_*` sends what the endpoint has to send before returning.
+/// `now` is your clock (`Instant::now()`); it must not go backwards. Nothing
+/// is polled in a loop: when idle, `poll_timeout` is the endpoint's next
+/// retransmission or expiry, or `None`.
+///
+/// ICMP error reports (port unreachable, connection reset) and datagrams the
+/// kernel refuses (EMSGSIZE) are counted and logged, never fatal: the
+/// protocol's own retransmission and attempt limit decide the outcome.
+///
+/// # Example
+///
+/// Two drivers on loopback, one mio loop, one message each way:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use gtudp_mio::{Config, Driver, Event};
+/// use mio::{Events, Poll, Token};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut poll = Poll::new()?;
+/// let mut a = Driver::bind("127.0.0.1:0".parse()?, Config::default())?;
+/// let mut b = Driver::bind("127.0.0.1:0".parse()?, Config::default())?;
+/// a.register(poll.registry(), Token(0))?;
+/// b.register(poll.registry(), Token(1))?;
+/// let (a_addr, b_addr) = (a.local_addr()?, b.local_addr()?);
+///
+/// let now = Instant::now();
+/// a.send(now, b_addr, Bytes::from_static(b"ping"))?;
+/// a.flush(now);
+///
+/// let mut events = Events::with_capacity(64);
+/// let (mut delivered, mut echoed) = (false, false);
+/// let give_up = Instant::now() + Duration::from_secs(10);
+/// while !(delivered && echoed) && Instant::now() < give_up {
+///     // Sleep until I/O or the earliest timer of either driver.
+///     let deadline = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min();
+///     let timeout = deadline
+///         .map(|at| at.saturating_duration_since(Instant::now()))
+///         .unwrap_or(Duration::from_millis(100));
+///     poll.poll(&mut events, Some(timeout))?;
+///     let now = Instant::now();
+///     for event in events.iter() {
+///         let driver = if event.token() == Token(0) { &mut a } else { &mut b };
+///         if event.is_readable() {
+///             driver.handle_readable(now);
+///         }
+///         if event.is_writable() {
+///             driver.handle_writable(now);
+///         }
+///     }
+///     a.handle_timeout(now);
+///     b.handle_timeout(now);
+///     while let Some(event) = b.poll_event() {
+///         if let Event::Received { from, payload } = event {
+///             // Echo it back, with guaranteed delivery too.
+///             b.send(now, from, payload)?;
+///             b.flush(now);
+///         }
+///     }
+///     while let Some(event) = a.poll_event() {
+///         match event {
+///             Event::Delivered { to, .. } => delivered |= to == b_addr,
+///             Event::Received { payload, .. } => echoed |= &payload[..] == b"ping",
+///             _ => {}
+///         }
+///     }
+/// }
+/// assert!(delivered && echoed);
+/// # let _ = a_addr;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Driver {
+    io: UdpIo,
+    endpoint: Endpoint,
+    framing: Framing,
+    registration: Option<Registration>,
+    /// Whether WRITABLE is part of the registered interest.
+    writable_interest: bool,
+    /// Datagrams written by `poll_transmit`, not yet sent.
+    transmit_buf: Vec<u8>,
+    /// The transmit in `transmit_buf` while the socket's buffer is full.
+    blocked: Option<Transmit>,
+    /// The last receive stopped at its batch limit, not at `WouldBlock`.
+    read_pending: bool,
+    /// Application calls since the last flush.
+    unflushed: bool,
+    /// The latest `now` seen, for "wake at once" answers of `poll_timeout`.
+    latest: Option<Instant>,
+    /// Events taken from the endpoint while a receive room is set.
+    events: VecDeque<Event>,
+    receive_room: Option<usize>,
+    received: Vec<(SocketAddr, Bytes)>,
+    io_stats: IoStats,
+}
+
+#[derive(Debug)]
+struct Registration {
+    registry: Registry,
+    token: Token,
+}
+
+impl Driver {
+    /// Binds a UDP socket to `addr` and drives a new endpoint with `config`
+    /// on it (secrets seeded from the operating system's random source).
+    pub fn bind(addr: SocketAddr, config: Config) -> Result<Self, BindError> {
+        Self::new(UdpSocket::bind(addr)?, config)
+    }
+
+    /// Drives a new endpoint with `config` on an existing mio socket, for
+    /// sockets set up with options of your own.
+    pub fn new(socket: UdpSocket, config: Config) -> Result<Self, BindError> {
+        let mut seed = [0u8; 16];
+        getrandom::fill(&mut seed).map_err(|error| {
+            BindError::Io(io::Error::other(format!(
+                "no random source for the endpoint's secrets: {error}"
+            )))
+        })?;
+        let endpoint = Endpoint::new(config, u128::from_le_bytes(seed))?;
+        Ok(Self::from_endpoint(socket, endpoint)?)
+    }
+
+    /// Drives an endpoint you built, for a chosen seed (reproducible
+    /// identities in tests) or an endpoint carried over from elsewhere.
+    pub fn from_endpoint(socket: UdpSocket, endpoint: Endpoint) -> io::Result<Self> {
+        Ok(Self {
+            io: UdpIo::new(socket)?,
+            framing: endpoint.config().framing.clone(),
+            endpoint,
+            registration: None,
+            writable_interest: false,
+            transmit_buf: Vec::new(),
+            blocked: None,
+            read_pending: false,
+            unflushed: false,
+            latest: None,
+            events: VecDeque::new(),
+            receive_room: None,
+            received: Vec::new(),
+            io_stats: IoStats::default(),
+        })
+    }
+
+    // ----- registration --------------------------------------------------
+
+    /// Registers the socket with `registry` under `token`, readable.
+    ///
+    /// The driver keeps a clone of the registry (one file descriptor) so
+    /// that it can add writable interest while a send waits for room, and
+    /// drop it afterwards.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.io
+            .socket
+            .register(registry, token, Interest::READABLE)?;
+        self.registration = Some(Registration {
+            registry: registry.try_clone()?,
+            token,
+        });
+        self.writable_interest = false;
+        // A send blocked before registration still needs its wake-up.
+        self.update_interest();
+        Ok(())
+    }
+
+    /// Removes the socket from `registry`; the driver then gets no events
+    /// until registered again.
+    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.registration = None;
+        self.writable_interest = false;
+        self.io.socket.deregister(registry)
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// The socket's local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.socket.local_addr()
+    }
+
+    /// The protocol endpoint, for its configuration, table sizes and
+    /// counters.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Counters of the endpoint and of the socket I/O.
+    pub fn stats(&self) -> Stats {
+        let mut io = self.io_stats;
+        io.icmp_errors += self.io.send_icmp_reports;
+        io.send_errors += self.io.send_errors;
+        Stats {
+            endpoint: self.endpoint.stats(),
+            io,
+        }
+    }
+
+    /// Counters and RTT estimate for one peer, while it is tracked.
+    pub fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
+        self.endpoint.peer_stats(peer)
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.endpoint.is_closing()
+    }
+
+    /// Whether the close has finished: every message resolved and every
+    /// datagram handed to the kernel. Events may still wait in
+    /// [`poll_event`](Self::poll_event). The socket can then be dropped.
+    pub fn is_closed(&self) -> bool {
+        self.endpoint.is_closed() && self.blocked.is_none()
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Reads what the socket holds (a few batches at most; see
+    /// [`poll_timeout`](Self::poll_timeout) for the rest), feeds it to the
+    /// endpoint and sends the replies. Call it when mio reports the
+    /// driver's token readable.
+    pub fn handle_readable(&mut self, now: Instant) {
+        self.note(now);
+        self.receive(now);
+        self.flush(now);
+    }
+
+    /// Sends what waited for room in the socket buffer. Call it when mio
+    /// reports the driver's token writable.
+    pub fn handle_writable(&mut self, now: Instant) {
+        self.note(now);
+        self.flush(now);
+    }
+
+    /// Runs the endpoint's due timers (retransmissions, attempt limits,
+    /// expiries), resumes a receive cut short, and sends the result. Call
+    /// it after every wake-up of the loop; nothing happens when nothing is
+    /// due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.note(now);
+        if self.read_pending {
+            self.receive(now);
+        }
+        self.endpoint.handle_timeout(now);
+        self.flush(now);
+    }
+
+    // ----- application calls ---------------------------------------------
+
+    /// Sends `payload` to `destination` with guaranteed delivery: it ends in
+    /// exactly one [`Event::Delivered`] or [`Event::Failed`] carrying the
+    /// returned id. Call [`flush`](Self::flush) after a burst of sends.
+    ///
+    /// A refused send hands the payload back in the [`SendError`].
+    pub fn send(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        payload: Bytes,
+    ) -> Result<MessageId, SendError> {
+        self.send_with(now, destination, payload, SendOptions::default())
+    }
+
+    /// [`send`](Self::send) with a per-message deadline or attempt limit.
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        payload: Bytes,
+        options: SendOptions,
+    ) -> Result<MessageId, SendError> {
+        self.note(now);
+        let id = self
+            .endpoint
+            .send_with(now, destination, payload, options)?;
+        self.unflushed = true;
+        Ok(id)
+    }
+
+    /// Queues a datagram sent as is, without gtUDP framing or guarantees,
+    /// for peers that do not speak gtUDP. Call [`flush`](Self::flush) after.
+    pub fn send_raw(
+        &mut self,
+        destination: SocketAddr,
+        datagram: Bytes,
+    ) -> Result<(), SendRawError> {
+        self.endpoint.send_raw(destination, datagram)?;
+        self.unflushed = true;
+        Ok(())
+    }
+
+    /// Stops trying to deliver a message; it ends in [`Event::Failed`] with
+    /// [`FailureReason::Cancelled`](gtudp_proto::FailureReason).
+    pub fn cancel(&mut self, id: MessageId) -> Result<(), UnknownMessage> {
+        self.endpoint.cancel(id)
+    }
+
+    /// Starts closing: no new sends or incoming messages; what is in flight
+    /// keeps being resolved until done or until `Config::drain_timeout`.
+    /// Keep running the loop until [`is_closed`](Self::is_closed).
+    pub fn close(&mut self, now: Instant) {
+        self.note(now);
+        self.endpoint.close(now);
+        self.flush(now);
+    }
+
+    /// Bounds the received messages the driver takes before the
+    /// application has read them, for an application with a bounded queue
+    /// of its own.
+    ///
+    /// `Some(n)`: at most `n` more [`Event::Received`] or [`Event::Foreign`]
+    /// are taken; once they are, the endpoint leaves new DATA unanswered
+    /// (its sender resends it later, so nothing is lost) until the room is
+    /// raised again. Repeats, RECV and ACK keep flowing, so this side's own
+    /// sends still complete. `None` (the default): only
+    /// [`Limits::max_unread`](gtudp_proto::Limits) applies. Each taken
+    /// message lowers the room by one; set it again whenever the
+    /// application's queue drains. A sender whose messages stay unanswered
+    /// longer than its attempt limit reports them failed.
+    pub fn set_receive_room(&mut self, room: Option<usize>) {
+        self.receive_room = room;
+        self.endpoint.set_receive_paused(room == Some(0));
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// Sends everything the endpoint has to send, until the socket's buffer
+    /// is full; what does not fit is kept, writable interest is added, and
+    /// [`handle_writable`](Self::handle_writable) continues.
+    pub fn flush(&mut self, now: Instant) {
+        self.note(now);
+        self.unflushed = false;
+        loop {
+            if let Some(transmit) = self.blocked {
+                match self.io.try_send(
+                    transmit.destination,
+                    &self.transmit_buf[..transmit.size],
+                    transmit.segment_size,
+                ) {
+                    Sent::WouldBlock => {
+                        self.io_stats.send_would_block += 1;
+                        break;
+                    }
+                    Sent::Done => {
+                        self.blocked = None;
+                        let count = transmit.datagram_count() as u64;
+                        self.io_stats.send_calls += 1;
+                        self.io_stats.datagrams_sent += count;
+                        if count > 1 {
+                            self.io_stats.batched_sends += 1;
+                        }
+                    }
+                }
+            }
+            let max = self.io.max_segments();
+            let Some(transmit) = self
+                .endpoint
+                .poll_transmit(now, max, &mut self.transmit_buf)
+            else {
+                break;
+            };
+            if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
+                for datagram in transmit.datagrams(&self.transmit_buf) {
+                    let parsed = self.framing.parse(datagram);
+                    log_datagram("out", transmit.destination, datagram, &parsed);
+                }
+            }
+            self.blocked = Some(transmit);
+        }
+        self.update_interest();
+        if self.receive_room.is_some() {
+            self.take_events();
+        }
+    }
+
+    /// The next event: a message received, or the outcome of a send.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events
+            .pop_front()
+            .or_else(|| self.endpoint.poll_event())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next run: the
+    /// endpoint's next timer, or the latest `now` seen (wake at once) while
+    /// a receive was cut short or sends are unflushed. `None`: wait for I/O
+    /// only.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.read_pending || self.unflushed {
+            if let Some(latest) = self.latest {
+                return Some(latest);
+            }
+        }
+        self.endpoint.poll_timeout()
+    }
+
+    // ----- private helpers -------------------------------------------------
+
+    fn note(&mut self, now: Instant) {
+        if self.latest.is_none_or(|latest| now > latest) {
+            self.latest = Some(now);
+        }
+    }
+
+    fn receive(&mut self, now: Instant) {
+        self.read_pending = false;
+        for _ in 0..RECV_BATCHES_PER_CALL {
+            match self.io.try_recv() {
+                Recv::Batch(count) => {
+                    self.io_stats.recv_calls += 1;
+                    let mut received = std::mem::take(&mut self.received);
+                    received.extend(
+                        self.io
+                            .datagrams(count)
+                            .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
+                    );
+                    for (from, datagram) in received.drain(..) {
+                        self.feed(now, from, datagram);
+                    }
+                    self.received = received;
+                }
+                Recv::WouldBlock => return,
+                Recv::Error(error) if is_icmp_report(&error) => {
+                    // Port unreachable for an earlier send, WSAECONNRESET on
+                    // Windows: about a peer, not this socket. Keep reading.
+                    self.io_stats.icmp_errors += 1;
+                    tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
+                }
+                Recv::Error(error) => {
+                    // Not retried at once: a persistent error must not spin.
+                    self.io_stats.recv_errors += 1;
+                    tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
+                    return;
+                }
+            }
+        }
+        // Edge-triggered readiness will not fire again for what is left.
+        self.read_pending = true;
+    }
+
+    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+        self.io_stats.datagrams_received += 1;
+        if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
+            log_datagram("in", from, &datagram, &self.framing.parse(&datagram));
+        }
+        self.endpoint.handle_datagram(now, from, datagram);
+        if self.receive_room.is_some() {
+            // One datagram adds at most one message: count it before the
+            // next datagram is fed, so the room is never exceeded.
+            self.take_events();
+        }
+    }
+
+    /// Moves the endpoint's events into the driver's queue, lowering the
+    /// receive room for each message and pausing the endpoint at zero.
+    fn take_events(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            if matches!(event, Event::Received { .. } | Event::Foreign { .. }) {
+                if let Some(room) = &mut self.receive_room {
+                    *room = room.saturating_sub(1);
+                }
+            }
+            self.events.push_back(event);
+        }
+        let paused = self.receive_room == Some(0);
+        if paused != self.endpoint.is_receive_paused() {
+            tracing::trace!(target: "gtudp", paused, "receive backpressure");
+            self.endpoint.set_receive_paused(paused);
+        }
+    }
+
+    /// Writable interest while a transmit waits, readable only otherwise:
+    /// an always-writable registration would wake the loop after every send.
+    fn update_interest(&mut self) {
+        let want = self.blocked.is_some();
+        if want == self.writable_interest {
+            return;
+        }
+        let Some(registration) = &self.registration else {
+            return;
+        };
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self
+            .io
+            .socket
+            .reregister(&registration.registry, registration.token, interest)
+        {
+            Ok(()) => self.writable_interest = want,
+            Err(error) => {
+                tracing::warn!(target: "gtudp", %error, "could not change the socket's interest")
+            }
+        }
+    }
+}
+
+impl Source for Driver {
+    /// Registers like [`Driver::register`]; `interests` is ignored, as the
+    /// driver manages its own.
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        _interests: Interest,
+    ) -> io::Result<()> {
+        Driver::register(self, registry, token)
+    }
+
+    /// Moves the registration like [`Driver::register`]; `interests` is
+    /// ignored, as the driver manages its own.
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        _interests: Interest,
+    ) -> io::Result<()> {
+        let interest = if self.blocked.is_some() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.io.socket.reregister(registry, token, interest)?;
+        self.registration = Some(Registration {
+            registry: registry.try_clone()?,
+            token,
+        });
+        self.writable_interest = self.blocked.is_some();
+        Ok(())
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        Driver::deregister(self, registry)
+    }
+}
+
+/// One debug line per datagram: direction, kind, identity in hex, peer and
+/// size (the successor of the original's `debug=True`).
+fn log_datagram(
+    direction: &'static str,
+    peer: SocketAddr,
+    datagram: &[u8],
+    parsed: &Result<Packet<'_>, gtudp_proto::wire::NotGtudp>,
+) {
+    let size = datagram.len();
+    match parsed {
+        Ok(packet) => tracing::debug!(
+            target: "gtudp",
+            direction,
+            kind = packet.kind().name(),
+            identity = %packet.identity(),
+            %peer,
+            size,
+            "datagram"
+        ),
+        Err(reason) => tracing::debug!(
+            target: "gtudp",
+            direction,
+            kind = if direction == "out" { "RAW" } else { "FOREIGN" },
+            ?reason,
+            %peer,
+            size,
+            "datagram"
+        ),
+    }
+}

@@ -1,0 +1,65 @@
+//! Counters of the driver and the summary of a close.
+
+use std::time::Duration;
+
+use gtudp_proto::EndpointStats;
+
+/// Counters from [`Driver::stats`](crate::Driver::stats) and
+/// [`BlockingSocket::stats`](crate::BlockingSocket::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The protocol endpoint's counters (datagrams by kind, retransmissions,
+    /// duplicates suppressed, delivered, failed, drops by reason, ...).
+    pub endpoint: EndpointStats,
+    /// The socket I/O's counters.
+    pub io: IoStats,
+}
+
+/// Counters of the socket I/O done by the driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IoStats {
+    /// Receive system calls that returned data.
+    pub recv_calls: u64,
+    /// Datagrams received (a GRO aggregate counts each datagram).
+    pub datagrams_received: u64,
+    /// Send system calls that handed data to the kernel.
+    pub send_calls: u64,
+    /// Datagrams sent (a GSO batch counts each datagram).
+    pub datagrams_sent: u64,
+    /// Send system calls that carried several datagrams (GSO).
+    pub batched_sends: u64,
+    /// Times the socket's send buffer was full and the driver waited for
+    /// writability.
+    pub send_would_block: u64,
+    /// ICMP error reports (such as `ConnectionRefused` for an earlier
+    /// datagram) met by receive or send calls; none is fatal.
+    pub icmp_errors: u64,
+    /// Other receive errors, logged and ignored.
+    pub recv_errors: u64,
+    /// Datagrams dropped because the kernel refused them for good
+    /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
+    pub send_errors: u64,
+}
+
+/// What [`BlockingSocket::close`](crate::BlockingSocket::close) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseSummary {
+    /// Messages confirmed delivered while draining.
+    pub delivered: u64,
+    /// Messages that failed while draining, for any reason.
+    pub failed: u64,
+    /// Messages still unconfirmed at the drain deadline (failed with
+    /// [`FailureReason::EndpointClosed`](gtudp_proto::FailureReason));
+    /// included in `failed`.
+    pub abandoned: u64,
+    /// Whether the drain deadline ([`Config::drain_timeout`](gtudp_proto::Config))
+    /// cut the drain short; if not, every message and RECV was resolved.
+    pub deadline_reached: bool,
+    /// How long the drain took.
+    pub elapsed: Duration,
+    /// The final counters.
+    pub stats: Stats,
+}

@@ -1,0 +1,171 @@
+//! A lossy, duplicating, reordering UDP relay on loopback, on a plain
+//! thread.
+//!
+//! Datagrams from the server go to the client (the last other address the
+//! relay heard from); datagrams from anyone else go to the server. Each is
+//! dropped with probability `loss`, otherwise forwarded once, or twice with
+//! probability `duplicate`, each copy after a random delay of up to
+//! `max_delay` (which reorders them). The choices come from a seeded
+//! generator.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How the relay mistreats datagrams.
+#[derive(Clone, Copy, Debug)]
+pub struct Impairment {
+    pub loss: f64,
+    pub duplicate: f64,
+    pub max_delay: Duration,
+    pub seed: u64,
+}
+
+/// What the relay did.
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    pub received: AtomicU64,
+    pub dropped: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub forwarded: AtomicU64,
+}
+
+/// A running relay; stops when dropped.
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub counters: Arc<RelayCounters>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Relay {
+    /// Starts a relay in front of `server`, on the same loopback family.
+    pub fn start(server: SocketAddr, impairment: Impairment) -> std::io::Result<Relay> {
+        let bind = if server.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        };
+        let socket = UdpSocket::bind(bind)?;
+        let addr = socket.local_addr()?;
+        let counters = Arc::new(RelayCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (counters, stop) = (counters.clone(), stop.clone());
+            move || run(socket, server, impairment, &counters, &stop)
+        });
+        Ok(Relay {
+            addr,
+            counters,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn run(
+    socket: UdpSocket,
+    server: SocketAddr,
+    impairment: Impairment,
+    counters: &RelayCounters,
+    stop: &AtomicBool,
+) {
+    let mut rng = Rng(impairment.seed | 1);
+    let mut client: Option<SocketAddr> = None;
+    let mut buf = vec![0u8; 65_536];
+    let mut delayed: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
+    let mut sequence = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while delayed.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
+            if let Some(Reverse((_, _, to, datagram))) = delayed.pop() {
+                let _ = socket.send_to(&datagram, to);
+            }
+        }
+        // Wake for the next delayed copy, or every 20 ms to check `stop`.
+        let wait = delayed
+            .peek()
+            .map(|Reverse((at, ..))| at.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(20))
+            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        let _ = socket.set_read_timeout(Some(wait));
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            // Timeouts, and ICMP reports from a peer that went away.
+            Err(_) => continue,
+        };
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        let to = if from == server {
+            match client {
+                Some(client) => client,
+                None => continue,
+            }
+        } else {
+            client = Some(from);
+            server
+        };
+        if rng.chance(impairment.loss) {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let copies = if rng.chance(impairment.duplicate) {
+            counters.duplicated.fetch_add(1, Ordering::Relaxed);
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            counters.forwarded.fetch_add(1, Ordering::Relaxed);
+            let delay = impairment.max_delay.mul_f64(rng.unit());
+            if delay < Duration::from_millis(1) {
+                let _ = socket.send_to(&buf[..len], to);
+            } else {
+                sequence += 1;
+                delayed.push(Reverse((
+                    Instant::now() + delay,
+                    sequence,
+                    to,
+                    buf[..len].to_vec(),
+                )));
+            }
+        }
+    }
+}
+
+/// A copy waiting for its delay: release time, sequence (for a total
+/// order), destination, bytes.
+type Delayed = (Instant, u64, SocketAddr, Vec<u8>);
+
+/// xorshift64*: small, seeded, good enough to decide drops.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, probability: f64) -> bool {
+        self.unit() < probability
+    }
+}
