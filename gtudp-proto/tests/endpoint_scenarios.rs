@@ -901,3 +901,13 @@ fn a_closed_endpoint_still_acknowledges_late_recvs() {
         "B's RECV was acknowledged, so B closes at once"
     );
 }
+
+#[test]
+fn pending_transmits_are_reported_until_drained() {
+    let mut pair = Pair::new();
+    assert!(!pair.a.has_pending_transmits());
+    pair.send(b"x");
+    assert!(pair.a.has_pending_transmits());
+    pair.out_a();
+    assert!(!pair.a.has_pending_transmits());
+}

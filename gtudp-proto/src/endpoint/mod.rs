@@ -244,6 +244,14 @@ impl Endpoint {
         }
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) may have datagrams to
+    /// write, in O(1). It can be true when the only orders left turn out to
+    /// be stale (their message resolved meanwhile); `poll_transmit` then
+    /// returns `None`. False means there is nothing to send.
+    pub fn has_pending_transmits(&self) -> bool {
+        !self.output.is_empty()
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closing(&self) -> bool {
         self.state != State::Open
