@@ -32,7 +32,7 @@ mod timer;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Limits, SendOptions, MAX_UDP_PAYLOAD};
-pub use endpoint::{Endpoint, TableSizes};
+pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};
 pub use event::{Event, FailureReason, MessageId, Transmit};
 pub use stats::{DropCounts, EndpointStats, InvalidCounts, KindCounts, PeerStats};

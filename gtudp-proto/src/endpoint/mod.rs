@@ -162,6 +162,91 @@ pub struct TableSizes {
     pub timers: usize,
 }
 
+impl TableSizes {
+    /// The first table found above the bound `limits` sets for it, if any.
+    ///
+    /// The bounds are those the endpoint keeps by construction: each
+    /// [`Limits`](crate::Limits) field for its table; events by outcomes
+    /// plus unread payloads; and, for the structures that hold stale entries
+    /// until purged (timers, pending transmits), twice the live bound plus a
+    /// small constant. Simulations and fuzz targets check it after every call.
+    pub fn exceeded(&self, limits: &crate::Limits) -> Option<BoundExceeded> {
+        // Stale timer entries and transmit orders are purged once they
+        // outnumber twice the live ones (plus 64); one call adds a few more.
+        const SLACK: usize = 66;
+        let live_timers =
+            limits.max_outstanding_messages + limits.max_received + limits.max_peers + 1;
+        let live_orders = limits.max_outstanding_messages
+            + limits.max_received
+            + limits.max_pending_control
+            + limits.max_pending_raw;
+        let checks = [
+            ("peers", self.peers, limits.max_peers),
+            ("messages", self.messages, limits.max_outstanding_messages),
+            (
+                "outstanding",
+                self.outstanding,
+                limits.max_outstanding_messages,
+            ),
+            ("queued", self.queued, limits.max_outstanding_messages),
+            (
+                "largest_peer_queue",
+                self.largest_peer_queue,
+                limits.max_queued_per_peer,
+            ),
+            ("received", self.received, limits.max_received),
+            (
+                "largest_peer_received",
+                self.largest_peer_received,
+                limits.max_received_per_peer,
+            ),
+            ("unread", self.unread, limits.max_unread),
+            (
+                "events",
+                self.events,
+                limits.max_outstanding_messages + limits.max_unread,
+            ),
+            (
+                "pending_control",
+                self.pending_control,
+                limits.max_pending_control,
+            ),
+            ("pending_raw", self.pending_raw, limits.max_pending_raw),
+            (
+                "pending_transmits",
+                self.pending_transmits,
+                2 * live_orders + SLACK,
+            ),
+            ("timers", self.timers, 2 * live_timers + SLACK),
+        ];
+        checks
+            .into_iter()
+            .find(|&(_, size, bound)| size > bound)
+            .map(|(table, size, bound)| BoundExceeded { table, size, bound })
+    }
+}
+
+/// A table above its bound, from [`TableSizes::exceeded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundExceeded {
+    /// The table's name, as the [`TableSizes`] field.
+    pub table: &'static str,
+    /// Its size.
+    pub size: usize,
+    /// Its bound.
+    pub bound: usize,
+}
+
+impl core::fmt::Display for BoundExceeded {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "table {} holds {} entries, above its bound of {}",
+            self.table, self.size, self.bound
+        )
+    }
+}
+
 impl Endpoint {
     /// A new endpoint with `config`, its secrets derived from `seed`.
     ///
