@@ -1,0 +1,284 @@
+//! `compare`: one-way throughput and latency of gtUDP against raw UDP,
+//! laminar and KCP, all over 127.0.0.1 in one process, measured in the same
+//! run.
+//!
+//! ```text
+//! cargo run --release -p gtudp-bench -- [--count N] [--size BYTES] \
+//!     [--concurrency C] [--only NAME,...] [--runs R] [--quick]
+//! ```
+//!
+//! Each implementation gets a small warm-up run (discarded), then R runs
+//! (default 3); the table shows the run with the median throughput. Every
+//! payload starts with its sequence number and its send time, so every
+//! receiver checks exactly-once delivery and measures send-to-receive
+//! latency.
+
+mod common;
+mod gtudp;
+mod kcp;
+mod laminar_bench;
+mod raw;
+
+use std::io;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+use crate::common::{Outcome, Params, HEADER};
+
+/// The implementations, in table order.
+const NAMES: [&str; 5] = [
+    "raw-udp",
+    "raw-udp-tokio",
+    "gtudp-tokio",
+    "laminar",
+    "tokio_kcp",
+];
+
+/// Compare gtUDP's throughput and latency with raw UDP and peer libraries
+/// over loopback.
+#[derive(Parser, Debug)]
+#[command(name = "compare")]
+struct Args {
+    /// Messages per run [default: 50000, or 5000 with --quick].
+    #[arg(long)]
+    count: Option<u64>,
+    /// Payload bytes per message (at least 16: sequence number and send time).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(HEADER as u64..=1_400))]
+    size: u64,
+    /// Most messages outstanding at once where the benchmark sets the
+    /// window (gtUDP: awaiting Delivered; laminar: ahead of the receiver).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    concurrency: u64,
+    /// Only these implementations (comma-separated): raw-udp, raw-udp-tokio,
+    /// gtudp-tokio, laminar, tokio_kcp.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
+    only: Vec<String>,
+    /// gtUDP receive queue (messages held for `recv`); the library's
+    /// default is 1024.
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    recv_queue: u64,
+    /// Measured runs per implementation; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
+    runs: u64,
+    /// A small run: 5,000 messages unless --count says otherwise.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let count = args
+        .count
+        .unwrap_or(if args.quick { 5_000 } else { 50_000 })
+        .max(1);
+    let params = Params {
+        count,
+        size: args.size as usize,
+        concurrency: args.concurrency as usize,
+        recv_queue: args.recv_queue as usize,
+    };
+    let warmup = Params {
+        count: (count / 10).clamp(1, 2_000),
+        ..params
+    };
+    let selected: Vec<&'static str> = NAMES
+        .into_iter()
+        .filter(|name| args.only.is_empty() || args.only.iter().any(|o| o == name))
+        .collect();
+
+    eprintln!(
+        "compare: {} messages of {} bytes, concurrency {}, {} run(s) each after a {}-message warm-up",
+        params.count, params.size, params.concurrency, args.runs, warmup.count
+    );
+    let mut medians = Vec::new();
+    let mut all_runs = Vec::new();
+    let mut ok = true;
+    for name in selected {
+        if let Err(error) = run_one(name, warmup) {
+            eprintln!("{name}: warm-up failed: {error}");
+        }
+        let mut outcomes = Vec::new();
+        for run in 1..=args.runs {
+            match run_one(name, params) {
+                Ok(outcome) => {
+                    eprintln!("  {name} run {run}: {}", summary(&outcome));
+                    outcomes.push(outcome);
+                }
+                Err(error) => {
+                    eprintln!("  {name} run {run}: error: {error}");
+                    ok = false;
+                }
+            }
+        }
+        // A stalled run never finished: it ranks below every finished one.
+        outcomes.sort_by(|a, b| {
+            (!a.stalled, a.msgs_per_sec())
+                .partial_cmp(&(!b.stalled, b.msgs_per_sec()))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let runs: Vec<String> = outcomes.iter().map(summary).collect();
+        let median = outcomes.len() / 2;
+        if let Some(outcome) = outcomes.into_iter().nth(median) {
+            all_runs.push((name, runs));
+            medians.push(outcome);
+        }
+    }
+
+    println!();
+    println!(
+        "{} messages x {} B one-way over 127.0.0.1, concurrency {}, median of {} run(s)",
+        params.count, params.size, params.concurrency, args.runs
+    );
+    println!();
+    print_table(&medians);
+    println!();
+    println!("All runs (stalled first, then by msgs/s):");
+    for (name, runs) in &all_runs {
+        for run in runs {
+            println!("- {name}: {run}");
+        }
+    }
+    let details: Vec<&Outcome> = medians.iter().filter(|o| !o.details.is_empty()).collect();
+    if !details.is_empty() {
+        println!();
+        println!("Counters of the median run:");
+        for outcome in details {
+            for line in &outcome.details {
+                println!("- {} {line}", outcome.name);
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One run of `name` on a fresh runtime (tokio ones), so that nothing from
+/// an earlier run lingers.
+fn run_one(name: &str, params: Params) -> io::Result<Outcome> {
+    let drops_before = common::rcvbuf_errors();
+    let mut outcome = run_impl(name, params)?;
+    if let (Some(before), Some(after)) = (drops_before, common::rcvbuf_errors()) {
+        outcome.notes.push(format!(
+            "kernel rcvbuf drops {}",
+            after.saturating_sub(before)
+        ));
+    }
+    Ok(outcome)
+}
+
+fn run_impl(name: &str, params: Params) -> io::Result<Outcome> {
+    match name {
+        "raw-udp" => raw::std_blocking(params),
+        "laminar" => laminar_bench::run(params),
+        _ => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let outcome = runtime.block_on(async {
+                match name {
+                    "raw-udp-tokio" => raw::tokio(params).await,
+                    "gtudp-tokio" => gtudp::run(params).await,
+                    "tokio_kcp" => kcp::run(params).await,
+                    _ => Err(io::Error::other(format!("unknown implementation {name}"))),
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            outcome
+        }
+    }
+}
+
+fn summary(outcome: &Outcome) -> String {
+    format!(
+        "{:.0} msgs/s, {} in {:.3} s, {}{}",
+        outcome.msgs_per_sec(),
+        counts(outcome),
+        outcome.elapsed.as_secs_f64(),
+        notes(outcome),
+        cpu_per_msg(outcome).map_or(String::new(), |cpu| format!(", CPU {cpu}")),
+    )
+}
+
+fn counts(outcome: &Outcome) -> String {
+    match outcome.delivered {
+        Some(delivered) => format!(
+            "{delivered}/{} delivered, {}/{} received",
+            outcome.params.count, outcome.received, outcome.params.count
+        ),
+        None => format!("-, {}/{} received", outcome.received, outcome.params.count),
+    }
+}
+
+fn notes(outcome: &Outcome) -> String {
+    let mut notes = outcome.notes.clone();
+    if outcome.duplicates > 0 {
+        notes.push(format!("{} duplicates", outcome.duplicates));
+    }
+    if outcome.corrupt > 0 {
+        notes.push(format!("{} corrupt", outcome.corrupt));
+    }
+    if outcome.reordered > 0 {
+        notes.push(format!("{} reordered", outcome.reordered));
+    }
+    notes.join("; ")
+}
+
+fn cpu_per_msg(outcome: &Outcome) -> Option<String> {
+    // A stalled run's CPU time is mostly the wait for the stall verdict.
+    let cpu = outcome.cpu.filter(|_| !outcome.stalled)?;
+    let done = outcome.completed().max(1);
+    Some(format!(
+        "{:.1} µs/msg",
+        cpu.as_secs_f64() * 1e6 / done as f64
+    ))
+}
+
+fn percentiles(hist: &Histogram<u64>) -> String {
+    if hist.is_empty() {
+        return "-".to_owned();
+    }
+    format!(
+        "{} / {}",
+        micros(hist.value_at_quantile(0.50)),
+        micros(hist.value_at_quantile(0.99))
+    )
+}
+
+fn micros(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    println!(
+        "| name | msgs/s | MB/s | delivered / received | loss or notes | send→delivered p50 / p99 | send→recv p50 / p99 | CPU per msg |"
+    );
+    println!("|---|---:|---:|---|---|---|---|---:|");
+    for outcome in outcomes {
+        let rate = outcome.msgs_per_sec();
+        println!(
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} | {} |",
+            outcome.name,
+            rate,
+            rate * outcome.params.size as f64 / 1e6,
+            counts(outcome),
+            notes(outcome),
+            outcome
+                .confirm_latency
+                .as_ref()
+                .map_or("n/a".to_owned(), percentiles),
+            percentiles(&outcome.one_way),
+            cpu_per_msg(outcome).unwrap_or_else(|| "-".to_owned()),
+        );
+    }
+}
