@@ -911,3 +911,26 @@ fn pending_transmits_are_reported_until_drained() {
     pair.out_a();
     assert!(!pair.a.has_pending_transmits());
 }
+
+#[test]
+fn replies_and_data_batch_separately_even_when_interleaved() {
+    let mut pair = Pair::new();
+    for n in 0..10u32 {
+        pair.send(b"a full-size message");
+        // A RECV arrives between sends, so an ACK is queued between DATA.
+        let identity = Identity::from_u32(0xffff_0000 + n);
+        pair.a
+            .handle_datagram(pair.now, pair.b_addr, encode(Packet::Recv { identity }));
+    }
+    let mut buf = Vec::new();
+    let replies = pair.a.poll_transmit(pair.now, 64, &mut buf).expect("ACKs");
+    assert_eq!(
+        replies.datagram_count(),
+        10,
+        "the ACKs go out in one batch, first"
+    );
+    assert_eq!(replies.segment_size, Some(5));
+    let data = pair.a.poll_transmit(pair.now, 64, &mut buf).expect("DATA");
+    assert_eq!(data.datagram_count(), 10, "then the DATA, in one batch");
+    assert!(pair.a.poll_transmit(pair.now, 64, &mut buf).is_none());
+}

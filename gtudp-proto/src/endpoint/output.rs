@@ -4,6 +4,12 @@
 //! its message and is encoded from the message's `Bytes` when polled, so a
 //! message resolved in the meantime is simply skipped, and nothing is copied
 //! until it is written into the caller's buffer.
+//!
+//! Orders wait in two lanes: RECV, ACK and raw datagrams in one, DATA in the
+//! other. The control lane goes first (a RECV is someone's proof of delivery
+//! and is only a header long), and each lane batches on its own: if the two
+//! shared one queue, each RECV answered would sit between two DATA of
+//! another size and cut every segmentation-offload batch short.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,9 +34,19 @@ enum Order {
     Raw(SocketAddr, Bytes),
 }
 
+/// Which queue of orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// RECV, ACK and raw datagrams.
+    Control,
+    /// DATA.
+    Data,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Output {
-    orders: VecDeque<Order>,
+    control: VecDeque<Order>,
+    data: VecDeque<Order>,
     /// ACK orders queued (bounded by `max_pending_control`).
     pub(super) pending_control: usize,
     /// Raw orders queued (bounded by `max_pending_raw`).
@@ -39,44 +55,56 @@ pub(super) struct Output {
 
 impl Output {
     pub(super) fn push_data(&mut self, id: MessageId) {
-        self.orders.push_back(Order::Data(id));
+        self.data.push_back(Order::Data(id));
     }
 
     pub(super) fn push_recv(&mut self, to: SocketAddr, identity: Identity) {
-        self.orders.push_back(Order::Recv(to, identity));
+        self.control.push_back(Order::Recv(to, identity));
     }
 
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
         self.pending_control += 1;
-        self.orders.push_back(Order::Ack(to, identity));
+        self.control.push_back(Order::Ack(to, identity));
     }
 
     pub(super) fn push_raw(&mut self, to: SocketAddr, datagram: Bytes) {
         self.pending_raw += 1;
-        self.orders.push_back(Order::Raw(to, datagram));
+        self.control.push_back(Order::Raw(to, datagram));
     }
 
     pub(super) fn len(&self) -> usize {
-        self.orders.len()
+        self.control.len() + self.data.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.orders.is_empty()
+        self.control.is_empty() && self.data.is_empty()
+    }
+
+    fn lane(&self, lane: Lane) -> &VecDeque<Order> {
+        match lane {
+            Lane::Control => &self.control,
+            Lane::Data => &self.data,
+        }
     }
 
     /// Keeps only the orders that need no endpoint state (ACK and raw), once
     /// the endpoint has closed and its tables are empty.
     pub(super) fn drop_stateful(&mut self) {
-        self.orders
+        self.data.clear();
+        self.control
             .retain(|order| matches!(order, Order::Ack(..) | Order::Raw(..)));
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Order) -> bool) {
-        self.orders.retain(|order| keep(order));
+        self.control.retain(&mut keep);
+        self.data.retain(keep);
     }
 
-    fn pop(&mut self) -> Option<Order> {
-        let order = self.orders.pop_front()?;
+    fn pop(&mut self, lane: Lane) -> Option<Order> {
+        let order = match lane {
+            Lane::Control => self.control.pop_front(),
+            Lane::Data => self.data.pop_front(),
+        }?;
         match order {
             Order::Ack(..) => self.pending_control -= 1,
             Order::Raw(..) => self.pending_raw -= 1,
@@ -116,11 +144,14 @@ impl Endpoint {
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
         buf.clear();
-        let (destination, segment) = self.next_ready()?;
-        self.write_next(now, buf);
+        let (lane, (destination, segment)) = match self.next_ready(Lane::Control) {
+            Some(ready) => (Lane::Control, ready),
+            None => (Lane::Data, self.next_ready(Lane::Data)?),
+        };
+        self.write_next(now, lane, buf);
         let mut count = 1;
         while count < max_datagrams {
-            let Some((next_destination, size)) = self.next_ready() else {
+            let Some((next_destination, size)) = self.next_ready(lane) else {
                 break;
             };
             if next_destination != destination
@@ -129,7 +160,7 @@ impl Endpoint {
             {
                 break;
             }
-            self.write_next(now, buf);
+            self.write_next(now, lane, buf);
             count += 1;
             if size < segment {
                 // Only the last segment of a batch may be shorter.
@@ -143,12 +174,12 @@ impl Endpoint {
         })
     }
 
-    /// Drops stale or unaffordable orders from the front and returns where
-    /// the next one goes and how long it is.
-    fn next_ready(&mut self) -> Option<(SocketAddr, usize)> {
+    /// Drops stale or unaffordable orders from the front of `lane` and
+    /// returns where the next one goes and how long it is.
+    fn next_ready(&mut self, lane: Lane) -> Option<(SocketAddr, usize)> {
         let header_len = self.config.framing.header_len();
         loop {
-            let ready = match self.output.orders.front()? {
+            let ready = match self.output.lane(lane).front()? {
                 Order::Data(id) => self
                     .messages
                     .get(id)
@@ -180,16 +211,16 @@ impl Endpoint {
             if ready.is_some() {
                 return ready;
             }
-            self.output.pop();
+            self.output.pop(lane);
         }
     }
 
-    /// Writes the front order (made ready by `next_ready`) and records its
-    /// transmission.
-    fn write_next(&mut self, now: Instant, buf: &mut Vec<u8>) {
+    /// Writes the front order of `lane` (made ready by `next_ready`) and
+    /// records its transmission.
+    fn write_next(&mut self, now: Instant, lane: Lane, buf: &mut Vec<u8>) {
         let framing = &self.config.framing;
         let start = buf.len();
-        let (to, kind) = match self.output.pop() {
+        let (to, kind) = match self.output.pop(lane) {
             Some(Order::Data(id)) => {
                 let Some(message) = self.messages.get_mut(&id) else {
                     return;
