@@ -2,13 +2,25 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-proto --features sim --example soak -- \
-//!     --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P]
+//!     --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P] [--corrupt P]
 //! ```
 //!
 //! Runs seeds `S..S+N` (S defaults to 0). Each seed draws a random scenario
-//! (see `gtudp_proto::sim::Scenario`); `--loss`, `--dup` and `--reorder` fix
-//! that probability for every seed instead (`0.3`, `30%` and `30` all mean
-//! 30%). Reports of failing seeds go to stderr. The last line on stdout is
+//! (see `gtudp_proto::sim::Scenario`); `--loss`, `--dup`, `--reorder` and
+//! `--corrupt` fix that probability for every seed instead (`0.3`, `30%` and
+//! `30` all mean 30%). Reports of failing seeds go to stderr.
+//!
+//! When any datagram was corrupted, a line before the last says what
+//! corruption did (`corrupted` datagrams reached an endpoint; payloads
+//! `handed_over` from them, which are injected, not phantoms; Delivered
+//! messages `unverifiable` because of it; intact payloads `repeated`
+//! because of it: see `gtudp_proto::sim::World`):
+//!
+//! ```text
+//! corruption: corrupted=C handed_over=H unverifiable=U repeated=P
+//! ```
+//!
+//! The last line on stdout is
 //!
 //! ```text
 //! seeds=N messages=M delivered=D failed=F duplicates=U phantom=X unresolved=R violations=V
@@ -32,7 +44,9 @@ struct Args {
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!("soak: {problem}");
-    eprintln!("usage: soak --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P]");
+    eprintln!(
+        "usage: soak --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P] [--corrupt P]"
+    );
     ExitCode::from(2)
 }
 
@@ -69,6 +83,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--loss" => knobs.loss = Some(probability(&value()?)?),
             "--dup" => knobs.duplicate = Some(probability(&value()?)?),
             "--reorder" => knobs.reorder = Some(probability(&value()?)?),
+            "--corrupt" => knobs.corrupt = Some(probability(&value()?)?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -95,6 +110,15 @@ fn main() -> ExitCode {
             reported += 1;
         }
         totals += outcome.counts;
+    }
+    if totals.corrupted > 0 {
+        println!(
+            "corruption: corrupted={} handed_over={} unverifiable={} repeated={}",
+            totals.corrupted,
+            totals.corrupt_received,
+            totals.corrupt_confirmed,
+            totals.corrupt_duplicates
+        );
     }
     println!(
         "seeds={} messages={} delivered={} failed={} duplicates={} phantom={} unresolved={} violations={}",

@@ -1,4 +1,4 @@
-//! The seed matrix: 10,000 simulated runs across network profiles, each
+//! The seed matrix: 11,250 simulated runs across network profiles, each
 //! checking every guarantee of the protocol (see `gtudp_proto::sim`).
 //!
 //! One test per profile, so the test harness spreads them over the cores. A
@@ -8,16 +8,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gtudp_proto::sim::{Counts, Profile, Scenario};
+use gtudp_proto::DropCounts;
 
-/// Runs `count` seeds of `profile`, failing with the first reports.
-fn matrix(profile: Profile, count: u64) -> Counts {
+/// Runs `count` seeds of `profile`, failing with the first reports. Returns
+/// the totals and the endpoints' drop counters summed.
+fn matrix(profile: Profile, count: u64) -> (Counts, DropCounts) {
     let index = Profile::ALL.iter().position(|p| *p == profile).unwrap() as u64;
     let first = index * 1_000_000;
     let mut totals = Counts::default();
+    let mut dropped = DropCounts::default();
     let mut failures = Vec::new();
     for seed in first..first + count {
         let outcome = Scenario::generate(seed, profile.knobs()).run();
         totals += outcome.counts;
+        for stats in &outcome.endpoints {
+            dropped.data_unanswered_full += stats.dropped.data_unanswered_full;
+            dropped.data_unanswered_paused += stats.dropped.data_unanswered_paused;
+        }
         if !outcome.passed() && failures.len() < 3 {
             failures.push(outcome.report());
         }
@@ -29,12 +36,19 @@ fn matrix(profile: Profile, count: u64) -> Counts {
         failures.join("\n")
     );
     assert!(totals.messages >= count, "{profile:?}: too few messages");
-    totals
+    if profile.knobs().slow_readers == Some(true) {
+        // Late readers reach both receive-side refusals.
+        assert!(
+            dropped.data_unanswered_full > 0 && dropped.data_unanswered_paused > 0,
+            "{profile:?}: {dropped:?}"
+        );
+    }
+    (totals, dropped)
 }
 
 #[test]
 fn clean() {
-    let totals = matrix(Profile::Clean, 1_000);
+    let (totals, _) = matrix(Profile::Clean, 1_000);
     // Without loss only deadlines, attempt limits and cancels fail messages.
     assert!(totals.delivered > totals.failed * 3, "{totals:?}");
 }
@@ -72,4 +86,14 @@ fn partitions() {
 #[test]
 fn hostile() {
     matrix(Profile::Hostile, 1_250);
+}
+
+#[test]
+fn corrupt() {
+    let (totals, _) = matrix(Profile::Corrupt, 1_250);
+    // Corruption reached the endpoints, and some of it was taken as DATA.
+    assert!(
+        totals.corrupted > 1_000 && totals.corrupt_received > 100,
+        "{totals:?}"
+    );
 }

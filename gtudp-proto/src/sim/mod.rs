@@ -8,15 +8,17 @@
 //!
 //! - [`Rng`]: the seeded generator everything draws from.
 //! - [`Clock`] and [`Network`]: virtual time and links with loss,
-//!   duplication, reordering, delay with jitter, a rate limit, and
-//!   [`Partition`]s that start and heal.
+//!   duplication, reordering, delay with jitter, a rate limit, corruption
+//!   (bit flips and truncation), and [`Partition`]s that start and heal.
 //! - [`Hostile`]: random, truncated and foreign datagrams, forged RECV and
 //!   ACK from spoofed addresses, and a DATA flood from addresses that never
 //!   answer.
 //! - [`World`]: drives any number of [`Endpoint`](crate::Endpoint)s over the
 //!   network and checks every guarantee of the protocol as it goes,
 //!   collecting [`Violation`]s and a [`Trace`] of the last datagrams and
-//!   events.
+//!   events. Its applications read their events at once, or late (a
+//!   [`SlowReader`], which may also pause receiving), to exercise the
+//!   endpoint's receive bounds and backpressure.
 //! - [`Scenario`]: a whole checked run drawn from a seed and a [`Profile`]
 //!   (or [`Knobs`]); this is what the test matrix and the `soak` example run.
 //!
@@ -72,8 +74,10 @@ mod trace;
 mod world;
 
 pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection};
-pub use network::{Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition};
+pub use network::{
+    Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition, CORRUPT_HEADER_BYTES,
+};
 pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
 pub use trace::{Trace, TraceEntry, Wire};
-pub use world::{Counts, Tag, Violation, World};
+pub use world::{Counts, SlowReader, Tag, Violation, World};

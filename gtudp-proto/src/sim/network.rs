@@ -1,5 +1,5 @@
-//! The virtual clock and the simulated network: seeded, lossy links, and
-//! partitions that start and heal.
+//! The virtual clock and the simulated network: seeded, lossy links that
+//! may corrupt what they carry, and partitions that start and heal.
 //!
 //! The network is sans-IO like the endpoint: datagrams and virtual time go
 //! in, datagrams due for delivery come out. Time is a [`Duration`] since the
@@ -88,7 +88,25 @@ pub struct LinkProfile {
     /// The longest a datagram waits in the rate limiter's queue; beyond, it
     /// is dropped (tail drop).
     pub queue_limit: Duration,
+    /// Probability that a datagram (each copy of a duplicated one on its
+    /// own) arrives corrupted: usually one to three bits flipped, half of
+    /// them within the first [`CORRUPT_HEADER_BYTES`] bytes (where gtUDP's
+    /// header and the start of the payload are), the rest anywhere; else
+    /// truncated to a random shorter length. A corrupted datagram always
+    /// differs from what was sent, and arrives with
+    /// [`Datagram::corrupted`] set.
+    ///
+    /// UDP's checksum normally drops such datagrams; this models the ones it
+    /// misses (or a path without it). gtUDP has no checksum of its own, so
+    /// a corrupted DATA that still parses is handed over as a message its
+    /// peer never sent: see [`World`](super::World) for what the checks
+    /// still assert.
+    pub corrupt: f64,
 }
+
+/// Half of the bit flips of a corrupted datagram fall within its first this
+/// many bytes (see [`LinkProfile::corrupt`]).
+pub const CORRUPT_HEADER_BYTES: usize = 12;
 
 impl LinkProfile {
     /// A perfect link: 1 ms, no loss, no reordering.
@@ -102,6 +120,7 @@ impl LinkProfile {
             reorder_delay: Duration::ZERO,
             rate: None,
             queue_limit: Duration::ZERO,
+            corrupt: 0.0,
         }
     }
 
@@ -153,6 +172,8 @@ pub struct Datagram {
     pub payload: Bytes,
     /// When it was sent.
     pub sent_at: Duration,
+    /// The link corrupted it: `payload` is not what was sent.
+    pub corrupted: bool,
 }
 
 /// What happened to the datagrams given to a [`Network`].
@@ -172,12 +193,14 @@ pub struct NetworkStats {
     pub partitioned: u64,
     /// Dropped by a rate limiter's full queue.
     pub rate_dropped: u64,
+    /// Copies corrupted on the way (see [`LinkProfile::corrupt`]).
+    pub corrupted: u64,
 }
 
 /// What [`Network::send`] did with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// On its way (twice when duplicated).
+    /// On its way (twice when duplicated), possibly to be corrupted.
     Queued {
         /// Copies scheduled: 1, or 2 when duplicated.
         copies: u8,
@@ -308,11 +331,19 @@ impl Network {
                 self.stats.reordered += 1;
                 arrival += self.rng.duration(link.reorder_delay);
             }
+            let corrupted = !payload.is_empty() && self.rng.chance(link.corrupt);
+            let payload = if corrupted {
+                self.stats.corrupted += 1;
+                corrupt(&mut self.rng, &payload)
+            } else {
+                payload.clone()
+            };
             let datagram = Datagram {
                 from,
                 to,
-                payload: payload.clone(),
+                payload,
                 sent_at: at,
+                corrupted,
             };
             self.in_flight.insert((arrival, self.next_seq), datagram);
             self.next_seq += 1;
@@ -335,6 +366,36 @@ impl Network {
         self.stats.delivered += 1;
         self.in_flight.remove(&key)
     }
+}
+
+/// A corrupted copy of `payload` (not empty): one to three bits flipped, or
+/// cut short; never equal to `payload`.
+fn corrupt(rng: &mut Rng, payload: &Bytes) -> Bytes {
+    let mut bytes = payload.to_vec();
+    if rng.chance(0.2) {
+        bytes.truncate(rng.below(bytes.len() as u64) as usize);
+        return Bytes::from(bytes);
+    }
+    for _ in 0..rng.range(1, 3) {
+        flip(rng, &mut bytes);
+    }
+    // Two flips of the same bit undo each other: flip until it differs.
+    while bytes[..] == payload[..] {
+        flip(rng, &mut bytes);
+    }
+    Bytes::from(bytes)
+}
+
+/// Flips one bit of `bytes` (not empty): half the time within the first
+/// [`CORRUPT_HEADER_BYTES`].
+fn flip(rng: &mut Rng, bytes: &mut [u8]) {
+    let region = if rng.chance(0.5) {
+        bytes.len().min(CORRUPT_HEADER_BYTES)
+    } else {
+        bytes.len()
+    };
+    let index = rng.below(region as u64) as usize;
+    bytes[index] ^= 1 << rng.below(8);
 }
 
 #[cfg(test)]
@@ -388,6 +449,36 @@ mod tests {
         assert!(arrivals
             .windows(2)
             .all(|w| w[1] - w[0] >= Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn corruption_changes_every_corrupted_copy_and_only_those() {
+        let mut profile = LinkProfile::clean();
+        profile.corrupt = 0.5;
+        profile.duplicate = 0.3;
+        let mut net = Network::new(4, profile);
+        let sent = Bytes::from_static(b"0123456789abcdefghijklmnopqrstuv");
+        for i in 0..400 {
+            net.send(Duration::from_millis(i), addr(1), addr(2), sent.clone());
+        }
+        let (mut corrupted, mut truncated, mut header) = (0, 0, 0);
+        while let Some(at) = net.next_delivery() {
+            let datagram = net.poll_delivery(at).unwrap();
+            assert_eq!(datagram.corrupted, datagram.payload != sent);
+            if datagram.corrupted {
+                corrupted += 1;
+                if datagram.payload.len() < sent.len() {
+                    truncated += 1;
+                } else if datagram.payload[..CORRUPT_HEADER_BYTES] != sent[..CORRUPT_HEADER_BYTES] {
+                    header += 1;
+                }
+            }
+        }
+        assert_eq!(corrupted, net.stats().corrupted);
+        assert!(
+            corrupted > 150 && truncated > 20 && header > 40,
+            "{corrupted} {truncated} {header}"
+        );
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! endpoints' tables expires; then every endpoint sends again, and these
 //! messages must all be Delivered. **Close**: once every send has resolved,
 //! every endpoint closes and drains, and every table must be empty.
+//!
+//! Some applications may be [`SlowReader`]s throughout: during the chaos
+//! phase with stalls of any length; from the heal on with stalls short
+//! enough (and reading stretches long enough) that a sender's attempts
+//! cannot all fall within stalls, so that what is sent after the heal must
+//! still be Delivered. They read everything before the close.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +23,7 @@ use super::hostile::HostileProfile;
 use super::network::{LinkProfile, NetworkStats, Partition};
 use super::rng::Rng;
 use super::trace::Trace;
-use super::world::{Counts, Violation, World};
+use super::world::{Counts, SlowReader, Violation, World};
 use crate::config::{Config, Limits, SendOptions};
 use crate::event::MessageId;
 use crate::stats::EndpointStats;
@@ -37,6 +43,11 @@ pub struct Knobs {
     pub partitions: Option<bool>,
     /// Whether hostile traffic is injected.
     pub hostile: Option<bool>,
+    /// Corruption probability of every link (see [`LinkProfile::corrupt`]).
+    pub corrupt: Option<f64>,
+    /// Whether some applications read their events late (see
+    /// [`SlowReader`]).
+    pub slow_readers: Option<bool>,
 }
 
 /// The named network profiles of the test matrix.
@@ -44,7 +55,7 @@ pub struct Knobs {
 pub enum Profile {
     /// No loss, duplication, reordering, partition or hostile traffic.
     Clean,
-    /// 10% loss.
+    /// 10% loss, with slow readers.
     Loss10,
     /// 30% loss.
     Loss30,
@@ -52,17 +63,25 @@ pub enum Profile {
     Loss50,
     /// 20% duplication.
     Duplication,
-    /// 30% reordering.
+    /// 30% reordering, with slow readers.
     Reordering,
     /// Partitions that start and heal.
     Partitions,
-    /// Hostile traffic: junk, forged RECV/ACK, a DATA flood.
+    /// Hostile traffic: junk, forged RECV/ACK, a DATA flood; with slow
+    /// readers, whose unread events the flood fills.
     Hostile,
+    /// 10% of datagrams corrupted (bit flips and truncation), with slow
+    /// readers. gtUDP has no checksum: corrupted DATA that still parses is
+    /// handed over as a message its peer never sent (counted as injected,
+    /// not as phantoms or duplicates), and a corrupted RECV may confirm a
+    /// message that never arrived. See [`World`] for exactly what is still
+    /// asserted, and why.
+    Corrupt,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 8] = [
+    pub const ALL: [Profile; 9] = [
         Profile::Clean,
         Profile::Loss10,
         Profile::Loss30,
@@ -71,6 +90,7 @@ impl Profile {
         Profile::Reordering,
         Profile::Partitions,
         Profile::Hostile,
+        Profile::Corrupt,
     ];
 
     /// The profile's conditions: what it names is set, everything else off.
@@ -81,16 +101,31 @@ impl Profile {
             reorder: Some(0.0),
             partitions: Some(false),
             hostile: Some(false),
+            corrupt: Some(0.0),
+            slow_readers: Some(false),
         };
         match self {
             Profile::Clean => {}
-            Profile::Loss10 => knobs.loss = Some(0.1),
+            Profile::Loss10 => {
+                knobs.loss = Some(0.1);
+                knobs.slow_readers = Some(true);
+            }
             Profile::Loss30 => knobs.loss = Some(0.3),
             Profile::Loss50 => knobs.loss = Some(0.5),
             Profile::Duplication => knobs.duplicate = Some(0.2),
-            Profile::Reordering => knobs.reorder = Some(0.3),
+            Profile::Reordering => {
+                knobs.reorder = Some(0.3);
+                knobs.slow_readers = Some(true);
+            }
             Profile::Partitions => knobs.partitions = Some(true),
-            Profile::Hostile => knobs.hostile = Some(true),
+            Profile::Hostile => {
+                knobs.hostile = Some(true);
+                knobs.slow_readers = Some(true);
+            }
+            Profile::Corrupt => {
+                knobs.corrupt = Some(0.1);
+                knobs.slow_readers = Some(true);
+            }
         }
         knobs
     }
@@ -122,6 +157,9 @@ pub struct Scenario {
     pub hostile: HostileProfile,
     /// Datagrams per `poll_transmit`.
     pub max_datagrams: usize,
+    /// Applications that read their events late during the chaos phase
+    /// (gentler from the heal on: see [`Scenario::healed_reader`]).
+    pub slow_readers: Vec<(usize, SlowReader)>,
 }
 
 /// What a run found.
@@ -180,7 +218,10 @@ impl Scenario {
     /// The scenario of `seed` under `knobs`.
     pub fn generate(seed: u64, knobs: Knobs) -> Self {
         let mut rng = Rng::new(seed);
-        let config = small_config(&mut rng);
+        // Later additions draw from their own stream, so that the scenarios
+        // drawn before they existed stay the same.
+        let mut extra = Rng::new(seed ^ 0xc0aa_5107_0000_0000);
+        let mut config = small_config(&mut rng);
         let nodes = rng.range(2, 4) as usize;
         let messages = rng.range(2, 5) as usize;
         let after_heal = rng.range(1, 2) as usize;
@@ -204,6 +245,9 @@ impl Scenario {
             reorder_delay: Duration::from_millis(rng.range(20, 60)),
             rate: rng.chance(0.2).then(|| rng.range(20_000, 200_000)),
             queue_limit: Duration::from_millis(50),
+            corrupt: knobs
+                .corrupt
+                .unwrap_or_else(|| *extra.pick(&[0.0, 0.0, 0.0, 0.0, 0.02, 0.1]).unwrap_or(&0.0)),
         };
         // Some links worse than the rest (asymmetric paths).
         let mut odd_links = Vec::new();
@@ -248,6 +292,23 @@ impl Scenario {
         };
         let max_datagrams = *rng.pick(&[1, 1, 4]).unwrap_or(&1);
 
+        let mut slow_readers = Vec::new();
+        if knobs.slow_readers.unwrap_or_else(|| extra.chance(0.3)) {
+            if extra.chance(0.5) {
+                // Fills at the first stall.
+                config.limits.max_unread = extra.range(1, 3) as usize;
+            }
+            for node in 0..nodes {
+                if extra.chance(0.6) {
+                    slow_readers.push((node, slow_reader(&mut extra)));
+                }
+            }
+            if slow_readers.is_empty() {
+                let node = extra.below(nodes as u64) as usize;
+                slow_readers.push((node, slow_reader(&mut extra)));
+            }
+        }
+
         Self {
             seed,
             config,
@@ -260,6 +321,30 @@ impl Scenario {
             partitions,
             hostile,
             max_datagrams,
+            slow_readers,
+        }
+    }
+
+    /// What a slow reader becomes from the heal on: stalls of at most a third
+    /// of the shortest time a sender can spend on a message's attempts, and
+    /// reading stretches of at least twice `max_rto`, the longest gap between
+    /// two attempts. A message's attempts then always reach a reading
+    /// stretch, where its DATA is taken, so what is sent after the heal must
+    /// be Delivered.
+    pub fn healed_reader(&self, reader: SlowReader) -> SlowReader {
+        let config = &self.config;
+        // The shortest RTO doubles from `min_rto` up to `max_rto`.
+        let mut span = Duration::ZERO;
+        let mut rto = config.min_rto;
+        for _ in 1..config.max_attempts {
+            span += rto.min(config.max_rto);
+            rto = rto.saturating_mul(2);
+        }
+        SlowReader {
+            min_reading: config.max_rto * 2,
+            max_reading: config.max_rto * 4,
+            max_stall: (span / 3).min(reader.max_stall),
+            pause: reader.pause,
         }
     }
 
@@ -267,8 +352,9 @@ impl Scenario {
     pub fn summary(&self) -> String {
         let link = &self.link;
         format!(
-            "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} delay {:?}+{:?} rate {:?}, \
-             {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}",
+            "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
+             rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
+             max_unread {}, slow readers {:?}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -276,6 +362,7 @@ impl Scenario {
             link.loss,
             link.duplicate,
             link.reorder,
+            link.corrupt,
             link.delay,
             link.jitter,
             link.rate,
@@ -284,6 +371,11 @@ impl Scenario {
             self.hostile.is_active(),
             self.config.framing.header_len(),
             self.config.deliver_foreign,
+            self.config.limits.max_unread,
+            self.slow_readers
+                .iter()
+                .map(|(node, reader)| (*node, reader.max_stall, reader.pause))
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -342,6 +434,9 @@ impl Scenario {
         if self.hostile.is_active() {
             world.set_hostile(self.hostile.clone());
         }
+        for &(node, reader) in &self.slow_readers {
+            world.set_slow_reader(node, Some(reader));
+        }
 
         // Chaos.
         world.phase("chaos");
@@ -383,6 +478,9 @@ impl Scenario {
             .network_mut()
             .set_default_profile(LinkProfile::clean());
         world.network_mut().clear_links();
+        for &(node, reader) in &self.slow_readers {
+            world.set_slow_reader(node, Some(self.healed_reader(reader)));
+        }
         let mut settle = self.link.max_transit(self.config.max_datagram_size) * 2;
         if self.hostile.is_active() {
             settle += self.config.remember_window
@@ -429,6 +527,9 @@ impl Scenario {
 
         // Close.
         world.phase("close");
+        for &(node, _) in &self.slow_readers {
+            world.set_slow_reader(node, None);
+        }
         for node in 0..self.nodes {
             world.close(node);
         }
@@ -539,6 +640,17 @@ impl Plan {
                 let _ = world.cancel(node, id);
             }
         }
+    }
+}
+
+/// A slow reader for the chaos phase: stalls of any length, receiving
+/// paused never, sometimes or always.
+fn slow_reader(rng: &mut Rng) -> SlowReader {
+    SlowReader {
+        min_reading: Duration::from_millis(10),
+        max_reading: Duration::from_millis(rng.range(50, 500)),
+        max_stall: Duration::from_millis(rng.range(100, 1_500)),
+        pause: *rng.pick(&[0.0, 0.5, 1.0]).unwrap_or(&0.0),
     }
 }
 

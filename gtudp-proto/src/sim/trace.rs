@@ -56,6 +56,20 @@ pub enum TraceEntry {
         len: usize,
         /// What it was.
         wire: Wire,
+        /// The network corrupted it on the way.
+        corrupted: bool,
+    },
+    /// A slow reader (see [`SlowReader`](super::SlowReader)) stopped or
+    /// resumed reading its events.
+    Reader {
+        /// Virtual time.
+        at: Duration,
+        /// The endpoint.
+        node: SocketAddr,
+        /// Whether it reads events from now on.
+        reading: bool,
+        /// Whether its endpoint's receiving is paused from now on.
+        paused: bool,
     },
     /// An application call.
     Send {
@@ -224,7 +238,29 @@ impl fmt::Display for TraceEntry {
                 to,
                 len,
                 wire,
-            } => write!(f, "{} arrive {from} -> {to} {wire} {len}B", At(at)),
+                corrupted,
+            } => {
+                let corrupted = if corrupted { " CORRUPTED" } else { "" };
+                write!(
+                    f,
+                    "{} arrive {from} -> {to} {wire} {len}B{corrupted}",
+                    At(at)
+                )
+            }
+            TraceEntry::Reader {
+                at,
+                node,
+                reading,
+                paused,
+            } => {
+                let what = if reading {
+                    "reads events"
+                } else {
+                    "stops reading"
+                };
+                let paused = if paused { " (receive paused)" } else { "" };
+                write!(f, "{} app    {node} {what}{paused}", At(at))
+            }
             TraceEntry::Send {
                 at,
                 node,

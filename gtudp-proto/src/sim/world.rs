@@ -1,21 +1,22 @@
 //! The world: endpoints on a simulated network, driven on virtual time in one
 //! thread, with every guarantee of the protocol checked as the run goes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::hostile::{Hostile, HostileProfile};
-use super::network::{Clock, LinkProfile, Network};
+use super::network::{Clock, Datagram, LinkProfile, Network};
 use super::rng::Rng;
 use super::trace::{Trace, TraceEntry, Wire};
 use crate::config::{Config, ConfigError, SendOptions};
 use crate::endpoint::{Endpoint, TableSizes};
 use crate::error::{SendError, UnknownMessage};
 use crate::event::{Event, FailureReason, MessageId};
-use crate::wire::{Framing, Packet};
+use crate::wire::{Framing, Identity, Packet, PacketKind};
 
 /// Names a payload sent in a simulation: who sent it and its sequence
 /// number. Payloads start with their tag, so the checker can tell what a
@@ -100,6 +101,18 @@ pub struct Counts {
     pub unresolved: u64,
     /// Every broken guarantee, the above included.
     pub violations: u64,
+    /// Datagrams the network corrupted that reached an endpoint.
+    pub corrupted: u64,
+    /// Payloads handed over from corrupted DATA: injected by the network,
+    /// neither phantoms nor duplicates.
+    pub corrupt_received: u64,
+    /// Delivered messages whose receiver never handed over the intact
+    /// payload, excused by corruption: the confirming RECV was corrupted, or
+    /// the receiver took a corrupted copy of the DATA (see [`World`]).
+    pub corrupt_confirmed: u64,
+    /// Intact payloads handed over a second time because an ACK born of
+    /// corruption ended the receiver's RECV exchange early (see [`World`]).
+    pub corrupt_duplicates: u64,
 }
 
 impl core::ops::AddAssign for Counts {
@@ -111,19 +124,92 @@ impl core::ops::AddAssign for Counts {
         self.phantom += other.phantom;
         self.unresolved += other.unresolved;
         self.violations += other.violations;
+        self.corrupted += other.corrupted;
+        self.corrupt_received += other.corrupt_received;
+        self.corrupt_confirmed += other.corrupt_confirmed;
+        self.corrupt_duplicates += other.corrupt_duplicates;
     }
+}
+
+/// An application that reads its events late.
+///
+/// It alternates stretches of reading, when it polls every event as soon as
+/// its endpoint has it, with stalls, when it polls nothing: `Received` and
+/// `Foreign` events pile up until `limits.max_unread` is reached and new DATA
+/// is left unanswered ([`DropCounts::data_unanswered_full`]), and outcomes
+/// pile up until `limits.max_outstanding_messages` refuses new sends. A stall
+/// may also pause receiving
+/// ([`Endpoint::set_receive_paused`](crate::Endpoint::set_receive_paused)),
+/// as an adapter does when its application's queue is full
+/// ([`DropCounts::data_unanswered_paused`]). Each reading stretch lasts
+/// `min_reading..=max_reading`, each stall `0..=max_stall`.
+///
+/// [`DropCounts::data_unanswered_full`]: crate::DropCounts::data_unanswered_full
+/// [`DropCounts::data_unanswered_paused`]: crate::DropCounts::data_unanswered_paused
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlowReader {
+    /// The shortest stretch of reading.
+    pub min_reading: Duration,
+    /// The longest stretch of reading.
+    pub max_reading: Duration,
+    /// The longest stall.
+    pub max_stall: Duration,
+    /// Probability that a stall also pauses receiving.
+    pub pause: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ReaderState {
+    profile: SlowReader,
+    reading: bool,
+    /// This stall paused receiving.
+    paused: bool,
+    /// When it next stops or resumes reading.
+    switch_at: Duration,
+}
+
+/// A message the endpoint handed over, until its application reads it.
+struct Handover {
+    from: SocketAddr,
+    payload: Bytes,
 }
 
 struct Node {
     address: SocketAddr,
     endpoint: Endpoint,
-    /// Tags handed over at this node.
+    /// Tags handed over at this node from intact datagrams.
     received: BTreeSet<Tag>,
     /// Send record of each id the endpoint gave out.
     sends: BTreeMap<MessageId, usize>,
+    /// Send record of each tag this node sent.
+    by_tag: BTreeMap<Tag, usize>,
     next_seq: u64,
     /// Events kept for the user, when asked.
     inbox: Vec<(Duration, Event)>,
+    /// `None`: the application reads every event at once.
+    reader: Option<ReaderState>,
+    /// Messages handed over whose `Received` event is not read yet, in order.
+    unread: VecDeque<Handover>,
+    /// When each outcome event not read yet was produced, in order.
+    outcome_times: VecDeque<Duration>,
+    /// The endpoint's `received` and `delivered + failed` counters when last
+    /// looked at.
+    seen_received: u64,
+    seen_outcomes: u64,
+    /// `(sender, identity)` of every DATA handed over from a corrupted
+    /// datagram.
+    corrupt_handed: BTreeSet<(SocketAddr, Identity)>,
+    /// Identities of this node's messages confirmed by a corrupted RECV.
+    corrupt_confirmed: BTreeSet<Identity>,
+    /// `(sender, identity)` of received messages whose RECV exchange an ACK
+    /// born of corruption may have ended.
+    ack_tainted: BTreeSet<(SocketAddr, Identity)>,
+}
+
+impl Node {
+    fn reads(&self) -> bool {
+        self.reader.map_or(true, |reader| reader.reading)
+    }
 }
 
 struct SendRecord {
@@ -131,6 +217,8 @@ struct SendRecord {
     to: SocketAddr,
     id: MessageId,
     tag: Option<Tag>,
+    /// Learned from its first DATA on the wire.
+    identity: Option<Identity>,
     deadline: Option<Duration>,
     must_deliver: bool,
     outcome: Option<(Duration, Result<(), FailureReason>)>,
@@ -147,15 +235,49 @@ struct Exchange {
 /// on a virtual [`Clock`], with hostile traffic if asked.
 ///
 /// After every input to an endpoint the world drains its transmits into the
-/// network and its events into the checker, which verifies as it goes:
+/// network and (unless its application is a stalled [`SlowReader`]) its
+/// events into the checker, which verifies as it goes:
 /// no payload handed over twice; none handed over that its source did not
-/// send; every send resolved at most once, by its deadline plus one RTO; a
-/// Delivered message handed over at its receiver; messages sent while
-/// [`World::set_must_deliver`] is on are Delivered; every table within its
-/// [`Limits`](crate::Limits); at most three times the bytes received sent to
-/// any address that is not an endpoint. [`World::finish`] adds the end-of-run
-/// checks. Broken guarantees are collected as [`Violation`]s, with a
-/// [`Trace`] of the last datagrams and events.
+/// send; every `Received` event read in the order, and with the payload, of
+/// the DATA its endpoint took; every send resolved at most once, by its
+/// deadline plus one RTO (from when the endpoint resolved it, however late
+/// it is read); a Delivered message handed over at its receiver; messages
+/// sent while [`World::set_must_deliver`] is on are Delivered; every table
+/// within its [`Limits`](crate::Limits); at most three times the bytes
+/// received sent to any address that is not an endpoint. [`World::finish`]
+/// adds the end-of-run checks. Broken guarantees are collected as
+/// [`Violation`]s, with a [`Trace`] of the last datagrams and events.
+///
+/// # Corruption
+///
+/// gtUDP has no checksum, so a datagram corrupted by the network
+/// ([`LinkProfile::corrupt`]) that still parses is taken at face value.
+/// The world treats what it brings like hostile injections, and checks the
+/// rest as strictly as without corruption:
+///
+/// - A payload handed over from a corrupted DATA is counted in
+///   [`Counts::corrupt_received`], never as a phantom or a duplicate (a
+///   flipped identity makes a "new" message whose payload may be one
+///   already handed over). Payloads handed over from intact datagrams must
+///   still have been sent, and handed over once.
+/// - An intact payload may still be handed over twice in one case: an ACK
+///   born of corruption (a corrupted ACK, or the ACK answering a corrupted
+///   RECV) whose identity happens to name a message the receiver holds ends
+///   its RECV exchange early; the receiver forgets the identity
+///   `datagram_lifetime` later, and if the sender, never having had a RECV,
+///   still resends the DATA, it is taken again. Such repeats are counted in
+///   [`Counts::corrupt_duplicates`]; any other repeat is a violation.
+/// - "Delivered implies handed over" cannot be asserted for every message:
+///   a corrupted RECV whose identity happens to name another message in
+///   flight to that peer confirms it although it may never have arrived
+///   (the hazard of a 32-bit identity without checksum), and a DATA
+///   corrupted only in its payload is handed over in that form and its
+///   (intact) RECV confirms the message. So the world asserts it for every
+///   Delivered message except those resolved by a corrupted RECV, and those
+///   whose receiver took a corrupted DATA from the sender with the
+///   message's identity (it asserts that much: the receiver's endpoint
+///   holds *a* message under that identity); these are counted in
+///   [`Counts::corrupt_confirmed`].
 ///
 /// The same seed and the same calls give the same run, byte for byte.
 pub struct World {
@@ -176,6 +298,9 @@ pub struct World {
     must_deliver: bool,
     keep_events: bool,
     max_datagrams: usize,
+    /// Draws the stretches of [`SlowReader`]s; made at first use, so runs
+    /// without slow readers draw as before.
+    reader_rng: Option<Rng>,
     buf: Vec<u8>,
     counts: Counts,
     violations: Vec<Violation>,
@@ -206,6 +331,7 @@ impl World {
             must_deliver: false,
             keep_events: false,
             max_datagrams: 1,
+            reader_rng: None,
             buf: Vec::new(),
             counts: Counts::default(),
             violations: Vec::new(),
@@ -229,8 +355,17 @@ impl World {
             endpoint,
             received: BTreeSet::new(),
             sends: BTreeMap::new(),
+            by_tag: BTreeMap::new(),
             next_seq: 0,
             inbox: Vec::new(),
+            reader: None,
+            unread: VecDeque::new(),
+            outcome_times: VecDeque::new(),
+            seen_received: 0,
+            seen_outcomes: 0,
+            corrupt_handed: BTreeSet::new(),
+            corrupt_confirmed: BTreeSet::new(),
+            ack_tainted: BTreeSet::new(),
         });
         self.by_address.insert(address, index);
         Ok(index)
@@ -244,6 +379,43 @@ impl World {
             .map(|node| (node.address, node.endpoint.config().framing.clone()))
             .collect();
         self.hostile = Some(Hostile::new(self.rng.next_u64(), profile, targets));
+    }
+
+    /// Makes the application of endpoint `node` read its events late
+    /// (`Some`), or at once (`None`, the default). It starts with a stretch
+    /// of reading; `None` ends any stall and pause at once and reads what
+    /// piled up.
+    pub fn set_slow_reader(&mut self, node: usize, reader: Option<SlowReader>) {
+        let at = self.clock.elapsed();
+        if let Some(old) = self.nodes[node].reader.take() {
+            if old.paused {
+                self.nodes[node].endpoint.set_receive_paused(false);
+            }
+        }
+        if let Some(profile) = reader {
+            let rng = match &mut self.reader_rng {
+                Some(rng) => rng,
+                rng @ None => rng.insert(self.rng.fork(0x510e_4ead)),
+            };
+            let span = profile.max_reading.max(profile.min_reading);
+            let reading = Duration::from_micros(rng.range(
+                profile.min_reading.as_micros() as u64,
+                span.as_micros() as u64,
+            ));
+            self.nodes[node].reader = Some(ReaderState {
+                profile,
+                reading: true,
+                paused: false,
+                switch_at: at + reading.max(Duration::from_micros(1)),
+            });
+        }
+        self.trace.record(TraceEntry::Reader {
+            at,
+            node: self.nodes[node].address,
+            reading: true,
+            paused: false,
+        });
+        self.flush(node);
     }
 
     /// Keeps every event for [`World::take_events`] (off by default).
@@ -401,10 +573,21 @@ impl World {
                     }
                 }
             }
-            let next = [hostile, delivery, timeout.map(|(at, _)| at)]
-                .into_iter()
-                .flatten()
+            let reader = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, node)| node.reader.map(|reader| (reader.switch_at, index)))
                 .min();
+            let next = [
+                hostile,
+                delivery,
+                timeout.map(|(at, _)| at),
+                reader.map(|(at, _)| at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let Some(next) = next.filter(|&next| next <= until) else {
                 break;
             };
@@ -414,20 +597,45 @@ impl World {
                 self.inject(now);
             } else if delivery.is_some_and(|at| at <= now) {
                 self.deliver(now);
-            } else if let Some((_, index)) = timeout {
+            } else if let Some((_, index)) = timeout.filter(|&(at, _)| at <= now) {
                 let instant = self.clock.now();
                 self.nodes[index].endpoint.handle_timeout(instant);
                 self.flush(index);
+            } else if let Some((_, index)) = reader {
+                self.switch_reader(index);
             }
         }
         self.clock.advance_to(until);
     }
 
-    /// The end-of-run checks: every send resolved; when `closed` (every
+    /// The end-of-run checks: every application reads the events left in
+    /// its endpoint, and every message its endpoint handed over reached it
+    /// as a `Received` event; every send resolved; when `closed` (every
     /// endpoint was closed and drained) every endpoint closed with every
     /// table empty. Returns the run's totals.
     pub fn finish(&mut self, closed: bool) -> Counts {
         let at = self.clock.elapsed();
+        for index in 0..self.nodes.len() {
+            let address = self.nodes[index].address;
+            if catch_unwind(AssertUnwindSafe(|| self.read_events(index))).is_err() {
+                self.violation(at, format!("{address}: panic while reading its events"));
+                continue;
+            }
+            let node = &self.nodes[index];
+            let (lost, unread_outcomes) = (node.unread.len(), node.outcome_times.len());
+            if lost > 0 {
+                self.violation(
+                    at,
+                    format!("{address}: {lost} messages handed over never reached the application"),
+                );
+            }
+            if unread_outcomes > 0 {
+                self.violation(
+                    at,
+                    format!("{address}: {unread_outcomes} outcomes never reached the application"),
+                );
+            }
+        }
         let unresolved: Vec<(usize, MessageId)> = self
             .sends
             .iter()
@@ -513,11 +721,15 @@ impl World {
                 self.app_destinations.insert(to);
             }
             self.sent_payloads.insert((address, to, payload));
+            if let Some(tag) = tag {
+                self.nodes[node].by_tag.insert(tag, self.sends.len());
+            }
             let record = SendRecord {
                 node,
                 to,
                 id,
                 tag,
+                identity: None,
                 deadline: options.deadline.map(|deadline| self.clock.offset(deadline)),
                 must_deliver: self.must_deliver,
                 outcome: None,
@@ -585,6 +797,7 @@ impl World {
             to: datagram.to,
             len,
             wire: self.wire(&datagram.payload),
+            corrupted: datagram.corrupted,
         });
         if !self.by_address.contains_key(&datagram.from) {
             self.exchanges
@@ -593,9 +806,142 @@ impl World {
                 .bytes_in += len as u64;
         }
         let instant = self.clock.now();
+        let node = &mut self.nodes[index];
+        let before = node.endpoint.stats();
+        node.endpoint
+            .handle_datagram(instant, datagram.from, datagram.payload.clone());
+        let after = node.endpoint.stats();
+        node.seen_received = after.received;
+        let handed = after.received - before.received;
+        if handed > 0 {
+            self.on_handover(now, index, &datagram, handed);
+        }
+        if datagram.corrupted {
+            self.on_corrupted(index, &datagram, after.delivered > before.delivered);
+        }
+        self.flush(index);
+    }
+
+    /// The endpoint at `index` took `datagram`'s DATA: checks it, and
+    /// expects its `Received` event.
+    fn on_handover(&mut self, at: Duration, index: usize, datagram: &Datagram, handed: u64) {
+        let (address, from) = (self.nodes[index].address, datagram.from);
+        if handed != 1 {
+            self.violation(
+                at,
+                format!("{address}: one datagram from {from} handed over {handed} messages"),
+            );
+        }
+        let framing = &self.nodes[index].endpoint.config().framing;
+        let Ok(Packet::Data { identity, payload }) = framing.parse(&datagram.payload) else {
+            self.violation(
+                at,
+                format!(
+                    "{address}: handed over a message from a datagram from {from} that is not DATA"
+                ),
+            );
+            return;
+        };
+        let payload = datagram.payload.slice_ref(payload);
+        if datagram.corrupted {
+            self.counts.corrupt_received += 1;
+            self.nodes[index].corrupt_handed.insert((from, identity));
+        } else {
+            if !self
+                .sent_payloads
+                .contains(&(from, address, payload.clone()))
+            {
+                self.counts.phantom += 1;
+                self.violation(
+                    at,
+                    format!(
+                        "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
+                        payload.len()
+                    ),
+                );
+            }
+            if let Some(tag) = Tag::decode(&payload) {
+                let node = &mut self.nodes[index];
+                if !node.received.insert(tag) {
+                    if node.ack_tainted.contains(&(from, identity)) {
+                        self.counts.corrupt_duplicates += 1;
+                    } else {
+                        self.counts.duplicates += 1;
+                        self.violation(at, format!("{address}: handed over {tag} a second time"));
+                    }
+                }
+            }
+        }
         self.nodes[index]
-            .endpoint
-            .handle_datagram(instant, datagram.from, datagram.payload);
+            .unread
+            .push_back(Handover { from, payload });
+    }
+
+    /// Notes what a corrupted datagram taken by the endpoint at `index`
+    /// confirmed or acknowledged; `confirmed` when it resolved a message.
+    fn on_corrupted(&mut self, index: usize, datagram: &Datagram, confirmed: bool) {
+        self.counts.corrupted += 1;
+        let framing = &self.nodes[index].endpoint.config().framing;
+        let parsed = framing
+            .parse(&datagram.payload)
+            .map(|packet| (packet.kind(), packet.identity()));
+        match parsed {
+            Ok((PacketKind::Recv, identity)) => {
+                if confirmed {
+                    self.nodes[index].corrupt_confirmed.insert(identity);
+                }
+                // Answered with an ACK that may end the sender's exchange.
+                if let Some(&peer) = self.by_address.get(&datagram.from) {
+                    self.nodes[peer].ack_tainted.insert((datagram.to, identity));
+                }
+            }
+            Ok((PacketKind::Ack, identity)) => {
+                self.nodes[index]
+                    .ack_tainted
+                    .insert((datagram.from, identity));
+            }
+            _ => {}
+        }
+    }
+
+    /// A slow reader stops or resumes reading.
+    fn switch_reader(&mut self, index: usize) {
+        let at = self.clock.elapsed();
+        let Some(mut state) = self.nodes[index].reader else {
+            return;
+        };
+        let Some(rng) = self.reader_rng.as_mut() else {
+            return;
+        };
+        let profile = state.profile;
+        if state.reading {
+            state.reading = false;
+            state.paused = rng.chance(profile.pause);
+            state.switch_at = at + rng.duration(profile.max_stall);
+            if state.paused {
+                self.nodes[index].endpoint.set_receive_paused(true);
+            }
+        } else {
+            if state.paused {
+                self.nodes[index].endpoint.set_receive_paused(false);
+            }
+            state.reading = true;
+            state.paused = false;
+            let span = profile.max_reading.max(profile.min_reading);
+            state.switch_at = at
+                + Duration::from_micros(rng.range(
+                    profile.min_reading.as_micros() as u64,
+                    span.as_micros() as u64,
+                ));
+        }
+        state.switch_at = state.switch_at.max(at + Duration::from_micros(1));
+        self.nodes[index].reader = Some(state);
+        self.trace.record(TraceEntry::Reader {
+            at,
+            node: self.nodes[index].address,
+            reading: state.reading,
+            paused: state.paused,
+        });
         self.flush(index);
     }
 
@@ -623,7 +969,14 @@ impl World {
                 if let Some(hostile) = self.hostile.as_mut() {
                     hostile.observe(&datagram);
                 }
-                let wire = self.wire(&datagram);
+                let parsed = self.framing.parse(&datagram);
+                if let Ok(Packet::Data { identity, payload }) = parsed {
+                    self.learn_identity(index, to, identity, payload);
+                }
+                let wire = match parsed {
+                    Ok(packet) => Wire::Gtudp(packet.kind(), packet.identity()),
+                    Err(_) => Wire::Other,
+                };
                 let fate = self.network.send(at, address, to, datagram);
                 self.trace.record(TraceEntry::Sent {
                     at,
@@ -637,11 +990,48 @@ impl World {
             }
         }
         self.buf = buf;
+        let node = &mut self.nodes[index];
+        let stats = node.endpoint.stats();
+        let outcomes = stats.delivered + stats.failed;
+        for _ in node.seen_outcomes..outcomes {
+            node.outcome_times.push_back(at);
+        }
+        node.seen_outcomes = outcomes;
+        if stats.received != node.seen_received {
+            node.seen_received = stats.received;
+            self.violation(
+                at,
+                format!("{address}: handed over a message without taking a DATA"),
+            );
+        }
+        if self.nodes[index].reads() {
+            self.read_events(index);
+        }
+    }
+
+    /// The application of `index` reads every event waiting.
+    fn read_events(&mut self, index: usize) {
+        let at = self.clock.elapsed();
         while let Some(event) = self.nodes[index].endpoint.poll_event() {
             self.on_event(at, index, &event);
             if self.keep_events {
                 self.nodes[index].inbox.push((at, event));
             }
+        }
+    }
+
+    /// Notes the identity of `index`'s message with `payload`, from its
+    /// first DATA.
+    fn learn_identity(&mut self, index: usize, to: SocketAddr, identity: Identity, payload: &[u8]) {
+        let Some(tag) = Tag::decode(payload) else {
+            return;
+        };
+        let Some(&record) = self.nodes[index].by_tag.get(&tag) else {
+            return;
+        };
+        let record = &mut self.sends[record];
+        if record.identity.is_none() && record.to == to {
+            record.identity = Some(identity);
         }
     }
 
@@ -675,23 +1065,29 @@ impl World {
                     from: *from,
                     tag,
                 });
-                if !self
-                    .sent_payloads
-                    .contains(&(*from, address, payload.clone()))
-                {
-                    self.counts.phantom += 1;
-                    self.violation(
+                // Checked when the endpoint took the DATA (see `deliver`);
+                // here, that the application reads what was taken, in order.
+                match self.nodes[index].unread.pop_front() {
+                    Some(taken) if taken.from == *from && taken.payload == *payload => {}
+                    Some(taken) => self.violation(
                         at,
                         format!(
-                            "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
-                            payload.len()
+                            "{address}: read a {}-byte payload from {from}, but the next message \
+                             taken was {} bytes from {}",
+                            payload.len(),
+                            taken.payload.len(),
+                            taken.from
                         ),
-                    );
-                }
-                if let Some(tag) = tag {
-                    if !self.nodes[index].received.insert(tag) {
-                        self.counts.duplicates += 1;
-                        self.violation(at, format!("{address}: handed over {tag} a second time"));
+                    ),
+                    None => {
+                        self.counts.phantom += 1;
+                        self.violation(
+                            at,
+                            format!(
+                                "{address}: read a {}-byte payload from {from} that no DATA brought",
+                                payload.len()
+                            ),
+                        );
                     }
                 }
             }
@@ -728,15 +1124,26 @@ impl World {
         to: SocketAddr,
         outcome: Result<(), FailureReason>,
     ) {
-        let node = &self.nodes[index];
-        let address = node.address;
-        let max_rto = node.endpoint.config().max_rto;
+        let address = self.nodes[index].address;
         self.trace.record(TraceEntry::Outcome {
             at,
             node: address,
             id,
             failure: outcome.err(),
         });
+        // Checked against when the endpoint resolved it, not when it is read.
+        let at = match self.nodes[index].outcome_times.pop_front() {
+            Some(produced) => produced,
+            None => {
+                self.violation(
+                    at,
+                    format!("{address}: read an outcome for {id} never produced"),
+                );
+                at
+            }
+        };
+        let node = &self.nodes[index];
+        let max_rto = node.endpoint.config().max_rto;
         let Some(&record_index) = node.sends.get(&id) else {
             self.violation(
                 at,
@@ -753,8 +1160,13 @@ impl World {
             return;
         }
         record.outcome = Some((at, outcome));
-        let (record_to, tag, deadline, must_deliver) =
-            (record.to, record.tag, record.deadline, record.must_deliver);
+        let (record_to, tag, identity, deadline, must_deliver) = (
+            record.to,
+            record.tag,
+            record.identity,
+            record.deadline,
+            record.must_deliver,
+        );
         match outcome {
             Ok(()) => self.counts.delivered += 1,
             Err(_) => self.counts.failed += 1,
@@ -780,7 +1192,17 @@ impl World {
             Ok(()) => {
                 let receiver = self.by_address.get(&to).copied();
                 if let (Some(receiver), Some(tag)) = (receiver, tag) {
-                    if !self.nodes[receiver].received.contains(&tag) {
+                    // The exceptions corruption makes (see the type's docs).
+                    let corruption = identity.is_some_and(|identity| {
+                        self.nodes[index].corrupt_confirmed.contains(&identity)
+                            || self.nodes[receiver]
+                                .corrupt_handed
+                                .contains(&(address, identity))
+                    });
+                    let handed_over = self.nodes[receiver].received.contains(&tag);
+                    if !handed_over && corruption {
+                        self.counts.corrupt_confirmed += 1;
+                    } else if !handed_over {
                         self.violation(
                             at,
                             format!(
