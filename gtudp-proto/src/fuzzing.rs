@@ -384,57 +384,8 @@ pub fn endpoint(data: &[u8]) {
 
 /// Every table within its configured bound.
 fn check_bounds(endpoint: &crate::Endpoint) {
-    let sizes = endpoint.table_sizes();
-    let limits = &endpoint.config().limits;
-    let bounds = [
-        ("peers", sizes.peers, limits.max_peers),
-        ("messages", sizes.messages, limits.max_outstanding_messages),
-        (
-            "outstanding",
-            sizes.outstanding,
-            limits.max_outstanding_messages,
-        ),
-        (
-            "largest_peer_queue",
-            sizes.largest_peer_queue,
-            limits.max_queued_per_peer,
-        ),
-        ("received", sizes.received, limits.max_received),
-        (
-            "largest_peer_received",
-            sizes.largest_peer_received,
-            limits.max_received_per_peer,
-        ),
-        ("unread", sizes.unread, limits.max_unread),
-        (
-            "events",
-            sizes.events,
-            limits.max_outstanding_messages + limits.max_unread,
-        ),
-        (
-            "pending_control",
-            sizes.pending_control,
-            limits.max_pending_control,
-        ),
-        ("pending_raw", sizes.pending_raw, limits.max_pending_raw),
-        // Stale entries are purged once they outnumber twice the live ones.
-        (
-            "pending_transmits",
-            sizes.pending_transmits,
-            2 * (limits.max_outstanding_messages
-                + limits.max_received
-                + limits.max_pending_control
-                + limits.max_pending_raw)
-                + 66,
-        ),
-        (
-            "timers",
-            sizes.timers,
-            2 * (limits.max_outstanding_messages + limits.max_received + limits.max_peers + 1) + 66,
-        ),
-    ];
-    for (table, size, bound) in bounds {
-        assert!(size <= bound, "table {table} holds {size}, bound {bound}");
+    if let Some(exceeded) = endpoint.table_sizes().exceeded(&endpoint.config().limits) {
+        panic!("{exceeded}");
     }
 }
 
