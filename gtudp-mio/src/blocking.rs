@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gtudp_proto::{Config, EndpointStats, Event, FailureReason, MessageId, SendErrorKind};
+use gtudp_io::Routed;
+use gtudp_proto::{Config, EndpointStats, MessageId, SendErrorKind};
 use mio::{Events, Poll, Token, Waker};
 
 use crate::driver::Driver;
@@ -562,32 +563,31 @@ impl Worker {
         let mut inbox = lock(&shared.inbox);
         let mut arrived = false;
         while let Some(event) = self.driver.poll_event() {
-            match event {
+            match gtudp_io::route(event) {
                 // The receive room keeps the queue within its capacity.
-                Event::Received { from, payload } => {
+                Routed::Message {
+                    from,
+                    payload,
+                    foreign,
+                } => {
                     inbox.queue.push_back(Datagram {
                         payload,
                         from,
-                        foreign: false,
+                        foreign,
                     });
                     arrived = true;
                 }
-                Event::Foreign { from, payload } => {
-                    inbox.queue.push_back(Datagram {
-                        payload,
-                        from,
-                        foreign: true,
-                    });
-                    arrived = true;
-                }
-                Event::Delivered { id, .. } => self.resolve(id, Ok(())),
-                Event::Failed { id, to, reason } => {
-                    if reason == FailureReason::EndpointClosed {
+                Routed::Outcome {
+                    id,
+                    outcome,
+                    abandoned,
+                } => {
+                    if abandoned {
                         if let Some(close) = &mut self.close {
                             close.abandoned += 1;
                         }
                     }
-                    self.resolve(id, Err(DeliveryError::Failed { to, reason }));
+                    self.resolve(id, outcome);
                 }
             }
         }

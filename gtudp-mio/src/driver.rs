@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_proto::wire::{Framing, Packet};
+use gtudp_io::Recv;
 use gtudp_proto::{
-    Config, Endpoint, Event, MessageId, PeerStats, SendError, SendOptions, SendRawError, Transmit,
+    Config, Endpoint, Event, MessageId, PeerStats, SendError, SendOptions, SendRawError,
     UnknownMessage,
 };
 use mio::event::Source;
@@ -17,8 +17,8 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
 use crate::error::BindError;
-use crate::io::{is_icmp_report, Recv, Sent, UdpIo};
-use crate::stats::{IoStats, Stats};
+use crate::io::{MioSocket, UdpIo};
+use crate::stats::Stats;
 
 /// Receive batches taken per call before the driver turns to its other
 /// work, so a flood cannot starve timers and sends. What is left is read by
@@ -132,14 +132,9 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 pub struct Driver {
     io: UdpIo,
     endpoint: Endpoint,
-    framing: Framing,
     registration: Option<Registration>,
     /// Whether WRITABLE is part of the registered interest.
     writable_interest: bool,
-    /// Datagrams written by `poll_transmit`, not yet sent.
-    transmit_buf: Vec<u8>,
-    /// The transmit in `transmit_buf` while the socket's buffer is full.
-    blocked: Option<Transmit>,
     /// The last receive stopped at its batch limit, not at `WouldBlock`.
     read_pending: bool,
     /// Application calls since the last flush.
@@ -150,7 +145,6 @@ pub struct Driver {
     events: VecDeque<Event>,
     receive_room: Option<usize>,
     received: Vec<(SocketAddr, Bytes)>,
-    io_stats: IoStats,
 }
 
 #[derive(Debug)]
@@ -183,20 +177,16 @@ impl Driver {
     /// identities in tests) or an endpoint carried over from elsewhere.
     pub fn from_endpoint(socket: UdpSocket, endpoint: Endpoint) -> io::Result<Self> {
         Ok(Self {
-            io: UdpIo::new(socket)?,
-            framing: endpoint.config().framing.clone(),
+            io: UdpIo::new(MioSocket(socket), endpoint.config().framing.clone())?,
             endpoint,
             registration: None,
             writable_interest: false,
-            transmit_buf: Vec::new(),
-            blocked: None,
             read_pending: false,
             unflushed: false,
             latest: None,
             events: VecDeque::new(),
             receive_room: None,
             received: Vec::new(),
-            io_stats: IoStats::default(),
         })
     }
 
@@ -209,7 +199,8 @@ impl Driver {
     /// drop it afterwards.
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         self.io
-            .socket
+            .socket_mut()
+            .0
             .register(registry, token, Interest::READABLE)?;
         self.registration = Some(Registration {
             registry: registry.try_clone()?,
@@ -226,14 +217,14 @@ impl Driver {
     pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         self.registration = None;
         self.writable_interest = false;
-        self.io.socket.deregister(registry)
+        self.io.socket_mut().0.deregister(registry)
     }
 
     // ----- getters -------------------------------------------------------
 
     /// The socket's local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.socket.local_addr()
+        self.io.socket().0.local_addr()
     }
 
     /// The protocol endpoint, for its configuration, table sizes and
@@ -244,12 +235,9 @@ impl Driver {
 
     /// Counters of the endpoint and of the socket I/O.
     pub fn stats(&self) -> Stats {
-        let mut io = self.io_stats;
-        io.icmp_errors += self.io.send_icmp_reports;
-        io.send_errors += self.io.send_errors;
         Stats {
             endpoint: self.endpoint.stats(),
-            io,
+            io: self.io.counters().into(),
         }
     }
 
@@ -267,7 +255,7 @@ impl Driver {
     /// datagram handed to the kernel. Events may still wait in
     /// [`poll_event`](Self::poll_event). The socket can then be dropped.
     pub fn is_closed(&self) -> bool {
-        self.endpoint.is_closed() && self.blocked.is_none()
+        self.endpoint.is_closed() && !self.io.is_blocked()
     }
 
     // ----- inputs --------------------------------------------------------
@@ -387,43 +375,7 @@ impl Driver {
     pub fn flush(&mut self, now: Instant) {
         self.note(now);
         self.unflushed = false;
-        loop {
-            if let Some(transmit) = self.blocked {
-                match self.io.try_send(
-                    transmit.destination,
-                    &self.transmit_buf[..transmit.size],
-                    transmit.segment_size,
-                ) {
-                    Sent::WouldBlock => {
-                        self.io_stats.send_would_block += 1;
-                        break;
-                    }
-                    Sent::Done => {
-                        self.blocked = None;
-                        let count = transmit.datagram_count() as u64;
-                        self.io_stats.send_calls += 1;
-                        self.io_stats.datagrams_sent += count;
-                        if count > 1 {
-                            self.io_stats.batched_sends += 1;
-                        }
-                    }
-                }
-            }
-            let max = self.io.max_segments();
-            let Some(transmit) = self
-                .endpoint
-                .poll_transmit(now, max, &mut self.transmit_buf)
-            else {
-                break;
-            };
-            if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
-                for datagram in transmit.datagrams(&self.transmit_buf) {
-                    let parsed = self.framing.parse(datagram);
-                    log_datagram("out", transmit.destination, datagram, &parsed);
-                }
-            }
-            self.blocked = Some(transmit);
-        }
+        self.io.flush(&mut self.endpoint, now);
         self.update_interest();
         if self.receive_room.is_some() {
             self.take_events();
@@ -458,47 +410,34 @@ impl Driver {
         }
     }
 
+    /// Reads a few batches at most. ICMP reports (port unreachable for an
+    /// earlier send, WSAECONNRESET on Windows) are counted and logged by the
+    /// socket layer and reading goes on; another error stops this receive,
+    /// as a persistent error must not spin.
     fn receive(&mut self, now: Instant) {
         self.read_pending = false;
+        let mut received = std::mem::take(&mut self.received);
+        let mut more = true;
         for _ in 0..RECV_BATCHES_PER_CALL {
-            match self.io.try_recv() {
-                Recv::Batch(count) => {
-                    self.io_stats.recv_calls += 1;
-                    let mut received = std::mem::take(&mut self.received);
-                    received.extend(
-                        self.io
-                            .datagrams(count)
-                            .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
-                    );
+            match self.io.recv(&mut received) {
+                Recv::Datagrams(_) => {
                     for (from, datagram) in received.drain(..) {
                         self.feed(now, from, datagram);
                     }
-                    self.received = received;
                 }
-                Recv::WouldBlock => return,
-                Recv::Error(error) if is_icmp_report(&error) => {
-                    // Port unreachable for an earlier send, WSAECONNRESET on
-                    // Windows: about a peer, not this socket. Keep reading.
-                    self.io_stats.icmp_errors += 1;
-                    tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
-                }
-                Recv::Error(error) => {
-                    // Not retried at once: a persistent error must not spin.
-                    self.io_stats.recv_errors += 1;
-                    tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
-                    return;
+                Recv::IcmpReport => {}
+                Recv::WouldBlock | Recv::Error => {
+                    more = false;
+                    break;
                 }
             }
         }
+        self.received = received;
         // Edge-triggered readiness will not fire again for what is left.
-        self.read_pending = true;
+        self.read_pending = more;
     }
 
     fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
-        self.io_stats.datagrams_received += 1;
-        if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
-            log_datagram("in", from, &datagram, &self.framing.parse(&datagram));
-        }
         self.endpoint.handle_datagram(now, from, datagram);
         if self.receive_room.is_some() {
             // One datagram adds at most one message: count it before the
@@ -528,7 +467,7 @@ impl Driver {
     /// Writable interest while a transmit waits, readable only otherwise:
     /// an always-writable registration would wake the loop after every send.
     fn update_interest(&mut self) {
-        let want = self.blocked.is_some();
+        let want = self.io.is_blocked();
         if want == self.writable_interest {
             return;
         }
@@ -540,11 +479,11 @@ impl Driver {
         } else {
             Interest::READABLE
         };
-        match self
-            .io
-            .socket
-            .reregister(&registration.registry, registration.token, interest)
-        {
+        match self.io.socket_mut().0.reregister(
+            &registration.registry,
+            registration.token,
+            interest,
+        ) {
             Ok(()) => self.writable_interest = want,
             Err(error) => {
                 tracing::warn!(target: "gtudp", %error, "could not change the socket's interest")
@@ -573,52 +512,24 @@ impl Source for Driver {
         token: Token,
         _interests: Interest,
     ) -> io::Result<()> {
-        let interest = if self.blocked.is_some() {
+        let interest = if self.io.is_blocked() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         };
-        self.io.socket.reregister(registry, token, interest)?;
+        self.io
+            .socket_mut()
+            .0
+            .reregister(registry, token, interest)?;
         self.registration = Some(Registration {
             registry: registry.try_clone()?,
             token,
         });
-        self.writable_interest = self.blocked.is_some();
+        self.writable_interest = self.io.is_blocked();
         Ok(())
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         Driver::deregister(self, registry)
-    }
-}
-
-/// One debug line per datagram: direction, kind, identity in hex, peer and
-/// size (the successor of the original's `debug=True`).
-fn log_datagram(
-    direction: &'static str,
-    peer: SocketAddr,
-    datagram: &[u8],
-    parsed: &Result<Packet<'_>, gtudp_proto::wire::NotGtudp>,
-) {
-    let size = datagram.len();
-    match parsed {
-        Ok(packet) => tracing::debug!(
-            target: "gtudp",
-            direction,
-            kind = packet.kind().name(),
-            identity = %packet.identity(),
-            %peer,
-            size,
-            "datagram"
-        ),
-        Err(reason) => tracing::debug!(
-            target: "gtudp",
-            direction,
-            kind = if direction == "out" { "RAW" } else { "FOREIGN" },
-            ?reason,
-            %peer,
-            size,
-            "datagram"
-        ),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use gtudp_io::IoCounters;
 use gtudp_proto::EndpointStats;
 
 /// Counters from [`Driver::stats`](crate::Driver::stats) and
@@ -41,6 +42,22 @@ pub struct IoStats {
     /// Datagrams dropped because the kernel refused them for good
     /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
     pub send_errors: u64,
+}
+
+impl From<IoCounters> for IoStats {
+    fn from(counters: IoCounters) -> Self {
+        Self {
+            recv_calls: counters.recv_calls,
+            datagrams_received: counters.datagrams_received,
+            send_calls: counters.send_calls,
+            datagrams_sent: counters.datagrams_sent,
+            batched_sends: counters.batched_sends,
+            send_would_block: counters.send_would_block,
+            icmp_errors: counters.icmp_errors,
+            recv_errors: counters.recv_errors,
+            send_errors: counters.send_errors,
+        }
+    }
 }
 
 /// What [`BlockingSocket::close`](crate::BlockingSocket::close) did.

@@ -14,16 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_proto::wire::{Framing, Packet};
-use gtudp_proto::{
-    Endpoint, EndpointStats, Event, FailureReason, MessageId, PeerStats, SendOptions, Transmit,
-};
+use gtudp_io::{Recv, Routed};
+use gtudp_proto::{Endpoint, EndpointStats, MessageId, PeerStats, SendOptions};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::error::{DeliveryError, SendRawError};
-use crate::io::{Recv, Sent, UdpIo};
+use crate::io::UdpIo;
 use crate::socket::{Datagram, DatagramKind, Status};
-use crate::stats::{CloseSummary, IoStats, Stats};
+use crate::stats::{CloseSummary, Stats};
 
 /// Receive batches taken per wake-up before the driver turns to its other
 /// work, so a flood cannot starve timers and commands.
@@ -76,18 +74,12 @@ enum Wake {
 pub(crate) struct Driver {
     io: UdpIo,
     endpoint: Endpoint,
-    framing: Framing,
     commands: mpsc::Receiver<Command>,
     commands_open: bool,
     inbox: mpsc::Sender<Datagram>,
     pending: HashMap<MessageId, Pending>,
     tickets: HashMap<u64, MessageId>,
-    /// Datagrams written by `poll_transmit`, not yet sent.
-    transmit_buf: Vec<u8>,
-    /// The transmit in `transmit_buf` while the socket's buffer is full.
-    blocked: Option<Transmit>,
     received: Vec<(SocketAddr, Bytes)>,
-    io_stats: IoStats,
     status: Arc<Status>,
     closers: Vec<oneshot::Sender<CloseSummary>>,
     close: Option<CloseStart>,
@@ -109,17 +101,13 @@ impl Driver {
     ) -> Self {
         Self {
             io,
-            framing: endpoint.config().framing.clone(),
             endpoint,
             commands,
             commands_open: true,
             inbox,
             pending: HashMap::new(),
             tickets: HashMap::new(),
-            transmit_buf: Vec::new(),
-            blocked: None,
             received: Vec::new(),
-            io_stats: IoStats::default(),
             status,
             closers: Vec::new(),
             close: None,
@@ -132,7 +120,7 @@ impl Driver {
         loop {
             self.flush();
             self.publish_stats();
-            if self.endpoint.is_closed() && self.blocked.is_none() {
+            if self.endpoint.is_closed() && !self.io.is_blocked() {
                 break;
             }
             if self.inbox.is_closed() && !self.endpoint.is_closing() {
@@ -147,16 +135,17 @@ impl Driver {
                     timer.as_mut().reset(at);
                 }
             }
-            let blocked = self.blocked.is_some();
+            let blocked = self.io.is_blocked();
+            let socket = &self.io.socket().0;
             let wake = tokio::select! {
                 command = self.commands.recv(), if self.commands_open => Wake::Command(command),
-                ready = self.io.readable() => {
+                ready = socket.readable() => {
                     if let Err(error) = ready {
                         tracing::warn!(target: "gtudp", %error, "socket readiness error");
                     }
                     Wake::Readable
                 }
-                _ = self.io.writable(), if blocked => Wake::Writable,
+                _ = socket.writable(), if blocked => Wake::Writable,
                 () = &mut timer, if deadline.is_some() => Wake::Timeout,
             };
             match wake {
@@ -238,36 +227,25 @@ impl Driver {
 
     /// Reads what the socket holds (a few batches at most) and feeds it to
     /// the endpoint.
+    ///
+    /// ICMP reports (port unreachable on a connected socket, WSAECONNRESET
+    /// on Windows) and other receive errors are counted and logged by the
+    /// socket layer; reading goes on.
     fn receive(&mut self) {
+        let mut received = std::mem::take(&mut self.received);
         for _ in 0..RECV_BATCHES_PER_WAKE {
-            match self.io.try_recv() {
-                Recv::Batch(count) => {
-                    self.io_stats.recv_calls += 1;
-                    let mut received = std::mem::take(&mut self.received);
-                    received.extend(
-                        self.io
-                            .datagrams(count)
-                            .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
-                    );
+            match self.io.recv(&mut received) {
+                Recv::Datagrams(_) => {
                     let now = now();
                     for (from, datagram) in received.drain(..) {
                         self.feed(now, from, datagram);
                     }
-                    self.received = received;
                 }
-                Recv::WouldBlock => return,
-                Recv::Error(error) if crate::io::is_icmp_report(&error) => {
-                    // Port unreachable on a connected socket, WSAECONNRESET
-                    // on Windows: about an earlier send, not this socket.
-                    self.io_stats.icmp_errors += 1;
-                    tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
-                }
-                Recv::Error(error) => {
-                    self.io_stats.recv_errors += 1;
-                    tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
-                }
+                Recv::WouldBlock => break,
+                Recv::IcmpReport | Recv::Error => {}
             }
         }
+        self.received = received;
     }
 
     /// Feeds one datagram to the endpoint.
@@ -280,10 +258,6 @@ impl Driver {
     /// the queue's free room bounds what one datagram can add (at most one
     /// message).
     fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
-        self.io_stats.datagrams_received += 1;
-        if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
-            log_datagram("in", from, &datagram, &self.framing.parse(&datagram));
-        }
         let full = self.inbox.capacity() == 0;
         if full != self.endpoint.is_receive_paused() {
             tracing::trace!(target: "gtudp", paused = full, "receive queue backpressure");
@@ -313,72 +287,40 @@ impl Driver {
     /// Sends everything the endpoint has to send (until the socket's buffer
     /// fills), then hands out every event.
     fn flush(&mut self) {
-        let now = now();
-        loop {
-            if let Some(transmit) = self.blocked {
-                match self.io.try_send(
-                    transmit.destination,
-                    &self.transmit_buf[..transmit.size],
-                    transmit.segment_size,
-                ) {
-                    Sent::WouldBlock => {
-                        self.io_stats.send_would_block += 1;
-                        break;
-                    }
-                    Sent::Done => {
-                        self.blocked = None;
-                        let count = transmit.datagram_count() as u64;
-                        self.io_stats.send_calls += 1;
-                        self.io_stats.datagrams_sent += count;
-                        if count > 1 {
-                            self.io_stats.batched_sends += 1;
-                        }
-                    }
-                }
-            }
-            let max = self.io.max_segments();
-            let Some(transmit) = self
-                .endpoint
-                .poll_transmit(now, max, &mut self.transmit_buf)
-            else {
-                break;
-            };
-            if tracing::enabled!(target: "gtudp", tracing::Level::DEBUG) {
-                for datagram in transmit.datagrams(&self.transmit_buf) {
-                    let parsed = self.framing.parse(datagram);
-                    log_datagram("out", transmit.destination, datagram, &parsed);
-                }
-            }
-            self.blocked = Some(transmit);
-        }
+        self.io.flush(&mut self.endpoint, now());
         self.drain_events();
     }
 
     fn drain_events(&mut self) {
         while let Some(event) = self.endpoint.poll_event() {
-            match event {
-                Event::Received { from, payload } => {
+            match gtudp_io::route(event) {
+                Routed::Message {
+                    from,
+                    payload,
+                    foreign,
+                } => {
+                    let kind = if foreign {
+                        DatagramKind::Foreign
+                    } else {
+                        DatagramKind::Message
+                    };
                     self.deliver(Datagram {
                         payload,
                         from,
-                        kind: DatagramKind::Message,
+                        kind,
                     });
                 }
-                Event::Foreign { from, payload } => {
-                    self.deliver(Datagram {
-                        payload,
-                        from,
-                        kind: DatagramKind::Foreign,
-                    });
-                }
-                Event::Delivered { id, .. } => self.resolve(id, Ok(())),
-                Event::Failed { id, to, reason } => {
-                    if reason == FailureReason::EndpointClosed {
+                Routed::Outcome {
+                    id,
+                    outcome,
+                    abandoned,
+                } => {
+                    if abandoned {
                         if let Some(close) = &mut self.close {
                             close.abandoned += 1;
                         }
                     }
-                    self.resolve(id, Err(DeliveryError::Failed { to, reason }));
+                    self.resolve(id, outcome);
                 }
             }
         }
@@ -417,11 +359,9 @@ impl Driver {
     }
 
     fn stats(&self) -> Stats {
-        let mut io = self.io_stats;
-        io.icmp_errors += self.io.send_icmp_reports;
         Stats {
             endpoint: self.endpoint.stats(),
-            io,
+            io: self.io.counters().into(),
         }
     }
 
@@ -485,35 +425,4 @@ impl Driver {
 /// endpoint on virtual time.
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// One debug line per datagram: direction, kind, identity in hex, peer and
-/// size (the successor of the original's `debug=True`).
-fn log_datagram(
-    direction: &'static str,
-    peer: SocketAddr,
-    datagram: &[u8],
-    parsed: &Result<Packet<'_>, gtudp_proto::wire::NotGtudp>,
-) {
-    let size = datagram.len();
-    match parsed {
-        Ok(packet) => tracing::debug!(
-            target: "gtudp",
-            direction,
-            kind = packet.kind().name(),
-            identity = %packet.identity(),
-            %peer,
-            size,
-            "datagram"
-        ),
-        Err(reason) => tracing::debug!(
-            target: "gtudp",
-            direction,
-            kind = if direction == "out" { "RAW" } else { "FOREIGN" },
-            ?reason,
-            %peer,
-            size,
-            "datagram"
-        ),
-    }
 }

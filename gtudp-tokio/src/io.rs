@@ -1,198 +1,29 @@
-//! The socket layer: batched receive (recvmmsg, GRO) and segmented send
-//! (GSO) through quinn-udp, with its portable one-datagram fallback on
-//! platforms without them.
+//! The socket layer: [`gtudp_io::BatchIo`] (batched receive and segmented
+//! send through quinn-udp) on a Tokio socket.
 
-use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::io;
 
-use quinn_udp::{RecvMeta, UdpSocketState};
+use gtudp_io::{BatchIo, Direction, UdpSockRef};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Bytes of one receive slot: more than the largest UDP payload (65,527
-/// over IPv6), and the most a GRO aggregate carries (one 64 KiB skb), so no
-/// single datagram is ever cut.
-const SLOT: usize = 1 << 16;
+/// A Tokio UDP socket set up for batched I/O.
+pub(crate) type UdpIo = BatchIo<TokioSocket>;
 
-/// Receive slots per syscall. Each can hold a GRO aggregate of up to 64
-/// datagrams, so a few slots are enough to empty a busy socket quickly.
-const SLOTS: usize = 8;
-
-/// Segments one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
-const MAX_SEGMENTS: usize = 64;
-
-/// A UDP socket set up for batched I/O.
+/// A Tokio socket, whose `try_io` runs the system calls of [`BatchIo`].
 #[derive(Debug)]
-pub(crate) struct UdpIo {
-    socket: UdpSocket,
-    state: UdpSocketState,
-    buf: Box<[u8]>,
-    meta: Vec<RecvMeta>,
-    /// ICMP error reports met by sends (see [`is_icmp_report`]).
-    pub(crate) send_icmp_reports: u64,
-}
+pub(crate) struct TokioSocket(pub(crate) UdpSocket);
 
-/// What one receive call produced.
-pub(crate) enum Recv {
-    /// `count` slots were filled; read them with [`UdpIo::datagrams`].
-    Batch(usize),
-    /// Nothing is waiting.
-    WouldBlock,
-    /// A non-fatal error (an ICMP report such as `ConnectionRefused`).
-    Error(io::Error),
-}
-
-/// What one send call did.
-pub(crate) enum Sent {
-    /// Handed to the kernel (or dropped after a non-fatal error, logged).
-    Done,
-    /// The socket buffer is full: keep the bytes and wait for writability.
-    WouldBlock,
-}
-
-impl UdpIo {
-    pub(crate) fn new(socket: UdpSocket) -> io::Result<Self> {
-        let state = UdpSocketState::new((&socket).into())?;
-        Ok(Self {
-            socket,
-            state,
-            buf: vec![0; SLOT * SLOTS].into_boxed_slice(),
-            meta: vec![RecvMeta::default(); SLOTS],
-            send_icmp_reports: 0,
-        })
+impl gtudp_io::Socket for TokioSocket {
+    fn sock_ref(&self) -> UdpSockRef<'_> {
+        (&self.0).into()
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    /// Datagrams that one GSO send may carry on this socket (1 without GSO).
-    pub(crate) fn max_segments(&self) -> usize {
-        self.state.max_gso_segments().clamp(1, MAX_SEGMENTS)
-    }
-
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
-    }
-
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await
-    }
-
-    /// One batched receive, without waiting.
-    pub(crate) fn try_recv(&mut self) -> Recv {
-        let Self {
-            socket,
-            state,
-            buf,
-            meta,
-            ..
-        } = self;
-        let socket = &*socket;
-        let mut slices: Vec<IoSliceMut<'_>> = buf.chunks_mut(SLOT).map(IoSliceMut::new).collect();
-        let result = socket.try_io(Interest::READABLE, || {
-            state.recv(socket.into(), &mut slices, meta)
-        });
-        match result {
-            Ok(count) => Recv::Batch(count),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Recv::WouldBlock,
-            Err(error) => Recv::Error(error),
-        }
-    }
-
-    /// The datagrams in the first `count` slots of the last receive, each
-    /// with its source, GRO aggregates split at their stride.
-    pub(crate) fn datagrams(&self, count: usize) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.meta[..count]
-            .iter()
-            .zip(self.buf.chunks(SLOT))
-            .flat_map(|(meta, slot)| {
-                let filled = &slot[..meta.len.min(slot.len())];
-                let stride = if meta.stride == 0 {
-                    filled.len().max(1)
-                } else {
-                    meta.stride
-                };
-                let addr = meta.addr;
-                // An empty datagram is a datagram too.
-                let empty = filled.is_empty().then_some((addr, filled));
-                filled.chunks(stride).map(move |d| (addr, d)).chain(empty)
-            })
-    }
-
-    /// Sends `contents` (several datagrams laid out for GSO when
-    /// `segment_size` is set) to `destination`.
-    ///
-    /// Errors other than a full buffer never stop the caller: an ICMP report
-    /// left over from an earlier datagram is retried once, a GSO batch the
-    /// kernel refuses is resent datagram by datagram, and anything else is
-    /// logged and dropped (DATA and RECV are resent by the protocol).
-    pub(crate) fn try_send(
-        &mut self,
-        destination: SocketAddr,
-        contents: &[u8],
-        segment_size: Option<usize>,
-    ) -> Sent {
-        let transmit = quinn_udp::Transmit {
-            destination,
-            ecn: None,
-            contents,
-            segment_size,
-            src_ip: None,
+    fn try_io<R>(&self, direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let interest = match direction {
+            Direction::Recv => Interest::READABLE,
+            Direction::Send => Interest::WRITABLE,
         };
-        let mut retried = false;
-        loop {
-            let result = self.socket.try_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.socket).into(), &transmit)
-            });
-            let error = match result {
-                Ok(()) => return Sent::Done,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Sent::WouldBlock,
-                Err(error) => error,
-            };
-            if is_icmp_report(&error) && !retried {
-                // The error belongs to an earlier datagram; this one was not
-                // sent yet.
-                tracing::debug!(target: "gtudp", %destination, %error, "ICMP error report");
-                self.send_icmp_reports += 1;
-                retried = true;
-                continue;
-            }
-            if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
-                tracing::debug!(
-                    target: "gtudp", %destination, %error,
-                    "segmented send refused; sending {} datagrams one by one",
-                    contents.len().div_ceil(segment)
-                );
-                for datagram in contents.chunks(segment.max(1)) {
-                    if let Sent::WouldBlock = self.try_send(destination, datagram, None) {
-                        // The rest is recovered by retransmission.
-                        return Sent::Done;
-                    }
-                }
-                return Sent::Done;
-            }
-            if quinn_udp::is_msg_size_err(&error) {
-                tracing::warn!(
-                    target: "gtudp", %destination, size = contents.len(),
-                    "datagram larger than the path allows (EMSGSIZE); dropped: lower Config::max_datagram_size"
-                );
-            } else {
-                tracing::warn!(target: "gtudp", %destination, %error, "send failed; datagram dropped");
-            }
-            return Sent::Done;
-        }
+        self.0.try_io(interest, f)
     }
-}
-
-/// An error reported by ICMP for an earlier datagram (port unreachable and
-/// the like), which says nothing about the socket itself.
-pub(crate) fn is_icmp_report(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
 }

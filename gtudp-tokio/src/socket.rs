@@ -17,7 +17,7 @@ use crate::driver::{Command, Driver};
 use crate::error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
-use crate::io::UdpIo;
+use crate::io::{TokioSocket, UdpIo};
 use crate::stats::{CloseSummary, Stats};
 
 /// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
@@ -253,8 +253,8 @@ impl Builder {
         })?;
         let max_payload = self.config.max_payload_size();
         let endpoint = Endpoint::new(self.config, u128::from_le_bytes(seed))?;
-        let io = UdpIo::new(socket)?;
-        let local_addr = io.local_addr()?;
+        let local_addr = socket.local_addr()?;
+        let io = UdpIo::new(TokioSocket(socket), endpoint.config().framing.clone())?;
         let (command_tx, command_rx) = mpsc::channel(self.command_queue);
         let (inbox_tx, inbox_rx) = mpsc::channel(self.recv_queue);
         let status = Arc::new(Status::default());

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use gtudp_io::IoCounters;
 use gtudp_proto::EndpointStats;
 
 /// Counters from [`Socket::stats`](crate::Socket::stats).
@@ -36,6 +37,21 @@ pub struct IoStats {
     pub icmp_errors: u64,
     /// Other receive errors, logged and ignored.
     pub recv_errors: u64,
+}
+
+impl From<IoCounters> for IoStats {
+    fn from(counters: IoCounters) -> Self {
+        Self {
+            recv_calls: counters.recv_calls,
+            datagrams_received: counters.datagrams_received,
+            send_calls: counters.send_calls,
+            datagrams_sent: counters.datagrams_sent,
+            batched_sends: counters.batched_sends,
+            send_would_block: counters.send_would_block,
+            icmp_errors: counters.icmp_errors,
+            recv_errors: counters.recv_errors,
+        }
+    }
 }
 
 /// What [`Socket::close`](crate::Socket::close) did.

@@ -1,0 +1,435 @@
+//! Batched receive (recvmmsg, GRO) and segmented send (GSO) through
+//! quinn-udp, with its portable one-datagram fallback on platforms without
+//! them, over a socket whose runtime runs the system calls.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gtudp_proto::wire::Framing;
+use gtudp_proto::{Endpoint, Transmit};
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
+
+use crate::log::{enabled as log_enabled, log_datagram};
+
+/// Bytes of one receive slot: more than the largest UDP payload (65,527
+/// over IPv6), and the most a GRO aggregate carries (one 64 KiB skb), so no
+/// single datagram is ever cut.
+const SLOT: usize = 1 << 16;
+
+/// Receive slots per system call. Each can hold a GRO aggregate of up to 64
+/// datagrams, so a few slots are enough to empty a busy socket quickly.
+const SLOTS: usize = 8;
+
+/// Segments one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
+const MAX_SEGMENTS: usize = 64;
+
+/// Which readiness a system call consumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A receive: the socket's readability.
+    Recv,
+    /// A send: the socket's writability.
+    Send,
+}
+
+/// A non-blocking UDP socket of some runtime, as [`BatchIo`] uses it.
+pub trait Socket {
+    /// The socket, borrowed for a `quinn-udp` call
+    /// (`(&self.0).into()` for a newtype around the runtime's socket).
+    fn sock_ref(&self) -> UdpSockRef<'_>;
+
+    /// Runs `f`, one non-blocking system call on this socket, the way the
+    /// runtime wants it run, so that a `WouldBlock` clears the readiness it
+    /// cached (Tokio's `UdpSocket::try_io(interest, f)`, mio's
+    /// `UdpSocket::try_io(f)`).
+    fn try_io<R>(&self, direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
+
+/// Counters of the socket I/O done by a [`BatchIo`], from which each
+/// adapter fills its public `IoStats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IoCounters {
+    /// Receive system calls that returned data.
+    pub recv_calls: u64,
+    /// Datagrams received (a GRO aggregate counts each datagram).
+    pub datagrams_received: u64,
+    /// Send system calls that handed data to the kernel (or whose datagrams
+    /// were dropped after an error, logged).
+    pub send_calls: u64,
+    /// Datagrams sent (a GSO batch counts each datagram).
+    pub datagrams_sent: u64,
+    /// Send system calls that carried several datagrams (GSO).
+    pub batched_sends: u64,
+    /// Times the socket's send buffer was full and a transmit had to wait
+    /// for writability.
+    pub send_would_block: u64,
+    /// ICMP error reports (such as `ConnectionRefused` for an earlier
+    /// datagram) met by receive or send calls; none is fatal.
+    pub icmp_errors: u64,
+    /// Other receive errors, logged and ignored.
+    pub recv_errors: u64,
+    /// Datagrams dropped because the kernel refused them for good
+    /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
+    pub send_errors: u64,
+}
+
+/// What one [`BatchIo::recv`] call produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// This many datagrams were appended to the output.
+    Datagrams(usize),
+    /// Nothing is waiting.
+    WouldBlock,
+    /// An ICMP error report about an earlier send (see [`is_icmp_report`]),
+    /// counted and logged; the socket is fine, reading may go on.
+    IcmpReport,
+    /// Another receive error, counted and logged.
+    Error,
+}
+
+/// What one send system call did.
+enum Sent {
+    /// Handed to the kernel (or dropped after a non-fatal error, logged).
+    Done,
+    /// The socket buffer is full: keep the bytes and wait for writability.
+    WouldBlock,
+}
+
+/// A UDP socket set up for batched I/O, with the receive slots, the
+/// transmit buffer and the counters of one adapter's driver.
+#[derive(Debug)]
+pub struct BatchIo<S> {
+    socket: S,
+    state: UdpSocketState,
+    /// `SLOTS` receive slots of `SLOT` bytes.
+    slots: Box<[u8]>,
+    meta: Box<[RecvMeta]>,
+    /// For the datagram log.
+    framing: Framing,
+    /// Datagrams written by `Endpoint::poll_transmit`, not yet sent.
+    transmit_buf: Vec<u8>,
+    /// The transmit in `transmit_buf` while the socket's buffer is full.
+    blocked: Option<Transmit>,
+    counters: IoCounters,
+}
+
+impl<S: Socket> BatchIo<S> {
+    /// Sets `socket` up for batched I/O (GRO where available). `framing` is
+    /// the endpoint's, for the datagram log.
+    pub fn new(socket: S, framing: Framing) -> io::Result<Self> {
+        let state = UdpSocketState::new(socket.sock_ref())?;
+        Ok(Self {
+            socket,
+            state,
+            slots: vec![0; SLOT * SLOTS].into_boxed_slice(),
+            meta: vec![RecvMeta::default(); SLOTS].into_boxed_slice(),
+            framing,
+            transmit_buf: Vec::new(),
+            blocked: None,
+            counters: IoCounters::default(),
+        })
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
+    /// The socket, for registration with a poller.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.socket
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> IoCounters {
+        self.counters
+    }
+
+    /// Whether a transmit waits for room in the socket's send buffer: the
+    /// adapter must wait for writability and call [`flush`](Self::flush).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
+    /// Datagrams that one GSO send may carry on this socket (1 without GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments().clamp(1, MAX_SEGMENTS)
+    }
+
+    /// One batched receive, without waiting: appends each datagram (GRO
+    /// aggregates split at their stride) with its source to `out`, logging
+    /// it. The copy into [`Bytes`] is the only allocation per datagram;
+    /// reuse `out` across calls.
+    pub fn recv(&mut self, out: &mut Vec<(SocketAddr, Bytes)>) -> Recv {
+        let Self {
+            socket,
+            state,
+            slots,
+            meta,
+            ..
+        } = self;
+        let socket = &*socket;
+        let mut chunks = slots.chunks_mut(SLOT);
+        let mut slices: [IoSliceMut<'_>; SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        let result = socket.try_io(Direction::Recv, || {
+            state.recv(socket.sock_ref(), &mut slices, meta)
+        });
+        match result {
+            Ok(count) => {
+                let before = out.len();
+                out.extend(
+                    self.datagrams(count)
+                        .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
+                );
+                let received = &out[before..];
+                self.counters.recv_calls += 1;
+                self.counters.datagrams_received += received.len() as u64;
+                if log_enabled() {
+                    for (from, datagram) in received {
+                        log_datagram("in", *from, datagram, &self.framing);
+                    }
+                }
+                Recv::Datagrams(received.len())
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Recv::WouldBlock,
+            Err(error) if is_icmp_report(&error) => {
+                // Port unreachable for an earlier send, WSAECONNRESET on
+                // Windows: about a peer, not this socket.
+                self.counters.icmp_errors += 1;
+                tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
+                Recv::IcmpReport
+            }
+            Err(error) => {
+                self.counters.recv_errors += 1;
+                tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
+                Recv::Error
+            }
+        }
+    }
+
+    /// The datagrams in the first `count` slots of the last receive, each
+    /// with its source, GRO aggregates split at their stride.
+    fn datagrams(&self, count: usize) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.meta[..count]
+            .iter()
+            .zip(self.slots.chunks(SLOT))
+            .flat_map(|(meta, slot)| {
+                let filled = &slot[..meta.len.min(slot.len())];
+                let stride = if meta.stride == 0 {
+                    filled.len().max(1)
+                } else {
+                    meta.stride
+                };
+                let addr = meta.addr;
+                // An empty datagram is a datagram too.
+                let empty = filled.is_empty().then_some((addr, filled));
+                filled.chunks(stride).map(move |d| (addr, d)).chain(empty)
+            })
+    }
+
+    /// Sends everything `endpoint` has to send, in GSO batches where the
+    /// socket allows, logging each datagram, until the socket's send buffer
+    /// is full: what does not fit is kept ([`is_blocked`](Self::is_blocked))
+    /// and sent first by the next call.
+    pub fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        loop {
+            if let Some(transmit) = self.blocked {
+                let contents = &self.transmit_buf[..transmit.size];
+                let sent = send(
+                    &self.socket,
+                    &self.state,
+                    &mut self.counters,
+                    transmit.destination,
+                    contents,
+                    transmit.segment_size,
+                );
+                match sent {
+                    Sent::WouldBlock => {
+                        self.counters.send_would_block += 1;
+                        return;
+                    }
+                    Sent::Done => {
+                        self.blocked = None;
+                        let count = transmit.datagram_count() as u64;
+                        self.counters.send_calls += 1;
+                        self.counters.datagrams_sent += count;
+                        if count > 1 {
+                            self.counters.batched_sends += 1;
+                        }
+                    }
+                }
+            }
+            let max = self.max_segments();
+            let Some(transmit) = endpoint.poll_transmit(now, max, &mut self.transmit_buf) else {
+                return;
+            };
+            if log_enabled() {
+                for datagram in transmit.datagrams(&self.transmit_buf) {
+                    log_datagram("out", transmit.destination, datagram, &self.framing);
+                }
+            }
+            self.blocked = Some(transmit);
+        }
+    }
+}
+
+/// Sends `contents` (several datagrams laid out for GSO when `segment_size`
+/// is set) to `destination`.
+///
+/// Errors other than a full buffer never stop the caller: an ICMP report
+/// left over from an earlier datagram is retried once, a GSO batch the
+/// kernel refuses is resent datagram by datagram, and anything else
+/// (EMSGSIZE included) is counted, logged and dropped: DATA and RECV are
+/// resent by the protocol.
+fn send(
+    socket: &impl Socket,
+    state: &UdpSocketState,
+    counters: &mut IoCounters,
+    destination: SocketAddr,
+    contents: &[u8],
+    segment_size: Option<usize>,
+) -> Sent {
+    let transmit = quinn_udp::Transmit {
+        destination,
+        ecn: None,
+        contents,
+        segment_size,
+        src_ip: None,
+    };
+    let mut retried = false;
+    loop {
+        let result = socket.try_io(Direction::Send, || {
+            state.try_send(socket.sock_ref(), &transmit)
+        });
+        let error = match result {
+            Ok(()) => return Sent::Done,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Sent::WouldBlock,
+            Err(error) => error,
+        };
+        if is_icmp_report(&error) && !retried {
+            // The error belongs to an earlier datagram; this one was not
+            // sent yet.
+            tracing::debug!(target: "gtudp", %destination, %error, "ICMP error report");
+            counters.icmp_errors += 1;
+            retried = true;
+            continue;
+        }
+        if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
+            let segment = segment.max(1);
+            tracing::debug!(
+                target: "gtudp", %destination, %error,
+                "segmented send refused; sending {} datagrams one by one",
+                contents.len().div_ceil(segment)
+            );
+            for datagram in contents.chunks(segment) {
+                if let Sent::WouldBlock = send(socket, state, counters, destination, datagram, None)
+                {
+                    // The rest is recovered by retransmission.
+                    return Sent::Done;
+                }
+            }
+            return Sent::Done;
+        }
+        counters.send_errors += 1;
+        if quinn_udp::is_msg_size_err(&error) {
+            tracing::warn!(
+                target: "gtudp", %destination, size = contents.len(),
+                "datagram larger than the path allows (EMSGSIZE); dropped: lower Config::max_datagram_size"
+            );
+        } else {
+            tracing::warn!(target: "gtudp", %destination, %error, "send failed; datagram dropped");
+        }
+        return Sent::Done;
+    }
+}
+
+/// An error reported by ICMP for an earlier datagram (port unreachable and
+/// the like), which says nothing about the socket itself.
+pub fn is_icmp_report(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use gtudp_proto::{Config, Endpoint, Event};
+
+    use super::*;
+
+    /// A non-blocking std socket: `try_io` just runs the call.
+    #[derive(Debug)]
+    struct Std(std::net::UdpSocket);
+
+    impl Socket for Std {
+        fn sock_ref(&self) -> UdpSockRef<'_> {
+            (&self.0).into()
+        }
+
+        fn try_io<R>(&self, _: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+            f()
+        }
+    }
+
+    fn bind() -> BatchIo<Std> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        BatchIo::new(Std(socket), Config::default().framing).unwrap()
+    }
+
+    #[test]
+    fn flush_then_recv_over_loopback() {
+        let (mut a, mut b) = (bind(), bind());
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        for i in 0..5u8 {
+            endpoint
+                .send(now, b_addr, Bytes::from(vec![i; 100]))
+                .unwrap();
+        }
+        a.flush(&mut endpoint, now);
+        assert!(!a.is_blocked());
+        assert_eq!(a.counters().datagrams_sent, 5);
+
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.len() < 5 && Instant::now() < deadline {
+            match b.recv(&mut out) {
+                Recv::Datagrams(_) | Recv::IcmpReport => {}
+                Recv::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Recv::Error => panic!("receive error"),
+            }
+        }
+        assert_eq!(out.len(), 5);
+        assert_eq!(b.counters().datagrams_received, 5);
+
+        let mut receiver = Endpoint::new(Config::default(), 2).unwrap();
+        let a_addr = a.socket().0.local_addr().unwrap();
+        for (from, datagram) in out.drain(..) {
+            assert_eq!(from, a_addr);
+            receiver.handle_datagram(now, from, datagram);
+        }
+        let mut payloads = Vec::new();
+        while let Some(event) = receiver.poll_event() {
+            if let Event::Received { payload, .. } = event {
+                payloads.push(payload[0]);
+            }
+        }
+        payloads.sort_unstable();
+        assert_eq!(payloads, [0, 1, 2, 3, 4]);
+    }
+}

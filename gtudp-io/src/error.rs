@@ -1,0 +1,135 @@
+//! The error types both adapters expose (re-exported by each at its root).
+
+use core::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use gtudp_proto::{ConfigError, FailureReason, SendErrorKind};
+
+/// A socket (or driver) could not be created.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BindError {
+    /// The endpoint configuration is inconsistent.
+    Config(ConfigError),
+    /// A capacity option of the socket (a queue size, the outstanding-send
+    /// limit, ...) is zero.
+    ZeroCapacity {
+        /// The option's name.
+        field: &'static str,
+    },
+    /// The operating system refused the socket, the poller or the thread
+    /// (address in use, bad address, no random source, not inside a Tokio
+    /// runtime, ...).
+    Io(io::Error),
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Config(error) => write!(f, "invalid gtUDP configuration: {error}"),
+            BindError::ZeroCapacity { field } => {
+                write!(f, "{field} is 0; it must be at least 1")
+            }
+            BindError::Io(error) => write!(f, "could not set up the UDP socket: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BindError::Config(error) => Some(error),
+            BindError::Io(error) => Some(error),
+            BindError::ZeroCapacity { .. } => None,
+        }
+    }
+}
+
+impl From<io::Error> for BindError {
+    fn from(error: io::Error) -> Self {
+        BindError::Io(error)
+    }
+}
+
+impl From<ConfigError> for BindError {
+    fn from(error: ConfigError) -> Self {
+        BindError::Config(error)
+    }
+}
+
+/// A guaranteed send did not end in delivery.
+///
+/// [`Failed`](DeliveryError::Failed) means the peer never confirmed receipt:
+/// the payload may still have arrived. Every other variant means the message
+/// was never handed to the endpoint, so it was not sent at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The endpoint gave up: no RECV from `to` before the attempt limit, the
+    /// deadline, a cancel or the close deadline.
+    Failed {
+        /// Where the message was going.
+        to: SocketAddr,
+        /// Why the endpoint stopped trying.
+        reason: FailureReason,
+    },
+    /// The endpoint refused the message (too large, a limit reached, or the
+    /// socket is closing); it was never sent.
+    Refused {
+        /// Where the message was going.
+        to: SocketAddr,
+        /// Why it was refused.
+        kind: SendErrorKind,
+    },
+    /// The socket closed, or its driver stopped (the Tokio runtime shut
+    /// down, the background thread failed), before the message was handed
+    /// over.
+    Closed,
+}
+
+impl DeliveryError {
+    /// The endpoint's reason for a [`Failed`](DeliveryError::Failed) message.
+    pub fn reason(&self) -> Option<FailureReason> {
+        match self {
+            DeliveryError::Failed { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the payload may have reached the peer (only a message that
+    /// was actually sent and then failed may have).
+    pub fn may_have_arrived(&self) -> bool {
+        matches!(self, DeliveryError::Failed { .. })
+    }
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryError::Failed { to, reason } => write!(
+                f,
+                "delivery to {to} not confirmed: {reason} (the payload may still have arrived)"
+            ),
+            DeliveryError::Refused { to, kind } => {
+                write!(f, "message to {to} not sent: {kind}")
+            }
+            DeliveryError::Closed => f.write_str(
+                "the socket closed (or its driver stopped) before the message was handed to it",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+impl From<DeliveryError> for io::Error {
+    fn from(error: DeliveryError) -> Self {
+        let kind = match error {
+            DeliveryError::Failed { .. } => io::ErrorKind::TimedOut,
+            DeliveryError::Refused { .. } => io::ErrorKind::InvalidInput,
+            DeliveryError::Closed => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, error)
+    }
+}

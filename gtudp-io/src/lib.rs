@@ -1,0 +1,31 @@
+//! Socket I/O shared by gtudp's adapters (`gtudp-tokio`, `gtudp-mio`):
+//! batched UDP receive and send through `quinn-udp` (recvmmsg and GRO, GSO
+//! with a datagram-by-datagram fallback, one datagram per system call where
+//! the platform has none of them), the per-datagram debug log, the sorting
+//! of endpoint events, and the error types both adapters expose.
+//!
+//! This is a support crate: its API serves the adapters and may change in
+//! any release. Applications use `gtudp-tokio` or `gtudp-mio`, which
+//! re-export the public types defined here ([`BindError`],
+//! [`DeliveryError`]).
+//!
+//! The I/O is runtime-agnostic: [`BatchIo`] owns a socket that implements
+//! [`Socket`], through which the adapter's runtime runs each non-blocking
+//! system call (Tokio's `UdpSocket::try_io`, mio's `UdpSocket::try_io`), so
+//! readiness stays the runtime's business.
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
+
+mod batch;
+mod error;
+mod log;
+mod route;
+
+pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket};
+pub use error::{BindError, DeliveryError};
+pub use log::log_datagram;
+pub use route::{route, Routed};
+
+/// A borrowed UDP socket as `quinn-udp` takes it, for [`Socket::sock_ref`].
+pub use quinn_udp::UdpSockRef;
