@@ -559,6 +559,9 @@ impl Worker {
     /// Hands received messages to the inbox and outcomes to their waiting
     /// senders, then tells the driver how much room the inbox has left.
     fn deliver_events(&mut self) {
+        // Counters first: a caller woken by an outcome below must see the
+        // stats that include it.
+        self.publish_stats();
         let shared = self.shared.clone();
         let mut inbox = lock(&shared.inbox);
         let mut arrived = false;

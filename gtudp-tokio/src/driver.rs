@@ -292,6 +292,7 @@ impl Driver {
     }
 
     fn drain_events(&mut self) {
+        let mut published = false;
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
                 Routed::Message {
@@ -319,6 +320,12 @@ impl Driver {
                         if let Some(close) = &mut self.close {
                             close.abandoned += 1;
                         }
+                    }
+                    // A task woken by this outcome must see counters that
+                    // include it.
+                    if !published {
+                        self.publish_stats();
+                        published = true;
                     }
                     self.resolve(id, outcome);
                 }
