@@ -21,8 +21,9 @@ pub(crate) struct Params {
     pub(crate) count: u64,
     pub(crate) size: usize,
     pub(crate) concurrency: usize,
-    /// gtUDP's receive queue ([`gtudp_tokio::Builder::recv_queue`]).
-    pub(crate) recv_queue: usize,
+    /// gtUDP's receive queue ([`gtudp_tokio::Builder::recv_queue`]);
+    /// `None` keeps the library's default.
+    pub(crate) recv_queue: Option<usize>,
 }
 
 /// Writes message `seq` into `buf` (whose length is the payload size),

@@ -23,8 +23,11 @@ pub(crate) async fn run(params: Params) -> io::Result<Outcome> {
         config.max_datagram_size = needed.min(gtudp_tokio::proto::MAX_UDP_PAYLOAD);
     }
     let max_window = config.max_window;
-    let receiver = Builder::new(config.clone())
-        .recv_queue(params.recv_queue)
+    let mut receiver = Builder::new(config.clone());
+    if let Some(capacity) = params.recv_queue {
+        receiver = receiver.recv_queue(capacity);
+    }
+    let receiver = receiver
         .bind("127.0.0.1:0")
         .await
         .map_err(io::Error::other)?;

@@ -56,10 +56,10 @@ struct Args {
     /// gtudp-tokio, laminar, tokio_kcp.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
     only: Vec<String>,
-    /// gtUDP receive queue (messages held for `recv`); the library's
-    /// default is 1024.
-    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    recv_queue: u64,
+    /// gtUDP receive queue (messages held for `recv`); default: the
+    /// library's (`Builder::recv_queue`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    recv_queue: Option<u64>,
     /// Measured runs per implementation; the median is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
     runs: u64,
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         count,
         size: args.size as usize,
         concurrency: args.concurrency as usize,
-        recv_queue: args.recv_queue as usize,
+        recv_queue: args.recv_queue.map(|capacity| capacity as usize),
     };
     let warmup = Params {
         count: (count / 10).clamp(1, 2_000),

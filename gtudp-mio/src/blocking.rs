@@ -30,7 +30,9 @@ const COMMANDS_PER_TURN: usize = 256;
 pub struct BlockingOptions {
     /// Received messages held for [`BlockingSocket::recv`] and friends.
     /// When full, the endpoint leaves new DATA unanswered until a receive
-    /// makes room (senders resend; nothing is lost). Default 1,024.
+    /// makes room (senders resend; nothing is lost). Default 4,096, larger
+    /// than one wake-up's intake (up to 2,048 messages), so a reader that
+    /// keeps up never makes senders wait for a retransmission.
     pub receive_queue: usize,
     /// Sends waiting for the background thread to take them; a sending
     /// thread blocks while it is full. Default 1,024.
@@ -54,7 +56,7 @@ impl BlockingOptions {
 impl Default for BlockingOptions {
     fn default() -> Self {
         Self {
-            receive_queue: 1_024,
+            receive_queue: 4_096,
             command_queue: 1_024,
         }
     }

@@ -185,7 +185,7 @@ impl Builder {
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            recv_queue: 1_024,
+            recv_queue: 4_096,
             command_queue: 1_024,
             max_outstanding: None,
         }
@@ -193,7 +193,11 @@ impl Builder {
 
     /// Received messages held for `recv`/`recv_from`. When they are not
     /// read and this many wait, new DATA is left unanswered (its sender
-    /// resends later): backpressure without loss. Default 1,024.
+    /// resends later): backpressure without loss. Default 4,096: one wake-up
+    /// of the driver can take in up to 2,048 messages (4 batched receive
+    /// calls of 8 GRO aggregates of up to 64), and a queue smaller than a
+    /// burst makes senders wait a retransmission timeout although the
+    /// application reads continuously.
     pub fn recv_queue(mut self, capacity: usize) -> Self {
         self.recv_queue = capacity;
         self
