@@ -1,6 +1,7 @@
 //! [`BlockingSocket`]: the original gtUDP's shape (`sendto`, `recvfrom`,
 //! `cleanup`) on a background thread that runs a [`Driver`] in a mio loop.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
@@ -13,6 +14,7 @@ use gtudp_io::Routed;
 use gtudp_proto::{Config, EndpointStats, MessageId, SendErrorKind};
 use mio::{Events, Poll, Token, Waker};
 
+use crate::completion::{Completion, Completions, Key};
 use crate::driver::Driver;
 use crate::error::{BindError, DeliveryError, RecvError};
 use crate::stats::{CloseSummary, Stats};
@@ -23,6 +25,11 @@ const WAKER: Token = Token(1);
 /// Commands taken per loop turn, so a flood of sends cannot starve the
 /// socket; the rest are taken on the next turn, without sleeping.
 const COMMANDS_PER_TURN: usize = 256;
+
+/// Outcome slots allocated up front (fewer if the endpoint allows fewer
+/// outstanding messages); the registry grows past this only if more sends
+/// are pending at once, and keeps that room.
+const PRESIZED_COMPLETIONS: usize = 1_024;
 
 /// Queue sizes of a [`BlockingSocket`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +126,7 @@ pub struct BlockingSocket {
     commands: SyncSender<Command>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
+    completions: Arc<Completions>,
     local_addr: SocketAddr,
     max_payload: usize,
     thread: Option<JoinHandle<()>>,
@@ -130,7 +138,10 @@ pub struct BlockingSocket {
 #[derive(Debug)]
 #[must_use = "a PendingSend only reports the outcome; drop it explicitly if the outcome does not matter"]
 pub struct PendingSend {
-    reply: Receiver<Result<(), DeliveryError>>,
+    /// Where the thread leaves the outcome.
+    completions: Arc<Completions>,
+    /// The send's slot in `completions`; `None` once the outcome was taken.
+    key: Cell<Option<Key>>,
     to: SocketAddr,
 }
 
@@ -144,25 +155,41 @@ impl PendingSend {
     /// wished-for "blocking variant of sendto() that returns if
     /// transmission was successful").
     pub fn wait(self) -> Result<(), DeliveryError> {
-        self.reply.recv().unwrap_or(Err(DeliveryError::Closed))
+        self.take(None).unwrap_or(Err(DeliveryError::Closed))
     }
 
     /// Blocks for at most `timeout`; `None` if the outcome is not known
     /// yet (the message is still being tried; call again).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), DeliveryError>> {
-        match self.reply.recv_timeout(timeout) {
-            Ok(outcome) => Some(outcome),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(DeliveryError::Closed)),
-        }
+        // A timeout too long to represent waits without one.
+        self.take(Instant::now().checked_add(timeout))
     }
 
     /// The outcome if it is known, without blocking.
     pub fn try_wait(&self) -> Option<Result<(), DeliveryError>> {
-        match self.reply.try_recv() {
-            Ok(outcome) => Some(outcome),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(DeliveryError::Closed)),
+        self.take(Some(Instant::now()))
+    }
+
+    /// Waits for the outcome until `deadline` (or without one) and takes
+    /// it. Once taken, later calls report [`DeliveryError::Closed`].
+    fn take(&self, deadline: Option<Instant>) -> Option<Result<(), DeliveryError>> {
+        let Some(key) = self.key.get() else {
+            return Some(Err(DeliveryError::Closed));
+        };
+        let outcome = self.completions.wait(key, deadline);
+        if outcome.is_some() {
+            self.key.set(None);
+        }
+        outcome
+    }
+}
+
+impl Drop for PendingSend {
+    /// Leaves the message to the thread: it is still delivered or fails,
+    /// unobserved.
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.completions.abandon(key);
         }
     }
 }
@@ -197,6 +224,12 @@ impl BlockingSocket {
         }
         socket.set_nonblocking(true)?;
         let max_payload = config.max_payload_size();
+        let completions = Arc::new(Completions::with_capacity(
+            config
+                .limits
+                .max_outstanding_messages
+                .min(PRESIZED_COMPLETIONS),
+        ));
         let drain_timeout = config.drain_timeout;
         let mut driver = Driver::new(mio::net::UdpSocket::from_std(socket), config)?;
         let local_addr = driver.local_addr()?;
@@ -230,6 +263,7 @@ impl BlockingSocket {
             commands,
             waker,
             shared,
+            completions,
             local_addr,
             max_payload,
             thread: Some(thread),
@@ -274,10 +308,21 @@ impl BlockingSocket {
                 },
             });
         }
-        let (reply, outcome) = mpsc::sync_channel(1);
-        self.command(Command::Send { to, payload, reply })
-            .map_err(|_| DeliveryError::Closed)?;
-        Ok(PendingSend { reply: outcome, to })
+        let (key, completion) = self.completions.register();
+        let pending = PendingSend {
+            completions: self.completions.clone(),
+            key: Cell::new(Some(key)),
+            to,
+        };
+        // If the thread has stopped, the command (and its completion) is
+        // dropped and `pending` is freed with it.
+        self.command(Command::Send {
+            to,
+            payload,
+            completion,
+        })
+        .map_err(|_| DeliveryError::Closed)?;
+        Ok(pending)
     }
 
     /// Sends `payload` to `to` and blocks until the peer's endpoint confirms
@@ -413,7 +458,7 @@ enum Command {
     Send {
         to: SocketAddr,
         payload: Bytes,
-        reply: SyncSender<Result<(), DeliveryError>>,
+        completion: Completion,
     },
     Close {
         reply: Option<SyncSender<CloseSummary>>,
@@ -452,7 +497,7 @@ struct Worker {
     /// The last turn stopped at `COMMANDS_PER_TURN`.
     more_commands: bool,
     shared: Arc<Shared>,
-    pending: HashMap<MessageId, SyncSender<Result<(), DeliveryError>>>,
+    pending: HashMap<MessageId, Completion>,
     closers: Vec<SyncSender<CloseSummary>>,
     close: Option<CloseStart>,
     drain_timeout: Duration,
@@ -529,16 +574,18 @@ impl Worker {
 
     fn on_command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Send { to, payload, reply } => match self.driver.send(now, to, payload) {
+            Command::Send {
+                to,
+                payload,
+                completion,
+            } => match self.driver.send(now, to, payload) {
                 Ok(id) => {
-                    self.pending.insert(id, reply);
+                    self.pending.insert(id, completion);
                 }
-                Err(error) => {
-                    let _ = reply.send(Err(DeliveryError::Refused {
-                        to,
-                        kind: error.kind(),
-                    }));
-                }
+                Err(error) => completion.resolve(Err(DeliveryError::Refused {
+                    to,
+                    kind: error.kind(),
+                })),
             },
             Command::Close { reply } => {
                 self.closers.extend(reply);
@@ -605,9 +652,9 @@ impl Worker {
     }
 
     fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
-        if let Some(reply) = self.pending.remove(&id) {
+        if let Some(completion) = self.pending.remove(&id) {
             // The PendingSend may have been dropped: nobody to tell.
-            let _ = reply.try_send(outcome);
+            completion.resolve(outcome);
         }
     }
 
@@ -618,8 +665,8 @@ impl Worker {
     /// Reports the close to everyone waiting and fails anything left.
     fn finish(&mut self) {
         self.deliver_events();
-        for (_, reply) in self.pending.drain() {
-            let _ = reply.try_send(Err(DeliveryError::Closed));
+        for (_, completion) in self.pending.drain() {
+            completion.resolve(Err(DeliveryError::Closed));
         }
         let stats = self.driver.stats();
         let summary = match &self.close {
@@ -650,8 +697,8 @@ impl Worker {
         // Commands queued after the close began.
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                Command::Send { to, reply, .. } => {
-                    let _ = reply.try_send(Err(DeliveryError::Refused {
+                Command::Send { to, completion, .. } => {
+                    completion.resolve(Err(DeliveryError::Refused {
                         to,
                         kind: SendErrorKind::Closing,
                     }));

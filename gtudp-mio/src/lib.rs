@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+mod completion;
 mod driver;
 mod error;
 mod io;

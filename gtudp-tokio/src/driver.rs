@@ -18,6 +18,7 @@ use gtudp_io::{Recv, Routed};
 use gtudp_proto::{Endpoint, EndpointStats, MessageId, PeerStats, SendOptions};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use crate::completion::Completion;
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
 use crate::socket::{Datagram, DatagramKind, Status};
@@ -35,7 +36,7 @@ pub(crate) enum Command {
         to: SocketAddr,
         payload: Bytes,
         options: SendOptions,
-        reply: oneshot::Sender<Result<(), DeliveryError>>,
+        completion: Completion,
         permit: OwnedSemaphorePermit,
     },
     Cancel {
@@ -57,7 +58,7 @@ pub(crate) enum Command {
 
 /// A send waiting for its outcome.
 struct Pending {
-    reply: oneshot::Sender<Result<(), DeliveryError>>,
+    completion: Completion,
     ticket: u64,
     /// Released when the outcome is known, making room for another send.
     _permit: OwnedSemaphorePermit,
@@ -180,7 +181,7 @@ impl Driver {
                 to,
                 payload,
                 options,
-                reply,
+                completion,
                 permit,
             } => match self.endpoint.send_with(now(), to, payload, options) {
                 Ok(id) => {
@@ -188,18 +189,16 @@ impl Driver {
                     self.pending.insert(
                         id,
                         Pending {
-                            reply,
+                            completion,
                             ticket,
                             _permit: permit,
                         },
                     );
                 }
-                Err(error) => {
-                    let _ = reply.send(Err(DeliveryError::Refused {
-                        to,
-                        kind: error.kind(),
-                    }));
-                }
+                Err(error) => completion.resolve(Err(DeliveryError::Refused {
+                    to,
+                    kind: error.kind(),
+                })),
             },
             Command::Cancel { ticket } => {
                 if let Some(id) = self.tickets.get(&ticket) {
@@ -353,7 +352,7 @@ impl Driver {
         if let Some(pending) = self.pending.remove(&id) {
             self.tickets.remove(&pending.ticket);
             // The handle may have been dropped: nobody to tell, by design.
-            let _ = pending.reply.send(outcome);
+            pending.completion.resolve(outcome);
         }
     }
 
@@ -376,7 +375,7 @@ impl Driver {
     fn finish(mut self) {
         self.drain_events();
         for (_, pending) in self.pending.drain() {
-            let _ = pending.reply.send(Err(DeliveryError::Closed));
+            pending.completion.resolve(Err(DeliveryError::Closed));
         }
         let now = now();
         let stats = self.stats();
@@ -415,8 +414,8 @@ impl Driver {
                 Command::Close { reply } => {
                     let _ = reply.send(summary);
                 }
-                Command::Send { reply, to, .. } => {
-                    let _ = reply.send(Err(DeliveryError::Refused {
+                Command::Send { completion, to, .. } => {
+                    completion.resolve(Err(DeliveryError::Refused {
                         to,
                         kind: gtudp_proto::SendErrorKind::Closing,
                     }));

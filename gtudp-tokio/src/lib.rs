@@ -47,6 +47,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]
 
+mod completion;
 mod driver;
 mod error;
 mod io;

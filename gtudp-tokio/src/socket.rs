@@ -13,6 +13,7 @@ use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
 use tokio::net::{ToSocketAddrs, UdpSocket};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::completion::{Completions, Key};
 use crate::driver::{Command, Driver};
 use crate::error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
@@ -73,6 +74,7 @@ struct Shared {
     max_payload: usize,
     next_ticket: AtomicU64,
     status: Arc<Status>,
+    completions: Arc<Completions>,
 }
 
 /// State the driver publishes for the handles.
@@ -262,6 +264,9 @@ impl Builder {
         let (command_tx, command_rx) = mpsc::channel(self.command_queue);
         let (inbox_tx, inbox_rx) = mpsc::channel(self.recv_queue);
         let status = Arc::new(Status::default());
+        let completions = Arc::new(Completions::with_capacity(
+            max_outstanding.min(PRESIZED_COMPLETIONS),
+        ));
         let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
         tokio::spawn(driver.run());
         tracing::debug!(target: "gtudp", %local_addr, "gtUDP socket ready");
@@ -277,6 +282,7 @@ impl Builder {
                 max_payload,
                 next_ticket: AtomicU64::new(0),
                 status,
+                completions,
             }),
         })
     }
@@ -570,7 +576,7 @@ impl Socket {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> (Command, Delivery) {
         let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
-        let (reply, outcome) = oneshot::channel();
+        let (key, completion) = self.shared.completions.register();
         let mut proto_options = gtudp_proto::SendOptions::default();
         proto_options.deadline = deadline;
         proto_options.max_attempts = options.max_attempts;
@@ -579,11 +585,12 @@ impl Socket {
             to,
             payload,
             options: proto_options,
-            reply,
+            completion,
             permit,
         };
         let delivery = Delivery {
-            outcome,
+            completions: self.shared.completions.clone(),
+            key: Some(key),
             ticket,
             to,
             commands: self.shared.commands.clone(),
@@ -591,6 +598,11 @@ impl Socket {
         (command, delivery)
     }
 }
+
+/// Completion slots allocated up front (fewer if `max_outstanding` is
+/// lower); the registry grows past this only if more sends are pending at
+/// once, and keeps that room.
+const PRESIZED_COMPLETIONS: usize = 1_024;
 
 fn deadline(options: SendOptions) -> Option<std::time::Instant> {
     options
@@ -620,7 +632,10 @@ fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
 #[derive(Debug)]
 #[must_use = "dropping a Delivery does not cancel the send, but its outcome is lost"]
 pub struct Delivery {
-    outcome: oneshot::Receiver<Result<(), DeliveryError>>,
+    /// Where the driver leaves the outcome.
+    completions: Arc<Completions>,
+    /// The send's slot in `completions`; `None` once the outcome was taken.
+    key: Option<Key>,
     ticket: u64,
     to: SocketAddr,
     commands: mpsc::Sender<Command>,
@@ -656,9 +671,27 @@ impl Delivery {
 impl Future for Delivery {
     type Output = Result<(), DeliveryError>;
 
+    /// # Panics
+    ///
+    /// When polled again after it returned the outcome.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.outcome)
-            .poll(cx)
-            .map(|outcome| outcome.unwrap_or(Err(DeliveryError::Closed)))
+        let Some(key) = self.key else {
+            panic!("Delivery polled after it completed");
+        };
+        let outcome = self.completions.poll(key, cx);
+        if outcome.is_ready() {
+            self.key = None;
+        }
+        outcome
+    }
+}
+
+impl Drop for Delivery {
+    /// Leaves the send to the driver: it is still delivered or fails,
+    /// unobserved.
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.completions.abandon(key);
+        }
     }
 }

@@ -1,0 +1,161 @@
+//! Sending a message allocates nothing in steady state beyond the payload's
+//! own storage: once queues, tables and the completion registry have grown
+//! to the working set, a stream of messages between two sockets makes no
+//! heap allocation per message except the copy of each received datagram
+//! into its `Bytes` (the receive buffer, which becomes the payload's
+//! storage).
+//!
+//! Everything in the process is counted (a current-thread runtime runs both
+//! drivers and the test on this one thread), and the datagram copies are
+//! subtracted using the sockets' own counters, so the result does not
+//! depend on timing: retransmissions, if any, are received datagrams too.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gtudp_tokio::{Builder, Config, Delivery, Socket};
+use tokio::time::Instant;
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter neither allocates nor touches the memory.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Messages each way per batch.
+const BATCH: usize = 32;
+/// Round trips measured (one message each way per round trip).
+const ROUND_TRIPS: usize = 2_000;
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_millis(100);
+    config
+}
+
+struct Run {
+    allocations: usize,
+    datagrams_received: u64,
+}
+
+/// Sends `round_trips` messages each way in batches: A's deliveries are
+/// awaited, B's are dropped at once (abandoned, still delivered); both
+/// sides read every message.
+async fn run(
+    a: &Socket,
+    b: &Socket,
+    payload: &Bytes,
+    round_trips: usize,
+    awaited: &mut Vec<Delivery>,
+    deadline: Instant,
+) -> Run {
+    let received_before = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
+    for _ in 0..round_trips / BATCH {
+        for _ in 0..BATCH {
+            awaited.push(send(a, payload, b_addr));
+            drop(send(b, payload, a_addr));
+        }
+        for delivery in awaited.drain(..) {
+            let outcome = tokio::time::timeout_at(deadline, delivery).await;
+            outcome.expect("delivered in time").expect("delivered");
+        }
+        for socket in [a, b] {
+            for _ in 0..BATCH {
+                let message = tokio::time::timeout_at(deadline, socket.recv()).await;
+                let message = message.expect("received in time").expect("received");
+                assert_eq!(message.payload.len(), payload.len());
+            }
+        }
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let received_after = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
+    Run {
+        allocations,
+        datagrams_received: received_after - received_before,
+    }
+}
+
+fn send(socket: &Socket, payload: &Bytes, to: SocketAddr) -> Delivery {
+    socket
+        .send_nowait(payload.clone(), to)
+        .expect("room for the batch")
+}
+
+#[test]
+fn steady_state_sends_allocate_nothing_per_message() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let bind = |_| Builder::new(config()).bind("127.0.0.1:0");
+        let a = bind(()).await.expect("bind A");
+        let b = bind(()).await.expect("bind B");
+        let payload = Bytes::from_static(&[0x42; 256]);
+        let mut awaited = Vec::with_capacity(BATCH);
+        // Generous: a loaded machine only makes this slower, never failing
+        // the bound below.
+        let deadline = Instant::now() + Duration::from_secs(120);
+
+        // Warm-up: queues, tables and the timer wheel grow to the working set.
+        run(&a, &b, &payload, 4_000, &mut awaited, deadline).await;
+        let measured = run(&a, &b, &payload, ROUND_TRIPS, &mut awaited, deadline).await;
+
+        let messages = 2 * ROUND_TRIPS;
+        let beyond_receive_copies = measured
+            .allocations
+            .saturating_sub(measured.datagrams_received as usize);
+        println!(
+            "{} allocations, {} datagrams received, {} messages: {:.3} allocations per \
+             message beyond the receive copies",
+            measured.allocations,
+            measured.datagrams_received,
+            messages,
+            measured.allocations as f64 / messages as f64
+                - measured.datagrams_received as f64 / messages as f64,
+        );
+        // A per-message allocation (a oneshot channel, say) alone would make
+        // this at least `messages` = 4 * (messages / 4).
+        assert!(
+            beyond_receive_copies < messages / 4,
+            "{} allocations for {messages} messages beyond {} receive copies",
+            measured.allocations,
+            measured.datagrams_received,
+        );
+        a.close().await.expect("close A");
+        b.close().await.expect("close B");
+    });
+}
