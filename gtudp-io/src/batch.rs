@@ -98,6 +98,26 @@ enum Sent {
     WouldBlock,
 }
 
+/// The socket receive and send buffer size [`BatchIo::new`] asks for when a
+/// socket's is smaller: room for about 1,400 full-size (1,500-byte)
+/// datagrams, one default congestion window (1,024 messages) with margin.
+pub const MIN_SOCKET_BUFFER: usize = 2 << 20;
+
+fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S) {
+    let recv = state.recv_buffer_size(socket.sock_ref());
+    if recv.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
+        if let Err(error) = state.set_recv_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
+            tracing::debug!(target: "gtudp", %error, "could not raise the socket receive buffer");
+        }
+    }
+    let send = state.send_buffer_size(socket.sock_ref());
+    if send.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
+        if let Err(error) = state.set_send_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
+            tracing::debug!(target: "gtudp", %error, "could not raise the socket send buffer");
+        }
+    }
+}
+
 /// A UDP socket set up for batched I/O, with the receive slots, the
 /// transmit buffer and the counters of one adapter's driver.
 #[derive(Debug)]
@@ -119,8 +139,17 @@ pub struct BatchIo<S> {
 impl<S: Socket> BatchIo<S> {
     /// Sets `socket` up for batched I/O (GRO where available). `framing` is
     /// the endpoint's, for the datagram log.
+    ///
+    /// Socket buffers smaller than [`MIN_SOCKET_BUFFER`] are raised to it
+    /// (best effort: the kernel may cap them, for example at Linux's
+    /// `net.core.rmem_max`); larger ones, set by the caller, are kept. The
+    /// operating systems' defaults (about 208 KiB on Linux) hold fewer full
+    /// datagrams than one congestion window of messages in flight, so a
+    /// burst would be dropped in the kernel and wait a retransmission
+    /// timeout.
     pub fn new(socket: S, framing: Framing) -> io::Result<Self> {
         let state = UdpSocketState::new(socket.sock_ref())?;
+        raise_buffers(&state, &socket);
         Ok(Self {
             socket,
             state,

@@ -22,7 +22,7 @@ mod error;
 mod log;
 mod route;
 
-pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket};
+pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
 pub use error::{BindError, DeliveryError};
 pub use log::log_datagram;
 pub use route::{route, Routed};
