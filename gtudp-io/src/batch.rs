@@ -47,8 +47,8 @@ pub trait Socket {
     fn try_io<R>(&self, direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
 }
 
-/// Counters of the socket I/O done by a [`BatchIo`], from which each
-/// adapter fills its public `IoStats`.
+/// Counters of the socket I/O done by an adapter's driver (through a
+/// [`BatchIo`]). Both adapters expose this type as `IoStats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IoCounters {

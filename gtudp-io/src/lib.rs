@@ -2,12 +2,14 @@
 //! batched UDP receive and send through `quinn-udp` (recvmmsg and GRO, GSO
 //! with a datagram-by-datagram fallback, one datagram per system call where
 //! the platform has none of them), the per-datagram debug log, the sorting
-//! of endpoint events, and the error types both adapters expose.
+//! of endpoint events, the registry in which sends' outcomes wait for the
+//! application ([`completion`]), and the error and counter types both
+//! adapters expose.
 //!
 //! This is a support crate: its API serves the adapters and may change in
 //! any release. Applications use `gtudp-tokio` or `gtudp-mio`, which
 //! re-export the public types defined here ([`BindError`],
-//! [`DeliveryError`]).
+//! [`DeliveryError`], [`IoCounters`] as `IoStats`).
 //!
 //! The I/O is runtime-agnostic: [`BatchIo`] owns a socket that implements
 //! [`Socket`], through which the adapter's runtime runs each non-blocking
@@ -18,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+pub mod completion;
 mod error;
 mod log;
 mod route;

@@ -237,7 +237,7 @@ impl Driver {
     pub fn stats(&self) -> Stats {
         Stats {
             endpoint: self.endpoint.stats(),
-            io: self.io.counters().into(),
+            io: self.io.counters(),
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use gtudp_io::IoCounters;
 use gtudp_proto::EndpointStats;
 
 /// Counters from [`Driver::stats`](crate::Driver::stats) and
@@ -17,48 +16,9 @@ pub struct Stats {
     pub io: IoStats,
 }
 
-/// Counters of the socket I/O done by the driver.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct IoStats {
-    /// Receive system calls that returned data.
-    pub recv_calls: u64,
-    /// Datagrams received (a GRO aggregate counts each datagram).
-    pub datagrams_received: u64,
-    /// Send system calls that handed data to the kernel.
-    pub send_calls: u64,
-    /// Datagrams sent (a GSO batch counts each datagram).
-    pub datagrams_sent: u64,
-    /// Send system calls that carried several datagrams (GSO).
-    pub batched_sends: u64,
-    /// Times the socket's send buffer was full and the driver waited for
-    /// writability.
-    pub send_would_block: u64,
-    /// ICMP error reports (such as `ConnectionRefused` for an earlier
-    /// datagram) met by receive or send calls; none is fatal.
-    pub icmp_errors: u64,
-    /// Other receive errors, logged and ignored.
-    pub recv_errors: u64,
-    /// Datagrams dropped because the kernel refused them for good
-    /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
-    pub send_errors: u64,
-}
-
-impl From<IoCounters> for IoStats {
-    fn from(counters: IoCounters) -> Self {
-        Self {
-            recv_calls: counters.recv_calls,
-            datagrams_received: counters.datagrams_received,
-            send_calls: counters.send_calls,
-            datagrams_sent: counters.datagrams_sent,
-            batched_sends: counters.batched_sends,
-            send_would_block: counters.send_would_block,
-            icmp_errors: counters.icmp_errors,
-            recv_errors: counters.recv_errors,
-            send_errors: counters.send_errors,
-        }
-    }
-}
+/// Counters of the socket I/O done by the driver (the type `gtudp-tokio`
+/// and `gtudp-mio` share).
+pub use gtudp_io::IoCounters as IoStats;
 
 /// What [`BlockingSocket::close`](crate::BlockingSocket::close) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -367,7 +367,7 @@ impl Driver {
     fn stats(&self) -> Stats {
         Stats {
             endpoint: self.endpoint.stats(),
-            io: self.io.counters().into(),
+            io: self.io.counters(),
         }
     }
 
