@@ -91,8 +91,9 @@ pub struct Config {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Peers tracked at once (addresses we send to or receive from).
-    /// Default 4,096.
+    /// Peers tracked at once (addresses we send to or receive from). When
+    /// it is reached, the peer idle the longest is forgotten to make room;
+    /// with none idle, a new peer is refused. Default 4,096.
     pub max_peers: usize,
     /// Messages accepted by `send` and not yet resolved *and polled*: in
     /// flight, waiting for the window, or with a Delivered/Failed event not

@@ -27,7 +27,8 @@ pub enum SendErrorKind {
     },
     /// [`Endpoint::close`](crate::Endpoint::close) was called.
     Closing,
-    /// `limits.max_peers` peers are tracked and the destination is new.
+    /// `limits.max_peers` peers are tracked, none of them idle, and the
+    /// destination is new.
     TooManyPeers,
     /// `limits.max_outstanding_messages` messages are unresolved or their
     /// outcome has not been polled.
@@ -82,7 +83,7 @@ impl fmt::Display for SendErrorKind {
             ),
             SendErrorKind::Closing => f.write_str("the endpoint is closing"),
             SendErrorKind::TooManyPeers => {
-                f.write_str("limits.max_peers reached; retry once a peer goes idle")
+                f.write_str("limits.max_peers reached and every peer is busy; retry once one goes idle")
             }
             SendErrorKind::TooManyOutstanding => f.write_str(
                 "limits.max_outstanding_messages reached; poll events and retry once messages resolve",

@@ -116,6 +116,9 @@ pub struct EndpointStats {
     pub delivered: u64,
     /// Messages that failed.
     pub failed: u64,
+    /// Idle peers forgotten early to make room for a new one when
+    /// `limits.max_peers` was reached.
+    pub peers_evicted: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

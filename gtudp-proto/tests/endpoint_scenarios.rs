@@ -934,3 +934,47 @@ fn replies_and_data_batch_separately_even_when_interleaved() {
     assert_eq!(data.datagram_count(), 10, "then the DATA, in one batch");
     assert!(pair.a.poll_transmit(pair.now, 64, &mut buf).is_none());
 }
+
+#[test]
+fn a_full_peer_table_makes_room_by_forgetting_the_longest_idle_peer() {
+    let mut a_config = config();
+    a_config.limits.max_peers = 2;
+    let mut pair = Pair::with_configs(a_config, config());
+    let (first, second, third) = (addr(3001), addr(3002), addr(3003));
+    // Two peers with a message in flight each: both busy.
+    let to_first = pair
+        .a
+        .send(pair.now, first, Bytes::from_static(b"1"))
+        .expect("room");
+    pair.a
+        .send(pair.now, second, Bytes::from_static(b"2"))
+        .expect("room");
+    let refused = pair
+        .a
+        .send(pair.now, third, Bytes::from_static(b"3"))
+        .expect_err("no idle peer to forget");
+    assert_eq!(refused.kind(), SendErrorKind::TooManyPeers);
+    // The first peer's message resolves: that peer is idle now.
+    pair.a.cancel(to_first).expect("outstanding");
+    pair.a
+        .send(pair.now, third, Bytes::from_static(b"3"))
+        .expect("room made");
+    let peers: Vec<_> = pair.a.peers().collect();
+    assert_eq!(peers.len(), 2);
+    assert!(peers.contains(&second) && peers.contains(&third));
+    assert_eq!(pair.a.stats().peers_evicted, 1);
+}
+
+#[test]
+fn idle_peer_records_stay_bounded() {
+    let mut pair = Pair::new();
+    for round in 0..5_000u32 {
+        let id = pair.send(b"x");
+        pair.a.cancel(id).expect("outstanding");
+        pair.events_a();
+        assert!(
+            pair.a.table_sizes().idle_peers <= 2 + 64 + 1,
+            "round {round}"
+        );
+    }
+}

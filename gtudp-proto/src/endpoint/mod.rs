@@ -102,6 +102,11 @@ pub struct Endpoint {
     latest: Option<Instant>,
     next_message_id: u64,
     peers: Map<SocketAddr, Peer>,
+    /// Peers that went idle, oldest first, with the idle deadline they got
+    /// then: the candidates for eviction when the peer table is full.
+    /// Entries whose peer has since become busy, idle again or gone are
+    /// stale and skipped.
+    idle_peers: VecDeque<(SocketAddr, Instant)>,
     messages: Map<MessageId, Message>,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
@@ -136,6 +141,8 @@ enum State {
 pub struct TableSizes {
     /// Tracked peers.
     pub peers: usize,
+    /// Idle-peer records kept for eviction, live or stale.
+    pub idle_peers: usize,
     /// Messages accepted and unresolved (in flight or queued).
     pub messages: usize,
     /// Messages accepted whose outcome has not been polled.
@@ -182,6 +189,7 @@ impl TableSizes {
             + limits.max_pending_raw;
         let checks = [
             ("peers", self.peers, limits.max_peers),
+            ("idle_peers", self.idle_peers, 2 * limits.max_peers + SLACK),
             ("messages", self.messages, limits.max_outstanding_messages),
             (
                 "outstanding",
@@ -264,6 +272,7 @@ impl Endpoint {
             latest: None,
             next_message_id: 0,
             peers: Map::with_hasher(hasher),
+            idle_peers: VecDeque::new(),
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
             received: Map::with_hasher(hasher),
@@ -309,6 +318,7 @@ impl Endpoint {
         let queued = self.peers.values().map(|peer| peer.queue.len());
         TableSizes {
             peers: self.peers.len(),
+            idle_peers: self.idle_peers.len(),
             messages: self.messages.len(),
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
@@ -603,17 +613,40 @@ impl Endpoint {
     /// the peer table is full.
     fn ensure_peer(&mut self, now: Instant, address: SocketAddr) -> bool {
         if !self.peers.contains_key(&address) {
-            if self.peers.len() >= self.config.limits.max_peers {
+            if self.peers.len() >= self.config.limits.max_peers && !self.evict_idle_peer() {
                 return false;
             }
             let mut peer = Peer::new(&self.config);
             // A new peer holds nothing yet: forget it if nothing arrives.
             let deadline = now + self.config.peer_idle_timeout;
             peer.idle_deadline = Some(deadline);
-            self.timers.push(deadline, TimerKey::PeerIdle(address));
             self.peers.insert(address, peer);
+            self.start_idle_countdown(address, deadline);
         }
         true
+    }
+
+    /// Forgets the peer idle the longest, if any, to make room for a new
+    /// one. An idle peer holds no message in either direction, only its RTT
+    /// estimate and window, so no guarantee depends on it.
+    fn evict_idle_peer(&mut self) -> bool {
+        while let Some((address, deadline)) = self.idle_peers.pop_front() {
+            let idle = self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
+            if idle {
+                self.peers.remove(&address);
+                self.stats.peers_evicted += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn start_idle_countdown(&mut self, address: SocketAddr, deadline: Instant) {
+        self.timers.push(deadline, TimerKey::PeerIdle(address));
+        self.idle_peers.push_back((address, deadline));
     }
 
     /// Starts the idle countdown of a peer that holds no state any more.
@@ -624,7 +657,7 @@ impl Endpoint {
         if peer.is_idle() && peer.idle_deadline.is_none() {
             let deadline = now + self.config.peer_idle_timeout;
             peer.idle_deadline = Some(deadline);
-            self.timers.push(deadline, TimerKey::PeerIdle(address));
+            self.start_idle_countdown(address, deadline);
         }
     }
 
@@ -660,6 +693,14 @@ impl Endpoint {
     fn compact(&mut self) {
         self.compact_timers();
         self.compact_output();
+        if self.idle_peers.len() > 2 * self.peers.len() + 64 {
+            let peers = &self.peers;
+            self.idle_peers.retain(|(address, deadline)| {
+                peers
+                    .get(address)
+                    .is_some_and(|peer| peer.idle_deadline == Some(*deadline))
+            });
+        }
     }
 
     fn compact_timers(&mut self) {
@@ -697,6 +738,7 @@ impl Endpoint {
         self.received.clear();
         self.awaiting_ack = 0;
         self.peers.clear();
+        self.idle_peers.clear();
         self.by_identity.clear();
         self.timers.clear();
         self.output.drop_stateful();
