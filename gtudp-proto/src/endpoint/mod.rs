@@ -506,7 +506,9 @@ impl Endpoint {
     /// usual, so the endpoint's own sends keep completing.
     ///
     /// This is receive backpressure for an adapter whose application queue
-    /// is full: nothing is ever answered and then dropped.
+    /// is full: nothing is ever answered and then dropped. Each unanswered
+    /// DATA costs its sender an attempt, so a pause longer than the sender's
+    /// retry span (`max_attempts` timeouts) makes its messages fail.
     pub fn set_receive_paused(&mut self, paused: bool) {
         self.receive_paused = paused;
     }
