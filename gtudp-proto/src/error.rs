@@ -131,10 +131,10 @@ impl fmt::Display for SendRawError {
                 "raw datagram of {size} bytes exceeds the largest UDP payload ({})",
                 crate::config::MAX_UDP_PAYLOAD
             ),
-            SendRawError::QueueFull => {
-                f.write_str("limits.max_pending_raw reached; drain poll_transmit and retry")
-            }
-            SendRawError::Closed => f.write_str("the endpoint has closed"),
+            SendRawError::QueueFull => f.write_str(
+                "limits.max_pending_raw raw datagrams wait to be sent; retry once they are",
+            ),
+            SendRawError::Closed => f.write_str("closed: no more datagrams are sent"),
         }
     }
 }

@@ -211,7 +211,7 @@ impl Driver {
                 datagram,
                 reply,
             } => {
-                let outcome = self.endpoint.send_raw(to, datagram).map_err(Into::into);
+                let outcome = self.endpoint.send_raw(to, datagram);
                 let _ = reply.send(outcome);
             }
             Command::PeerStats { peer, reply } => {

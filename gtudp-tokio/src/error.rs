@@ -88,49 +88,9 @@ impl fmt::Display for TrySendError {
 
 impl std::error::Error for TrySendError {}
 
-/// A raw (unframed) send was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SendRawError {
-    /// Larger than a UDP datagram can be.
-    TooLarge {
-        /// The datagram's length.
-        size: usize,
-    },
-    /// `limits.max_pending_raw` raw datagrams wait to be written; retry
-    /// shortly.
-    QueueFull,
-    /// The socket has closed.
-    Closed,
-}
-
-impl fmt::Display for SendRawError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendRawError::TooLarge { size } => write!(
-                f,
-                "raw datagram of {size} bytes exceeds the largest UDP payload ({})",
-                gtudp_proto::MAX_UDP_PAYLOAD
-            ),
-            SendRawError::QueueFull => f.write_str(
-                "limits.max_pending_raw raw datagrams wait to be written; retry shortly",
-            ),
-            SendRawError::Closed => f.write_str("the socket has closed"),
-        }
-    }
-}
-
-impl std::error::Error for SendRawError {}
-
-impl From<gtudp_proto::SendRawError> for SendRawError {
-    fn from(error: gtudp_proto::SendRawError) -> Self {
-        match error {
-            gtudp_proto::SendRawError::TooLarge { size } => SendRawError::TooLarge { size },
-            gtudp_proto::SendRawError::QueueFull => SendRawError::QueueFull,
-            _ => SendRawError::Closed,
-        }
-    }
-}
+/// A raw (unframed) send was refused: the endpoint's own error, whose
+/// variants already say everything a socket user needs.
+pub use gtudp_proto::SendRawError;
 
 /// A receive found nothing to return.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
