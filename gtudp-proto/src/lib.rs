@@ -24,6 +24,7 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod identities;
+mod remembered;
 mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -31,7 +32,7 @@ mod stats;
 mod timer;
 pub mod wire;
 
-pub use config::{Config, ConfigError, Limits, SendOptions, MAX_UDP_PAYLOAD};
+pub use config::{Config, ConfigError, Limits, SendOptions, SustainedRate, MAX_UDP_PAYLOAD};
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};
 pub use event::{Event, FailureReason, MessageId, Transmit};

@@ -110,6 +110,10 @@ pub struct EndpointStats {
     pub recv_retransmissions: u64,
     /// Repeated DATA recognised and not handed over again.
     pub duplicates_suppressed: u64,
+    /// New messages whose identity matched one awaited or remembered from
+    /// the same address but whose payload differed (a sender that restarted
+    /// and drew identities afresh): handed over as the new messages they are.
+    pub identity_collisions: u64,
     /// Messages handed to the application.
     pub received: u64,
     /// Messages confirmed delivered.

@@ -173,9 +173,10 @@ fn recv_resends_stop_after_their_attempt_limit() {
         recvs += pair.out_b().len();
     }
     assert_eq!(recvs, config().recv_max_attempts as usize);
+    let sizes = pair.b.table_sizes();
     assert_eq!(
-        pair.b.table_sizes().received,
-        0,
+        (sizes.awaiting_ack, sizes.remembered, sizes.remembered_bytes),
+        (0, 0, 0),
         "forgotten after the window"
     );
 }
@@ -461,7 +462,7 @@ fn close_drains_messages_in_flight_then_empties_every_table() {
         (
             sizes.peers,
             sizes.messages,
-            sizes.received,
+            sizes.awaiting_ack + sizes.remembered,
             sizes.timers,
             sizes.outstanding
         ),
@@ -549,9 +550,9 @@ fn full_receiver_leaves_new_data_unanswered_until_read() {
 }
 
 #[test]
-fn full_remembered_table_leaves_new_data_unanswered() {
+fn full_awaiting_table_leaves_new_data_unanswered() {
     let mut b_config = config();
-    b_config.limits.max_received_per_peer = 1;
+    b_config.limits.max_awaiting_ack_per_peer = 1;
     let mut pair = Pair::with_configs(config(), b_config);
     pair.send(b"1");
     pair.send(b"2");
@@ -794,7 +795,8 @@ fn idle_peers_are_forgotten() {
     assert!(pair.a.peer_stats(pair.b_addr).is_none());
     pair.advance_by(config().remember_window);
     assert_eq!(pair.b.table_sizes().peers, 0);
-    assert_eq!(pair.b.table_sizes().received, 0);
+    assert_eq!(pair.b.table_sizes().awaiting_ack, 0);
+    assert_eq!(pair.b.table_sizes().remembered, 0);
 }
 
 #[test]
@@ -813,7 +815,7 @@ fn timer_heap_stays_bounded_when_timeouts_are_rare() {
     assert_eq!(pair.a.stats().delivered, 10_000);
     for endpoint in [&pair.a, &pair.b] {
         let sizes = endpoint.table_sizes();
-        let live = sizes.messages + sizes.received + sizes.peers + 1;
+        let live = sizes.messages + sizes.awaiting_ack + sizes.peers + 1;
         assert!(
             sizes.timers <= 2 * live + 64 + 64,
             "{} timer entries for {live} live timers",

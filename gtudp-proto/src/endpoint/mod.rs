@@ -16,13 +16,14 @@ use crate::config::{Config, ConfigError, SendOptions};
 use crate::error::{SendError, SendRawError, UnknownMessage};
 use crate::event::{Event, FailureReason, MessageId, Transmit};
 use crate::identities::IdentityGenerator;
+use crate::remembered::{Keys, RememberedIdentities};
 use crate::stats::{EndpointStats, PeerStats};
 use crate::timer::{TimerKey, TimerQueue};
 use crate::wire::{Identity, Packet};
 
 use output::Output;
 use peer::Peer;
-use receiver::ReceivedRecord;
+use receiver::AwaitingAck;
 use sender::Message;
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
@@ -111,9 +112,11 @@ pub struct Endpoint {
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
-    received: Map<(SocketAddr, Identity), ReceivedRecord>,
-    /// Received records still waiting for their ACK.
-    awaiting_ack: usize,
+    /// Received messages whose RECV awaits its ACK.
+    awaiting: Map<(SocketAddr, Identity), AwaitingAck>,
+    /// Identities whose RECV exchange ended, kept to suppress late copies.
+    remembered: RememberedIdentities,
+    remembered_keys: Keys,
     timers: TimerQueue,
     output: Output,
     events: VecDeque<Event>,
@@ -151,10 +154,16 @@ pub struct TableSizes {
     pub queued: usize,
     /// Most messages waiting for one peer's window.
     pub largest_peer_queue: usize,
-    /// Received identities remembered.
-    pub received: usize,
-    /// Most received identities remembered for one peer.
-    pub largest_peer_received: usize,
+    /// Received messages whose RECV awaits its ACK.
+    pub awaiting_ack: usize,
+    /// Most of those for one peer.
+    pub largest_peer_awaiting_ack: usize,
+    /// Received identities remembered after their exchange ended.
+    pub remembered: usize,
+    /// Bytes the remembered identities take.
+    pub remembered_bytes: usize,
+    /// Most of those bytes for one peer address.
+    pub largest_peer_remembered_bytes: usize,
     /// Received and foreign payloads not yet polled.
     pub unread: usize,
     /// Events not yet polled.
@@ -181,10 +190,11 @@ impl TableSizes {
         // Stale timer entries and transmit orders are purged once they
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
+        const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
         let live_timers =
-            limits.max_outstanding_messages + limits.max_received + limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
-            + limits.max_received
+            + limits.max_awaiting_ack
             + limits.max_pending_control
             + limits.max_pending_raw;
         let checks = [
@@ -202,11 +212,24 @@ impl TableSizes {
                 self.largest_peer_queue,
                 limits.max_queued_per_peer,
             ),
-            ("received", self.received, limits.max_received),
+            ("awaiting_ack", self.awaiting_ack, limits.max_awaiting_ack),
             (
-                "largest_peer_received",
-                self.largest_peer_received,
-                limits.max_received_per_peer,
+                "largest_peer_awaiting_ack",
+                self.largest_peer_awaiting_ack,
+                limits.max_awaiting_ack_per_peer,
+            ),
+            // Moving a record that awaited its ACK into the memory may take
+            // the room reserved for it, or the smallest new table.
+            (
+                "remembered_bytes",
+                self.remembered_bytes,
+                limits.max_remembered_bytes + limits.max_awaiting_ack * FORCED_INSERT_BYTES,
+            ),
+            (
+                "largest_peer_remembered_bytes",
+                self.largest_peer_remembered_bytes,
+                limits.max_remembered_bytes_per_peer
+                    + limits.max_awaiting_ack_per_peer * FORCED_INSERT_BYTES,
             ),
             ("unread", self.unread, limits.max_unread),
             (
@@ -267,6 +290,10 @@ impl Endpoint {
         let (high, low) = ((seed >> 64) as u64, seed as u64);
         let hasher = foldhash::fast::FixedState::with_seed(mix(high ^ mix(low)));
         let first_counter = mix(low.rotate_left(17) ^ high) as u32;
+        let remembered_keys = Keys {
+            position: mix(high.rotate_left(29) ^ low ^ 0xa5a5),
+            fingerprint: foldhash::fast::FixedState::with_seed(mix(low.rotate_left(41) ^ !high)),
+        };
         Ok(Self {
             identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
             latest: None,
@@ -275,8 +302,14 @@ impl Endpoint {
             idle_peers: VecDeque::new(),
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
-            received: Map::with_hasher(hasher),
-            awaiting_ack: 0,
+            awaiting: Map::with_hasher(hasher),
+            remembered: RememberedIdentities::new(
+                remembered_keys,
+                hasher,
+                config.datagram_lifetime,
+                config.remember_window,
+            ),
+            remembered_keys,
             timers: TimerQueue::default(),
             output: Output::default(),
             events: VecDeque::new(),
@@ -323,13 +356,16 @@ impl Endpoint {
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
             largest_peer_queue: queued.max().unwrap_or(0),
-            received: self.received.len(),
-            largest_peer_received: self
+            awaiting_ack: self.awaiting.len(),
+            largest_peer_awaiting_ack: self
                 .peers
                 .values()
-                .map(|peer| peer.remembered)
+                .map(|peer| peer.awaiting)
                 .max()
                 .unwrap_or(0),
+            remembered: self.remembered.len(),
+            remembered_bytes: self.remembered.bytes(),
+            largest_peer_remembered_bytes: self.remembered.largest_bytes_for_one(),
             unread: self.unread,
             events: self.events.len(),
             pending_control: self.output.pending_control,
@@ -571,13 +607,20 @@ impl Endpoint {
     /// When [`handle_timeout`](Self::handle_timeout) must next run; `None`
     /// when no timer is set (nothing in flight, nothing remembered).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some((at, key)) = self.timers.peek() {
             if self.timer_is_live(at, key) {
-                return Some(at);
+                next = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        None
+        // One wake-up per generation of remembered identities, not one per
+        // identity, so their memory is freed even when no datagram comes.
+        match (next, self.remembered.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- private helpers ---------------------------------------------------
@@ -588,6 +631,7 @@ impl Endpoint {
             _ => now,
         };
         self.latest = Some(now);
+        self.remembered.expire(now);
         now
     }
 
@@ -678,9 +722,9 @@ impl Endpoint {
                 .get(&id)
                 .is_some_and(|message| message.timer == Some(at)),
             TimerKey::Received(peer, identity) => self
-                .received
+                .awaiting
                 .get(&(peer, identity))
-                .is_some_and(|record| record.timer == at),
+                .is_some_and(|record| record.timer == Some(at)),
             TimerKey::PeerIdle(address) => self
                 .peers
                 .get(&address)
@@ -706,7 +750,7 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        let live_bound = self.messages.len() + self.received.len() + self.peers.len() + 1;
+        let live_bound = self.messages.len() + self.awaiting.len() + self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
@@ -719,7 +763,7 @@ impl Endpoint {
     fn finish_close_if_drained(&mut self) {
         if matches!(self.state, State::Draining { .. })
             && self.messages.is_empty()
-            && self.awaiting_ack == 0
+            && self.awaiting.is_empty()
         {
             self.finish_close();
         }
@@ -737,8 +781,8 @@ impl Endpoint {
                 self.resolve(now, id, Err(FailureReason::EndpointClosed));
             }
         }
-        self.received.clear();
-        self.awaiting_ack = 0;
+        self.awaiting.clear();
+        self.remembered.clear();
         self.peers.clear();
         self.idle_peers.clear();
         self.by_identity.clear();

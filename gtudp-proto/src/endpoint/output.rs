@@ -30,6 +30,9 @@ const MAX_BATCH_BYTES: usize = 65_000;
 enum Order {
     Data(MessageId),
     Recv(SocketAddr, Identity),
+    /// A RECV answering a repeat of a message whose exchange is over: no
+    /// record behind it, bounded like an ACK.
+    RecvAgain(SocketAddr, Identity),
     Ack(SocketAddr, Identity),
     Raw(SocketAddr, Bytes),
 }
@@ -47,7 +50,8 @@ enum Lane {
 pub(super) struct Output {
     control: VecDeque<Order>,
     data: VecDeque<Order>,
-    /// ACK orders queued (bounded by `max_pending_control`).
+    /// ACK and stateless RECV orders queued (bounded by
+    /// `max_pending_control`).
     pub(super) pending_control: usize,
     /// Raw orders queued (bounded by `max_pending_raw`).
     pub(super) pending_raw: usize,
@@ -60,6 +64,11 @@ impl Output {
 
     pub(super) fn push_recv(&mut self, to: SocketAddr, identity: Identity) {
         self.control.push_back(Order::Recv(to, identity));
+    }
+
+    pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
+        self.pending_control += 1;
+        self.control.push_back(Order::RecvAgain(to, identity));
     }
 
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
@@ -91,8 +100,12 @@ impl Output {
     /// the endpoint has closed and its tables are empty.
     pub(super) fn drop_stateful(&mut self) {
         self.data.clear();
-        self.control
-            .retain(|order| matches!(order, Order::Ack(..) | Order::Raw(..)));
+        self.control.retain(|order| {
+            matches!(
+                order,
+                Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..)
+            )
+        });
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Order) -> bool) {
@@ -106,7 +119,7 @@ impl Output {
             Lane::Data => self.data.pop_front(),
         }?;
         match order {
-            Order::Ack(..) => self.pending_control -= 1,
+            Order::Ack(..) | Order::RecvAgain(..) => self.pending_control -= 1,
             Order::Raw(..) => self.pending_raw -= 1,
             Order::Data(_) | Order::Recv(..) => {}
         }
@@ -119,21 +132,21 @@ impl Endpoint {
     /// longer waiting, once such orders could outnumber the live ones.
     pub(super) fn compact_output(&mut self) {
         let live_bound = self.messages.len()
-            + self.received.len()
+            + self.awaiting.len()
             + self.output.pending_control
             + self.output.pending_raw;
         if self.output.len() <= 2 * live_bound + 64 {
             return;
         }
-        let (messages, received) = (&self.messages, &self.received);
+        let (messages, awaiting) = (&self.messages, &self.awaiting);
         self.output.retain(|order| match order {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
-            Order::Recv(to, identity) => received
+            Order::Recv(to, identity) => awaiting
                 .get(&(*to, *identity))
                 .is_some_and(|record| record.reply_pending),
-            Order::Ack(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..) => true,
         });
     }
 
@@ -197,9 +210,10 @@ impl Endpoint {
                         None => None,
                     }
                 }
-                Order::Ack(to, _) => match self.peers.get(to) {
-                    // An untracked address gets one ACK per RECV it sent:
-                    // the same size, so no amplification.
+                Order::Ack(to, _) | Order::RecvAgain(to, _) => match self.peers.get(to) {
+                    // An untracked address gets one reply per datagram it
+                    // sent (ACK per RECV, RECV per repeated DATA), never
+                    // larger, so no amplification.
                     Some(peer) if !peer.may_reply(header_len) => {
                         self.stats.dropped.amplification_limited += 1;
                         None
@@ -256,6 +270,10 @@ impl Endpoint {
             Some(Order::Recv(to, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 self.on_recv_sent(now, to, identity);
+                (to, Some(PacketKind::Recv))
+            }
+            Some(Order::RecvAgain(to, identity)) => {
+                framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 (to, Some(PacketKind::Recv))
             }
             Some(Order::Ack(to, identity)) => {

@@ -26,8 +26,8 @@ pub(super) struct Peer {
     pub(super) in_flight: usize,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
-    /// Received identities remembered for this peer.
-    pub(super) remembered: usize,
+    /// Received messages from this peer whose RECV awaits its ACK.
+    pub(super) awaiting: usize,
     /// When the peer, holding no state, is forgotten.
     pub(super) idle_deadline: Option<Instant>,
     /// Bytes of RECV and ACK sent to the peer: the replies the
@@ -45,7 +45,7 @@ impl Peer {
             congestion: CongestionWindow::new(config.initial_window, config.max_window),
             in_flight: 0,
             queue: VecDeque::new(),
-            remembered: 0,
+            awaiting: 0,
             idle_deadline: None,
             reply_bytes_out: 0,
             stats: PeerStats::default(),
@@ -54,7 +54,7 @@ impl Peer {
 
     /// No message to or from the peer is tracked.
     pub(super) fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.queue.is_empty() && self.remembered == 0
+        self.in_flight == 0 && self.queue.is_empty() && self.awaiting == 0
     }
 
     pub(super) fn has_window(&self) -> bool {
