@@ -80,13 +80,11 @@ fn a_copy_just_inside_the_window_after_recv_attempts_ran_out_is_suppressed() {
     assert_eq!(received(&mut b), 1);
     drain(&mut b, start);
     // Every RECV is lost: B resends until its attempts run out.
-    let mut now = start;
     let mut gave_up_at = None;
-    while let Some(at) = b.poll_timeout() {
-        now = at;
+    while let Some(now) = b.poll_timeout() {
         b.handle_timeout(now);
         drain(&mut b, now);
-        if b.table_sizes().awaiting_ack == 0 && gave_up_at.is_none() {
+        if b.table_sizes().awaiting_ack == 0 {
             gave_up_at = Some(now);
             break;
         }
