@@ -162,7 +162,14 @@ fn main() -> ExitCode {
 /// an earlier run lingers.
 fn run_one(name: &str, params: Params) -> io::Result<Outcome> {
     let drops_before = common::rcvbuf_errors();
+    common::reset_peak_rss();
     let mut outcome = run_impl(name, params)?;
+    if let Some(peak) = common::peak_rss() {
+        outcome.notes.push(format!(
+            "peak RSS {:.0} MiB (whole process, both sides)",
+            peak as f64 / f64::from(1 << 20)
+        ));
+    }
     if let (Some(before), Some(after)) = (drops_before, common::rcvbuf_errors()) {
         outcome.notes.push(format!(
             "kernel rcvbuf drops {}",
