@@ -160,6 +160,9 @@ pub struct Scenario {
     /// Applications that read their events late during the chaos phase
     /// (gentler from the heal on: see [`Scenario::healed_reader`]).
     pub slow_readers: Vec<(usize, SlowReader)>,
+    /// Whether late copies of DATA are replayed just inside the receiver's
+    /// retention (see [`World::set_late_replays`]); drawn for half the seeds.
+    pub late_replays: bool,
 }
 
 /// What a run found.
@@ -309,7 +312,10 @@ impl Scenario {
             }
         }
 
+        // Drawn from its own stream, so the rest of a seed's run is as before.
+        let late_replays = Rng::new(seed ^ 0x1a7e_7e91).chance(0.5);
         Self {
+            late_replays,
             seed,
             config,
             nodes,
@@ -354,7 +360,7 @@ impl Scenario {
         format!(
             "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
              rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
-             max_unread {}, slow readers {:?}",
+             max_unread {}, slow readers {:?}, late replays {}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -376,6 +382,7 @@ impl Scenario {
                 .iter()
                 .map(|(node, reader)| (*node, reader.max_stall, reader.pause))
                 .collect::<Vec<_>>(),
+            self.late_replays,
         )
     }
 
@@ -423,6 +430,7 @@ impl Scenario {
             }
         }
         world.set_max_datagrams(self.max_datagrams);
+        world.set_late_replays(self.late_replays);
         for &(from, to, ref profile) in &self.odd_links {
             world
                 .network_mut()
