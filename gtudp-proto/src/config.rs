@@ -52,6 +52,14 @@ pub struct Config {
     /// Transmissions of one RECV before the receiver stops waiting for its
     /// ACK. Default 10.
     pub recv_max_attempts: u32,
+    /// For an address that reached us first and has not yet proven it
+    /// receives our datagrams (see [`Limits`] on validation): the
+    /// transmissions of one RECV to it (at most `recv_max_attempts`; few are
+    /// needed, as a real sender that misses our RECV resends its DATA, and
+    /// each repeat is answered at once), and the retransmission timeouts a
+    /// DATA held back by its anti-amplification budget waits before failing
+    /// with [`FailureReason::Unvalidated`](crate::FailureReason). Default 2.
+    pub unvalidated_attempts: u32,
     /// How long a received identity is remembered to suppress late
     /// duplicates when its ACK never comes. Must be at least
     /// [`Config::max_retry_span`]: a peer with the same settings stops
@@ -125,6 +133,20 @@ pub struct Limits {
     /// Bytes of remembered identities for one peer address. Default 64 MiB:
     /// one peer may use the whole memory.
     pub max_remembered_bytes_per_peer: usize,
+    /// Received messages awaiting their ACK from one unvalidated address.
+    /// Default 16.
+    pub max_awaiting_ack_per_unvalidated_peer: usize,
+    /// Bytes of remembered identities for one unvalidated address. Default
+    /// 4 KiB (a few hundred identities).
+    pub max_remembered_bytes_per_unvalidated_peer: usize,
+    /// Bytes of remembered identities for all unvalidated addresses
+    /// together. When a new message from an unvalidated address would need
+    /// more, the unvalidated address remembered first, among those no longer
+    /// in the peer table, is forgotten whole: a late copy from it could then
+    /// be taken again. This is the price of
+    /// never locking new peers out under a flood from spoofed addresses;
+    /// validated addresses are never forgotten early. Default 16 MiB.
+    pub max_remembered_bytes_unvalidated: usize,
     /// Received payloads (including foreign datagrams) handed to
     /// `poll_event` but not yet taken. Default 4,096.
     pub max_unread: usize,
@@ -145,6 +167,9 @@ impl Default for Limits {
             max_awaiting_ack_per_peer: 65_536,
             max_remembered_bytes: 64 << 20,
             max_remembered_bytes_per_peer: 64 << 20,
+            max_awaiting_ack_per_unvalidated_peer: 16,
+            max_remembered_bytes_per_unvalidated_peer: 4 << 10,
+            max_remembered_bytes_unvalidated: 16 << 20,
             max_unread: 4_096,
             max_pending_control: 4_096,
             max_pending_raw: 1_024,
@@ -162,6 +187,7 @@ impl Default for Config {
             max_rto: Duration::from_secs(10),
             max_attempts: 10,
             recv_max_attempts: 10,
+            unvalidated_attempts: 2,
             remember_window: Duration::from_secs(120),
             datagram_lifetime: Duration::from_secs(2),
             initial_window: 16,
@@ -244,6 +270,7 @@ impl Config {
         for (field, value) in [
             ("max_attempts", self.max_attempts),
             ("recv_max_attempts", self.recv_max_attempts),
+            ("unvalidated_attempts", self.unvalidated_attempts),
             ("initial_window", self.initial_window),
             ("max_window", self.max_window),
         ] {
@@ -301,6 +328,18 @@ impl Config {
             (
                 "limits.max_remembered_bytes_per_peer",
                 limits.max_remembered_bytes_per_peer,
+            ),
+            (
+                "limits.max_awaiting_ack_per_unvalidated_peer",
+                limits.max_awaiting_ack_per_unvalidated_peer,
+            ),
+            (
+                "limits.max_remembered_bytes_per_unvalidated_peer",
+                limits.max_remembered_bytes_per_unvalidated_peer,
+            ),
+            (
+                "limits.max_remembered_bytes_unvalidated",
+                limits.max_remembered_bytes_unvalidated,
             ),
             ("limits.max_unread", limits.max_unread),
             ("limits.max_pending_control", limits.max_pending_control),

@@ -144,6 +144,14 @@ pub(crate) struct RememberedIdentities {
     /// Tables of forgotten generations, kept for two generations so that a
     /// steady stream reuses them instead of going to the allocator.
     spare: Vec<Spare>,
+    /// Bytes of the histories of addresses not validated (their history
+    /// records included).
+    unvalidated_bytes: usize,
+    /// Histories of unvalidated addresses, oldest first, with their serial:
+    /// the first forgotten when their share is used up. Entries of
+    /// histories since validated or gone are stale and skipped.
+    unvalidated_order: VecDeque<(SocketAddr, u64)>,
+    next_serial: u64,
 }
 
 /// A table's slots, freed at `freed` and kept for reuse until two
@@ -169,6 +177,9 @@ struct History {
     generations: [VecDeque<Generation>; 2],
     len: usize,
     bytes: usize,
+    /// The address proved it receives our datagrams.
+    validated: bool,
+    serial: u64,
 }
 
 #[derive(Debug)]
@@ -214,7 +225,63 @@ impl RememberedIdentities {
             len: 0,
             bytes: 0,
             spare: Vec::with_capacity(SPARE_TABLES),
+            unvalidated_bytes: 0,
+            unvalidated_order: VecDeque::new(),
+            next_serial: 0,
         }
+    }
+
+    /// Bytes held for addresses that have not proven they receive our
+    /// datagrams.
+    pub(crate) fn unvalidated_bytes(&self) -> usize {
+        self.unvalidated_bytes
+    }
+
+    /// Records that `address` proved it receives our datagrams: its history
+    /// is never forgotten early again.
+    pub(crate) fn mark_validated(&mut self, address: &SocketAddr) {
+        if let Some(history) = self.histories.get_mut(address) {
+            if !history.validated {
+                history.validated = true;
+                self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
+            }
+        }
+    }
+
+    /// Forgets the whole history of the unvalidated address remembered
+    /// first among those `is_active` does not hold; false when there is
+    /// none. This is the one place identities are forgotten before their
+    /// retention ends: only under a flood of addresses that never answered
+    /// and were since dropped from the peer table, so that new peers are not
+    /// refused.
+    pub(crate) fn forget_oldest_unvalidated(
+        &mut self,
+        is_active: impl Fn(&SocketAddr) -> bool,
+    ) -> bool {
+        for _ in 0..self.unvalidated_order.len() {
+            let Some((address, serial)) = self.unvalidated_order.pop_front() else {
+                break;
+            };
+            let live = self
+                .histories
+                .get(&address)
+                .is_some_and(|history| history.serial == serial && !history.validated);
+            if !live {
+                continue;
+            }
+            if is_active(&address) {
+                self.unvalidated_order.push_back((address, serial));
+                continue;
+            }
+            if let Some(history) = self.histories.remove(&address) {
+                let bytes = history.bytes + HISTORY_BYTES;
+                self.bytes -= bytes;
+                self.unvalidated_bytes -= bytes;
+                self.len -= history.len;
+                return true;
+            }
+        }
+        false
     }
 
     /// Identities remembered.
@@ -280,9 +347,11 @@ impl RememberedIdentities {
     }
 
     /// Remembers `(address, identity, fingerprint)` from `now` for the
-    /// retention of `class`. `budget` caps the bytes a new table may take
-    /// (the smallest table is always allowed, so an insertion never fails:
-    /// the caller refuses new messages before the bound instead).
+    /// retention of `class`; `validated` when the address proved it receives
+    /// our datagrams. `budget` caps the bytes a new table may take (the
+    /// smallest table is always allowed, so an insertion never fails: the
+    /// caller refuses new messages before the bound instead).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
         now: Instant,
@@ -290,6 +359,7 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
         class: Retention,
+        validated: bool,
         budget: usize,
     ) {
         let number = self.generation_number(now, class);
@@ -299,9 +369,23 @@ impl RememberedIdentities {
             hashbrown::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
             hashbrown::hash_map::Entry::Vacant(vacant) => {
                 self.bytes += HISTORY_BYTES;
-                vacant.insert(History::default())
+                let serial = self.next_serial;
+                self.next_serial += 1;
+                if !validated {
+                    self.unvalidated_bytes += HISTORY_BYTES;
+                    self.unvalidated_order.push_back((address, serial));
+                }
+                vacant.insert(History {
+                    validated,
+                    serial,
+                    ..History::default()
+                })
             }
         };
+        if validated && !history.validated {
+            history.validated = true;
+            self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
+        }
         let mut added = 0;
         let generations = &mut history.generations[class.index()];
         if generations
@@ -342,6 +426,9 @@ impl RememberedIdentities {
         history.len += 1;
         history.bytes += added;
         self.bytes += added;
+        if !history.validated {
+            self.unvalidated_bytes += added;
+        }
         self.len += 1;
     }
 
@@ -394,6 +481,8 @@ impl RememberedIdentities {
         self.len = 0;
         self.bytes = 0;
         self.spare.clear();
+        self.unvalidated_bytes = 0;
+        self.unvalidated_order.clear();
     }
 
     fn forget_generation(&mut self, now: Instant, class: usize, number: u64, address: SocketAddr) {
@@ -410,6 +499,9 @@ impl RememberedIdentities {
                     GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
                 history.bytes -= freed;
                 history.len -= oldest.len;
+                if !history.validated {
+                    self.unvalidated_bytes -= freed;
+                }
                 self.bytes -= freed;
                 self.len -= oldest.len;
                 for table in oldest.tables {
@@ -418,6 +510,9 @@ impl RememberedIdentities {
             }
         }
         if history.generations.iter().all(VecDeque::is_empty) {
+            if !history.validated {
+                self.unvalidated_bytes -= HISTORY_BYTES;
+            }
             self.histories.remove(&address);
             self.bytes -= HISTORY_BYTES;
         }
@@ -564,7 +659,7 @@ mod tests {
         let (a, b) = (keys.fingerprint(b"one"), keys.fingerprint(b"two"));
         assert_ne!(a, b);
         let id = Identity::from_u32(42);
-        memory.insert(now, addr(1), id, a, Retention::Lifetime, usize::MAX);
+        memory.insert(now, addr(1), id, a, Retention::Lifetime, true, usize::MAX);
         assert_eq!(memory.recall(&addr(1), id, a), Recall::Duplicate);
         assert_eq!(memory.recall(&addr(1), id, b), Recall::Collision);
         assert_eq!(memory.recall(&addr(2), id, a), Recall::Unknown);
@@ -581,6 +676,7 @@ mod tests {
                 Identity::from_u32(i << 8),
                 f,
                 Retention::Lifetime,
+                true,
                 usize::MAX,
             );
         }
@@ -612,6 +708,7 @@ mod tests {
             Identity::from_u32(1),
             f,
             Retention::Lifetime,
+            true,
             usize::MAX,
         );
         let late = epoch + Duration::from_millis(249);
@@ -621,6 +718,7 @@ mod tests {
             Identity::from_u32(2),
             f,
             Retention::Lifetime,
+            true,
             usize::MAX,
         );
         // Just inside: 1000 ms after the later insertion, both still known.
@@ -665,6 +763,7 @@ mod tests {
             Identity::from_u32(1),
             f,
             Retention::Lifetime,
+            true,
             usize::MAX,
         );
         memory.insert(
@@ -673,6 +772,7 @@ mod tests {
             Identity::from_u32(2),
             f,
             Retention::Window,
+            true,
             usize::MAX,
         );
         memory.expire(epoch + Duration::from_millis(1250));
@@ -710,6 +810,7 @@ mod tests {
                     Identity::from_u32(identity),
                     f,
                     Retention::Lifetime,
+                    true,
                     usize::MAX,
                 );
                 if generation >= 8 && i % 1_000 == 0 {

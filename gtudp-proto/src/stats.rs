@@ -123,6 +123,17 @@ pub struct EndpointStats {
     /// Idle peers forgotten early to make room for a new one when
     /// `limits.max_peers` was reached.
     pub peers_evicted: u64,
+    /// Of those, peers that had not proven they receive our datagrams,
+    /// forgotten while busy (their RECV exchanges cut short, their
+    /// identities kept) because no peer was idle.
+    pub unvalidated_peers_evicted: u64,
+    /// Remembered histories of unvalidated addresses forgotten early
+    /// because their share of the memory was used up (see
+    /// [`Limits::max_remembered_bytes_unvalidated`](crate::Limits)).
+    pub unvalidated_histories_forgotten: u64,
+    /// Addresses that proved they receive our datagrams by answering a
+    /// validation probe (sent when a DATA to them was held back).
+    pub validated_by_probe: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

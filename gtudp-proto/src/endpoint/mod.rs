@@ -108,6 +108,13 @@ pub struct Endpoint {
     /// Entries whose peer has since become busy, idle again or gone are
     /// stale and skipped.
     idle_peers: VecDeque<(SocketAddr, Instant)>,
+    /// Peers that reached us first, in the order they did, with their
+    /// serial: the candidates for eviction once no peer is idle. Entries
+    /// whose peer was validated or is gone are stale and skipped.
+    unvalidated_peers: VecDeque<(SocketAddr, u64)>,
+    /// Numbers peers in creation order, to tell a peer from a later one at
+    /// the same address.
+    next_peer_serial: u64,
     messages: Map<MessageId, Message>,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
@@ -146,6 +153,8 @@ pub struct TableSizes {
     pub peers: usize,
     /// Idle-peer records kept for eviction, live or stale.
     pub idle_peers: usize,
+    /// Unvalidated-peer records kept for eviction, live or stale.
+    pub unvalidated_peers: usize,
     /// Messages accepted and unresolved (in flight or queued).
     pub messages: usize,
     /// Messages accepted whose outcome has not been polled.
@@ -200,6 +209,11 @@ impl TableSizes {
         let checks = [
             ("peers", self.peers, limits.max_peers),
             ("idle_peers", self.idle_peers, 2 * limits.max_peers + SLACK),
+            (
+                "unvalidated_peers",
+                self.unvalidated_peers,
+                2 * limits.max_peers + SLACK,
+            ),
             ("messages", self.messages, limits.max_outstanding_messages),
             (
                 "outstanding",
@@ -300,6 +314,8 @@ impl Endpoint {
             next_message_id: 0,
             peers: Map::with_hasher(hasher),
             idle_peers: VecDeque::new(),
+            unvalidated_peers: VecDeque::new(),
+            next_peer_serial: 0,
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
             awaiting: Map::with_hasher(hasher),
@@ -352,6 +368,7 @@ impl Endpoint {
         TableSizes {
             peers: self.peers.len(),
             idle_peers: self.idle_peers.len(),
+            unvalidated_peers: self.unvalidated_peers.len(),
             messages: self.messages.len(),
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
@@ -655,14 +672,24 @@ impl Endpoint {
         });
     }
 
-    /// Makes sure a peer is tracked at `address`; false when it is new and
-    /// the peer table is full.
-    fn ensure_peer(&mut self, now: Instant, address: SocketAddr) -> bool {
+    /// Makes sure a peer is tracked at `address`, `inbound` when a datagram
+    /// from it (rather than the application) brings it; false when it is new
+    /// and the peer table is full of peers that may not be evicted.
+    fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         if !self.peers.contains_key(&address) {
-            if self.peers.len() >= self.config.limits.max_peers && !self.evict_idle_peer() {
+            if self.peers.len() >= self.config.limits.max_peers
+                && !self.evict_idle_peer()
+                && !self.evict_unvalidated_peer(now)
+            {
                 return false;
             }
             let mut peer = Peer::new(&self.config);
+            peer.inbound = inbound;
+            peer.serial = self.next_peer_serial;
+            self.next_peer_serial += 1;
+            if inbound {
+                self.unvalidated_peers.push_back((address, peer.serial));
+            }
             // A new peer holds nothing yet: forget it if nothing arrives.
             let deadline = now + self.config.peer_idle_timeout;
             peer.idle_deadline = Some(deadline);
@@ -686,6 +713,38 @@ impl Endpoint {
                 self.stats.peers_evicted += 1;
                 return true;
             }
+        }
+        false
+    }
+
+    /// Forgets the unvalidated peer that reached us first, among those that
+    /// hold no message of ours, to make room for a new one. What it sent is
+    /// kept: its identities awaiting an ACK move to the remembered memory,
+    /// so its late copies are still recognised.
+    fn evict_unvalidated_peer(&mut self, now: Instant) -> bool {
+        for _ in 0..self.unvalidated_peers.len() {
+            let Some((address, serial)) = self.unvalidated_peers.pop_front() else {
+                return false;
+            };
+            let Some(peer) = self.peers.get(&address) else {
+                continue;
+            };
+            if peer.serial != serial || !peer.is_unvalidated() {
+                continue;
+            }
+            if !peer.is_evictable() {
+                // It holds our messages: keep it, look further.
+                self.unvalidated_peers.push_back((address, serial));
+                continue;
+            }
+            let identities = peer.awaiting_identities.clone();
+            for identity in identities {
+                self.give_up_recv(now, address, identity);
+            }
+            self.peers.remove(&address);
+            self.stats.peers_evicted += 1;
+            self.stats.unvalidated_peers_evicted += 1;
+            return true;
         }
         false
     }
@@ -739,6 +798,14 @@ impl Endpoint {
     fn compact(&mut self) {
         self.compact_timers();
         self.compact_output();
+        if self.unvalidated_peers.len() > 2 * self.peers.len() + 64 {
+            let peers = &self.peers;
+            self.unvalidated_peers.retain(|(address, serial)| {
+                peers
+                    .get(address)
+                    .is_some_and(|peer| peer.serial == *serial && peer.is_unvalidated())
+            });
+        }
         if self.idle_peers.len() > 2 * self.peers.len() + 64 {
             let peers = &self.peers;
             self.idle_peers.retain(|(address, deadline)| {
@@ -785,6 +852,7 @@ impl Endpoint {
         self.remembered.clear();
         self.peers.clear();
         self.idle_peers.clear();
+        self.unvalidated_peers.clear();
         self.by_identity.clear();
         self.timers.clear();
         self.output.drop_stateful();

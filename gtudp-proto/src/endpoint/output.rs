@@ -34,6 +34,10 @@ enum Order {
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     Ack(SocketAddr, Identity),
+    /// A RECV naming no message, to make an unvalidated address prove it
+    /// receives our datagrams (its ACK does). Header-sized, one per held
+    /// DATA per retransmission timeout, and bounded like an ACK.
+    Probe(SocketAddr, Identity),
     Raw(SocketAddr, Bytes),
 }
 
@@ -69,6 +73,11 @@ impl Output {
     pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
         self.pending_control += 1;
         self.control.push_back(Order::RecvAgain(to, identity));
+    }
+
+    pub(super) fn push_probe(&mut self, to: SocketAddr, identity: Identity) {
+        self.pending_control += 1;
+        self.control.push_back(Order::Probe(to, identity));
     }
 
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
@@ -119,7 +128,7 @@ impl Output {
             Lane::Data => self.data.pop_front(),
         }?;
         match order {
-            Order::Ack(..) | Order::RecvAgain(..) => self.pending_control -= 1,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) => self.pending_control -= 1,
             Order::Raw(..) => self.pending_raw -= 1,
             Order::Data(_) | Order::Recv(..) => {}
         }
@@ -146,7 +155,7 @@ impl Endpoint {
             Order::Recv(to, identity) => awaiting
                 .get(&(*to, *identity))
                 .is_some_and(|record| record.reply_pending),
-            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }
 
@@ -193,15 +202,28 @@ impl Endpoint {
         let header_len = self.config.framing.header_len();
         loop {
             let ready = match self.output.lane(lane).front()? {
-                Order::Data(id) => self
-                    .messages
-                    .get(id)
-                    .filter(|message| message.transmit_pending)
-                    .map(|message| (message.destination, header_len + message.payload.len())),
+                Order::Data(id) => {
+                    let id = *id;
+                    let ready = self
+                        .messages
+                        .get(&id)
+                        .filter(|message| message.transmit_pending)
+                        .map(|message| (message.destination, header_len + message.payload.len()));
+                    match ready {
+                        Some((to, size))
+                            if self.peers.get(&to).is_some_and(|peer| !peer.may_send(size)) =>
+                        {
+                            self.stats.dropped.amplification_limited += 1;
+                            self.hold_for_budget(id, to);
+                            None
+                        }
+                        ready => ready,
+                    }
+                }
                 Order::Recv(to, identity) => {
                     let (to, identity) = (*to, *identity);
                     match self.peers.get(&to) {
-                        Some(peer) if peer.may_reply(header_len) => Some((to, header_len)),
+                        Some(peer) if peer.may_send(header_len) => Some((to, header_len)),
                         Some(_) => {
                             self.stats.dropped.amplification_limited += 1;
                             self.on_recv_withheld(to, identity);
@@ -214,18 +236,52 @@ impl Endpoint {
                     // An untracked address gets one reply per datagram it
                     // sent (ACK per RECV, RECV per repeated DATA), never
                     // larger, so no amplification.
-                    Some(peer) if !peer.may_reply(header_len) => {
+                    Some(peer) if !peer.may_send(header_len) => {
                         self.stats.dropped.amplification_limited += 1;
                         None
                     }
                     _ => Some((*to, header_len)),
                 },
+                Order::Probe(to, _) => Some((*to, header_len)),
                 Order::Raw(to, datagram) => Some((*to, datagram.len())),
             };
             if ready.is_some() {
                 return ready;
             }
             self.output.pop(lane);
+        }
+    }
+
+    /// A DATA to an address that has not proven it receives our datagrams
+    /// would exceed its budget: hold it for one RTO (a real peer proves
+    /// itself within a round trip or two), and fail it with
+    /// [`FailureReason::Unvalidated`](crate::FailureReason) after
+    /// `unvalidated_attempts` holds rather than keep it for its whole retry
+    /// span, as a spoofed address would make us.
+    fn hold_for_budget(&mut self, id: MessageId, to: SocketAddr) {
+        let (Some(now), Some(peer)) = (self.latest, self.peers.get(&to)) else {
+            return;
+        };
+        let wait = peer.retransmission_timeout(1);
+        let Some(message) = self.messages.get_mut(&id) else {
+            return;
+        };
+        message.transmit_pending = false;
+        message.waiting_for_budget = true;
+        message.held += 1;
+        let mut at = now + wait;
+        if let Some(deadline) = message.deadline {
+            at = at.min(deadline);
+        }
+        message.timer = Some(at);
+        self.timers.push(at, TimerKey::Message(id));
+        // Ask the address to prove itself, so the message can go.
+        if self.output.pending_control < self.config.limits.max_pending_control {
+            let identity = self.identities.next_identity();
+            if let Some(peer) = self.peers.get_mut(&to) {
+                peer.probe = Some(identity);
+                self.output.push_probe(to, identity);
+            }
         }
     }
 
@@ -272,7 +328,7 @@ impl Endpoint {
                 self.on_recv_sent(now, to, identity);
                 (to, Some(PacketKind::Recv))
             }
-            Some(Order::RecvAgain(to, identity)) => {
+            Some(Order::RecvAgain(to, identity)) | Some(Order::Probe(to, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 (to, Some(PacketKind::Recv))
             }
@@ -294,9 +350,6 @@ impl Endpoint {
         }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size;
-            if matches!(kind, Some(PacketKind::Recv | PacketKind::Ack)) {
-                peer.reply_bytes_out += size;
-            }
             if let Some(kind) = kind {
                 peer.stats.datagrams_out.add(kind);
             }

@@ -78,18 +78,25 @@ impl Endpoint {
             return;
         }
         // Refuse before answering: a DATA is never answered and then dropped.
-        if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source) {
+        if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         }
-        let max_per_peer = self.config.limits.max_awaiting_ack_per_peer;
+        let limits = &self.config.limits;
         let Some(peer) = self.peers.get_mut(&source) else {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         };
+        let max_per_peer = match peer.is_unvalidated() {
+            true => limits.max_awaiting_ack_per_unvalidated_peer,
+            false => limits.max_awaiting_ack_per_peer,
+        };
         if peer.awaiting >= max_per_peer {
             self.stats.dropped.data_unanswered_full += 1;
             return;
+        }
+        if peer.is_unvalidated() {
+            peer.awaiting_identities.push(identity);
         }
         peer.idle_deadline = None;
         peer.stats.received += 1;
@@ -118,14 +125,39 @@ impl Endpoint {
     /// Whether a new message from `source` fits every receive-side bound,
     /// including the room its identity will need in the remembered memory
     /// once its exchange ends (reserved for every record awaiting an ACK).
-    fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
+    ///
+    /// An address that has not proven it receives our datagrams gets a small
+    /// share of the memory; when their shares together are used up, the
+    /// oldest unvalidated address's history (among addresses no longer in the
+    /// peer table) is forgotten to make room, so a flood from addresses that
+    /// never answer cannot lock new peers out.
+    fn has_room_to_receive(&mut self, source: &SocketAddr) -> bool {
+        let unvalidated = self
+            .peers
+            .get(source)
+            .map_or(true, |peer| peer.is_unvalidated());
         let limits = &self.config.limits;
+        if unvalidated {
+            let needed = crate::remembered::RememberedIdentities::worst_insert_bytes();
+            let peers = &self.peers;
+            while self.remembered.unvalidated_bytes() + needed
+                > limits.max_remembered_bytes_unvalidated
+                && self
+                    .remembered
+                    .forget_oldest_unvalidated(|address| peers.contains_key(address))
+            {
+                self.stats.unvalidated_histories_forgotten += 1;
+            }
+        }
+        let per_peer = match unvalidated {
+            true => limits.max_remembered_bytes_per_unvalidated_peer,
+            false => limits.max_remembered_bytes_per_peer,
+        };
         let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
         self.unread < limits.max_unread
             && self.awaiting.len() < limits.max_awaiting_ack
             && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
-            && self.remembered.bytes_for(source) + RESERVED_BYTES_PER_AWAITING
-                <= limits.max_remembered_bytes_per_peer
+            && self.remembered.bytes_for(source) + RESERVED_BYTES_PER_AWAITING <= per_peer
     }
 
     fn count_duplicate(&mut self, source: SocketAddr, size: usize) {
@@ -155,13 +187,28 @@ impl Endpoint {
     ) {
         self.note_inbound(source, PacketKind::Ack, size);
         let Some(record) = self.awaiting.remove(&(source, identity)) else {
-            self.stats.dropped.ack_unknown += 1;
+            match self.peers.get_mut(&source) {
+                Some(peer) if peer.probe.is_some_and(|probe| probe == identity) => {
+                    peer.validate();
+                    self.remembered.mark_validated(&source);
+                    self.stats.validated_by_probe += 1;
+                }
+                _ => self.stats.dropped.ack_unknown += 1,
+            }
             return;
         };
         let sample = match (record.transmissions, record.last_sent) {
             (1, Some(sent)) => Some(now.saturating_duration_since(sent)),
             _ => None,
         };
+        if let Some(peer) = self.peers.get_mut(&source) {
+            // An ACK for our RECV proves the address receives our datagrams.
+            peer.validate();
+            if let Some(sample) = sample {
+                peer.on_rtt_sample(sample);
+            }
+        }
+        self.remembered.mark_validated(&source);
         self.remember(
             now,
             source,
@@ -169,13 +216,6 @@ impl Endpoint {
             record.fingerprint,
             Retention::Lifetime,
         );
-        if let Some(peer) = self.peers.get_mut(&source) {
-            // An ACK for our RECV proves the address receives our datagrams.
-            peer.stats.validated = true;
-            if let Some(sample) = sample {
-                peer.on_rtt_sample(sample);
-            }
-        }
         self.note_if_idle(now, source);
     }
 
@@ -194,7 +234,20 @@ impl Endpoint {
             return;
         }
         record.timer = None;
-        if record.transmissions >= self.config.recv_max_attempts {
+        let unvalidated = self
+            .peers
+            .get(&source)
+            .map_or(true, |peer| peer.is_unvalidated());
+        let max_attempts = match unvalidated {
+            // The sender's own resends bring a fresh RECV at once, so
+            // resending on our own to an unproven address gains little.
+            true => self
+                .config
+                .unvalidated_attempts
+                .min(self.config.recv_max_attempts),
+            false => self.config.recv_max_attempts,
+        };
+        if record.transmissions >= max_attempts {
             self.give_up_recv(now, source, identity);
         } else if !record.reply_pending {
             record.reply_pending = true;
@@ -231,7 +284,7 @@ impl Endpoint {
 
     /// Ends a RECV exchange without its ACK: the sender may still be
     /// resending, so the identity is remembered for `remember_window`.
-    fn give_up_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+    pub(super) fn give_up_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
         let Some(record) = self.awaiting.remove(&(source, identity)) else {
             return;
         };
@@ -248,8 +301,11 @@ impl Endpoint {
         fingerprint: Fingerprint,
         class: Retention,
     ) {
+        let mut validated = false;
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
+            peer.awaiting_identities.retain(|held| *held != identity);
+            validated = !peer.is_unvalidated();
         }
         let limits = &self.config.limits;
         let budget = limits
@@ -261,7 +317,7 @@ impl Endpoint {
                     .saturating_sub(self.remembered.bytes_for(&source)),
             );
         self.remembered
-            .insert(now, source, identity, fingerprint, class, budget);
+            .insert(now, source, identity, fingerprint, class, validated, budget);
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.

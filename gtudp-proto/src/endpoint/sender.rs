@@ -27,6 +27,10 @@ pub(super) struct Message {
     pub(super) in_flight: bool,
     /// A DATA order for it waits in the output queue.
     pub(super) transmit_pending: bool,
+    /// Transmissions held back by the anti-amplification budget of an
+    /// unvalidated destination; the last one is waiting for its timer.
+    pub(super) held: u32,
+    pub(super) waiting_for_budget: bool,
 }
 
 impl Endpoint {
@@ -64,7 +68,7 @@ impl Endpoint {
             return refuse(SendErrorKind::TooManyOutstanding, payload);
         }
         let max_queued = self.config.limits.max_queued_per_peer;
-        if !self.ensure_peer(now, destination) {
+        if !self.ensure_peer(now, destination, false) {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
         let id = MessageId(self.next_message_id);
@@ -106,6 +110,8 @@ impl Endpoint {
                 timer: options.deadline,
                 in_flight,
                 transmit_pending: in_flight,
+                held: 0,
+                waiting_for_budget: false,
             },
         );
         if in_flight {
@@ -133,8 +139,9 @@ impl Endpoint {
                 }
                 Some(message) if message.in_flight && message.transmissions > 0 => {
                     if let Some(peer) = self.peers.get_mut(&source) {
-                        peer.stats.validated = true;
+                        peer.validate();
                     }
+                    self.remembered.mark_validated(&source);
                     self.resolve(now, id, Ok(()));
                 }
                 _ => self.stats.dropped.recv_unknown += 1,
@@ -157,6 +164,23 @@ impl Endpoint {
             return;
         }
         if !message.in_flight || message.transmit_pending {
+            return;
+        }
+        if message.waiting_for_budget {
+            // Held back by the budget: try again (the destination may have
+            // proven itself meanwhile), or give up after a few holds. This
+            // is no loss, so no backoff and no congestion response.
+            message.waiting_for_budget = false;
+            if message.held > self.config.unvalidated_attempts {
+                self.resolve(now, id, Err(FailureReason::Unvalidated));
+            } else {
+                message.transmit_pending = true;
+                message.timer = message.deadline;
+                if let Some(deadline) = message.deadline {
+                    self.timers.push(deadline, TimerKey::Message(id));
+                }
+                self.output.push_data(id);
+            }
             return;
         }
         if message.transmissions >= message.max_attempts {
