@@ -107,17 +107,17 @@ enum Sent {
 /// datagrams, one default congestion window (1,024 messages) with margin.
 pub const MIN_SOCKET_BUFFER: usize = 2 << 20;
 
-fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S) {
+fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S, local: SocketAddr) {
     let recv = state.recv_buffer_size(socket.sock_ref());
     if recv.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
         if let Err(error) = state.set_recv_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
-            tracing::debug!(target: "gtudp", %error, "could not raise the socket receive buffer");
+            tracing::debug!(target: "gtudp", %local, %error, "could not raise the socket receive buffer");
         }
     }
     let send = state.send_buffer_size(socket.sock_ref());
     if send.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
         if let Err(error) = state.set_send_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
-            tracing::debug!(target: "gtudp", %error, "could not raise the socket send buffer");
+            tracing::debug!(target: "gtudp", %local, %error, "could not raise the socket send buffer");
         }
     }
 }
@@ -140,6 +140,8 @@ pub struct BatchIo<S> {
     /// The socket is IPv6 (perhaps dual-stack): IPv4 destinations are
     /// written IPv4-mapped.
     ipv6: bool,
+    /// The socket's address, named in every log line.
+    local: SocketAddr,
     counters: IoCounters,
 }
 
@@ -161,8 +163,9 @@ impl<S: Socket> BatchIo<S> {
     /// written IPv4-mapped (`[::ffff:a.b.c.d]`) when the socket is IPv6.
     pub fn new(socket: S, framing: Framing) -> io::Result<Self> {
         let state = UdpSocketState::new(socket.sock_ref())?;
-        raise_buffers(&state, &socket);
-        let ipv6 = socket.local_addr()?.is_ipv6();
+        let local = socket.local_addr()?;
+        raise_buffers(&state, &socket, local);
+        let ipv6 = local.is_ipv6();
         Ok(Self {
             socket,
             state,
@@ -172,6 +175,7 @@ impl<S: Socket> BatchIo<S> {
             transmit_buf: Vec::new(),
             blocked: None,
             ipv6,
+            local,
             counters: IoCounters::default(),
         })
     }
@@ -184,6 +188,11 @@ impl<S: Socket> BatchIo<S> {
     /// The socket, for registration with a poller.
     pub fn socket_mut(&mut self) -> &mut S {
         &mut self.socket
+    }
+
+    /// The socket's local address (as bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     /// The counters so far.
@@ -233,7 +242,7 @@ impl<S: Socket> BatchIo<S> {
                 self.counters.datagrams_received += received.len() as u64;
                 if log_enabled() {
                     for (from, datagram) in received {
-                        log_datagram("in", *from, datagram, &self.framing);
+                        log_datagram("in", self.local, *from, datagram, &self.framing);
                     }
                 }
                 Recv::Datagrams(received.len())
@@ -243,12 +252,12 @@ impl<S: Socket> BatchIo<S> {
                 // Port unreachable for an earlier send, WSAECONNRESET on
                 // Windows: about a peer, not this socket.
                 self.counters.icmp_errors += 1;
-                tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
+                tracing::debug!(target: "gtudp", local = %self.local, %error, "ICMP error report (ignored)");
                 Recv::IcmpReport
             }
             Err(error) => {
                 self.counters.recv_errors += 1;
-                tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
+                tracing::warn!(target: "gtudp", local = %self.local, %error, "receive error (ignored)");
                 Recv::Error
             }
         }
@@ -283,6 +292,7 @@ impl<S: Socket> BatchIo<S> {
             if let Some(transmit) = self.blocked {
                 let contents = &self.transmit_buf[..transmit.size];
                 let sent = send(
+                    self.local,
                     &self.socket,
                     &self.state,
                     &mut self.counters,
@@ -312,7 +322,13 @@ impl<S: Socket> BatchIo<S> {
             };
             if log_enabled() {
                 for datagram in transmit.datagrams(&self.transmit_buf) {
-                    log_datagram("out", transmit.destination, datagram, &self.framing);
+                    log_datagram(
+                        "out",
+                        self.local,
+                        transmit.destination,
+                        datagram,
+                        &self.framing,
+                    );
                 }
             }
             self.blocked = Some(transmit);
@@ -341,6 +357,7 @@ fn socket_form(destination: SocketAddr, ipv6_socket: bool) -> SocketAddr {
 /// (EMSGSIZE included) is counted, logged and dropped: DATA and RECV are
 /// resent by the protocol.
 fn send(
+    local: SocketAddr,
     socket: &impl Socket,
     state: &UdpSocketState,
     counters: &mut IoCounters,
@@ -368,7 +385,7 @@ fn send(
         if is_icmp_report(&error) && !retried {
             // The error belongs to an earlier datagram; this one was not
             // sent yet.
-            tracing::debug!(target: "gtudp", %destination, %error, "ICMP error report");
+            tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
             counters.icmp_errors += 1;
             retried = true;
             continue;
@@ -376,12 +393,13 @@ fn send(
         if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
             let segment = segment.max(1);
             tracing::debug!(
-                target: "gtudp", %destination, %error,
+                target: "gtudp", %local, %destination, %error,
                 "segmented send refused; sending {} datagrams one by one",
                 contents.len().div_ceil(segment)
             );
             for datagram in contents.chunks(segment) {
-                if let Sent::WouldBlock = send(socket, state, counters, destination, datagram, None)
+                if let Sent::WouldBlock =
+                    send(local, socket, state, counters, destination, datagram, None)
                 {
                     // The rest is recovered by retransmission.
                     return Sent::Done;
@@ -392,11 +410,11 @@ fn send(
         counters.send_errors += 1;
         if quinn_udp::is_msg_size_err(&error) {
             tracing::warn!(
-                target: "gtudp", %destination, size = contents.len(),
+                target: "gtudp", %local, %destination, size = contents.len(),
                 "datagram larger than the path allows (EMSGSIZE); dropped: lower Config::max_datagram_size"
             );
         } else {
-            tracing::warn!(target: "gtudp", %destination, %error, "send failed; datagram dropped");
+            tracing::warn!(target: "gtudp", %local, %destination, %error, "send failed; datagram dropped");
         }
         return Sent::Done;
     }

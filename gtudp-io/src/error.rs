@@ -108,6 +108,15 @@ pub enum DeliveryError {
     /// down, the background thread failed), before the message was handed
     /// over.
     Closed,
+    /// The target named no address: resolving it failed or gave none (or
+    /// the socket has no peer to `send` to: `connect` first). Nothing was
+    /// sent.
+    Unresolved {
+        /// The resolver's error kind (`NotConnected` without a peer).
+        kind: io::ErrorKind,
+        /// What the resolver said.
+        message: String,
+    },
 }
 
 impl DeliveryError {
@@ -139,6 +148,9 @@ impl fmt::Display for DeliveryError {
             DeliveryError::Closed => f.write_str(
                 "the socket closed (or its driver stopped) before the message was handed to it",
             ),
+            DeliveryError::Unresolved { message, .. } => {
+                write!(f, "no address to send to: {message}")
+            }
         }
     }
 }
@@ -151,6 +163,7 @@ impl From<DeliveryError> for io::Error {
             DeliveryError::Failed { .. } => io::ErrorKind::TimedOut,
             DeliveryError::Refused { .. } => io::ErrorKind::InvalidInput,
             DeliveryError::Closed => io::ErrorKind::NotConnected,
+            DeliveryError::Unresolved { kind, .. } => kind,
         };
         io::Error::new(kind, error)
     }

@@ -28,6 +28,8 @@ mod datagram;
 mod error;
 mod log;
 mod options;
+mod payload;
+mod resolve;
 mod route;
 mod stats;
 
@@ -36,6 +38,8 @@ pub use datagram::{Datagram, DatagramKind};
 pub use error::{BindError, Closed, DeliveryError, RecvError};
 pub use log::log_datagram;
 pub use options::SendOptions;
+pub use payload::IntoPayload;
+pub use resolve::{connected_peer, first as first_address, resolve_std, send_target};
 pub use route::{route, Routed};
 pub use stats::{CloseStart, CloseSummary, Stats};
 

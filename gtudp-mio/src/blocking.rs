@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gtudp_io::{CloseStart, Datagram, Routed, SendOptions};
+use gtudp_io::{resolve_std, CloseStart, Datagram, IntoPayload, Routed, SendOptions};
 use gtudp_proto::{canonical_addr, Config, MessageId, PeerStats, SendErrorKind, SendRawError};
 use mio::{Events, Poll, Token, Waker};
 
@@ -141,12 +141,16 @@ pub struct BlockingSocket {
     /// A close was asked for (by `close`, whose summary is then taken).
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The peer set by `connect`.
+    peer: Mutex<Option<SocketAddr>>,
 }
 
 /// The way to the background thread, shared by the socket and its pending
 /// sends (for cancel).
 #[derive(Debug)]
 struct Link {
+    /// The socket's address, for log lines.
+    local: SocketAddr,
     commands: SyncSender<Command>,
     waker: Waker,
     next_ticket: AtomicU64,
@@ -158,7 +162,7 @@ impl Link {
     fn command(&self, command: Command) -> Result<(), Closed> {
         self.commands.send(command).map_err(|_| Closed)?;
         if let Err(error) = self.waker.wake() {
-            tracing::warn!(target: "gtudp", %error, "could not wake the gtUDP thread");
+            tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the gtUDP thread");
         }
         Ok(())
     }
@@ -319,9 +323,10 @@ impl BlockingSocket {
         let thread = std::thread::Builder::new()
             .name(format!("gtudp {local_addr}"))
             .spawn(move || worker.run())?;
-        tracing::debug!(target: "gtudp", %local_addr, "gtUDP blocking socket ready");
+        tracing::debug!(target: "gtudp", local = %local_addr, "gtUDP blocking socket ready");
         Ok(Self {
             link: Arc::new(Link {
+                local: local_addr,
                 commands,
                 waker,
                 next_ticket: AtomicU64::new(0),
@@ -333,6 +338,7 @@ impl BlockingSocket {
             read_timeout: AtomicU64::new(NO_TIMEOUT),
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
+            peer: Mutex::new(None),
         })
     }
 
@@ -367,10 +373,15 @@ impl BlockingSocket {
     /// Fails at once with [`DeliveryError::Refused`] when the payload is
     /// too large or the socket is closing, or [`DeliveryError::Closed`]
     /// when the socket's thread has stopped.
+    ///
+    /// `payload` is any [`IntoPayload`]: `&[u8]`, `b"..."`, `&str` (copied
+    /// once), `Vec<u8>`, `String` or [`Bytes`] (moved). `to` is any
+    /// [`ToSocketAddrs`] (`"host:port"`, `(ip, port)`, a `SocketAddr`),
+    /// resolved once; the first address is used.
     pub fn send_to(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
     ) -> Result<PendingSend, DeliveryError> {
         self.send_to_with(payload, to, SendOptions::default())
     }
@@ -379,12 +390,12 @@ impl BlockingSocket {
     /// timeout and an attempt limit.
     pub fn send_to_with(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<PendingSend, DeliveryError> {
-        let payload = payload.into();
-        let to = canonical_addr(to);
+        let to = resolve_std(to)?;
+        let payload = payload.into_payload();
         if payload.len() > self.max_payload {
             return Err(DeliveryError::Refused {
                 to,
@@ -428,8 +439,8 @@ impl BlockingSocket {
     /// options.
     pub fn send_to_blocking_with(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<(), DeliveryError> {
         self.send_to_with(payload, to, options)?.wait()
@@ -441,10 +452,10 @@ impl BlockingSocket {
     /// ([`Limits::max_pending_raw`](gtudp_proto::Limits)), or closed).
     pub fn send_raw_to(
         &self,
-        datagram: impl Into<Bytes>,
+        datagram: impl IntoPayload,
         to: SocketAddr,
     ) -> Result<(), SendRawError> {
-        let datagram = datagram.into();
+        let datagram = datagram.into_payload();
         if datagram.len() > gtudp_proto::MAX_UDP_PAYLOAD {
             return Err(SendRawError::TooLarge {
                 size: datagram.len(),
@@ -466,10 +477,41 @@ impl BlockingSocket {
     /// with the reason) — at most `max_attempts` retransmission timeouts.
     pub fn send_to_blocking(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
     ) -> Result<(), DeliveryError> {
         self.send_to(payload, to)?.wait()
+    }
+
+    /// Sets the peer that [`send`](Self::send) and
+    /// [`send_blocking`](Self::send_blocking) send to, resolving `target`
+    /// once (the first address), like [`std::net::UdpSocket::connect`].
+    ///
+    /// Unlike a connected UDP socket, this one still receives from every
+    /// peer (each message received was confirmed to its sender, so none is
+    /// filtered out): compare [`Datagram::from`] with
+    /// [`peer_addr`](Self::peer_addr) to keep one peer's.
+    pub fn connect(&self, target: impl ToSocketAddrs) -> std::io::Result<()> {
+        let peer = resolve_std(target).map_err(std::io::Error::from)?;
+        *lock(&self.peer) = Some(peer);
+        Ok(())
+    }
+
+    /// The peer set by [`connect`](Self::connect); `NotConnected` before.
+    pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        gtudp_io::connected_peer(*lock(&self.peer))
+    }
+
+    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
+    /// [`DeliveryError::Unresolved`] (`NotConnected`) before `connect`.
+    pub fn send(&self, payload: impl IntoPayload) -> Result<PendingSend, DeliveryError> {
+        let peer = gtudp_io::send_target(*lock(&self.peer))?;
+        self.send_to(payload, peer)
+    }
+
+    /// [`send`](Self::send), then waits for the outcome.
+    pub fn send_blocking(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+        self.send(payload)?.wait()
     }
 
     /// Sets the timeout of [`recv`](Self::recv) and
@@ -724,7 +766,7 @@ impl Worker {
                 if error.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::error!(target: "gtudp", %error, "mio poll failed; closing the socket");
+                tracing::error!(target: "gtudp", local = %self.driver.io_local_addr(), %error, "mio poll failed; closing the socket");
                 break;
             }
             let now = Instant::now();
@@ -911,7 +953,7 @@ impl Worker {
                 Command::Cancel { .. } => {}
             }
         }
-        tracing::debug!(target: "gtudp", ?summary, "gtUDP socket closed");
+        tracing::debug!(target: "gtudp", local = %self.driver.io_local_addr(), ?summary, "gtUDP socket closed");
     }
 }
 

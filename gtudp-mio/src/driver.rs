@@ -226,6 +226,11 @@ impl Driver {
         self.io.socket().0.local_addr()
     }
 
+    /// The socket's address as bound, without a system call (for logs).
+    pub(crate) fn io_local_addr(&self) -> SocketAddr {
+        self.io.local_addr()
+    }
+
     /// The protocol endpoint, for its configuration, table sizes and
     /// counters.
     pub fn endpoint(&self) -> &Endpoint {
@@ -468,7 +473,7 @@ impl Driver {
         }
         let paused = self.receive_room == Some(0);
         if paused != self.endpoint.is_receive_paused() {
-            tracing::trace!(target: "gtudp", paused, "receive backpressure");
+            tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused, "receive backpressure");
             self.endpoint.set_receive_paused(paused);
         }
     }
@@ -495,7 +500,7 @@ impl Driver {
         ) {
             Ok(()) => self.writable_interest = want,
             Err(error) => {
-                tracing::warn!(target: "gtudp", %error, "could not change the socket's interest")
+                tracing::warn!(target: "gtudp", local = %self.io.local_addr(), %error, "could not change the socket's interest")
             }
         }
     }

@@ -136,7 +136,7 @@ impl Driver {
                 command = self.commands.recv(), if self.commands_open => Wake::Command(command),
                 ready = socket.readable() => {
                     if let Err(error) = ready {
-                        tracing::warn!(target: "gtudp", %error, "socket readiness error");
+                        tracing::warn!(target: "gtudp", local = %self.io.local_addr(), %error, "socket readiness error");
                     }
                     Wake::Readable
                 }
@@ -253,7 +253,7 @@ impl Driver {
     fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
         let full = self.inbox.capacity() == 0;
         if full != self.endpoint.is_receive_paused() {
-            tracing::trace!(target: "gtudp", paused = full, "receive queue backpressure");
+            tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused = full, "receive queue backpressure");
             self.endpoint.set_receive_paused(full);
         }
         self.endpoint.handle_datagram(now, from, datagram);
@@ -316,7 +316,7 @@ impl Driver {
                 // `feed` checked for room and only the driver sends, so this
                 // does not happen; say so loudly if it ever does.
                 tracing::error!(
-                    target: "gtudp", from = %datagram.from,
+                    target: "gtudp", local = %self.io.local_addr(), from = %datagram.from,
                     "receive queue full despite the room check; message dropped"
                 );
             }
@@ -378,7 +378,7 @@ impl Driver {
                 _ => {}
             }
         }
-        tracing::debug!(target: "gtudp", ?summary, "gtUDP socket closed");
+        tracing::debug!(target: "gtudp", local = %self.io.local_addr(), ?summary, "gtUDP socket closed");
     }
 }
 

@@ -8,10 +8,22 @@ pub use gtudp_io::{BindError, Closed, DeliveryError, RecvError};
 
 /// [`Socket::send_nowait`](crate::Socket::send_nowait) could not take a
 /// message at once. The payload is handed back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output names the payload's length, not its bytes, so a
+/// `?` in `main` prints one short line.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrySendError {
     kind: TrySendErrorKind,
     payload: Bytes,
+}
+
+impl fmt::Debug for TrySendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrySendError")
+            .field("kind", &self.kind)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Why [`Socket::send_nowait`](crate::Socket::send_nowait) refused a message.
@@ -91,3 +103,15 @@ impl std::error::Error for TrySendError {}
 /// A raw (unframed) send was refused: the endpoint's own error, whose
 /// variants already say everything a socket user needs.
 pub use gtudp_proto::SendRawError;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_payload_length_not_its_bytes() {
+        let error = TrySendError::new(TrySendErrorKind::QueueFull, Bytes::from(vec![7u8; 6_000]));
+        let debug = format!("{error:?}");
+        assert_eq!(debug, "TrySendError { kind: QueueFull, payload_len: 6000 }");
+    }
+}

@@ -19,7 +19,7 @@ use crate::error::{
 };
 use crate::io::{TokioSocket, UdpIo};
 use crate::stats::{CloseSummary, Stats};
-pub use gtudp_io::{Datagram, DatagramKind, SendOptions};
+pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
 
 /// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
 /// resolves once the peer confirmed receipt (its RECV arrived) or with the
@@ -75,6 +75,8 @@ struct Shared {
     next_ticket: AtomicU64,
     status: Arc<Status>,
     completions: Arc<Completions>,
+    /// The peer set by `connect`.
+    peer: Mutex<Option<SocketAddr>>,
 }
 
 /// State the driver publishes for the handles.
@@ -91,18 +93,6 @@ struct Inbox {
     /// A datagram `recv_from` found too long for its buffer, kept for the
     /// next call.
     kept: Option<Datagram>,
-}
-
-/// What [`Socket::recv_from`] wrote into the caller's buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecvMeta {
-    /// Bytes written (the whole datagram).
-    pub len: usize,
-    /// The sender's address.
-    pub from: SocketAddr,
-    /// Whether it is a gtUDP message or a foreign datagram.
-    pub kind: DatagramKind,
 }
 
 /// Settings for a [`Socket`] beyond the protocol's [`Config`].
@@ -234,7 +224,7 @@ impl Builder {
         ));
         let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
         runtime.spawn(driver.run());
-        tracing::debug!(target: "gtudp", %local_addr, "gtUDP socket ready");
+        tracing::debug!(target: "gtudp", local = %local_addr, "gtUDP socket ready");
         Ok(Socket {
             shared: Arc::new(Shared {
                 commands: command_tx,
@@ -248,6 +238,7 @@ impl Builder {
                 next_ticket: AtomicU64::new(0),
                 status,
                 completions,
+                peer: Mutex::new(None),
             }),
         })
     }
@@ -321,10 +312,15 @@ impl Socket {
     /// cancel delivery: the message is still delivered or fails, unobserved.
     /// To cancel, use [`start_send`](Self::start_send) and
     /// [`Delivery::cancel`].
+    ///
+    /// `payload` is any [`IntoPayload`]: `&[u8]`, `b"..."`, `&str` (copied
+    /// once), `Vec<u8>`, `String` or [`Bytes`] (moved). `target` is any
+    /// [`ToSocketAddrs`] (`"host:port"`, `(ip, port)`, a `SocketAddr`),
+    /// resolved once; the first address is used.
     pub async fn send_to(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
     ) -> Result<(), DeliveryError> {
         self.send_to_with(payload, target, SendOptions::default())
             .await
@@ -333,8 +329,8 @@ impl Socket {
     /// [`send_to`](Self::send_to) with per-message options.
     pub async fn send_to_with(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<(), DeliveryError> {
         self.start_send_with(payload, target, options).await?.await
@@ -346,8 +342,8 @@ impl Socket {
     /// Cancel safety: dropping this future before it returns sends nothing.
     pub async fn start_send(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
     ) -> Result<Delivery, DeliveryError> {
         self.start_send_with(payload, target, SendOptions::default())
             .await
@@ -356,11 +352,12 @@ impl Socket {
     /// [`start_send`](Self::start_send) with per-message options.
     pub async fn start_send_with(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<Delivery, DeliveryError> {
-        let payload = payload.into();
+        let target = resolve(target).await?;
+        let payload = payload.into_payload();
         let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(refusal(kind, target));
@@ -387,10 +384,11 @@ impl Socket {
     /// await later, or an error (with the payload) when a configured limit
     /// is reached: it never waits and never queues without bound.
     ///
-    /// Dropping the returned [`Delivery`] does not cancel the send.
+    /// Dropping the returned [`Delivery`] does not cancel the send. The
+    /// target is a `SocketAddr`, as resolving a name could wait.
     pub fn send_nowait(
         &self,
-        payload: impl Into<Bytes>,
+        payload: impl IntoPayload,
         target: SocketAddr,
     ) -> Result<Delivery, TrySendError> {
         self.send_nowait_with(payload, target, SendOptions::default())
@@ -399,11 +397,12 @@ impl Socket {
     /// [`send_nowait`](Self::send_nowait) with per-message options.
     pub fn send_nowait_with(
         &self,
-        payload: impl Into<Bytes>,
+        payload: impl IntoPayload,
         target: SocketAddr,
         options: SendOptions,
     ) -> Result<Delivery, TrySendError> {
-        let payload = payload.into();
+        let target = gtudp_proto::canonical_addr(target);
+        let payload = payload.into_payload();
         let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(TrySendError::new(kind, payload));
@@ -432,19 +431,57 @@ impl Socket {
     /// for peers that do not speak gtUDP. Returns once it is queued.
     pub async fn send_raw_to(
         &self,
-        datagram: impl Into<Bytes>,
+        datagram: impl IntoPayload,
         target: SocketAddr,
     ) -> Result<(), SendRawError> {
         let (reply, outcome) = oneshot::channel();
         let command = Command::SendRaw {
-            to: target,
-            datagram: datagram.into(),
+            to: gtudp_proto::canonical_addr(target),
+            datagram: datagram.into_payload(),
             reply,
         };
         self.command(command)
             .await
             .map_err(|_| SendRawError::Closed)?;
         outcome.await.unwrap_or(Err(SendRawError::Closed))
+    }
+
+    // ----- one peer ------------------------------------------------------
+
+    /// Sets the peer that [`send`](Self::send) and
+    /// [`send_with`](Self::send_with) send to, resolving `target` once (the
+    /// first address), like [`tokio::net::UdpSocket::connect`].
+    ///
+    /// Unlike a connected UDP socket, this one still receives from every
+    /// peer (each message received was confirmed to its sender, so none is
+    /// filtered out): compare [`Datagram::from`] with
+    /// [`peer_addr`](Self::peer_addr) to keep one peer's. The peer is shared
+    /// by every clone of the handle.
+    pub async fn connect(&self, target: impl ToSocketAddrs) -> std::io::Result<()> {
+        let peer = resolve(target).await.map_err(std::io::Error::from)?;
+        *lock(&self.shared.peer) = Some(peer);
+        Ok(())
+    }
+
+    /// The peer set by [`connect`](Self::connect); `NotConnected` before.
+    pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        gtudp_io::connected_peer(*lock(&self.shared.peer))
+    }
+
+    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
+    /// [`DeliveryError::Unresolved`] (`NotConnected`) before `connect`.
+    pub async fn send(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+        self.send_with(payload, SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with per-message options.
+    pub async fn send_with(
+        &self,
+        payload: impl IntoPayload,
+        options: SendOptions,
+    ) -> Result<(), DeliveryError> {
+        let peer = gtudp_io::send_target(*lock(&self.shared.peer))?;
+        self.send_to_with(payload, peer, options).await
     }
 
     // ----- receiving -----------------------------------------------------
@@ -455,7 +492,7 @@ impl Socket {
     /// [`RecvError::Truncated`] and kept for the next call.
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<RecvMeta, RecvError> {
+    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), RecvError> {
         let mut inbox = self.shared.inbox.lock().await;
         let datagram = match inbox.kept.take() {
             Some(datagram) => datagram,
@@ -470,11 +507,7 @@ impl Socket {
             });
         }
         buf[..len].copy_from_slice(&datagram.payload);
-        Ok(RecvMeta {
-            len,
-            from: datagram.from,
-            kind: datagram.kind,
-        })
+        Ok((len, datagram.from))
     }
 
     /// Waits for the next message (or foreign datagram), without copying.
@@ -564,6 +597,17 @@ impl Socket {
 /// lower); the registry grows past this only if more sends are pending at
 /// once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
+
+/// The first address `target` resolves to, in canonical form.
+async fn resolve(target: impl ToSocketAddrs) -> Result<SocketAddr, DeliveryError> {
+    gtudp_io::first_address(tokio::net::lookup_host(target).await)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
     match kind {
