@@ -5,6 +5,25 @@ use std::time::{Duration, Instant};
 /// Per-message options of a guaranteed send (`send_to_with` in both
 /// adapters, `Driver::send_with` in `gtudp-mio`).
 ///
+/// # How long a silent peer takes to fail
+///
+/// Without options, a message to a peer that never answers (nothing
+/// listens, the host is gone) fails with `AttemptsExhausted` after
+/// `Config::max_attempts` transmissions, each waiting one retransmission
+/// timeout, which starts at `Config::initial_rto` and doubles up to
+/// `Config::max_rto`. With the defaults (10 attempts, 500 ms doubling to
+/// 10 s) that is 0.5 + 1 + 2 + 4 + 8 + 5 × 10 = 65.5 s. ICMP
+/// port-unreachable reports are counted (`IoStats::icmp_errors`) but do
+/// not end a message early.
+///
+/// Shorter policies: per message, [`SendOptions::with_timeout`] (fails with
+/// `DeadlineExpired` after that long, whatever the attempts) or
+/// [`SendOptions::with_max_attempts`]; for the whole socket, a lower
+/// `Config::max_attempts` or `Config::max_rto` (5 attempts with a 2 s
+/// ceiling: 0.5 + 1 + 2 + 2 + 2 = 7.5 s). A shorter span tolerates shorter
+/// outages: a peer unreachable for longer than the span sees its messages
+/// fail although they might have got through later.
+///
 /// ```
 /// use std::time::Duration;
 /// use gtudp_io::SendOptions;
