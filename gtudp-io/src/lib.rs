@@ -27,7 +27,7 @@ mod route;
 
 pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
 pub use error::{BindError, DeliveryError};
-pub use log::log_datagram;
+pub use log::{log_datagram, PayloadPreview};
 pub use route::{route, Routed};
 
 /// A borrowed UDP socket as `quinn-udp` takes it, for [`Socket::sock_ref`].
