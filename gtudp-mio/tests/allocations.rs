@@ -149,6 +149,6 @@ fn steady_state_sends_allocate_nothing_per_message() {
         measured.allocations,
         measured.datagrams_received,
     );
-    a.close();
-    b.close();
+    a.close().unwrap();
+    b.close().unwrap();
 }

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod addr;
 mod config;
 mod congestion;
 mod endpoint;
@@ -31,6 +32,7 @@ mod stats;
 mod timer;
 pub mod wire;
 
+pub use addr::canonical_addr;
 pub use config::{Config, ConfigError, Limits, SendOptions, MAX_UDP_PAYLOAD};
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};

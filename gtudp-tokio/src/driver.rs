@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_io::{Recv, Routed};
-use gtudp_proto::{Endpoint, EndpointStats, MessageId, PeerStats, SendOptions};
+use gtudp_io::{CloseStart, Recv, Routed};
+use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::completion::Completion;
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
-use crate::socket::{Datagram, DatagramKind, Status};
+use crate::socket::{Datagram, Status};
 use crate::stats::{CloseSummary, Stats};
 
 /// Receive batches taken per wake-up before the driver turns to its other
@@ -84,12 +84,6 @@ pub(crate) struct Driver {
     status: Arc<Status>,
     closers: Vec<oneshot::Sender<CloseSummary>>,
     close: Option<CloseStart>,
-}
-
-struct CloseStart {
-    at: Instant,
-    stats: EndpointStats,
-    abandoned: u64,
 }
 
 impl Driver {
@@ -273,11 +267,7 @@ impl Driver {
         self.status
             .closing
             .store(true, std::sync::atomic::Ordering::Release);
-        self.close = Some(CloseStart {
-            at: now,
-            stats: self.endpoint.stats(),
-            abandoned: 0,
-        });
+        self.close = Some(CloseStart::new(now, self.endpoint.stats()));
         self.endpoint.close(now);
     }
 
@@ -294,22 +284,7 @@ impl Driver {
         let mut published = false;
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
-                Routed::Message {
-                    from,
-                    payload,
-                    foreign,
-                } => {
-                    let kind = if foreign {
-                        DatagramKind::Foreign
-                    } else {
-                        DatagramKind::Message
-                    };
-                    self.deliver(Datagram {
-                        payload,
-                        from,
-                        kind,
-                    });
-                }
+                Routed::Message(datagram) => self.deliver(datagram),
                 Routed::Outcome {
                     id,
                     outcome,
@@ -317,7 +292,7 @@ impl Driver {
                 } => {
                     if abandoned {
                         if let Some(close) = &mut self.close {
-                            close.abandoned += 1;
+                            close.note_abandoned();
                         }
                     }
                     // A task woken by this outcome must see counters that
@@ -365,10 +340,7 @@ impl Driver {
     }
 
     fn stats(&self) -> Stats {
-        Stats {
-            endpoint: self.endpoint.stats(),
-            io: self.io.counters(),
-        }
+        Stats::new(self.endpoint.stats(), self.io.counters())
     }
 
     /// Reports the close to every waiting handle and fails anything left.
@@ -379,26 +351,9 @@ impl Driver {
         }
         let now = now();
         let stats = self.stats();
-        let (delivered, failed, abandoned, elapsed, deadline_reached) = match &self.close {
-            Some(close) => {
-                let elapsed = now.saturating_duration_since(close.at);
-                (
-                    stats.endpoint.delivered - close.stats.delivered,
-                    stats.endpoint.failed - close.stats.failed,
-                    close.abandoned,
-                    elapsed,
-                    elapsed >= self.endpoint.config().drain_timeout,
-                )
-            }
-            None => (0, 0, 0, std::time::Duration::ZERO, false),
-        };
-        let summary = CloseSummary {
-            delivered,
-            failed,
-            abandoned,
-            deadline_reached,
-            elapsed,
-            stats,
+        let summary = match &self.close {
+            Some(close) => close.summary(now, self.endpoint.config().drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
         };
         match self.status.summary.lock() {
             Ok(mut shared) => *shared = Some(summary),

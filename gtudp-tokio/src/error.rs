@@ -4,7 +4,7 @@ use core::fmt;
 
 use bytes::Bytes;
 
-pub use gtudp_io::{BindError, DeliveryError};
+pub use gtudp_io::{BindError, Closed, DeliveryError, RecvError};
 
 /// [`Socket::send_nowait`](crate::Socket::send_nowait) could not take a
 /// message at once. The payload is handed back.
@@ -91,48 +91,3 @@ impl std::error::Error for TrySendError {}
 /// A raw (unframed) send was refused: the endpoint's own error, whose
 /// variants already say everything a socket user needs.
 pub use gtudp_proto::SendRawError;
-
-/// A receive found nothing to return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecvError {
-    /// The next datagram is longer than the buffer given to
-    /// [`Socket::recv_from`](crate::Socket::recv_from). Nothing was
-    /// consumed: call again with a buffer of at least `len` bytes, or use
-    /// [`Socket::recv`](crate::Socket::recv).
-    Truncated {
-        /// The datagram's length.
-        len: usize,
-        /// The buffer's length.
-        capacity: usize,
-    },
-    /// The socket has closed and every received datagram has been read.
-    Closed,
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Truncated { len, capacity } => write!(
-                f,
-                "the next datagram has {len} bytes but the buffer holds {capacity}; \
-                 it was kept: call again with a larger buffer or use recv()"
-            ),
-            RecvError::Closed => f.write_str("the socket has closed and nothing is left to read"),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {}
-
-/// The socket's driver has stopped: it closed, or its runtime shut down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Closed;
-
-impl fmt::Display for Closed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the socket has closed")
-    }
-}
-
-impl std::error::Error for Closed {}

@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
@@ -20,6 +19,7 @@ use crate::error::{
 };
 use crate::io::{TokioSocket, UdpIo};
 use crate::stats::{CloseSummary, Stats};
+pub use gtudp_io::{Datagram, DatagramKind, SendOptions};
 
 /// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
 /// resolves once the peer confirmed receipt (its RECV arrived) or with the
@@ -93,28 +93,6 @@ struct Inbox {
     kept: Option<Datagram>,
 }
 
-/// A datagram taken from the socket by [`Socket::recv`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Datagram {
-    /// The message (or, for a foreign datagram, the whole datagram).
-    pub payload: Bytes,
-    /// The sender's address.
-    pub from: SocketAddr,
-    /// Whether it is a gtUDP message or a foreign datagram.
-    pub kind: DatagramKind,
-}
-
-/// What a received datagram is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DatagramKind {
-    /// A gtUDP message, confirmed to its sender and handed over once.
-    Message,
-    /// A datagram that is not gtUDP, handed over as it arrived (no
-    /// guarantees) because [`Config::deliver_foreign`] is on.
-    Foreign,
-}
-
 /// What [`Socket::recv_from`] wrote into the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,37 +103,6 @@ pub struct RecvMeta {
     pub from: SocketAddr,
     /// Whether it is a gtUDP message or a foreign datagram.
     pub kind: DatagramKind,
-}
-
-/// Per-message options for [`Socket::send_to_with`] and
-/// [`Socket::send_nowait_with`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SendOptions {
-    /// Fail with [`FailureReason::DeadlineExpired`](gtudp_proto::FailureReason)
-    /// if no RECV arrived within this time of the call.
-    pub timeout: Option<Duration>,
-    /// Transmissions before failing; at most [`Config::max_attempts`], which
-    /// is also the default.
-    pub max_attempts: Option<u32>,
-}
-
-impl SendOptions {
-    /// Options with a delivery timeout, counted from the send call.
-    pub fn with_timeout(timeout: Duration) -> Self {
-        Self {
-            timeout: Some(timeout),
-            ..Self::default()
-        }
-    }
-
-    /// Options with an attempt limit.
-    pub fn with_max_attempts(max_attempts: u32) -> Self {
-        Self {
-            max_attempts: Some(max_attempts),
-            ..Self::default()
-        }
-    }
 }
 
 /// Settings for a [`Socket`] beyond the protocol's [`Config`].
@@ -396,7 +343,7 @@ impl Socket {
         options: SendOptions,
     ) -> Result<Delivery, DeliveryError> {
         let payload = payload.into();
-        let deadline = deadline(options);
+        let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(refusal(kind, target));
         }
@@ -413,7 +360,7 @@ impl Socket {
             .reserve()
             .await
             .map_err(|_| DeliveryError::Closed)?;
-        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        let (command, delivery) = self.send_command(payload, target, options, permit);
         slot.send(command);
         Ok(delivery)
     }
@@ -439,7 +386,7 @@ impl Socket {
         options: SendOptions,
     ) -> Result<Delivery, TrySendError> {
         let payload = payload.into();
-        let deadline = deadline(options);
+        let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(TrySendError::new(kind, payload));
         }
@@ -458,7 +405,7 @@ impl Socket {
                 return Err(TrySendError::new(TrySendErrorKind::Closed, payload))
             }
         };
-        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        let (command, delivery) = self.send_command(payload, target, options, permit);
         slot.send(command);
         Ok(delivery)
     }
@@ -571,20 +518,16 @@ impl Socket {
         &self,
         payload: Bytes,
         to: SocketAddr,
-        options: SendOptions,
-        deadline: Option<std::time::Instant>,
+        options: gtudp_proto::SendOptions,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> (Command, Delivery) {
         let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = self.shared.completions.register();
-        let mut proto_options = gtudp_proto::SendOptions::default();
-        proto_options.deadline = deadline;
-        proto_options.max_attempts = options.max_attempts;
         let command = Command::Send {
             ticket,
             to,
             payload,
-            options: proto_options,
+            options,
             completion,
             permit,
         };
@@ -603,12 +546,6 @@ impl Socket {
 /// lower); the registry grows past this only if more sends are pending at
 /// once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
-
-fn deadline(options: SendOptions) -> Option<std::time::Instant> {
-    options
-        .timeout
-        .map(|timeout| (tokio::time::Instant::now() + timeout).into_std())
-}
 
 fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
     match kind {

@@ -21,3 +21,13 @@ pub fn fast_config() -> Config {
     config.drain_timeout = Duration::from_secs(3);
     config
 }
+
+/// `addr` (IPv4) in the IPv4-mapped IPv6 form a dual-stack socket sees.
+pub fn mapped(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            std::net::SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
+        v6 => v6,
+    }
+}

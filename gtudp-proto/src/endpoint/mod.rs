@@ -52,6 +52,14 @@ type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 ///   earlier `now` is treated as the latest one seen). Virtual time works as
 ///   well as real time.
 ///
+/// # Addresses
+///
+/// An IPv4-mapped IPv6 address (`[::ffff:a.b.c.d]:p`, how a dual-stack
+/// socket sees an IPv4 peer) and the plain IPv4 address `a.b.c.d:p` are the
+/// same peer. Every address given to the endpoint is turned into
+/// [`canonical_addr`](crate::canonical_addr)'s form (plain IPv4), and every
+/// address the endpoint gives out (events, transmits, peers) is in that form.
+///
 /// # Guarantees
 ///
 /// Each message given to `send` ends in exactly one [`Event::Delivered`] or
@@ -304,7 +312,9 @@ impl Endpoint {
     /// Counters and the current RTT estimate for one peer, while it is
     /// tracked (peers idle for `peer_idle_timeout` are forgotten).
     pub fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
-        self.peers.get(&peer).map(Peer::snapshot)
+        self.peers
+            .get(&crate::canonical_addr(peer))
+            .map(Peer::snapshot)
     }
 
     /// The addresses of the peers tracked now, in no particular order.
@@ -368,6 +378,7 @@ impl Endpoint {
     /// counted by reason and dropped, or handed over as [`Event::Foreign`]
     /// when configured. A DATA's payload is a slice of `datagram`, not a copy.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        let source = crate::canonical_addr(source);
         let now = self.advance(now);
         self.stats.bytes_in += datagram.len() as u64;
         if self.state == State::Closed {
@@ -458,6 +469,7 @@ impl Endpoint {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
+        let destination = crate::canonical_addr(destination);
         let accepted = self.accept_message(now, destination, payload, options);
         self.compact();
         accepted
@@ -494,7 +506,8 @@ impl Endpoint {
         if self.output.pending_raw >= self.config.limits.max_pending_raw {
             return Err(SendRawError::QueueFull);
         }
-        self.output.push_raw(destination, datagram);
+        self.output
+            .push_raw(crate::canonical_addr(destination), datagram);
         Ok(())
     }
 
