@@ -121,6 +121,28 @@ impl Delivery {
         Ok(matches!(self.outcome(py, deadline)?, Some(Ok(()))))
     }
 
+    /// Stops trying to deliver the message: `True` if this cancelled it (it
+    /// now reports failed, reason `"cancelled"`; the payload may still have
+    /// arrived), `False` if it had been delivered or had failed already.
+    fn cancel(&self, py: Python<'_>) -> bool {
+        py.detach(|| {
+            let mut state = self.lock();
+            let State::Pending(pending) = &*state else {
+                return false;
+            };
+            let outcome = pending.cancel();
+            let cancelled = matches!(
+                outcome,
+                Err(DeliveryError::Failed {
+                    reason: FailureReason::Cancelled,
+                    ..
+                })
+            );
+            *state = State::Done(outcome);
+            cancelled
+        })
+    }
+
     /// `True` once delivered, `False` once failed, `None` while pending.
     #[getter]
     fn delivered(&self, py: Python<'_>) -> PyResult<Option<bool>> {

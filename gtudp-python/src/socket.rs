@@ -2,10 +2,13 @@
 //! behind the Python `GTUDP` class.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use gtudp_mio::{BlockingOptions, BlockingSocket, CloseSummary, DeliveryError, RecvError};
+use gtudp_mio::{
+    BlockingOptions, BlockingSocket, CloseSummary, DeliveryError, EndpointStats, RecvError,
+    SendOptions, Stats,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
@@ -13,29 +16,26 @@ use crate::address::{self, Family, Lookup};
 use crate::config::{duration, settings};
 use crate::debug::Watch;
 use crate::delivery::{Delivery, WAIT_SLICE};
-use crate::errors::{self, bind_error, closed, delivery_error, recv_error};
+use crate::errors::{self, bind_error, delivery_error, recv_error};
 use crate::{payload, stats};
 
 /// A gtUDP socket on a background thread, over a duplicate of a Python
 /// socket's file descriptor. Methods that wait release the GIL.
 #[pyclass(module = "gtudp._native", name = "Socket", frozen)]
 pub(crate) struct Socket {
-    /// `None` once closed.
-    inner: Mutex<Option<Arc<BlockingSocket>>>,
+    inner: Arc<BlockingSocket>,
     family: Family,
     local: SocketAddr,
     max_payload: usize,
-    /// The summary of the close, for later `close` calls.
-    summary: Mutex<Option<CloseSummary>>,
+    /// The close, once started (later `close` calls wait for the same).
+    closing: Mutex<Option<Arc<Closing>>>,
     /// Prints this socket's datagrams while it is open (`debug=True`).
     watch: Mutex<Option<Watch>>,
 }
 
 impl Socket {
-    fn socket(&self, py: Python<'_>) -> PyResult<Arc<BlockingSocket>> {
-        lock(&self.inner)
-            .clone()
-            .ok_or_else(|| closed(py, "the gtUDP socket has been cleaned up"))
+    fn socket(&self, _py: Python<'_>) -> PyResult<Arc<BlockingSocket>> {
+        Ok(self.inner.clone())
     }
 
     fn addr(&self, addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
@@ -70,11 +70,11 @@ impl Socket {
             .detach(|| BlockingSocket::with_options(std_socket, settings.config, options))
             .map_err(bind_error)?;
         Ok(Socket {
-            inner: Mutex::new(Some(Arc::new(socket))),
+            inner: Arc::new(socket),
             family,
             local,
             max_payload,
-            summary: Mutex::new(None),
+            closing: Mutex::new(None),
             watch: Mutex::new(watch),
         })
     }
@@ -91,18 +91,22 @@ impl Socket {
         self.max_payload
     }
 
-    /// Starts a guaranteed send and returns its handle at once.
-    #[pyo3(signature = (data, addr))]
+    /// Starts a guaranteed send and returns its handle at once; `deadline`
+    /// (seconds from now) and `attempts` bound how long it is tried.
+    #[pyo3(signature = (data, addr, deadline = None, attempts = None))]
     fn sendto(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
+        deadline: Option<f64>,
+        attempts: Option<u32>,
     ) -> PyResult<Delivery> {
         let payload = payload::from_py(data)?;
         let to = self.addr(addr)?;
+        let options = send_options(deadline, attempts)?;
         let socket = self.socket(py)?;
-        match py.detach(|| socket.send_to(payload, to)) {
+        match py.detach(|| socket.send_to_with(payload, to, options)) {
             Ok(pending) => Ok(Delivery::new(pending)),
             Err(error @ DeliveryError::Refused { .. }) => Err(delivery_error(py, error)),
             Err(error) => Ok(Delivery::resolved(to, Err(error))),
@@ -110,21 +114,40 @@ impl Socket {
     }
 
     /// Sends and waits: `True` once delivered, `False` when delivery failed
-    /// or `timeout` seconds passed first.
-    #[pyo3(signature = (data, addr, timeout = None))]
+    /// or `timeout` seconds passed first. The timeout is the message's
+    /// deadline, so the endpoint stops trying it then.
+    #[pyo3(signature = (data, addr, timeout = None, attempts = None))]
     fn sendto_blocking(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         addr: &Bound<'_, PyAny>,
         timeout: Option<f64>,
+        attempts: Option<u32>,
     ) -> PyResult<bool> {
+        let delivery = self.sendto(py, data, addr, timeout, attempts)?;
+        // The endpoint fails the message at its deadline; the grace covers
+        // the thread's turn that reports it.
         let deadline = match timeout {
             None => None,
-            Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
+            Some(secs) => Instant::now().checked_add(duration("timeout", secs)? + DEADLINE_GRACE),
         };
-        let delivery = self.sendto(py, data, addr)?;
         Ok(matches!(delivery.outcome(py, deadline)?, Some(Ok(()))))
+    }
+
+    /// Sends `data` to `addr` as is: no framing, no guarantee (for peers
+    /// that do not speak gtUDP).
+    fn sendto_raw(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let datagram = payload::from_py(data)?;
+        let to = self.addr(addr)?;
+        let socket = self.socket(py)?;
+        py.detach(|| socket.send_raw_to(datagram, to))
+            .map_err(|error| errors::raw_error(py, error))
     }
 
     /// The next message as `(payload, address, foreign)`; waits at most
@@ -155,7 +178,7 @@ impl Socket {
                     return Ok((
                         payload::to_py(py, &datagram.payload, length),
                         address::to_py(py, datagram.from)?,
-                        datagram.foreign,
+                        datagram.is_foreign(),
                     ))
                 }
                 Err(RecvError::TimedOut) => {
@@ -171,43 +194,147 @@ impl Socket {
 
     /// Counters of the endpoint and the socket I/O, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        if let Some(summary) = &*lock(&self.summary) {
-            return stats::socket(py, &summary.stats);
-        }
-        let socket = self.socket(py)?;
-        stats::socket(py, &socket.stats())
+        stats::socket(py, &self.socket(py)?.stats())
+    }
+
+    /// What the endpoint knows of one peer (RTT, RTO, window, in flight,
+    /// counters), or `None` if it tracks no such peer.
+    fn peer_stats<'py>(
+        &self,
+        py: Python<'py>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let peer = self.addr(addr)?;
+        self.socket(py)?
+            .peer_stats(peer)
+            .map(|peer| stats::peer(py, &peer))
+            .transpose()
     }
 
     /// Closes: messages in flight and RECVs awaiting their ACK are resolved
-    /// until done or the drain deadline; returns the summary (the same one
-    /// on every later call).
+    /// until done or the drain deadline. Returns the summary once the drain
+    /// ended, or after `timeout` seconds with what it knows then
+    /// (`complete` false; the drain goes on in the background until the
+    /// drain deadline). Later calls wait for the same drain.
     #[pyo3(signature = (timeout = None))]
     fn close<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyDict>> {
-        let _ = timeout.map(|secs| duration("timeout", secs)).transpose()?;
-        let taken = lock(&self.inner).take();
-        if let Some(socket) = taken {
-            let summary = py.detach(|| match Arc::try_unwrap(socket) {
-                Ok(socket) => Some(socket.close()),
-                Err(_shared) => None,
-            });
-            if let Some(summary) = summary {
-                *lock(&self.summary) = Some(summary);
+        let deadline = match timeout {
+            None => None,
+            Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
+        };
+        let socket = self.socket(py)?;
+        let closing = {
+            let mut slot = lock(&self.closing);
+            match &*slot {
+                Some(closing) => closing.clone(),
+                None => {
+                    let closing = Closing::start(socket.clone(), lock(&self.watch).take())?;
+                    *slot = Some(closing.clone());
+                    closing
+                }
             }
-        }
-        lock(&self.watch).take();
-        match &*lock(&self.summary) {
-            Some(summary) => stats::summary(py, summary),
-            None => Err(closed(
-                py,
-                "closed while another thread was using the socket",
-            )),
+        };
+        match closing.wait(py, deadline)? {
+            Some(summary) => stats::summary(py, &summary, true),
+            None => {
+                let partial = closing.partial(&socket.stats());
+                stats::summary(py, &partial, false)
+            }
         }
     }
 
     /// Whether `close` has been called.
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.inner).is_none()
+        lock(&self.closing).is_some()
+    }
+}
+
+/// Extra wait past a message's deadline for its failure to be reported.
+const DEADLINE_GRACE: Duration = Duration::from_millis(200);
+
+fn send_options(deadline: Option<f64>, attempts: Option<u32>) -> PyResult<SendOptions> {
+    let mut options = SendOptions::default();
+    if let Some(secs) = deadline {
+        options = options.timeout(duration("deadline", secs)?);
+    }
+    if let Some(attempts) = attempts {
+        options = options.max_attempts(attempts);
+    }
+    Ok(options)
+}
+
+/// A close running on its own thread, so a caller can stop waiting for it
+/// (`cleanup(timeout=...)`) while the drain goes on.
+struct Closing {
+    done: Mutex<Option<CloseSummary>>,
+    ready: Condvar,
+    started: Instant,
+    before: EndpointStats,
+}
+
+impl Closing {
+    /// Starts closing `socket` on a new thread; `watch` (its debug
+    /// printing) ends with the drain.
+    fn start(socket: Arc<BlockingSocket>, watch: Option<Watch>) -> PyResult<Arc<Self>> {
+        let closing = Arc::new(Closing {
+            done: Mutex::new(None),
+            ready: Condvar::new(),
+            started: Instant::now(),
+            before: socket.stats().endpoint,
+        });
+        let shared = closing.clone();
+        std::thread::Builder::new()
+            .name(format!("gtudp close {}", socket.local_addr()))
+            .spawn(move || {
+                let summary = socket
+                    .close()
+                    .unwrap_or_else(|_| CloseSummary::without_drain(socket.stats()));
+                drop(watch);
+                *lock(&shared.done) = Some(summary);
+                shared.ready.notify_all();
+            })?;
+        Ok(closing)
+    }
+
+    /// The summary once the close ended; `None` if `deadline` came first.
+    fn wait(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<CloseSummary>> {
+        loop {
+            let slice = match deadline {
+                None => WAIT_SLICE,
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE),
+            };
+            let summary = py.detach(|| {
+                let done = lock(&self.done);
+                if done.is_some() || slice.is_zero() {
+                    return *done;
+                }
+                *self
+                    .ready
+                    .wait_timeout(done, slice)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0
+            });
+            if summary.is_some() {
+                return Ok(summary);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// What the drain has done so far, for a caller that stopped waiting.
+    fn partial(&self, stats: &Stats) -> CloseSummary {
+        let mut summary = CloseSummary::without_drain(*stats);
+        summary.delivered = stats.endpoint.delivered - self.before.delivered;
+        summary.failed = stats.endpoint.failed - self.before.failed;
+        summary.elapsed = self.started.elapsed();
+        summary.deadline_reached = true;
+        summary
     }
 }
 

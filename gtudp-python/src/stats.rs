@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gtudp_mio::{CloseSummary, EndpointStats, IoStats, Stats};
+use gtudp_mio::{CloseSummary, EndpointStats, IoStats, PeerStats, Stats};
 use gtudp_proto::{DropCounts, InvalidCounts, KindCounts};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -52,12 +52,15 @@ pub(crate) fn socket<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py,
 }
 
 /// What a close did: `delivered`, `failed` and `abandoned` while draining,
-/// `deadline_reached`, `elapsed` seconds and the final `stats`.
+/// `deadline_reached`, `elapsed` seconds, the final `stats`, and whether the
+/// drain had ended (`complete`) or the caller stopped waiting for it.
 pub(crate) fn summary<'py>(
     py: Python<'py>,
     summary: &CloseSummary,
+    complete: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
+    dict.set_item("complete", complete)?;
     fields!(
         dict,
         summary,
@@ -65,6 +68,34 @@ pub(crate) fn summary<'py>(
     );
     dict.set_item("elapsed", secs(summary.elapsed))?;
     dict.set_item("stats", socket(py, &summary.stats)?)?;
+    Ok(dict)
+}
+
+/// One peer's counters and path estimates (`rtt` and `rto` in seconds,
+/// `rtt` `None` until measured).
+pub(crate) fn peer<'py>(py: Python<'py>, stats: &PeerStats) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("datagrams_in", kinds(py, &stats.datagrams_in)?)?;
+    dict.set_item("datagrams_out", kinds(py, &stats.datagrams_out)?)?;
+    fields!(dict, stats, [bytes_in, bytes_out]);
+    dict.set_item("invalid", invalid(py, &stats.invalid)?)?;
+    fields!(
+        dict,
+        stats,
+        [
+            retransmissions,
+            duplicates_suppressed,
+            received,
+            delivered,
+            failed,
+            window,
+            in_flight,
+            queued,
+            validated
+        ]
+    );
+    dict.set_item("rtt", stats.rtt.map(secs))?;
+    dict.set_item("rto", secs(stats.rto))?;
     Ok(dict)
 }
 

@@ -193,16 +193,23 @@ class GTUDP:
         self,
         data: bytes,
         addr: Address,
+        *,
+        deadline: Optional[float] = None,
+        attempts: Optional[int] = None,
     ) -> Delivery:
         """Sends ``data`` to ``addr`` with guaranteed delivery and returns at
         once with a :class:`Delivery` handle (the original returned the
         byte count of its first transmission).
 
         ``data`` is any bytes-like object; ``addr`` an address tuple (a host
-        name is looked up). Raises ``ValueError`` if the payload is larger
-        than :attr:`max_payload_size`, :class:`Closed` after cleanup.
+        name is looked up). ``deadline``: seconds from now after which the
+        message fails (reason ``"deadline_expired"``) if not confirmed;
+        ``attempts``: transmissions before it fails (at most
+        ``max_attempts``). Raises ``ValueError`` for a payload larger than
+        :attr:`max_payload_size` or bad options, :class:`Closed` after
+        cleanup.
         """
-        return self._started().sendto(data, addr)
+        return self._started().sendto(data, addr, deadline, attempts)
 
     def recvfrom(self, length: Optional[int] = None) -> Tuple[bytes, Address]:
         """The next message and its sender, ``(data, addr)``; ``data`` is cut
@@ -231,16 +238,21 @@ class GTUDP:
 
     def cleanup(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Stops: no new messages in or out; messages in flight and RECVs
-        awaiting their ACK are resolved until done, or until ``timeout``
-        seconds (default and at most: ``drain_timeout``), when what is left
-        fails. Returns the summary: ``delivered``, ``failed`` and
-        ``abandoned`` (still unconfirmed at the deadline) while draining,
-        ``deadline_reached``, ``elapsed`` seconds and the final ``stats``.
+        awaiting their ACK are resolved until done or until ``drain_timeout``
+        (default 10 s), when what is left fails. Returns the summary:
+        ``delivered``, ``failed`` and ``abandoned`` (still unconfirmed at the
+        drain deadline) while draining, ``deadline_reached``, ``elapsed``
+        seconds, the final ``stats``, and ``complete``.
 
-        Safe to call more than once (the same summary) and from any thread;
-        a thread blocked in :meth:`recvfrom` gets the messages still queued,
-        then :class:`Closed`. The wrapped socket is given back in blocking
-        mode as it was; close it yourself.
+        With ``timeout``, returns after at most that many seconds: if the
+        drain has not ended by then, the summary says what it did so far
+        (``complete`` false) and the drain goes on in the background until
+        ``drain_timeout``; it never outlives that.
+
+        Safe to call more than once and from any thread; a thread blocked in
+        :meth:`recvfrom` gets the messages still queued, then
+        :class:`Closed`. The wrapped socket is given back in blocking mode
+        as it was; close it yourself.
         """
         with self._lock:
             self._cleaned_up = True
@@ -259,10 +271,32 @@ class GTUDP:
 
     # ----- what the original wished for ------------------------------------
 
-    def sendto_blocking(self, data: bytes, addr: Address, timeout: Optional[float] = None) -> bool:
+    def sendto_blocking(
+        self,
+        data: bytes,
+        addr: Address,
+        timeout: Optional[float] = None,
+        *,
+        attempts: Optional[int] = None,
+    ) -> bool:
         """Sends and waits: ``True`` once the peer's endpoint has the message,
-        ``False`` when delivery failed or ``timeout`` seconds passed first."""
-        return self._started().sendto_blocking(data, addr, timeout)
+        ``False`` when delivery failed or ``timeout`` seconds passed first
+        (the timeout is the message's deadline: it is not tried after it).
+        Without a timeout it waits at most ``max_attempts`` retransmission
+        timeouts."""
+        return self._started().sendto_blocking(data, addr, timeout, attempts)
+
+    def sendto_raw(self, data: bytes, addr: Address) -> None:
+        """Sends ``data`` as one plain UDP datagram, without gtUDP framing or
+        guarantee, for peers that do not speak gtUDP. Raises
+        :class:`Refused` when too many raw datagrams wait to be sent."""
+        self._started().sendto_raw(data, addr)
+
+    def peer_stats(self, addr: Address) -> Optional[Dict[str, Any]]:
+        """What the endpoint knows of one peer: ``rtt`` and ``rto`` (seconds),
+        ``window``, ``in_flight``, ``queued`` and its counters; ``None`` for
+        a peer it does not track."""
+        return self._started().peer_stats(addr)
 
     def recv_message(self, length: Optional[int] = None) -> Message:
         """Like :meth:`recvfrom`, as a :class:`Message` that also says
@@ -360,6 +394,7 @@ def _empty_summary() -> Dict[str, Any]:
         "deadline_reached": False,
         "elapsed": 0.0,
         "stats": None,
+        "complete": True,
     }
 
 
