@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use gtudp_mio::{
     BlockingOptions, BlockingSocket, CloseSummary, DeliveryError, EndpointStats, RecvError,
-    SendOptions, Stats,
+    SendErrorKind, SendOptions, Stats,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -27,6 +27,8 @@ pub(crate) struct Socket {
     family: Family,
     local: SocketAddr,
     max_payload: usize,
+    /// `Config::max_attempts`, the most a message may ask for.
+    max_attempts: u32,
     /// The close, once started (later `close` calls wait for the same).
     closing: Mutex<Option<Arc<Closing>>>,
     /// Prints this socket's datagrams while it is open (`debug=True`).
@@ -65,6 +67,7 @@ impl Socket {
         // Printing must be on before the thread sends or reads anything.
         let watch = debug.then(|| Watch::new(local));
         let max_payload = settings.config.max_payload_size();
+        let max_attempts = settings.config.max_attempts;
         let options = BlockingOptions::default().with_receive_queue(settings.receive_queue);
         let socket = py
             .detach(|| BlockingSocket::with_options(std_socket, settings.config, options))
@@ -74,6 +77,7 @@ impl Socket {
             family,
             local,
             max_payload,
+            max_attempts,
             closing: Mutex::new(None),
             watch: Mutex::new(watch),
         })
@@ -104,7 +108,7 @@ impl Socket {
     ) -> PyResult<Delivery> {
         let payload = payload::from_py(data)?;
         let to = self.addr(addr)?;
-        let options = send_options(deadline, attempts)?;
+        let options = send_options(deadline, attempts, self.max_attempts)?;
         let socket = self.socket(py)?;
         match py.detach(|| socket.send_to_with(payload, to, options)) {
             Ok(pending) => Ok(Delivery::new(pending)),
@@ -253,12 +257,28 @@ impl Socket {
 /// Extra wait past a message's deadline for its failure to be reported.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
 
-fn send_options(deadline: Option<f64>, attempts: Option<u32>) -> PyResult<SendOptions> {
+/// Per-message options, checked here so a bad one raises `ValueError` at
+/// the call rather than resolving the handle as refused.
+fn send_options(
+    deadline: Option<f64>,
+    attempts: Option<u32>,
+    max_attempts: u32,
+) -> PyResult<SendOptions> {
     let mut options = SendOptions::default();
     if let Some(secs) = deadline {
-        options = options.timeout(duration("deadline", secs)?);
+        let timeout = duration("deadline", secs)?;
+        if timeout.is_zero() {
+            return Err(errors::value_error("deadline must be above 0 seconds"));
+        }
+        options = options.timeout(timeout);
     }
     if let Some(attempts) = attempts {
+        if attempts == 0 || attempts > max_attempts {
+            return Err(errors::value_error(SendErrorKind::InvalidAttempts {
+                requested: attempts,
+                max: max_attempts,
+            }));
+        }
         options = options.max_attempts(attempts);
     }
     Ok(options)
