@@ -143,6 +143,8 @@ class Socket:
         self._endpoint = endpoint
         self._loop = asyncio.get_running_loop()
         self._transport: Optional[asyncio.DatagramTransport] = None
+        self._local_addr: Address = ("", 0)
+        self._family = _socket.AF_INET
         self._inbox: Deque[Message] = collections.deque()
         self._capacity = receive_queue
         self._paused = False
@@ -245,8 +247,7 @@ class Socket:
     @property
     def local_addr(self) -> Address:
         """The local address."""
-        assert self._transport is not None
-        return self._transport.get_extra_info("sockname")
+        return self._local_addr
 
     @property
     def max_payload_size(self) -> int:
@@ -319,9 +320,7 @@ class Socket:
     async def _resolve(self, addr: Address) -> Address:
         if not isinstance(addr, tuple) or len(addr) < 2 or not isinstance(addr[0], str) or _is_ip_literal(addr[0]):
             return addr  # the endpoint checks it
-        assert self._transport is not None
-        family = self._transport.get_extra_info("socket").family
-        infos = await self._loop.getaddrinfo(addr[0], addr[1], family=family, type=_socket.SOCK_DGRAM)
+        infos = await self._loop.getaddrinfo(addr[0], addr[1], family=self._family, type=_socket.SOCK_DGRAM)
         if not infos:
             raise OSError(f"no address for {addr[0]!r}")
         return infos[0][4]
@@ -411,6 +410,8 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._socket._transport = transport  # type: ignore[assignment]
+        self._socket._local_addr = transport.get_extra_info("sockname")
+        self._socket._family = transport.get_extra_info("socket").family
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._socket._on_datagram(data, addr)
