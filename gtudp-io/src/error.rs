@@ -18,9 +18,23 @@ pub enum BindError {
         /// The option's name.
         field: &'static str,
     },
+    /// A capacity option of the socket is larger than the adapter can
+    /// represent (Tokio's semaphore holds at most `usize::MAX >> 3`
+    /// permits, for example).
+    TooLarge {
+        /// The option's name.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The largest value accepted.
+        max: usize,
+    },
+    /// A Tokio socket was created outside a Tokio runtime (`from_std` and
+    /// `from_tokio` must be called inside one: the socket's driver is a
+    /// task of that runtime).
+    NoRuntime,
     /// The operating system refused the socket, the poller or the thread
-    /// (address in use, bad address, no random source, not inside a Tokio
-    /// runtime, ...).
+    /// (address in use, bad address, no random source, ...).
     Io(io::Error),
 }
 
@@ -31,6 +45,12 @@ impl fmt::Display for BindError {
             BindError::ZeroCapacity { field } => {
                 write!(f, "{field} is 0; it must be at least 1")
             }
+            BindError::TooLarge { field, value, max } => {
+                write!(f, "{field} is {value}; it must be at most {max}")
+            }
+            BindError::NoRuntime => f.write_str(
+                "not inside a Tokio runtime: create gtudp-tokio sockets from within one",
+            ),
             BindError::Io(error) => write!(f, "could not set up the UDP socket: {error}"),
         }
     }
@@ -41,7 +61,9 @@ impl std::error::Error for BindError {
         match self {
             BindError::Config(error) => Some(error),
             BindError::Io(error) => Some(error),
-            BindError::ZeroCapacity { .. } => None,
+            BindError::ZeroCapacity { .. } | BindError::TooLarge { .. } | BindError::NoRuntime => {
+                None
+            }
         }
     }
 }

@@ -126,10 +126,13 @@ fn default_read_timeout_applies_to_recv_and_recv_from() {
         Err(RecvError::TimedOut)
     );
 
-    // A message waiting is returned whatever the timeout.
+    // A message arriving within the timeout is returned. (Delivered at the
+    // sender may come before the message reaches the receive queue, so
+    // the wait is a long one rather than zero.)
     let peer = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
     peer.send_to_blocking(&b"hi"[..], socket.local_addr())
         .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10)));
     assert_eq!(socket.recv_from(&mut buf), Ok((2, peer.local_addr())));
     socket.set_read_timeout(None);
     assert_eq!(socket.read_timeout(), None);

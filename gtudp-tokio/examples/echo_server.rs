@@ -9,36 +9,12 @@
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained.
 
-#[path = "common/mod.rs"]
-mod common;
-
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gtudp_tokio::proto::MAX_UDP_PAYLOAD;
+use gtudp_testkit::cli::ServerArgs as Args;
 use gtudp_tokio::Builder;
 use tokio::task::JoinSet;
-
-/// Echo every gtUDP message back to its sender.
-#[derive(Parser, Debug)]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    bind: SocketAddr,
-    /// Exit after this many messages (once drained).
-    #[arg(long)]
-    count: Option<u64>,
-    /// Only receive; send nothing back.
-    #[arg(long)]
-    sink: bool,
-    /// Magic prefix, in hex (default: none).
-    #[arg(long, value_parser = common::parse_hex)]
-    magic: Option<common::Hex>,
-    /// DATA,RECV,ACK type identifiers, in hex (default: 1d,5f,ae).
-    #[arg(long, value_parser = common::parse_types)]
-    types: Option<common::Types>,
-}
 
 /// Echoes awaiting their outcome at once; past this the server stops
 /// reading, and new DATA waits in the peer's retransmissions.
@@ -46,7 +22,7 @@ const MAX_ECHOES_IN_FLIGHT: usize = 4_096;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::init_logging();
+    gtudp_testkit::cli::init_logging();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,9 +34,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = common::config(args.magic.as_ref(), args.types.as_ref())?;
-    // Echo any message a client can send.
-    config.max_datagram_size = MAX_UDP_PAYLOAD;
+    let config = args.config()?;
     let socket = Builder::new(config).bind(args.bind).await?;
     println!("listening on {}", socket.local_addr());
 
@@ -99,8 +73,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let summary = socket.close().await?;
     let stats = summary.stats.endpoint;
     eprintln!(
-        "received={received} echo_failures={echo_failures} retransmissions={} duplicates_suppressed={}",
-        stats.retransmissions, stats.duplicates_suppressed
+        "{}",
+        gtudp_testkit::cli::server_result_line(received, echo_failures, &stats)
     );
     Ok(())
 }

@@ -164,6 +164,8 @@ impl Builder {
     /// reached, [`Socket::send_nowait`] fails with
     /// [`TrySendErrorKind::TooManyOutstanding`] and [`Socket::send_to`]
     /// waits. Default and ceiling: `config.limits.max_outstanding_messages`.
+    /// Binding fails with [`BindError::TooLarge`] when the limit that
+    /// applies is above [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`).
     pub fn max_outstanding(mut self, limit: usize) -> Self {
         self.max_outstanding = Some(limit);
         self
@@ -176,19 +178,35 @@ impl Builder {
     }
 
     /// Takes over a standard-library socket (made non-blocking here). Must
-    /// be called inside a Tokio runtime.
+    /// be called inside a Tokio runtime; outside one it fails with
+    /// [`BindError::NoRuntime`].
     pub fn from_std(self, socket: std::net::UdpSocket) -> Result<Socket, BindError> {
+        tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         socket.set_nonblocking(true)?;
         self.from_tokio(UdpSocket::from_std(socket)?)
     }
 
-    /// Takes over a Tokio socket. Must be called inside a Tokio runtime.
+    /// Takes over a Tokio socket. Must be called inside a Tokio runtime;
+    /// outside one it fails with [`BindError::NoRuntime`].
     ///
     /// A connected socket works too; ICMP errors it reports
     /// (`ConnectionRefused`) are logged and never stop the driver.
     pub fn from_tokio(self, socket: UdpSocket) -> Result<Socket, BindError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         let max = self.config.limits.max_outstanding_messages;
         let max_outstanding = self.max_outstanding.unwrap_or(max).min(max);
+        if max_outstanding > Semaphore::MAX_PERMITS {
+            let field = if self.max_outstanding.is_some_and(|limit| limit <= max) {
+                "Builder::max_outstanding"
+            } else {
+                "Config::limits.max_outstanding_messages"
+            };
+            return Err(BindError::TooLarge {
+                field,
+                value: max_outstanding,
+                max: Semaphore::MAX_PERMITS,
+            });
+        }
         for (field, value) in [
             ("recv_queue", self.recv_queue),
             ("command_queue", self.command_queue),
@@ -215,7 +233,7 @@ impl Builder {
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));
         let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
-        tokio::spawn(driver.run());
+        runtime.spawn(driver.run());
         tracing::debug!(target: "gtudp", %local_addr, "gtUDP socket ready");
         Ok(Socket {
             shared: Arc::new(Shared {

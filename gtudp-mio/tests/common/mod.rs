@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub mod relay;
+pub use gtudp_testkit::relay;
 
 use std::time::Duration;
 
