@@ -2,6 +2,7 @@
 //! behind the Python `GTUDP` class.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub(crate) struct Socket {
     max_payload: usize,
     /// `Config::max_attempts`, the most a message may ask for.
     max_attempts: u32,
+    /// Set when `close` is called, so receivers stop waiting at once.
+    closing_started: AtomicBool,
     /// The close, once started (later `close` calls wait for the same).
     closing: Mutex<Option<Arc<Closing>>>,
     /// Prints this socket's datagrams while it is open (`debug=True`).
@@ -78,6 +81,7 @@ impl Socket {
             local,
             max_payload,
             max_attempts,
+            closing_started: AtomicBool::new(false),
             closing: Mutex::new(None),
             watch: Mutex::new(watch),
         })
@@ -171,7 +175,11 @@ impl Socket {
             Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
         };
         loop {
+            // Once closing, nothing new is taken in: what is queued is
+            // handed out, then `Closed`, without waiting for the drain.
+            let closing = self.closing_started.load(Ordering::Acquire);
             let slice = match deadline {
+                _ if closing => Duration::ZERO,
                 None => WAIT_SLICE,
                 Some(deadline) => deadline
                     .saturating_duration_since(Instant::now())
@@ -184,6 +192,9 @@ impl Socket {
                         address::to_py(py, datagram.from)?,
                         datagram.is_foreign(),
                     ))
+                }
+                Err(RecvError::TimedOut) if closing => {
+                    return Err(recv_error(py, RecvError::Closed))
                 }
                 Err(RecvError::TimedOut) => {
                     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -227,6 +238,7 @@ impl Socket {
             Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
         };
         let socket = self.socket(py)?;
+        self.closing_started.store(true, Ordering::Release);
         let closing = {
             let mut slot = lock(&self.closing);
             match &*slot {

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import socket as _socket
 import threading
+import time
 import weakref
 from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
@@ -402,15 +403,19 @@ _live: "weakref.WeakSet[GTUDP]" = weakref.WeakSet()
 
 
 def _cleanup_at_exit() -> None:
-    """Closes every socket the program left open, each within
-    :data:`EXIT_TIMEOUT`, so exit neither hangs nor drops what a short
-    drain can still deliver; threads blocked in ``recvfrom`` get
+    """Closes every socket the program left open, all within
+    :data:`EXIT_TIMEOUT` together, so exit neither hangs nor drops what a
+    short drain can still deliver; threads blocked in ``recvfrom`` get
     :class:`Closed` and can end."""
-    for gtudp in list(_live):
-        try:
-            gtudp.cleanup(timeout=EXIT_TIMEOUT)
-        except Exception:  # noqa: BLE001 - exit must go on
-            pass
+    sockets = list(_live)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for timeout in (0.0, None):  # start every drain, then wait for them
+        for gtudp in sockets:
+            left = max(0.0, deadline - time.monotonic()) if timeout is None else timeout
+            try:
+                gtudp.cleanup(timeout=left)
+            except Exception:  # noqa: BLE001 - exit must go on
+                pass
 
 
 # Before non-daemon threads are joined (so a thread blocked in recvfrom is
