@@ -152,8 +152,9 @@ class GTUDP:
         self.FRAME_IDENTIFIER = frame_identifier
         self.RECV_IDENTIFIER = recv_identifier
         self.ACK_IDENTIFIER = ack_identifier
-        self.data_attempts = max_attempts
-        self.recv_attempts = recv_max_attempts
+        # The original's attribute names (its defaults were 6 and 10).
+        self.data_attempts = 10 if max_attempts is None else max_attempts
+        self.recv_attempts = 10 if recv_max_attempts is None else recv_max_attempts
         self._more_options: Dict[str, Any] = {
             "initial_rto": initial_rto,
             "min_rto": min_rto,
