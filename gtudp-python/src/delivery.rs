@@ -3,18 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gtudp_mio::{DeliveryError, FailureReason, PendingSend};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::address;
-use crate::config::duration;
-
-/// How long one wait sleeps with the GIL released before it checks for
-/// signals (so Ctrl-C interrupts a wait without a timeout).
-pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(100);
+use crate::wait;
 
 /// The outcome of one guaranteed send, from `GTUDP.sendto`.
 ///
@@ -55,45 +51,27 @@ impl Delivery {
     }
 
     /// The outcome, waiting for it until `deadline` (`None`: no deadline),
-    /// in slices so signals are handled; `None` if still unknown then.
+    /// without the GIL; `None` if still unknown then.
     pub(crate) fn outcome(
         &self,
         py: Python<'_>,
         deadline: Option<Instant>,
     ) -> PyResult<Option<Result<(), DeliveryError>>> {
-        loop {
-            let slice = match deadline {
-                None => WAIT_SLICE,
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(WAIT_SLICE),
-            };
-            let outcome = py.detach(|| {
-                let mut state = self.lock();
-                if let State::Pending(pending) = &*state {
-                    let outcome = if slice.is_zero() {
-                        pending.try_wait()
-                    } else {
-                        pending.wait_timeout(slice)
-                    };
-                    match outcome {
-                        Some(outcome) => *state = State::Done(outcome),
-                        None => return None,
-                    }
-                }
-                match &*state {
-                    State::Done(outcome) => Some(outcome.clone()),
-                    State::Pending(_) => None,
-                }
-            });
-            if outcome.is_some() {
-                return Ok(outcome);
+        wait::sliced(py, deadline, |slice| {
+            let mut state = self.lock();
+            if let State::Pending(pending) = &*state {
+                let outcome = if slice.is_zero() {
+                    pending.try_wait()
+                } else {
+                    pending.wait_timeout(slice)
+                };
+                *state = State::Done(outcome?);
             }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Ok(None);
+            match &*state {
+                State::Done(outcome) => Some(outcome.clone()),
+                State::Pending(_) => None,
             }
-            py.check_signals()?;
-        }
+        })
     }
 
     /// The outcome if it is known, without blocking.
@@ -114,10 +92,7 @@ impl Delivery {
     /// timeout passes first (then `done()` is still `False`).
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let deadline = match timeout {
-            None => None,
-            Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
-        };
+        let deadline = wait::deadline("timeout", timeout)?;
         Ok(matches!(self.outcome(py, deadline)?, Some(Ok(()))))
     }
 

@@ -27,6 +27,7 @@ mod fd;
 mod payload;
 mod socket;
 mod stats;
+mod wait;
 
 use pyo3::prelude::*;
 

@@ -16,9 +16,9 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::address::{self, Family, Lookup};
 use crate::config::{duration, settings};
 use crate::debug::Watch;
-use crate::delivery::{Delivery, WAIT_SLICE};
+use crate::delivery::Delivery;
 use crate::errors::{self, bind_error, delivery_error, recv_error};
-use crate::{payload, stats};
+use crate::{payload, stats, wait};
 
 /// A gtUDP socket on a background thread, over a duplicate of a Python
 /// socket's file descriptor. Methods that wait release the GIL.
@@ -136,10 +136,8 @@ impl Socket {
         let delivery = self.sendto(py, data, addr, timeout, attempts)?;
         // The endpoint fails the message at its deadline; the grace covers
         // the thread's turn that reports it.
-        let deadline = match timeout {
-            None => None,
-            Some(secs) => Instant::now().checked_add(duration("timeout", secs)? + DEADLINE_GRACE),
-        };
+        let deadline = wait::deadline("timeout", timeout)?
+            .and_then(|deadline| deadline.checked_add(DEADLINE_GRACE));
         Ok(matches!(delivery.outcome(py, deadline)?, Some(Ok(()))))
     }
 
@@ -169,41 +167,26 @@ impl Socket {
         length: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyTuple>, bool)> {
         let socket = self.socket(py)?;
-        let deadline = match timeout {
-            None => None,
-            // A timeout too long to represent waits without one.
-            Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
-        };
-        loop {
+        let deadline = wait::deadline("timeout", timeout)?;
+        let received = wait::sliced(py, deadline, |slice| {
             // Once closing, nothing new is taken in: what is queued is
             // handed out, then `Closed`, without waiting for the drain.
             let closing = self.closing_started.load(Ordering::Acquire);
-            let slice = match deadline {
-                _ if closing => Duration::ZERO,
-                None => WAIT_SLICE,
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(WAIT_SLICE),
-            };
-            match py.detach(|| socket.recv_timeout(slice)) {
-                Ok(datagram) => {
-                    return Ok((
-                        payload::to_py(py, &datagram.payload, length),
-                        address::to_py(py, datagram.from)?,
-                        datagram.is_foreign(),
-                    ))
-                }
-                Err(RecvError::TimedOut) if closing => {
-                    return Err(recv_error(py, RecvError::Closed))
-                }
-                Err(RecvError::TimedOut) => {
-                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                        return Err(errors::timeout(py, "timed out"));
-                    }
-                    py.check_signals()?;
-                }
-                Err(error) => return Err(recv_error(py, error)),
+            let slice = if closing { Duration::ZERO } else { slice };
+            match socket.recv_timeout(slice) {
+                Err(RecvError::TimedOut) if closing => Some(Err(RecvError::Closed)),
+                Err(RecvError::TimedOut) => None,
+                other => Some(other),
             }
+        })?;
+        match received {
+            Some(Ok(datagram)) => Ok((
+                payload::to_py(py, &datagram.payload, length),
+                address::to_py(py, datagram.from)?,
+                datagram.is_foreign(),
+            )),
+            Some(Err(error)) => Err(recv_error(py, error)),
+            None => Err(errors::timeout(py, "timed out")),
         }
     }
 
@@ -233,10 +216,7 @@ impl Socket {
     /// drain deadline). Later calls wait for the same drain.
     #[pyo3(signature = (timeout = None))]
     fn close<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyDict>> {
-        let deadline = match timeout {
-            None => None,
-            Some(secs) => Instant::now().checked_add(duration("timeout", secs)?),
-        };
+        let deadline = wait::deadline("timeout", timeout)?;
         let socket = self.socket(py)?;
         self.closing_started.store(true, Ordering::Release);
         let closing = {
@@ -331,32 +311,17 @@ impl Closing {
 
     /// The summary once the close ended; `None` if `deadline` came first.
     fn wait(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<CloseSummary>> {
-        loop {
-            let slice = match deadline {
-                None => WAIT_SLICE,
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(WAIT_SLICE),
-            };
-            let summary = py.detach(|| {
-                let done = lock(&self.done);
-                if done.is_some() || slice.is_zero() {
-                    return *done;
-                }
-                *self
-                    .ready
-                    .wait_timeout(done, slice)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .0
-            });
-            if summary.is_some() {
-                return Ok(summary);
+        wait::sliced(py, deadline, |slice| {
+            let done = lock(&self.done);
+            if done.is_some() || slice.is_zero() {
+                return *done;
             }
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Ok(None);
-            }
-            py.check_signals()?;
-        }
+            *self
+                .ready
+                .wait_timeout(done, slice)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0
+        })
     }
 
     /// What the drain has done so far, for a caller that stopped waiting.

@@ -182,3 +182,17 @@ def test_host_names_are_resolved_on_the_loop():
         await b.cleanup(timeout=2)
 
     run(main())
+
+
+def test_concurrent_cleanups_share_one_drain():
+    async def main():
+        dead = udp()
+        addr = dead.getsockname()
+        dead.close()
+        sock = await bound(drain_timeout=0.2)
+        await sock.sendto_nowait(b"x", addr)
+        first, second = await asyncio.gather(sock.cleanup(), sock.cleanup())
+        assert first is second and first["abandoned"] == 1
+        assert await sock.cleanup() is first
+
+    run(main())

@@ -155,7 +155,7 @@ class Socket:
         self._closing = False
         self._closed = asyncio.Event()
         self._restore = restore
-        self._summary: Optional[Dict[str, Any]] = None
+        self._cleanup: "Optional[asyncio.Future[Dict[str, Any]]]" = None
         self._icmp_errors = 0
         # Messages the endpoint failed at its drain deadline.
         self._abandoned_in_drain = 0
@@ -258,9 +258,13 @@ class Socket:
         """Closes: messages in flight and RECVs awaiting their ACK are
         resolved until done, or until ``timeout`` seconds (default and at
         most ``drain_timeout``), when what is left fails. Returns the
-        summary, as :meth:`gtudp.GTUDP.cleanup` does."""
-        if self._summary is not None:
-            return self._summary
+        summary, as :meth:`gtudp.GTUDP.cleanup` does (every call the same
+        one; concurrent calls wait for the first)."""
+        if self._cleanup is None:
+            self._cleanup = asyncio.ensure_future(self._drain(timeout))
+        return await asyncio.shield(self._cleanup)
+
+    async def _drain(self, timeout: Optional[float]) -> Dict[str, Any]:
         limit = self._endpoint.drain_timeout if timeout is None else min(timeout, self._endpoint.drain_timeout)
         before = self._endpoint.stats()
         started = time.monotonic()
@@ -280,7 +284,7 @@ class Socket:
         after = self._endpoint.stats()
         self._stop()
         stats = self.stats()
-        self._summary = {
+        return {
             "delivered": after["delivered"] - before["delivered"],
             "failed": after["failed"] - before["failed"] + abandoned,
             "abandoned": abandoned + self._abandoned_in_drain,
@@ -289,7 +293,6 @@ class Socket:
             "stats": stats,
             "complete": True,
         }
-        return self._summary
 
     async def __aenter__(self) -> "Socket":
         return self
