@@ -36,7 +36,7 @@ mod stats;
 pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
 pub use datagram::{Datagram, DatagramKind};
 pub use error::{BindError, Closed, DeliveryError, RecvError};
-pub use log::log_datagram;
+pub use log::{log_datagram, PayloadPreview};
 pub use options::SendOptions;
 pub use payload::IntoPayload;
 pub use resolve::{connected_peer, first as first_address, resolve_std, send_target};
