@@ -8,17 +8,33 @@
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained.
+//!
+//! It serves like a careful public server: an echo to an address that has
+//! not proven it receives our datagrams (its `PeerStats::validated` is false;
+//! a spoofed source never proves it) waits in a small pool of its own with a
+//! short timeout, so a flood of spoofed DATA cannot starve echoes to proven
+//! clients.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use gtudp_testkit::cli::ServerArgs as Args;
-use gtudp_tokio::Builder;
+use gtudp_tokio::{Builder, SendOptions};
 use tokio::task::JoinSet;
 
 /// Echoes awaiting their outcome at once; past this the server stops
 /// reading, and new DATA waits in the peer's retransmissions.
 const MAX_ECHOES_IN_FLIGHT: usize = 4_096;
+/// Echoes in flight to addresses that have not yet proven they receive our
+/// datagrams (any source address can be spoofed). Kept apart and small, so
+/// a flood of spoofed DATA cannot starve echoes to proven peers.
+const MAX_UNPROVEN_ECHOES_IN_FLIGHT: usize = 256;
+/// How long an echo to an unproven address may take. A real client proves
+/// itself within a round trip (its ACK for our RECV); a spoofed address
+/// never does, and the endpoint fails such echoes with `Unvalidated` after
+/// a few retransmission timeouts anyway.
+const UNPROVEN_ECHO_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,20 +55,39 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {}", socket.local_addr());
 
     let mut echoes = JoinSet::new();
-    let (mut received, mut echo_failures) = (0u64, 0u64);
+    let mut unproven_echoes = JoinSet::new();
+    let (mut received, mut echo_failures, mut echoes_skipped) = (0u64, 0u64, 0u64);
     while args.count.is_none_or(|count| received < count) {
         tokio::select! {
             message = socket.recv() => {
                 let Ok(message) = message else { break };
                 received += 1;
                 if !args.sink {
-                    let socket = socket.clone();
-                    echoes.spawn(async move {
-                        socket.send_to(message.payload, message.from).await
-                    });
+                    let proven = matches!(
+                        socket.peer_stats(message.from).await,
+                        Ok(Some(peer)) if peer.validated
+                    );
+                    let echo_socket = socket.clone();
+                    if proven {
+                        echoes.spawn(async move {
+                            echo_socket.send_to(message.payload, message.from).await
+                        });
+                    } else if unproven_echoes.len() < MAX_UNPROVEN_ECHOES_IN_FLIGHT {
+                        let options = SendOptions::with_timeout(UNPROVEN_ECHO_TIMEOUT);
+                        unproven_echoes.spawn(async move {
+                            echo_socket
+                                .send_to_with(message.payload, message.from, options)
+                                .await
+                        });
+                    } else {
+                        echoes_skipped += 1;
+                    }
                 }
             }
             Some(outcome) = echoes.join_next(), if !echoes.is_empty() => {
+                if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
+            }
+            Some(outcome) = unproven_echoes.join_next(), if !unproven_echoes.is_empty() => {
                 if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -65,10 +100,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    while let Some(outcome) = echoes.join_next().await {
-        if !matches!(outcome, Ok(Ok(()))) {
-            echo_failures += 1;
+    for set in [&mut echoes, &mut unproven_echoes] {
+        while let Some(outcome) = set.join_next().await {
+            if !matches!(outcome, Ok(Ok(()))) {
+                echo_failures += 1;
+            }
         }
+    }
+    if echoes_skipped > 0 {
+        eprintln!("echo_server: {echoes_skipped} echoes to unproven addresses skipped (their budget was full)");
     }
     let summary = socket.close().await?;
     let stats = summary.stats.endpoint;
