@@ -11,8 +11,8 @@
 //!
 //! It serves like a careful public server: an echo to an address that has
 //! not proven it receives our datagrams (its `PeerStats::validated` is false;
-//! a spoofed source never proves it) waits in a small pool of its own with a
-//! short timeout, so a flood of spoofed DATA cannot starve echoes to proven
+//! a spoofed source never proves it) goes in a pool of its own with a short
+//! timeout, so a flood of spoofed DATA cannot starve echoes to proven
 //! clients.
 
 use std::process::ExitCode;
@@ -27,9 +27,12 @@ use tokio::task::JoinSet;
 /// reading, and new DATA waits in the peer's retransmissions.
 const MAX_ECHOES_IN_FLIGHT: usize = 4_096;
 /// Echoes in flight to addresses that have not yet proven they receive our
-/// datagrams (any source address can be spoofed). Kept apart and small, so
-/// a flood of spoofed DATA cannot starve echoes to proven peers.
-const MAX_UNPROVEN_ECHOES_IN_FLIGHT: usize = 256;
+/// datagrams (any source address can be spoofed). Kept apart, with their
+/// own bound and a short timeout, so a flood of spoofed DATA cannot take
+/// the places of echoes to proven peers. Every client starts unproven (it
+/// proves itself with its first ACK), so an echo is never skipped: past
+/// this bound the server waits for the oldest unproven echo to resolve.
+const MAX_UNPROVEN_ECHOES_IN_FLIGHT: usize = 16_384;
 /// How long an echo to an unproven address may take. A real client proves
 /// itself within a round trip (its ACK for our RECV); a spoofed address
 /// never does, and the endpoint fails such echoes with `Unvalidated` after
@@ -56,7 +59,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut echoes = JoinSet::new();
     let mut unproven_echoes = JoinSet::new();
-    let (mut received, mut echo_failures, mut echoes_skipped) = (0u64, 0u64, 0u64);
+    let (mut received, mut echo_failures) = (0u64, 0u64);
     while args.count.is_none_or(|count| received < count) {
         tokio::select! {
             message = socket.recv() => {
@@ -72,15 +75,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         echoes.spawn(async move {
                             echo_socket.send_to(message.payload, message.from).await
                         });
-                    } else if unproven_echoes.len() < MAX_UNPROVEN_ECHOES_IN_FLIGHT {
+                    } else {
                         let options = SendOptions::with_timeout(UNPROVEN_ECHO_TIMEOUT);
                         unproven_echoes.spawn(async move {
                             echo_socket
                                 .send_to_with(message.payload, message.from, options)
                                 .await
                         });
-                    } else {
-                        echoes_skipped += 1;
                     }
                 }
             }
@@ -91,6 +92,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
             }
             _ = tokio::signal::ctrl_c() => break,
+        }
+        while unproven_echoes.len() >= MAX_UNPROVEN_ECHOES_IN_FLIGHT {
+            if let Some(outcome) = unproven_echoes.join_next().await {
+                if !matches!(outcome, Ok(Ok(()))) {
+                    echo_failures += 1;
+                }
+            }
         }
         while echoes.len() >= MAX_ECHOES_IN_FLIGHT {
             if let Some(outcome) = echoes.join_next().await {
@@ -107,9 +115,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    if echoes_skipped > 0 {
-        eprintln!("echo_server: {echoes_skipped} echoes to unproven addresses skipped (their budget was full)");
-    }
+
     let summary = socket.close().await?;
     let stats = summary.stats.endpoint;
     eprintln!(
