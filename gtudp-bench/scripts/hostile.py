@@ -178,6 +178,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--legit", type=int, default=2000, help="legitimate messages per case")
     parser.add_argument("--quick", action="store_true", help="only the 5,000-address cases")
+    parser.add_argument("--only", default="", help="only cases whose name starts with this")
+    parser.add_argument("--server", choices=["sink", "echo", "both"], default="both")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -195,8 +197,11 @@ def main():
             (f"flood-{big // 1000}k-150", big, 150, "data", b""),
         ]
     all_ok, worst_amp, worst_rss = True, 0.0, 0
+    servers = {"sink": (False,), "echo": (True,), "both": (False, True)}[args.server]
     for name, addresses, per, kind, payload in cases:
-        for echo in (False, True):
+        if not name.startswith(args.only):
+            continue
+        for echo in servers:
             for when in ("after", "during"):
                 ok, amp, rss = case(args, name, addresses, per, kind, payload, echo, when)
                 all_ok &= ok

@@ -211,7 +211,10 @@ impl Endpoint {
                         .map(|message| (message.destination, header_len + message.payload.len()));
                     match ready {
                         Some((to, size))
-                            if self.peers.get(&to).is_some_and(|peer| !peer.may_send(size)) =>
+                            if self
+                                .peers
+                                .get(&to)
+                                .is_some_and(|peer| !peer.may_send(size, header_len)) =>
                         {
                             self.stats.dropped.amplification_limited += 1;
                             self.hold_for_budget(id, to);
@@ -223,7 +226,9 @@ impl Endpoint {
                 Order::Recv(to, identity) => {
                     let (to, identity) = (*to, *identity);
                     match self.peers.get(&to) {
-                        Some(peer) if peer.may_send(header_len) => Some((to, header_len)),
+                        Some(peer) if peer.may_send(header_len, header_len) => {
+                            Some((to, header_len))
+                        }
                         Some(_) => {
                             self.stats.dropped.amplification_limited += 1;
                             self.on_recv_withheld(to, identity);
@@ -236,13 +241,19 @@ impl Endpoint {
                     // An untracked address gets one reply per datagram it
                     // sent (ACK per RECV, RECV per repeated DATA), never
                     // larger, so no amplification.
-                    Some(peer) if !peer.may_send(header_len) => {
+                    Some(peer) if !peer.may_send(header_len, header_len) => {
                         self.stats.dropped.amplification_limited += 1;
                         None
                     }
                     _ => Some((*to, header_len)),
                 },
-                Order::Probe(to, _) => Some((*to, header_len)),
+                Order::Probe(to, _) => match self.peers.get(to) {
+                    Some(peer) if !peer.may_probe(header_len) => {
+                        self.stats.dropped.amplification_limited += 1;
+                        None
+                    }
+                    _ => Some((*to, header_len)),
+                },
                 Order::Raw(to, datagram) => Some((*to, datagram.len())),
             };
             if ready.is_some() {

@@ -83,8 +83,16 @@ impl Peer {
     }
 
     /// Whether sending `size` more bytes stays within the anti-amplification
-    /// budget (every byte counts: RECV, ACK and DATA).
-    pub(super) fn may_send(&self, size: usize) -> bool {
+    /// budget (every byte counts: RECV, ACK, DATA and probes), keeping room
+    /// for one validation probe of `probe_size` bytes, so that a held DATA
+    /// can still ask the address to prove itself.
+    pub(super) fn may_send(&self, size: usize, probe_size: usize) -> bool {
+        self.may_probe(size + probe_size)
+    }
+
+    /// Whether `size` more bytes fit the budget at all (for the probe
+    /// itself, the last thing the budget allows).
+    pub(super) fn may_probe(&self, size: usize) -> bool {
         !self.is_unvalidated()
             || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
     }

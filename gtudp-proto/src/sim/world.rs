@@ -116,6 +116,9 @@ pub struct Counts {
     /// Late copies of DATA replayed just inside the receiver's retention
     /// (see [`World::set_late_replays`]).
     pub late_replays: u64,
+    /// Messages sent after the heal that failed with `Unvalidated` to a
+    /// peer that never proved its address (see [`World`]).
+    pub unvalidated_failures: u64,
 }
 
 impl core::ops::AddAssign for Counts {
@@ -132,6 +135,7 @@ impl core::ops::AddAssign for Counts {
         self.corrupt_confirmed += other.corrupt_confirmed;
         self.corrupt_duplicates += other.corrupt_duplicates;
         self.late_replays += other.late_replays;
+        self.unvalidated_failures += other.unvalidated_failures;
     }
 }
 
@@ -1306,6 +1310,20 @@ impl World {
                         );
                     }
                 }
+            }
+            // A peer that reached this endpoint first and never proved its
+            // address (under heavy loss, none of its exchanges completed)
+            // may use up its anti-amplification budget: then a message to
+            // it fails with `Unvalidated`, by design. Counted, not a
+            // violation.
+            Err(FailureReason::Unvalidated)
+                if must_deliver
+                    && self.nodes[index]
+                        .endpoint
+                        .peer_stats(to)
+                        .is_some_and(|peer| !peer.validated) =>
+            {
+                self.counts.unvalidated_failures += 1;
             }
             Err(reason) if must_deliver => {
                 self.violation(
