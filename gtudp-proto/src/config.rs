@@ -3,6 +3,7 @@
 use core::fmt;
 use std::time::{Duration, Instant};
 
+use crate::congestion::CongestionAlgorithm;
 use crate::wire::Framing;
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
@@ -67,6 +68,9 @@ pub struct Config {
     pub initial_window: u32,
     /// Most messages in flight to one peer. Default 1,024.
     pub max_window: u32,
+    /// The congestion controller run for each peer. Default
+    /// [`CongestionAlgorithm::Aimd`].
+    pub congestion: CongestionAlgorithm,
     /// How long a peer with no messages in either direction keeps its RTT
     /// estimate and window before it is forgotten. Default 60 s.
     pub peer_idle_timeout: Duration,
@@ -148,6 +152,7 @@ impl Default for Config {
             datagram_lifetime: Duration::from_secs(2),
             initial_window: 16,
             max_window: 1_024,
+            congestion: CongestionAlgorithm::default(),
             peer_idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
             deliver_foreign: false,

@@ -32,6 +32,7 @@ mod timer;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Limits, SendOptions, MAX_UDP_PAYLOAD};
+pub use congestion::CongestionAlgorithm;
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};
 pub use event::{Event, FailureReason, MessageId, Transmit};

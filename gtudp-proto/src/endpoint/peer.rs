@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::congestion::CongestionWindow;
+use crate::congestion::Controller;
 use crate::event::MessageId;
 use crate::rtt::RttEstimator;
 use crate::stats::PeerStats;
@@ -22,7 +22,7 @@ pub(super) struct Peer {
     pub(super) rtt: RttEstimator,
     /// RFC 6298 section 5.5 doublings in force until the next valid sample.
     pub(super) backoff: u32,
-    pub(super) congestion: CongestionWindow,
+    pub(super) congestion: Controller,
     pub(super) in_flight: usize,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
@@ -42,7 +42,11 @@ impl Peer {
         Self {
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             backoff: 0,
-            congestion: CongestionWindow::new(config.initial_window, config.max_window),
+            congestion: Controller::new(
+                config.congestion,
+                config.initial_window,
+                config.max_window,
+            ),
             in_flight: 0,
             queue: VecDeque::new(),
             remembered: 0,

@@ -208,7 +208,8 @@ impl Endpoint {
                         if message.transmissions == 1 {
                             peer.on_rtt_sample(now.saturating_duration_since(sent));
                         }
-                        peer.congestion.on_delivered(sent);
+                        peer.congestion
+                            .on_delivered(&crate::congestion::Delivery { sent_at: sent });
                     }
                 }
                 Err(_) => peer.stats.failed += 1,
