@@ -131,6 +131,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--seed" => parsed.seed = number(&flag, &value)?,
             "--congestion" => {
                 parsed.congestion = Some(match value.as_str() {
+                    "bbr" => CongestionAlgorithm::Bbr,
                     "aimd" => CongestionAlgorithm::Aimd,
                     other => return Err(format!("unknown controller {other}")),
                 })

@@ -24,6 +24,8 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod identities;
+mod loss;
+mod pacing;
 mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -152,6 +152,12 @@ pub struct PeerStats {
     pub invalid: InvalidCounts,
     /// DATA retransmissions to the peer.
     pub retransmissions: u64,
+    /// DATA retransmissions to the peer found needless (see
+    /// [`EndpointStats::spurious_retransmissions`]).
+    pub spurious_retransmissions: u64,
+    /// Messages to the peer presumed lost before their retransmission
+    /// timeout (see [`EndpointStats::loss_detected_early`]).
+    pub loss_detected_early: u64,
     /// Repeated DATA from the peer not handed over again.
     pub duplicates_suppressed: u64,
     /// Messages from the peer handed to the application.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{addr, config, encode, kinds, Datagram, Pair};
 use gtudp_proto::wire::{Identity, Packet, PacketKind};
-use gtudp_proto::{Endpoint, Event, FailureReason, SendErrorKind, SendOptions};
+use gtudp_proto::{
+    CongestionAlgorithm, Endpoint, Event, FailureReason, SendErrorKind, SendOptions,
+};
 
 use PacketKind::{Ack, Data, Recv};
 
@@ -400,6 +402,7 @@ fn cancelling_a_queued_message_frees_its_place() {
 #[test]
 fn congestion_window_limits_messages_in_flight() {
     let mut a_config = config();
+    a_config.congestion = CongestionAlgorithm::Aimd;
     a_config.initial_window = 2;
     let mut pair = Pair::with_configs(a_config, config());
     let ids: Vec<_> = (0..5).map(|_| pair.send(b"m")).collect();
@@ -426,8 +429,9 @@ fn congestion_window_limits_messages_in_flight() {
 }
 
 #[test]
-fn timeouts_shrink_the_window() {
+fn timeouts_shrink_the_aimd_window() {
     let mut a_config = config();
+    a_config.congestion = CongestionAlgorithm::Aimd;
     a_config.initial_window = 8;
     let mut pair = Pair::with_configs(a_config, config());
     for _ in 0..8 {
@@ -813,7 +817,8 @@ fn timer_heap_stays_bounded_when_timeouts_are_rare() {
     assert_eq!(pair.a.stats().delivered, 10_000);
     for endpoint in [&pair.a, &pair.b] {
         let sizes = endpoint.table_sizes();
-        let live = sizes.messages + sizes.received + sizes.peers + 1;
+        // Per peer: its idle countdown and its send-side timer.
+        let live = sizes.messages + sizes.received + 2 * sizes.peers + 1;
         assert!(
             sizes.timers <= 2 * live + 64 + 64,
             "{} timer entries for {live} live timers",

@@ -12,10 +12,14 @@
 //! Windows count messages: every DATA is one datagram.
 
 mod aimd;
+mod bbr;
+mod delivery;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aimd::Aimd;
+use bbr::Bbr;
+pub(crate) use delivery::{DeliveryTracker, RateSample, SendSnapshot};
 
 /// Which congestion controller an endpoint runs for each peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -25,8 +29,14 @@ pub enum CongestionAlgorithm {
     /// message more per window delivered; the window halves once per loss
     /// event. Unpaced. The controller of earlier gtudp releases, kept for
     /// comparison and for paths where nothing else sends.
-    #[default]
     Aimd,
+    /// A model of the path in the style of BBR: the delivery rate it
+    /// sustains and its minimum RTT set a paced rate and about two
+    /// bandwidth-delay products in flight. Random loss does not slow it;
+    /// loss while the path shows a standing queue cuts the rate by 15%, at
+    /// most once per round trip, undone if the loss proves spurious.
+    #[default]
+    Bbr,
 }
 
 /// What a controller learns from one confirmed delivery.
@@ -34,12 +44,25 @@ pub enum CongestionAlgorithm {
 pub(crate) struct Delivery {
     /// When the delivered message was last sent.
     pub(crate) sent_at: Instant,
+    /// When its RECV arrived.
+    pub(crate) now: Instant,
+    /// Its round-trip time, when unambiguous (sent once: Karn's rule).
+    pub(crate) rtt: Option<Duration>,
+    /// The delivery rate it samples, if meaningful.
+    pub(crate) sample: Option<RateSample>,
+    /// Messages confirmed to the peer so far, this one included.
+    pub(crate) delivered: u64,
+    /// Messages still in flight.
+    pub(crate) in_flight: usize,
 }
 
 /// The controller of one peer.
 #[derive(Clone, Debug)]
+// One per peer, used on every send: not worth an indirection.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Controller {
     Aimd(Aimd),
+    Bbr(Bbr),
 }
 
 impl Controller {
@@ -50,6 +73,7 @@ impl Controller {
     ) -> Self {
         match algorithm {
             CongestionAlgorithm::Aimd => Self::Aimd(Aimd::new(initial_window, max_window)),
+            CongestionAlgorithm::Bbr => Self::Bbr(Bbr::new(initial_window, max_window)),
         }
     }
 
@@ -57,6 +81,7 @@ impl Controller {
     pub(crate) fn window(&self) -> u32 {
         match self {
             Self::Aimd(aimd) => aimd.window(),
+            Self::Bbr(bbr) => bbr.window(),
         }
     }
 
@@ -64,6 +89,34 @@ impl Controller {
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
         match self {
             Self::Aimd(aimd) => aimd.on_delivered(delivery.sent_at),
+            Self::Bbr(bbr) => bbr.on_delivered(delivery),
+        }
+    }
+
+    /// The interval between two sends, or `None` for unpaced.
+    pub(crate) fn pacing_interval(&self) -> Option<Duration> {
+        match self {
+            Self::Aimd(_) => None,
+            Self::Bbr(bbr) => bbr.pacing_interval(),
+        }
+    }
+
+    /// A message last sent at `sent_at` was presumed lost at `now`, before
+    /// its retransmission timeout, with `in_flight` messages in flight.
+    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
+        match self {
+            Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Self::Bbr(bbr) => bbr.on_loss(now, in_flight),
+        }
+    }
+
+    /// A retransmission proved spurious at `now`: the loss that caused it
+    /// was not one.
+    pub(crate) fn on_spurious(&mut self, now: Instant) {
+        let _ = now;
+        match self {
+            Self::Aimd(_) => {}
+            Self::Bbr(bbr) => bbr.on_spurious(),
         }
     }
 
@@ -71,6 +124,7 @@ impl Controller {
     pub(crate) fn on_timeout(&mut self, sent_at: Instant, now: Instant) {
         match self {
             Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Self::Bbr(bbr) => bbr.on_timeout(now),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod output;
 mod peer;
 mod receiver;
+mod recovery;
 mod sender;
 
 use std::collections::VecDeque;
@@ -125,6 +126,8 @@ pub struct Endpoint {
     /// New DATA is left unanswered while set (see `set_receive_paused`).
     receive_paused: bool,
     stats: EndpointStats,
+    /// Transmissions found lost, reused so detection allocates nothing.
+    scratch_lost: Vec<crate::loss::Sent>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +185,7 @@ impl TableSizes {
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
         let live_timers =
-            limits.max_outstanding_messages + limits.max_received + limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_received + 2 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_received
             + limits.max_pending_control
@@ -285,6 +288,7 @@ impl Endpoint {
             state: State::Open,
             receive_paused: false,
             stats: EndpointStats::default(),
+            scratch_lost: Vec::new(),
             config,
         })
     }
@@ -416,6 +420,7 @@ impl Endpoint {
         while let Some((at, key)) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Message(id) => self.on_message_timer(now, at, id),
+                TimerKey::Sender(peer) => self.on_sender_timer(now, at, peer),
                 TimerKey::Received(peer, identity) => {
                     self.on_received_timer(now, at, peer, identity)
                 }
@@ -676,7 +681,11 @@ impl Endpoint {
             TimerKey::Message(id) => self
                 .messages
                 .get(&id)
-                .is_some_and(|message| message.timer == Some(at)),
+                .is_some_and(|message| message.deadline == Some(at)),
+            TimerKey::Sender(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(peer, identity) => self
                 .received
                 .get(&(peer, identity))
@@ -706,7 +715,8 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        let live_bound = self.messages.len() + self.received.len() + self.peers.len() + 1;
+        // Per peer: its idle countdown and its send-side timer.
+        let live_bound = self.messages.len() + self.received.len() + 2 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
