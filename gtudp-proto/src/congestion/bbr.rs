@@ -38,6 +38,11 @@ const MAX_LOSS_RATIO: f64 = 0.5;
 /// A queue shorter than this (and than an eighth of the minimum RTT) is
 /// not standing.
 const MIN_QUEUE_DELAY: Duration = Duration::from_millis(1);
+/// RTT samples in a round before Startup trusts its smallest as a sign
+/// of a standing queue.
+const STARTUP_RTT_SAMPLES: u32 = 8;
+/// The queue delay that ends Startup on a long path.
+const STARTUP_MAX_QUEUE: Duration = Duration::from_millis(4);
 /// Messages always allowed in flight beyond the model.
 const WINDOW_QUANTUM: f64 = 4.0;
 /// Below this minimum RTT sends are not paced: a whole window leaves in
@@ -103,6 +108,7 @@ pub(crate) struct Bbr {
     /// Smallest RTT sample of this round and of the previous one.
     round_min_rtt: Option<Duration>,
     last_round_min_rtt: Option<Duration>,
+    round_rtt_samples: u32,
     round_lost: u64,
     round_delivered: u64,
     /// Messages confirmed in the previous round: what the path held in
@@ -133,6 +139,7 @@ impl Bbr {
             full_bw_rounds: 0,
             round_min_rtt: None,
             last_round_min_rtt: None,
+            round_rtt_samples: 0,
             round_lost: 0,
             round_delivered: 0,
             last_round_delivered: 0,
@@ -218,8 +225,14 @@ impl Bbr {
 
     pub(crate) fn on_loss(&mut self, now: Instant, in_flight: usize) {
         self.in_flight = in_flight;
-        self.round_lost += 1;
-        if self.cut_in_round || !self.standing_queue() {
+        if !self.standing_queue() {
+            // Random loss: the path carried the message. Only this share
+            // scales the samples up; losses at a queue must not, or a full
+            // queue would raise the estimate that overflows it.
+            self.round_lost += 1;
+            return;
+        }
+        if self.cut_in_round {
             return;
         }
         self.cut_in_round = true;
@@ -250,10 +263,9 @@ impl Bbr {
     /// Even the smallest RTT of the round (so far) exceeds the minimum by
     /// more than jitter and probing explain.
     fn standing_queue(&self) -> bool {
-        let Some((min_rtt, _)) = self.min_rtt else {
+        let Some(threshold) = self.queue_threshold() else {
             return false;
         };
-        let threshold = min_rtt + (min_rtt / 8).max(MIN_QUEUE_DELAY);
         let smallest = match (self.round_min_rtt, self.last_round_min_rtt) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
@@ -264,8 +276,38 @@ impl Bbr {
         smallest > threshold
     }
 
+    /// An RTT above this means a queue stands on the path.
+    fn queue_threshold(&self) -> Option<Duration> {
+        let (min_rtt, _) = self.min_rtt?;
+        Some(min_rtt + (min_rtt / 8).max(MIN_QUEUE_DELAY))
+    }
+
+    /// This round's smallest RTT so far shows a queue of more than
+    /// [`STARTUP_MAX_QUEUE`] (or the usual threshold, if lower): Startup
+    /// doubles its rate each round, so it must stop while the queue is
+    /// still short.
+    fn round_queue_stands(&self) -> bool {
+        match (self.round_min_rtt, self.queue_threshold(), self.min_rtt) {
+            (Some(rtt), Some(threshold), Some((min_rtt, _))) => {
+                rtt > threshold.min(min_rtt + STARTUP_MAX_QUEUE)
+            }
+            _ => false,
+        }
+    }
+
     fn on_rtt(&mut self, rtt: Duration, now: Instant) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+        self.round_rtt_samples += 1;
+        // Startup ends as soon as a queue stands, before it overflows: even
+        // the smallest RTT of several in this round is well above the
+        // minimum (the delay signal of HyStart).
+        if self.mode == Mode::Startup
+            && self.round_rtt_samples >= STARTUP_RTT_SAMPLES
+            && self.round_queue_stands()
+        {
+            self.full_bw = self.bw.max;
+            self.enter_drain();
+        }
         match self.min_rtt {
             Some((min, at))
                 if rtt > min && now.saturating_duration_since(at) < MIN_RTT_LIFETIME => {}
@@ -277,7 +319,14 @@ impl Bbr {
         self.round += 1;
         self.bw.refresh(self.round);
         let total = self.round_lost + self.round_delivered;
-        if total >= 8 {
+        // Only rounds without a queue measure random loss: Startup's
+        // overshoot, or losses a cut answered, are congestion.
+        let queued = self.cut_in_round
+            || matches!(
+                (self.round_min_rtt, self.queue_threshold()),
+                (Some(rtt), Some(threshold)) if rtt > threshold
+            );
+        if total >= 8 && !queued {
             let ratio = self.round_lost as f64 / total as f64;
             self.loss_ratio = (self.loss_ratio * 3.0 + ratio.min(MAX_LOSS_RATIO)) / 4.0;
         }
@@ -285,6 +334,7 @@ impl Bbr {
         self.last_round_delivered = self.round_delivered;
         self.round_delivered = 0;
         self.last_round_min_rtt = self.round_min_rtt.take();
+        self.round_rtt_samples = 0;
         if !self.cut_in_round {
             self.undo = None;
         }

@@ -36,6 +36,9 @@ impl Endpoint {
     /// Runs early detection for the peer at `address` and resends what it
     /// presumes lost.
     pub(super) fn detect_lost(&mut self, now: Instant, address: SocketAddr) {
+        if !self.config.early_loss_detection {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -101,6 +104,9 @@ impl Endpoint {
     /// Resends the newest message once nothing was confirmed for a probe
     /// timeout after the latest transmission.
     fn tail_loss_probe(&mut self, now: Instant, address: SocketAddr) {
+        if !self.config.early_loss_detection {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -174,9 +180,12 @@ impl Endpoint {
         };
         if let Some(oldest) = peer.order.oldest(liveness) {
             earliest(rto_deadline(messages, &peer.timeouts(), &oldest));
-            if let (false, Some(smoothed), Some(last)) =
-                (peer.probe_out, peer.rtt.smoothed(), peer.last_data_sent)
-            {
+            if let (true, false, Some(smoothed), Some(last)) = (
+                self.config.early_loss_detection,
+                peer.probe_out,
+                peer.rtt.smoothed(),
+                peer.last_data_sent,
+            ) {
                 earliest(Some(last + probe_timeout(smoothed, peer.rtt.rto())));
             }
         }
