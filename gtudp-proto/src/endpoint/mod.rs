@@ -170,6 +170,9 @@ pub struct TableSizes {
     pub pending_transmits: usize,
     /// Timer entries, live or stale.
     pub timers: usize,
+    /// Most entries in one peer's send order (its DATA transmissions
+    /// still in flight, plus stale ones not yet dropped).
+    pub largest_send_order: usize,
 }
 
 impl TableSizes {
@@ -229,6 +232,12 @@ impl TableSizes {
                 2 * live_orders + SLACK,
             ),
             ("timers", self.timers, 2 * live_timers + SLACK),
+            // Compacted once stale entries outnumber twice the live ones.
+            (
+                "largest_send_order",
+                self.largest_send_order,
+                2 * limits.max_outstanding_messages + SLACK,
+            ),
         ];
         checks
             .into_iter()
@@ -340,6 +349,12 @@ impl Endpoint {
             pending_raw: self.output.pending_raw,
             pending_transmits: self.output.len(),
             timers: self.timers.len(),
+            largest_send_order: self
+                .peers
+                .values()
+                .map(|peer| peer.order.len())
+                .max()
+                .unwrap_or(0),
         }
     }
 
