@@ -31,6 +31,10 @@ const CLEAN_ROUNDS_TO_NARROW: u32 = 16;
 /// also never wider than the smoothed RTT).
 const MAX_WINDOW_STEPS: u32 = 16;
 
+/// The narrowest reordering window: below a millisecond, scheduling
+/// jitter (loopback, a busy host) reorders more than the path does.
+const MIN_REORDER_WINDOW: Duration = Duration::from_millis(1);
+
 /// The shortest tail-loss probe timeout.
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(2);
 
@@ -227,7 +231,7 @@ impl Rack {
 
 /// How long after a later message's confirmation an earlier one is still
 /// given to arrive: `steps` quarters of the minimum RTT, at most the
-/// smoothed RTT.
+/// smoothed RTT, at least [`MIN_REORDER_WINDOW`].
 #[derive(Clone, Debug)]
 pub(crate) struct ReorderWindow {
     steps: u32,
@@ -245,7 +249,9 @@ impl Default for ReorderWindow {
 
 impl ReorderWindow {
     pub(crate) fn duration(&self, min_rtt: Duration, smoothed_rtt: Duration) -> Duration {
-        (min_rtt / 4 * self.steps).min(smoothed_rtt)
+        (min_rtt / 4 * self.steps)
+            .min(smoothed_rtt)
+            .max(MIN_REORDER_WINDOW)
     }
 
     fn widen(&mut self) {

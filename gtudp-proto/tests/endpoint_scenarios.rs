@@ -983,3 +983,47 @@ fn idle_peer_records_stay_bounded() {
         );
     }
 }
+
+#[test]
+fn a_lost_tail_is_probed_before_the_retransmission_timeout() {
+    let mut pair = Pair::new();
+    // One exchange gives an RTT sample.
+    pair.send(b"warm-up");
+    pair.exchange();
+    pair.events_a();
+    let sent_at = pair.now;
+    pair.send(b"tail");
+    // The only DATA in flight is lost: no later message can reveal it.
+    assert_eq!(kinds(&pair.out_a()), [Data]);
+    let at = pair.advance();
+    assert_eq!(kinds(&pair.out_a()), [Data], "the probe resends it");
+    assert_eq!(pair.a.stats().tail_loss_probes, 1);
+    assert_eq!(pair.a.stats().retransmission_timeouts, 0);
+    assert!(at - sent_at < config().min_rto, "{:?}", at - sent_at);
+}
+
+#[test]
+fn a_message_sent_after_a_lost_one_reveals_it_before_the_timeout() {
+    let mut pair = Pair::new();
+    pair.send(b"warm-up");
+    pair.exchange();
+    pair.events_a();
+    let sent_at = pair.now;
+    pair.send(b"lost");
+    pair.send(b"arrives");
+    let first = pair.out_a();
+    assert_eq!(kinds(&first), [Data, Data]);
+    pair.deliver_to_b(&first[1]);
+    pair.exchange();
+    // The RECV for the later message leaves the earlier one presumed lost
+    // once the reordering window passes (here its floor, 1 ms, as the RTT
+    // is zero): it goes again long before the RTO.
+    assert_eq!(pair.a.stats().loss_detected_early, 0);
+    let at = pair.advance();
+    let resent = pair.out_a();
+    assert_eq!(kinds(&resent), [Data]);
+    assert_eq!(resent[0].bytes, first[0].bytes);
+    assert_eq!(pair.a.stats().loss_detected_early, 1);
+    assert_eq!(pair.a.stats().retransmission_timeouts, 0);
+    assert!(at - sent_at < config().min_rto, "{:?}", at - sent_at);
+}
