@@ -75,7 +75,8 @@ pub struct Config {
     /// `max_datagram_size` bytes of payload.
     pub max_window: u32,
     /// The congestion controller run for each peer. Default
-    /// [`CongestionAlgorithm::Aimd`].
+    /// [`CongestionAlgorithm::Bbr`]: paced, and not slowed by random loss;
+    /// [`CongestionAlgorithm::Aimd`] is the controller of earlier releases.
     pub congestion: CongestionAlgorithm,
     /// Detect loss before the retransmission timeout: a message is resent
     /// once a later one was confirmed and a reordering window passed, and a

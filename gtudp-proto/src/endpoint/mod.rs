@@ -590,6 +590,13 @@ impl Endpoint {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next run; `None`
     /// when no timer is set (nothing in flight, nothing remembered).
+    ///
+    /// This includes the pacer: with a paced controller
+    /// ([`CongestionAlgorithm::Bbr`](crate::CongestionAlgorithm)), messages
+    /// waiting for the window leave when their turn comes at this instant,
+    /// so an adapter must wake for it even when no datagram arrives. It may
+    /// come a little early (a deadline that moved later); `handle_timeout`
+    /// then does nothing and a later instant follows.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some((at, key)) = self.timers.peek() {
             if self.timer_is_live(at, key) {
