@@ -153,6 +153,21 @@ pub(crate) fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// Resets the process's peak resident set size (`VmHWM`), so that the next
+/// [`peak_rss`] covers one run only (Linux 4.0 and later).
+pub(crate) fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident set size since the last [`reset_peak_rss`],
+/// in bytes (`VmHWM` in `/proc/self/status`).
+pub(crate) fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The kernel's count of UDP datagrams dropped because a socket's receive
 /// buffer was full (`RcvbufErrors` in `/proc/net/snmp`, system-wide).
 pub(crate) fn rcvbuf_errors() -> Option<u64> {

@@ -170,7 +170,7 @@ fn counters(side: &str, stats: &Stats, count: u64) -> String {
     format!(
         "{side}: out DATA/RECV/ACK {}/{}/{}, in DATA/RECV/ACK {}/{}/{}, retx {}, recv-retx {}, dup-suppressed {}, \
          send syscalls {} ({:.3}/msg, {} GSO batches, {} datagrams), recv syscalls {} ({:.3}/msg, {} datagrams), \
-         send would-block {}, paused-unanswered DATA {}",
+         send would-block {}, paused-unanswered DATA {}, full-unanswered DATA {}",
         e.datagrams_out.data,
         e.datagrams_out.recv,
         e.datagrams_out.ack,
@@ -189,5 +189,6 @@ fn counters(side: &str, stats: &Stats, count: u64) -> String {
         io.datagrams_received,
         io.send_would_block,
         e.dropped.data_unanswered_paused,
+        e.dropped.data_unanswered_full,
     )
 }

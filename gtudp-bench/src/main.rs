@@ -66,42 +66,37 @@ struct Args {
     /// A small run: 5,000 messages unless --count says otherwise.
     #[arg(long)]
     quick: bool,
+    /// Also run every selected implementation with this many messages (for
+    /// example 1000000) in the same invocation, and print each one's
+    /// sustained rate over its burst rate: a cliff past a table bound shows
+    /// there.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    sustained: Option<u64>,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    let count = args
-        .count
-        .unwrap_or(if args.quick { 5_000 } else { 50_000 })
-        .max(1);
-    let params = Params {
-        count,
-        size: args.size as usize,
-        concurrency: args.concurrency as usize,
-        recv_queue: args.recv_queue.map(|capacity| capacity as usize),
-    };
+/// The median outcome per implementation, every run's summary, and whether
+/// every run finished.
+type Measured = (Vec<Outcome>, Vec<(&'static str, Vec<String>)>, bool);
+
+/// Runs each of `selected` `runs` times with `params` after a warm-up.
+fn measure(selected: &[&'static str], params: Params, runs: u64) -> Measured {
     let warmup = Params {
-        count: (count / 10).clamp(1, 2_000),
+        count: (params.count / 10).clamp(1, 2_000),
         ..params
     };
-    let selected: Vec<&'static str> = NAMES
-        .into_iter()
-        .filter(|name| args.only.is_empty() || args.only.iter().any(|o| o == name))
-        .collect();
-
     eprintln!(
         "compare: {} messages of {} bytes, concurrency {}, {} run(s) each after a {}-message warm-up",
-        params.count, params.size, params.concurrency, args.runs, warmup.count
+        params.count, params.size, params.concurrency, runs, warmup.count
     );
     let mut medians = Vec::new();
     let mut all_runs = Vec::new();
     let mut ok = true;
-    for name in selected {
+    for &name in selected {
         if let Err(error) = run_one(name, warmup) {
             eprintln!("{name}: warm-up failed: {error}");
         }
         let mut outcomes = Vec::new();
-        for run in 1..=args.runs {
+        for run in 1..=runs {
             match run_one(name, params) {
                 Ok(outcome) => {
                     eprintln!("  {name} run {run}: {}", summary(&outcome));
@@ -119,25 +114,86 @@ fn main() -> ExitCode {
                 .partial_cmp(&(!b.stalled, b.msgs_per_sec()))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        let runs: Vec<String> = outcomes.iter().map(summary).collect();
+        let summaries: Vec<String> = outcomes.iter().map(summary).collect();
         let median = outcomes.len() / 2;
         if let Some(outcome) = outcomes.into_iter().nth(median) {
-            all_runs.push((name, runs));
+            all_runs.push((name, summaries));
             medians.push(outcome);
         }
     }
+    (medians, all_runs, ok)
+}
 
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let count = args
+        .count
+        .unwrap_or(if args.quick { 5_000 } else { 50_000 })
+        .max(1);
+    let params = Params {
+        count,
+        size: args.size as usize,
+        concurrency: args.concurrency as usize,
+        recv_queue: args.recv_queue.map(|capacity| capacity as usize),
+    };
+    let selected: Vec<&'static str> = NAMES
+        .into_iter()
+        .filter(|name| args.only.is_empty() || args.only.iter().any(|o| o == name))
+        .collect();
+    let (medians, all_runs, mut ok) = measure(&selected, params, args.runs);
+
+    report(params, args.runs, &medians, &all_runs);
+    if let Some(sustained) = args.sustained {
+        let long = Params {
+            count: sustained,
+            ..params
+        };
+        let (long_medians, long_runs, long_ok) = measure(&selected, long, args.runs);
+        ok &= long_ok;
+        report(long, args.runs, &long_medians, &long_runs);
+        println!();
+        println!(
+            "Sustained over burst ({} vs {} messages):",
+            long.count, params.count
+        );
+        for outcome in &long_medians {
+            let burst = medians.iter().find(|burst| burst.name == outcome.name);
+            if let Some(burst) = burst {
+                println!(
+                    "- {}: {:.0} msgs/s over {:.0} msgs/s = {:.2}",
+                    outcome.name,
+                    outcome.msgs_per_sec(),
+                    burst.msgs_per_sec(),
+                    outcome.msgs_per_sec() / burst.msgs_per_sec().max(1e-9)
+                );
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Prints the table, every run and the counters of the median runs.
+fn report(
+    params: Params,
+    runs: u64,
+    medians: &[Outcome],
+    all_runs: &[(&'static str, Vec<String>)],
+) {
     println!();
     println!(
         "{} messages x {} B one-way over 127.0.0.1, concurrency {}, median of {} run(s)",
-        params.count, params.size, params.concurrency, args.runs
+        params.count, params.size, params.concurrency, runs
     );
     println!();
-    print_table(&medians);
+    print_table(medians);
     println!();
     println!("All runs (stalled first, then by msgs/s):");
-    for (name, runs) in &all_runs {
-        for run in runs {
+    for (name, summaries) in all_runs {
+        for run in summaries {
             println!("- {name}: {run}");
         }
     }
@@ -151,18 +207,20 @@ fn main() -> ExitCode {
             }
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
 }
 
 /// One run of `name` on a fresh runtime (tokio ones), so that nothing from
 /// an earlier run lingers.
 fn run_one(name: &str, params: Params) -> io::Result<Outcome> {
     let drops_before = common::rcvbuf_errors();
+    common::reset_peak_rss();
     let mut outcome = run_impl(name, params)?;
+    if let Some(peak) = common::peak_rss() {
+        outcome.notes.push(format!(
+            "peak RSS {:.0} MiB (whole process, both sides)",
+            peak as f64 / f64::from(1 << 20)
+        ));
+    }
     if let (Some(before), Some(after)) = (drops_before, common::rcvbuf_errors()) {
         outcome.notes.push(format!(
             "kernel rcvbuf drops {}",

@@ -40,6 +40,10 @@ pub trait Socket {
     /// (`(&self.0).into()` for a newtype around the runtime's socket).
     fn sock_ref(&self) -> UdpSockRef<'_>;
 
+    /// The socket's local address, whose family decides how destinations
+    /// are written for the system call (see [`BatchIo::new`]).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
     /// Runs `f`, one non-blocking system call on this socket, the way the
     /// runtime wants it run, so that a `WouldBlock` clears the readiness it
     /// cached (Tokio's `UdpSocket::try_io(interest, f)`, mio's
@@ -103,17 +107,17 @@ enum Sent {
 /// datagrams, one default congestion window (1,024 messages) with margin.
 pub const MIN_SOCKET_BUFFER: usize = 2 << 20;
 
-fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S) {
+fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S, local: SocketAddr) {
     let recv = state.recv_buffer_size(socket.sock_ref());
     if recv.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
         if let Err(error) = state.set_recv_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
-            tracing::debug!(target: "gtudp", %error, "could not raise the socket receive buffer");
+            tracing::debug!(target: "gtudp", %local, %error, "could not raise the socket receive buffer");
         }
     }
     let send = state.send_buffer_size(socket.sock_ref());
     if send.is_ok_and(|size| size < MIN_SOCKET_BUFFER) {
         if let Err(error) = state.set_send_buffer_size(socket.sock_ref(), MIN_SOCKET_BUFFER) {
-            tracing::debug!(target: "gtudp", %error, "could not raise the socket send buffer");
+            tracing::debug!(target: "gtudp", %local, %error, "could not raise the socket send buffer");
         }
     }
 }
@@ -133,6 +137,11 @@ pub struct BatchIo<S> {
     transmit_buf: Vec<u8>,
     /// The transmit in `transmit_buf` while the socket's buffer is full.
     blocked: Option<Transmit>,
+    /// The socket is IPv6 (perhaps dual-stack): IPv4 destinations are
+    /// written IPv4-mapped.
+    ipv6: bool,
+    /// The socket's address, named in every log line.
+    local: SocketAddr,
     counters: IoCounters,
 }
 
@@ -147,9 +156,16 @@ impl<S: Socket> BatchIo<S> {
     /// datagrams than one congestion window of messages in flight, so a
     /// burst would be dropped in the kernel and wait a retransmission
     /// timeout.
+    ///
+    /// Addresses follow the endpoint's canonical form
+    /// ([`gtudp_proto::canonical_addr`]): sources are reported plain IPv4
+    /// for IPv4 peers of a dual-stack socket, and an IPv4 destination is
+    /// written IPv4-mapped (`[::ffff:a.b.c.d]`) when the socket is IPv6.
     pub fn new(socket: S, framing: Framing) -> io::Result<Self> {
         let state = UdpSocketState::new(socket.sock_ref())?;
-        raise_buffers(&state, &socket);
+        let local = socket.local_addr()?;
+        raise_buffers(&state, &socket, local);
+        let ipv6 = local.is_ipv6();
         Ok(Self {
             socket,
             state,
@@ -158,6 +174,8 @@ impl<S: Socket> BatchIo<S> {
             framing,
             transmit_buf: Vec::new(),
             blocked: None,
+            ipv6,
+            local,
             counters: IoCounters::default(),
         })
     }
@@ -170,6 +188,11 @@ impl<S: Socket> BatchIo<S> {
     /// The socket, for registration with a poller.
     pub fn socket_mut(&mut self) -> &mut S {
         &mut self.socket
+    }
+
+    /// The socket's local address (as bound).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     /// The counters so far.
@@ -219,7 +242,7 @@ impl<S: Socket> BatchIo<S> {
                 self.counters.datagrams_received += received.len() as u64;
                 if log_enabled() {
                     for (from, datagram) in received {
-                        log_datagram("in", *from, datagram, &self.framing);
+                        log_datagram("in", self.local, *from, datagram, &self.framing);
                     }
                 }
                 Recv::Datagrams(received.len())
@@ -229,12 +252,12 @@ impl<S: Socket> BatchIo<S> {
                 // Port unreachable for an earlier send, WSAECONNRESET on
                 // Windows: about a peer, not this socket.
                 self.counters.icmp_errors += 1;
-                tracing::debug!(target: "gtudp", %error, "ICMP error report (ignored)");
+                tracing::debug!(target: "gtudp", local = %self.local, %error, "ICMP error report (ignored)");
                 Recv::IcmpReport
             }
             Err(error) => {
                 self.counters.recv_errors += 1;
-                tracing::warn!(target: "gtudp", %error, "receive error (ignored)");
+                tracing::warn!(target: "gtudp", local = %self.local, %error, "receive error (ignored)");
                 Recv::Error
             }
         }
@@ -253,7 +276,7 @@ impl<S: Socket> BatchIo<S> {
                 } else {
                     meta.stride
                 };
-                let addr = meta.addr;
+                let addr = gtudp_proto::canonical_addr(meta.addr);
                 // An empty datagram is a datagram too.
                 let empty = filled.is_empty().then_some((addr, filled));
                 filled.chunks(stride).map(move |d| (addr, d)).chain(empty)
@@ -269,10 +292,11 @@ impl<S: Socket> BatchIo<S> {
             if let Some(transmit) = self.blocked {
                 let contents = &self.transmit_buf[..transmit.size];
                 let sent = send(
+                    self.local,
                     &self.socket,
                     &self.state,
                     &mut self.counters,
-                    transmit.destination,
+                    socket_form(transmit.destination, self.ipv6),
                     contents,
                     transmit.segment_size,
                 );
@@ -298,11 +322,29 @@ impl<S: Socket> BatchIo<S> {
             };
             if log_enabled() {
                 for datagram in transmit.datagrams(&self.transmit_buf) {
-                    log_datagram("out", transmit.destination, datagram, &self.framing);
+                    log_datagram(
+                        "out",
+                        self.local,
+                        transmit.destination,
+                        datagram,
+                        &self.framing,
+                    );
                 }
             }
             self.blocked = Some(transmit);
         }
+    }
+}
+
+/// `destination` as the system call of a socket of the given family takes
+/// it: IPv4-mapped for an IPv6 socket, as is otherwise (an IPv6 destination
+/// on an IPv4 socket fails in the kernel, logged like any refused send).
+fn socket_form(destination: SocketAddr, ipv6_socket: bool) -> SocketAddr {
+    match destination {
+        SocketAddr::V4(v4) if ipv6_socket => {
+            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
+        _ => destination,
     }
 }
 
@@ -315,6 +357,7 @@ impl<S: Socket> BatchIo<S> {
 /// (EMSGSIZE included) is counted, logged and dropped: DATA and RECV are
 /// resent by the protocol.
 fn send(
+    local: SocketAddr,
     socket: &impl Socket,
     state: &UdpSocketState,
     counters: &mut IoCounters,
@@ -342,7 +385,7 @@ fn send(
         if is_icmp_report(&error) && !retried {
             // The error belongs to an earlier datagram; this one was not
             // sent yet.
-            tracing::debug!(target: "gtudp", %destination, %error, "ICMP error report");
+            tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
             counters.icmp_errors += 1;
             retried = true;
             continue;
@@ -350,12 +393,13 @@ fn send(
         if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
             let segment = segment.max(1);
             tracing::debug!(
-                target: "gtudp", %destination, %error,
+                target: "gtudp", %local, %destination, %error,
                 "segmented send refused; sending {} datagrams one by one",
                 contents.len().div_ceil(segment)
             );
             for datagram in contents.chunks(segment) {
-                if let Sent::WouldBlock = send(socket, state, counters, destination, datagram, None)
+                if let Sent::WouldBlock =
+                    send(local, socket, state, counters, destination, datagram, None)
                 {
                     // The rest is recovered by retransmission.
                     return Sent::Done;
@@ -366,11 +410,11 @@ fn send(
         counters.send_errors += 1;
         if quinn_udp::is_msg_size_err(&error) {
             tracing::warn!(
-                target: "gtudp", %destination, size = contents.len(),
+                target: "gtudp", %local, %destination, size = contents.len(),
                 "datagram larger than the path allows (EMSGSIZE); dropped: lower Config::max_datagram_size"
             );
         } else {
-            tracing::warn!(target: "gtudp", %destination, %error, "send failed; datagram dropped");
+            tracing::warn!(target: "gtudp", %local, %destination, %error, "send failed; datagram dropped");
         }
         return Sent::Done;
     }
@@ -408,15 +452,67 @@ mod tests {
             (&self.0).into()
         }
 
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.0.local_addr()
+        }
+
         fn try_io<R>(&self, _: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
             f()
         }
     }
 
     fn bind() -> BatchIo<Std> {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        bind_to("127.0.0.1:0")
+    }
+
+    fn bind_to(addr: &str) -> BatchIo<Std> {
+        let socket = std::net::UdpSocket::bind(addr).unwrap();
         socket.set_nonblocking(true).unwrap();
         BatchIo::new(Std(socket), Config::default().framing).unwrap()
+    }
+
+    /// Receives at least `count` datagrams (waiting at most 5 s).
+    fn recv_some(io: &mut BatchIo<Std>, count: usize) -> Vec<(SocketAddr, Bytes)> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.len() < count && Instant::now() < deadline {
+            match io.recv(&mut out) {
+                Recv::Datagrams(_) | Recv::IcmpReport => {}
+                Recv::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Recv::Error => panic!("receive error"),
+            }
+        }
+        out
+    }
+
+    /// A dual-stack socket sends to a plain IPv4 destination (written
+    /// IPv4-mapped for the system call) and reports an IPv4 peer's
+    /// datagrams as coming from its plain address.
+    #[test]
+    fn a_dual_stack_socket_uses_plain_ipv4_addresses() {
+        let (mut dual, mut v4) = (bind_to("[::]:0"), bind_to("127.0.0.1:0"));
+        let v4_addr = v4.socket().0.local_addr().unwrap();
+        let dual_port = dual.socket().0.local_addr().unwrap().port();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        endpoint
+            .send(now, v4_addr, Bytes::from_static(b"to v4"))
+            .unwrap();
+        dual.flush(&mut endpoint, now);
+        assert_eq!(dual.counters().send_errors, 0);
+        let got = recv_some(&mut v4, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, format!("127.0.0.1:{dual_port}").parse().unwrap());
+
+        let mut endpoint = Endpoint::new(Config::default(), 2).unwrap();
+        let dual_v4: SocketAddr = format!("127.0.0.1:{dual_port}").parse().unwrap();
+        endpoint
+            .send(now, dual_v4, Bytes::from_static(b"to dual"))
+            .unwrap();
+        v4.flush(&mut endpoint, now);
+        let got = recv_some(&mut dual, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, v4_addr, "not [::ffff:127.0.0.1]");
     }
 
     #[test]

@@ -18,9 +18,23 @@ pub enum BindError {
         /// The option's name.
         field: &'static str,
     },
+    /// A capacity option of the socket is larger than the adapter can
+    /// represent (Tokio's semaphore holds at most `usize::MAX >> 3`
+    /// permits, for example).
+    TooLarge {
+        /// The option's name.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The largest value accepted.
+        max: usize,
+    },
+    /// A Tokio socket was created outside a Tokio runtime (`from_std` and
+    /// `from_tokio` must be called inside one: the socket's driver is a
+    /// task of that runtime).
+    NoRuntime,
     /// The operating system refused the socket, the poller or the thread
-    /// (address in use, bad address, no random source, not inside a Tokio
-    /// runtime, ...).
+    /// (address in use, bad address, no random source, ...).
     Io(io::Error),
 }
 
@@ -31,6 +45,12 @@ impl fmt::Display for BindError {
             BindError::ZeroCapacity { field } => {
                 write!(f, "{field} is 0; it must be at least 1")
             }
+            BindError::TooLarge { field, value, max } => {
+                write!(f, "{field} is {value}; it must be at most {max}")
+            }
+            BindError::NoRuntime => f.write_str(
+                "not inside a Tokio runtime: create gtudp-tokio sockets from within one",
+            ),
             BindError::Io(error) => write!(f, "could not set up the UDP socket: {error}"),
         }
     }
@@ -41,7 +61,9 @@ impl std::error::Error for BindError {
         match self {
             BindError::Config(error) => Some(error),
             BindError::Io(error) => Some(error),
-            BindError::ZeroCapacity { .. } => None,
+            BindError::ZeroCapacity { .. } | BindError::TooLarge { .. } | BindError::NoRuntime => {
+                None
+            }
         }
     }
 }
@@ -86,6 +108,15 @@ pub enum DeliveryError {
     /// down, the background thread failed), before the message was handed
     /// over.
     Closed,
+    /// The target named no address: resolving it failed or gave none (or
+    /// the socket has no peer to `send` to: `connect` first). Nothing was
+    /// sent.
+    Unresolved {
+        /// The resolver's error kind (`NotConnected` without a peer).
+        kind: io::ErrorKind,
+        /// What the resolver said.
+        message: String,
+    },
 }
 
 impl DeliveryError {
@@ -117,6 +148,9 @@ impl fmt::Display for DeliveryError {
             DeliveryError::Closed => f.write_str(
                 "the socket closed (or its driver stopped) before the message was handed to it",
             ),
+            DeliveryError::Unresolved { message, .. } => {
+                write!(f, "no address to send to: {message}")
+            }
         }
     }
 }
@@ -129,7 +163,73 @@ impl From<DeliveryError> for io::Error {
             DeliveryError::Failed { .. } => io::ErrorKind::TimedOut,
             DeliveryError::Refused { .. } => io::ErrorKind::InvalidInput,
             DeliveryError::Closed => io::ErrorKind::NotConnected,
+            DeliveryError::Unresolved { kind, .. } => kind,
         };
         io::Error::new(kind, error)
+    }
+}
+
+/// A receive returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The next message is longer than the buffer given to `recv_from`.
+    /// Nothing was consumed: call again with a buffer of at least `len`
+    /// bytes, or use `recv`, which returns the message whole.
+    Truncated {
+        /// The message's length.
+        len: usize,
+        /// The buffer's length.
+        capacity: usize,
+    },
+    /// Nothing arrived within the receive timeout.
+    TimedOut,
+    /// The socket has closed and every received message has been read.
+    Closed,
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Truncated { len, capacity } => write!(
+                f,
+                "the next message has {len} bytes but the buffer holds {capacity}; \
+                 it was kept: call again with a larger buffer or use recv()"
+            ),
+            RecvError::TimedOut => f.write_str("no message arrived within the timeout"),
+            RecvError::Closed => f.write_str("the socket has closed and nothing is left to read"),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl From<RecvError> for io::Error {
+    fn from(error: RecvError) -> Self {
+        let kind = match error {
+            RecvError::Truncated { .. } => io::ErrorKind::InvalidInput,
+            RecvError::TimedOut => io::ErrorKind::TimedOut,
+            RecvError::Closed => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+/// The socket has closed (or, for `close`, was closed already and its
+/// summary taken), or its driver stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the socket has closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+impl From<Closed> for io::Error {
+    fn from(error: Closed) -> Self {
+        io::Error::new(io::ErrorKind::NotConnected, error)
     }
 }

@@ -8,8 +8,11 @@
 //!
 //! This is a support crate: its API serves the adapters and may change in
 //! any release. Applications use `gtudp-tokio` or `gtudp-mio`, which
-//! re-export the public types defined here ([`BindError`],
-//! [`DeliveryError`], [`IoCounters`] as `IoStats`).
+//! re-export the public types defined here, so both adapters have the same
+//! types for the same concepts: [`SendOptions`], [`Datagram`],
+//! [`DatagramKind`], [`Stats`], [`CloseSummary`], [`IoCounters`] (as
+//! `IoStats`), and the errors [`BindError`], [`DeliveryError`],
+//! [`RecvError`] and [`Closed`].
 //!
 //! The I/O is runtime-agnostic: [`BatchIo`] owns a socket that implements
 //! [`Socket`], through which the adapter's runtime runs each non-blocking
@@ -21,14 +24,24 @@
 
 mod batch;
 pub mod completion;
+mod datagram;
 mod error;
 mod log;
+mod options;
+mod payload;
+mod resolve;
 mod route;
+mod stats;
 
 pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
-pub use error::{BindError, DeliveryError};
-pub use log::log_datagram;
+pub use datagram::{Datagram, DatagramKind};
+pub use error::{BindError, Closed, DeliveryError, RecvError};
+pub use log::{log_datagram, PayloadPreview};
+pub use options::SendOptions;
+pub use payload::IntoPayload;
+pub use resolve::{connected_peer, first as first_address, resolve_std, send_target};
 pub use route::{route, Routed};
+pub use stats::{CloseStart, CloseSummary, Stats};
 
 /// A borrowed UDP socket as `quinn-udp` takes it, for [`Socket::sock_ref`].
 pub use quinn_udp::UdpSockRef;

@@ -1,28 +1,16 @@
 //! Endpoint events sorted the way both adapters hand them out.
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
 use gtudp_proto::{Event, FailureReason, MessageId};
 
-use crate::DeliveryError;
+use crate::{Datagram, DatagramKind, DeliveryError};
 
 /// An endpoint [`Event`], sorted for an adapter: a message for the
 /// application's receive queue, or the outcome of a guaranteed send for the
 /// caller waiting on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed {
-    /// A message for the application.
-    Message {
-        /// The sender's address.
-        from: SocketAddr,
-        /// The message (a foreign datagram whole).
-        payload: Bytes,
-        /// Whether it is a foreign (non-gtUDP) datagram, handed over
-        /// because `Config::deliver_foreign` is on; it carried no delivery
-        /// guarantee.
-        foreign: bool,
-    },
+    /// A message (or a foreign datagram) for the application.
+    Message(Datagram),
     /// The outcome of a guaranteed send.
     Outcome {
         /// The message.
@@ -38,16 +26,12 @@ pub enum Routed {
 /// Sorts one endpoint event; see [`Routed`].
 pub fn route(event: Event) -> Routed {
     match event {
-        Event::Received { from, payload } => Routed::Message {
-            from,
-            payload,
-            foreign: false,
-        },
-        Event::Foreign { from, payload } => Routed::Message {
-            from,
-            payload,
-            foreign: true,
-        },
+        Event::Received { from, payload } => {
+            Routed::Message(Datagram::new(payload, from, DatagramKind::Message))
+        }
+        Event::Foreign { from, payload } => {
+            Routed::Message(Datagram::new(payload, from, DatagramKind::Foreign))
+        }
         Event::Delivered { id, .. } => Routed::Outcome {
             id,
             outcome: Ok(()),
@@ -64,6 +48,10 @@ pub fn route(event: Event) -> Routed {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
 
     use super::*;
 
@@ -94,11 +82,7 @@ mod tests {
                 from,
                 payload: payload.clone()
             }),
-            Routed::Message {
-                from,
-                payload,
-                foreign: true
-            }
+            Routed::Message(Datagram::new(payload, from, DatagramKind::Foreign))
         );
     }
 }

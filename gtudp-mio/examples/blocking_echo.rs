@@ -54,7 +54,12 @@ fn run() -> Result<String, Box<dyn std::error::Error>> {
         for echo in pending {
             echo.wait().map_err(|e| e.to_string())?;
         }
-        Ok(server.cleanup().stats.endpoint.delivered)
+        Ok(server
+            .cleanup()
+            .map_err(|e| e.to_string())?
+            .stats
+            .endpoint
+            .delivered)
     });
 
     // The first message with the blocking send, the rest pipelined.
@@ -74,7 +79,7 @@ fn run() -> Result<String, Box<dyn std::error::Error>> {
     }
     let server_delivered = server.join().map_err(|_| "server thread panicked")??;
     let elapsed = started.elapsed();
-    let summary = client.cleanup();
+    let summary = client.cleanup()?;
     let missing = (0..MESSAGES)
         .filter(|n| !echoes.contains(format!("echo {n}").as_bytes()))
         .count();

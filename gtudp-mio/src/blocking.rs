@@ -4,19 +4,20 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gtudp_io::Routed;
-use gtudp_proto::{Config, EndpointStats, MessageId, SendErrorKind};
+use gtudp_io::{resolve_std, CloseStart, Datagram, IntoPayload, Routed, SendOptions};
+use gtudp_proto::{canonical_addr, Config, MessageId, PeerStats, SendErrorKind, SendRawError};
 use mio::{Events, Poll, Token, Waker};
 
 use crate::completion::{Completion, Completions, Key};
 use crate::driver::Driver;
-use crate::error::{BindError, DeliveryError, RecvError};
+use crate::error::{BindError, Closed, DeliveryError, RecvError};
 use crate::stats::{CloseSummary, Stats};
 
 const SOCKET: Token = Token(0);
@@ -69,20 +70,6 @@ impl Default for BlockingOptions {
     }
 }
 
-/// A message taken by [`BlockingSocket::recv`] or
-/// [`BlockingSocket::recv_timeout`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Datagram {
-    /// The message, as the peer sent it.
-    pub payload: Bytes,
-    /// The sender's address.
-    pub from: SocketAddr,
-    /// Whether this is a foreign (non-gtUDP) datagram, handed over because
-    /// [`Config::deliver_foreign`] is on; it carried no delivery guarantee.
-    pub foreign: bool,
-}
-
 /// A gtUDP socket with blocking calls, shaped like the original Python
 /// `GTUDP`: [`send_to`](Self::send_to) / [`send_to_blocking`](Self::send_to_blocking)
 /// for `sendto`, [`recv_from`](Self::recv_from) for `recvfrom`,
@@ -102,6 +89,27 @@ pub struct Datagram {
 /// flight keep being resolved until `Config::drain_timeout`. Use
 /// [`close`](Self::close) to wait for that and learn how it went.
 ///
+/// # Receive timeouts
+///
+/// Like [`std::net::UdpSocket::set_read_timeout`] (and Python's
+/// `settimeout`), [`set_read_timeout`](Self::set_read_timeout) sets how long
+/// [`recv`](Self::recv) and [`recv_from`](Self::recv_from) wait before
+/// [`RecvError::TimedOut`]: `None` (the default) waits forever,
+/// `Some(Duration::ZERO)` does not wait at all.
+/// [`recv_timeout`](Self::recv_timeout) and
+/// [`recv_from_timeout`](Self::recv_from_timeout) take a timeout per call.
+///
+/// # Compared with `gtudp_tokio::Socket`
+///
+/// Options ([`SendOptions`]), received messages ([`Datagram`]), errors,
+/// [`Stats`] and [`CloseSummary`] are the same types. Two calls differ, for
+/// a blocking API's sake: [`send_to`](Self::send_to) returns as soon as the
+/// message is handed over (like the original's `sendto`), with a
+/// [`PendingSend`] to wait on, where the async `send_to` waits for the
+/// outcome; [`send_to_blocking`](Self::send_to_blocking) is the waiting one
+/// here. And [`close`](Self::close) returns the summary once (later calls
+/// get [`Closed`]), as a blocking close cannot be awaited by many tasks.
+///
 /// ```
 /// use gtudp_mio::{BlockingSocket, Config};
 ///
@@ -116,21 +124,51 @@ pub struct Datagram {
 /// let (len, from) = server.recv_from(&mut buf)?;
 /// assert_eq!((&buf[..len], from), (&b"hello"[..], client.local_addr()));
 ///
-/// let summary = client.close();
+/// let summary = client.close()?;
 /// assert_eq!(summary.stats.endpoint.delivered, 1);
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct BlockingSocket {
-    commands: SyncSender<Command>,
-    waker: Arc<Waker>,
+    link: Arc<Link>,
     shared: Arc<Shared>,
     completions: Arc<Completions>,
     local_addr: SocketAddr,
     max_payload: usize,
-    thread: Option<JoinHandle<()>>,
+    /// The default receive timeout, in nanoseconds; `u64::MAX`: none.
+    read_timeout: AtomicU64,
+    /// A close was asked for (by `close`, whose summary is then taken).
+    closed: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The peer set by `connect`.
+    peer: Mutex<Option<SocketAddr>>,
 }
+
+/// The way to the background thread, shared by the socket and its pending
+/// sends (for cancel).
+#[derive(Debug)]
+struct Link {
+    /// The socket's address, for log lines.
+    local: SocketAddr,
+    commands: SyncSender<Command>,
+    waker: Waker,
+    next_ticket: AtomicU64,
+}
+
+impl Link {
+    /// Hands `command` to the thread and wakes it; if the thread has
+    /// stopped, the command is dropped (and a send's completion with it).
+    fn command(&self, command: Command) -> Result<(), Closed> {
+        self.commands.send(command).map_err(|_| Closed)?;
+        if let Err(error) = self.waker.wake() {
+            tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the gtUDP thread");
+        }
+        Ok(())
+    }
+}
+
+const NO_TIMEOUT: u64 = u64::MAX;
 
 /// The outcome of one [`BlockingSocket::send_to`], to wait for.
 ///
@@ -143,12 +181,37 @@ pub struct PendingSend {
     /// The send's slot in `completions`; `None` once the outcome was taken.
     key: Cell<Option<Key>>,
     to: SocketAddr,
+    ticket: u64,
+    link: Arc<Link>,
 }
 
 impl PendingSend {
-    /// Where the message is going.
+    /// Where the message is going (an IPv4-mapped address in plain IPv4
+    /// form, [`gtudp_proto::canonical_addr`]).
     pub fn destination(&self) -> SocketAddr {
         self.to
+    }
+
+    /// A number naming this send among the socket's sends, for logs.
+    pub fn id(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Stops trying to deliver the message and blocks until its outcome is
+    /// known: an error with
+    /// [`FailureReason::Cancelled`](gtudp_proto::FailureReason), or `Ok(())`
+    /// if the RECV won the race. A cancelled payload may still have
+    /// arrived. The outcome is taken: later waits report
+    /// [`DeliveryError::Closed`].
+    pub fn cancel(&self) -> Result<(), DeliveryError> {
+        if self.key.get().is_none() {
+            return Err(DeliveryError::Closed);
+        }
+        // If the thread has stopped, the outcome below says so.
+        let _ = self.link.command(Command::Cancel {
+            ticket: self.ticket,
+        });
+        self.take(None).unwrap_or(Err(DeliveryError::Closed))
     }
 
     /// Blocks until the message is delivered or failed (the original's
@@ -235,7 +298,7 @@ impl BlockingSocket {
         let local_addr = driver.local_addr()?;
         let poll = Poll::new()?;
         driver.register(poll.registry(), SOCKET)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let waker = Waker::new(poll.registry(), WAKER)?;
         let (commands, command_queue) = mpsc::sync_channel(options.command_queue);
         let shared = Arc::new(Shared {
             inbox: Mutex::new(Inbox::default()),
@@ -251,6 +314,7 @@ impl BlockingSocket {
             more_commands: false,
             shared: shared.clone(),
             pending: HashMap::new(),
+            tickets: HashMap::new(),
             closers: Vec::new(),
             close: None,
             drain_timeout,
@@ -259,14 +323,22 @@ impl BlockingSocket {
         let thread = std::thread::Builder::new()
             .name(format!("gtudp {local_addr}"))
             .spawn(move || worker.run())?;
+        tracing::debug!(target: "gtudp", local = %local_addr, "gtUDP blocking socket ready");
         Ok(Self {
-            commands,
-            waker,
+            link: Arc::new(Link {
+                local: local_addr,
+                commands,
+                waker,
+                next_ticket: AtomicU64::new(0),
+            }),
             shared,
             completions,
             local_addr,
             max_payload,
-            thread: Some(thread),
+            read_timeout: AtomicU64::new(NO_TIMEOUT),
+            closed: AtomicBool::new(false),
+            thread: Mutex::new(Some(thread)),
+            peer: Mutex::new(None),
         })
     }
 
@@ -286,19 +358,44 @@ impl BlockingSocket {
         *lock(&self.shared.stats)
     }
 
+    /// Counters and the RTT estimate for one peer, while it is tracked;
+    /// `None` also once the socket's thread has stopped.
+    pub fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.link.command(Command::PeerStats { peer, reply }).ok()?;
+        answer.recv().ok().flatten()
+    }
+
     /// Starts sending `payload` to `to` with guaranteed delivery and returns
     /// at once (blocking only while the command queue is full); wait for
     /// the outcome with [`PendingSend::wait`].
     ///
     /// Fails at once with [`DeliveryError::Refused`] when the payload is
-    /// too large, or [`DeliveryError::Closed`] when the socket's thread has
-    /// stopped.
+    /// too large or the socket is closing, or [`DeliveryError::Closed`]
+    /// when the socket's thread has stopped.
+    ///
+    /// `payload` is any [`IntoPayload`]: `&[u8]`, `b"..."`, `&str` (copied
+    /// once), `Vec<u8>`, `String` or [`Bytes`] (moved). `to` is any
+    /// [`ToSocketAddrs`] (`"host:port"`, `(ip, port)`, a `SocketAddr`),
+    /// resolved once; the first address is used.
     pub fn send_to(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
     ) -> Result<PendingSend, DeliveryError> {
-        let payload = payload.into();
+        self.send_to_with(payload, to, SendOptions::default())
+    }
+
+    /// [`send_to`](Self::send_to) with per-message options: a delivery
+    /// timeout and an attempt limit.
+    pub fn send_to_with(
+        &self,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
+        options: SendOptions,
+    ) -> Result<PendingSend, DeliveryError> {
+        let to = resolve_std(to)?;
+        let payload = payload.into_payload();
         if payload.len() > self.max_payload {
             return Err(DeliveryError::Refused {
                 to,
@@ -308,21 +405,71 @@ impl BlockingSocket {
                 },
             });
         }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(DeliveryError::Refused {
+                to,
+                kind: SendErrorKind::Closing,
+            });
+        }
+        let options = options.to_proto(Instant::now());
+        let ticket = self.link.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = self.completions.register();
         let pending = PendingSend {
             completions: self.completions.clone(),
             key: Cell::new(Some(key)),
             to,
+            ticket,
+            link: self.link.clone(),
         };
         // If the thread has stopped, the command (and its completion) is
         // dropped and `pending` is freed with it.
-        self.command(Command::Send {
-            to,
-            payload,
-            completion,
-        })
-        .map_err(|_| DeliveryError::Closed)?;
+        self.link
+            .command(Command::Send {
+                ticket,
+                to,
+                payload,
+                options,
+                completion,
+            })
+            .map_err(|_| DeliveryError::Closed)?;
         Ok(pending)
+    }
+
+    /// [`send_to_blocking`](Self::send_to_blocking) with per-message
+    /// options.
+    pub fn send_to_blocking_with(
+        &self,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
+        options: SendOptions,
+    ) -> Result<(), DeliveryError> {
+        self.send_to_with(payload, to, options)?.wait()
+    }
+
+    /// Sends `datagram` to `to` as is, without gtUDP framing or guarantees,
+    /// for peers that do not speak gtUDP. Blocks until the thread has
+    /// queued it (or refused it: too large, the raw queue full
+    /// ([`Limits::max_pending_raw`](gtudp_proto::Limits)), or closed).
+    pub fn send_raw_to(
+        &self,
+        datagram: impl IntoPayload,
+        to: SocketAddr,
+    ) -> Result<(), SendRawError> {
+        let datagram = datagram.into_payload();
+        if datagram.len() > gtudp_proto::MAX_UDP_PAYLOAD {
+            return Err(SendRawError::TooLarge {
+                size: datagram.len(),
+            });
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.link
+            .command(Command::SendRaw {
+                to: canonical_addr(to),
+                datagram,
+                reply,
+            })
+            .map_err(|_| SendRawError::Closed)?;
+        answer.recv().unwrap_or(Err(SendRawError::Closed))
     }
 
     /// Sends `payload` to `to` and blocks until the peer's endpoint confirms
@@ -330,19 +477,139 @@ impl BlockingSocket {
     /// with the reason) — at most `max_attempts` retransmission timeouts.
     pub fn send_to_blocking(
         &self,
-        payload: impl Into<Bytes>,
-        to: SocketAddr,
+        payload: impl IntoPayload,
+        to: impl ToSocketAddrs,
     ) -> Result<(), DeliveryError> {
         self.send_to(payload, to)?.wait()
     }
 
-    /// Blocks until a message arrives and copies it into `buf`, returning
-    /// its length and sender.
+    /// Sets the peer that [`send`](Self::send) and
+    /// [`send_blocking`](Self::send_blocking) send to, resolving `target`
+    /// once (the first address), like [`std::net::UdpSocket::connect`].
+    ///
+    /// Unlike a connected UDP socket, this one still receives from every
+    /// peer (each message received was confirmed to its sender, so none is
+    /// filtered out): compare [`Datagram::from`] with
+    /// [`peer_addr`](Self::peer_addr) to keep one peer's.
+    pub fn connect(&self, target: impl ToSocketAddrs) -> std::io::Result<()> {
+        let peer = resolve_std(target).map_err(std::io::Error::from)?;
+        *lock(&self.peer) = Some(peer);
+        Ok(())
+    }
+
+    /// The peer set by [`connect`](Self::connect); `NotConnected` before.
+    pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        gtudp_io::connected_peer(*lock(&self.peer))
+    }
+
+    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
+    /// [`DeliveryError::Unresolved`] (`NotConnected`) before `connect`.
+    pub fn send(&self, payload: impl IntoPayload) -> Result<PendingSend, DeliveryError> {
+        let peer = gtudp_io::send_target(*lock(&self.peer))?;
+        self.send_to(payload, peer)
+    }
+
+    /// [`send`](Self::send), then waits for the outcome.
+    pub fn send_blocking(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+        self.send(payload)?.wait()
+    }
+
+    /// Sets the timeout of [`recv`](Self::recv) and
+    /// [`recv_from`](Self::recv_from), like
+    /// [`std::net::UdpSocket::set_read_timeout`] and Python's `settimeout`:
+    /// `None` waits until a message arrives, `Some(Duration::ZERO)` returns
+    /// [`RecvError::TimedOut`] at once when none is waiting.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let nanos = match timeout {
+            None => NO_TIMEOUT,
+            Some(timeout) => u64::try_from(timeout.as_nanos()).unwrap_or(NO_TIMEOUT - 1),
+        };
+        self.read_timeout.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The timeout set by [`set_read_timeout`](Self::set_read_timeout).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        match self.read_timeout.load(Ordering::Relaxed) {
+            NO_TIMEOUT => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Waits for a message (at most the [read timeout](Self::set_read_timeout))
+    /// and copies it into `buf`, returning its length and sender, like
+    /// [`std::net::UdpSocket::recv_from`].
     ///
     /// A message longer than `buf` is not cut: it stays queued and
     /// [`RecvError::Truncated`] says how long it is.
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), RecvError> {
-        let mut inbox = self.wait_for_message(None)?;
+        self.recv_from_until(buf, self.default_deadline())
+    }
+
+    /// Like [`recv_from`](Self::recv_from), giving up with
+    /// [`RecvError::TimedOut`] after `timeout` whatever the read timeout.
+    pub fn recv_from_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<(usize, SocketAddr), RecvError> {
+        self.recv_from_until(buf, Some(Instant::now().checked_add(timeout)))
+    }
+
+    /// Waits for a message (at most the [read timeout](Self::set_read_timeout))
+    /// and returns it whole.
+    pub fn recv(&self) -> Result<Datagram, RecvError> {
+        self.recv_until(self.default_deadline())
+    }
+
+    /// Like [`recv`](Self::recv), giving up with [`RecvError::TimedOut`]
+    /// after `timeout` whatever the read timeout.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Datagram, RecvError> {
+        self.recv_until(Some(Instant::now().checked_add(timeout)))
+    }
+
+    /// Closes the socket: no new messages in or out, messages in flight and
+    /// RECVs awaiting their ACK resolved until done or until
+    /// `Config::drain_timeout`; blocks until then and says how it went.
+    ///
+    /// The summary is returned once: later calls (from any thread) return
+    /// [`Closed`] at once. Messages already received can still be read;
+    /// then receives return [`RecvError::Closed`].
+    pub fn close(&self) -> Result<CloseSummary, Closed> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Err(Closed);
+        }
+        let (reply, summary) = mpsc::sync_channel(1);
+        let sent = self.link.command(Command::Close { reply: Some(reply) });
+        let summary = match sent {
+            Ok(()) => summary.recv().ok(),
+            Err(_) => None,
+        };
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+        Ok(summary
+            .or_else(|| lock(&self.shared.inbox).summary)
+            .unwrap_or_else(|| CloseSummary::without_drain(self.stats())))
+    }
+
+    /// The original's name for [`close`](Self::close).
+    pub fn cleanup(&self) -> Result<CloseSummary, Closed> {
+        self.close()
+    }
+
+    /// The deadline of a receive under the read timeout: `None` for none,
+    /// `Some(None)` for one too far to represent (no deadline either).
+    fn default_deadline(&self) -> Option<Option<Instant>> {
+        self.read_timeout()
+            .map(|timeout| Instant::now().checked_add(timeout))
+    }
+
+    fn recv_from_until(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Option<Instant>>,
+    ) -> Result<(usize, SocketAddr), RecvError> {
+        let mut inbox = self.wait_for_message(deadline.flatten())?;
         let Some(front) = inbox.queue.front() else {
             return Err(RecvError::Closed);
         };
@@ -359,49 +626,9 @@ impl BlockingSocket {
         Ok((len, from))
     }
 
-    /// Blocks until a message arrives and returns it whole.
-    pub fn recv(&self) -> Result<Datagram, RecvError> {
-        let mut inbox = self.wait_for_message(None)?;
+    fn recv_until(&self, deadline: Option<Option<Instant>>) -> Result<Datagram, RecvError> {
+        let mut inbox = self.wait_for_message(deadline.flatten())?;
         inbox.queue.pop_front().ok_or(RecvError::Closed)
-    }
-
-    /// Like [`recv`](Self::recv), giving up with [`RecvError::TimedOut`]
-    /// after `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Datagram, RecvError> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut inbox = self.wait_for_message(deadline)?;
-        inbox.queue.pop_front().ok_or(RecvError::Closed)
-    }
-
-    /// Closes the socket: no new messages in or out, messages in flight and
-    /// RECVs awaiting their ACK resolved until done or until
-    /// `Config::drain_timeout`; blocks until then and says how it went.
-    pub fn close(mut self) -> CloseSummary {
-        let (reply, summary) = mpsc::sync_channel(1);
-        let sent = self.command(Command::Close { reply: Some(reply) });
-        let summary = match sent {
-            Ok(()) => summary.recv().ok(),
-            Err(_) => None,
-        };
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        summary
-            .or_else(|| lock(&self.shared.inbox).summary)
-            .unwrap_or_else(|| empty_summary(self.stats()))
-    }
-
-    /// The original's name for [`close`](Self::close).
-    pub fn cleanup(self) -> CloseSummary {
-        self.close()
-    }
-
-    fn command(&self, command: Command) -> Result<(), mpsc::SendError<Command>> {
-        self.commands.send(command)?;
-        if let Err(error) = self.waker.wake() {
-            tracing::warn!(target: "gtudp", %error, "could not wake the gtUDP thread");
-        }
-        Ok(())
     }
 
     /// Waits until the inbox holds a message (`Ok` with it at the front) or
@@ -443,10 +670,10 @@ impl BlockingSocket {
 impl Drop for BlockingSocket {
     /// Starts a graceful close in the background thread, without waiting.
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if !self.closed.load(Ordering::Acquire) {
             // The thread always takes commands, so this only waits for room;
             // it fails at once if the thread has stopped.
-            let _ = self.command(Command::Close { reply: None });
+            let _ = self.link.command(Command::Close { reply: None });
         }
     }
 }
@@ -456,9 +683,23 @@ impl Drop for BlockingSocket {
 #[derive(Debug)]
 enum Command {
     Send {
+        ticket: u64,
         to: SocketAddr,
         payload: Bytes,
+        options: gtudp_proto::SendOptions,
         completion: Completion,
+    },
+    Cancel {
+        ticket: u64,
+    },
+    SendRaw {
+        to: SocketAddr,
+        datagram: Bytes,
+        reply: SyncSender<Result<(), SendRawError>>,
+    },
+    PeerStats {
+        peer: SocketAddr,
+        reply: SyncSender<Option<PeerStats>>,
     },
     Close {
         reply: Option<SyncSender<CloseSummary>>,
@@ -483,12 +724,6 @@ struct Inbox {
     summary: Option<CloseSummary>,
 }
 
-struct CloseStart {
-    at: Instant,
-    stats: EndpointStats,
-    abandoned: u64,
-}
-
 struct Worker {
     driver: Driver,
     poll: Poll,
@@ -497,7 +732,9 @@ struct Worker {
     /// The last turn stopped at `COMMANDS_PER_TURN`.
     more_commands: bool,
     shared: Arc<Shared>,
-    pending: HashMap<MessageId, Completion>,
+    pending: HashMap<MessageId, (u64, Completion)>,
+    /// The message of each pending send's ticket, for cancel.
+    tickets: HashMap<u64, MessageId>,
     closers: Vec<SyncSender<CloseSummary>>,
     close: Option<CloseStart>,
     drain_timeout: Duration,
@@ -529,7 +766,7 @@ impl Worker {
                 if error.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::error!(target: "gtudp", %error, "mio poll failed; closing the socket");
+                tracing::error!(target: "gtudp", local = %self.driver.io_local_addr(), %error, "mio poll failed; closing the socket");
                 break;
             }
             let now = Instant::now();
@@ -575,18 +812,37 @@ impl Worker {
     fn on_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Send {
+                ticket,
                 to,
                 payload,
+                options,
                 completion,
-            } => match self.driver.send(now, to, payload) {
+            } => match self.driver.send_with_deadline(now, to, payload, options) {
                 Ok(id) => {
-                    self.pending.insert(id, completion);
+                    self.pending.insert(id, (ticket, completion));
+                    self.tickets.insert(ticket, id);
                 }
                 Err(error) => completion.resolve(Err(DeliveryError::Refused {
                     to,
                     kind: error.kind(),
                 })),
             },
+            Command::Cancel { ticket } => {
+                if let Some(id) = self.tickets.get(&ticket) {
+                    // Unknown means it resolved already: its outcome is out.
+                    let _ = self.driver.cancel(*id);
+                }
+            }
+            Command::SendRaw {
+                to,
+                datagram,
+                reply,
+            } => {
+                let _ = reply.try_send(self.driver.send_raw(to, datagram));
+            }
+            Command::PeerStats { peer, reply } => {
+                let _ = reply.try_send(self.driver.peer_stats(peer));
+            }
             Command::Close { reply } => {
                 self.closers.extend(reply);
                 self.begin_close(now);
@@ -596,11 +852,7 @@ impl Worker {
 
     fn begin_close(&mut self, now: Instant) {
         if self.close.is_none() {
-            self.close = Some(CloseStart {
-                at: now,
-                stats: self.driver.stats().endpoint,
-                abandoned: 0,
-            });
+            self.close = Some(CloseStart::new(now, self.driver.stats().endpoint));
         }
         self.driver.close(now);
     }
@@ -617,16 +869,8 @@ impl Worker {
         while let Some(event) = self.driver.poll_event() {
             match gtudp_io::route(event) {
                 // The receive room keeps the queue within its capacity.
-                Routed::Message {
-                    from,
-                    payload,
-                    foreign,
-                } => {
-                    inbox.queue.push_back(Datagram {
-                        payload,
-                        from,
-                        foreign,
-                    });
+                Routed::Message(datagram) => {
+                    inbox.queue.push_back(datagram);
                     arrived = true;
                 }
                 Routed::Outcome {
@@ -636,7 +880,7 @@ impl Worker {
                 } => {
                     if abandoned {
                         if let Some(close) = &mut self.close {
-                            close.abandoned += 1;
+                            close.note_abandoned();
                         }
                     }
                     self.resolve(id, outcome);
@@ -652,7 +896,8 @@ impl Worker {
     }
 
     fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
-        if let Some(completion) = self.pending.remove(&id) {
+        if let Some((ticket, completion)) = self.pending.remove(&id) {
+            self.tickets.remove(&ticket);
             // The PendingSend may have been dropped: nobody to tell.
             completion.resolve(outcome);
         }
@@ -665,23 +910,14 @@ impl Worker {
     /// Reports the close to everyone waiting and fails anything left.
     fn finish(&mut self) {
         self.deliver_events();
-        for (_, completion) in self.pending.drain() {
+        for (_, (_, completion)) in self.pending.drain() {
             completion.resolve(Err(DeliveryError::Closed));
         }
+        self.tickets.clear();
         let stats = self.driver.stats();
         let summary = match &self.close {
-            Some(close) => {
-                let elapsed = Instant::now().saturating_duration_since(close.at);
-                CloseSummary {
-                    delivered: stats.endpoint.delivered - close.stats.delivered,
-                    failed: stats.endpoint.failed - close.stats.failed,
-                    abandoned: close.abandoned,
-                    deadline_reached: elapsed >= self.drain_timeout,
-                    elapsed,
-                    stats,
-                }
-            }
-            None => empty_summary(stats),
+            Some(close) => close.summary(Instant::now(), self.drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
         };
         *lock(&self.shared.stats) = stats;
         {
@@ -708,9 +944,16 @@ impl Worker {
                         let _ = reply.try_send(summary);
                     }
                 }
+                Command::SendRaw { reply, .. } => {
+                    let _ = reply.try_send(Err(SendRawError::Closed));
+                }
+                Command::PeerStats { reply, .. } => {
+                    let _ = reply.try_send(None);
+                }
+                Command::Cancel { .. } => {}
             }
         }
-        tracing::debug!(target: "gtudp", ?summary, "gtUDP socket closed");
+        tracing::debug!(target: "gtudp", local = %self.driver.io_local_addr(), ?summary, "gtUDP socket closed");
     }
 }
 
@@ -721,17 +964,6 @@ impl Drop for Worker {
             lock(&self.shared.inbox).closed = true;
             self.shared.ready.notify_all();
         }
-    }
-}
-
-fn empty_summary(stats: Stats) -> CloseSummary {
-    CloseSummary {
-        delivered: 0,
-        failed: 0,
-        abandoned: 0,
-        deadline_reached: false,
-        elapsed: Duration::ZERO,
-        stats,
     }
 }
 

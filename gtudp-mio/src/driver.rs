@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_io::Recv;
+use gtudp_io::{Recv, SendOptions};
 use gtudp_proto::{
-    Config, Endpoint, Event, MessageId, PeerStats, SendError, SendOptions, SendRawError,
-    UnknownMessage,
+    Config, Endpoint, Event, MessageId, PeerStats, SendError, SendRawError, UnknownMessage,
 };
 use mio::event::Source;
 use mio::net::UdpSocket;
@@ -227,6 +226,11 @@ impl Driver {
         self.io.socket().0.local_addr()
     }
 
+    /// The socket's address as bound, without a system call (for logs).
+    pub(crate) fn io_local_addr(&self) -> SocketAddr {
+        self.io.local_addr()
+    }
+
     /// The protocol endpoint, for its configuration, table sizes and
     /// counters.
     pub fn endpoint(&self) -> &Endpoint {
@@ -235,10 +239,7 @@ impl Driver {
 
     /// Counters of the endpoint and of the socket I/O.
     pub fn stats(&self) -> Stats {
-        Stats {
-            endpoint: self.endpoint.stats(),
-            io: self.io.counters(),
-        }
+        Stats::new(self.endpoint.stats(), self.io.counters())
     }
 
     /// Counters and RTT estimate for one peer, while it is tracked.
@@ -303,16 +304,29 @@ impl Driver {
         destination: SocketAddr,
         payload: Bytes,
     ) -> Result<MessageId, SendError> {
-        self.send_with(now, destination, payload, SendOptions::default())
+        self.send_with_deadline(now, destination, payload, Default::default())
     }
 
-    /// [`send`](Self::send) with a per-message deadline or attempt limit.
+    /// [`send`](Self::send) with a per-message delivery timeout (counted
+    /// from `now`) or attempt limit.
     pub fn send_with(
         &mut self,
         now: Instant,
         destination: SocketAddr,
         payload: Bytes,
         options: SendOptions,
+    ) -> Result<MessageId, SendError> {
+        self.send_with_deadline(now, destination, payload, options.to_proto(now))
+    }
+
+    /// [`send_with`](Self::send_with) with the endpoint's own options (a
+    /// deadline instead of a timeout).
+    pub(crate) fn send_with_deadline(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        payload: Bytes,
+        options: gtudp_proto::SendOptions,
     ) -> Result<MessageId, SendError> {
         self.note(now);
         let id = self
@@ -459,7 +473,7 @@ impl Driver {
         }
         let paused = self.receive_room == Some(0);
         if paused != self.endpoint.is_receive_paused() {
-            tracing::trace!(target: "gtudp", paused, "receive backpressure");
+            tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused, "receive backpressure");
             self.endpoint.set_receive_paused(paused);
         }
     }
@@ -486,7 +500,7 @@ impl Driver {
         ) {
             Ok(()) => self.writable_interest = want,
             Err(error) => {
-                tracing::warn!(target: "gtudp", %error, "could not change the socket's interest")
+                tracing::warn!(target: "gtudp", local = %self.io.local_addr(), %error, "could not change the socket's interest")
             }
         }
     }

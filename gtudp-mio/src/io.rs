@@ -18,6 +18,10 @@ impl gtudp_io::Socket for MioSocket {
         (&self.0).into()
     }
 
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+
     /// mio's `try_io` re-arms readiness where it must (Windows); it has one
     /// readiness for both directions.
     fn try_io<R>(&self, _direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {

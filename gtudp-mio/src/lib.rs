@@ -40,9 +40,10 @@ mod error;
 mod io;
 mod stats;
 
-pub use blocking::{BlockingOptions, BlockingSocket, Datagram, PendingSend};
+pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
-pub use error::{BindError, DeliveryError, RecvError};
+pub use error::{BindError, Closed, DeliveryError, RecvError};
+pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration
@@ -50,5 +51,5 @@ pub use stats::{CloseSummary, IoStats, Stats};
 pub use gtudp_proto as proto;
 pub use gtudp_proto::{
     Config, EndpointStats, Event, FailureReason, Limits, MessageId, PeerStats, SendError,
-    SendErrorKind, SendOptions,
+    SendErrorKind, SendRawError,
 };

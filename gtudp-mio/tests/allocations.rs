@@ -10,44 +10,12 @@
 //! counters, so the result does not depend on timing: retransmissions, if
 //! any, are received datagrams too.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gtudp_mio::{BlockingSocket, Config, PendingSend};
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter neither allocates nor touches the memory.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use gtudp_testkit::alloc::{allocations, CountingAllocator};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -86,7 +54,7 @@ fn run(
     awaited: &mut Vec<PendingSend>,
 ) -> Run {
     let received_before = datagrams_received(a, b);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
     for _ in 0..round_trips / BATCH {
         for _ in 0..BATCH {
@@ -104,7 +72,7 @@ fn run(
             }
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     Run {
         allocations,
         datagrams_received: datagrams_received(a, b) - received_before,
@@ -149,6 +117,6 @@ fn steady_state_sends_allocate_nothing_per_message() {
         measured.allocations,
         measured.datagrams_received,
     );
-    a.close();
-    b.close();
+    a.close().unwrap();
+    b.close().unwrap();
 }

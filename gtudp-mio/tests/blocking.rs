@@ -24,7 +24,7 @@ fn echo_server(server: BlockingSocket, count: usize) -> std::thread::JoinHandle<
         for send in pending {
             send.wait().unwrap();
         }
-        server.close();
+        server.close().unwrap();
     })
 }
 
@@ -46,7 +46,7 @@ fn echo_with_send_to_blocking() {
         assert_eq!(&buf[..len], payload.as_bytes());
     }
     server.join().unwrap();
-    let summary = client.close();
+    let summary = client.close().unwrap();
     assert_eq!(summary.stats.endpoint.delivered, 20);
     assert_eq!(summary.stats.endpoint.received, 20);
     assert!(!summary.deadline_reached);
@@ -132,7 +132,7 @@ fn echo_through_lossy_relay() {
         client.recv_timeout(Duration::from_millis(200)),
         Err(RecvError::TimedOut)
     );
-    let summary = client.close();
+    let summary = client.close().unwrap();
     assert!(summary.stats.endpoint.retransmissions > 0);
     assert!(
         relay
@@ -178,7 +178,7 @@ fn full_receive_queue_pauses_without_loss() {
     for send in pending {
         send.wait().unwrap();
     }
-    let stats = receiver.close().stats;
+    let stats = receiver.close().unwrap().stats;
     assert_eq!(stats.endpoint.received, COUNT as u64);
     assert!(stats.endpoint.dropped.data_unanswered_paused > 0);
 }
@@ -227,7 +227,7 @@ fn close_and_drop() {
     b.send_to_blocking(&b"one"[..], a.local_addr()).unwrap();
     assert_eq!(&reader.join().unwrap().unwrap().payload[..], b"one");
 
-    let summary = b.cleanup();
+    let summary = b.cleanup().unwrap();
     assert_eq!(summary.stats.endpoint.delivered, 1);
     assert!(!summary.deadline_reached);
 
@@ -242,9 +242,7 @@ fn close_and_drop() {
 fn refusals_are_typed() {
     let socket = BlockingSocket::bind("127.0.0.1:0", Config::default()).unwrap();
     let too_big = vec![0u8; socket.max_payload_size() + 1];
-    let error = socket
-        .send_to(too_big, "127.0.0.1:9".parse().unwrap())
-        .unwrap_err();
+    let error = socket.send_to(too_big, "127.0.0.1:9").unwrap_err();
     assert!(matches!(error, DeliveryError::Refused { .. }));
     assert!(!error.may_have_arrived());
 
@@ -264,6 +262,6 @@ fn recv_after_close_reports_closed() {
         socket.recv_timeout(Duration::from_millis(20)),
         Err(RecvError::TimedOut)
     );
-    let summary = socket.close();
+    let summary = socket.close().unwrap();
     assert_eq!(summary.delivered, 0);
 }

@@ -1,5 +1,7 @@
 //! CPU cost of the sans-IO core, without sockets: parsing, and one message
-//! through a full DATA → RECV → ACK exchange between two endpoints.
+//! through a full DATA → RECV → ACK exchange between two endpoints, from a
+//! cold start and in a steady stream with about a million identities
+//! already remembered by the receiver.
 //!
 //! `cargo bench -p gtudp-proto --bench endpoint`
 
@@ -54,8 +56,15 @@ impl Link {
         }
     }
 
-    /// Sends `batch` messages and moves datagrams until both sides are quiet.
+    /// Sends `batch` messages, moves datagrams until both sides are quiet,
+    /// then lets 100 ms pass.
     fn round(&mut self, payload: &Bytes, batch: usize) {
+        self.round_then_wait(payload, batch, Duration::from_millis(100));
+    }
+
+    /// Sends `batch` messages, moves datagrams until both sides are quiet,
+    /// then lets `step` pass.
+    fn round_then_wait(&mut self, payload: &Bytes, batch: usize, step: Duration) {
         for _ in 0..batch {
             self.a
                 .send(self.now, self.b_addr, payload.clone())
@@ -79,7 +88,7 @@ impl Link {
                 break;
             }
         }
-        self.now += Duration::from_millis(100);
+        self.now += step;
         self.a.handle_timeout(self.now);
         self.b.handle_timeout(self.now);
     }
@@ -106,5 +115,38 @@ fn exchange(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, exchange);
+/// A stream of 500,000 messages per virtual second: with the default 2 s
+/// lifetime the receiver remembers 1.0 to 1.25 million identities
+/// throughout, so every new DATA is looked up in full-size tables, and
+/// generations are allocated (or reused) and forgotten as the stream goes.
+fn steady_exchange(c: &mut Criterion) {
+    const RATE: u32 = 500_000;
+    let batch = 64;
+    let step = Duration::from_secs(1) * batch as u32 / RATE;
+    let payload = Bytes::from(vec![0x5a; 64]);
+    let mut link = Link::new();
+    let lifetime = link.b.config().datagram_lifetime;
+    let rounds = (lifetime * 5 / 4).as_nanos() / step.as_nanos() + 1;
+    for _ in 0..rounds {
+        link.round_then_wait(&payload, batch, step);
+    }
+    let remembered = link.b.table_sizes().remembered;
+    assert!(remembered >= 900_000, "{remembered} identities remembered");
+    let mut group = c.benchmark_group("endpoint");
+    group.throughput(Throughput::Elements(batch as u64));
+    group.bench_function(format!("steady_exchange_64B_x{batch}_1M_remembered"), |b| {
+        b.iter(|| link.round_then_wait(&payload, batch, step))
+    });
+    group.finish();
+    let sizes = link.b.table_sizes();
+    eprintln!(
+        "steady_exchange: receiver remembers {} identities in {} bytes ({:.1} B each), {} DATA unanswered",
+        sizes.remembered,
+        sizes.remembered_bytes,
+        sizes.remembered_bytes as f64 / sizes.remembered as f64,
+        link.b.stats().dropped.data_unanswered_full
+    );
+}
+
+criterion_group!(benches, parse, exchange, steady_exchange);
 criterion_main!(benches);

@@ -120,6 +120,12 @@ fn main() -> ExitCode {
             totals.corrupt_duplicates
         );
     }
+    if totals.late_replays > 0 {
+        println!(
+            "late copies replayed just inside the retention: {}",
+            totals.late_replays
+        );
+    }
     println!(
         "seeds={} messages={} delivered={} failed={} duplicates={} phantom={} unresolved={} violations={}",
         args.seeds,

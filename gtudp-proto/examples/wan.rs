@@ -222,16 +222,6 @@ fn run(args: &Args) -> Result<String, String> {
     let max_transit = bottleneck.max_transit(config.max_datagram_size) + wire.max_transit(0);
     config.datagram_lifetime = config.datagram_lifetime.max(max_transit * 2);
 
-    // Receivers remember each identity for `datagram_lifetime` after its
-    // ACK, within `max_received_per_peer`: size that memory to the link
-    // rate, so the receiver's bound is not what the benchmark measures.
-    let messages_per_second = rate_bytes as f64 / (args.size + header_len + 28) as f64;
-    let remembered = (messages_per_second
-        * (config.datagram_lifetime.as_secs_f64() + args.rtt_ms / 1e3 + 1.0)
-        * 1.5) as usize;
-    config.limits.max_received_per_peer = config.limits.max_received_per_peer.max(remembered);
-    config.limits.max_received = config.limits.max_received.max(remembered * args.flows);
-
     let mut flows = Vec::with_capacity(args.flows);
     for i in 0..args.flows {
         let sender_addr = SocketAddr::from(([10, 0, 1, i as u8 + 1], 9000));

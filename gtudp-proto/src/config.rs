@@ -53,6 +53,14 @@ pub struct Config {
     /// Transmissions of one RECV before the receiver stops waiting for its
     /// ACK. Default 10.
     pub recv_max_attempts: u32,
+    /// For an address that reached us first and has not yet proven it
+    /// receives our datagrams (see [`Limits`] on validation): the
+    /// transmissions of one RECV to it (at most `recv_max_attempts`; few are
+    /// needed, as a real sender that misses our RECV resends its DATA, and
+    /// each repeat is answered at once), and the retransmission timeouts a
+    /// DATA held back by its anti-amplification budget waits before failing
+    /// with [`FailureReason::Unvalidated`](crate::FailureReason). Default 2.
+    pub unvalidated_attempts: u32,
     /// How long a received identity is remembered to suppress late
     /// duplicates when its ACK never comes. Must be at least
     /// [`Config::max_retry_span`]: a peer with the same settings stops
@@ -118,14 +126,44 @@ pub struct Limits {
     pub max_outstanding_messages: usize,
     /// Messages waiting for one peer's window to open. Default 16,384.
     pub max_queued_per_peer: usize,
-    /// Received identities remembered (awaiting ACK or suppressing
-    /// duplicates), across all peers. With `datagram_lifetime`, this bounds
-    /// the sustained receive rate: 262,144 / 2 s ≈ 131,000 messages/s.
-    /// Default 262,144.
-    pub max_received: usize,
-    /// Received identities remembered for one peer, so one address cannot
-    /// take the whole table. Default 65,536.
-    pub max_received_per_peer: usize,
+    /// Received messages whose RECV awaits its ACK, across all peers: each
+    /// holds a full record (about 100 bytes) and a resend timer. A steady
+    /// stream needs about rate × RTT of them. Default 262,144.
+    pub max_awaiting_ack: usize,
+    /// Received messages awaiting their ACK from one peer, so one address
+    /// cannot take the whole table. Default 65,536.
+    pub max_awaiting_ack_per_peer: usize,
+    /// Bytes for remembering the identities of received messages whose
+    /// exchange ended, across all peers, to suppress late duplicates.
+    ///
+    /// After its ACK an identity is remembered for `datagram_lifetime`
+    /// (plus at most a quarter of it); after its RECV attempts ran out, for
+    /// `remember_window` (plus at most a quarter). A steady stream of `r`
+    /// messages/s takes about `r × 1.25 × datagram_lifetime × 11` bytes, so
+    /// this bound sets the highest rate the endpoint sustains:
+    /// [`Config::max_sustained_rate`]. Past it, new DATA is left unanswered
+    /// until older identities expire. Moving a message that awaited its ACK
+    /// into this memory may exceed the bound by a few bytes per such
+    /// message. Default 64 MiB (about 2.4 million messages/s with the
+    /// default 2 s lifetime).
+    pub max_remembered_bytes: usize,
+    /// Bytes of remembered identities for one peer address. Default 64 MiB:
+    /// one peer may use the whole memory.
+    pub max_remembered_bytes_per_peer: usize,
+    /// Received messages awaiting their ACK from one unvalidated address.
+    /// Default 16.
+    pub max_awaiting_ack_per_unvalidated_peer: usize,
+    /// Bytes of remembered identities for one unvalidated address. Default
+    /// 4 KiB (a few hundred identities).
+    pub max_remembered_bytes_per_unvalidated_peer: usize,
+    /// Bytes of remembered identities for all unvalidated addresses
+    /// together. When a new message from an unvalidated address would need
+    /// more, the unvalidated address remembered first, among those no longer
+    /// in the peer table, is forgotten whole: a late copy from it could then
+    /// be taken again. This is the price of
+    /// never locking new peers out under a flood from spoofed addresses;
+    /// validated addresses are never forgotten early. Default 16 MiB.
+    pub max_remembered_bytes_unvalidated: usize,
     /// Received payloads (including foreign datagrams) handed to
     /// `poll_event` but not yet taken. Default 4,096.
     pub max_unread: usize,
@@ -142,8 +180,13 @@ impl Default for Limits {
             max_peers: 4_096,
             max_outstanding_messages: 65_536,
             max_queued_per_peer: 16_384,
-            max_received: 262_144,
-            max_received_per_peer: 65_536,
+            max_awaiting_ack: 262_144,
+            max_awaiting_ack_per_peer: 65_536,
+            max_remembered_bytes: 64 << 20,
+            max_remembered_bytes_per_peer: 64 << 20,
+            max_awaiting_ack_per_unvalidated_peer: 16,
+            max_remembered_bytes_per_unvalidated_peer: 4 << 10,
+            max_remembered_bytes_unvalidated: 16 << 20,
             max_unread: 4_096,
             max_pending_control: 4_096,
             max_pending_raw: 1_024,
@@ -161,6 +204,7 @@ impl Default for Config {
             max_rto: Duration::from_secs(10),
             max_attempts: 10,
             recv_max_attempts: 10,
+            unvalidated_attempts: 2,
             remember_window: Duration::from_secs(120),
             datagram_lifetime: Duration::from_secs(2),
             initial_window: 16,
@@ -180,6 +224,32 @@ impl Config {
     /// message: `max_attempts` timeouts of at most `max_rto` each.
     pub fn max_retry_span(&self) -> Duration {
         self.max_rto.saturating_mul(self.max_attempts)
+    }
+
+    /// The highest steady receive rate, in messages per second, that the
+    /// remembered-identity memory allows (see
+    /// [`Limits::max_remembered_bytes`]): `bytes / (11 × 1.25 ×
+    /// datagram_lifetime)`, per peer and for the whole endpoint. A stream
+    /// above it is slowed to it: new DATA waits unanswered, and its sender
+    /// resends, until older identities expire.
+    ///
+    /// ```
+    /// let rate = gtudp_proto::Config::default().max_sustained_rate();
+    /// assert!(rate.per_peer >= 2_000_000.0);
+    /// ```
+    pub fn max_sustained_rate(&self) -> SustainedRate {
+        let held_per_rate = crate::remembered::STEADY_SLOT_BYTES as f64
+            * self.datagram_lifetime.as_secs_f64()
+            * (1.0 + 1.0 / f64::from(crate::remembered::GENERATIONS));
+        let rate = |bytes: usize| bytes as f64 / held_per_rate;
+        SustainedRate {
+            per_peer: rate(
+                self.limits
+                    .max_remembered_bytes_per_peer
+                    .min(self.limits.max_remembered_bytes),
+            ),
+            per_endpoint: rate(self.limits.max_remembered_bytes),
+        }
     }
 
     /// The largest payload one DATA can carry.
@@ -219,6 +289,7 @@ impl Config {
         for (field, value) in [
             ("max_attempts", self.max_attempts),
             ("recv_max_attempts", self.recv_max_attempts),
+            ("unvalidated_attempts", self.unvalidated_attempts),
             ("initial_window", self.initial_window),
             ("max_window", self.max_window),
         ] {
@@ -267,8 +338,28 @@ impl Config {
                 limits.max_outstanding_messages,
             ),
             ("limits.max_queued_per_peer", limits.max_queued_per_peer),
-            ("limits.max_received", limits.max_received),
-            ("limits.max_received_per_peer", limits.max_received_per_peer),
+            ("limits.max_awaiting_ack", limits.max_awaiting_ack),
+            (
+                "limits.max_awaiting_ack_per_peer",
+                limits.max_awaiting_ack_per_peer,
+            ),
+            ("limits.max_remembered_bytes", limits.max_remembered_bytes),
+            (
+                "limits.max_remembered_bytes_per_peer",
+                limits.max_remembered_bytes_per_peer,
+            ),
+            (
+                "limits.max_awaiting_ack_per_unvalidated_peer",
+                limits.max_awaiting_ack_per_unvalidated_peer,
+            ),
+            (
+                "limits.max_remembered_bytes_per_unvalidated_peer",
+                limits.max_remembered_bytes_per_unvalidated_peer,
+            ),
+            (
+                "limits.max_remembered_bytes_unvalidated",
+                limits.max_remembered_bytes_unvalidated,
+            ),
             ("limits.max_unread", limits.max_unread),
             ("limits.max_pending_control", limits.max_pending_control),
             ("limits.max_pending_raw", limits.max_pending_raw),
@@ -279,6 +370,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Steady receive rates a configuration allows, from
+/// [`Config::max_sustained_rate`], in messages per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SustainedRate {
+    /// From one peer address.
+    pub per_peer: f64,
+    /// From all peers together.
+    pub per_endpoint: f64,
 }
 
 /// Why a [`Config`] was refused.

@@ -8,10 +8,21 @@ use crate::event::MessageId;
 
 /// [`Endpoint::send`](crate::Endpoint::send) refused a message. The payload
 /// is handed back, so the caller can retry without having kept a copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output names the payload's length, not its bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SendError {
     kind: SendErrorKind,
     payload: Bytes,
+}
+
+impl fmt::Debug for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("kind", &self.kind)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Why a send was refused.

@@ -76,6 +76,11 @@ pub enum FailureReason {
     Cancelled,
     /// The endpoint's drain deadline passed while it was still in flight.
     EndpointClosed,
+    /// The destination reached us first and never proved that it receives
+    /// our datagrams (a spoofed source looks just like it): sending would
+    /// have exceeded three times the bytes it sent us, and it still had not
+    /// proven itself after `unvalidated_attempts` retransmission timeouts.
+    Unvalidated,
 }
 
 impl fmt::Display for FailureReason {
@@ -85,6 +90,10 @@ impl fmt::Display for FailureReason {
             FailureReason::DeadlineExpired => "the deadline passed before a RECV arrived",
             FailureReason::Cancelled => "cancelled by the application",
             FailureReason::EndpointClosed => "the endpoint closed before a RECV arrived",
+            FailureReason::Unvalidated => {
+                "the destination never proved it receives our datagrams, and sending more would \
+                 exceed three times what it sent us"
+            }
         })
     }
 }

@@ -199,8 +199,13 @@ pub fn endpoint(data: &[u8]) {
     limits.max_peers = if small { 2 } else { 3 };
     limits.max_outstanding_messages = if small { 2 } else { 6 };
     limits.max_queued_per_peer = if small { 1 } else { 3 };
-    limits.max_received = if small { 2 } else { 6 };
-    limits.max_received_per_peer = if small { 1 } else { 4 };
+    limits.max_awaiting_ack = if small { 2 } else { 6 };
+    limits.max_awaiting_ack_per_peer = if small { 1 } else { 4 };
+    limits.max_remembered_bytes = if small { 600 } else { 4_096 };
+    limits.max_remembered_bytes_per_peer = if small { 400 } else { 2_048 };
+    limits.max_awaiting_ack_per_unvalidated_peer = if small { 1 } else { 2 };
+    limits.max_remembered_bytes_per_unvalidated_peer = if small { 300 } else { 1_024 };
+    limits.max_remembered_bytes_unvalidated = if small { 500 } else { 2_048 };
     limits.max_unread = if small { 1 } else { 4 };
     limits.max_pending_control = if small { 1 } else { 4 };
     limits.max_pending_raw = if small { 1 } else { 2 };

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod addr;
 mod config;
 mod congestion;
 mod endpoint;
@@ -26,6 +27,7 @@ pub mod fuzzing;
 mod identities;
 mod loss;
 mod pacing;
+mod remembered;
 mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -33,7 +35,8 @@ mod stats;
 mod timer;
 pub mod wire;
 
-pub use config::{Config, ConfigError, Limits, SendOptions, MAX_UDP_PAYLOAD};
+pub use addr::canonical_addr;
+pub use config::{Config, ConfigError, Limits, SendOptions, SustainedRate, MAX_UDP_PAYLOAD};
 pub use congestion::CongestionAlgorithm;
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};

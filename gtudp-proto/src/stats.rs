@@ -123,6 +123,10 @@ pub struct EndpointStats {
     pub recv_retransmissions: u64,
     /// Repeated DATA recognised and not handed over again.
     pub duplicates_suppressed: u64,
+    /// New messages whose identity matched one awaited or remembered from
+    /// the same address but whose payload differed (a sender that restarted
+    /// and drew identities afresh): handed over as the new messages they are.
+    pub identity_collisions: u64,
     /// Messages handed to the application.
     pub received: u64,
     /// Messages confirmed delivered.
@@ -132,6 +136,17 @@ pub struct EndpointStats {
     /// Idle peers forgotten early to make room for a new one when
     /// `limits.max_peers` was reached.
     pub peers_evicted: u64,
+    /// Of those, peers that had not proven they receive our datagrams,
+    /// forgotten while busy (their RECV exchanges cut short, their
+    /// identities kept) because no peer was idle.
+    pub unvalidated_peers_evicted: u64,
+    /// Remembered histories of unvalidated addresses forgotten early
+    /// because their share of the memory was used up (see
+    /// [`Limits::max_remembered_bytes_unvalidated`](crate::Limits)).
+    pub unvalidated_histories_forgotten: u64,
+    /// Addresses that proved they receive our datagrams by answering a
+    /// validation probe (sent when a DATA to them was held back).
+    pub validated_by_probe: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

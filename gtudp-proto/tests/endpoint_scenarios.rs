@@ -161,8 +161,31 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
 }
 
 #[test]
+fn recv_resends_to_an_unvalidated_address_stop_after_fewer_attempts() {
+    let mut pair = Pair::new();
+    pair.send(b"a payload of some thirty bytes");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let mut recvs = pair.out_b().len();
+    while pair.b.table_sizes().awaiting_ack > 0 {
+        let at = pair.b.poll_timeout().expect("a RECV timer");
+        pair.advance_to(at);
+        recvs += pair.out_b().len();
+    }
+    assert_eq!(recvs, config().unvalidated_attempts as usize);
+    // A repeat of the DATA is still answered at once, and not handed over.
+    pair.deliver_to_b(&data[0]);
+    assert_eq!(kinds(&pair.out_b()), [Recv]);
+    assert_eq!(pair.events_b().len(), 1);
+}
+
+#[test]
 fn recv_resends_stop_after_their_attempt_limit() {
     let mut pair = Pair::new();
+    // A first exchange validates A at B (B gets the ACK for its RECV).
+    pair.send(b"first");
+    pair.exchange();
+    assert!(pair.b.peer_stats(pair.a_addr).unwrap().validated);
     // Large enough that the anti-amplification budget (3 × the DATA's
     // bytes) allows every RECV attempt.
     pair.send(b"a payload of some thirty bytes");
@@ -175,9 +198,10 @@ fn recv_resends_stop_after_their_attempt_limit() {
         recvs += pair.out_b().len();
     }
     assert_eq!(recvs, config().recv_max_attempts as usize);
+    let sizes = pair.b.table_sizes();
     assert_eq!(
-        pair.b.table_sizes().received,
-        0,
+        (sizes.awaiting_ack, sizes.remembered, sizes.remembered_bytes),
+        (0, 0, 0),
         "forgotten after the window"
     );
 }
@@ -465,7 +489,7 @@ fn close_drains_messages_in_flight_then_empties_every_table() {
         (
             sizes.peers,
             sizes.messages,
-            sizes.received,
+            sizes.awaiting_ack + sizes.remembered,
             sizes.timers,
             sizes.outstanding
         ),
@@ -553,9 +577,10 @@ fn full_receiver_leaves_new_data_unanswered_until_read() {
 }
 
 #[test]
-fn full_remembered_table_leaves_new_data_unanswered() {
+fn full_awaiting_table_leaves_new_data_unanswered() {
     let mut b_config = config();
-    b_config.limits.max_received_per_peer = 1;
+    b_config.limits.max_awaiting_ack_per_peer = 1;
+    b_config.limits.max_awaiting_ack_per_unvalidated_peer = 1;
     let mut pair = Pair::with_configs(config(), b_config);
     pair.send(b"1");
     pair.send(b"2");
@@ -622,7 +647,10 @@ fn foreign_datagrams_are_handed_over_when_asked_for_and_raw_sends_bypass_framing
 
 #[test]
 fn spoofed_data_does_not_make_us_send_more_than_three_times_its_bytes() {
-    let mut b = Endpoint::new(config(), 3).expect("valid");
+    // Let RECV resends run as long as for any peer: the budget must stop them.
+    let mut b_config = config();
+    b_config.unvalidated_attempts = b_config.recv_max_attempts;
+    let mut b = Endpoint::new(b_config, 3).expect("valid");
     let victim = addr(4242);
     let mut now = std::time::Instant::now();
     let data = encode(Packet::Data {
@@ -798,7 +826,8 @@ fn idle_peers_are_forgotten() {
     assert!(pair.a.peer_stats(pair.b_addr).is_none());
     pair.advance_by(config().remember_window);
     assert_eq!(pair.b.table_sizes().peers, 0);
-    assert_eq!(pair.b.table_sizes().received, 0);
+    assert_eq!(pair.b.table_sizes().awaiting_ack, 0);
+    assert_eq!(pair.b.table_sizes().remembered, 0);
 }
 
 #[test]
@@ -818,7 +847,7 @@ fn timer_heap_stays_bounded_when_timeouts_are_rare() {
     for endpoint in [&pair.a, &pair.b] {
         let sizes = endpoint.table_sizes();
         // Per peer: its idle countdown and its send-side timer.
-        let live = sizes.messages + sizes.received + 2 * sizes.peers + 1;
+        let live = sizes.messages + sizes.awaiting_ack + 2 * sizes.peers + 1;
         assert!(
             sizes.timers <= 2 * live + 64 + 64,
             "{} timer entries for {live} live timers",

@@ -3,59 +3,28 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-tokio --example echo_client -- --server 127.0.0.1:4000 \
-//!     [--count N] [--size BYTES] [--concurrency C] [--oneway]
+//!     [--bind ADDR] [--count N] [--size BYTES] [--concurrency C] [--oneway] \
+//!     [--magic HEX] [--types HEX,HEX,HEX] [--wait-secs S]
 //! ```
 //!
-//! The last line is the result, for scripts:
+//! The last line is the result, for scripts, printed on every exit (also
+//! when the socket cannot be bound, or when the run stops for want of
+//! progress):
 //! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q`.
 //! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
 //! `--sink` server) if D = N; then the RTT is send-to-Delivered.
 
-#[path = "common/mod.rs"]
-mod common;
-
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
-use gtudp_tokio::proto::MAX_UDP_PAYLOAD;
+use gtudp_testkit::cli::ClientArgs as Args;
+use gtudp_testkit::echo::{echoed_index, payload, Tally};
 use gtudp_tokio::Socket;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-
-/// Send N payloads to a gtUDP echo server and check the echoes.
-#[derive(Parser, Debug)]
-struct Args {
-    /// The echo server's address.
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    server: SocketAddr,
-    /// Messages to send.
-    #[arg(long, default_value_t = 1_000)]
-    count: u64,
-    /// Bytes per payload (at least 8: each starts with its index).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=65_000))]
-    size: u64,
-    /// Most messages awaiting their echo (or, with --oneway, their
-    /// delivery) at once.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    concurrency: u64,
-    /// Wait for Delivered instead of echoes (use against `echo_server --sink`).
-    #[arg(long)]
-    oneway: bool,
-    /// Magic prefix, in hex (default: none).
-    #[arg(long, value_parser = common::parse_hex)]
-    magic: Option<common::Hex>,
-    /// DATA,RECV,ACK type identifiers, in hex (default: 1d,5f,ae).
-    #[arg(long, value_parser = common::parse_types)]
-    types: Option<common::Types>,
-    /// Seconds to wait for missing echoes once every send has resolved.
-    #[arg(long, default_value_t = 10)]
-    wait_secs: u64,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -65,50 +34,31 @@ enum Slot {
     Released,
 }
 
-#[derive(Default)]
-struct Tally {
-    delivered: u64,
-    failed: u64,
-    echoed: u64,
-    duplicates: u64,
-    mismatched: u64,
-    rtts_us: Vec<u64>,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::init_logging();
+    gtudp_testkit::cli::init_logging();
     let args = Args::parse();
-    match run(&args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("echo_client: {error}");
-            ExitCode::FAILURE
-        }
+    let mut tally = Tally::default();
+    let start = Instant::now();
+    let mut elapsed = None;
+    if let Err(error) = run(&args, &mut tally, &mut elapsed).await {
+        eprintln!("echo_client: {error}");
     }
+    let elapsed = elapsed.unwrap_or_else(|| start.elapsed());
+    tally.finish(args.count, args.oneway, elapsed)
 }
 
-fn payload(index: u64, size: usize) -> Bytes {
-    let mut bytes = Vec::with_capacity(size);
-    bytes.extend_from_slice(&index.to_be_bytes());
-    bytes.extend((8..size).map(|j| (index as usize).wrapping_mul(31).wrapping_add(j) as u8));
-    Bytes::from(bytes)
-}
-
-async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
+/// Runs the exchange, counting into `tally` and setting `elapsed` when the
+/// exchange ends (before the close's drain).
+async fn run(
+    args: &Args,
+    tally: &mut Tally,
+    elapsed: &mut Option<Duration>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let count = args.count;
     let size = args.size as usize;
-    let mut config = common::config(args.magic.as_ref(), args.types.as_ref())?;
-    let header = config.framing.header_len();
-    if size + header > config.max_datagram_size {
-        config.max_datagram_size = (size + header).min(MAX_UDP_PAYLOAD);
-    }
-    let bind = if args.server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
+    let config = args.config()?;
+    let bind = args.bind_addr();
     let socket = Socket::bind(bind, config).await?;
 
     let progress = if std::io::stderr().is_terminal() {
@@ -125,13 +75,15 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let mut slots: Vec<Option<Slot>> = vec![None; count as usize];
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
     let mut echoed = vec![false; count as usize];
-    let mut tally = Tally::default();
     let (mut next, mut in_flight, mut resolved) = (0u64, 0u64, 0u64);
     let mut deliveries = JoinSet::new();
     let start = Instant::now();
-    let wait = tokio::time::sleep(Duration::from_secs(args.wait_secs));
+    let idle = Duration::from_secs(args.wait_secs);
+    // Reset by every outcome and echo: the run ends after `idle` without
+    // progress, whatever is missing.
+    let wait = tokio::time::sleep(idle);
     tokio::pin!(wait);
-    let mut waiting_armed = false;
+    let mut stopped: Option<String> = None;
 
     loop {
         while next < count && in_flight < args.concurrency {
@@ -159,14 +111,16 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         if done {
             break;
         }
-        if resolved == count && !waiting_armed {
-            wait.as_mut()
-                .reset(Instant::now() + Duration::from_secs(args.wait_secs));
-            waiting_armed = true;
-        }
         tokio::select! {
             Some(joined) = deliveries.join_next(), if !deliveries.is_empty() => {
-                let (index, outcome) = joined?;
+                wait.as_mut().reset(Instant::now() + idle);
+                let (index, outcome) = match joined {
+                    Ok(joined) => joined,
+                    Err(error) => {
+                        stopped = Some(format!("a delivery task failed: {error}"));
+                        break;
+                    }
+                };
                 resolved += 1;
                 let i = index as usize;
                 let failed = outcome.is_err();
@@ -193,11 +147,16 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
                 }
             }
             message = socket.recv(), if !args.oneway => {
-                let message = message?;
-                let payload = message.payload;
-                let index = payload.get(..8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()));
-                match index {
-                    Some(index) if index < count && payload == self::payload(index, size) => {
+                wait.as_mut().reset(Instant::now() + idle);
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        stopped = Some(format!("receive failed: {error}"));
+                        break;
+                    }
+                };
+                match echoed_index(&message.payload, count, size) {
+                    Some(index) => {
                         let i = index as usize;
                         if echoed[i] {
                             tally.duplicates += 1;
@@ -214,43 +173,30 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
                             }
                         }
                     }
-                    _ => tally.mismatched += 1,
+                    None => tally.mismatched += 1,
                 }
             }
-            () = &mut wait, if waiting_armed => {
-                eprintln!("gave up waiting for {} echoes", count - tally.echoed);
+            () = &mut wait => {
+                stopped = Some(format!(
+                    "no progress for {} s; gave up with {} outcomes and {} echoes missing",
+                    args.wait_secs,
+                    count - resolved,
+                    if args.oneway { 0 } else { count - tally.echoed },
+                ));
                 break;
             }
         }
     }
-    let elapsed = start.elapsed();
+    *elapsed = Some(start.elapsed());
     progress.finish_and_clear();
+    if let Some(reason) = stopped {
+        eprintln!("echo_client: {reason}");
+    }
     // Drain: the RECVs of the echoes still await our ACK... and vice versa.
-    socket.close().await?;
+    // Bounded by Config::drain_timeout.
+    if let Err(error) = socket.close().await {
+        eprintln!("echo_client: close: {error}");
+    }
 
-    tally.rtts_us.sort_unstable();
-    let percentile = |p: f64| -> u64 {
-        if tally.rtts_us.is_empty() {
-            return 0;
-        }
-        let rank = ((tally.rtts_us.len() as f64 * p).ceil() as usize).clamp(1, tally.rtts_us.len());
-        tally.rtts_us[rank - 1]
-    };
-    let seconds = elapsed.as_secs_f64();
-    println!(
-        "sent={count} delivered={} failed={} echoed={} duplicates={} mismatched={} elapsed_s={seconds:.3} msgs_per_s={:.0} rtt_p50_us={} rtt_p99_us={}",
-        tally.delivered,
-        tally.failed,
-        tally.echoed,
-        tally.duplicates,
-        tally.mismatched,
-        count as f64 / seconds.max(1e-9),
-        percentile(0.50),
-        percentile(0.99),
-    );
-    Ok(if args.oneway {
-        tally.delivered == count
-    } else {
-        tally.echoed == count && tally.duplicates == 0 && tally.mismatched == 0
-    })
+    Ok(())
 }

@@ -10,20 +10,15 @@
 //! arrives exactly once. Prints a summary and exits 0 when every message
 //! was delivered exactly once.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "../tests/common/relay.rs"]
-mod relay;
-
 use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
+use gtudp_testkit::relay::{Impairment, Relay};
 use gtudp_tokio::{Config, Socket};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use relay::{Impairment, Relay};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -53,7 +48,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::init_logging();
+    gtudp_testkit::cli::init_logging();
     let args = Args::parse();
     match run(&args).await {
         Ok(true) => ExitCode::SUCCESS,
@@ -76,8 +71,7 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             max_delay: Duration::from_millis(args.delay_ms),
             seed: args.seed,
         },
-    )
-    .await?;
+    )?;
     println!(
         "client {} -> relay {} (loss {:.0}%, duplication {:.0}%, delay up to {} ms) -> server {}",
         client.local_addr(),

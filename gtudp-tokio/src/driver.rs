@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_io::{Recv, Routed};
-use gtudp_proto::{Endpoint, EndpointStats, MessageId, PeerStats, SendOptions};
+use gtudp_io::{CloseStart, Recv, Routed};
+use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::completion::Completion;
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
-use crate::socket::{Datagram, DatagramKind, Status};
+use crate::socket::{Datagram, Status};
 use crate::stats::{CloseSummary, Stats};
 
 /// Receive batches taken per wake-up before the driver turns to its other
@@ -86,12 +86,6 @@ pub(crate) struct Driver {
     close: Option<CloseStart>,
 }
 
-struct CloseStart {
-    at: Instant,
-    stats: EndpointStats,
-    abandoned: u64,
-}
-
 impl Driver {
     pub(crate) fn new(
         io: UdpIo,
@@ -142,7 +136,7 @@ impl Driver {
                 command = self.commands.recv(), if self.commands_open => Wake::Command(command),
                 ready = socket.readable() => {
                     if let Err(error) = ready {
-                        tracing::warn!(target: "gtudp", %error, "socket readiness error");
+                        tracing::warn!(target: "gtudp", local = %self.io.local_addr(), %error, "socket readiness error");
                     }
                     Wake::Readable
                 }
@@ -259,7 +253,7 @@ impl Driver {
     fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
         let full = self.inbox.capacity() == 0;
         if full != self.endpoint.is_receive_paused() {
-            tracing::trace!(target: "gtudp", paused = full, "receive queue backpressure");
+            tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused = full, "receive queue backpressure");
             self.endpoint.set_receive_paused(full);
         }
         self.endpoint.handle_datagram(now, from, datagram);
@@ -273,11 +267,7 @@ impl Driver {
         self.status
             .closing
             .store(true, std::sync::atomic::Ordering::Release);
-        self.close = Some(CloseStart {
-            at: now,
-            stats: self.endpoint.stats(),
-            abandoned: 0,
-        });
+        self.close = Some(CloseStart::new(now, self.endpoint.stats()));
         self.endpoint.close(now);
     }
 
@@ -294,22 +284,7 @@ impl Driver {
         let mut published = false;
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
-                Routed::Message {
-                    from,
-                    payload,
-                    foreign,
-                } => {
-                    let kind = if foreign {
-                        DatagramKind::Foreign
-                    } else {
-                        DatagramKind::Message
-                    };
-                    self.deliver(Datagram {
-                        payload,
-                        from,
-                        kind,
-                    });
-                }
+                Routed::Message(datagram) => self.deliver(datagram),
                 Routed::Outcome {
                     id,
                     outcome,
@@ -317,7 +292,7 @@ impl Driver {
                 } => {
                     if abandoned {
                         if let Some(close) = &mut self.close {
-                            close.abandoned += 1;
+                            close.note_abandoned();
                         }
                     }
                     // A task woken by this outcome must see counters that
@@ -341,7 +316,7 @@ impl Driver {
                 // `feed` checked for room and only the driver sends, so this
                 // does not happen; say so loudly if it ever does.
                 tracing::error!(
-                    target: "gtudp", from = %datagram.from,
+                    target: "gtudp", local = %self.io.local_addr(), from = %datagram.from,
                     "receive queue full despite the room check; message dropped"
                 );
             }
@@ -365,10 +340,7 @@ impl Driver {
     }
 
     fn stats(&self) -> Stats {
-        Stats {
-            endpoint: self.endpoint.stats(),
-            io: self.io.counters(),
-        }
+        Stats::new(self.endpoint.stats(), self.io.counters())
     }
 
     /// Reports the close to every waiting handle and fails anything left.
@@ -379,26 +351,9 @@ impl Driver {
         }
         let now = now();
         let stats = self.stats();
-        let (delivered, failed, abandoned, elapsed, deadline_reached) = match &self.close {
-            Some(close) => {
-                let elapsed = now.saturating_duration_since(close.at);
-                (
-                    stats.endpoint.delivered - close.stats.delivered,
-                    stats.endpoint.failed - close.stats.failed,
-                    close.abandoned,
-                    elapsed,
-                    elapsed >= self.endpoint.config().drain_timeout,
-                )
-            }
-            None => (0, 0, 0, std::time::Duration::ZERO, false),
-        };
-        let summary = CloseSummary {
-            delivered,
-            failed,
-            abandoned,
-            deadline_reached,
-            elapsed,
-            stats,
+        let summary = match &self.close {
+            Some(close) => close.summary(now, self.endpoint.config().drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
         };
         match self.status.summary.lock() {
             Ok(mut shared) => *shared = Some(summary),
@@ -423,7 +378,7 @@ impl Driver {
                 _ => {}
             }
         }
-        tracing::debug!(target: "gtudp", ?summary, "gtUDP socket closed");
+        tracing::debug!(target: "gtudp", local = %self.io.local_addr(), ?summary, "gtUDP socket closed");
     }
 }
 

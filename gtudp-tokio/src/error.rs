@@ -4,14 +4,26 @@ use core::fmt;
 
 use bytes::Bytes;
 
-pub use gtudp_io::{BindError, DeliveryError};
+pub use gtudp_io::{BindError, Closed, DeliveryError, RecvError};
 
 /// [`Socket::send_nowait`](crate::Socket::send_nowait) could not take a
 /// message at once. The payload is handed back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output names the payload's length, not its bytes, so a
+/// `?` in `main` prints one short line.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrySendError {
     kind: TrySendErrorKind,
     payload: Bytes,
+}
+
+impl fmt::Debug for TrySendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrySendError")
+            .field("kind", &self.kind)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Why [`Socket::send_nowait`](crate::Socket::send_nowait) refused a message.
@@ -92,47 +104,14 @@ impl std::error::Error for TrySendError {}
 /// variants already say everything a socket user needs.
 pub use gtudp_proto::SendRawError;
 
-/// A receive found nothing to return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecvError {
-    /// The next datagram is longer than the buffer given to
-    /// [`Socket::recv_from`](crate::Socket::recv_from). Nothing was
-    /// consumed: call again with a buffer of at least `len` bytes, or use
-    /// [`Socket::recv`](crate::Socket::recv).
-    Truncated {
-        /// The datagram's length.
-        len: usize,
-        /// The buffer's length.
-        capacity: usize,
-    },
-    /// The socket has closed and every received datagram has been read.
-    Closed,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Truncated { len, capacity } => write!(
-                f,
-                "the next datagram has {len} bytes but the buffer holds {capacity}; \
-                 it was kept: call again with a larger buffer or use recv()"
-            ),
-            RecvError::Closed => f.write_str("the socket has closed and nothing is left to read"),
-        }
+    #[test]
+    fn debug_names_the_payload_length_not_its_bytes() {
+        let error = TrySendError::new(TrySendErrorKind::QueueFull, Bytes::from(vec![7u8; 6_000]));
+        let debug = format!("{error:?}");
+        assert_eq!(debug, "TrySendError { kind: QueueFull, payload_len: 6000 }");
     }
 }
-
-impl std::error::Error for RecvError {}
-
-/// The socket's driver has stopped: it closed, or its runtime shut down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Closed;
-
-impl fmt::Display for Closed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the socket has closed")
-    }
-}
-
-impl std::error::Error for Closed {}

@@ -19,6 +19,10 @@ impl gtudp_io::Socket for TokioSocket {
         (&self.0).into()
     }
 
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+
     fn try_io<R>(&self, direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         let interest = match direction {
             Direction::Recv => Interest::READABLE,

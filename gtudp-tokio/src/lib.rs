@@ -38,8 +38,8 @@
 //!
 //! client.send_to(&b"ping"[..], server_addr).await?;
 //! let mut buf = [0u8; 64];
-//! let echo = client.recv_from(&mut buf).await?;
-//! assert_eq!(&buf[..echo.len], b"ping");
+//! let (len, from) = client.recv_from(&mut buf).await?;
+//! assert_eq!((&buf[..len], from), (&b"ping"[..], server_addr));
 //! # Ok(())
 //! # }
 //! ```
@@ -57,7 +57,7 @@ mod stats;
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
-pub use socket::{Builder, Datagram, DatagramKind, Delivery, RecvMeta, SendOptions, Socket};
+pub use socket::{Builder, Datagram, DatagramKind, Delivery, IntoPayload, SendOptions, Socket};
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration

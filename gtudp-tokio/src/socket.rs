@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
@@ -20,6 +19,7 @@ use crate::error::{
 };
 use crate::io::{TokioSocket, UdpIo};
 use crate::stats::{CloseSummary, Stats};
+pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
 
 /// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
 /// resolves once the peer confirmed receipt (its RECV arrived) or with the
@@ -75,6 +75,8 @@ struct Shared {
     next_ticket: AtomicU64,
     status: Arc<Status>,
     completions: Arc<Completions>,
+    /// The peer set by `connect`.
+    peer: Mutex<Option<SocketAddr>>,
 }
 
 /// State the driver publishes for the handles.
@@ -91,71 +93,6 @@ struct Inbox {
     /// A datagram `recv_from` found too long for its buffer, kept for the
     /// next call.
     kept: Option<Datagram>,
-}
-
-/// A datagram taken from the socket by [`Socket::recv`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Datagram {
-    /// The message (or, for a foreign datagram, the whole datagram).
-    pub payload: Bytes,
-    /// The sender's address.
-    pub from: SocketAddr,
-    /// Whether it is a gtUDP message or a foreign datagram.
-    pub kind: DatagramKind,
-}
-
-/// What a received datagram is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DatagramKind {
-    /// A gtUDP message, confirmed to its sender and handed over once.
-    Message,
-    /// A datagram that is not gtUDP, handed over as it arrived (no
-    /// guarantees) because [`Config::deliver_foreign`] is on.
-    Foreign,
-}
-
-/// What [`Socket::recv_from`] wrote into the caller's buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecvMeta {
-    /// Bytes written (the whole datagram).
-    pub len: usize,
-    /// The sender's address.
-    pub from: SocketAddr,
-    /// Whether it is a gtUDP message or a foreign datagram.
-    pub kind: DatagramKind,
-}
-
-/// Per-message options for [`Socket::send_to_with`] and
-/// [`Socket::send_nowait_with`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SendOptions {
-    /// Fail with [`FailureReason::DeadlineExpired`](gtudp_proto::FailureReason)
-    /// if no RECV arrived within this time of the call.
-    pub timeout: Option<Duration>,
-    /// Transmissions before failing; at most [`Config::max_attempts`], which
-    /// is also the default.
-    pub max_attempts: Option<u32>,
-}
-
-impl SendOptions {
-    /// Options with a delivery timeout, counted from the send call.
-    pub fn with_timeout(timeout: Duration) -> Self {
-        Self {
-            timeout: Some(timeout),
-            ..Self::default()
-        }
-    }
-
-    /// Options with an attempt limit.
-    pub fn with_max_attempts(max_attempts: u32) -> Self {
-        Self {
-            max_attempts: Some(max_attempts),
-            ..Self::default()
-        }
-    }
 }
 
 /// Settings for a [`Socket`] beyond the protocol's [`Config`].
@@ -217,6 +154,8 @@ impl Builder {
     /// reached, [`Socket::send_nowait`] fails with
     /// [`TrySendErrorKind::TooManyOutstanding`] and [`Socket::send_to`]
     /// waits. Default and ceiling: `config.limits.max_outstanding_messages`.
+    /// Binding fails with [`BindError::TooLarge`] when the limit that
+    /// applies is above [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`).
     pub fn max_outstanding(mut self, limit: usize) -> Self {
         self.max_outstanding = Some(limit);
         self
@@ -229,19 +168,35 @@ impl Builder {
     }
 
     /// Takes over a standard-library socket (made non-blocking here). Must
-    /// be called inside a Tokio runtime.
+    /// be called inside a Tokio runtime; outside one it fails with
+    /// [`BindError::NoRuntime`].
     pub fn from_std(self, socket: std::net::UdpSocket) -> Result<Socket, BindError> {
+        tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         socket.set_nonblocking(true)?;
         self.from_tokio(UdpSocket::from_std(socket)?)
     }
 
-    /// Takes over a Tokio socket. Must be called inside a Tokio runtime.
+    /// Takes over a Tokio socket. Must be called inside a Tokio runtime;
+    /// outside one it fails with [`BindError::NoRuntime`].
     ///
     /// A connected socket works too; ICMP errors it reports
     /// (`ConnectionRefused`) are logged and never stop the driver.
     pub fn from_tokio(self, socket: UdpSocket) -> Result<Socket, BindError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         let max = self.config.limits.max_outstanding_messages;
         let max_outstanding = self.max_outstanding.unwrap_or(max).min(max);
+        if max_outstanding > Semaphore::MAX_PERMITS {
+            let field = if self.max_outstanding.is_some_and(|limit| limit <= max) {
+                "Builder::max_outstanding"
+            } else {
+                "Config::limits.max_outstanding_messages"
+            };
+            return Err(BindError::TooLarge {
+                field,
+                value: max_outstanding,
+                max: Semaphore::MAX_PERMITS,
+            });
+        }
         for (field, value) in [
             ("recv_queue", self.recv_queue),
             ("command_queue", self.command_queue),
@@ -268,8 +223,8 @@ impl Builder {
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));
         let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
-        tokio::spawn(driver.run());
-        tracing::debug!(target: "gtudp", %local_addr, "gtUDP socket ready");
+        runtime.spawn(driver.run());
+        tracing::debug!(target: "gtudp", local = %local_addr, "gtUDP socket ready");
         Ok(Socket {
             shared: Arc::new(Shared {
                 commands: command_tx,
@@ -283,6 +238,7 @@ impl Builder {
                 next_ticket: AtomicU64::new(0),
                 status,
                 completions,
+                peer: Mutex::new(None),
             }),
         })
     }
@@ -356,10 +312,15 @@ impl Socket {
     /// cancel delivery: the message is still delivered or fails, unobserved.
     /// To cancel, use [`start_send`](Self::start_send) and
     /// [`Delivery::cancel`].
+    ///
+    /// `payload` is any [`IntoPayload`]: `&[u8]`, `b"..."`, `&str` (copied
+    /// once), `Vec<u8>`, `String` or [`Bytes`] (moved). `target` is any
+    /// [`ToSocketAddrs`] (`"host:port"`, `(ip, port)`, a `SocketAddr`),
+    /// resolved once; the first address is used.
     pub async fn send_to(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
     ) -> Result<(), DeliveryError> {
         self.send_to_with(payload, target, SendOptions::default())
             .await
@@ -368,8 +329,8 @@ impl Socket {
     /// [`send_to`](Self::send_to) with per-message options.
     pub async fn send_to_with(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<(), DeliveryError> {
         self.start_send_with(payload, target, options).await?.await
@@ -381,8 +342,8 @@ impl Socket {
     /// Cancel safety: dropping this future before it returns sends nothing.
     pub async fn start_send(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
     ) -> Result<Delivery, DeliveryError> {
         self.start_send_with(payload, target, SendOptions::default())
             .await
@@ -391,12 +352,13 @@ impl Socket {
     /// [`start_send`](Self::start_send) with per-message options.
     pub async fn start_send_with(
         &self,
-        payload: impl Into<Bytes>,
-        target: SocketAddr,
+        payload: impl IntoPayload,
+        target: impl ToSocketAddrs,
         options: SendOptions,
     ) -> Result<Delivery, DeliveryError> {
-        let payload = payload.into();
-        let deadline = deadline(options);
+        let target = resolve(target).await?;
+        let payload = payload.into_payload();
+        let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(refusal(kind, target));
         }
@@ -413,7 +375,7 @@ impl Socket {
             .reserve()
             .await
             .map_err(|_| DeliveryError::Closed)?;
-        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        let (command, delivery) = self.send_command(payload, target, options, permit);
         slot.send(command);
         Ok(delivery)
     }
@@ -422,10 +384,11 @@ impl Socket {
     /// await later, or an error (with the payload) when a configured limit
     /// is reached: it never waits and never queues without bound.
     ///
-    /// Dropping the returned [`Delivery`] does not cancel the send.
+    /// Dropping the returned [`Delivery`] does not cancel the send. The
+    /// target is a `SocketAddr`, as resolving a name could wait.
     pub fn send_nowait(
         &self,
-        payload: impl Into<Bytes>,
+        payload: impl IntoPayload,
         target: SocketAddr,
     ) -> Result<Delivery, TrySendError> {
         self.send_nowait_with(payload, target, SendOptions::default())
@@ -434,12 +397,13 @@ impl Socket {
     /// [`send_nowait`](Self::send_nowait) with per-message options.
     pub fn send_nowait_with(
         &self,
-        payload: impl Into<Bytes>,
+        payload: impl IntoPayload,
         target: SocketAddr,
         options: SendOptions,
     ) -> Result<Delivery, TrySendError> {
-        let payload = payload.into();
-        let deadline = deadline(options);
+        let target = gtudp_proto::canonical_addr(target);
+        let payload = payload.into_payload();
+        let options = options.to_proto(tokio::time::Instant::now().into_std());
         if let Err(kind) = self.check(&payload) {
             return Err(TrySendError::new(kind, payload));
         }
@@ -458,7 +422,7 @@ impl Socket {
                 return Err(TrySendError::new(TrySendErrorKind::Closed, payload))
             }
         };
-        let (command, delivery) = self.send_command(payload, target, options, deadline, permit);
+        let (command, delivery) = self.send_command(payload, target, options, permit);
         slot.send(command);
         Ok(delivery)
     }
@@ -467,19 +431,57 @@ impl Socket {
     /// for peers that do not speak gtUDP. Returns once it is queued.
     pub async fn send_raw_to(
         &self,
-        datagram: impl Into<Bytes>,
+        datagram: impl IntoPayload,
         target: SocketAddr,
     ) -> Result<(), SendRawError> {
         let (reply, outcome) = oneshot::channel();
         let command = Command::SendRaw {
-            to: target,
-            datagram: datagram.into(),
+            to: gtudp_proto::canonical_addr(target),
+            datagram: datagram.into_payload(),
             reply,
         };
         self.command(command)
             .await
             .map_err(|_| SendRawError::Closed)?;
         outcome.await.unwrap_or(Err(SendRawError::Closed))
+    }
+
+    // ----- one peer ------------------------------------------------------
+
+    /// Sets the peer that [`send`](Self::send) and
+    /// [`send_with`](Self::send_with) send to, resolving `target` once (the
+    /// first address), like [`tokio::net::UdpSocket::connect`].
+    ///
+    /// Unlike a connected UDP socket, this one still receives from every
+    /// peer (each message received was confirmed to its sender, so none is
+    /// filtered out): compare [`Datagram::from`] with
+    /// [`peer_addr`](Self::peer_addr) to keep one peer's. The peer is shared
+    /// by every clone of the handle.
+    pub async fn connect(&self, target: impl ToSocketAddrs) -> std::io::Result<()> {
+        let peer = resolve(target).await.map_err(std::io::Error::from)?;
+        *lock(&self.shared.peer) = Some(peer);
+        Ok(())
+    }
+
+    /// The peer set by [`connect`](Self::connect); `NotConnected` before.
+    pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        gtudp_io::connected_peer(*lock(&self.shared.peer))
+    }
+
+    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
+    /// [`DeliveryError::Unresolved`] (`NotConnected`) before `connect`.
+    pub async fn send(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+        self.send_with(payload, SendOptions::default()).await
+    }
+
+    /// [`send`](Self::send) with per-message options.
+    pub async fn send_with(
+        &self,
+        payload: impl IntoPayload,
+        options: SendOptions,
+    ) -> Result<(), DeliveryError> {
+        let peer = gtudp_io::send_target(*lock(&self.shared.peer))?;
+        self.send_to_with(payload, peer, options).await
     }
 
     // ----- receiving -----------------------------------------------------
@@ -490,7 +492,7 @@ impl Socket {
     /// [`RecvError::Truncated`] and kept for the next call.
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<RecvMeta, RecvError> {
+    pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), RecvError> {
         let mut inbox = self.shared.inbox.lock().await;
         let datagram = match inbox.kept.take() {
             Some(datagram) => datagram,
@@ -505,11 +507,7 @@ impl Socket {
             });
         }
         buf[..len].copy_from_slice(&datagram.payload);
-        Ok(RecvMeta {
-            len,
-            from: datagram.from,
-            kind: datagram.kind,
-        })
+        Ok((len, datagram.from))
     }
 
     /// Waits for the next message (or foreign datagram), without copying.
@@ -571,20 +569,16 @@ impl Socket {
         &self,
         payload: Bytes,
         to: SocketAddr,
-        options: SendOptions,
-        deadline: Option<std::time::Instant>,
+        options: gtudp_proto::SendOptions,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> (Command, Delivery) {
         let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = self.shared.completions.register();
-        let mut proto_options = gtudp_proto::SendOptions::default();
-        proto_options.deadline = deadline;
-        proto_options.max_attempts = options.max_attempts;
         let command = Command::Send {
             ticket,
             to,
             payload,
-            options: proto_options,
+            options,
             completion,
             permit,
         };
@@ -604,10 +598,15 @@ impl Socket {
 /// once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
 
-fn deadline(options: SendOptions) -> Option<std::time::Instant> {
-    options
-        .timeout
-        .map(|timeout| (tokio::time::Instant::now() + timeout).into_std())
+/// The first address `target` resolves to, in canonical form.
+async fn resolve(target: impl ToSocketAddrs) -> Result<SocketAddr, DeliveryError> {
+    gtudp_io::first_address(tokio::net::lookup_host(target).await)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {

@@ -10,45 +10,13 @@
 //! subtracted using the sockets' own counters, so the result does not
 //! depend on timing: retransmissions, if any, are received datagrams too.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use gtudp_testkit::alloc::{allocations, CountingAllocator};
 use gtudp_tokio::{Builder, Config, Delivery, Socket};
 use tokio::time::Instant;
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter neither allocates nor touches the memory.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -81,7 +49,7 @@ async fn run(
     deadline: Instant,
 ) -> Run {
     let received_before = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
     for _ in 0..round_trips / BATCH {
         for _ in 0..BATCH {
@@ -100,7 +68,7 @@ async fn run(
             }
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     let received_after = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
     Run {
         allocations,

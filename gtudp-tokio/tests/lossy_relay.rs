@@ -26,7 +26,6 @@ async fn through_relay(bind: &str, seed: u64) {
             seed,
         },
     )
-    .await
     .unwrap();
 
     const COUNT: u32 = 200;

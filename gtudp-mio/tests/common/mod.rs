@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub mod relay;
+pub use gtudp_testkit::relay;
 
 use std::time::Duration;
 
@@ -20,4 +20,14 @@ pub fn fast_config() -> Config {
     config.remember_window = Duration::from_secs(15);
     config.drain_timeout = Duration::from_secs(3);
     config
+}
+
+/// `addr` (IPv4) in the IPv4-mapped IPv6 form a dual-stack socket sees.
+pub fn mapped(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr {
+        std::net::SocketAddr::V4(v4) => {
+            std::net::SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
+        v6 => v6,
+    }
 }

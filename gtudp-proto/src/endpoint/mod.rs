@@ -17,13 +17,14 @@ use crate::config::{Config, ConfigError, SendOptions};
 use crate::error::{SendError, SendRawError, UnknownMessage};
 use crate::event::{Event, FailureReason, MessageId, Transmit};
 use crate::identities::IdentityGenerator;
+use crate::remembered::{Keys, RememberedIdentities};
 use crate::stats::{EndpointStats, PeerStats};
 use crate::timer::{TimerKey, TimerQueue};
 use crate::wire::{Identity, Packet};
 
 use output::Output;
 use peer::Peer;
-use receiver::ReceivedRecord;
+use receiver::AwaitingAck;
 use sender::Message;
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
@@ -52,6 +53,14 @@ type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 /// - **Time**: every `now` is an argument; it must never go backwards (an
 ///   earlier `now` is treated as the latest one seen). Virtual time works as
 ///   well as real time.
+///
+/// # Addresses
+///
+/// An IPv4-mapped IPv6 address (`[::ffff:a.b.c.d]:p`, how a dual-stack
+/// socket sees an IPv4 peer) and the plain IPv4 address `a.b.c.d:p` are the
+/// same peer. Every address given to the endpoint is turned into
+/// [`canonical_addr`](crate::canonical_addr)'s form (plain IPv4), and every
+/// address the endpoint gives out (events, transmits, peers) is in that form.
 ///
 /// # Guarantees
 ///
@@ -108,13 +117,22 @@ pub struct Endpoint {
     /// Entries whose peer has since become busy, idle again or gone are
     /// stale and skipped.
     idle_peers: VecDeque<(SocketAddr, Instant)>,
+    /// Peers that reached us first, in the order they did, with their
+    /// serial: the candidates for eviction once no peer is idle. Entries
+    /// whose peer was validated or is gone are stale and skipped.
+    unvalidated_peers: VecDeque<(SocketAddr, u64)>,
+    /// Numbers peers in creation order, to tell a peer from a later one at
+    /// the same address.
+    next_peer_serial: u64,
     messages: Map<MessageId, Message>,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
-    received: Map<(SocketAddr, Identity), ReceivedRecord>,
-    /// Received records still waiting for their ACK.
-    awaiting_ack: usize,
+    /// Received messages whose RECV awaits its ACK.
+    awaiting: Map<(SocketAddr, Identity), AwaitingAck>,
+    /// Identities whose RECV exchange ended, kept to suppress late copies.
+    remembered: RememberedIdentities,
+    remembered_keys: Keys,
     timers: TimerQueue,
     output: Output,
     events: VecDeque<Event>,
@@ -146,6 +164,8 @@ pub struct TableSizes {
     pub peers: usize,
     /// Idle-peer records kept for eviction, live or stale.
     pub idle_peers: usize,
+    /// Unvalidated-peer records kept for eviction, live or stale.
+    pub unvalidated_peers: usize,
     /// Messages accepted and unresolved (in flight or queued).
     pub messages: usize,
     /// Messages accepted whose outcome has not been polled.
@@ -154,10 +174,16 @@ pub struct TableSizes {
     pub queued: usize,
     /// Most messages waiting for one peer's window.
     pub largest_peer_queue: usize,
-    /// Received identities remembered.
-    pub received: usize,
-    /// Most received identities remembered for one peer.
-    pub largest_peer_received: usize,
+    /// Received messages whose RECV awaits its ACK.
+    pub awaiting_ack: usize,
+    /// Most of those for one peer.
+    pub largest_peer_awaiting_ack: usize,
+    /// Received identities remembered after their exchange ended.
+    pub remembered: usize,
+    /// Bytes the remembered identities take.
+    pub remembered_bytes: usize,
+    /// Most of those bytes for one peer address.
+    pub largest_peer_remembered_bytes: usize,
     /// Received and foreign payloads not yet polled.
     pub unread: usize,
     /// Events not yet polled.
@@ -187,15 +213,21 @@ impl TableSizes {
         // Stale timer entries and transmit orders are purged once they
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
+        const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
         let live_timers =
-            limits.max_outstanding_messages + limits.max_received + 2 * limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 2 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
-            + limits.max_received
+            + limits.max_awaiting_ack
             + limits.max_pending_control
             + limits.max_pending_raw;
         let checks = [
             ("peers", self.peers, limits.max_peers),
             ("idle_peers", self.idle_peers, 2 * limits.max_peers + SLACK),
+            (
+                "unvalidated_peers",
+                self.unvalidated_peers,
+                2 * limits.max_peers + SLACK,
+            ),
             ("messages", self.messages, limits.max_outstanding_messages),
             (
                 "outstanding",
@@ -208,11 +240,24 @@ impl TableSizes {
                 self.largest_peer_queue,
                 limits.max_queued_per_peer,
             ),
-            ("received", self.received, limits.max_received),
+            ("awaiting_ack", self.awaiting_ack, limits.max_awaiting_ack),
             (
-                "largest_peer_received",
-                self.largest_peer_received,
-                limits.max_received_per_peer,
+                "largest_peer_awaiting_ack",
+                self.largest_peer_awaiting_ack,
+                limits.max_awaiting_ack_per_peer,
+            ),
+            // Moving a record that awaited its ACK into the memory may take
+            // the room reserved for it, or the smallest new table.
+            (
+                "remembered_bytes",
+                self.remembered_bytes,
+                limits.max_remembered_bytes + limits.max_awaiting_ack * FORCED_INSERT_BYTES,
+            ),
+            (
+                "largest_peer_remembered_bytes",
+                self.largest_peer_remembered_bytes,
+                limits.max_remembered_bytes_per_peer
+                    + limits.max_awaiting_ack_per_peer * FORCED_INSERT_BYTES,
             ),
             ("unread", self.unread, limits.max_unread),
             (
@@ -279,16 +324,28 @@ impl Endpoint {
         let (high, low) = ((seed >> 64) as u64, seed as u64);
         let hasher = foldhash::fast::FixedState::with_seed(mix(high ^ mix(low)));
         let first_counter = mix(low.rotate_left(17) ^ high) as u32;
+        let remembered_keys = Keys {
+            position: mix(high.rotate_left(29) ^ low ^ 0xa5a5),
+            fingerprint: foldhash::fast::FixedState::with_seed(mix(low.rotate_left(41) ^ !high)),
+        };
         Ok(Self {
             identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
             latest: None,
             next_message_id: 0,
             peers: Map::with_hasher(hasher),
             idle_peers: VecDeque::new(),
+            unvalidated_peers: VecDeque::new(),
+            next_peer_serial: 0,
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
-            received: Map::with_hasher(hasher),
-            awaiting_ack: 0,
+            awaiting: Map::with_hasher(hasher),
+            remembered: RememberedIdentities::new(
+                remembered_keys,
+                hasher,
+                config.datagram_lifetime,
+                config.remember_window,
+            ),
+            remembered_keys,
             timers: TimerQueue::default(),
             output: Output::default(),
             events: VecDeque::new(),
@@ -317,7 +374,9 @@ impl Endpoint {
     /// Counters and the current RTT estimate for one peer, while it is
     /// tracked (peers idle for `peer_idle_timeout` are forgotten).
     pub fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
-        self.peers.get(&peer).map(Peer::snapshot)
+        self.peers
+            .get(&crate::canonical_addr(peer))
+            .map(Peer::snapshot)
     }
 
     /// The addresses of the peers tracked now, in no particular order.
@@ -332,17 +391,21 @@ impl Endpoint {
         TableSizes {
             peers: self.peers.len(),
             idle_peers: self.idle_peers.len(),
+            unvalidated_peers: self.unvalidated_peers.len(),
             messages: self.messages.len(),
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
             largest_peer_queue: queued.max().unwrap_or(0),
-            received: self.received.len(),
-            largest_peer_received: self
+            awaiting_ack: self.awaiting.len(),
+            largest_peer_awaiting_ack: self
                 .peers
                 .values()
-                .map(|peer| peer.remembered)
+                .map(|peer| peer.awaiting)
                 .max()
                 .unwrap_or(0),
+            remembered: self.remembered.len(),
+            remembered_bytes: self.remembered.bytes(),
+            largest_peer_remembered_bytes: self.remembered.largest_bytes_for_one(),
             unread: self.unread,
             events: self.events.len(),
             pending_control: self.output.pending_control,
@@ -387,6 +450,7 @@ impl Endpoint {
     /// counted by reason and dropped, or handed over as [`Event::Foreign`]
     /// when configured. A DATA's payload is a slice of `datagram`, not a copy.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        let source = crate::canonical_addr(source);
         let now = self.advance(now);
         self.stats.bytes_in += datagram.len() as u64;
         if self.state == State::Closed {
@@ -478,6 +542,7 @@ impl Endpoint {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
+        let destination = crate::canonical_addr(destination);
         let accepted = self.accept_message(now, destination, payload, options);
         self.compact();
         accepted
@@ -514,7 +579,8 @@ impl Endpoint {
         if self.output.pending_raw >= self.config.limits.max_pending_raw {
             return Err(SendRawError::QueueFull);
         }
-        self.output.push_raw(destination, datagram);
+        self.output
+            .push_raw(crate::canonical_addr(destination), datagram);
         Ok(())
     }
 
@@ -598,13 +664,20 @@ impl Endpoint {
     /// come a little early (a deadline that moved later); `handle_timeout`
     /// then does nothing and a later instant follows.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some((at, key)) = self.timers.peek() {
             if self.timer_is_live(at, key) {
-                return Some(at);
+                next = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        None
+        // One wake-up per generation of remembered identities, not one per
+        // identity, so their memory is freed even when no datagram comes.
+        match (next, self.remembered.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- private helpers ---------------------------------------------------
@@ -615,6 +688,7 @@ impl Endpoint {
             _ => now,
         };
         self.latest = Some(now);
+        self.remembered.expire(now);
         now
     }
 
@@ -638,14 +712,24 @@ impl Endpoint {
         });
     }
 
-    /// Makes sure a peer is tracked at `address`; false when it is new and
-    /// the peer table is full.
-    fn ensure_peer(&mut self, now: Instant, address: SocketAddr) -> bool {
+    /// Makes sure a peer is tracked at `address`, `inbound` when a datagram
+    /// from it (rather than the application) brings it; false when it is new
+    /// and the peer table is full of peers that may not be evicted.
+    fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         if !self.peers.contains_key(&address) {
-            if self.peers.len() >= self.config.limits.max_peers && !self.evict_idle_peer() {
+            if self.peers.len() >= self.config.limits.max_peers
+                && !self.evict_idle_peer()
+                && !self.evict_unvalidated_peer(now)
+            {
                 return false;
             }
             let mut peer = Peer::new(&self.config);
+            peer.inbound = inbound;
+            peer.serial = self.next_peer_serial;
+            self.next_peer_serial += 1;
+            if inbound {
+                self.unvalidated_peers.push_back((address, peer.serial));
+            }
             // A new peer holds nothing yet: forget it if nothing arrives.
             let deadline = now + self.config.peer_idle_timeout;
             peer.idle_deadline = Some(deadline);
@@ -669,6 +753,38 @@ impl Endpoint {
                 self.stats.peers_evicted += 1;
                 return true;
             }
+        }
+        false
+    }
+
+    /// Forgets the unvalidated peer that reached us first, among those that
+    /// hold no message of ours, to make room for a new one. What it sent is
+    /// kept: its identities awaiting an ACK move to the remembered memory,
+    /// so its late copies are still recognised.
+    fn evict_unvalidated_peer(&mut self, now: Instant) -> bool {
+        for _ in 0..self.unvalidated_peers.len() {
+            let Some((address, serial)) = self.unvalidated_peers.pop_front() else {
+                return false;
+            };
+            let Some(peer) = self.peers.get(&address) else {
+                continue;
+            };
+            if peer.serial != serial || !peer.is_unvalidated() {
+                continue;
+            }
+            if !peer.is_evictable() {
+                // It holds our messages: keep it, look further.
+                self.unvalidated_peers.push_back((address, serial));
+                continue;
+            }
+            let identities = peer.awaiting_identities.clone();
+            for identity in identities {
+                self.give_up_recv(now, address, identity);
+            }
+            self.peers.remove(&address);
+            self.stats.peers_evicted += 1;
+            self.stats.unvalidated_peers_evicted += 1;
+            return true;
         }
         false
     }
@@ -703,15 +819,15 @@ impl Endpoint {
             TimerKey::Message(id) => self
                 .messages
                 .get(&id)
-                .is_some_and(|message| message.deadline == Some(at)),
+                .is_some_and(|message| message.timer == Some(at)),
             TimerKey::Sender(address) => self
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(peer, identity) => self
-                .received
+                .awaiting
                 .get(&(peer, identity))
-                .is_some_and(|record| record.timer == at),
+                .is_some_and(|record| record.timer == Some(at)),
             TimerKey::PeerIdle(address) => self
                 .peers
                 .get(&address)
@@ -726,6 +842,14 @@ impl Endpoint {
     fn compact(&mut self) {
         self.compact_timers();
         self.compact_output();
+        if self.unvalidated_peers.len() > 2 * self.peers.len() + 64 {
+            let peers = &self.peers;
+            self.unvalidated_peers.retain(|(address, serial)| {
+                peers
+                    .get(address)
+                    .is_some_and(|peer| peer.serial == *serial && peer.is_unvalidated())
+            });
+        }
         if self.idle_peers.len() > 2 * self.peers.len() + 64 {
             let peers = &self.peers;
             self.idle_peers.retain(|(address, deadline)| {
@@ -738,7 +862,7 @@ impl Endpoint {
 
     fn compact_timers(&mut self) {
         // Per peer: its idle countdown and its send-side timer.
-        let live_bound = self.messages.len() + self.received.len() + 2 * self.peers.len() + 1;
+        let live_bound = self.messages.len() + self.awaiting.len() + 2 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
@@ -751,7 +875,7 @@ impl Endpoint {
     fn finish_close_if_drained(&mut self) {
         if matches!(self.state, State::Draining { .. })
             && self.messages.is_empty()
-            && self.awaiting_ack == 0
+            && self.awaiting.is_empty()
         {
             self.finish_close();
         }
@@ -769,10 +893,11 @@ impl Endpoint {
                 self.resolve(now, id, Err(FailureReason::EndpointClosed));
             }
         }
-        self.received.clear();
-        self.awaiting_ack = 0;
+        self.awaiting.clear();
+        self.remembered.clear();
         self.peers.clear();
         self.idle_peers.clear();
+        self.unvalidated_peers.clear();
         self.by_identity.clear();
         self.timers.clear();
         self.output.drop_stateful();

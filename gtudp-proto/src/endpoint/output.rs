@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
+use crate::timer::TimerKey;
 use crate::wire::{Identity, Packet, PacketKind};
 
 /// The most bytes one batched transmit carries: one UDP segmentation-offload
@@ -29,7 +30,14 @@ const MAX_BATCH_BYTES: usize = 65_000;
 enum Order {
     Data(MessageId),
     Recv(SocketAddr, Identity),
+    /// A RECV answering a repeat of a message whose exchange is over: no
+    /// record behind it, bounded like an ACK.
+    RecvAgain(SocketAddr, Identity),
     Ack(SocketAddr, Identity),
+    /// A RECV naming no message, to make an unvalidated address prove it
+    /// receives our datagrams (its ACK does). Header-sized, one per held
+    /// DATA per retransmission timeout, and bounded like an ACK.
+    Probe(SocketAddr, Identity),
     Raw(SocketAddr, Bytes),
 }
 
@@ -46,7 +54,8 @@ enum Lane {
 pub(super) struct Output {
     control: VecDeque<Order>,
     data: VecDeque<Order>,
-    /// ACK orders queued (bounded by `max_pending_control`).
+    /// ACK and stateless RECV orders queued (bounded by
+    /// `max_pending_control`).
     pub(super) pending_control: usize,
     /// Raw orders queued (bounded by `max_pending_raw`).
     pub(super) pending_raw: usize,
@@ -59,6 +68,16 @@ impl Output {
 
     pub(super) fn push_recv(&mut self, to: SocketAddr, identity: Identity) {
         self.control.push_back(Order::Recv(to, identity));
+    }
+
+    pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
+        self.pending_control += 1;
+        self.control.push_back(Order::RecvAgain(to, identity));
+    }
+
+    pub(super) fn push_probe(&mut self, to: SocketAddr, identity: Identity) {
+        self.pending_control += 1;
+        self.control.push_back(Order::Probe(to, identity));
     }
 
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
@@ -90,8 +109,12 @@ impl Output {
     /// the endpoint has closed and its tables are empty.
     pub(super) fn drop_stateful(&mut self) {
         self.data.clear();
-        self.control
-            .retain(|order| matches!(order, Order::Ack(..) | Order::Raw(..)));
+        self.control.retain(|order| {
+            matches!(
+                order,
+                Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..)
+            )
+        });
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Order) -> bool) {
@@ -105,7 +128,7 @@ impl Output {
             Lane::Data => self.data.pop_front(),
         }?;
         match order {
-            Order::Ack(..) => self.pending_control -= 1,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) => self.pending_control -= 1,
             Order::Raw(..) => self.pending_raw -= 1,
             Order::Data(_) | Order::Recv(..) => {}
         }
@@ -118,21 +141,21 @@ impl Endpoint {
     /// longer waiting, once such orders could outnumber the live ones.
     pub(super) fn compact_output(&mut self) {
         let live_bound = self.messages.len()
-            + self.received.len()
+            + self.awaiting.len()
             + self.output.pending_control
             + self.output.pending_raw;
         if self.output.len() <= 2 * live_bound + 64 {
             return;
         }
-        let (messages, received) = (&self.messages, &self.received);
+        let (messages, awaiting) = (&self.messages, &self.awaiting);
         self.output.retain(|order| match order {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
-            Order::Recv(to, identity) => received
+            Order::Recv(to, identity) => awaiting
                 .get(&(*to, *identity))
                 .is_some_and(|record| record.reply_pending),
-            Order::Ack(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }
 
@@ -179,15 +202,28 @@ impl Endpoint {
         let header_len = self.config.framing.header_len();
         loop {
             let ready = match self.output.lane(lane).front()? {
-                Order::Data(id) => self
-                    .messages
-                    .get(id)
-                    .filter(|message| message.transmit_pending)
-                    .map(|message| (message.destination, header_len + message.payload.len())),
+                Order::Data(id) => {
+                    let id = *id;
+                    let ready = self
+                        .messages
+                        .get(&id)
+                        .filter(|message| message.transmit_pending)
+                        .map(|message| (message.destination, header_len + message.payload.len()));
+                    match ready {
+                        Some((to, size))
+                            if self.peers.get(&to).is_some_and(|peer| !peer.may_send(size)) =>
+                        {
+                            self.stats.dropped.amplification_limited += 1;
+                            self.hold_for_budget(id, to);
+                            None
+                        }
+                        ready => ready,
+                    }
+                }
                 Order::Recv(to, identity) => {
                     let (to, identity) = (*to, *identity);
                     match self.peers.get(&to) {
-                        Some(peer) if peer.may_reply(header_len) => Some((to, header_len)),
+                        Some(peer) if peer.may_send(header_len) => Some((to, header_len)),
                         Some(_) => {
                             self.stats.dropped.amplification_limited += 1;
                             self.on_recv_withheld(to, identity);
@@ -196,21 +232,56 @@ impl Endpoint {
                         None => None,
                     }
                 }
-                Order::Ack(to, _) => match self.peers.get(to) {
-                    // An untracked address gets one ACK per RECV it sent:
-                    // the same size, so no amplification.
-                    Some(peer) if !peer.may_reply(header_len) => {
+                Order::Ack(to, _) | Order::RecvAgain(to, _) => match self.peers.get(to) {
+                    // An untracked address gets one reply per datagram it
+                    // sent (ACK per RECV, RECV per repeated DATA), never
+                    // larger, so no amplification.
+                    Some(peer) if !peer.may_send(header_len) => {
                         self.stats.dropped.amplification_limited += 1;
                         None
                     }
                     _ => Some((*to, header_len)),
                 },
+                Order::Probe(to, _) => Some((*to, header_len)),
                 Order::Raw(to, datagram) => Some((*to, datagram.len())),
             };
             if ready.is_some() {
                 return ready;
             }
             self.output.pop(lane);
+        }
+    }
+
+    /// A DATA to an address that has not proven it receives our datagrams
+    /// would exceed its budget: hold it for one RTO (a real peer proves
+    /// itself within a round trip or two), and fail it with
+    /// [`FailureReason::Unvalidated`](crate::FailureReason) after
+    /// `unvalidated_attempts` holds rather than keep it for its whole retry
+    /// span, as a spoofed address would make us.
+    fn hold_for_budget(&mut self, id: MessageId, to: SocketAddr) {
+        let (Some(now), Some(peer)) = (self.latest, self.peers.get(&to)) else {
+            return;
+        };
+        let wait = peer.retransmission_timeout(1);
+        let Some(message) = self.messages.get_mut(&id) else {
+            return;
+        };
+        message.transmit_pending = false;
+        message.waiting_for_budget = true;
+        message.held += 1;
+        let mut at = now + wait;
+        if let Some(deadline) = message.deadline {
+            at = at.min(deadline);
+        }
+        message.timer = Some(at);
+        self.timers.push(at, TimerKey::Message(id));
+        // Ask the address to prove itself, so the message can go.
+        if self.output.pending_control < self.config.limits.max_pending_control {
+            let identity = self.identities.next_identity();
+            if let Some(peer) = self.peers.get_mut(&to) {
+                peer.probe = Some(identity);
+                self.output.push_probe(to, identity);
+            }
         }
     }
 
@@ -261,6 +332,10 @@ impl Endpoint {
                 self.on_recv_sent(now, to, identity);
                 (to, Some(PacketKind::Recv))
             }
+            Some(Order::RecvAgain(to, identity)) | Some(Order::Probe(to, identity)) => {
+                framing.encode_to_vec(&Packet::Recv { identity }, buf);
+                (to, Some(PacketKind::Recv))
+            }
             Some(Order::Ack(to, identity)) => {
                 framing.encode_to_vec(&Packet::Ack { identity }, buf);
                 (to, Some(PacketKind::Ack))
@@ -279,9 +354,6 @@ impl Endpoint {
         }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size;
-            if matches!(kind, Some(PacketKind::Recv | PacketKind::Ack)) {
-                peer.reply_bytes_out += size;
-            }
             if let Some(kind) = kind {
                 peer.stats.datagrams_out.add(kind);
             }

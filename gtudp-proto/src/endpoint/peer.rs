@@ -11,9 +11,9 @@ use crate::pacing::Pacer;
 use crate::rtt::RttEstimator;
 use crate::stats::PeerStats;
 
-/// Replies to an address that has never proven it receives our datagrams are
-/// limited to this many times the bytes it sent, so a spoofed source cannot
-/// turn the endpoint into an amplifier.
+/// Everything sent to an address that reached us first and has never proven
+/// it receives our datagrams is limited to this many times the bytes it
+/// sent, so a spoofed source cannot turn the endpoint into an amplifier.
 const AMPLIFICATION_FACTOR: u64 = 3;
 
 /// Backoff doublings are capped here; `max_rto` caps the timeout anyway.
@@ -44,14 +44,25 @@ pub(super) struct Peer {
     pub(super) send_timer: Option<Instant>,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
-    /// Received identities remembered for this peer.
-    pub(super) remembered: usize,
+    /// Received messages from this peer whose RECV awaits its ACK.
+    pub(super) awaiting: usize,
     /// When the peer, holding no state, is forgotten.
     pub(super) idle_deadline: Option<Instant>,
-    /// Bytes of RECV and ACK sent to the peer: the replies the
-    /// anti-amplification budget limits. DATA the application chose to send
-    /// is not a reply and does not count.
-    pub(super) reply_bytes_out: u64,
+    /// The address first reached us (a datagram from it), rather than the
+    /// application choosing it: until it is validated, everything sent to it
+    /// counts against the anti-amplification budget, and it may be evicted
+    /// to make room for other peers.
+    pub(super) inbound: bool,
+    /// Distinguishes this peer from an earlier or later one at its address.
+    pub(super) serial: u64,
+    /// Identities of its messages awaiting our ACK, kept while it is
+    /// unvalidated (at most `max_awaiting_ack_per_unvalidated_peer`), so an
+    /// eviction can hand them to the remembered memory.
+    pub(super) awaiting_identities: smallvec::SmallVec<[crate::wire::Identity; 4]>,
+    /// The identity of the last validation probe sent: a header-only RECV
+    /// naming no message, which any gtUDP sender answers with ACK. That ACK
+    /// proves the address receives our datagrams.
+    pub(super) probe: Option<crate::wire::Identity>,
     pub(super) stats: PeerStats,
 }
 
@@ -75,27 +86,50 @@ impl Peer {
             last_data_sent: None,
             send_timer: None,
             queue: VecDeque::new(),
-            remembered: 0,
+            awaiting: 0,
             idle_deadline: None,
-            reply_bytes_out: 0,
+            inbound: false,
+            serial: 0,
+            probe: None,
+            awaiting_identities: smallvec::SmallVec::new(),
             stats: PeerStats::default(),
         }
     }
 
     /// No message to or from the peer is tracked.
     pub(super) fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.queue.is_empty() && self.remembered == 0
+        self.in_flight == 0 && self.queue.is_empty() && self.awaiting == 0
     }
 
     pub(super) fn has_window(&self) -> bool {
         self.in_flight < self.congestion.window() as usize
     }
 
-    /// Whether a reply of `size` bytes stays within the anti-amplification
-    /// budget.
-    pub(super) fn may_reply(&self, size: usize) -> bool {
-        self.stats.validated
-            || self.reply_bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
+    /// Whether the address must still prove it receives our datagrams
+    /// before it gets the full service: it reached us first and has not
+    /// answered one of our DATA with RECV or one of our RECVs with ACK.
+    pub(super) fn is_unvalidated(&self) -> bool {
+        self.inbound && !self.stats.validated
+    }
+
+    /// Whether sending `size` more bytes stays within the anti-amplification
+    /// budget (every byte counts: RECV, ACK and DATA).
+    pub(super) fn may_send(&self, size: usize) -> bool {
+        !self.is_unvalidated()
+            || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
+    }
+
+    /// Marks the peer validated: it proved it receives our datagrams.
+    pub(super) fn validate(&mut self) {
+        self.stats.validated = true;
+        self.awaiting_identities = smallvec::SmallVec::new();
+        self.probe = None;
+    }
+
+    /// An unvalidated peer that holds no message of ours: forgetting it
+    /// breaks no promise to the application.
+    pub(super) fn is_evictable(&self) -> bool {
+        self.is_unvalidated() && self.in_flight == 0 && self.queue.is_empty()
     }
 
     /// A retransmission timeout fired for a message sent `transmissions`

@@ -1,5 +1,12 @@
 //! The receiving side: DATA handed over once, RECV until ACK, and the memory
 //! of received identities that suppresses late duplicates.
+//!
+//! A received message passes through two stores. While its RECV awaits the
+//! ACK it has a full [`AwaitingAck`] record with a resend timer; there are
+//! about rate × RTT of those. Once the ACK arrives (or RECV attempts run
+//! out) only its identity and payload fingerprint are kept, in the compact,
+//! timer-free [`RememberedIdentities`](crate::remembered), for the retention
+//! its [`Retention`] class gives.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -8,32 +15,19 @@ use bytes::Bytes;
 
 use super::{Endpoint, State};
 use crate::event::Event;
+use crate::remembered::{Fingerprint, Recall, Retention};
 use crate::timer::TimerKey;
 use crate::wire::{Identity, PacketKind};
 
-/// Where a received message's RECV exchange stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// RECV is (re)sent until ACK or `recv_max_attempts`.
-    AwaitingAck,
-    /// ACK arrived: the sender stopped resending; only copies already in
-    /// the network remain, for at most `datagram_lifetime`.
-    Acknowledged,
-    /// RECV attempts ran out (or the amplification budget did): the
-    /// identity is remembered until `remember_window` after first receipt.
-    GaveUp,
-}
-
-/// One identity received from one peer.
+/// One received message whose RECV has not been acknowledged yet.
 #[derive(Debug)]
-pub(super) struct ReceivedRecord {
-    pub(super) phase: Phase,
-    /// When the identity is forgotten.
-    pub(super) expires: Instant,
+pub(super) struct AwaitingAck {
+    pub(super) fingerprint: Fingerprint,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
-    /// The instant its live timer entry is set for.
-    pub(super) timer: Instant,
+    /// The instant its live timer entry is set for (none before the first
+    /// RECV is written).
+    pub(super) timer: Option<Instant>,
     /// A RECV order for it waits in the output queue.
     pub(super) reply_pending: bool,
 }
@@ -48,19 +42,32 @@ impl Endpoint {
         size: usize,
     ) {
         let key = (source, identity);
-        if let Some(record) = self.received.get_mut(&key) {
+        let fingerprint = self.remembered_keys.fingerprint(&payload);
+        let awaited = self.awaiting.get_mut(&key);
+        let replaces_record = awaited.is_some();
+        if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
             // A repeat: answer at once, never hand it over again.
             let reply = !record.reply_pending;
             record.reply_pending = true;
-            self.stats.duplicates_suppressed += 1;
-            self.note_inbound(source, PacketKind::Data, size);
-            if let Some(peer) = self.peers.get_mut(&source) {
-                peer.stats.duplicates_suppressed += 1;
-            }
+            self.count_duplicate(source, size);
             if reply {
                 self.output.push_recv(source, identity);
             }
             return;
+        }
+        let recall = self.remembered.recall(&source, identity, fingerprint);
+        if recall == Recall::Duplicate {
+            self.count_duplicate(source, size);
+            self.queue_stateless_recv(source, identity);
+            return;
+        }
+        // The same identity as a message still awaited or remembered, with
+        // another payload: a new message (typically from a sender that
+        // restarted and drew its identities afresh).
+        let collision = replaces_record || recall == Recall::Collision;
+        if replaces_record {
+            // Keep the earlier message's late copies recognisable.
+            self.give_up_recv(now, source, identity);
         }
         if self.state != State::Open {
             self.stats.dropped.data_unanswered_closing += 1;
@@ -71,43 +78,41 @@ impl Endpoint {
             return;
         }
         // Refuse before answering: a DATA is never answered and then dropped.
-        let limits = &self.config.limits;
-        let (max_per_peer, full) = (
-            limits.max_received_per_peer,
-            self.unread >= limits.max_unread || self.received.len() >= limits.max_received,
-        );
-        if full {
+        if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         }
-        let expires = now + self.config.remember_window;
-        let tracked = self.ensure_peer(now, source);
-        let Some(peer) = self.peers.get_mut(&source).filter(|_| tracked) else {
+        let limits = &self.config.limits;
+        let Some(peer) = self.peers.get_mut(&source) else {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         };
-        if peer.remembered >= max_per_peer {
+        let max_per_peer = match peer.is_unvalidated() {
+            true => limits.max_awaiting_ack_per_unvalidated_peer,
+            false => limits.max_awaiting_ack_per_peer,
+        };
+        if peer.awaiting >= max_per_peer {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         }
-        peer.remembered += 1;
+        if peer.is_unvalidated() {
+            peer.awaiting_identities.push(identity);
+        }
         peer.idle_deadline = None;
         peer.stats.received += 1;
+        let record = AwaitingAck {
+            fingerprint,
+            transmissions: 0,
+            last_sent: None,
+            timer: None,
+            reply_pending: true,
+        };
+        self.awaiting.insert(key, record);
+        peer.awaiting += 1;
+        if collision {
+            self.stats.identity_collisions += 1;
+        }
         self.note_inbound(source, PacketKind::Data, size);
-        self.received.insert(
-            key,
-            ReceivedRecord {
-                phase: Phase::AwaitingAck,
-                expires,
-                transmissions: 0,
-                last_sent: None,
-                timer: expires,
-                reply_pending: true,
-            },
-        );
-        self.awaiting_ack += 1;
-        self.timers
-            .push(expires, TimerKey::Received(source, identity));
         self.output.push_recv(source, identity);
         self.stats.received += 1;
         self.unread += 1;
@@ -115,6 +120,62 @@ impl Endpoint {
             from: source,
             payload,
         });
+    }
+
+    /// Whether a new message from `source` fits every receive-side bound,
+    /// including the room its identity will need in the remembered memory
+    /// once its exchange ends (reserved for every record awaiting an ACK).
+    ///
+    /// An address that has not proven it receives our datagrams gets a small
+    /// share of the memory; when their shares together are used up, the
+    /// oldest unvalidated address's history (among addresses no longer in the
+    /// peer table) is forgotten to make room, so a flood from addresses that
+    /// never answer cannot lock new peers out.
+    fn has_room_to_receive(&mut self, source: &SocketAddr) -> bool {
+        let unvalidated = self
+            .peers
+            .get(source)
+            .map_or(true, |peer| peer.is_unvalidated());
+        let limits = &self.config.limits;
+        if unvalidated {
+            let needed = crate::remembered::RememberedIdentities::worst_insert_bytes();
+            let peers = &self.peers;
+            while self.remembered.unvalidated_bytes() + needed
+                > limits.max_remembered_bytes_unvalidated
+                && self
+                    .remembered
+                    .forget_oldest_unvalidated(|address| peers.contains_key(address))
+            {
+                self.stats.unvalidated_histories_forgotten += 1;
+            }
+        }
+        let per_peer = match unvalidated {
+            true => limits.max_remembered_bytes_per_unvalidated_peer,
+            false => limits.max_remembered_bytes_per_peer,
+        };
+        let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
+        self.unread < limits.max_unread
+            && self.awaiting.len() < limits.max_awaiting_ack
+            && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
+            && self.remembered.bytes_for(source) + RESERVED_BYTES_PER_AWAITING <= per_peer
+    }
+
+    fn count_duplicate(&mut self, source: SocketAddr, size: usize) {
+        self.stats.duplicates_suppressed += 1;
+        self.note_inbound(source, PacketKind::Data, size);
+        if let Some(peer) = self.peers.get_mut(&source) {
+            peer.stats.duplicates_suppressed += 1;
+        }
+    }
+
+    /// Answers a repeat of a message whose exchange is over: one RECV, no
+    /// state. Bounded with the other stateless replies.
+    fn queue_stateless_recv(&mut self, source: SocketAddr, identity: Identity) {
+        if self.output.pending_control >= self.config.limits.max_pending_control {
+            self.stats.dropped.control_overflow += 1;
+            return;
+        }
+        self.output.push_recv_again(source, identity);
     }
 
     pub(super) fn on_ack(
@@ -125,29 +186,37 @@ impl Endpoint {
         size: usize,
     ) {
         self.note_inbound(source, PacketKind::Ack, size);
-        let lifetime_end = now + self.config.datagram_lifetime;
-        let Some(record) = self.received.get_mut(&(source, identity)) else {
-            self.stats.dropped.ack_unknown += 1;
+        let Some(record) = self.awaiting.remove(&(source, identity)) else {
+            match self.peers.get_mut(&source) {
+                Some(peer) if peer.probe.is_some_and(|probe| probe == identity) => {
+                    peer.validate();
+                    self.remembered.mark_validated(&source);
+                    self.stats.validated_by_probe += 1;
+                }
+                _ => self.stats.dropped.ack_unknown += 1,
+            }
             return;
         };
-        if record.phase != Phase::AwaitingAck {
-            self.stats.dropped.ack_unknown += 1;
-            return;
-        }
         let sample = match (record.transmissions, record.last_sent) {
             (1, Some(sent)) => Some(now.saturating_duration_since(sent)),
             _ => None,
         };
-        record.phase = Phase::Acknowledged;
-        record.expires = record.expires.min(lifetime_end);
-        record.timer = record.expires;
-        let timer = record.timer;
-        self.awaiting_ack -= 1;
-        self.timers
-            .push(timer, TimerKey::Received(source, identity));
-        if let (Some(sample), Some(peer)) = (sample, self.peers.get_mut(&source)) {
-            peer.on_rtt_sample(sample);
+        if let Some(peer) = self.peers.get_mut(&source) {
+            // An ACK for our RECV proves the address receives our datagrams.
+            peer.validate();
+            if let Some(sample) = sample {
+                peer.on_rtt_sample(sample);
+            }
         }
+        self.remembered.mark_validated(&source);
+        self.remember(
+            now,
+            source,
+            identity,
+            record.fingerprint,
+            Retention::Lifetime,
+        );
+        self.note_if_idle(now, source);
     }
 
     pub(super) fn on_received_timer(
@@ -158,33 +227,28 @@ impl Endpoint {
         identity: Identity,
     ) {
         let key = (source, identity);
-        let Some(record) = self.received.get_mut(&key) else {
+        let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
-        if record.timer != at {
+        if record.timer != Some(at) {
             return;
         }
-        if now >= record.expires {
-            let phase = record.phase;
-            self.received.remove(&key);
-            if phase == Phase::AwaitingAck {
-                self.awaiting_ack -= 1;
-            }
-            if let Some(peer) = self.peers.get_mut(&source) {
-                peer.remembered -= 1;
-            }
-            self.note_if_idle(now, source);
-            return;
-        }
-        record.timer = record.expires;
-        self.timers
-            .push(record.expires, TimerKey::Received(source, identity));
-        if record.phase != Phase::AwaitingAck {
-            return;
-        }
-        if record.transmissions >= self.config.recv_max_attempts {
-            record.phase = Phase::GaveUp;
-            self.awaiting_ack -= 1;
+        record.timer = None;
+        let unvalidated = self
+            .peers
+            .get(&source)
+            .map_or(true, |peer| peer.is_unvalidated());
+        let max_attempts = match unvalidated {
+            // The sender's own resends bring a fresh RECV at once, so
+            // resending on our own to an unproven address gains little.
+            true => self
+                .config
+                .unvalidated_attempts
+                .min(self.config.recv_max_attempts),
+            false => self.config.recv_max_attempts,
+        };
+        if record.transmissions >= max_attempts {
+            self.give_up_recv(now, source, identity);
         } else if !record.reply_pending {
             record.reply_pending = true;
             self.stats.recv_retransmissions += 1;
@@ -193,15 +257,12 @@ impl Endpoint {
     }
 
     /// Records a RECV's transmission: the next resend waits one backed-off
-    /// RTO, never past the record's expiry.
+    /// RTO.
     pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
-        let Some(record) = self.received.get_mut(&(source, identity)) else {
+        let Some(record) = self.awaiting.get_mut(&(source, identity)) else {
             return;
         };
         record.reply_pending = false;
-        if record.phase != Phase::AwaitingAck {
-            return;
-        }
         record.transmissions += 1;
         record.last_sent = Some(now);
         let timeout = self
@@ -209,20 +270,54 @@ impl Endpoint {
             .get(&source)
             .map(|peer| peer.retransmission_timeout(record.transmissions))
             .unwrap_or(self.config.initial_rto);
-        record.timer = (now + timeout).min(record.expires);
-        self.timers
-            .push(record.timer, TimerKey::Received(source, identity));
+        let at = now + timeout;
+        record.timer = Some(at);
+        self.timers.push(at, TimerKey::Received(source, identity));
     }
 
     /// A RECV withheld by the amplification budget: stop resending it.
     pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, identity: Identity) {
-        if let Some(record) = self.received.get_mut(&(source, identity)) {
-            record.reply_pending = false;
-            if record.phase == Phase::AwaitingAck {
-                record.phase = Phase::GaveUp;
-                self.awaiting_ack -= 1;
-            }
+        if let Some(now) = self.latest {
+            self.give_up_recv(now, source, identity);
         }
+    }
+
+    /// Ends a RECV exchange without its ACK: the sender may still be
+    /// resending, so the identity is remembered for `remember_window`.
+    pub(super) fn give_up_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+        let Some(record) = self.awaiting.remove(&(source, identity)) else {
+            return;
+        };
+        self.remember(now, source, identity, record.fingerprint, Retention::Window);
+        self.note_if_idle(now, source);
+    }
+
+    /// Moves an identity whose exchange ended into the remembered memory.
+    fn remember(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+    ) {
+        let mut validated = false;
+        if let Some(peer) = self.peers.get_mut(&source) {
+            peer.awaiting -= 1;
+            peer.awaiting_identities.retain(|held| *held != identity);
+            validated = !peer.is_unvalidated();
+        }
+        let limits = &self.config.limits;
+        let budget = limits
+            .max_remembered_bytes
+            .saturating_sub(self.remembered.bytes())
+            .min(
+                limits
+                    .max_remembered_bytes_per_peer
+                    .saturating_sub(self.remembered.bytes_for(&source)),
+            );
+        self.remembered
+            .insert(now, source, identity, fingerprint, class, validated, budget);
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.
@@ -242,3 +337,8 @@ impl Endpoint {
         self.output.push_ack(source, identity);
     }
 }
+
+/// Room kept in the remembered memory for each record awaiting its ACK, so
+/// that moving it there never pushes the memory past its bound by more than
+/// this per record: an entry, or the smallest new table and history.
+pub(super) const RESERVED_BYTES_PER_AWAITING: usize = 16;

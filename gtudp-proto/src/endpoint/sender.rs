@@ -53,13 +53,24 @@ pub(super) struct Message {
     pub(super) in_flight: bool,
     /// A DATA order for it waits in the output queue.
     pub(super) transmit_pending: bool,
+    /// The instant its live `TimerKey::Message` entry is set for: its
+    /// deadline, or the retry of a transmission the budget held back.
+    pub(super) timer: Option<Instant>,
+    /// Transmissions held back by the anti-amplification budget of an
+    /// unvalidated destination; the last one is waiting for its timer.
+    pub(super) held: u32,
+    pub(super) waiting_for_budget: bool,
 }
 
 impl Message {
     /// Whether the send-order entry `sent` is this message's latest
     /// transmission, still unconfirmed.
     pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
-        if self.transmit_pending || self.send_seq != sent.seq || self.transmissions == 0 {
+        if self.transmit_pending
+            || self.waiting_for_budget
+            || self.send_seq != sent.seq
+            || self.transmissions == 0
+        {
             Liveness::Stale
         } else if self.transmissions >= self.max_attempts {
             Liveness::LastAttempt
@@ -104,7 +115,7 @@ impl Endpoint {
             return refuse(SendErrorKind::TooManyOutstanding, payload);
         }
         let max_queued = self.config.limits.max_queued_per_peer;
-        if !self.ensure_peer(now, destination) {
+        if !self.ensure_peer(now, destination, false) {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
         let id = MessageId(self.next_message_id);
@@ -145,6 +156,9 @@ impl Endpoint {
                 snapshot: None,
                 in_flight: false,
                 transmit_pending: false,
+                timer: options.deadline,
+                held: 0,
+                waiting_for_budget: false,
             },
         );
         self.outstanding += 1;
@@ -171,8 +185,9 @@ impl Endpoint {
                 }
                 Some(message) if message.in_flight && message.transmissions > 0 => {
                     if let Some(peer) = self.peers.get_mut(&source) {
-                        peer.stats.validated = true;
+                        peer.validate();
                     }
+                    self.remembered.mark_validated(&source);
                     self.resolve(now, id, Ok(()));
                     self.detect_lost(now, source);
                     self.release(now, source);
@@ -185,15 +200,40 @@ impl Endpoint {
         self.queue_ack(source, identity);
     }
 
-    /// A message's deadline passed.
+    /// A message's timer fired: its deadline, or the retry of a
+    /// transmission the budget held back. (Retransmissions are the
+    /// peer's send-side timer's, see `recovery`.)
     pub(super) fn on_message_timer(&mut self, now: Instant, at: Instant, id: MessageId) {
-        let Some(message) = self.messages.get(&id) else {
+        let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
-        if message.deadline == Some(at) && now >= at {
-            let destination = message.destination;
+        if message.timer != Some(at) {
+            return;
+        }
+        message.timer = None;
+        let destination = message.destination;
+        if message.deadline.is_some_and(|deadline| now >= deadline) {
             self.resolve(now, id, Err(FailureReason::DeadlineExpired));
             self.arm_sender_timer(now, destination);
+            return;
+        }
+        if !message.waiting_for_budget {
+            return;
+        }
+        // Held back by the budget: try again (the destination may have
+        // proven itself meanwhile), or give up after a few holds. This is
+        // no loss, so no backoff and no congestion response.
+        message.waiting_for_budget = false;
+        if message.held > self.config.unvalidated_attempts {
+            self.resolve(now, id, Err(FailureReason::Unvalidated));
+            self.arm_sender_timer(now, destination);
+        } else {
+            message.transmit_pending = true;
+            message.timer = message.deadline;
+            if let Some(deadline) = message.deadline {
+                self.timers.push(deadline, TimerKey::Message(id));
+            }
+            self.output.push_data(id);
         }
     }
 

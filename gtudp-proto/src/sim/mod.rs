@@ -19,6 +19,8 @@
 //!   events. Its applications read their events at once, or late (a
 //!   [`SlowReader`], which may also pause receiving), to exercise the
 //!   endpoint's receive bounds and backpressure.
+//! - [`RestartProbe`]: senders restarting on one address, drawing
+//!   identities afresh, against a receiver that remembers the old ones.
 //! - [`Scenario`]: a whole checked run drawn from a seed and a [`Profile`]
 //!   (or [`Knobs`]); this is what the test matrix and the `soak` example run.
 //!
@@ -68,6 +70,7 @@
 
 mod hostile;
 mod network;
+mod restarts;
 mod rng;
 mod scenario;
 mod trace;
@@ -77,6 +80,7 @@ pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection
 pub use network::{
     Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition, CORRUPT_HEADER_BYTES,
 };
+pub use restarts::{RestartProbe, RestartReport};
 pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
 pub use trace::{Trace, TraceEntry, Wire};

@@ -160,6 +160,9 @@ pub struct Scenario {
     /// Applications that read their events late during the chaos phase
     /// (gentler from the heal on: see [`Scenario::healed_reader`]).
     pub slow_readers: Vec<(usize, SlowReader)>,
+    /// Whether late copies of DATA are replayed just inside the receiver's
+    /// retention (see [`World::set_late_replays`]); drawn for half the seeds.
+    pub late_replays: bool,
 }
 
 /// What a run found.
@@ -312,7 +315,10 @@ impl Scenario {
             }
         }
 
+        // Drawn from its own stream, so the rest of a seed's run is as before.
+        let late_replays = Rng::new(seed ^ 0x1a7e_7e91).chance(0.5);
         Self {
+            late_replays,
             seed,
             config,
             nodes,
@@ -357,7 +363,7 @@ impl Scenario {
         format!(
             "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
              rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
-             max_unread {}, slow readers {:?}",
+             max_unread {}, slow readers {:?}, late replays {}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -379,6 +385,7 @@ impl Scenario {
                 .iter()
                 .map(|(node, reader)| (*node, reader.max_stall, reader.pause))
                 .collect::<Vec<_>>(),
+            self.late_replays,
         )
     }
 
@@ -426,6 +433,7 @@ impl Scenario {
             }
         }
         world.set_max_datagrams(self.max_datagrams);
+        world.set_late_replays(self.late_replays);
         for &(from, to, ref profile) in &self.odd_links {
             world
                 .network_mut()
@@ -682,8 +690,13 @@ fn small_config(rng: &mut Rng) -> Config {
         max_peers: rng.range(8, 24) as usize,
         max_outstanding_messages: rng.range(4, 16) as usize,
         max_queued_per_peer: rng.range(2, 8) as usize,
-        max_received: rng.range(16, 64) as usize,
-        max_received_per_peer: rng.range(8, 24) as usize,
+        max_awaiting_ack: rng.range(16, 64) as usize,
+        max_awaiting_ack_per_peer: rng.range(8, 24) as usize,
+        max_remembered_bytes: rng.range(2_048, 65_536) as usize,
+        max_remembered_bytes_per_peer: rng.range(1_024, 32_768) as usize,
+        max_awaiting_ack_per_unvalidated_peer: rng.range(2, 8) as usize,
+        max_remembered_bytes_per_unvalidated_peer: rng.range(512, 4_096) as usize,
+        max_remembered_bytes_unvalidated: rng.range(1_024, 16_384) as usize,
         max_unread: rng.range(4, 16) as usize,
         max_pending_control: rng.range(4, 16) as usize,
         max_pending_raw: 4,

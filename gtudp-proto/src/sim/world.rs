@@ -113,6 +113,9 @@ pub struct Counts {
     /// Intact payloads handed over a second time because an ACK born of
     /// corruption ended the receiver's RECV exchange early (see [`World`]).
     pub corrupt_duplicates: u64,
+    /// Late copies of DATA replayed just inside the receiver's retention
+    /// (see [`World::set_late_replays`]).
+    pub late_replays: u64,
 }
 
 impl core::ops::AddAssign for Counts {
@@ -128,6 +131,7 @@ impl core::ops::AddAssign for Counts {
         self.corrupt_received += other.corrupt_received;
         self.corrupt_confirmed += other.corrupt_confirmed;
         self.corrupt_duplicates += other.corrupt_duplicates;
+        self.late_replays += other.late_replays;
     }
 }
 
@@ -302,10 +306,23 @@ pub struct World {
     /// without slow readers draw as before.
     reader_rng: Option<Rng>,
     buf: Vec<u8>,
+    /// Whether late copies of DATA are replayed near the receiver's
+    /// retention boundary (see [`World::set_late_replays`]).
+    late_replays: bool,
+    /// The last DATA each endpoint sent, per (from, to, identity): what a
+    /// late replay repeats. Bounded: the oldest are forgotten first.
+    recent_data: BTreeMap<(SocketAddr, SocketAddr, Identity), Bytes>,
+    recent_order: VecDeque<(SocketAddr, SocketAddr, Identity)>,
+    /// Replays due, by delivery time: (at, from, to, datagram).
+    replays: BTreeMap<(Duration, u64), (SocketAddr, SocketAddr, Bytes)>,
+    replay_seq: u64,
     counts: Counts,
     violations: Vec<Violation>,
     trace: Trace,
 }
+
+/// DATA kept for late replays, at most.
+const RECENT_DATA_KEPT: usize = 4_096;
 
 /// Violations kept in full; later ones are only counted.
 const MAX_VIOLATIONS_KEPT: usize = 32;
@@ -333,10 +350,24 @@ impl World {
             max_datagrams: 1,
             reader_rng: None,
             buf: Vec::new(),
+            late_replays: false,
+            recent_data: BTreeMap::new(),
+            recent_order: VecDeque::new(),
+            replays: BTreeMap::new(),
+            replay_seq: 0,
             counts: Counts::default(),
             violations: Vec::new(),
             trace: Trace::new(64),
         }
+    }
+
+    /// Replays late copies of DATA near the receiver's retention boundary:
+    /// whenever an endpoint takes the ACK that ends a RECV exchange, a copy
+    /// of that message's DATA reaches it again just inside its
+    /// `datagram_lifetime` later (1 ms before), past any loss. The receiver
+    /// must still recognise it: handing it over again is a duplicate.
+    pub fn set_late_replays(&mut self, on: bool) {
+        self.late_replays = on;
     }
 
     /// Adds an endpoint at `address`; its seed is drawn from the world's.
@@ -564,6 +595,7 @@ impl World {
         loop {
             let hostile = self.hostile.as_ref().and_then(Hostile::next_time);
             let delivery = self.network.next_delivery();
+            let replay = self.replays.keys().next().map(|&(at, _)| at);
             let mut timeout: Option<(Duration, usize)> = None;
             for index in 0..self.nodes.len() {
                 if let Some(at) = self.nodes[index].endpoint.poll_timeout() {
@@ -582,6 +614,7 @@ impl World {
             let next = [
                 hostile,
                 delivery,
+                replay,
                 timeout.map(|(at, _)| at),
                 reader.map(|(at, _)| at),
             ]
@@ -595,6 +628,20 @@ impl World {
             let now = self.clock.elapsed();
             if hostile.is_some_and(|at| at <= now) {
                 self.inject(now);
+            } else if replay.is_some_and(|at| at <= now) {
+                if let Some((_, (from, to, payload))) = self.replays.pop_first() {
+                    self.counts.late_replays += 1;
+                    self.take_datagram(
+                        now,
+                        Datagram {
+                            from,
+                            to,
+                            payload,
+                            sent_at: now,
+                            corrupted: false,
+                        },
+                    );
+                }
             } else if delivery.is_some_and(|at| at <= now) {
                 self.deliver(now);
             } else if let Some((_, index)) = timeout.filter(|&(at, _)| at <= now) {
@@ -783,9 +830,13 @@ impl World {
     }
 
     fn deliver(&mut self, now: Duration) {
-        let Some(datagram) = self.network.poll_delivery(now) else {
-            return;
-        };
+        if let Some(datagram) = self.network.poll_delivery(now) {
+            self.take_datagram(now, datagram);
+        }
+    }
+
+    /// Hands `datagram` to the endpoint it is addressed to, if any.
+    fn take_datagram(&mut self, now: Duration, datagram: Datagram) {
         let Some(&index) = self.by_address.get(&datagram.to) else {
             // To an address nobody listens on (a flood victim): gone.
             return;
@@ -818,8 +869,49 @@ impl World {
         }
         if datagram.corrupted {
             self.on_corrupted(index, &datagram, after.delivered > before.delivered);
+        } else if self.late_replays
+            && after.datagrams_in.ack > before.datagrams_in.ack
+            && after.dropped.ack_unknown == before.dropped.ack_unknown
+        {
+            self.schedule_replay(now, index, &datagram);
         }
         self.flush(index);
+    }
+
+    /// The endpoint at `index` took the ACK that ended a RECV exchange:
+    /// a copy of the DATA arrives again just inside its lifetime.
+    fn schedule_replay(&mut self, now: Duration, index: usize, ack: &Datagram) {
+        let framing = &self.nodes[index].endpoint.config().framing;
+        let Ok(Packet::Ack { identity }) = framing.parse(&ack.payload) else {
+            return;
+        };
+        let Some(data) = self.recent_data.get(&(ack.from, ack.to, identity)) else {
+            return;
+        };
+        let lifetime = self.nodes[index].endpoint.config().datagram_lifetime;
+        let at = now + lifetime.saturating_sub(Duration::from_millis(1));
+        self.replay_seq += 1;
+        self.replays
+            .insert((at, self.replay_seq), (ack.from, ack.to, data.clone()));
+    }
+
+    /// Keeps the DATA just sent for a later replay.
+    fn keep_for_replay(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        identity: Identity,
+        data: &Bytes,
+    ) {
+        let key = (from, to, identity);
+        if self.recent_data.insert(key, data.clone()).is_none() {
+            self.recent_order.push_back(key);
+        }
+        while self.recent_order.len() > RECENT_DATA_KEPT {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent_data.remove(&old);
+            }
+        }
     }
 
     /// The endpoint at `index` took `datagram`'s DATA: checks it, and
@@ -972,6 +1064,9 @@ impl World {
                 let parsed = self.framing.parse(&datagram);
                 if let Ok(Packet::Data { identity, payload }) = parsed {
                     self.learn_identity(index, to, identity, payload);
+                    if self.late_replays {
+                        self.keep_for_replay(address, to, identity, &datagram);
+                    }
                 }
                 let wire = match parsed {
                     Ok(packet) => Wire::Gtudp(packet.kind(), packet.identity()),

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub mod relay;
+pub use gtudp_testkit::relay;
 
 use std::future::Future;
 use std::time::Duration;

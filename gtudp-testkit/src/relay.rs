@@ -19,24 +19,35 @@ use std::time::{Duration, Instant};
 /// How the relay mistreats datagrams.
 #[derive(Clone, Copy, Debug)]
 pub struct Impairment {
+    /// Probability of dropping a datagram.
     pub loss: f64,
+    /// Probability of forwarding a datagram twice.
     pub duplicate: f64,
+    /// Longest delay added to a copy (uniform), which reorders datagrams.
     pub max_delay: Duration,
+    /// Seed of the random choices.
     pub seed: u64,
 }
 
 /// What the relay did.
 #[derive(Debug, Default)]
 pub struct RelayCounters {
+    /// Datagrams received from either side.
     pub received: AtomicU64,
+    /// Datagrams dropped.
     pub dropped: AtomicU64,
+    /// Datagrams forwarded twice.
     pub duplicated: AtomicU64,
+    /// Copies forwarded (a duplicated datagram counts twice).
     pub forwarded: AtomicU64,
 }
 
 /// A running relay; stops when dropped.
+#[derive(Debug)]
 pub struct Relay {
+    /// Where clients send to reach the server through the relay.
     pub addr: SocketAddr,
+    /// What the relay did so far.
     pub counters: Arc<RelayCounters>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,

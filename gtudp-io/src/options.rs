@@ -1,0 +1,79 @@
+//! Per-message options, the same in both adapters.
+
+use std::time::{Duration, Instant};
+
+/// Per-message options of a guaranteed send (`send_to_with` in both
+/// adapters, `Driver::send_with` in `gtudp-mio`).
+///
+/// # How long a silent peer takes to fail
+///
+/// Without options, a message to a peer that never answers (nothing
+/// listens, the host is gone) fails with `AttemptsExhausted` after
+/// `Config::max_attempts` transmissions, each waiting one retransmission
+/// timeout, which starts at `Config::initial_rto` and doubles up to
+/// `Config::max_rto`. With the defaults (10 attempts, 500 ms doubling to
+/// 10 s) that is 0.5 + 1 + 2 + 4 + 8 + 5 × 10 = 65.5 s. ICMP
+/// port-unreachable reports are counted (`IoStats::icmp_errors`) but do
+/// not end a message early.
+///
+/// Shorter policies: per message, [`SendOptions::with_timeout`] (fails with
+/// `DeadlineExpired` after that long, whatever the attempts) or
+/// [`SendOptions::with_max_attempts`]; for the whole socket, a lower
+/// `Config::max_attempts` or `Config::max_rto` (5 attempts with a 2 s
+/// ceiling: 0.5 + 1 + 2 + 2 + 2 = 7.5 s). A shorter span tolerates shorter
+/// outages: a peer unreachable for longer than the span sees its messages
+/// fail although they might have got through later.
+///
+/// ```
+/// use std::time::Duration;
+/// use gtudp_io::SendOptions;
+///
+/// let options = SendOptions::with_timeout(Duration::from_millis(500)).max_attempts(3);
+/// assert_eq!(options.timeout, Some(Duration::from_millis(500)));
+/// assert_eq!(options.max_attempts, Some(3));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// Fail with [`FailureReason::DeadlineExpired`](gtudp_proto::FailureReason)
+    /// if no RECV arrived within this time of the call. Default: none, the
+    /// attempt limit alone decides.
+    pub timeout: Option<Duration>,
+    /// Transmissions before failing with
+    /// [`FailureReason::AttemptsExhausted`](gtudp_proto::FailureReason); at
+    /// most `Config::max_attempts`, which is also the default.
+    pub max_attempts: Option<u32>,
+}
+
+impl SendOptions {
+    /// Options with a delivery timeout, counted from the send call.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self::default().timeout(timeout)
+    }
+
+    /// Options with an attempt limit.
+    pub fn with_max_attempts(max_attempts: u32) -> Self {
+        Self::default().max_attempts(max_attempts)
+    }
+
+    /// These options with a delivery timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// These options with an attempt limit.
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// The endpoint's options for a send made at `now`: the timeout becomes
+    /// a deadline (none if it is too far to represent).
+    pub fn to_proto(self, now: Instant) -> gtudp_proto::SendOptions {
+        let mut options = gtudp_proto::SendOptions::default();
+        options.deadline = self.timeout.and_then(|timeout| now.checked_add(timeout));
+        options.max_attempts = self.max_attempts;
+        options
+    }
+}

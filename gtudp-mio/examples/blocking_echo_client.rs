@@ -1,0 +1,227 @@
+//! A blocking gtUDP echo client: sends N distinct payloads to an echo
+//! server, at most C awaiting their echo at once, and checks every echo.
+//! The same command line and output as `gtudp-tokio`'s `echo_client`.
+//!
+//! ```text
+//! cargo run --release -p gtudp-mio --example blocking_echo_client -- --server 127.0.0.1:4000 \
+//!     [--bind ADDR] [--count N] [--size BYTES] [--concurrency C] [--oneway] \
+//!     [--magic HEX] [--types HEX,HEX,HEX] [--wait-secs S]
+//! ```
+//!
+//! The last line is the result, for scripts, printed on every exit:
+//! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q`.
+//! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
+//! `--sink` server) if D = N; then the RTT is send-to-Delivered.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gtudp_mio::{BlockingSocket, DeliveryError, PendingSend, RecvError};
+use gtudp_testkit::cli::ClientArgs as Args;
+use gtudp_testkit::echo::{echoed_index, payload, Tally};
+
+fn main() -> ExitCode {
+    gtudp_testkit::cli::init_logging();
+    let args = Args::parse();
+    let mut tally = Tally::default();
+    let start = Instant::now();
+    let mut elapsed = None;
+    if let Err(error) = run(&args, &mut tally, &mut elapsed) {
+        eprintln!("echo_client: {error}");
+    }
+    let elapsed = elapsed.unwrap_or_else(|| start.elapsed());
+    tally.finish(args.count, args.oneway, elapsed)
+}
+
+/// The longest a receive or an outcome wait blocks before the loop looks
+/// at the other (outcomes, echoes) again.
+const TURN: Duration = Duration::from_millis(5);
+
+/// The client's state between loop turns.
+struct Run<'a> {
+    args: &'a Args,
+    tally: &'a mut Tally,
+    sent_at: Vec<Option<Instant>>,
+    echoed: Vec<bool>,
+    /// Whether each message still holds a place in the window.
+    holds_place: Vec<bool>,
+    /// Sends whose outcome is not known yet, with their index.
+    pending: Vec<(u64, PendingSend)>,
+    in_flight: u64,
+    resolved: u64,
+}
+
+impl Run<'_> {
+    fn release(&mut self, index: u64) {
+        let i = index as usize;
+        if self.holds_place[i] {
+            self.holds_place[i] = false;
+            self.in_flight -= 1;
+        }
+    }
+
+    /// Counts one outcome: a failure (or, one-way, any outcome) frees the
+    /// message's place; with echoes, a delivery does not (the echo frees it).
+    fn note_outcome(&mut self, index: u64, outcome: Result<(), DeliveryError>) {
+        self.resolved += 1;
+        let failed = outcome.is_err();
+        match outcome {
+            Ok(()) => {
+                self.tally.delivered += 1;
+                if self.args.oneway {
+                    if let Some(at) = self.sent_at[index as usize] {
+                        self.tally.rtts_us.push(at.elapsed().as_micros() as u64);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(index, %error, "send failed");
+                self.tally.failed += 1;
+            }
+        }
+        if self.args.oneway || failed {
+            self.release(index);
+        }
+    }
+
+    /// Takes every outcome already known, waiting up to `wait` for the
+    /// oldest first; whether any was taken.
+    fn take_outcomes(&mut self, wait: Duration) -> bool {
+        let mut taken = false;
+        if let Some((index, oldest)) = self.pending.first() {
+            if let Some(outcome) = oldest.wait_timeout(wait) {
+                let index = *index;
+                drop(self.pending.remove(0));
+                self.note_outcome(index, outcome);
+                taken = true;
+            }
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            match self.pending[i].1.try_wait() {
+                Some(outcome) => {
+                    let (index, _) = self.pending.remove(i);
+                    self.note_outcome(index, outcome);
+                    taken = true;
+                }
+                None => i += 1,
+            }
+        }
+        taken
+    }
+
+    fn note_echo(&mut self, payload: &[u8]) {
+        let (count, size) = (self.args.count, self.args.size as usize);
+        match echoed_index(payload, count, size) {
+            Some(index) => {
+                let i = index as usize;
+                if self.echoed[i] {
+                    self.tally.duplicates += 1;
+                } else {
+                    self.echoed[i] = true;
+                    self.tally.echoed += 1;
+                    if let Some(at) = self.sent_at[i] {
+                        self.tally.rtts_us.push(at.elapsed().as_micros() as u64);
+                    }
+                    self.release(index);
+                }
+            }
+            None => self.tally.mismatched += 1,
+        }
+    }
+}
+
+/// Runs the exchange, counting into `tally` and setting `elapsed` when the
+/// exchange ends (before the close's drain).
+fn run(
+    args: &Args,
+    tally: &mut Tally,
+    elapsed: &mut Option<Duration>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let count = args.count;
+    let size = args.size as usize;
+    let config = args.config()?;
+    let bind = args.bind_addr();
+    let socket = BlockingSocket::bind(bind, config)?;
+    let mut state = Run {
+        args,
+        tally,
+        sent_at: vec![None; count as usize],
+        echoed: vec![false; count as usize],
+        holds_place: vec![false; count as usize],
+        pending: Vec::new(),
+        in_flight: 0,
+        resolved: 0,
+    };
+    let idle = Duration::from_secs(args.wait_secs);
+    let start = Instant::now();
+    let mut last_progress = start;
+    let mut next = 0u64;
+    let mut stopped = None;
+    loop {
+        while next < count && state.in_flight < args.concurrency {
+            let index = next;
+            next += 1;
+            state.sent_at[index as usize] = Some(Instant::now());
+            match socket.send_to(payload(index, size), args.server) {
+                Ok(pending) => {
+                    state.holds_place[index as usize] = true;
+                    state.in_flight += 1;
+                    state.pending.push((index, pending));
+                }
+                Err(error) => {
+                    eprintln!("message {index} not sent: {error}");
+                    state.tally.failed += 1;
+                    state.resolved += 1;
+                }
+            }
+        }
+        let done = state.resolved == count && (args.oneway || state.tally.echoed == count);
+        if done {
+            break;
+        }
+        let mut progressed;
+        if args.oneway {
+            progressed = state.take_outcomes(TURN);
+        } else {
+            progressed = state.take_outcomes(Duration::ZERO);
+            match socket.recv_timeout(TURN) {
+                Ok(message) => {
+                    state.note_echo(&message.payload);
+                    progressed = true;
+                }
+                Err(RecvError::TimedOut) => {}
+                Err(error) => {
+                    stopped = Some(format!("receive failed: {error}"));
+                    break;
+                }
+            }
+        }
+        if progressed {
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= idle {
+            stopped = Some(format!(
+                "no progress for {} s; gave up with {} outcomes and {} echoes missing",
+                args.wait_secs,
+                count - state.resolved,
+                if args.oneway {
+                    0
+                } else {
+                    count - state.tally.echoed
+                },
+            ));
+            break;
+        }
+    }
+    *elapsed = Some(start.elapsed());
+    if let Some(reason) = stopped {
+        eprintln!("echo_client: {reason}");
+    }
+    // Drain: the RECVs of the echoes still await our ACK... and vice versa.
+    // Bounded by Config::drain_timeout.
+    if let Err(error) = socket.close() {
+        eprintln!("echo_client: close: {error}");
+    }
+    Ok(())
+}

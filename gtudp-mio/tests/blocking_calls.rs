@@ -1,0 +1,214 @@
+//! The blocking socket's per-message options, cancel, raw sends, receive
+//! timeouts, `&self` close and dual-stack addressing.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gtudp_mio::{
+    BlockingSocket, Closed, Config, DatagramKind, DeliveryError, FailureReason, RecvError,
+    SendOptions, SendRawError,
+};
+
+/// A port nobody listens on: bound, then released.
+fn nobody() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A config whose messages to a silent peer are retried for a long time,
+/// so only the option under test can end them quickly.
+fn patient_config() -> Config {
+    let mut config = common::fast_config();
+    config.max_attempts = 200;
+    config.remember_window = Duration::from_secs(60);
+    config
+}
+
+#[test]
+fn per_message_timeout_fails_with_deadline_expired() {
+    let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
+    let to = nobody();
+    let outcome = socket.send_to_blocking_with(
+        &b"x"[..],
+        to,
+        SendOptions::with_timeout(Duration::from_millis(100)),
+    );
+    assert_eq!(
+        outcome,
+        Err(DeliveryError::Failed {
+            to,
+            reason: FailureReason::DeadlineExpired
+        })
+    );
+}
+
+#[test]
+fn per_message_attempt_limit_fails_with_attempts_exhausted() {
+    let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
+    let to = nobody();
+    let pending = socket
+        .send_to_with(&b"x"[..], to, SendOptions::with_max_attempts(2))
+        .unwrap();
+    assert_eq!(pending.destination(), to);
+    assert_eq!(
+        pending.wait().unwrap_err().reason(),
+        Some(FailureReason::AttemptsExhausted)
+    );
+    let stats = socket.stats().endpoint;
+    assert_eq!(stats.retransmissions, 1, "two attempts: one resend");
+}
+
+#[test]
+fn cancel_resolves_the_send_as_cancelled_once() {
+    let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
+    let to = nobody();
+    let pending = socket.send_to(&b"x"[..], to).unwrap();
+    assert_eq!(pending.try_wait(), None, "still being tried");
+    assert_eq!(
+        pending.cancel(),
+        Err(DeliveryError::Failed {
+            to,
+            reason: FailureReason::Cancelled
+        })
+    );
+    // The outcome was taken by cancel.
+    assert_eq!(pending.cancel(), Err(DeliveryError::Closed));
+    assert_eq!(pending.try_wait(), Some(Err(DeliveryError::Closed)));
+    assert_eq!(socket.stats().endpoint.failed, 1);
+}
+
+#[test]
+fn raw_sends_arrive_unframed_and_foreign() {
+    let mut config = common::fast_config();
+    config.deliver_foreign = true;
+    let receiver = BlockingSocket::bind("127.0.0.1:0", config).unwrap();
+    let sender = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    sender
+        .send_raw_to(&b"plain udp"[..], receiver.local_addr())
+        .unwrap();
+    let datagram = receiver.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(&datagram.payload[..], b"plain udp");
+    assert_eq!(datagram.kind, DatagramKind::Foreign);
+    assert!(datagram.is_foreign());
+    assert_eq!(datagram.from, sender.local_addr());
+
+    let too_big = vec![0u8; 70_000];
+    assert_eq!(
+        sender.send_raw_to(too_big, receiver.local_addr()),
+        Err(SendRawError::TooLarge { size: 70_000 })
+    );
+    sender.close().unwrap();
+    assert_eq!(
+        sender.send_raw_to(&b"late"[..], receiver.local_addr()),
+        Err(SendRawError::Closed)
+    );
+}
+
+#[test]
+fn default_read_timeout_applies_to_recv_and_recv_from() {
+    let socket = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    assert_eq!(socket.read_timeout(), None);
+    socket.set_read_timeout(Some(Duration::from_millis(30)));
+    assert_eq!(socket.read_timeout(), Some(Duration::from_millis(30)));
+    let mut buf = [0u8; 16];
+    assert_eq!(socket.recv_from(&mut buf), Err(RecvError::TimedOut));
+    assert_eq!(socket.recv(), Err(RecvError::TimedOut));
+    // Zero: do not wait at all (Python's settimeout(0)).
+    socket.set_read_timeout(Some(Duration::ZERO));
+    assert_eq!(socket.recv(), Err(RecvError::TimedOut));
+    assert_eq!(
+        socket.recv_from_timeout(&mut buf, Duration::from_millis(20)),
+        Err(RecvError::TimedOut)
+    );
+
+    // A message arriving within the timeout is returned. (Delivered at the
+    // sender may come before the message reaches the receive queue, so
+    // the wait is a long one rather than zero.)
+    let peer = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    peer.send_to_blocking(&b"hi"[..], socket.local_addr())
+        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10)));
+    assert_eq!(socket.recv_from(&mut buf), Ok((2, peer.local_addr())));
+    socket.set_read_timeout(None);
+    assert_eq!(socket.read_timeout(), None);
+}
+
+#[test]
+fn close_through_a_shared_handle_returns_the_summary_once() {
+    let a = Arc::new(BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap());
+    let b = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    a.send_to_blocking(&b"one"[..], b.local_addr()).unwrap();
+    let other = a.clone();
+    let closer = std::thread::spawn(move || other.close());
+    let first = closer.join().unwrap().unwrap();
+    assert_eq!(first.stats.endpoint.delivered, 1);
+    assert_eq!(a.close(), Err(Closed));
+    assert_eq!(a.cleanup(), Err(Closed));
+    // No more sends after the close; receives say closed once drained.
+    assert!(matches!(
+        a.send_to(&b"late"[..], b.local_addr()),
+        Err(DeliveryError::Refused { .. })
+    ));
+    assert_eq!(
+        a.recv_timeout(Duration::from_secs(5)),
+        Err(RecvError::Closed)
+    );
+    assert_eq!(
+        b.recv_timeout(Duration::from_secs(5)).unwrap().payload,
+        "one"
+    );
+}
+
+#[test]
+fn peer_stats_name_the_peer_in_either_form() {
+    let a = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    let b = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    a.send_to_blocking(&b"one"[..], b.local_addr()).unwrap();
+    let plain = a.peer_stats(b.local_addr()).unwrap();
+    assert_eq!(plain.delivered, 1);
+    assert_eq!(a.peer_stats(common::mapped(b.local_addr())), Some(plain));
+    assert_eq!(a.peer_stats(nobody()), None);
+}
+
+/// A `[::]` socket talks to an IPv4 socket and back: every send is
+/// delivered (not failed for want of a RECV from the "same" address) and
+/// addresses come out in plain IPv4 form.
+#[test]
+fn dual_stack_socket_talks_to_ipv4_peers() {
+    let dual = BlockingSocket::bind("[::]:0", common::fast_config()).unwrap();
+    let v4 = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    let dual_v4: SocketAddr = format!("127.0.0.1:{}", dual.local_addr().port())
+        .parse()
+        .unwrap();
+
+    // [::] -> IPv4, named plainly and IPv4-mapped.
+    dual.send_to_blocking(&b"plain"[..], v4.local_addr())
+        .unwrap();
+    dual.send_to_blocking(&b"mapped"[..], common::mapped(v4.local_addr()))
+        .unwrap();
+    for expected in ["plain", "mapped"] {
+        let message = v4.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(message.payload, expected);
+        assert_eq!(message.from, dual_v4);
+    }
+    // IPv4 -> [::], and the reply to the address it came from.
+    v4.send_to_blocking(&b"back"[..], dual_v4).unwrap();
+    let message = dual.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(message.from, v4.local_addr(), "plain IPv4, not [::ffff:..]");
+    dual.send_to_blocking(&b"reply"[..], message.from).unwrap();
+    assert_eq!(
+        v4.recv_timeout(Duration::from_secs(10)).unwrap().payload,
+        "reply"
+    );
+
+    let stats = dual.close().unwrap().stats.endpoint;
+    assert_eq!(stats.delivered, 3);
+    assert_eq!(stats.failed, 0);
+    assert_eq!(stats.dropped, Default::default());
+    assert_eq!(v4.close().unwrap().stats.endpoint.failed, 0);
+}

@@ -1,0 +1,826 @@
+//! The memory of received identities that suppresses late duplicates.
+//!
+//! Once a received message's RECV exchange is over (its ACK arrived, or its
+//! RECV attempts ran out), the receiver keeps only enough to recognise a late
+//! copy of its DATA: the pair (identity, payload fingerprint), under the
+//! sender's address. That memory must be **exact**: a false positive would
+//! answer a *new* DATA with RECV and never hand it over, so the sender would
+//! see Delivered for a message the application never got. So it is a set,
+//! not a filter: a lookup reports a duplicate only when an entry with the
+//! same address, identity and fingerprint was inserted and has not expired.
+//!
+//! # Layout and cost
+//!
+//! Each address has its own small tables of 8-byte entries (the identity
+//! and a 32-bit keyed fingerprint of the payload), open addressing with
+//! linear probing, filled to at most 80 % before another table is added. A
+//! steady stream sizes each new table from the last one, so an identity
+//! costs 11 to 16 bytes; while a stream's rate climbs, tables are added and
+//! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
+//! accounts every allocation the structure makes.
+//!
+//! # Expiry by generation
+//!
+//! Time is cut into generations of `retention / GENERATIONS` each. An
+//! identity inserted during generation `g` lives in `g`'s tables, which are
+//! freed whole once `retention` has passed since `g` ended. So an identity is
+//! remembered for at least `retention` and less than
+//! `retention × (1 + 1 / GENERATIONS)` after its insertion, with no timer per
+//! identity: expiry pops one queue entry per (address, generation), amortised
+//! O(1) per message. Two retentions exist side by side, one per
+//! [`Retention`] class, each with its own generations.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use core::hash::BuildHasher;
+
+use smallvec::SmallVec;
+
+use crate::wire::Identity;
+
+/// Generations per retention period: an identity is kept for its retention
+/// plus at most a quarter of it.
+pub(crate) const GENERATIONS: u32 = 4;
+
+/// Tables are filled to this fraction (numerator / denominator) before
+/// another one is started.
+const MAX_LOAD: (usize, usize) = (4, 5);
+
+/// The smallest table, in entries.
+const MIN_TABLE: usize = 8;
+
+/// Bytes of table per identity inserted when a stream is steady: 8-byte
+/// entries, in tables sized for the previous generation's count plus a
+/// sixteenth at 80 % load (8 × 17/16 × 5/4 = 10.6, rounded up). With
+/// `GENERATIONS + 1` generations' tables allocated at any time, a stream of
+/// `r` messages/s holds `r × retention × (1 + 1/GENERATIONS) × 11` bytes:
+/// the rule behind [`Config::max_sustained_rate`](crate::Config::max_sustained_rate).
+pub(crate) const STEADY_SLOT_BYTES: usize = 11;
+
+/// The most bytes one remembered identity costs in a steady stream, at any
+/// point of the generation cycle (the worst is just after a new
+/// generation's table is allocated, with the oldest not yet forgotten).
+#[cfg(test)]
+pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 16;
+
+type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+
+/// How long an identity is remembered, by why its RECV exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retention {
+    /// The ACK arrived: only copies already in the network can still come,
+    /// for at most `datagram_lifetime`.
+    Lifetime,
+    /// RECV attempts ran out without an ACK: the sender may still be
+    /// resending, for up to `remember_window`.
+    Window,
+}
+
+impl Retention {
+    fn index(self) -> usize {
+        match self {
+            Retention::Lifetime => 0,
+            Retention::Window => 1,
+        }
+    }
+}
+
+/// A keyed 32-bit digest of a payload, never zero. A repeat is a duplicate
+/// only if identity *and* fingerprint match, so a new message that reuses a
+/// remembered identity (a restarted sender drawing identities afresh) is
+/// still handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint(u32);
+
+/// What the memory says of an (address, identity, fingerprint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recall {
+    /// Never seen, or forgotten.
+    Unknown,
+    /// The same identity and payload: a late copy.
+    Duplicate,
+    /// The same identity with another payload: a new message.
+    Collision,
+}
+
+/// The two hash keys of the memory: one for table positions, one for
+/// payload fingerprints. Both derive from the endpoint's seed, so an
+/// off-path sender can neither aim identities at one probe chain nor forge
+/// a fingerprint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Keys {
+    pub(crate) position: u64,
+    pub(crate) fingerprint: foldhash::fast::FixedState,
+}
+
+impl Keys {
+    /// The fingerprint of `payload`.
+    pub(crate) fn fingerprint(&self, payload: &[u8]) -> Fingerprint {
+        let digest = self.fingerprint.hash_one(payload);
+        let folded = (digest ^ (digest >> 32)) as u32;
+        Fingerprint(folded.max(1))
+    }
+}
+
+/// Every received identity still remembered, per address, expiring by
+/// generation.
+#[derive(Debug)]
+pub(crate) struct RememberedIdentities {
+    keys: Keys,
+    /// Per retention class: its length and its generation span.
+    classes: [Class; 2],
+    /// Set on the first insertion: generation numbers count from it.
+    epoch: Option<Instant>,
+    histories: Map<SocketAddr, History>,
+    /// Per class, one entry per (address, generation) in creation order,
+    /// which is also the order they expire in.
+    expiries: [VecDeque<(u64, SocketAddr)>; 2],
+    len: usize,
+    /// Bytes of every table in use, of the generation lists and of the
+    /// history and expiry records (spare tables come on top).
+    bytes: usize,
+    /// Tables of forgotten generations, kept for two generations so that a
+    /// steady stream reuses them instead of going to the allocator.
+    spare: Vec<Spare>,
+    /// Bytes of the histories of addresses not validated (their history
+    /// records included).
+    unvalidated_bytes: usize,
+    /// Histories of unvalidated addresses, oldest first, with their serial:
+    /// the first forgotten when their share is used up. Entries of
+    /// histories since validated or gone are stale and skipped.
+    unvalidated_order: VecDeque<(SocketAddr, u64)>,
+    next_serial: u64,
+}
+
+/// A table's slots, freed at `freed` and kept for reuse until two
+/// generation spans later.
+#[derive(Debug)]
+struct Spare {
+    slots: Box<[u64]>,
+    freed: Instant,
+}
+
+/// Spare tables kept at most.
+const SPARE_TABLES: usize = 4;
+
+#[derive(Clone, Copy, Debug)]
+struct Class {
+    retention: Duration,
+    span: Duration,
+}
+
+/// One address's tables, per retention class, oldest generation first.
+#[derive(Debug, Default)]
+struct History {
+    generations: [VecDeque<Generation>; 2],
+    len: usize,
+    bytes: usize,
+    /// The address proved it receives our datagrams.
+    validated: bool,
+    serial: u64,
+}
+
+#[derive(Debug)]
+struct Generation {
+    number: u64,
+    tables: SmallVec<[Table; 1]>,
+    len: usize,
+}
+
+/// An open-addressing set of entries `identity << 32 | fingerprint`; zero
+/// marks a free slot (a fingerprint is never zero).
+#[derive(Debug)]
+struct Table {
+    slots: Box<[u64]>,
+    len: usize,
+}
+
+/// The fixed bytes one address costs: its map slot (with the map's spare
+/// capacity) and its history record.
+const HISTORY_BYTES: usize = (core::mem::size_of::<(SocketAddr, History)>() + 1) * 8 / 7;
+/// The bytes one (address, generation) costs besides its tables: its place
+/// in the generation list and in the expiry queue.
+const GENERATION_BYTES: usize =
+    core::mem::size_of::<Generation>() + core::mem::size_of::<(u64, SocketAddr)>();
+
+impl RememberedIdentities {
+    pub(crate) fn new(
+        keys: Keys,
+        hasher: foldhash::fast::FixedState,
+        lifetime: Duration,
+        window: Duration,
+    ) -> Self {
+        let class = |retention: Duration| Class {
+            retention,
+            span: (retention / GENERATIONS).max(Duration::from_micros(1)),
+        };
+        Self {
+            keys,
+            classes: [class(lifetime), class(window)],
+            epoch: None,
+            histories: Map::with_hasher(hasher),
+            expiries: [VecDeque::new(), VecDeque::new()],
+            len: 0,
+            bytes: 0,
+            spare: Vec::with_capacity(SPARE_TABLES),
+            unvalidated_bytes: 0,
+            unvalidated_order: VecDeque::new(),
+            next_serial: 0,
+        }
+    }
+
+    /// Bytes held for addresses that have not proven they receive our
+    /// datagrams.
+    pub(crate) fn unvalidated_bytes(&self) -> usize {
+        self.unvalidated_bytes
+    }
+
+    /// Records that `address` proved it receives our datagrams: its history
+    /// is never forgotten early again.
+    pub(crate) fn mark_validated(&mut self, address: &SocketAddr) {
+        if let Some(history) = self.histories.get_mut(address) {
+            if !history.validated {
+                history.validated = true;
+                self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
+            }
+        }
+    }
+
+    /// Forgets the whole history of the unvalidated address remembered
+    /// first among those `is_active` does not hold; false when there is
+    /// none. This is the one place identities are forgotten before their
+    /// retention ends: only under a flood of addresses that never answered
+    /// and were since dropped from the peer table, so that new peers are not
+    /// refused.
+    pub(crate) fn forget_oldest_unvalidated(
+        &mut self,
+        is_active: impl Fn(&SocketAddr) -> bool,
+    ) -> bool {
+        for _ in 0..self.unvalidated_order.len() {
+            let Some((address, serial)) = self.unvalidated_order.pop_front() else {
+                break;
+            };
+            let live = self
+                .histories
+                .get(&address)
+                .is_some_and(|history| history.serial == serial && !history.validated);
+            if !live {
+                continue;
+            }
+            if is_active(&address) {
+                self.unvalidated_order.push_back((address, serial));
+                continue;
+            }
+            if let Some(history) = self.histories.remove(&address) {
+                let bytes = history.bytes + HISTORY_BYTES;
+                self.bytes -= bytes;
+                self.unvalidated_bytes -= bytes;
+                self.len -= history.len;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Identities remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes the memory holds, spare tables included (see the module docs).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+            + self
+                .spare
+                .iter()
+                .map(|spare| spare.slots.len() * 8)
+                .sum::<usize>()
+    }
+
+    /// Bytes held for one address.
+    pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
+        self.histories
+            .get(address)
+            .map_or(0, |history| history.bytes + HISTORY_BYTES)
+    }
+
+    /// The most bytes held for any one address.
+    pub(crate) fn largest_bytes_for_one(&self) -> usize {
+        self.histories
+            .values()
+            .map(|history| history.bytes + HISTORY_BYTES)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// What inserting one more identity for `address` can cost at most when
+    /// it needs a new history, generation and smallest table.
+    pub(crate) const fn worst_insert_bytes() -> usize {
+        HISTORY_BYTES + GENERATION_BYTES + MIN_TABLE * 8
+    }
+
+    /// Whether `(address, identity, fingerprint)` was seen.
+    pub(crate) fn recall(
+        &self,
+        address: &SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+    ) -> Recall {
+        let Some(history) = self.histories.get(address) else {
+            return Recall::Unknown;
+        };
+        let identity = identity.to_u32();
+        let home = self.position(identity);
+        let mut recall = Recall::Unknown;
+        for generation in history.generations.iter().flatten() {
+            for table in &generation.tables {
+                match table.find(home, identity, fingerprint.0) {
+                    Recall::Duplicate => return Recall::Duplicate,
+                    Recall::Collision => recall = Recall::Collision,
+                    Recall::Unknown => {}
+                }
+            }
+        }
+        recall
+    }
+
+    /// Remembers `(address, identity, fingerprint)` from `now` for the
+    /// retention of `class`; `validated` when the address proved it receives
+    /// our datagrams. `budget` caps the bytes a new table may take (the
+    /// smallest table is always allowed, so an insertion never fails: the
+    /// caller refuses new messages before the bound instead).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+        validated: bool,
+        budget: usize,
+    ) {
+        let number = self.generation_number(now, class);
+        let home = self.position(identity.to_u32());
+        let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
+        let history = match self.histories.entry(address) {
+            hashbrown::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(vacant) => {
+                self.bytes += HISTORY_BYTES;
+                let serial = self.next_serial;
+                self.next_serial += 1;
+                if !validated {
+                    self.unvalidated_bytes += HISTORY_BYTES;
+                    self.unvalidated_order.push_back((address, serial));
+                }
+                vacant.insert(History {
+                    validated,
+                    serial,
+                    ..History::default()
+                })
+            }
+        };
+        if validated && !history.validated {
+            history.validated = true;
+            self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
+        }
+        let mut added = 0;
+        let generations = &mut history.generations[class.index()];
+        if generations
+            .back()
+            .map_or(true, |newest| newest.number < number)
+        {
+            // Size the first table for a steady stream: the last
+            // generation's count plus a sixteenth.
+            let previous_len = generations.back().map_or(0, |newest| newest.len);
+            let wanted = previous_len + previous_len / 16;
+            let table = take_table(&mut self.spare, slots_for(wanted), budget);
+            added += GENERATION_BYTES + table.bytes();
+            generations.push_back(Generation {
+                number,
+                tables: smallvec::smallvec![table],
+                len: 0,
+            });
+            self.expiries[class.index()].push_back((number, address));
+        }
+        let Some(newest) = generations.back_mut() else {
+            return;
+        };
+        if let Some(full) = newest.tables.last().filter(|table| table.is_full()) {
+            // The stream outgrew its estimate: a quarter of the first table,
+            // then doubling, so a burst adds few tables and little slack.
+            let slots = match newest.tables.len() {
+                1 => full.slots.len() / 4,
+                _ => full.slots.len() * 2,
+            };
+            let table = take_table(&mut self.spare, slots, budget);
+            added += table.bytes();
+            newest.tables.push(table);
+        }
+        if let Some(table) = newest.tables.last_mut() {
+            table.insert(home, entry);
+        }
+        newest.len += 1;
+        history.len += 1;
+        history.bytes += added;
+        self.bytes += added;
+        if !history.validated {
+            self.unvalidated_bytes += added;
+        }
+        self.len += 1;
+    }
+
+    /// When the next generation is due to be forgotten, if any is held.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let epoch = self.epoch?;
+        let generations = self
+            .expiries
+            .iter()
+            .zip(&self.classes)
+            .filter_map(|(queue, class)| {
+                let (number, _) = queue.front()?;
+                Some(class.expires_at(epoch, *number))
+            });
+        let spares = self
+            .spare
+            .iter()
+            .map(|spare| spare.freed + self.spare_keep());
+        generations.chain(spares).min()
+    }
+
+    /// How long a spare table waits for reuse: two lifetime generations.
+    fn spare_keep(&self) -> Duration {
+        self.classes[Retention::Lifetime.index()].span * 2
+    }
+
+    /// Forgets every generation whose retention has passed at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let Some(epoch) = self.epoch else {
+            return;
+        };
+        for index in 0..2 {
+            let class = self.classes[index];
+            while let Some(&(number, address)) = self.expiries[index].front() {
+                if class.expires_at(epoch, number) > now {
+                    break;
+                }
+                self.expiries[index].pop_front();
+                self.forget_generation(now, index, number, address);
+            }
+        }
+        let keep = self.spare_keep();
+        self.spare.retain(|spare| spare.freed + keep > now);
+    }
+
+    /// Forgets everything at once (the endpoint closed).
+    pub(crate) fn clear(&mut self) {
+        self.histories.clear();
+        self.expiries.iter_mut().for_each(VecDeque::clear);
+        self.len = 0;
+        self.bytes = 0;
+        self.spare.clear();
+        self.unvalidated_bytes = 0;
+        self.unvalidated_order.clear();
+    }
+
+    fn forget_generation(&mut self, now: Instant, class: usize, number: u64, address: SocketAddr) {
+        let Some(history) = self.histories.get_mut(&address) else {
+            return;
+        };
+        let generations = &mut history.generations[class];
+        if generations
+            .front()
+            .is_some_and(|oldest| oldest.number == number)
+        {
+            if let Some(oldest) = generations.pop_front() {
+                let freed =
+                    GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
+                history.bytes -= freed;
+                history.len -= oldest.len;
+                if !history.validated {
+                    self.unvalidated_bytes -= freed;
+                }
+                self.bytes -= freed;
+                self.len -= oldest.len;
+                for table in oldest.tables {
+                    keep_spare(&mut self.spare, table.slots, now);
+                }
+            }
+        }
+        if history.generations.iter().all(VecDeque::is_empty) {
+            if !history.validated {
+                self.unvalidated_bytes -= HISTORY_BYTES;
+            }
+            self.histories.remove(&address);
+            self.bytes -= HISTORY_BYTES;
+        }
+    }
+
+    fn generation_number(&mut self, now: Instant, class: Retention) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        let span = self.classes[class.index()].span.as_nanos();
+        (now.saturating_duration_since(epoch).as_nanos() / span) as u64
+    }
+
+    fn position(&self, identity: u32) -> u64 {
+        let mut x = u64::from(identity) ^ self.keys.position;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+impl Class {
+    /// When generation `number` is forgotten: `retention` after it ends.
+    fn expires_at(&self, epoch: Instant, number: u64) -> Instant {
+        let end = self
+            .span
+            .saturating_mul((number + 1).min(u64::from(u32::MAX)) as u32);
+        epoch + end + self.retention
+    }
+}
+
+/// Slots for about `entries` entries at the highest load.
+fn slots_for(entries: usize) -> usize {
+    entries * MAX_LOAD.1 / MAX_LOAD.0 + 1
+}
+
+/// A table of `slots` slots (fewer if `budget` bytes cannot hold them,
+/// never fewer than the smallest table), reusing a spare table up to a
+/// quarter larger when there is one.
+fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) -> Table {
+    let slots = slots.min(budget / 8).max(MIN_TABLE);
+    let fits = |spare: &Spare| {
+        let len = spare.slots.len();
+        len >= slots && len <= slots + slots / 4 && len * 8 <= budget.max(MIN_TABLE * 8)
+    };
+    let slots = match spare.iter().position(fits) {
+        Some(index) => {
+            let mut reused = spare.swap_remove(index).slots;
+            reused.fill(0);
+            reused
+        }
+        None => vec![0; slots].into_boxed_slice(),
+    };
+    Table { slots, len: 0 }
+}
+
+/// Keeps the slots of a forgotten table for reuse, in place of the oldest
+/// spare when all places are taken.
+fn keep_spare(spare: &mut Vec<Spare>, slots: Box<[u64]>, now: Instant) {
+    if spare.len() == SPARE_TABLES {
+        spare.remove(0);
+    }
+    spare.push(Spare { slots, freed: now });
+}
+
+impl Table {
+    fn bytes(&self) -> usize {
+        self.slots.len() * 8
+    }
+
+    fn is_full(&self) -> bool {
+        (self.len + 1) * MAX_LOAD.1 > self.slots.len() * MAX_LOAD.0
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    fn insert(&mut self, hash: u64, entry: u64) {
+        let mut slot = self.home(hash);
+        // `is_full` keeps a fifth of the slots free, so the probe ends.
+        while self.slots[slot] != 0 {
+            if self.slots[slot] == entry {
+                return;
+            }
+            slot = self.next(slot);
+        }
+        self.slots[slot] = entry;
+        self.len += 1;
+    }
+
+    fn find(&self, hash: u64, identity: u32, fingerprint: u32) -> Recall {
+        let mut slot = self.home(hash);
+        let mut recall = Recall::Unknown;
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                return recall;
+            }
+            if (entry >> 32) as u32 == identity {
+                if entry as u32 == fingerprint {
+                    return Recall::Duplicate;
+                }
+                recall = Recall::Collision;
+            }
+            slot = self.next(slot);
+        }
+    }
+
+    /// The slot after `slot`, wrapping around.
+    fn next(&self, slot: usize) -> usize {
+        if slot + 1 == self.slots.len() {
+            0
+        } else {
+            slot + 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(lifetime_ms: u64, window_ms: u64) -> RememberedIdentities {
+        let keys = Keys {
+            position: 7,
+            fingerprint: foldhash::fast::FixedState::with_seed(9),
+        };
+        RememberedIdentities::new(
+            keys,
+            foldhash::fast::FixedState::with_seed(3),
+            Duration::from_millis(lifetime_ms),
+            Duration::from_millis(window_ms),
+        )
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        ([10, 0, 0, 1], port).into()
+    }
+
+    #[test]
+    fn exact_membership_with_fingerprints() {
+        let mut memory = memory(1000, 8000);
+        let now = Instant::now();
+        let keys = memory.keys;
+        let (a, b) = (keys.fingerprint(b"one"), keys.fingerprint(b"two"));
+        assert_ne!(a, b);
+        let id = Identity::from_u32(42);
+        memory.insert(now, addr(1), id, a, Retention::Lifetime, true, usize::MAX);
+        assert_eq!(memory.recall(&addr(1), id, a), Recall::Duplicate);
+        assert_eq!(memory.recall(&addr(1), id, b), Recall::Collision);
+        assert_eq!(memory.recall(&addr(2), id, a), Recall::Unknown);
+        assert_eq!(
+            memory.recall(&addr(1), Identity::from_u32(43), a),
+            Recall::Unknown
+        );
+        // Many identities, all found, none invented.
+        for i in 0..10_000u32 {
+            let f = keys.fingerprint(&i.to_be_bytes());
+            memory.insert(
+                now,
+                addr(1),
+                Identity::from_u32(i << 8),
+                f,
+                Retention::Lifetime,
+                true,
+                usize::MAX,
+            );
+        }
+        for i in 0..10_000u32 {
+            let f = keys.fingerprint(&i.to_be_bytes());
+            assert_eq!(
+                memory.recall(&addr(1), Identity::from_u32(i << 8), f),
+                Recall::Duplicate
+            );
+            assert_eq!(
+                memory.recall(&addr(1), Identity::from_u32((i << 8) | 1), f),
+                Recall::Unknown
+            );
+        }
+        assert_eq!(memory.len(), 10_001);
+    }
+
+    #[test]
+    fn retention_boundaries() {
+        // Lifetime 1000 ms: generations of 250 ms, so an identity lives at
+        // least 1000 ms and less than 1250 ms.
+        let mut memory = memory(1000, 8000);
+        let epoch = Instant::now();
+        let keys = memory.keys;
+        let f = keys.fingerprint(b"x");
+        memory.insert(
+            epoch,
+            addr(9),
+            Identity::from_u32(1),
+            f,
+            Retention::Lifetime,
+            true,
+            usize::MAX,
+        );
+        let late = epoch + Duration::from_millis(249);
+        memory.insert(
+            late,
+            addr(9),
+            Identity::from_u32(2),
+            f,
+            Retention::Lifetime,
+            true,
+            usize::MAX,
+        );
+        // Just inside: 1000 ms after the later insertion, both still known.
+        memory.expire(late + Duration::from_millis(1000) - Duration::from_nanos(1));
+        assert_eq!(
+            memory.recall(&addr(9), Identity::from_u32(1), f),
+            Recall::Duplicate
+        );
+        assert_eq!(
+            memory.recall(&addr(9), Identity::from_u32(2), f),
+            Recall::Duplicate
+        );
+        // The generation ends at 250 ms and is forgotten at 1250 ms.
+        assert_eq!(
+            memory.next_expiry(),
+            Some(epoch + Duration::from_millis(1250))
+        );
+        memory.expire(epoch + Duration::from_millis(1250) - Duration::from_nanos(1));
+        assert_eq!(memory.len(), 2);
+        memory.expire(epoch + Duration::from_millis(1250));
+        assert_eq!(memory.len(), 0);
+        assert_eq!(
+            memory.recall(&addr(9), Identity::from_u32(1), f),
+            Recall::Unknown
+        );
+        // Its table is kept two generations for reuse, then freed.
+        let freed = epoch + Duration::from_millis(1750);
+        assert_eq!(memory.next_expiry(), Some(freed));
+        memory.expire(freed);
+        assert_eq!(memory.bytes(), 0, "an empty memory holds nothing");
+        assert_eq!(memory.next_expiry(), None);
+    }
+
+    #[test]
+    fn classes_expire_independently() {
+        let mut memory = memory(1000, 8000);
+        let epoch = Instant::now();
+        let f = memory.keys.fingerprint(b"x");
+        memory.insert(
+            epoch,
+            addr(1),
+            Identity::from_u32(1),
+            f,
+            Retention::Lifetime,
+            true,
+            usize::MAX,
+        );
+        memory.insert(
+            epoch,
+            addr(1),
+            Identity::from_u32(2),
+            f,
+            Retention::Window,
+            true,
+            usize::MAX,
+        );
+        memory.expire(epoch + Duration::from_millis(1250));
+        assert_eq!(
+            memory.recall(&addr(1), Identity::from_u32(1), f),
+            Recall::Unknown
+        );
+        memory.expire(epoch + Duration::from_millis(9999));
+        assert_eq!(
+            memory.recall(&addr(1), Identity::from_u32(2), f),
+            Recall::Duplicate
+        );
+        memory.expire(epoch + Duration::from_millis(10_000));
+        assert_eq!(memory.len(), 0);
+        memory.expire(epoch + Duration::from_millis(20_000));
+        assert_eq!(memory.bytes(), 0);
+    }
+
+    #[test]
+    fn steady_stream_costs_at_most_the_planning_figure() {
+        // 40,000 identities per 250 ms generation, over 20 generations.
+        let mut memory = memory(1000, 8000);
+        let epoch = Instant::now();
+        let f = memory.keys.fingerprint(b"p");
+        let mut identity = 0u32;
+        let mut worst = 0.0f64;
+        for generation in 0..20u64 {
+            for i in 0..40_000u64 {
+                let at = epoch + Duration::from_micros(generation * 250_000 + i * 6);
+                memory.expire(at);
+                identity = identity.wrapping_add(0x9e37_79b9);
+                memory.insert(
+                    at,
+                    addr(1),
+                    Identity::from_u32(identity),
+                    f,
+                    Retention::Lifetime,
+                    true,
+                    usize::MAX,
+                );
+                if generation >= 8 && i % 1_000 == 0 {
+                    worst = worst.max(memory.bytes() as f64 / memory.len() as f64);
+                }
+            }
+        }
+        assert!(
+            worst <= STEADY_BYTES_PER_IDENTITY as f64,
+            "{worst:.2} bytes per identity"
+        );
+    }
+}

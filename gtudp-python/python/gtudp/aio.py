@@ -1,0 +1,429 @@
+"""gtudp on asyncio: the same operations as :class:`gtudp.GTUDP`, as
+coroutines on an event loop.
+
+::
+
+    import asyncio, gtudp.aio
+
+    async def main():
+        sock = await gtudp.aio.create_socket(local_addr=("127.0.0.1", 0))
+        delivered = await sock.sendto(b"hello", ("127.0.0.1", 4323))  # True / False
+        data, addr = await sock.recvfrom()
+        summary = await sock.cleanup()
+
+The model, and why: an asyncio :class:`~asyncio.DatagramProtocol` drives
+the Rust sans-IO endpoint (``gtudp_proto::Endpoint``, wrapped as
+``gtudp._native.Endpoint``) on the event loop's own thread, as aioquic
+drives its QUIC state machine. Datagrams go in through
+``datagram_received``, out through the transport, timers are a
+``loop.call_at`` handle, and each delivery is an :class:`asyncio.Future`.
+There is no thread and no second event loop: nothing to synchronise with,
+nothing to stop at exit, and cancellation, ``asyncio.wait_for`` and
+``asyncio.gather`` behave as asyncio users expect (cancelling a waiting
+``sendto`` cancels the message). Bridging to the Tokio adapter instead
+would run a second runtime on its own threads and cross the GIL on every
+event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket as _socket
+import time
+from typing import Any, Deque, Dict, Optional, Tuple
+
+from . import Address, Message
+from ._errors import Closed, Timeout
+from ._native import Endpoint as _Endpoint
+from ._native import is_ip_literal as _is_ip_literal
+from ._native import validate_options as _validate_options
+
+__all__ = ["create_socket", "Socket", "Delivery"]
+
+
+async def create_socket(
+    sock: Optional[_socket.socket] = None,
+    *,
+    local_addr: Optional[Address] = None,
+    debug: bool = False,
+    magic_numbers: bytes = b"",
+    recv_from_any: bool = False,
+    **options: Any,
+) -> "Socket":
+    """A gtUDP socket on the running loop, over ``sock`` (a UDP socket,
+    bound by you or not; gtudp uses a duplicate, so the socket object stays
+    yours) or a new one bound to ``local_addr``. ``debug``,
+    ``magic_numbers``, ``recv_from_any`` and the keyword options are those
+    of :class:`gtudp.GTUDP` (``frame_identifier``, ``max_attempts``,
+    ``drain_timeout``, ``receive_queue``, ...)."""
+    _validate_options(magic_numbers, recv_from_any, options)
+    loop = asyncio.get_running_loop()
+    restore = None
+    if sock is None:
+        host = local_addr[0] if local_addr else "0.0.0.0"
+        family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
+        sock.bind(local_addr or ("0.0.0.0", 0))
+        own = sock
+    else:
+        if sock.type != _socket.SOCK_DGRAM:
+            raise ValueError("sock must be a UDP (SOCK_DGRAM) socket")
+        if sock.getsockname()[1] == 0:
+            sock.bind(("", 0))
+        # The transport closes the socket it is given: give it a duplicate,
+        # and the user's socket its blocking mode back at cleanup.
+        restore = (sock, sock.gettimeout())
+        own = sock.dup()
+    receive_queue = options.pop("receive_queue", None) or 4096
+    endpoint = _Endpoint(own.family, debug, magic_numbers, recv_from_any, options)
+    result = Socket(endpoint, receive_queue, restore)
+    await loop.create_datagram_endpoint(lambda: _Protocol(result), sock=own)
+    return result
+
+
+class Delivery:
+    """The outcome of one :meth:`Socket.sendto_nowait`: await it for
+    ``True`` (delivered) or ``False`` (failed); ``reason`` says why."""
+
+    __slots__ = ("_future", "_socket", "_number", "reason", "error", "destination")
+
+    def __init__(self, sock: "Socket", number: int, destination: Address) -> None:
+        self._future: "asyncio.Future[bool]" = asyncio.get_running_loop().create_future()
+        self._socket = sock
+        self._number = number
+        self.destination = destination
+        self.reason: Optional[str] = None
+        """Why it failed (as :attr:`gtudp.Delivery.reason`), else ``None``."""
+        self.error: Optional[str] = None
+        """The failure in words, else ``None``."""
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return asyncio.shield(self._future).__await__()
+
+    def done(self) -> bool:
+        """Whether the outcome is known."""
+        return self._future.done()
+
+    @property
+    def delivered(self) -> Optional[bool]:
+        """``True`` once delivered, ``False`` once failed, ``None`` while
+        pending."""
+        return self._future.result() if self._future.done() else None
+
+    def cancel(self) -> bool:
+        """Stops trying to deliver it: ``True`` if this cancelled it (it now
+        reports ``False``, reason ``"cancelled"``)."""
+        if self._future.done():
+            return False
+        cancelled = self._socket._endpoint.cancel(self._number)
+        self._socket._flush()
+        return cancelled
+
+    def _resolve(self, delivered: bool, reason: Optional[str] = None, error: Optional[str] = None) -> None:
+        self.reason, self.error = reason, error
+        if not self._future.done():
+            self._future.set_result(delivered)
+
+    def __repr__(self) -> str:
+        state = {None: "pending", True: "delivered", False: f"failed: {self.reason}"}[self.delivered]
+        return f"<gtudp.aio.Delivery to {self.destination} {state}>"
+
+
+class Socket:
+    """A gtUDP socket on an asyncio loop (from :func:`create_socket`).
+    Use it from the loop's thread only, like any asyncio object."""
+
+    def __init__(
+        self,
+        endpoint: _Endpoint,
+        receive_queue: int,
+        restore: Optional[Tuple[_socket.socket, Optional[float]]],
+    ) -> None:
+        self._endpoint = endpoint
+        self._loop = asyncio.get_running_loop()
+        self._transport: Optional[asyncio.DatagramTransport] = None
+        self._local_addr: Address = ("", 0)
+        self._family = _socket.AF_INET
+        self._inbox: Deque[Message] = collections.deque()
+        self._capacity = receive_queue
+        self._paused = False
+        self._readers: Deque["asyncio.Future[None]"] = collections.deque()
+        self._deliveries: Dict[int, Delivery] = {}
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[float] = None
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._restore = restore
+        self._cleanup: "Optional[asyncio.Future[Dict[str, Any]]]" = None
+        self._icmp_errors = 0
+        # Messages the endpoint failed at its drain deadline.
+        self._abandoned_in_drain = 0
+
+    # ----- sending ---------------------------------------------------------
+
+    async def sendto(
+        self,
+        data: bytes,
+        addr: Address,
+        *,
+        deadline: Optional[float] = None,
+        attempts: Optional[int] = None,
+    ) -> bool:
+        """Sends with guaranteed delivery: ``True`` once the peer's endpoint
+        has it, ``False`` when delivery failed (or ``deadline`` seconds
+        passed). Cancelling the await cancels the message."""
+        delivery = await self._send(data, addr, deadline, attempts)
+        try:
+            return await delivery
+        except asyncio.CancelledError:
+            delivery.cancel()
+            raise
+
+    async def sendto_nowait(
+        self,
+        data: bytes,
+        addr: Address,
+        *,
+        deadline: Optional[float] = None,
+        attempts: Optional[int] = None,
+    ) -> Delivery:
+        """Starts a guaranteed send and returns its :class:`Delivery` at once
+        (awaiting only a name lookup, if ``addr`` names a host)."""
+        return await self._send(data, addr, deadline, attempts)
+
+    async def sendto_raw(self, data: bytes, addr: Address) -> None:
+        """Sends one plain UDP datagram, no framing, no guarantee."""
+        addr = await self._resolve(addr)
+        self._endpoint.send_raw(data, addr)
+        self._flush()
+
+    # ----- receiving -------------------------------------------------------
+
+    async def recvfrom(self, length: Optional[int] = None) -> Tuple[bytes, Address]:
+        """The next message and its sender; ``data`` cut to ``length`` bytes
+        when given. Raises :class:`gtudp.Closed` once closed and drained.
+        Use ``asyncio.wait_for`` for a timeout."""
+        message = await self.recv_message(length)
+        return message.data, message.addr
+
+    async def recv_message(self, length: Optional[int] = None) -> Message:
+        """Like :meth:`recvfrom`, as a :class:`gtudp.Message` that says
+        whether the datagram is foreign."""
+        if length is not None and length < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        while not self._inbox:
+            if self._closed.is_set() or self._transport is None:
+                raise Closed("the socket has closed and nothing is left to read")
+            waiter = self._loop.create_future()
+            self._readers.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._readers:
+                    self._readers.remove(waiter)
+        message = self._take()
+        if length:
+            message = Message(message.data[:length], message.addr, message.foreign)
+        return message
+
+    def recvfrom_nowait(self, length: Optional[int] = None) -> Tuple[bytes, Address]:
+        """A message already queued, or :class:`gtudp.Timeout` (a
+        ``queue.Empty``) at once."""
+        if not self._inbox:
+            raise Timeout("no message is queued")
+        message = self._take()
+        return (message.data[:length] if length else message.data), message.addr
+
+    # ----- state -----------------------------------------------------------
+
+    def stats(self) -> Dict[str, Any]:
+        """The endpoint's counters (as :meth:`gtudp.GTUDP.stats`, with
+        ``io`` holding the ICMP error reports the transport saw)."""
+        stats = self._endpoint.stats()
+        stats["io"] = {"icmp_errors": self._icmp_errors}
+        return stats
+
+    @property
+    def local_addr(self) -> Address:
+        """The local address."""
+        return self._local_addr
+
+    @property
+    def max_payload_size(self) -> int:
+        """The largest payload one message can carry."""
+        return self._endpoint.max_payload_size
+
+    async def cleanup(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Closes: messages in flight and RECVs awaiting their ACK are
+        resolved until done, or until ``timeout`` seconds (default and at
+        most ``drain_timeout``), when what is left fails. Returns the
+        summary, as :meth:`gtudp.GTUDP.cleanup` does (every call the same
+        one; concurrent calls wait for the first)."""
+        if self._cleanup is None:
+            self._cleanup = asyncio.ensure_future(self._drain(timeout))
+        return await asyncio.shield(self._cleanup)
+
+    async def _drain(self, timeout: Optional[float]) -> Dict[str, Any]:
+        limit = self._endpoint.drain_timeout if timeout is None else min(timeout, self._endpoint.drain_timeout)
+        before = self._endpoint.stats()
+        started = time.monotonic()
+        self._closing = True
+        self._endpoint.close()
+        self._flush()
+        try:
+            await asyncio.wait_for(self._closed.wait(), limit)
+            deadline_reached = False
+        except asyncio.TimeoutError:
+            deadline_reached = True
+        abandoned = 0
+        for delivery in list(self._deliveries.values()):
+            abandoned += 1
+            delivery._resolve(False, "endpoint_closed", "the socket closed before a RECV arrived")
+        self._deliveries.clear()
+        after = self._endpoint.stats()
+        self._stop()
+        stats = self.stats()
+        return {
+            "delivered": after["delivered"] - before["delivered"],
+            "failed": after["failed"] - before["failed"] + abandoned,
+            "abandoned": abandoned + self._abandoned_in_drain,
+            "deadline_reached": deadline_reached or self._abandoned_in_drain > 0,
+            "elapsed": time.monotonic() - started,
+            "stats": stats,
+            "complete": True,
+        }
+
+    async def __aenter__(self) -> "Socket":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.cleanup()
+
+    # ----- driving the endpoint ----------------------------------------------
+
+    def _take(self) -> Message:
+        message = self._inbox.popleft()
+        if self._paused and len(self._inbox) < self._capacity // 2:
+            self._paused = False
+            self._endpoint.set_receive_paused(False)
+            self._flush()
+        return message
+
+    async def _send(self, data: bytes, addr: Address, deadline: Optional[float], attempts: Optional[int]) -> Delivery:
+        if self._closing or self._transport is None:
+            raise Closed("the socket is closing")
+        addr = await self._resolve(addr)
+        number = self._endpoint.send(data, addr, deadline, attempts)
+        delivery = Delivery(self, number, addr)
+        self._deliveries[number] = delivery
+        self._flush()
+        return delivery
+
+    async def _resolve(self, addr: Address) -> Address:
+        if not isinstance(addr, tuple) or len(addr) < 2 or not isinstance(addr[0], str) or _is_ip_literal(addr[0]):
+            return addr  # the endpoint checks it
+        infos = await self._loop.getaddrinfo(addr[0], addr[1], family=self._family, type=_socket.SOCK_DGRAM)
+        if not infos:
+            raise OSError(f"no address for {addr[0]!r}")
+        return infos[0][4]
+
+    def _on_datagram(self, data: bytes, addr: Any) -> None:
+        self._endpoint.handle_datagram(data, addr)
+        self._flush()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._endpoint.handle_timeout()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Sends what the endpoint produced, hands its events over and sets
+        its timer (the core's call contract)."""
+        datagrams, events, timeout = self._endpoint.poll()
+        transport = self._transport
+        if transport is not None:
+            for datagram, addr in datagrams:
+                transport.sendto(datagram, addr)
+        arrived = False
+        for event in events:
+            kind = event[0]
+            if kind == "received" or kind == "foreign":
+                self._inbox.append(Message(event[1], event[2], kind == "foreign"))
+                arrived = True
+            elif kind == "delivered":
+                delivery = self._deliveries.pop(event[1], None)
+                if delivery is not None:
+                    delivery._resolve(True)
+            else:
+                delivery = self._deliveries.pop(event[1], None)
+                if event[2] == "endpoint_closed":
+                    self._abandoned_in_drain += 1
+                if delivery is not None:
+                    delivery._resolve(False, event[2], event[3])
+        if arrived:
+            if len(self._inbox) >= self._capacity and not self._paused:
+                # Backpressure: new messages wait in their senders (which
+                # resend) until the application reads.
+                self._paused = True
+                self._endpoint.set_receive_paused(True)
+            while self._readers:
+                waiter = self._readers.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+        if self._closing and self._endpoint.is_closed:
+            self._closed.set()
+        self._schedule(timeout)
+
+    def _schedule(self, timeout: Optional[float]) -> None:
+        if timeout is None:
+            return
+        at = self._loop.time() + timeout
+        if self._timer is not None:
+            if self._timer_at is not None and self._timer_at <= at:
+                return  # an earlier wake-up re-asks the endpoint
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        self._closed.set()
+        for waiter in self._readers:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._restore is not None:
+            sock, timeout = self._restore
+            self._restore = None
+            try:
+                sock.settimeout(timeout)
+            except OSError:
+                pass
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, sock: Socket) -> None:
+        self._socket = sock
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._socket._transport = transport  # type: ignore[assignment]
+        self._socket._local_addr = transport.get_extra_info("sockname")
+        self._socket._family = transport.get_extra_info("socket").family
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._socket._on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP reports (port unreachable, ...) about earlier sends: the
+        # protocol's retransmissions and attempt limit decide, as in Rust.
+        self._socket._icmp_errors += 1
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._socket._transport = None
+        self._socket._closed.set()

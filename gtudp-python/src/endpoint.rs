@@ -1,0 +1,268 @@
+//! [`Endpoint`]: the sans-IO `gtudp_proto::Endpoint` for the asyncio
+//! module, which moves datagrams between it and an asyncio transport on the
+//! event loop's thread. This wrapper reads the clock (the core never does)
+//! and converts datagrams, addresses and events in batches, so one call
+//! from Python does a whole round of work.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gtudp_proto::{Config, Event, MessageId, SendOptions};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::address::{self, Family, Lookup};
+use crate::config::{duration, settings};
+use crate::delivery::failure_name;
+use crate::errors::{raw_error, send_refused, value_error};
+use crate::{debug, payload, stats};
+
+/// One gtUDP endpoint without I/O, driven from Python.
+///
+/// Call contract (the core's): after any input (`handle_datagram`,
+/// `handle_timeout`, `send`, `send_raw`, `cancel`, `close`), call `poll`
+/// and send every datagram it returns, handle its events, and call
+/// `handle_timeout` once its timeout has passed.
+#[pyclass(module = "gtudp._native", name = "Endpoint")]
+pub(crate) struct Endpoint {
+    endpoint: gtudp_proto::Endpoint,
+    family: Family,
+    debug: bool,
+    /// Messages not yet resolved, by the number Python knows them by.
+    outstanding: HashMap<u64, MessageId>,
+    buffer: Vec<u8>,
+    /// The last destination and its Python tuple, reused for a run of
+    /// datagrams to the same peer.
+    last_destination: Option<(SocketAddr, Py<PyTuple>)>,
+}
+
+impl Endpoint {
+    fn log(
+        &self,
+        py: Python<'_>,
+        direction: &str,
+        peer: SocketAddr,
+        datagram: &[u8],
+    ) -> PyResult<()> {
+        let line = debug::line(direction, peer, datagram, &self.endpoint.config().framing);
+        py.import("builtins")?.getattr("print")?.call1((line,))?;
+        Ok(())
+    }
+
+    fn destination<'py>(
+        &mut self,
+        py: Python<'py>,
+        to: SocketAddr,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some((addr, tuple)) = &self.last_destination {
+            if *addr == to {
+                return Ok(tuple.bind(py).clone());
+            }
+        }
+        let tuple = address::to_py(py, to)?;
+        self.last_destination = Some((to, tuple.clone().unbind()));
+        Ok(tuple)
+    }
+}
+
+#[pymethods]
+impl Endpoint {
+    /// An endpoint for a socket of `family`, configured as `gtudp.GTUDP`
+    /// is; `seed` fixes its identities (tests), else the OS chooses.
+    #[new]
+    #[pyo3(signature = (family, debug = false, magic_numbers = b"".as_slice(), recv_from_any = false, options = None, seed = None))]
+    fn new(
+        py: Python<'_>,
+        family: i32,
+        debug: bool,
+        magic_numbers: &[u8],
+        recv_from_any: bool,
+        options: Option<&Bound<'_, PyDict>>,
+        seed: Option<u128>,
+    ) -> PyResult<Self> {
+        let family = Family::from_af(py, family)?;
+        let config: Config = settings(magic_numbers, recv_from_any, options)?.config;
+        let seed = match seed {
+            Some(seed) => seed,
+            None => {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes)
+                    .map_err(|error| std::io::Error::other(format!("no random source: {error}")))?;
+                u128::from_le_bytes(bytes)
+            }
+        };
+        let endpoint = gtudp_proto::Endpoint::new(config, seed).map_err(value_error)?;
+        Ok(Endpoint {
+            endpoint,
+            family,
+            debug,
+            outstanding: HashMap::new(),
+            buffer: Vec::new(),
+            last_destination: None,
+        })
+    }
+
+    /// Feeds one datagram received from `addr`.
+    fn handle_datagram(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let from = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
+        let bytes = data.as_bytes();
+        if self.debug {
+            self.log(py, "in", from, bytes)?;
+        }
+        self.endpoint
+            .handle_datagram(Instant::now(), from, Bytes::copy_from_slice(bytes));
+        Ok(())
+    }
+
+    /// Runs the timers that are due.
+    fn handle_timeout(&mut self) {
+        self.endpoint.handle_timeout(Instant::now());
+    }
+
+    /// Accepts a guaranteed send; returns the message's number, which its
+    /// `("delivered", n)` or `("failed", n, reason, message)` event names.
+    /// `deadline` is in seconds from now; `attempts` at most `max_attempts`.
+    #[pyo3(signature = (data, addr, deadline = None, attempts = None))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+        deadline: Option<f64>,
+        attempts: Option<u32>,
+    ) -> PyResult<u64> {
+        let payload = payload::from_py(data)?;
+        let to = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
+        let now = Instant::now();
+        let mut options = SendOptions::default();
+        if let Some(secs) = deadline {
+            options.deadline = now.checked_add(duration("deadline", secs)?);
+        }
+        options.max_attempts = attempts;
+        match self.endpoint.send_with(now, to, payload, options) {
+            Ok(id) => {
+                self.outstanding.insert(id.as_u64(), id);
+                Ok(id.as_u64())
+            }
+            Err(error) => Err(send_refused(py, error.kind(), &error)),
+        }
+    }
+
+    /// Stops trying to deliver message `number`; `False` if it has already
+    /// resolved.
+    fn cancel(&mut self, number: u64) -> bool {
+        match self.outstanding.get(&number) {
+            Some(id) => self.endpoint.cancel(*id).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Queues a datagram sent as is, without framing or guarantee.
+    fn send_raw(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload::from_py(data)?;
+        let to = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
+        self.endpoint
+            .send_raw(to, payload)
+            .map_err(|error| raw_error(py, error))
+    }
+
+    /// Leaves new messages unanswered (their senders resend later) while
+    /// the application's queue is full.
+    fn set_receive_paused(&mut self, paused: bool) {
+        self.endpoint.set_receive_paused(paused);
+    }
+
+    /// Starts closing: no new messages; what is in flight is resolved until
+    /// done or the drain deadline.
+    fn close(&mut self) {
+        self.endpoint.close(Instant::now());
+    }
+
+    /// Whether closing has finished (everything resolved, tables empty).
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.endpoint.is_closed()
+    }
+
+    /// The largest payload one message can carry.
+    #[getter]
+    fn max_payload_size(&self) -> usize {
+        self.endpoint.config().max_payload_size()
+    }
+
+    /// The configured drain deadline, in seconds.
+    #[getter]
+    fn drain_timeout(&self) -> f64 {
+        self.endpoint.config().drain_timeout.as_secs_f64()
+    }
+
+    /// The endpoint's counters, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        stats::endpoint(py, &self.endpoint.stats())
+    }
+
+    /// Everything the last inputs produced: `(datagrams, events, timeout)`
+    /// with `datagrams` a list of `(bytes, address)` to send, `events` a
+    /// list of `("received", payload, address)`, `("foreign", payload,
+    /// address)`, `("delivered", number)` and `("failed", number, reason,
+    /// message)`, and `timeout` the seconds until `handle_timeout` is due
+    /// (`None`: no timer).
+    fn poll<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>)> {
+        let now = Instant::now();
+        let datagrams = PyList::empty(py);
+        let mut buffer = std::mem::take(&mut self.buffer);
+        while let Some(transmit) = self.endpoint.poll_transmit(now, 1, &mut buffer) {
+            let datagram = &buffer[..transmit.size];
+            if self.debug {
+                self.log(py, "out", transmit.destination, datagram)?;
+            }
+            let to = self.destination(py, transmit.destination)?;
+            datagrams.append((PyBytes::new(py, datagram), to))?;
+        }
+        self.buffer = buffer;
+        let events = PyList::empty(py);
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                Event::Received { from, payload } => events.append((
+                    "received",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Foreign { from, payload } => events.append((
+                    "foreign",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Delivered { id, .. } => {
+                    self.outstanding.remove(&id.as_u64());
+                    events.append(("delivered", id.as_u64()))?
+                }
+                Event::Failed { id, to, reason } => {
+                    self.outstanding.remove(&id.as_u64());
+                    let message = gtudp_mio::DeliveryError::Failed { to, reason }.to_string();
+                    events.append(("failed", id.as_u64(), failure_name(reason), message))?
+                }
+            }
+        }
+        let timeout = self
+            .endpoint
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64());
+        Ok((datagrams, events, timeout))
+    }
+}

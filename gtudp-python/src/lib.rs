@@ -1,0 +1,62 @@
+//! gtUDP for Python: the native part of the `gtudp` package (module
+//! `gtudp._native`), built with PyO3 and maturin.
+//!
+//! - `socket::Socket` wraps `gtudp_mio::BlockingSocket` (a background
+//!   thread) for the blocking `gtudp.GTUDP` class, the original gtUDP's
+//!   drop-in successor.
+//! - `endpoint::Endpoint` wraps the sans-IO `gtudp_proto::Endpoint` for
+//!   `gtudp.aio`, an asyncio `DatagramProtocol` that drives it on the event
+//!   loop's thread.
+//! - `delivery::Delivery` is the handle of one blocking send.
+//!
+//! The Python package (`python/gtudp/`) holds the user-facing classes and
+//! their documentation; this crate converts addresses, payloads,
+//! configuration, counters and errors, and releases the GIL whenever it
+//! waits.
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_code)]
+
+mod address;
+mod config;
+mod debug;
+mod delivery;
+mod endpoint;
+mod errors;
+mod fd;
+mod payload;
+mod socket;
+mod stats;
+mod wait;
+
+use pyo3::prelude::*;
+
+/// Whether `host` is an IP address literal (no name lookup needed).
+#[pyfunction]
+fn is_ip_literal(host: &str) -> bool {
+    address::is_ip_literal(host)
+}
+
+/// Checks the options `gtudp.GTUDP` and `gtudp.aio` take, raising
+/// `TypeError`/`ValueError` with the reason, before any socket is touched.
+#[pyfunction]
+#[pyo3(signature = (magic_numbers, recv_from_any, options = None))]
+fn validate_options(
+    magic_numbers: &[u8],
+    recv_from_any: bool,
+    options: Option<&Bound<'_, pyo3::types::PyDict>>,
+) -> PyResult<()> {
+    config::settings(magic_numbers, recv_from_any, options).map(drop)
+}
+
+/// The module `gtudp._native`.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    debug::install();
+    module.add_class::<socket::Socket>()?;
+    module.add_class::<endpoint::Endpoint>()?;
+    module.add_class::<delivery::Delivery>()?;
+    module.add_function(wrap_pyfunction!(is_ip_literal, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_options, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,198 @@
+"""gtudp.aio: the same operations as coroutines on an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+import gtudp
+import gtudp.aio
+from conftest import FAST, LossyRelay, udp
+
+
+def run(coroutine, timeout: float = 60.0):
+    async def bounded():
+        return await asyncio.wait_for(coroutine, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def bound(**options):
+    return await gtudp.aio.create_socket(local_addr=("127.0.0.1", 0), **{**FAST, **options})
+
+
+def test_round_trip_through_a_lossy_relay_delivers_each_message_exactly_once():
+    async def main():
+        server, client = await bound(), await bound()
+        relay = LossyRelay(server.local_addr, loss=0.25, seed=23)
+        try:
+            messages = [b"aio %03d" % i for i in range(200)]
+            sends = asyncio.gather(*(client.sendto(m, relay.addr) for m in messages))
+            received = [await server.recvfrom() for _ in messages]
+            assert all(await sends), f"seed {relay.seed}"
+            assert sorted(d for d, _ in received) == messages, f"seed {relay.seed}"
+            with pytest.raises(gtudp.Timeout):
+                server.recvfrom_nowait()
+            assert client.stats()["retransmissions"] > 0 and relay.dropped > 0
+            # Echo back through the relay too.
+            assert await server.sendto(b"reply", received[0][1])
+            assert await client.recvfrom() == (b"reply", relay.addr)
+        finally:
+            relay.close()
+            await client.cleanup(timeout=5)
+            await server.cleanup(timeout=5)
+
+    run(main())
+
+
+def test_sendto_to_a_dead_port_resolves_false_with_its_reason():
+    async def main():
+        dead = udp()
+        addr = dead.getsockname()
+        dead.close()
+        sock = await bound()
+        assert await sock.sendto(b"x", addr, deadline=0.2) is False
+        delivery = await sock.sendto_nowait(b"y", addr, attempts=2)
+        assert await delivery is False and delivery.reason == "attempts_exhausted"
+        pending = await sock.sendto_nowait(b"z", addr)
+        assert pending.cancel() is True
+        assert await pending is False and pending.reason == "cancelled"
+        # Cancelling an awaiting sendto cancels the message.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(sock.sendto(b"w", addr), 0.05)
+        summary = await sock.cleanup(timeout=2)
+        assert summary["failed"] == 0 and summary["abandoned"] == 0
+        assert sock.stats()["failed"] == 4
+
+    run(main())
+
+
+def test_cleanup_with_messages_in_flight_drains_them():
+    async def main():
+        server, client = await bound(), await bound()
+        relay = LossyRelay(server.local_addr, loss=0.2, seed=3)
+        try:
+            deliveries = [await client.sendto_nowait(b"%d" % i, relay.addr) for i in range(100)]
+            summary = await client.cleanup(timeout=20)
+            assert not summary["deadline_reached"] and summary["abandoned"] == 0, summary
+            assert [d.delivered for d in deliveries] == [True] * 100
+            got = sorted([int((await server.recvfrom())[0]) for _ in range(100)])
+            assert got == list(range(100))
+            with pytest.raises(gtudp.Closed):
+                await client.sendto(b"late", relay.addr)
+            with pytest.raises(gtudp.Closed):
+                await client.recvfrom()
+        finally:
+            relay.close()
+            await server.cleanup(timeout=5)
+
+    run(main())
+
+
+def test_cleanup_abandons_what_the_drain_deadline_leaves():
+    async def main():
+        dead = udp()
+        addr = dead.getsockname()
+        dead.close()
+        sock = await bound(drain_timeout=0.3)
+        deliveries = [await sock.sendto_nowait(b"%d" % i, addr) for i in range(3)]
+        summary = await sock.cleanup()
+        assert summary["deadline_reached"] and summary["abandoned"] == 3
+        assert {d.reason for d in deliveries} == {"endpoint_closed"}
+
+    run(main())
+
+
+def test_foreign_datagrams_raw_send_and_truncation():
+    async def main():
+        plain = udp()
+        sock = await bound(recv_from_any=True)
+        plain.sendto(b"plain datagram", sock.local_addr)
+        message = await sock.recv_message()
+        assert message == gtudp.Message(b"plain datagram", plain.getsockname(), True)
+        await sock.sendto_raw(b"raw", plain.getsockname())
+        plain.settimeout(10)
+        assert plain.recvfrom(100) == (b"raw", sock.local_addr)
+        other = await bound()
+        assert await other.sendto(b"0123456789", sock.local_addr)
+        assert await sock.recvfrom(4) == (b"0123", other.local_addr)
+        await other.cleanup(timeout=2)
+        await sock.cleanup(timeout=2)
+        plain.close()
+
+    run(main())
+
+
+def test_a_users_socket_is_used_through_a_duplicate_and_given_back():
+    async def main():
+        mine = udp()
+        addr = mine.getsockname()
+        sock = await gtudp.aio.create_socket(mine, **FAST)
+        peer = await bound()
+        assert sock.local_addr == addr
+        assert await peer.sendto(b"via my socket", addr)
+        assert (await sock.recvfrom())[0] == b"via my socket"
+        await sock.cleanup(timeout=2)
+        await peer.cleanup(timeout=2)
+        return mine, addr
+
+    mine, addr = run(main())
+    assert mine.fileno() >= 0 and mine.getsockname() == addr and mine.gettimeout() is None
+    mine.close()
+
+
+def test_debug_prints_one_line_per_datagram(capsys):
+    async def main():
+        a, b = await bound(debug=True), await bound()
+        assert await a.sendto(b"hi", b.local_addr)
+        await a.cleanup(timeout=2)
+        await b.cleanup(timeout=2)
+        return b.local_addr
+
+    peer = "%s:%d" % run(main())
+    lines = capsys.readouterr().out.splitlines()
+    assert any(l.startswith("OUT FRAME ") and l.endswith(f"b'hi' to {peer}") for l in lines), lines
+    assert any(l.startswith("IN  RECV  ") for l in lines) and any(l.startswith("OUT ACK   ") for l in lines)
+
+
+def test_bad_arguments_raise_type_and_value_errors():
+    async def main():
+        sock = await bound()
+        with pytest.raises(TypeError, match="bytes-like"):
+            await sock.sendto("text", ("127.0.0.1", 9))
+        with pytest.raises(ValueError, match="exceeds"):
+            await sock.sendto(b"x" * (sock.max_payload_size + 1), ("127.0.0.1", 9))
+        with pytest.raises(ValueError, match="max_attempts"):
+            await sock.sendto(b"x", ("127.0.0.1", 9), attempts=99)
+        await sock.cleanup(timeout=2)
+        with pytest.raises(ValueError, match="remember_window"):
+            await gtudp.aio.create_socket(local_addr=("127.0.0.1", 0), max_rto=60.0)
+
+    run(main())
+
+
+def test_host_names_are_resolved_on_the_loop():
+    async def main():
+        a, b = await bound(), await bound()
+        assert await a.sendto(b"by name", ("localhost", b.local_addr[1]))
+        assert (await b.recvfrom())[0] == b"by name"
+        await a.cleanup(timeout=2)
+        await b.cleanup(timeout=2)
+
+    run(main())
+
+
+def test_concurrent_cleanups_share_one_drain():
+    async def main():
+        dead = udp()
+        addr = dead.getsockname()
+        dead.close()
+        sock = await bound(drain_timeout=0.2)
+        await sock.sendto_nowait(b"x", addr)
+        first, second = await asyncio.gather(sock.cleanup(), sock.cleanup())
+        assert first is second and first["abandoned"] == 1
+        assert await sock.cleanup() is first
+
+    run(main())

@@ -1,0 +1,168 @@
+//! The echo examples' command lines, the same for both adapters
+//! ([`ClientArgs`], [`ServerArgs`]), and their helpers.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use gtudp_proto::wire::Framing;
+use gtudp_proto::{Config, MAX_UDP_PAYLOAD};
+
+/// The echo clients' command line: send N payloads to a gtUDP echo server
+/// and check the echoes.
+#[derive(Parser, Debug)]
+pub struct ClientArgs {
+    /// The echo server's address.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub server: SocketAddr,
+    /// The local address to bind (default `0.0.0.0:0`, or `[::]:0` for an
+    /// IPv6 server).
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+    /// Messages to send.
+    #[arg(long, default_value_t = 1_000)]
+    pub count: u64,
+    /// Bytes per payload (at least 8: each starts with its index).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=65_000))]
+    pub size: u64,
+    /// Most messages awaiting their echo (or, with --oneway, their
+    /// delivery) at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
+    /// Wait for Delivered instead of echoes (use against a `--sink` server).
+    #[arg(long)]
+    pub oneway: bool,
+    /// Magic prefix, in hex (default: none).
+    #[arg(long, value_parser = parse_hex)]
+    pub magic: Option<Hex>,
+    /// DATA,RECV,ACK type identifiers, in hex (default: 1d,5f,ae).
+    #[arg(long, value_parser = parse_types)]
+    pub types: Option<Types>,
+    /// Seconds without progress (no outcome, no echo) before giving up on
+    /// what is missing. Every exit is bounded by it: a server that confirms
+    /// messages but never echoes them (it died between its RECV and its
+    /// echo) ends the run after this long, with the result line.
+    #[arg(long, default_value_t = 10)]
+    pub wait_secs: u64,
+}
+
+impl ClientArgs {
+    /// The configuration: the framing asked for, datagrams large enough
+    /// for `--size`.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut config = config(self.magic.as_ref(), self.types.as_ref())?;
+        let needed = self.size as usize + config.framing.header_len();
+        if needed > config.max_datagram_size {
+            config.max_datagram_size = needed.min(MAX_UDP_PAYLOAD);
+        }
+        Ok(config)
+    }
+
+    /// The address to bind: `--bind`, or [`default_bind`] for the server.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.unwrap_or_else(|| default_bind(self.server))
+    }
+}
+
+/// The echo servers' command line: echo every gtUDP message back to its
+/// sender.
+#[derive(Parser, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub bind: SocketAddr,
+    /// Exit after this many messages (once drained).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Only receive; send nothing back.
+    #[arg(long)]
+    pub sink: bool,
+    /// Magic prefix, in hex (default: none).
+    #[arg(long, value_parser = parse_hex)]
+    pub magic: Option<Hex>,
+    /// DATA,RECV,ACK type identifiers, in hex (default: 1d,5f,ae).
+    #[arg(long, value_parser = parse_types)]
+    pub types: Option<Types>,
+}
+
+impl ServerArgs {
+    /// The configuration: the framing asked for, datagrams of any size (to
+    /// echo any message a client can send).
+    pub fn config(&self) -> Result<Config, String> {
+        let mut config = config(self.magic.as_ref(), self.types.as_ref())?;
+        config.max_datagram_size = MAX_UDP_PAYLOAD;
+        Ok(config)
+    }
+}
+
+/// The servers' last line (on stderr):
+/// `received=N echo_failures=F retransmissions=R duplicates_suppressed=D`.
+pub fn server_result_line(
+    received: u64,
+    echo_failures: u64,
+    stats: &gtudp_proto::EndpointStats,
+) -> String {
+    format!(
+        "received={received} echo_failures={echo_failures} retransmissions={} duplicates_suppressed={}",
+        stats.retransmissions, stats.duplicates_suppressed
+    )
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=gtudp=debug`
+/// shows every datagram; default `warn`).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Bytes given in hex on the command line (`--magic`).
+#[derive(Clone, Debug)]
+pub struct Hex(pub Vec<u8>);
+
+/// `DATA,RECV,ACK` type identifiers given in hex (`--types`).
+#[derive(Clone, Debug)]
+pub struct Types(pub [Vec<u8>; 3]);
+
+fn decode(text: &str) -> Result<Vec<u8>, String> {
+    hex::decode(text.trim_start_matches("0x")).map_err(|error| format!("not hex: {error}"))
+}
+
+/// Parses hex bytes (`--magic`), allowing an empty string.
+pub fn parse_hex(text: &str) -> Result<Hex, String> {
+    decode(text).map(Hex)
+}
+
+/// Parses `DATA,RECV,ACK` type identifiers in hex (`--types`).
+pub fn parse_types(text: &str) -> Result<Types, String> {
+    let parts: Vec<Vec<u8>> = text.split(',').map(decode).collect::<Result<_, _>>()?;
+    <[Vec<u8>; 3]>::try_from(parts)
+        .map(Types)
+        .map_err(|_| "expected three comma-separated hex values: DATA,RECV,ACK".to_owned())
+}
+
+/// A configuration with the given framing (the original's by default).
+pub fn config(magic: Option<&Hex>, types: Option<&Types>) -> Result<Config, String> {
+    let mut config = Config::default();
+    let magic = magic.map_or(&[][..], |hex| &hex.0[..]);
+    config.framing = match types.map(|types| &types.0) {
+        Some([data, recv, ack]) => {
+            Framing::new(magic, data, recv, ack).map_err(|error| error.to_string())?
+        }
+        None => Framing::with_magic(magic),
+    };
+    Ok(config)
+}
+
+/// The address a client binds by default for `server`: `0.0.0.0:0` for an
+/// IPv4 server, `[::]:0` for an IPv6 one.
+pub fn default_bind(server: std::net::SocketAddr) -> std::net::SocketAddr {
+    if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    }
+}
