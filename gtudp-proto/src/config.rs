@@ -3,6 +3,7 @@
 use core::fmt;
 use std::time::{Duration, Instant};
 
+use crate::congestion::CongestionAlgorithm;
 use crate::wire::Framing;
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
@@ -73,8 +74,24 @@ pub struct Config {
     pub datagram_lifetime: Duration,
     /// Messages in flight to a new peer. Default 16.
     pub initial_window: u32,
-    /// Most messages in flight to one peer. Default 1,024.
+    /// Most messages in flight to one peer. Default 32,768: above the
+    /// bandwidth-delay product of 1 Gbit/s over 100 ms in 1,200-byte
+    /// messages (about 10,400) with the controller's headroom, so the window
+    /// is set by the path, not by this cap. Memory stays bounded by
+    /// [`Limits::max_outstanding_messages`]: every message in flight counts
+    /// against it (so a lower limit caps the window too), and holds at most
+    /// `max_datagram_size` bytes of payload.
     pub max_window: u32,
+    /// The congestion controller run for each peer. Default
+    /// [`CongestionAlgorithm::Bbr`]: paced, and not slowed by random loss;
+    /// [`CongestionAlgorithm::Aimd`] is the controller of earlier releases.
+    pub congestion: CongestionAlgorithm,
+    /// Detect loss before the retransmission timeout: a message is resent
+    /// once a later one was confirmed and a reordering window passed, and a
+    /// tail-loss probe resends the newest message when nothing was
+    /// confirmed for two round trips. Default on. Off leaves recovery to the
+    /// RTO alone, as in earlier releases: only for comparison.
+    pub early_loss_detection: bool,
     /// How long a peer with no messages in either direction keeps its RTT
     /// estimate and window before it is forgotten. Default 60 s.
     pub peer_idle_timeout: Duration,
@@ -191,7 +208,9 @@ impl Default for Config {
             remember_window: Duration::from_secs(120),
             datagram_lifetime: Duration::from_secs(2),
             initial_window: 16,
-            max_window: 1_024,
+            max_window: 32_768,
+            congestion: CongestionAlgorithm::default(),
+            early_loss_detection: true,
             peer_idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
             deliver_foreign: false,

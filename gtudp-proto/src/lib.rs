@@ -25,6 +25,8 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod identities;
+mod loss;
+mod pacing;
 mod remembered;
 mod rtt;
 #[cfg(feature = "sim")]
@@ -35,6 +37,7 @@ pub mod wire;
 
 pub use addr::canonical_addr;
 pub use config::{Config, ConfigError, Limits, SendOptions, SustainedRate, MAX_UDP_PAYLOAD};
+pub use congestion::CongestionAlgorithm;
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};
 pub use event::{Event, FailureReason, MessageId, Transmit};

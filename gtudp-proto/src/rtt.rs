@@ -16,6 +16,9 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 pub(crate) struct RttEstimator {
     smoothed: Option<Duration>,
     variation: Duration,
+    /// The smallest sample seen: the path's propagation delay, as near as
+    /// we can tell. Spurious retransmissions are recognised against it.
+    min: Option<Duration>,
     initial_rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
@@ -26,6 +29,7 @@ impl RttEstimator {
         Self {
             smoothed: None,
             variation: Duration::ZERO,
+            min: None,
             initial_rto,
             min_rto,
             max_rto,
@@ -35,6 +39,7 @@ impl RttEstimator {
     /// Folds in one RTT measurement (RFC 6298 section 2.2 and 2.3, K = 4,
     /// alpha = 1/8, beta = 1/4).
     pub(crate) fn on_sample(&mut self, sample: Duration) {
+        self.min = Some(self.min.map_or(sample, |min| min.min(sample)));
         match self.smoothed {
             None => {
                 self.smoothed = Some(sample);
@@ -51,6 +56,11 @@ impl RttEstimator {
     /// The smoothed RTT, once a sample has been taken.
     pub(crate) fn smoothed(&self) -> Option<Duration> {
         self.smoothed
+    }
+
+    /// The smallest RTT sample, once a sample has been taken.
+    pub(crate) fn min(&self) -> Option<Duration> {
+        self.min
     }
 
     /// The retransmission timeout before any backoff.
@@ -105,6 +115,7 @@ mod tests {
         rtt.on_sample(Duration::from_millis(200));
         // RTTVAR = 3/4 * 50 + 1/4 * 100 = 62.5; SRTT = 7/8 * 100 + 1/8 * 200 = 112.5.
         assert_eq!(rtt.smoothed(), Some(Duration::from_micros(112_500)));
+        assert_eq!(rtt.min(), Some(Duration::from_millis(100)));
         assert_eq!(rtt.rto(), Duration::from_micros(112_500 + 4 * 62_500));
     }
 

@@ -106,6 +106,19 @@ pub struct EndpointStats {
     pub foreign_delivered: u64,
     /// DATA retransmissions (transmissions after the first).
     pub retransmissions: u64,
+    /// DATA retransmissions found needless: the RECV came back sooner after
+    /// the retransmission than the path's minimum RTT, so it answered an
+    /// earlier copy (the message was only late, not lost).
+    pub spurious_retransmissions: u64,
+    /// Messages presumed lost before their retransmission timeout (a
+    /// message sent after them was confirmed and the reordering window
+    /// passed) and sent again.
+    pub loss_detected_early: u64,
+    /// Tail-loss probes sent: the newest message resent when nothing was
+    /// confirmed for about two round trips.
+    pub tail_loss_probes: u64,
+    /// Retransmission timeouts that fired (the last resort).
+    pub retransmission_timeouts: u64,
     /// RECV retransmissions (sent on timeout, not in answer to a DATA).
     pub recv_retransmissions: u64,
     /// Repeated DATA recognised and not handed over again.
@@ -154,6 +167,12 @@ pub struct PeerStats {
     pub invalid: InvalidCounts,
     /// DATA retransmissions to the peer.
     pub retransmissions: u64,
+    /// DATA retransmissions to the peer found needless (see
+    /// [`EndpointStats::spurious_retransmissions`]).
+    pub spurious_retransmissions: u64,
+    /// Messages to the peer presumed lost before their retransmission
+    /// timeout (see [`EndpointStats::loss_detected_early`]).
+    pub loss_detected_early: u64,
     /// Repeated DATA from the peer not handed over again.
     pub duplicates_suppressed: u64,
     /// Messages from the peer handed to the application.

@@ -18,8 +18,12 @@ use crate::wire::Identity;
 /// What a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum TimerKey {
-    /// A sent message: retransmission, attempt limit or deadline.
+    /// A sent message's deadline.
     Message(MessageId),
+    /// One peer's send side: loss detection (reordering window, tail-loss
+    /// probe, retransmission timeout) and the pacer. One live entry per
+    /// peer, whatever it has in flight.
+    Sender(SocketAddr),
     /// A received message: RECV resend or the end of its duplicate window.
     Received(SocketAddr, Identity),
     /// A peer with no state left, removed when idle long enough.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{addr, config, encode, kinds, Datagram, Pair};
 use gtudp_proto::wire::{Identity, Packet, PacketKind};
-use gtudp_proto::{Endpoint, Event, FailureReason, SendErrorKind, SendOptions};
+use gtudp_proto::{
+    CongestionAlgorithm, Endpoint, Event, FailureReason, SendErrorKind, SendOptions,
+};
 
 use PacketKind::{Ack, Data, Recv};
 
@@ -424,6 +426,7 @@ fn cancelling_a_queued_message_frees_its_place() {
 #[test]
 fn congestion_window_limits_messages_in_flight() {
     let mut a_config = config();
+    a_config.congestion = CongestionAlgorithm::Aimd;
     a_config.initial_window = 2;
     let mut pair = Pair::with_configs(a_config, config());
     let ids: Vec<_> = (0..5).map(|_| pair.send(b"m")).collect();
@@ -450,8 +453,9 @@ fn congestion_window_limits_messages_in_flight() {
 }
 
 #[test]
-fn timeouts_shrink_the_window() {
+fn timeouts_shrink_the_aimd_window() {
     let mut a_config = config();
+    a_config.congestion = CongestionAlgorithm::Aimd;
     a_config.initial_window = 8;
     let mut pair = Pair::with_configs(a_config, config());
     for _ in 0..8 {
@@ -842,7 +846,8 @@ fn timer_heap_stays_bounded_when_timeouts_are_rare() {
     assert_eq!(pair.a.stats().delivered, 10_000);
     for endpoint in [&pair.a, &pair.b] {
         let sizes = endpoint.table_sizes();
-        let live = sizes.messages + sizes.awaiting_ack + sizes.peers + 1;
+        // Per peer: its idle countdown and its send-side timer.
+        let live = sizes.messages + sizes.awaiting_ack + 2 * sizes.peers + 1;
         assert!(
             sizes.timers <= 2 * live + 64 + 64,
             "{} timer entries for {live} live timers",
@@ -1006,4 +1011,48 @@ fn idle_peer_records_stay_bounded() {
             "round {round}"
         );
     }
+}
+
+#[test]
+fn a_lost_tail_is_probed_before_the_retransmission_timeout() {
+    let mut pair = Pair::new();
+    // One exchange gives an RTT sample.
+    pair.send(b"warm-up");
+    pair.exchange();
+    pair.events_a();
+    let sent_at = pair.now;
+    pair.send(b"tail");
+    // The only DATA in flight is lost: no later message can reveal it.
+    assert_eq!(kinds(&pair.out_a()), [Data]);
+    let at = pair.advance();
+    assert_eq!(kinds(&pair.out_a()), [Data], "the probe resends it");
+    assert_eq!(pair.a.stats().tail_loss_probes, 1);
+    assert_eq!(pair.a.stats().retransmission_timeouts, 0);
+    assert!(at - sent_at < config().min_rto, "{:?}", at - sent_at);
+}
+
+#[test]
+fn a_message_sent_after_a_lost_one_reveals_it_before_the_timeout() {
+    let mut pair = Pair::new();
+    pair.send(b"warm-up");
+    pair.exchange();
+    pair.events_a();
+    let sent_at = pair.now;
+    pair.send(b"lost");
+    pair.send(b"arrives");
+    let first = pair.out_a();
+    assert_eq!(kinds(&first), [Data, Data]);
+    pair.deliver_to_b(&first[1]);
+    pair.exchange();
+    // The RECV for the later message leaves the earlier one presumed lost
+    // once the reordering window passes (here its floor, 1 ms, as the RTT
+    // is zero): it goes again long before the RTO.
+    assert_eq!(pair.a.stats().loss_detected_early, 0);
+    let at = pair.advance();
+    let resent = pair.out_a();
+    assert_eq!(kinds(&resent), [Data]);
+    assert_eq!(resent[0].bytes, first[0].bytes);
+    assert_eq!(pair.a.stats().loss_detected_early, 1);
+    assert_eq!(pair.a.stats().retransmission_timeouts, 0);
+    assert!(at - sent_at < config().min_rto, "{:?}", at - sent_at);
 }

@@ -4,6 +4,7 @@
 mod output;
 mod peer;
 mod receiver;
+mod recovery;
 mod sender;
 
 use std::collections::VecDeque;
@@ -143,6 +144,8 @@ pub struct Endpoint {
     /// New DATA is left unanswered while set (see `set_receive_paused`).
     receive_paused: bool,
     stats: EndpointStats,
+    /// Transmissions found lost, reused so detection allocates nothing.
+    scratch_lost: Vec<crate::loss::Sent>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +196,9 @@ pub struct TableSizes {
     pub pending_transmits: usize,
     /// Timer entries, live or stale.
     pub timers: usize,
+    /// Most entries in one peer's send order (its DATA transmissions
+    /// still in flight, plus stale ones not yet dropped).
+    pub largest_send_order: usize,
 }
 
 impl TableSizes {
@@ -209,7 +215,7 @@ impl TableSizes {
         const SLACK: usize = 66;
         const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
         let live_timers =
-            limits.max_outstanding_messages + limits.max_awaiting_ack + limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 2 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_awaiting_ack
             + limits.max_pending_control
@@ -271,6 +277,12 @@ impl TableSizes {
                 2 * live_orders + SLACK,
             ),
             ("timers", self.timers, 2 * live_timers + SLACK),
+            // Compacted once stale entries outnumber twice the live ones.
+            (
+                "largest_send_order",
+                self.largest_send_order,
+                2 * limits.max_outstanding_messages + SLACK,
+            ),
         ];
         checks
             .into_iter()
@@ -342,6 +354,7 @@ impl Endpoint {
             state: State::Open,
             receive_paused: false,
             stats: EndpointStats::default(),
+            scratch_lost: Vec::new(),
             config,
         })
     }
@@ -399,6 +412,12 @@ impl Endpoint {
             pending_raw: self.output.pending_raw,
             pending_transmits: self.output.len(),
             timers: self.timers.len(),
+            largest_send_order: self
+                .peers
+                .values()
+                .map(|peer| peer.order.len())
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -480,6 +499,7 @@ impl Endpoint {
         while let Some((at, key)) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Message(id) => self.on_message_timer(now, at, id),
+                TimerKey::Sender(peer) => self.on_sender_timer(now, at, peer),
                 TimerKey::Received(peer, identity) => {
                     self.on_received_timer(now, at, peer, identity)
                 }
@@ -636,6 +656,13 @@ impl Endpoint {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next run; `None`
     /// when no timer is set (nothing in flight, nothing remembered).
+    ///
+    /// This includes the pacer: with a paced controller
+    /// ([`CongestionAlgorithm::Bbr`](crate::CongestionAlgorithm)), messages
+    /// waiting for the window leave when their turn comes at this instant,
+    /// so an adapter must wake for it even when no datagram arrives. It may
+    /// come a little early (a deadline that moved later); `handle_timeout`
+    /// then does nothing and a later instant follows.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut next = None;
         while let Some((at, key)) = self.timers.peek() {
@@ -793,6 +820,10 @@ impl Endpoint {
                 .messages
                 .get(&id)
                 .is_some_and(|message| message.timer == Some(at)),
+            TimerKey::Sender(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(peer, identity) => self
                 .awaiting
                 .get(&(peer, identity))
@@ -830,7 +861,8 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        let live_bound = self.messages.len() + self.awaiting.len() + self.peers.len() + 1;
+        // Per peer: its idle countdown and its send-side timer.
+        let live_bound = self.messages.len() + self.awaiting.len() + 2 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }

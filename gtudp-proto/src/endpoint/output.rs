@@ -314,24 +314,28 @@ impl Endpoint {
                 message.transmit_pending = false;
                 message.transmissions += 1;
                 message.last_sent = Some(now);
-                if message.transmissions > 1 {
+                let to = message.destination;
+                let retransmission = message.transmissions > 1;
+                if retransmission {
                     self.stats.retransmissions += 1;
                 }
-                let to = message.destination;
-                let peer = self.peers.get_mut(&to);
-                if let Some(peer) = &peer {
-                    let mut at = now + peer.retransmission_timeout(message.transmissions);
-                    if let Some(deadline) = message.deadline {
-                        at = at.min(deadline);
-                    }
-                    message.timer = Some(at);
-                    self.timers.push(at, TimerKey::Message(id));
-                }
-                if let Some(peer) = peer {
-                    if message.transmissions > 1 {
+                if let Some(peer) = self.peers.get_mut(&to) {
+                    if retransmission {
                         peer.stats.retransmissions += 1;
                     }
+                    message.send_seq = peer.order.push(id, now);
+                    message.snapshot = Some(peer.delivery.on_send(now, peer.in_flight - 1));
+                    peer.last_data_sent = Some(now);
+                    if peer.order.len() > 2 * peer.in_flight + 64 {
+                        let messages = &self.messages;
+                        peer.order.retain(|sent| {
+                            messages
+                                .get(&sent.id)
+                                .map_or(crate::loss::Liveness::Stale, |m| m.liveness(sent))
+                        });
+                    }
                 }
+                self.arm_sender_timer(now, to);
                 (to, Some(PacketKind::Data))
             }
             Some(Order::Recv(to, identity)) => {

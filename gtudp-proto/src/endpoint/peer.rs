@@ -4,8 +4,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::congestion::CongestionWindow;
+use crate::congestion::{Controller, DeliveryTracker};
 use crate::event::MessageId;
+use crate::loss::{Rack, SendOrder};
+use crate::pacing::Pacer;
 use crate::rtt::RttEstimator;
 use crate::stats::PeerStats;
 
@@ -22,8 +24,24 @@ pub(super) struct Peer {
     pub(super) rtt: RttEstimator,
     /// RFC 6298 section 5.5 doublings in force until the next valid sample.
     pub(super) backoff: u32,
-    pub(super) congestion: CongestionWindow,
+    pub(super) congestion: Controller,
+    /// Delivery counters behind the controller's rate samples.
+    pub(super) delivery: DeliveryTracker,
+    pub(super) pacer: Pacer,
+    /// Messages released into flight (sent, or waiting in the output).
     pub(super) in_flight: usize,
+    /// Every DATA transmission to the peer, oldest first.
+    pub(super) order: SendOrder,
+    pub(super) rack: Rack,
+    /// When the reordering window of the oldest candidate for early loss
+    /// detection ends.
+    pub(super) rack_deadline: Option<Instant>,
+    /// A tail-loss probe is out and nothing was confirmed since.
+    pub(super) probe_out: bool,
+    /// The latest DATA transmission.
+    pub(super) last_data_sent: Option<Instant>,
+    /// The instant the peer's live `TimerKey::Sender` entry is set for.
+    pub(super) send_timer: Option<Instant>,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
     /// Received messages from this peer whose RECV awaits its ACK.
@@ -53,8 +71,20 @@ impl Peer {
         Self {
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             backoff: 0,
-            congestion: CongestionWindow::new(config.initial_window, config.max_window),
+            congestion: Controller::new(
+                config.congestion,
+                config.initial_window,
+                config.max_window,
+            ),
+            delivery: DeliveryTracker::default(),
+            pacer: Pacer::default(),
             in_flight: 0,
+            order: SendOrder::default(),
+            rack: Rack::default(),
+            rack_deadline: None,
+            probe_out: false,
+            last_data_sent: None,
+            send_timer: None,
             queue: VecDeque::new(),
             awaiting: 0,
             idle_deadline: None,
@@ -110,18 +140,28 @@ impl Peer {
         self.is_unvalidated() && self.in_flight == 0 && self.queue.is_empty()
     }
 
-    /// A message sent `transmissions` times timed out.
-    pub(super) fn back_off(&mut self, transmissions: u32) {
+    /// A retransmission timeout fired for a message sent `transmissions`
+    /// times: back off until the next valid RTT sample (RFC 6298 section
+    /// 5.5), and probe no more until something is confirmed.
+    pub(super) fn on_retransmission_timeout(&mut self, transmissions: u32) {
         self.backoff = self.backoff.max(transmissions).min(MAX_BACKOFF);
+        self.probe_out = true;
     }
 
-    /// The timeout for a message after its `transmissions`-th transmission.
+    /// The timeout of a DATA or RECV after its `transmissions`-th
+    /// transmission: the RTO with the larger of the peer's and its own
+    /// backoff.
     pub(super) fn retransmission_timeout(&self, transmissions: u32) -> std::time::Duration {
-        let doublings = self
-            .backoff
-            .max(transmissions.saturating_sub(1))
-            .min(MAX_BACKOFF);
-        self.rtt.backed_off_rto(doublings)
+        self.timeouts().after(transmissions)
+    }
+
+    /// The inputs of [`retransmission_timeout`](Self::retransmission_timeout),
+    /// detached from the peer.
+    pub(super) fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            rtt: self.rtt.clone(),
+            backoff: self.backoff,
+        }
     }
 
     /// A valid RTT sample (Karn's rule satisfied).
@@ -139,5 +179,33 @@ impl Peer {
             queued: self.queue.len(),
             ..self.stats
         }
+    }
+}
+
+/// A peer's RTO and backoff, copied out so that timeouts can be computed
+/// while the peer's send order is borrowed.
+#[derive(Clone, Debug)]
+pub(super) struct Timeouts {
+    rtt: RttEstimator,
+    backoff: u32,
+}
+
+impl Timeouts {
+    /// The timeout after a message's `transmissions`-th transmission.
+    pub(super) fn after(&self, transmissions: u32) -> std::time::Duration {
+        let doublings = self
+            .backoff
+            .max(transmissions.saturating_sub(1))
+            .min(MAX_BACKOFF);
+        self.rtt.backed_off_rto(doublings)
+    }
+
+    /// The timeout of a DATA after its `transmissions`-th transmission: as
+    /// [`after`](Self::after), but at least two smoothed RTTs, so a queue
+    /// building on the path does not fire it before early detection and the
+    /// tail-loss probe have had their turn (the RTO is the last resort).
+    pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
+        let floor = self.rtt.smoothed().unwrap_or_default() * 2;
+        self.after(transmissions).max(floor)
     }
 }

@@ -1,4 +1,9 @@
 //! The sending side: messages from `send` until Delivered or Failed.
+//!
+//! A message waits in its peer's queue until the congestion window and the
+//! pacer let it into flight; it is then sent and resent (see
+//! [`recovery`](super::recovery)) until a RECV from its destination proves
+//! delivery, its attempts run out, its deadline passes, or it is cancelled.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -7,10 +12,26 @@ use bytes::Bytes;
 
 use super::{Endpoint, State};
 use crate::config::SendOptions;
+use crate::congestion::{Delivery, SendSnapshot};
 use crate::error::{SendError, SendErrorKind};
 use crate::event::{Event, FailureReason, MessageId};
+use crate::loss::{Liveness, Sent};
 use crate::timer::TimerKey;
 use crate::wire::Identity;
+
+/// Why a message's latest transmission was ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// Its first transmission.
+    First,
+    /// Presumed lost: a later message was confirmed and the reordering
+    /// window passed.
+    Early,
+    /// A tail-loss probe.
+    Probe,
+    /// Its retransmission timeout.
+    Timeout,
+}
 
 /// One message accepted by `send` and not yet resolved.
 #[derive(Debug)]
@@ -22,15 +43,41 @@ pub(super) struct Message {
     pub(super) max_attempts: u32,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
-    /// The instant its live timer entry is set for.
-    pub(super) timer: Option<Instant>,
+    /// Position of its latest transmission in the peer's send order.
+    pub(super) send_seq: u64,
+    /// Why its latest transmission (or the pending one) was ordered.
+    pub(super) cause: Cause,
+    /// The peer's delivery counters at its latest transmission.
+    pub(super) snapshot: Option<SendSnapshot>,
+    /// Past the window: it waits in the peer's queue while false.
     pub(super) in_flight: bool,
     /// A DATA order for it waits in the output queue.
     pub(super) transmit_pending: bool,
+    /// The instant its live `TimerKey::Message` entry is set for: its
+    /// deadline, or the retry of a transmission the budget held back.
+    pub(super) timer: Option<Instant>,
     /// Transmissions held back by the anti-amplification budget of an
     /// unvalidated destination; the last one is waiting for its timer.
     pub(super) held: u32,
     pub(super) waiting_for_budget: bool,
+}
+
+impl Message {
+    /// Whether the send-order entry `sent` is this message's latest
+    /// transmission, still unconfirmed.
+    pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
+        if self.transmit_pending
+            || self.waiting_for_budget
+            || self.send_seq != sent.seq
+            || self.transmissions == 0
+        {
+            Liveness::Stale
+        } else if self.transmissions >= self.max_attempts {
+            Liveness::LastAttempt
+        } else {
+            Liveness::Live
+        }
+    }
 }
 
 impl Endpoint {
@@ -75,18 +122,15 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return refuse(SendErrorKind::TooManyPeers, payload);
         };
-        let in_flight = peer.has_window();
-        if !in_flight && peer.queue.len() >= max_queued {
+        // Only messages the window or pacer holds back count against the
+        // queue bound.
+        if peer.queue.len() >= max_queued {
             return refuse(SendErrorKind::PeerQueueFull, payload);
         }
 
         self.next_message_id += 1;
         peer.idle_deadline = None;
-        if in_flight {
-            peer.in_flight += 1;
-        } else {
-            peer.queue.push_back(id);
-        }
+        peer.queue.push_back(id);
         let mut identity = self.identities.next_identity();
         // The permutation repeats only after 2^32 messages; skip any identity
         // still in use after such a wrap.
@@ -107,17 +151,19 @@ impl Endpoint {
                 max_attempts,
                 transmissions: 0,
                 last_sent: None,
+                send_seq: 0,
+                cause: Cause::First,
+                snapshot: None,
+                in_flight: false,
+                transmit_pending: false,
                 timer: options.deadline,
-                in_flight,
-                transmit_pending: in_flight,
                 held: 0,
                 waiting_for_budget: false,
             },
         );
-        if in_flight {
-            self.output.push_data(id);
-        }
         self.outstanding += 1;
+        self.release(now, destination);
+        self.arm_sender_timer(now, destination);
         Ok(id)
     }
 
@@ -143,6 +189,9 @@ impl Endpoint {
                     }
                     self.remembered.mark_validated(&source);
                     self.resolve(now, id, Ok(()));
+                    self.detect_lost(now, source);
+                    self.release(now, source);
+                    self.arm_sender_timer(now, source);
                 }
                 _ => self.stats.dropped.recv_unknown += 1,
             },
@@ -151,6 +200,9 @@ impl Endpoint {
         self.queue_ack(source, identity);
     }
 
+    /// A message's timer fired: its deadline, or the retry of a
+    /// transmission the budget held back. (Retransmissions are the
+    /// peer's send-side timer's, see `recovery`.)
     pub(super) fn on_message_timer(&mut self, now: Instant, at: Instant, id: MessageId) {
         let Some(message) = self.messages.get_mut(&id) else {
             return;
@@ -159,50 +211,30 @@ impl Endpoint {
             return;
         }
         message.timer = None;
+        let destination = message.destination;
         if message.deadline.is_some_and(|deadline| now >= deadline) {
             self.resolve(now, id, Err(FailureReason::DeadlineExpired));
+            self.arm_sender_timer(now, destination);
             return;
         }
-        if !message.in_flight || message.transmit_pending {
+        if !message.waiting_for_budget {
             return;
         }
-        if message.waiting_for_budget {
-            // Held back by the budget: try again (the destination may have
-            // proven itself meanwhile), or give up after a few holds. This
-            // is no loss, so no backoff and no congestion response.
-            message.waiting_for_budget = false;
-            if message.held > self.config.unvalidated_attempts {
-                self.resolve(now, id, Err(FailureReason::Unvalidated));
-            } else {
-                message.transmit_pending = true;
-                message.timer = message.deadline;
-                if let Some(deadline) = message.deadline {
-                    self.timers.push(deadline, TimerKey::Message(id));
-                }
-                self.output.push_data(id);
+        // Held back by the budget: try again (the destination may have
+        // proven itself meanwhile), or give up after a few holds. This is
+        // no loss, so no backoff and no congestion response.
+        message.waiting_for_budget = false;
+        if message.held > self.config.unvalidated_attempts {
+            self.resolve(now, id, Err(FailureReason::Unvalidated));
+            self.arm_sender_timer(now, destination);
+        } else {
+            message.transmit_pending = true;
+            message.timer = message.deadline;
+            if let Some(deadline) = message.deadline {
+                self.timers.push(deadline, TimerKey::Message(id));
             }
-            return;
+            self.output.push_data(id);
         }
-        if message.transmissions >= message.max_attempts {
-            self.resolve(now, id, Err(FailureReason::AttemptsExhausted));
-            return;
-        }
-        // Retransmission timeout.
-        let (destination, transmissions, last_sent) = (
-            message.destination,
-            message.transmissions,
-            message.last_sent,
-        );
-        message.transmit_pending = true;
-        message.timer = message.deadline;
-        if let Some(deadline) = message.deadline {
-            self.timers.push(deadline, TimerKey::Message(id));
-        }
-        if let Some(peer) = self.peers.get_mut(&destination) {
-            peer.back_off(transmissions);
-            peer.congestion.on_timeout(last_sent.unwrap_or(now), now);
-        }
-        self.output.push_data(id);
     }
 
     /// Ends a message: removes it, emits its one outcome event, and lets the
@@ -221,21 +253,60 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&destination) {
             if message.in_flight {
                 peer.in_flight -= 1;
+                if peer.in_flight == 0 {
+                    // Every entry left is stale.
+                    peer.order.clear();
+                }
             } else if let Some(position) = peer.queue.iter().position(|queued| *queued == id) {
                 peer.queue.remove(position);
             }
-            match outcome {
-                Ok(()) => {
+            match (outcome, message.last_sent) {
+                (Ok(()), Some(sent)) => {
                     peer.stats.delivered += 1;
-                    if let Some(sent) = message.last_sent {
-                        // Karn's rule: a retransmitted DATA's RECV is ambiguous.
-                        if message.transmissions == 1 {
-                            peer.on_rtt_sample(now.saturating_duration_since(sent));
+                    let elapsed = now.saturating_duration_since(sent);
+                    let min_rtt = peer.rtt.min();
+                    // A RECV sooner after the retransmission than any round
+                    // trip answers an earlier copy: the message was late,
+                    // not lost.
+                    let spurious =
+                        message.transmissions > 1 && min_rtt.is_some_and(|min| elapsed < min);
+                    if spurious {
+                        self.stats.spurious_retransmissions += 1;
+                        peer.stats.spurious_retransmissions += 1;
+                        if message.cause == Cause::Early {
+                            peer.rack.on_spurious_detection();
                         }
-                        peer.congestion.on_delivered(sent);
+                        peer.congestion.on_spurious(now);
+                    } else {
+                        peer.rack
+                            .on_confirmed(message.send_seq, elapsed, peer.order.next_seq());
                     }
+                    // Karn's rule: only a message sent once gives an RTT sample.
+                    let rtt = (message.transmissions == 1).then_some(elapsed);
+                    if let Some(sample) = rtt {
+                        peer.on_rtt_sample(sample);
+                    }
+                    peer.probe_out = false;
+                    let sample = match (spurious, &message.snapshot) {
+                        (false, Some(snapshot)) => peer.delivery.on_delivered(
+                            now,
+                            sent,
+                            snapshot,
+                            peer.rtt.min().unwrap_or_default(),
+                        ),
+                        _ => None,
+                    };
+                    peer.congestion.on_delivered(&Delivery {
+                        sent_at: sent,
+                        now,
+                        rtt,
+                        sample,
+                        delivered: peer.delivery.delivered(),
+                        in_flight: peer.in_flight,
+                    });
                 }
-                Err(_) => peer.stats.failed += 1,
+                (Ok(()), None) => peer.stats.delivered += 1,
+                (Err(_), _) => peer.stats.failed += 1,
             }
         }
         self.events.push_back(match outcome {
@@ -255,19 +326,28 @@ impl Endpoint {
                 }
             }
         });
-        self.fill_window(destination);
+        self.release(now, destination);
         self.note_if_idle(now, destination);
     }
 
-    /// Moves queued messages into flight while the peer's window has room.
-    fn fill_window(&mut self, destination: SocketAddr) {
+    /// Moves queued messages into flight while the peer's window has room
+    /// and its pacer allows.
+    pub(super) fn release(&mut self, now: Instant, destination: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return;
         };
+        let interval = peer.congestion.pacing_interval();
         while peer.has_window() {
-            let Some(id) = peer.queue.pop_front() else {
+            let Some(&id) = peer.queue.front() else {
+                peer.delivery.on_app_limited(peer.in_flight);
                 break;
             };
+            if let Some(interval) = interval {
+                if peer.pacer.try_release(now, interval).is_err() {
+                    break;
+                }
+            }
+            peer.queue.pop_front();
             if let Some(message) = self.messages.get_mut(&id) {
                 peer.in_flight += 1;
                 message.in_flight = true;

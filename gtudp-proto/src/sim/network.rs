@@ -88,6 +88,21 @@ pub struct LinkProfile {
     /// The longest a datagram waits in the rate limiter's queue; beyond, it
     /// is dropped (tail drop).
     pub queue_limit: Duration,
+    /// Links naming the same bottleneck share one rate limiter and its
+    /// queue (with this profile's `rate` and `queue_limit`), as flows from
+    /// many hosts share one router port; `None` gives the direction a queue
+    /// of its own. Drops at a full queue count in
+    /// [`NetworkStats::rate_dropped`].
+    pub bottleneck: Option<u32>,
+    /// Draw random loss after the rate limiter instead of before it: a lost
+    /// datagram has then used its share of the link, as on a lossy wire
+    /// (radio, a long haul) past the bottleneck. Default off (loss before
+    /// the queue).
+    pub loss_after_queue: bool,
+    /// Bytes each datagram takes on a rate-limited link beyond what it
+    /// carries: 28 models IPv4 and UDP headers, so link utilization reads as
+    /// on a real wire. Default 0.
+    pub wire_overhead: usize,
     /// Probability that a datagram (each copy of a duplicated one on its
     /// own) arrives corrupted: usually one to three bits flipped, half of
     /// them within the first [`CORRUPT_HEADER_BYTES`] bytes (where gtUDP's
@@ -120,6 +135,9 @@ impl LinkProfile {
             reorder_delay: Duration::ZERO,
             rate: None,
             queue_limit: Duration::ZERO,
+            bottleneck: None,
+            loss_after_queue: false,
+            wire_overhead: 0,
             corrupt: 0.0,
         }
     }
@@ -128,9 +146,7 @@ impl LinkProfile {
     /// Endpoints must be configured with a `datagram_lifetime` above it.
     pub fn max_transit(&self, max_datagram: usize) -> Duration {
         let serialization = match self.rate {
-            Some(rate) if rate > 0 => {
-                Duration::from_micros(max_datagram as u64 * 1_000_000 / rate + 1)
-            }
+            Some(rate) if rate > 0 => serialization(max_datagram + self.wire_overhead, rate),
             _ => Duration::ZERO,
         };
         self.delay + self.jitter + self.reorder_delay + self.queue_limit + serialization
@@ -159,6 +175,21 @@ impl Partition {
     fn cuts(&self, at: Duration, from: SocketAddr, to: SocketAddr) -> bool {
         at >= self.start && at < self.end && self.side.contains(&from) != self.side.contains(&to)
     }
+}
+
+/// Which rate limiter a datagram queues in: its own direction's, or a
+/// shared bottleneck's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum QueueKey {
+    Link(SocketAddr, SocketAddr),
+    Bottleneck(u32),
+}
+
+/// How long `size` bytes take to leave a link of `rate` bytes per second,
+/// rounded up to the nanosecond.
+fn serialization(size: usize, rate: u64) -> Duration {
+    let nanos = (size as u128 * 1_000_000_000).div_ceil(u128::from(rate));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// A datagram in the network.
@@ -234,7 +265,7 @@ pub struct Network {
     default: LinkProfile,
     links: BTreeMap<(SocketAddr, SocketAddr), LinkProfile>,
     partitions: Vec<Partition>,
-    busy_until: BTreeMap<(SocketAddr, SocketAddr), Duration>,
+    busy_until: BTreeMap<QueueKey, Duration>,
     in_flight: BTreeMap<(Duration, u64), Datagram>,
     next_seq: u64,
     stats: NetworkStats,
@@ -304,20 +335,28 @@ impl Network {
             return Fate::Partitioned;
         }
         let link = self.links.get(&(from, to)).unwrap_or(&self.default).clone();
-        if self.rng.chance(link.loss) {
+        if !link.loss_after_queue && self.rng.chance(link.loss) {
             self.stats.lost += 1;
             return Fate::Lost;
         }
         let mut departure = at;
         if let Some(rate) = link.rate.filter(|&rate| rate > 0) {
-            let busy = self.busy_until.get(&(from, to)).copied().unwrap_or(at);
+            let queue = match link.bottleneck {
+                Some(id) => QueueKey::Bottleneck(id),
+                None => QueueKey::Link(from, to),
+            };
+            let busy = self.busy_until.get(&queue).copied().unwrap_or(at);
             let start = busy.max(at);
             if start - at > link.queue_limit {
                 self.stats.rate_dropped += 1;
                 return Fate::RateDropped;
             }
-            departure = start + Duration::from_micros(payload.len() as u64 * 1_000_000 / rate + 1);
-            self.busy_until.insert((from, to), departure);
+            departure = start + serialization(payload.len() + link.wire_overhead, rate);
+            self.busy_until.insert(queue, departure);
+        }
+        if link.loss_after_queue && self.rng.chance(link.loss) {
+            self.stats.lost += 1;
+            return Fate::Lost;
         }
         let copies = if self.rng.chance(link.duplicate) {
             self.stats.duplicated += 1;
@@ -449,6 +488,42 @@ mod tests {
         assert!(arrivals
             .windows(2)
             .all(|w| w[1] - w[0] >= Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn links_naming_one_bottleneck_share_its_queue() {
+        let mut profile = LinkProfile::clean();
+        profile.rate = Some(1_000); // 1 byte per ms
+        profile.queue_limit = Duration::from_millis(25);
+        profile.bottleneck = Some(7);
+        profile.wire_overhead = 5;
+        let mut net = Network::new(1, profile);
+        let five = Bytes::from_static(&[0; 5]);
+        // Each datagram takes 10 ms (5 bytes + 5 of overhead): three fit
+        // the queue whichever link they come from, the fourth is dropped.
+        let fates: Vec<Fate> = [(1, 2), (3, 4), (1, 2), (3, 4)]
+            .into_iter()
+            .map(|(from, to)| net.send(Duration::ZERO, addr(from), addr(to), five.clone()))
+            .collect();
+        assert_eq!(fates[..3], [Fate::Queued { copies: 1 }; 3]);
+        assert_eq!(fates[3], Fate::RateDropped);
+        assert_eq!(net.stats().rate_dropped, 1);
+    }
+
+    #[test]
+    fn loss_after_queue_still_uses_the_link() {
+        let mut profile = LinkProfile::clean();
+        profile.rate = Some(1_000);
+        profile.queue_limit = Duration::from_millis(15);
+        profile.loss = 0.999_999;
+        profile.loss_after_queue = true;
+        let mut net = Network::new(1, profile);
+        let ten = Bytes::from_static(&[0; 10]);
+        let fates: Vec<Fate> = (0..3)
+            .map(|_| net.send(Duration::ZERO, addr(1), addr(2), ten.clone()))
+            .collect();
+        // Lost on the wire, yet each one occupied the queue.
+        assert_eq!(fates, [Fate::Lost, Fate::Lost, Fate::RateDropped]);
     }
 
     #[test]

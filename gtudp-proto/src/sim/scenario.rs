@@ -248,6 +248,9 @@ impl Scenario {
             reorder_delay: Duration::from_millis(rng.range(20, 60)),
             rate: rng.chance(0.2).then(|| rng.range(20_000, 200_000)),
             queue_limit: Duration::from_millis(50),
+            bottleneck: None,
+            loss_after_queue: false,
+            wire_overhead: 0,
             corrupt: knobs
                 .corrupt
                 .unwrap_or_else(|| *extra.pick(&[0.0, 0.0, 0.0, 0.0, 0.02, 0.1]).unwrap_or(&0.0)),

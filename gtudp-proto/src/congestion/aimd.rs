@@ -1,5 +1,5 @@
-//! Per-peer congestion control (RFC 8085 section 3.1): a window of DATA in
-//! flight that grows as messages are delivered and shrinks on timeouts.
+//! The original controller: an AIMD window that halves on every loss
+//! event, kept selectable as [`CongestionAlgorithm::Aimd`](super::CongestionAlgorithm).
 
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ const MIN_WINDOW: u32 = 1;
 /// timeout halves it, at most once per recovery period: timeouts of messages
 /// sent before the last reduction are the same congestion event.
 #[derive(Clone, Debug)]
-pub(crate) struct CongestionWindow {
+pub(crate) struct Aimd {
     window: u32,
     threshold: u32,
     max_window: u32,
@@ -22,7 +22,7 @@ pub(crate) struct CongestionWindow {
     recovery_start: Option<Instant>,
 }
 
-impl CongestionWindow {
+impl Aimd {
     pub(crate) fn new(initial_window: u32, max_window: u32) -> Self {
         Self {
             window: initial_window.clamp(MIN_WINDOW, max_window),
@@ -55,8 +55,8 @@ impl CongestionWindow {
         self.window = self.window.min(self.max_window);
     }
 
-    /// A message last sent at `sent_at` timed out at `now`.
-    pub(crate) fn on_timeout(&mut self, sent_at: Instant, now: Instant) {
+    /// A message last sent at `sent_at` was found lost (or timed out) at `now`.
+    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant) {
         if self.recovery_start.is_some_and(|start| sent_at < start) {
             return;
         }
@@ -75,12 +75,12 @@ mod tests {
     #[test]
     fn slow_start_then_linear_growth() {
         let now = Instant::now();
-        let mut cw = CongestionWindow::new(4, 100);
+        let mut cw = Aimd::new(4, 100);
         for _ in 0..4 {
             cw.on_delivered(now);
         }
         assert_eq!(cw.window(), 8);
-        cw.on_timeout(now, now + Duration::from_millis(1));
+        cw.on_loss(now, now + Duration::from_millis(1));
         assert_eq!(cw.window(), 4);
         // Above the threshold: one more message per window delivered.
         let later = now + Duration::from_millis(2);
@@ -95,30 +95,30 @@ mod tests {
     #[test]
     fn one_reduction_per_recovery_period() {
         let start = Instant::now();
-        let mut cw = CongestionWindow::new(16, 100);
+        let mut cw = Aimd::new(16, 100);
         let now = start + Duration::from_secs(1);
-        cw.on_timeout(start, now);
-        cw.on_timeout(start, now);
+        cw.on_loss(start, now);
+        cw.on_loss(start, now);
         assert_eq!(
             cw.window(),
             8,
             "messages sent before the reduction do not reduce again"
         );
-        cw.on_timeout(now + Duration::from_millis(1), now + Duration::from_secs(1));
+        cw.on_loss(now + Duration::from_millis(1), now + Duration::from_secs(1));
         assert_eq!(cw.window(), 4);
     }
 
     #[test]
     fn window_stays_within_bounds() {
         let now = Instant::now();
-        let mut cw = CongestionWindow::new(2, 3);
+        let mut cw = Aimd::new(2, 3);
         for _ in 0..10 {
             cw.on_delivered(now);
         }
         assert_eq!(cw.window(), 3);
         for i in 0..10 {
             let t = now + Duration::from_secs(i);
-            cw.on_timeout(t, t);
+            cw.on_loss(t, t);
         }
         assert_eq!(cw.window(), MIN_WINDOW);
     }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Real per-datagram random loss on loopback, gtudp-tokio beside tokio_kcp.
+#
+#   sudo gtudp-bench/scripts/netns_loss.sh [LOSS_PERCENT] [COUNT] [RUNS]
+#   (defaults: 10 % loss, 10000 messages, 3 runs)
+#
+# Creates a network namespace whose loopback drops LOSS_PERCENT of the
+# datagrams it receives (an nftables `numgen random` rule on the input
+# hook), with `gso_max_segs 1` so each datagram meets the rule on its own,
+# as on a real link, rather than whole segmentation-offload batches. Inside
+# it, it runs:
+#
+# 1. `echo_server --sink` and `echo_client --oneway --concurrency 1024` with
+#    COUNT 64-byte messages, RUNS times (gtudp-tokio, as a user would);
+# 2. the `compare` benchmark for gtudp-tokio and tokio_kcp (fast profile:
+#    nodelay, fast resend, no congestion window) in one run, median of RUNS.
+#
+# Needs root (namespaces, nftables); installs nftables with apt-get if `nft`
+# is missing. Timing: run it under `flock /work/bench.lock` (or your own
+# lock) so no other measurement overlaps. CI does not run it.
+set -euo pipefail
+loss=${1:-10}
+count=${2:-10000}
+runs=${3:-3}
+ns=gtudp-loss-$$
+cd "$(dirname "$0")/../.."
+
+if ! command -v nft >/dev/null; then
+    echo "installing nftables" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+fi
+cargo build --quiet --release -p gtudp-tokio --example echo_server --example echo_client
+cargo build --quiet --release -p gtudp-bench
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+cleanup() {
+    [[ -n "${server:-}" ]] && kill "$server" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ip netns add "$ns"
+in_ns() { ip netns exec "$ns" "$@"; }
+in_ns ip link set lo up
+in_ns ip link set lo gso_max_segs 1
+in_ns nft -f - <<NFT
+table inet gtudp_loss {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        meta l4proto udp numgen random mod 100 < $loss drop
+    }
+}
+NFT
+echo "namespace $ns: lo drops ${loss}% of received UDP datagrams, gso_max_segs 1"
+
+echo "== gtudp-tokio echo_client --oneway against echo_server --sink: $count x 64 B, concurrency 1024"
+port=4000
+for run in $(seq 1 "$runs"); do
+    port=$((port + 1))
+    in_ns "$bin/examples/echo_server" --bind "127.0.0.1:$port" --sink >/dev/null 2>&1 &
+    server=$!
+    sleep 0.5
+    start=$(date +%s.%N)
+    line=$(in_ns "$bin/examples/echo_client" --server "127.0.0.1:$port" --count "$count" \
+        --size 64 --concurrency 1024 --oneway 2>/dev/null | tail -n 1) || true
+    end=$(date +%s.%N)
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=
+    printf 'run %s: wall_s=%.2f %s\n' "$run" "$(echo "$end - $start" | bc)" "$line"
+done
+
+echo "== compare: gtudp-tokio and tokio_kcp, $count x 64 B, concurrency 1024, median of $runs"
+in_ns "$bin/compare" --only gtudp-tokio,tokio_kcp --count "$count" --size 64 \
+    --concurrency 1024 --runs "$runs"

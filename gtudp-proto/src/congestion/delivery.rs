@@ -1,0 +1,147 @@
+//! Delivery-rate samples: how fast a peer confirms messages, measured per
+//! confirmation over the span the message was in flight, in the manner of
+//! draft-cheng-iccrg-delivery-rate-estimation.
+
+use std::time::{Duration, Instant};
+
+/// The tracker's state when a message was sent, kept with the message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendSnapshot {
+    /// Messages confirmed to the peer before this send.
+    delivered: u64,
+    /// When the latest of those was confirmed (or the send, if none).
+    delivered_at: Instant,
+    /// The send time of the message confirmed then.
+    first_sent_at: Instant,
+    /// The sender had less to send than the window allowed.
+    app_limited: bool,
+}
+
+/// One delivery-rate sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RateSample {
+    /// Messages confirmed over `interval`.
+    pub(crate) delivered: u64,
+    pub(crate) interval: Duration,
+    /// Measured while the application, not the path, limited the rate: it
+    /// can raise an estimate but not lower it.
+    pub(crate) app_limited: bool,
+    /// Messages confirmed to the peer before the sampled one was sent: a
+    /// round trip has passed once this reaches the count at a round's start.
+    pub(crate) prior_delivered: u64,
+}
+
+impl RateSample {
+    /// Messages per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.delivered as f64 / self.interval.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Per-peer delivery counters behind the samples.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeliveryTracker {
+    delivered: u64,
+    delivered_at: Option<Instant>,
+    first_sent_at: Option<Instant>,
+    /// Samples stay app-limited until this many messages are confirmed.
+    app_limited_until: u64,
+}
+
+impl DeliveryTracker {
+    /// Messages confirmed so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// A message is sent at `now` with `in_flight` others unconfirmed.
+    pub(crate) fn on_send(&mut self, now: Instant, in_flight: usize) -> SendSnapshot {
+        if in_flight == 0 || self.delivered_at.is_none() {
+            // Nothing in flight: the sample interval starts now.
+            self.delivered_at = Some(now);
+            self.first_sent_at = Some(now);
+        }
+        SendSnapshot {
+            delivered: self.delivered,
+            delivered_at: self.delivered_at.unwrap_or(now),
+            first_sent_at: self.first_sent_at.unwrap_or(now),
+            app_limited: self.app_limited_until > self.delivered,
+        }
+    }
+
+    /// The sender had nothing more to send with `in_flight` unconfirmed.
+    pub(crate) fn on_app_limited(&mut self, in_flight: usize) {
+        self.app_limited_until = (self.delivered + in_flight as u64).max(1);
+    }
+
+    /// A message sent at `sent_at` with `snapshot` was confirmed at `now`.
+    /// `None` when the interval is too short to mean anything (shorter
+    /// than `min_rtt`, as when the RECV answered an earlier copy).
+    pub(crate) fn on_delivered(
+        &mut self,
+        now: Instant,
+        sent_at: Instant,
+        snapshot: &SendSnapshot,
+        min_rtt: Duration,
+    ) -> Option<RateSample> {
+        self.delivered += 1;
+        self.delivered_at = Some(now);
+        self.first_sent_at = Some(sent_at);
+        let send_elapsed = sent_at.saturating_duration_since(snapshot.first_sent_at);
+        let ack_elapsed = now.saturating_duration_since(snapshot.delivered_at);
+        let interval = send_elapsed.max(ack_elapsed);
+        if interval < min_rtt || interval.is_zero() {
+            return None;
+        }
+        Some(RateSample {
+            delivered: self.delivered - snapshot.delivered,
+            interval,
+            app_limited: snapshot.app_limited,
+            prior_delivered: snapshot.delivered,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_flow_samples_its_rate() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut tracker = DeliveryTracker::default();
+        // One message per millisecond, each confirmed 10 ms after sending.
+        let mut snapshots = Vec::new();
+        let mut last = None;
+        for i in 0..40u64 {
+            let now = start + ms(i);
+            if i >= 10 {
+                let (sent, snapshot) = snapshots[(i - 10) as usize];
+                last = tracker.on_delivered(now, sent, &snapshot, ms(10));
+            }
+            let in_flight = (i.min(10)) as usize;
+            snapshots.push((now, tracker.on_send(now, in_flight)));
+        }
+        let sample = last.expect("a sample");
+        assert!((sample.rate() - 1000.0).abs() < 120.0, "{sample:?}");
+        assert!(!sample.app_limited);
+    }
+
+    #[test]
+    fn app_limited_marks_samples_and_short_intervals_give_none() {
+        let start = Instant::now();
+        let mut tracker = DeliveryTracker::default();
+        tracker.on_app_limited(0);
+        let snapshot = tracker.on_send(start, 0);
+        let rtt = Duration::from_millis(10);
+        let sample = tracker.on_delivered(start + rtt, start, &snapshot, rtt);
+        assert!(sample.is_some_and(|s| s.app_limited && s.delivered == 1));
+        let snapshot = tracker.on_send(start + rtt, 0);
+        let early = start + rtt + Duration::from_millis(1);
+        assert_eq!(
+            tracker.on_delivered(early, start + rtt, &snapshot, rtt),
+            None
+        );
+    }
+}

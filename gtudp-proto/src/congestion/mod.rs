@@ -1,0 +1,130 @@
+//! Per-peer congestion control (RFC 8085 section 3.1): how many messages
+//! may be in flight to a peer, and how fast they may leave.
+//!
+//! Two controllers, chosen by [`Config::congestion`](crate::Config):
+//!
+//! - [`CongestionAlgorithm::Aimd`] (in `aimd`): the original window that
+//!   halves on every loss event. Random loss reads as congestion to it.
+//! - [`CongestionAlgorithm::Bbr`] (in `bbr`): a model of the path (the
+//!   delivery rate it sustains and its minimum RTT), paced sends, and a
+//!   response to loss only when the path shows a standing queue.
+//!
+//! Windows count messages: every DATA is one datagram.
+
+mod aimd;
+mod bbr;
+mod delivery;
+
+use std::time::{Duration, Instant};
+
+use aimd::Aimd;
+use bbr::Bbr;
+pub(crate) use delivery::{DeliveryTracker, RateSample, SendSnapshot};
+
+/// Which congestion controller an endpoint runs for each peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CongestionAlgorithm {
+    /// Additive increase, multiplicative decrease: slow start, then one
+    /// message more per window delivered; the window halves once per loss
+    /// event. Unpaced. The controller of earlier gtudp releases, kept for
+    /// comparison and for paths where nothing else sends.
+    Aimd,
+    /// A model of the path in the style of BBR: the delivery rate it
+    /// sustains and its minimum RTT set a paced rate and about two
+    /// bandwidth-delay products in flight. Random loss does not slow it;
+    /// loss while the path shows a standing queue cuts the rate by 15%, at
+    /// most once per round trip, undone if the loss proves spurious.
+    #[default]
+    Bbr,
+}
+
+/// What a controller learns from one confirmed delivery.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Delivery {
+    /// When the delivered message was last sent.
+    pub(crate) sent_at: Instant,
+    /// When its RECV arrived.
+    pub(crate) now: Instant,
+    /// Its round-trip time, when unambiguous (sent once: Karn's rule).
+    pub(crate) rtt: Option<Duration>,
+    /// The delivery rate it samples, if meaningful.
+    pub(crate) sample: Option<RateSample>,
+    /// Messages confirmed to the peer so far, this one included.
+    pub(crate) delivered: u64,
+    /// Messages still in flight.
+    pub(crate) in_flight: usize,
+}
+
+/// The controller of one peer.
+#[derive(Clone, Debug)]
+// One per peer, used on every send: not worth an indirection.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Controller {
+    Aimd(Aimd),
+    Bbr(Bbr),
+}
+
+impl Controller {
+    pub(crate) fn new(
+        algorithm: CongestionAlgorithm,
+        initial_window: u32,
+        max_window: u32,
+    ) -> Self {
+        match algorithm {
+            CongestionAlgorithm::Aimd => Self::Aimd(Aimd::new(initial_window, max_window)),
+            CongestionAlgorithm::Bbr => Self::Bbr(Bbr::new(initial_window, max_window)),
+        }
+    }
+
+    /// Messages that may be in flight at once.
+    pub(crate) fn window(&self) -> u32 {
+        match self {
+            Self::Aimd(aimd) => aimd.window(),
+            Self::Bbr(bbr) => bbr.window(),
+        }
+    }
+
+    /// A message was confirmed delivered.
+    pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
+        match self {
+            Self::Aimd(aimd) => aimd.on_delivered(delivery.sent_at),
+            Self::Bbr(bbr) => bbr.on_delivered(delivery),
+        }
+    }
+
+    /// The interval between two sends, or `None` for unpaced.
+    pub(crate) fn pacing_interval(&self) -> Option<Duration> {
+        match self {
+            Self::Aimd(_) => None,
+            Self::Bbr(bbr) => bbr.pacing_interval(),
+        }
+    }
+
+    /// A message last sent at `sent_at` was presumed lost at `now`, before
+    /// its retransmission timeout, with `in_flight` messages in flight.
+    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
+        match self {
+            Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Self::Bbr(bbr) => bbr.on_loss(now, in_flight),
+        }
+    }
+
+    /// A retransmission proved spurious at `now`: the loss that caused it
+    /// was not one.
+    pub(crate) fn on_spurious(&mut self, now: Instant) {
+        let _ = now;
+        match self {
+            Self::Aimd(_) => {}
+            Self::Bbr(bbr) => bbr.on_spurious(),
+        }
+    }
+
+    /// A message last sent at `sent_at` reached its retransmission timeout.
+    pub(crate) fn on_timeout(&mut self, sent_at: Instant, now: Instant) {
+        match self {
+            Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Self::Bbr(bbr) => bbr.on_timeout(now),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Loss recovery on the send side: what is resent, when, and the one timer
+//! per peer that drives it.
+//!
+//! Three rules, cheapest first (see [`crate::loss`]):
+//!
+//! 1. **Early detection** on every confirmation: a message sent before the
+//!    latest confirmed one is presumed lost once the reordering window has
+//!    passed, and resent at once.
+//! 2. **Tail-loss probe**: when nothing has been confirmed for about two
+//!    round trips, the newest message is resent, so a confirmation can
+//!    trigger rule 1 for the messages before it.
+//! 3. **Retransmission timeout**, the last resort: every message unconfirmed
+//!    for an RTO (with the peer's backoff) is resent, or fails once its
+//!    attempts are used up.
+//!
+//! Each peer has one `TimerKey::Sender` entry live at a time, set for the
+//! earliest of these deadlines and of its pacer's next release. It is only
+//! pushed again when the wanted instant moves earlier; when it moves later,
+//! the early entry wakes the endpoint once and is set again. So timer
+//! entries do not grow with the number of transmissions.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::sender::Cause;
+use super::Endpoint;
+use crate::event::FailureReason;
+use crate::loss::{probe_timeout, Liveness, Sent};
+use crate::timer::TimerKey;
+
+/// How far back from the newest transmission a tail-loss probe looks for a
+/// message with attempts left.
+const PROBE_SCAN: usize = 64;
+
+impl Endpoint {
+    /// Runs early detection for the peer at `address` and resends what it
+    /// presumes lost.
+    pub(super) fn detect_lost(&mut self, now: Instant, address: SocketAddr) {
+        if !self.config.early_loss_detection {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let (Some(min_rtt), Some(smoothed)) = (peer.rtt.min(), peer.rtt.smoothed()) else {
+            return;
+        };
+        let messages = &self.messages;
+        let liveness = |sent: &Sent| {
+            messages
+                .get(&sent.id)
+                .map_or(Liveness::Stale, |message| message.liveness(sent))
+        };
+        let mut lost = std::mem::take(&mut self.scratch_lost);
+        peer.rack_deadline = peer
+            .order
+            .detect_lost(now, &peer.rack, min_rtt, smoothed, liveness, &mut lost);
+        for sent in lost.drain(..) {
+            self.resend(now, sent, Cause::Early);
+        }
+        self.scratch_lost = lost;
+    }
+
+    /// The peer's send-side timer fired.
+    pub(super) fn on_sender_timer(&mut self, now: Instant, at: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if peer.send_timer != Some(at) {
+            return;
+        }
+        peer.send_timer = None;
+        self.detect_lost(now, address);
+        if !self.retransmission_timeout(now, address) {
+            self.tail_loss_probe(now, address);
+        }
+        self.release(now, address);
+        self.arm_sender_timer(now, address);
+    }
+
+    /// Resends (or fails) every message whose RTO passed; true if any did.
+    fn retransmission_timeout(&mut self, now: Instant, address: SocketAddr) -> bool {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return false;
+        };
+        let (messages, timeouts) = (&self.messages, peer.timeouts());
+        let deadline = |sent: &Sent| rto_deadline(messages, &timeouts, sent);
+        let mut expired = std::mem::take(&mut self.scratch_lost);
+        peer.order.take_expired(now, deadline, &mut expired);
+        let fired = !expired.is_empty();
+        if let Some(oldest) = expired.first() {
+            let transmissions = messages.get(&oldest.id).map_or(1, |m| m.transmissions);
+            self.stats.retransmission_timeouts += 1;
+            peer.on_retransmission_timeout(transmissions);
+            peer.congestion.on_timeout(oldest.at, now);
+        }
+        for sent in expired.drain(..) {
+            self.resend(now, sent, Cause::Timeout);
+        }
+        self.scratch_lost = expired;
+        fired
+    }
+
+    /// Resends the newest message once nothing was confirmed for a probe
+    /// timeout after the latest transmission.
+    fn tail_loss_probe(&mut self, now: Instant, address: SocketAddr) {
+        if !self.config.early_loss_detection {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let (false, Some(smoothed), Some(last)) =
+            (peer.probe_out, peer.rtt.smoothed(), peer.last_data_sent)
+        else {
+            return;
+        };
+        if last + probe_timeout(smoothed, peer.rtt.rto()) > now {
+            return;
+        }
+        let messages = &self.messages;
+        let liveness = |sent: &Sent| {
+            messages
+                .get(&sent.id)
+                .map_or(Liveness::Stale, |message| message.liveness(sent))
+        };
+        // With no message to probe (all on their last attempt), the tail
+        // is left to the RTO as if probed.
+        peer.probe_out = true;
+        let Some(newest) = peer.order.newest_resendable(PROBE_SCAN, liveness) else {
+            return;
+        };
+        self.stats.tail_loss_probes += 1;
+        self.resend(now, newest, Cause::Probe);
+    }
+
+    /// Orders the transmission `sent` again, or fails its message when it
+    /// has no attempt left.
+    fn resend(&mut self, now: Instant, sent: Sent, cause: Cause) {
+        let Some(message) = self.messages.get_mut(&sent.id) else {
+            return;
+        };
+        if message.transmissions >= message.max_attempts {
+            self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
+            return;
+        }
+        message.transmit_pending = true;
+        message.cause = cause;
+        let destination = message.destination;
+        if let Some(peer) = self.peers.get_mut(&destination) {
+            if cause == Cause::Early {
+                self.stats.loss_detected_early += 1;
+                peer.stats.loss_detected_early += 1;
+                peer.congestion.on_loss(sent.at, now, peer.in_flight);
+            }
+            if let Some(interval) = peer.congestion.pacing_interval() {
+                peer.pacer.charge(now, interval);
+            }
+        }
+        self.output.push_data(sent.id);
+    }
+
+    /// Makes sure the peer's send-side timer wakes the endpoint by the
+    /// earliest instant it needs.
+    pub(super) fn arm_sender_timer(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let messages = &self.messages;
+        let liveness = |sent: &Sent| {
+            messages
+                .get(&sent.id)
+                .map_or(Liveness::Stale, |message| message.liveness(sent))
+        };
+        let mut wanted = peer.rack_deadline.filter(|at| *at > now);
+        let mut earliest = |at: Option<Instant>| {
+            if let Some(at) = at {
+                wanted = Some(wanted.map_or(at, |w| w.min(at)));
+            }
+        };
+        if let Some(oldest) = peer.order.oldest(liveness) {
+            earliest(rto_deadline(messages, &peer.timeouts(), &oldest));
+            if let (true, false, Some(smoothed), Some(last)) = (
+                self.config.early_loss_detection,
+                peer.probe_out,
+                peer.rtt.smoothed(),
+                peer.last_data_sent,
+            ) {
+                earliest(Some(last + probe_timeout(smoothed, peer.rtt.rto())));
+            }
+        }
+        if !peer.queue.is_empty() && peer.has_window() {
+            earliest(peer.pacer.next_release(now));
+        }
+        let Some(wanted) = wanted else {
+            return;
+        };
+        if peer.send_timer.map_or(true, |armed| armed > wanted) {
+            peer.send_timer = Some(wanted);
+            self.timers.push(wanted, TimerKey::Sender(address));
+        }
+    }
+}
+
+/// When the transmission `sent` reaches its retransmission timeout, with
+/// its message's backoff; `None` when the entry is stale.
+fn rto_deadline(
+    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
+    timeouts: &super::peer::Timeouts,
+    sent: &Sent,
+) -> Option<Instant> {
+    let message = messages.get(&sent.id)?;
+    (message.liveness(sent) != Liveness::Stale)
+        .then(|| sent.at + timeouts.data_after(message.transmissions))
+}

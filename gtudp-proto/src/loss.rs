@@ -1,0 +1,418 @@
+//! Loss detection over one peer's send order, in the spirit of RACK-TLP
+//! (RFC 8985).
+//!
+//! Every DATA transmission to a peer is appended to its [`SendOrder`] with a
+//! sequence number. A message is presumed lost once a message sent after
+//! it was confirmed and a reordering window has passed: time-based, so a
+//! burst of reordered datagrams is not taken for loss, and a lost
+//! retransmission is found like any other. The window starts at a quarter
+//! of the minimum RTT, widens each time a detection proves spurious, and
+//! shrinks back after rounds without one. When nothing is confirmed for
+//! about two round trips, a tail-loss probe resends the newest message, so
+//! the last messages of a burst do not wait for the retransmission timeout,
+//! which stays the last resort.
+//!
+//! The order holds entries in transmission order, so every deadline it
+//! yields comes from its front or from the latest confirmed entry: O(1) per
+//! transmission, no timer entry per message. Entries of messages resolved or
+//! sent again stay in place (the owner says which are live) and are dropped
+//! when they reach the front, or by [`SendOrder::retain`] once they
+//! outnumber the live ones.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::event::MessageId;
+
+/// Clean rounds after which a widened reordering window narrows one step.
+const CLEAN_ROUNDS_TO_NARROW: u32 = 16;
+
+/// The widest reordering window, in quarters of the minimum RTT (it is
+/// also never wider than the smoothed RTT).
+const MAX_WINDOW_STEPS: u32 = 16;
+
+/// The narrowest reordering window: below a millisecond, scheduling
+/// jitter (loopback, a busy host) reorders more than the path does.
+const MIN_REORDER_WINDOW: Duration = Duration::from_millis(1);
+
+/// The shortest tail-loss probe timeout.
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(2);
+
+/// What the owner knows of the message behind an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// The message was resolved, or sent again since (a later entry).
+    Stale,
+    /// The entry is the message's latest transmission, still unconfirmed.
+    Live,
+    /// As `Live`, but the message has no attempt left: it is not resent
+    /// early, only failed at its retransmission timeout.
+    LastAttempt,
+}
+
+/// One DATA transmission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub(crate) id: MessageId,
+    /// Position in the peer's send order.
+    pub(crate) seq: u64,
+    pub(crate) at: Instant,
+}
+
+/// Every DATA transmission to one peer, oldest first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SendOrder {
+    entries: VecDeque<Sent>,
+    next_seq: u64,
+}
+
+impl SendOrder {
+    /// Records a transmission of `id` at `at`; returns its sequence number.
+    pub(crate) fn push(&mut self, id: MessageId, at: Instant) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.push_back(Sent { id, seq, at });
+        seq
+    }
+
+    /// Entries held, live or stale.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The sequence number the next transmission gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Drops every entry (when nothing is in flight, all are stale).
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Keeps only live entries.
+    pub(crate) fn retain(&mut self, liveness: impl Fn(&Sent) -> Liveness) {
+        self.entries
+            .retain(|sent| liveness(sent) != Liveness::Stale);
+    }
+
+    /// The oldest live transmission, dropping stale entries before it.
+    pub(crate) fn oldest(&mut self, liveness: impl Fn(&Sent) -> Liveness) -> Option<Sent> {
+        while let Some(front) = self.entries.front() {
+            if liveness(front) != Liveness::Stale {
+                return Some(*front);
+            }
+            self.entries.pop_front();
+        }
+        None
+    }
+
+    /// The newest live transmission that may be resent, looking back over
+    /// at most `scan` entries (stale ones at the back are dropped).
+    pub(crate) fn newest_resendable(
+        &mut self,
+        scan: usize,
+        liveness: impl Fn(&Sent) -> Liveness,
+    ) -> Option<Sent> {
+        while let Some(back) = self.entries.back() {
+            if liveness(back) != Liveness::Stale {
+                break;
+            }
+            self.entries.pop_back();
+        }
+        self.entries
+            .iter()
+            .rev()
+            .take(scan)
+            .find(|sent| liveness(sent) == Liveness::Live)
+            .copied()
+    }
+
+    /// Removes the transmissions presumed lost at `now` (RACK's rule, see
+    /// [`Rack`]) into `lost`, oldest first, and returns when the next one
+    /// would be, if any is waiting on the reordering window.
+    pub(crate) fn detect_lost(
+        &mut self,
+        now: Instant,
+        rack: &Rack,
+        min_rtt: Duration,
+        smoothed_rtt: Duration,
+        liveness: impl Fn(&Sent) -> Liveness,
+        lost: &mut Vec<Sent>,
+    ) -> Option<Instant> {
+        let (latest_seq, rack_rtt) = rack.latest?;
+        let wait = rack_rtt + rack.window.duration(min_rtt, smoothed_rtt);
+        let mut index = 0;
+        while let Some(sent) = self.entries.get(index).copied() {
+            if sent.seq >= latest_seq {
+                // Sent after the latest confirmed message: not yet judged.
+                return None;
+            }
+            match liveness(&sent) {
+                Liveness::Stale if index == 0 => {
+                    self.entries.pop_front();
+                    continue;
+                }
+                Liveness::Stale | Liveness::LastAttempt => {}
+                Liveness::Live => {
+                    let deadline = sent.at + wait;
+                    if deadline > now {
+                        // Later entries were sent no earlier.
+                        return Some(deadline);
+                    }
+                    lost.push(sent);
+                    // Its entry goes stale as the owner resends it.
+                }
+            }
+            index += 1;
+        }
+        None
+    }
+
+    /// Removes every live transmission from the front whose retransmission
+    /// timeout has passed at `now` into `expired`, oldest first, stopping at
+    /// the first that has not. `deadline` gives an entry's timeout (`None`
+    /// when stale). Timeouts grow with a message's backoff, so a later entry
+    /// may be due before the front one: it then waits for the front (late,
+    /// never early), which keeps this O(1) per entry.
+    pub(crate) fn take_expired(
+        &mut self,
+        now: Instant,
+        deadline: impl Fn(&Sent) -> Option<Instant>,
+        expired: &mut Vec<Sent>,
+    ) {
+        while let Some(front) = self.entries.front().copied() {
+            if let Some(at) = deadline(&front) {
+                if at > now {
+                    break;
+                }
+                expired.push(front);
+            }
+            self.entries.pop_front();
+        }
+    }
+}
+
+/// RACK's state for one peer: the latest confirmed transmission and the
+/// reordering window.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Rack {
+    /// Sequence number and RTT of the confirmed transmission sent last.
+    latest: Option<(u64, Duration)>,
+    pub(crate) window: ReorderWindow,
+    /// A round ends when a transmission sent after this one is confirmed.
+    round_end: u64,
+    /// A detection proved spurious in this round.
+    spurious_in_round: bool,
+}
+
+impl Rack {
+    /// The transmission `seq`, sent `rtt` ago, was confirmed; `next_seq` is
+    /// the sequence number the next transmission will get.
+    pub(crate) fn on_confirmed(&mut self, seq: u64, rtt: Duration, next_seq: u64) {
+        if self.latest.map_or(true, |(latest, _)| seq > latest) {
+            self.latest = Some((seq, rtt));
+        }
+        if seq >= self.round_end {
+            self.round_end = next_seq;
+            self.window.on_round_end(self.spurious_in_round);
+            self.spurious_in_round = false;
+        }
+    }
+
+    /// A message presumed lost turned out to be only late.
+    pub(crate) fn on_spurious_detection(&mut self) {
+        if !self.spurious_in_round {
+            self.window.widen();
+        }
+        self.spurious_in_round = true;
+    }
+}
+
+/// How long after a later message's confirmation an earlier one is still
+/// given to arrive: `steps` quarters of the minimum RTT, at most the
+/// smoothed RTT, at least [`MIN_REORDER_WINDOW`].
+#[derive(Clone, Debug)]
+pub(crate) struct ReorderWindow {
+    steps: u32,
+    clean_rounds: u32,
+}
+
+impl Default for ReorderWindow {
+    fn default() -> Self {
+        Self {
+            steps: 1,
+            clean_rounds: 0,
+        }
+    }
+}
+
+impl ReorderWindow {
+    pub(crate) fn duration(&self, min_rtt: Duration, smoothed_rtt: Duration) -> Duration {
+        (min_rtt / 4 * self.steps)
+            .min(smoothed_rtt)
+            .max(MIN_REORDER_WINDOW)
+    }
+
+    fn widen(&mut self) {
+        self.steps = (self.steps + 1).min(MAX_WINDOW_STEPS);
+        self.clean_rounds = 0;
+    }
+
+    fn on_round_end(&mut self, spurious: bool) {
+        if spurious {
+            return;
+        }
+        self.clean_rounds += 1;
+        if self.clean_rounds >= CLEAN_ROUNDS_TO_NARROW && self.steps > 1 {
+            self.steps -= 1;
+            self.clean_rounds = 0;
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn steps(&self) -> u32 {
+        self.steps
+    }
+}
+
+/// The tail-loss probe timeout: two smoothed RTTs (RFC 8985 section 7.2;
+/// a RECV is never delayed), at most `rto`.
+pub(crate) fn probe_timeout(smoothed_rtt: Duration, rto: Duration) -> Duration {
+    (smoothed_rtt * 2).max(MIN_PROBE_TIMEOUT).min(rto)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    const RTT: Duration = Duration::from_millis(40);
+
+    /// A send order of `count` messages, one per millisecond, all live.
+    fn order(start: Instant, count: u64) -> SendOrder {
+        let mut order = SendOrder::default();
+        for i in 0..count {
+            order.push(MessageId(i), start + Duration::from_millis(i));
+        }
+        order
+    }
+
+    fn live_unless(done: &HashSet<u64>) -> impl Fn(&Sent) -> Liveness + '_ {
+        move |sent: &Sent| {
+            if done.contains(&sent.id.0) {
+                Liveness::Stale
+            } else {
+                Liveness::Live
+            }
+        }
+    }
+
+    #[test]
+    fn reordering_within_the_window_is_not_loss() {
+        let start = Instant::now();
+        let mut order = order(start, 10);
+        let mut rack = Rack::default();
+        // Message 5 is confirmed first, one RTT after it was sent: 0..5 are
+        // late, not lost, until the window (RTT/4 = 10 ms) has passed.
+        let mut done = HashSet::from([5]);
+        rack.on_confirmed(5, RTT, order.next_seq());
+        let now = start + Duration::from_millis(5) + RTT;
+        let mut lost = Vec::new();
+        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        assert!(lost.is_empty());
+        // The oldest, sent at 0, is due at 0 + RTT + RTT/4.
+        assert_eq!(next, Some(start + RTT + RTT / 4));
+        // 0..3 arrive within the window: nothing is ever presumed lost.
+        done.extend([0, 1, 2, 3]);
+        let now = start + Duration::from_millis(3) + RTT + RTT / 4;
+        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        assert!(lost.is_empty());
+        assert_eq!(next, Some(start + Duration::from_millis(4) + RTT + RTT / 4));
+        // 4 never comes: lost once its window passes; 6.. were sent after
+        // the latest confirmed message and are not judged.
+        let now = start + Duration::from_millis(4) + RTT + RTT / 4;
+        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [4]);
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn last_attempts_are_left_to_the_timeout() {
+        let start = Instant::now();
+        let mut order = order(start, 4);
+        let mut rack = Rack::default();
+        rack.on_confirmed(3, RTT, order.next_seq());
+        let liveness = |sent: &Sent| match sent.id.0 {
+            3 => Liveness::Stale,
+            1 => Liveness::LastAttempt,
+            _ => Liveness::Live,
+        };
+        let mut lost = Vec::new();
+        order.detect_lost(start + RTT * 2, &rack, RTT, RTT, liveness, &mut lost);
+        assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [0, 2]);
+        // The timeout takes it once due; the entries before it are stale.
+        let mut expired = Vec::new();
+        let deadline = |sent: &Sent| (sent.id.0 == 1).then_some(start + RTT);
+        order.take_expired(start + RTT / 2, deadline, &mut expired);
+        assert!(expired.is_empty());
+        order.take_expired(start + RTT, deadline, &mut expired);
+        assert_eq!(expired.iter().map(|s| s.id.0).collect::<Vec<_>>(), [1]);
+        assert_eq!(order.len(), 0);
+    }
+
+    #[test]
+    fn window_widens_after_a_spurious_detection_and_narrows_after_clean_rounds() {
+        let mut rack = Rack::default();
+        let window = |rack: &Rack| rack.window.duration(RTT, RTT * 2);
+        assert_eq!(window(&rack), RTT / 4);
+        rack.on_spurious_detection();
+        // Once per round, however many spurious detections it holds.
+        rack.on_spurious_detection();
+        assert_eq!(window(&rack), RTT / 2);
+        assert_eq!(rack.window.steps(), 2);
+        // Never beyond the smoothed RTT.
+        for seq in 0..200 {
+            rack.on_spurious_detection();
+            rack.on_confirmed(seq, RTT, seq + 1);
+        }
+        assert_eq!(rack.window.duration(RTT, RTT), RTT);
+        assert_eq!(rack.window.steps(), MAX_WINDOW_STEPS);
+        // Sixteen clean rounds narrow it one step.
+        for seq in 1_000..1_000 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
+            rack.on_confirmed(seq, RTT, seq + 1);
+        }
+        assert_eq!(rack.window.steps(), MAX_WINDOW_STEPS - 1);
+    }
+
+    #[test]
+    fn tail_probe_picks_the_newest_resendable_message() {
+        let start = Instant::now();
+        let mut order = order(start, 6);
+        let liveness = |sent: &Sent| match sent.id.0 {
+            5 => Liveness::Stale,
+            4 => Liveness::LastAttempt,
+            _ => Liveness::Live,
+        };
+        let probe = order.newest_resendable(8, liveness);
+        assert_eq!(probe.map(|s| s.id.0), Some(3));
+        assert_eq!(order.len(), 5, "the stale tail entry is dropped");
+        assert_eq!(
+            probe_timeout(RTT, Duration::from_secs(1)),
+            RTT * 2,
+            "two round trips"
+        );
+        assert_eq!(probe_timeout(RTT, RTT), RTT, "never beyond the RTO");
+    }
+
+    #[test]
+    fn stale_entries_are_dropped_from_the_front_and_by_retain() {
+        let start = Instant::now();
+        let mut order = order(start, 100);
+        let done: HashSet<u64> = (0..100).filter(|i| i % 10 != 9).collect();
+        assert_eq!(order.oldest(live_unless(&done)).map(|s| s.id.0), Some(9));
+        assert_eq!(order.len(), 91);
+        order.retain(live_unless(&done));
+        assert_eq!(order.len(), 10);
+    }
+}
