@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-bench --bin echo -- [--count N] [--size BYTES] \
-//!     [--concurrency 1,64] [--rounds R]
+//!     [--concurrency 1,64] [--rounds R] [--only NAME,...]
 //! ```
 //!
 //! Each echo is one message to an in-process echo server and its echo back;
@@ -47,6 +47,9 @@ struct Args {
     /// reported.
     #[arg(long, default_value_t = 3)]
     rounds: u64,
+    /// Only these implementations (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
+    only: Vec<String>,
 }
 
 /// One run's result.
@@ -74,6 +77,9 @@ fn main() -> ExitCode {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); NAMES.len()];
         for round in 0..args.rounds + 1 {
             for (i, name) in NAMES.iter().enumerate() {
+                if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+                    continue;
+                }
                 let count = if round == 0 {
                     (args.count / 10).max(1)
                 } else {
