@@ -76,6 +76,10 @@ pub enum FailureReason {
     Cancelled,
     /// The endpoint's drain deadline passed while it was still in flight.
     EndpointClosed,
+    /// The network reported the peer unreachable (an ICMP port, host or
+    /// network unreachable error, passed on by the adapter through
+    /// [`Endpoint::peer_unreachable`](crate::Endpoint::peer_unreachable)).
+    Unreachable,
 }
 
 impl fmt::Display for FailureReason {
@@ -85,6 +89,9 @@ impl fmt::Display for FailureReason {
             FailureReason::DeadlineExpired => "the deadline passed before a RECV arrived",
             FailureReason::Cancelled => "cancelled by the application",
             FailureReason::EndpointClosed => "the endpoint closed before a RECV arrived",
+            FailureReason::Unreachable => {
+                "the network reported the peer unreachable (ICMP destination unreachable)"
+            }
         })
     }
 }

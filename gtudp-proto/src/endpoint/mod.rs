@@ -5,6 +5,7 @@ mod output;
 mod peer;
 mod receiver;
 mod sender;
+mod unreachable;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
