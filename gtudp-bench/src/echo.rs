@@ -5,14 +5,15 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-bench --bin echo -- [--count N] [--size BYTES] \
-//!     [--concurrency 1,64] [--rounds R]
+//!     [--concurrency 1,64] [--rounds R] [--only NAME,...]
 //! ```
 //!
 //! Each echo is one message to an in-process echo server and its echo back;
 //! the RTT is from the send to the echo's arrival (the payload carries its
 //! send time). CPU time is the whole process's (client and server, user and
 //! system, from `/proc/self/stat`) divided by the echoes. The gtUDP rows
-//! also give retransmissions (both sockets).
+//! also give retransmissions (both sockets); RSS is the process's resident
+//! memory after the run (`VmRSS`).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -47,6 +48,9 @@ struct Args {
     /// reported.
     #[arg(long, default_value_t = 3)]
     rounds: u64,
+    /// Only these implementations (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
+    only: Vec<String>,
 }
 
 /// One run's result.
@@ -59,6 +63,8 @@ struct Run {
     p99_us: u64,
     retransmissions: Option<u64>,
     stalled: bool,
+    /// Resident set size of the process after the run, in KiB.
+    rss_kib: Option<u64>,
 }
 
 impl Run {
@@ -74,6 +80,9 @@ fn main() -> ExitCode {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); NAMES.len()];
         for round in 0..args.rounds + 1 {
             for (i, name) in NAMES.iter().enumerate() {
+                if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+                    continue;
+                }
                 let count = if round == 0 {
                     (args.count / 10).max(1)
                 } else {
@@ -102,8 +111,8 @@ fn main() -> ExitCode {
             args.count, args.size, concurrency, args.rounds
         );
         println!();
-        println!("| implementation | echoes/s | RTT p50 µs | RTT p99 µs | CPU µs/echo | retransmissions | stalled |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| implementation | echoes/s | RTT p50 µs | RTT p99 µs | CPU µs/echo | retransmissions | RSS MiB | stalled |");
+        println!("|---|---|---|---|---|---|---|---|");
         let mut medians = Vec::new();
         for (i, name) in NAMES.iter().enumerate() {
             let mut runs = runs[i].clone();
@@ -116,7 +125,7 @@ fn main() -> ExitCode {
                 continue;
             };
             println!(
-                "| {name} | {:.0} | {} | {} | {} | {} | {} |",
+                "| {name} | {:.0} | {} | {} | {} | {} | {} | {} |",
                 median.rate(),
                 median.p50_us,
                 median.p99_us,
@@ -127,6 +136,10 @@ fn main() -> ExitCode {
                 median
                     .retransmissions
                     .map_or("-".to_owned(), |r| r.to_string()),
+                median.rss_kib.map_or("n/a".to_owned(), |kib| format!(
+                    "{:.1}",
+                    kib as f64 / 1024.0
+                )),
                 median.stalled
             );
             medians.push((*name, median));
@@ -175,11 +188,19 @@ fn run_one(name: &str, count: u64, size: usize, concurrency: usize) -> io::Resul
             run?
         }
     };
+    run.rss_kib = rss_kib();
     run.cpu = match (cpu_before, cpu_time()) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
     };
     Ok(run)
+}
+
+/// The process's resident set size (`VmRSS` of `/proc/self/status`), KiB.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User + system CPU time of the process so far (Linux), in clock ticks of
@@ -241,6 +262,7 @@ impl Tally {
             p99_us: self.histogram.value_at_quantile(0.99),
             retransmissions,
             stalled,
+            rss_kib: None,
         }
     }
 }

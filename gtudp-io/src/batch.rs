@@ -44,6 +44,11 @@ pub trait Socket {
     /// are written for the system call (see [`BatchIo::new`]).
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
+    /// The socket's file descriptor, for reading its error queue (ICMP
+    /// unreachable reports).
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd;
+
     /// Runs `f`, one non-blocking system call on this socket, the way the
     /// runtime wants it run, so that a `WouldBlock` clears the readiness it
     /// cached (Tokio's `UdpSocket::try_io(interest, f)`, mio's
@@ -78,6 +83,9 @@ pub struct IoCounters {
     /// Datagrams dropped because the kernel refused them for good
     /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
     pub send_errors: u64,
+    /// ICMP unreachable reports read from the socket's error queue (Linux),
+    /// each of which failed its destination's messages at once.
+    pub unreachable_reports: u64,
 }
 
 /// What one [`BatchIo::recv`] call produced.
@@ -142,6 +150,9 @@ pub struct BatchIo<S> {
     ipv6: bool,
     /// The socket's address, named in every log line.
     local: SocketAddr,
+    /// Destinations ICMP reported unreachable, for the next flush to fail
+    /// their messages.
+    unreachable: Vec<SocketAddr>,
     counters: IoCounters,
 }
 
@@ -166,6 +177,13 @@ impl<S: Socket> BatchIo<S> {
         let local = socket.local_addr()?;
         raise_buffers(&state, &socket, local);
         let ipv6 = local.is_ipv6();
+        #[cfg(target_os = "linux")]
+        let enabled = crate::errqueue::enable(socket.raw_fd(), ipv6);
+        #[cfg(not(target_os = "linux"))]
+        let enabled = crate::errqueue::enable(&socket, ipv6);
+        if let Err(error) = enabled {
+            tracing::debug!(target: "gtudp", %local, %error, "no ICMP error queue; unreachable peers fail by attempts");
+        }
         Ok(Self {
             socket,
             state,
@@ -176,6 +194,7 @@ impl<S: Socket> BatchIo<S> {
             blocked: None,
             ipv6,
             local,
+            unreachable: Vec::new(),
             counters: IoCounters::default(),
         })
     }
@@ -252,7 +271,8 @@ impl<S: Socket> BatchIo<S> {
                 // Port unreachable for an earlier send, WSAECONNRESET on
                 // Windows: about a peer, not this socket.
                 self.counters.icmp_errors += 1;
-                tracing::debug!(target: "gtudp", local = %self.local, %error, "ICMP error report (ignored)");
+                tracing::debug!(target: "gtudp", local = %self.local, %error, "ICMP error report");
+                self.read_error_queue();
                 Recv::IcmpReport
             }
             Err(error) => {
@@ -288,6 +308,45 @@ impl<S: Socket> BatchIo<S> {
     /// is full: what does not fit is kept ([`is_blocked`](Self::is_blocked))
     /// and sent first by the next call.
     pub fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        self.fail_unreachable(endpoint, now);
+        let icmp_before = self.counters.icmp_errors;
+        self.send_all(endpoint, now);
+        if self.counters.icmp_errors != icmp_before {
+            // A send met a report: its details wait in the error queue.
+            self.read_error_queue();
+            if !self.unreachable.is_empty() {
+                self.fail_unreachable(endpoint, now);
+                self.send_all(endpoint, now);
+            }
+        }
+    }
+
+    /// Reads the socket's error queue (Linux; nothing elsewhere), noting the
+    /// destinations ICMP reported unreachable; the next
+    /// [`flush`](Self::flush) fails their messages. [`recv`](Self::recv)
+    /// calls it when a receive meets an ICMP report; an adapter whose
+    /// runtime reports error readiness separately calls it then.
+    pub fn read_error_queue(&mut self) {
+        let before = self.unreachable.len();
+        #[cfg(target_os = "linux")]
+        crate::errqueue::drain(self.socket.raw_fd(), &mut self.unreachable);
+        #[cfg(not(target_os = "linux"))]
+        crate::errqueue::drain(&self.socket, &mut self.unreachable);
+        let found = self.unreachable.len() - before;
+        self.counters.unreachable_reports += found as u64;
+        for destination in &self.unreachable[before..] {
+            tracing::debug!(target: "gtudp", local = %self.local, %destination, "ICMP: destination unreachable; failing its messages");
+        }
+    }
+
+    /// Fails the messages of every destination ICMP reported unreachable.
+    fn fail_unreachable(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        for destination in self.unreachable.drain(..) {
+            endpoint.peer_unreachable(now, destination);
+        }
+    }
+
+    fn send_all(&mut self, endpoint: &mut Endpoint, now: Instant) {
         loop {
             if let Some(transmit) = self.blocked {
                 let contents = &self.transmit_buf[..transmit.size];
@@ -454,6 +513,11 @@ mod tests {
 
         fn local_addr(&self) -> io::Result<SocketAddr> {
             self.0.local_addr()
+        }
+
+        #[cfg(target_os = "linux")]
+        fn raw_fd(&self) -> std::os::fd::RawFd {
+            std::os::fd::AsRawFd::as_raw_fd(&self.0)
         }
 
         fn try_io<R>(&self, _: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 /// `Config::max_attempts` transmissions, each waiting one retransmission
 /// timeout, which starts at `Config::initial_rto` and doubles up to
 /// `Config::max_rto`. With the defaults (10 attempts, 500 ms doubling to
-/// 10 s) that is 0.5 + 1 + 2 + 4 + 8 + 5 × 10 = 65.5 s. ICMP
-/// port-unreachable reports are counted (`IoStats::icmp_errors`) but do
-/// not end a message early.
+/// 10 s) that is 0.5 + 1 + 2 + 4 + 8 + 5 × 10 = 65.5 s. On Linux, an ICMP
+/// port, host or network unreachable report for the destination ends its
+/// messages at once with `FailureReason::Unreachable` (counted in
+/// `IoStats::unreachable_reports`); a peer that is silent without such a
+/// report (a firewall dropping, a host gone without an ICMP answer, other
+/// systems) takes the full span.
 ///
 /// Shorter policies: per message, [`SendOptions::with_timeout`] (fails with
 /// `DeadlineExpired` after that long, whatever the attempts) or

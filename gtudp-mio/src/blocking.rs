@@ -775,7 +775,9 @@ impl Worker {
             self.deliver_events();
             for event in events.iter() {
                 if event.token() == SOCKET {
-                    if event.is_readable() {
+                    // An error event is an ICMP report waiting in the
+                    // socket's error queue: the receive reads it.
+                    if event.is_readable() || event.is_error() {
                         self.driver.handle_readable(now);
                     }
                     if event.is_writable() {

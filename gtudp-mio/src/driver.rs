@@ -44,7 +44,8 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 /// 2. Wait with `poll.poll(&mut events, timeout)`, the timeout computed
 ///    from [`poll_timeout`](Self::poll_timeout) (`None`: wait for I/O only).
 /// 3. For each event with the driver's token, call
-///    [`handle_readable`](Self::handle_readable) if it is readable and
+///    [`handle_readable`](Self::handle_readable) if it is readable or an
+///    error (an ICMP report), and
 ///    [`handle_writable`](Self::handle_writable) if it is writable.
 /// 4. After every wake-up, call [`handle_timeout`](Self::handle_timeout)
 ///    (cheap when nothing is due), then drain
@@ -59,9 +60,15 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 /// is polled in a loop: when idle, `poll_timeout` is the endpoint's next
 /// retransmission or expiry, or `None`.
 ///
-/// ICMP error reports (port unreachable, connection reset) and datagrams the
-/// kernel refuses (EMSGSIZE) are counted and logged, never fatal: the
-/// protocol's own retransmission and attempt limit decide the outcome.
+/// ICMP unreachable reports (port, host or network unreachable) fail the
+/// messages to that destination at once with
+/// [`FailureReason::Unreachable`](gtudp_proto::FailureReason) where the
+/// operating system names the destination (Linux, through the socket's
+/// error queue, `IP_RECVERR`); call [`handle_readable`](Self::handle_readable)
+/// for error events too (`event.is_error()`), which is how they arrive.
+/// Elsewhere they are counted and logged, and the attempt limit decides.
+/// Datagrams the kernel refuses (EMSGSIZE) are counted and logged, never
+/// fatal.
 ///
 /// # Example
 ///
@@ -98,7 +105,7 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 ///     let now = Instant::now();
 ///     for event in events.iter() {
 ///         let driver = if event.token() == Token(0) { &mut a } else { &mut b };
-///         if event.is_readable() {
+///         if event.is_readable() || event.is_error() {
 ///             driver.handle_readable(now);
 ///         }
 ///         if event.is_writable() {

@@ -22,6 +22,11 @@ impl gtudp_io::Socket for MioSocket {
         self.0.local_addr()
     }
 
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
     /// mio's `try_io` re-arms readiness where it must (Windows); it has one
     /// readiness for both directions.
     fn try_io<R>(&self, _direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {

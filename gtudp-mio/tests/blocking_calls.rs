@@ -12,6 +12,14 @@ use gtudp_mio::{
     SendOptions, SendRawError,
 };
 
+/// A peer that receives but never answers (and so sends no ICMP report
+/// either); keep the socket while it is used.
+fn silent_peer() -> (UdpSocket, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
 /// A port nobody listens on: bound, then released.
 fn nobody() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0")
@@ -32,7 +40,7 @@ fn patient_config() -> Config {
 #[test]
 fn per_message_timeout_fails_with_deadline_expired() {
     let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
-    let to = nobody();
+    let (_silent, to) = silent_peer();
     let outcome = socket.send_to_blocking_with(
         &b"x"[..],
         to,
@@ -50,7 +58,7 @@ fn per_message_timeout_fails_with_deadline_expired() {
 #[test]
 fn per_message_attempt_limit_fails_with_attempts_exhausted() {
     let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
-    let to = nobody();
+    let (_silent, to) = silent_peer();
     let pending = socket
         .send_to_with(&b"x"[..], to, SendOptions::with_max_attempts(2))
         .unwrap();
@@ -66,7 +74,7 @@ fn per_message_attempt_limit_fails_with_attempts_exhausted() {
 #[test]
 fn cancel_resolves_the_send_as_cancelled_once() {
     let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
-    let to = nobody();
+    let (_silent, to) = silent_peer();
     let pending = socket.send_to(&b"x"[..], to).unwrap();
     assert_eq!(pending.try_wait(), None, "still being tried");
     assert_eq!(

@@ -81,6 +81,10 @@ pub enum FailureReason {
     /// have exceeded three times the bytes it sent us, and it still had not
     /// proven itself after `unvalidated_attempts` retransmission timeouts.
     Unvalidated,
+    /// The network reported the peer unreachable (an ICMP port, host or
+    /// network unreachable error, passed on by the adapter through
+    /// [`Endpoint::peer_unreachable`](crate::Endpoint::peer_unreachable)).
+    Unreachable,
 }
 
 impl fmt::Display for FailureReason {
@@ -93,6 +97,9 @@ impl fmt::Display for FailureReason {
             FailureReason::Unvalidated => {
                 "the destination never proved it receives our datagrams, and sending more would \
                  exceed three times what it sent us"
+            }
+            FailureReason::Unreachable => {
+                "the network reported the peer unreachable (ICMP destination unreachable)"
             }
         })
     }

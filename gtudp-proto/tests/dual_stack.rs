@@ -99,3 +99,46 @@ fn a_send_to_the_mapped_address_is_confirmed_from_the_plain_one() {
     assert!(matches!(&b_events[..], [Event::Received { from, .. }] if *from == a_addr));
     assert_eq!(a.stats().dropped, Default::default());
 }
+
+/// An ICMP unreachable report for a peer fails its messages, in flight and
+/// queued, at once, with its own reason; other peers' messages are kept.
+#[test]
+fn peer_unreachable_fails_that_peers_messages_only() {
+    let gone: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+    let other: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let mut a = Endpoint::new(Config::default(), 5).unwrap();
+    let now = Instant::now();
+    let mut gone_ids = Vec::new();
+    // More than one window's worth, so some are queued.
+    for _ in 0..2_000 {
+        gone_ids.push(a.send(now, gone, Bytes::from_static(b"x")).unwrap());
+    }
+    let kept = a.send(now, other, Bytes::from_static(b"y")).unwrap();
+    assert_eq!(a.peer_unreachable(now, mapped(gone)), 2_000);
+    let mut failed = Vec::new();
+    while let Some(event) = a.poll_event() {
+        match event {
+            Event::Failed { id, to, reason } => {
+                assert_eq!(
+                    (to, reason),
+                    (gone, gtudp_proto::FailureReason::Unreachable)
+                );
+                failed.push(id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    failed.sort_unstable();
+    gone_ids.sort_unstable();
+    assert!(
+        failed == gone_ids,
+        "{} failed of {}",
+        failed.len(),
+        gone_ids.len()
+    );
+    assert_eq!(a.stats().failed, 2_000);
+    assert_eq!(a.peer_unreachable(now, gone), 0, "nothing left to fail");
+    // The other peer's message is still being tried.
+    assert_eq!(a.table_sizes().outstanding, 1);
+    let _ = kept;
+}

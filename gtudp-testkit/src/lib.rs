@@ -9,4 +9,5 @@
 pub mod alloc;
 pub mod cli;
 pub mod echo;
+pub mod examples;
 pub mod relay;

@@ -69,6 +69,7 @@ enum Wake {
     Command(Option<Command>),
     Readable,
     Writable,
+    Error,
     Timeout,
 }
 
@@ -141,6 +142,9 @@ impl Driver {
                     Wake::Readable
                 }
                 _ = socket.writable(), if blocked => Wake::Writable,
+                // An ICMP report waits in the socket's error queue (Linux,
+                // IP_RECVERR); the next flush fails its destination.
+                _ = socket.ready(tokio::io::Interest::ERROR) => Wake::Error,
                 () = &mut timer, if deadline.is_some() => Wake::Timeout,
             };
             match wake {
@@ -159,6 +163,14 @@ impl Driver {
                     self.begin_close(now());
                 }
                 Wake::Readable => self.receive(),
+                Wake::Error => {
+                    self.io.read_error_queue();
+                    // The reports were read: clear the error readiness, or
+                    // the next wait would return at once.
+                    let _ = self.io.socket().0.try_io(tokio::io::Interest::ERROR, || {
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
+                }
                 Wake::Writable => {}
                 Wake::Timeout => self.endpoint.handle_timeout(now()),
             }

@@ -23,6 +23,11 @@ impl gtudp_io::Socket for TokioSocket {
         self.0.local_addr()
     }
 
+    #[cfg(target_os = "linux")]
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
     fn try_io<R>(&self, direction: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         let interest = match direction {
             Direction::Recv => Interest::READABLE,

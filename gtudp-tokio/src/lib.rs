@@ -14,7 +14,10 @@
 //! [`gtudp_proto::Endpoint`]) and the UDP socket; handles talk to it over
 //! bounded queues. On Linux it receives with `recvmmsg` and GRO and sends
 //! batches with GSO (through `quinn-udp`), elsewhere one datagram per
-//! system call. ICMP errors and oversized datagrams are logged, never fatal.
+//! system call. An ICMP unreachable report (Linux, through the socket's
+//! error queue) fails that destination's messages at once with
+//! [`FailureReason::Unreachable`]; other ICMP errors and oversized datagrams
+//! are logged, never fatal.
 //!
 //! Every datagram in and out is logged through [`tracing`] at debug level,
 //! target `gtudp` (direction, kind, identity in hex, peer, size): enable it

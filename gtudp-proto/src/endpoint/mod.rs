@@ -6,6 +6,7 @@ mod peer;
 mod receiver;
 mod recovery;
 mod sender;
+mod unreachable;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -1,0 +1,174 @@
+//! ICMP unreachable reports through the socket's error queue (Linux
+//! `IP_RECVERR` / `IPV6_RECVERR`), which name the destination an
+//! unconnected socket could not reach.
+//!
+//! Without `IP_RECVERR`, Linux drops ICMP port-unreachable reports for
+//! unconnected UDP sockets; with it, each report is queued with the
+//! original datagram's destination, the socket's pending error is set (the
+//! next receive or send returns it), and readiness reports an error. The
+//! adapter then reads the queue with `recvmsg(MSG_ERRQUEUE)` and fails that
+//! destination's messages at once ([`gtudp_proto::Endpoint::peer_unreachable`]).
+//!
+//! Elsewhere the functions do nothing: the attempt limit decides.
+
+use std::net::SocketAddr;
+
+/// Reports taken per drain, so a flood of reports cannot stall the loop.
+#[cfg(target_os = "linux")]
+const MAX_REPORTS: usize = 64;
+
+/// Turns the error queue on (best effort; `ipv6`: also `IPV6_RECVERR`, and
+/// `IP_RECVERR` for the IPv4-mapped traffic of a dual-stack socket).
+#[cfg(target_os = "linux")]
+pub(crate) fn enable(fd: std::os::fd::RawFd, ipv6: bool) -> std::io::Result<()> {
+    set_option(fd, libc::SOL_IP, libc::IP_RECVERR)?;
+    if ipv6 {
+        set_option(fd, libc::SOL_IPV6, libc::IPV6_RECVERR)?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn set_option(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> std::io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket borrowed for the call; the option value
+    // points to a live `c_int` whose size is passed.
+    let result = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Reads the queued reports, appending the destination of each ICMP
+/// unreachable one (port, host or network unreachable) to `out`. Returns
+/// how many reports were read (of any kind).
+#[cfg(target_os = "linux")]
+pub(crate) fn drain(fd: std::os::fd::RawFd, out: &mut Vec<SocketAddr>) -> usize {
+    let mut read = 0;
+    while read < MAX_REPORTS {
+        match read_one(fd) {
+            Some(report) => {
+                read += 1;
+                if let Some(destination) = report {
+                    out.push(destination);
+                }
+            }
+            None => break,
+        }
+    }
+    read
+}
+
+/// One report from the queue: `None` when it is empty; `Some(None)` for a
+/// report that is not an unreachable destination.
+#[cfg(target_os = "linux")]
+fn read_one(fd: std::os::fd::RawFd) -> Option<Option<SocketAddr>> {
+    // u64 storage keeps the control buffer aligned for `cmsghdr`.
+    let mut control = [0u64; 64];
+    let mut data = [0u8; 1];
+    // SAFETY: all-zero is a valid `sockaddr_storage` and `msghdr`.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: every pointer in `msg` refers to a live local buffer of the
+    // length given; the call does not block (MSG_DONTWAIT).
+    let received = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if received < 0 {
+        return None;
+    }
+    let destination = sockaddr(&name, msg.msg_namelen);
+    let mut unreachable = false;
+    // SAFETY: `msg` was filled by `recvmsg`; the CMSG_* helpers walk its
+    // control buffer within `msg_controllen`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is non-null and points into `control`.
+        let header = unsafe { &*cmsg };
+        let is_error = (header.cmsg_level == libc::SOL_IP && header.cmsg_type == libc::IP_RECVERR)
+            || (header.cmsg_level == libc::SOL_IPV6 && header.cmsg_type == libc::IPV6_RECVERR);
+        if is_error {
+            // SAFETY: an IP_RECVERR / IPV6_RECVERR message carries a
+            // `sock_extended_err`; it may be unaligned, so it is copied out.
+            let error: libc::sock_extended_err =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            let from_icmp = error.ee_origin == libc::SO_EE_ORIGIN_ICMP
+                || error.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+            let errno = error.ee_errno as libc::c_int;
+            unreachable |= from_icmp
+                && matches!(
+                    errno,
+                    libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH
+                );
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Some(destination.filter(|_| unreachable))
+}
+
+/// The address in `name` (IPv4 or IPv6), in canonical form.
+#[cfg(target_os = "linux")]
+fn sockaddr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+    let len = len as usize;
+    let addr = match name.ss_family as libc::c_int {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family and length say it is a `sockaddr_in`.
+            let v4: &libc::sockaddr_in =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast() };
+            SocketAddr::new(
+                Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)).into(),
+                u16::from_be(v4.sin_port),
+            )
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family and length say it is a `sockaddr_in6`.
+            let v6: &libc::sockaddr_in6 =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast() };
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                u16::from_be(v6.sin6_port),
+                v6.sin6_flowinfo,
+                v6.sin6_scope_id,
+            ))
+        }
+        _ => return None,
+    };
+    Some(gtudp_proto::canonical_addr(addr))
+}
+
+/// No error queue here: nothing to turn on.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enable<S>(_socket: &S, _ipv6: bool) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// No error queue here: nothing to read.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) -> usize {
+    0
+}
