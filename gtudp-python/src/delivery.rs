@@ -177,7 +177,7 @@ pub(crate) fn failure_name(reason: FailureReason) -> &'static str {
         FailureReason::DeadlineExpired => "deadline_expired",
         FailureReason::Cancelled => "cancelled",
         FailureReason::EndpointClosed => "endpoint_closed",
-        #[allow(unreachable_patterns)]
-        _ => "failed",
+        FailureReason::Unvalidated => "unvalidated",
+        FailureReason::Unreachable => "unreachable",
     }
 }

@@ -96,7 +96,8 @@ def test_timeouts_and_non_blocking_raise_queue_empty(pair):
 def test_handle_reports_attempts_exhausted_and_cancel():
     dead = udp()
     addr = dead.getsockname()
-    dead.close()
+    # Kept open and never read: a silent peer (a closed port would
+    # answer with ICMP port unreachable, which fails sends at once).
     sock = udp()
     g = gtudp.GTUDP(sock, **FAST)
     limited = g.sendto(b"x", addr, attempts=2)
@@ -194,7 +195,8 @@ def test_cleanup_with_messages_in_flight_drains_them():
 def test_cleanup_abandons_what_the_drain_deadline_leaves():
     dead = udp()
     addr = dead.getsockname()
-    dead.close()
+    # Kept open and never read: a silent peer (a closed port would
+    # answer with ICMP port unreachable, which fails sends at once).
     sock = udp()
     g = gtudp.GTUDP(sock, drain_timeout=0.3)
     handles = [g.sendto(b"%d" % i, addr) for i in range(5)]
@@ -207,7 +209,8 @@ def test_cleanup_abandons_what_the_drain_deadline_leaves():
 def test_cleanup_timeout_returns_early_while_the_drain_goes_on():
     dead = udp()
     addr = dead.getsockname()
-    dead.close()
+    # Kept open and never read: a silent peer (a closed port would
+    # answer with ICMP port unreachable, which fails sends at once).
     sock = udp()
     g = gtudp.GTUDP(sock, drain_timeout=1.0)
     handle = g.sendto(b"x", addr)
