@@ -98,3 +98,99 @@ pub fn result_fields(output: &Output) -> Vec<(String, String)> {
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect()
 }
+
+// ----- the echo examples' command-line contract, shared by both adapters ----
+
+/// The keys of the echo clients' result line, in order.
+pub const RESULT_KEYS: [&str; 10] = [
+    "sent",
+    "delivered",
+    "failed",
+    "echoed",
+    "duplicates",
+    "mismatched",
+    "elapsed_s",
+    "msgs_per_s",
+    "rtt_p50_us",
+    "rtt_p99_us",
+];
+
+fn keys(fields: &[(String, String)]) -> Vec<&str> {
+    fields.iter().map(|(key, _)| key.as_str()).collect()
+}
+
+fn value<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// A server and client pair: the client prints the result line with every
+/// key and succeeds.
+pub fn check_echo_pair(server: &str, client: &str) {
+    let server = Server::start(server, &["--bind", "127.0.0.1:0"]).expect("the example runs");
+    let addr = server.addr.to_string();
+    let output = run(
+        client,
+        &["--server", &addr, "--count", "200", "--bind", "127.0.0.1:0"],
+        Duration::from_secs(120),
+    )
+    .expect("the example runs");
+    let fields = result_fields(&output);
+    assert_eq!(keys(&fields), RESULT_KEYS, "{output:?}");
+    assert_eq!(value(&fields, "echoed"), "200");
+    assert!(output.status.success());
+}
+
+/// A server that confirms every message but never echoes (`--sink`) used
+/// to leave a client waiting forever with its window full. Now the client
+/// gives up after `--wait-secs` without progress and still prints its line.
+pub fn check_sink_cannot_hang_the_client(server: &str, client: &str) {
+    let server =
+        Server::start(server, &["--bind", "127.0.0.1:0", "--sink"]).expect("the example runs");
+    let addr = server.addr.to_string();
+    let output = run(
+        client,
+        &[
+            "--server",
+            &addr,
+            "--count",
+            "200",
+            "--concurrency",
+            "16",
+            "--wait-secs",
+            "1",
+        ],
+        Duration::from_secs(120),
+    )
+    .expect("the example runs");
+    let fields = result_fields(&output);
+    assert_eq!(keys(&fields), RESULT_KEYS, "{output:?}");
+    assert_eq!(value(&fields, "echoed"), "0");
+    // At most one window was sent, and never echoed.
+    let delivered: u64 = value(&fields, "delivered")
+        .parse()
+        .expect("the example runs");
+    assert!(delivered <= 16, "{output:?}");
+    assert!(!output.status.success());
+}
+
+/// A client that cannot bind still prints its result line, and fails.
+pub fn check_bind_error_prints_the_result_line(client: &str) {
+    let output = run(
+        client,
+        &[
+            "--server",
+            "127.0.0.1:9",
+            "--bind",
+            "192.0.2.1:0",
+            "--count",
+            "5",
+        ],
+        Duration::from_secs(60),
+    )
+    .expect("the example runs");
+    assert_eq!(keys(&result_fields(&output)), RESULT_KEYS, "{output:?}");
+    assert!(!output.status.success());
+}
