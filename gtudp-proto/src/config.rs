@@ -151,7 +151,10 @@ pub struct Limits {
     /// one peer may use the whole memory.
     pub max_remembered_bytes_per_peer: usize,
     /// Received messages awaiting their ACK from one unvalidated address.
-    /// Default 16.
+    /// Default 32: twice the default `initial_window`, so that an honest
+    /// sender's first window, and what it sends while its first ACKs and
+    /// the answer to our validation probe are on their way, are all
+    /// answered.
     pub max_awaiting_ack_per_unvalidated_peer: usize,
     /// Bytes of remembered identities for one unvalidated address. Default
     /// 4 KiB (a few hundred identities).
@@ -159,10 +162,21 @@ pub struct Limits {
     /// Bytes of remembered identities for all unvalidated addresses
     /// together. When a new message from an unvalidated address would need
     /// more, the unvalidated address remembered first, among those no longer
-    /// in the peer table, is forgotten whole: a late copy from it could then
-    /// be taken again. This is the price of
-    /// never locking new peers out under a flood from spoofed addresses;
-    /// validated addresses are never forgotten early. Default 16 MiB.
+    /// in the peer table and whose history began at least
+    /// `unvalidated_attempts` initial RTOs ago, is forgotten whole: a late
+    /// copy from it could then be taken again. This is the price of never
+    /// locking new peers out under a flood from spoofed addresses. An honest
+    /// peer answers its validation probe within a round trip, and validated
+    /// addresses are never forgotten early, so they lose nothing; when only
+    /// younger histories are left, new messages from unvalidated addresses
+    /// are left unanswered instead (their senders resend). So size this for
+    /// the flood to withstand: about 300 bytes per spoofed address times the
+    /// addresses a second times `unvalidated_attempts × initial_rto` (the
+    /// default, 16 MiB, holds 1 s of about 50,000 new addresses a second). At most half of
+    /// `max_remembered_bytes` is used, whatever this says. And when a
+    /// validated peer's new message finds the memory or the awaiting table
+    /// full, unvalidated histories and then unvalidated peers make room for
+    /// it. Default 16 MiB.
     pub max_remembered_bytes_unvalidated: usize,
     /// Received payloads (including foreign datagrams) handed to
     /// `poll_event` but not yet taken. Default 4,096.
@@ -184,7 +198,7 @@ impl Default for Limits {
             max_awaiting_ack_per_peer: 65_536,
             max_remembered_bytes: 64 << 20,
             max_remembered_bytes_per_peer: 64 << 20,
-            max_awaiting_ack_per_unvalidated_peer: 16,
+            max_awaiting_ack_per_unvalidated_peer: 32,
             max_remembered_bytes_per_unvalidated_peer: 4 << 10,
             max_remembered_bytes_unvalidated: 16 << 20,
             max_unread: 4_096,

@@ -33,6 +33,7 @@ mod rtt;
 pub mod sim;
 mod stats;
 mod timer;
+mod validation;
 pub mod wire;
 
 pub use addr::canonical_addr;

@@ -147,10 +147,11 @@ pub(crate) struct RememberedIdentities {
     /// Bytes of the histories of addresses not validated (their history
     /// records included).
     unvalidated_bytes: usize,
-    /// Histories of unvalidated addresses, oldest first, with their serial:
-    /// the first forgotten when their share is used up. Entries of
-    /// histories since validated or gone are stale and skipped.
-    unvalidated_order: VecDeque<(SocketAddr, u64)>,
+    /// Histories of unvalidated addresses, oldest first, with their serial
+    /// and when they began: the first forgotten when their share is used
+    /// up. Entries of histories since validated or gone are stale and
+    /// skipped.
+    unvalidated_order: VecDeque<(SocketAddr, u64, Instant)>,
     next_serial: u64,
 }
 
@@ -249,19 +250,28 @@ impl RememberedIdentities {
     }
 
     /// Forgets the whole history of the unvalidated address remembered
-    /// first among those `is_active` does not hold; false when there is
-    /// none. This is the one place identities are forgotten before their
-    /// retention ends: only under a flood of addresses that never answered
-    /// and were since dropped from the peer table, so that new peers are not
-    /// refused.
+    /// first among those `is_active` does not hold and begun no later than
+    /// `begun_by`; false when there is none. This is the one place
+    /// identities are forgotten before their retention ends: only under a
+    /// flood of addresses that never answered and were since dropped from
+    /// the peer table, so that new peers are not refused, and never before
+    /// an address has had the time to prove itself (`begun_by`), so that an
+    /// honest peer, once validated, keeps its whole history.
     pub(crate) fn forget_oldest_unvalidated(
         &mut self,
+        begun_by: Instant,
         is_active: impl Fn(&SocketAddr) -> bool,
     ) -> bool {
         for _ in 0..self.unvalidated_order.len() {
-            let Some((address, serial)) = self.unvalidated_order.pop_front() else {
+            let Some((address, serial, begun)) = self.unvalidated_order.pop_front() else {
                 break;
             };
+            if begun > begun_by {
+                // Younger than the time to prove itself, and so is every
+                // history behind it.
+                self.unvalidated_order.push_front((address, serial, begun));
+                return false;
+            }
             let live = self
                 .histories
                 .get(&address)
@@ -270,7 +280,7 @@ impl RememberedIdentities {
                 continue;
             }
             if is_active(&address) {
-                self.unvalidated_order.push_back((address, serial));
+                self.unvalidated_order.push_back((address, serial, begun));
                 continue;
             }
             if let Some(history) = self.histories.remove(&address) {
@@ -373,7 +383,7 @@ impl RememberedIdentities {
                 self.next_serial += 1;
                 if !validated {
                     self.unvalidated_bytes += HISTORY_BYTES;
-                    self.unvalidated_order.push_back((address, serial));
+                    self.unvalidated_order.push_back((address, serial, now));
                 }
                 vacant.insert(History {
                     validated,

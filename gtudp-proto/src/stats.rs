@@ -144,8 +144,12 @@ pub struct EndpointStats {
     /// because their share of the memory was used up (see
     /// [`Limits::max_remembered_bytes_unvalidated`](crate::Limits)).
     pub unvalidated_histories_forgotten: u64,
+    /// Validation probes sent: header-only RECVs naming a token, one with
+    /// the first RECV to an address that reached us first, then at most
+    /// one per retransmission timeout until it is validated.
+    pub validation_probes: u64,
     /// Addresses that proved they receive our datagrams by answering a
-    /// validation probe (sent when a DATA to them was held back).
+    /// validation probe.
     pub validated_by_probe: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,

@@ -170,8 +170,19 @@ fn remembered_identities_cost_what_their_accounting_says() {
             // they cancel out of the balance.
             counted(|| {
                 b.handle_datagram(now, a, datagram(0, identity));
-                while b.poll_transmit(now, 1, &mut buf).is_some() {}
+                let mut probe = None;
+                while b.poll_transmit(now, 1, &mut buf).is_some() {
+                    if let Ok(Packet::Recv { identity: named }) = framing.parse(&buf) {
+                        probe = probe.or((named.to_u32() != identity).then_some(named));
+                    }
+                    buf.clear();
+                }
                 b.handle_datagram(now, a, datagram(1, identity));
+                // The peer answers the validation probe, as any gtUDP
+                // sender does, so it gets a validated peer's share.
+                if let Some(token) = probe {
+                    b.handle_datagram(now, a, datagram(1, token.to_u32()));
+                }
                 drop(b.poll_event());
             });
         }

@@ -65,8 +65,13 @@ fn a_recv_from_the_mapped_address_confirms_a_send_to_the_plain_one() {
             payload: Bytes::from_static(b"hi")
         }]
     );
-    assert_eq!(a.stats().dropped, Default::default(), "{:?}", a.stats());
+    assert_eq!(a.stats().dropped, only_the_probe(), "{:?}", a.stats());
     assert_eq!(b.stats().dropped, Default::default(), "{:?}", b.stats());
+    assert_eq!(
+        b.stats().validated_by_probe,
+        1,
+        "A answered from its plain form"
+    );
     // One peer, in the plain form, whichever form is asked about.
     assert_eq!(a.peers().collect::<Vec<_>>(), [b_addr]);
     assert_eq!(a.peer_stats(mapped(b_addr)), a.peer_stats(b_addr));
@@ -97,7 +102,18 @@ fn a_send_to_the_mapped_address_is_confirmed_from_the_plain_one() {
     let (a_events, b_events) = exchange(&mut a, &mut b, mapped(a_addr), b_addr, now);
     assert_eq!(a_events, [Event::Delivered { id, to: b_addr }]);
     assert!(matches!(&b_events[..], [Event::Received { from, .. }] if *from == a_addr));
-    assert_eq!(a.stats().dropped, Default::default());
+    assert_eq!(a.stats().dropped, only_the_probe());
+    assert_eq!(b.stats().validated_by_probe, 1);
+}
+
+/// What a sender drops in a clean exchange: the receiver's validation probe
+/// (a RECV naming a token, not a message) counts as a RECV for an unknown
+/// identity, and is answered with ACK like any.
+fn only_the_probe() -> gtudp_proto::DropCounts {
+    gtudp_proto::DropCounts {
+        recv_unknown: 1,
+        ..Default::default()
+    }
 }
 
 /// An ICMP unreachable report for a peer fails its messages, in flight and

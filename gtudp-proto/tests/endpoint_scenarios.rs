@@ -140,6 +140,10 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
     assert_eq!(pair.events_a().len(), 1);
     let lost_ack = pair.out_a();
     assert_eq!(kinds(&lost_ack), [Ack]);
+    // A answers B's validation probe (else B's budget for an unproven
+    // address, 3x the one-byte DATA, would hold the resend back).
+    pair.answer_probes();
+    assert_eq!(pair.b.stats().validated_by_probe, 1);
     // B resends its RECV on its own timer.
     let at = pair.b.poll_timeout().expect("RECV resend timer");
     pair.advance_to(at);
@@ -151,7 +155,8 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
     assert!(pair.events_a().is_empty(), "no second outcome");
     let ack = pair.out_a();
     assert_eq!(kinds(&ack), [Ack]);
-    assert_eq!(pair.a.stats().dropped.recv_unknown, 1);
+    // B's validation probe was the first RECV of an unknown identity.
+    assert_eq!(pair.a.stats().dropped.recv_unknown, 2);
     pair.deliver_to_b(&ack[0]);
     // Only the end of the duplicate window remains on B's timer.
     let next = pair.b.poll_timeout().expect("expiry timer");
@@ -182,7 +187,7 @@ fn recv_resends_to_an_unvalidated_address_stop_after_fewer_attempts() {
 #[test]
 fn recv_resends_stop_after_their_attempt_limit() {
     let mut pair = Pair::new();
-    // A first exchange validates A at B (B gets the ACK for its RECV).
+    // A first exchange validates A at B (A answers B's validation probe).
     pair.send(b"first");
     pair.exchange();
     assert!(pair.b.peer_stats(pair.a_addr).unwrap().validated);
@@ -920,6 +925,7 @@ fn a_closed_endpoint_still_acknowledges_late_recvs() {
     let recv = pair.out_b();
     pair.deliver_to_a(&recv[0]);
     pair.out_a(); // the ACK is lost
+    pair.answer_probes(); // so B may resend its RECV to A
     pair.a.close(pair.now);
     assert!(pair.a.is_closed());
     let at = pair.b.poll_timeout().expect("RECV resend");

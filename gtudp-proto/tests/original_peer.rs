@@ -32,6 +32,18 @@ fn transcript(direction: &str) -> Vec<Bytes> {
         .collect()
 }
 
+/// A validation probe is a RECV in the peer's framing, as long as the RECV
+/// it follows, naming another identity (a token, not a message).
+fn assert_validation_probe(framing: &Framing, probe: &[u8], recv: &[u8]) {
+    assert_eq!(probe.len(), recv.len());
+    let (Ok(Packet::Recv { identity: token }), Ok(Packet::Recv { identity })) =
+        (framing.parse(probe), framing.parse(recv))
+    else {
+        panic!("not two RECVs: {probe:02x?} {recv:02x?}");
+    };
+    assert_ne!(token, identity);
+}
+
 #[test]
 fn serves_the_original_client_as_its_echo_server_did() {
     let client = addr(4323);
@@ -50,12 +62,13 @@ fn serves_the_original_client_as_its_echo_server_did() {
         }]
     );
     let out = drain_transmits(&mut server, now);
-    assert_eq!(out.len(), 1);
+    assert_eq!(out.len(), 2, "the RECV and a validation probe");
     assert_eq!(
         &out[0].bytes[..],
         &hex::decode("5fc8d53205").expect("hex")[..],
         "our RECV is the original's"
     );
+    assert_validation_probe(&Framing::default(), &out[1].bytes, &out[0].bytes);
     // The original resends DATA when idle (i=7): not delivered again.
     server.handle_datagram(now, client, first);
     assert!(drain_events(&mut server).is_empty());
@@ -156,7 +169,7 @@ fn every_original_framing_interoperates() {
         )
         .expect("the original's framings are valid");
         let mut config = config();
-        config.framing = framing;
+        config.framing = framing.clone();
         let mut endpoint = Endpoint::new(config, n as u128).expect("valid");
         let peer = addr(5000);
         let now = Instant::now();
@@ -170,12 +183,13 @@ fn every_original_framing_interoperates() {
             "vector {n}"
         );
         let out = drain_transmits(&mut endpoint, now);
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.len(), 2, "the RECV and a validation probe");
         assert_eq!(
             out[0].bytes,
             bytes(&vector["recv_packet_hex"]),
             "vector {n}"
         );
+        assert_validation_probe(&framing, &out[1].bytes, &out[0].bytes);
         endpoint.handle_datagram(now, peer, bytes(&vector["ack_packet_hex"]));
         assert_eq!(endpoint.stats().dropped.ack_unknown, 0, "vector {n}");
         assert_eq!(endpoint.stats().invalid.total(), 0, "vector {n}");

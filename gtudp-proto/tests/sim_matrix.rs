@@ -1,4 +1,4 @@
-//! The seed matrix: 11,250 simulated runs across network profiles, each
+//! The seed matrix: 12,250 simulated runs across network profiles, each
 //! checking every guarantee of the protocol (see `gtudp_proto::sim`).
 //!
 //! One test per profile, so the test harness spreads them over the cores. A
@@ -96,4 +96,46 @@ fn corrupt() {
         totals.corrupted > 1_000 && totals.corrupt_received > 100,
         "{totals:?}"
     );
+}
+
+#[test]
+fn flood() {
+    let (totals, _) = matrix(Profile::Flood, 1_000);
+    assert_eq!(totals.failed, 0, "{totals:?}");
+    assert_eq!(totals.delivered, totals.messages, "{totals:?}");
+}
+
+/// Under the flood, each seed's slowest delivery stays within a bound of the
+/// same scenario without it: three times, plus one initial RTO.
+#[test]
+fn flood_latency_stays_within_a_bound_of_the_unloaded_run() {
+    let index = Profile::ALL
+        .iter()
+        .position(|p| *p == Profile::Flood)
+        .unwrap() as u64;
+    let mut worst: Option<(f64, u64)> = None;
+    for seed in index * 1_000_000 + 1_000..index * 1_000_000 + 1_200 {
+        let scenario = Scenario::generate(seed, Profile::Flood.knobs());
+        let flooded = scenario.run();
+        let unloaded = scenario.without_hostile().run();
+        assert!(
+            flooded.passed() && unloaded.passed(),
+            "{}",
+            flooded.report()
+        );
+        let bound = unloaded.longest_delivery * 3 + scenario.config.initial_rto;
+        assert!(
+            flooded.longest_delivery <= bound,
+            "seed {seed}: {:?} under the flood, {:?} without\n{}",
+            flooded.longest_delivery,
+            unloaded.longest_delivery,
+            flooded.report()
+        );
+        let ratio = flooded.longest_delivery.as_secs_f64()
+            / unloaded.longest_delivery.as_secs_f64().max(1e-6);
+        if worst.map_or(true, |(r, _)| ratio > r) {
+            worst = Some((ratio, seed));
+        }
+    }
+    println!("worst flooded/unloaded latency: {worst:?}");
 }

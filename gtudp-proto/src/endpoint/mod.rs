@@ -21,6 +21,7 @@ use crate::identities::IdentityGenerator;
 use crate::remembered::{Keys, RememberedIdentities};
 use crate::stats::{EndpointStats, PeerStats};
 use crate::timer::{TimerKey, TimerQueue};
+use crate::validation::ValidationTokens;
 use crate::wire::{Identity, Packet};
 
 use output::Output;
@@ -134,6 +135,8 @@ pub struct Endpoint {
     /// Identities whose RECV exchange ended, kept to suppress late copies.
     remembered: RememberedIdentities,
     remembered_keys: Keys,
+    /// Issues and checks the tokens validation probes carry.
+    validation: ValidationTokens,
     timers: TimerQueue,
     output: Output,
     events: VecDeque<Event>,
@@ -347,6 +350,10 @@ impl Endpoint {
                 config.remember_window,
             ),
             remembered_keys,
+            validation: ValidationTokens::new(
+                (mix(high ^ 0x7a11_da7e), mix(low.rotate_left(7) ^ 0x70c3)),
+                config.max_rto,
+            ),
             timers: TimerQueue::default(),
             output: Output::default(),
             events: VecDeque::new(),
@@ -690,6 +697,7 @@ impl Endpoint {
         };
         self.latest = Some(now);
         self.remembered.expire(now);
+        self.validation.advance(now);
         now
     }
 
@@ -718,9 +726,11 @@ impl Endpoint {
     /// and the peer table is full of peers that may not be evicted.
     fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         if !self.peers.contains_key(&address) {
+            // Unvalidated peers go first, so that a flood from spoofed
+            // addresses never costs a validated peer its place.
             if self.peers.len() >= self.config.limits.max_peers
-                && !self.evict_idle_peer()
                 && !self.evict_unvalidated_peer(now)
+                && !self.evict_idle_peer()
             {
                 return false;
             }

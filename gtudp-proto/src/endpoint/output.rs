@@ -34,9 +34,10 @@ enum Order {
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     Ack(SocketAddr, Identity),
-    /// A RECV naming no message, to make an unvalidated address prove it
-    /// receives our datagrams (its ACK does). Header-sized, one per held
-    /// DATA per retransmission timeout, and bounded like an ACK.
+    /// A RECV naming a validation token, to make an unvalidated address
+    /// prove it receives our datagrams (its ACK does; see
+    /// [`crate::validation`]). Header-sized, at most one per peer per
+    /// retransmission timeout, and bounded like an ACK.
     Probe(SocketAddr, Identity),
     Raw(SocketAddr, Bytes),
 }
@@ -287,13 +288,7 @@ impl Endpoint {
         message.timer = Some(at);
         self.timers.push(at, TimerKey::Message(id));
         // Ask the address to prove itself, so the message can go.
-        if self.output.pending_control < self.config.limits.max_pending_control {
-            let identity = self.identities.next_identity();
-            if let Some(peer) = self.peers.get_mut(&to) {
-                peer.probe = Some(identity);
-                self.output.push_probe(to, identity);
-            }
-        }
+        self.probe_if_due(now, to);
     }
 
     /// Writes the front order of `lane` (made ready by `next_ready`) and

@@ -59,10 +59,9 @@ pub(super) struct Peer {
     /// unvalidated (at most `max_awaiting_ack_per_unvalidated_peer`), so an
     /// eviction can hand them to the remembered memory.
     pub(super) awaiting_identities: smallvec::SmallVec<[crate::wire::Identity; 4]>,
-    /// The identity of the last validation probe sent: a header-only RECV
-    /// naming no message, which any gtUDP sender answers with ACK. That ACK
-    /// proves the address receives our datagrams.
-    pub(super) probe: Option<crate::wire::Identity>,
+    /// When the last validation probe went to this unvalidated peer (see
+    /// [`crate::validation`]): at most one per retransmission timeout.
+    pub(super) probe_sent: Option<Instant>,
     pub(super) stats: PeerStats,
 }
 
@@ -90,7 +89,7 @@ impl Peer {
             idle_deadline: None,
             inbound: false,
             serial: 0,
-            probe: None,
+            probe_sent: None,
             awaiting_identities: smallvec::SmallVec::new(),
             stats: PeerStats::default(),
         }
@@ -131,7 +130,7 @@ impl Peer {
     pub(super) fn validate(&mut self) {
         self.stats.validated = true;
         self.awaiting_identities = smallvec::SmallVec::new();
-        self.probe = None;
+        self.probe_sent = None;
     }
 
     /// An unvalidated peer that holds no message of ours: forgetting it

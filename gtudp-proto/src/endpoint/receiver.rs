@@ -53,6 +53,7 @@ impl Endpoint {
             if reply {
                 self.output.push_recv(source, identity);
             }
+            self.probe_if_due(now, source);
             return;
         }
         let recall = self.remembered.recall(&source, identity, fingerprint);
@@ -78,18 +79,17 @@ impl Endpoint {
             return;
         }
         // Refuse before answering: a DATA is never answered and then dropped.
-        if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
+        if !self.make_room_to_receive(now, &source) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         }
-        let limits = &self.config.limits;
-        let Some(peer) = self.peers.get_mut(&source) else {
+        let Some(peer) = self.peers.get(&source) else {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         };
-        let max_per_peer = match peer.is_unvalidated() {
-            true => limits.max_awaiting_ack_per_unvalidated_peer,
-            false => limits.max_awaiting_ack_per_peer,
+        let max_per_peer = self.awaiting_quota(peer);
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
         };
         if peer.awaiting >= max_per_peer {
             self.stats.dropped.data_unanswered_full += 1;
@@ -114,12 +114,92 @@ impl Endpoint {
         }
         self.note_inbound(source, PacketKind::Data, size);
         self.output.push_recv(source, identity);
+        self.probe_if_due(now, source);
         self.stats.received += 1;
         self.unread += 1;
         self.events.push_back(Event::Received {
             from: source,
             payload,
         });
+    }
+
+    /// Whether a new message from `source` fits every receive-side bound
+    /// (see [`Self::has_room_to_receive`]), making room in the shared
+    /// tables when they are full:
+    ///
+    /// - for a validated peer, the histories of evicted unvalidated
+    ///   addresses are forgotten and then unvalidated peers evicted, as many
+    ///   as it takes: traffic from addresses that never answered cannot lock
+    ///   a validated peer out;
+    /// - for an unvalidated address, the oldest unvalidated peer is evicted,
+    ///   one per message: newcomers displace the unproven addresses that
+    ///   came before them, so an honest peer arriving in a flood gets its
+    ///   RECV and its validation probe, and is validated by its answer
+    ///   (see [`crate::validation`]), however fast the flood cycles.
+    fn make_room_to_receive(&mut self, now: Instant, source: &SocketAddr) -> bool {
+        let validated = self
+            .peers
+            .get(source)
+            .is_some_and(|peer| !peer.is_unvalidated());
+        let mut evictions_left = if validated { usize::MAX } else { 1 };
+        loop {
+            if self.has_room_to_receive(now, source) {
+                return true;
+            }
+            // Evicting others helps only when a shared table is full.
+            let limits = &self.config.limits;
+            let own_share = match validated {
+                true => limits.max_remembered_bytes_per_peer,
+                false => limits.max_remembered_bytes_per_unvalidated_peer,
+            };
+            let own_share_full = self.unread >= limits.max_unread
+                || self.remembered.bytes_for(source) + RESERVED_BYTES_PER_AWAITING > own_share
+                || self
+                    .peers
+                    .get(source)
+                    .is_some_and(|peer| peer.awaiting >= self.awaiting_quota(peer));
+            if own_share_full {
+                return false;
+            }
+            if self.forget_oldest_unvalidated_history(now) {
+                continue;
+            }
+            if evictions_left == 0 || !self.evict_unvalidated_peer(now) {
+                return false;
+            }
+            evictions_left -= 1;
+        }
+    }
+
+    /// Forgets the history of the unvalidated address remembered first,
+    /// among those no longer in the peer table that have had the time to
+    /// prove themselves: `unvalidated_attempts` initial RTOs since their
+    /// history began (an honest peer answers its validation probe within a
+    /// round trip, and from then on its history is never forgotten early).
+    fn forget_oldest_unvalidated_history(&mut self, now: Instant) -> bool {
+        let window = self
+            .config
+            .initial_rto
+            .saturating_mul(self.config.unvalidated_attempts.max(1));
+        let Some(begun_by) = now.checked_sub(window) else {
+            return false;
+        };
+        let peers = &self.peers;
+        let forgot = self
+            .remembered
+            .forget_oldest_unvalidated(begun_by, |address| peers.contains_key(address));
+        if forgot {
+            self.stats.unvalidated_histories_forgotten += 1;
+        }
+        forgot
+    }
+
+    /// How many of a peer's messages may await their ACK at once.
+    fn awaiting_quota(&self, peer: &super::Peer) -> usize {
+        match peer.is_unvalidated() {
+            true => self.config.limits.max_awaiting_ack_per_unvalidated_peer,
+            false => self.config.limits.max_awaiting_ack_per_peer,
+        }
     }
 
     /// Whether a new message from `source` fits every receive-side bound,
@@ -131,7 +211,7 @@ impl Endpoint {
     /// oldest unvalidated address's history (among addresses no longer in the
     /// peer table) is forgotten to make room, so a flood from addresses that
     /// never answer cannot lock new peers out.
-    fn has_room_to_receive(&mut self, source: &SocketAddr) -> bool {
+    fn has_room_to_receive(&mut self, now: Instant, source: &SocketAddr) -> bool {
         let unvalidated = self
             .peers
             .get(source)
@@ -139,16 +219,15 @@ impl Endpoint {
         let limits = &self.config.limits;
         if unvalidated {
             let needed = crate::remembered::RememberedIdentities::worst_insert_bytes();
-            let peers = &self.peers;
-            while self.remembered.unvalidated_bytes() + needed
-                > limits.max_remembered_bytes_unvalidated
-                && self
-                    .remembered
-                    .forget_oldest_unvalidated(|address| peers.contains_key(address))
-            {
-                self.stats.unvalidated_histories_forgotten += 1;
-            }
+            // At most half the whole memory, whatever the limit says.
+            let share = limits
+                .max_remembered_bytes_unvalidated
+                .min(limits.max_remembered_bytes / 2);
+            while self.remembered.unvalidated_bytes() + needed > share
+                && self.forget_oldest_unvalidated_history(now)
+            {}
         }
+        let limits = &self.config.limits;
         let per_peer = match unvalidated {
             true => limits.max_remembered_bytes_per_unvalidated_peer,
             false => limits.max_remembered_bytes_per_peer,
@@ -166,6 +245,47 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.stats.duplicates_suppressed += 1;
         }
+    }
+
+    /// Sends `source` a validation probe (see [`crate::validation`]) if it
+    /// is an unvalidated peer and none went to it within one retransmission
+    /// timeout: a new peer gets one with its first RECV, so an honest one is
+    /// validated a round trip after it reaches us.
+    pub(super) fn probe_if_due(&mut self, now: Instant, source: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if !peer.is_unvalidated()
+            || peer
+                .probe_sent
+                .is_some_and(|sent| now < sent + peer.retransmission_timeout(1))
+            || self.output.pending_control >= self.config.limits.max_pending_control
+        {
+            return;
+        }
+        peer.probe_sent = Some(now);
+        self.stats.validation_probes += 1;
+        self.output
+            .push_probe(source, self.validation.token(&source));
+    }
+
+    /// An ACK naming `source`'s validation token: the address reads our
+    /// datagrams. It is validated even if it was evicted since the probe
+    /// (tracked again, as validated, if the peer table has room for it).
+    fn on_probe_answered(&mut self, now: Instant, source: SocketAddr) {
+        if !self.peers.contains_key(&source) && !self.ensure_peer(now, source, true) {
+            self.stats.dropped.ack_unknown += 1;
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if !peer.is_unvalidated() {
+            return;
+        }
+        peer.validate();
+        self.remembered.mark_validated(&source);
+        self.stats.validated_by_probe += 1;
     }
 
     /// Answers a repeat of a message whose exchange is over: one RECV, no
@@ -187,13 +307,10 @@ impl Endpoint {
     ) {
         self.note_inbound(source, PacketKind::Ack, size);
         let Some(record) = self.awaiting.remove(&(source, identity)) else {
-            match self.peers.get_mut(&source) {
-                Some(peer) if peer.probe.is_some_and(|probe| probe == identity) => {
-                    peer.validate();
-                    self.remembered.mark_validated(&source);
-                    self.stats.validated_by_probe += 1;
-                }
-                _ => self.stats.dropped.ack_unknown += 1,
+            if self.validation.verify(&source, identity) {
+                self.on_probe_answered(now, source);
+            } else {
+                self.stats.dropped.ack_unknown += 1;
             }
             return;
         };
@@ -201,14 +318,11 @@ impl Endpoint {
             (1, Some(sent)) => Some(now.saturating_duration_since(sent)),
             _ => None,
         };
-        if let Some(peer) = self.peers.get_mut(&source) {
-            // An ACK for our RECV proves the address receives our datagrams.
-            peer.validate();
-            if let Some(sample) = sample {
-                peer.on_rtt_sample(sample);
-            }
+        // This ACK validates nothing: the identity it names was chosen by
+        // the DATA's sender, so whoever forged the DATA can forge it too.
+        if let (Some(peer), Some(sample)) = (self.peers.get_mut(&source), sample) {
+            peer.on_rtt_sample(sample);
         }
-        self.remembered.mark_validated(&source);
         self.remember(
             now,
             source,

@@ -48,6 +48,12 @@ pub struct Knobs {
     /// Whether some applications read their events late (see
     /// [`SlowReader`]).
     pub slow_readers: Option<bool>,
+    /// Whether a DATA flood from thousands of spoofed addresses runs while
+    /// the endpoints exchange messages they all must deliver (see
+    /// [`Profile::Flood`]). Unlike the other knobs, `None` means off: a
+    /// flood run asserts that every send is Delivered, which loss,
+    /// partitions or slow readers would break.
+    pub flood: Option<bool>,
 }
 
 /// The named network profiles of the test matrix.
@@ -77,11 +83,18 @@ pub enum Profile {
     /// message that never arrived. See [`World`] for exactly what is still
     /// asserted, and why.
     Corrupt,
+    /// A DATA flood from 1,000 to 5,000 spoofed addresses (far more than
+    /// the peer table holds), starting just before or during the exchange,
+    /// on clean links. Every message must be Delivered, none may fail (no
+    /// deadlines, attempt limits or cancels are drawn), and
+    /// [`Outcome::longest_delivery`] is compared with the same scenario
+    /// without the flood ([`Scenario::without_hostile`]).
+    Flood,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 9] = [
+    pub const ALL: [Profile; 10] = [
         Profile::Clean,
         Profile::Loss10,
         Profile::Loss30,
@@ -91,6 +104,7 @@ impl Profile {
         Profile::Partitions,
         Profile::Hostile,
         Profile::Corrupt,
+        Profile::Flood,
     ];
 
     /// The profile's conditions: what it names is set, everything else off.
@@ -103,6 +117,7 @@ impl Profile {
             hostile: Some(false),
             corrupt: Some(0.0),
             slow_readers: Some(false),
+            flood: Some(false),
         };
         match self {
             Profile::Clean => {}
@@ -126,6 +141,7 @@ impl Profile {
                 knobs.corrupt = Some(0.1);
                 knobs.slow_readers = Some(true);
             }
+            Profile::Flood => knobs.flood = Some(true),
         }
         knobs
     }
@@ -163,6 +179,9 @@ pub struct Scenario {
     /// Whether late copies of DATA are replayed just inside the receiver's
     /// retention (see [`World::set_late_replays`]); drawn for half the seeds.
     pub late_replays: bool,
+    /// Whether this is a flood scenario (see [`Profile::Flood`]): every
+    /// send must be Delivered, from the first.
+    pub flood: bool,
 }
 
 /// What a run found.
@@ -182,6 +201,9 @@ pub struct Outcome {
     pub network: NetworkStats,
     /// Each endpoint's counters at the end.
     pub endpoints: Vec<EndpointStats>,
+    /// The longest send-to-Delivered time among the sends that had to be
+    /// delivered (see [`World::longest_delivery`]).
+    pub longest_delivery: Duration,
 }
 
 impl Outcome {
@@ -317,7 +339,32 @@ impl Scenario {
 
         // Drawn from its own stream, so the rest of a seed's run is as before.
         let late_replays = Rng::new(seed ^ 0x1a7e_7e91).chance(0.5);
+        let mut flood_rng = Rng::new(seed ^ 0xf100_d5ee_d000);
+        let flood = knobs.flood.unwrap_or(false);
+        if flood {
+            // Memory sized for the flood, as `Limits` says an operator must:
+            // the unvalidated share holds every address's history for the
+            // time it has to prove itself (here at most 20,000 addresses a
+            // second for 200 ms, a few hundred bytes each). Everything else
+            // keeps its small, drawn bound.
+            config.limits.max_remembered_bytes = 16 << 20;
+            config.limits.max_remembered_bytes_unvalidated = 4 << 20;
+        }
+        let hostile = if flood {
+            // Just before the first send, or during the exchange.
+            let start = Duration::from_millis(flood_rng.range(0, 400));
+            HostileProfile {
+                start,
+                end: start + chaos,
+                junk_interval: None,
+                flood_sources: flood_rng.range(1_000, 5_000) as usize,
+                flood_interval: Some(Duration::from_micros(flood_rng.range(50, 400))),
+            }
+        } else {
+            hostile
+        };
         Self {
+            flood,
             late_replays,
             seed,
             config,
@@ -357,6 +404,15 @@ impl Scenario {
         }
     }
 
+    /// The same scenario with no hostile traffic: the unloaded run a flood
+    /// scenario's latency is compared with.
+    pub fn without_hostile(&self) -> Self {
+        Self {
+            hostile: HostileProfile::none(),
+            ..self.clone()
+        }
+    }
+
     /// One line describing the scenario.
     pub fn summary(&self) -> String {
         let link = &self.link;
@@ -377,7 +433,10 @@ impl Scenario {
             link.rate,
             self.odd_links.len(),
             self.partitions.len(),
-            self.hostile.is_active(),
+            match self.flood {
+                true => format!("flood from {} addresses", self.hostile.flood_sources),
+                false => self.hostile.is_active().to_string(),
+            },
             self.config.framing.header_len(),
             self.config.deliver_foreign,
             self.config.limits.max_unread,
@@ -417,6 +476,7 @@ impl Scenario {
             endpoints: (0..world.len())
                 .map(|i| world.endpoint(i).stats())
                 .collect(),
+            longest_delivery: world.longest_delivery(),
         }
     }
 
@@ -451,6 +511,8 @@ impl Scenario {
 
         // Chaos.
         world.phase("chaos");
+        // Under a flood, every message must get through.
+        world.set_must_deliver(self.flood);
         let mut plan = Plan::default();
         for node in 0..self.nodes {
             for _ in 0..self.messages {
@@ -458,13 +520,16 @@ impl Scenario {
                 let to = self.other_node(&mut rng, node);
                 let relative_deadline = rng
                     .chance(0.25)
-                    .then(|| Duration::from_millis(rng.range(50, 2_000)));
+                    .then(|| Duration::from_millis(rng.range(50, 2_000)))
+                    .filter(|_| !self.flood);
                 let max_attempts = rng
                     .chance(0.2)
-                    .then(|| rng.range(1, u64::from(self.config.max_attempts)) as u32);
+                    .then(|| rng.range(1, u64::from(self.config.max_attempts)) as u32)
+                    .filter(|_| !self.flood);
                 let cancel_after = rng
                     .chance(0.1)
-                    .then(|| Duration::from_millis(rng.range(1, 1_000)));
+                    .then(|| Duration::from_millis(rng.range(1, 1_000)))
+                    .filter(|_| !self.flood);
                 let extra = rng.below(48) as usize;
                 plan.push(
                     at,

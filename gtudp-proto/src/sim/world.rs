@@ -229,6 +229,8 @@ struct SendRecord {
     identity: Option<Identity>,
     deadline: Option<Duration>,
     must_deliver: bool,
+    /// When it was accepted.
+    sent: Duration,
     outcome: Option<(Duration, Result<(), FailureReason>)>,
 }
 
@@ -582,6 +584,21 @@ impl World {
         self.nodes.iter().all(|node| node.endpoint.is_closed())
     }
 
+    /// The longest time from a send to its `Delivered` among the sends
+    /// accepted while [`World::set_must_deliver`] was on: the latency the
+    /// liveness checks bound under a flood.
+    pub fn longest_delivery(&self) -> Duration {
+        self.sends
+            .iter()
+            .filter(|send| send.must_deliver)
+            .filter_map(|send| match send.outcome {
+                Some((at, Ok(()))) => Some(at.saturating_sub(send.sent)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Whether every accepted send has its outcome.
     pub fn all_resolved(&self) -> bool {
         self.sends.iter().all(|send| send.outcome.is_some())
@@ -783,6 +800,7 @@ impl World {
                 identity: None,
                 deadline: options.deadline.map(|deadline| self.clock.offset(deadline)),
                 must_deliver: self.must_deliver,
+                sent: self.clock.elapsed(),
                 outcome: None,
             };
             if self.nodes[node]
@@ -1328,7 +1346,7 @@ impl World {
             Err(reason) if must_deliver => {
                 self.violation(
                     at,
-                    format!("{address}: {id} sent after the network healed Failed ({reason:?})"),
+                    format!("{address}: {id} that had to be delivered Failed ({reason:?})"),
                 );
             }
             Err(_) => {}

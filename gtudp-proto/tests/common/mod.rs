@@ -55,6 +55,11 @@ pub struct Pair {
     pub b: Endpoint,
     pub a_addr: SocketAddr,
     pub b_addr: SocketAddr,
+    /// Identities of the DATA delivered to `b`: a RECV from `b` naming
+    /// another identity is a validation probe.
+    pub delivered_to_b: std::collections::HashSet<Identity>,
+    /// Validation probes `b` wrote, set apart by `out_b` (see `exchange`).
+    pub probes_b: Vec<Datagram>,
 }
 
 impl Pair {
@@ -69,6 +74,8 @@ impl Pair {
             b: Endpoint::new(b, 0xb).expect("valid config"),
             a_addr: addr(1000),
             b_addr: addr(2000),
+            delivered_to_b: Default::default(),
+            probes_b: Vec::new(),
         }
     }
 
@@ -82,13 +89,43 @@ impl Pair {
         drain_transmits(&mut self.a, self.now)
     }
 
+    /// What `b` wrote, without its validation probes: those go to
+    /// `probes_b`, so a test that does not deliver them sees `a` as a peer
+    /// that has not proven it receives `b`'s datagrams.
     pub fn out_b(&mut self) -> Vec<Datagram> {
+        let (probes, rest) = drain_transmits(&mut self.b, self.now)
+            .into_iter()
+            .partition(|datagram| {
+                datagram.kind() == Some(PacketKind::Recv)
+                    && !self.delivered_to_b.contains(&datagram.identity())
+            });
+        self.probes_b.extend::<Vec<_>>(probes);
+        rest
+    }
+
+    /// Everything `b` wrote, probes included.
+    pub fn out_b_with_probes(&mut self) -> Vec<Datagram> {
         drain_transmits(&mut self.b, self.now)
     }
 
     pub fn deliver_to_b(&mut self, datagram: &Datagram) {
+        if datagram.kind() == Some(PacketKind::Data) {
+            self.delivered_to_b.insert(datagram.identity());
+        }
         self.b
             .handle_datagram(self.now, self.a_addr, datagram.bytes.clone());
+    }
+
+    /// Delivers `b`'s validation probes to `a`, and `a`'s answers back:
+    /// afterwards `b` has validated `a`.
+    pub fn answer_probes(&mut self) {
+        let probes = std::mem::take(&mut self.probes_b);
+        for probe in &probes {
+            self.deliver_to_a(probe);
+        }
+        for answer in self.out_a() {
+            self.deliver_to_b(&answer);
+        }
     }
 
     pub fn deliver_to_a(&mut self, datagram: &Datagram) {
@@ -100,7 +137,8 @@ impl Pair {
     pub fn exchange(&mut self) {
         for _ in 0..1000 {
             let from_a = self.out_a();
-            let from_b = self.out_b();
+            let mut from_b = self.out_b();
+            from_b.append(&mut self.probes_b);
             if from_a.is_empty() && from_b.is_empty() {
                 return;
             }

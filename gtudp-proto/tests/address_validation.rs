@@ -1,0 +1,193 @@
+//! Address validation: an address that reached us first is validated only
+//! by proof that it reads our datagrams (the answer to a validation probe,
+//! or a RECV for one of our DATA), never by anything a forger can send
+//! blind, and the proof counts even if the address was evicted meanwhile.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use common::{addr, config, drain_transmits, encode, Datagram, Pair};
+use gtudp_proto::wire::{Identity, Packet, PacketKind};
+use gtudp_proto::{Endpoint, Event, FailureReason};
+
+fn data(identity: u32, payload: &'static [u8]) -> Bytes {
+    encode(Packet::Data {
+        identity: Identity::from_u32(identity),
+        payload,
+    })
+}
+
+fn ack(identity: Identity) -> Bytes {
+    encode(Packet::Ack { identity })
+}
+
+/// The RECVs in `out` naming none of `answered`: the validation probes.
+fn probes(out: &[Datagram], answered: &[u32]) -> Vec<Identity> {
+    out.iter()
+        .filter(|d| d.kind() == Some(PacketKind::Recv))
+        .map(Datagram::identity)
+        .filter(|identity| !answered.contains(&identity.to_u32()))
+        .collect()
+}
+
+fn validated(endpoint: &Endpoint, peer: SocketAddr) -> bool {
+    endpoint
+        .peer_stats(peer)
+        .is_some_and(|stats| stats.validated)
+}
+
+#[test]
+fn a_new_address_gets_one_probe_with_its_first_recv_and_its_answer_validates_it() {
+    let mut pair = Pair::new();
+    pair.send(b"hello");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let out = pair.out_b_with_probes();
+    assert_eq!(
+        out.iter().map(|d| d.kind()).collect::<Vec<_>>(),
+        [Some(PacketKind::Recv), Some(PacketKind::Recv)],
+        "the RECV, then the probe"
+    );
+    let token = probes(&out, &[data[0].identity().to_u32()]);
+    assert_eq!(token.len(), 1);
+    assert_eq!(pair.b.stats().validation_probes, 1);
+    assert!(!validated(&pair.b, pair.a_addr));
+    // A repeat within the RTO brings the RECV again, not another probe.
+    pair.deliver_to_b(&data[0]);
+    assert_eq!(common::kinds(&pair.out_b_with_probes()), [PacketKind::Recv]);
+    // A answers the probe with ACK, as it answers any RECV.
+    pair.deliver_to_a(&out[1]);
+    let answer = pair.out_a();
+    assert_eq!(common::kinds(&answer), [PacketKind::Ack]);
+    pair.deliver_to_b(&answer[0]);
+    assert!(validated(&pair.b, pair.a_addr));
+    assert_eq!(pair.b.stats().validated_by_probe, 1);
+}
+
+#[test]
+fn an_ack_for_our_recv_validates_nothing_as_a_forger_chooses_its_identity() {
+    let mut b = Endpoint::new(config(), 9).expect("valid");
+    let victim = addr(4000);
+    let now = Instant::now();
+    // A forger sends DATA from the victim's address, then the ACK for the
+    // RECV it knows we sent, since it chose the identity.
+    b.handle_datagram(now, victim, data(77, b"forged"));
+    drain_transmits(&mut b, now);
+    b.handle_datagram(now, victim, ack(Identity::from_u32(77)));
+    assert!(!validated(&b, victim), "a blind ACK validated the address");
+    // So an echo to the victim still counts against its budget: a reply of
+    // ten times the bytes received is held, then fails as unvalidated.
+    let reply = b
+        .send(now, victim, Bytes::from(vec![0u8; 200]))
+        .expect("accepted");
+    let mut now = now;
+    for _ in 0..100 {
+        let out = drain_transmits(&mut b, now);
+        assert!(out.iter().all(|d| d.kind() != Some(PacketKind::Data)));
+        match b.poll_timeout() {
+            Some(at) => {
+                now = at;
+                b.handle_timeout(now);
+            }
+            None => break,
+        }
+        if b.stats().failed > 0 {
+            break;
+        }
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert!(
+        events.contains(&Event::Failed {
+            id: reply,
+            to: victim,
+            reason: FailureReason::Unvalidated
+        }),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_wrong_token_validates_nothing() {
+    let mut b = Endpoint::new(config(), 9).expect("valid");
+    let peer = addr(4001);
+    let now = Instant::now();
+    b.handle_datagram(now, peer, data(5, b"hello"));
+    let out = drain_transmits(&mut b, now);
+    let token = probes(&out, &[5])[0];
+    b.handle_datagram(now, peer, ack(Identity::from_u32(token.to_u32() ^ 1)));
+    // The right token from another address is no proof either.
+    b.handle_datagram(now, addr(4002), ack(token));
+    assert!(!validated(&b, peer));
+    assert_eq!(b.stats().validated_by_probe, 0);
+    assert_eq!(b.stats().dropped.ack_unknown, 2);
+}
+
+#[test]
+fn the_answer_to_a_probe_counts_after_the_address_was_evicted() {
+    let mut b_config = config();
+    b_config.limits.max_peers = 4;
+    let mut b = Endpoint::new(b_config, 11).expect("valid");
+    let honest = addr(5000);
+    let now = Instant::now();
+    b.handle_datagram(now, honest, data(1, b"hello"));
+    let token = probes(&drain_transmits(&mut b, now), &[1])[0];
+    // A flood from spoofed addresses pushes the honest peer out of the
+    // table before its answer arrives.
+    for port in 0..16 {
+        b.handle_datagram(now, addr(6000 + port), data(100 + u32::from(port), b"x"));
+    }
+    drain_transmits(&mut b, now);
+    assert!(b.peer_stats(honest).is_none(), "not evicted");
+    assert!(b.stats().unvalidated_peers_evicted > 0);
+    b.handle_datagram(now, honest, ack(token));
+    assert!(validated(&b, honest), "the late answer was refused");
+    // Validated, it keeps its place whatever the flood does next.
+    for port in 16..64 {
+        b.handle_datagram(now, addr(6000 + port), data(100 + u32::from(port), b"x"));
+    }
+    assert!(
+        validated(&b, honest),
+        "a validated peer was evicted for a flood"
+    );
+    // Its late copy of the first DATA is still known (its identity moved
+    // to the remembered memory on eviction).
+    b.handle_datagram(now, honest, data(1, b"hello"));
+    let delivered = std::iter::from_fn(|| b.poll_event())
+        .filter(|event| matches!(event, Event::Received { from, .. } if *from == honest))
+        .count();
+    assert_eq!(delivered, 1, "handed over twice");
+}
+
+#[test]
+fn a_recv_for_our_data_validates_the_address() {
+    let mut pair = Pair::new();
+    // B reached A first, so A is the one to prove itself to B; then B sends
+    // to A, and A's RECV for B's DATA validates A at B. (A long first DATA,
+    // so that B's budget for A allows the reply.)
+    pair.send(b"a payload of some thirty bytes");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    pair.out_b(); // the RECV and the probe are lost
+    assert!(!validated(&pair.b, pair.a_addr));
+    pair.b
+        .send(pair.now, pair.a_addr, Bytes::from_static(b"reply"))
+        .expect("accepted");
+    let reply: Vec<_> = pair
+        .out_b()
+        .into_iter()
+        .filter(|d| d.kind() == Some(PacketKind::Data))
+        .collect();
+    assert_eq!(reply.len(), 1, "the budget allows a small reply");
+    pair.deliver_to_a(&reply[0]);
+    let recv: Vec<_> = pair
+        .out_a()
+        .into_iter()
+        .filter(|d| d.kind() == Some(PacketKind::Recv))
+        .collect();
+    pair.deliver_to_b(&recv[0]);
+    assert!(validated(&pair.b, pair.a_addr));
+    assert_eq!(pair.b.stats().validated_by_probe, 0);
+}
