@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-proto --features sim --example soak -- \
-//!     --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P] [--corrupt P]
+//!     --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P]
 //! ```
+//!
+//! `--profile` starts from one of the test matrix's profiles
+//! (`gtudp_proto::sim::Profile`, by name: `clean`, `loss10`, ..., `flood`)
+//! instead of drawing every condition; the other flags then override it.
 //!
 //! Runs seeds `S..S+N` (S defaults to 0). Each seed draws a random scenario
 //! (see `gtudp_proto::sim::Scenario`); `--loss`, `--dup`, `--reorder` and
@@ -31,7 +35,7 @@
 
 use std::process::ExitCode;
 
-use gtudp_proto::sim::{Counts, Knobs, Scenario};
+use gtudp_proto::sim::{Counts, Knobs, Profile, Scenario};
 
 /// Reports printed in full; later failing seeds are only counted.
 const MAX_REPORTS: usize = 5;
@@ -45,7 +49,7 @@ struct Args {
 fn usage(problem: &str) -> ExitCode {
     eprintln!("soak: {problem}");
     eprintln!(
-        "usage: soak --seeds N [--first-seed S] [--loss P] [--dup P] [--reorder P] [--corrupt P]"
+        "usage: soak --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P]"
     );
     ExitCode::from(2)
 }
@@ -79,6 +83,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 first_seed = value()?
                     .parse()
                     .map_err(|_| "--first-seed needs a number")?
+            }
+            "--profile" => {
+                let name = value()?;
+                let profile = Profile::ALL
+                    .into_iter()
+                    .find(|p| format!("{p:?}").eq_ignore_ascii_case(&name))
+                    .ok_or(format!("unknown profile {name}"))?;
+                knobs = profile.knobs();
             }
             "--loss" => knobs.loss = Some(probability(&value()?)?),
             "--dup" => knobs.duplicate = Some(probability(&value()?)?),
