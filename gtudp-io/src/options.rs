@@ -46,6 +46,14 @@ pub struct SendOptions {
     /// [`FailureReason::AttemptsExhausted`](gtudp_proto::FailureReason); at
     /// most `Config::max_attempts`, which is also the default.
     pub max_attempts: Option<u32>,
+    /// Send nothing while the destination has not proven it receives our
+    /// datagrams (it reached us first, and any source address can be
+    /// spoofed): the message goes out the moment it does (an honest peer
+    /// answers the validation probe within a round trip), or fails with
+    /// [`FailureReason::Unvalidated`](gtudp_proto::FailureReason) without a
+    /// byte sent. For a public server's replies; see
+    /// [`gtudp_proto::SendOptions::only_once_validated`]. Default false.
+    pub once_validated: bool,
 }
 
 impl SendOptions {
@@ -71,12 +79,20 @@ impl SendOptions {
         self
     }
 
+    /// These options, sending only once the destination is validated (see
+    /// [`SendOptions::once_validated`](#structfield.once_validated)).
+    pub fn once_validated(mut self) -> Self {
+        self.once_validated = true;
+        self
+    }
+
     /// The endpoint's options for a send made at `now`: the timeout becomes
     /// a deadline (none if it is too far to represent).
     pub fn to_proto(self, now: Instant) -> gtudp_proto::SendOptions {
         let mut options = gtudp_proto::SendOptions::default();
         options.deadline = self.timeout.and_then(|timeout| now.checked_add(timeout));
         options.max_attempts = self.max_attempts;
+        options.only_once_validated = self.once_validated;
         options
     }
 }

@@ -511,6 +511,16 @@ pub struct SendOptions {
     /// Transmissions before failing; at most [`Config::max_attempts`], which
     /// is also the default.
     pub max_attempts: Option<u32>,
+    /// Send nothing while the destination is an unvalidated peer (it
+    /// reached us first and has not proven it receives our datagrams): the
+    /// message waits, and goes out the moment the peer answers its
+    /// validation probe, which an honest peer does within a round trip. It
+    /// fails with [`FailureReason::Unvalidated`](crate::FailureReason) after
+    /// `unvalidated_attempts` retransmission timeouts, or at its deadline,
+    /// without a byte sent. For replies to addresses that may be spoofed,
+    /// such as a public server's echoes: a spoofed address costs a waiting
+    /// message, not traffic towards a victim. Default false.
+    pub only_once_validated: bool,
 }
 
 impl SendOptions {
@@ -519,6 +529,15 @@ impl SendOptions {
         Self {
             deadline: Some(deadline),
             ..Self::default()
+        }
+    }
+
+    /// These options, sending only once the destination is validated (see
+    /// [`SendOptions::only_once_validated`]).
+    pub fn once_validated(self) -> Self {
+        Self {
+            only_once_validated: true,
+            ..self
         }
     }
 

@@ -191,3 +191,69 @@ fn a_recv_for_our_data_validates_the_address() {
     assert!(validated(&pair.b, pair.a_addr));
     assert_eq!(pair.b.stats().validated_by_probe, 0);
 }
+
+#[test]
+fn a_reply_sent_once_validated_waits_for_the_probe_answer_then_goes_at_once() {
+    let mut pair = Pair::new();
+    pair.send(b"a payload of some thirty bytes");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let _recv_to_lose = pair.out_b();
+    let options = gtudp_proto::SendOptions::default().once_validated();
+    let reply = pair
+        .b
+        .send_with(pair.now, pair.a_addr, Bytes::from_static(b"reply"), options)
+        .expect("accepted");
+    assert!(
+        pair.out_b()
+            .iter()
+            .all(|d| d.kind() != Some(PacketKind::Data)),
+        "sent to an unvalidated address"
+    );
+    // A answers the probe: the reply leaves in the same instant.
+    pair.answer_probes();
+    let out = pair.out_b();
+    assert_eq!(common::kinds(&out), [PacketKind::Data]);
+    pair.deliver_to_a(&out[0]);
+    for recv in pair.out_a() {
+        pair.deliver_to_b(&recv);
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
+    assert!(events.contains(&Event::Delivered {
+        id: reply,
+        to: pair.a_addr
+    }));
+}
+
+#[test]
+fn a_reply_sent_once_validated_to_a_spoofed_address_fails_without_a_byte_sent() {
+    let mut b = Endpoint::new(config(), 9).expect("valid");
+    let victim = addr(4100);
+    let mut now = Instant::now();
+    b.handle_datagram(now, victim, data(3, b"a long enough spoofed payload"));
+    drain_transmits(&mut b, now);
+    let options = gtudp_proto::SendOptions::default().once_validated();
+    let reply = b
+        .send_with(now, victim, Bytes::from_static(b"x"), options)
+        .expect("accepted");
+    let mut failed = false;
+    for _ in 0..100 {
+        let out = drain_transmits(&mut b, now);
+        assert!(out.iter().all(|d| d.kind() != Some(PacketKind::Data)));
+        failed |= std::iter::from_fn(|| b.poll_event()).any(|event| {
+            event
+                == Event::Failed {
+                    id: reply,
+                    to: victim,
+                    reason: FailureReason::Unvalidated,
+                }
+        });
+        if failed {
+            break;
+        }
+        let Some(at) = b.poll_timeout() else { break };
+        now = at;
+        b.handle_timeout(now);
+    }
+    assert!(failed, "never failed as unvalidated");
+}

@@ -9,85 +9,37 @@
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained.
 //!
-//! It serves like a careful public server: an echo to an address that has
-//! not proven it receives our datagrams (its `PeerStats::validated` is false;
-//! a spoofed source never proves it) goes in a pool of its own with a short
-//! timeout, so a flood of spoofed DATA cannot starve echoes to proven
-//! clients.
+//! It serves like a careful public server. Any source address can be
+//! spoofed, so an echo to an address that has not proven it receives our
+//! datagrams (its `PeerStats::validated` is false) is sent with
+//! `SendOptions::once_validated`: the endpoint sends nothing to it until it
+//! answers its validation probe (an honest client does within a round trip,
+//! and its echo then leaves at once), and fails it as `Unvalidated` after
+//! a retransmission timeout or two. Those echoes have a bound of their own
+//! and no task each, so a flood of spoofed DATA costs a small record per
+//! message for a moment, neither traffic towards the victims nor the places
+//! of echoes to proven clients.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use clap::Parser;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use gtudp_testkit::cli::ServerArgs as Args;
-use gtudp_tokio::{Builder, SendOptions};
+use gtudp_tokio::{Builder, DeliveryError, FailureReason, SendOptions};
 use tokio::task::JoinSet;
 
-/// Echoes awaiting their outcome at once; past this the server stops
-/// reading, and new DATA waits in the peer's retransmissions.
+/// Echoes to proven clients awaiting their outcome at once; past this the
+/// server stops reading, and new DATA waits in the peers' retransmissions.
 const MAX_ECHOES_IN_FLIGHT: usize = 4_096;
-/// Echoes in flight to addresses that have not yet proven they receive our
-/// datagrams (any source address can be spoofed). Kept apart, with their
-/// own bound and a short timeout, so a flood of spoofed DATA cannot take
-/// the places of echoes to proven peers, nor stop the server receiving.
-const MAX_UNPROVEN_ECHOES_IN_FLIGHT: usize = 1_024;
-/// How long an echo to an unproven address may take. A real client proves
-/// itself within a round trip (its ACK for our RECV); a spoofed address
-/// never does, and the endpoint fails such echoes with `Unvalidated` after
-/// a few retransmission timeouts anyway.
-const UNPROVEN_ECHO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Echoes to unproven addresses waiting for a place in the pool. Every
-/// client starts unproven, so its first echoes may wait here; they go out
-/// at once when one of its later messages shows it proven. Past this bound
-/// the oldest waiting address's echoes are dropped (counted and reported):
-/// under a flood that large they are almost all for spoofed addresses.
-const MAX_WAITING_ECHOES: usize = 65_536;
-
-/// Echoes to unproven addresses waiting for the pool, by address, oldest
-/// address first.
-#[derive(Default)]
-struct Waiting {
-    by_address: HashMap<SocketAddr, Vec<Bytes>>,
-    order: VecDeque<SocketAddr>,
-    len: usize,
-    dropped: u64,
-}
-
-impl Waiting {
-    fn push(&mut self, from: SocketAddr, payload: Bytes) {
-        if self.len >= MAX_WAITING_ECHOES {
-            if let Some(oldest) = self.pop_oldest() {
-                self.dropped += oldest.1.len() as u64;
-            }
-        }
-        let entry = self.by_address.entry(from).or_default();
-        if entry.is_empty() {
-            self.order.push_back(from);
-        }
-        entry.push(payload);
-        self.len += 1;
-    }
-
-    fn take(&mut self, from: &SocketAddr) -> Vec<Bytes> {
-        let taken = self.by_address.remove(from).unwrap_or_default();
-        self.len -= taken.len();
-        taken
-    }
-
-    fn pop_oldest(&mut self) -> Option<(SocketAddr, Vec<Bytes>)> {
-        while let Some(address) = self.order.pop_front() {
-            let taken = self.take(&address);
-            if !taken.is_empty() {
-                return Some((address, taken));
-            }
-        }
-        None
-    }
-}
+/// Echoes waiting for their unproven destination to prove itself. Past this
+/// an echo to an unproven address is dropped (counted and reported): with
+/// each waiting at most about a second, that takes a flood of more than
+/// 60,000 new spoofed messages a second.
+const MAX_UNPROVEN_ECHOES: usize = 60_000;
+/// How long an echo to an unproven address may wait for it to prove itself.
+const UNPROVEN_ECHO_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -108,63 +60,55 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {}", socket.local_addr());
 
     let mut echoes = JoinSet::new();
-    let mut unproven_echoes = JoinSet::new();
-    let mut waiting = Waiting::default();
+    let mut unproven = FuturesUnordered::new();
     let (mut received, mut echo_failures) = (0u64, 0u64);
-    let echo = |set: &mut JoinSet<_>, payload: Bytes, to: SocketAddr, proven: bool| {
-        let socket = socket.clone();
-        set.spawn(async move {
-            match proven {
-                true => socket.send_to(payload, to).await,
-                false => {
-                    let options = SendOptions::with_timeout(UNPROVEN_ECHO_TIMEOUT);
-                    socket.send_to_with(payload, to, options).await
-                }
-            }
-        });
+    // Why echoes to unproven addresses ended without delivery, and how many
+    // found no place.
+    let mut unproven_failed: HashMap<String, u64> = HashMap::new();
+    let mut unproven_dropped = 0u64;
+    let echo_unproven = SendOptions::with_timeout(UNPROVEN_ECHO_TIMEOUT).once_validated();
+    let mut count_unproven = |outcome: Result<(), DeliveryError>| {
+        if let Err(error) = outcome {
+            let reason = match error {
+                DeliveryError::Failed {
+                    reason: FailureReason::Unvalidated,
+                    ..
+                } => "unvalidated".to_string(),
+                other => other.to_string(),
+            };
+            *unproven_failed.entry(reason).or_default() += 1;
+        }
     };
     while args.count.is_none_or(|count| received < count) {
         tokio::select! {
             message = socket.recv() => {
                 let Ok(message) = message else { break };
                 received += 1;
-                if !args.sink {
-                    let from = message.from;
-                    let proven = matches!(
-                        socket.peer_stats(from).await,
-                        Ok(Some(peer)) if peer.validated
-                    );
-                    if proven {
-                        for payload in waiting.take(&from) {
-                            echo(&mut echoes, payload, from, true);
-                        }
-                        echo(&mut echoes, message.payload, from, true);
-                    } else if unproven_echoes.len() < MAX_UNPROVEN_ECHOES_IN_FLIGHT {
-                        echo(&mut unproven_echoes, message.payload, from, false);
-                    } else {
-                        waiting.push(from, message.payload);
+                if args.sink {
+                    continue;
+                }
+                let from = message.from;
+                let proven = matches!(
+                    socket.peer_stats(from).await,
+                    Ok(Some(peer)) if peer.validated
+                );
+                if proven {
+                    let socket = socket.clone();
+                    echoes.spawn(async move { socket.send_to(message.payload, from).await });
+                } else if unproven.len() < MAX_UNPROVEN_ECHOES {
+                    match socket.send_nowait_with(message.payload, from, echo_unproven) {
+                        Ok(delivery) => unproven.push(delivery),
+                        Err(_) => unproven_dropped += 1,
                     }
+                } else {
+                    unproven_dropped += 1;
                 }
             }
             Some(outcome) = echoes.join_next(), if !echoes.is_empty() => {
                 if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
             }
-            Some(outcome) = unproven_echoes.join_next(), if !unproven_echoes.is_empty() => {
-                if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
-            }
+            Some(outcome) = unproven.next(), if !unproven.is_empty() => count_unproven(outcome),
             _ = tokio::signal::ctrl_c() => break,
-        }
-        while unproven_echoes.len() < MAX_UNPROVEN_ECHOES_IN_FLIGHT {
-            let Some((from, payloads)) = waiting.pop_oldest() else {
-                break;
-            };
-            let proven = matches!(socket.peer_stats(from).await, Ok(Some(peer)) if peer.validated);
-            for payload in payloads {
-                match proven {
-                    true => echo(&mut echoes, payload, from, true),
-                    false => echo(&mut unproven_echoes, payload, from, false),
-                }
-            }
         }
         while echoes.len() >= MAX_ECHOES_IN_FLIGHT {
             if let Some(outcome) = echoes.join_next().await {
@@ -174,23 +118,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    while let Some((from, payloads)) = waiting.pop_oldest() {
-        for payload in payloads {
-            echo(&mut unproven_echoes, payload, from, false);
+    while let Some(outcome) = echoes.join_next().await {
+        if !matches!(outcome, Ok(Ok(()))) {
+            echo_failures += 1;
         }
     }
-    if waiting.dropped > 0 {
+    while let Some(outcome) = unproven.next().await {
+        count_unproven(outcome);
+    }
+    if unproven_dropped > 0 || !unproven_failed.is_empty() {
+        let mut reasons: Vec<_> = unproven_failed.into_iter().collect();
+        reasons.sort();
         eprintln!(
-            "echo_server: {} echoes to unproven addresses dropped (more than {MAX_WAITING_ECHOES} waiting)",
-            waiting.dropped
+            "echo_server: echoes to unproven addresses: {unproven_dropped} dropped \
+             (more than {MAX_UNPROVEN_ECHOES} waiting), failed {reasons:?}"
         );
-    }
-    for set in [&mut echoes, &mut unproven_echoes] {
-        while let Some(outcome) = set.join_next().await {
-            if !matches!(outcome, Ok(Ok(()))) {
-                echo_failures += 1;
-            }
-        }
     }
 
     let summary = socket.close().await?;

@@ -209,9 +209,24 @@ impl Endpoint {
                         .messages
                         .get(&id)
                         .filter(|message| message.transmit_pending)
-                        .map(|message| (message.destination, header_len + message.payload.len()));
+                        .map(|message| {
+                            (
+                                message.destination,
+                                header_len + message.payload.len(),
+                                message.only_once_validated,
+                            )
+                        });
                     match ready {
-                        Some((to, size))
+                        Some((to, _, true))
+                            if self
+                                .peers
+                                .get(&to)
+                                .is_some_and(|peer| peer.is_unvalidated()) =>
+                        {
+                            self.hold_for_budget(id, to);
+                            None
+                        }
+                        Some((to, size, _))
                             if self
                                 .peers
                                 .get(&to)
@@ -221,7 +236,7 @@ impl Endpoint {
                             self.hold_for_budget(id, to);
                             None
                         }
-                        ready => ready,
+                        ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
                 Order::Recv(to, identity) => {

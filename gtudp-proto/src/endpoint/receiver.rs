@@ -283,8 +283,7 @@ impl Endpoint {
         if !peer.is_unvalidated() {
             return;
         }
-        peer.validate();
-        self.remembered.mark_validated(&source);
+        self.on_validated(source);
         self.stats.validated_by_probe += 1;
     }
 

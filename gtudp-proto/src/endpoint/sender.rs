@@ -60,6 +60,9 @@ pub(super) struct Message {
     /// unvalidated destination; the last one is waiting for its timer.
     pub(super) held: u32,
     pub(super) waiting_for_budget: bool,
+    /// Sent only once the destination is validated
+    /// ([`SendOptions::only_once_validated`](crate::SendOptions)).
+    pub(super) only_once_validated: bool,
 }
 
 impl Message {
@@ -159,6 +162,7 @@ impl Endpoint {
                 timer: options.deadline,
                 held: 0,
                 waiting_for_budget: false,
+                only_once_validated: options.only_once_validated,
             },
         );
         self.outstanding += 1;
@@ -184,10 +188,7 @@ impl Endpoint {
                     self.stats.dropped.recv_wrong_source += 1;
                 }
                 Some(message) if message.in_flight && message.transmissions > 0 => {
-                    if let Some(peer) = self.peers.get_mut(&source) {
-                        peer.validate();
-                    }
-                    self.remembered.mark_validated(&source);
+                    self.on_validated(source);
                     self.resolve(now, id, Ok(()));
                     self.detect_lost(now, source);
                     self.release(now, source);
@@ -198,6 +199,33 @@ impl Endpoint {
             None => self.stats.dropped.recv_unknown += 1,
         }
         self.queue_ack(source, identity);
+    }
+
+    /// `address` proved it receives our datagrams: mark it, keep its whole
+    /// history, and send at once the messages held back for it (by its
+    /// budget, or until it was validated).
+    pub(super) fn on_validated(&mut self, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let was_unvalidated = peer.is_unvalidated();
+        peer.validate();
+        self.remembered.mark_validated(&address);
+        if !was_unvalidated {
+            return;
+        }
+        // Once per validated peer, so a scan of the messages is fine.
+        for (id, message) in self.messages.iter_mut() {
+            if message.destination == address && message.waiting_for_budget {
+                message.waiting_for_budget = false;
+                message.transmit_pending = true;
+                message.timer = message.deadline;
+                if let Some(deadline) = message.deadline {
+                    self.timers.push(deadline, TimerKey::Message(*id));
+                }
+                self.output.push_data(*id);
+            }
+        }
     }
 
     /// A message's timer fired: its deadline, or the retry of a

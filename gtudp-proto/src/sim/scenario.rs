@@ -685,6 +685,9 @@ impl Plan {
                 let options = SendOptions {
                     deadline: relative_deadline.map(|after| world.clock().at(now + after)),
                     max_attempts,
+                    // One send in five waits for its destination to be
+                    // validated (no new draw, so seeds keep their runs).
+                    only_once_validated: extra % 5 == 0,
                 };
                 match world.send(node, to, extra, options) {
                     Ok(id) => {
