@@ -113,12 +113,37 @@ pub struct Config {
 /// sender resends it later. A DATA is never answered with RECV and then
 /// dropped. When a sending-side bound is reached, `send` returns
 /// [`SendError`](crate::SendError) with the payload, so the caller can retry.
+///
+/// # Validation: peers that have not proven their address
+///
+/// Any source address can be spoofed. A peer is in one of two states:
+///
+/// - **unvalidated**: it reached us first (a datagram from it, not a send of
+///   ours, made us track it) and has not yet proven it reads our datagrams.
+///   With the first RECV to it goes a validation probe, a RECV naming a
+///   keyed token of its address (see the README); at most one per RTO
+///   follows while it sends. Everything sent to it counts against three
+///   times the bytes it sent, and it gets the `*_unvalidated_*` shares
+///   below and `Config::unvalidated_attempts` RECV transmissions;
+/// - **validated**: it answered a probe with the ACK naming its token, or
+///   answered one of our DATA with RECV; or we reached it first. An ACK for
+///   one of our RECVs validates nothing (its identity is the peer's own).
+///   Messages held for the peer leave at once.
+///
+/// Unvalidated peers give way: the peer table evicts them (oldest first,
+/// among those holding none of our messages) before idle ones; a validated
+/// peer's new message evicts them, and forgets their histories, until it fits
+/// the shared tables. The answer to a probe counts even after its peer was
+/// evicted, so an honest peer is validated a round trip after it arrives,
+/// however many spoofed addresses arrive with it. [`SendOptions::once_validated`]
+/// holds an application's reply until then.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Limits {
     /// Peers tracked at once (addresses we send to or receive from). When
-    /// it is reached, the peer idle the longest is forgotten to make room;
-    /// with none idle, a new peer is refused. Default 4,096.
+    /// it is reached, the oldest unvalidated peer holding none of our
+    /// messages is forgotten to make room, else the peer idle the longest;
+    /// with neither, a new peer is refused. Default 4,096.
     pub max_peers: usize,
     /// Messages accepted by `send` and not yet resolved *and polled*: in
     /// flight, waiting for the window, or with a Delivered/Failed event not

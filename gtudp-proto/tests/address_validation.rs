@@ -257,3 +257,63 @@ fn a_reply_sent_once_validated_to_a_spoofed_address_fails_without_a_byte_sent() 
     }
     assert!(failed, "never failed as unvalidated");
 }
+
+#[test]
+fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
+    let mut b_config = config();
+    b_config.limits.max_peers = 2;
+    let mut b = Endpoint::new(b_config, 13).expect("valid");
+    let mut now = Instant::now();
+    let options = gtudp_proto::SendOptions::default().once_validated();
+    let (early, silent) = (addr(7000), addr(7001));
+    let mut replies = Vec::new();
+    let mut tokens = Vec::new();
+    for (n, peer) in [early, silent].into_iter().enumerate() {
+        b.handle_datagram(now, peer, data(10 + n as u32, b"hello"));
+        replies.push(
+            b.send_with(now, peer, Bytes::from_static(b"echo"), options)
+                .expect("accepted"),
+        );
+        tokens.push(probes(&drain_transmits(&mut b, now), &[10 + n as u32])[0]);
+    }
+    // The table is full of peers whose only messages wait for validation:
+    // a newcomer still gets in (the oldest gives way), and nothing fails yet.
+    let newcomer = addr(7100);
+    b.handle_datagram(now, newcomer, data(99, b"hello"));
+    let out = drain_transmits(&mut b, now);
+    assert!(out
+        .iter()
+        .any(|d| d.to == newcomer && d.identity().to_u32() == 99));
+    assert!(b.peer_stats(early).is_none(), "the oldest was not evicted");
+    assert!(std::iter::from_fn(|| b.poll_event()).all(|e| !matches!(e, Event::Failed { .. })));
+    // The evicted address answers its probe in time: its reply goes out.
+    b.handle_datagram(now, early, ack(tokens[0]));
+    let out = drain_transmits(&mut b, now);
+    assert!(
+        out.iter()
+            .any(|d| d.to == early && d.kind() == Some(PacketKind::Data)),
+        "the parked reply was not sent on validation"
+    );
+    // The other one stays silent: its reply fails, unsent.
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        let out = drain_transmits(&mut b, now);
+        assert!(out
+            .iter()
+            .all(|d| !(d.to == silent && d.kind() == Some(PacketKind::Data))));
+        failed.extend(
+            std::iter::from_fn(|| b.poll_event()).filter(|e| matches!(e, Event::Failed { .. })),
+        );
+        let Some(at) = b.poll_timeout() else { break };
+        now = at;
+        b.handle_timeout(now);
+        if b.peer_stats(silent).is_none() && !failed.is_empty() {
+            break;
+        }
+    }
+    assert!(failed.contains(&Event::Failed {
+        id: replies[1],
+        to: silent,
+        reason: FailureReason::Unvalidated
+    }));
+}

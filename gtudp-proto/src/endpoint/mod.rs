@@ -123,6 +123,12 @@ pub struct Endpoint {
     /// serial: the candidates for eviction once no peer is idle. Entries
     /// whose peer was validated or is gone are stale and skipped.
     unvalidated_peers: VecDeque<(SocketAddr, u64)>,
+    /// Messages held for unvalidated peers that were evicted before they
+    /// proved themselves, by address: they go out if the address answers
+    /// its probe in time (its validation re-creates the peer), and fail as
+    /// unvalidated at their next hold timer otherwise. Never sent to an
+    /// untracked address. At most `max_outstanding_messages` in all.
+    parked: Map<SocketAddr, smallvec::SmallVec<[MessageId; 2]>>,
     /// Numbers peers in creation order, to tell a peer from a later one at
     /// the same address.
     next_peer_serial: u64,
@@ -339,6 +345,7 @@ impl Endpoint {
             peers: Map::with_hasher(hasher),
             idle_peers: VecDeque::new(),
             unvalidated_peers: VecDeque::new(),
+            parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
@@ -789,8 +796,20 @@ impl Endpoint {
                 continue;
             }
             let identities = peer.awaiting_identities.clone();
+            let held = peer.held.clone();
             for identity in identities {
                 self.give_up_recv(now, address, identity);
+            }
+            // Messages waiting for it to prove itself wait on without it
+            // (see `parked`), outside any peer's window.
+            for &id in &held {
+                if let Some(message) = self.messages.get_mut(&id) {
+                    message.in_flight = false;
+                    message.parked = true;
+                }
+            }
+            if !held.is_empty() {
+                self.parked.entry(address).or_default().extend(held);
             }
             self.peers.remove(&address);
             self.stats.peers_evicted += 1;
@@ -909,6 +928,7 @@ impl Endpoint {
         self.peers.clear();
         self.idle_peers.clear();
         self.unvalidated_peers.clear();
+        self.parked.clear();
         self.by_identity.clear();
         self.timers.clear();
         self.output.drop_stateful();

@@ -294,6 +294,11 @@ impl Endpoint {
             return;
         };
         message.transmit_pending = false;
+        if !message.waiting_for_budget {
+            if let Some(peer) = self.peers.get_mut(&to) {
+                peer.held.push(id);
+            }
+        }
         message.waiting_for_budget = true;
         message.held += 1;
         let mut at = now + wait;

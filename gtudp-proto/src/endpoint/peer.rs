@@ -62,6 +62,10 @@ pub(super) struct Peer {
     /// When the last validation probe went to this unvalidated peer (see
     /// [`crate::validation`]): at most one per retransmission timeout.
     pub(super) probe_sent: Option<Instant>,
+    /// Our messages held back for it until it proves itself (by its budget,
+    /// or sent only once it is validated): released the moment it is, and
+    /// failed as unvalidated if it is evicted first.
+    pub(super) held: smallvec::SmallVec<[MessageId; 2]>,
     pub(super) stats: PeerStats,
 }
 
@@ -90,6 +94,7 @@ impl Peer {
             inbound: false,
             serial: 0,
             probe_sent: None,
+            held: smallvec::SmallVec::new(),
             awaiting_identities: smallvec::SmallVec::new(),
             stats: PeerStats::default(),
         }
@@ -136,7 +141,7 @@ impl Peer {
     /// An unvalidated peer that holds no message of ours: forgetting it
     /// breaks no promise to the application.
     pub(super) fn is_evictable(&self) -> bool {
-        self.is_unvalidated() && self.in_flight == 0 && self.queue.is_empty()
+        self.is_unvalidated() && self.in_flight == self.held.len() && self.queue.is_empty()
     }
 
     /// A retransmission timeout fired for a message sent `transmissions`

@@ -283,7 +283,7 @@ impl Endpoint {
         if !peer.is_unvalidated() {
             return;
         }
-        self.on_validated(source);
+        self.on_validated(now, source);
         self.stats.validated_by_probe += 1;
     }
 

@@ -63,6 +63,8 @@ pub(super) struct Message {
     /// Sent only once the destination is validated
     /// ([`SendOptions::only_once_validated`](crate::SendOptions)).
     pub(super) only_once_validated: bool,
+    /// Held for an unvalidated peer since evicted (see `Endpoint::parked`).
+    pub(super) parked: bool,
 }
 
 impl Message {
@@ -163,6 +165,7 @@ impl Endpoint {
                 held: 0,
                 waiting_for_budget: false,
                 only_once_validated: options.only_once_validated,
+                parked: false,
             },
         );
         self.outstanding += 1;
@@ -188,7 +191,7 @@ impl Endpoint {
                     self.stats.dropped.recv_wrong_source += 1;
                 }
                 Some(message) if message.in_flight && message.transmissions > 0 => {
-                    self.on_validated(source);
+                    self.on_validated(now, source);
                     self.resolve(now, id, Ok(()));
                     self.detect_lost(now, source);
                     self.release(now, source);
@@ -204,27 +207,39 @@ impl Endpoint {
     /// `address` proved it receives our datagrams: mark it, keep its whole
     /// history, and send at once the messages held back for it (by its
     /// budget, or until it was validated).
-    pub(super) fn on_validated(&mut self, address: SocketAddr) {
+    pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let was_unvalidated = peer.is_unvalidated();
         peer.validate();
+        let held = std::mem::take(&mut peer.held);
         self.remembered.mark_validated(&address);
-        if !was_unvalidated {
-            return;
-        }
-        // Once per validated peer, so a scan of the messages is fine.
-        for (id, message) in self.messages.iter_mut() {
-            if message.destination == address && message.waiting_for_budget {
-                message.waiting_for_budget = false;
-                message.transmit_pending = true;
-                message.timer = message.deadline;
-                if let Some(deadline) = message.deadline {
-                    self.timers.push(deadline, TimerKey::Message(*id));
+        // Held while the address was evicted: back into its window.
+        if let Some(parked) = self.parked.remove(&address) {
+            for id in parked {
+                if let Some(message) = self.messages.get_mut(&id) {
+                    message.parked = false;
+                    message.waiting_for_budget = false;
+                    message.timer = message.deadline;
+                    if let Some(deadline) = message.deadline {
+                        self.timers.push(deadline, TimerKey::Message(id));
+                    }
+                    peer.queue.push_back(id);
                 }
-                self.output.push_data(*id);
             }
+            self.release(now, address);
+        }
+        for id in held {
+            let Some(message) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            message.waiting_for_budget = false;
+            message.transmit_pending = true;
+            message.timer = message.deadline;
+            if let Some(deadline) = message.deadline {
+                self.timers.push(deadline, TimerKey::Message(id));
+            }
+            self.output.push_data(id);
         }
     }
 
@@ -250,8 +265,16 @@ impl Endpoint {
         }
         // Held back by the budget: try again (the destination may have
         // proven itself meanwhile), or give up after a few holds. This is
-        // no loss, so no backoff and no congestion response.
+        // no loss, so no backoff and no congestion response. A message whose
+        // peer was evicted meanwhile is never sent to the untracked address.
+        if message.parked {
+            self.resolve(now, id, Err(FailureReason::Unvalidated));
+            return;
+        }
         message.waiting_for_budget = false;
+        if let Some(peer) = self.peers.get_mut(&destination) {
+            peer.held.retain(|held| *held != id);
+        }
         if message.held > self.config.unvalidated_attempts {
             self.resolve(now, id, Err(FailureReason::Unvalidated));
             self.arm_sender_timer(now, destination);
@@ -278,7 +301,17 @@ impl Endpoint {
         };
         self.by_identity.remove(&message.identity);
         let destination = message.destination;
-        if let Some(peer) = self.peers.get_mut(&destination) {
+        if message.parked {
+            if let Some(parked) = self.parked.get_mut(&destination) {
+                parked.retain(|parked| *parked != id);
+                if parked.is_empty() {
+                    self.parked.remove(&destination);
+                }
+            }
+        } else if let Some(peer) = self.peers.get_mut(&destination) {
+            if message.waiting_for_budget {
+                peer.held.retain(|held| *held != id);
+            }
             if message.in_flight {
                 peer.in_flight -= 1;
                 if peer.in_flight == 0 {
