@@ -50,8 +50,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]
 
+mod background;
 mod completion;
-mod driver;
+mod core;
 mod error;
 mod io;
 mod socket;
