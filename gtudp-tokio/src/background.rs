@@ -8,6 +8,9 @@
 //! task is in `recv`, so RECVs and ACKs are answered promptly even when the
 //! application only sends, or is busy elsewhere.
 //!
+//! While tasks defer their writes (see [`crate::core`]), it looks every
+//! [`TICK`] and writes what is still deferred.
+//!
 //! When a task is in `recv`, that task reads the socket itself; the
 //! background task then lets it, and reads only what is still there
 //! [`GRACE`] later. It sleeps otherwise: nothing polls in a loop. It ends
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 
-use crate::core::Step;
+use crate::core::{Step, TICK};
 use crate::socket::{now, Shared};
 
 /// How long input may wait for a task already in `recv` to read it before
@@ -52,13 +55,17 @@ pub(crate) async fn run(finish: Finish) {
     loop {
         let (deadline, blocked) = match shared.with_core(|core| core.background_step(now())) {
             Step::Exit => break,
-            Step::Wait { deadline, blocked } => (deadline, blocked),
+            Step::Wait {
+                deadline,
+                blocked,
+                tick,
+            } => {
+                let tick = tick.then(|| tokio::time::Instant::now() + TICK);
+                let deadline = deadline.map(tokio::time::Instant::from_std);
+                (earliest(deadline, tick), blocked)
+            }
         };
-        let deadline = deadline.map(tokio::time::Instant::from_std);
-        let wake_at = match (deadline, deferred) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake_at = earliest(deadline, deferred);
         if let Some(at) = wake_at {
             if timer.deadline() != at {
                 timer.as_mut().reset(at);
@@ -96,4 +103,14 @@ pub(crate) async fn run(finish: Finish) {
         }
     }
     drop(finish);
+}
+
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -11,6 +11,16 @@
 //! and none waits: a full socket buffer leaves the transmit for the
 //! background task, which waits for writability. After each locked step,
 //! [`Core::take_wakes`] says whom to notify once the lock is released.
+//!
+//! Writing is deferred while the application works through a backlog:
+//! when `recv` hands over a message, or a send is made while more messages
+//! wait in the receive queue, what the endpoint has to send (the RECVs of
+//! what was read, the replies) waits for the task's next call on the
+//! socket, which will come soon, so that one system call carries many
+//! datagrams (GSO) and a RECV leaves with the reply it prompted. The next
+//! call that finds the queue empty, any read of the socket and any wait
+//! writes it first; should no call come, the background task does within
+//! [`TICK`]-ish (see [`Core::background_step`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -30,6 +40,10 @@ use crate::stats::{CloseSummary, Stats};
 /// Receive batches one step reads at most, so a flood cannot keep one task
 /// (or the lock) for long.
 pub(crate) const RECV_BATCHES: usize = 4;
+
+/// While writes are being deferred, the background task looks at least
+/// this often, and writes what is still deferred.
+pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
@@ -65,6 +79,9 @@ pub(crate) enum Step {
     Wait {
         deadline: Option<Instant>,
         blocked: bool,
+        /// Writes were deferred since the last step: look again within
+        /// [`TICK`].
+        tick: bool,
     },
     /// The socket has closed; the background task ends.
     Exit,
@@ -100,6 +117,12 @@ pub(crate) struct Core {
     armed: Option<Instant>,
     /// The background task knows a transmit waits for writability.
     blocked_told: bool,
+    /// What the endpoint has to send waits for the task's next call.
+    deferred: bool,
+    /// Writes were deferred since the background task's last step.
+    deferred_since_step: bool,
+    /// The background task looks again within [`TICK`].
+    ticking: bool,
     wakes: Wakes,
 }
 
@@ -117,6 +140,9 @@ impl Core {
             summary: None,
             armed: None,
             blocked_told: false,
+            deferred: false,
+            deferred_since_step: false,
+            ticking: false,
             wakes: Wakes::default(),
         }
     }
@@ -146,7 +172,13 @@ impl Core {
                         _permit: permit,
                     },
                 );
-                self.flush(now);
+                if self.inbox.is_empty() {
+                    self.flush(now);
+                } else {
+                    // The application is working through received
+                    // messages and will call again: write with the next.
+                    self.defer();
+                }
             }
             Err(error) => completion.resolve(Err(DeliveryError::Refused {
                 to,
@@ -196,20 +228,32 @@ impl Core {
     }
 
     /// The next message for `recv`: from the queue, or else read from the
-    /// socket (a few batches at most, without waiting), whose RECVs and
-    /// ACKs are written before this returns.
+    /// socket (a few batches at most, without waiting). What the endpoint
+    /// has to send is written before reading and, when no message came,
+    /// before this returns (the caller then waits); the RECVs of a message
+    /// handed over are deferred to the next call.
     pub(crate) fn take(&mut self, now: Instant) -> Take {
         if let Some(datagram) = self.inbox.pop_front() {
             return Take::Message(datagram);
         }
         if self.summary.is_some() {
+            self.flush(now);
             return Take::Closed;
         }
+        if self.deferred {
+            self.flush(now);
+        }
         let more = self.receive(now);
-        self.flush(now);
         match self.inbox.pop_front() {
-            Some(datagram) => Take::Message(datagram),
-            None => Take::Empty { more },
+            Some(datagram) => {
+                self.drain_events();
+                self.defer();
+                Take::Message(datagram)
+            }
+            None => {
+                self.flush(now);
+                Take::Empty { more }
+            }
         }
     }
 
@@ -247,9 +291,11 @@ impl Core {
         }
         self.armed = self.endpoint.poll_timeout();
         self.blocked_told = self.io.is_blocked();
+        self.ticking = std::mem::take(&mut self.deferred_since_step);
         Step::Wait {
             deadline: self.armed,
             blocked: self.blocked_told,
+            tick: self.ticking,
         }
     }
 
@@ -366,8 +412,20 @@ impl Core {
     /// Sends everything the endpoint has to send (until the socket's buffer
     /// fills), then hands out every event.
     fn flush(&mut self, now: Instant) {
+        self.deferred = false;
         self.io.flush(&mut self.endpoint, now);
         self.drain_events();
+    }
+
+    /// Leaves what the endpoint has to send for the task's next call (or
+    /// the background task's next look, which this makes sure comes).
+    fn defer(&mut self) {
+        self.deferred = true;
+        self.deferred_since_step = true;
+        if !self.ticking {
+            self.ticking = true;
+            self.wakes.background = true;
+        }
     }
 
     fn drain_events(&mut self) {
