@@ -51,7 +51,7 @@ pub(crate) async fn run(finish: Finish) {
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
     // Input deferred to a task in `recv`, to read at this instant.
-    let mut deferred: Option<tokio::time::Instant> = None;
+    let mut read_at: Option<tokio::time::Instant> = None;
     loop {
         let (deadline, blocked) = match shared.with_core(|core| core.background_step(now())) {
             Step::Exit => break,
@@ -65,7 +65,7 @@ pub(crate) async fn run(finish: Finish) {
                 (earliest(deadline, tick), blocked)
             }
         };
-        let wake_at = earliest(deadline, deferred);
+        let wake_at = earliest(deadline, read_at);
         if let Some(at) = wake_at {
             if timer.deadline() != at {
                 timer.as_mut().reset(at);
@@ -73,13 +73,13 @@ pub(crate) async fn run(finish: Finish) {
         }
         tokio::select! {
             () = shared.background.notified() => {}
-            ready = socket.readable(), if deferred.is_none() => {
+            ready = socket.readable(), if read_at.is_none() => {
                 if let Err(error) = ready {
                     tracing::warn!(target: "gtudp", local = %shared.local_addr, %error, "socket readiness error");
                 }
                 if shared.readers.load(Ordering::SeqCst) > 0 {
                     // A task in `recv` was woken by this readiness too.
-                    deferred = Some(tokio::time::Instant::now() + GRACE);
+                    read_at = Some(tokio::time::Instant::now() + GRACE);
                 } else {
                     shared.with_core(|core| core.background_receive(now()));
                 }
@@ -97,8 +97,8 @@ pub(crate) async fn run(finish: Finish) {
             }
             () = &mut timer, if wake_at.is_some() => {}
         }
-        if deferred.is_some_and(|at| at <= tokio::time::Instant::now()) {
-            deferred = None;
+        if read_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+            read_at = None;
             shared.with_core(|core| core.background_receive(now()));
         }
     }

@@ -12,15 +12,13 @@
 //! background task, which waits for writability. After each locked step,
 //! [`Core::take_wakes`] says whom to notify once the lock is released.
 //!
-//! Writing is deferred while the application works through a backlog:
-//! when `recv` hands over a message, or a send is made while more messages
-//! wait in the receive queue, what the endpoint has to send (the RECVs of
-//! what was read, the replies) waits for the task's next call on the
-//! socket, which will come soon, so that one system call carries many
-//! datagrams (GSO) and a RECV leaves with the reply it prompted. The next
-//! call that finds the queue empty, any read of the socket and any wait
-//! writes it first; should no call come, the background task does within
-//! [`TICK`]-ish (see [`Core::background_step`]).
+//! A read writes the RECVs and ACKs it produced before it hands a message
+//! over. A send's DATA is written at once, too, unless the application is
+//! working through a backlog (its last `recv` left more messages in the
+//! receive queue): then it waits for the task's next call on the socket, which will come
+//! soon, so that one system call carries many replies (GSO). The next call
+//! that finds the queue empty, or any read of the socket, writes it first;
+//! should no call come, the background task does within about [`TICK`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -123,6 +121,9 @@ pub(crate) struct Core {
     deferred_since_step: bool,
     /// The background task looks again within [`TICK`].
     ticking: bool,
+    /// The application is taking messages from a backlog: the last `recv`
+    /// left more in the queue, and no background step came since.
+    draining: bool,
     wakes: Wakes,
 }
 
@@ -143,6 +144,7 @@ impl Core {
             deferred: false,
             deferred_since_step: false,
             ticking: false,
+            draining: false,
             wakes: Wakes::default(),
         }
     }
@@ -172,7 +174,7 @@ impl Core {
                         _permit: permit,
                     },
                 );
-                if self.inbox.is_empty() {
+                if !self.draining || self.inbox.is_empty() {
                     self.flush(now);
                 } else {
                     // The application is working through received
@@ -228,16 +230,16 @@ impl Core {
     }
 
     /// The next message for `recv`: from the queue, or else read from the
-    /// socket (a few batches at most, without waiting). What the endpoint
-    /// has to send is written before reading and, when no message came,
-    /// before this returns (the caller then waits); the RECVs of a message
-    /// handed over are deferred to the next call.
+    /// socket (a few batches at most, without waiting). Deferred writes go
+    /// out before reading; the RECVs and ACKs of what was read before this
+    /// returns.
     pub(crate) fn take(&mut self, now: Instant) -> Take {
         if let Some(datagram) = self.inbox.pop_front() {
+            self.draining = !self.inbox.is_empty();
             return Take::Message(datagram);
         }
+        self.draining = false;
         if self.summary.is_some() {
-            self.flush(now);
             return Take::Closed;
         }
         if self.deferred {
@@ -246,8 +248,7 @@ impl Core {
         let more = self.receive(now);
         match self.inbox.pop_front() {
             Some(datagram) => {
-                self.drain_events();
-                self.defer();
+                self.flush(now);
                 Take::Message(datagram)
             }
             None => {
@@ -292,6 +293,9 @@ impl Core {
         self.armed = self.endpoint.poll_timeout();
         self.blocked_told = self.io.is_blocked();
         self.ticking = std::mem::take(&mut self.deferred_since_step);
+        // Until its next `recv`: an application that stopped reading sends
+        // at once again.
+        self.draining = false;
         Step::Wait {
             deadline: self.armed,
             blocked: self.blocked_told,
