@@ -86,7 +86,6 @@ impl Drop for Handle {
 
 /// The state of one socket, shared by its handles, its [`Delivery`]s and
 /// its background task.
-#[derive(Debug)]
 pub(crate) struct Shared {
     /// The endpoint and the socket I/O: whoever holds it drives them.
     core: Mutex<Core>,
@@ -109,6 +108,17 @@ pub(crate) struct Shared {
     pub(crate) background: Notify,
     /// The peer set by `connect`.
     peer: Mutex<Option<SocketAddr>>,
+}
+
+impl std::fmt::Debug for Shared {
+    /// The socket's address and state, not the protocol's tables (nor the
+    /// lock).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("local_addr", &self.local_addr)
+            .field("closing", &self.closing.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
