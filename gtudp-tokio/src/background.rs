@@ -9,7 +9,7 @@
 //! application only sends, or is busy elsewhere.
 //!
 //! While tasks defer their writes (see [`crate::core`]), it looks every
-//! [`TICK`] and writes what is still deferred.
+//! [`TICK`](crate::core::TICK) and writes what is still deferred.
 //!
 //! When a task is in `recv`, that task reads the socket itself; the
 //! background task then lets it, and reads only what is still there
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 
-use crate::core::{Step, TICK};
+use crate::core::Step;
 use crate::socket::{now, Shared};
 
 /// How long input may wait for a task already in `recv` to read it before
@@ -60,7 +60,7 @@ pub(crate) async fn run(finish: Finish) {
                 blocked,
                 tick,
             } => {
-                let tick = tick.then(|| tokio::time::Instant::now() + TICK);
+                let tick = tick.map(tokio::time::Instant::from_std);
                 let deadline = deadline.map(tokio::time::Instant::from_std);
                 (earliest(deadline, tick), blocked)
             }

@@ -14,9 +14,10 @@
 //!
 //! A read writes the RECVs and ACKs it produced before it hands a message
 //! over. A send's DATA is written at once, too, unless the application is
-//! working through a backlog (its last `recv` left more messages in the
-//! receive queue): then it waits for the task's next call on the socket, which will come
-//! soon, so that one system call carries many replies (GSO). The next call
+//! working through a backlog: its last `recv` left more messages in the
+//! receive queue, or more outcomes were just handed to waiting tasks than
+//! sends were made since. Then it waits for the next call on the socket,
+//! which will come soon, so that one system call carries many (GSO). The next call
 //! that finds the queue empty, or any read of the socket, writes it first;
 //! should no call come, the background task does within about [`TICK`].
 
@@ -77,9 +78,9 @@ pub(crate) enum Step {
     Wait {
         deadline: Option<Instant>,
         blocked: bool,
-        /// Writes were deferred since the last step: look again within
-        /// [`TICK`].
-        tick: bool,
+        /// Writes are deferred, or were since the last step: look again
+        /// then (within a [`TICK`]).
+        tick: Option<Instant>,
     },
     /// The socket has closed; the background task ends.
     Exit,
@@ -115,15 +116,21 @@ pub(crate) struct Core {
     armed: Option<Instant>,
     /// The background task knows a transmit waits for writability.
     blocked_told: bool,
-    /// What the endpoint has to send waits for the task's next call.
-    deferred: bool,
+    /// Since when what the endpoint has to send waits for the task's next
+    /// call (`None`: nothing deferred).
+    deferred: Option<Instant>,
     /// Writes were deferred since the background task's last step.
     deferred_since_step: bool,
     /// The background task looks again within [`TICK`].
     ticking: bool,
-    /// The application is taking messages from a backlog: the last `recv`
-    /// left more in the queue, and no background step came since.
-    draining: bool,
+    /// When the last `recv` left more messages in the queue: the
+    /// application is taking messages from a backlog (for a [`TICK`]).
+    draining: Option<Instant>,
+    /// Outcomes just handed to waiting tasks, less the sends made since:
+    /// sends expected in reaction, as of `credit_at` (valid for a
+    /// [`TICK`]).
+    send_credit: usize,
+    credit_at: Option<Instant>,
     wakes: Wakes,
 }
 
@@ -141,10 +148,12 @@ impl Core {
             summary: None,
             armed: None,
             blocked_told: false,
-            deferred: false,
+            deferred: None,
             deferred_since_step: false,
             ticking: false,
-            draining: false,
+            draining: None,
+            send_credit: 0,
+            credit_at: None,
             wakes: Wakes::default(),
         }
     }
@@ -174,12 +183,20 @@ impl Core {
                         _permit: permit,
                     },
                 );
-                if !self.draining || self.inbox.is_empty() {
-                    self.flush(now);
+                // The application is working through received messages,
+                // or through outcomes just handed to it, and will call
+                // again: write with the next call.
+                let backlog = recent(self.draining, now) && !self.inbox.is_empty();
+                let credit = if recent(self.credit_at, now) {
+                    self.send_credit
                 } else {
-                    // The application is working through received
-                    // messages and will call again: write with the next.
-                    self.defer();
+                    0
+                };
+                self.send_credit = credit.saturating_sub(1);
+                if backlog || credit > 1 {
+                    self.defer(now);
+                } else {
+                    self.flush(now);
                 }
             }
             Err(error) => completion.resolve(Err(DeliveryError::Refused {
@@ -235,14 +252,14 @@ impl Core {
     /// returns.
     pub(crate) fn take(&mut self, now: Instant) -> Take {
         if let Some(datagram) = self.inbox.pop_front() {
-            self.draining = !self.inbox.is_empty();
+            self.draining = (!self.inbox.is_empty()).then_some(now);
             return Take::Message(datagram);
         }
-        self.draining = false;
+        self.draining = None;
         if self.summary.is_some() {
             return Take::Closed;
         }
-        if self.deferred {
+        if self.deferred.is_some() {
             self.flush(now);
         }
         let more = self.receive(now);
@@ -282,24 +299,36 @@ impl Core {
         if self.summary.is_some() {
             return Step::Exit;
         }
-        if self.endpoint.poll_timeout().is_some_and(|at| at <= now) {
+        let due = self.endpoint.poll_timeout().is_some_and(|at| at <= now);
+        if due {
             self.endpoint.handle_timeout(now);
         }
-        self.flush(now);
+        // Deferred writes younger than a tick are left to the application's
+        // next call, which is expected.
+        let young = self.deferred.is_some_and(|since| recent(Some(since), now));
+        if due || !young || self.io.is_blocked() {
+            if self.deferred.is_some() && !young {
+                // The expected call did not come: write at once again.
+                self.draining = None;
+                self.send_credit = 0;
+            }
+            self.flush(now);
+        }
         if self.endpoint.is_closed() && !self.io.is_blocked() {
             self.finish(now);
             return Step::Exit;
         }
         self.armed = self.endpoint.poll_timeout();
         self.blocked_told = self.io.is_blocked();
-        self.ticking = std::mem::take(&mut self.deferred_since_step);
-        // Until its next `recv`: an application that stopped reading sends
-        // at once again.
-        self.draining = false;
+        let tick = match self.deferred {
+            Some(since) => Some(since + TICK),
+            None => std::mem::take(&mut self.deferred_since_step).then(|| now + TICK),
+        };
+        self.ticking = tick.is_some();
         Step::Wait {
             deadline: self.armed,
             blocked: self.blocked_told,
-            tick: self.ticking,
+            tick,
         }
     }
 
@@ -324,7 +353,7 @@ impl Core {
         if self.summary.is_some() {
             return;
         }
-        self.drain_events();
+        self.drain_events(now);
         self.tickets.clear();
         for (_, pending) in self.pending.drain() {
             pending.completion.resolve(Err(DeliveryError::Closed));
@@ -410,21 +439,21 @@ impl Core {
             self.endpoint.set_receive_paused(full);
         }
         self.endpoint.handle_datagram(now, from, datagram);
-        self.drain_events();
+        self.drain_events(now);
     }
 
     /// Sends everything the endpoint has to send (until the socket's buffer
     /// fills), then hands out every event.
     fn flush(&mut self, now: Instant) {
-        self.deferred = false;
+        self.deferred = None;
         self.io.flush(&mut self.endpoint, now);
-        self.drain_events();
+        self.drain_events(now);
     }
 
     /// Leaves what the endpoint has to send for the task's next call (or
     /// the background task's next look, which this makes sure comes).
-    fn defer(&mut self) {
-        self.deferred = true;
+    fn defer(&mut self, now: Instant) {
+        self.deferred.get_or_insert(now);
         self.deferred_since_step = true;
         if !self.ticking {
             self.ticking = true;
@@ -432,7 +461,7 @@ impl Core {
         }
     }
 
-    fn drain_events(&mut self) {
+    fn drain_events(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
                 Routed::Message(datagram) => {
@@ -456,10 +485,21 @@ impl Core {
                         self.tickets.remove(&pending.ticket);
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
-                        pending.completion.resolve(outcome);
+                        if pending.completion.resolve_notified(outcome) {
+                            if !recent(self.credit_at, now) {
+                                self.send_credit = 0;
+                            }
+                            self.send_credit += 1;
+                            self.credit_at = Some(now);
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Whether `at` is less than a [`TICK`] before `now`.
+fn recent(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < TICK)
 }

@@ -207,6 +207,35 @@ async fn a_reply_made_while_draining_a_backlog_still_leaves() {
     assert_eq!(&message.payload[..], b"reply");
 }
 
+/// Many outcomes reach waiting tasks at once, so sends that follow are
+/// held to leave together; when only one follows, it still leaves within
+/// a tick, not at its retransmission timer (paused time, as above).
+#[tokio::test(start_paused = true)]
+async fn a_send_after_a_burst_of_outcomes_still_leaves() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    let burst: Vec<_> = (0..32u32)
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect();
+    for delivery in burst {
+        within(10, delivery).await.unwrap();
+    }
+    let start = tokio::time::Instant::now();
+    within(10, client.send_to(&b"one more"[..], to))
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the send waited {waited:?}: it left by its retransmission timer"
+    );
+    assert_eq!(server.stats().endpoint.received, 33);
+}
+
 /// The runtime that ran the socket's background task shuts down with a
 /// send in flight: the send resolves (as closed) instead of hanging, and
 /// `close` still returns a summary.
