@@ -17,9 +17,10 @@
 //! working through a backlog: its last `recv` left more messages in the
 //! receive queue, or more outcomes were just handed to waiting tasks than
 //! sends were made since. Then it waits for the next call on the socket,
-//! which will come soon, so that one system call carries many (GSO). The next call
-//! that finds the queue empty, or any read of the socket, writes it first;
-//! should no call come, the background task does within about [`TICK`].
+//! which will come soon, so that one system call carries many (GSO). The
+//! next call that finds the queue empty, or any read of the socket, writes
+//! it first; should no call come within a [`TICK`], the background task
+//! does.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
