@@ -39,6 +39,7 @@ pub(crate) struct Finish(pub(crate) Arc<Shared>);
 
 impl Drop for Finish {
     fn drop(&mut self) {
+        self.0.closing.store(true, Ordering::Release);
         self.0.with_core(|core| core.finish(now()));
     }
 }

@@ -173,6 +173,14 @@ impl Core {
         completion: Completion,
         permit: OwnedSemaphorePermit,
     ) {
+        if self.summary.is_some() {
+            // Ended without a close call (the runtime shut down): nobody
+            // would ever resolve it.
+            return completion.resolve(Err(DeliveryError::Refused {
+                to,
+                kind: gtudp_proto::SendErrorKind::Closing,
+            }));
+        }
         match self.endpoint.send_with(now, to, payload, options) {
             Ok(id) => {
                 self.tickets.insert(ticket, id);

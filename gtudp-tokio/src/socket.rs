@@ -96,7 +96,7 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     max_payload: usize,
     next_ticket: AtomicU64,
-    closing: AtomicBool,
+    pub(crate) closing: AtomicBool,
     completions: Arc<Completions>,
     /// Tasks inside `recv`/`recv_from` (who read the socket themselves).
     pub(crate) readers: AtomicUsize,

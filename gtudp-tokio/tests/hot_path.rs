@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::within;
-use gtudp_tokio::{Config, DeliveryError, RecvError, Socket};
+use gtudp_tokio::{Config, DeliveryError, RecvError, Socket, TrySendErrorKind};
 
 async fn pair() -> (Socket, Socket) {
     let a = Socket::bind("127.0.0.1:0", Config::default())
@@ -261,6 +261,14 @@ fn a_runtime_shutdown_resolves_pending_sends() {
         .unwrap();
     second.block_on(async {
         assert_eq!(within(10, delivery).await, Err(DeliveryError::Closed));
+        // Later sends are refused, never left unresolved.
+        assert!(socket.is_closing());
+        let late = socket.send_nowait(&b"late"[..], to).unwrap_err();
+        assert_eq!(late.kind(), TrySendErrorKind::Closed);
+        assert!(matches!(
+            socket.send_to(&b"late"[..], to).await,
+            Err(DeliveryError::Refused { .. })
+        ));
         let summary = within(10, socket.close()).await.unwrap();
         assert_eq!(summary.stats.endpoint.delivered, 0);
         assert_eq!(socket.recv().await, Err(RecvError::Closed));
