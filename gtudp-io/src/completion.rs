@@ -203,10 +203,11 @@ impl<W: Wake> Registry<W> {
         }
     }
 
-    fn resolve(&self, key: Key, outcome: Result<(), DeliveryError>) {
+    /// Returns whether a waiter was notified.
+    fn resolve(&self, key: Key, outcome: Result<(), DeliveryError>) -> bool {
         let mut slots = self.lock();
         let Some(entry) = slots.entry(key) else {
-            return;
+            return false;
         };
         let notify = match entry.state {
             State::Waiting => {
@@ -220,8 +221,12 @@ impl<W: Wake> Registry<W> {
             State::Done(_) | State::Free { .. } => None,
         };
         drop(slots);
-        if let Some(notify) = notify {
-            W::notify(notify);
+        match notify {
+            Some(notify) => {
+                W::notify(notify);
+                true
+            }
+            None => false,
         }
     }
 
@@ -347,9 +352,19 @@ pub struct Completion<W: Wake> {
 impl<W: Wake> Completion<W> {
     /// Hands `outcome` to the send's handle and wakes its waiter; if the
     /// handle was dropped, frees the slot.
-    pub fn resolve(mut self, outcome: Result<(), DeliveryError>) {
-        if let Some(key) = self.key.take() {
-            self.registry.resolve(key, outcome);
+    pub fn resolve(self, outcome: Result<(), DeliveryError>) {
+        self.resolve_notified(outcome);
+    }
+
+    /// [`resolve`](Self::resolve), saying whether someone was told: a task
+    /// had polled the handle ([`TaskWake`]), or a thread may be waiting
+    /// ([`CondvarWake`]); false if the handle was dropped or never waited.
+    /// An adapter uses it to expect the application's reaction (a new send,
+    /// say) soon.
+    pub fn resolve_notified(mut self, outcome: Result<(), DeliveryError>) -> bool {
+        match self.key.take() {
+            Some(key) => self.registry.resolve(key, outcome),
+            None => false,
         }
     }
 }
@@ -452,6 +467,22 @@ mod tests {
         assert_eq!(again.index, key.index);
         assert_ne!(again.generation, key.generation);
         assert_eq!(len(&registry), 1);
+    }
+
+    #[test]
+    fn resolve_says_whether_a_task_was_told() {
+        let registry = Arc::new(Registry::<TaskWake>::with_capacity(2));
+        let (_wakes, waker) = waker();
+        let (polled, completion) = registry.register();
+        assert!(registry
+            .poll(polled, &mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(completion.resolve_notified(Ok(())));
+        let (dropped, completion) = registry.register();
+        registry.abandon(dropped);
+        assert!(!completion.resolve_notified(Ok(())));
+        let (_never_polled, completion) = registry.register();
+        assert!(!completion.resolve_notified(Ok(())));
     }
 
     #[test]

@@ -34,9 +34,10 @@ pub enum TrySendErrorKind {
     /// messages await their outcome. Retry once some resolve, or use the
     /// waiting [`Socket::send_to`](crate::Socket::send_to).
     TooManyOutstanding,
-    /// The driver's command queue
-    /// ([`Builder::command_queue`](crate::Builder::command_queue)) is full.
-    /// Retry shortly, or use the waiting [`Socket::send_to`](crate::Socket::send_to).
+    /// A request queue is full. Kept for code that matches on it: sends
+    /// are handed to the endpoint by the calling task, so no queue exists
+    /// and this kind is no longer returned
+    /// ([`Builder::command_queue`](crate::Builder::command_queue)).
     QueueFull,
     /// The payload does not fit in one datagram.
     PayloadTooLarge {
@@ -80,7 +81,7 @@ impl fmt::Display for TrySendErrorKind {
                 "max_outstanding messages await their outcome; retry once some resolve or use send_to",
             ),
             TrySendErrorKind::QueueFull => f.write_str(
-                "the driver's command queue is full; retry shortly or use send_to, which waits",
+                "the request queue is full; retry shortly or use send_to, which waits",
             ),
             TrySendErrorKind::PayloadTooLarge { size, max } => write!(
                 f,

@@ -10,12 +10,38 @@
 //! with a 4-byte identity), so this socket talks to the original Python
 //! implementation with the default [`Config`].
 //!
-//! Inside, one driver task owns the protocol state (the sans-IO
-//! [`gtudp_proto::Endpoint`]) and the UDP socket; handles talk to it over
-//! bounded queues. On Linux it receives with `recvmmsg` and GRO and sends
-//! batches with GSO (through `quinn-udp`), elsewhere one datagram per
-//! system call. An ICMP unreachable report (Linux, through the socket's
-//! error queue) fails that destination's messages at once with
+//! # Inside: the calling task drives the socket
+//!
+//! The protocol state (the sans-IO [`gtudp_proto::Endpoint`]), the UDP
+//! socket's batched I/O, the sends awaiting their outcome and the receive
+//! queue sit behind one short lock (a `std::sync::Mutex`, never held across
+//! an `await`), and each call does its own work under it:
+//!
+//! - a **send** hands its message to the endpoint and writes the DATA with
+//!   a non-blocking system call before it returns;
+//! - a **receive** takes a queued message, or else reads the socket itself
+//!   (non-blocking, a few batches at most), feeds what it read to the
+//!   endpoint, writes the RECVs and ACKs that produced, and only then waits
+//!   for readiness (several tasks may receive at once);
+//! - whichever task reads a RECV resolves that send and wakes the task
+//!   awaiting its [`Delivery`] directly, with no task in between.
+//!
+//! While the application works through a backlog (its last receive left
+//! more messages queued), replies are held for its next call, so one GSO
+//! system call carries many; should that call not come, the background
+//! task writes them within about a millisecond.
+//!
+//! One background task per socket does what no call does: the endpoint's
+//! timers (retransmissions, deadlines, the pacer, the close's drain),
+//! transmits that met a full socket buffer (it waits for writability),
+//! ICMP reports in the socket's error queue, and input that arrives while
+//! no task is receiving, so RECVs and ACKs are answered even when the
+//! application only sends or is busy elsewhere. It sleeps otherwise.
+//!
+//! On Linux the socket receives with `recvmmsg` and GRO and sends batches
+//! with GSO (through `quinn-udp`), elsewhere one datagram per system call.
+//! An ICMP unreachable report (Linux, through the socket's error queue)
+//! fails that destination's messages at once with
 //! [`FailureReason::Unreachable`]; other ICMP errors and oversized datagrams
 //! are logged, never fatal.
 //!
@@ -50,8 +76,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]
 
+mod background;
 mod completion;
-mod driver;
+mod core;
 mod error;
 mod io;
 mod socket;

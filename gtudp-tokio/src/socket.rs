@@ -1,19 +1,21 @@
-//! The public socket: a cheap, cloneable handle to one driver task.
+//! The public socket: a cheap, cloneable handle to the shared state that
+//! the calling tasks drive under a short lock (see [`crate::core`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
 use tokio::net::{ToSocketAddrs, UdpSocket};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::completion::{Completions, Key};
-use crate::driver::{Command, Driver};
+use crate::core::{Core, Take};
 use crate::error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
@@ -26,12 +28,16 @@ pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
 /// reason it did not, and every message received is handed over exactly
 /// once.
 ///
-/// The socket is a handle: clone it freely and use it from many tasks. One
-/// driver task, spawned on the current Tokio runtime, owns the UDP socket
-/// and the protocol state ([`gtudp_proto::Endpoint`]). The driver keeps
-/// running while any handle (or pending [`Delivery`]) exists; when the last
-/// one is dropped it closes gracefully, in the background, like
-/// [`close`](Self::close).
+/// The socket is a handle: clone it freely and use it from many tasks.
+/// Each call drives the protocol state ([`gtudp_proto::Endpoint`]) on the
+/// calling task, under a short lock never held across an `await`: a send
+/// writes its DATA with a non-blocking system call before it returns, a
+/// receive reads the socket itself and writes the RECVs before it hands
+/// the message over. A background task, spawned on the current Tokio
+/// runtime, runs the timers and answers input while no task is in `recv`.
+/// When the last handle is dropped the socket closes gracefully, in the
+/// background, like [`close`](Self::close); pending [`Delivery`]s still
+/// resolve.
 ///
 /// **Delivered** means the peer's gtUDP endpoint holds the message (its
 /// application may not have read it yet). **Failed** means delivery was not
@@ -62,37 +68,102 @@ pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
 /// ```
 #[derive(Clone, Debug)]
 pub struct Socket {
+    handle: Arc<Handle>,
+}
+
+/// What the [`Socket`] handles share; its drop closes the socket.
+#[derive(Debug)]
+struct Handle {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    commands: mpsc::Sender<Command>,
+impl Drop for Handle {
+    /// Every handle is gone: nobody can read any more, so close.
+    fn drop(&mut self) {
+        self.shared.begin_close();
+    }
+}
+
+/// The state of one socket, shared by its handles, its [`Delivery`]s and
+/// its background task.
+pub(crate) struct Shared {
+    /// The endpoint and the socket I/O: whoever holds it drives them.
+    core: Mutex<Core>,
+    /// The UDP socket, to wait for its readiness without the lock (the
+    /// core does the system calls through its own reference).
+    pub(crate) socket: Arc<UdpSocket>,
     outstanding: Arc<Semaphore>,
-    inbox: tokio::sync::Mutex<Inbox>,
-    local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
     max_payload: usize,
     next_ticket: AtomicU64,
-    status: Arc<Status>,
+    pub(crate) closing: AtomicBool,
     completions: Arc<Completions>,
+    /// Tasks inside `recv`/`recv_from` (who read the socket themselves).
+    pub(crate) readers: AtomicUsize,
+    /// Messages were queued, or the socket closed: for tasks in `recv`.
+    queued: Notify,
+    /// The close summary is ready: for `close`.
+    closed: Notify,
+    /// For the background task: look again (see [`Core::take_wakes`]).
+    pub(crate) background: Notify,
     /// The peer set by `connect`.
     peer: Mutex<Option<SocketAddr>>,
 }
 
-/// State the driver publishes for the handles.
-#[derive(Debug, Default)]
-pub(crate) struct Status {
-    pub(crate) closing: AtomicBool,
-    pub(crate) stats: Mutex<Stats>,
-    pub(crate) summary: Mutex<Option<CloseSummary>>,
+impl std::fmt::Debug for Shared {
+    /// The socket's address and state, not the protocol's tables (nor the
+    /// lock).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("local_addr", &self.local_addr)
+            .field("closing", &self.closing.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
-#[derive(Debug)]
-struct Inbox {
-    receiver: mpsc::Receiver<Datagram>,
-    /// A datagram `recv_from` found too long for its buffer, kept for the
-    /// next call.
-    kept: Option<Datagram>,
+impl Shared {
+    /// Runs `f` under the lock, then notifies whom it asks for, with the
+    /// lock released.
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let (result, wakes) = {
+            let mut core = lock(&self.core);
+            let result = f(&mut core);
+            (result, core.take_wakes())
+        };
+        // A reader counts itself before it looks at the queue, under the
+        // lock: if it saw nothing, it is counted here.
+        if wakes.readers && self.readers.load(Ordering::SeqCst) > 0 {
+            self.queued.notify_waiters();
+        }
+        if wakes.background {
+            self.background.notify_one();
+        }
+        if wakes.closed {
+            self.closed.notify_waiters();
+        }
+        result
+    }
+
+    fn begin_close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.with_core(|core| core.begin_close(now()));
+    }
+}
+
+/// Counts a task inside `recv` while it lives (cancel safe).
+struct Reading<'a>(&'a AtomicUsize);
+
+impl<'a> Reading<'a> {
+    fn new(readers: &'a AtomicUsize) -> Self {
+        readers.fetch_add(1, Ordering::SeqCst);
+        Self(readers)
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Settings for a [`Socket`] beyond the protocol's [`Config`].
@@ -132,8 +203,8 @@ impl Builder {
 
     /// Received messages held for `recv`/`recv_from`. When they are not
     /// read and this many wait, new DATA is left unanswered (its sender
-    /// resends later): backpressure without loss. Default 4,096: one wake-up
-    /// of the driver can take in up to 2,048 messages (4 batched receive
+    /// resends later): backpressure without loss. Default 4,096: one read
+    /// of the socket can take in up to 2,048 messages (4 batched receive
     /// calls of 8 GRO aggregates of up to 64), and a queue smaller than a
     /// burst makes senders wait a retransmission timeout although the
     /// application reads continuously.
@@ -142,9 +213,10 @@ impl Builder {
         self
     }
 
-    /// Requests (sends, cancels, raw sends) waiting for the driver. When
-    /// full, [`Socket::send_nowait`] fails with
-    /// [`TrySendErrorKind::QueueFull`] and the other calls wait. Default 1,024.
+    /// Kept so that existing code compiles; it bounds nothing any more. A
+    /// send is handed to the endpoint by the calling task, so no request
+    /// queue exists and [`TrySendErrorKind::QueueFull`] does not occur.
+    /// Must not be 0. Default 1,024.
     pub fn command_queue(mut self, capacity: usize) -> Self {
         self.command_queue = capacity;
         self
@@ -161,7 +233,8 @@ impl Builder {
         self
     }
 
-    /// Binds a new UDP socket to `addr` (IPv4 or IPv6) and starts its driver.
+    /// Binds a new UDP socket to `addr` (IPv4 or IPv6) and starts its
+    /// background task.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Socket, BindError> {
         let socket = UdpSocket::bind(addr).await?;
         self.from_tokio(socket)
@@ -180,7 +253,7 @@ impl Builder {
     /// outside one it fails with [`BindError::NoRuntime`].
     ///
     /// A connected socket works too; ICMP errors it reports
-    /// (`ConnectionRefused`) are logged and never stop the driver.
+    /// (`ConnectionRefused`) are logged and never stop the socket.
     pub fn from_tokio(self, socket: UdpSocket) -> Result<Socket, BindError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         let max = self.config.limits.max_outstanding_messages;
@@ -215,31 +288,35 @@ impl Builder {
         let max_payload = self.config.max_payload_size();
         let endpoint = Endpoint::new(self.config, u128::from_le_bytes(seed))?;
         let local_addr = socket.local_addr()?;
-        let io = UdpIo::new(TokioSocket(socket), endpoint.config().framing.clone())?;
-        let (command_tx, command_rx) = mpsc::channel(self.command_queue);
-        let (inbox_tx, inbox_rx) = mpsc::channel(self.recv_queue);
-        let status = Arc::new(Status::default());
+        let socket = Arc::new(socket);
+        let io = UdpIo::new(
+            TokioSocket(socket.clone()),
+            endpoint.config().framing.clone(),
+        )?;
         let completions = Arc::new(Completions::with_capacity(
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));
-        let driver = Driver::new(io, endpoint, command_rx, inbox_tx, status.clone());
-        runtime.spawn(driver.run());
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core::new(io, endpoint, self.recv_queue)),
+            socket,
+            outstanding: Arc::new(Semaphore::new(max_outstanding)),
+            local_addr,
+            max_payload,
+            next_ticket: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            completions,
+            readers: AtomicUsize::new(0),
+            queued: Notify::new(),
+            closed: Notify::new(),
+            background: Notify::new(),
+            peer: Mutex::new(None),
+        });
+        runtime.spawn(crate::background::run(crate::background::Finish(
+            shared.clone(),
+        )));
         tracing::debug!(target: "gtudp", local = %local_addr, "gtUDP socket ready");
         Ok(Socket {
-            shared: Arc::new(Shared {
-                commands: command_tx,
-                outstanding: Arc::new(Semaphore::new(max_outstanding)),
-                inbox: tokio::sync::Mutex::new(Inbox {
-                    receiver: inbox_rx,
-                    kept: None,
-                }),
-                local_addr,
-                max_payload,
-                next_ticket: AtomicU64::new(0),
-                status,
-                completions,
-                peer: Mutex::new(None),
-            }),
+            handle: Arc::new(Handle { shared }),
         })
     }
 }
@@ -267,34 +344,37 @@ impl Socket {
 
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+        self.shared().local_addr
     }
 
     /// The largest payload one message can carry
     /// ([`Config::max_payload_size`]).
     pub fn max_payload_size(&self) -> usize {
-        self.shared.max_payload
+        self.shared().max_payload
     }
 
-    /// Counters of the endpoint and of the socket I/O, as of the driver's
-    /// latest step.
+    /// Counters of the endpoint and of the socket I/O, as of now: a task
+    /// woken by a send's outcome sees counters that include it.
     pub fn stats(&self) -> Stats {
-        match self.shared.status.stats.lock() {
-            Ok(stats) => *stats,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        self.shared().with_core(|core| core.stats())
     }
 
-    /// Counters and the RTT estimate for one peer, while it is tracked.
+    /// Counters and the RTT estimate for one peer, while it is tracked;
+    /// [`Closed`] once the socket has closed.
     pub async fn peer_stats(&self, peer: SocketAddr) -> Result<Option<PeerStats>, Closed> {
-        let (reply, outcome) = oneshot::channel();
-        self.command(Command::PeerStats { peer, reply }).await?;
-        outcome.await.map_err(|_| Closed)
+        let peer = gtudp_proto::canonical_addr(peer);
+        self.shared().with_core(|core| {
+            if core.is_finished() {
+                Err(Closed)
+            } else {
+                Ok(core.peer_stats(peer))
+            }
+        })
     }
 
     /// Whether [`close`](Self::close) was called (or every handle dropped).
     pub fn is_closing(&self) -> bool {
-        self.shared.status.closing.load(Ordering::Acquire)
+        self.shared().closing.load(Ordering::Acquire)
     }
 
     // ----- sending -----------------------------------------------------------
@@ -302,13 +382,12 @@ impl Socket {
     /// Sends `payload` to `target` with guaranteed delivery: `Ok(())` once
     /// the peer confirmed receipt, otherwise the reason.
     ///
-    /// Waits while [`Builder::max_outstanding`] messages are unresolved or
-    /// the command queue is full.
+    /// Waits while [`Builder::max_outstanding`] messages are unresolved.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future while it waits for room sends nothing. Once the
-    /// message is handed to the driver, dropping the future does **not**
+    /// message is handed to the endpoint, dropping the future does **not**
     /// cancel delivery: the message is still delivered or fails, unobserved.
     /// To cancel, use [`start_send`](Self::start_send) and
     /// [`Delivery::cancel`].
@@ -336,8 +415,10 @@ impl Socket {
         self.start_send_with(payload, target, options).await?.await
     }
 
-    /// Hands `payload` to the driver, waiting for room if needed, and
-    /// returns a [`Delivery`] to await (or drop) later.
+    /// Hands `payload` to the endpoint, waiting for room if needed, and
+    /// returns a [`Delivery`] to await (or drop) later. The DATA is written
+    /// to the socket before this returns, unless the socket's send buffer is
+    /// full (then the background task writes it once there is room).
     ///
     /// Cancel safety: dropping this future before it returns sends nothing.
     pub async fn start_send(
@@ -358,31 +439,23 @@ impl Socket {
     ) -> Result<Delivery, DeliveryError> {
         let target = resolve(target).await?;
         let payload = payload.into_payload();
-        let options = options.to_proto(tokio::time::Instant::now().into_std());
+        let options = options.to_proto(now());
         if let Err(kind) = self.check(&payload) {
             return Err(refusal(kind, target));
         }
         let permit = self
-            .shared
+            .shared()
             .outstanding
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| DeliveryError::Closed)?;
-        let slot = self
-            .shared
-            .commands
-            .reserve()
-            .await
-            .map_err(|_| DeliveryError::Closed)?;
-        let (command, delivery) = self.send_command(payload, target, options, permit);
-        slot.send(command);
-        Ok(delivery)
+        Ok(self.submit(payload, target, options, permit))
     }
 
-    /// Hands `payload` to the driver at once and returns a [`Delivery`] to
-    /// await later, or an error (with the payload) when a configured limit
-    /// is reached: it never waits and never queues without bound.
+    /// Hands `payload` to the endpoint at once and returns a [`Delivery`]
+    /// to await later, or an error (with the payload) when a configured
+    /// limit is reached: it never waits and never queues without bound.
     ///
     /// Dropping the returned [`Delivery`] does not cancel the send. The
     /// target is a `SocketAddr`, as resolving a name could wait.
@@ -403,47 +476,32 @@ impl Socket {
     ) -> Result<Delivery, TrySendError> {
         let target = gtudp_proto::canonical_addr(target);
         let payload = payload.into_payload();
-        let options = options.to_proto(tokio::time::Instant::now().into_std());
+        let options = options.to_proto(now());
         if let Err(kind) = self.check(&payload) {
             return Err(TrySendError::new(kind, payload));
         }
-        let Ok(permit) = self.shared.outstanding.clone().try_acquire_owned() else {
+        let Ok(permit) = self.shared().outstanding.clone().try_acquire_owned() else {
             return Err(TrySendError::new(
                 TrySendErrorKind::TooManyOutstanding,
                 payload,
             ));
         };
-        let slot = match self.shared.commands.try_reserve() {
-            Ok(slot) => slot,
-            Err(mpsc::error::TrySendError::Full(())) => {
-                return Err(TrySendError::new(TrySendErrorKind::QueueFull, payload))
-            }
-            Err(mpsc::error::TrySendError::Closed(())) => {
-                return Err(TrySendError::new(TrySendErrorKind::Closed, payload))
-            }
-        };
-        let (command, delivery) = self.send_command(payload, target, options, permit);
-        slot.send(command);
-        Ok(delivery)
+        Ok(self.submit(payload, target, options, permit))
     }
 
-    /// Queues a datagram sent as is, without gtUDP framing or guarantees,
-    /// for peers that do not speak gtUDP. Returns once it is queued.
+    /// Sends a datagram as is, without gtUDP framing or guarantees, for
+    /// peers that do not speak gtUDP. Returns once it is written to the
+    /// socket (or, when the socket's buffer is full, queued behind what
+    /// waits).
     pub async fn send_raw_to(
         &self,
         datagram: impl IntoPayload,
         target: SocketAddr,
     ) -> Result<(), SendRawError> {
-        let (reply, outcome) = oneshot::channel();
-        let command = Command::SendRaw {
-            to: gtudp_proto::canonical_addr(target),
-            datagram: datagram.into_payload(),
-            reply,
-        };
-        self.command(command)
-            .await
-            .map_err(|_| SendRawError::Closed)?;
-        outcome.await.unwrap_or(Err(SendRawError::Closed))
+        let to = gtudp_proto::canonical_addr(target);
+        let datagram = datagram.into_payload();
+        self.shared()
+            .with_core(|core| core.send_raw(now(), to, datagram))
     }
 
     // ----- one peer ------------------------------------------------------
@@ -459,13 +517,13 @@ impl Socket {
     /// by every clone of the handle.
     pub async fn connect(&self, target: impl ToSocketAddrs) -> std::io::Result<()> {
         let peer = resolve(target).await.map_err(std::io::Error::from)?;
-        *lock(&self.shared.peer) = Some(peer);
+        *lock(&self.shared().peer) = Some(peer);
         Ok(())
     }
 
     /// The peer set by [`connect`](Self::connect); `NotConnected` before.
     pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
-        gtudp_io::connected_peer(*lock(&self.shared.peer))
+        gtudp_io::connected_peer(*lock(&self.shared().peer))
     }
 
     /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
@@ -480,7 +538,7 @@ impl Socket {
         payload: impl IntoPayload,
         options: SendOptions,
     ) -> Result<(), DeliveryError> {
-        let peer = gtudp_io::send_target(*lock(&self.shared.peer))?;
+        let peer = gtudp_io::send_target(*lock(&self.shared().peer))?;
         self.send_to_with(payload, peer, options).await
     }
 
@@ -493,14 +551,10 @@ impl Socket {
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), RecvError> {
-        let mut inbox = self.shared.inbox.lock().await;
-        let datagram = match inbox.kept.take() {
-            Some(datagram) => datagram,
-            None => inbox.receiver.recv().await.ok_or(RecvError::Closed)?,
-        };
+        let datagram = self.recv().await?;
         let len = datagram.payload.len();
         if len > buf.len() {
-            inbox.kept = Some(datagram);
+            self.shared().with_core(|core| core.put_back(datagram));
             return Err(RecvError::Truncated {
                 len,
                 capacity: buf.len(),
@@ -512,12 +566,37 @@ impl Socket {
 
     /// Waits for the next message (or foreign datagram), without copying.
     ///
+    /// The calling task reads the socket itself when no message waits, and
+    /// writes the RECVs of what it read before returning; several tasks may
+    /// receive at once.
+    ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv(&self) -> Result<Datagram, RecvError> {
-        let mut inbox = self.shared.inbox.lock().await;
-        match inbox.kept.take() {
-            Some(datagram) => Ok(datagram),
-            None => inbox.receiver.recv().await.ok_or(RecvError::Closed),
+        let shared = self.shared();
+        let _reading = Reading::new(&shared.readers);
+        loop {
+            // Registered before looking, so a message queued by another
+            // task after the look still wakes this one.
+            let queued = shared.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            match shared.with_core(|core| core.take(now())) {
+                Take::Message(datagram) => return Ok(datagram),
+                Take::Closed => return Err(RecvError::Closed),
+                // The read stopped at its batch limit: let others run, then
+                // read on.
+                Take::Empty { more: true } => tokio::task::yield_now().await,
+                Take::Empty { more: false } => {
+                    tokio::select! {
+                        () = &mut queued => {}
+                        ready = shared.socket.readable() => {
+                            if let Err(error) = ready {
+                                tracing::warn!(target: "gtudp", local = %shared.local_addr, %error, "socket readiness error");
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -527,69 +606,63 @@ impl Socket {
     /// flight and RECVs awaiting their ACK keep being resolved until done or
     /// until [`Config::drain_timeout`], when what is left fails with
     /// [`FailureReason::EndpointClosed`](gtudp_proto::FailureReason). Returns
-    /// a summary once the driver has stopped. Messages already received can
+    /// a summary once the socket has stopped. Messages already received can
     /// still be read; then receives return [`RecvError::Closed`].
     ///
     /// Every handle's `close` returns the same summary; calling it again
-    /// after the close is cheap.
+    /// after the close is cheap. If the runtime shuts down first, the close
+    /// ends at once (what is in flight fails with [`DeliveryError::Closed`]).
     pub async fn close(&self) -> Result<CloseSummary, Closed> {
-        let (reply, outcome) = oneshot::channel();
-        if self.command(Command::Close { reply }).await.is_ok() {
-            if let Ok(summary) = outcome.await {
+        let shared = self.shared();
+        shared.begin_close();
+        loop {
+            let closed = shared.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if let Some(summary) = shared.with_core(|core| core.summary()) {
                 return Ok(summary);
             }
+            closed.await;
         }
-        let summary = match self.shared.status.summary.lock() {
-            Ok(summary) => *summary,
-            Err(poisoned) => *poisoned.into_inner(),
-        };
-        summary.ok_or(Closed)
     }
 
     // ----- private helpers -----------------------------------------------
 
-    async fn command(&self, command: Command) -> Result<(), Closed> {
-        self.shared.commands.send(command).await.map_err(|_| Closed)
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
     }
 
     fn check(&self, payload: &Bytes) -> Result<(), TrySendErrorKind> {
         if self.is_closing() {
             return Err(TrySendErrorKind::Closed);
         }
-        if payload.len() > self.shared.max_payload {
+        if payload.len() > self.shared().max_payload {
             return Err(TrySendErrorKind::PayloadTooLarge {
                 size: payload.len(),
-                max: self.shared.max_payload,
+                max: self.shared().max_payload,
             });
         }
         Ok(())
     }
 
-    fn send_command(
+    /// Hands one send to the endpoint on this task, which writes its DATA.
+    fn submit(
         &self,
         payload: Bytes,
         to: SocketAddr,
         options: gtudp_proto::SendOptions,
         permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> (Command, Delivery) {
-        let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
-        let (key, completion) = self.shared.completions.register();
-        let command = Command::Send {
-            ticket,
-            to,
-            payload,
-            options,
-            completion,
-            permit,
-        };
-        let delivery = Delivery {
-            completions: self.shared.completions.clone(),
+    ) -> Delivery {
+        let shared = &self.handle.shared;
+        let ticket = shared.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (key, completion) = shared.completions.register();
+        shared.with_core(|core| core.send(now(), ticket, to, payload, options, completion, permit));
+        Delivery {
+            shared: shared.clone(),
             key: Some(key),
             ticket,
             to,
-            commands: self.shared.commands.clone(),
-        };
-        (command, delivery)
+        }
     }
 }
 
@@ -597,6 +670,12 @@ impl Socket {
 /// lower); the registry grows past this only if more sends are pending at
 /// once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
+
+/// The socket's clock: Tokio's, so that tests with paused time drive the
+/// endpoint on virtual time.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// The first address `target` resolves to, in canonical form.
 async fn resolve(target: impl ToSocketAddrs) -> Result<SocketAddr, DeliveryError> {
@@ -626,18 +705,20 @@ fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
 /// The outcome of one guaranteed send, to await: `Ok(())` once the peer
 /// confirmed receipt, otherwise the reason.
 ///
+/// The task that reads the confirming RECV (a task in `recv`, a sender, or
+/// the background task) wakes the task awaiting this directly.
+///
 /// Dropping a `Delivery` does **not** cancel the send; call
 /// [`cancel`](Self::cancel) for that.
 #[derive(Debug)]
 #[must_use = "dropping a Delivery does not cancel the send, but its outcome is lost"]
 pub struct Delivery {
-    /// Where the driver leaves the outcome.
-    completions: Arc<Completions>,
-    /// The send's slot in `completions`; `None` once the outcome was taken.
+    shared: Arc<Shared>,
+    /// The send's slot in the completion registry; `None` once the outcome
+    /// was taken.
     key: Option<Key>,
     ticket: u64,
     to: SocketAddr,
-    commands: mpsc::Sender<Command>,
 }
 
 impl Delivery {
@@ -656,13 +737,8 @@ impl Delivery {
     /// or `Ok(())` if the RECV won the race. A cancelled payload may still
     /// have arrived.
     pub async fn cancel(self) -> Result<(), DeliveryError> {
-        // If the driver is gone, the outcome below says so.
-        let _ = self
-            .commands
-            .send(Command::Cancel {
-                ticket: self.ticket,
-            })
-            .await;
+        let ticket = self.ticket;
+        self.shared.with_core(|core| core.cancel(now(), ticket));
         self.await
     }
 }
@@ -677,7 +753,7 @@ impl Future for Delivery {
         let Some(key) = self.key else {
             panic!("Delivery polled after it completed");
         };
-        let outcome = self.completions.poll(key, cx);
+        let outcome = self.shared.completions.poll(key, cx);
         if outcome.is_ready() {
             self.key = None;
         }
@@ -686,11 +762,11 @@ impl Future for Delivery {
 }
 
 impl Drop for Delivery {
-    /// Leaves the send to the driver: it is still delivered or fails,
+    /// Leaves the send to the endpoint: it is still delivered or fails,
     /// unobserved.
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.completions.abandon(key);
+            self.shared.completions.abandon(key);
         }
     }
 }

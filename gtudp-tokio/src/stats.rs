@@ -5,8 +5,8 @@
 /// the socket I/O's.
 pub use gtudp_io::Stats;
 
-/// Counters of the socket I/O done by the driver (the type `gtudp-tokio`
-/// and `gtudp-mio` share).
+/// Counters of the socket's I/O, whichever task did it (the type
+/// `gtudp-tokio` and `gtudp-mio` share).
 pub use gtudp_io::IoCounters as IoStats;
 
 /// What [`Socket::close`](crate::Socket::close) did.

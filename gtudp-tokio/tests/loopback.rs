@@ -249,7 +249,7 @@ async fn icmp_errors_do_not_stop_the_driver() {
     assert_eq!(error.reason(), Some(expected));
     assert!(error.may_have_arrived());
 
-    // The driver is still alive: the same socket now reaches a live peer
+    // The socket still works: the same socket now reaches a live peer
     // bound on that port.
     let peer = Socket::bind(target, Config::default()).await.unwrap();
     within(10, socket.send_to(&b"now?"[..], target))
@@ -366,7 +366,7 @@ async fn close_waits_for_in_flight_messages() {
     assert_eq!(summary.failed, 0);
     assert!(!summary.deadline_reached);
     let peer = within(10, client.peer_stats(to)).await;
-    assert!(peer.is_err(), "the driver has stopped");
+    assert!(peer.is_err(), "the socket has stopped");
     for _ in 0..20 {
         within(10, server.recv()).await.unwrap();
     }

@@ -1,0 +1,514 @@
+//! The socket's state behind its one lock: the [`Endpoint`], the UDP
+//! socket's batched I/O, the sends waiting for their outcome and the
+//! receive queue.
+//!
+//! Whichever task holds the lock drives the endpoint: a sending task hands
+//! it its message and writes what the endpoint has to send; a receiving
+//! task reads the socket, feeds the endpoint and writes the RECVs and ACKs
+//! that produced; the background task runs the timers. Every method follows
+//! the endpoint's call contract (input, then `poll_transmit` into the
+//! socket, then `poll_event` to the waiting sends and the receive queue)
+//! and none waits: a full socket buffer leaves the transmit for the
+//! background task, which waits for writability. After each locked step,
+//! [`Core::take_wakes`] says whom to notify once the lock is released.
+//!
+//! A read writes the RECVs and ACKs it produced before it hands a message
+//! over. A send's DATA is written at once, too, unless the application is
+//! working through a backlog: its last `recv` left more messages in the
+//! receive queue, or more outcomes were just handed to waiting tasks than
+//! sends were made since. Then it waits for the next call on the socket,
+//! which will come soon, so that one system call carries many (GSO). The
+//! next call that finds the queue empty, or any read of the socket, writes
+//! it first; should no call come within a [`TICK`], the background task
+//! does.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gtudp_io::{CloseStart, Recv, Routed};
+use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::completion::Completion;
+use crate::error::{DeliveryError, SendRawError};
+use crate::io::UdpIo;
+use crate::socket::Datagram;
+use crate::stats::{CloseSummary, Stats};
+
+/// Receive batches one step reads at most, so a flood cannot keep one task
+/// (or the lock) for long.
+pub(crate) const RECV_BATCHES: usize = 4;
+
+/// While writes are being deferred, the background task looks at least
+/// this often, and writes what is still deferred.
+pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Receive-queue entries allocated up front (fewer if the queue is
+/// smaller); the queue grows past this, up to its capacity, only if more
+/// messages wait at once, and keeps that room.
+const PRESIZED_INBOX: usize = 1_024;
+
+/// A send waiting for its outcome.
+#[derive(Debug)]
+struct Pending {
+    completion: Completion,
+    ticket: u64,
+    /// Released when the outcome is known, making room for another send.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Whom to notify after a locked step, once the lock is released.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Wakes {
+    /// Messages were queued for `recv`.
+    pub(crate) readers: bool,
+    /// The background task must look again: an earlier timer, a blocked
+    /// transmit, a close to finish.
+    pub(crate) background: bool,
+    /// The socket has closed: its summary is ready.
+    pub(crate) closed: bool,
+}
+
+/// What the background task waits for after its step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    /// The endpoint's next timeout, and whether a transmit waits for
+    /// writability.
+    Wait {
+        deadline: Option<Instant>,
+        blocked: bool,
+        /// Writes are deferred, or were since the last step: look again
+        /// then (within a [`TICK`]).
+        tick: Option<Instant>,
+    },
+    /// The socket has closed; the background task ends.
+    Exit,
+}
+
+/// What a receiving task found.
+#[derive(Debug)]
+pub(crate) enum Take {
+    /// The next message.
+    Message(Datagram),
+    /// Nothing yet; `more` if the socket may hold more right now (the read
+    /// stopped at its batch limit, not at `WouldBlock`).
+    Empty { more: bool },
+    /// The socket has closed and every message was taken.
+    Closed,
+}
+
+/// The state behind the socket's lock.
+#[derive(Debug)]
+pub(crate) struct Core {
+    io: UdpIo,
+    endpoint: Endpoint,
+    pending: HashMap<MessageId, Pending>,
+    tickets: HashMap<u64, MessageId>,
+    inbox: VecDeque<Datagram>,
+    recv_queue: usize,
+    /// Reused receive output.
+    received: Vec<(SocketAddr, Bytes)>,
+    close: Option<CloseStart>,
+    summary: Option<CloseSummary>,
+    /// The instant the background task sleeps until (`None`: no timer).
+    /// A step that makes the endpoint's next timeout earlier wakes it.
+    armed: Option<Instant>,
+    /// The background task knows a transmit waits for writability.
+    blocked_told: bool,
+    /// Since when what the endpoint has to send waits for the task's next
+    /// call (`None`: nothing deferred).
+    deferred: Option<Instant>,
+    /// Writes were deferred since the background task's last step.
+    deferred_since_step: bool,
+    /// The background task looks again within [`TICK`].
+    ticking: bool,
+    /// When the last `recv` left more messages in the queue: the
+    /// application is taking messages from a backlog (for a [`TICK`]).
+    draining: Option<Instant>,
+    /// Outcomes just handed to waiting tasks, less the sends made since:
+    /// sends expected in reaction, as of `credit_at` (valid for a
+    /// [`TICK`]).
+    send_credit: usize,
+    credit_at: Option<Instant>,
+    wakes: Wakes,
+}
+
+impl Core {
+    pub(crate) fn new(io: UdpIo, endpoint: Endpoint, recv_queue: usize) -> Self {
+        Self {
+            io,
+            endpoint,
+            pending: HashMap::new(),
+            tickets: HashMap::new(),
+            inbox: VecDeque::with_capacity(recv_queue.min(PRESIZED_INBOX)),
+            recv_queue,
+            received: Vec::new(),
+            close: None,
+            summary: None,
+            armed: None,
+            blocked_told: false,
+            deferred: None,
+            deferred_since_step: false,
+            ticking: false,
+            draining: None,
+            send_credit: 0,
+            credit_at: None,
+            wakes: Wakes::default(),
+        }
+    }
+
+    // ----- application calls -----------------------------------------------
+
+    /// Hands one message to the endpoint and writes what it has to send.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        ticket: u64,
+        to: SocketAddr,
+        payload: Bytes,
+        options: SendOptions,
+        completion: Completion,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if self.summary.is_some() {
+            // Ended without a close call (the runtime shut down): nobody
+            // would ever resolve it.
+            return completion.resolve(Err(DeliveryError::Refused {
+                to,
+                kind: gtudp_proto::SendErrorKind::Closing,
+            }));
+        }
+        match self.endpoint.send_with(now, to, payload, options) {
+            Ok(id) => {
+                self.tickets.insert(ticket, id);
+                self.pending.insert(
+                    id,
+                    Pending {
+                        completion,
+                        ticket,
+                        _permit: permit,
+                    },
+                );
+                // The application is working through received messages,
+                // or through outcomes just handed to it, and will call
+                // again: write with the next call.
+                let backlog = recent(self.draining, now) && !self.inbox.is_empty();
+                let credit = if recent(self.credit_at, now) {
+                    self.send_credit
+                } else {
+                    0
+                };
+                self.send_credit = credit.saturating_sub(1);
+                if backlog || credit > 1 {
+                    self.defer(now);
+                } else {
+                    self.flush(now);
+                }
+            }
+            Err(error) => completion.resolve(Err(DeliveryError::Refused {
+                to,
+                kind: error.kind(),
+            })),
+        }
+    }
+
+    /// Stops trying to deliver the send `ticket`, if it is still unresolved;
+    /// its outcome follows through its completion.
+    pub(crate) fn cancel(&mut self, now: Instant, ticket: u64) {
+        if let Some(id) = self.tickets.get(&ticket) {
+            // Unknown means it resolved already: its outcome is out.
+            let _ = self.endpoint.cancel(*id);
+            self.flush(now);
+        }
+    }
+
+    pub(crate) fn send_raw(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        datagram: Bytes,
+    ) -> Result<(), SendRawError> {
+        if self.summary.is_some() {
+            return Err(SendRawError::Closed);
+        }
+        let outcome = self.endpoint.send_raw(to, datagram);
+        self.flush(now);
+        outcome
+    }
+
+    pub(crate) fn peer_stats(&self, peer: SocketAddr) -> Option<PeerStats> {
+        self.endpoint.peer_stats(peer)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        Stats::new(self.endpoint.stats(), self.io.counters())
+    }
+
+    pub(crate) fn summary(&self) -> Option<CloseSummary> {
+        self.summary
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// The next message for `recv`: from the queue, or else read from the
+    /// socket (a few batches at most, without waiting). Deferred writes go
+    /// out before reading; the RECVs and ACKs of what was read before this
+    /// returns.
+    pub(crate) fn take(&mut self, now: Instant) -> Take {
+        if let Some(datagram) = self.inbox.pop_front() {
+            self.draining = (!self.inbox.is_empty()).then_some(now);
+            return Take::Message(datagram);
+        }
+        self.draining = None;
+        if self.summary.is_some() {
+            return Take::Closed;
+        }
+        if self.deferred.is_some() {
+            self.flush(now);
+        }
+        let more = self.receive(now);
+        match self.inbox.pop_front() {
+            Some(datagram) => {
+                self.flush(now);
+                Take::Message(datagram)
+            }
+            None => {
+                self.flush(now);
+                Take::Empty { more }
+            }
+        }
+    }
+
+    /// Puts back a message `recv_from` found too long for its buffer, to be
+    /// taken first next time.
+    pub(crate) fn put_back(&mut self, datagram: Datagram) {
+        self.inbox.push_front(datagram);
+    }
+
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        if self.close.is_some() {
+            return;
+        }
+        self.close = Some(CloseStart::new(now, self.endpoint.stats()));
+        self.endpoint.close(now);
+        self.flush(now);
+        self.wakes.background = true;
+    }
+
+    // ----- the background task's calls ---------------------------------------
+
+    /// Runs the due timers and writes what the endpoint has to send; ends
+    /// the socket once the endpoint has closed and everything was written.
+    pub(crate) fn background_step(&mut self, now: Instant) -> Step {
+        if self.summary.is_some() {
+            return Step::Exit;
+        }
+        let due = self.endpoint.poll_timeout().is_some_and(|at| at <= now);
+        if due {
+            self.endpoint.handle_timeout(now);
+        }
+        // Deferred writes younger than a tick are left to the application's
+        // next call, which is expected.
+        let young = self.deferred.is_some_and(|since| recent(Some(since), now));
+        if due || !young || self.io.is_blocked() {
+            if self.deferred.is_some() && !young {
+                // The expected call did not come: write at once again.
+                self.draining = None;
+                self.send_credit = 0;
+            }
+            self.flush(now);
+        }
+        if self.endpoint.is_closed() && !self.io.is_blocked() {
+            self.finish(now);
+            return Step::Exit;
+        }
+        self.armed = self.endpoint.poll_timeout();
+        self.blocked_told = self.io.is_blocked();
+        let tick = match self.deferred {
+            Some(since) => Some(since + TICK),
+            None => std::mem::take(&mut self.deferred_since_step).then(|| now + TICK),
+        };
+        self.ticking = tick.is_some();
+        Step::Wait {
+            deadline: self.armed,
+            blocked: self.blocked_told,
+            tick,
+        }
+    }
+
+    /// Reads input nobody else is reading, and writes the replies.
+    pub(crate) fn background_receive(&mut self, now: Instant) {
+        if self.summary.is_none() {
+            self.receive(now);
+            self.flush(now);
+        }
+    }
+
+    /// Reads the socket's error queue (ICMP reports) and fails the
+    /// destinations it names.
+    pub(crate) fn read_error_queue(&mut self, now: Instant) {
+        self.io.read_error_queue();
+        self.flush(now);
+    }
+
+    /// Ends the socket: hands out the last events, fails every send left
+    /// and makes the close summary.
+    pub(crate) fn finish(&mut self, now: Instant) {
+        if self.summary.is_some() {
+            return;
+        }
+        self.drain_events(now);
+        self.tickets.clear();
+        for (_, pending) in self.pending.drain() {
+            pending.completion.resolve(Err(DeliveryError::Closed));
+        }
+        let stats = self.stats();
+        let summary = match &self.close {
+            Some(close) => close.summary(now, self.endpoint.config().drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
+        };
+        self.summary = Some(summary);
+        self.wakes.closed = true;
+        self.wakes.readers = true;
+        tracing::debug!(target: "gtudp", local = %self.io.local_addr(), ?summary, "gtUDP socket closed");
+    }
+
+    /// Whom the last step asks to notify (and forgets it).
+    pub(crate) fn take_wakes(&mut self) -> Wakes {
+        let mut wakes = std::mem::take(&mut self.wakes);
+        if self.summary.is_some() {
+            return wakes;
+        }
+        if self.io.is_blocked() && !self.blocked_told {
+            self.blocked_told = true;
+            wakes.background = true;
+        }
+        if let Some(at) = self.endpoint.poll_timeout() {
+            if self.armed.is_none_or(|armed| at < armed) {
+                self.armed = Some(at);
+                wakes.background = true;
+            }
+        }
+        if self.endpoint.is_closed() {
+            wakes.background = true;
+        }
+        wakes
+    }
+
+    // ----- inside --------------------------------------------------------------
+
+    /// Reads what the socket holds (a few batches at most), feeding it to
+    /// the endpoint, until a message is queued. Returns whether it stopped
+    /// before the socket said `WouldBlock`.
+    ///
+    /// ICMP reports and other receive errors are counted and logged by the
+    /// socket layer; reading goes on.
+    fn receive(&mut self, now: Instant) -> bool {
+        let mut received = std::mem::take(&mut self.received);
+        let mut more = true;
+        for _ in 0..RECV_BATCHES {
+            match self.io.recv(&mut received) {
+                Recv::Datagrams(_) => {
+                    for (from, datagram) in received.drain(..) {
+                        self.feed(now, from, datagram);
+                    }
+                }
+                Recv::WouldBlock => {
+                    more = false;
+                    break;
+                }
+                Recv::IcmpReport | Recv::Error => {}
+            }
+            if !self.inbox.is_empty() {
+                break;
+            }
+        }
+        self.received = received;
+        more
+    }
+
+    /// Feeds one datagram to the endpoint.
+    ///
+    /// Backpressure: while the receive queue is full, the endpoint is told
+    /// to leave new DATA unanswered (its sender resends it later), so
+    /// nothing confirmed is ever dropped. Repeats, RECV and ACK still go
+    /// through, so our own sends keep completing while the application does
+    /// not read. Every `Received` event is routed as soon as it appears, so
+    /// the queue's free room bounds what one datagram can add (at most one
+    /// message).
+    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+        let full = self.inbox.len() >= self.recv_queue;
+        if full != self.endpoint.is_receive_paused() {
+            tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused = full, "receive queue backpressure");
+            self.endpoint.set_receive_paused(full);
+        }
+        self.endpoint.handle_datagram(now, from, datagram);
+        self.drain_events(now);
+    }
+
+    /// Sends everything the endpoint has to send (until the socket's buffer
+    /// fills), then hands out every event.
+    fn flush(&mut self, now: Instant) {
+        self.deferred = None;
+        self.io.flush(&mut self.endpoint, now);
+        self.drain_events(now);
+    }
+
+    /// Leaves what the endpoint has to send for the task's next call (or
+    /// the background task's next look, which this makes sure comes).
+    fn defer(&mut self, now: Instant) {
+        self.deferred.get_or_insert(now);
+        self.deferred_since_step = true;
+        if !self.ticking {
+            self.ticking = true;
+            self.wakes.background = true;
+        }
+    }
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match gtudp_io::route(event) {
+                Routed::Message(datagram) => {
+                    // `feed` checked for room, so this stays within the
+                    // queue's capacity (plus one message put back by
+                    // `recv_from`).
+                    self.inbox.push_back(datagram);
+                    self.wakes.readers = true;
+                }
+                Routed::Outcome {
+                    id,
+                    outcome,
+                    abandoned,
+                } => {
+                    if abandoned {
+                        if let Some(close) = &mut self.close {
+                            close.note_abandoned();
+                        }
+                    }
+                    if let Some(pending) = self.pending.remove(&id) {
+                        self.tickets.remove(&pending.ticket);
+                        // Wakes the task awaiting the outcome directly; the
+                        // handle may have been dropped: nobody to tell.
+                        if pending.completion.resolve_notified(outcome) {
+                            if !recent(self.credit_at, now) {
+                                self.send_credit = 0;
+                            }
+                            self.send_credit += 1;
+                            self.credit_at = Some(now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `at` is less than a [`TICK`] before `now`.
+fn recent(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < TICK)
+}

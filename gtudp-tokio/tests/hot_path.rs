@@ -1,0 +1,291 @@
+//! The calling tasks drive the socket themselves (sends write their DATA,
+//! receives read the socket), and a background task covers what nobody
+//! calls for: these tests hold each side of that split to its promise.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::within;
+use gtudp_tokio::{Config, DeliveryError, RecvError, Socket, TrySendErrorKind};
+
+async fn pair() -> (Socket, Socket) {
+    let a = Socket::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    let b = Socket::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    (a, b)
+}
+
+/// Echoes every message until the socket closes.
+fn spawn_echo(server: Socket) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut echoed = 0;
+        while let Ok(message) = server.recv().await {
+            if let Ok(delivery) = server.start_send(message.payload, message.from).await {
+                drop(delivery);
+                echoed += 1;
+            }
+        }
+        echoed
+    })
+}
+
+/// Nobody ever calls `recv` on the client: the RECVs confirming its sends
+/// are read by the background task, and every send still resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_never_receives_still_learns_every_outcome() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let sink = tokio::spawn(async move {
+        let mut count = 0;
+        while server.recv().await.is_ok() {
+            count += 1;
+        }
+        count
+    });
+    for i in 0..100u32 {
+        within(10, client.send_to(i.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+    }
+    let client = Arc::new(client);
+    let tasks: Vec<_> = (0..4u32)
+        .map(|task| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..50u32 {
+                    client.send_to(format!("{task}/{i}"), to).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        within(10, task).await.unwrap();
+    }
+    assert_eq!(client.stats().endpoint.delivered, 300);
+    drop(sink);
+}
+
+/// Four tasks receive on one socket while four others send to it: every
+/// message reaches exactly one receiver, every send resolves once, and a
+/// close wakes every receiver still waiting, from another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_receivers_get_each_message_once_and_close_wakes_them() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let (found, mut seen) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let server = server.clone();
+            let found = found.clone();
+            tokio::spawn(async move {
+                loop {
+                    match server.recv().await {
+                        Ok(message) => found.send(message.payload).unwrap(),
+                        Err(error) => return error,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(found);
+    let senders: Vec<_> = (0..4u32)
+        .map(|task| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut outcomes = 0;
+                for i in 0..100u32 {
+                    let outcome = client.send_to(format!("{task}/{i}"), to).await;
+                    assert_eq!(outcome, Ok(()));
+                    outcomes += 1;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut payloads = HashSet::new();
+    for _ in 0..400 {
+        let payload = within(10, seen.recv()).await.unwrap();
+        assert!(payloads.insert(payload), "a message was handed over twice");
+    }
+    for sender in senders {
+        assert_eq!(within(10, sender).await.unwrap(), 100);
+    }
+    // Every receiver is waiting now; close from this task.
+    let summary = within(20, server.close()).await.unwrap();
+    assert_eq!(summary.stats.endpoint.received, 400);
+    for receiver in receivers {
+        assert_eq!(within(10, receiver).await.unwrap(), RecvError::Closed);
+    }
+    assert_eq!(client.stats().endpoint.delivered, 400);
+    assert!(seen.try_recv().is_err(), "more messages than were sent");
+}
+
+/// Many tasks ping-pong through one client socket shared in an `Arc`,
+/// each awaiting its own outcomes, while one task receives every echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_echo_through_one_shared_socket() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let echo = spawn_echo(server.clone());
+    let client = Arc::new(client);
+    let reader = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut echoes = HashSet::new();
+            while echoes.len() < 8 * 40 {
+                let message = client.recv().await.unwrap();
+                assert_eq!(message.from, to);
+                assert!(echoes.insert(message.payload), "an echo came twice");
+            }
+            echoes.len()
+        })
+    };
+    let senders: Vec<_> = (0..8u32)
+        .map(|task| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..40u32 {
+                    client.send_to(format!("{task}/{i}"), to).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        within(20, sender).await.unwrap();
+    }
+    assert_eq!(within(20, reader).await.unwrap(), 320);
+    within(20, server.close()).await.unwrap();
+    assert_eq!(within(10, echo).await.unwrap(), 320);
+}
+
+/// A server takes one message out of a backlog and replies, then makes no
+/// further call on its socket: the reply, written late to join others in
+/// one system call, still leaves at once (the background task writes it),
+/// not when the message's first retransmission timer fires. On paused
+/// time, which only advances when every task waits, so the test measures
+/// what woke the write, not the machine's speed.
+#[tokio::test(start_paused = true)]
+async fn a_reply_made_while_draining_a_backlog_still_leaves() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    for i in 0..20u32 {
+        within(10, client.send_to(i.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+    }
+    // Let the ACKs of those twenty arrive, so no input is left to read.
+    let acks = within(10, async {
+        while server.stats().endpoint.datagrams_in.ack < 20 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    acks.await;
+    // Twenty messages wait in the server's queue; take one of them.
+    let first = within(10, server.recv()).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let reply = server.start_send(&b"reply"[..], first.from).await.unwrap();
+    // The server now calls nothing but awaits its outcome.
+    within(10, reply).await.unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the reply waited {waited:?}: it left by its retransmission timer"
+    );
+    let message = within(10, client.recv()).await.unwrap();
+    assert_eq!(&message.payload[..], b"reply");
+}
+
+/// Many outcomes reach waiting tasks at once, so sends that follow are
+/// held to leave together; when only one follows, it still leaves within
+/// a tick, not at its retransmission timer (paused time, as above).
+#[tokio::test(start_paused = true)]
+async fn a_send_after_a_burst_of_outcomes_still_leaves() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    let burst: Vec<_> = (0..32u32)
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect();
+    for delivery in burst {
+        within(10, delivery).await.unwrap();
+    }
+    let start = tokio::time::Instant::now();
+    within(10, client.send_to(&b"one more"[..], to))
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the send waited {waited:?}: it left by its retransmission timer"
+    );
+    assert_eq!(server.stats().endpoint.received, 33);
+}
+
+/// The runtime that ran the socket's background task shuts down with a
+/// send in flight: the send resolves (as closed) instead of hanging, and
+/// `close` still returns a summary.
+#[test]
+fn a_runtime_shutdown_resolves_pending_sends() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to: SocketAddr = silent.local_addr().unwrap();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (socket, delivery) = first.block_on(async {
+        let socket = Socket::bind("127.0.0.1:0", Config::default())
+            .await
+            .unwrap();
+        let delivery = socket.start_send(&b"lost"[..], to).await.unwrap();
+        (socket, delivery)
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        assert_eq!(within(10, delivery).await, Err(DeliveryError::Closed));
+        // Later sends are refused, never left unresolved.
+        assert!(socket.is_closing());
+        let late = socket.send_nowait(&b"late"[..], to).unwrap_err();
+        assert_eq!(late.kind(), TrySendErrorKind::Closed);
+        assert!(matches!(
+            socket.send_to(&b"late"[..], to).await,
+            Err(DeliveryError::Refused { .. })
+        ));
+        let summary = within(10, socket.close()).await.unwrap();
+        assert_eq!(summary.stats.endpoint.delivered, 0);
+        assert_eq!(socket.recv().await, Err(RecvError::Closed));
+    });
+    drop(silent);
+}
+
+/// A receive that is dropped while it waits (a `select!` or a timeout)
+/// loses nothing: the next receive gets the message.
+#[tokio::test]
+async fn a_cancelled_receive_loses_nothing() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let timed_out = tokio::time::timeout(Duration::from_millis(20), server.recv()).await;
+    assert!(timed_out.is_err());
+    let send = client.send_to(&b"after"[..], to);
+    let (sent, message) = tokio::join!(send, within(10, server.recv()));
+    sent.unwrap();
+    assert_eq!(&message.unwrap().payload[..], b"after");
+}
