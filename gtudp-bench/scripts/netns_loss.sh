@@ -16,8 +16,7 @@
 #    nodelay, fast resend, no congestion window) in one run, median of RUNS.
 #
 # Needs root (namespaces, nftables); installs nftables with apt-get if `nft`
-# is missing. Timing: run it under `flock /work/bench.lock` (or your own
-# lock) so no other measurement overlaps. CI does not run it.
+# is missing. Timing: make sure no other measurement runs at the same time. CI does not run it.
 set -euo pipefail
 loss=${1:-10}
 count=${2:-10000}

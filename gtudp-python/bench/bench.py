@@ -8,7 +8,7 @@ Run it alone (real time: take the machine's benchmark lock):
 
     cargo build --release -p gtudp-mio --example blocking_echo_server --example blocking_echo_client
     pip install ./gtudp-python
-    flock /work/bench.lock python gtudp-python/bench/bench.py
+    python gtudp-python/bench/bench.py
 
 Every figure comes with the retransmissions it cost and the peak memory
 (max RSS) of the measuring process.
