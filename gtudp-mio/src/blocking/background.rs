@@ -1,0 +1,82 @@
+//! The blocking socket's background thread: the endpoint's timers, and the
+//! socket's input while no receive waits for it (see [`super::core`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::{Events, Poll, Token};
+
+use super::core::{Background, Shared};
+
+/// The socket's token in the background poller.
+pub(crate) const SOCKET: Token = Token(0);
+/// The waker's token in the background poller.
+pub(crate) const WAKER: Token = Token(1);
+
+/// Runs the background loop until the socket has closed.
+pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
+    let _finish = FinishOnExit(shared.clone());
+    let mut events = Events::with_capacity(64);
+    // Events of the last wait: the socket's readiness, if reported.
+    let (mut readable, mut writable) = (false, false);
+    loop {
+        let timeout = {
+            let mut core = shared.lock();
+            core.background = Background::Awake;
+            let now = Instant::now();
+            if readable {
+                core.driver.handle_readable(now);
+            }
+            if writable {
+                core.driver.handle_writable(now);
+            }
+            core.driver.handle_timeout(now);
+            let arrived = core.deliver();
+            if core.driver.is_closed() {
+                core.finish();
+                drop(core);
+                shared.wake_receivers();
+                return;
+            }
+            if arrived {
+                // Receives wait on `ready`, or (rarely: the socket stays
+                // registered while a transmit waits for room) one leads.
+                shared.wake_receivers();
+            }
+            let next = core.driver.poll_timeout();
+            core.background = Background::Asleep(next);
+            next.map(|at| at.saturating_duration_since(now))
+        };
+        if let Err(error) = poll.poll(&mut events, timeout) {
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!(target: "gtudp", local = %shared.local, %error, "mio poll failed; closing the socket");
+            return;
+        }
+        (readable, writable) = (false, false);
+        for event in events.iter() {
+            if event.token() == SOCKET {
+                // An error event is an ICMP report waiting in the socket's
+                // error queue: the receive reads it.
+                readable |= event.is_readable() || event.is_error();
+                writable |= event.is_writable();
+            }
+        }
+    }
+}
+
+/// Marks the socket finished however the thread ends, so that no receive
+/// or close waits forever.
+struct FinishOnExit(Arc<Shared>);
+
+impl Drop for FinishOnExit {
+    fn drop(&mut self) {
+        let mut core = self.0.lock();
+        if !core.is_finished() {
+            core.finish();
+        }
+        drop(core);
+        self.0.wake_receivers();
+    }
+}

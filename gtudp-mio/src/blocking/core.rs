@@ -1,0 +1,307 @@
+//! The blocking socket's state behind one mutex, and the rules by which
+//! calling threads and the background thread share the driving of it.
+//!
+//! Every call does its work on the calling thread, under the lock, without
+//! blocking inside it: a send hands the message to the endpoint and sends
+//! the resulting datagrams itself (batched, non-blocking); a receive takes
+//! a queued message, else reads the socket itself (feeding the endpoint
+//! and sending the RECVs and ACKs it answers with at once). Only when
+//! nothing is there does a receive block, and then it waits for the socket
+//! itself, outside the lock, as the *leader* ([`Core::led`]): the socket is
+//! taken out of the background thread's poller meanwhile, so exactly one
+//! thread wakes per datagram, and the receive that was waiting reads it
+//! with no hand-off between threads. Receives arriving while another leads
+//! wait on a condition variable; the leader hands the lead on when it
+//! leaves.
+//!
+//! The background thread remains for what no caller waits for: the
+//! endpoint's timers (retransmissions, expiries, the close's drain) and
+//! input while nobody is in a receive. It sleeps until the endpoint's next
+//! timer as it last saw it ([`Background::Asleep`]); a call that makes an
+//! earlier timer wakes it ([`Shared::settle`]), and a later one lets it
+//! find out when it wakes, so a stream of sends wakes it about once per
+//! retransmission timeout, not once per send.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gtudp_io::{CloseStart, Datagram, Routed};
+use gtudp_proto::MessageId;
+use mio::Waker;
+
+use super::lead::Lead;
+use super::lock;
+use crate::completion::{Completion, Completions};
+use crate::driver::Driver;
+use crate::error::{DeliveryError, RecvError};
+use crate::stats::CloseSummary;
+
+/// What the background thread is doing, as far as callers need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Background {
+    /// Running a turn: it looks at the endpoint's timers before sleeping.
+    Awake,
+    /// Sleeping until this instant (`None`: until woken or input arrives).
+    Asleep(Option<Instant>),
+}
+
+/// The state every call works on, under [`Shared::core`].
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) driver: Driver,
+    /// The outcome slot and ticket of each unresolved send.
+    pub(crate) pending: HashMap<MessageId, (u64, Completion)>,
+    /// The message of each pending send's ticket, for cancel.
+    pub(crate) tickets: HashMap<u64, MessageId>,
+    /// Received messages not yet read.
+    pub(crate) inbox: VecDeque<Datagram>,
+    capacity: usize,
+    /// A receive waits for the socket itself (see the module docs).
+    pub(crate) led: bool,
+    /// Receives waiting on [`Shared::ready`], so that nobody is notified
+    /// in vain on the hot path.
+    waiting: usize,
+    pub(crate) background: Background,
+    /// When and with which counters the close began.
+    pub(crate) close: Option<CloseStart>,
+    drain_timeout: Duration,
+    /// The background thread has finished: nothing more arrives and every
+    /// send is resolved. The summary is here from then on.
+    pub(crate) summary: Option<CloseSummary>,
+}
+
+impl Core {
+    pub(crate) fn new(driver: Driver, capacity: usize, drain_timeout: Duration) -> Self {
+        Self {
+            driver,
+            pending: HashMap::new(),
+            tickets: HashMap::new(),
+            inbox: VecDeque::with_capacity(capacity.min(1_024)),
+            capacity,
+            led: false,
+            waiting: 0,
+            background: Background::Awake,
+            close: None,
+            drain_timeout,
+            summary: None,
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// Starts the close (once); the background thread drains it.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        if self.close.is_none() {
+            self.close = Some(CloseStart::new(now, self.driver.stats().endpoint));
+        }
+        self.driver.close(now);
+    }
+
+    /// Hands received messages to the inbox and outcomes to their waiting
+    /// senders, then tells the driver how much room the inbox has left.
+    /// Returns whether a message arrived.
+    pub(crate) fn deliver(&mut self) -> bool {
+        let mut arrived = false;
+        while let Some(event) = self.driver.poll_event() {
+            match gtudp_io::route(event) {
+                // The receive room keeps the queue within its capacity.
+                Routed::Message(datagram) => {
+                    self.inbox.push_back(datagram);
+                    arrived = true;
+                }
+                Routed::Outcome {
+                    id,
+                    outcome,
+                    abandoned,
+                } => {
+                    if abandoned {
+                        if let Some(close) = &mut self.close {
+                            close.note_abandoned();
+                        }
+                    }
+                    self.resolve(id, outcome);
+                }
+            }
+        }
+        self.update_room();
+        arrived
+    }
+
+    /// Tells the driver how many more messages the inbox takes (after a
+    /// delivery, and after a read made room).
+    pub(crate) fn update_room(&mut self) {
+        let room = self.capacity.saturating_sub(self.inbox.len());
+        self.driver.set_receive_room(Some(room));
+    }
+
+    fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
+        if let Some((ticket, completion)) = self.pending.remove(&id) {
+            self.tickets.remove(&ticket);
+            // The PendingSend may have been dropped: nobody to tell.
+            completion.resolve(outcome);
+        }
+    }
+
+    /// Ends the socket: fails what is left, records the summary.
+    pub(crate) fn finish(&mut self) {
+        self.deliver();
+        for (_, (_, completion)) in self.pending.drain() {
+            completion.resolve(Err(DeliveryError::Closed));
+        }
+        self.tickets.clear();
+        let stats = self.driver.stats();
+        let summary = match &self.close {
+            Some(close) => close.summary(Instant::now(), self.drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
+        };
+        self.summary = Some(summary);
+        tracing::debug!(target: "gtudp", local = %self.driver.io_local_addr(), ?summary, "gtUDP socket closed");
+    }
+}
+
+/// What the socket's handles, its pending sends and its thread share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) core: Mutex<Core>,
+    /// Signalled when a message arrives, the lead is given up, or the
+    /// socket finished.
+    pub(crate) ready: Condvar,
+    /// Wakes the background thread's poller.
+    pub(crate) background_waker: Waker,
+    /// Where a leading receive waits; `None` where the platform cannot
+    /// (receives then wait for the background thread, on `ready`).
+    pub(crate) lead: Option<Lead>,
+    pub(crate) completions: std::sync::Arc<Completions>,
+    pub(crate) next_ticket: AtomicU64,
+    /// The socket's address, for log lines.
+    pub(crate) local: SocketAddr,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// After a call changed the endpoint (under the lock): wakes the
+    /// background thread if the endpoint now needs it earlier than it
+    /// planned to wake, and wakes receivers if a message arrived.
+    pub(crate) fn settle(&self, core: &mut Core, arrived: bool) {
+        if let Background::Asleep(until) = core.background {
+            if let Some(next) = core.driver.poll_timeout() {
+                if until.is_none_or(|until| next < until) {
+                    core.background = Background::Awake;
+                    self.wake_background();
+                }
+            }
+        }
+        if arrived {
+            self.notify(core);
+        }
+    }
+
+    /// Wakes the receives waiting on `ready`, if any.
+    fn notify(&self, core: &Core) {
+        if core.waiting > 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    pub(crate) fn wake_background(&self) {
+        if let Err(error) = self.background_waker.wake() {
+            tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the gtUDP thread");
+        }
+    }
+
+    /// Wakes whoever waits for the socket or for a message: the socket
+    /// finished, or a message arrived through the background thread.
+    pub(crate) fn wake_receivers(&self) {
+        if let Some(lead) = &self.lead {
+            lead.wake();
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits until the inbox holds a message (returned with the lock, the
+    /// message at the front), the socket finished with nothing left
+    /// ([`RecvError::Closed`]) or `deadline` passed
+    /// ([`RecvError::TimedOut`]), driving the socket as the leader when no
+    /// other receive does.
+    pub(crate) fn wait_for_message(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<MutexGuard<'_, Core>, RecvError> {
+        let mut core = self.lock();
+        let mut leading = false;
+        loop {
+            let outcome = if !core.inbox.is_empty() {
+                Some(Ok(()))
+            } else if core.is_finished() {
+                Some(Err(RecvError::Closed))
+            } else if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                Some(Err(RecvError::TimedOut))
+            } else {
+                None
+            };
+            if let Some(outcome) = outcome {
+                if leading {
+                    self.give_up_lead(&mut core);
+                }
+                return outcome.map(|()| core);
+            }
+            let Some(lead) = self.lead.as_ref().filter(|_| leading || !core.led) else {
+                // Another receive leads, or none can: wait for a message or
+                // for the lead.
+                core.waiting += 1;
+                core = match deadline {
+                    None => self
+                        .ready
+                        .wait(core)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        self.ready
+                            .wait_timeout(core, left)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .0
+                    }
+                };
+                core.waiting -= 1;
+                continue;
+            };
+            if !leading {
+                leading = true;
+                core.led = true;
+                core.driver.set_paused(true);
+            }
+            // Read what is there, answer it, and run what is due.
+            let now = Instant::now();
+            core.driver.handle_readable(now);
+            core.driver.handle_timeout(now);
+            let arrived = core.deliver();
+            // Other receives may take what this one does not.
+            let others = arrived && core.inbox.len() > 1;
+            self.settle(&mut core, others);
+            if !core.inbox.is_empty() || core.driver.is_read_pending() {
+                continue;
+            }
+            drop(core);
+            lead.wait(deadline.map(|deadline| deadline.saturating_duration_since(now)));
+            core = self.lock();
+        }
+    }
+
+    /// The leading receive leaves: the background thread watches the
+    /// socket again (and wakes at once if input is waiting), and a waiting
+    /// receive may take the lead.
+    fn give_up_lead(&self, core: &mut Core) {
+        core.led = false;
+        core.driver.set_paused(false);
+        self.settle(core, false);
+        self.notify(core);
+    }
+}
