@@ -315,9 +315,7 @@ impl BlockingSocket {
         let (key, completion) = shared.completions.register();
         core.pending.insert(id, (ticket, completion));
         core.tickets.insert(ticket, id);
-        core.driver.flush(now);
-        // The flush may have resolved messages (an ICMP report).
-        let arrived = core.deliver();
+        let arrived = core.flush_or_defer(now);
         shared.settle(&mut core, arrived);
         drop(core);
         Ok(PendingSend::new(shared.clone(), key, to, ticket))
@@ -354,8 +352,7 @@ impl BlockingSocket {
             return Err(SendRawError::Closed);
         }
         core.driver.send_raw(canonical_addr(to), datagram)?;
-        core.driver.flush(Instant::now());
-        let arrived = core.deliver();
+        let arrived = core.flush_or_defer(Instant::now());
         self.shared.settle(&mut core, arrived);
         Ok(())
     }
@@ -469,6 +466,7 @@ impl BlockingSocket {
         {
             let mut core = self.shared.lock();
             if !core.is_finished() {
+                core.end_lease();
                 core.begin_close(Instant::now());
                 core.deliver();
                 drop(core);
@@ -539,6 +537,7 @@ impl Drop for BlockingSocket {
         if !self.closed.load(Ordering::Acquire) {
             let mut core = self.shared.lock();
             if !core.is_finished() {
+                core.end_lease();
                 core.begin_close(Instant::now());
                 core.deliver();
                 drop(core);

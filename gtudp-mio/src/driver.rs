@@ -19,6 +19,11 @@ use crate::error::BindError;
 use crate::io::{MioSocket, UdpIo};
 use crate::stats::Stats;
 
+/// Whether a batched receive that filled fewer slots than it had emptied
+/// the socket (`recvmmsg` takes what is queued, up to the slots; the
+/// portable fallback reads one datagram per call).
+const EMPTIED_BY_PARTIAL_BATCH: bool = cfg!(target_os = "linux");
+
 /// Receive batches taken per call before the driver turns to its other
 /// work, so a flood cannot starve timers and sends. What is left is read by
 /// the next [`Driver::handle_timeout`], which [`Driver::poll_timeout`] asks
@@ -467,6 +472,11 @@ impl Driver {
         }
     }
 
+    /// Application calls since the last [`flush`](Self::flush).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.unflushed
+    }
+
     /// The last receive stopped at its batch limit: more is waiting.
     pub(crate) fn is_read_pending(&self) -> bool {
         self.read_pending
@@ -496,9 +506,16 @@ impl Driver {
         let mut more = true;
         for _ in 0..RECV_BATCHES_PER_CALL {
             match self.io.recv(&mut received) {
-                Recv::Datagrams(_) => {
+                Recv::Datagrams(count) => {
                     for (from, datagram) in received.drain(..) {
                         self.feed(now, from, datagram);
+                    }
+                    if EMPTIED_BY_PARTIAL_BATCH && count < self.io.recv_slots() {
+                        // The socket is empty: saves the system call that
+                        // would say so. Anything arriving since raises a
+                        // new readiness edge.
+                        more = false;
+                        break;
                     }
                 }
                 Recv::IcmpReport => {}

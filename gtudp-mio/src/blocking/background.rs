@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mio::{Events, Poll, Token};
 
-use super::core::{Background, Shared};
+use super::core::{Background, Shared, LEASE};
 
 /// The socket's token in the background poller.
 pub(crate) const SOCKET: Token = Token(0);
@@ -19,11 +19,16 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
     let mut events = Events::with_capacity(64);
     // Events of the last wait: the socket's readiness, if reported.
     let (mut readable, mut writable) = (false, false);
+    let mut seen_releases = 0;
     loop {
         let timeout = {
             let mut core = shared.lock();
             core.background = Background::Awake;
             let now = Instant::now();
+            if !core.led && core.lease_end.is_some_and(|end| now >= end) {
+                // No receive came back within the lease.
+                core.end_lease();
+            }
             if readable {
                 core.driver.handle_readable(now);
             }
@@ -43,7 +48,18 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
                 // registered while a transmit waits for room) one leads.
                 shared.wake_receivers();
             }
-            let next = core.driver.poll_timeout();
+            // While receives come and go, turn once per lease to take the
+            // socket back when they stop (see `LEASE`).
+            let tick = if core.led {
+                (core.releases != seen_releases).then(|| now + LEASE)
+            } else {
+                core.lease_end
+            };
+            seen_releases = core.releases;
+            let next = match (core.driver.poll_timeout(), tick) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             core.background = Background::Asleep(next);
             next.map(|at| at.saturating_duration_since(now))
         };

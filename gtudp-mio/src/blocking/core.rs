@@ -39,6 +39,22 @@ use crate::driver::Driver;
 use crate::error::{DeliveryError, RecvError};
 use crate::stats::CloseSummary;
 
+/// How long the socket stays with the calling threads after a receive that
+/// waited for it returned, before the background thread watches it again.
+///
+/// A receive that returns usually comes back soon (a receive loop); were
+/// the socket handed back at once, the background thread would wake for
+/// the datagrams arriving in between (the ACK of the RECV just sent) and
+/// contend with the caller for the lock, on every message. Instead the
+/// background thread turns once per lease while receives come and go
+/// (about a thousand turns a second at most, none while idle), and takes
+/// the socket back once a lease passes without a receive. Input arriving
+/// while nobody reads waits at most two leases, far below the smallest
+/// retransmission timeout (`Config::min_rto`, 20 ms by default). A thread
+/// that blocks on a [`PendingSend`](crate::PendingSend) or closes ends the
+/// lease at once.
+pub(crate) const LEASE: Duration = Duration::from_millis(1);
+
 /// What the background thread is doing, as far as callers need to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Background {
@@ -65,6 +81,14 @@ pub(crate) struct Core {
     /// in vain on the hot path.
     waiting: usize,
     pub(crate) background: Background,
+    /// After a leading receive left: until when the socket stays out of the
+    /// background thread's poller, for the next receive (see
+    /// [`LEASE`]). `None` while a receive leads or the background thread
+    /// watches the socket.
+    pub(crate) lease_end: Option<Instant>,
+    /// Leading receives that left, so far: the background thread keeps a
+    /// periodic turn (of [`LEASE`]) while this moves.
+    pub(crate) releases: u64,
     /// When and with which counters the close began.
     pub(crate) close: Option<CloseStart>,
     drain_timeout: Duration,
@@ -84,6 +108,8 @@ impl Core {
             led: false,
             waiting: 0,
             background: Background::Awake,
+            lease_end: None,
+            releases: 0,
             close: None,
             drain_timeout,
             summary: None,
@@ -100,6 +126,32 @@ impl Core {
             self.close = Some(CloseStart::new(now, self.driver.stats().endpoint));
         }
         self.driver.close(now);
+    }
+
+    /// Sends what a call queued, now, unless received messages wait to be
+    /// read: then the application is working through a backlog and will
+    /// be back in a receive, whose read of the socket sends everything
+    /// queued meanwhile in one batch (GSO). On loopback and fast links a
+    /// send system call costs about what a receive does, so one per
+    /// message would halve the rate. The background thread is woken for
+    /// what stays queued ([`Shared::settle`] sees the endpoint wanting to
+    /// run at once), in case no receive comes. Returns whether a message
+    /// arrived (the flush may have resolved messages, after an ICMP
+    /// report).
+    pub(crate) fn flush_or_defer(&mut self, now: Instant) -> bool {
+        if !self.inbox.is_empty() {
+            return false;
+        }
+        self.driver.flush(now);
+        self.deliver()
+    }
+
+    /// Ends a lease: the background thread watches the socket again
+    /// (epoll reports input already waiting at once).
+    pub(crate) fn end_lease(&mut self) {
+        if !self.led && self.lease_end.take().is_some() {
+            self.driver.set_paused(false);
+        }
     }
 
     /// Hands received messages to the inbox and outcomes to their waiting
@@ -211,6 +263,19 @@ impl Shared {
         }
     }
 
+    /// Sends what [`Core::flush_or_defer`] left queued, before a thread
+    /// waits for an outcome that depends on it.
+    pub(crate) fn flush_deferred(&self) {
+        let mut core = self.lock();
+        // Nobody may read the socket while this thread waits.
+        core.end_lease();
+        if core.driver.has_unflushed() {
+            core.driver.flush(Instant::now());
+            let arrived = core.deliver();
+            self.settle(&mut core, arrived);
+        }
+    }
+
     pub(crate) fn wake_background(&self) {
         if let Err(error) = self.background_waker.wake() {
             tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the gtUDP thread");
@@ -276,6 +341,7 @@ impl Shared {
             if !leading {
                 leading = true;
                 core.led = true;
+                core.lease_end = None;
                 core.driver.set_paused(true);
             }
             // Read what is there, answer it, and run what is due.
@@ -295,12 +361,22 @@ impl Shared {
         }
     }
 
-    /// The leading receive leaves: the background thread watches the
-    /// socket again (and wakes at once if input is waiting), and a waiting
-    /// receive may take the lead.
+    /// The leading receive leaves: the socket stays with the callers for a
+    /// lease (see [`LEASE`]), after which the background thread watches it
+    /// again, and a waiting receive may take the lead.
     fn give_up_lead(&self, core: &mut Core) {
         core.led = false;
-        core.driver.set_paused(false);
+        core.releases += 1;
+        let end = Instant::now() + LEASE;
+        core.lease_end = Some(end);
+        if let Background::Asleep(until) = core.background {
+            // A background thread that turns once per lease already wakes
+            // by then.
+            if until.is_none_or(|until| until > end) {
+                core.background = Background::Awake;
+                self.wake_background();
+            }
+        }
         self.settle(core, false);
         self.notify(core);
     }

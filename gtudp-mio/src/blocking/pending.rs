@@ -98,6 +98,7 @@ impl PendingSend {
         let Some(key) = self.key.get() else {
             return Some(Err(DeliveryError::Closed));
         };
+        self.shared.flush_deferred();
         let outcome = self.shared.completions.wait(key, deadline);
         if outcome.is_some() {
             self.key.set(None);
