@@ -77,6 +77,9 @@ pub(crate) struct Core {
     capacity: usize,
     /// A receive waits for the socket itself (see the module docs).
     pub(crate) led: bool,
+    /// The leader's poller reported input that nobody has read since (or
+    /// the socket is new): the next leader reads before it waits.
+    pub(crate) input_unknown: bool,
     /// Receives waiting on [`Shared::ready`], so that nobody is notified
     /// in vain on the hot path.
     waiting: usize,
@@ -106,6 +109,7 @@ impl Core {
             inbox: VecDeque::with_capacity(capacity.min(1_024)),
             capacity,
             led: false,
+            input_unknown: true,
             waiting: 0,
             background: Background::Awake,
             lease_end: None,
@@ -344,20 +348,31 @@ impl Shared {
                 core.lease_end = None;
                 core.driver.set_paused(true);
             }
-            // Read what is there, answer it, and run what is due.
-            let now = Instant::now();
-            core.driver.handle_readable(now);
-            core.driver.handle_timeout(now);
-            let arrived = core.deliver();
-            // Other receives may take what this one does not.
-            let others = arrived && core.inbox.len() > 1;
-            self.settle(&mut core, others);
-            if !core.inbox.is_empty() || core.driver.is_read_pending() {
-                continue;
+            if core.input_unknown || core.driver.is_read_pending() {
+                // Read what is there, answer it, and run what is due.
+                let now = Instant::now();
+                core.input_unknown = false;
+                core.driver.handle_readable(now);
+                core.driver.handle_timeout(now);
+                let arrived = core.deliver();
+                // Other receives may take what this one does not.
+                let others = arrived && core.inbox.len() > 1;
+                self.settle(&mut core, others);
+                if !core.inbox.is_empty() || core.driver.is_read_pending() {
+                    continue;
+                }
             }
+            // Every datagram arriving after the socket was last read to the
+            // end raises an edge in the leader's poller, so waiting first
+            // saves a read that would find nothing.
             drop(core);
-            lead.wait(deadline.map(|deadline| deadline.saturating_duration_since(now)));
+            let timeout =
+                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let input = lead.wait(timeout);
             core = self.lock();
+            // Read before anything else may end this receive: the edge is
+            // consumed.
+            core.input_unknown |= input;
         }
     }
 

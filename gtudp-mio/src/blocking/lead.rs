@@ -55,16 +55,21 @@ impl Lead {
     }
 
     /// Waits until the socket has input (or an error report), the waker is
-    /// woken, or `timeout` passes. Errors are logged: the caller's loop
-    /// re-checks its state either way.
-    pub(crate) fn wait(&self, timeout: Option<Duration>) {
+    /// woken, or `timeout` passes; returns whether the socket was reported.
+    /// Errors are logged: the caller's loop re-checks its state either way.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> bool {
         let mut poller = super::lock(&self.poller);
         let (poll, events) = &mut *poller;
-        if let Err(error) = poll.poll(events, timeout) {
-            if error.kind() != io::ErrorKind::Interrupted {
-                tracing::warn!(target: "gtudp", %error, "waiting for the socket failed");
-                // Do not spin on a persistent error.
-                std::thread::sleep(Duration::from_millis(1));
+        match poll.poll(events, timeout) {
+            Ok(()) => events.iter().any(|event| event.token() == SOCKET),
+            Err(error) => {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    tracing::warn!(target: "gtudp", %error, "waiting for the socket failed");
+                    // Do not spin on a persistent error.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // Read to be sure.
+                true
             }
         }
     }
