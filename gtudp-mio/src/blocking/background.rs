@@ -43,11 +43,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
                 shared.wake_receivers();
                 return;
             }
-            if arrived {
-                // Receives wait on `ready`, or (rarely: the socket stays
-                // registered while a transmit waits for room) one leads.
-                shared.wake_receivers();
-            }
+            // A leader waits in its poller for an outcome (a timer here
+            // failed its send) or a message (which came here only while a
+            // transmit waited for room: the socket stays registered then);
+            // other receives wait on `ready`.
+            shared.settle(&mut core, arrived);
             // While receives come and go, turn once per lease to take the
             // socket back when they stop (see `LEASE`).
             let tick = if core.led {

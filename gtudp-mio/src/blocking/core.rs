@@ -34,7 +34,7 @@ use mio::Waker;
 
 use super::lead::Lead;
 use super::lock;
-use crate::completion::{Completion, Completions};
+use crate::completion::{Completion, Completions, Key};
 use crate::driver::Driver;
 use crate::error::{DeliveryError, RecvError};
 use crate::stats::CloseSummary;
@@ -54,6 +54,27 @@ use crate::stats::CloseSummary;
 /// that blocks on a [`PendingSend`](crate::PendingSend) or closes ends the
 /// lease at once.
 pub(crate) const LEASE: Duration = Duration::from_millis(1);
+
+/// What a blocking call waits for.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    /// A received message (or the end of the socket).
+    Message,
+    /// The outcome of one send.
+    Outcome(Key),
+}
+
+/// What a blocking call's wait ended with.
+enum Got {
+    /// The inbox holds a message.
+    Message,
+    /// The socket finished and the inbox is empty.
+    Closed,
+    /// The send's outcome, taken.
+    Outcome(Result<(), DeliveryError>),
+    /// The deadline passed.
+    TimedOut,
+}
 
 /// What the background thread is doing, as far as callers need to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +101,10 @@ pub(crate) struct Core {
     /// The leader's poller reported input that nobody has read since (or
     /// the socket is new): the next leader reads before it waits.
     pub(crate) input_unknown: bool,
+    /// A send was resolved or a message arrived while a call leads, by
+    /// another thread than the leader: the leader must look
+    /// ([`Shared::settle`] wakes it).
+    pub(crate) leader_news: bool,
     /// Receives waiting on [`Shared::ready`], so that nobody is notified
     /// in vain on the hot path.
     waiting: usize,
@@ -110,6 +135,7 @@ impl Core {
             capacity,
             led: false,
             input_unknown: true,
+            leader_news: false,
             waiting: 0,
             background: Background::Awake,
             lease_end: None,
@@ -168,6 +194,7 @@ impl Core {
                 // The receive room keeps the queue within its capacity.
                 Routed::Message(datagram) => {
                     self.inbox.push_back(datagram);
+                    self.leader_news |= self.led;
                     arrived = true;
                 }
                 Routed::Outcome {
@@ -198,6 +225,7 @@ impl Core {
     fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
         if let Some((ticket, completion)) = self.pending.remove(&id) {
             self.tickets.remove(&ticket);
+            self.leader_news |= self.led;
             // The PendingSend may have been dropped: nobody to tell.
             completion.resolve(outcome);
         }
@@ -245,8 +273,14 @@ impl Shared {
 
     /// After a call changed the endpoint (under the lock): wakes the
     /// background thread if the endpoint now needs it earlier than it
-    /// planned to wake, and wakes receivers if a message arrived.
+    /// planned to wake, the leader if this call resolved a send or brought
+    /// a message, and receivers waiting for the lead if a message arrived.
     pub(crate) fn settle(&self, core: &mut Core, arrived: bool) {
+        if std::mem::take(&mut core.leader_news) {
+            if let Some(lead) = &self.lead {
+                lead.wake();
+            }
+        }
         if let Background::Asleep(until) = core.background {
             if let Some(next) = core.driver.poll_timeout() {
                 if until.is_none_or(|until| next < until) {
@@ -264,19 +298,6 @@ impl Shared {
     fn notify(&self, core: &Core) {
         if core.waiting > 0 {
             self.ready.notify_all();
-        }
-    }
-
-    /// Sends what [`Core::flush_or_defer`] left queued, before a thread
-    /// waits for an outcome that depends on it.
-    pub(crate) fn flush_deferred(&self) {
-        let mut core = self.lock();
-        // Nobody may read the socket while this thread waits.
-        core.end_lease();
-        if core.driver.has_unflushed() {
-            core.driver.flush(Instant::now());
-            let arrived = core.deliver();
-            self.settle(&mut core, arrived);
         }
     }
 
@@ -299,32 +320,128 @@ impl Shared {
     /// message at the front), the socket finished with nothing left
     /// ([`RecvError::Closed`]) or `deadline` passed
     /// ([`RecvError::TimedOut`]), driving the socket as the leader when no
-    /// other receive does.
+    /// other call does.
     pub(crate) fn wait_for_message(
         &self,
         deadline: Option<Instant>,
     ) -> Result<MutexGuard<'_, Core>, RecvError> {
+        match self.wait_for(Want::Message, deadline) {
+            (core, Got::Message) => Ok(core),
+            (_, Got::TimedOut) => Err(RecvError::TimedOut),
+            (_, Got::Closed | Got::Outcome(_)) => Err(RecvError::Closed),
+        }
+    }
+
+    /// Waits until the send of `key` has its outcome (taken) or `deadline`
+    /// passed (`None`), driving the socket as the leader when no other call
+    /// does: the RECV that resolves it wakes this thread directly.
+    pub(crate) fn wait_for_outcome(
+        &self,
+        key: Key,
+        deadline: Option<Instant>,
+    ) -> Option<Result<(), DeliveryError>> {
+        match self.wait_for(Want::Outcome(key), deadline) {
+            (_, Got::Outcome(outcome)) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// What `want` waits for, if it is there (under the lock).
+    fn check(&self, core: &Core, want: Want) -> Option<Got> {
+        match want {
+            Want::Message if !core.inbox.is_empty() => Some(Got::Message),
+            Want::Message if core.is_finished() => Some(Got::Closed),
+            Want::Message => None,
+            // A deadline now: takes the outcome if it is there, never waits.
+            Want::Outcome(key) => self
+                .completions
+                .wait(key, Some(Instant::now()))
+                .map(Got::Outcome),
+        }
+    }
+
+    /// The waiting loop of every blocking call: what `want` waits for,
+    /// driving the socket as the leader when no other call does (see the
+    /// module docs), else waiting for the leader or the background thread.
+    fn wait_for(&self, want: Want, deadline: Option<Instant>) -> (MutexGuard<'_, Core>, Got) {
         let mut core = self.lock();
         let mut leading = false;
         loop {
-            let outcome = if !core.inbox.is_empty() {
-                Some(Ok(()))
-            } else if core.is_finished() {
-                Some(Err(RecvError::Closed))
-            } else if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                Some(Err(RecvError::TimedOut))
-            } else {
-                None
+            let got = match self.check(&core, want) {
+                Some(got) => Some(got),
+                None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    Some(Got::TimedOut)
+                }
+                None => None,
             };
-            if let Some(outcome) = outcome {
+            if let Some(got) = got {
                 if leading {
                     self.give_up_lead(&mut core);
                 }
-                return outcome.map(|()| core);
+                return (core, got);
             }
             let Some(lead) = self.lead.as_ref().filter(|_| leading || !core.led) else {
-                // Another receive leads, or none can: wait for a message or
-                // for the lead.
+                // Not leading: nothing to give up.
+                let (guard, got) = self.wait_for_others(core, want, deadline);
+                core = guard;
+                match got {
+                    Some(got) => return (core, got),
+                    None => continue,
+                }
+            };
+            if !leading {
+                leading = true;
+                core.led = true;
+                core.lease_end = None;
+                core.driver.set_paused(true);
+            }
+            if core.input_unknown || core.driver.is_read_pending() {
+                // Read what is there, answer it, and run what is due.
+                let now = Instant::now();
+                core.input_unknown = false;
+                core.driver.handle_readable(now);
+                core.driver.handle_timeout(now);
+                let arrived = core.deliver();
+                // This thread looks anyway; receives waiting for the lead
+                // may take these.
+                core.leader_news = false;
+                self.settle(&mut core, arrived);
+                // The check above says what the read brought (it takes an
+                // outcome, so only there).
+                continue;
+            } else if core.driver.has_unflushed() {
+                // Sends left for a batch go out before this thread sleeps.
+                core.driver.flush(Instant::now());
+                let arrived = core.deliver();
+                core.leader_news = false;
+                self.settle(&mut core, arrived);
+                continue;
+            }
+            // Every datagram arriving after the socket was last read to the
+            // end raises an edge in the leader's poller, so waiting first
+            // saves a read that would find nothing.
+            drop(core);
+            let timeout =
+                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let input = lead.wait(timeout);
+            core = self.lock();
+            // Read before anything else may end this call: the edge is
+            // consumed.
+            core.input_unknown |= input;
+        }
+    }
+
+    /// Waits while another call leads (or none can): a receive for a
+    /// message or the lead (`None`: look again), a send's waiter for its
+    /// outcome (which the leader or the background thread resolves).
+    fn wait_for_others<'a>(
+        &'a self,
+        mut core: MutexGuard<'a, Core>,
+        want: Want,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, Core>, Option<Got>) {
+        match want {
+            Want::Message => {
                 core.waiting += 1;
                 core = match deadline {
                     None => self
@@ -340,39 +457,24 @@ impl Shared {
                     }
                 };
                 core.waiting -= 1;
-                continue;
-            };
-            if !leading {
-                leading = true;
-                core.led = true;
-                core.lease_end = None;
-                core.driver.set_paused(true);
+                (core, None)
             }
-            if core.input_unknown || core.driver.is_read_pending() {
-                // Read what is there, answer it, and run what is due.
-                let now = Instant::now();
-                core.input_unknown = false;
-                core.driver.handle_readable(now);
-                core.driver.handle_timeout(now);
-                let arrived = core.deliver();
-                // Other receives may take what this one does not.
-                let others = arrived && core.inbox.len() > 1;
-                self.settle(&mut core, others);
-                if !core.inbox.is_empty() || core.driver.is_read_pending() {
-                    continue;
+            Want::Outcome(key) => {
+                // The leader, or the background thread once nobody leads,
+                // reads the RECV; what this thread queued goes out first.
+                core.end_lease();
+                if core.driver.has_unflushed() {
+                    core.driver.flush(Instant::now());
+                    let arrived = core.deliver();
+                    self.settle(&mut core, arrived);
                 }
+                drop(core);
+                let got = match self.completions.wait(key, deadline) {
+                    Some(outcome) => Got::Outcome(outcome),
+                    None => Got::TimedOut,
+                };
+                (self.lock(), Some(got))
             }
-            // Every datagram arriving after the socket was last read to the
-            // end raises an edge in the leader's poller, so waiting first
-            // saves a read that would find nothing.
-            drop(core);
-            let timeout =
-                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            let input = lead.wait(timeout);
-            core = self.lock();
-            // Read before anything else may end this receive: the edge is
-            // consumed.
-            core.input_unknown |= input;
         }
     }
 

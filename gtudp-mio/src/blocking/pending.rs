@@ -98,8 +98,16 @@ impl PendingSend {
         let Some(key) = self.key.get() else {
             return Some(Err(DeliveryError::Closed));
         };
-        self.shared.flush_deferred();
-        let outcome = self.shared.completions.wait(key, deadline);
+        let completions = &self.shared.completions;
+        let outcome = match completions.wait(key, Some(Instant::now())) {
+            Some(outcome) => Some(outcome),
+            // Not known yet, and the caller will wait: drive the socket
+            // meanwhile (or wait for whoever does).
+            None if deadline.is_none_or(|deadline| deadline > Instant::now()) => {
+                self.shared.wait_for_outcome(key, deadline)
+            }
+            None => None,
+        };
         if outcome.is_some() {
             self.key.set(None);
         }
