@@ -261,7 +261,7 @@ impl BlockingSocket {
     /// [`DeliveryError::Closed`] when the socket has finished.
     ///
     /// `payload` is any [`IntoPayload`]: `&[u8]`, `b"..."`, `&str` (copied
-    /// once), `Vec<u8>`, `String` or [`Bytes`] (moved). `to` is any
+    /// once), `Vec<u8>`, `String` or [`Bytes`](bytes::Bytes) (moved). `to` is any
     /// [`ToSocketAddrs`] (`"host:port"`, `(ip, port)`, a `SocketAddr`),
     /// resolved once; the first address is used.
     pub fn send_to(

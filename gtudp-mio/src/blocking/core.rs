@@ -98,8 +98,13 @@ pub(crate) struct Core {
     capacity: usize,
     /// A receive waits for the socket itself (see the module docs).
     pub(crate) led: bool,
-    /// The leader's poller reported input that nobody has read since (or
-    /// the socket is new): the next leader reads before it waits.
+    /// The leader's poller reported input that nobody has read since: the
+    /// next leader reads before it waits. (Input already there when the
+    /// poller was made is reported by it, as epoll checks readiness on
+    /// registration.) A leader reads only then, so it never makes a read
+    /// that finds nothing, even on a socket whose file description was
+    /// switched back to blocking mode behind its back (a duplicated file
+    /// descriptor shares it).
     pub(crate) input_unknown: bool,
     /// A send was resolved or a message arrived while a call leads, by
     /// another thread than the leader: the leader must look
@@ -134,7 +139,7 @@ impl Core {
             inbox: VecDeque::with_capacity(capacity.min(1_024)),
             capacity,
             led: false,
-            input_unknown: true,
+            input_unknown: false,
             leader_news: false,
             waiting: 0,
             background: Background::Awake,
