@@ -177,9 +177,9 @@ fn concurrent_receivers_each_get_distinct_messages() {
     assert!(results.try_recv().is_err(), "no message after the last");
 }
 
-/// A receive that timed out leaves nobody reading, yet the background
-/// thread keeps answering a peer: its sends are confirmed, and the
-/// messages wait in the queue for a later receive.
+/// A receive that timed out, or returned, leaves nobody reading, yet the
+/// background thread keeps answering a peer: its sends are confirmed, and
+/// the messages wait in the queue for a later receive.
 #[test]
 fn the_background_answers_peers_after_a_receive_timed_out() {
     const COUNT: u16 = 50;
@@ -190,11 +190,19 @@ fn the_background_answers_peers_after_a_receive_timed_out() {
         Err(RecvError::TimedOut)
     ));
     let to: SocketAddr = quiet.local_addr();
+    // And after a receive that got its message (the socket stays with the
+    // calling threads for a while, then goes back to the background).
+    peer.send_to_blocking(payload(1, COUNT), to)
+        .expect("confirmed");
+    assert_eq!(
+        decode(&quiet.recv_timeout(PATIENCE).expect("received").payload),
+        (1, COUNT)
+    );
     for sequence in 0..COUNT {
         peer.send_to_blocking(payload(1, sequence), to)
             .expect("confirmed without a reader");
     }
-    assert_eq!(peer.stats().endpoint.delivered, u64::from(COUNT));
+    assert_eq!(peer.stats().endpoint.delivered, u64::from(COUNT) + 1);
     let expected: HashSet<_> = (0..COUNT).map(|sequence| (1, sequence)).collect();
     assert_eq!(receive_all(&quiet, usize::from(COUNT)), expected);
 }
