@@ -57,7 +57,8 @@ impl BlockingOptions {
         self
     }
 
-    /// These options with a command queue of `capacity` sends.
+    /// These options with a command queue of `capacity` sends (kept for
+    /// compatibility; see [`command_queue`](Self::command_queue)).
     pub fn with_command_queue(mut self, capacity: usize) -> Self {
         self.command_queue = capacity;
         self

@@ -26,6 +26,8 @@ const WAKER: Token = Token(1);
 pub(crate) struct Lead {
     poller: Mutex<(Poll, Events)>,
     waker: Waker,
+    /// The socket's address, for log lines.
+    local: std::net::SocketAddr,
 }
 
 impl Lead {
@@ -45,6 +47,7 @@ impl Lead {
         Ok(Some(Self {
             poller: Mutex::new((poll, Events::with_capacity(4))),
             waker,
+            local: driver.io_local_addr(),
         }))
     }
 
@@ -64,7 +67,7 @@ impl Lead {
             Ok(()) => events.iter().any(|event| event.token() == SOCKET),
             Err(error) => {
                 if error.kind() != io::ErrorKind::Interrupted {
-                    tracing::warn!(target: "gtudp", %error, "waiting for the socket failed");
+                    tracing::warn!(target: "gtudp", local = %self.local, %error, "waiting for the socket failed");
                     // Do not spin on a persistent error.
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -77,7 +80,7 @@ impl Lead {
     /// Wakes the thread in [`wait`](Self::wait) (or the next one to wait).
     pub(crate) fn wake(&self) {
         if let Err(error) = self.waker.wake() {
-            tracing::warn!(target: "gtudp", %error, "could not wake the receiving thread");
+            tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the receiving thread");
         }
     }
 }
