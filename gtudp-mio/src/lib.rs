@@ -39,7 +39,7 @@
 //! - A background thread runs the endpoint's timers (retransmissions,
 //!   expiries, the close's drain) and reads the socket while no call waits:
 //!   RECVs and ACKs are answered while the application is busy. After a
-//!   leading call returns, the socket stays with the callers for 1 ms (a
+//!   leading call returns, the socket stays with the callers for 0.3 ms (a
 //!   receive loop is usually back by then) before the background thread
 //!   watches it again; a call that makes an earlier timer wakes it.
 //!

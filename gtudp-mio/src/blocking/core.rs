@@ -39,21 +39,22 @@ use crate::driver::Driver;
 use crate::error::{DeliveryError, RecvError};
 use crate::stats::CloseSummary;
 
-/// How long the socket stays with the calling threads after a receive that
+/// How long the socket stays with the calling threads after a call that
 /// waited for it returned, before the background thread watches it again.
 ///
 /// A receive that returns usually comes back soon (a receive loop); were
 /// the socket handed back at once, the background thread would wake for
 /// the datagrams arriving in between (the ACK of the RECV just sent) and
-/// contend with the caller for the lock, on every message. Instead the
-/// background thread turns once per lease while receives come and go
-/// (about a thousand turns a second at most, none while idle), and takes
-/// the socket back once a lease passes without a receive. Input arriving
-/// while nobody reads waits at most two leases, far below the smallest
-/// retransmission timeout (`Config::min_rto`, 20 ms by default). A thread
-/// that blocks on a [`PendingSend`](crate::PendingSend) or closes ends the
-/// lease at once.
-pub(crate) const LEASE: Duration = Duration::from_millis(1);
+/// contend with the caller for the lock, on about every message. Instead
+/// the background thread turns once per lease while calls come and go (a
+/// few thousand turns a second at most, none while idle), and takes the
+/// socket back once a lease passes without a waiting call. Input arriving
+/// while nobody reads waits about one lease: well inside the peer's
+/// shortest tail-loss probe (2 ms), so it does not make the peer resend
+/// (a 1 ms lease did, now and then, on a loaded machine). A thread that
+/// then blocks on a [`PendingSend`](crate::PendingSend) or a receive takes
+/// the socket itself (it leads); a close ends the lease at once.
+pub(crate) const LEASE: Duration = Duration::from_micros(300);
 
 /// What a blocking call waits for.
 #[derive(Clone, Copy, Debug)]
