@@ -528,6 +528,7 @@ impl BlockingSocket {
     /// A read made room in the inbox: the endpoint may take new DATA again.
     fn took_message(&self, core: &mut MutexGuard<'_, Core>) {
         core.update_room();
+        core.renew_lease();
     }
 }
 

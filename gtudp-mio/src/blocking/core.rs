@@ -48,7 +48,8 @@ use crate::stats::CloseSummary;
 /// contend with the caller for the lock, on about every message. Instead
 /// the background thread turns once per lease while calls come and go (a
 /// few thousand turns a second at most, none while idle), and takes the
-/// socket back once a lease passes without a waiting call. Input arriving
+/// socket back once a lease passes without a waiting call or a receive
+/// taking a queued message ([`Core::renew_lease`]). Input arriving
 /// while nobody reads waits about one lease: well inside the peer's
 /// shortest tail-loss probe (2 ms), so it does not make the peer resend
 /// (a 1 ms lease did, now and then, on a loaded machine). A thread that
@@ -180,6 +181,15 @@ impl Core {
         }
         self.driver.flush(now);
         self.deliver()
+    }
+
+    /// A receive took a queued message: the application is in a receive
+    /// loop and will lead again once the queue is empty, so a lease in
+    /// progress runs on (the socket is read then, in one batch).
+    pub(crate) fn renew_lease(&mut self) {
+        if let Some(end) = &mut self.lease_end {
+            *end = Instant::now() + LEASE;
+        }
     }
 
     /// Ends a lease: the background thread watches the socket again
