@@ -225,6 +225,14 @@ impl<S: Socket> BatchIo<S> {
         self.blocked.is_some()
     }
 
+    /// Receive slots one [`recv`](Self::recv) fills at most. On Linux
+    /// (`recvmmsg`), a receive that returned fewer datagrams than this
+    /// emptied the socket: an adapter waiting for edge-triggered readiness
+    /// need not call again to see `WouldBlock`.
+    pub fn recv_slots(&self) -> usize {
+        SLOTS
+    }
+
     /// Datagrams that one GSO send may carry on this socket (1 without GSO).
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments().clamp(1, MAX_SEGMENTS)

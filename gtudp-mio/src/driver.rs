@@ -19,6 +19,11 @@ use crate::error::BindError;
 use crate::io::{MioSocket, UdpIo};
 use crate::stats::Stats;
 
+/// Whether a batched receive that filled fewer slots than it had emptied
+/// the socket (`recvmmsg` takes what is queued, up to the slots; the
+/// portable fallback reads one datagram per call).
+const EMPTIED_BY_PARTIAL_BATCH: bool = cfg!(target_os = "linux");
+
 /// Receive batches taken per call before the driver turns to its other
 /// work, so a flood cannot starve timers and sends. What is left is read by
 /// the next [`Driver::handle_timeout`], which [`Driver::poll_timeout`] asks
@@ -141,6 +146,9 @@ pub struct Driver {
     registration: Option<Registration>,
     /// Whether WRITABLE is part of the registered interest.
     writable_interest: bool,
+    /// The socket is taken out of the registry for a while
+    /// ([`set_paused`](Self::set_paused)).
+    paused: bool,
     /// The last receive stopped at its batch limit, not at `WouldBlock`.
     read_pending: bool,
     /// Application calls since the last flush.
@@ -187,6 +195,7 @@ impl Driver {
             endpoint,
             registration: None,
             writable_interest: false,
+            paused: false,
             read_pending: false,
             unflushed: false,
             latest: None,
@@ -213,6 +222,7 @@ impl Driver {
             token,
         });
         self.writable_interest = false;
+        self.paused = false;
         // A send blocked before registration still needs its wake-up.
         self.update_interest();
         Ok(())
@@ -223,6 +233,7 @@ impl Driver {
     pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         self.registration = None;
         self.writable_interest = false;
+        self.paused = false;
         self.io.socket_mut().0.deregister(registry)
     }
 
@@ -423,6 +434,60 @@ impl Driver {
         self.endpoint.poll_timeout()
     }
 
+    // ----- for the blocking socket ------------------------------------------
+
+    /// Takes the socket out of its registry (`true`) or puts it back
+    /// (`false`), for a [`BlockingSocket`](crate::BlockingSocket) whose
+    /// calling thread waits for the socket itself: its background loop then
+    /// does not wake for the same datagrams. Putting it back reports data
+    /// already waiting at once (epoll re-checks readiness on registration).
+    /// While a transmit waits for room the socket stays registered, as only
+    /// the registry waits for writability.
+    pub(crate) fn set_paused(&mut self, paused: bool) {
+        if paused == self.paused || (paused && self.io.is_blocked()) {
+            return;
+        }
+        let Some(registration) = &self.registration else {
+            return;
+        };
+        let interest = if self.io.is_blocked() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let socket = &mut self.io.socket_mut().0;
+        let result = if paused {
+            socket.deregister(&registration.registry)
+        } else {
+            socket.register(&registration.registry, registration.token, interest)
+        };
+        match result {
+            Ok(()) => {
+                self.paused = paused;
+                self.writable_interest = !paused && self.io.is_blocked();
+            }
+            Err(error) => {
+                tracing::warn!(target: "gtudp", local = %self.io.local_addr(), %error, paused, "could not change the socket's registration")
+            }
+        }
+    }
+
+    /// Application calls since the last [`flush`](Self::flush).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.unflushed
+    }
+
+    /// The last receive stopped at its batch limit: more is waiting.
+    pub(crate) fn is_read_pending(&self) -> bool {
+        self.read_pending
+    }
+
+    /// The socket's file descriptor, for a second poller.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.io.socket().0)
+    }
+
     // ----- private helpers -------------------------------------------------
 
     fn note(&mut self, now: Instant) {
@@ -441,9 +506,16 @@ impl Driver {
         let mut more = true;
         for _ in 0..RECV_BATCHES_PER_CALL {
             match self.io.recv(&mut received) {
-                Recv::Datagrams(_) => {
+                Recv::Datagrams(count) => {
                     for (from, datagram) in received.drain(..) {
                         self.feed(now, from, datagram);
+                    }
+                    if EMPTIED_BY_PARTIAL_BATCH && count < self.io.recv_slots() {
+                        // The socket is empty: saves the system call that
+                        // would say so. Anything arriving since raises a
+                        // new readiness edge.
+                        more = false;
+                        break;
                     }
                 }
                 Recv::IcmpReport => {}
@@ -489,6 +561,13 @@ impl Driver {
     /// an always-writable registration would wake the loop after every send.
     fn update_interest(&mut self) {
         let want = self.io.is_blocked();
+        if self.paused {
+            // Only the registry waits for writability.
+            if want {
+                self.set_paused(false);
+            }
+            return;
+        }
         if want == self.writable_interest {
             return;
         }

@@ -8,14 +8,43 @@
 //!   write: register it under a token, feed it readiness and time, and
 //!   take [`Event`]s out. Its documentation states the event-loop contract
 //!   and has a complete example.
-//! - [`BlockingSocket`] runs a driver on a background thread and offers the
-//!   original's calls: `GTUDP(socket)` is [`BlockingSocket::from_std`],
+//! - [`BlockingSocket`] wraps a driver for threads that block, and offers
+//!   the original's calls: `GTUDP(socket)` is [`BlockingSocket::from_std`],
 //!   `sendto` is [`BlockingSocket::send_to`] (or
 //!   [`send_to_blocking`](BlockingSocket::send_to_blocking), the original's
 //!   wished-for "blocking variant of sendto() that returns if transmission
 //!   was successful"), `recvfrom` is [`BlockingSocket::recv_from`], and
 //!   `cleanup()` is [`BlockingSocket::cleanup`], which drains with a
 //!   deadline instead of forever.
+//!
+//! # How the blocking socket runs
+//!
+//! The calling threads drive the protocol themselves, so a message costs
+//! about what the socket's own system calls cost, with no hop through
+//! another thread:
+//!
+//! - The endpoint and the socket sit behind one mutex, held only for
+//!   short, non-blocking work: a send hands the message to the endpoint and
+//!   makes the send system call on the calling thread (batched: sends made
+//!   while received messages wait to be read go out together with the next
+//!   read of the socket, in one GSO send).
+//! - A receive takes a queued message, or reads the socket itself (feeding
+//!   the endpoint and sending the RECVs and ACKs at once). With nothing
+//!   there it blocks *on the socket*, outside the lock, as the one
+//!   *leader*: the socket is taken out of the background thread's poller
+//!   meanwhile, so a datagram wakes exactly the thread waiting for it. A
+//!   thread waiting for a send's outcome ([`PendingSend::wait`]) leads the
+//!   same way. Other waiting threads wait for the leader, which hands the
+//!   lead on when it returns.
+//! - A background thread runs the endpoint's timers (retransmissions,
+//!   expiries, the close's drain) and reads the socket while no call waits:
+//!   RECVs and ACKs are answered while the application is busy. After a
+//!   leading call returns, the socket stays with the callers for 0.3 ms (a
+//!   receive loop is usually back by then) before the background thread
+//!   watches it again; a call that makes an earlier timer wakes it.
+//!
+//! Where a second poller cannot watch the socket (platforms without Unix
+//! file descriptors), receives wait for the background thread instead.
 //!
 //! Every message sent ends in exactly one outcome: delivered (the peer's
 //! endpoint has it; it may not have been read yet) or failed (delivery was

@@ -1,0 +1,516 @@
+//! The blocking socket's state behind one mutex, and the rules by which
+//! calling threads and the background thread share the driving of it.
+//!
+//! Every call does its work on the calling thread, under the lock, without
+//! blocking inside it: a send hands the message to the endpoint and sends
+//! the resulting datagrams itself (batched, non-blocking); a receive takes
+//! a queued message, else reads the socket itself (feeding the endpoint
+//! and sending the RECVs and ACKs it answers with at once). Only when
+//! nothing is there does a receive block, and then it waits for the socket
+//! itself, outside the lock, as the *leader* ([`Core::led`]): the socket is
+//! taken out of the background thread's poller meanwhile, so exactly one
+//! thread wakes per datagram, and the receive that was waiting reads it
+//! with no hand-off between threads. Receives arriving while another leads
+//! wait on a condition variable; the leader hands the lead on when it
+//! leaves.
+//!
+//! The background thread remains for what no caller waits for: the
+//! endpoint's timers (retransmissions, expiries, the close's drain) and
+//! input while nobody is in a receive. It sleeps until the endpoint's next
+//! timer as it last saw it ([`Background::Asleep`]); a call that makes an
+//! earlier timer wakes it ([`Shared::settle`]), and a later one lets it
+//! find out when it wakes, so a stream of sends wakes it about once per
+//! retransmission timeout, not once per send.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gtudp_io::{CloseStart, Datagram, Routed};
+use gtudp_proto::MessageId;
+use mio::Waker;
+
+use super::lead::Lead;
+use super::lock;
+use crate::completion::{Completion, Completions, Key};
+use crate::driver::Driver;
+use crate::error::{DeliveryError, RecvError};
+use crate::stats::CloseSummary;
+
+/// How long the socket stays with the calling threads after a call that
+/// waited for it returned, before the background thread watches it again.
+///
+/// A receive that returns usually comes back soon (a receive loop); were
+/// the socket handed back at once, the background thread would wake for
+/// the datagrams arriving in between (the ACK of the RECV just sent) and
+/// contend with the caller for the lock, on about every message. Instead
+/// the background thread turns once per lease while calls come and go (a
+/// few thousand turns a second at most, none while idle), and takes the
+/// socket back once a lease passes without a waiting call or a receive
+/// taking a queued message ([`Core::renew_lease`]). Input arriving
+/// while nobody reads waits about one lease: well inside the peer's
+/// shortest tail-loss probe (2 ms), so it does not make the peer resend
+/// (a 1 ms lease did, now and then, on a loaded machine). A thread that
+/// then blocks on a [`PendingSend`](crate::PendingSend) or a receive takes
+/// the socket itself (it leads); a close ends the lease at once.
+pub(crate) const LEASE: Duration = Duration::from_micros(300);
+
+/// What a blocking call waits for.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    /// A received message (or the end of the socket).
+    Message,
+    /// The outcome of one send.
+    Outcome(Key),
+}
+
+/// What a blocking call's wait ended with.
+enum Got {
+    /// The inbox holds a message.
+    Message,
+    /// The socket finished and the inbox is empty.
+    Closed,
+    /// The send's outcome, taken.
+    Outcome(Result<(), DeliveryError>),
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// What the background thread is doing, as far as callers need to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Background {
+    /// Running a turn: it looks at the endpoint's timers before sleeping.
+    Awake,
+    /// Sleeping until this instant (`None`: until woken or input arrives).
+    Asleep(Option<Instant>),
+}
+
+/// The state every call works on, under [`Shared::core`].
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) driver: Driver,
+    /// The outcome slot and ticket of each unresolved send.
+    pub(crate) pending: HashMap<MessageId, (u64, Completion)>,
+    /// The message of each pending send's ticket, for cancel.
+    pub(crate) tickets: HashMap<u64, MessageId>,
+    /// Received messages not yet read.
+    pub(crate) inbox: VecDeque<Datagram>,
+    capacity: usize,
+    /// A receive waits for the socket itself (see the module docs).
+    pub(crate) led: bool,
+    /// The leader's poller reported input that nobody has read since: the
+    /// next leader reads before it waits. (Input already there when the
+    /// poller was made is reported by it, as epoll checks readiness on
+    /// registration.) A leader reads only then, so it never makes a read
+    /// that finds nothing, even on a socket whose file description was
+    /// switched back to blocking mode behind its back (a duplicated file
+    /// descriptor shares it).
+    pub(crate) input_unknown: bool,
+    /// A send was resolved or a message arrived while a call leads, by
+    /// another thread than the leader: the leader must look
+    /// ([`Shared::settle`] wakes it).
+    pub(crate) leader_news: bool,
+    /// Receives waiting on [`Shared::ready`], so that nobody is notified
+    /// in vain on the hot path.
+    waiting: usize,
+    pub(crate) background: Background,
+    /// After a leading receive left: until when the socket stays out of the
+    /// background thread's poller, for the next receive (see
+    /// [`LEASE`]). `None` while a receive leads or the background thread
+    /// watches the socket.
+    pub(crate) lease_end: Option<Instant>,
+    /// Leading receives that left, so far: the background thread keeps a
+    /// periodic turn (of [`LEASE`]) while this moves.
+    pub(crate) releases: u64,
+    /// When and with which counters the close began.
+    pub(crate) close: Option<CloseStart>,
+    drain_timeout: Duration,
+    /// The background thread has finished: nothing more arrives and every
+    /// send is resolved. The summary is here from then on.
+    pub(crate) summary: Option<CloseSummary>,
+}
+
+impl Core {
+    pub(crate) fn new(driver: Driver, capacity: usize, drain_timeout: Duration) -> Self {
+        Self {
+            driver,
+            pending: HashMap::new(),
+            tickets: HashMap::new(),
+            inbox: VecDeque::with_capacity(capacity.min(1_024)),
+            capacity,
+            led: false,
+            input_unknown: false,
+            leader_news: false,
+            waiting: 0,
+            background: Background::Awake,
+            lease_end: None,
+            releases: 0,
+            close: None,
+            drain_timeout,
+            summary: None,
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    /// Starts the close (once); the background thread drains it.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        if self.close.is_none() {
+            self.close = Some(CloseStart::new(now, self.driver.stats().endpoint));
+        }
+        self.driver.close(now);
+    }
+
+    /// Sends what a call queued, now, unless received messages wait to be
+    /// read: then the application is working through a backlog and will
+    /// be back in a receive, whose read of the socket sends everything
+    /// queued meanwhile in one batch (GSO). On loopback and fast links a
+    /// send system call costs about what a receive does, so one per
+    /// message would halve the rate. The background thread is woken for
+    /// what stays queued ([`Shared::settle`] sees the endpoint wanting to
+    /// run at once), in case no receive comes. Returns whether a message
+    /// arrived (the flush may have resolved messages, after an ICMP
+    /// report).
+    pub(crate) fn flush_or_defer(&mut self, now: Instant) -> bool {
+        if !self.inbox.is_empty() {
+            return false;
+        }
+        self.driver.flush(now);
+        self.deliver()
+    }
+
+    /// A receive took a queued message: the application is in a receive
+    /// loop and will lead again once the queue is empty, so a lease in
+    /// progress runs on (the socket is read then, in one batch).
+    pub(crate) fn renew_lease(&mut self) {
+        if let Some(end) = &mut self.lease_end {
+            *end = Instant::now() + LEASE;
+        }
+    }
+
+    /// Ends a lease: the background thread watches the socket again
+    /// (epoll reports input already waiting at once).
+    pub(crate) fn end_lease(&mut self) {
+        if !self.led && self.lease_end.take().is_some() {
+            self.driver.set_paused(false);
+        }
+    }
+
+    /// Hands received messages to the inbox and outcomes to their waiting
+    /// senders, then tells the driver how much room the inbox has left.
+    /// Returns whether a message arrived.
+    pub(crate) fn deliver(&mut self) -> bool {
+        let mut arrived = false;
+        while let Some(event) = self.driver.poll_event() {
+            match gtudp_io::route(event) {
+                // The receive room keeps the queue within its capacity.
+                Routed::Message(datagram) => {
+                    self.inbox.push_back(datagram);
+                    self.leader_news |= self.led;
+                    arrived = true;
+                }
+                Routed::Outcome {
+                    id,
+                    outcome,
+                    abandoned,
+                } => {
+                    if abandoned {
+                        if let Some(close) = &mut self.close {
+                            close.note_abandoned();
+                        }
+                    }
+                    self.resolve(id, outcome);
+                }
+            }
+        }
+        self.update_room();
+        arrived
+    }
+
+    /// Tells the driver how many more messages the inbox takes (after a
+    /// delivery, and after a read made room).
+    pub(crate) fn update_room(&mut self) {
+        let room = self.capacity.saturating_sub(self.inbox.len());
+        self.driver.set_receive_room(Some(room));
+    }
+
+    fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
+        if let Some((ticket, completion)) = self.pending.remove(&id) {
+            self.tickets.remove(&ticket);
+            self.leader_news |= self.led;
+            // The PendingSend may have been dropped: nobody to tell.
+            completion.resolve(outcome);
+        }
+    }
+
+    /// Ends the socket: fails what is left, records the summary.
+    pub(crate) fn finish(&mut self) {
+        self.deliver();
+        for (_, (_, completion)) in self.pending.drain() {
+            completion.resolve(Err(DeliveryError::Closed));
+        }
+        self.tickets.clear();
+        let stats = self.driver.stats();
+        let summary = match &self.close {
+            Some(close) => close.summary(Instant::now(), self.drain_timeout, stats),
+            None => CloseSummary::without_drain(stats),
+        };
+        self.summary = Some(summary);
+        tracing::debug!(target: "gtudp", local = %self.driver.io_local_addr(), ?summary, "gtUDP socket closed");
+    }
+}
+
+/// What the socket's handles, its pending sends and its thread share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) core: Mutex<Core>,
+    /// Signalled when a message arrives, the lead is given up, or the
+    /// socket finished.
+    pub(crate) ready: Condvar,
+    /// Wakes the background thread's poller.
+    pub(crate) background_waker: Waker,
+    /// Where a leading receive waits; `None` where the platform cannot
+    /// (receives then wait for the background thread, on `ready`).
+    pub(crate) lead: Option<Lead>,
+    pub(crate) completions: std::sync::Arc<Completions>,
+    pub(crate) next_ticket: AtomicU64,
+    /// The socket's address, for log lines.
+    pub(crate) local: SocketAddr,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// After a call changed the endpoint (under the lock): wakes the
+    /// background thread if the endpoint now needs it earlier than it
+    /// planned to wake, the leader if this call resolved a send or brought
+    /// a message, and receivers waiting for the lead if a message arrived.
+    pub(crate) fn settle(&self, core: &mut Core, arrived: bool) {
+        if std::mem::take(&mut core.leader_news) {
+            if let Some(lead) = &self.lead {
+                lead.wake();
+            }
+        }
+        if let Background::Asleep(until) = core.background {
+            if let Some(next) = core.driver.poll_timeout() {
+                if until.is_none_or(|until| next < until) {
+                    core.background = Background::Awake;
+                    self.wake_background();
+                }
+            }
+        }
+        if arrived {
+            self.notify(core);
+        }
+    }
+
+    /// Wakes the receives waiting on `ready`, if any.
+    fn notify(&self, core: &Core) {
+        if core.waiting > 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    pub(crate) fn wake_background(&self) {
+        if let Err(error) = self.background_waker.wake() {
+            tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the gtUDP thread");
+        }
+    }
+
+    /// Wakes whoever waits for the socket or for a message: the socket
+    /// finished, or a message arrived through the background thread.
+    pub(crate) fn wake_receivers(&self) {
+        if let Some(lead) = &self.lead {
+            lead.wake();
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits until the inbox holds a message (returned with the lock, the
+    /// message at the front), the socket finished with nothing left
+    /// ([`RecvError::Closed`]) or `deadline` passed
+    /// ([`RecvError::TimedOut`]), driving the socket as the leader when no
+    /// other call does.
+    pub(crate) fn wait_for_message(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<MutexGuard<'_, Core>, RecvError> {
+        match self.wait_for(Want::Message, deadline) {
+            (core, Got::Message) => Ok(core),
+            (_, Got::TimedOut) => Err(RecvError::TimedOut),
+            (_, Got::Closed | Got::Outcome(_)) => Err(RecvError::Closed),
+        }
+    }
+
+    /// Waits until the send of `key` has its outcome (taken) or `deadline`
+    /// passed (`None`), driving the socket as the leader when no other call
+    /// does: the RECV that resolves it wakes this thread directly.
+    pub(crate) fn wait_for_outcome(
+        &self,
+        key: Key,
+        deadline: Option<Instant>,
+    ) -> Option<Result<(), DeliveryError>> {
+        match self.wait_for(Want::Outcome(key), deadline) {
+            (_, Got::Outcome(outcome)) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// What `want` waits for, if it is there (under the lock).
+    fn check(&self, core: &Core, want: Want) -> Option<Got> {
+        match want {
+            Want::Message if !core.inbox.is_empty() => Some(Got::Message),
+            Want::Message if core.is_finished() => Some(Got::Closed),
+            Want::Message => None,
+            // A deadline now: takes the outcome if it is there, never waits.
+            Want::Outcome(key) => self
+                .completions
+                .wait(key, Some(Instant::now()))
+                .map(Got::Outcome),
+        }
+    }
+
+    /// The waiting loop of every blocking call: what `want` waits for,
+    /// driving the socket as the leader when no other call does (see the
+    /// module docs), else waiting for the leader or the background thread.
+    fn wait_for(&self, want: Want, deadline: Option<Instant>) -> (MutexGuard<'_, Core>, Got) {
+        let mut core = self.lock();
+        let mut leading = false;
+        loop {
+            let got = match self.check(&core, want) {
+                Some(got) => Some(got),
+                None if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    Some(Got::TimedOut)
+                }
+                None => None,
+            };
+            if let Some(got) = got {
+                if leading {
+                    self.give_up_lead(&mut core);
+                }
+                return (core, got);
+            }
+            let Some(lead) = self.lead.as_ref().filter(|_| leading || !core.led) else {
+                // Not leading: nothing to give up.
+                let (guard, got) = self.wait_for_others(core, want, deadline);
+                core = guard;
+                match got {
+                    Some(got) => return (core, got),
+                    None => continue,
+                }
+            };
+            if !leading {
+                leading = true;
+                core.led = true;
+                core.lease_end = None;
+                core.driver.set_paused(true);
+            }
+            if core.input_unknown || core.driver.is_read_pending() {
+                // Read what is there, answer it, and run what is due.
+                let now = Instant::now();
+                core.input_unknown = false;
+                core.driver.handle_readable(now);
+                core.driver.handle_timeout(now);
+                let arrived = core.deliver();
+                // This thread looks anyway; receives waiting for the lead
+                // may take these.
+                core.leader_news = false;
+                self.settle(&mut core, arrived);
+                // The check above says what the read brought (it takes an
+                // outcome, so only there).
+                continue;
+            } else if core.driver.has_unflushed() {
+                // Sends left for a batch go out before this thread sleeps.
+                core.driver.flush(Instant::now());
+                let arrived = core.deliver();
+                core.leader_news = false;
+                self.settle(&mut core, arrived);
+                continue;
+            }
+            // Every datagram arriving after the socket was last read to the
+            // end raises an edge in the leader's poller, so waiting first
+            // saves a read that would find nothing.
+            drop(core);
+            let timeout =
+                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let input = lead.wait(timeout);
+            core = self.lock();
+            // Read before anything else may end this call: the edge is
+            // consumed.
+            core.input_unknown |= input;
+        }
+    }
+
+    /// Waits while another call leads (or none can): a receive for a
+    /// message or the lead (`None`: look again), a send's waiter for its
+    /// outcome (which the leader or the background thread resolves).
+    fn wait_for_others<'a>(
+        &'a self,
+        mut core: MutexGuard<'a, Core>,
+        want: Want,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, Core>, Option<Got>) {
+        match want {
+            Want::Message => {
+                core.waiting += 1;
+                core = match deadline {
+                    None => self
+                        .ready
+                        .wait(core)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        self.ready
+                            .wait_timeout(core, left)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .0
+                    }
+                };
+                core.waiting -= 1;
+                (core, None)
+            }
+            Want::Outcome(key) => {
+                // The leader, or the background thread once nobody leads,
+                // reads the RECV; what this thread queued goes out first.
+                core.end_lease();
+                if core.driver.has_unflushed() {
+                    core.driver.flush(Instant::now());
+                    let arrived = core.deliver();
+                    self.settle(&mut core, arrived);
+                }
+                drop(core);
+                let got = match self.completions.wait(key, deadline) {
+                    Some(outcome) => Got::Outcome(outcome),
+                    None => Got::TimedOut,
+                };
+                (self.lock(), Some(got))
+            }
+        }
+    }
+
+    /// The leading receive leaves: the socket stays with the callers for a
+    /// lease (see [`LEASE`]), after which the background thread watches it
+    /// again, and a waiting receive may take the lead.
+    fn give_up_lead(&self, core: &mut Core) {
+        core.led = false;
+        core.releases += 1;
+        let end = Instant::now() + LEASE;
+        core.lease_end = Some(end);
+        if let Background::Asleep(until) = core.background {
+            // A background thread that turns once per lease already wakes
+            // by then.
+            if until.is_none_or(|until| until > end) {
+                core.background = Background::Awake;
+                self.wake_background();
+            }
+        }
+        self.settle(core, false);
+        self.notify(core);
+    }
+}
