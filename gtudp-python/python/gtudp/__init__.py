@@ -258,7 +258,8 @@ class GTUDP:
         Safe to call more than once and from any thread; a thread blocked in
         :meth:`recvfrom` gets the messages still queued, then
         :class:`Closed`. The wrapped socket is given back in blocking mode
-        as it was; close it yourself.
+        as it was once the drain ended (in the background, if ``timeout``
+        came first); close it yourself.
         """
         with self._lock:
             self._cleaned_up = True
@@ -268,12 +269,24 @@ class GTUDP:
         summary = native.close(timeout)
         self.running = False
         _live.discard(self)
+        if summary.get("complete", True):
+            self._give_socket_back()
+        else:
+            # The drain goes on reading the shared descriptor, which must
+            # stay non-blocking until it ends: give it back then.
+            def finish() -> None:
+                native.close(None)
+                self._give_socket_back()
+
+            threading.Thread(target=finish, name="gtudp cleanup", daemon=True).start()
+        return summary
+
+    def _give_socket_back(self) -> None:
         try:
             # The descriptor was shared in non-blocking mode; give it back.
             self.socket.settimeout(self._socket_timeout)
         except OSError:
             pass
-        return summary
 
     # ----- what the original wished for ------------------------------------
 
