@@ -133,7 +133,9 @@ def case(args, name, addresses, per_address, kind, payload, echo, when):
     server_cmd = [os.path.join(EXAMPLES, "echo_server"), "--bind", f"127.0.0.1:{port}"]
     if not echo:
         server_cmd.append("--sink")
-    server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The server's log goes to a file: an unread pipe would fill and stall it.
+    server_log = open(os.path.join(os.environ.get("HOSTILE_LOG_DIR", "/tmp"), f"hostile-{name}-{'echo' if echo else 'sink'}-{when}.log"), "w")
+    server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=server_log, text=True)
     server.stdout.readline()  # listening on ...
     rss0, cpu0 = proc_stat(server.pid)
     flood = Flood(("127.0.0.1", port), flood_addresses(addresses, per_address), per_address, kind, payload)
@@ -167,6 +169,7 @@ def case(args, name, addresses, per_address, kind, payload, echo, when):
         server.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         server.kill()
+    server_log.close()
     result = client.stdout.strip().splitlines()[-1] if client.stdout.strip() else "no result line"
     fields = dict(kv.split("=", 1) for kv in result.split() if "=" in kv)
     amplification = back / max(flood.sent_bytes, 1)
