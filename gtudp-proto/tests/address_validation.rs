@@ -270,10 +270,13 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
     let mut tokens = Vec::new();
     for (n, peer) in [early, silent].into_iter().enumerate() {
         b.handle_datagram(now, peer, data(10 + n as u32, b"hello"));
-        replies.push(
-            b.send_with(now, peer, Bytes::from_static(b"echo"), options)
-                .expect("accepted"),
-        );
+        // More than its window: some wait queued, not only held.
+        for _ in 0..40 {
+            replies.push(
+                b.send_with(now, peer, Bytes::from_static(b"echo"), options)
+                    .expect("accepted"),
+            );
+        }
         tokens.push(probes(&drain_transmits(&mut b, now), &[10 + n as u32])[0]);
     }
     // The table is full of peers whose only messages wait for validation:
@@ -289,10 +292,14 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
     // The evicted address answers its probe in time: its reply goes out.
     b.handle_datagram(now, early, ack(tokens[0]));
     let out = drain_transmits(&mut b, now);
-    assert!(
-        out.iter()
-            .any(|d| d.to == early && d.kind() == Some(PacketKind::Data)),
-        "the parked reply was not sent on validation"
+    let sent = out
+        .iter()
+        .filter(|d| d.to == early && d.kind() == Some(PacketKind::Data))
+        .count();
+    assert_eq!(
+        sent,
+        config().initial_window as usize,
+        "the parked replies did not fill the window on validation"
     );
     // The other one stays silent: its reply fails, unsent.
     let mut failed = Vec::new();
@@ -312,7 +319,7 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
         }
     }
     assert!(failed.contains(&Event::Failed {
-        id: replies[1],
+        id: replies[40],
         to: silent,
         reason: FailureReason::Unvalidated
     }));

@@ -797,6 +797,7 @@ impl Endpoint {
             }
             let identities = peer.awaiting_identities.clone();
             let held = peer.held.clone();
+            let queued: Vec<MessageId> = peer.queue.iter().copied().collect();
             for identity in identities {
                 self.give_up_recv(now, address, identity);
             }
@@ -808,8 +809,26 @@ impl Endpoint {
                     message.parked = true;
                 }
             }
-            if !held.is_empty() {
-                self.parked.entry(address).or_default().extend(held);
+            // Those queued beyond its window get the same single wait for
+            // the proof.
+            let wait = self.config.initial_rto;
+            for &id in &queued {
+                if let Some(message) = self.messages.get_mut(&id) {
+                    message.parked = true;
+                    message.waiting_for_budget = true;
+                    message.held += 1;
+                    let mut at = now + wait;
+                    if let Some(deadline) = message.deadline {
+                        at = at.min(deadline);
+                    }
+                    message.timer = Some(at);
+                    self.timers.push(at, TimerKey::Message(id));
+                }
+            }
+            if !held.is_empty() || !queued.is_empty() {
+                let parked = self.parked.entry(address).or_default();
+                parked.extend(held);
+                parked.extend(queued);
             }
             self.peers.remove(&address);
             self.stats.peers_evicted += 1;

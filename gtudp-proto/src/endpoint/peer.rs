@@ -138,10 +138,12 @@ impl Peer {
         self.probe_sent = None;
     }
 
-    /// An unvalidated peer that holds no message of ours: forgetting it
-    /// breaks no promise to the application.
+    /// An unvalidated peer none of whose messages of ours is on the wire
+    /// (held back for it or queued beyond its window at most): forgetting it
+    /// breaks no promise, as those messages wait for it to prove itself
+    /// without it (see `Endpoint::parked`).
     pub(super) fn is_evictable(&self) -> bool {
-        self.is_unvalidated() && self.in_flight == self.held.len() && self.queue.is_empty()
+        self.is_unvalidated() && self.in_flight == self.held.len()
     }
 
     /// A retransmission timeout fired for a message sent `transmissions`
