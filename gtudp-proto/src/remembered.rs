@@ -137,6 +137,9 @@ pub(crate) struct RememberedIdentities {
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
+    /// Entries of `expiries` left by histories forgotten early (stale):
+    /// the queues are compacted when these outnumber the live ones.
+    stale_expiries: usize,
     len: usize,
     /// Bytes of every table in use, of the generation lists and of the
     /// history and expiry records (spare tables come on top).
@@ -223,6 +226,7 @@ impl RememberedIdentities {
             epoch: None,
             histories: Map::with_hasher(hasher),
             expiries: [VecDeque::new(), VecDeque::new()],
+            stale_expiries: 0,
             len: 0,
             bytes: 0,
             spare: Vec::with_capacity(SPARE_TABLES),
@@ -288,6 +292,8 @@ impl RememberedIdentities {
                 self.bytes -= bytes;
                 self.unvalidated_bytes -= bytes;
                 self.len -= history.len;
+                self.stale_expiries += history.generations.iter().map(VecDeque::len).sum::<usize>();
+                self.compact_expiries();
                 return true;
             }
         }
@@ -408,6 +414,11 @@ impl RememberedIdentities {
             let wanted = previous_len + previous_len / 16;
             let table = take_table(&mut self.spare, slots_for(wanted), budget);
             added += GENERATION_BYTES + table.bytes();
+            if generations.capacity() == 0 {
+                // Most addresses (a flood's, a client's one message) never
+                // see a second generation: no room for four.
+                generations.reserve_exact(1);
+            }
             generations.push_back(Generation {
                 number,
                 tables: smallvec::smallvec![table],
@@ -484,10 +495,32 @@ impl RememberedIdentities {
         self.spare.retain(|spare| spare.freed + keep > now);
     }
 
+    /// Drops the expiry entries of histories forgotten early once they
+    /// outnumber the live ones, so a flood that keeps forgetting histories
+    /// does not grow the queues for a whole retention.
+    fn compact_expiries(&mut self) {
+        let total: usize = self.expiries.iter().map(VecDeque::len).sum();
+        if self.stale_expiries <= total / 2 + 1_024 {
+            return;
+        }
+        let histories = &self.histories;
+        for (class, queue) in self.expiries.iter_mut().enumerate() {
+            queue.retain(|(number, address)| {
+                histories.get(address).is_some_and(|history| {
+                    history.generations[class]
+                        .iter()
+                        .any(|generation| generation.number == *number)
+                })
+            });
+        }
+        self.stale_expiries = 0;
+    }
+
     /// Forgets everything at once (the endpoint closed).
     pub(crate) fn clear(&mut self) {
         self.histories.clear();
         self.expiries.iter_mut().for_each(VecDeque::clear);
+        self.stale_expiries = 0;
         self.len = 0;
         self.bytes = 0;
         self.spare.clear();

@@ -271,6 +271,9 @@ class GTUDP:
         _live.discard(self)
         if summary.get("complete", True):
             self._give_socket_back()
+        elif _exiting:
+            # No thread may outlive the interpreter; the process is ending.
+            pass
         else:
             # The drain goes on reading the shared descriptor, which must
             # stay non-blocking until it ends: give it back then.
@@ -418,6 +421,8 @@ def _empty_summary() -> Dict[str, Any]:
 
 
 _live: "weakref.WeakSet[GTUDP]" = weakref.WeakSet()
+# Set once the interpreter started exiting (see `_cleanup_at_exit`).
+_exiting = False
 
 
 def _cleanup_at_exit() -> None:
@@ -425,6 +430,8 @@ def _cleanup_at_exit() -> None:
     :data:`EXIT_TIMEOUT` together, so exit neither hangs nor drops what a
     short drain can still deliver; threads blocked in ``recvfrom`` get
     :class:`Closed` and can end."""
+    global _exiting
+    _exiting = True
     sockets = list(_live)
     deadline = time.monotonic() + EXIT_TIMEOUT
     for timeout in (0.0, None):  # start every drain, then wait for them
