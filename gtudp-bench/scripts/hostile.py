@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -164,7 +165,7 @@ def case(args, name, addresses, per_address, kind, payload, echo, when):
     rss1, cpu1 = proc_stat(server.pid)
     time.sleep(0.2)
     back = flood.received_bytes()
-    server.terminate()
+    server.send_signal(signal.SIGINT)  # the server prints its counters on Ctrl-C
     try:
         server.communicate(timeout=30)
     except subprocess.TimeoutExpired:

@@ -544,7 +544,11 @@ pub struct SendOptions {
     /// `unvalidated_attempts` retransmission timeouts, or at its deadline,
     /// without a byte sent. For replies to addresses that may be spoofed,
     /// such as a public server's echoes: a spoofed address costs a waiting
-    /// message, not traffic towards a victim. Default false.
+    /// message, not traffic towards a victim. To an address we heard from
+    /// but no longer track (evicted before it proved itself), the message
+    /// waits the same way for its answer to an earlier probe; to an address
+    /// that proved itself, or that we never heard from (one we chose to
+    /// reach), it is sent as any. Default false.
     pub only_once_validated: bool,
 }
 

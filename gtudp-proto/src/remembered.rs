@@ -300,6 +300,14 @@ impl RememberedIdentities {
         false
     }
 
+    /// Whether `address` has a history here that was never validated (it
+    /// reached us, and did not prove it receives our datagrams).
+    pub(crate) fn is_unvalidated_history(&self, address: &SocketAddr) -> bool {
+        self.histories
+            .get(address)
+            .is_some_and(|history| !history.validated)
+    }
+
     /// Identities remembered.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -324,3 +324,42 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
         reason: FailureReason::Unvalidated
     }));
 }
+
+#[test]
+fn a_reply_sent_once_validated_to_an_evicted_address_sends_nothing_until_it_proves_itself() {
+    let mut b_config = config();
+    b_config.limits.max_peers = 1;
+    let mut b = Endpoint::new(b_config, 17).expect("valid");
+    let (spoofed, newcomer) = (addr(7300), addr(7301));
+    let mut now = Instant::now();
+    b.handle_datagram(now, spoofed, data(1, b"hello"));
+    b.handle_datagram(now, newcomer, data(2, b"hello"));
+    drain_transmits(&mut b, now);
+    assert!(b.peer_stats(spoofed).is_none(), "not evicted");
+    // The application echoes the evicted address's message afterwards.
+    let options = gtudp_proto::SendOptions::default().once_validated();
+    let reply = b
+        .send_with(now, spoofed, Bytes::from_static(b"echo"), options)
+        .expect("accepted");
+    let mut failed = false;
+    for _ in 0..50 {
+        let out = drain_transmits(&mut b, now);
+        assert!(
+            out.iter()
+                .all(|d| !(d.to == spoofed && d.kind() == Some(PacketKind::Data))),
+            "sent DATA to an address that never proved itself"
+        );
+        failed |= std::iter::from_fn(|| b.poll_event()).any(|event| {
+            event
+                == Event::Failed {
+                    id: reply,
+                    to: spoofed,
+                    reason: FailureReason::Unvalidated,
+                }
+        });
+        let Some(at) = b.poll_timeout() else { break };
+        now = at;
+        b.handle_timeout(now);
+    }
+    assert!(failed);
+}

@@ -27,7 +27,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use gtudp_testkit::cli::ServerArgs as Args;
-use gtudp_tokio::{Builder, DeliveryError, FailureReason, SendOptions};
+use gtudp_tokio::{Builder, DeliveryError, SendOptions};
 use tokio::task::JoinSet;
 
 /// Echoes to proven clients awaiting their outcome at once; past this the
@@ -70,11 +70,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut count_unproven = |outcome: Result<(), DeliveryError>| {
         if let Err(error) = outcome {
             let reason = match error {
-                DeliveryError::Failed {
-                    reason: FailureReason::Unvalidated,
-                    ..
-                } => "unvalidated".to_string(),
-                other => other.to_string(),
+                DeliveryError::Failed { reason, .. } => format!("{reason:?}"),
+                _ => "not sent".to_string(),
             };
             *unproven_failed.entry(reason).or_default() += 1;
         }
@@ -137,6 +134,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let summary = socket.close().await?;
     let stats = summary.stats.endpoint;
+    // What was refused or dropped, and why: under a flood, most of it.
+    eprintln!(
+        "echo_server: invalid {:?}, dropped {:?}, unvalidated peers evicted {}",
+        stats.invalid, stats.dropped, stats.unvalidated_peers_evicted
+    );
     eprintln!(
         "{}",
         gtudp_testkit::cli::server_result_line(received, echo_failures, &stats)

@@ -120,7 +120,14 @@ impl Endpoint {
             return refuse(SendErrorKind::TooManyOutstanding, payload);
         }
         let max_queued = self.config.limits.max_queued_per_peer;
-        if !self.ensure_peer(now, destination, false) {
+        // A reply that must wait for its destination's proof, to an address
+        // we heard from but no longer track (evicted since its message
+        // came), makes it an unvalidated peer again, not one we chose to
+        // reach: nothing is sent to it until it proves itself.
+        let unproven = self.remembered.is_unvalidated_history(&destination)
+            || self.parked.contains_key(&destination);
+        let inbound = options.only_once_validated && unproven;
+        if !self.ensure_peer(now, destination, inbound) {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
         let id = MessageId(self.next_message_id);
