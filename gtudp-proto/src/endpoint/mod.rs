@@ -815,13 +815,7 @@ impl Endpoint {
             for &id in &queued {
                 if let Some(message) = self.messages.get_mut(&id) {
                     message.parked = true;
-                    message.waiting_for_budget = true;
-                    message.held += 1;
-                    let mut at = now + wait;
-                    if let Some(deadline) = message.deadline {
-                        at = at.min(deadline);
-                    }
-                    message.timer = Some(at);
+                    let at = message.hold_for(now, wait);
                     self.timers.push(at, TimerKey::Message(id));
                 }
             }

@@ -299,13 +299,7 @@ impl Endpoint {
                 peer.held.push(id);
             }
         }
-        message.waiting_for_budget = true;
-        message.held += 1;
-        let mut at = now + wait;
-        if let Some(deadline) = message.deadline {
-            at = at.min(deadline);
-        }
-        message.timer = Some(at);
+        let at = message.hold_for(now, wait);
         self.timers.push(at, TimerKey::Message(id));
         // Ask the address to prove itself, so the message can go.
         self.probe_if_due(now, to);

@@ -6,7 +6,7 @@
 //! delivery, its attempts run out, its deadline passes, or it is cancelled.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -68,6 +68,27 @@ pub(super) struct Message {
 }
 
 impl Message {
+    /// Holds the message back (for its destination's budget or proof) for
+    /// `wait` from `now`, or until its deadline if sooner: the instant its
+    /// timer is set for.
+    pub(super) fn hold_for(&mut self, now: Instant, wait: Duration) -> Instant {
+        let at = self
+            .deadline
+            .map_or(now + wait, |deadline| deadline.min(now + wait));
+        self.waiting_for_budget = true;
+        self.held += 1;
+        self.timer = Some(at);
+        at
+    }
+
+    /// Ends a hold: the message's timer is its deadline again, if any
+    /// (returned, to arm).
+    pub(super) fn end_hold(&mut self) -> Option<Instant> {
+        self.waiting_for_budget = false;
+        self.timer = self.deadline;
+        self.deadline
+    }
+
     /// Whether the send-order entry `sent` is this message's latest
     /// transmission, still unconfirmed.
     pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
@@ -226,9 +247,7 @@ impl Endpoint {
             for id in parked {
                 if let Some(message) = self.messages.get_mut(&id) {
                     message.parked = false;
-                    message.waiting_for_budget = false;
-                    message.timer = message.deadline;
-                    if let Some(deadline) = message.deadline {
+                    if let Some(deadline) = message.end_hold() {
                         self.timers.push(deadline, TimerKey::Message(id));
                     }
                     peer.queue.push_back(id);
@@ -240,10 +259,8 @@ impl Endpoint {
             let Some(message) = self.messages.get_mut(&id) else {
                 continue;
             };
-            message.waiting_for_budget = false;
             message.transmit_pending = true;
-            message.timer = message.deadline;
-            if let Some(deadline) = message.deadline {
+            if let Some(deadline) = message.end_hold() {
                 self.timers.push(deadline, TimerKey::Message(id));
             }
             self.output.push_data(id);
@@ -278,7 +295,7 @@ impl Endpoint {
             self.resolve(now, id, Err(FailureReason::Unvalidated));
             return;
         }
-        message.waiting_for_budget = false;
+        let deadline = message.end_hold();
         if let Some(peer) = self.peers.get_mut(&destination) {
             peer.held.retain(|held| *held != id);
         }
@@ -287,8 +304,7 @@ impl Endpoint {
             self.arm_sender_timer(now, destination);
         } else {
             message.transmit_pending = true;
-            message.timer = message.deadline;
-            if let Some(deadline) = message.deadline {
+            if let Some(deadline) = deadline {
                 self.timers.push(deadline, TimerKey::Message(id));
             }
             self.output.push_data(id);
