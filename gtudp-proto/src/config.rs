@@ -145,6 +145,18 @@ pub struct Limits {
     /// messages is forgotten to make room, else the peer idle the longest;
     /// with neither, a new peer is refused. Default 4,096.
     pub max_peers: usize,
+    /// Peers tracked at once that reached us first and have not proven yet
+    /// that they receive our datagrams (see [`crate::validation`]'s state
+    /// machine on [`Limits`]). When it is reached, a DATA from a new address
+    /// is not taken: it gets a validation probe and nothing else, and no
+    /// state is kept for it (the probe's answer is checked without any). An
+    /// honest sender answers the probe, is tracked as validated, and its
+    /// next copy of the DATA is taken; a spoofed address costs one
+    /// header-sized reply per datagram. The oldest unvalidated peer that had
+    /// `unvalidated_attempts × initial_rto` to prove itself gives up its
+    /// place to a new one, so the slots turn over at a bounded rate under a
+    /// flood. Default 1,024.
+    pub max_unvalidated_peers: usize,
     /// Messages accepted by `send` and not yet resolved *and polled*: in
     /// flight, waiting for the window, or with a Delivered/Failed event not
     /// yet taken by `poll_event`. Default 65,536.
@@ -217,6 +229,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_peers: 4_096,
+            max_unvalidated_peers: 1_024,
             max_outstanding_messages: 65_536,
             max_queued_per_peer: 16_384,
             max_awaiting_ack: 262_144,
@@ -377,6 +390,7 @@ impl Config {
                 limits.max_outstanding_messages,
             ),
             ("limits.max_queued_per_peer", limits.max_queued_per_peer),
+            ("limits.max_unvalidated_peers", limits.max_unvalidated_peers),
             ("limits.max_awaiting_ack", limits.max_awaiting_ack),
             (
                 "limits.max_awaiting_ack_per_peer",

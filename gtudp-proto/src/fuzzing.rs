@@ -197,6 +197,7 @@ pub fn endpoint(data: &[u8]) {
     let small = setup & 0x10 != 0;
     let limits = &mut config.limits;
     limits.max_peers = if small { 2 } else { 3 };
+    limits.max_unvalidated_peers = if small { 1 } else { 2 };
     limits.max_outstanding_messages = if small { 2 } else { 6 };
     limits.max_queued_per_peer = if small { 1 } else { 3 };
     limits.max_awaiting_ack = if small { 2 } else { 6 };

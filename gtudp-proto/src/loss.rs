@@ -107,6 +107,27 @@ impl SendOrder {
         None
     }
 
+    /// Copies into `out`, oldest first, the live transmissions sent no
+    /// later than `by` that `wanted` selects, leaving every entry in place
+    /// (stale ones at the front are dropped).
+    pub(crate) fn sent_by(
+        &mut self,
+        by: Instant,
+        liveness: impl Fn(&Sent) -> Liveness,
+        wanted: impl Fn(&Sent) -> bool,
+        out: &mut Vec<Sent>,
+    ) {
+        if self.oldest(&liveness).is_none() {
+            return;
+        }
+        out.extend(
+            self.entries
+                .iter()
+                .take_while(|sent| sent.at <= by)
+                .filter(|sent| liveness(sent) == Liveness::Live && wanted(sent)),
+        );
+    }
+
     /// The newest live transmission that may be resent, looking back over
     /// at most `scan` entries (stale ones at the back are dropped).
     pub(crate) fn newest_resendable(

@@ -308,6 +308,14 @@ impl RememberedIdentities {
             .is_some_and(|history| !history.validated)
     }
 
+    /// Whether `address` has a history here and proved, while it did, that
+    /// it receives our datagrams.
+    pub(crate) fn is_validated_history(&self, address: &SocketAddr) -> bool {
+        self.histories
+            .get(address)
+            .is_some_and(|history| history.validated)
+    }
+
     /// Identities remembered.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -69,6 +69,11 @@ pub struct DropCounts {
     pub data_unanswered_closing: u64,
     /// New DATA left unanswered while receiving was paused.
     pub data_unanswered_paused: u64,
+    /// New DATA from an untracked address, not taken because
+    /// [`Limits::max_unvalidated_peers`](crate::Limits) was reached: it was
+    /// answered with a validation probe only, and its sender, once it
+    /// answers the probe, sends it again.
+    pub data_deferred_unvalidated: u64,
     /// RECV naming a message we sent to a different address.
     pub recv_wrong_source: u64,
     /// RECV naming no message in flight (answered with ACK all the same).
@@ -117,6 +122,10 @@ pub struct EndpointStats {
     /// Tail-loss probes sent: the newest message resent when nothing was
     /// confirmed for about two round trips.
     pub tail_loss_probes: u64,
+    /// DATA resent at once because the receiver answered with a validation
+    /// probe instead of its RECV (it had deferred the DATA until our address
+    /// proved itself); at most once per message.
+    pub resent_for_probe: u64,
     /// Retransmission timeouts that fired (the last resort).
     pub retransmission_timeouts: u64,
     /// RECV retransmissions (sent on timeout, not in answer to a DATA).

@@ -58,11 +58,14 @@ fn a_new_address_gets_one_probe_with_its_first_recv_and_its_answer_validates_it(
     // A repeat within the RTO brings the RECV again, not another probe.
     pair.deliver_to_b(&data[0]);
     assert_eq!(common::kinds(&pair.out_b_with_probes()), [PacketKind::Recv]);
-    // A answers the probe with ACK, as it answers any RECV.
+    // A takes the RECV, then answers the probe with ACK, as it answers
+    // any RECV (nothing of its own unconfirmed, so nothing resent).
+    pair.deliver_to_a(&out[0]);
     pair.deliver_to_a(&out[1]);
     let answer = pair.out_a();
-    assert_eq!(common::kinds(&answer), [PacketKind::Ack]);
-    pair.deliver_to_b(&answer[0]);
+    assert_eq!(common::kinds(&answer), [PacketKind::Ack, PacketKind::Ack]);
+    assert_eq!(pair.a.stats().resent_for_probe, 0);
+    pair.deliver_to_b(&answer[1]);
     assert!(validated(&pair.b, pair.a_addr));
     assert_eq!(pair.b.stats().validated_by_probe, 1);
 }
@@ -210,11 +213,14 @@ fn a_reply_sent_once_validated_waits_for_the_probe_answer_then_goes_at_once() {
             .all(|d| d.kind() != Some(PacketKind::Data)),
         "sent to an unvalidated address"
     );
-    // A answers the probe: the reply leaves in the same instant.
+    // A answers the probe: the reply leaves in the same instant. (A, whose
+    // RECV was lost, also resends its DATA on the probe, which B answers
+    // with its RECV again.)
     pair.answer_probes();
     let out = pair.out_b();
-    assert_eq!(common::kinds(&out), [PacketKind::Data]);
-    pair.deliver_to_a(&out[0]);
+    assert_eq!(common::kinds(&out), [PacketKind::Recv, PacketKind::Data]);
+    assert_eq!(pair.a.stats().resent_for_probe, 1);
+    pair.deliver_to_a(&out[1]);
     for recv in pair.out_a() {
         pair.deliver_to_b(&recv);
     }
@@ -362,4 +368,126 @@ fn a_reply_sent_once_validated_to_an_evicted_address_sends_nothing_until_it_prov
         b.handle_timeout(now);
     }
     assert!(failed);
+}
+
+#[test]
+fn past_the_unvalidated_peer_bound_a_newcomer_gets_a_probe_and_no_state_until_it_answers() {
+    let mut b_config = config();
+    b_config.limits.max_unvalidated_peers = 2;
+    let mut pair = Pair::with_configs(config(), b_config);
+    // Two addresses that never answer take both unvalidated slots.
+    for (n, port) in [7200u16, 7201].into_iter().enumerate() {
+        pair.b
+            .handle_datagram(pair.now, addr(port), data(50 + n as u32, b"spoofed"));
+    }
+    drain_transmits(&mut pair.b, pair.now);
+    while pair.b.poll_event().is_some() {}
+    assert_eq!(pair.b.table_sizes().unvalidated_peers, 2);
+
+    let sent = pair.send(b"from an honest newcomer");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let out = pair.out_b_with_probes();
+    assert_eq!(common::kinds(&out), [PacketKind::Recv], "a probe alone");
+    assert_ne!(out[0].identity(), data[0].identity(), "not the DATA's RECV");
+    assert!(
+        pair.b.peer_stats(pair.a_addr).is_none(),
+        "state kept for it"
+    );
+    assert!(
+        pair.b.poll_event().is_none(),
+        "handed over before it proved itself"
+    );
+    assert_eq!(pair.b.stats().dropped.data_deferred_unvalidated, 1);
+    assert_eq!(pair.b.table_sizes().unvalidated_peers, 2);
+
+    // A answers the probe and, at once, sends the DATA again behind it.
+    pair.deliver_to_a(&out[0]);
+    let answer = pair.out_a();
+    assert_eq!(common::kinds(&answer), [PacketKind::Ack, PacketKind::Data]);
+    assert_eq!(pair.a.stats().resent_for_probe, 1);
+    pair.deliver_to_b(&answer[0]);
+    assert!(validated(&pair.b, pair.a_addr));
+    pair.deliver_to_b(&answer[1]);
+    let out = pair.out_b_with_probes();
+    assert_eq!(common::kinds(&out), [PacketKind::Recv]);
+    assert_eq!(out[0].identity(), data[0].identity());
+    let received: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
+    assert_eq!(received.len(), 1, "{received:?}");
+    pair.deliver_to_a(&out[0]);
+    assert!(pair.events_a().contains(&Event::Delivered {
+        id: sent,
+        to: pair.b_addr
+    }));
+}
+
+#[test]
+fn forged_recvs_resend_a_message_twice_at_most_and_never_use_up_its_attempts() {
+    let mut a_config = config();
+    a_config.max_attempts = 3;
+    let mut pair = Pair::with_configs(a_config, config());
+    let sent = pair.send(b"to a receiver that never answers");
+    let first = pair.out_a();
+    assert_eq!(first.len(), 1);
+    let mut resent = 0;
+    for n in 0..200u32 {
+        // Time passes with no timer run: only the RECVs resend.
+        pair.now += std::time::Duration::from_millis(5);
+        // Not our identity, "from" B: what a forger or a probe looks like.
+        let forged = encode(Packet::Recv {
+            identity: Identity::from_u32(0x5eed_0000 + n),
+        });
+        pair.a.handle_datagram(pair.now, pair.b_addr, forged);
+        resent += pair
+            .out_a()
+            .iter()
+            .filter(|d| d.kind() == Some(PacketKind::Data))
+            .count();
+    }
+    assert_eq!(resent, 2);
+    assert_eq!(pair.a.stats().resent_for_probe, 2);
+    // Its attempts are all left: it fails after its three, by timeout.
+    let mut timeouts = 0;
+    let failed = loop {
+        let events = pair.events_a();
+        if let Some(event) = events.iter().find(|e| matches!(e, Event::Failed { .. })) {
+            break event.clone();
+        }
+        let before = pair.a.stats().retransmission_timeouts;
+        pair.advance();
+        timeouts += pair.a.stats().retransmission_timeouts - before;
+        pair.out_a();
+        assert!(timeouts <= 10, "never failed");
+    };
+    assert_eq!(
+        failed,
+        Event::Failed {
+            id: sent,
+            to: pair.b_addr,
+            reason: FailureReason::AttemptsExhausted
+        }
+    );
+    assert_eq!(
+        pair.a.stats().retransmissions,
+        2 + 2,
+        "two resends, two retries"
+    );
+}
+
+#[test]
+fn a_late_recv_for_a_confirmed_message_resends_nothing() {
+    let mut pair = Pair::new();
+    pair.send(b"first");
+    pair.send(b"second");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let recv = pair.out_b();
+    pair.deliver_to_a(&recv[0]);
+    pair.out_a();
+    // The second DATA is still unconfirmed when a copy of the first RECV
+    // comes late: it names one of our identities, so it is no probe.
+    pair.now += std::time::Duration::from_millis(200);
+    pair.deliver_to_a(&recv[0]);
+    assert_eq!(common::kinds(&pair.out_a()), [PacketKind::Ack]);
+    assert_eq!(pair.a.stats().resent_for_probe, 0);
 }

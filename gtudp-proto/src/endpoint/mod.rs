@@ -120,9 +120,14 @@ pub struct Endpoint {
     /// stale and skipped.
     idle_peers: VecDeque<(SocketAddr, Instant)>,
     /// Peers that reached us first, in the order they did, with their
-    /// serial: the candidates for eviction once no peer is idle. Entries
-    /// whose peer was validated or is gone are stale and skipped.
-    unvalidated_peers: VecDeque<(SocketAddr, u64)>,
+    /// serial and the instant they joined the queue (a peer passed over
+    /// because it holds our messages joins again at the back, so the
+    /// instants never decrease): the candidates for eviction. Entries whose
+    /// peer was validated or is gone are stale and skipped.
+    unvalidated_peers: VecDeque<(SocketAddr, u64, Instant)>,
+    /// Peers tracked now that are unvalidated (at most
+    /// `max_unvalidated_peers`).
+    unvalidated_count: usize,
     /// Messages held for unvalidated peers that were evicted before they
     /// proved themselves, by address: they go out if the address answers
     /// its probe in time (its validation re-creates the peer), and fail as
@@ -174,7 +179,7 @@ pub struct TableSizes {
     pub peers: usize,
     /// Idle-peer records kept for eviction, live or stale.
     pub idle_peers: usize,
-    /// Unvalidated-peer records kept for eviction, live or stale.
+    /// Peers tracked that reached us first and are not validated yet.
     pub unvalidated_peers: usize,
     /// Messages accepted and unresolved (in flight or queued).
     pub messages: usize,
@@ -236,7 +241,7 @@ impl TableSizes {
             (
                 "unvalidated_peers",
                 self.unvalidated_peers,
-                2 * limits.max_peers + SLACK,
+                limits.max_unvalidated_peers.min(limits.max_peers),
             ),
             ("messages", self.messages, limits.max_outstanding_messages),
             (
@@ -345,6 +350,7 @@ impl Endpoint {
             peers: Map::with_hasher(hasher),
             idle_peers: VecDeque::new(),
             unvalidated_peers: VecDeque::new(),
+            unvalidated_count: 0,
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
             messages: Map::with_hasher(hasher),
@@ -406,7 +412,7 @@ impl Endpoint {
         TableSizes {
             peers: self.peers.len(),
             idle_peers: self.idle_peers.len(),
-            unvalidated_peers: self.unvalidated_peers.len(),
+            unvalidated_peers: self.unvalidated_count,
             messages: self.messages.len(),
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
@@ -733,20 +739,33 @@ impl Endpoint {
     /// and the peer table is full of peers that may not be evicted.
     fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         if !self.peers.contains_key(&address) {
+            // An address that proved itself within the remembered retention
+            // need not prove itself again (as RFC 9000, section 9.3, allows
+            // for an address seen recently).
+            let proven = inbound && self.remembered.is_validated_history(&address);
+            let inbound = inbound && !proven;
+            if inbound && !self.admits_unvalidated_peer(now) {
+                return false;
+            }
             // Unvalidated peers go first, so that a flood from spoofed
             // addresses never costs a validated peer its place.
             if self.peers.len() >= self.config.limits.max_peers
-                && !self.evict_unvalidated_peer(now)
+                && !self.evict_unvalidated_peer(now, None)
                 && !self.evict_idle_peer()
             {
                 return false;
             }
             let mut peer = Peer::new(&self.config);
             peer.inbound = inbound;
+            if proven {
+                peer.validate();
+            }
             peer.serial = self.next_peer_serial;
             self.next_peer_serial += 1;
             if inbound {
-                self.unvalidated_peers.push_back((address, peer.serial));
+                self.unvalidated_peers
+                    .push_back((address, peer.serial, now));
+                self.unvalidated_count += 1;
             }
             // A new peer holds nothing yet: forget it if nothing arrives.
             let deadline = now + self.config.peer_idle_timeout;
@@ -755,6 +774,35 @@ impl Endpoint {
             self.start_idle_countdown(address, deadline);
         }
         true
+    }
+
+    /// Whether one more unvalidated peer fits `max_unvalidated_peers`,
+    /// making room if the oldest has had the time to prove itself
+    /// (`unvalidated_attempts` initial RTOs) and holds none of our messages
+    /// on the wire: under a flood the slots turn over at a bounded rate, so
+    /// the cost of spoofed addresses stays bounded while newcomers still
+    /// get their turn.
+    fn admits_unvalidated_peer(&mut self, now: Instant) -> bool {
+        if self.unvalidated_count < self.config.limits.max_unvalidated_peers {
+            return true;
+        }
+        let window = self
+            .config
+            .initial_rto
+            .saturating_mul(self.config.unvalidated_attempts.max(1));
+        match now.checked_sub(window) {
+            Some(joined_by) => self.evict_unvalidated_peer(now, Some(joined_by)),
+            None => false,
+        }
+    }
+
+    /// Removes a peer from the table, keeping the unvalidated count.
+    fn remove_peer(&mut self, address: &SocketAddr) -> Option<Peer> {
+        let peer = self.peers.remove(address)?;
+        if peer.is_unvalidated() {
+            self.unvalidated_count -= 1;
+        }
+        Some(peer)
     }
 
     /// Forgets the peer idle the longest, if any, to make room for a new
@@ -767,7 +815,7 @@ impl Endpoint {
                 .get(&address)
                 .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
             if idle {
-                self.peers.remove(&address);
+                self.remove_peer(&address);
                 self.stats.peers_evicted += 1;
                 return true;
             }
@@ -779,11 +827,19 @@ impl Endpoint {
     /// hold no message of ours, to make room for a new one. What it sent is
     /// kept: its identities awaiting an ACK move to the remembered memory,
     /// so its late copies are still recognised.
-    fn evict_unvalidated_peer(&mut self, now: Instant) -> bool {
+    ///
+    /// With `joined_by`, only a peer queued no later than that instant is a
+    /// candidate (the queue is in that order, so the search stops at the
+    /// first younger one).
+    fn evict_unvalidated_peer(&mut self, now: Instant, joined_by: Option<Instant>) -> bool {
         for _ in 0..self.unvalidated_peers.len() {
-            let Some((address, serial)) = self.unvalidated_peers.pop_front() else {
+            let Some(&(address, serial, joined)) = self.unvalidated_peers.front() else {
                 return false;
             };
+            if joined_by.is_some_and(|by| joined > by) {
+                return false;
+            }
+            self.unvalidated_peers.pop_front();
             let Some(peer) = self.peers.get(&address) else {
                 continue;
             };
@@ -792,7 +848,7 @@ impl Endpoint {
             }
             if !peer.is_evictable() {
                 // It holds our messages: keep it, look further.
-                self.unvalidated_peers.push_back((address, serial));
+                self.unvalidated_peers.push_back((address, serial, now));
                 continue;
             }
             let identities = peer.awaiting_identities.clone();
@@ -824,7 +880,7 @@ impl Endpoint {
                 parked.extend(held);
                 parked.extend(queued);
             }
-            self.peers.remove(&address);
+            self.remove_peer(&address);
             self.stats.peers_evicted += 1;
             self.stats.unvalidated_peers_evicted += 1;
             return true;
@@ -852,7 +908,7 @@ impl Endpoint {
     fn on_peer_idle_timer(&mut self, at: Instant, address: SocketAddr) {
         if let Some(peer) = self.peers.get(&address) {
             if peer.idle_deadline == Some(at) && peer.is_idle() {
-                self.peers.remove(&address);
+                self.remove_peer(&address);
             }
         }
     }
@@ -887,7 +943,7 @@ impl Endpoint {
         self.compact_output();
         if self.unvalidated_peers.len() > 2 * self.peers.len() + 64 {
             let peers = &self.peers;
-            self.unvalidated_peers.retain(|(address, serial)| {
+            self.unvalidated_peers.retain(|(address, serial, _)| {
                 peers
                     .get(address)
                     .is_some_and(|peer| peer.serial == *serial && peer.is_unvalidated())
@@ -941,6 +997,7 @@ impl Endpoint {
         self.peers.clear();
         self.idle_peers.clear();
         self.unvalidated_peers.clear();
+        self.unvalidated_count = 0;
         self.parked.clear();
         self.by_identity.clear();
         self.timers.clear();

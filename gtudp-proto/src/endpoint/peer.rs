@@ -38,6 +38,9 @@ pub(super) struct Peer {
     pub(super) rack_deadline: Option<Instant>,
     /// A tail-loss probe is out and nothing was confirmed since.
     pub(super) probe_out: bool,
+    /// Before this instant a RECV naming none of our messages resends
+    /// nothing (see `Endpoint::on_unknown_recv`).
+    pub(super) probe_resend_scan: Option<Instant>,
     /// The latest DATA transmission.
     pub(super) last_data_sent: Option<Instant>,
     /// The instant the peer's live `TimerKey::Sender` entry is set for.
@@ -86,6 +89,7 @@ impl Peer {
             rack: Rack::default(),
             rack_deadline: None,
             probe_out: false,
+            probe_resend_scan: None,
             last_data_sent: None,
             send_timer: None,
             queue: VecDeque::new(),

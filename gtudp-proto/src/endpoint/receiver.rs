@@ -78,6 +78,15 @@ impl Endpoint {
             self.stats.dropped.data_unanswered_paused += 1;
             return;
         }
+        // Past `max_unvalidated_peers` a newcomer gets a probe and no state;
+        // it is taken once it has proven itself.
+        if !self.peers.contains_key(&source)
+            && !self.remembered.is_validated_history(&source)
+            && !self.admits_unvalidated_peer(now)
+        {
+            self.defer_until_validated(source, size);
+            return;
+        }
         // Refuse before answering: a DATA is never answered and then dropped.
         if !self.make_room_to_receive(now, &source) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
@@ -164,7 +173,7 @@ impl Endpoint {
             if self.forget_oldest_unvalidated_history(now) {
                 continue;
             }
-            if evictions_left == 0 || !self.evict_unvalidated_peer(now) {
+            if evictions_left == 0 || !self.evict_unvalidated_peer(now, None) {
                 return false;
             }
             evictions_left -= 1;
@@ -269,18 +278,39 @@ impl Endpoint {
             .push_probe(source, self.validation.token(&source));
     }
 
+    /// Answers a new DATA from an address not tracked, when no unvalidated
+    /// peer slot is free, with a validation probe alone: nothing is kept and
+    /// nothing handed over. An honest sender answers the probe (which
+    /// validates it, statelessly) and sends the DATA again, and then it is
+    /// taken; a spoofed address costs one header-sized reply per datagram.
+    fn defer_until_validated(&mut self, source: SocketAddr, size: usize) {
+        self.stats.dropped.data_deferred_unvalidated += 1;
+        self.note_inbound(source, PacketKind::Data, size);
+        if self.output.pending_control >= self.config.limits.max_pending_control {
+            self.stats.dropped.control_overflow += 1;
+            return;
+        }
+        self.stats.validation_probes += 1;
+        self.output
+            .push_probe(source, self.validation.token(&source));
+    }
+
     /// An ACK naming `source`'s validation token: the address reads our
     /// datagrams. It is validated even if it was evicted since the probe
     /// (tracked again, as validated, if the peer table has room for it).
     fn on_probe_answered(&mut self, now: Instant, source: SocketAddr) {
-        if !self.peers.contains_key(&source) && !self.ensure_peer(now, source, true) {
+        let tracked = self.peers.contains_key(&source);
+        // Proven: it takes a peer slot, not an unvalidated one.
+        if !tracked && !self.ensure_peer(now, source, false) {
             self.stats.dropped.ack_unknown += 1;
             return;
         }
-        let Some(peer) = self.peers.get_mut(&source) else {
-            return;
-        };
-        if !peer.is_unvalidated() {
+        if tracked
+            && !self
+                .peers
+                .get(&source)
+                .is_some_and(|peer| peer.is_unvalidated())
+        {
             return;
         }
         self.on_validated(now, source);

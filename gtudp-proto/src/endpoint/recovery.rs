@@ -32,6 +32,10 @@ use crate::timer::TimerKey;
 /// message with attempts left.
 const PROBE_SCAN: usize = 64;
 
+/// How many times one message is resent on validation probes (see
+/// `Endpoint::on_unknown_recv`).
+const MAX_RESENDS_FOR_PROBES: u8 = 2;
+
 impl Endpoint {
     /// Runs early detection for the peer at `address` and resends what it
     /// presumes lost.
@@ -46,11 +50,7 @@ impl Endpoint {
             return;
         };
         let messages = &self.messages;
-        let liveness = |sent: &Sent| {
-            messages
-                .get(&sent.id)
-                .map_or(Liveness::Stale, |message| message.liveness(sent))
-        };
+        let liveness = liveness_in(messages);
         let mut lost = std::mem::take(&mut self.scratch_lost);
         peer.rack_deadline = peer
             .order
@@ -119,11 +119,7 @@ impl Endpoint {
             return;
         }
         let messages = &self.messages;
-        let liveness = |sent: &Sent| {
-            messages
-                .get(&sent.id)
-                .map_or(Liveness::Stale, |message| message.liveness(sent))
-        };
+        let liveness = liveness_in(messages);
         // With no message to probe (all on their last attempt), the tail
         // is left to the RTO as if probed.
         peer.probe_out = true;
@@ -134,13 +130,63 @@ impl Endpoint {
         self.resend(now, newest, Cause::Probe);
     }
 
+    /// A RECV naming none of our messages came from `address`: most likely
+    /// a validation probe, which a receiver sends in place of a RECV when it
+    /// defers a DATA from an address it cannot track yet (see
+    /// [`Limits::max_unvalidated_peers`](crate::Limits)). Its ACK is queued
+    /// first; the DATA sent long enough ago to have drawn it are resent now
+    /// rather than at their RTO: those sent more than 1.25 smoothed RTTs
+    /// ago, or, before any RTT sample, more than half the oldest one's age
+    /// ago. The next such scan of the peer waits as long.
+    ///
+    /// A message is resent this way `MAX_RESENDS_FOR_PROBES` times at most
+    /// (twice: the ACK that validates us may be overtaken by the resent
+    /// DATA), so forged RECVs cost a bounded number of datagrams and never
+    /// use up a message's attempts. It is not a congestion signal.
+    pub(super) fn on_unknown_recv(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if peer.in_flight == 0 || peer.probe_resend_scan.is_some_and(|next| now < next) {
+            return;
+        }
+        let messages = &self.messages;
+        let liveness = liveness_in(messages);
+        let Some(oldest) = peer.order.oldest(liveness) else {
+            return;
+        };
+        let wait = match peer.rtt.smoothed() {
+            Some(smoothed) => smoothed + smoothed / 4,
+            None => now.saturating_duration_since(oldest.at) / 2,
+        };
+        peer.probe_resend_scan = Some(now + wait);
+        let Some(by) = now.checked_sub(wait) else {
+            return;
+        };
+        let resends_left = |sent: &Sent| {
+            messages
+                .get(&sent.id)
+                .is_some_and(|message| message.resent_for_probe < MAX_RESENDS_FOR_PROBES)
+        };
+        let mut resend = std::mem::take(&mut self.scratch_lost);
+        peer.order.sent_by(by, liveness, resends_left, &mut resend);
+        for sent in resend.drain(..) {
+            if let Some(message) = self.messages.get_mut(&sent.id) {
+                message.resent_for_probe += 1;
+            }
+            self.stats.resent_for_probe += 1;
+            self.resend(now, sent, Cause::Deferred);
+        }
+        self.scratch_lost = resend;
+    }
+
     /// Orders the transmission `sent` again, or fails its message when it
     /// has no attempt left.
     fn resend(&mut self, now: Instant, sent: Sent, cause: Cause) {
         let Some(message) = self.messages.get_mut(&sent.id) else {
             return;
         };
-        if message.transmissions >= message.max_attempts {
+        if message.attempts_used() >= message.max_attempts {
             self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
             return;
         }
@@ -167,11 +213,7 @@ impl Endpoint {
             return;
         };
         let messages = &self.messages;
-        let liveness = |sent: &Sent| {
-            messages
-                .get(&sent.id)
-                .map_or(Liveness::Stale, |message| message.liveness(sent))
-        };
+        let liveness = liveness_in(messages);
         let mut wanted = peer.rack_deadline.filter(|at| *at > now);
         let mut earliest = |at: Option<Instant>| {
             if let Some(at) = at {
@@ -202,6 +244,18 @@ impl Endpoint {
     }
 }
 
+/// Whether a transmission is still its message's latest and unconfirmed,
+/// looked up in `messages`.
+pub(super) fn liveness_in(
+    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
+) -> impl Fn(&Sent) -> Liveness + Copy + '_ {
+    |sent: &Sent| {
+        messages
+            .get(&sent.id)
+            .map_or(Liveness::Stale, |message| message.liveness(sent))
+    }
+}
+
 /// When the transmission `sent` reaches its retransmission timeout, with
 /// its message's backoff; `None` when the entry is stale.
 fn rto_deadline(
@@ -211,5 +265,5 @@ fn rto_deadline(
 ) -> Option<Instant> {
     let message = messages.get(&sent.id)?;
     (message.liveness(sent) != Liveness::Stale)
-        .then(|| sent.at + timeouts.data_after(message.transmissions))
+        .then(|| sent.at + timeouts.data_after(message.attempts_used()))
 }

@@ -19,6 +19,11 @@ use crate::loss::{Liveness, Sent};
 use crate::timer::TimerKey;
 use crate::wire::Identity;
 
+/// How far back a RECV naming one of our own identities is taken for a late
+/// copy rather than a validation probe: about a million messages, so a probe
+/// is mistaken for one with odds 1 in 4,096 (it then waits for the RTO).
+const RECENT_IDENTITIES: u32 = 1 << 20;
+
 /// Why a message's latest transmission was ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Cause {
@@ -29,6 +34,9 @@ pub(super) enum Cause {
     Early,
     /// A tail-loss probe.
     Probe,
+    /// The receiver answered with a validation probe instead of a RECV
+    /// (see `Endpoint::on_unknown_recv`).
+    Deferred,
     /// Its retransmission timeout.
     Timeout,
 }
@@ -43,6 +51,10 @@ pub(super) struct Message {
     pub(super) max_attempts: u32,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
+    /// Times resent because a validation probe came instead of its RECV
+    /// (at most `MAX_RESENDS_FOR_PROBES`, so a forger sending RECVs cannot
+    /// use up its attempts).
+    pub(super) resent_for_probe: u8,
     /// Position of its latest transmission in the peer's send order.
     pub(super) send_seq: u64,
     /// Why its latest transmission (or the pending one) was ordered.
@@ -91,6 +103,16 @@ impl Message {
 
     /// Whether the send-order entry `sent` is this message's latest
     /// transmission, still unconfirmed.
+    /// Transmissions that count as attempts, for its RTO's backoff and
+    /// against `max_attempts`: a resend on a validation probe answers the
+    /// receiver, not a silence, so it neither lengthens the wait nor uses
+    /// up an attempt.
+    pub(super) fn attempts_used(&self) -> u32 {
+        self.transmissions
+            .saturating_sub(u32::from(self.resent_for_probe))
+            .max(1)
+    }
+
     pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
         if self.transmit_pending
             || self.waiting_for_budget
@@ -98,7 +120,7 @@ impl Message {
             || self.transmissions == 0
         {
             Liveness::Stale
-        } else if self.transmissions >= self.max_attempts {
+        } else if self.attempts_used() >= self.max_attempts {
             Liveness::LastAttempt
         } else {
             Liveness::Live
@@ -186,6 +208,7 @@ impl Endpoint {
                 last_sent: None,
                 send_seq: 0,
                 cause: Cause::First,
+                resent_for_probe: 0,
                 snapshot: None,
                 in_flight: false,
                 transmit_pending: false,
@@ -227,7 +250,15 @@ impl Endpoint {
                 }
                 _ => self.stats.dropped.recv_unknown += 1,
             },
-            None => self.stats.dropped.recv_unknown += 1,
+            None => {
+                self.stats.dropped.recv_unknown += 1;
+                // The ACK first, so the resent DATA finds us validated.
+                self.queue_ack(source, identity);
+                if !self.identities.issued_recently(identity, RECENT_IDENTITIES) {
+                    self.on_unknown_recv(now, source);
+                }
+                return;
+            }
         }
         self.queue_ack(source, identity);
     }
@@ -236,6 +267,13 @@ impl Endpoint {
     /// history, and send at once the messages held back for it (by its
     /// budget, or until it was validated).
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
+        if self
+            .peers
+            .get(&address)
+            .is_some_and(|peer| peer.is_unvalidated())
+        {
+            self.unvalidated_count -= 1;
+        }
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };

@@ -182,6 +182,9 @@ pub struct Scenario {
     /// Whether this is a flood scenario (see [`Profile::Flood`]): every
     /// send must be Delivered, from the first.
     pub flood: bool,
+    /// Datagrams and events the outcome's trace keeps (the last ones);
+    /// default 64. Raise it to follow a failing seed from its start.
+    pub trace_capacity: usize,
 }
 
 /// What a run found.
@@ -365,6 +368,7 @@ impl Scenario {
         };
         Self {
             flood,
+            trace_capacity: 64,
             late_replays,
             seed,
             config,
@@ -452,6 +456,7 @@ impl Scenario {
     /// endpoints is caught and reported as a violation.
     pub fn run(&self) -> Outcome {
         let mut world = World::new(self.seed, self.link.clone());
+        world.set_trace_capacity(self.trace_capacity);
         let result = catch_unwind(AssertUnwindSafe(|| self.drive(&mut world)));
         let closed = match result {
             Ok(closed) => closed,
@@ -756,6 +761,7 @@ fn small_config(rng: &mut Rng) -> Config {
     config.deliver_foreign = rng.chance(0.5);
     config.limits = Limits {
         max_peers: rng.range(8, 24) as usize,
+        max_unvalidated_peers: rng.range(2, 8) as usize,
         max_outstanding_messages: rng.range(4, 16) as usize,
         max_queued_per_peer: rng.range(2, 8) as usize,
         max_awaiting_ack: rng.range(16, 64) as usize,
