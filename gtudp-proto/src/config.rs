@@ -130,6 +130,13 @@ pub struct Config {
 ///   one of our RECVs validates nothing (its identity is the peer's own).
 ///   Messages held for the peer leave at once.
 ///
+/// At most [`max_unvalidated_peers`](Limits::max_unvalidated_peers) are
+/// tracked. Past that, a DATA from a new address gets a probe and no state
+/// (it is not taken, and its sender, once validated by its answer, sends it
+/// again), so a flood from spoofed addresses costs one header-sized reply per
+/// datagram and no memory. An address whose remembered history was validated
+/// is validated again at once.
+///
 /// Unvalidated peers give way: the peer table evicts them (oldest first,
 /// among those holding none of our messages) before idle ones; a validated
 /// peer's new message evicts them, and forgets their histories, until it fits
@@ -146,8 +153,7 @@ pub struct Limits {
     /// with neither, a new peer is refused. Default 4,096.
     pub max_peers: usize,
     /// Peers tracked at once that reached us first and have not proven yet
-    /// that they receive our datagrams (see [`crate::validation`]'s state
-    /// machine on [`Limits`]). When it is reached, a DATA from a new address
+    /// that they receive our datagrams (see the validation states above). When it is reached, a DATA from a new address
     /// is not taken: it gets a validation probe and nothing else, and no
     /// state is kept for it (the probe's answer is checked without any). An
     /// honest sender answers the probe, is tracked as validated, and its

@@ -24,6 +24,7 @@ fn matrix(profile: Profile, count: u64) -> (Counts, DropCounts) {
         for stats in &outcome.endpoints {
             dropped.data_unanswered_full += stats.dropped.data_unanswered_full;
             dropped.data_unanswered_paused += stats.dropped.data_unanswered_paused;
+            dropped.data_deferred_unvalidated += stats.dropped.data_deferred_unvalidated;
         }
         if !outcome.passed() && failures.len() < 3 {
             failures.push(outcome.report());
@@ -100,9 +101,12 @@ fn corrupt() {
 
 #[test]
 fn flood() {
-    let (totals, _) = matrix(Profile::Flood, 1_000);
+    let (totals, dropped) = matrix(Profile::Flood, 1_000);
     assert_eq!(totals.failed, 0, "{totals:?}");
     assert_eq!(totals.delivered, totals.messages, "{totals:?}");
+    // Floods from more addresses than `max_unvalidated_peers` are answered
+    // with stateless probes.
+    assert!(dropped.data_deferred_unvalidated > 0, "{dropped:?}");
 }
 
 /// Under the flood, each seed's slowest delivery stays within a bound of the
