@@ -409,6 +409,14 @@ impl Endpoint {
     /// [`Limits`](crate::Limits).
     pub fn table_sizes(&self) -> TableSizes {
         let queued = self.peers.values().map(|peer| peer.queue.len());
+        debug_assert_eq!(
+            self.unvalidated_count,
+            self.peers
+                .values()
+                .filter(|peer| peer.is_unvalidated())
+                .count(),
+            "unvalidated peer count out of step with the peer table"
+        );
         TableSizes {
             peers: self.peers.len(),
             idle_peers: self.idle_peers.len(),
