@@ -37,6 +37,11 @@ pub(crate) fn endpoint<'py>(
             delivered,
             failed,
             peers_evicted,
+            unvalidated_peers_evicted,
+            unvalidated_histories_forgotten,
+            validation_probes,
+            validated_by_probe,
+            resent_for_probe,
         ]
     );
     dict.set_item("dropped", dropped(py, &stats.dropped)?)?;
@@ -128,6 +133,7 @@ fn dropped<'py>(py: Python<'py>, counts: &DropCounts) -> PyResult<Bound<'py, PyD
             data_unanswered_full,
             data_unanswered_closing,
             data_unanswered_paused,
+            data_deferred_unvalidated,
             recv_wrong_source,
             recv_unknown,
             ack_unknown,

@@ -34,6 +34,11 @@ def test_round_trip_through_a_lossy_relay_delivers_each_message_exactly_once():
         stats = client.stats()
         assert stats["delivered"] == len(messages)
         assert stats["retransmissions"] > 0
+        # The server asked the relay's address to prove itself; one peer
+        # is far below the unvalidated bound, so nothing was deferred.
+        server_stats = server.stats()
+        assert server_stats["validation_probes"] >= 1
+        assert server_stats["dropped"]["data_deferred_unvalidated"] == 0
     finally:
         relay.close()
         for g, s in ((client, client_sock), (server, server_sock)):
