@@ -106,16 +106,22 @@ impl Output {
         }
     }
 
-    /// Keeps only the orders that need no endpoint state (ACK and raw), once
-    /// the endpoint has closed and its tables are empty.
+    /// Keeps only the orders that still mean something once the endpoint
+    /// has closed and its tables are empty (ACK, RECV again and raw): no
+    /// validation probe goes out after the close, since nothing would come
+    /// of its answer.
     pub(super) fn drop_stateful(&mut self) {
         self.data.clear();
-        self.control.retain(|order| {
-            matches!(
-                order,
-                Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..)
-            )
+        let mut probes = 0;
+        self.control.retain(|order| match order {
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..) => true,
+            Order::Probe(..) => {
+                probes += 1;
+                false
+            }
+            Order::Data(_) | Order::Recv(..) => false,
         });
+        self.pending_control -= probes;
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Order) -> bool) {
