@@ -365,10 +365,29 @@ impl RememberedIdentities {
         };
         let identity = identity.to_u32();
         let home = self.position(identity);
+        // Every table is looked at, and in a large memory each look is a
+        // cache miss: read the home slots of a batch of tables first,
+        // independently of one another, so the misses overlap, then follow
+        // the few probes that need more.
+        const BATCH: usize = 8;
         let mut recall = Recall::Unknown;
-        for generation in history.generations.iter().flatten() {
-            for table in &generation.tables {
-                match table.find(home, identity, fingerprint.0) {
+        let mut tables = history
+            .generations
+            .iter()
+            .flatten()
+            .flat_map(|generation| generation.tables.iter())
+            .peekable();
+        while tables.peek().is_some() {
+            let mut first: [Option<(&Table, usize, u64)>; BATCH] = [None; BATCH];
+            for (place, table) in first.iter_mut().zip(tables.by_ref()) {
+                let slot = table.home(home);
+                *place = Some((table, slot, table.slots[slot]));
+            }
+            for (table, slot, entry) in first.into_iter().flatten() {
+                if entry == 0 {
+                    continue;
+                }
+                match table.find_from(slot, identity, fingerprint.0) {
                     Recall::Duplicate => return Recall::Duplicate,
                     Recall::Collision => recall = Recall::Collision,
                     Recall::Unknown => {}
@@ -661,8 +680,8 @@ impl Table {
         self.len += 1;
     }
 
-    fn find(&self, hash: u64, identity: u32, fingerprint: u32) -> Recall {
-        let mut slot = self.home(hash);
+    /// Looks for `identity` from `slot` on (its home slot).
+    fn find_from(&self, mut slot: usize, identity: u32, fingerprint: u32) -> Recall {
         let mut recall = Recall::Unknown;
         loop {
             let entry = self.slots[slot];
