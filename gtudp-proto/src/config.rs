@@ -278,6 +278,23 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The time an address that reached us first is given to prove it
+    /// receives our datagrams before its unvalidated state may be dropped
+    /// to make room: `unvalidated_attempts` initial RTOs. An unvalidated
+    /// peer holds its slot, and an unvalidated history is kept, at least
+    /// this long (see [`Limits::max_unvalidated_peers`] and
+    /// [`Limits::max_remembered_bytes_unvalidated`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = gtudp_proto::Config::default();
+    /// assert_eq!(config.validation_window(), Duration::from_secs(1));
+    /// ```
+    pub fn validation_window(&self) -> Duration {
+        self.initial_rto
+            .saturating_mul(self.unvalidated_attempts.max(1))
+    }
+
     /// The longest a sender with this configuration keeps resending one
     /// message: `max_attempts` timeouts of at most `max_rto` each.
     pub fn max_retry_span(&self) -> Duration {

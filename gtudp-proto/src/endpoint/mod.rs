@@ -794,11 +794,7 @@ impl Endpoint {
         if self.unvalidated_count < self.config.limits.max_unvalidated_peers {
             return true;
         }
-        let window = self
-            .config
-            .initial_rto
-            .saturating_mul(self.config.unvalidated_attempts.max(1));
-        match now.checked_sub(window) {
+        match now.checked_sub(self.config.validation_window()) {
             Some(joined_by) => self.evict_unvalidated_peer(now, Some(joined_by)),
             None => false,
         }

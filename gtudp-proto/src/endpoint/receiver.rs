@@ -186,11 +186,7 @@ impl Endpoint {
     /// history began (an honest peer answers its validation probe within a
     /// round trip, and from then on its history is never forgotten early).
     fn forget_oldest_unvalidated_history(&mut self, now: Instant) -> bool {
-        let window = self
-            .config
-            .initial_rto
-            .saturating_mul(self.config.unvalidated_attempts.max(1));
-        let Some(begun_by) = now.checked_sub(window) else {
+        let Some(begun_by) = now.checked_sub(self.config.validation_window()) else {
             return false;
         };
         let peers = &self.peers;
