@@ -19,6 +19,11 @@ VECTORS = Path(__file__).parent / "vectors"
 # Fast retransmission for tests on loopback (the defaults suit real paths).
 FAST = dict(initial_rto=0.05, min_rto=0.01, max_rto=0.2, remember_window=30.0)
 
+# Through a lossy relay: enough attempts (6 s of them) that a stall of a busy
+# machine cannot use them all up, since what those tests check is exactly-once
+# delivery, not how long a message is retried.
+LOSSY = dict(FAST, max_attempts=30)
+
 
 def udp(host: str = "127.0.0.1") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

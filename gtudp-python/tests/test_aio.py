@@ -9,7 +9,7 @@ import pytest
 
 import gtudp
 import gtudp.aio
-from conftest import FAST, LossyRelay, udp
+from conftest import FAST, LOSSY, LossyRelay, udp
 
 
 def run(coroutine, timeout: float = 60.0):
@@ -25,7 +25,7 @@ async def bound(**options):
 
 def test_round_trip_through_a_lossy_relay_delivers_each_message_exactly_once():
     async def main():
-        server, client = await bound(), await bound()
+        server, client = await bound(**LOSSY), await bound(**LOSSY)
         relay = LossyRelay(server.local_addr, loss=0.25, seed=23)
         try:
             messages = [b"aio %03d" % i for i in range(200)]
@@ -71,7 +71,7 @@ def test_sendto_to_a_dead_port_resolves_false_with_its_reason():
 
 def test_cleanup_with_messages_in_flight_drains_them():
     async def main():
-        server, client = await bound(), await bound()
+        server, client = await bound(**LOSSY), await bound(**LOSSY)
         relay = LossyRelay(server.local_addr, loss=0.2, seed=3)
         try:
             deliveries = [await client.sendto_nowait(b"%d" % i, relay.addr) for i in range(100)]

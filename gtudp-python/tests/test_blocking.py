@@ -10,13 +10,13 @@ import time
 import pytest
 
 import gtudp
-from conftest import FAST, LossyRelay, ipv6_available, receive_all, udp
+from conftest import FAST, LOSSY, LossyRelay, ipv6_available, receive_all, udp
 
 
 def test_round_trip_through_a_lossy_relay_delivers_each_message_exactly_once():
     server_sock, client_sock = udp(), udp()
-    server = gtudp.GTUDP(server_sock, **FAST)
-    client = gtudp.GTUDP(client_sock, **FAST)
+    server = gtudp.GTUDP(server_sock, **LOSSY)
+    client = gtudp.GTUDP(client_sock, **LOSSY)
     server.start()
     relay = LossyRelay(server_sock.getsockname(), loss=0.25, seed=11)
     try:
@@ -172,8 +172,8 @@ def test_many_threads_sending_at_once_all_deliver(pair):
 
 def test_cleanup_with_messages_in_flight_drains_them():
     server_sock, client_sock = udp(), udp()
-    server = gtudp.GTUDP(server_sock, **FAST)
-    client = gtudp.GTUDP(client_sock, **FAST)
+    server = gtudp.GTUDP(server_sock, **LOSSY)
+    client = gtudp.GTUDP(client_sock, **LOSSY)
     server.start()
     relay = LossyRelay(server_sock.getsockname(), loss=0.2, seed=5)
     try:
