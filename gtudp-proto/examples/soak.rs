@@ -2,12 +2,19 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-proto --features sim --example soak -- \
-//!     --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P]
+//!     --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P] \
+//!     [--trace ENTRIES] [--report-all]
 //! ```
 //!
 //! `--profile` starts from one of the test matrix's profiles
 //! (`gtudp_proto::sim::Profile`, by name: `clean`, `loss10`, ..., `flood`)
 //! instead of drawing every condition; the other flags then override it.
+//!
+//! `--trace` keeps that many of the last datagrams and events in each report
+//! (default 64; a large number follows a seed from its start), and
+//! `--report-all` prints the report of every seed, passing ones included, for
+//! example to see why one delivery was slow:
+//! `soak --seeds 1 --first-seed 9001169 --profile flood --trace 1000000 --report-all`.
 //!
 //! Runs seeds `S..S+N` (S defaults to 0). Each seed draws a random scenario
 //! (see `gtudp_proto::sim::Scenario`); `--loss`, `--dup`, `--reorder` and
@@ -44,12 +51,14 @@ struct Args {
     seeds: u64,
     first_seed: u64,
     knobs: Knobs,
+    trace: Option<usize>,
+    report_all: bool,
 }
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!("soak: {problem}");
     eprintln!(
-        "usage: soak --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P]"
+        "usage: soak --seeds N [--first-seed S] [--profile NAME] [--loss P] [--dup P] [--reorder P] [--corrupt P] [--trace ENTRIES] [--report-all]"
     );
     ExitCode::from(2)
 }
@@ -75,7 +84,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut seeds = None;
     let mut first_seed = 0;
     let mut knobs = Knobs::default();
+    let mut trace = None;
+    let mut report_all = false;
     while let Some(flag) = args.next() {
+        if flag == "--report-all" {
+            report_all = true;
+            continue;
+        }
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--seeds" => seeds = Some(value()?.parse().map_err(|_| "--seeds needs a number")?),
@@ -96,6 +111,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--dup" => knobs.duplicate = Some(probability(&value()?)?),
             "--reorder" => knobs.reorder = Some(probability(&value()?)?),
             "--corrupt" => knobs.corrupt = Some(probability(&value()?)?),
+            "--trace" => trace = Some(value()?.parse().map_err(|_| "--trace needs a number")?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -103,6 +119,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         seeds: seeds.ok_or("--seeds is required")?,
         first_seed,
         knobs,
+        trace,
+        report_all,
     })
 }
 
@@ -114,8 +132,14 @@ fn main() -> ExitCode {
     let mut totals = Counts::default();
     let mut reported = 0;
     for seed in args.first_seed..args.first_seed.saturating_add(args.seeds) {
-        let outcome = Scenario::generate(seed, args.knobs).run();
-        if !outcome.passed() {
+        let mut scenario = Scenario::generate(seed, args.knobs);
+        if let Some(entries) = args.trace {
+            scenario.trace_capacity = entries;
+        }
+        let outcome = scenario.run();
+        if args.report_all {
+            eprintln!("{}", outcome.report());
+        } else if !outcome.passed() {
             if reported < MAX_REPORTS {
                 eprintln!("{}", outcome.report());
             }

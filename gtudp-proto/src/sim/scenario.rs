@@ -216,11 +216,15 @@ impl Outcome {
     }
 
     /// The seed, the scenario, what broke and the trace, for a failure
-    /// message.
+    /// message (or, for a seed that passed, to see how it ran).
     pub fn report(&self) -> String {
+        let verdict = match self.passed() {
+            true => "passed",
+            false => "FAILED",
+        };
         let mut report = format!(
-            "simulation seed {} FAILED ({} violations)\n  scenario: {}\n",
-            self.seed, self.counts.violations, self.summary
+            "simulation seed {} {verdict} ({} violations, slowest delivery {:?})\n  scenario: {}\n",
+            self.seed, self.counts.violations, self.longest_delivery, self.summary
         );
         for violation in &self.violations {
             let at = violation.at;
