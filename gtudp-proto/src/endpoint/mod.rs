@@ -747,10 +747,7 @@ impl Endpoint {
     /// and the peer table is full of peers that may not be evicted.
     fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         if !self.peers.contains_key(&address) {
-            // An address that proved itself within the remembered retention
-            // need not prove itself again (as RFC 9000, section 9.3, allows
-            // for an address seen recently).
-            let proven = inbound && self.remembered.is_validated_history(&address);
+            let proven = inbound && !self.would_be_unvalidated(&address);
             let inbound = inbound && !proven;
             if inbound && !self.admits_unvalidated_peer(now) {
                 return false;
@@ -782,6 +779,15 @@ impl Endpoint {
             self.start_idle_countdown(address, deadline);
         }
         true
+    }
+
+    /// Whether a datagram from `address` would make it a new unvalidated
+    /// peer: it is not tracked, and did not prove itself within the
+    /// remembered retention (an address that did need not prove itself
+    /// again, as RFC 9000, section 9.3, allows for an address seen
+    /// recently).
+    fn would_be_unvalidated(&self, address: &SocketAddr) -> bool {
+        !self.peers.contains_key(address) && !self.remembered.is_validated_history(address)
     }
 
     /// Whether one more unvalidated peer fits `max_unvalidated_peers`,

@@ -80,10 +80,7 @@ impl Endpoint {
         }
         // Past `max_unvalidated_peers` a newcomer gets a probe and no state;
         // it is taken once it has proven itself.
-        if !self.peers.contains_key(&source)
-            && !self.remembered.is_validated_history(&source)
-            && !self.admits_unvalidated_peer(now)
-        {
+        if self.would_be_unvalidated(&source) && !self.admits_unvalidated_peer(now) {
             self.defer_until_validated(source, size);
             return;
         }
