@@ -55,11 +55,11 @@ pub struct Config {
     pub recv_max_attempts: u32,
     /// For an address that reached us first and has not yet proven it
     /// receives our datagrams (see [`Limits`] on validation): the
-    /// transmissions of one RECV to it (at most `recv_max_attempts`; few are
-    /// needed, as a real sender that misses our RECV resends its DATA, and
-    /// each repeat is answered at once), and the retransmission timeouts a
-    /// DATA held back by its anti-amplification budget waits before failing
-    /// with [`FailureReason::Unvalidated`](crate::FailureReason). Default 2.
+    /// retransmission timeouts a DATA of ours held back by its
+    /// anti-amplification budget waits before failing with
+    /// [`FailureReason::Unvalidated`](crate::FailureReason), and (times
+    /// `initial_rto`) how long it keeps its unvalidated peer slot against
+    /// newcomers. Default 2.
     pub unvalidated_attempts: u32,
     /// How long a received identity is remembered to suppress late
     /// duplicates when its ACK never comes. Must be at least
@@ -120,30 +120,42 @@ pub struct Config {
 ///
 /// - **unvalidated**: it reached us first (a datagram from it, not a send of
 ///   ours, made us track it) and has not yet proven it reads our datagrams.
-///   With the first RECV to it goes a validation probe, a RECV naming a
-///   keyed token of its address (see the README); at most one per RTO
-///   follows while it sends. Everything sent to it counts against three
-///   times the bytes it sent, and it gets the `*_unvalidated_*` shares
-///   below and `Config::unvalidated_attempts` RECV transmissions;
+///   Nothing it sends is taken: its new DATA is *held*, not answered and not
+///   handed over, and a validation probe goes to it, a RECV naming a keyed
+///   token of its address (see [`crate::Endpoint`]'s guarantees). The probe
+///   is resent with backoff while DATA waits on it, at most
+///   `recv_max_attempts` times. Everything sent to it counts against three
+///   times the bytes it sent. At most
+///   [`max_held_per_unvalidated_peer`](Limits::max_held_per_unvalidated_peer)
+///   messages are held per address, and
+///   [`max_held_bytes_unvalidated`](Limits::max_held_bytes_unvalidated)
+///   payload bytes in all; past them a new DATA is dropped unanswered (its
+///   sender resends);
 /// - **validated**: it answered a probe with the ACK naming its token, or
 ///   answered one of our DATA with RECV; or we reached it first. An ACK for
 ///   one of our RECVs validates nothing (its identity is the peer's own).
-///   Messages held for the peer leave at once.
+///   The DATA held from it are taken at once (handed over, answered with
+///   RECV), as are messages of ours held for it.
+///
+/// So an honest new peer's first messages are handed over one round trip
+/// later than a known peer's (the probe and its answer), and nothing is ever
+/// remembered for an address that has not proven itself: no memory bound
+/// and no flood can make the endpoint forget what protects a hand-over,
+/// since what is held and dropped was never handed over or answered.
 ///
 /// At most [`max_unvalidated_peers`](Limits::max_unvalidated_peers) are
 /// tracked. Past that, a DATA from a new address gets a probe and no state
-/// (it is not taken, and its sender, once validated by its answer, sends it
+/// (it is not held, and its sender, once validated by its answer, sends it
 /// again), so a flood from spoofed addresses costs one header-sized reply per
-/// datagram and no memory. An address whose remembered history was validated
-/// is validated again at once.
+/// datagram and no memory. An address with a remembered history (one whose
+/// messages we took, within the remembered retention) is validated at once.
 ///
 /// Unvalidated peers give way: the peer table evicts them (oldest first,
-/// among those holding none of our messages) before idle ones; a validated
-/// peer's new message evicts them, and forgets their histories, until it fits
-/// the shared tables. The answer to a probe counts even after its peer was
-/// evicted, so an honest peer is validated a round trip after it arrives,
-/// however many spoofed addresses arrive with it. [`SendOptions::once_validated`]
-/// holds an application's reply until then.
+/// among those holding none of our messages on the wire) before idle ones,
+/// and what they held is dropped at no cost. The answer to a probe counts
+/// even after its peer was evicted, so an honest peer is validated a round
+/// trip after it arrives, however many spoofed addresses arrive with it.
+/// [`SendOptions::once_validated`] holds an application's reply until then.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Limits {
@@ -193,34 +205,18 @@ pub struct Limits {
     /// Bytes of remembered identities for one peer address. Default 64 MiB:
     /// one peer may use the whole memory.
     pub max_remembered_bytes_per_peer: usize,
-    /// Received messages awaiting their ACK from one unvalidated address.
-    /// Default 32: twice the default `initial_window`, so that an honest
-    /// sender's first window, and what it sends while its first ACKs and
-    /// the answer to our validation probe are on their way, are all
-    /// answered.
-    pub max_awaiting_ack_per_unvalidated_peer: usize,
-    /// Bytes of remembered identities for one unvalidated address. Default
-    /// 4 KiB (a few hundred identities).
-    pub max_remembered_bytes_per_unvalidated_peer: usize,
-    /// Bytes of remembered identities for all unvalidated addresses
-    /// together. When a new message from an unvalidated address would need
-    /// more, the unvalidated address remembered first, among those no longer
-    /// in the peer table and whose history began at least
-    /// `unvalidated_attempts` initial RTOs ago, is forgotten whole: a late
-    /// copy from it could then be taken again. This is the price of never
-    /// locking new peers out under a flood from spoofed addresses. An honest
-    /// peer answers its validation probe within a round trip, and validated
-    /// addresses are never forgotten early, so they lose nothing; when only
-    /// younger histories are left, new messages from unvalidated addresses
-    /// are left unanswered instead (their senders resend). So size this for
-    /// the flood to withstand: about 300 bytes per spoofed address times the
-    /// addresses a second times `unvalidated_attempts × initial_rto` (the
-    /// default, 16 MiB, holds 1 s of about 50,000 new addresses a second). At most half of
-    /// `max_remembered_bytes` is used, whatever this says. And when a
-    /// validated peer's new message finds the memory or the awaiting table
-    /// full, unvalidated histories and then unvalidated peers make room for
-    /// it. Default 16 MiB.
-    pub max_remembered_bytes_unvalidated: usize,
+    /// New messages held from one unvalidated address until it answers its
+    /// validation probe (see the validation states above); more are dropped
+    /// unanswered, and their senders resend them. Default 32: twice the
+    /// default `initial_window`, so that an honest sender's first window,
+    /// and what it sends while our probe and its answer are on their way,
+    /// are all taken a round trip later.
+    pub max_held_per_unvalidated_peer: usize,
+    /// Payload bytes held from all unvalidated addresses together until
+    /// they prove themselves; a new DATA that would exceed it is dropped
+    /// unanswered (its sender resends). What is held was never handed over
+    /// nor answered, so dropping it breaks no promise. Default 8 MiB.
+    pub max_held_bytes_unvalidated: usize,
     /// Received payloads (including foreign datagrams) handed to
     /// `poll_event` but not yet taken. Default 4,096.
     pub max_unread: usize,
@@ -242,9 +238,8 @@ impl Default for Limits {
             max_awaiting_ack_per_peer: 65_536,
             max_remembered_bytes: 64 << 20,
             max_remembered_bytes_per_peer: 64 << 20,
-            max_awaiting_ack_per_unvalidated_peer: 32,
-            max_remembered_bytes_per_unvalidated_peer: 4 << 10,
-            max_remembered_bytes_unvalidated: 16 << 20,
+            max_held_per_unvalidated_peer: 32,
+            max_held_bytes_unvalidated: 8 << 20,
             max_unread: 4_096,
             max_pending_control: 4_096,
             max_pending_raw: 1_024,
@@ -281,9 +276,8 @@ impl Config {
     /// The time an address that reached us first is given to prove it
     /// receives our datagrams before its unvalidated state may be dropped
     /// to make room: `unvalidated_attempts` initial RTOs. An unvalidated
-    /// peer holds its slot, and an unvalidated history is kept, at least
-    /// this long (see [`Limits::max_unvalidated_peers`] and
-    /// [`Limits::max_remembered_bytes_unvalidated`]).
+    /// peer holds its slot at least this long (see
+    /// [`Limits::max_unvalidated_peers`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -425,16 +419,12 @@ impl Config {
                 limits.max_remembered_bytes_per_peer,
             ),
             (
-                "limits.max_awaiting_ack_per_unvalidated_peer",
-                limits.max_awaiting_ack_per_unvalidated_peer,
+                "limits.max_held_per_unvalidated_peer",
+                limits.max_held_per_unvalidated_peer,
             ),
             (
-                "limits.max_remembered_bytes_per_unvalidated_peer",
-                limits.max_remembered_bytes_per_unvalidated_peer,
-            ),
-            (
-                "limits.max_remembered_bytes_unvalidated",
-                limits.max_remembered_bytes_unvalidated,
+                "limits.max_held_bytes_unvalidated",
+                limits.max_held_bytes_unvalidated,
             ),
             ("limits.max_unread", limits.max_unread),
             ("limits.max_pending_control", limits.max_pending_control),

@@ -204,9 +204,8 @@ pub fn endpoint(data: &[u8]) {
     limits.max_awaiting_ack_per_peer = if small { 1 } else { 4 };
     limits.max_remembered_bytes = if small { 600 } else { 4_096 };
     limits.max_remembered_bytes_per_peer = if small { 400 } else { 2_048 };
-    limits.max_awaiting_ack_per_unvalidated_peer = if small { 1 } else { 2 };
-    limits.max_remembered_bytes_per_unvalidated_peer = if small { 300 } else { 1_024 };
-    limits.max_remembered_bytes_unvalidated = if small { 500 } else { 2_048 };
+    limits.max_held_per_unvalidated_peer = if small { 1 } else { 2 };
+    limits.max_held_bytes_unvalidated = if small { 80 } else { 200 };
     limits.max_unread = if small { 1 } else { 4 };
     limits.max_pending_control = if small { 1 } else { 4 };
     limits.max_pending_raw = if small { 1 } else { 2 };

@@ -137,9 +137,6 @@ pub(crate) struct RememberedIdentities {
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
-    /// Entries of `expiries` left by histories forgotten early (stale):
-    /// the queues are compacted when these outnumber the live ones.
-    stale_expiries: usize,
     len: usize,
     /// Bytes of every table in use, of the generation lists and of the
     /// history and expiry records (spare tables come on top).
@@ -147,15 +144,6 @@ pub(crate) struct RememberedIdentities {
     /// Tables of forgotten generations, kept for two generations so that a
     /// steady stream reuses them instead of going to the allocator.
     spare: Vec<Spare>,
-    /// Bytes of the histories of addresses not validated (their history
-    /// records included).
-    unvalidated_bytes: usize,
-    /// Histories of unvalidated addresses, oldest first, with their serial
-    /// and when they began: the first forgotten when their share is used
-    /// up. Entries of histories since validated or gone are stale and
-    /// skipped.
-    unvalidated_order: VecDeque<(SocketAddr, u64, Instant)>,
-    next_serial: u64,
 }
 
 /// A table's slots, freed at `freed` and kept for reuse until two
@@ -181,9 +169,6 @@ struct History {
     generations: [VecDeque<Generation>; 2],
     len: usize,
     bytes: usize,
-    /// The address proved it receives our datagrams.
-    validated: bool,
-    serial: u64,
 }
 
 #[derive(Debug)]
@@ -226,94 +211,17 @@ impl RememberedIdentities {
             epoch: None,
             histories: Map::with_hasher(hasher),
             expiries: [VecDeque::new(), VecDeque::new()],
-            stale_expiries: 0,
             len: 0,
             bytes: 0,
             spare: Vec::with_capacity(SPARE_TABLES),
-            unvalidated_bytes: 0,
-            unvalidated_order: VecDeque::new(),
-            next_serial: 0,
         }
     }
 
-    /// Bytes held for addresses that have not proven they receive our
-    /// datagrams.
-    pub(crate) fn unvalidated_bytes(&self) -> usize {
-        self.unvalidated_bytes
-    }
-
-    /// Records that `address` proved it receives our datagrams: its history
-    /// is never forgotten early again.
-    pub(crate) fn mark_validated(&mut self, address: &SocketAddr) {
-        if let Some(history) = self.histories.get_mut(address) {
-            if !history.validated {
-                history.validated = true;
-                self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
-            }
-        }
-    }
-
-    /// Forgets the whole history of the unvalidated address remembered
-    /// first among those `is_active` does not hold and begun no later than
-    /// `begun_by`; false when there is none. This is the one place
-    /// identities are forgotten before their retention ends: only under a
-    /// flood of addresses that never answered and were since dropped from
-    /// the peer table, so that new peers are not refused, and never before
-    /// an address has had the time to prove itself (`begun_by`), so that an
-    /// honest peer, once validated, keeps its whole history.
-    pub(crate) fn forget_oldest_unvalidated(
-        &mut self,
-        begun_by: Instant,
-        is_active: impl Fn(&SocketAddr) -> bool,
-    ) -> bool {
-        for _ in 0..self.unvalidated_order.len() {
-            let Some((address, serial, begun)) = self.unvalidated_order.pop_front() else {
-                break;
-            };
-            if begun > begun_by {
-                // Younger than the time to prove itself, and so is every
-                // history behind it.
-                self.unvalidated_order.push_front((address, serial, begun));
-                return false;
-            }
-            let live = self
-                .histories
-                .get(&address)
-                .is_some_and(|history| history.serial == serial && !history.validated);
-            if !live {
-                continue;
-            }
-            if is_active(&address) {
-                self.unvalidated_order.push_back((address, serial, begun));
-                continue;
-            }
-            if let Some(history) = self.histories.remove(&address) {
-                let bytes = history.bytes + HISTORY_BYTES;
-                self.bytes -= bytes;
-                self.unvalidated_bytes -= bytes;
-                self.len -= history.len;
-                self.stale_expiries += history.generations.iter().map(VecDeque::len).sum::<usize>();
-                self.compact_expiries();
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Whether `address` has a history here that was never validated (it
-    /// reached us, and did not prove it receives our datagrams).
-    pub(crate) fn is_unvalidated_history(&self, address: &SocketAddr) -> bool {
-        self.histories
-            .get(address)
-            .is_some_and(|history| !history.validated)
-    }
-
-    /// Whether `address` has a history here and proved, while it did, that
-    /// it receives our datagrams.
-    pub(crate) fn is_validated_history(&self, address: &SocketAddr) -> bool {
-        self.histories
-            .get(address)
-            .is_some_and(|history| history.validated)
+    /// Whether `address` has a history here: messages from it were taken
+    /// (so it proved it receives our datagrams, or we reached it first)
+    /// within the retention.
+    pub(crate) fn has_history(&self, address: &SocketAddr) -> bool {
+        self.histories.contains_key(address)
     }
 
     /// Identities remembered.
@@ -398,11 +306,9 @@ impl RememberedIdentities {
     }
 
     /// Remembers `(address, identity, fingerprint)` from `now` for the
-    /// retention of `class`; `validated` when the address proved it receives
-    /// our datagrams. `budget` caps the bytes a new table may take (the
+    /// retention of `class`. `budget` caps the bytes a new table may take (the
     /// smallest table is always allowed, so an insertion never fails: the
     /// caller refuses new messages before the bound instead).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
         now: Instant,
@@ -410,7 +316,6 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
         class: Retention,
-        validated: bool,
         budget: usize,
     ) {
         let number = self.generation_number(now, class);
@@ -420,23 +325,9 @@ impl RememberedIdentities {
             hashbrown::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
             hashbrown::hash_map::Entry::Vacant(vacant) => {
                 self.bytes += HISTORY_BYTES;
-                let serial = self.next_serial;
-                self.next_serial += 1;
-                if !validated {
-                    self.unvalidated_bytes += HISTORY_BYTES;
-                    self.unvalidated_order.push_back((address, serial, now));
-                }
-                vacant.insert(History {
-                    validated,
-                    serial,
-                    ..History::default()
-                })
+                vacant.insert(History::default())
             }
         };
-        if validated && !history.validated {
-            history.validated = true;
-            self.unvalidated_bytes -= history.bytes + HISTORY_BYTES;
-        }
         let mut added = 0;
         let generations = &mut history.generations[class.index()];
         if generations
@@ -482,9 +373,6 @@ impl RememberedIdentities {
         history.len += 1;
         history.bytes += added;
         self.bytes += added;
-        if !history.validated {
-            self.unvalidated_bytes += added;
-        }
         self.len += 1;
     }
 
@@ -530,37 +418,13 @@ impl RememberedIdentities {
         self.spare.retain(|spare| spare.freed + keep > now);
     }
 
-    /// Drops the expiry entries of histories forgotten early once they
-    /// outnumber the live ones, so a flood that keeps forgetting histories
-    /// does not grow the queues for a whole retention.
-    fn compact_expiries(&mut self) {
-        let total: usize = self.expiries.iter().map(VecDeque::len).sum();
-        if self.stale_expiries <= total / 2 + 1_024 {
-            return;
-        }
-        let histories = &self.histories;
-        for (class, queue) in self.expiries.iter_mut().enumerate() {
-            queue.retain(|(number, address)| {
-                histories.get(address).is_some_and(|history| {
-                    history.generations[class]
-                        .iter()
-                        .any(|generation| generation.number == *number)
-                })
-            });
-        }
-        self.stale_expiries = 0;
-    }
-
     /// Forgets everything at once (the endpoint closed).
     pub(crate) fn clear(&mut self) {
         self.histories.clear();
         self.expiries.iter_mut().for_each(VecDeque::clear);
-        self.stale_expiries = 0;
         self.len = 0;
         self.bytes = 0;
         self.spare.clear();
-        self.unvalidated_bytes = 0;
-        self.unvalidated_order.clear();
     }
 
     fn forget_generation(&mut self, now: Instant, class: usize, number: u64, address: SocketAddr) {
@@ -577,9 +441,6 @@ impl RememberedIdentities {
                     GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
                 history.bytes -= freed;
                 history.len -= oldest.len;
-                if !history.validated {
-                    self.unvalidated_bytes -= freed;
-                }
                 self.bytes -= freed;
                 self.len -= oldest.len;
                 for table in oldest.tables {
@@ -588,9 +449,6 @@ impl RememberedIdentities {
             }
         }
         if history.generations.iter().all(VecDeque::is_empty) {
-            if !history.validated {
-                self.unvalidated_bytes -= HISTORY_BYTES;
-            }
             self.histories.remove(&address);
             self.bytes -= HISTORY_BYTES;
         }
@@ -737,7 +595,7 @@ mod tests {
         let (a, b) = (keys.fingerprint(b"one"), keys.fingerprint(b"two"));
         assert_ne!(a, b);
         let id = Identity::from_u32(42);
-        memory.insert(now, addr(1), id, a, Retention::Lifetime, true, usize::MAX);
+        memory.insert(now, addr(1), id, a, Retention::Lifetime, usize::MAX);
         assert_eq!(memory.recall(&addr(1), id, a), Recall::Duplicate);
         assert_eq!(memory.recall(&addr(1), id, b), Recall::Collision);
         assert_eq!(memory.recall(&addr(2), id, a), Recall::Unknown);
@@ -754,7 +612,6 @@ mod tests {
                 Identity::from_u32(i << 8),
                 f,
                 Retention::Lifetime,
-                true,
                 usize::MAX,
             );
         }
@@ -786,7 +643,6 @@ mod tests {
             Identity::from_u32(1),
             f,
             Retention::Lifetime,
-            true,
             usize::MAX,
         );
         let late = epoch + Duration::from_millis(249);
@@ -796,7 +652,6 @@ mod tests {
             Identity::from_u32(2),
             f,
             Retention::Lifetime,
-            true,
             usize::MAX,
         );
         // Just inside: 1000 ms after the later insertion, both still known.
@@ -841,7 +696,6 @@ mod tests {
             Identity::from_u32(1),
             f,
             Retention::Lifetime,
-            true,
             usize::MAX,
         );
         memory.insert(
@@ -850,7 +704,6 @@ mod tests {
             Identity::from_u32(2),
             f,
             Retention::Window,
-            true,
             usize::MAX,
         );
         memory.expire(epoch + Duration::from_millis(1250));
@@ -888,7 +741,6 @@ mod tests {
                     Identity::from_u32(identity),
                     f,
                     Retention::Lifetime,
-                    true,
                     usize::MAX,
                 );
                 if generation >= 8 && i % 1_000 == 0 {

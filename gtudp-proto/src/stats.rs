@@ -69,9 +69,10 @@ pub struct DropCounts {
     pub data_unanswered_closing: u64,
     /// New DATA left unanswered while receiving was paused.
     pub data_unanswered_paused: u64,
-    /// New DATA from an untracked address, not taken because
-    /// [`Limits::max_unvalidated_peers`](crate::Limits) was reached: it was
-    /// answered with a validation probe only, and its sender, once it
+    /// New DATA from an address that has not proven itself, neither taken
+    /// nor held: [`Limits::max_unvalidated_peers`](crate::Limits) was
+    /// reached, or the address's or all addresses' held share was full. It
+    /// was answered with a validation probe only, and its sender, once it
     /// answers the probe, sends it again.
     pub data_deferred_unvalidated: u64,
     /// RECV naming a message we sent to a different address.
@@ -149,13 +150,15 @@ pub struct EndpointStats {
     /// forgotten while busy (their RECV exchanges cut short, their
     /// identities kept) because no peer was idle.
     pub unvalidated_peers_evicted: u64,
-    /// Remembered histories of unvalidated addresses forgotten early
-    /// because their share of the memory was used up (see
-    /// [`Limits::max_remembered_bytes_unvalidated`](crate::Limits)).
-    pub unvalidated_histories_forgotten: u64,
-    /// Validation probes sent: header-only RECVs naming a token, one with
-    /// the first RECV to an address that reached us first, then at most
-    /// one per retransmission timeout until it is validated.
+    /// New DATA from an address that had not proven itself, held (neither
+    /// answered nor handed over) until it answered its validation probe.
+    pub data_held_for_validation: u64,
+    /// Held DATA taken once its address proved itself: handed over and
+    /// answered with RECV, a round trip after it came.
+    pub held_data_taken: u64,
+    /// Validation probes sent: header-only RECVs naming a token, one when
+    /// an address that reached us first sends its first DATA, then resent
+    /// with backoff while something waits on its proof.
     pub validation_probes: u64,
     /// Addresses that proved they receive our datagrams by answering a
     /// validation probe.

@@ -28,6 +28,9 @@ pub(crate) enum TimerKey {
     Received(SocketAddr, Identity),
     /// A peer with no state left, removed when idle long enough.
     PeerIdle(SocketAddr),
+    /// An unvalidated peer's validation probe, resent while something
+    /// waits on its proof.
+    Probe(SocketAddr),
     /// The close deadline.
     Drain,
 }

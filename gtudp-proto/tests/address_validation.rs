@@ -40,34 +40,188 @@ fn validated(endpoint: &Endpoint, peer: SocketAddr) -> bool {
 }
 
 #[test]
-fn a_new_address_gets_one_probe_with_its_first_recv_and_its_answer_validates_it() {
-    let mut pair = Pair::new();
-    pair.send(b"hello");
+fn a_new_address_s_data_is_held_with_a_probe_and_handed_over_once_it_answers() {
+    let mut pair = Pair::strangers();
+    let id = pair.send(b"hello");
     let data = pair.out_a();
     pair.deliver_to_b(&data[0]);
     let out = pair.out_b_with_probes();
+    assert_eq!(common::kinds(&out), [PacketKind::Recv], "a probe alone");
+    assert_eq!(probes(&out, &[data[0].identity().to_u32()]).len(), 1);
+    assert!(pair.events_b().is_empty(), "handed over before the proof");
+    let tables = pair.b.table_sizes();
     assert_eq!(
-        out.iter().map(|d| d.kind()).collect::<Vec<_>>(),
-        [Some(PacketKind::Recv), Some(PacketKind::Recv)],
-        "the RECV, then the probe"
+        (
+            tables.held_for_validation,
+            tables.awaiting_ack,
+            tables.remembered
+        ),
+        (1, 0, 0),
+        "held, not taken"
     );
-    let token = probes(&out, &[data[0].identity().to_u32()]);
-    assert_eq!(token.len(), 1);
-    assert_eq!(pair.b.stats().validation_probes, 1);
     assert!(!validated(&pair.b, pair.a_addr));
-    // A repeat within the RTO brings the RECV again, not another probe.
+    // A repeat within the RTO: no RECV (nothing was taken), no second probe.
     pair.deliver_to_b(&data[0]);
-    assert_eq!(common::kinds(&pair.out_b_with_probes()), [PacketKind::Recv]);
-    // A takes the RECV, then answers the probe with ACK, as it answers
-    // any RECV (nothing of its own unconfirmed, so nothing resent).
+    assert!(pair.out_b_with_probes().is_empty());
+    assert_eq!(pair.b.stats().duplicates_suppressed, 1);
+    // A answers the probe with ACK, as it answers any RECV (and resends
+    // its DATA behind it, as a receiver past its unvalidated-peer bound
+    // would have kept nothing).
     pair.deliver_to_a(&out[0]);
-    pair.deliver_to_a(&out[1]);
     let answer = pair.out_a();
-    assert_eq!(common::kinds(&answer), [PacketKind::Ack, PacketKind::Ack]);
-    assert_eq!(pair.a.stats().resent_for_probe, 0);
-    pair.deliver_to_b(&answer[1]);
+    assert_eq!(common::kinds(&answer), [PacketKind::Ack, PacketKind::Data]);
+    pair.deliver_to_b(&answer[0]);
     assert!(validated(&pair.b, pair.a_addr));
     assert_eq!(pair.b.stats().validated_by_probe, 1);
+    assert_eq!(
+        pair.events_b(),
+        [Event::Received {
+            from: pair.a_addr,
+            payload: Bytes::from_static(b"hello")
+        }]
+    );
+    let recv = pair.out_b_with_probes();
+    assert_eq!(common::kinds(&recv), [PacketKind::Recv]);
+    assert_eq!(recv[0].identity(), data[0].identity());
+    // The resent copy is answered, not handed over again.
+    pair.deliver_to_b(&answer[1]);
+    assert_eq!(common::kinds(&pair.out_b_with_probes()), [PacketKind::Recv]);
+    assert!(pair.events_b().is_empty());
+    pair.deliver_to_a(&recv[0]);
+    assert_eq!(
+        pair.events_a(),
+        [Event::Delivered {
+            id,
+            to: pair.b_addr
+        }]
+    );
+    // A late copy is answered and not handed over again.
+    pair.deliver_to_b(&data[0]);
+    assert_eq!(common::kinds(&pair.out_b_with_probes()), [PacketKind::Recv]);
+    assert!(pair.events_b().is_empty());
+}
+
+/// Which datagram of a validation round the network loses.
+#[derive(Clone, Copy, Debug)]
+enum Lost {
+    Probe,
+    Answer,
+}
+
+/// A's first message to B while validation rounds are lost as `losses`
+/// says (A's own resends lost too, so only B's probe timer can recover):
+/// the message is handed over once, only after the round that gets
+/// through, and confirmed once.
+fn handed_over_once_through(losses: &[Lost]) {
+    let mut pair = Pair::strangers();
+    let id = pair.send(b"hello");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    let mut probe = pair.out_b_with_probes();
+    for (round, lost) in losses.iter().enumerate() {
+        assert_eq!(common::kinds(&probe), [PacketKind::Recv], "round {round}");
+        if let Lost::Answer = lost {
+            pair.deliver_to_a(&probe[0]);
+        }
+        pair.out_a(); // A's answer and resends: lost
+        assert!(pair.events_b().is_empty(), "handed over before the proof");
+        // B resends its probe on its own timer, backed off.
+        let sent = pair.now;
+        let at = pair.b.poll_timeout().expect("a probe timer");
+        assert!(at - sent >= config().min_rto, "round {round}");
+        pair.advance_to(at);
+        probe = pair.out_b_with_probes();
+        while probe.is_empty() {
+            pair.out_a();
+            pair.advance();
+            probe = pair.out_b_with_probes();
+        }
+    }
+    assert_eq!(
+        pair.b.stats().validation_probes,
+        losses.len() as u64 + 1,
+        "{losses:?}"
+    );
+    pair.deliver_to_a(&probe[0]);
+    pair.exchange();
+    let received = pair.events_b();
+    assert_eq!(received.len(), 1, "{losses:?}: {received:?}");
+    assert_eq!(
+        pair.events_a(),
+        [Event::Delivered {
+            id,
+            to: pair.b_addr
+        }],
+        "{losses:?}"
+    );
+}
+
+#[test]
+fn a_lost_probe_is_resent_and_the_message_handed_over_once() {
+    handed_over_once_through(&[Lost::Probe]);
+}
+
+#[test]
+fn a_lost_probe_answer_is_recovered_by_the_next_probe() {
+    handed_over_once_through(&[Lost::Answer]);
+}
+
+#[test]
+fn a_lost_probe_then_a_lost_answer_still_validate_the_sender() {
+    handed_over_once_through(&[Lost::Probe, Lost::Answer]);
+    handed_over_once_through(&[Lost::Answer, Lost::Probe, Lost::Answer]);
+}
+
+#[test]
+fn probes_stop_when_nothing_waits_on_the_proof_or_attempts_run_out() {
+    let mut b = Endpoint::new(config(), 21).expect("valid");
+    let silent = addr(7400);
+    let mut now = Instant::now();
+    b.handle_datagram(now, silent, data(5, b"a payload long enough for probes"));
+    let mut probes_sent = drain_transmits(&mut b, now).len();
+    while let Some(at) = b.poll_timeout() {
+        if at - now > std::time::Duration::from_secs(30) {
+            break;
+        }
+        now = at;
+        b.handle_timeout(now);
+        probes_sent += drain_transmits(&mut b, now).len();
+    }
+    assert_eq!(probes_sent, config().recv_max_attempts as usize);
+    assert!(b.poll_event().is_none(), "handed over without a proof");
+}
+
+#[test]
+fn held_data_past_the_held_share_is_dropped_unanswered_and_taken_when_resent() {
+    let mut b_config = config();
+    b_config.limits.max_held_per_unvalidated_peer = 1;
+    let mut pair = Pair::strangers_with_configs(config(), b_config);
+    pair.send(b"first");
+    pair.send(b"second");
+    let data = pair.out_a();
+    pair.deliver_to_b(&data[0]);
+    pair.deliver_to_b(&data[1]);
+    assert_eq!(pair.b.table_sizes().held_for_validation, 1);
+    assert_eq!(pair.b.stats().dropped.data_deferred_unvalidated, 1);
+    assert!(pair.events_b().is_empty());
+    // Every message arrives exactly once all the same.
+    for _ in 0..20 {
+        pair.exchange();
+        if pair.a.table_sizes().messages == 0 {
+            break;
+        }
+        pair.advance();
+    }
+    let mut received: Vec<Bytes> = pair
+        .events_b()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Received { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    received.sort();
+    assert_eq!(received, [&b"first"[..], &b"second"[..]]);
 }
 
 #[test]
@@ -166,7 +320,7 @@ fn the_answer_to_a_probe_counts_after_the_address_was_evicted() {
 
 #[test]
 fn a_recv_for_our_data_validates_the_address() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::strangers();
     // B reached A first, so A is the one to prove itself to B; then B sends
     // to A, and A's RECV for B's DATA validates A at B. (A long first DATA,
     // so that B's budget for A allows the reply.)
@@ -197,7 +351,7 @@ fn a_recv_for_our_data_validates_the_address() {
 
 #[test]
 fn a_reply_sent_once_validated_waits_for_the_probe_answer_then_goes_at_once() {
-    let mut pair = Pair::new();
+    let mut pair = Pair::strangers();
     pair.send(b"a payload of some thirty bytes");
     let data = pair.out_a();
     pair.deliver_to_b(&data[0]);
@@ -290,9 +444,9 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
     let newcomer = addr(7100);
     b.handle_datagram(now, newcomer, data(99, b"hello"));
     let out = drain_transmits(&mut b, now);
-    assert!(out
-        .iter()
-        .any(|d| d.to == newcomer && d.identity().to_u32() == 99));
+    assert!(out.iter().any(|d| d.to == newcomer
+        && d.kind() == Some(PacketKind::Recv)
+        && d.identity().to_u32() != 99));
     assert!(b.peer_stats(early).is_none(), "the oldest was not evicted");
     assert!(std::iter::from_fn(|| b.poll_event()).all(|e| !matches!(e, Event::Failed { .. })));
     // The evicted address answers its probe in time: its reply goes out.
@@ -332,49 +486,25 @@ fn a_peer_holding_only_replies_waiting_for_validation_gives_way_to_newcomers() {
 }
 
 #[test]
-fn a_reply_sent_once_validated_to_an_evicted_address_sends_nothing_until_it_proves_itself() {
+fn an_evicted_address_s_held_data_is_never_handed_over() {
     let mut b_config = config();
     b_config.limits.max_peers = 1;
     let mut b = Endpoint::new(b_config, 17).expect("valid");
     let (spoofed, newcomer) = (addr(7300), addr(7301));
-    let mut now = Instant::now();
+    let now = Instant::now();
     b.handle_datagram(now, spoofed, data(1, b"hello"));
     b.handle_datagram(now, newcomer, data(2, b"hello"));
     drain_transmits(&mut b, now);
     assert!(b.peer_stats(spoofed).is_none(), "not evicted");
-    // The application echoes the evicted address's message afterwards.
-    let options = gtudp_proto::SendOptions::default().once_validated();
-    let reply = b
-        .send_with(now, spoofed, Bytes::from_static(b"echo"), options)
-        .expect("accepted");
-    let mut failed = false;
-    for _ in 0..50 {
-        let out = drain_transmits(&mut b, now);
-        assert!(
-            out.iter()
-                .all(|d| !(d.to == spoofed && d.kind() == Some(PacketKind::Data))),
-            "sent DATA to an address that never proved itself"
-        );
-        failed |= std::iter::from_fn(|| b.poll_event()).any(|event| {
-            event
-                == Event::Failed {
-                    id: reply,
-                    to: spoofed,
-                    reason: FailureReason::Unvalidated,
-                }
-        });
-        let Some(at) = b.poll_timeout() else { break };
-        now = at;
-        b.handle_timeout(now);
-    }
-    assert!(failed);
+    assert_eq!(b.table_sizes().held_for_validation, 1, "the newcomer's");
+    assert!(b.poll_event().is_none(), "handed over before the proof");
 }
 
 #[test]
 fn past_the_unvalidated_peer_bound_a_newcomer_gets_a_probe_and_no_state_until_it_answers() {
     let mut b_config = config();
     b_config.limits.max_unvalidated_peers = 2;
-    let mut pair = Pair::with_configs(config(), b_config);
+    let mut pair = Pair::strangers_with_configs(config(), b_config);
     // Two addresses that never answer take both unvalidated slots.
     for (n, port) in [7200u16, 7201].into_iter().enumerate() {
         pair.b
@@ -425,7 +555,7 @@ fn past_the_unvalidated_peer_bound_a_newcomer_gets_a_probe_and_no_state_until_it
 fn forged_recvs_resend_a_message_twice_at_most_and_never_use_up_its_attempts() {
     let mut a_config = config();
     a_config.max_attempts = 3;
-    let mut pair = Pair::with_configs(a_config, config());
+    let mut pair = Pair::strangers_with_configs(a_config, config());
     let sent = pair.send(b"to a receiver that never answers");
     let first = pair.out_a();
     assert_eq!(first.len(), 1);

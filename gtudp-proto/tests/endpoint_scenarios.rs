@@ -140,10 +140,6 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
     assert_eq!(pair.events_a().len(), 1);
     let lost_ack = pair.out_a();
     assert_eq!(kinds(&lost_ack), [Ack]);
-    // A answers B's validation probe (else B's budget for an unproven
-    // address, 3x the one-byte DATA, would hold the resend back).
-    pair.answer_probes();
-    assert_eq!(pair.b.stats().validated_by_probe, 1);
     // B resends its RECV on its own timer.
     let at = pair.b.poll_timeout().expect("RECV resend timer");
     pair.advance_to(at);
@@ -155,8 +151,7 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
     assert!(pair.events_a().is_empty(), "no second outcome");
     let ack = pair.out_a();
     assert_eq!(kinds(&ack), [Ack]);
-    // B's validation probe was the first RECV of an unknown identity.
-    assert_eq!(pair.a.stats().dropped.recv_unknown, 2);
+    assert_eq!(pair.a.stats().dropped.recv_unknown, 1);
     pair.deliver_to_b(&ack[0]);
     // Only the end of the duplicate window remains on B's timer.
     let next = pair.b.poll_timeout().expect("expiry timer");
@@ -166,31 +161,10 @@ fn lost_ack_makes_the_receiver_resend_recv_until_acknowledged() {
 }
 
 #[test]
-fn recv_resends_to_an_unvalidated_address_stop_after_fewer_attempts() {
-    let mut pair = Pair::new();
-    pair.send(b"a payload of some thirty bytes");
-    let data = pair.out_a();
-    pair.deliver_to_b(&data[0]);
-    let mut recvs = pair.out_b().len();
-    while pair.b.table_sizes().awaiting_ack > 0 {
-        let at = pair.b.poll_timeout().expect("a RECV timer");
-        pair.advance_to(at);
-        recvs += pair.out_b().len();
-    }
-    assert_eq!(recvs, config().unvalidated_attempts as usize);
-    // A repeat of the DATA is still answered at once, and not handed over.
-    pair.deliver_to_b(&data[0]);
-    assert_eq!(kinds(&pair.out_b()), [Recv]);
-    assert_eq!(pair.events_b().len(), 1);
-}
-
-#[test]
 fn recv_resends_stop_after_their_attempt_limit() {
     let mut pair = Pair::new();
-    // A first exchange validates A at B (A answers B's validation probe).
     pair.send(b"first");
     pair.exchange();
-    assert!(pair.b.peer_stats(pair.a_addr).unwrap().validated);
     // Large enough that the anti-amplification budget (3 × the DATA's
     // bytes) allows every RECV attempt.
     pair.send(b"a payload of some thirty bytes");
@@ -585,7 +559,6 @@ fn full_receiver_leaves_new_data_unanswered_until_read() {
 fn full_awaiting_table_leaves_new_data_unanswered() {
     let mut b_config = config();
     b_config.limits.max_awaiting_ack_per_peer = 1;
-    b_config.limits.max_awaiting_ack_per_unvalidated_peer = 1;
     let mut pair = Pair::with_configs(config(), b_config);
     pair.send(b"1");
     pair.send(b"2");

@@ -7,6 +7,7 @@ mod receiver;
 mod recovery;
 mod sender;
 mod unreachable;
+mod validating;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -67,10 +68,22 @@ type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 /// # Guarantees
 ///
 /// Each message given to `send` ends in exactly one [`Event::Delivered`] or
-/// [`Event::Failed`]. Each message from a peer is handed over as
-/// [`Event::Received`] at most once, and a DATA is answered with RECV only
-/// once it is held for the application. Every table is bounded by
-/// [`Limits`](crate::Limits); no datagram, however malformed, panics.
+/// [`Event::Failed`]. Every table is bounded by [`Limits`](crate::Limits);
+/// no datagram, however malformed, panics.
+///
+/// **Exactly once.** A message is handed over as [`Event::Received`] at most
+/// once for as long as its sender may retransmit it (its
+/// `remember_window`, or `datagram_lifetime` after our RECV was
+/// acknowledged), and a DATA is answered with RECV only once it is handed
+/// over. No memory bound, no traffic from any address and no pattern of
+/// loss breaks either: a full table refuses or delays *new* messages (left
+/// unanswered, so their senders resend), and never forgets what protects a
+/// hand-over. This holds because a message is taken only from an address
+/// that proved it reads our datagrams (or that we sent to first): a new
+/// address's DATA is held, unanswered, until it answers a validation probe,
+/// and what is held may be dropped at no cost (see
+/// [`Limits`](crate::Limits) on validation). An honest new peer pays one
+/// round trip for it, once.
 ///
 /// # Example
 ///
@@ -128,6 +141,11 @@ pub struct Endpoint {
     /// Peers tracked now that are unvalidated (at most
     /// `max_unvalidated_peers`).
     unvalidated_count: usize,
+    /// DATA held from unvalidated peers until they prove themselves, in
+    /// all (see `validating`).
+    held_count: usize,
+    /// Their payload bytes (at most `max_held_bytes_unvalidated`).
+    held_bytes: usize,
     /// Messages held for unvalidated peers that were evicted before they
     /// proved themselves, by address: they go out if the address answers
     /// its probe in time (its validation re-creates the peer), and fail as
@@ -181,6 +199,12 @@ pub struct TableSizes {
     pub idle_peers: usize,
     /// Peers tracked that reached us first and are not validated yet.
     pub unvalidated_peers: usize,
+    /// DATA held from unvalidated peers until they prove themselves.
+    pub held_for_validation: usize,
+    /// Their payload bytes.
+    pub held_for_validation_bytes: usize,
+    /// Most DATA held for one unvalidated peer.
+    pub largest_peer_held: usize,
     /// Messages accepted and unresolved (in flight or queued).
     pub messages: usize,
     /// Messages accepted whose outcome has not been polled.
@@ -229,8 +253,9 @@ impl TableSizes {
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
         const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
+        // Per peer: its idle countdown, its send-side timer, its probe.
         let live_timers =
-            limits.max_outstanding_messages + limits.max_awaiting_ack + 2 * limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 3 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_awaiting_ack
             + limits.max_pending_control
@@ -242,6 +267,22 @@ impl TableSizes {
                 "unvalidated_peers",
                 self.unvalidated_peers,
                 limits.max_unvalidated_peers.min(limits.max_peers),
+            ),
+            (
+                "held_for_validation",
+                self.held_for_validation,
+                limits.max_unvalidated_peers.min(limits.max_peers)
+                    * limits.max_held_per_unvalidated_peer,
+            ),
+            (
+                "held_for_validation_bytes",
+                self.held_for_validation_bytes,
+                limits.max_held_bytes_unvalidated,
+            ),
+            (
+                "largest_peer_held",
+                self.largest_peer_held,
+                limits.max_held_per_unvalidated_peer,
             ),
             ("messages", self.messages, limits.max_outstanding_messages),
             (
@@ -351,6 +392,8 @@ impl Endpoint {
             idle_peers: VecDeque::new(),
             unvalidated_peers: VecDeque::new(),
             unvalidated_count: 0,
+            held_count: 0,
+            held_bytes: 0,
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
             messages: Map::with_hasher(hasher),
@@ -421,6 +464,14 @@ impl Endpoint {
             peers: self.peers.len(),
             idle_peers: self.idle_peers.len(),
             unvalidated_peers: self.unvalidated_count,
+            held_for_validation: self.held_count,
+            held_for_validation_bytes: self.held_bytes,
+            largest_peer_held: self
+                .peers
+                .values()
+                .map(|peer| peer.held_data.len())
+                .max()
+                .unwrap_or(0),
             messages: self.messages.len(),
             outstanding: self.outstanding,
             queued: queued.clone().sum(),
@@ -533,6 +584,7 @@ impl Endpoint {
                     self.on_received_timer(now, at, peer, identity)
                 }
                 TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
+                TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
                 TimerKey::Drain => {
                     if self.state == (State::Draining { deadline: at }) {
                         self.finish_close();
@@ -782,12 +834,12 @@ impl Endpoint {
     }
 
     /// Whether a datagram from `address` would make it a new unvalidated
-    /// peer: it is not tracked, and did not prove itself within the
-    /// remembered retention (an address that did need not prove itself
-    /// again, as RFC 9000, section 9.3, allows for an address seen
-    /// recently).
+    /// peer: it is not tracked, and has no remembered history (messages
+    /// from it were taken within the retention, so it proved itself then,
+    /// and need not again, as RFC 9000, section 9.3, allows for an address
+    /// seen recently).
     fn would_be_unvalidated(&self, address: &SocketAddr) -> bool {
-        !self.peers.contains_key(address) && !self.remembered.is_validated_history(address)
+        !self.peers.contains_key(address) && !self.remembered.has_history(address)
     }
 
     /// Whether one more unvalidated peer fits `max_unvalidated_peers`,
@@ -812,6 +864,7 @@ impl Endpoint {
         if peer.is_unvalidated() {
             self.unvalidated_count -= 1;
         }
+        self.release_held_data(&peer.held_data);
         Some(peer)
     }
 
@@ -834,9 +887,9 @@ impl Endpoint {
     }
 
     /// Forgets the unvalidated peer that reached us first, among those that
-    /// hold no message of ours, to make room for a new one. What it sent is
-    /// kept: its identities awaiting an ACK move to the remembered memory,
-    /// so its late copies are still recognised.
+    /// hold no message of ours on the wire, to make room for a new one. What
+    /// it sent was held, never handed over nor answered, so dropping it
+    /// breaks no promise: its sender resends.
     ///
     /// With `joined_by`, only a peer queued no later than that instant is a
     /// candidate (the queue is in that order, so the search stops at the
@@ -861,12 +914,8 @@ impl Endpoint {
                 self.unvalidated_peers.push_back((address, serial, now));
                 continue;
             }
-            let identities = peer.awaiting_identities.clone();
             let held = peer.held.clone();
             let queued: Vec<MessageId> = peer.queue.iter().copied().collect();
-            for identity in identities {
-                self.give_up_recv(now, address, identity);
-            }
             // Messages waiting for it to prove itself wait on without it
             // (see `parked`), outside any peer's window.
             for &id in &held {
@@ -941,6 +990,10 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.idle_deadline == Some(at)),
+            TimerKey::Probe(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.probe_timer == Some(at)),
             TimerKey::Drain => self.state == State::Draining { deadline: at },
         }
     }
@@ -970,8 +1023,8 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        // Per peer: its idle countdown and its send-side timer.
-        let live_bound = self.messages.len() + self.awaiting.len() + 2 * self.peers.len() + 1;
+        // Per peer: its idle countdown, its send-side timer, its probe.
+        let live_bound = self.messages.len() + self.awaiting.len() + 3 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
@@ -1008,6 +1061,8 @@ impl Endpoint {
         self.idle_peers.clear();
         self.unvalidated_peers.clear();
         self.unvalidated_count = 0;
+        self.held_count = 0;
+        self.held_bytes = 0;
         self.parked.clear();
         self.by_identity.clear();
         self.timers.clear();

@@ -58,13 +58,18 @@ pub(super) struct Peer {
     pub(super) inbound: bool,
     /// Distinguishes this peer from an earlier or later one at its address.
     pub(super) serial: u64,
-    /// Identities of its messages awaiting our ACK, kept while it is
-    /// unvalidated (at most `max_awaiting_ack_per_unvalidated_peer`), so an
-    /// eviction can hand them to the remembered memory.
-    pub(super) awaiting_identities: smallvec::SmallVec<[crate::wire::Identity; 4]>,
+    /// New messages from it held, neither answered nor handed over, until
+    /// it proves itself (at most `max_held_per_unvalidated_peer`); empty,
+    /// without an allocation, for a validated peer.
+    pub(super) held_data: Vec<super::validating::HeldData>,
     /// When the last validation probe went to this unvalidated peer (see
-    /// [`crate::validation`]): at most one per retransmission timeout.
+    /// [`crate::validation`]).
     pub(super) probe_sent: Option<Instant>,
+    /// Validation probes sent to it since it was tracked.
+    pub(super) probes: u32,
+    /// The instant its live `TimerKey::Probe` entry is set for: the probe is
+    /// resent then if something still waits on the proof.
+    pub(super) probe_timer: Option<Instant>,
     /// Our messages held back for it until it proves itself (by its budget,
     /// or sent only once it is validated): released the moment it is, and
     /// failed as unvalidated if it is evicted first.
@@ -98,8 +103,10 @@ impl Peer {
             inbound: false,
             serial: 0,
             probe_sent: None,
+            probes: 0,
+            probe_timer: None,
             held: smallvec::SmallVec::new(),
-            awaiting_identities: smallvec::SmallVec::new(),
+            held_data: Vec::new(),
             stats: PeerStats::default(),
         }
     }
@@ -138,8 +145,14 @@ impl Peer {
     /// Marks the peer validated: it proved it receives our datagrams.
     pub(super) fn validate(&mut self) {
         self.stats.validated = true;
-        self.awaiting_identities = smallvec::SmallVec::new();
         self.probe_sent = None;
+        self.probe_timer = None;
+    }
+
+    /// Whether something waits on its proof: DATA it sent, held, or
+    /// messages of ours held back for it.
+    pub(super) fn awaits_proof(&self) -> bool {
+        self.is_unvalidated() && (!self.held_data.is_empty() || !self.held.is_empty())
     }
 
     /// An unvalidated peer none of whose messages of ours is on the wire

@@ -167,8 +167,7 @@ impl Endpoint {
         // we heard from but no longer track (evicted since its message
         // came), makes it an unvalidated peer again, not one we chose to
         // reach: nothing is sent to it until it proves itself.
-        let unproven = self.remembered.is_unvalidated_history(&destination)
-            || self.parked.contains_key(&destination);
+        let unproven = self.parked.contains_key(&destination);
         let inbound = options.only_once_validated && unproven;
         if !self.ensure_peer(now, destination, inbound) {
             return refuse(SendErrorKind::TooManyPeers, payload);
@@ -263,9 +262,9 @@ impl Endpoint {
         self.queue_ack(source, identity);
     }
 
-    /// `address` proved it receives our datagrams: mark it, keep its whole
-    /// history, and send at once the messages held back for it (by its
-    /// budget, or until it was validated).
+    /// `address` proved it receives our datagrams: mark it, send at once the
+    /// messages held back for it (by its budget, or until it was
+    /// validated), and take the DATA held from it.
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
         if self
             .peers
@@ -279,7 +278,6 @@ impl Endpoint {
         };
         peer.validate();
         let held = std::mem::take(&mut peer.held);
-        self.remembered.mark_validated(&address);
         // Held while the address was evicted: back into its window.
         if let Some(parked) = self.parked.remove(&address) {
             for id in parked {
@@ -303,6 +301,8 @@ impl Endpoint {
             }
             self.output.push_data(id);
         }
+        // What it sent while unproven is taken now.
+        self.take_held_data(now, address);
     }
 
     /// A message's timer fired: its deadline, or the retry of a

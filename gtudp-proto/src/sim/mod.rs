@@ -15,7 +15,8 @@
 //!   answer.
 //! - [`World`]: drives any number of [`Endpoint`](crate::Endpoint)s over the
 //!   network and checks every guarantee of the protocol as it goes,
-//!   collecting [`Violation`]s and a [`Trace`] of the last datagrams and
+//!   collecting [`Violation`]s (each of a [`ViolationKind`], counted per
+//!   kind in [`ViolationCounts`]) and a [`Trace`] of the last datagrams and
 //!   events. Its applications read their events at once, or late (a
 //!   [`SlowReader`], which may also pause receiving), to exercise the
 //!   endpoint's receive bounds and backpressure.
@@ -84,4 +85,4 @@ pub use restarts::{RestartProbe, RestartReport};
 pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
 pub use trace::{Trace, TraceEntry, Wire};
-pub use world::{Counts, SlowReader, Tag, Violation, World};
+pub use world::{Counts, SlowReader, Tag, Violation, ViolationCounts, ViolationKind, World};

@@ -23,7 +23,7 @@ use super::hostile::HostileProfile;
 use super::network::{LinkProfile, NetworkStats, Partition};
 use super::rng::Rng;
 use super::trace::Trace;
-use super::world::{Counts, SlowReader, Violation, World};
+use super::world::{Counts, SlowReader, Violation, ViolationKind, World};
 use crate::config::{Config, Limits, SendOptions};
 use crate::event::MessageId;
 use crate::stats::EndpointStats;
@@ -176,8 +176,8 @@ pub struct Scenario {
     /// Applications that read their events late during the chaos phase
     /// (gentler from the heal on: see [`Scenario::healed_reader`]).
     pub slow_readers: Vec<(usize, SlowReader)>,
-    /// Whether late copies of DATA are replayed just inside the receiver's
-    /// retention (see [`World::set_late_replays`]); drawn for half the seeds.
+    /// Whether late copies of DATA are replayed just inside their datagram
+    /// lifetime (see [`World::set_late_replays`]); drawn for half the seeds.
     pub late_replays: bool,
     /// Whether this is a flood scenario (see [`Profile::Flood`]): every
     /// send must be Delivered, from the first.
@@ -349,13 +349,11 @@ impl Scenario {
         let mut flood_rng = Rng::new(seed ^ 0xf100_d5ee_d000);
         let flood = knobs.flood.unwrap_or(false);
         if flood {
-            // Memory sized for the flood, as `Limits` says an operator must:
-            // the unvalidated share holds every address's history for the
-            // time it has to prove itself (here at most 20,000 addresses a
-            // second for 200 ms, a few hundred bytes each). Everything else
-            // keeps its small, drawn bound.
+            // Room for the honest peers' histories beside the flood;
+            // everything else keeps its small, drawn bound. (The flood's
+            // DATA is only held, within `max_held_bytes_unvalidated`.)
             config.limits.max_remembered_bytes = 16 << 20;
-            config.limits.max_remembered_bytes_unvalidated = 4 << 20;
+            config.limits.max_held_bytes_unvalidated = 4 << 20;
         }
         let hostile = if flood {
             // Just before the first send, or during the exchange.
@@ -470,7 +468,7 @@ impl Scenario {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                world.report_violation(format!("panic: {message}"));
+                world.report_violation(ViolationKind::Panic, format!("panic: {message}"));
                 false
             }
         };
@@ -497,7 +495,10 @@ impl Scenario {
                 .add_endpoint(node_address(index), self.config.clone())
                 .is_err()
             {
-                world.report_violation("scenario configuration refused".to_string());
+                world.report_violation(
+                    ViolationKind::Other,
+                    "scenario configuration refused".to_string(),
+                );
                 return false;
             }
         }
@@ -772,9 +773,10 @@ fn small_config(rng: &mut Rng) -> Config {
         max_awaiting_ack_per_peer: rng.range(8, 24) as usize,
         max_remembered_bytes: rng.range(2_048, 65_536) as usize,
         max_remembered_bytes_per_peer: rng.range(1_024, 32_768) as usize,
-        max_awaiting_ack_per_unvalidated_peer: rng.range(2, 8) as usize,
-        max_remembered_bytes_per_unvalidated_peer: rng.range(512, 4_096) as usize,
-        max_remembered_bytes_unvalidated: rng.range(1_024, 16_384) as usize,
+        max_held_per_unvalidated_peer: rng.range(2, 8) as usize,
+        // Two draws, so every seed draws the scenario it drew before these
+        // bounds replaced the unvalidated histories' three.
+        max_held_bytes_unvalidated: (rng.range(512, 4_096) + rng.range(1_024, 16_384)) as usize,
         max_unread: rng.range(4, 16) as usize,
         max_pending_control: rng.range(4, 16) as usize,
         max_pending_raw: 4,

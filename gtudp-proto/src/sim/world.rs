@@ -80,8 +80,168 @@ impl Tag {
 pub struct Violation {
     /// Virtual time it was found.
     pub at: Duration,
+    /// Which guarantee broke.
+    pub kind: ViolationKind,
     /// What went wrong.
     pub what: String,
+}
+
+/// Which guarantee a [`Violation`] broke: one per invariant the [`World`]
+/// checks, so that totals can say what broke without reading the messages.
+/// [`Counts::by_kind`] counts each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViolationKind {
+    /// A tagged payload handed to an application a second time, not excused
+    /// by corruption (also counted in [`Counts::duplicates`]).
+    Duplicate,
+    /// Something handed over that no DATA brought: a payload its source
+    /// never sent, a `Received` event read with no DATA taken for it, a
+    /// message handed over without taking a DATA, from a datagram that is
+    /// not DATA, or several from one datagram (also counted in
+    /// [`Counts::phantom`]).
+    Phantom,
+    /// The application read a `Received` event with another sender or
+    /// payload than the next DATA its endpoint took: out of order, or
+    /// altered.
+    Misread,
+    /// A message handed over, or an outcome produced, that never reached
+    /// the application by the end of the run.
+    Unread,
+    /// An outcome that must not exist: for an id never given out, or never
+    /// produced by the endpoint, a second one for one id, one for another
+    /// destination than the send's, or one id given out twice.
+    BadOutcome,
+    /// A send resolved more than one RTO after its deadline.
+    LateOutcome,
+    /// A send without an outcome when the run ended (also counted in
+    /// [`Counts::unresolved`]).
+    Unresolved,
+    /// A message Delivered that its receiver never handed over, not excused
+    /// by corruption.
+    DeliveredNotHandedOver,
+    /// A message sent while [`World::set_must_deliver`] was on that Failed.
+    MustDeliverFailed,
+    /// A table of an endpoint beyond its [`Limits`](crate::Limits).
+    BoundExceeded,
+    /// More than three times the bytes received sent to an address that is
+    /// not an endpoint and never answered.
+    Amplification,
+    /// A gtUDP datagram handed to the application as `Foreign`.
+    ForeignGtudp,
+    /// An endpoint not closed after its drain deadline, or closed with a
+    /// table not empty.
+    Close,
+    /// A panic, in an endpoint or while driving it.
+    Panic,
+    /// Reported from outside the world with no more precise kind (for
+    /// example a scenario whose configuration was refused).
+    Other,
+}
+
+impl ViolationKind {
+    /// Every kind, in the order [`ViolationCounts`] prints them.
+    pub const ALL: [ViolationKind; 15] = [
+        ViolationKind::Duplicate,
+        ViolationKind::Phantom,
+        ViolationKind::Misread,
+        ViolationKind::Unread,
+        ViolationKind::BadOutcome,
+        ViolationKind::LateOutcome,
+        ViolationKind::Unresolved,
+        ViolationKind::DeliveredNotHandedOver,
+        ViolationKind::MustDeliverFailed,
+        ViolationKind::BoundExceeded,
+        ViolationKind::Amplification,
+        ViolationKind::ForeignGtudp,
+        ViolationKind::Close,
+        ViolationKind::Panic,
+        ViolationKind::Other,
+    ];
+
+    /// A short lowercase name, as the soak example prints it (`duplicate`,
+    /// `phantom`, ..., `delivered_not_handed_over`, `bound_exceeded`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::Duplicate => "duplicate",
+            ViolationKind::Phantom => "phantom",
+            ViolationKind::Misread => "misread",
+            ViolationKind::Unread => "unread",
+            ViolationKind::BadOutcome => "bad_outcome",
+            ViolationKind::LateOutcome => "late_outcome",
+            ViolationKind::Unresolved => "unresolved",
+            ViolationKind::DeliveredNotHandedOver => "delivered_not_handed_over",
+            ViolationKind::MustDeliverFailed => "must_deliver_failed",
+            ViolationKind::BoundExceeded => "bound_exceeded",
+            ViolationKind::Amplification => "amplification",
+            ViolationKind::ForeignGtudp => "foreign_gtudp",
+            ViolationKind::Close => "close",
+            ViolationKind::Panic => "panic",
+            ViolationKind::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl core::fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Violations counted per [`ViolationKind`].
+///
+/// Displays as `duplicate=0 phantom=0 ... other=0`, every kind in the order
+/// of [`ViolationKind::ALL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViolationCounts {
+    counts: [u64; ViolationKind::ALL.len()],
+}
+
+impl ViolationCounts {
+    /// Violations of `kind`.
+    pub fn get(&self, kind: ViolationKind) -> u64 {
+        self.counts[kind.index()]
+    }
+
+    /// Counts one more violation of `kind`.
+    pub fn add(&mut self, kind: ViolationKind) {
+        self.counts[kind.index()] += 1;
+    }
+
+    /// Every kind with its count, in the order of [`ViolationKind::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (ViolationKind, u64)> + '_ {
+        ViolationKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.get(kind)))
+    }
+
+    /// All violations, of every kind.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl core::ops::AddAssign for ViolationCounts {
+    fn add_assign(&mut self, other: Self) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+}
+
+impl core::fmt::Display for ViolationCounts {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, (kind, count)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{kind}={count}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Totals of a run, as the soak example prints them.
@@ -93,14 +253,19 @@ pub struct Counts {
     pub delivered: u64,
     /// Sends that ended Failed.
     pub failed: u64,
-    /// Tagged payloads handed to an application a second time.
+    /// Tagged payloads handed to an application a second time: violations
+    /// of kind [`ViolationKind::Duplicate`].
     pub duplicates: u64,
-    /// Payloads handed over that their source never sent.
+    /// Payloads handed over that no DATA brought: violations of kind
+    /// [`ViolationKind::Phantom`].
     pub phantom: u64,
-    /// Sends without an outcome when the run ended.
+    /// Sends without an outcome when the run ended: violations of kind
+    /// [`ViolationKind::Unresolved`].
     pub unresolved: u64,
     /// Every broken guarantee, the above included.
     pub violations: u64,
+    /// [`Counts::violations`] by the guarantee that broke.
+    pub by_kind: ViolationCounts,
     /// Datagrams the network corrupted that reached an endpoint.
     pub corrupted: u64,
     /// Payloads handed over from corrupted DATA: injected by the network,
@@ -113,7 +278,7 @@ pub struct Counts {
     /// Intact payloads handed over a second time because an ACK born of
     /// corruption ended the receiver's RECV exchange early (see [`World`]).
     pub corrupt_duplicates: u64,
-    /// Late copies of DATA replayed just inside the receiver's retention
+    /// Late copies of DATA replayed just inside their datagram lifetime
     /// (see [`World::set_late_replays`]).
     pub late_replays: u64,
     /// Messages sent after the heal that failed with `Unvalidated` to a
@@ -130,6 +295,7 @@ impl core::ops::AddAssign for Counts {
         self.phantom += other.phantom;
         self.unresolved += other.unresolved;
         self.violations += other.violations;
+        self.by_kind += other.by_kind;
         self.corrupted += other.corrupted;
         self.corrupt_received += other.corrupt_received;
         self.corrupt_confirmed += other.corrupt_confirmed;
@@ -179,8 +345,17 @@ struct ReaderState {
 /// A message the endpoint handed over, until its application reads it.
 struct Handover {
     from: SocketAddr,
+    /// Empty when `held`: the payload is known only from the event.
     payload: Bytes,
+    /// Taken when its address proved itself, from DATA that arrived earlier
+    /// and was held (see [`Node::unanswered_data`]): checked against those
+    /// DATA when its event is read.
+    held: bool,
 }
+
+/// DATA kept by the world per node, at most this many, for checking the
+/// messages an endpoint holds until their address proves itself.
+const UNANSWERED_DATA_KEPT: usize = 65_536;
 
 struct Node {
     address: SocketAddr,
@@ -212,9 +387,30 @@ struct Node {
     /// `(sender, identity)` of received messages whose RECV exchange an ACK
     /// born of corruption may have ended.
     ack_tainted: BTreeSet<(SocketAddr, Identity)>,
+    /// DATA that reached the endpoint and were not handed over when they
+    /// did, by `(sender, identity)`, with their payload and whether they
+    /// were corrupted: the ones held until their address proves itself are
+    /// among them (the newest copy of each identity, as the endpoint keeps).
+    unanswered_data: BTreeMap<(SocketAddr, Identity), (Bytes, bool)>,
+    /// Keys of `unanswered_data`, oldest first, to bound it.
+    unanswered_order: VecDeque<(SocketAddr, Identity)>,
 }
 
 impl Node {
+    /// Whether a message handed over when `from` proved itself, not read
+    /// yet (so not checked yet, see [`World::check_held_handover`]), may be
+    /// `tag`: one is unread and `tag` came in a DATA from `from` that was
+    /// not handed over when it arrived.
+    fn holds_unread(&self, from: SocketAddr, tag: Tag) -> bool {
+        self.unread
+            .iter()
+            .any(|handover| handover.held && handover.from == from)
+            && self
+                .unanswered_data
+                .range((from, Identity::from_u32(0))..=(from, Identity::from_u32(u32::MAX)))
+                .any(|(_, (payload, _))| Tag::decode(payload) == Some(tag))
+    }
+
     fn reads(&self) -> bool {
         self.reader.map_or(true, |reader| reader.reading)
     }
@@ -256,7 +452,9 @@ struct Exchange {
 /// within its [`Limits`](crate::Limits); at most three times the bytes
 /// received sent to any address that is not an endpoint. [`World::finish`]
 /// adds the end-of-run checks. Broken guarantees are collected as
-/// [`Violation`]s, with a [`Trace`] of the last datagrams and events.
+/// [`Violation`]s, each naming the guarantee it broke ([`ViolationKind`],
+/// counted in [`Counts::by_kind`]), with a [`Trace`] of the last datagrams
+/// and events.
 ///
 /// # Corruption
 ///
@@ -312,12 +510,13 @@ pub struct World {
     /// without slow readers draw as before.
     reader_rng: Option<Rng>,
     buf: Vec<u8>,
-    /// Whether late copies of DATA are replayed near the receiver's
-    /// retention boundary (see [`World::set_late_replays`]).
+    /// Whether late copies of DATA are replayed at the edge of their
+    /// lifetime (see [`World::set_late_replays`]).
     late_replays: bool,
     /// The last DATA each endpoint sent, per (from, to, identity): what a
-    /// late replay repeats. Bounded: the oldest are forgotten first.
-    recent_data: BTreeMap<(SocketAddr, SocketAddr, Identity), Bytes>,
+    /// late replay repeats, and when. Bounded: the oldest are forgotten
+    /// first.
+    recent_data: BTreeMap<(SocketAddr, SocketAddr, Identity), RecentData>,
     recent_order: VecDeque<(SocketAddr, SocketAddr, Identity)>,
     /// Replays due, by delivery time: (at, from, to, datagram).
     replays: BTreeMap<(Duration, u64), (SocketAddr, SocketAddr, Bytes)>,
@@ -329,6 +528,15 @@ pub struct World {
 
 /// DATA kept for late replays, at most.
 const RECENT_DATA_KEPT: usize = 4_096;
+
+/// The last transmission of one DATA, kept for a late replay.
+struct RecentData {
+    datagram: Bytes,
+    /// When it was last sent.
+    sent: Duration,
+    /// A replay of this transmission is scheduled: at most one is.
+    replayed: bool,
+}
 
 /// Violations kept in full; later ones are only counted.
 const MAX_VIOLATIONS_KEPT: usize = 32;
@@ -367,11 +575,23 @@ impl World {
         }
     }
 
-    /// Replays late copies of DATA near the receiver's retention boundary:
-    /// whenever an endpoint takes the ACK that ends a RECV exchange, a copy
-    /// of that message's DATA reaches it again just inside its
-    /// `datagram_lifetime` later (1 ms before), past any loss. The receiver
-    /// must still recognise it: handing it over again is a duplicate.
+    /// Replays late copies of DATA at the edge of their lifetime: whenever
+    /// an endpoint takes the ACK that ends a RECV exchange, a copy of that
+    /// identity's DATA, as its sender last sent it, reaches the endpoint
+    /// again 1 ms before the receiver's `datagram_lifetime` has passed since
+    /// that last transmission, past any loss (once per transmission). The
+    /// receiver must still recognise it: handing it over again is a
+    /// duplicate.
+    ///
+    /// That is the latest a real copy can arrive, and the whole of the
+    /// receiver's promise: `datagram_lifetime` is the longest a datagram may
+    /// be delayed, and the receiver remembers an identity for that long
+    /// after the ACK that ended its exchange, which its sender sent after
+    /// its last DATA. A replay timed from the ACK instead would be a copy
+    /// delayed by more than the lifetime, outside the promise: with
+    /// corruption, a corrupted copy of a DATA under the same identity is a
+    /// new message to the receiver, whose own later ACK would have timed a
+    /// replay of the intact original past the original's retention.
     pub fn set_late_replays(&mut self, on: bool) {
         self.late_replays = on;
     }
@@ -403,6 +623,8 @@ impl World {
             corrupt_handed: BTreeSet::new(),
             corrupt_confirmed: BTreeSet::new(),
             ack_tainted: BTreeSet::new(),
+            unanswered_data: BTreeMap::new(),
+            unanswered_order: VecDeque::new(),
         });
         self.by_address.insert(address, index);
         Ok(index)
@@ -686,19 +908,25 @@ impl World {
         for index in 0..self.nodes.len() {
             let address = self.nodes[index].address;
             if catch_unwind(AssertUnwindSafe(|| self.read_events(index))).is_err() {
-                self.violation(at, format!("{address}: panic while reading its events"));
+                self.violation(
+                    ViolationKind::Panic,
+                    at,
+                    format!("{address}: panic while reading its events"),
+                );
                 continue;
             }
             let node = &self.nodes[index];
             let (lost, unread_outcomes) = (node.unread.len(), node.outcome_times.len());
             if lost > 0 {
                 self.violation(
+                    ViolationKind::Unread,
                     at,
                     format!("{address}: {lost} messages handed over never reached the application"),
                 );
             }
             if unread_outcomes > 0 {
                 self.violation(
+                    ViolationKind::Unread,
                     at,
                     format!("{address}: {unread_outcomes} outcomes never reached the application"),
                 );
@@ -711,9 +939,12 @@ impl World {
             .map(|send| (send.node, send.id))
             .collect();
         for (node, id) in unresolved {
-            self.counts.unresolved += 1;
             let address = self.nodes[node].address;
-            self.violation(at, format!("{address}: message {id} never resolved"));
+            self.violation(
+                ViolationKind::Unresolved,
+                at,
+                format!("{address}: message {id} never resolved"),
+            );
         }
         if closed {
             for index in 0..self.nodes.len() {
@@ -725,11 +956,13 @@ impl World {
                 );
                 if !closed {
                     self.violation(
+                        ViolationKind::Close,
                         at,
                         format!("{address}: not closed after its drain deadline"),
                     );
                 } else if sizes != TableSizes::default() {
                     self.violation(
+                        ViolationKind::Close,
                         at,
                         format!("{address}: tables not empty after close: {sizes:?}"),
                     );
@@ -749,10 +982,11 @@ impl World {
         &self.violations
     }
 
-    /// Records a broken guarantee found outside the world (a panic, say).
-    pub fn report_violation(&mut self, what: String) {
+    /// Records a broken guarantee of `kind` found outside the world (a
+    /// panic, say).
+    pub fn report_violation(&mut self, kind: ViolationKind, what: String) {
         let at = self.clock.elapsed();
-        self.violation(at, what);
+        self.violation(kind, at, what);
     }
 
     /// The last datagrams and events.
@@ -808,7 +1042,11 @@ impl World {
                 .insert(id, self.sends.len())
                 .is_some()
             {
-                self.violation(at, format!("{address}: message id {id} given out twice"));
+                self.violation(
+                    ViolationKind::BadOutcome,
+                    at,
+                    format!("{address}: message id {id} given out twice"),
+                );
             }
             self.sends.push(record);
         }
@@ -888,6 +1126,8 @@ impl World {
         let handed = after.received - before.received;
         if handed > 0 {
             self.on_handover(now, index, &datagram, handed);
+        } else {
+            self.note_unanswered_data(index, &datagram);
         }
         if datagram.corrupted {
             self.on_corrupted(index, &datagram, after.delivered > before.delivered);
@@ -901,32 +1141,47 @@ impl World {
     }
 
     /// The endpoint at `index` took the ACK that ended a RECV exchange:
-    /// a copy of the DATA arrives again just inside its lifetime.
+    /// a copy of the DATA's last transmission arrives again just inside its
+    /// lifetime (see [`World::set_late_replays`]).
     fn schedule_replay(&mut self, now: Duration, index: usize, ack: &Datagram) {
-        let framing = &self.nodes[index].endpoint.config().framing;
-        let Ok(Packet::Ack { identity }) = framing.parse(&ack.payload) else {
+        let config = self.nodes[index].endpoint.config();
+        let lifetime = config.datagram_lifetime;
+        let Ok(Packet::Ack { identity }) = config.framing.parse(&ack.payload) else {
             return;
         };
-        let Some(data) = self.recent_data.get(&(ack.from, ack.to, identity)) else {
+        let Some(data) = self.recent_data.get_mut(&(ack.from, ack.to, identity)) else {
             return;
         };
-        let lifetime = self.nodes[index].endpoint.config().datagram_lifetime;
-        let at = now + lifetime.saturating_sub(Duration::from_millis(1));
+        // Within the lifetime of the last transmission, not of this ACK: a
+        // later copy would be one the network cannot deliver.
+        let at = data.sent + lifetime.saturating_sub(Duration::from_millis(1));
+        if at <= now || data.replayed {
+            return;
+        }
+        data.replayed = true;
         self.replay_seq += 1;
-        self.replays
-            .insert((at, self.replay_seq), (ack.from, ack.to, data.clone()));
+        self.replays.insert(
+            (at, self.replay_seq),
+            (ack.from, ack.to, data.datagram.clone()),
+        );
     }
 
-    /// Keeps the DATA just sent for a later replay.
+    /// Keeps the DATA just sent, at `at`, for a later replay.
     fn keep_for_replay(
         &mut self,
+        at: Duration,
         from: SocketAddr,
         to: SocketAddr,
         identity: Identity,
         data: &Bytes,
     ) {
         let key = (from, to, identity);
-        if self.recent_data.insert(key, data.clone()).is_none() {
+        let recent = RecentData {
+            datagram: data.clone(),
+            sent: at,
+            replayed: false,
+        };
+        if self.recent_data.insert(key, recent).is_none() {
             self.recent_order.push_back(key);
         }
         while self.recent_order.len() > RECENT_DATA_KEPT {
@@ -940,55 +1195,145 @@ impl World {
     /// expects its `Received` event.
     fn on_handover(&mut self, at: Duration, index: usize, datagram: &Datagram, handed: u64) {
         let (address, from) = (self.nodes[index].address, datagram.from);
+        let framing = &self.nodes[index].endpoint.config().framing;
+        let parsed = framing.parse(&datagram.payload);
+        let Ok(Packet::Data { identity, payload }) = parsed else {
+            // The proof of an address (the answer to a probe, or a RECV for
+            // our DATA) takes what was held from it: checked as each event
+            // is read, against the DATA that came from that address.
+            let proof = matches!(parsed, Ok(Packet::Ack { .. } | Packet::Recv { .. }));
+            if !proof {
+                self.violation(
+                    ViolationKind::Phantom,
+                    at,
+                    format!(
+                        "{address}: handed over a message from a datagram from {from} that is not DATA"
+                    ),
+                );
+                return;
+            }
+            for _ in 0..handed {
+                self.nodes[index].unread.push_back(Handover {
+                    from,
+                    payload: Bytes::new(),
+                    held: true,
+                });
+            }
+            return;
+        };
         if handed != 1 {
             self.violation(
+                ViolationKind::Phantom,
                 at,
                 format!("{address}: one datagram from {from} handed over {handed} messages"),
             );
         }
-        let framing = &self.nodes[index].endpoint.config().framing;
-        let Ok(Packet::Data { identity, payload }) = framing.parse(&datagram.payload) else {
+        let payload = datagram.payload.slice_ref(payload);
+        self.check_handover(at, index, from, identity, &payload, datagram.corrupted);
+        self.nodes[index].unread.push_back(Handover {
+            from,
+            payload,
+            held: false,
+        });
+    }
+
+    /// Checks a message handed over at the endpoint at `index`, from
+    /// `from`'s DATA `identity` carrying `payload`: its source sent it, and
+    /// it was not handed over before.
+    fn check_handover(
+        &mut self,
+        at: Duration,
+        index: usize,
+        from: SocketAddr,
+        identity: Identity,
+        payload: &Bytes,
+        corrupted: bool,
+    ) {
+        let address = self.nodes[index].address;
+        if corrupted {
+            self.counts.corrupt_received += 1;
+            self.nodes[index].corrupt_handed.insert((from, identity));
+            return;
+        }
+        if !self
+            .sent_payloads
+            .contains(&(from, address, payload.clone()))
+        {
             self.violation(
+                ViolationKind::Phantom,
                 at,
                 format!(
-                    "{address}: handed over a message from a datagram from {from} that is not DATA"
+                    "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
+                    payload.len()
+                ),
+            );
+        }
+        if let Some(tag) = Tag::decode(payload) {
+            let node = &mut self.nodes[index];
+            if !node.received.insert(tag) {
+                if node.ack_tainted.contains(&(from, identity)) {
+                    self.counts.corrupt_duplicates += 1;
+                } else {
+                    self.violation(
+                        ViolationKind::Duplicate,
+                        at,
+                        format!("{address}: handed over {tag} a second time"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Keeps a DATA the endpoint at `index` did not hand over when it came:
+    /// it may be held until its address proves itself.
+    fn note_unanswered_data(&mut self, index: usize, datagram: &Datagram) {
+        let node = &mut self.nodes[index];
+        let Ok(Packet::Data { identity, payload }) =
+            node.endpoint.config().framing.parse(&datagram.payload)
+        else {
+            return;
+        };
+        let key = (datagram.from, identity);
+        let kept = (datagram.payload.slice_ref(payload), datagram.corrupted);
+        if node.unanswered_data.insert(key, kept).is_none() {
+            node.unanswered_order.push_back(key);
+        }
+        while node.unanswered_order.len() > UNANSWERED_DATA_KEPT {
+            if let Some(old) = node.unanswered_order.pop_front() {
+                node.unanswered_data.remove(&old);
+            }
+        }
+    }
+
+    /// A held message's event is read: it must be one of the DATA that came
+    /// from its address and were not handed over then.
+    fn check_held_handover(
+        &mut self,
+        at: Duration,
+        index: usize,
+        from: SocketAddr,
+        payload: &Bytes,
+    ) {
+        let node = &mut self.nodes[index];
+        let found = node
+            .unanswered_data
+            .range((from, Identity::from_u32(0))..=(from, Identity::from_u32(u32::MAX)))
+            .find(|(_, (kept, _))| kept == payload)
+            .map(|(key, (_, corrupted))| (*key, *corrupted));
+        let Some(((_, identity), corrupted)) = found else {
+            let address = node.address;
+            self.violation(
+                ViolationKind::Phantom,
+                at,
+                format!(
+                    "{address}: handed over a held {}-byte payload from {from} that no DATA from it brought",
+                    payload.len()
                 ),
             );
             return;
         };
-        let payload = datagram.payload.slice_ref(payload);
-        if datagram.corrupted {
-            self.counts.corrupt_received += 1;
-            self.nodes[index].corrupt_handed.insert((from, identity));
-        } else {
-            if !self
-                .sent_payloads
-                .contains(&(from, address, payload.clone()))
-            {
-                self.counts.phantom += 1;
-                self.violation(
-                    at,
-                    format!(
-                        "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
-                        payload.len()
-                    ),
-                );
-            }
-            if let Some(tag) = Tag::decode(&payload) {
-                let node = &mut self.nodes[index];
-                if !node.received.insert(tag) {
-                    if node.ack_tainted.contains(&(from, identity)) {
-                        self.counts.corrupt_duplicates += 1;
-                    } else {
-                        self.counts.duplicates += 1;
-                        self.violation(at, format!("{address}: handed over {tag} a second time"));
-                    }
-                }
-            }
-        }
-        self.nodes[index]
-            .unread
-            .push_back(Handover { from, payload });
+        node.unanswered_data.remove(&(from, identity));
+        self.check_handover(at, index, from, identity, payload, corrupted);
     }
 
     /// Notes what a corrupted datagram taken by the endpoint at `index`
@@ -1087,7 +1432,7 @@ impl World {
                 if let Ok(Packet::Data { identity, payload }) = parsed {
                     self.learn_identity(index, to, identity, payload);
                     if self.late_replays {
-                        self.keep_for_replay(address, to, identity, &datagram);
+                        self.keep_for_replay(at, address, to, identity, &datagram);
                     }
                 }
                 let wire = match parsed {
@@ -1117,6 +1462,7 @@ impl World {
         if stats.received != node.seen_received {
             node.seen_received = stats.received;
             self.violation(
+                ViolationKind::Phantom,
                 at,
                 format!("{address}: handed over a message without taking a DATA"),
             );
@@ -1162,6 +1508,7 @@ impl World {
         if bytes_out > 3 * bytes_in {
             let address = self.nodes[index].address;
             self.violation(
+                ViolationKind::Amplification,
                 at,
                 format!(
                     "{address}: sent {bytes_out} bytes to {to}, which never answered and sent \
@@ -1185,8 +1532,12 @@ impl World {
                 // Checked when the endpoint took the DATA (see `deliver`);
                 // here, that the application reads what was taken, in order.
                 match self.nodes[index].unread.pop_front() {
+                    Some(taken) if taken.held && taken.from == *from => {
+                        self.check_held_handover(at, index, *from, payload);
+                    }
                     Some(taken) if taken.from == *from && taken.payload == *payload => {}
                     Some(taken) => self.violation(
+                        ViolationKind::Misread,
                         at,
                         format!(
                             "{address}: read a {}-byte payload from {from}, but the next message \
@@ -1197,8 +1548,8 @@ impl World {
                         ),
                     ),
                     None => {
-                        self.counts.phantom += 1;
                         self.violation(
+                            ViolationKind::Phantom,
                             at,
                             format!(
                                 "{address}: read a {}-byte payload from {from} that no DATA brought",
@@ -1225,6 +1576,7 @@ impl World {
                     .is_ok()
                 {
                     self.violation(
+                        ViolationKind::ForeignGtudp,
                         at,
                         format!("{address}: a gtUDP datagram from {from} handed over as foreign"),
                     );
@@ -1253,6 +1605,7 @@ impl World {
             Some(produced) => produced,
             None => {
                 self.violation(
+                    ViolationKind::BadOutcome,
                     at,
                     format!("{address}: read an outcome for {id} never produced"),
                 );
@@ -1263,6 +1616,7 @@ impl World {
         let max_rto = node.endpoint.config().max_rto;
         let Some(&record_index) = node.sends.get(&id) else {
             self.violation(
+                ViolationKind::BadOutcome,
                 at,
                 format!("{address}: outcome for {id}, which was never sent"),
             );
@@ -1271,6 +1625,7 @@ impl World {
         let record = &mut self.sends[record_index];
         if record.outcome.is_some() {
             self.violation(
+                ViolationKind::BadOutcome,
                 at,
                 format!("{address}: {id} resolved a second time ({outcome:?})"),
             );
@@ -1290,6 +1645,7 @@ impl World {
         }
         if record_to != to {
             self.violation(
+                ViolationKind::BadOutcome,
                 at,
                 format!("{address}: {id} was sent to {record_to}, resolved for {to}"),
             );
@@ -1297,6 +1653,7 @@ impl World {
         if let Some(deadline) = deadline {
             if at > deadline + max_rto {
                 self.violation(
+                    ViolationKind::LateOutcome,
                     at,
                     format!(
                         "{address}: {id} resolved {:?} after its deadline (more than one RTO)",
@@ -1315,12 +1672,20 @@ impl World {
                             || self.nodes[receiver]
                                 .corrupt_handed
                                 .contains(&(address, identity))
+                            // A corrupted copy replaced the held one, and
+                            // its hand-over is not read yet.
+                            || self.nodes[receiver]
+                                .unanswered_data
+                                .get(&(address, identity))
+                                .is_some_and(|(_, corrupted)| *corrupted)
                     });
-                    let handed_over = self.nodes[receiver].received.contains(&tag);
+                    let handed_over = self.nodes[receiver].received.contains(&tag)
+                        || self.nodes[receiver].holds_unread(address, tag);
                     if !handed_over && corruption {
                         self.counts.corrupt_confirmed += 1;
                     } else if !handed_over {
                         self.violation(
+                            ViolationKind::DeliveredNotHandedOver,
                             at,
                             format!(
                                 "{address}: {id} ({tag}) Delivered but never handed over at {to}"
@@ -1345,6 +1710,7 @@ impl World {
             }
             Err(reason) if must_deliver => {
                 self.violation(
+                    ViolationKind::MustDeliverFailed,
                     at,
                     format!("{address}: {id} that had to be delivered Failed ({reason:?})"),
                 );
@@ -1357,14 +1723,25 @@ impl World {
         let endpoint = &self.nodes[index].endpoint;
         if let Some(exceeded) = endpoint.table_sizes().exceeded(&endpoint.config().limits) {
             let (at, address) = (self.clock.elapsed(), self.nodes[index].address);
-            self.violation(at, format!("{address}: {exceeded}"));
+            self.violation(
+                ViolationKind::BoundExceeded,
+                at,
+                format!("{address}: {exceeded}"),
+            );
         }
     }
 
-    fn violation(&mut self, at: Duration, what: String) {
+    fn violation(&mut self, kind: ViolationKind, at: Duration, what: String) {
         self.counts.violations += 1;
+        self.counts.by_kind.add(kind);
+        match kind {
+            ViolationKind::Duplicate => self.counts.duplicates += 1,
+            ViolationKind::Phantom => self.counts.phantom += 1,
+            ViolationKind::Unresolved => self.counts.unresolved += 1,
+            _ => {}
+        }
         if self.violations.len() < MAX_VIOLATIONS_KEPT {
-            self.violations.push(Violation { at, what });
+            self.violations.push(Violation { at, kind, what });
         }
     }
 }

@@ -63,11 +63,34 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Two endpoints where `b` knows `a`: `b` once chose to send to `a`
+    /// (and cancelled before anything went out), so `a` is a peer `b`
+    /// reached first and `b` takes `a`'s messages without a validation
+    /// probe. For tests whose subject is not validation.
     pub fn new() -> Self {
         Self::with_configs(config(), config())
     }
 
+    /// As [`Pair::new`], with these configurations.
     pub fn with_configs(a: Config, b: Config) -> Self {
+        let mut pair = Self::strangers_with_configs(a, b);
+        let introduction = pair
+            .b
+            .send(pair.now, pair.a_addr, Bytes::from_static(b"hello"))
+            .expect("send accepted");
+        pair.b.cancel(introduction).expect("just sent");
+        assert!(matches!(pair.events_b().as_slice(), [Event::Failed { .. }]));
+        pair
+    }
+
+    /// Two endpoints that never met: `a`'s first DATA makes it an
+    /// unvalidated peer of `b`, which holds it until `a` answers a probe.
+    pub fn strangers() -> Self {
+        Self::strangers_with_configs(config(), config())
+    }
+
+    /// As [`Pair::strangers`], with these configurations.
+    pub fn strangers_with_configs(a: Config, b: Config) -> Self {
         Self {
             now: Instant::now(),
             a: Endpoint::new(a, 0xa).expect("valid config"),
