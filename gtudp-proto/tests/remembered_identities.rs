@@ -25,6 +25,23 @@ fn ack(identity: u32) -> Bytes {
     })
 }
 
+/// An endpoint that reached `peers` first (a send to each, cancelled before
+/// it went out), so it takes their DATA without a validation probe: these
+/// tests are about the memory of what was taken.
+fn knowing(config: Config, peers: &[SocketAddr]) -> Endpoint {
+    let mut endpoint = Endpoint::new(config, 7).unwrap();
+    let now = Instant::now();
+    for &peer in peers {
+        let id = endpoint
+            .send(now, peer, Bytes::from_static(b"introduction"))
+            .unwrap();
+        endpoint.cancel(id).unwrap();
+    }
+    drain(&mut endpoint, now);
+    while endpoint.poll_event().is_some() {}
+    endpoint
+}
+
 fn received(endpoint: &mut Endpoint) -> usize {
     std::iter::from_fn(|| endpoint.poll_event())
         .filter(|event| matches!(event, Event::Received { .. }))
@@ -46,7 +63,7 @@ fn complete(b: &mut Endpoint, now: Instant, from: SocketAddr, identity: u32, pay
 #[test]
 fn a_copy_just_inside_the_lifetime_after_the_ack_is_suppressed() {
     let lifetime = config().datagram_lifetime;
-    let mut b = Endpoint::new(config(), 7).unwrap();
+    let mut b = knowing(config(), &[addr(1), addr(2)]);
     let start = Instant::now();
     let a = addr(1);
     complete(&mut b, start, a, 5, b"m");
@@ -73,7 +90,7 @@ fn a_copy_just_inside_the_lifetime_after_the_ack_is_suppressed() {
 #[test]
 fn a_copy_just_inside_the_window_after_recv_attempts_ran_out_is_suppressed() {
     let window = config().remember_window;
-    let mut b = Endpoint::new(config(), 7).unwrap();
+    let mut b = knowing(config(), &[addr(1), addr(2)]);
     let start = Instant::now();
     let a = addr(1);
     b.handle_datagram(start, a, data(9, b"m"));
@@ -101,7 +118,7 @@ fn a_copy_just_inside_the_window_after_recv_attempts_ran_out_is_suppressed() {
 
 #[test]
 fn a_restarted_sender_reusing_an_identity_with_a_new_payload_is_handed_over() {
-    let mut b = Endpoint::new(config(), 7).unwrap();
+    let mut b = knowing(config(), &[addr(1), addr(2)]);
     let now = Instant::now();
     let a = addr(1);
     complete(&mut b, now, a, 77, b"before the restart");
@@ -123,7 +140,7 @@ fn a_restarted_sender_reusing_an_identity_with_a_new_payload_is_handed_over() {
 
 #[test]
 fn a_collision_with_a_record_still_awaiting_its_ack_keeps_both_recognisable() {
-    let mut b = Endpoint::new(config(), 7).unwrap();
+    let mut b = knowing(config(), &[addr(1), addr(2)]);
     let now = Instant::now();
     let a = addr(1);
     b.handle_datagram(now, a, data(3, b"old"));
@@ -138,7 +155,7 @@ fn a_collision_with_a_record_still_awaiting_its_ack_keeps_both_recognisable() {
 
 #[test]
 fn the_same_identity_from_another_address_is_another_message() {
-    let mut b = Endpoint::new(config(), 7).unwrap();
+    let mut b = knowing(config(), &[addr(1), addr(2)]);
     let now = Instant::now();
     complete(&mut b, now, addr(1), 11, b"same");
     complete(&mut b, now, addr(2), 11, b"same");
@@ -151,7 +168,7 @@ fn a_full_memory_leaves_new_data_unanswered_until_identities_expire() {
     let mut config = config();
     config.limits.max_remembered_bytes = 4_096;
     let lifetime = config.datagram_lifetime;
-    let mut b = Endpoint::new(config.clone(), 7).unwrap();
+    let mut b = knowing(config.clone(), &[addr(1), addr(2)]);
     let start = Instant::now();
     let a = addr(1);
     let mut accepted = 0;

@@ -29,8 +29,6 @@ fn corrupt_replays_stay_within_the_promise() {
         let outcome = scenario.run();
         assert!(outcome.passed(), "{}", outcome.report());
         assert!(outcome.counts.late_replays > 0, "seed {seed}");
-        // The corrupted DATA that made the second exchange was taken.
-        assert!(outcome.counts.corrupt_received > 0, "seed {seed}");
     }
 }
 

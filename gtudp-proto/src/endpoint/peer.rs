@@ -41,6 +41,10 @@ pub(super) struct Peer {
     /// Before this instant a RECV naming none of our messages resends
     /// nothing (see `Endpoint::on_unknown_recv`).
     pub(super) probe_resend_scan: Option<Instant>,
+    /// When to resend what a validation probe drew if still unconfirmed,
+    /// and the latest transmission it may have drawn (see
+    /// `Endpoint::on_unknown_recv`).
+    pub(super) probe_resend: Option<(Instant, Instant)>,
     /// The latest DATA transmission.
     pub(super) last_data_sent: Option<Instant>,
     /// The instant the peer's live `TimerKey::Sender` entry is set for.
@@ -95,6 +99,7 @@ impl Peer {
             rack_deadline: None,
             probe_out: false,
             probe_resend_scan: None,
+            probe_resend: None,
             last_data_sent: None,
             send_timer: None,
             queue: VecDeque::new(),

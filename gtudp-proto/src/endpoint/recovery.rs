@@ -70,6 +70,7 @@ impl Endpoint {
             return;
         }
         peer.send_timer = None;
+        self.resend_for_probe(now, address);
         self.detect_lost(now, address);
         if !self.retransmission_timeout(now, address) {
             self.tail_loss_probe(now, address);
@@ -131,13 +132,17 @@ impl Endpoint {
     }
 
     /// A RECV naming none of our messages came from `address`: most likely
-    /// a validation probe, which a receiver sends in place of a RECV when it
-    /// defers a DATA from an address it cannot track yet (see
-    /// [`Limits::max_unvalidated_peers`](crate::Limits)). Its ACK is queued
-    /// first; the DATA sent long enough ago to have drawn it are resent now
-    /// rather than at their RTO: those sent more than 1.25 smoothed RTTs
+    /// a validation probe. A receiver sends one when a DATA comes from an
+    /// address it has not validated: it holds the DATA and takes it when
+    /// our ACK answers the probe, or, past
+    /// [`Limits::max_unvalidated_peers`](crate::Limits), keeps nothing, and
+    /// then only our resend gets it taken. The two cannot be told apart, so
+    /// the resend waits for the first kind's answer: the DATA sent long
+    /// enough ago to have drawn the probe (more than 1.25 smoothed RTTs
     /// ago, or, before any RTT sample, more than half the oldest one's age
-    /// ago. The next such scan of the peer waits as long.
+    /// ago) are resent if still unconfirmed 1.5 round trips after the ACK
+    /// (their RECVs would be back by then), rather than at their RTO. The
+    /// next such scan of the peer waits as long.
     ///
     /// A message is resent this way `MAX_RESENDS_FOR_PROBES` times at most
     /// (twice: the ACK that validates us may be overtaken by the resent
@@ -147,7 +152,10 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        if peer.in_flight == 0 || peer.probe_resend_scan.is_some_and(|next| now < next) {
+        if peer.in_flight == 0
+            || peer.probe_resend.is_some()
+            || peer.probe_resend_scan.is_some_and(|next| now < next)
+        {
             return;
         }
         let messages = &self.messages;
@@ -155,21 +163,39 @@ impl Endpoint {
         let Some(oldest) = peer.order.oldest(liveness) else {
             return;
         };
-        let wait = match peer.rtt.smoothed() {
-            Some(smoothed) => smoothed + smoothed / 4,
-            None => now.saturating_duration_since(oldest.at) / 2,
+        let age = now.saturating_duration_since(oldest.at);
+        let (wait, round) = match peer.rtt.smoothed() {
+            Some(smoothed) => (smoothed + smoothed / 4, smoothed),
+            None => (age / 2, age),
         };
         peer.probe_resend_scan = Some(now + wait);
-        let Some(by) = now.checked_sub(wait) else {
+        let Some(sent_by) = now.checked_sub(wait) else {
             return;
         };
+        peer.probe_resend = Some((now + round + round / 2, sent_by));
+        self.arm_sender_timer(now, address);
+    }
+
+    /// Resends what a validation probe drew and is still unconfirmed, once
+    /// the receiver had the time to take it on our answer (see
+    /// [`Self::on_unknown_recv`]).
+    fn resend_for_probe(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let Some((_, sent_by)) = peer.probe_resend.take_if(|(at, _)| *at <= now) else {
+            return;
+        };
+        let messages = &self.messages;
+        let liveness = liveness_in(messages);
         let resends_left = |sent: &Sent| {
             messages
                 .get(&sent.id)
                 .is_some_and(|message| message.resent_for_probe < MAX_RESENDS_FOR_PROBES)
         };
         let mut resend = std::mem::take(&mut self.scratch_lost);
-        peer.order.sent_by(by, liveness, resends_left, &mut resend);
+        peer.order
+            .sent_by(sent_by, liveness, resends_left, &mut resend);
         for sent in resend.drain(..) {
             if let Some(message) = self.messages.get_mut(&sent.id) {
                 message.resent_for_probe += 1;
@@ -234,6 +260,7 @@ impl Endpoint {
         if !peer.queue.is_empty() && peer.has_window() {
             earliest(peer.pacer.next_release(now));
         }
+        earliest(peer.probe_resend.map(|(at, _)| at));
         let Some(wanted) = wanted else {
             return;
         };

@@ -345,12 +345,7 @@ struct ReaderState {
 /// A message the endpoint handed over, until its application reads it.
 struct Handover {
     from: SocketAddr,
-    /// Empty when `held`: the payload is known only from the event.
     payload: Bytes,
-    /// Taken when its address proved itself, from DATA that arrived earlier
-    /// and was held (see [`Node::unanswered_data`]): checked against those
-    /// DATA when its event is read.
-    held: bool,
 }
 
 /// DATA kept by the world per node, at most this many, for checking the
@@ -387,30 +382,19 @@ struct Node {
     /// `(sender, identity)` of received messages whose RECV exchange an ACK
     /// born of corruption may have ended.
     ack_tainted: BTreeSet<(SocketAddr, Identity)>,
-    /// DATA that reached the endpoint and were not handed over when they
-    /// did, by `(sender, identity)`, with their payload and whether they
-    /// were corrupted: the ones held until their address proves itself are
-    /// among them (the newest copy of each identity, as the endpoint keeps).
+    /// DATA the endpoint held until their address proves itself, by
+    /// `(sender, identity)`, with their payload and whether they were
+    /// corrupted (the newest copy of each identity, as the endpoint keeps;
+    /// those it dropped since stay here, unmatched).
     unanswered_data: BTreeMap<(SocketAddr, Identity), (Bytes, bool)>,
     /// Keys of `unanswered_data`, oldest first, to bound it.
     unanswered_order: VecDeque<(SocketAddr, Identity)>,
+    /// Messages the endpoint took from what it held when this address just
+    /// proved itself, not matched yet with the RECV that answers each.
+    proof_handovers: Option<(SocketAddr, u64)>,
 }
 
 impl Node {
-    /// Whether a message handed over when `from` proved itself, not read
-    /// yet (so not checked yet, see [`World::check_held_handover`]), may be
-    /// `tag`: one is unread and `tag` came in a DATA from `from` that was
-    /// not handed over when it arrived.
-    fn holds_unread(&self, from: SocketAddr, tag: Tag) -> bool {
-        self.unread
-            .iter()
-            .any(|handover| handover.held && handover.from == from)
-            && self
-                .unanswered_data
-                .range((from, Identity::from_u32(0))..=(from, Identity::from_u32(u32::MAX)))
-                .any(|(_, (payload, _))| Tag::decode(payload) == Some(tag))
-    }
-
     fn reads(&self) -> bool {
         self.reader.map_or(true, |reader| reader.reading)
     }
@@ -625,6 +609,7 @@ impl World {
             ack_tainted: BTreeSet::new(),
             unanswered_data: BTreeMap::new(),
             unanswered_order: VecDeque::new(),
+            proof_handovers: None,
         });
         self.by_address.insert(address, index);
         Ok(index)
@@ -1126,8 +1111,12 @@ impl World {
         let handed = after.received - before.received;
         if handed > 0 {
             self.on_handover(now, index, &datagram, handed);
-        } else {
-            self.note_unanswered_data(index, &datagram);
+        } else if after.data_held_for_validation > before.data_held_for_validation
+            || after.identity_collisions > before.identity_collisions
+        {
+            // Held until its address proves itself (or replacing a held
+            // message under the same identity).
+            self.note_held_data(index, &datagram);
         }
         if datagram.corrupted {
             self.on_corrupted(index, &datagram, after.delivered > before.delivered);
@@ -1212,13 +1201,9 @@ impl World {
                 );
                 return;
             }
-            for _ in 0..handed {
-                self.nodes[index].unread.push_back(Handover {
-                    from,
-                    payload: Bytes::new(),
-                    held: true,
-                });
-            }
+            // Each one it takes it answers with a RECV naming it, in the
+            // order it takes them: matched in `flush`.
+            self.nodes[index].proof_handovers = Some((from, handed));
             return;
         };
         if handed != 1 {
@@ -1230,11 +1215,9 @@ impl World {
         }
         let payload = datagram.payload.slice_ref(payload);
         self.check_handover(at, index, from, identity, &payload, datagram.corrupted);
-        self.nodes[index].unread.push_back(Handover {
-            from,
-            payload,
-            held: false,
-        });
+        self.nodes[index]
+            .unread
+            .push_back(Handover { from, payload });
     }
 
     /// Checks a message handed over at the endpoint at `index`, from
@@ -1284,9 +1267,9 @@ impl World {
         }
     }
 
-    /// Keeps a DATA the endpoint at `index` did not hand over when it came:
-    /// it may be held until its address proves itself.
-    fn note_unanswered_data(&mut self, index: usize, datagram: &Datagram) {
+    /// Keeps a DATA the endpoint at `index` held until its address proves
+    /// itself.
+    fn note_held_data(&mut self, index: usize, datagram: &Datagram) {
         let node = &mut self.nodes[index];
         let Ok(Packet::Data { identity, payload }) =
             node.endpoint.config().framing.parse(&datagram.payload)
@@ -1305,35 +1288,32 @@ impl World {
         }
     }
 
-    /// A held message's event is read: it must be one of the DATA that came
-    /// from its address and were not handed over then.
-    fn check_held_handover(
+    /// The endpoint at `index` answered a held message it took when `from`
+    /// proved itself with a RECV naming `identity`: it must be a DATA from
+    /// `from` that the endpoint held.
+    fn on_held_handover(
         &mut self,
         at: Duration,
         index: usize,
         from: SocketAddr,
-        payload: &Bytes,
+        identity: Identity,
     ) {
         let node = &mut self.nodes[index];
-        let found = node
-            .unanswered_data
-            .range((from, Identity::from_u32(0))..=(from, Identity::from_u32(u32::MAX)))
-            .find(|(_, (kept, _))| kept == payload)
-            .map(|(key, (_, corrupted))| (*key, *corrupted));
-        let Some(((_, identity), corrupted)) = found else {
+        let Some((payload, corrupted)) = node.unanswered_data.remove(&(from, identity)) else {
             let address = node.address;
             self.violation(
                 ViolationKind::Phantom,
                 at,
                 format!(
-                    "{address}: handed over a held {}-byte payload from {from} that no DATA from it brought",
-                    payload.len()
+                    "{address}: handed over a held message {identity:?} from {from} that no DATA from it brought"
                 ),
             );
             return;
         };
-        node.unanswered_data.remove(&(from, identity));
-        self.check_handover(at, index, from, identity, payload, corrupted);
+        self.check_handover(at, index, from, identity, &payload, corrupted);
+        self.nodes[index]
+            .unread
+            .push_back(Handover { from, payload });
     }
 
     /// Notes what a corrupted datagram taken by the endpoint at `index`
@@ -1429,6 +1409,22 @@ impl World {
                     hostile.observe(&datagram);
                 }
                 let parsed = self.framing.parse(&datagram);
+                if let Ok(Packet::Recv { identity }) = parsed {
+                    // (A probe sent in the same instant names a token, no
+                    // held DATA: passed over.)
+                    let node = &self.nodes[index];
+                    match node.proof_handovers {
+                        Some((from, left))
+                            if from == to
+                                && left > 0
+                                && node.unanswered_data.contains_key(&(from, identity)) =>
+                        {
+                            self.nodes[index].proof_handovers = Some((from, left - 1));
+                            self.on_held_handover(at, index, from, identity);
+                        }
+                        _ => {}
+                    }
+                }
                 if let Ok(Packet::Data { identity, payload }) = parsed {
                     self.learn_identity(index, to, identity, payload);
                     if self.late_replays {
@@ -1452,6 +1448,15 @@ impl World {
             }
         }
         self.buf = buf;
+        if let Some((from, left)) = self.nodes[index].proof_handovers.take() {
+            if left > 0 {
+                self.violation(
+                    ViolationKind::Phantom,
+                    at,
+                    format!("{address}: took {left} held messages from {from} without a RECV"),
+                );
+            }
+        }
         let node = &mut self.nodes[index];
         let stats = node.endpoint.stats();
         let outcomes = stats.delivered + stats.failed;
@@ -1532,9 +1537,6 @@ impl World {
                 // Checked when the endpoint took the DATA (see `deliver`);
                 // here, that the application reads what was taken, in order.
                 match self.nodes[index].unread.pop_front() {
-                    Some(taken) if taken.held && taken.from == *from => {
-                        self.check_held_handover(at, index, *from, payload);
-                    }
                     Some(taken) if taken.from == *from && taken.payload == *payload => {}
                     Some(taken) => self.violation(
                         ViolationKind::Misread,
@@ -1672,15 +1674,8 @@ impl World {
                             || self.nodes[receiver]
                                 .corrupt_handed
                                 .contains(&(address, identity))
-                            // A corrupted copy replaced the held one, and
-                            // its hand-over is not read yet.
-                            || self.nodes[receiver]
-                                .unanswered_data
-                                .get(&(address, identity))
-                                .is_some_and(|(_, corrupted)| *corrupted)
                     });
-                    let handed_over = self.nodes[receiver].received.contains(&tag)
-                        || self.nodes[receiver].holds_unread(address, tag);
+                    let handed_over = self.nodes[receiver].received.contains(&tag);
                     if !handed_over && corruption {
                         self.counts.corrupt_confirmed += 1;
                     } else if !handed_over {
