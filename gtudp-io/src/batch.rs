@@ -620,6 +620,24 @@ mod tests {
             assert_eq!(from, a_addr);
             receiver.handle_datagram(now, from, datagram);
         }
+        // `a` has not proven its address to the receiver: its DATA are held
+        // and a validation probe goes back; the ACK naming the probe's
+        // token, as any gtUDP sender answers a RECV, takes them.
+        let framing = receiver.config().framing.clone();
+        let mut buf = Vec::new();
+        let mut answers = Vec::new();
+        while let Some(transmit) = receiver.poll_transmit(now, 1, &mut buf) {
+            if let Ok(gtudp_proto::wire::Packet::Recv { identity }) =
+                framing.parse(&buf[..transmit.size])
+            {
+                let mut ack = Vec::new();
+                framing.encode_to_vec(&gtudp_proto::wire::Packet::Ack { identity }, &mut ack);
+                answers.push(Bytes::from(ack));
+            }
+        }
+        for answer in answers {
+            receiver.handle_datagram(now, a_addr, answer);
+        }
         let mut payloads = Vec::new();
         while let Some(event) = receiver.poll_event() {
             if let Event::Received { payload, .. } = event {
