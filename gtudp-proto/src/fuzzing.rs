@@ -10,6 +10,11 @@
 
 use crate::wire::{Framing, FramingError, Identity, NotGtudp, Packet, PacketKind};
 
+// The `exactly_once` target lives in its own file, next to this one.
+#[path = "fuzzing_exactly_once.rs"]
+mod exactly_once;
+pub use exactly_once::exactly_once;
+
 /// The most magic bytes a fuzz input can configure.
 pub const MAX_MAGIC: usize = 8;
 

@@ -103,3 +103,9 @@ fn endpoint_seeds_pass() {
     let seeds = replay("endpoint", fuzzing::endpoint);
     assert!(seeds.len() >= 24, "only {} endpoint seeds", seeds.len());
 }
+
+#[test]
+fn exactly_once_seeds_pass() {
+    let seeds = replay("exactly_once", fuzzing::exactly_once);
+    assert!(seeds.len() >= 8, "only {} exactly_once seeds", seeds.len());
+}

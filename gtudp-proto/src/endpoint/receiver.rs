@@ -260,8 +260,12 @@ impl Endpoint {
             .map(|peer| peer.retransmission_timeout(record.transmissions))
             .unwrap_or(self.config.initial_rto);
         let at = now + timeout;
-        record.timer = Some(at);
-        self.timers.push(at, TimerKey::Received(source, identity));
+        // Repeats answered in one instant past the backoff's ceiling want
+        // the same instant: one live entry serves them all.
+        if record.timer != Some(at) {
+            record.timer = Some(at);
+            self.timers.push(at, TimerKey::Received(source, identity));
+        }
     }
 
     /// A RECV withheld by the amplification budget: stop resending it.
