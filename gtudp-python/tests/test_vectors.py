@@ -24,21 +24,39 @@ def framed(vector: dict) -> dict:
 
 @pytest.mark.parametrize("vector", FRAMING, ids=lambda v: f"{v['magic_hex'] or 'nomagic'}-{v['type_data_hex']}-{len(v['payload_hex']) // 2}B")
 def test_receives_the_originals_data_and_answers_with_its_recv(vector):
-    """An original sender's DATA is handed over, answered with exactly the
-    RECV the original would send, and the original's ACK ends the exchange."""
+    """An original sender's DATA is held until its address answers the
+    validation probe (as the original answers any RECV: with the ACK of its
+    identity), then handed over, answered with exactly the RECV the original
+    would send, and the original's ACK ends the exchange."""
     plain, sock = udp(), udp()
     g = gtudp.GTUDP(sock, **framed(vector))
     g.start()
     plain.settimeout(10)
+    g.settimeout(10)
     plain.sendto(bytes.fromhex(vector["data_packet_hex"]), sock.getsockname())
+    # The DATA's address has not proven it reads our datagrams: the DATA is
+    # held (neither answered nor handed over) and a probe goes out first, a
+    # header-only RECV naming a token, not the message.
+    recv_prefix = bytes.fromhex(vector["magic_hex"] + vector["type_recv_hex"])
+    probe, _ = plain.recvfrom(65535)
+    assert probe.startswith(recv_prefix) and len(probe) == len(recv_prefix) + 4
+    assert probe.hex() != vector["recv_packet_hex"]
+    ack_prefix = bytes.fromhex(vector["magic_hex"] + vector["type_ack_hex"])
+    plain.sendto(ack_prefix + probe[len(recv_prefix):], sock.getsockname())
+    # Proven: the held DATA is handed over and answered.
     assert g.recvfrom() == (bytes.fromhex(vector["payload_hex"]), plain.getsockname())
     recv, _ = plain.recvfrom(65535)
+    while recv == probe:  # the probe resent before its answer arrived
+        recv, _ = plain.recvfrom(65535)
     assert recv.hex() == vector["recv_packet_hex"]
     plain.sendto(bytes.fromhex(vector["ack_packet_hex"]), sock.getsockname())
     summary = g.cleanup(timeout=5)
     stats = summary["stats"]
-    # The ACK was recognised: the drain had no RECV left to resend.
-    assert stats["datagrams_in"]["ack"] == 1 and stats["dropped"]["ack_unknown"] == 0
+    # Both ACKs were recognised (the probe's answer and the message's): the
+    # drain had no RECV left to resend.
+    assert stats["datagrams_in"]["ack"] == 2 and stats["dropped"]["ack_unknown"] == 0
+    assert stats["validated_by_probe"] == 1
+    assert stats["data_held_for_validation"] == 1 and stats["held_data_taken"] == 1
     assert not summary["deadline_reached"]
     sock.close()
     plain.close()
@@ -66,10 +84,12 @@ def test_sends_data_the_original_parses_and_takes_its_recv_as_delivery(vector):
 
 
 def test_replays_the_original_clients_side_of_its_echo_transcript():
-    """The original client's DATA (both messages) reach a gtudp server, which
-    answers each with the RECV the original server sent, hands each payload
-    over once although both arrive twice (the original resent them), and
-    takes the client's ACKs."""
+    """The original client's DATA (both messages) reach a gtudp server,
+    which holds them until the client's address answers the validation
+    probe (the original answers any RECV with an ACK), then hands each
+    payload over once although both arrived twice (the original resent
+    them), answers each with the RECV the original server sent, and takes
+    the client's ACKs."""
     plain, sock = udp(), udp()
     g = gtudp.GTUDP(sock)
     g.start()
@@ -82,16 +102,23 @@ def test_replays_the_original_clients_side_of_its_echo_transcript():
     for datagram in client_data:
         plain.sendto(datagram, sock.getsockname())
     g.settimeout(10)
-    payloads = sorted(g.recvfrom()[0] for _ in range(2))
-    assert payloads == [b"first", b"second"]
-    # One RECV per DATA, and one validation probe: a RECV of the same size
+    # Nothing is answered or handed over before the address proves itself:
+    # the first reply is the validation probe, a RECV of the same size
     # naming a token instead of a message, which the original answers with
     # ACK like any RECV.
-    replies = [plain.recvfrom(100)[0].hex() for _ in range(len(client_data) + 1)]
-    recvs = set(replies)
-    assert expected_recvs <= recvs
-    probes = recvs - expected_recvs
-    assert len(probes) == 1 and all(p.startswith("5f") and len(p) == 10 for p in probes)
+    probe = plain.recvfrom(100)[0].hex()
+    assert probe.startswith("5f") and len(probe) == 10 and probe not in expected_recvs
+    plain.sendto(bytes.fromhex("ae" + probe[2:]), sock.getsockname())
+    payloads = sorted(g.recvfrom()[0] for _ in range(2))
+    assert payloads == [b"first", b"second"]
+    # Then one RECV per message (the held repeats were duplicates), and
+    # perhaps the probe again if it was resent before its answer arrived.
+    recvs = set()
+    while len(recvs) < len(expected_recvs):
+        reply = plain.recvfrom(100)[0].hex()
+        if reply != probe:
+            recvs.add(reply)
+    assert recvs == expected_recvs
     for recv in recvs:
         plain.sendto(bytes.fromhex("ae" + recv[2:]), sock.getsockname())
     g.setblocking(False)

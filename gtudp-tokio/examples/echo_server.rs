@@ -140,6 +140,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         stats.invalid, stats.dropped, stats.unvalidated_peers_evicted
     );
     eprintln!(
+        "echo_server: validation probes {}, validated by probe {}, DATA held for validation {}, \
+         held DATA taken {}",
+        stats.validation_probes,
+        stats.validated_by_probe,
+        stats.data_held_for_validation,
+        stats.held_data_taken
+    );
+    eprintln!(
         "{}",
         gtudp_testkit::cli::server_result_line(received, echo_failures, &stats)
     );
