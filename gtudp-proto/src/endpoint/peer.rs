@@ -69,7 +69,8 @@ pub(super) struct Peer {
     /// When the last validation probe went to this unvalidated peer (see
     /// [`crate::validation`]).
     pub(super) probe_sent: Option<Instant>,
-    /// Validation probes sent to it since it was tracked.
+    /// Validation probes resent to it on its probe timer (the backoff's
+    /// doublings).
     pub(super) probes: u32,
     /// The instant its live `TimerKey::Probe` entry is set for: the probe is
     /// resent then if something still waits on the proof.

@@ -91,7 +91,10 @@ impl Endpoint {
                 self.note_inbound(source, PacketKind::Data, size);
             }
         }
-        self.probe_if_due(now, source);
+        // A probe for every DATA that waits on it, not one per RTO: one lost
+        // probe (or answer) must not stall a whole first window for a
+        // timeout. It is never larger than the DATA, so no amplification.
+        self.send_probe(now, source, false);
     }
 
     /// Takes every DATA held from `address`, which has just proven itself:
@@ -131,9 +134,8 @@ impl Endpoint {
     }
 
     /// Sends `source` a validation probe if it is an unvalidated peer and
-    /// none went to it within one retransmission timeout: a new peer gets
-    /// one with its first DATA, so an honest one is validated a round trip
-    /// after it reaches us.
+    /// none went to it within one retransmission timeout (for messages of
+    /// ours held for it; a DATA held from it draws one each).
     pub(super) fn probe_if_due(&mut self, now: Instant, source: SocketAddr) {
         let Some(peer) = self.peers.get(&source) else {
             return;
@@ -145,14 +147,15 @@ impl Endpoint {
         {
             return;
         }
-        self.send_probe(now, source);
+        self.send_probe(now, source, false);
     }
 
     /// Queues a validation probe to the unvalidated peer at `source` and,
-    /// while something waits on its proof, sets the timer that resends it
-    /// (backed off like a RECV, at most `recv_max_attempts` probes): one
-    /// lost probe or answer never leaves an honest peer unvalidated.
-    fn send_probe(&mut self, now: Instant, source: SocketAddr) {
+    /// while something waits on its proof, makes sure a timer resends it
+    /// (backed off like a RECV; `recv_max_attempts` rounds of it at most):
+    /// one lost probe or answer never leaves an honest peer unvalidated.
+    /// `on_timer` when it is such a resend.
+    fn send_probe(&mut self, now: Instant, source: SocketAddr, on_timer: bool) {
         if self.output.pending_control >= self.config.limits.max_pending_control {
             self.stats.dropped.control_overflow += 1;
             return;
@@ -162,11 +165,14 @@ impl Endpoint {
             return;
         };
         peer.probe_sent = Some(now);
-        peer.probes = peer.probes.saturating_add(1);
+        if on_timer {
+            peer.probes = peer.probes.saturating_add(1);
+        }
         self.stats.validation_probes += 1;
         self.output.push_probe(source, token);
-        if peer.awaits_proof() && peer.probes < self.config.recv_max_attempts {
-            let at = now + peer.retransmission_timeout(peer.probes);
+        let rounds_left = peer.probes.saturating_add(1) < self.config.recv_max_attempts;
+        if peer.awaits_proof() && rounds_left && (on_timer || peer.probe_timer.is_none()) {
+            let at = now + peer.retransmission_timeout(peer.probes.saturating_add(1));
             peer.probe_timer = Some(at);
             self.timers.push(at, TimerKey::Probe(source));
         }
@@ -183,7 +189,7 @@ impl Endpoint {
         }
         peer.probe_timer = None;
         if peer.awaits_proof() {
-            self.send_probe(now, address);
+            self.send_probe(now, address, true);
         }
     }
 
