@@ -27,14 +27,31 @@ use std::time::{Duration, Instant};
 /// outages: a peer unreachable for longer than the span sees its messages
 /// fail although they might have got through later.
 ///
+/// # Building
+///
+/// One way: start from [`SendOptions::default()`] and chain a `with_*`
+/// method per option, and [`once_validated()`](SendOptions::once_validated())
+/// for the flag (or set the public fields of a default).
+///
 /// ```
 /// use std::time::Duration;
 /// use gtudp_io::SendOptions;
 ///
-/// let options = SendOptions::with_timeout(Duration::from_millis(500)).max_attempts(3);
+/// let options = SendOptions::default()
+///     .with_timeout(Duration::from_millis(500))
+///     .with_max_attempts(3);
 /// assert_eq!(options.timeout, Some(Duration::from_millis(500)));
 /// assert_eq!(options.max_attempts, Some(3));
+/// assert!(!options.once_validated);
+///
+/// let reply = SendOptions::default().once_validated();
+/// assert!(reply.once_validated);
 /// ```
+///
+/// Migrating: `with_timeout` and `with_max_attempts` were constructors
+/// (`SendOptions::with_timeout(d)`); write `SendOptions::default().with_timeout(d)`.
+/// The chaining methods `timeout` and `max_attempts` still work, deprecated
+/// in favour of `with_timeout` and `with_max_attempts`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SendOptions {
@@ -57,30 +74,48 @@ pub struct SendOptions {
 }
 
 impl SendOptions {
-    /// Options with a delivery timeout, counted from the send call.
-    pub fn with_timeout(timeout: Duration) -> Self {
-        Self::default().timeout(timeout)
-    }
-
-    /// Options with an attempt limit.
-    pub fn with_max_attempts(max_attempts: u32) -> Self {
-        Self::default().max_attempts(max_attempts)
-    }
-
-    /// These options with a delivery timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// These options with a delivery timeout, counted from the send call:
+    /// the message fails with `DeadlineExpired` if not confirmed by then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gtudp_io::SendOptions;
+    ///
+    /// let options = SendOptions::default().with_timeout(Duration::from_secs(2));
+    /// assert_eq!(options.timeout, Some(Duration::from_secs(2)));
+    /// ```
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// These options with an attempt limit.
-    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+    /// These options with an attempt limit (transmissions before the
+    /// message fails with `AttemptsExhausted`; at most
+    /// `Config::max_attempts`).
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = Some(max_attempts);
         self
     }
 
+    /// These options with a delivery timeout.
+    #[deprecated(note = "use `with_timeout`, the one chaining method for the timeout")]
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_timeout(timeout)
+    }
+
+    /// These options with an attempt limit.
+    #[deprecated(note = "use `with_max_attempts`, the one chaining method for the attempt limit")]
+    #[must_use]
+    pub fn max_attempts(self, max_attempts: u32) -> Self {
+        self.with_max_attempts(max_attempts)
+    }
+
     /// These options, sending only once the destination is validated (see
     /// [`SendOptions::once_validated`](#structfield.once_validated)).
+    #[must_use]
     pub fn once_validated(mut self) -> Self {
         self.once_validated = true;
         self
@@ -94,5 +129,33 @@ impl SendOptions {
         options.max_attempts = self.max_attempts;
         options.only_once_validated = self.once_validated;
         options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_chains_from_default() {
+        let options = SendOptions::default()
+            .with_timeout(Duration::from_secs(1))
+            .with_max_attempts(4)
+            .once_validated();
+        assert_eq!(options.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(options.max_attempts, Some(4));
+        assert!(options.once_validated);
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_older_chaining_names_still_work() {
+        let older = SendOptions::default()
+            .timeout(Duration::from_secs(1))
+            .max_attempts(4);
+        let newer = SendOptions::default()
+            .with_timeout(Duration::from_secs(1))
+            .with_max_attempts(4);
+        assert_eq!(older, newer);
     }
 }

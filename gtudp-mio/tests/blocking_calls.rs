@@ -44,7 +44,7 @@ fn per_message_timeout_fails_with_deadline_expired() {
     let outcome = socket.send_to_blocking_with(
         &b"x"[..],
         to,
-        SendOptions::with_timeout(Duration::from_millis(100)),
+        SendOptions::default().with_timeout(Duration::from_millis(100)),
     );
     assert_eq!(
         outcome,
@@ -60,7 +60,7 @@ fn per_message_attempt_limit_fails_with_attempts_exhausted() {
     let socket = BlockingSocket::bind("127.0.0.1:0", patient_config()).unwrap();
     let (_silent, to) = silent_peer();
     let pending = socket
-        .send_to_with(&b"x"[..], to, SendOptions::with_max_attempts(2))
+        .send_to_with(&b"x"[..], to, SendOptions::default().with_max_attempts(2))
         .unwrap();
     assert_eq!(pending.destination(), to);
     assert_eq!(

@@ -553,6 +553,27 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Per-message options for [`Endpoint::send_with`](crate::Endpoint::send_with).
+///
+/// Built from [`SendOptions::default()`] with one chaining method per
+/// option (or by setting the public fields of a default):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use gtudp_proto::SendOptions;
+///
+/// let now = Instant::now();
+/// let options = SendOptions::default()
+///     .with_deadline(now + Duration::from_secs(2))
+///     .with_max_attempts(3)
+///     .once_validated();
+/// assert_eq!(options.deadline, Some(now + Duration::from_secs(2)));
+/// assert_eq!(options.max_attempts, Some(3));
+/// assert!(options.only_once_validated);
+/// ```
+///
+/// Migrating: `with_deadline` and `with_max_attempts` were constructors
+/// (`SendOptions::with_deadline(d)`); write
+/// `SendOptions::default().with_deadline(d)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SendOptions {
@@ -580,28 +601,34 @@ pub struct SendOptions {
 }
 
 impl SendOptions {
-    /// Options with a deadline.
-    pub fn with_deadline(deadline: Instant) -> Self {
+    /// These options with a deadline: the message fails with
+    /// [`FailureReason::DeadlineExpired`](crate::FailureReason) if not
+    /// confirmed by then.
+    #[must_use]
+    pub fn with_deadline(self, deadline: Instant) -> Self {
         Self {
             deadline: Some(deadline),
-            ..Self::default()
+            ..self
+        }
+    }
+
+    /// These options with an attempt limit (at most
+    /// [`Config::max_attempts`]).
+    #[must_use]
+    pub fn with_max_attempts(self, max_attempts: u32) -> Self {
+        Self {
+            max_attempts: Some(max_attempts),
+            ..self
         }
     }
 
     /// These options, sending only once the destination is validated (see
     /// [`SendOptions::only_once_validated`]).
+    #[must_use]
     pub fn once_validated(self) -> Self {
         Self {
             only_once_validated: true,
             ..self
-        }
-    }
-
-    /// Options with an attempt limit.
-    pub fn with_max_attempts(max_attempts: u32) -> Self {
-        Self {
-            max_attempts: Some(max_attempts),
-            ..Self::default()
         }
     }
 }

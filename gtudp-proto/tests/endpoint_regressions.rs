@@ -35,7 +35,7 @@ fn own_data_does_not_use_up_the_reply_budget() {
         now,
         b_addr,
         Bytes::from(vec![7; 1000]),
-        SendOptions::with_max_attempts(5),
+        SendOptions::default().with_max_attempts(5),
     )
     .unwrap();
     let failed = loop {

@@ -276,7 +276,7 @@ fn deadline_expiry_fails_the_message_at_its_deadline() {
             pair.now,
             pair.b_addr,
             Bytes::from_static(b"late"),
-            SendOptions::with_deadline(deadline),
+            SendOptions::default().with_deadline(deadline),
         )
         .expect("accepted");
     let mut transmissions = 0;
@@ -307,7 +307,7 @@ fn deadline_expiry_fails_the_message_at_its_deadline() {
                 pair.now,
                 pair.b_addr,
                 Bytes::new(),
-                SendOptions::with_deadline(pair.now)
+                SendOptions::default().with_deadline(pair.now)
             )
             .map_err(|e| e.kind()),
         Err(SendErrorKind::DeadlineInPast)
@@ -323,7 +323,7 @@ fn attempts_exhausted_fails_after_the_last_rto() {
             pair.now,
             pair.b_addr,
             Bytes::from_static(b"x"),
-            SendOptions::with_max_attempts(3),
+            SendOptions::default().with_max_attempts(3),
         )
         .expect("accepted");
     let mut transmissions = 0;
@@ -344,7 +344,7 @@ fn attempts_exhausted_fails_after_the_last_rto() {
             reason: FailureReason::AttemptsExhausted
         }]
     );
-    let too_many = SendOptions::with_max_attempts(config().max_attempts + 1);
+    let too_many = SendOptions::default().with_max_attempts(config().max_attempts + 1);
     let error = pair
         .a
         .send_with(pair.now, pair.b_addr, Bytes::from_static(b"y"), too_many)

@@ -126,8 +126,12 @@ impl Delivery {
 
     /// Why the message failed, `None` while pending or once delivered:
     /// `"attempts_exhausted"`, `"deadline_expired"`, `"cancelled"`,
-    /// `"endpoint_closed"` (the drain deadline of `cleanup`), `"refused"`
-    /// (a limit refused it; never sent) or `"closed"` (never sent).
+    /// `"endpoint_closed"` (the drain deadline of `cleanup`),
+    /// `"unvalidated"` (the destination reached us first and never proved
+    /// it receives our datagrams; sending more would have exceeded three
+    /// times what it sent us), `"unreachable"` (the network reported the
+    /// destination unreachable, ICMP), `"refused"` (a limit refused it;
+    /// never sent) or `"closed"` (never sent).
     #[getter]
     fn reason(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
         Ok(match self.now(py)? {

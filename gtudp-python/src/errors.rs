@@ -1,5 +1,6 @@
 //! Rust errors as Python exceptions: `ValueError` for a bad argument or
-//! configuration (with the Rust error's message), and the module's own
+//! configuration (with the Rust error's message, or one in Python's terms
+//! where the Rust one names Rust items), and the module's own
 //! exceptions (defined in `gtudp/_errors.py`) for what a caller handles.
 
 use std::fmt::Display;
@@ -64,12 +65,26 @@ pub(crate) fn bind_error(error: BindError) -> PyErr {
 /// A send the endpoint refused before trying it.
 pub(crate) fn send_refused(py: Python<'_>, kind: SendErrorKind, message: impl Display) -> PyErr {
     match kind {
-        SendErrorKind::PayloadTooLarge { .. }
-        | SendErrorKind::InvalidAttempts { .. }
-        | SendErrorKind::DeadlineInPast => value_error(message),
+        SendErrorKind::PayloadTooLarge { size, max } => value_error(payload_too_large(size, max)),
+        SendErrorKind::InvalidAttempts { .. } | SendErrorKind::DeadlineInPast => {
+            value_error(message)
+        }
         SendErrorKind::Closing => closed(py, message),
         _ => refused(py, message),
     }
+}
+
+/// The payload limit in Python's terms (the Rust message names
+/// `Config::max_datagram_size`): the sizes in bytes, and the keyword option
+/// of `gtudp.GTUDP` and `gtudp.aio.create_socket` that raises the limit.
+pub(crate) fn payload_too_large(size: usize, max: usize) -> String {
+    format!(
+        "payload of {size} bytes exceeds max_payload_size ({max} bytes); split it, or pass a \
+         larger max_datagram_size= to gtudp.GTUDP(...) or gtudp.aio.create_socket(...) \
+         (the whole datagram, header included: default {}, at most {})",
+        gtudp_proto::Config::default().max_datagram_size,
+        gtudp_proto::MAX_UDP_PAYLOAD,
+    )
 }
 
 /// A delivery error that stopped a send before it was tried.

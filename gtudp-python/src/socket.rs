@@ -262,7 +262,7 @@ fn send_options(
         if timeout.is_zero() {
             return Err(errors::value_error("deadline must be above 0 seconds"));
         }
-        options = options.timeout(timeout);
+        options = options.with_timeout(timeout);
     }
     if let Some(attempts) = attempts {
         if attempts == 0 || attempts > max_attempts {
@@ -271,7 +271,7 @@ fn send_options(
                 max: max_attempts,
             }));
         }
-        options = options.max_attempts(attempts);
+        options = options.with_max_attempts(attempts);
     }
     Ok(options)
 }

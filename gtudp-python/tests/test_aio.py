@@ -162,8 +162,11 @@ def test_bad_arguments_raise_type_and_value_errors():
         sock = await bound()
         with pytest.raises(TypeError, match="bytes-like"):
             await sock.sendto("text", ("127.0.0.1", 9))
-        with pytest.raises(ValueError, match="exceeds"):
+        with pytest.raises(ValueError, match="exceeds") as too_large:
             await sock.sendto(b"x" * (sock.max_payload_size + 1), ("127.0.0.1", 9))
+        message = str(too_large.value)
+        assert f"max_payload_size ({sock.max_payload_size} bytes)" in message, message
+        assert "max_datagram_size=" in message and "Config::" not in message, message
         with pytest.raises(ValueError, match="max_attempts"):
             await sock.sendto(b"x", ("127.0.0.1", 9), attempts=99)
         await sock.cleanup(timeout=2)

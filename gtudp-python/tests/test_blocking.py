@@ -298,8 +298,22 @@ def test_bad_arguments_raise_type_and_value_errors_with_reasons(pair):
         a.sendto(b"x", ("127.0.0.1", 70000))
     with pytest.raises(ValueError, match="IPv6"):
         a.sendto(b"x", ("::1", 4000))
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ValueError, match="exceeds") as too_large:
         a.sendto(b"x" * (a.max_payload_size + 1), b.getsockname())
+    # In Python's terms: the sizes in bytes and the keyword that raises the
+    # limit, not the Rust Config.
+    message = str(too_large.value)
+    assert f"{a.max_payload_size + 1} bytes" in message, message
+    assert f"max_payload_size ({a.max_payload_size} bytes)" in message, message
+    assert "max_datagram_size=" in message and "Config::" not in message, message
+    with pytest.raises(ValueError, match="max_datagram_size="):
+        a.sendto_blocking(b"x" * (a.max_payload_size + 1), b.getsockname())
+    # ...and that keyword does raise it (the header stays the same).
+    bigger_sock = udp()
+    bigger = gtudp.GTUDP(bigger_sock, max_datagram_size=4000)
+    assert bigger.max_payload_size == a.max_payload_size + 4000 - 1452
+    bigger.cleanup(timeout=2)
+    bigger_sock.close()
     with pytest.raises(ValueError, match="max_attempts"):
         a.sendto(b"x", b.getsockname(), attempts=1000)
     sock = udp()

@@ -66,7 +66,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // found no place.
     let mut unproven_failed: HashMap<String, u64> = HashMap::new();
     let mut unproven_dropped = 0u64;
-    let echo_unproven = SendOptions::with_timeout(UNPROVEN_ECHO_TIMEOUT).once_validated();
+    let echo_unproven = SendOptions::default()
+        .with_timeout(UNPROVEN_ECHO_TIMEOUT)
+        .once_validated();
     let mut count_unproven = |outcome: Result<(), DeliveryError>| {
         if let Err(error) = outcome {
             let reason = match error {
@@ -102,21 +104,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             Some(outcome) = echoes.join_next(), if !echoes.is_empty() => {
-                if !matches!(outcome, Ok(Ok(()))) { echo_failures += 1; }
+                if !matches!(outcome, Ok(Ok(_))) { echo_failures += 1; }
             }
             Some(outcome) = unproven.next(), if !unproven.is_empty() => count_unproven(outcome),
             _ = tokio::signal::ctrl_c() => break,
         }
         while echoes.len() >= MAX_ECHOES_IN_FLIGHT {
             if let Some(outcome) = echoes.join_next().await {
-                if !matches!(outcome, Ok(Ok(()))) {
+                if !matches!(outcome, Ok(Ok(_))) {
                     echo_failures += 1;
                 }
             }
         }
     }
     while let Some(outcome) = echoes.join_next().await {
-        if !matches!(outcome, Ok(Ok(()))) {
+        if !matches!(outcome, Ok(Ok(_))) {
             echo_failures += 1;
         }
     }

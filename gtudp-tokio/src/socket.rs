@@ -234,8 +234,12 @@ impl Builder {
     }
 
     /// Binds a new UDP socket to `addr` (IPv4 or IPv6) and starts its
-    /// background task.
+    /// background task. Must be awaited inside a Tokio runtime; outside one
+    /// it fails with [`BindError::NoRuntime`] (before resolving `addr` or
+    /// binding anything).
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Socket, BindError> {
+        // Tokio's bind (and its name lookup) panic outside a runtime.
+        tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         let socket = UdpSocket::bind(addr).await?;
         self.from_tokio(socket)
     }
@@ -325,7 +329,8 @@ impl Socket {
     // ----- creating ------------------------------------------------------
 
     /// Binds a UDP socket to `addr` (IPv4 or IPv6; port 0 picks one) with
-    /// `config` and the default [`Builder`] settings.
+    /// `config` and the default [`Builder`] settings. Outside a Tokio
+    /// runtime it fails with [`BindError::NoRuntime`].
     pub async fn bind(addr: impl ToSocketAddrs, config: Config) -> Result<Self, BindError> {
         Builder::new(config).bind(addr).await
     }
@@ -379,8 +384,14 @@ impl Socket {
 
     // ----- sending -----------------------------------------------------------
 
-    /// Sends `payload` to `target` with guaranteed delivery: `Ok(())` once
-    /// the peer confirmed receipt, otherwise the reason.
+    /// Sends `payload` to `target` with guaranteed delivery: `Ok(len)`, the
+    /// payload's length in bytes (as [`tokio::net::UdpSocket::send_to`]
+    /// returns the bytes sent), once the peer confirmed receipt; otherwise
+    /// the reason.
+    ///
+    /// A message is never sent in part, so `len` is always the whole
+    /// payload. Migrating: this returned `Ok(())` before; a `match` on
+    /// `Ok(())` becomes `Ok(_)`, and `?` or `.is_ok()` need no change.
     ///
     /// Waits while [`Builder::max_outstanding`] messages are unresolved.
     ///
@@ -400,19 +411,25 @@ impl Socket {
         &self,
         payload: impl IntoPayload,
         target: impl ToSocketAddrs,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<usize, DeliveryError> {
         self.send_to_with(payload, target, SendOptions::default())
             .await
     }
 
-    /// [`send_to`](Self::send_to) with per-message options.
+    /// [`send_to`](Self::send_to) with per-message options; `Ok(len)`, the
+    /// payload's length, once delivered.
     pub async fn send_to_with(
         &self,
         payload: impl IntoPayload,
         target: impl ToSocketAddrs,
         options: SendOptions,
-    ) -> Result<(), DeliveryError> {
-        self.start_send_with(payload, target, options).await?.await
+    ) -> Result<usize, DeliveryError> {
+        let payload = payload.into_payload();
+        let len = payload.len();
+        self.start_send_with(payload, target, options)
+            .await?
+            .await?;
+        Ok(len)
     }
 
     /// Hands `payload` to the endpoint, waiting for room if needed, and
@@ -526,9 +543,11 @@ impl Socket {
         gtudp_io::connected_peer(*lock(&self.shared().peer))
     }
 
-    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect);
+    /// [`send_to`](Self::send_to) the peer set by [`connect`](Self::connect):
+    /// `Ok(len)`, the payload's length, once delivered (as
+    /// [`tokio::net::UdpSocket::send`] returns the bytes sent);
     /// [`DeliveryError::Unresolved`] (`NotConnected`) before `connect`.
-    pub async fn send(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+    pub async fn send(&self, payload: impl IntoPayload) -> Result<usize, DeliveryError> {
         self.send_with(payload, SendOptions::default()).await
     }
 
@@ -537,7 +556,7 @@ impl Socket {
         &self,
         payload: impl IntoPayload,
         options: SendOptions,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<usize, DeliveryError> {
         let peer = gtudp_io::send_target(*lock(&self.shared().peer))?;
         self.send_to_with(payload, peer, options).await
     }

@@ -102,8 +102,10 @@ async fn concurrent_receivers_get_each_message_once_and_close_wakes_them() {
             tokio::spawn(async move {
                 let mut outcomes = 0;
                 for i in 0..100u32 {
-                    let outcome = client.send_to(format!("{task}/{i}"), to).await;
-                    assert_eq!(outcome, Ok(()));
+                    let payload = format!("{task}/{i}");
+                    let len = payload.len();
+                    let outcome = client.send_to(payload, to).await;
+                    assert_eq!(outcome, Ok(len));
                     outcomes += 1;
                 }
                 outcomes

@@ -304,7 +304,7 @@ async fn deadlines_and_attempt_limits_run_on_paused_time() {
         .send_to_with(
             &b"x"[..],
             to,
-            SendOptions::with_timeout(Duration::from_secs(30)),
+            SendOptions::default().with_timeout(Duration::from_secs(30)),
         )
         .await
         .unwrap_err();
@@ -316,7 +316,7 @@ async fn deadlines_and_attempt_limits_run_on_paused_time() {
     );
 
     let error = socket
-        .send_to_with(&b"y"[..], to, SendOptions::with_max_attempts(2))
+        .send_to_with(&b"y"[..], to, SendOptions::default().with_max_attempts(2))
         .await
         .unwrap_err();
     assert_eq!(error.reason(), Some(FailureReason::AttemptsExhausted));

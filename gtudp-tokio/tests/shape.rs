@@ -1,12 +1,13 @@
 //! The calls `tokio::net::UdpSocket` users write: borrowed payloads,
-//! `"host:port"` targets, `connect` + `send`.
+//! `"host:port"` targets, `connect` + `send`, and sends that return the
+//! bytes sent.
 
 mod common;
 
 use std::time::Duration;
 
 use common::within;
-use gtudp_tokio::{Config, DeliveryError, Socket};
+use gtudp_tokio::{Config, DeliveryError, SendOptions, Socket};
 
 #[tokio::test]
 async fn borrowed_payloads_and_named_targets() {
@@ -21,12 +22,18 @@ async fn borrowed_payloads_and_named_targets() {
         let owned = vec![1u8, 2, 3];
         // A slice borrowed from a local (copied), a literal, a Vec, a &str
         // target and an (ip, port) target.
-        client.send_to(&owned[..], target.as_str()).await.unwrap();
-        client.send_to(b"literal", &target).await.unwrap();
-        client
-            .send_to(owned.clone(), ("127.0.0.1", server.local_addr().port()))
-            .await
-            .unwrap();
+        // Each returns the payload's length, as Tokio's `send_to` does.
+        let sent = client.send_to(&owned[..], target.as_str()).await;
+        assert_eq!(sent, Ok(3));
+        assert_eq!(client.send_to(b"literal", &target).await, Ok(7));
+        let sent = client
+            .send_to_with(
+                owned.clone(),
+                ("127.0.0.1", server.local_addr().port()),
+                SendOptions::default().with_timeout(Duration::from_secs(20)),
+            )
+            .await;
+        assert_eq!(sent, Ok(3));
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(server.recv().await.unwrap().payload.to_vec());
@@ -74,11 +81,12 @@ async fn connect_then_send() {
     }
     assert_eq!(client.peer_addr().unwrap(), server.local_addr());
     within(20, async {
-        client.send(b"hi").await.unwrap();
+        assert_eq!(client.send(b"hi").await, Ok(2));
         let message = server.recv().await.unwrap();
         assert_eq!(message.payload, "hi");
         server.connect(message.from).await.unwrap();
-        server.send("back").await.unwrap();
+        let sent = server.send_with("back", SendOptions::default()).await;
+        assert_eq!(sent, Ok(4));
         let mut buf = [0u8; 16];
         let (len, from) = client.recv_from(&mut buf).await.unwrap();
         assert_eq!((&buf[..len], from), (&b"back"[..], server.local_addr()));

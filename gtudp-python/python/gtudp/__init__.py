@@ -92,7 +92,7 @@ class GTUDP:
       ``peer_idle_timeout`` (60 s): how long received identities and idle
       peers are remembered.
     - ``max_datagram_size`` (1452 bytes, header included),
-      ``initial_window`` (16), ``max_window`` (1024 messages in flight).
+      ``initial_window`` (16), ``max_window`` (32768 messages in flight).
     - ``max_peers``, ``max_outstanding_messages``, ``max_queued_per_peer``,
       ``max_awaiting_ack``, ``max_awaiting_ack_per_peer``,
       ``max_remembered_bytes`` (64 MiB of remembered identities, which sets

@@ -37,11 +37,21 @@ class Delivery:
             "deadline_expired",
             "cancelled",
             "endpoint_closed",
+            "unvalidated",
+            "unreachable",
             "refused",
             "closed",
-            "failed",
         ]
-    ]: ...
+    ]:
+        """Why the message failed, ``None`` while pending or once delivered:
+        ``"attempts_exhausted"``, ``"deadline_expired"``, ``"cancelled"``,
+        ``"endpoint_closed"`` (the drain deadline of ``cleanup``),
+        ``"unvalidated"`` (the destination reached us first and never
+        proved it receives our datagrams; sending more would have exceeded
+        three times what it sent us), ``"unreachable"`` (the network
+        reported the destination unreachable, ICMP), ``"refused"`` (a limit
+        refused it; never sent) or ``"closed"`` (never sent)."""
+        ...
     @property
     def error(self) -> Optional[str]: ...
     @property
