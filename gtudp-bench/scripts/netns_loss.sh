@@ -11,7 +11,10 @@
 # it, it runs:
 #
 # 1. `echo_server --sink` and `echo_client --oneway --concurrency 1024` with
-#    COUNT 64-byte messages, RUNS times (gtudp-tokio, as a user would);
+#    COUNT 64-byte messages, RUNS times (gtudp-tokio, as a user would); each
+#    run's line is `run K: wall_s=W` then the client's result line (which
+#    ends `retransmissions=X spurious=Y`), then `retx_per_msg=X/COUNT`; a
+#    last line sums the runs' retransmissions and spurious ones;
 # 2. the `compare` benchmark for gtudp-tokio and tokio_kcp (fast profile:
 #    nodelay, fast resend, no congestion window) in one run, median of RUNS.
 #
@@ -53,7 +56,15 @@ NFT
 echo "namespace $ns: lo drops ${loss}% of received UDP datagrams, gso_max_segs 1"
 
 echo "== gtudp-tokio echo_client --oneway against echo_server --sink: $count x 64 B, concurrency 1024"
+# The value of `key=` in a result line (empty if absent).
+field() {
+    awk -v key="$1" '{ for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) print substr($i, length(key) + 2) }' <<<"$2"
+}
+per_msg() { awk -v r="$1" -v n="$2" 'BEGIN { printf "%.4f", (n > 0 ? r / n : 0) }'; }
 port=4000
+total_retx=0
+total_spurious=0
+total_sent=0
 for run in $(seq 1 "$runs"); do
     port=$((port + 1))
     in_ns "$bin/examples/echo_server" --bind "127.0.0.1:$port" --sink >/dev/null 2>&1 &
@@ -66,8 +77,21 @@ for run in $(seq 1 "$runs"); do
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
     server=
-    printf 'run %s: wall_s=%.2f %s\n' "$run" "$(echo "$end - $start" | bc)" "$line"
+    retx=$(field retransmissions "$line")
+    spurious=$(field spurious "$line")
+    if [[ -n "$retx" && -n "$spurious" ]]; then
+        retx_per_msg=$(per_msg "$retx" "$count")
+        total_retx=$((total_retx + retx))
+        total_spurious=$((total_spurious + spurious))
+        total_sent=$((total_sent + count))
+    else
+        retx_per_msg='?'
+    fi
+    printf 'run %s: wall_s=%.2f %s retx_per_msg=%s\n' "$run" "$(echo "$end - $start" | bc)" "$line" \
+        "$retx_per_msg"
 done
+echo "echo_client, all runs: messages=$total_sent retransmissions=$total_retx spurious=$total_spurious" \
+    "retx_per_msg=$(per_msg "$total_retx" "$total_sent")"
 
 echo "== compare: gtudp-tokio and tokio_kcp, $count x 64 B, concurrency 1024, median of $runs"
 in_ns "$bin/compare" --only gtudp-tokio,tokio_kcp --count "$count" --size 64 \

@@ -9,7 +9,10 @@
 //! ```
 //!
 //! The last line is the result, for scripts, printed on every exit:
-//! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q`.
+//! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q retransmissions=X spurious=Y`,
+//! where X counts the client's DATA retransmissions (the close's drain
+//! included) and Y those of them found needless (the message was late, not
+//! lost); both 0 if the socket could not be bound.
 //! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
 //! `--sink` server) if D = N; then the RTT is send-to-Delivered.
 
@@ -220,8 +223,14 @@ fn run(
     }
     // Drain: the RECVs of the echoes still await our ACK... and vice versa.
     // Bounded by Config::drain_timeout.
-    if let Err(error) = socket.close() {
-        eprintln!("echo_client: close: {error}");
-    }
+    let stats = match socket.close() {
+        Ok(summary) => summary.stats,
+        Err(error) => {
+            eprintln!("echo_client: close: {error}");
+            socket.stats()
+        }
+    };
+    // The final counters, the drain's retransmissions included.
+    state.tally.note_endpoint(&stats.endpoint);
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use gtudp_proto::EndpointStats;
 
 /// The payload of message `index`: the index (8 bytes, big-endian), then
 /// bytes derived from it, `size` bytes in all (at least 8).
@@ -36,17 +37,31 @@ pub struct Tally {
     pub mismatched: u64,
     /// Round-trip times, in microseconds.
     pub rtts_us: Vec<u64>,
+    /// The client endpoint's DATA retransmissions
+    /// ([`EndpointStats::retransmissions`]), as of the end of the run.
+    pub retransmissions: u64,
+    /// Those of the retransmissions found needless
+    /// ([`EndpointStats::spurious_retransmissions`]).
+    pub spurious: u64,
 }
 
 impl Tally {
+    /// Takes the retransmission counters from the client endpoint's final
+    /// counters (those of its close summary, or of `stats()` after it).
+    pub fn note_endpoint(&mut self, stats: &EndpointStats) {
+        self.retransmissions = stats.retransmissions;
+        self.spurious = stats.spurious_retransmissions;
+    }
+
     /// The result line, the last line both clients print:
     /// `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M
-    /// elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q`.
+    /// elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q retransmissions=X
+    /// spurious=Y` (the last two 0 when the socket could not be bound).
     pub fn result_line(&mut self, count: u64, elapsed: Duration) -> String {
         self.rtts_us.sort_unstable();
         let seconds = elapsed.as_secs_f64();
         format!(
-            "sent={count} delivered={} failed={} echoed={} duplicates={} mismatched={} elapsed_s={seconds:.3} msgs_per_s={:.0} rtt_p50_us={} rtt_p99_us={}",
+            "sent={count} delivered={} failed={} echoed={} duplicates={} mismatched={} elapsed_s={seconds:.3} msgs_per_s={:.0} rtt_p50_us={} rtt_p99_us={} retransmissions={} spurious={}",
             self.delivered,
             self.failed,
             self.echoed,
@@ -55,6 +70,8 @@ impl Tally {
             count as f64 / seconds.max(1e-9),
             self.percentile(0.50),
             self.percentile(0.99),
+            self.retransmissions,
+            self.spurious,
         )
     }
 
@@ -111,11 +128,15 @@ mod tests {
             rtts_us: vec![30, 10],
             ..Tally::default()
         };
+        let mut stats = EndpointStats::default();
+        stats.retransmissions = 3;
+        stats.spurious_retransmissions = 1;
+        tally.note_endpoint(&stats);
         assert!(tally.success(2, false));
         assert_eq!(
             tally.result_line(2, Duration::from_secs(1)),
             "sent=2 delivered=2 failed=0 echoed=2 duplicates=0 mismatched=0 elapsed_s=1.000 \
-             msgs_per_s=2 rtt_p50_us=10 rtt_p99_us=30"
+             msgs_per_s=2 rtt_p50_us=10 rtt_p99_us=30 retransmissions=3 spurious=1"
         );
     }
 }

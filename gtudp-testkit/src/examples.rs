@@ -102,7 +102,7 @@ pub fn result_fields(output: &Output) -> Vec<(String, String)> {
 // ----- the echo examples' command-line contract, shared by both adapters ----
 
 /// The keys of the echo clients' result line, in order.
-pub const RESULT_KEYS: [&str; 10] = [
+pub const RESULT_KEYS: [&str; 12] = [
     "sent",
     "delivered",
     "failed",
@@ -113,6 +113,8 @@ pub const RESULT_KEYS: [&str; 10] = [
     "msgs_per_s",
     "rtt_p50_us",
     "rtt_p99_us",
+    "retransmissions",
+    "spurious",
 ];
 
 fn keys(fields: &[(String, String)]) -> Vec<&str> {
@@ -140,6 +142,11 @@ pub fn check_echo_pair(server: &str, client: &str) {
     let fields = result_fields(&output);
     assert_eq!(keys(&fields), RESULT_KEYS, "{output:?}");
     assert_eq!(value(&fields, "echoed"), "200");
+    let counter = |key| -> u64 { value(&fields, key).parse().expect("a count") };
+    assert!(
+        counter("spurious") <= counter("retransmissions"),
+        "{output:?}"
+    );
     assert!(output.status.success());
 }
 

@@ -10,7 +10,10 @@
 //! The last line is the result, for scripts, printed on every exit (also
 //! when the socket cannot be bound, or when the run stops for want of
 //! progress):
-//! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q`.
+//! `sent=N delivered=D failed=F echoed=E duplicates=U mismatched=M elapsed_s=S msgs_per_s=R rtt_p50_us=P rtt_p99_us=Q retransmissions=X spurious=Y`,
+//! where X counts the client's DATA retransmissions (the close's drain
+//! included) and Y those of them found needless (the message was late, not
+//! lost); both 0 if the socket could not be bound.
 //! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
 //! `--sink` server) if D = N; then the RTT is send-to-Delivered.
 
@@ -194,9 +197,15 @@ async fn run(
     }
     // Drain: the RECVs of the echoes still await our ACK... and vice versa.
     // Bounded by Config::drain_timeout.
-    if let Err(error) = socket.close().await {
-        eprintln!("echo_client: close: {error}");
-    }
+    let stats = match socket.close().await {
+        Ok(summary) => summary.stats,
+        Err(error) => {
+            eprintln!("echo_client: close: {error}");
+            socket.stats()
+        }
+    };
+    // The final counters, the drain's retransmissions included.
+    tally.note_endpoint(&stats.endpoint);
 
     Ok(())
 }

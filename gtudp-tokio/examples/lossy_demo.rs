@@ -8,7 +8,12 @@
 //! loopback that drops, duplicates and reorders datagrams. The client sends
 //! every message with guaranteed delivery; the server checks that each
 //! arrives exactly once. Prints a summary and exits 0 when every message
-//! was delivered exactly once.
+//! was delivered exactly once. The last line is
+//! `sent=N delivered=D failed=F received_once=R repeats=P retransmissions=X
+//! relay_dropped=L relay_duplicated=U spurious=S duplicates_suppressed=Y
+//! elapsed_s=T => OK` (or `=> FAILED`): the client's DATA retransmissions
+//! beside the datagrams the relay dropped and duplicated (both directions),
+//! and how many of those retransmissions proved needless.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -145,7 +150,10 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     // The server first: its RECVs still awaiting an ACK need the client.
     let server_stats = server.close().await?.stats.endpoint;
     let client_stats = client.close().await?.stats.endpoint;
-    let counters = &relay.counters;
+    // Read once, so that both lines below show the same counts.
+    let relay_in = relay.counters.received.load(Ordering::Relaxed);
+    let relay_dropped = relay.counters.dropped.load(Ordering::Relaxed);
+    let relay_duplicated = relay.counters.duplicated.load(Ordering::Relaxed);
 
     latencies.sort_unstable();
     let percentile = |p: f64| -> f64 {
@@ -156,14 +164,14 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         latencies[rank - 1].as_secs_f64() * 1_000.0
     };
     println!(
-        "relay: {} datagrams in, {} dropped, {} duplicated",
-        counters.received.load(Ordering::Relaxed),
-        counters.dropped.load(Ordering::Relaxed),
-        counters.duplicated.load(Ordering::Relaxed)
+        "relay: {relay_in} datagrams in, {relay_dropped} dropped, {relay_duplicated} duplicated"
     );
     println!(
-        "client: {} DATA retransmissions; server: {} duplicates suppressed, {} RECV retransmissions",
-        client_stats.retransmissions, server_stats.duplicates_suppressed, server_stats.recv_retransmissions
+        "client: {} DATA retransmissions ({} spurious); server: {} duplicates suppressed, {} RECV retransmissions",
+        client_stats.retransmissions,
+        client_stats.spurious_retransmissions,
+        server_stats.duplicates_suppressed,
+        server_stats.recv_retransmissions
     );
     println!(
         "latency send-to-delivered: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -174,8 +182,10 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let ok = delivered == count && received == count && repeats == 0;
     println!(
         "sent={count} delivered={delivered} failed={failed} received_once={received} repeats={repeats} \
-         retransmissions={} duplicates_suppressed={} elapsed_s={:.2} => {}",
+         retransmissions={} relay_dropped={relay_dropped} relay_duplicated={relay_duplicated} \
+         spurious={} duplicates_suppressed={} elapsed_s={:.2} => {}",
         client_stats.retransmissions,
+        client_stats.spurious_retransmissions,
         server_stats.duplicates_suppressed,
         elapsed.as_secs_f64(),
         if ok { "OK" } else { "FAILED" }
