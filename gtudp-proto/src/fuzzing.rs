@@ -199,21 +199,7 @@ pub fn endpoint(data: &[u8]) {
     config.drain_timeout = Duration::from_secs(1);
     config.deliver_foreign = setup & 0x08 != 0;
     config.max_datagram_size = 64;
-    let small = setup & 0x10 != 0;
-    let limits = &mut config.limits;
-    limits.max_peers = if small { 2 } else { 3 };
-    limits.max_unvalidated_peers = if small { 1 } else { 2 };
-    limits.max_outstanding_messages = if small { 2 } else { 6 };
-    limits.max_queued_per_peer = if small { 1 } else { 3 };
-    limits.max_awaiting_ack = if small { 2 } else { 6 };
-    limits.max_awaiting_ack_per_peer = if small { 1 } else { 4 };
-    limits.max_remembered_bytes = if small { 600 } else { 4_096 };
-    limits.max_remembered_bytes_per_peer = if small { 400 } else { 2_048 };
-    limits.max_held_per_unvalidated_peer = if small { 1 } else { 2 };
-    limits.max_held_bytes_unvalidated = if small { 80 } else { 200 };
-    limits.max_unread = if small { 1 } else { 4 };
-    limits.max_pending_control = if small { 1 } else { 4 };
-    limits.max_pending_raw = if small { 1 } else { 2 };
+    set_tiny_limits(&mut config.limits, setup & 0x10 != 0);
     let framing = config.framing.clone();
     let max_payload = config.max_payload_size();
     let mut endpoint = match Endpoint::new(config, u128::from(setup)) {
@@ -422,4 +408,22 @@ impl<'a> Bytes8<'a> {
         self.0 = rest;
         taken
     }
+}
+
+/// Limits small enough that a short input fills every table: `small` picks
+/// the smaller of two sets. Shared by the fuzz targets.
+pub(crate) fn set_tiny_limits(limits: &mut crate::Limits, small: bool) {
+    limits.max_peers = if small { 2 } else { 3 };
+    limits.max_unvalidated_peers = if small { 1 } else { 2 };
+    limits.max_outstanding_messages = if small { 2 } else { 6 };
+    limits.max_queued_per_peer = if small { 1 } else { 3 };
+    limits.max_awaiting_ack = if small { 2 } else { 6 };
+    limits.max_awaiting_ack_per_peer = if small { 1 } else { 4 };
+    limits.max_remembered_bytes = if small { 600 } else { 4_096 };
+    limits.max_remembered_bytes_per_peer = if small { 400 } else { 2_048 };
+    limits.max_held_per_unvalidated_peer = if small { 1 } else { 2 };
+    limits.max_held_bytes_unvalidated = if small { 80 } else { 200 };
+    limits.max_unread = if small { 1 } else { 4 };
+    limits.max_pending_control = if small { 1 } else { 4 };
+    limits.max_pending_raw = if small { 1 } else { 2 };
 }

@@ -438,21 +438,7 @@ impl World {
         config.drain_timeout = Duration::from_secs(1);
         config.deliver_foreign = setup & 0x08 != 0;
         config.max_datagram_size = 64;
-        let small = setup & 0x10 != 0;
-        let limits = &mut config.limits;
-        limits.max_peers = if small { 2 } else { 3 };
-        limits.max_unvalidated_peers = if small { 1 } else { 2 };
-        limits.max_outstanding_messages = if small { 2 } else { 6 };
-        limits.max_queued_per_peer = if small { 1 } else { 3 };
-        limits.max_awaiting_ack = if small { 2 } else { 6 };
-        limits.max_awaiting_ack_per_peer = if small { 1 } else { 4 };
-        limits.max_remembered_bytes = if small { 600 } else { 4_096 };
-        limits.max_remembered_bytes_per_peer = if small { 400 } else { 2_048 };
-        limits.max_held_per_unvalidated_peer = if small { 1 } else { 2 };
-        limits.max_held_bytes_unvalidated = if small { 80 } else { 200 };
-        limits.max_unread = if small { 1 } else { 4 };
-        limits.max_pending_control = if small { 1 } else { 4 };
-        limits.max_pending_raw = if small { 1 } else { 2 };
+        super::set_tiny_limits(&mut config.limits, setup & 0x10 != 0);
         let seed = u128::from(misc >> 3);
         let side = |seed: u128| match Endpoint::new(config.clone(), seed) {
             Ok(endpoint) => Side {

@@ -69,12 +69,7 @@ impl Endpoint {
             // Keep the earlier message's late copies recognisable.
             self.give_up_recv(now, source, identity);
         }
-        if self.state != State::Open {
-            self.stats.dropped.data_unanswered_closing += 1;
-            return;
-        }
-        if self.receive_paused {
-            self.stats.dropped.data_unanswered_paused += 1;
+        if self.refuses_new_data() {
             return;
         }
         // An address that has not proven itself gets a probe, and its DATA
@@ -110,12 +105,7 @@ impl Endpoint {
         payload: Bytes,
         collision: bool,
     ) {
-        if self.state != State::Open {
-            self.stats.dropped.data_unanswered_closing += 1;
-            return;
-        }
-        if self.receive_paused {
-            self.stats.dropped.data_unanswered_paused += 1;
+        if self.refuses_new_data() {
             return;
         }
         if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
@@ -152,6 +142,20 @@ impl Endpoint {
             from: source,
             payload,
         });
+    }
+
+    /// Whether new messages are refused now (closing, or receiving paused);
+    /// counts the refusal.
+    fn refuses_new_data(&mut self) -> bool {
+        if self.state != State::Open {
+            self.stats.dropped.data_unanswered_closing += 1;
+            return true;
+        }
+        if self.receive_paused {
+            self.stats.dropped.data_unanswered_paused += 1;
+            return true;
+        }
+        false
     }
 
     /// Whether a new message from `source` fits every receive-side bound,
