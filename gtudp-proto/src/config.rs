@@ -65,7 +65,8 @@ pub struct Config {
     /// duplicates when its ACK never comes. Must be at least
     /// [`Config::max_retry_span`]: a peer with the same settings stops
     /// resending within that span of its first send, which precedes our first
-    /// receipt. Default 120 s (10 attempts × 10 s, plus margin).
+    /// receipt. Default 120 s (10 attempts and two resends drawn by
+    /// validation probes, × 10 s).
     pub remember_window: Duration,
     /// How long a received identity is still remembered after its ACK
     /// arrives. The ACK proves the sender stopped resending, so only copies
@@ -272,6 +273,10 @@ impl Default for Config {
     }
 }
 
+/// Resends of one message that a validation probe may draw, using no
+/// attempt (see `Endpoint::on_unknown_recv`).
+pub(crate) const RESENDS_FOR_PROBES: u32 = 2;
+
 impl Config {
     /// The time an address that reached us first is given to prove it
     /// receives our datagrams before its unvalidated state may be dropped
@@ -290,9 +295,19 @@ impl Config {
     }
 
     /// The longest a sender with this configuration keeps resending one
-    /// message: `max_attempts` timeouts of at most `max_rto` each.
+    /// message after its first transmission: `max_attempts` timeouts of at
+    /// most `max_rto` each, plus one for each of the (at most two) resends
+    /// a validation probe draws, which use no attempt.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = gtudp_proto::Config::default();
+    /// assert_eq!(config.max_retry_span(), Duration::from_secs(120));
+    /// assert!(config.remember_window >= config.max_retry_span());
+    /// ```
     pub fn max_retry_span(&self) -> Duration {
-        self.max_rto.saturating_mul(self.max_attempts)
+        self.max_rto
+            .saturating_mul(self.max_attempts.saturating_add(RESENDS_FOR_PROBES))
     }
 
     /// The highest steady receive rate, in messages per second, that the
@@ -536,7 +551,7 @@ impl fmt::Display for ConfigError {
             ConfigError::RememberWindowTooShort { window, retry_span } => write!(
                 f,
                 "remember_window ({window:?}) is shorter than the retry span \
-                 max_attempts × max_rto ({retry_span:?}): a late retransmission could be \
+                 (max_attempts + 2) × max_rto ({retry_span:?}): a late retransmission could be \
                  delivered twice; lengthen it or lower max_attempts or max_rto"
             ),
             ConfigError::LifetimeLongerThanWindow { lifetime, window } => write!(

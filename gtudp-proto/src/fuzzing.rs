@@ -191,7 +191,7 @@ pub fn endpoint(data: &[u8]) {
     config.max_rto = Duration::from_millis(200);
     config.max_attempts = 4;
     config.recv_max_attempts = 3;
-    config.remember_window = Duration::from_secs(1);
+    config.remember_window = config.max_retry_span();
     config.datagram_lifetime = Duration::from_millis(300);
     config.initial_window = 1 + u32::from((setup >> 2) & 1);
     config.max_window = 4;

@@ -58,6 +58,11 @@ impl RttEstimator {
         self.smoothed
     }
 
+    /// The longest timeout: `max_rto`.
+    pub(crate) fn max_rto(&self) -> Duration {
+        self.max_rto
+    }
+
     /// The smallest RTT sample, once a sample has been taken.
     pub(crate) fn min(&self) -> Option<Duration> {
         self.min

@@ -233,8 +233,11 @@ impl Timeouts {
     /// [`after`](Self::after), but at least two smoothed RTTs, so a queue
     /// building on the path does not fire it before early detection and the
     /// tail-loss probe have had their turn (the RTO is the last resort).
+    /// Never above `max_rto`: a sender's retries must end within
+    /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
+    /// the receiver's `remember_window` covers.
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
-        let floor = self.rtt.smoothed().unwrap_or_default() * 2;
+        let floor = (self.rtt.smoothed().unwrap_or_default() * 2).min(self.rtt.max_rto());
         self.after(transmissions).max(floor)
     }
 }

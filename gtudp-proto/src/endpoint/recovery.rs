@@ -34,7 +34,7 @@ const PROBE_SCAN: usize = 64;
 
 /// How many times one message is resent on validation probes (see
 /// `Endpoint::on_unknown_recv`).
-const MAX_RESENDS_FOR_PROBES: u8 = 2;
+const MAX_RESENDS_FOR_PROBES: u8 = crate::config::RESENDS_FOR_PROBES as u8;
 
 impl Endpoint {
     /// Runs early detection for the peer at `address` and resends what it
