@@ -240,7 +240,15 @@ impl Endpoint {
                 Some(message) if message.destination != source => {
                     self.stats.dropped.recv_wrong_source += 1;
                 }
-                Some(message) if message.in_flight && message.transmissions > 0 => {
+                // Any message of ours that went out, in flight or parked
+                // (its unproven peer evicted since): the RECV proves its
+                // delivery, and our ACK will tell the receiver we stopped
+                // resending it, so we must.
+                Some(message) if message.transmissions > 0 => {
+                    if !self.peers.contains_key(&source) {
+                        // Proven by this RECV: tracked again, as validated.
+                        self.ensure_peer(now, source, false);
+                    }
                     self.on_validated(now, source);
                     self.resolve(now, id, Ok(()));
                     self.detect_lost(now, source);
