@@ -179,11 +179,7 @@ pub fn endpoint(data: &[u8]) {
     let mut input = Bytes8(data);
     let setup = input.next();
     let mut config = Config {
-        framing: match setup & 3 {
-            0 | 1 => Framing::default(),
-            2 => Framing::with_magic(b"GT"),
-            _ => Framing::new(b"", b"DD", b"RR", b"AA").unwrap_or_default(),
-        },
+        framing: fuzz_framing(setup),
         ..Config::default()
     };
     config.initial_rto = Duration::from_millis(50);
@@ -407,6 +403,16 @@ impl<'a> Bytes8<'a> {
         let (taken, rest) = self.0.split_at(len.min(self.0.len()));
         self.0 = rest;
         taken
+    }
+}
+
+/// The framing the low two bits of a fuzz input's setup byte pick: the
+/// default, a magic prefix, or two-byte types. Shared by the fuzz targets.
+pub(crate) fn fuzz_framing(setup: u8) -> Framing {
+    match setup & 3 {
+        0 | 1 => Framing::default(),
+        2 => Framing::with_magic(b"GT"),
+        _ => Framing::new(b"", b"DD", b"RR", b"AA").unwrap_or_default(),
     }
 }
 

@@ -412,11 +412,7 @@ struct World {
 impl World {
     fn new(setup: u8, timing: u8, misc: u8) -> Self {
         let mut config = Config {
-            framing: match setup & 3 {
-                0 | 1 => Framing::default(),
-                2 => Framing::with_magic(b"GT"),
-                _ => Framing::new(b"", b"DD", b"RR", b"AA").unwrap_or_default(),
-            },
+            framing: super::fuzz_framing(setup),
             ..Config::default()
         };
         config.initial_rto = Duration::from_millis(50);

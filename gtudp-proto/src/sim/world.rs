@@ -350,7 +350,7 @@ struct Handover {
 
 /// DATA kept by the world per node, at most this many, for checking the
 /// messages an endpoint holds until their address proves itself.
-const UNANSWERED_DATA_KEPT: usize = 65_536;
+const HELD_DATA_KEPT: usize = 65_536;
 
 struct Node {
     address: SocketAddr,
@@ -386,9 +386,9 @@ struct Node {
     /// `(sender, identity)`, with their payload and whether they were
     /// corrupted (the newest copy of each identity, as the endpoint keeps;
     /// those it dropped since stay here, unmatched).
-    unanswered_data: BTreeMap<(SocketAddr, Identity), (Bytes, bool)>,
-    /// Keys of `unanswered_data`, oldest first, to bound it.
-    unanswered_order: VecDeque<(SocketAddr, Identity)>,
+    held_data: BTreeMap<(SocketAddr, Identity), (Bytes, bool)>,
+    /// Keys of `held_data`, oldest first, to bound it.
+    held_order: VecDeque<(SocketAddr, Identity)>,
     /// Messages the endpoint took from what it held when this address just
     /// proved itself, not matched yet with the RECV that answers each.
     proof_handovers: Option<(SocketAddr, u64)>,
@@ -607,8 +607,8 @@ impl World {
             corrupt_handed: BTreeSet::new(),
             corrupt_confirmed: BTreeSet::new(),
             ack_tainted: BTreeSet::new(),
-            unanswered_data: BTreeMap::new(),
-            unanswered_order: VecDeque::new(),
+            held_data: BTreeMap::new(),
+            held_order: VecDeque::new(),
             proof_handovers: None,
         });
         self.by_address.insert(address, index);
@@ -1278,12 +1278,12 @@ impl World {
         };
         let key = (datagram.from, identity);
         let kept = (datagram.payload.slice_ref(payload), datagram.corrupted);
-        if node.unanswered_data.insert(key, kept).is_none() {
-            node.unanswered_order.push_back(key);
+        if node.held_data.insert(key, kept).is_none() {
+            node.held_order.push_back(key);
         }
-        while node.unanswered_order.len() > UNANSWERED_DATA_KEPT {
-            if let Some(old) = node.unanswered_order.pop_front() {
-                node.unanswered_data.remove(&old);
+        while node.held_order.len() > HELD_DATA_KEPT {
+            if let Some(old) = node.held_order.pop_front() {
+                node.held_data.remove(&old);
             }
         }
     }
@@ -1299,7 +1299,7 @@ impl World {
         identity: Identity,
     ) {
         let node = &mut self.nodes[index];
-        let Some((payload, corrupted)) = node.unanswered_data.remove(&(from, identity)) else {
+        let Some((payload, corrupted)) = node.held_data.remove(&(from, identity)) else {
             let address = node.address;
             self.violation(
                 ViolationKind::Phantom,
@@ -1417,7 +1417,7 @@ impl World {
                         Some((from, left))
                             if from == to
                                 && left > 0
-                                && node.unanswered_data.contains_key(&(from, identity)) =>
+                                && node.held_data.contains_key(&(from, identity)) =>
                         {
                             self.nodes[index].proof_handovers = Some((from, left - 1));
                             self.on_held_handover(at, index, from, identity);
