@@ -34,12 +34,6 @@ impl Pacer {
         Ok(())
     }
 
-    /// Charges a message sent regardless of the pacer (a retransmission,
-    /// which must not wait), so new messages make room for it.
-    pub(crate) fn charge(&mut self, now: Instant, interval: Duration) {
-        self.next = Some(self.due(now, interval) + interval);
-    }
-
     /// When the next message is due at `interval`: never before a short
     /// catch-up burst, and never more than a burst's worth ahead, so a rate
     /// that rises takes effect at once and charges do not pile up.
@@ -80,24 +74,5 @@ mod tests {
         assert!(pacer.try_release(due, interval).is_ok());
         assert!(pacer.try_release(due, interval).is_err());
         assert_eq!(pacer.next_release(due), Some(due + interval));
-    }
-
-    #[test]
-    fn charged_retransmissions_delay_new_messages() {
-        let start = Instant::now() + Duration::from_secs(1);
-        let mut pacer = Pacer::default();
-        let interval = Duration::from_millis(2); // burst of 1
-        assert!(pacer.try_release(start, interval).is_ok());
-        pacer.charge(start, interval);
-        assert_eq!(
-            pacer.try_release(start + interval, interval),
-            Err(start + interval * 2)
-        );
-        // Charges never hold new messages back by more than an interval
-        // (with a burst of 1).
-        for _ in 0..100 {
-            pacer.charge(start, interval);
-        }
-        assert_eq!(pacer.try_release(start, interval), Err(start + interval));
     }
 }

@@ -106,7 +106,7 @@ impl Controller {
     pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
         match self {
             Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
-            Self::Bbr(bbr) => bbr.on_loss(now, in_flight),
+            Self::Bbr(bbr) => bbr.on_loss(sent_at, now, in_flight),
         }
     }
 

@@ -51,6 +51,10 @@ pub(super) struct Peer {
     pub(super) send_timer: Option<Instant>,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
+    /// Messages in flight to resend, waiting for the pacer: they go before
+    /// anything new (entries whose message was resolved meanwhile, or is
+    /// no longer pending, are skipped).
+    pub(super) resends: VecDeque<MessageId>,
     /// Received messages from this peer whose RECV awaits its ACK.
     pub(super) awaiting: usize,
     /// When the peer, holding no state, is forgotten.
@@ -104,6 +108,7 @@ impl Peer {
             last_data_sent: None,
             send_timer: None,
             queue: VecDeque::new(),
+            resends: VecDeque::new(),
             awaiting: 0,
             idle_deadline: None,
             inbound: false,

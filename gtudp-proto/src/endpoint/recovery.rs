@@ -225,8 +225,12 @@ impl Endpoint {
                 peer.stats.loss_detected_early += 1;
                 peer.congestion.on_loss(sent.at, now, peer.in_flight);
             }
-            if let Some(interval) = peer.congestion.pacing_interval() {
-                peer.pacer.charge(now, interval);
+            // A paced peer's resends wait for the pacer like new messages
+            // (ahead of them): a burst of them after a loss episode would
+            // overflow the queue that caused it.
+            if peer.congestion.pacing_interval().is_some() {
+                peer.resends.push_back(sent.id);
+                return;
             }
         }
         self.output.push_data(sent.id);
@@ -257,7 +261,7 @@ impl Endpoint {
                 earliest(Some(last + probe_timeout(smoothed, peer.rtt.rto())));
             }
         }
-        if !peer.queue.is_empty() && peer.has_window() {
+        if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
             earliest(peer.pacer.next_release(now));
         }
         earliest(peer.probe_resend.map(|(at, _)| at));

@@ -467,6 +467,22 @@ impl Endpoint {
             return;
         };
         let interval = peer.congestion.pacing_interval();
+        while let Some(&id) = peer.resends.front() {
+            let pending = self
+                .messages
+                .get(&id)
+                .is_some_and(|message| message.transmit_pending);
+            if pending {
+                if let Some(interval) = interval {
+                    if peer.pacer.try_release(now, interval).is_err() {
+                        // New messages wait behind the resends.
+                        return;
+                    }
+                }
+                self.output.push_data(id);
+            }
+            peer.resends.pop_front();
+        }
         while peer.has_window() {
             let Some(&id) = peer.queue.front() else {
                 peer.delivery.on_app_limited(peer.in_flight);
