@@ -715,7 +715,7 @@ mod tests {
     #[test]
     fn models_the_path_and_leaves_startup() {
         let mut bbr = Bbr::new(16, 100_000);
-        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
         assert_ne!(bbr.mode, Mode::Startup);
         // 100 messages per 20 ms: 5,000/s, a BDP of 100.
         assert!((bbr.bw.max - 5_000.0).abs() < 1.0, "{}", bbr.bw.max);
