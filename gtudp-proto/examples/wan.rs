@@ -3,24 +3,41 @@
 //! ```text
 //! cargo run --release -p gtudp-proto --features sim --example wan -- \
 //!     [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] [--jitter-ms 0] \
-//!     [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd]
+//!     [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd] \
+//!     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50]
+//! cargo run --release -p gtudp-proto --features sim --example wan -- --matrix \
+//!     [--seconds 10] [--seed 1] [--size 1200]
 //! ```
 //!
 //! Each of `--flows` senders streams `--size`-byte messages to its own
 //! receiver for `--seconds` of virtual time, always keeping messages queued.
 //! Every sender's DATA and ACK cross one shared bottleneck of `--rate-mbit`
 //! with a tail-drop queue of `--queue-ms`; RECV comes back on an unlimited
-//! path. Each direction adds half of `--rtt-ms` of propagation delay plus
-//! up to `--jitter-ms` of uniform jitter (so jitter also reorders), and
-//! loses each datagram with probability `--loss` (`0.01`, `1%` and `1` all
-//! mean 1%) on the wire after the bottleneck, so a lost DATA has used its
-//! share of the link. `--congestion` picks the controller (default: the
-//! endpoint's default).
+//! path. Each direction adds half of the flow's RTT (`--rtt-ms`) of
+//! propagation delay plus up to `--jitter-ms` of uniform jitter (so jitter
+//! also reorders), and loses each datagram with probability `--loss`
+//! (`0.01`, `1%` and `1` all mean 1%) on the wire after the bottleneck, so a
+//! lost DATA has used its share of the link. `--congestion` picks the
+//! controller (default: the endpoint's default). The runner is
+//! `gtudp_proto::sim::WanCell`; this is a command line over it.
+//!
+//! # Flows that differ
+//!
+//! `--flow-congestion aimd,bbr` gives each flow its own controller and
+//! `--flow-rtt-ms 20,80` its own propagation RTT, one entry per flow (the
+//! defaults: `--congestion` and `--rtt-ms` for all). A list sets the number
+//! of flows when `--flows` is not given; lists and `--flows` must agree. All
+//! flows still share the one bottleneck, so this measures coexistence: for
+//! instance `--flow-congestion bbr,aimd --loss 0` is gtudp beside a
+//! Reno-like competing flow (the AIMD controller: slow start, one message
+//! more per window, halved on loss).
+//!
+//! # Output
 //!
 //! The last line on stdout is
 //!
 //! ```text
-//! flows=F goodput_mbit=G link_mbit=M utilization=U bottleneck_drops=D retransmit_ratio=X delivered=N failed=K p50_ms=A p99_ms=B fairness=J
+//! flows=F goodput_mbit=G link_mbit=M utilization=U bottleneck_drops=D retransmit_ratio=X delivered=N failed=K p50_ms=A p99_ms=B fairness=J spurious=S drop_pct=P min_share=M
 //! ```
 //!
 //! - `goodput_mbit`: unique payload bits handed to the receivers, per second;
@@ -28,29 +45,62 @@
 //!   bytes of IPv4 and UDP headers per datagram besides gtUDP's own 5, so a
 //!   clean link of 1,200-byte messages tops out near 0.973, and a random
 //!   loss of `p` caps it near `0.973 × (1 - p)`.
-//! - `bottleneck_drops`: datagrams dropped at the full bottleneck queue.
+//! - `bottleneck_drops`: datagrams dropped at the full bottleneck queue;
+//!   `drop_pct` is that in percent of the datagrams sent into it.
 //! - `retransmit_ratio`: DATA datagrams sent per message delivered.
 //! - `delivered`, `failed`: messages handed over, and sends that failed.
 //! - `p50_ms`, `p99_ms`: from a message's first transmission to its
 //!   Delivered event at the sender (a round trip, plus any recovery).
 //! - `fairness`: Jain's index over the flows' goodputs (1 is perfectly fair).
+//! - `spurious`: retransmissions found needless (the message was late, not
+//!   lost).
+//! - `min_share`: the smallest share of the link any flow got.
 //!
-//! A line before it gives details (datagrams sent into the bottleneck, the
-//! drop share, spurious retransmissions, early loss detections). The same
-//! arguments always print the same lines: everything runs on virtual time
-//! from the seed.
+//! Lines before it give details (datagrams sent into the bottleneck, the
+//! drop share, spurious retransmissions, early loss detections), then one
+//! `flow i:` line per flow with its controller, RTT, goodput, share of the
+//! link, retransmit ratio, spurious retransmissions, drops and p50/p99.
+//!
+//! # `--plot FILE.svg`
+//!
+//! Also draws the run over time into an SVG: three panels stacked, goodput
+//! (Mbit/s, payload delivered per sample interval), messages in flight and
+//! smoothed RTT (ms), one line per flow, sampled every `--sample-ms` (default
+//! 50) of virtual time. Sampling only observes: the figures are the same
+//! with or without it.
+//!
+//! # `--matrix`
+//!
+//! Runs every cell the WAN goals are set for (`gtudp_proto::sim::wan::matrix`:
+//! 50 ms/100 Mbit/s with a 5 ms queue; 200 ms/50 Mbit/s at 2% loss;
+//! 100 ms/1 Gbit/s; 20 ms/100 Mbit/s at 0, 1, 10 and 30% loss, with a 20 ms
+//! queue, and with 5 ms of jitter; BBR beside AIMD and two BBR flows at 20
+//! and 80 ms, both on a clean 20 ms/100 Mbit/s link), one after another, and
+//! prints one Markdown table: utilization, bottleneck drop %, retransmit
+//! ratio, spurious retransmissions, p50 and p99, fairness, each flow's share
+//! where there are several, the cell's goal and whether it is met. Cells
+//! that name no loss have 1%, and those that name no queue a 20 ms one.
+//! Only `--seconds` (default 10 per cell; the 1 Gbit/s cell takes by far
+//! the longest), `--seed` and `--size` apply.
+//!
+//! The same arguments always print the same lines: everything runs on
+//! virtual time from the seed.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
-use gtudp_proto::sim::{Clock, LinkProfile, Network};
-use gtudp_proto::{Config, CongestionAlgorithm, Endpoint, Event};
+use gtudp_proto::sim::wan::matrix;
+use gtudp_proto::sim::{WanCell, WanFlow, WanReport};
+use gtudp_proto::CongestionAlgorithm;
 
-/// Messages each sender keeps waiting beyond what is in flight, so the
-/// application never limits the flow.
-const BACKLOG: usize = 512;
+const USAGE: &str = "usage: wan [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] \
+     [--jitter-ms 0] [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd] \
+     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50]\n\
+     \x20      wan --matrix [--seconds 10] [--seed 1] [--size 1200]";
+
+/// Flags `--matrix` takes; every other cell flag is refused with it.
+const MATRIX_FLAGS: [&str; 3] = ["--seconds", "--seed", "--size"];
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -61,9 +111,16 @@ struct Args {
     jitter_ms: f64,
     seconds: f64,
     size: usize,
-    flows: usize,
+    flows: Option<usize>,
     seed: u64,
     congestion: Option<CongestionAlgorithm>,
+    flow_congestion: Option<Vec<CongestionAlgorithm>>,
+    flow_rtt_ms: Option<Vec<f64>>,
+    plot: Option<PathBuf>,
+    sample_ms: f64,
+    matrix: bool,
+    /// Every flag given, in order.
+    given: Vec<String>,
 }
 
 impl Default for Args {
@@ -76,19 +133,22 @@ impl Default for Args {
             jitter_ms: 0.0,
             seconds: 10.0,
             size: 1200,
-            flows: 1,
+            flows: None,
             seed: 1,
             congestion: None,
+            flow_congestion: None,
+            flow_rtt_ms: None,
+            plot: None,
+            sample_ms: 50.0,
+            matrix: false,
+            given: Vec::new(),
         }
     }
 }
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!("wan: {problem}");
-    eprintln!(
-        "usage: wan [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] [--jitter-ms 0] \
-         [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd]"
-    );
+    eprintln!("{USAGE}");
     ExitCode::from(2)
 }
 
@@ -115,9 +175,35 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag} needs a number, not {value}"))
 }
 
+fn controller(value: &str) -> Result<CongestionAlgorithm, String> {
+    match value {
+        "bbr" => Ok(CongestionAlgorithm::Bbr),
+        "aimd" => Ok(CongestionAlgorithm::Aimd),
+        other => Err(format!("unknown controller {other}")),
+    }
+}
+
+/// A comma-separated list, each entry parsed by `item`.
+fn list<T>(value: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    value.split(',').map(|entry| item(entry.trim())).collect()
+}
+
+fn positive(flag: &str, value: f64) -> Result<f64, String> {
+    if value > 0.0 && value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("{flag} must be above 0"))
+    }
+}
+
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
     while let Some(flag) = args.next() {
+        if flag == "--matrix" {
+            parsed.matrix = true;
+            continue;
+        }
+        parsed.given.push(flag.clone());
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--rtt-ms" => parsed.rtt_ms = number(&flag, &value)?,
@@ -127,55 +213,105 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--jitter-ms" => parsed.jitter_ms = number(&flag, &value)?,
             "--seconds" => parsed.seconds = number(&flag, &value)?,
             "--size" => parsed.size = number(&flag, &value)?,
-            "--flows" => parsed.flows = number(&flag, &value)?,
+            "--flows" => parsed.flows = Some(number(&flag, &value)?),
             "--seed" => parsed.seed = number(&flag, &value)?,
-            "--congestion" => {
-                parsed.congestion = Some(match value.as_str() {
-                    "bbr" => CongestionAlgorithm::Bbr,
-                    "aimd" => CongestionAlgorithm::Aimd,
-                    other => return Err(format!("unknown controller {other}")),
-                })
+            "--congestion" => parsed.congestion = Some(controller(&value)?),
+            "--flow-congestion" => parsed.flow_congestion = Some(list(&value, controller)?),
+            "--flow-rtt-ms" => {
+                parsed.flow_rtt_ms = Some(list(&value, |v| {
+                    positive("--flow-rtt-ms", number("--flow-rtt-ms", v)?)
+                })?)
             }
+            "--plot" => parsed.plot = Some(PathBuf::from(value)),
+            "--sample-ms" => parsed.sample_ms = number(&flag, &value)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let positive = [
+    for (flag, value) in [
         ("--rtt-ms", parsed.rtt_ms),
         ("--rate-mbit", parsed.rate_mbit),
         ("--seconds", parsed.seconds),
-    ];
-    if let Some((flag, _)) = positive.iter().find(|(_, v)| !(*v > 0.0 && v.is_finite())) {
-        return Err(format!("{flag} must be above 0"));
+        ("--sample-ms", parsed.sample_ms),
+    ] {
+        positive(flag, value)?;
     }
-    if !(parsed.queue_ms >= 0.0 && parsed.jitter_ms >= 0.0) {
+    if !(parsed.queue_ms >= 0.0
+        && parsed.jitter_ms >= 0.0
+        && parsed.queue_ms.is_finite()
+        && parsed.jitter_ms.is_finite())
+    {
         return Err("--queue-ms and --jitter-ms must not be negative".into());
     }
-    if parsed.flows == 0 || parsed.flows > 64 {
-        return Err("--flows must be 1 to 64".into());
+    if parsed.matrix {
+        if let Some(flag) = parsed
+            .given
+            .iter()
+            .find(|flag| !MATRIX_FLAGS.contains(&flag.as_str()))
+        {
+            return Err(format!(
+                "--matrix sets its own cells; it takes only --seconds, --seed and --size, not {flag}"
+            ));
+        }
     }
     Ok(parsed)
 }
 
-/// One sender and its receiver.
-struct Flow {
-    sender: Endpoint,
-    receiver: Endpoint,
-    sender_addr: SocketAddr,
-    receiver_addr: SocketAddr,
-    /// Messages accepted and not yet resolved.
-    unresolved: usize,
-    next_seq: u64,
-    /// First transmission of message `seq`, once sent.
-    first_sent: Vec<Option<Duration>>,
-    /// Sequence number of each message id (ids are given out in order).
-    first_id: Option<u64>,
-    delivered_bytes: u64,
-    delivered: u64,
-    failed: u64,
-}
-
 fn duration_ms(ms: f64) -> Duration {
     Duration::from_nanos((ms * 1e6).round() as u64)
+}
+
+/// The cell the arguments describe.
+fn cell(args: &Args) -> Result<WanCell, String> {
+    let lengths = [
+        ("--flows", args.flows),
+        (
+            "--flow-congestion",
+            args.flow_congestion.as_ref().map(Vec::len),
+        ),
+        ("--flow-rtt-ms", args.flow_rtt_ms.as_ref().map(Vec::len)),
+    ];
+    let mut count = None;
+    for (flag, length) in lengths {
+        match (count, length) {
+            (_, None) => {}
+            (None, Some(n)) => count = Some((flag, n)),
+            (Some((first, m)), Some(n)) if m != n => {
+                return Err(format!("{first} gives {m} flows but {flag} gives {n}"))
+            }
+            _ => {}
+        }
+    }
+    let flows = count.map_or(1, |(_, n)| n);
+    if flows == 0 || flows > gtudp_proto::sim::wan::MAX_FLOWS {
+        return Err("--flows must be 1 to 64".into());
+    }
+    let mut cell = WanCell::new(duration_ms(args.rtt_ms), args.rate_mbit);
+    let default_congestion = args.congestion.unwrap_or_default();
+    cell.flows = (0..flows)
+        .map(|i| WanFlow {
+            congestion: args
+                .flow_congestion
+                .as_ref()
+                .and_then(|list| list.get(i).copied())
+                .unwrap_or(default_congestion),
+            rtt: duration_ms(
+                args.flow_rtt_ms
+                    .as_ref()
+                    .and_then(|list| list.get(i).copied())
+                    .unwrap_or(args.rtt_ms),
+            ),
+        })
+        .collect();
+    cell.loss = args.loss;
+    cell.queue = duration_ms(args.queue_ms);
+    cell.jitter = duration_ms(args.jitter_ms);
+    cell.duration = Duration::from_secs_f64(args.seconds);
+    cell.size = args.size;
+    cell.seed = args.seed;
+    if args.plot.is_some() {
+        cell.sample_every = Some(duration_ms(args.sample_ms));
+    }
+    Ok(cell)
 }
 
 fn main() -> ExitCode {
@@ -183,276 +319,159 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(problem) => return usage(&problem),
     };
-    match run(&args) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
+    let outcome = if args.matrix {
+        run_matrix(&args)
+    } else {
+        run_one(&args)
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(problem) => usage(&problem),
     }
 }
 
-fn run(args: &Args) -> Result<String, String> {
-    let rate_bytes = (args.rate_mbit * 1e6 / 8.0).round() as u64;
-    let one_way = duration_ms(args.rtt_ms / 2.0);
-    let mut config = Config::default();
-    if let Some(congestion) = args.congestion {
-        config.congestion = congestion;
+fn run_one(args: &Args) -> Result<(), String> {
+    let cell = cell(args)?;
+    if let Some(path) = &args.plot {
+        // Fail before the run, not after it.
+        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if args.size > config.max_payload_size() {
-        config.max_datagram_size = args.size + config.framing.header_len();
+    let report = cell.run().map_err(|e| e.to_string())?;
+    if let Some(path) = &args.plot {
+        plot(path, &report).map_err(|e| format!("plotting to {}: {e}", path.display()))?;
     }
-    config.limits.max_outstanding_messages = config
-        .limits
-        .max_outstanding_messages
-        .max(config.max_window as usize + 2 * BACKLOG);
+    println!("{report}");
+    Ok(())
+}
 
-    let mut wire = LinkProfile::clean();
-    wire.delay = one_way;
-    wire.jitter = duration_ms(args.jitter_ms);
-    wire.loss = args.loss;
-    wire.loss_after_queue = true;
-    let mut bottleneck = wire.clone();
-    bottleneck.rate = Some(rate_bytes.max(1));
-    bottleneck.queue_limit = duration_ms(args.queue_ms);
-    bottleneck.bottleneck = Some(0);
-    bottleneck.wire_overhead = 28;
-    let mut net = Network::new(args.seed, wire.clone());
-    let header_len = config.framing.header_len();
-    let max_transit = bottleneck.max_transit(config.max_datagram_size) + wire.max_transit(0);
-    config.datagram_lifetime = config.datagram_lifetime.max(max_transit * 2);
-
-    let mut flows = Vec::with_capacity(args.flows);
-    for i in 0..args.flows {
-        let sender_addr = SocketAddr::from(([10, 0, 1, i as u8 + 1], 9000));
-        let receiver_addr = SocketAddr::from(([10, 0, 2, i as u8 + 1], 9000));
-        net.set_link(sender_addr, receiver_addr, bottleneck.clone());
-        let seed = u128::from(args.seed) << 16 | (i as u128) << 1;
-        let sender = Endpoint::new(config.clone(), seed).map_err(|e| e.to_string())?;
-        let receiver = Endpoint::new(config.clone(), seed | 1).map_err(|e| e.to_string())?;
-        flows.push(Flow {
-            sender,
-            receiver,
-            sender_addr,
-            receiver_addr,
-            unresolved: 0,
-            next_seq: 0,
-            first_sent: Vec::new(),
-            first_id: None,
-            delivered_bytes: 0,
-            delivered: 0,
-            failed: 0,
-        });
-    }
-
-    let payload = Bytes::from(vec![0u8; args.size]);
-    let mut clock = Clock::new();
-    let end = Duration::from_secs_f64(args.seconds);
-    let mut buf = Vec::new();
-    let mut latencies: Vec<Duration> = Vec::new();
-    let mut pending_to: Vec<(SocketAddr, SocketAddr, Bytes)> = Vec::new();
-    let mut spins = 0;
-
-    loop {
-        let now = clock.now();
-        let elapsed = clock.elapsed();
-        // Deliver what has arrived.
-        while let Some(datagram) = net.poll_delivery(elapsed) {
-            if let Some(flow) = flows
-                .iter_mut()
-                .find(|f| datagram.to == f.sender_addr || datagram.to == f.receiver_addr)
-            {
-                let endpoint = if datagram.to == flow.sender_addr {
-                    &mut flow.sender
-                } else {
-                    &mut flow.receiver
-                };
-                endpoint.handle_datagram(now, datagram.from, datagram.payload);
-            }
-        }
-        for flow in &mut flows {
-            for endpoint in [&mut flow.sender, &mut flow.receiver] {
-                if endpoint.poll_timeout().is_some_and(|at| at <= now) {
-                    endpoint.handle_timeout(now);
-                }
-            }
-            // Keep the sender busy.
-            if elapsed < end {
-                let queued = flow
-                    .sender
-                    .peer_stats(flow.receiver_addr)
-                    .map_or(0, |stats| stats.queued);
-                let mut room = BACKLOG.saturating_sub(queued);
-                while room > 0 {
-                    let mut message = payload.to_vec();
-                    message[..8.min(args.size)]
-                        .copy_from_slice(&flow.next_seq.to_be_bytes()[..8.min(args.size)]);
-                    match flow
-                        .sender
-                        .send(now, flow.receiver_addr, Bytes::from(message))
-                    {
-                        Ok(id) => {
-                            flow.first_id.get_or_insert(id.as_u64());
-                            flow.next_seq += 1;
-                            flow.first_sent.push(None);
-                            flow.unresolved += 1;
-                        }
-                        Err(_) => break,
-                    }
-                    room -= 1;
-                }
-            }
-            // Transmit, noting each message's first transmission.
-            while let Some(t) = flow.sender.poll_transmit(now, 1, &mut buf) {
-                if buf.len() >= header_len + 8 && args.size >= 8 {
-                    if let Ok(seq_bytes) = buf[header_len..header_len + 8].try_into() {
-                        let seq = u64::from_be_bytes(seq_bytes) as usize;
-                        if let Some(slot @ None) = flow.first_sent.get_mut(seq) {
-                            *slot = Some(elapsed);
-                        }
-                    }
-                }
-                pending_to.push((
-                    flow.sender_addr,
-                    t.destination,
-                    Bytes::copy_from_slice(&buf[..t.size]),
-                ));
-            }
-            while let Some(t) = flow.receiver.poll_transmit(now, 1, &mut buf) {
-                pending_to.push((
-                    flow.receiver_addr,
-                    t.destination,
-                    Bytes::copy_from_slice(&buf[..t.size]),
-                ));
-            }
-            while let Some(event) = flow.sender.poll_event() {
-                match event {
-                    Event::Delivered { id, .. } => {
-                        flow.unresolved -= 1;
-                        let seq = id.as_u64() - flow.first_id.unwrap_or(0);
-                        if let Some(Some(sent)) = flow.first_sent.get(seq as usize) {
-                            if elapsed <= end {
-                                latencies.push(elapsed - *sent);
-                            }
-                        }
-                    }
-                    Event::Failed { .. } => {
-                        flow.unresolved -= 1;
-                        if elapsed <= end {
-                            flow.failed += 1;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            while let Some(event) = flow.receiver.poll_event() {
-                if let Event::Received { payload, .. } = event {
-                    if elapsed <= end {
-                        flow.delivered += 1;
-                        flow.delivered_bytes += payload.len() as u64;
-                    }
-                }
-            }
-        }
-        for (from, to, datagram) in pending_to.drain(..) {
-            net.send(elapsed, from, to, datagram);
-        }
-        // Next instant anything happens.
-        let mut next = net.next_delivery();
-        for flow in &mut flows {
-            for endpoint in [&mut flow.sender, &mut flow.receiver] {
-                if let Some(at) = endpoint.poll_timeout() {
-                    let offset = clock.offset(at);
-                    next = Some(next.map_or(offset, |n| n.min(offset)));
-                }
-            }
-        }
-        match next {
-            Some(next) if next <= end => {
-                if next > elapsed {
-                    clock.advance_to(next);
-                    spins = 0;
-                } else {
-                    // A timer due now that asked for nothing more: after a
-                    // few passes, step past it.
-                    spins += 1;
-                    if spins > 3 {
-                        clock.advance_to(elapsed + Duration::from_micros(1));
-                        spins = 0;
-                    }
-                }
-            }
-            _ => break,
-        }
-    }
-
-    let seconds = args.seconds;
-    let goodputs: Vec<f64> = flows
-        .iter()
-        .map(|f| f.delivered_bytes as f64 * 8.0 / seconds / 1e6)
-        .collect();
-    let goodput: f64 = goodputs.iter().sum();
-    let sum_sq: f64 = goodputs.iter().map(|g| g * g).sum();
-    let fairness = if sum_sq > 0.0 {
-        goodput * goodput / (goodputs.len() as f64 * sum_sq)
-    } else {
-        0.0
-    };
-    let delivered: u64 = flows.iter().map(|f| f.delivered).sum();
-    let failed: u64 = flows.iter().map(|f| f.failed).sum();
-    let data_sent: u64 = flows
-        .iter()
-        .map(|f| f.sender.stats().datagrams_out.data)
-        .sum();
-    let spurious: u64 = flows
-        .iter()
-        .map(|f| f.sender.stats().spurious_retransmissions)
-        .sum();
-    let early: u64 = flows
-        .iter()
-        .map(|f| f.sender.stats().loss_detected_early)
-        .sum();
-    let retransmissions: u64 = flows.iter().map(|f| f.sender.stats().retransmissions).sum();
-    latencies.sort_unstable();
-    let percentile = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1e3
-    };
-    let stats = net.stats();
-    let into_bottleneck = data_sent
-        + flows
-            .iter()
-            .map(|f| f.sender.stats().datagrams_out.ack)
-            .sum::<u64>();
-    let per_flow: Vec<String> = goodputs.iter().map(|g| format!("{g:.2}")).collect();
+fn run_matrix(args: &Args) -> Result<(), String> {
     println!(
-        "details: congestion={:?} bottleneck_sent={} bottleneck_drop_pct={:.3} wire_lost={} \
-         retransmissions={} spurious={} loss_detected_early={} per_flow_mbit={}",
-        config.congestion,
-        into_bottleneck,
-        100.0 * stats.rate_dropped as f64 / into_bottleneck.max(1) as f64,
-        stats.lost,
-        retransmissions,
-        spurious,
-        early,
-        per_flow.join(",")
+        "| case | utilization | bottleneck drop % | retransmit ratio | spurious | p50 ms | p99 ms \
+         | fairness | shares | target | met |"
     );
-    Ok(format!(
-        "flows={} goodput_mbit={:.2} link_mbit={} utilization={:.3} bottleneck_drops={} \
-         retransmit_ratio={:.3} delivered={} failed={} p50_ms={:.1} p99_ms={:.1} fairness={:.3}",
-        args.flows,
-        goodput,
-        args.rate_mbit,
-        goodput / args.rate_mbit,
-        stats.rate_dropped,
-        data_sent as f64 / delivered.max(1) as f64,
-        delivered,
-        failed,
-        percentile(0.5),
-        percentile(0.99),
-        fairness
-    ))
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for entry in matrix() {
+        let mut cell = entry.cell;
+        if args.given.iter().any(|flag| flag == "--seconds") {
+            cell.duration = Duration::from_secs_f64(args.seconds);
+        }
+        cell.seed = args.seed;
+        cell.size = args.size;
+        let report = cell
+            .run()
+            .map_err(|e| format!("cell {}: {e}", entry.name))?;
+        let shares = if report.flows.len() > 1 {
+            let shares: Vec<String> = report
+                .flows
+                .iter()
+                .map(|f| format!("{:?} {:.3}", f.flow.congestion, f.share).to_lowercase())
+                .collect();
+            shares.join(" / ")
+        } else {
+            "-".to_string()
+        };
+        let met = if entry.target.is_empty() {
+            "-".to_string()
+        } else {
+            let misses = entry.target.misses(&report);
+            if misses.is_empty() {
+                "yes".to_string()
+            } else {
+                format!("no: {}", misses.join("; "))
+            }
+        };
+        println!(
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {:.1} | {:.1} | {:.3} | {} | {} | {} |",
+            entry.name,
+            report.utilization,
+            report.drop_pct(),
+            report.retransmit_ratio(),
+            report.spurious,
+            report.p50_ms,
+            report.p99_ms,
+            report.fairness,
+            shares,
+            entry.target,
+            met
+        );
+    }
+    Ok(())
+}
+
+/// Draws goodput, messages in flight and RTT over time, one line per flow.
+fn plot(path: &std::path::Path, report: &WanReport) -> Result<(), String> {
+    use plotters::prelude::*;
+
+    type Value = fn(&gtudp_proto::sim::FlowSample) -> Option<f64>;
+    let messages = format!("messages of {} B", report.cell.size);
+    let panels: [(&str, &str, Value); 3] = [
+        ("goodput", "Mbit/s", |s| Some(s.goodput_mbit)),
+        ("in flight", &messages, |s| Some(s.in_flight as f64)),
+        // None until the flow has measured one.
+        ("smoothed RTT", "ms", |s| {
+            s.rtt.map(|rtt| rtt.as_secs_f64() * 1e3)
+        }),
+    ];
+    let error = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let root = SVGBackend::new(path, (1000, 1050)).into_drawing_area();
+    root.fill(&WHITE).map_err(error)?;
+    let cell = &report.cell;
+    let title = format!(
+        "{} Mbit/s, queue {} ms, loss {}%, jitter {} ms, seed {}",
+        cell.rate_mbit,
+        cell.queue.as_secs_f64() * 1e3,
+        cell.loss * 100.0,
+        cell.jitter.as_secs_f64() * 1e3,
+        cell.seed
+    );
+    let root = root.titled(&title, ("sans-serif", 22)).map_err(error)?;
+    let seconds = cell.duration.as_secs_f64();
+    for (area, (name, unit, value)) in root.split_evenly((3, 1)).iter().zip(panels) {
+        let top = report
+            .samples
+            .iter()
+            .flat_map(|sample| sample.flows.iter().filter_map(value))
+            .fold(0.0, f64::max);
+        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        let mut chart = ChartBuilder::on(area)
+            .caption(name, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..seconds, 0.0..top)
+            .map_err(error)?;
+        chart
+            .configure_mesh()
+            .x_desc("virtual time (s)")
+            .y_desc(unit)
+            .draw()
+            .map_err(error)?;
+        for (i, flow) in cell.flows.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points = report.samples.iter().filter_map(|sample| {
+                let flow_sample = sample.flows.get(i)?;
+                Some((sample.at.as_secs_f64(), value(flow_sample)?))
+            });
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(error)?
+                .label(format!(
+                    "flow {i}: {:?}, {} ms",
+                    flow.congestion,
+                    flow.rtt.as_secs_f64() * 1e3
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(error)?;
+    }
+    root.present().map_err(error)?;
+    Ok(())
 }

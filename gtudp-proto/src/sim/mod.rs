@@ -24,6 +24,10 @@
 //!   identities afresh, against a receiver that remembers the old ones.
 //! - [`Scenario`]: a whole checked run drawn from a seed and a [`Profile`]
 //!   (or [`Knobs`]); this is what the test matrix and the `soak` example run.
+//! - [`wan`]: saturating flows sharing one bottleneck ([`WanCell`]), each
+//!   with its own controller and RTT, measured for utilization, drops,
+//!   retransmissions, delay and fairness ([`WanReport`], checked against a
+//!   [`WanTarget`]); this is what the `wan` example runs.
 //!
 //! # Example
 //!
@@ -75,6 +79,7 @@ mod restarts;
 mod rng;
 mod scenario;
 mod trace;
+pub mod wan;
 mod world;
 
 pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection};
@@ -85,4 +90,7 @@ pub use restarts::{RestartProbe, RestartReport};
 pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
 pub use trace::{Trace, TraceEntry, Wire};
+pub use wan::{
+    FlowReport, FlowSample, MatrixCell, WanCell, WanError, WanFlow, WanReport, WanSample, WanTarget,
+};
 pub use world::{Counts, SlowReader, Tag, Violation, ViolationCounts, ViolationKind, World};
