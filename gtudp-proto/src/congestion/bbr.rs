@@ -48,6 +48,9 @@ const CRUISE_MAX_TIME: Duration = Duration::from_secs(2);
 const EXCESS_LOSS: f64 = 0.02;
 /// Sends sampled below the estimate before their loss ratio is trusted.
 const MIN_CALM_SAMPLES: u64 = 16;
+/// Round trips of cruise before a standing queue is drained (a queue
+/// another flow keeps standing must not make this one yield all the time).
+const CRUISE_DRAIN_ROUNDS: u32 = 8;
 /// The queue delay cruising drains.
 const CRUISE_QUEUE: Duration = Duration::from_millis(1);
 /// Rounds' worth of sends a loss judgement covers outside a probe.
@@ -317,7 +320,11 @@ impl Bbr {
         let counted = self.busy.on_resolved(sent_at, true);
         let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
-        if self.cut_in_round || !(self.standing_queue() || excess) {
+        // While a queue stands, loss above the random share by its noise
+        // alone is congestion (the queue overflowed); a standing queue
+        // with only random loss is no reason to yield.
+        let queued = counted && judged && self.standing_queue() && self.loss_above_random();
+        if self.cut_in_round || !(excess || queued) {
             return;
         }
         // The next judgement needs fresh evidence.
@@ -348,6 +355,16 @@ impl Bbr {
         } else {
             self.calm.ratio().unwrap_or(0.0)
         }
+    }
+
+    /// The sends judged lost more than the random share, by one standard
+    /// deviation of it.
+    fn loss_above_random(&self) -> bool {
+        let (lost, total) = (self.busy.lost, self.busy.lost + self.busy.delivered);
+        let random = self.random_loss();
+        let expected = random * total as f64;
+        let noise = (random * (1.0 - random) * total as f64).sqrt();
+        lost >= 2 && lost as f64 > expected + noise
     }
 
     /// This round lost more than the path's random share explains: by
@@ -577,7 +594,9 @@ impl Bbr {
                     PROBE_DOWN => (elapsed >= min_rtt || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
-                    _ if elapsed >= min_rtt * 2 && self.cruise_queue_stands(min_rtt) => {
+                    _ if elapsed >= min_rtt * CRUISE_DRAIN_ROUNDS
+                        && self.cruise_queue_stands(min_rtt) =>
+                    {
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
