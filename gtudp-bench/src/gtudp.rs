@@ -95,7 +95,7 @@ pub(crate) async fn run(params: Params) -> io::Result<Outcome> {
             continue;
         }
         match tokio::time::timeout(STALL, in_flight.next()).await {
-            Ok(Some((sent_at, Ok(())))) => {
+            Ok(Some((sent_at, Ok(_)))) => {
                 let now = Instant::now();
                 record(&mut latency, now.saturating_duration_since(sent_at));
                 delivered += 1;

@@ -28,6 +28,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::error::DeliveryError;
+use crate::Delivered;
 
 /// How a [`Registry`] notifies the reader waiting for a slot: the part of
 /// a slot that records the waiter, created with the slot (by [`Default`])
@@ -118,7 +119,7 @@ enum State {
     /// Unresolved.
     Waiting,
     /// Resolved; the outcome waits for the handle to take it.
-    Done(Result<(), DeliveryError>),
+    Done(Result<Delivered, DeliveryError>),
     /// The handle was dropped; freed when the driver resolves it.
     Abandoned,
 }
@@ -133,7 +134,7 @@ pub struct Key {
 /// What a reader finds in its slot.
 enum Found<'a, W> {
     /// The outcome, taken (the slot is freed).
-    Outcome(Result<(), DeliveryError>),
+    Outcome(Result<Delivered, DeliveryError>),
     /// No outcome yet; the slot's waiter record.
     Waiting(&'a mut W),
 }
@@ -204,7 +205,7 @@ impl<W: Wake> Registry<W> {
     }
 
     /// Returns whether a waiter was notified.
-    fn resolve(&self, key: Key, outcome: Result<(), DeliveryError>) -> bool {
+    fn resolve(&self, key: Key, outcome: Result<Delivered, DeliveryError>) -> bool {
         let mut slots = self.lock();
         let Some(entry) = slots.entry(key) else {
             return false;
@@ -242,7 +243,7 @@ impl<W: Wake> Registry<W> {
 impl Registry<TaskWake> {
     /// The outcome if it is known (the slot is then freed), otherwise
     /// remembers `cx`'s waker for [`Completion::resolve`].
-    pub fn poll(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<(), DeliveryError>> {
+    pub fn poll(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<Delivered, DeliveryError>> {
         let mut slots = self.lock();
         match slots.find(key) {
             Found::Outcome(outcome) => Poll::Ready(outcome),
@@ -264,7 +265,11 @@ impl Registry<CondvarWake> {
     /// Waits until the outcome is known, or until `deadline` if there is
     /// one (`None` then if it is still unknown), and takes it, freeing the
     /// slot.
-    pub fn wait(&self, key: Key, deadline: Option<Instant>) -> Option<Result<(), DeliveryError>> {
+    pub fn wait(
+        &self,
+        key: Key,
+        deadline: Option<Instant>,
+    ) -> Option<Result<Delivered, DeliveryError>> {
         let mut slots = self.lock();
         loop {
             let ready = match slots.find(key) {
@@ -352,7 +357,7 @@ pub struct Completion<W: Wake> {
 impl<W: Wake> Completion<W> {
     /// Hands `outcome` to the send's handle and wakes its waiter; if the
     /// handle was dropped, frees the slot.
-    pub fn resolve(self, outcome: Result<(), DeliveryError>) {
+    pub fn resolve(self, outcome: Result<Delivered, DeliveryError>) {
         self.resolve_notified(outcome);
     }
 
@@ -361,7 +366,7 @@ impl<W: Wake> Completion<W> {
     /// ([`CondvarWake`]); false if the handle was dropped or never waited.
     /// An adapter uses it to expect the application's reaction (a new send,
     /// say) soon.
-    pub fn resolve_notified(mut self, outcome: Result<(), DeliveryError>) -> bool {
+    pub fn resolve_notified(mut self, outcome: Result<Delivered, DeliveryError>) -> bool {
         match self.key.take() {
             Some(key) => self.registry.resolve(key, outcome),
             None => false,
@@ -394,6 +399,10 @@ mod tests {
 
     use super::*;
 
+    const DELIVERED: Delivered = Delivered {
+        suspected_lost: false,
+    };
+
     struct CountingWaker(AtomicUsize);
 
     impl std::task::Wake for CountingWaker {
@@ -416,7 +425,7 @@ mod tests {
         // Dropped first, resolved later.
         let (first, completion) = registry.register();
         registry.abandon(first);
-        completion.resolve(Ok(()));
+        completion.resolve(Ok(DELIVERED));
         // Resolved first, dropped later.
         let (second, completion) = registry.register();
         assert_eq!(second.index, first.index);
@@ -447,7 +456,7 @@ mod tests {
             .is_pending());
         registry.abandon(key);
         assert!(registry.lock().entries[0].waiter.0.is_none());
-        completion.resolve(Ok(()));
+        completion.resolve(Ok(DELIVERED));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
     }
 
@@ -459,9 +468,9 @@ mod tests {
         let (key, completion) = registry.register();
         assert!(registry.poll(key, &mut cx).is_pending());
         assert!(registry.poll(key, &mut cx).is_pending());
-        completion.resolve(Ok(()));
+        completion.resolve(Ok(DELIVERED));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-        assert_eq!(registry.poll(key, &mut cx), Poll::Ready(Ok(())));
+        assert_eq!(registry.poll(key, &mut cx), Poll::Ready(Ok(DELIVERED)));
         // The slot is reused, under a new generation.
         let (again, _completion) = registry.register();
         assert_eq!(again.index, key.index);
@@ -477,12 +486,12 @@ mod tests {
         assert!(registry
             .poll(polled, &mut Context::from_waker(&waker))
             .is_pending());
-        assert!(completion.resolve_notified(Ok(())));
+        assert!(completion.resolve_notified(Ok(DELIVERED)));
         let (dropped, completion) = registry.register();
         registry.abandon(dropped);
-        assert!(!completion.resolve_notified(Ok(())));
+        assert!(!completion.resolve_notified(Ok(DELIVERED)));
         let (_never_polled, completion) = registry.register();
-        assert!(!completion.resolve_notified(Ok(())));
+        assert!(!completion.resolve_notified(Ok(DELIVERED)));
     }
 
     #[test]
@@ -512,7 +521,7 @@ mod tests {
         assert!(registry
             .poll(key, &mut Context::from_waker(&new))
             .is_pending());
-        completion.resolve(Ok(()));
+        completion.resolve(Ok(DELIVERED));
         assert_eq!(old_wakes.0.load(Ordering::SeqCst), 0);
         assert_eq!(new_wakes.0.load(Ordering::SeqCst), 1);
     }
@@ -524,9 +533,9 @@ mod tests {
         assert_eq!(registry.wait(key, Some(Instant::now())), None);
         let resolver = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            completion.resolve(Ok(()));
+            completion.resolve(Ok(DELIVERED));
         });
-        assert_eq!(registry.wait(key, None), Some(Ok(())));
+        assert_eq!(registry.wait(key, None), Some(Ok(DELIVERED)));
         resolver.join().unwrap();
         let (again, _completion) = registry.register();
         assert_eq!(again.index, key.index);

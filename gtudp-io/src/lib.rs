@@ -10,9 +10,9 @@
 //! any release. Applications use `gtudp-tokio` or `gtudp-mio`, which
 //! re-export the public types defined here, so both adapters have the same
 //! types for the same concepts: [`SendOptions`], [`Datagram`],
-//! [`DatagramKind`], [`Stats`], [`CloseSummary`], [`IoCounters`] (as
-//! `IoStats`), and the errors [`BindError`], [`DeliveryError`],
-//! [`RecvError`] and [`Closed`].
+//! [`DatagramKind`], [`Delivered`], [`Stats`], [`CloseSummary`],
+//! [`IoCounters`] (as `IoStats`), and the errors [`BindError`],
+//! [`DeliveryError`], [`RecvError`] and [`Closed`].
 //!
 //! The I/O is runtime-agnostic: [`BatchIo`] owns a socket that implements
 //! [`Socket`], through which the adapter's runtime runs each non-blocking
@@ -25,6 +25,7 @@
 mod batch;
 pub mod completion;
 mod datagram;
+mod delivered;
 mod error;
 #[allow(unsafe_code)]
 mod errqueue;
@@ -37,6 +38,7 @@ mod stats;
 
 pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
 pub use datagram::{Datagram, DatagramKind};
+pub use delivered::Delivered;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
 pub use log::{log_datagram, PayloadPreview};
 pub use options::SendOptions;

@@ -2,7 +2,7 @@
 
 use gtudp_proto::{Event, FailureReason, MessageId};
 
-use crate::{Datagram, DatagramKind, DeliveryError};
+use crate::{Datagram, DatagramKind, Delivered, DeliveryError};
 
 /// An endpoint [`Event`], sorted for an adapter: a message for the
 /// application's receive queue, or the outcome of a guaranteed send for the
@@ -16,7 +16,7 @@ pub enum Routed {
         /// The message.
         id: MessageId,
         /// Delivered, or why not.
-        outcome: Result<(), DeliveryError>,
+        outcome: Result<Delivered, DeliveryError>,
         /// Whether the message was abandoned at the close's drain deadline
         /// ([`FailureReason::EndpointClosed`]), which a close summary counts.
         abandoned: bool,
@@ -32,9 +32,11 @@ pub fn route(event: Event) -> Routed {
         Event::Foreign { from, payload } => {
             Routed::Message(Datagram::new(payload, from, DatagramKind::Foreign))
         }
-        Event::Delivered { id, .. } => Routed::Outcome {
+        Event::Delivered {
+            id, suspected_lost, ..
+        } => Routed::Outcome {
             id,
-            outcome: Ok(()),
+            outcome: Ok(Delivered { suspected_lost }),
             abandoned: false,
         },
         Event::Failed { id, to, reason } => Routed::Outcome {
@@ -84,5 +86,28 @@ mod tests {
             }),
             Routed::Message(Datagram::new(payload, from, DatagramKind::Foreign))
         );
+    }
+
+    #[test]
+    fn deliveries_say_whether_the_message_was_suspected_lost() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut endpoint = gtudp_proto::Endpoint::new(gtudp_proto::Config::default(), 3).unwrap();
+        let id = endpoint
+            .send(std::time::Instant::now(), to, Bytes::from_static(b"x"))
+            .unwrap();
+        for suspected_lost in [false, true] {
+            assert_eq!(
+                route(Event::Delivered {
+                    id,
+                    to,
+                    suspected_lost
+                }),
+                Routed::Outcome {
+                    id,
+                    outcome: Ok(Delivered::new(suspected_lost)),
+                    abandoned: false,
+                }
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use gtudp_mio::{BlockingSocket, DeliveryError, PendingSend, RecvError};
+use gtudp_mio::{BlockingSocket, Delivered, DeliveryError, PendingSend, RecvError};
 use gtudp_testkit::cli::ClientArgs as Args;
 use gtudp_testkit::echo::{echoed_index, payload, Tally};
 
@@ -66,11 +66,11 @@ impl Run<'_> {
 
     /// Counts one outcome: a failure (or, one-way, any outcome) frees the
     /// message's place; with echoes, a delivery does not (the echo frees it).
-    fn note_outcome(&mut self, index: u64, outcome: Result<(), DeliveryError>) {
+    fn note_outcome(&mut self, index: u64, outcome: Result<Delivered, DeliveryError>) {
         self.resolved += 1;
         let failed = outcome.is_err();
         match outcome {
-            Ok(()) => {
+            Ok(_) => {
                 self.tally.delivered += 1;
                 if self.args.oneway {
                     if let Some(at) = self.sent_at[index as usize] {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gtudp_io::{resolve_std, Datagram, IntoPayload, SendOptions};
+use gtudp_io::{resolve_std, Datagram, Delivered, IntoPayload, SendOptions};
 use gtudp_proto::{canonical_addr, Config, PeerStats, SendErrorKind, SendRawError};
 use mio::{Poll, Waker};
 
@@ -93,8 +93,10 @@ impl Default for BlockingOptions {
 ///
 /// Delivery is unordered. [`send_to_blocking`](Self::send_to_blocking)
 /// returning `Ok` means the peer's endpoint has the message (it may not have
-/// been read yet); [`DeliveryError::Failed`] means delivery was not
-/// confirmed (the payload may still have arrived).
+/// been read yet); its [`Delivered`] also says whether the message was
+/// [suspected lost](Delivered::suspected_lost) on the way.
+/// [`DeliveryError::Failed`] means delivery was not confirmed (the payload
+/// may still have arrived).
 ///
 /// Dropping the socket closes it gracefully in the background: messages in
 /// flight keep being resolved until `Config::drain_timeout`. Use
@@ -129,7 +131,10 @@ impl Default for BlockingOptions {
 /// let client = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
 ///
 /// // Returns once the server's endpoint confirmed receipt.
-/// client.send_to_blocking(&b"hello"[..], server.local_addr())?;
+/// let delivered = client.send_to_blocking(&b"hello"[..], server.local_addr())?;
+/// if delivered.suspected_lost {
+///     println!("resent as presumed lost before it was confirmed");
+/// }
 ///
 /// let mut buf = [0u8; 1500];
 /// let (len, from) = server.recv_from(&mut buf)?;
@@ -329,7 +334,7 @@ impl BlockingSocket {
         payload: impl IntoPayload,
         to: impl ToSocketAddrs,
         options: SendOptions,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         self.send_to_with(payload, to, options)?.wait()
     }
 
@@ -359,13 +364,13 @@ impl BlockingSocket {
     }
 
     /// Sends `payload` to `to` and blocks until the peer's endpoint confirms
-    /// receipt (`Ok`) or the endpoint gives up ([`DeliveryError::Failed`]
+    /// receipt ([`Delivered`]) or the endpoint gives up ([`DeliveryError::Failed`]
     /// with the reason) — at most `max_attempts` retransmission timeouts.
     pub fn send_to_blocking(
         &self,
         payload: impl IntoPayload,
         to: impl ToSocketAddrs,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         self.send_to(payload, to)?.wait()
     }
 
@@ -396,7 +401,7 @@ impl BlockingSocket {
     }
 
     /// [`send`](Self::send), then waits for the outcome.
-    pub fn send_blocking(&self, payload: impl IntoPayload) -> Result<(), DeliveryError> {
+    pub fn send_blocking(&self, payload: impl IntoPayload) -> Result<Delivered, DeliveryError> {
         self.send(payload)?.wait()
     }
 

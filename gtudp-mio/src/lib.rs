@@ -75,7 +75,7 @@ mod stats;
 pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
-pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
+pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::relay::{Impairment, Relay};
 use gtudp_mio::{
-    BindError, BlockingOptions, BlockingSocket, Config, DeliveryError, FailureReason, RecvError,
+    BindError, BlockingOptions, BlockingSocket, Config, Delivered, DeliveryError, FailureReason,
+    RecvError,
 };
 
 /// Echoes `count` messages back to their senders, then closes.
@@ -273,4 +274,38 @@ fn recv_after_close_reports_closed() {
     );
     let summary = socket.close().unwrap();
     assert_eq!(summary.delivered, 0);
+}
+
+/// Resends ordered because the message was presumed lost.
+fn presumed_lost(client: &BlockingSocket) -> u64 {
+    let stats = client.stats().endpoint;
+    stats.retransmission_timeouts + stats.tail_loss_probes + stats.loss_detected_early
+}
+
+#[test]
+fn a_delivery_says_whether_the_message_was_suspected_lost() {
+    let client = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    // The server's port swallows the first DATA before gtUDP takes it
+    // over: only the resend on the retransmission timeout can arrive.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    port.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let server_addr = port.local_addr().unwrap();
+    let pending = client.send_to("lost once", server_addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (_, from) = port.recv_from(&mut buf).unwrap();
+    assert_eq!(from, client.local_addr());
+    let server = BlockingSocket::from_std(port, common::fast_config()).unwrap();
+    let delivered: Delivered = pending.wait().unwrap();
+    assert!(delivered.suspected_lost);
+    assert!(presumed_lost(&client) > 0);
+    let message = server.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(&message.payload[..], b"lost once");
+
+    // A clean exchange (unless the loaded machine outran a timer).
+    let before = presumed_lost(&client);
+    let delivered = client.send_to_blocking("clean", server_addr).unwrap();
+    assert_eq!(delivered.suspected_lost, presumed_lost(&client) > before);
+    let message = server.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(&message.payload[..], b"clean");
 }

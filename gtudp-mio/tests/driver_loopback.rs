@@ -69,7 +69,7 @@ fn exchange(bind: &str) {
             driver.handle_timeout(now);
             while let Some(event) = driver.poll_event() {
                 match event {
-                    Event::Delivered { id, to } => {
+                    Event::Delivered { id, to, .. } => {
                         assert_eq!(to, addrs[1 - index]);
                         assert!(outstanding[index].remove(&id), "outcome reported twice");
                     }

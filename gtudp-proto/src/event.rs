@@ -45,6 +45,14 @@ pub enum Event {
         id: MessageId,
         /// Where it went.
         to: SocketAddr,
+        /// Whether the sender presumed the message lost and resent it
+        /// before the confirmation came (msquic's "suspected lost"): early
+        /// loss detection, a tail-loss probe or a retransmission timeout
+        /// ordered it again. Either a copy was really lost and the resend
+        /// recovered it, or the original was only late; the RECV does not
+        /// say which copy arrived. A resend that answers the receiver's
+        /// validation probe is no loss suspicion and leaves this `false`.
+        suspected_lost: bool,
     },
     /// Delivery was not confirmed; the payload may still have arrived.
     Failed {

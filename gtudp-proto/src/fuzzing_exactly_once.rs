@@ -975,7 +975,7 @@ impl World {
     fn on_event(&mut self, side: usize, event: Event) {
         match event {
             Event::Received { from, payload } => self.on_received(side, from, payload),
-            Event::Delivered { id, to } => self.on_outcome(side, id, to, Ok(())),
+            Event::Delivered { id, to, .. } => self.on_outcome(side, id, to, Ok(())),
             Event::Failed { id, to, reason } => self.on_outcome(side, id, to, Err(reason)),
             Event::Foreign { from, payload } => {
                 let from = self.address_index(side, from);

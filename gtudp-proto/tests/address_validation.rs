@@ -90,7 +90,8 @@ fn a_new_address_s_data_is_held_with_a_probe_and_handed_over_once_it_answers() {
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost: false
         }]
     );
     // No resend was needed; a late copy is answered, not handed over again.
@@ -147,11 +148,16 @@ fn handed_over_once_through(losses: &[Lost]) {
     pair.exchange();
     let received = pair.events_b();
     assert_eq!(received.len(), 1, "{losses:?}: {received:?}");
+    // Suspected lost if A's own timers resent it (not only the probes).
+    let stats = pair.a.stats();
+    let suspected_lost =
+        stats.retransmission_timeouts + stats.tail_loss_probes + stats.loss_detected_early > 0;
     assert_eq!(
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost
         }],
         "{losses:?}"
     );
@@ -381,7 +387,8 @@ fn a_reply_sent_once_validated_waits_for_the_probe_answer_then_goes_at_once() {
     let events: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
     assert!(events.contains(&Event::Delivered {
         id: reply,
-        to: pair.a_addr
+        to: pair.a_addr,
+        suspected_lost: false
     }));
 }
 
@@ -555,7 +562,8 @@ fn past_the_unvalidated_peer_bound_a_newcomer_gets_a_probe_and_no_state_until_it
     pair.deliver_to_a(&out[0]);
     assert!(pair.events_a().contains(&Event::Delivered {
         id: sent,
-        to: pair.b_addr
+        to: pair.b_addr,
+        suspected_lost: false
     }));
 }
 

@@ -57,7 +57,14 @@ fn a_recv_from_the_mapped_address_confirms_a_send_to_the_plain_one() {
     let id = a.send(now, b_addr, Bytes::from_static(b"hi")).unwrap();
     // A is a `[::]` socket: it sees B mapped. B is an IPv4 socket.
     let (a_events, b_events) = exchange(&mut a, &mut b, a_addr, mapped(b_addr), now);
-    assert_eq!(a_events, [Event::Delivered { id, to: b_addr }]);
+    assert_eq!(
+        a_events,
+        [Event::Delivered {
+            id,
+            to: b_addr,
+            suspected_lost: false
+        }]
+    );
     assert_eq!(
         b_events,
         [Event::Received {
@@ -100,7 +107,14 @@ fn a_send_to_the_mapped_address_is_confirmed_from_the_plain_one() {
         Bytes::copy_from_slice(&buf[..transmit.size]),
     );
     let (a_events, b_events) = exchange(&mut a, &mut b, mapped(a_addr), b_addr, now);
-    assert_eq!(a_events, [Event::Delivered { id, to: b_addr }]);
+    assert_eq!(
+        a_events,
+        [Event::Delivered {
+            id,
+            to: b_addr,
+            suspected_lost: false
+        }]
+    );
     assert!(matches!(&b_events[..], [Event::Received { from, .. }] if *from == a_addr));
     assert_eq!(a.stats().dropped, only_the_probe());
     assert_eq!(b.stats().validated_by_probe, 1);

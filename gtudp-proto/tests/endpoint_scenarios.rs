@@ -36,7 +36,8 @@ fn clean_exchange_delivers_once_and_acknowledges() {
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost: false
         }]
     );
     let ack = pair.out_a();
@@ -70,7 +71,8 @@ fn lost_data_is_resent_on_its_rto() {
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost: true
         }]
     );
     assert_eq!(pair.events_b().len(), 1);
@@ -124,7 +126,8 @@ fn lost_recv_gets_a_fresh_recv_for_the_repeated_data_without_redelivery() {
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost: true
         }]
     );
 }
@@ -247,7 +250,8 @@ fn recv_from_another_address_does_not_confirm_delivery() {
         pair.events_a(),
         [Event::Delivered {
             id,
-            to: pair.b_addr
+            to: pair.b_addr,
+            suspected_lost: false
         }]
     );
 }
@@ -1034,4 +1038,56 @@ fn a_message_sent_after_a_lost_one_reveals_it_before_the_timeout() {
     assert_eq!(pair.a.stats().loss_detected_early, 1);
     assert_eq!(pair.a.stats().retransmission_timeouts, 0);
     assert!(at - sent_at < config().min_rto, "{:?}", at - sent_at);
+}
+
+/// The `suspected_lost` of each message's Delivered.
+fn suspected_lost(events: Vec<Event>) -> Vec<(gtudp_proto::MessageId, bool)> {
+    events
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Delivered {
+                id, suspected_lost, ..
+            } => Some((id, suspected_lost)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn delivered_tells_whether_the_message_was_suspected_lost() {
+    let mut pair = Pair::new();
+    // Clean: never resent.
+    let clean = pair.send(b"warm-up");
+    pair.exchange();
+    assert_eq!(suspected_lost(pair.events_a()), [(clean, false)]);
+
+    // Early loss detection: a later message's RECV reveals the lost one.
+    let lost = pair.send(b"lost");
+    let revealing = pair.send(b"arrives");
+    let first = pair.out_a();
+    assert_eq!(kinds(&first), [Data, Data]);
+    pair.deliver_to_b(&first[1]);
+    pair.exchange();
+    assert_eq!(suspected_lost(pair.events_a()), [(revealing, false)]);
+    pair.advance();
+    let resent = pair.out_a();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(pair.a.stats().loss_detected_early, 1);
+    pair.deliver_to_b(&resent[0]);
+    pair.exchange();
+    assert_eq!(suspected_lost(pair.events_a()), [(lost, true)]);
+
+    // A tail-loss probe. The original arrives (only its RECV is late): the
+    // RECV cannot say which copy it answers, so the message still counts
+    // as suspected lost.
+    let tail = pair.send(b"tail");
+    let original = pair.out_a();
+    assert_eq!(kinds(&original), [Data]);
+    pair.advance();
+    assert_eq!(kinds(&pair.out_a()), [Data], "the probe resends it");
+    assert_eq!(pair.a.stats().tail_loss_probes, 1);
+    pair.deliver_to_b(&original[0]);
+    pair.exchange();
+    assert_eq!(suspected_lost(pair.events_a()), [(tail, true)]);
+    assert_eq!(pair.a.stats().retransmission_timeouts, 0);
 }

@@ -109,7 +109,11 @@ fn serves_the_original_client_as_its_echo_server_did() {
     server.handle_datagram(now, client, Bytes::from(recv));
     assert_eq!(
         drain_events(&mut server),
-        [Event::Delivered { id, to: client }]
+        [Event::Delivered {
+            id,
+            to: client,
+            suspected_lost: false
+        }]
     );
     let ack = drain_transmits(&mut server, now);
     assert_eq!(ack[0].bytes[0], 0xae);
@@ -142,7 +146,11 @@ fn talks_to_the_original_server_as_its_client_did() {
     assert_eq!(
         events,
         [
-            Event::Delivered { id, to: server },
+            Event::Delivered {
+                id,
+                to: server,
+                suspected_lost: false
+            },
             Event::Received {
                 from: server,
                 payload: Bytes::from_static(b"first thanks")

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use gtudp_mio::{DeliveryError, FailureReason, PendingSend};
+use gtudp_mio::{Delivered, DeliveryError, FailureReason, PendingSend};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -25,7 +25,7 @@ pub(crate) struct Delivery {
 
 enum State {
     Pending(PendingSend),
-    Done(Result<(), DeliveryError>),
+    Done(Result<Delivered, DeliveryError>),
 }
 
 impl Delivery {
@@ -37,7 +37,10 @@ impl Delivery {
     }
 
     /// A send refused before it was tried, as a handle already resolved.
-    pub(crate) fn resolved(destination: SocketAddr, outcome: Result<(), DeliveryError>) -> Self {
+    pub(crate) fn resolved(
+        destination: SocketAddr,
+        outcome: Result<Delivered, DeliveryError>,
+    ) -> Self {
         Delivery {
             destination,
             state: Mutex::new(State::Done(outcome)),
@@ -56,7 +59,7 @@ impl Delivery {
         &self,
         py: Python<'_>,
         deadline: Option<Instant>,
-    ) -> PyResult<Option<Result<(), DeliveryError>>> {
+    ) -> PyResult<Option<Result<Delivered, DeliveryError>>> {
         wait::sliced(py, deadline, |slice| {
             let mut state = self.lock();
             if let State::Pending(pending) = &*state {
@@ -75,7 +78,7 @@ impl Delivery {
     }
 
     /// The outcome if it is known, without blocking.
-    fn now(&self, py: Python<'_>) -> PyResult<Option<Result<(), DeliveryError>>> {
+    fn now(&self, py: Python<'_>) -> PyResult<Option<Result<Delivered, DeliveryError>>> {
         self.outcome(py, Some(Instant::now()))
     }
 }
@@ -93,7 +96,7 @@ impl Delivery {
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = wait::deadline("timeout", timeout)?;
-        Ok(matches!(self.outcome(py, deadline)?, Some(Ok(()))))
+        Ok(matches!(self.outcome(py, deadline)?, Some(Ok(_))))
     }
 
     /// Stops trying to deliver the message: `True` if this cancelled it (it
@@ -122,6 +125,21 @@ impl Delivery {
     #[getter]
     fn delivered(&self, py: Python<'_>) -> PyResult<Option<bool>> {
         Ok(self.now(py)?.map(|outcome| outcome.is_ok()))
+    }
+
+    /// Once delivered, whether the message was suspected lost on the way:
+    /// `True` if the sender presumed it lost and resent it (early loss
+    /// detection, a tail-loss probe or a retransmission timeout) before the
+    /// confirmation came, `False` if not; `None` while pending or once
+    /// failed. Either a copy was really lost and the resend recovered it,
+    /// or the original was only late: the confirmation does not say which
+    /// copy arrived.
+    #[getter]
+    fn suspected_lost(&self, py: Python<'_>) -> PyResult<Option<bool>> {
+        Ok(match self.now(py)? {
+            Some(Ok(delivered)) => Some(delivered.suspected_lost),
+            _ => None,
+        })
     }
 
     /// Why the message failed, `None` while pending or once delivered:
@@ -158,7 +176,10 @@ impl Delivery {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let state = match self.now(py)? {
             None => "pending".to_owned(),
-            Some(Ok(())) => "delivered".to_owned(),
+            Some(Ok(delivered)) if delivered.suspected_lost => {
+                "delivered (suspected lost)".to_owned()
+            }
+            Some(Ok(_)) => "delivered".to_owned(),
             Some(Err(error)) => format!("failed: {}", reason_name(&error)),
         };
         Ok(format!("<gtudp.Delivery to {} {state}>", self.destination))

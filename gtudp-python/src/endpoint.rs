@@ -127,7 +127,8 @@ impl Endpoint {
     }
 
     /// Accepts a guaranteed send; returns the message's number, which its
-    /// `("delivered", n)` or `("failed", n, reason, message)` event names.
+    /// `("delivered", n, suspected_lost)` or `("failed", n, reason,
+    /// message)` event names.
     /// `deadline` is in seconds from now; `attempts` at most `max_attempts`.
     #[pyo3(signature = (data, addr, deadline = None, attempts = None))]
     fn send(
@@ -216,8 +217,9 @@ impl Endpoint {
     /// Everything the last inputs produced: `(datagrams, events, timeout)`
     /// with `datagrams` a list of `(bytes, address)` to send, `events` a
     /// list of `("received", payload, address)`, `("foreign", payload,
-    /// address)`, `("delivered", number)` and `("failed", number, reason,
-    /// message)`, and `timeout` the seconds until `handle_timeout` is due
+    /// address)`, `("delivered", number, suspected_lost)` (see
+    /// `Delivery.suspected_lost`) and `("failed", number, reason, message)`,
+    /// and `timeout` the seconds until `handle_timeout` is due
     /// (`None`: no timer).
     fn poll<'py>(
         &mut self,
@@ -248,9 +250,11 @@ impl Endpoint {
                     PyBytes::new(py, &payload),
                     address::to_py(py, from)?,
                 ))?,
-                Event::Delivered { id, .. } => {
+                Event::Delivered {
+                    id, suspected_lost, ..
+                } => {
                     self.outstanding.remove(&id.as_u64());
-                    events.append(("delivered", id.as_u64()))?
+                    events.append(("delivered", id.as_u64(), suspected_lost))?
                 }
                 Event::Failed { id, to, reason } => {
                     self.outstanding.remove(&id.as_u64());

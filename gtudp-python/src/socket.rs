@@ -138,7 +138,7 @@ impl Socket {
         // the thread's turn that reports it.
         let deadline = wait::deadline("timeout", timeout)?
             .and_then(|deadline| deadline.checked_add(DEADLINE_GRACE));
-        Ok(matches!(delivery.outcome(py, deadline)?, Some(Ok(()))))
+        Ok(matches!(delivery.outcome(py, deadline)?, Some(Ok(_))))
     }
 
     /// Sends `data` to `addr` as is: no framing, no guarantee (for peers

@@ -199,3 +199,44 @@ def test_concurrent_cleanups_share_one_drain():
         assert await sock.cleanup() is first
 
     run(main())
+
+
+def test_a_delivery_says_whether_the_message_was_suspected_lost():
+    def presumed_lost(sock) -> int:
+        stats = sock.stats()
+        return stats["retransmissions"] - stats["resent_for_probe"]
+
+    async def main():
+        client = await bound()
+        port = udp()
+        addr = port.getsockname()
+        server = None
+        try:
+            lost = await client.sendto_nowait(b"lost once", addr)
+            assert lost.suspected_lost is None
+            # The server's socket swallows the first DATA (already sent)
+            # before gtudp takes it over: only the resend on the
+            # retransmission timeout can arrive.
+            port.settimeout(10)
+            data, source = port.recvfrom(2048)
+            assert source == client.local_addr and data.endswith(b"lost once")
+            port.settimeout(None)
+            server = await gtudp.aio.create_socket(port, **FAST)
+            assert await lost is True
+            assert lost.suspected_lost is True
+            assert "suspected lost" in repr(lost)
+            assert await server.recvfrom() == (b"lost once", client.local_addr)
+
+            # A clean exchange (unless the loaded machine outran a timer).
+            before = presumed_lost(client)
+            clean = await client.sendto_nowait(b"clean", addr)
+            assert await clean is True
+            assert clean.suspected_lost is (presumed_lost(client) > before)
+            assert await server.recvfrom() == (b"clean", client.local_addr)
+        finally:
+            await client.cleanup(timeout=2)
+            if server is not None:
+                await server.cleanup(timeout=2)
+            port.close()
+
+    run(main())

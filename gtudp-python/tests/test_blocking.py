@@ -421,3 +421,53 @@ def test_context_manager_cleans_up():
     with pytest.raises(gtudp.Closed):
         g.sendto(b"x", ("127.0.0.1", 9))
     sock.close()
+
+
+def presumed_lost(g: gtudp.GTUDP) -> int:
+    """Resends ordered because a message was presumed lost (not those that
+    answer a validation probe)."""
+    stats = g.stats()
+    return stats["retransmissions"] - stats["resent_for_probe"]
+
+
+def test_a_delivery_says_whether_the_message_was_suspected_lost():
+    client_sock, server_sock = udp(), udp()
+    client = gtudp.GTUDP(client_sock, **FAST)
+    addr = server_sock.getsockname()
+    server = None
+    try:
+        lost = client.sendto(b"lost once", addr)
+        assert lost.suspected_lost is None
+        # The server's socket swallows the first DATA before gtudp takes it
+        # over: only the resend on the retransmission timeout can arrive.
+        server_sock.settimeout(10)
+        data, source = server_sock.recvfrom(2048)
+        assert source == client_sock.getsockname() and data.endswith(b"lost once")
+        server_sock.settimeout(None)
+        server = gtudp.GTUDP(server_sock, **FAST)
+        server.start()
+        assert lost.wait(timeout=10) is True
+        assert lost.suspected_lost is True
+        assert "suspected lost" in repr(lost)
+        server.settimeout(10)
+        assert server.recvfrom() == (b"lost once", client_sock.getsockname())
+
+        # A clean exchange (unless the loaded machine outran a timer).
+        before = presumed_lost(client)
+        clean = client.sendto(b"clean", addr)
+        assert clean.wait(timeout=10) is True
+        assert clean.suspected_lost is (presumed_lost(client) > before)
+        assert server.recvfrom() == (b"clean", client_sock.getsockname())
+
+        dead = udp()
+        dead_addr = dead.getsockname()
+        dead.close()
+        failed = client.sendto(b"anyone?", dead_addr, deadline=0.2)
+        assert failed.wait(timeout=10) is False
+        assert failed.suspected_lost is None
+    finally:
+        client.cleanup(timeout=2)
+        if server is not None:
+            server.cleanup(timeout=2)
+        client_sock.close()
+        server_sock.close()

@@ -128,7 +128,7 @@ async fn run(
                 let i = index as usize;
                 let failed = outcome.is_err();
                 match outcome {
-                    Ok(()) => {
+                    Ok(_) => {
                         tally.delivered += 1;
                         if args.oneway {
                             if let Some(at) = sent_at[i] {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use gtudp_testkit::cli::ServerArgs as Args;
-use gtudp_tokio::{Builder, DeliveryError, SendOptions};
+use gtudp_tokio::{Builder, Delivered, DeliveryError, SendOptions};
 use tokio::task::JoinSet;
 
 /// Echoes to proven clients awaiting their outcome at once; past this the
@@ -69,7 +69,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let echo_unproven = SendOptions::default()
         .with_timeout(UNPROVEN_ECHO_TIMEOUT)
         .once_validated();
-    let mut count_unproven = |outcome: Result<(), DeliveryError>| {
+    let mut count_unproven = |outcome: Result<Delivered, DeliveryError>| {
         if let Err(error) = outcome {
             let reason = match error {
                 DeliveryError::Failed { reason, .. } => format!("{reason:?}"),

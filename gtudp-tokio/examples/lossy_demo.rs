@@ -193,7 +193,10 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(ok)
 }
 
-type Outcome = (Result<(), gtudp_tokio::DeliveryError>, Duration);
+type Outcome = (
+    Result<gtudp_tokio::Delivered, gtudp_tokio::DeliveryError>,
+    Duration,
+);
 
 fn collect(
     joined: Option<Result<Outcome, tokio::task::JoinError>>,
@@ -203,7 +206,7 @@ fn collect(
     progress: &ProgressBar,
 ) {
     match joined {
-        Some(Ok((Ok(()), latency))) => {
+        Some(Ok((Ok(_), latency))) => {
             *delivered += 1;
             latencies.push(latency);
             progress.inc(1);

@@ -87,7 +87,9 @@ mod stats;
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
-pub use socket::{Builder, Datagram, DatagramKind, Delivery, IntoPayload, SendOptions, Socket};
+pub use socket::{
+    Builder, Datagram, DatagramKind, Delivered, Delivery, IntoPayload, SendOptions, Socket,
+};
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration

@@ -21,7 +21,7 @@ use crate::error::{
 };
 use crate::io::{TokioSocket, UdpIo};
 use crate::stats::{CloseSummary, Stats};
-pub use gtudp_io::{Datagram, DatagramKind, IntoPayload, SendOptions};
+pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
 
 /// A UDP socket with guaranteed delivery: every [`send_to`](Self::send_to)
 /// resolves once the peer confirmed receipt (its RECV arrived) or with the
@@ -721,8 +721,27 @@ fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
     }
 }
 
-/// The outcome of one guaranteed send, to await: `Ok(())` once the peer
-/// confirmed receipt, otherwise the reason.
+/// The outcome of one guaranteed send, to await: [`Delivered`] once the
+/// peer confirmed receipt, otherwise the reason.
+///
+/// `delivery.await?` only checks for success; keep the [`Delivered`] to
+/// learn more, such as whether the message was suspected lost on the way:
+///
+/// ```
+/// use gtudp_tokio::{Config, Socket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = Socket::bind("127.0.0.1:0", Config::default()).await?;
+/// let client = Socket::bind("127.0.0.1:0", Config::default()).await?;
+/// let delivery = client.start_send(&b"hello"[..], server.local_addr()).await?;
+/// let delivered = delivery.await?;
+/// if delivered.suspected_lost {
+///     println!("resent as presumed lost before it was confirmed");
+/// }
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// The task that reads the confirming RECV (a task in `recv`, a sender, or
 /// the background task) wakes the task awaiting this directly.
@@ -753,9 +772,9 @@ impl Delivery {
 
     /// Stops trying to deliver the message and returns its outcome: an
     /// error with [`FailureReason::Cancelled`](gtudp_proto::FailureReason),
-    /// or `Ok(())` if the RECV won the race. A cancelled payload may still
-    /// have arrived.
-    pub async fn cancel(self) -> Result<(), DeliveryError> {
+    /// or [`Delivered`] if the RECV won the race. A cancelled payload may
+    /// still have arrived.
+    pub async fn cancel(self) -> Result<Delivered, DeliveryError> {
         let ticket = self.ticket;
         self.shared.with_core(|core| core.cancel(now(), ticket));
         self.await
@@ -763,7 +782,7 @@ impl Delivery {
 }
 
 impl Future for Delivery {
-    type Output = Result<(), DeliveryError>;
+    type Output = Result<Delivered, DeliveryError>;
 
     /// # Panics
     ///

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::within;
 use gtudp_tokio::{
-    Builder, Config, DatagramKind, DeliveryError, FailureReason, RecvError, SendErrorKind,
-    SendOptions, SendRawError, Socket, TrySendErrorKind,
+    Builder, Config, DatagramKind, Delivered, DeliveryError, FailureReason, RecvError,
+    SendErrorKind, SendOptions, SendRawError, Socket, TrySendErrorKind,
 };
 
 fn fast_config() -> Config {
@@ -370,4 +370,41 @@ async fn close_waits_for_in_flight_messages() {
     for _ in 0..20 {
         within(10, server.recv()).await.unwrap();
     }
+}
+
+/// Resends ordered because the message was presumed lost.
+fn presumed_lost(client: &Socket) -> u64 {
+    let stats = client.stats().endpoint;
+    stats.retransmission_timeouts + stats.tail_loss_probes + stats.loss_detected_early
+}
+
+#[tokio::test]
+async fn a_delivery_says_whether_the_message_was_suspected_lost() {
+    let client = Socket::bind("127.0.0.1:0", fast_config()).await.unwrap();
+    // The server's port swallows the first DATA before gtUDP takes it
+    // over: only the resend on the retransmission timeout can arrive.
+    let port = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = port.local_addr().unwrap();
+    let delivery = client.start_send("lost once", server_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let (_, from) = within(10, port.recv_from(&mut buf)).await.unwrap();
+    assert_eq!(from, client.local_addr());
+    let server = Socket::from_tokio(port, fast_config()).unwrap();
+    let delivered: Delivered = within(10, delivery).await.unwrap();
+    assert!(delivered.suspected_lost);
+    assert!(presumed_lost(&client) > 0);
+    assert_eq!(
+        &within(10, server.recv()).await.unwrap().payload[..],
+        b"lost once"
+    );
+
+    // A clean exchange (unless the loaded machine outran a timer).
+    let before = presumed_lost(&client);
+    let delivery = client.start_send("clean", server_addr).await.unwrap();
+    let delivered = within(10, delivery).await.unwrap();
+    assert_eq!(delivered.suspected_lost, presumed_lost(&client) > before);
+    assert_eq!(
+        &within(10, server.recv()).await.unwrap().payload[..],
+        b"clean"
+    );
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use gtudp_io::{CloseStart, Datagram, Routed};
+use gtudp_io::{CloseStart, Datagram, Delivered, Routed};
 use gtudp_proto::MessageId;
 use mio::Waker;
 
@@ -73,7 +73,7 @@ enum Got {
     /// The socket finished and the inbox is empty.
     Closed,
     /// The send's outcome, taken.
-    Outcome(Result<(), DeliveryError>),
+    Outcome(Result<Delivered, DeliveryError>),
     /// The deadline passed.
     TimedOut,
 }
@@ -238,7 +238,7 @@ impl Core {
         self.driver.set_receive_room(Some(room));
     }
 
-    fn resolve(&mut self, id: MessageId, outcome: Result<(), DeliveryError>) {
+    fn resolve(&mut self, id: MessageId, outcome: Result<Delivered, DeliveryError>) {
         if let Some((ticket, completion)) = self.pending.remove(&id) {
             self.tickets.remove(&ticket);
             self.leader_news |= self.led;
@@ -355,7 +355,7 @@ impl Shared {
         &self,
         key: Key,
         deadline: Option<Instant>,
-    ) -> Option<Result<(), DeliveryError>> {
+    ) -> Option<Result<Delivered, DeliveryError>> {
         match self.wait_for(Want::Outcome(key), deadline) {
             (_, Got::Outcome(outcome)) => Some(outcome),
             _ => None,

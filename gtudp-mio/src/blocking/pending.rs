@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gtudp_io::Delivered;
+
 use super::core::Shared;
 use crate::completion::Key;
 use crate::error::DeliveryError;
@@ -50,11 +52,11 @@ impl PendingSend {
 
     /// Stops trying to deliver the message and blocks until its outcome is
     /// known: an error with
-    /// [`FailureReason::Cancelled`](gtudp_proto::FailureReason), or `Ok(())`
-    /// if the RECV won the race. A cancelled payload may still have
+    /// [`FailureReason::Cancelled`](gtudp_proto::FailureReason), or
+    /// [`Delivered`] if the RECV won the race. A cancelled payload may still have
     /// arrived. The outcome is taken: later waits report
     /// [`DeliveryError::Closed`].
-    pub fn cancel(&self) -> Result<(), DeliveryError> {
+    pub fn cancel(&self) -> Result<Delivered, DeliveryError> {
         if self.key.get().is_none() {
             return Err(DeliveryError::Closed);
         }
@@ -75,26 +77,28 @@ impl PendingSend {
 
     /// Blocks until the message is delivered or failed (the original's
     /// wished-for "blocking variant of sendto() that returns if
-    /// transmission was successful").
-    pub fn wait(self) -> Result<(), DeliveryError> {
+    /// transmission was successful"). `wait()?` only checks for success;
+    /// keep the [`Delivered`] to learn more, such as whether the message was
+    /// [suspected lost](Delivered::suspected_lost) on the way.
+    pub fn wait(self) -> Result<Delivered, DeliveryError> {
         self.take(None).unwrap_or(Err(DeliveryError::Closed))
     }
 
     /// Blocks for at most `timeout`; `None` if the outcome is not known
     /// yet (the message is still being tried; call again).
-    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), DeliveryError>> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<Delivered, DeliveryError>> {
         // A timeout too long to represent waits without one.
         self.take(Instant::now().checked_add(timeout))
     }
 
     /// The outcome if it is known, without blocking.
-    pub fn try_wait(&self) -> Option<Result<(), DeliveryError>> {
+    pub fn try_wait(&self) -> Option<Result<Delivered, DeliveryError>> {
         self.take(Some(Instant::now()))
     }
 
     /// Waits for the outcome until `deadline` (or without one) and takes
     /// it. Once taken, later calls report [`DeliveryError::Closed`].
-    fn take(&self, deadline: Option<Instant>) -> Option<Result<(), DeliveryError>> {
+    fn take(&self, deadline: Option<Instant>) -> Option<Result<Delivered, DeliveryError>> {
         let Some(key) = self.key.get() else {
             return Some(Err(DeliveryError::Closed));
         };

@@ -117,7 +117,7 @@ type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 /// }
 ///
 /// assert_eq!(b.poll_event(), Some(Event::Received { from: a_addr, payload: Bytes::from_static(b"hello") }));
-/// assert_eq!(a.poll_event(), Some(Event::Delivered { id, to: b_addr }));
+/// assert_eq!(a.poll_event(), Some(Event::Delivered { id, to: b_addr, suspected_lost: false }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Endpoint {

@@ -218,6 +218,8 @@ impl Endpoint {
         }
         message.transmit_pending = true;
         message.cause = cause;
+        // A resend on a validation probe answers the receiver: no loss.
+        message.suspected_lost |= matches!(cause, Cause::Early | Cause::Probe | Cause::Timeout);
         let destination = message.destination;
         if let Some(peer) = self.peers.get_mut(&destination) {
             if cause == Cause::Early {

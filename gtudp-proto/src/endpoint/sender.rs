@@ -59,6 +59,9 @@ pub(super) struct Message {
     pub(super) send_seq: u64,
     /// Why its latest transmission (or the pending one) was ordered.
     pub(super) cause: Cause,
+    /// Resent at least once as presumed lost (`Early`, `Probe` or
+    /// `Timeout`), for [`Event::Delivered`]'s `suspected_lost`.
+    pub(super) suspected_lost: bool,
     /// The peer's delivery counters at its latest transmission.
     pub(super) snapshot: Option<SendSnapshot>,
     /// Past the window: it waits in the peer's queue while false.
@@ -207,6 +210,7 @@ impl Endpoint {
                 last_sent: None,
                 send_seq: 0,
                 cause: Cause::First,
+                suspected_lost: false,
                 resent_for_probe: 0,
                 snapshot: None,
                 in_flight: false,
@@ -445,6 +449,7 @@ impl Endpoint {
                 Event::Delivered {
                     id,
                     to: destination,
+                    suspected_lost: message.suspected_lost,
                 }
             }
             Err(reason) => {

@@ -1561,7 +1561,7 @@ impl World {
                     }
                 }
             }
-            Event::Delivered { id, to } => self.on_outcome(at, index, *id, *to, Ok(())),
+            Event::Delivered { id, to, .. } => self.on_outcome(at, index, *id, *to, Ok(())),
             Event::Failed { id, to, reason } => self.on_outcome(at, index, *id, *to, Err(*reason)),
             Event::Foreign { from, payload } => {
                 self.trace.record(TraceEntry::Foreign {

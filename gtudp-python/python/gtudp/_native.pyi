@@ -11,7 +11,7 @@ Buffer = Union[bytes, bytearray, memoryview]
 Event = Union[
     Tuple[Literal["received"], bytes, Address],
     Tuple[Literal["foreign"], bytes, Address],
-    Tuple[Literal["delivered"], int],
+    Tuple[Literal["delivered"], int, bool],
     Tuple[Literal["failed"], int, str, str],
 ]
 
@@ -51,6 +51,16 @@ class Delivery:
         three times what it sent us), ``"unreachable"`` (the network
         reported the destination unreachable, ICMP), ``"refused"`` (a limit
         refused it; never sent) or ``"closed"`` (never sent)."""
+        ...
+    @property
+    def suspected_lost(self) -> Optional[bool]:
+        """Once delivered, whether the message was suspected lost on the
+        way: ``True`` if the sender presumed it lost and resent it (early
+        loss detection, a tail-loss probe or a retransmission timeout)
+        before the confirmation came, ``False`` if not; ``None`` while
+        pending or once failed. Either a copy was really lost and the resend
+        recovered it, or the original was only late: the confirmation does
+        not say which copy arrived."""
         ...
     @property
     def error(self) -> Optional[str]: ...

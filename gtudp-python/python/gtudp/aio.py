@@ -84,9 +84,10 @@ async def create_socket(
 
 class Delivery:
     """The outcome of one :meth:`Socket.sendto_nowait`: await it for
-    ``True`` (delivered) or ``False`` (failed); ``reason`` says why."""
+    ``True`` (delivered) or ``False`` (failed); ``reason`` says why, and
+    ``suspected_lost`` how a delivery went."""
 
-    __slots__ = ("_future", "_socket", "_number", "reason", "error", "destination")
+    __slots__ = ("_future", "_socket", "_number", "reason", "error", "suspected_lost", "destination")
 
     def __init__(self, sock: "Socket", number: int, destination: Address) -> None:
         self._future: "asyncio.Future[bool]" = asyncio.get_running_loop().create_future()
@@ -97,6 +98,10 @@ class Delivery:
         """Why it failed (as :attr:`gtudp.Delivery.reason`), else ``None``."""
         self.error: Optional[str] = None
         """The failure in words, else ``None``."""
+        self.suspected_lost: Optional[bool] = None
+        """Once delivered, whether it was resent as presumed lost before
+        the confirmation came (as :attr:`gtudp.Delivery.suspected_lost`);
+        ``None`` while pending or once failed."""
 
     def __await__(self):  # type: ignore[no-untyped-def]
         return asyncio.shield(self._future).__await__()
@@ -120,13 +125,20 @@ class Delivery:
         self._socket._flush()
         return cancelled
 
-    def _resolve(self, delivered: bool, reason: Optional[str] = None, error: Optional[str] = None) -> None:
-        self.reason, self.error = reason, error
+    def _resolve(
+        self,
+        delivered: bool,
+        reason: Optional[str] = None,
+        error: Optional[str] = None,
+        suspected_lost: Optional[bool] = None,
+    ) -> None:
+        self.reason, self.error, self.suspected_lost = reason, error, suspected_lost
         if not self._future.done():
             self._future.set_result(delivered)
 
     def __repr__(self) -> str:
-        state = {None: "pending", True: "delivered", False: f"failed: {self.reason}"}[self.delivered]
+        delivered = "delivered (suspected lost)" if self.suspected_lost else "delivered"
+        state = {None: "pending", True: delivered, False: f"failed: {self.reason}"}[self.delivered]
         return f"<gtudp.aio.Delivery to {self.destination} {state}>"
 
 
@@ -355,7 +367,7 @@ class Socket:
             elif kind == "delivered":
                 delivery = self._deliveries.pop(event[1], None)
                 if delivery is not None:
-                    delivery._resolve(True)
+                    delivery._resolve(True, suspected_lost=event[2])
             else:
                 delivery = self._deliveries.pop(event[1], None)
                 if event[2] == "endpoint_closed":
