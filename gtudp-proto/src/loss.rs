@@ -5,9 +5,21 @@
 //! sequence number. A message is presumed lost once a message sent after
 //! it was confirmed and a reordering window has passed: time-based, so a
 //! burst of reordered datagrams is not taken for loss, and a lost
-//! retransmission is found like any other. The window starts at a quarter
-//! of the minimum RTT, widens each time a detection proves spurious, and
-//! shrinks back after rounds without one. When nothing is confirmed for
+//! retransmission is found like any other.
+//!
+//! The window learns the path's reordering. It starts at a quarter of the
+//! minimum RTT (at least a millisecond). Whenever a message sent once is
+//! confirmed after one sent later, the path reordered them, and by how much
+//! is known: its RTT beyond the later one's. The window widens at once to
+//! cover that lateness with an eighth to spare (RACK's reordering_seen,
+//! measured in time as Linux measures its reordering degree in packets).
+//! A retransmission that proves spurious, its first copy answered within a
+//! plausible RTT, teaches the same. Lateness that a lost RECV resent by the
+//! receiver could also explain widens it up to the smoothed RTT (RFC 8985's
+//! bound), certain reordering up to the smoothed RTT plus four variations
+//! (beyond, the retransmission timeout would fire first); see
+//! [`ReorderWindow`]. After sixteen rounds without reordering that wide it
+//! narrows by a quarter. When nothing is confirmed for
 //! about two round trips, a tail-loss probe resends the newest message, so
 //! the last messages of a burst do not wait for the retransmission timeout,
 //! which stays the last resort.
@@ -24,12 +36,12 @@ use std::time::{Duration, Instant};
 
 use crate::event::MessageId;
 
-/// Clean rounds after which a widened reordering window narrows one step.
+/// Clean rounds after which a widened reordering window narrows by a
+/// quarter.
 const CLEAN_ROUNDS_TO_NARROW: u32 = 16;
 
-/// The widest reordering window, in quarters of the minimum RTT (it is
-/// also never wider than the smoothed RTT).
-const MAX_WINDOW_STEPS: u32 = 16;
+/// The most a window learns, whatever the ceiling: the longest RTO.
+const MAX_LEARNED: Duration = Duration::from_secs(60);
 
 /// The narrowest reordering window: below a millisecond, scheduling
 /// jitter (loopback, a busy host) reorders more than the path does.
@@ -151,18 +163,18 @@ impl SendOrder {
 
     /// Removes the transmissions presumed lost at `now` (RACK's rule, see
     /// [`Rack`]) into `lost`, oldest first, and returns when the next one
-    /// would be, if any is waiting on the reordering window.
+    /// would be, if any is waiting on the reordering window (see
+    /// [`ReorderWindow::duration`]).
     pub(crate) fn detect_lost(
         &mut self,
         now: Instant,
         rack: &Rack,
-        min_rtt: Duration,
-        smoothed_rtt: Duration,
+        path: PathTimes,
         liveness: impl Fn(&Sent) -> Liveness,
         lost: &mut Vec<Sent>,
     ) -> Option<Instant> {
         let (latest_seq, rack_rtt) = rack.latest?;
-        let wait = rack_rtt + rack.window.duration(min_rtt, smoothed_rtt);
+        let wait = rack_rtt + rack.window.duration(path);
         let mut index = 0;
         while let Some(sent) = self.entries.get(index).copied() {
             if sent.seq >= latest_seq {
@@ -223,77 +235,120 @@ pub(crate) struct Rack {
     pub(crate) window: ReorderWindow,
     /// A round ends when a transmission sent after this one is confirmed.
     round_end: u64,
-    /// A detection proved spurious in this round.
-    spurious_in_round: bool,
 }
 
 impl Rack {
     /// The transmission `seq`, sent `rtt` ago, was confirmed; `next_seq` is
-    /// the sequence number the next transmission will get.
-    pub(crate) fn on_confirmed(&mut self, seq: u64, rtt: Duration, next_seq: u64) {
-        if self.latest.map_or(true, |(latest, _)| seq > latest) {
-            self.latest = Some((seq, rtt));
+    /// the sequence number the next transmission will get. `sent_once`: its
+    /// message was never resent, so the RECV answers this transmission and
+    /// its RTT is exact.
+    ///
+    /// `resend_timeout` is the shortest RTO (`min_rto`): the receiver
+    /// resends a lost RECV no sooner, so a message answered that late may
+    /// have been waiting on a lost RECV rather than reordered (see
+    /// [`ReorderWindow`]).
+    pub(crate) fn on_confirmed(
+        &mut self,
+        seq: u64,
+        rtt: Duration,
+        next_seq: u64,
+        sent_once: bool,
+        resend_timeout: Duration,
+    ) {
+        match self.latest {
+            Some((latest, latest_rtt)) if seq < latest => {
+                // Confirmed after a message sent later: reordered, by as
+                // much as its RTT exceeds that one's.
+                if sent_once {
+                    self.window
+                        .on_reordering(rtt.saturating_sub(latest_rtt), resend_timeout);
+                }
+            }
+            _ => self.latest = Some((seq, rtt)),
         }
         if seq >= self.round_end {
             self.round_end = next_seq;
-            self.window.on_round_end(self.spurious_in_round);
-            self.spurious_in_round = false;
+            self.window.on_round_end();
         }
     }
 
-    /// A message presumed lost turned out to be only late.
-    pub(crate) fn on_spurious_detection(&mut self) {
-        if !self.spurious_in_round {
-            self.window.widen();
+    /// A resent message turned out to be only late: its first copy was
+    /// answered `rtt` after it was sent. The window covers its lateness
+    /// beyond the latest confirmed message's RTT.
+    /// `resend_timeout` as for [`Self::on_confirmed`].
+    pub(crate) fn on_late_copy(&mut self, rtt: Duration, resend_timeout: Duration) {
+        if let Some((_, latest_rtt)) = self.latest {
+            self.window
+                .on_reordering(rtt.saturating_sub(latest_rtt), resend_timeout);
         }
-        self.spurious_in_round = true;
     }
+}
+
+/// What the reordering window is measured against, from the peer's RTT
+/// estimator.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PathTimes {
+    pub(crate) min_rtt: Duration,
+    pub(crate) smoothed: Duration,
+    /// The smoothed RTT plus four variations: the widest plausible window.
+    pub(crate) ceiling: Duration,
 }
 
 /// How long after a later message's confirmation an earlier one is still
-/// given to arrive: `steps` quarters of the minimum RTT, at most the
-/// smoothed RTT, at least [`MIN_REORDER_WINDOW`].
-#[derive(Clone, Debug)]
+/// given to arrive: a quarter of the minimum RTT (at least
+/// [`MIN_REORDER_WINDOW`]), or what the path's reordering taught.
+///
+/// Reordering shorter than three quarters of `min_rto` is certain (the
+/// receiver resends a lost RECV no sooner), and may widen the window up to
+/// the ceiling (the smoothed RTT plus four variations). Longer lateness may
+/// be a lost RECV resent rather than reordering, and widens it up to the
+/// smoothed RTT only (RFC 8985's bound): on a lossy path, waiting longer for
+/// RECVs that are lost, not late, would only slow recovery.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ReorderWindow {
-    steps: u32,
+    /// What the certain reordering asks for.
+    learned: Duration,
+    /// What the ambiguous lateness asks for.
+    learned_ambiguous: Duration,
+    /// Rounds since reordering asked for more than half of the window.
     clean_rounds: u32,
 }
 
-impl Default for ReorderWindow {
-    fn default() -> Self {
-        Self {
-            steps: 1,
-            clean_rounds: 0,
-        }
-    }
-}
-
 impl ReorderWindow {
-    pub(crate) fn duration(&self, min_rtt: Duration, smoothed_rtt: Duration) -> Duration {
-        (min_rtt / 4 * self.steps)
-            .min(smoothed_rtt)
+    pub(crate) fn duration(&self, path: PathTimes) -> Duration {
+        (path.min_rtt / 4)
+            .max(self.learned.min(path.ceiling))
+            .max(self.learned_ambiguous.min(path.smoothed))
             .max(MIN_REORDER_WINDOW)
     }
 
-    fn widen(&mut self) {
-        self.steps = (self.steps + 1).min(MAX_WINDOW_STEPS);
-        self.clean_rounds = 0;
+    /// A message arrived `lateness` after the window would have started
+    /// for it: the window covers that, with an eighth to spare.
+    fn on_reordering(&mut self, lateness: Duration, resend_timeout: Duration) {
+        let wanted = lateness.saturating_add(lateness / 8).min(MAX_LEARNED);
+        let learned = if lateness < resend_timeout * 3 / 4 {
+            &mut self.learned
+        } else {
+            &mut self.learned_ambiguous
+        };
+        if lateness > *learned / 2 {
+            self.clean_rounds = 0;
+        }
+        *learned = (*learned).max(wanted);
     }
 
-    fn on_round_end(&mut self, spurious: bool) {
-        if spurious {
-            return;
-        }
+    fn on_round_end(&mut self) {
         self.clean_rounds += 1;
-        if self.clean_rounds >= CLEAN_ROUNDS_TO_NARROW && self.steps > 1 {
-            self.steps -= 1;
+        if self.clean_rounds >= CLEAN_ROUNDS_TO_NARROW {
+            self.learned = self.learned * 3 / 4;
+            self.learned_ambiguous = self.learned_ambiguous * 3 / 4;
             self.clean_rounds = 0;
         }
     }
 
     #[cfg(test)]
-    pub(crate) fn steps(&self) -> u32 {
-        self.steps
+    pub(crate) fn learned(&self) -> (Duration, Duration) {
+        (self.learned, self.learned_ambiguous)
     }
 }
 
@@ -309,6 +364,7 @@ mod tests {
     use std::collections::HashSet;
 
     const RTT: Duration = Duration::from_millis(40);
+    const RTO: Duration = Duration::from_millis(100);
 
     /// A send order of `count` messages, one per millisecond, all live.
     fn order(start: Instant, count: u64) -> SendOrder {
@@ -337,23 +393,23 @@ mod tests {
         // Message 5 is confirmed first, one RTT after it was sent: 0..5 are
         // late, not lost, until the window (RTT/4 = 10 ms) has passed.
         let mut done = HashSet::from([5]);
-        rack.on_confirmed(5, RTT, order.next_seq());
+        rack.on_confirmed(5, RTT, order.next_seq(), true, RTO);
         let now = start + Duration::from_millis(5) + RTT;
         let mut lost = Vec::new();
-        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         // The oldest, sent at 0, is due at 0 + RTT + RTT/4.
         assert_eq!(next, Some(start + RTT + RTT / 4));
         // 0..3 arrive within the window: nothing is ever presumed lost.
         done.extend([0, 1, 2, 3]);
         let now = start + Duration::from_millis(3) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         assert_eq!(next, Some(start + Duration::from_millis(4) + RTT + RTT / 4));
         // 4 never comes: lost once its window passes; 6.. were sent after
         // the latest confirmed message and are not judged.
         let now = start + Duration::from_millis(4) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, RTT, RTT, live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [4]);
         assert_eq!(next, None);
     }
@@ -363,14 +419,14 @@ mod tests {
         let start = Instant::now();
         let mut order = order(start, 4);
         let mut rack = Rack::default();
-        rack.on_confirmed(3, RTT, order.next_seq());
+        rack.on_confirmed(3, RTT, order.next_seq(), true, RTO);
         let liveness = |sent: &Sent| match sent.id.0 {
             3 => Liveness::Stale,
             1 => Liveness::LastAttempt,
             _ => Liveness::Live,
         };
         let mut lost = Vec::new();
-        order.detect_lost(start + RTT * 2, &rack, RTT, RTT, liveness, &mut lost);
+        order.detect_lost(start + RTT * 2, &rack, path(RTT), liveness, &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [0, 2]);
         // The timeout takes it once due; the entries before it are stale.
         let mut expired = Vec::new();
@@ -382,28 +438,55 @@ mod tests {
         assert_eq!(order.len(), 0);
     }
 
+    fn path(ceiling: Duration) -> PathTimes {
+        PathTimes {
+            min_rtt: RTT,
+            smoothed: RTT,
+            ceiling,
+        }
+    }
+
     #[test]
-    fn window_widens_after_a_spurious_detection_and_narrows_after_clean_rounds() {
+    fn window_learns_the_reordering_seen_and_narrows_after_clean_rounds() {
         let mut rack = Rack::default();
-        let window = |rack: &Rack| rack.window.duration(RTT, RTT * 2);
+        let ceiling = RTT * 2;
+        let window = |rack: &Rack| rack.window.duration(path(ceiling));
         assert_eq!(window(&rack), RTT / 4);
-        rack.on_spurious_detection();
-        // Once per round, however many spurious detections it holds.
-        rack.on_spurious_detection();
-        assert_eq!(window(&rack), RTT / 2);
-        assert_eq!(rack.window.steps(), 2);
-        // Never beyond the smoothed RTT.
-        for seq in 0..200 {
-            rack.on_spurious_detection();
-            rack.on_confirmed(seq, RTT, seq + 1);
+        // Message 10 is confirmed at the minimum RTT, then message 9 (sent
+        // before it, never resent) 30 ms later than its own send would
+        // have been answered: the window covers 30 ms and an eighth.
+        rack.on_confirmed(10, RTT, 11, true, RTO);
+        rack.on_confirmed(9, RTT + Duration::from_millis(30), 11, true, RTO);
+        assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
+        // A resent message's RTT is not exact: it teaches nothing.
+        rack.on_confirmed(8, RTT * 3, 11, false, RTO);
+        assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
+        // Lateness a lost RECV resent could explain (3/4 of the RTO or
+        // more) widens it up to the smoothed RTT only.
+        rack.on_confirmed(7, RTT + RTO, 11, true, RTO);
+        assert_eq!(window(&rack), RTT);
+        // Certain reordering widens it up to the ceiling.
+        rack.on_confirmed(6, RTT + RTO, 11, true, RTO * 4);
+        assert_eq!(window(&rack), ceiling);
+        // Sixteen rounds without such reordering narrow it by a quarter.
+        let (learned, ambiguous) = rack.window.learned();
+        for seq in 11..11 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
+            rack.on_confirmed(seq, RTT, seq + 1, true, RTO);
         }
-        assert_eq!(rack.window.duration(RTT, RTT), RTT);
-        assert_eq!(rack.window.steps(), MAX_WINDOW_STEPS);
-        // Sixteen clean rounds narrow it one step.
-        for seq in 1_000..1_000 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
-            rack.on_confirmed(seq, RTT, seq + 1);
-        }
-        assert_eq!(rack.window.steps(), MAX_WINDOW_STEPS - 1);
+        assert_eq!(rack.window.learned(), (learned * 3 / 4, ambiguous * 3 / 4));
+    }
+
+    #[test]
+    fn a_late_first_copy_widens_the_window_by_its_lateness() {
+        let mut rack = Rack::default();
+        rack.on_confirmed(3, RTT, 4, true, RTO);
+        // Message 2 was resent, and its first copy answered 25 ms later
+        // than message 3's.
+        rack.on_late_copy(RTT + Duration::from_millis(25), RTO);
+        assert_eq!(
+            rack.window.duration(path(RTT * 4)),
+            Duration::from_millis(25) * 9 / 8
+        );
     }
 
     #[test]

@@ -109,16 +109,36 @@ fn reordering_within_the_window_causes_no_early_retransmission() {
 
 #[test]
 fn spurious_detections_are_recognised_and_widen_the_window() {
-    // Reordering of up to 30 ms on a 20 ms path: early detections fire for
-    // messages that are only late; their RECV comes back sooner than any
-    // round trip after the retransmission and is counted as spurious.
+    // Reordering of up to 12 ms on a 20 ms path: early detections fire for
+    // messages that are only late, until the window has learned how late
+    // they come; their RECVs tell that the resends were spurious.
+    let mut link = LinkProfile::clean();
+    link.delay = Duration::from_millis(10);
+    link.reorder = 0.05;
+    link.reorder_delay = Duration::from_millis(12);
+    let (_, stats) = transfer(4, link, Config::default());
+    assert!(stats.spurious_retransmissions > 0, "{stats:?}");
+    // The window widens after them: with it fixed at a quarter of the
+    // RTT, 122 of the reordered datagrams (about 5% of 2,000 DATA and as
+    // many RECVs) end in a retransmission; learning halves that.
+    assert!(stats.loss_detected_early < 80, "{stats:?}");
+}
+
+#[test]
+fn reordering_a_lost_recv_could_explain_widens_the_window_to_the_smoothed_rtt_only() {
+    // 30 ms of lateness on a 20 ms path is also what a RECV lost and
+    // resent by the receiver after its RTO looks like: the window widens
+    // to the smoothed RTT (RFC 8985's bound) and no further, so most of
+    // these messages are resent (and counted spurious), and a lossy path
+    // does not wait longer than a round trip for RECVs that are lost.
     let mut link = LinkProfile::clean();
     link.delay = Duration::from_millis(10);
     link.reorder = 0.05;
     link.reorder_delay = Duration::from_millis(30);
     let (_, stats) = transfer(4, link, Config::default());
     assert!(stats.spurious_retransmissions > 0, "{stats:?}");
-    // The window widens after them, so far fewer than the reordered
-    // datagrams (about 5% of 2,000 DATA) end in a retransmission.
-    assert!(stats.loss_detected_early < 60, "{stats:?}");
+    assert!(
+        stats.spurious_retransmissions * 10 >= stats.retransmissions * 8,
+        "most resends are recognised as spurious: {stats:?}"
+    );
 }

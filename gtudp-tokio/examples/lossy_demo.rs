@@ -167,9 +167,12 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         "relay: {relay_in} datagrams in, {relay_dropped} dropped, {relay_duplicated} duplicated"
     );
     println!(
-        "client: {} DATA retransmissions ({} spurious); server: {} duplicates suppressed, {} RECV retransmissions",
+        "client: {} DATA retransmissions ({} spurious; losses found early {}, tail-loss probes {}, timeouts {}); server: {} duplicates suppressed, {} RECV retransmissions",
         client_stats.retransmissions,
         client_stats.spurious_retransmissions,
+        client_stats.loss_detected_early,
+        client_stats.tail_loss_probes,
+        client_stats.retransmission_timeouts,
         server_stats.duplicates_suppressed,
         server_stats.recv_retransmissions
     );

@@ -582,7 +582,9 @@ impl Bbr {
         match self.mode {
             Mode::Startup => {}
             Mode::Drain => {
-                if in_flight <= bdp {
+                // The window never goes below the initial one, which may
+                // exceed a short path's BDP.
+                if in_flight <= bdp.max(f64::from(self.initial_window)) {
                     // Cruise first: the flow just measured the path.
                     self.enter_phase(CRUISE, now);
                 }

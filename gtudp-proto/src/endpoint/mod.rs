@@ -6,6 +6,7 @@ mod peer;
 mod receiver;
 mod recovery;
 mod sender;
+mod spurious;
 mod unreachable;
 mod validating;
 

@@ -328,6 +328,7 @@ impl Endpoint {
                 framing.encode_to_vec(&packet, buf);
                 message.transmit_pending = false;
                 message.transmissions += 1;
+                message.previous_sent = message.last_sent;
                 message.last_sent = Some(now);
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;

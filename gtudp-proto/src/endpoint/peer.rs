@@ -33,6 +33,9 @@ pub(super) struct Peer {
     /// Every DATA transmission to the peer, oldest first.
     pub(super) order: SendOrder,
     pub(super) rack: Rack,
+    /// Messages confirmed after a retransmission, until a second RECV
+    /// tells whether it was spurious (see [`super::spurious`]).
+    pub(super) resolved_resends: super::spurious::ResolvedResends,
     /// When the reordering window of the oldest candidate for early loss
     /// detection ends.
     pub(super) rack_deadline: Option<Instant>,
@@ -101,6 +104,7 @@ impl Peer {
             in_flight: 0,
             order: SendOrder::default(),
             rack: Rack::default(),
+            resolved_resends: Default::default(),
             rack_deadline: None,
             probe_out: false,
             probe_resend_scan: None,

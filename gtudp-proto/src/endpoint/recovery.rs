@@ -25,7 +25,7 @@ use std::time::Instant;
 use super::sender::Cause;
 use super::Endpoint;
 use crate::event::FailureReason;
-use crate::loss::{probe_timeout, Liveness, Sent};
+use crate::loss::{probe_timeout, Liveness, PathTimes, Sent};
 use crate::timer::TimerKey;
 
 /// How far back from the newest transmission a tail-loss probe looks for a
@@ -46,15 +46,24 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let (Some(min_rtt), Some(smoothed)) = (peer.rtt.min(), peer.rtt.smoothed()) else {
+        let (Some(min_rtt), Some(smoothed), Some(ceiling)) = (
+            peer.rtt.min(),
+            peer.rtt.smoothed(),
+            peer.rtt.reordering_ceiling(),
+        ) else {
             return;
+        };
+        let path = PathTimes {
+            min_rtt,
+            smoothed,
+            ceiling,
         };
         let messages = &self.messages;
         let liveness = liveness_in(messages);
         let mut lost = std::mem::take(&mut self.scratch_lost);
         peer.rack_deadline = peer
             .order
-            .detect_lost(now, &peer.rack, min_rtt, smoothed, liveness, &mut lost);
+            .detect_lost(now, &peer.rack, path, liveness, &mut lost);
         for sent in lost.drain(..) {
             self.resend(now, sent, Cause::Early);
         }

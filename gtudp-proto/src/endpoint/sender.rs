@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::spurious::ResolvedResend;
 use super::{Endpoint, State};
 use crate::config::SendOptions;
 use crate::congestion::{Delivery, SendSnapshot};
@@ -51,6 +52,8 @@ pub(super) struct Message {
     pub(super) max_attempts: u32,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
+    /// The transmission before the last, if any.
+    pub(super) previous_sent: Option<Instant>,
     /// Times resent because a validation probe came instead of its RECV
     /// (at most `MAX_RESENDS_FOR_PROBES`, so a forger sending RECVs cannot
     /// use up its attempts).
@@ -208,6 +211,7 @@ impl Endpoint {
                 max_attempts,
                 transmissions: 0,
                 last_sent: None,
+                previous_sent: None,
                 send_seq: 0,
                 cause: Cause::First,
                 suspected_lost: false,
@@ -265,13 +269,45 @@ impl Endpoint {
                 self.stats.dropped.recv_unknown += 1;
                 // The ACK first, so the resent DATA finds us validated.
                 self.queue_ack(source, identity);
-                if !self.identities.issued_recently(identity, RECENT_IDENTITIES) {
+                if self.identities.issued_recently(identity, RECENT_IDENTITIES) {
+                    self.on_late_recv(now, source, identity);
+                } else {
                     self.on_unknown_recv(now, source);
                 }
                 return;
             }
         }
         self.queue_ack(source, identity);
+    }
+
+    /// A RECV for a message of ours already resolved: when the message was
+    /// resent and both copies came back in plausible time, the resend was
+    /// spurious (see [`super::spurious`]).
+    fn on_late_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        let (Some(resend), Some(plausible)) = (
+            peer.resolved_resends.take(identity),
+            peer.rtt.reordering_ceiling(),
+        ) else {
+            return;
+        };
+        if !resend.both_copies_arrived(now, plausible) {
+            return;
+        }
+        self.stats.spurious_retransmissions += 1;
+        peer.stats.spurious_retransmissions += 1;
+        if resend.early {
+            let rto = peer.rtt.min_rto();
+            peer.rack.on_late_copy(
+                resend
+                    .confirmed
+                    .saturating_duration_since(resend.previous_sent),
+                rto,
+            );
+        }
+        peer.congestion.on_spurious(now);
     }
 
     /// `address` proved it receives our datagrams: mark it, send at once the
@@ -407,13 +443,39 @@ impl Endpoint {
                     if spurious {
                         self.stats.spurious_retransmissions += 1;
                         peer.stats.spurious_retransmissions += 1;
-                        if message.cause == Cause::Early {
-                            peer.rack.on_spurious_detection();
+                        // The RECV answered the copy before: its RTT is
+                        // exact, and if plausible, tells how late it was
+                        // (an implausible one more likely answers a
+                        // resent RECV after the first was lost).
+                        if let (Some(previous), Some(plausible)) =
+                            (message.previous_sent, peer.rtt.reordering_ceiling())
+                        {
+                            let rtt = now.saturating_duration_since(previous);
+                            if rtt <= plausible {
+                                peer.rack.on_late_copy(rtt, peer.rtt.min_rto());
+                            }
                         }
                         peer.congestion.on_spurious(now);
                     } else {
-                        peer.rack
-                            .on_confirmed(message.send_seq, elapsed, peer.order.next_seq());
+                        peer.rack.on_confirmed(
+                            message.send_seq,
+                            elapsed,
+                            peer.order.next_seq(),
+                            message.transmissions == 1,
+                            peer.rtt.min_rto(),
+                        );
+                        // A second RECV may yet tell that it was late.
+                        if let (Cause::Early | Cause::Probe | Cause::Timeout, Some(previous)) =
+                            (message.cause, message.previous_sent)
+                        {
+                            peer.resolved_resends.record(ResolvedResend {
+                                identity: message.identity,
+                                previous_sent: previous,
+                                last_sent: sent,
+                                confirmed: now,
+                                early: message.cause == Cause::Early,
+                            });
+                        }
                     }
                     // Karn's rule: only a message sent once gives an RTT sample.
                     let rtt = (message.transmissions == 1).then_some(elapsed);
