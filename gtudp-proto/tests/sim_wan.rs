@@ -90,7 +90,7 @@ fn shallow_queue_at_50ms_bounds_its_own_loss() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.841, retransmit ratio 1.035, p99 159 ms"]
+#[ignore = "goal not reached yet (issue 19): retransmit ratio 1.034 of 1.03, p99 146 ms of 100"]
 fn shallow_queue_at_50ms() {
     meets_target("50ms 100M q5ms");
 }
@@ -106,16 +106,6 @@ fn one_percent_loss_at_20ms() {
 }
 
 #[test]
-fn ten_percent_loss_at_20ms_holds_a_floor() {
-    holds_floor("20ms 100M 10% loss", "util >= 0.65", |report| {
-        at_least("utilization", report.utilization, 0.65)
-            .into_iter()
-            .collect()
-    });
-}
-
-#[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.701 of 0.75"]
 fn ten_percent_loss_at_20ms() {
     meets_target("20ms 100M 10% loss");
 }
@@ -130,7 +120,7 @@ fn thirty_percent_loss_at_20ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.480 of 0.50"]
+#[ignore = "goal not reached yet (issue 19): utilization 0.453 of 0.50"]
 fn thirty_percent_loss_at_20ms() {
     meets_target("20ms 100M 30% loss");
 }
