@@ -31,6 +31,10 @@ pub(crate) fn endpoint<'py>(
         [
             foreign_delivered,
             retransmissions,
+            spurious_retransmissions,
+            loss_detected_early,
+            tail_loss_probes,
+            retransmission_timeouts,
             recv_retransmissions,
             duplicates_suppressed,
             received,
@@ -90,6 +94,8 @@ pub(crate) fn peer<'py>(py: Python<'py>, stats: &PeerStats) -> PyResult<Bound<'p
         stats,
         [
             retransmissions,
+            spurious_retransmissions,
+            loss_detected_early,
             duplicates_suppressed,
             received,
             delivered,

@@ -240,3 +240,25 @@ def test_a_delivery_says_whether_the_message_was_suspected_lost():
             port.close()
 
     run(main())
+
+
+def test_socket_buffers_are_raised_so_a_burst_is_not_dropped_by_the_kernel():
+    # The default receive buffer (about 200 KiB) overflowed when 1,000
+    # messages arrived faster than the loop read them: every one dropped had
+    # to be resent. The transport's socket asks for 2 MiB, as the Rust
+    # adapters do (Linux reports twice what it grants; rmem_max may cap it).
+    try:
+        with open("/proc/sys/net/core/rmem_max") as limit:
+            granted = min(gtudp.aio.MIN_SOCKET_BUFFER, int(limit.read()))
+    except OSError:
+        pytest.skip("no /proc/sys/net/core/rmem_max to read the system's limit")
+
+    async def main():
+        sock = await bound()
+        try:
+            inner = sock._transport.get_extra_info("socket")
+            assert inner.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= granted
+        finally:
+            await sock.cleanup()
+
+    run(main())

@@ -53,6 +53,8 @@ const MIN_CALM_SAMPLES: u64 = 16;
 const CRUISE_DRAIN_ROUNDS: u32 = 8;
 /// The queue delay cruising drains.
 const CRUISE_QUEUE: Duration = Duration::from_millis(1);
+/// How much `inflight_hi` grows per round without a congestion cut.
+const INFLIGHT_HI_GROWTH: f64 = 1.05;
 /// Rounds' worth of sends a loss judgement covers outside a probe.
 const BUSY_ROUNDS: u64 = 4;
 /// Losses in a round before Startup may read them as congestion.
@@ -173,12 +175,18 @@ pub(crate) struct Bbr {
     /// The bandwidth filter's epoch in ProbeBw: past every round of
     /// Startup and Drain, then one per probe cycle.
     probe_epoch: u64,
+    /// The most in flight since the latest congestion cut (BBRv3's
+    /// inflight_hi): 85% of what was in flight then, growing by 5% and one
+    /// message per round without a cut. It bounds the window of unpaced
+    /// (sub-millisecond) paths only, where the window alone holds the rate
+    /// back; on paced ones the cut estimate does.
+    inflight_hi: f64,
     /// The estimate when the latest probe began (zero after Startup, so
     /// that the first probe comes soon).
     bw_at_probe: f64,
     cut_in_round: bool,
     /// The filter before the latest congestion cut, until a round passes.
-    undo: Option<MaxFilter>,
+    undo: Option<(MaxFilter, f64)>,
     /// The latest cut and when it was made: samples of messages sent
     /// before it measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, Instant)>,
@@ -211,6 +219,7 @@ impl Bbr {
             cycles: 0,
             probe_epoch: 0,
             bw_at_probe: 0.0,
+            inflight_hi: f64::INFINITY,
             cut_in_round: false,
             undo: None,
             cut: None,
@@ -260,7 +269,12 @@ impl Bbr {
         // load is far above its minimum (receivers that batch, loopback),
         // the model alone would starve it. The pacer still holds the rate.
         let carried = 2.0 * self.last_round_delivered as f64;
-        let window = model.max(carried).max(f64::from(self.initial_window));
+        let mut window = model.max(carried);
+        if self.pacing_interval().is_none() {
+            // Unpaced, the window alone holds the rate back.
+            window = window.min(self.inflight_hi);
+        }
+        let window = window.max(f64::from(self.initial_window));
         (window.min(f64::from(self.max_window)) as u32).max(1)
     }
 
@@ -329,8 +343,9 @@ impl Bbr {
         }
         // The next judgement needs fresh evidence.
         self.busy = LossSample::since(now);
+        self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
-        self.undo = Some(self.bw.clone());
+        self.undo = Some((self.bw.clone(), self.inflight_hi));
         let cut = self.bw.max * CONGESTION_BETA;
         self.bw.cap(cut);
         self.cut = Some((cut, now));
@@ -396,8 +411,9 @@ impl Bbr {
     }
 
     pub(crate) fn on_spurious(&mut self) {
-        if let Some(filter) = self.undo.take() {
+        if let Some((filter, inflight_hi)) = self.undo.take() {
             self.bw = filter;
+            self.inflight_hi = inflight_hi;
             self.cut = None;
         }
     }
@@ -498,6 +514,7 @@ impl Bbr {
         self.round_rtt_samples = 0;
         if !self.cut_in_round {
             self.undo = None;
+            self.inflight_hi = self.inflight_hi * INFLIGHT_HI_GROWTH + 1.0;
         }
         self.cut_in_round = false;
         if self.mode == Mode::Startup {

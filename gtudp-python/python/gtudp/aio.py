@@ -75,11 +75,28 @@ async def create_socket(
         # and the user's socket its blocking mode back at cleanup.
         restore = (sock, sock.gettimeout())
         own = sock.dup()
+    _raise_buffers(own)
     receive_queue = options.pop("receive_queue", None) or 4096
     endpoint = _Endpoint(own.family, debug, magic_numbers, recv_from_any, options)
     result = Socket(endpoint, receive_queue, restore)
     await loop.create_datagram_endpoint(lambda: _Protocol(result), sock=own)
     return result
+
+
+#: The socket buffer size asked for when a socket's is smaller, as the Rust
+#: adapters do: the default (about 200 KiB) overflows when a burst of
+#: messages arrives faster than the event loop reads them, and every
+#: datagram it drops must be resent.
+MIN_SOCKET_BUFFER = 2 << 20
+
+
+def _raise_buffers(sock: _socket.socket) -> None:
+    for option in (_socket.SO_RCVBUF, _socket.SO_SNDBUF):
+        try:
+            if sock.getsockopt(_socket.SOL_SOCKET, option) < MIN_SOCKET_BUFFER:
+                sock.setsockopt(_socket.SOL_SOCKET, option, MIN_SOCKET_BUFFER)
+        except OSError:
+            pass  # The system's limit stands; gtudp resends what it drops.
 
 
 class Delivery:
