@@ -51,6 +51,8 @@ const MIN_CALM_SAMPLES: u64 = 16;
 /// Round trips of cruise before a standing queue is drained (a queue
 /// another flow keeps standing must not make this one yield all the time).
 const CRUISE_DRAIN_ROUNDS: u32 = 8;
+/// What a queue standing while cruising trims off the estimate.
+const QUEUE_TRIM: f64 = 0.95;
 /// The queue delay cruising drains.
 const CRUISE_QUEUE: Duration = Duration::from_millis(1);
 /// How much `inflight_hi` grows per round without a congestion cut.
@@ -63,6 +65,7 @@ const STARTUP_LOSSES: u64 = 8;
 /// after a short cruise: the path had more to give.
 const PROBE_PAID: f64 = 1.05;
 const CWND_GAIN: f64 = 2.0;
+const STARTUP_CWND_GAIN: f64 = 2.4;
 /// Rounds the bandwidth filter remembers.
 const BW_ROUNDS: usize = 10;
 /// How long a minimum RTT stands before a larger sample may replace it.
@@ -258,8 +261,11 @@ impl Bbr {
     }
 
     pub(crate) fn window(&self) -> u32 {
+        // Startup too keeps two BDPs in flight (BBRv3's cwnd gain): its
+        // pacing gain of 2.77 finds the rate, the window bounds what the
+        // last round before a queue shows can overflow.
         let gain = match self.mode {
-            Mode::Startup => STARTUP_GAIN,
+            Mode::Startup => STARTUP_CWND_GAIN,
             _ => CWND_GAIN,
         };
         // Messages waiting to be found lost and resent stay in flight.
@@ -398,8 +404,8 @@ impl Bbr {
             2
         };
         // On a lossy path the share itself varies with the rate (a lost
-        // RECV is found sooner when more follow it): allow half of it more.
-        let allowed = EXCESS_LOSS.max(random / 2.0) * total as f64;
+        // RECV is found sooner when more follow it): allow as much again.
+        let allowed = EXCESS_LOSS.max(random) * total as f64;
         lost >= least && excess > allowed.max(noise)
     }
 
@@ -616,6 +622,9 @@ impl Bbr {
                     _ if elapsed >= min_rtt * CRUISE_DRAIN_ROUNDS
                         && self.cruise_queue_stands(min_rtt) =>
                     {
+                        // The estimate runs high: the queue would fill
+                        // again after the drain without a trim.
+                        self.bw.cap(self.bw.max * QUEUE_TRIM);
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
