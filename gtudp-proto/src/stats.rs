@@ -112,9 +112,11 @@ pub struct EndpointStats {
     pub foreign_delivered: u64,
     /// DATA retransmissions (transmissions after the first).
     pub retransmissions: u64,
-    /// DATA retransmissions found needless: the RECV came back sooner after
-    /// the retransmission than the path's minimum RTT, so it answered an
-    /// earlier copy (the message was only late, not lost).
+    /// DATA retransmissions found needless (the message was only late, not
+    /// lost): its RECV came back sooner after the retransmission than the
+    /// path's minimum RTT, so it answered an earlier copy (Eifel's test), or
+    /// a second RECV came for it, each within a plausible RTT of the copy
+    /// it answers (what a DSACK tells TCP).
     pub spurious_retransmissions: u64,
     /// Messages presumed lost before their retransmission timeout (a
     /// message sent after them was confirmed and the reordering window

@@ -6,8 +6,8 @@
 //! - [`CongestionAlgorithm::Aimd`] (in `aimd`): the original window that
 //!   halves on every loss event. Random loss reads as congestion to it.
 //! - [`CongestionAlgorithm::Bbr`] (in `bbr`): a model of the path (the
-//!   delivery rate it sustains and its minimum RTT), paced sends, and a
-//!   response to loss only when the path shows a standing queue.
+//!   delivery rate it sustains and its minimum RTT), paced sends (resends
+//!   included), and a response to loss only beyond the path's random share.
 //!
 //! Windows count messages: every DATA is one datagram.
 
@@ -32,9 +32,12 @@ pub enum CongestionAlgorithm {
     Aimd,
     /// A model of the path in the style of BBR: the delivery rate it
     /// sustains and its minimum RTT set a paced rate and about two
-    /// bandwidth-delay products in flight. Random loss does not slow it;
-    /// loss while the path shows a standing queue cuts the rate by 15%, at
-    /// most once per round trip, undone if the loss proves spurious.
+    /// bandwidth-delay products in flight. Random loss, measured on what is
+    /// sent below the estimate, does not slow it; loss beyond that share
+    /// (by 2% of what is sent, BBRv3's rule) cuts the rate by 15%, at most
+    /// once per round trip, undone if the loss proves spurious. Probes for
+    /// more bandwidth come every 63 round trips or about 2 s, so that the
+    /// flow's own losses at a shallow buffer stay small.
     #[default]
     Bbr,
 }
