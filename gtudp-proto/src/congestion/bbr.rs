@@ -276,7 +276,7 @@ impl Bbr {
         // the model alone would starve it. The pacer still holds the rate.
         let carried = 2.0 * self.last_round_delivered as f64;
         let mut window = model.max(carried);
-        if self.pacing_interval().is_none() {
+        if self.inflight_hi.is_finite() && self.pacing_interval().is_none() {
             // Unpaced, the window alone holds the rate back.
             window = window.min(self.inflight_hi);
         }

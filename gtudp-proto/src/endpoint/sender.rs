@@ -314,16 +314,17 @@ impl Endpoint {
     /// messages held back for it (by its budget, or until it was
     /// validated), and take the DATA held from it.
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
-        if self
-            .peers
-            .get(&address)
-            .is_some_and(|peer| peer.is_unvalidated())
-        {
-            self.unvalidated_count -= 1;
-        }
+        let parked = !self.parked.is_empty();
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
+        if peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty() && !parked {
+            // Every RECV from a proven peer comes here: nothing to do.
+            return;
+        }
+        if peer.is_unvalidated() {
+            self.unvalidated_count -= 1;
+        }
         peer.validate();
         let held = std::mem::take(&mut peer.held);
         // Held while the address was evicted: back into its window.
