@@ -16,10 +16,10 @@
 //! A retransmission that proves spurious, its first copy answered within a
 //! plausible RTT, teaches the same. Lateness that a lost RECV resent by the
 //! receiver could also explain widens it up to the smoothed RTT (RFC 8985's
-//! bound), certain reordering up to the smoothed RTT plus four variations
-//! (beyond, the retransmission timeout would fire first); see
-//! [`ReorderWindow`]. After sixteen rounds without reordering that wide it
-//! narrows by a quarter. When nothing is confirmed for
+//! bound); certain reordering, shorter than that by construction, as far as
+//! it was seen: the RTT estimate cannot bound it, since Karn's rule keeps
+//! exactly the late messages out of it. See [`ReorderWindow`]. After sixteen
+//! rounds without reordering that wide it narrows by a quarter. When nothing is confirmed for
 //! about two round trips, a tail-loss probe resends the newest message, so
 //! the last messages of a burst do not wait for the retransmission timeout,
 //! which stays the last resort.
@@ -40,7 +40,7 @@ use crate::event::MessageId;
 /// quarter.
 const CLEAN_ROUNDS_TO_NARROW: u32 = 16;
 
-/// The most a window learns, whatever the ceiling: the longest RTO.
+/// The most a window learns: the longest RTO.
 const MAX_LEARNED: Duration = Duration::from_secs(60);
 
 /// The narrowest reordering window: below a millisecond, scheduling
@@ -290,8 +290,6 @@ impl Rack {
 pub(crate) struct PathTimes {
     pub(crate) min_rtt: Duration,
     pub(crate) smoothed: Duration,
-    /// The smoothed RTT plus four variations: the widest plausible window.
-    pub(crate) ceiling: Duration,
 }
 
 /// How long after a later message's confirmation an earlier one is still
@@ -299,8 +297,11 @@ pub(crate) struct PathTimes {
 /// [`MIN_REORDER_WINDOW`]), or what the path's reordering taught.
 ///
 /// Reordering shorter than three quarters of `min_rto` is certain (the
-/// receiver resends a lost RECV no sooner), and may widen the window up to
-/// the ceiling (the smoothed RTT plus four variations). Longer lateness may
+/// receiver resends a lost RECV no sooner), and widens the window as far as
+/// it was seen. (Bounding it by the RTT estimate failed: on a path that
+/// reorders by fifty times its minimum RTT, the late messages are resent
+/// before they arrive, Karn's rule keeps them out of the estimate, the
+/// estimate shrinks, and so would the window.) Longer lateness may
 /// be a lost RECV resent rather than reordering, and widens it up to the
 /// smoothed RTT only (RFC 8985's bound): on a lossy path, waiting longer for
 /// RECVs that are lost, not late, would only slow recovery.
@@ -317,7 +318,7 @@ pub(crate) struct ReorderWindow {
 impl ReorderWindow {
     pub(crate) fn duration(&self, path: PathTimes) -> Duration {
         (path.min_rtt / 4)
-            .max(self.learned.min(path.ceiling))
+            .max(self.learned)
             .max(self.learned_ambiguous.min(path.smoothed))
             .max(MIN_REORDER_WINDOW)
     }
@@ -396,20 +397,20 @@ mod tests {
         rack.on_confirmed(5, RTT, order.next_seq(), true, RTO);
         let now = start + Duration::from_millis(5) + RTT;
         let mut lost = Vec::new();
-        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         // The oldest, sent at 0, is due at 0 + RTT + RTT/4.
         assert_eq!(next, Some(start + RTT + RTT / 4));
         // 0..3 arrive within the window: nothing is ever presumed lost.
         done.extend([0, 1, 2, 3]);
         let now = start + Duration::from_millis(3) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         assert_eq!(next, Some(start + Duration::from_millis(4) + RTT + RTT / 4));
         // 4 never comes: lost once its window passes; 6.. were sent after
         // the latest confirmed message and are not judged.
         let now = start + Duration::from_millis(4) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(RTT), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [4]);
         assert_eq!(next, None);
     }
@@ -426,7 +427,7 @@ mod tests {
             _ => Liveness::Live,
         };
         let mut lost = Vec::new();
-        order.detect_lost(start + RTT * 2, &rack, path(RTT), liveness, &mut lost);
+        order.detect_lost(start + RTT * 2, &rack, path(), liveness, &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [0, 2]);
         // The timeout takes it once due; the entries before it are stale.
         let mut expired = Vec::new();
@@ -438,19 +439,17 @@ mod tests {
         assert_eq!(order.len(), 0);
     }
 
-    fn path(ceiling: Duration) -> PathTimes {
+    fn path() -> PathTimes {
         PathTimes {
             min_rtt: RTT,
             smoothed: RTT,
-            ceiling,
         }
     }
 
     #[test]
     fn window_learns_the_reordering_seen_and_narrows_after_clean_rounds() {
         let mut rack = Rack::default();
-        let ceiling = RTT * 2;
-        let window = |rack: &Rack| rack.window.duration(path(ceiling));
+        let window = |rack: &Rack| rack.window.duration(path());
         assert_eq!(window(&rack), RTT / 4);
         // Message 10 is confirmed at the minimum RTT, then message 9 (sent
         // before it, never resent) 30 ms later than its own send would
@@ -465,9 +464,10 @@ mod tests {
         // more) widens it up to the smoothed RTT only.
         rack.on_confirmed(7, RTT + RTO, 11, true, RTO);
         assert_eq!(window(&rack), RTT);
-        // Certain reordering widens it up to the ceiling.
+        // Certain reordering widens it as far as it was seen, beyond the
+        // smoothed RTT.
         rack.on_confirmed(6, RTT + RTO, 11, true, RTO * 4);
-        assert_eq!(window(&rack), ceiling);
+        assert_eq!(window(&rack), RTO * 9 / 8);
         // Sixteen rounds without such reordering narrow it by a quarter.
         let (learned, ambiguous) = rack.window.learned();
         for seq in 11..11 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
@@ -484,7 +484,7 @@ mod tests {
         // than message 3's.
         rack.on_late_copy(RTT + Duration::from_millis(25), RTO);
         assert_eq!(
-            rack.window.duration(path(RTT * 4)),
+            rack.window.duration(path()),
             Duration::from_millis(25) * 9 / 8
         );
     }

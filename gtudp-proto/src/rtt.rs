@@ -58,13 +58,6 @@ impl RttEstimator {
         self.smoothed
     }
 
-    /// How wide the path's reordering may plausibly be: the smoothed RTT
-    /// plus four mean deviations (the RTO before its clamps), once a sample
-    /// has been taken.
-    pub(crate) fn reordering_ceiling(&self) -> Option<Duration> {
-        self.smoothed.map(|smoothed| smoothed + self.variation * 4)
-    }
-
     /// The shortest timeout: `min_rto`.
     pub(crate) fn min_rto(&self) -> Duration {
         self.min_rto

@@ -46,18 +46,10 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let (Some(min_rtt), Some(smoothed), Some(ceiling)) = (
-            peer.rtt.min(),
-            peer.rtt.smoothed(),
-            peer.rtt.reordering_ceiling(),
-        ) else {
+        let (Some(min_rtt), Some(smoothed)) = (peer.rtt.min(), peer.rtt.smoothed()) else {
             return;
         };
-        let path = PathTimes {
-            min_rtt,
-            smoothed,
-            ceiling,
-        };
+        let path = PathTimes { min_rtt, smoothed };
         let messages = &self.messages;
         let liveness = liveness_in(messages);
         let mut lost = std::mem::take(&mut self.scratch_lost);

@@ -287,10 +287,8 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&source) else {
             return;
         };
-        let (Some(resend), Some(plausible)) = (
-            peer.resolved_resends.take(identity),
-            peer.rtt.reordering_ceiling(),
-        ) else {
+        let plausible = peer.rtt.rto();
+        let Some(resend) = peer.resolved_resends.take(identity) else {
             return;
         };
         if !resend.both_copies_arrived(now, plausible) {
@@ -298,14 +296,15 @@ impl Endpoint {
         }
         self.stats.spurious_retransmissions += 1;
         peer.stats.spurious_retransmissions += 1;
+        let first_copy_rtt = resend
+            .confirmed
+            .saturating_duration_since(resend.previous_sent);
+        // Both copies came back: the first RECV answered the first copy,
+        // an RTT sample Karn's rule had to drop (see `resolve`).
+        peer.rtt.on_sample(first_copy_rtt);
         if resend.early {
             let rto = peer.rtt.min_rto();
-            peer.rack.on_late_copy(
-                resend
-                    .confirmed
-                    .saturating_duration_since(resend.previous_sent),
-                rto,
-            );
+            peer.rack.on_late_copy(first_copy_rtt, rto);
         }
         peer.congestion.on_spurious(now);
     }
@@ -448,12 +447,16 @@ impl Endpoint {
                         // exact, and if plausible, tells how late it was
                         // (an implausible one more likely answers a
                         // resent RECV after the first was lost).
-                        if let (Some(previous), Some(plausible)) =
-                            (message.previous_sent, peer.rtt.reordering_ceiling())
+                        if let (Some(previous), plausible) = (message.previous_sent, peer.rtt.rto())
                         {
                             let rtt = now.saturating_duration_since(previous);
                             if rtt <= plausible {
                                 peer.rack.on_late_copy(rtt, peer.rtt.min_rto());
+                                // An exact sample Karn's rule would drop:
+                                // without it, only messages that beat the
+                                // window are measured, and the estimate
+                                // shrinks to exclude the late ones.
+                                peer.rtt.on_sample(rtt);
                             }
                         }
                         peer.congestion.on_spurious(now);
