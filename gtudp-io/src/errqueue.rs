@@ -161,6 +161,64 @@ fn sockaddr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Socke
     Some(gtudp_proto::canonical_addr(addr))
 }
 
+/// Turns on ICMP unreachable reports for the UDP socket `fd`, through its
+/// error queue (`IP_RECVERR`, and `IPV6_RECVERR` when `ipv6`, as the
+/// adapters do), for a socket driven by another event loop (the Python
+/// module's asyncio one). Returns whether the queue is on: `Ok(false)`
+/// elsewhere than Linux, where nothing is done.
+///
+/// With the queue on, an ICMP report sets the socket's pending error: the
+/// next receive or send fails with it (`ECONNREFUSED` and the like), and
+/// readiness reports an error until [`read_unreachable_reports`] has read
+/// the queue. Read it whenever such an error comes up.
+#[cfg(unix)]
+pub fn enable_unreachable_reports(
+    fd: std::os::fd::BorrowedFd<'_>,
+    ipv6: bool,
+) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        enable(std::os::fd::AsRawFd::as_raw_fd(&fd), ipv6).map(|()| true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, ipv6);
+        Ok(false)
+    }
+}
+
+/// Reads the whole error queue of the UDP socket `fd` without waiting
+/// (see [`enable_unreachable_reports`]), appending the destination of each
+/// ICMP port, host or network unreachable report to `out`, in canonical
+/// form, for [`Endpoint::peer_unreachable`](gtudp_proto::Endpoint::peer_unreachable).
+/// Returns how many reports were read, of any kind (0 elsewhere than
+/// Linux).
+#[cfg(unix)]
+pub fn read_unreachable_reports(
+    fd: std::os::fd::BorrowedFd<'_>,
+    out: &mut Vec<SocketAddr>,
+) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let mut total = 0;
+        loop {
+            // Empty the queue: a report left in it keeps the socket
+            // reported ready, and a level-triggered loop would spin.
+            let read = drain(fd, out);
+            total += read;
+            if read < MAX_REPORTS {
+                return total;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, out);
+        0
+    }
+}
+
 /// No error queue here: nothing to turn on.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn enable<S>(_socket: &S, _ipv6: bool) -> std::io::Result<()> {

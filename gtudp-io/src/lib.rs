@@ -40,6 +40,8 @@ pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MI
 pub use datagram::{Datagram, DatagramKind};
 pub use delivered::Delivered;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
+#[cfg(unix)]
+pub use errqueue::{enable_unreachable_reports, read_unreachable_reports};
 pub use log::{log_datagram, PayloadPreview};
 pub use options::SendOptions;
 pub use payload::IntoPayload;

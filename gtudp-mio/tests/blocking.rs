@@ -51,6 +51,15 @@ fn echo_with_send_to_blocking() {
     assert_eq!(summary.stats.endpoint.delivered, 20);
     assert_eq!(summary.stats.endpoint.received, 20);
     assert!(!summary.deadline_reached);
+    // A normal run: the totals are the socket's, the drain had nothing left.
+    assert_eq!((summary.delivered, summary.failed), (20, 0));
+    assert_eq!((summary.drained_delivered, summary.drained_failed), (0, 0));
+    let line = summary.to_string();
+    assert!(
+        line.starts_with("delivered 20, failed 0 (drain: delivered 0, failed 0, abandoned 0, "),
+        "{line}"
+    );
+    assert!(!line.contains('\n') && !line.contains("deadline"), "{line}");
 }
 
 #[test]

@@ -64,6 +64,18 @@ pub(crate) fn to_py(py: Python<'_>, addr: SocketAddr) -> PyResult<Bound<'_, PyTu
     }
 }
 
+/// `addr` as a socket of `family` sends to it: an IPv4 address as
+/// IPv4-mapped IPv6 for an `AF_INET6` socket (the core reports IPv4 peers
+/// in plain form, which such a socket's `sendto` refuses).
+pub(crate) fn for_sending(addr: SocketAddr, family: Family) -> SocketAddr {
+    match (addr, family) {
+        (SocketAddr::V4(v4), Family::V6) => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        _ => addr,
+    }
+}
+
 /// The socket address a Python address tuple names, for a socket of
 /// `family`.
 pub(crate) fn from_py(

@@ -33,8 +33,8 @@ pub(crate) struct Endpoint {
     /// Messages not yet resolved, by the number Python knows them by.
     outstanding: HashMap<u64, MessageId>,
     buffer: Vec<u8>,
-    /// The last destination and its Python tuple, reused for a run of
-    /// datagrams to the same peer.
+    /// The last destination and its Python tuple (as the socket's family
+    /// sends to it), reused for a run of datagrams to the same peer.
     last_destination: Option<(SocketAddr, Py<PyTuple>)>,
 }
 
@@ -61,7 +61,7 @@ impl Endpoint {
                 return Ok(tuple.bind(py).clone());
             }
         }
-        let tuple = address::to_py(py, to)?;
+        let tuple = address::to_py(py, address::for_sending(to, self.family))?;
         self.last_destination = Some((to, tuple.clone().unbind()));
         Ok(tuple)
     }
@@ -72,7 +72,10 @@ impl Endpoint {
     /// An endpoint for a socket of `family`, configured as `gtudp.GTUDP`
     /// is; `seed` fixes its identities (tests), else the OS chooses.
     #[new]
-    #[pyo3(signature = (family, debug = false, magic_numbers = b"".as_slice(), recv_from_any = false, options = None, seed = None))]
+    #[pyo3(
+        signature = (family, debug = false, magic_numbers = b"".as_slice(), recv_from_any = false, options = None, seed = None),
+        text_signature = "(family, debug=False, magic_numbers=b'', recv_from_any=False, options=None, seed=None)"
+    )]
     fn new(
         py: Python<'_>,
         family: i32,
@@ -185,6 +188,22 @@ impl Endpoint {
         self.endpoint.set_receive_paused(paused);
     }
 
+    /// Reads the error queue of `fd` (the socket this endpoint sends
+    /// through, open) after the socket reported an error, and fails every
+    /// message to each destination ICMP reported unreachable (port, host or
+    /// network unreachable), as the blocking socket does. Returns how many
+    /// unreachable reports it read (Linux, once
+    /// `enable_unreachable_reports` is on; 0 elsewhere).
+    fn read_unreachable_reports(&mut self, fd: i64) -> PyResult<usize> {
+        let mut unreachable = Vec::new();
+        crate::fd::read_unreachable_reports(fd, &mut unreachable)?;
+        let now = Instant::now();
+        for destination in &unreachable {
+            self.endpoint.peer_unreachable(now, *destination);
+        }
+        Ok(unreachable.len())
+    }
+
     /// Starts closing: no new messages; what is in flight is resolved until
     /// done or the drain deadline.
     fn close(&mut self) {
@@ -212,6 +231,20 @@ impl Endpoint {
     /// The endpoint's counters, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         stats::endpoint(py, &self.endpoint.stats())
+    }
+
+    /// What the endpoint knows of one peer (an IP literal address), as a
+    /// dict, or `None` if it tracks no such peer.
+    fn peer_stats<'py>(
+        &self,
+        py: Python<'py>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let peer = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
+        self.endpoint
+            .peer_stats(peer)
+            .map(|peer| stats::peer(py, &peer))
+            .transpose()
     }
 
     /// Everything the last inputs produced: `(datagrams, events, timeout)`

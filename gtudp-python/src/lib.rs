@@ -49,6 +49,16 @@ fn validate_options(
     config::settings(magic_numbers, recv_from_any, options).map(drop)
 }
 
+/// Turns on ICMP unreachable reports for the UDP socket `fd` (open; an
+/// IPv6 one when `ipv6`) through its error queue, as the Rust adapters do:
+/// `True` if on (Linux), `False` where there is no such queue. Once on, read
+/// the reports with `Endpoint.read_unreachable_reports` whenever the socket
+/// reports an error.
+#[pyfunction]
+fn enable_unreachable_reports(fd: i64, ipv6: bool) -> PyResult<bool> {
+    Ok(fd::enable_unreachable_reports(fd, ipv6)?)
+}
+
 /// The module `gtudp._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -58,5 +68,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<delivery::Delivery>()?;
     module.add_function(wrap_pyfunction!(is_ip_literal, module)?)?;
     module.add_function(wrap_pyfunction!(validate_options, module)?)?;
+    module.add_function(wrap_pyfunction!(enable_unreachable_reports, module)?)?;
     Ok(())
 }

@@ -53,7 +53,10 @@ impl Socket {
     /// Takes over a duplicate of `fd` (a bound UDP socket of family
     /// `family`), configured by `options` (see `gtudp.GTUDP`).
     #[new]
-    #[pyo3(signature = (fd, family, debug = false, magic_numbers = b"".as_slice(), recv_from_any = false, options = None))]
+    #[pyo3(
+        signature = (fd, family, debug = false, magic_numbers = b"".as_slice(), recv_from_any = false, options = None),
+        text_signature = "(fd, family, debug=False, magic_numbers=b'', recv_from_any=False, options=None)"
+    )]
     fn new(
         py: Python<'_>,
         fd: i64,
@@ -327,8 +330,11 @@ impl Closing {
     /// What the drain has done so far, for a caller that stopped waiting.
     fn partial(&self, stats: &Stats) -> CloseSummary {
         let mut summary = CloseSummary::without_drain(*stats);
-        summary.delivered = stats.endpoint.delivered - self.before.delivered;
-        summary.failed = stats.endpoint.failed - self.before.failed;
+        summary.drained_delivered = stats
+            .endpoint
+            .delivered
+            .saturating_sub(self.before.delivered);
+        summary.drained_failed = stats.endpoint.failed.saturating_sub(self.before.failed);
         summary.elapsed = self.started.elapsed();
         summary.deadline_reached = true;
         summary

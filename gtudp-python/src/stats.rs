@@ -61,7 +61,8 @@ pub(crate) fn socket<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py,
     Ok(dict)
 }
 
-/// What a close did: `delivered`, `failed` and `abandoned` while draining,
+/// What a close did: `delivered` and `failed` over the socket's life,
+/// `drained_delivered`, `drained_failed` and `abandoned` while draining,
 /// `deadline_reached`, `elapsed` seconds, the final `stats`, and whether the
 /// drain had ended (`complete`) or the caller stopped waiting for it.
 pub(crate) fn summary<'py>(
@@ -74,7 +75,14 @@ pub(crate) fn summary<'py>(
     fields!(
         dict,
         summary,
-        [delivered, failed, abandoned, deadline_reached]
+        [
+            delivered,
+            failed,
+            drained_delivered,
+            drained_failed,
+            abandoned,
+            deadline_reached
+        ]
     );
     dict.set_item("elapsed", secs(summary.elapsed))?;
     dict.set_item("stats", socket(py, &summary.stats)?)?;
@@ -166,6 +174,7 @@ fn io<'py>(py: Python<'py>, counts: &IoStats) -> PyResult<Bound<'py, PyDict>> {
             batched_sends,
             send_would_block,
             icmp_errors,
+            unreachable_reports,
             recv_errors,
             send_errors,
         ]

@@ -471,3 +471,60 @@ def test_a_delivery_says_whether_the_message_was_suspected_lost():
             server.cleanup(timeout=2)
         client_sock.close()
         server_sock.close()
+
+
+def test_a_bound_receiver_answers_before_it_is_called():
+    # Bound, wrapped and never called: it receives, and answers the sender,
+    # in the background all the same (the defaults, as in the report).
+    receiver_sock, sender_sock = udp(), udp()
+    receiver = gtudp.GTUDP(receiver_sock)
+    sender = gtudp.GTUDP(sender_sock)
+    try:
+        assert receiver.running
+        assert sender.sendto_blocking(b"early", receiver_sock.getsockname(), timeout=10) is True
+        assert sender.sendto_blocking(b"late", receiver_sock.getsockname(), timeout=10) is True
+        # Cleaned up before any other call: what it received is still read.
+        receiver.cleanup(timeout=2)
+        got = sorted([receiver.recvfrom(), receiver.recvfrom()])
+        assert got == [(b"early", sender_sock.getsockname()), (b"late", sender_sock.getsockname())]
+        with pytest.raises(gtudp.Closed):
+            receiver.recvfrom()
+    finally:
+        for g, s in ((sender, sender_sock), (receiver, receiver_sock)):
+            g.cleanup(timeout=2)
+            s.close()
+
+
+def test_configuration_set_after_a_message_arrived_keeps_the_message_once():
+    receiver_sock, sender_sock = udp(), udp()
+    to = receiver_sock.getsockname()
+    receiver = gtudp.GTUDP(receiver_sock, **FAST)
+    sender = gtudp.GTUDP(sender_sock, **FAST)
+    try:
+        assert sender.sendto_blocking(b"before", to, timeout=10)
+        # Still configurable: the first call restarts the socket with it.
+        receiver.recv_attempts = 5
+        receiver.start()
+        assert receiver.recvfrom() == (b"before", sender_sock.getsockname())
+        assert sender.sendto_blocking(b"after", to, timeout=10)
+        receiver.settimeout(10)
+        assert receiver.recvfrom() == (b"after", sender_sock.getsockname())
+        receiver.settimeout(0.3)
+        with pytest.raises(gtudp.Timeout):
+            receiver.recvfrom()  # each message once
+    finally:
+        for g, s in ((sender, sender_sock), (receiver, receiver_sock)):
+            g.cleanup(timeout=2)
+            s.close()
+
+
+def test_cleanup_summary_gives_totals_and_what_the_drain_resolved(pair):
+    a, b = pair
+    for i in range(3):
+        assert a.sendto_blocking(b"%d" % i, b.getsockname(), timeout=10)
+    summary = a.cleanup(timeout=5)
+    # A normal run: everything resolved before the drain.
+    assert summary["complete"] and summary["delivered"] == 3 and summary["failed"] == 0
+    assert summary["drained_delivered"] == 0 and summary["drained_failed"] == 0
+    assert summary["abandoned"] == 0 and summary["stats"]["delivered"] == 3
+    assert "unreachable_reports" in summary["stats"]["io"]

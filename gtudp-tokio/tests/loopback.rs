@@ -339,6 +339,14 @@ async fn close_drains_with_a_deadline_on_paused_time() {
     assert_eq!(summary.abandoned, 3);
     assert_eq!(summary.failed, 3);
     assert_eq!(summary.delivered, 0);
+    // All three failed while draining: the drain's share is the total.
+    assert_eq!((summary.drained_delivered, summary.drained_failed), (0, 3));
+    let line = summary.to_string();
+    assert!(
+        line.starts_with("delivered 0, failed 3 (drain: delivered 0, failed 3, abandoned 3, ")
+            && line.ends_with(", deadline reached)"),
+        "{line}"
+    );
     assert!(start.elapsed() >= Duration::from_secs(3));
     for delivery in deliveries {
         assert_eq!(

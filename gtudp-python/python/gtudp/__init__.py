@@ -19,11 +19,12 @@ returns its summary. :mod:`gtudp.aio` offers the same on asyncio.
 from __future__ import annotations
 
 import atexit
+import collections
 import socket as _socket
 import threading
 import time
 import weakref
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Deque, Dict, NamedTuple, Optional, Tuple, Union
 
 from ._errors import Closed, GtudpError, Refused, Timeout
 from ._native import Delivery
@@ -102,10 +103,17 @@ class GTUDP:
 
     Bad values raise ``TypeError`` or ``ValueError`` at once, saying why.
 
-    Like the original, the attributes ``magic_numbers``,
-    ``FRAME_IDENTIFIER``, ``RECV_IDENTIFIER``, ``ACK_IDENTIFIER``,
-    ``data_attempts`` and ``recv_attempts`` may be changed before
-    :meth:`start`; the socket starts at :meth:`start` or at its first use.
+    A bound socket starts at once: from then on it receives, and answers
+    senders, in the background, whether or not :meth:`recvfrom` is called
+    (messages wait for it in the receive queue). An unbound one starts at
+    its first use, which binds it.
+
+    Like the original, the attributes ``debug``, ``magic_numbers``,
+    ``recv_from_any``, ``FRAME_IDENTIFIER``, ``RECV_IDENTIFIER``,
+    ``ACK_IDENTIFIER``, ``data_attempts`` and ``recv_attempts`` may be
+    changed before :meth:`start` or the first other call; that call
+    restarts the socket with them (messages it had already received stay
+    queued for :meth:`recvfrom`). Changes after it have no effect.
     All methods may be called from any number of threads; those that wait
     release the GIL.
     """
@@ -183,16 +191,34 @@ class GTUDP:
         self.recv_timeout: Optional[float] = None
         self.running = False
         self._native: Optional[_NativeSocket] = None
+        # Started at construction, not used yet: a configuration attribute
+        # set now applies at the first call (`_reconfigure` says one was).
+        self._configurable = False
+        self._reconfigure = False
+        # Messages received before a restart, handed over first.
+        self._carried: Deque[Message] = collections.deque()
         self._cleaned_up = False
         self._summary: Optional[Dict[str, Any]] = None
         self._lock = threading.Lock()
         self._socket_timeout = sock.gettimeout()
+        if not _unbound(sock):
+            # Receiving, and answering senders, from now on: the socket
+            # "starts on first use" includes a peer's first message.
+            with self._lock:
+                self._native = self._new_native()
+            self._configurable = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _CONFIGURATION and self.__dict__.get("_configurable"):
+            object.__setattr__(self, "_reconfigure", True)
 
     # ----- the original's calls ------------------------------------------
 
     def start(self) -> None:
-        """Starts the socket's background thread (at most once; sends and
-        receives also start it)."""
+        """Starts the socket's background thread, with the configuration
+        attributes as they are now (at most once; a bound socket is
+        receiving already, and every other call starts it too)."""
         self._started()
 
     def sendto(
@@ -246,9 +272,13 @@ class GTUDP:
         """Stops: no new messages in or out; messages in flight and RECVs
         awaiting their ACK are resolved until done or until ``drain_timeout``
         (default 10 s), when what is left fails. Returns the summary:
-        ``delivered``, ``failed`` and ``abandoned`` (still unconfirmed at the
-        drain deadline) while draining, ``deadline_reached``, ``elapsed``
-        seconds, the final ``stats``, and ``complete``.
+        ``delivered`` and ``failed``, the messages resolved over the
+        socket's life; ``drained_delivered``, ``drained_failed`` and
+        ``abandoned`` (still unconfirmed at the drain deadline, counted in
+        both failed figures), those the drain resolved; ``deadline_reached``,
+        ``elapsed`` seconds, the final ``stats``, and ``complete``. (Earlier
+        versions gave the drain's figures as ``delivered`` and ``failed``;
+        they are now ``drained_delivered`` and ``drained_failed``.)
 
         With ``timeout``, returns after at most that many seconds: if the
         drain has not ended by then, the summary says what it did so far
@@ -263,6 +293,8 @@ class GTUDP:
         """
         with self._lock:
             self._cleaned_up = True
+            # What it had received is still handed over, then `Closed`.
+            self._configurable = False
             native = self._native
         if native is None:
             return _empty_summary()
@@ -326,6 +358,13 @@ class GTUDP:
         if length is not None and length < 0:
             raise ValueError("negative buffersize in recvfrom")
         native = self._started()
+        if self._carried:
+            try:
+                message = self._carried.popleft()
+            except IndexError:  # another thread took it
+                pass
+            else:
+                return Message(message.data[:length] if length else message.data, message.addr, message.foreign)
         wait = self.recv_timeout if self.blocking else 0.0
         data, addr, foreign = native.recv(wait, length or None)
         return Message(data, addr, foreign)
@@ -376,29 +415,74 @@ class GTUDP:
 
     def _started(self) -> _NativeSocket:
         native = self._native
-        if native is not None:
+        if native is not None and not self._configurable:
             return native
         with self._lock:
-            if self._native is not None:
-                return self._native
             if self._cleaned_up:
                 raise Closed("the gtUDP socket has been cleaned up")
-            sock = self.socket
-            if sock.fileno() < 0:
-                raise Closed("the wrapped socket is closed")
-            if _unbound(sock):
-                sock.bind(("", 0))
-            self._native = _NativeSocket(
-                sock.fileno(),
-                sock.family,
-                self.debug,
-                self.magic_numbers,
-                self.recv_from_any,
-                self._options(),
-            )
-            self.running = True
-            _live.add(self)
+            if self._native is not None and not self._configurable:
+                return self._native
+            # The first call: the configuration is fixed from now on (once
+            # the socket runs with it, so no other thread takes the old
+            # one meanwhile).
+            if self._native is not None and self._reconfigure:
+                self._reconfigure = False
+                self._restart(self._native)
+            if self._native is None:
+                self._native = self._new_native()
+            self._configurable = False
             return self._native
+
+    def _new_native(self) -> _NativeSocket:
+        """The running socket, configured by the attributes (the lock
+        held)."""
+        sock = self.socket
+        if sock.fileno() < 0:
+            raise Closed("the wrapped socket is closed")
+        if _unbound(sock):
+            sock.bind(("", 0))
+        native = _NativeSocket(
+            sock.fileno(),
+            sock.family,
+            self.debug,
+            self.magic_numbers,
+            self.recv_from_any,
+            self._options(),
+        )
+        self.running = True
+        _live.add(self)
+        return native
+
+    def _restart(self, old: _NativeSocket) -> None:
+        """Replaces the socket started at construction by one configured by
+        the attributes changed since (the lock held). The old one is closed
+        first: its drain waits for the ACKs of the messages it received, so
+        their senders will not send them again (it ends at once when none
+        came), and those messages are handed over before any other."""
+        self._native = None
+        old.close(None)
+        while True:
+            try:
+                data, addr, foreign = old.recv(0.0, None)
+            except (Timeout, Closed):
+                break
+            self._carried.append(Message(data, addr, foreign))
+        self._native = self._new_native()
+
+
+# The attributes that configure the socket, as the original named them.
+_CONFIGURATION = frozenset(
+    {
+        "debug",
+        "magic_numbers",
+        "recv_from_any",
+        "FRAME_IDENTIFIER",
+        "RECV_IDENTIFIER",
+        "ACK_IDENTIFIER",
+        "data_attempts",
+        "recv_attempts",
+    }
+)
 
 
 def _unbound(sock: _socket.socket) -> bool:
@@ -412,6 +496,8 @@ def _empty_summary() -> Dict[str, Any]:
     return {
         "delivered": 0,
         "failed": 0,
+        "drained_delivered": 0,
+        "drained_failed": 0,
         "abandoned": 0,
         "deadline_reached": False,
         "elapsed": 0.0,

@@ -4,13 +4,23 @@ Applications use :class:`gtudp.GTUDP`, :class:`gtudp.Delivery` and
 :mod:`gtudp.aio`; :class:`Socket` and :class:`Endpoint` are their engines.
 """
 
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union, final
 
-Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
-Buffer = Union[bytes, bytearray, memoryview]
-Event = Union[
-    Tuple[Literal["received"], bytes, Address],
-    Tuple[Literal["foreign"], bytes, Address],
+__all__ = [
+    "Socket",
+    "Endpoint",
+    "Delivery",
+    "is_ip_literal",
+    "validate_options",
+    "enable_unreachable_reports",
+]
+
+# Type aliases of the stubs only (private: the module has no such names).
+_Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
+_Buffer = Union[bytes, bytearray, memoryview]
+_Event = Union[
+    Tuple[Literal["received"], bytes, _Address],
+    Tuple[Literal["foreign"], bytes, _Address],
     Tuple[Literal["delivered"], int, bool],
     Tuple[Literal["failed"], int, str, str],
 ]
@@ -19,7 +29,9 @@ def is_ip_literal(host: str) -> bool: ...
 def validate_options(
     magic_numbers: bytes, recv_from_any: bool, options: Optional[Dict[str, Any]] = None
 ) -> None: ...
+def enable_unreachable_reports(fd: int, ipv6: bool) -> bool: ...
 
+@final
 class Delivery:
     """The outcome of one guaranteed send, from ``GTUDP.sendto``."""
 
@@ -65,67 +77,70 @@ class Delivery:
     @property
     def error(self) -> Optional[str]: ...
     @property
-    def destination(self) -> Address: ...
+    def destination(self) -> _Address: ...
 
+@final
 class Socket:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         fd: int,
         family: int,
         debug: bool = False,
         magic_numbers: bytes = b"",
         recv_from_any: bool = False,
         options: Optional[Dict[str, Any]] = None,
-    ) -> None: ...
+    ) -> Socket: ...
     @property
-    def local_addr(self) -> Address: ...
+    def local_addr(self) -> _Address: ...
     @property
     def max_payload_size(self) -> int: ...
     @property
     def closed(self) -> bool: ...
     def sendto(
         self,
-        data: Buffer,
-        addr: Address,
+        data: _Buffer,
+        addr: _Address,
         deadline: Optional[float] = None,
         attempts: Optional[int] = None,
     ) -> Delivery: ...
     def sendto_blocking(
         self,
-        data: Buffer,
-        addr: Address,
+        data: _Buffer,
+        addr: _Address,
         timeout: Optional[float] = None,
         attempts: Optional[int] = None,
     ) -> bool: ...
-    def sendto_raw(self, data: Buffer, addr: Address) -> None: ...
+    def sendto_raw(self, data: _Buffer, addr: _Address) -> None: ...
     def recv(
         self, timeout: Optional[float] = None, length: Optional[int] = None
-    ) -> Tuple[bytes, Address, bool]: ...
+    ) -> Tuple[bytes, _Address, bool]: ...
     def stats(self) -> Dict[str, Any]: ...
-    def peer_stats(self, addr: Address) -> Optional[Dict[str, Any]]: ...
+    def peer_stats(self, addr: _Address) -> Optional[Dict[str, Any]]: ...
     def close(self, timeout: Optional[float] = None) -> Dict[str, Any]: ...
 
+@final
 class Endpoint:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         family: int,
         debug: bool = False,
         magic_numbers: bytes = b"",
         recv_from_any: bool = False,
         options: Optional[Dict[str, Any]] = None,
         seed: Optional[int] = None,
-    ) -> None: ...
-    def handle_datagram(self, data: bytes, addr: Address) -> None: ...
+    ) -> Endpoint: ...
+    def handle_datagram(self, data: bytes, addr: _Address) -> None: ...
     def handle_timeout(self) -> None: ...
     def send(
         self,
-        data: Buffer,
-        addr: Address,
+        data: _Buffer,
+        addr: _Address,
         deadline: Optional[float] = None,
         attempts: Optional[int] = None,
     ) -> int: ...
     def cancel(self, number: int) -> bool: ...
-    def send_raw(self, data: Buffer, addr: Address) -> None: ...
+    def send_raw(self, data: _Buffer, addr: _Address) -> None: ...
+    def read_unreachable_reports(self, fd: int) -> int: ...
     def set_receive_paused(self, paused: bool) -> None: ...
     def close(self) -> None: ...
     @property
@@ -135,4 +150,5 @@ class Endpoint:
     @property
     def drain_timeout(self) -> float: ...
     def stats(self) -> Dict[str, Any]: ...
-    def poll(self) -> Tuple[List[Tuple[bytes, Address]], List[Event], Optional[float]]: ...
+    def peer_stats(self, addr: _Address) -> Optional[Dict[str, Any]]: ...
+    def poll(self) -> Tuple[List[Tuple[bytes, _Address]], List[_Event], Optional[float]]: ...

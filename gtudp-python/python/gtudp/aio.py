@@ -11,12 +11,23 @@ coroutines on an event loop.
         data, addr = await sock.recvfrom()
         summary = await sock.cleanup()
 
+The names are :class:`gtudp.GTUDP`'s (``recvfrom``, ``recv_message``,
+``sendto_raw``, ``getsockname``, ``stats``, ``peer_stats``,
+``max_payload_size``, ``cleanup``, and the same options), with asyncio's
+convention for waiting: ``await sock.sendto(...)`` waits for the outcome
+(``GTUDP.sendto_blocking``), ``sock.sendto_nowait(...)`` returns the
+:class:`Delivery` at once (``GTUDP.sendto``), and ``recvfrom_nowait`` does
+not wait (``GTUDP.recvfrom`` after ``setblocking(False)``).
+
 The model, and why: an asyncio :class:`~asyncio.DatagramProtocol` drives
 the Rust sans-IO endpoint (``gtudp_proto::Endpoint``, wrapped as
 ``gtudp._native.Endpoint``) on the event loop's own thread, as aioquic
 drives its QUIC state machine. Datagrams go in through
 ``datagram_received``, out through the transport, timers are a
 ``loop.call_at`` handle, and each delivery is an :class:`asyncio.Future`.
+ICMP unreachable reports are read as :class:`gtudp.GTUDP` reads them (the
+socket's error queue, on Linux), so a message to a closed port fails at once
+with reason ``"unreachable"``.
 There is no thread and no second event loop: nothing to synchronise with,
 nothing to stop at exit, and cancellation, ``asyncio.wait_for`` and
 ``asyncio.gather`` behave as asyncio users expect (cancelling a waiting
@@ -31,13 +42,18 @@ import asyncio
 import collections
 import socket as _socket
 import time
-from typing import Any, Deque, Dict, Optional, Tuple
+import warnings
+from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple, cast
 
 from . import Address, Message
 from ._errors import Closed, Timeout
 from ._native import Endpoint as _Endpoint
+from ._native import enable_unreachable_reports as _enable_unreachable_reports
 from ._native import is_ip_literal as _is_ip_literal
 from ._native import validate_options as _validate_options
+
+if TYPE_CHECKING:
+    from ._native import _Event
 
 __all__ = ["create_socket", "Socket", "Delivery"]
 
@@ -76,6 +92,12 @@ async def create_socket(
         restore = (sock, sock.gettimeout())
         own = sock.dup()
     _raise_buffers(own)
+    try:
+        # ICMP unreachable reports, as the blocking socket reads them
+        # (Linux): see `_Protocol.error_received`.
+        _enable_unreachable_reports(own.fileno(), own.family == _socket.AF_INET6)
+    except OSError:
+        pass  # The attempt limit decides, as elsewhere than Linux.
     receive_queue = options.pop("receive_queue", None) or 4096
     endpoint = _Endpoint(own.family, debug, magic_numbers, recv_from_any, options)
     result = Socket(endpoint, receive_queue, restore)
@@ -186,8 +208,16 @@ class Socket:
         self._restore = restore
         self._cleanup: "Optional[asyncio.Future[Dict[str, Any]]]" = None
         self._icmp_errors = 0
+        self._unreachable_reports = 0
+        # The transport's socket descriptor, whose error queue names the
+        # destinations ICMP reported unreachable.
+        self._fd = -1
         # Messages the endpoint failed at its drain deadline.
         self._abandoned_in_drain = 0
+        # `_flush` is running, and was asked to run again meanwhile (by an
+        # error the transport reported from one of its sends).
+        self._flushing = False
+        self._reflush = False
 
     # ----- sending ---------------------------------------------------------
 
@@ -268,14 +298,34 @@ class Socket:
 
     def stats(self) -> Dict[str, Any]:
         """The endpoint's counters (as :meth:`gtudp.GTUDP.stats`, with
-        ``io`` holding the ICMP error reports the transport saw)."""
+        ``io`` holding the socket errors the transport reported,
+        ``icmp_errors``, and the ICMP unreachable reports read from the
+        socket's error queue, ``unreachable_reports``)."""
         stats = self._endpoint.stats()
-        stats["io"] = {"icmp_errors": self._icmp_errors}
+        stats["io"] = {"icmp_errors": self._icmp_errors, "unreachable_reports": self._unreachable_reports}
         return stats
+
+    def peer_stats(self, addr: Address) -> Optional[Dict[str, Any]]:
+        """What the endpoint knows of one peer (an IP address, as
+        :meth:`recvfrom` gives it), as :meth:`gtudp.GTUDP.peer_stats`;
+        ``None`` for a peer it does not track."""
+        return self._endpoint.peer_stats(addr)
+
+    def getsockname(self) -> Address:
+        """The local address (as :meth:`gtudp.GTUDP.getsockname`)."""
+        return self._local_addr
 
     @property
     def local_addr(self) -> Address:
-        """The local address."""
+        """The local address.
+
+        .. deprecated:: use :meth:`getsockname`, the name
+           :class:`gtudp.GTUDP` has."""
+        warnings.warn(
+            "gtudp.aio.Socket.local_addr is deprecated; use getsockname(), as gtudp.GTUDP has",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self._local_addr
 
     @property
@@ -294,6 +344,7 @@ class Socket:
         return await asyncio.shield(self._cleanup)
 
     async def _drain(self, timeout: Optional[float]) -> Dict[str, Any]:
+        # The summary's keys and meanings are :meth:`gtudp.GTUDP.cleanup`'s.
         limit = self._endpoint.drain_timeout if timeout is None else min(timeout, self._endpoint.drain_timeout)
         before = self._endpoint.stats()
         started = time.monotonic()
@@ -314,8 +365,10 @@ class Socket:
         self._stop()
         stats = self.stats()
         return {
-            "delivered": after["delivered"] - before["delivered"],
-            "failed": after["failed"] - before["failed"] + abandoned,
+            "delivered": after["delivered"],
+            "failed": after["failed"] + abandoned,
+            "drained_delivered": after["delivered"] - before["delivered"],
+            "drained_failed": after["failed"] - before["failed"] + abandoned,
             "abandoned": abandoned + self._abandoned_in_drain,
             "deadline_reached": deadline_reached or self._abandoned_in_drain > 0,
             "elapsed": time.monotonic() - started,
@@ -355,7 +408,7 @@ class Socket:
         infos = await self._loop.getaddrinfo(addr[0], addr[1], family=self._family, type=_socket.SOCK_DGRAM)
         if not infos:
             raise OSError(f"no address for {addr[0]!r}")
-        return infos[0][4]
+        return cast(Address, infos[0][4])
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         self._endpoint.handle_datagram(data, addr)
@@ -367,9 +420,40 @@ class Socket:
         self._endpoint.handle_timeout()
         self._flush()
 
+    def _on_error(self, exc: Exception) -> None:
+        """An error the transport met receiving or sending: an ICMP report
+        about an earlier send (port unreachable, ...) sets it. The socket's
+        error queue names the destinations reported unreachable, whose
+        messages fail at once, as in the blocking socket (Linux); otherwise
+        the retransmissions and attempt limit decide."""
+        self._icmp_errors += 1
+        if self._transport is None:
+            return
+        try:
+            found = self._endpoint.read_unreachable_reports(self._fd)
+        except OSError:
+            return
+        if found:
+            self._unreachable_reports += found
+            self._flush()
+
     def _flush(self) -> None:
         """Sends what the endpoint produced, hands its events over and sets
-        its timer (the core's call contract)."""
+        its timer (the core's call contract). A call made while it runs (an
+        error reported by one of its sends) makes it run once more."""
+        if self._flushing:
+            self._reflush = True
+            return
+        self._flushing = True
+        try:
+            self._reflush = True
+            while self._reflush:
+                self._reflush = False
+                self._flush_once()
+        finally:
+            self._flushing = False
+
+    def _flush_once(self) -> None:
         datagrams, events, timeout = self._endpoint.poll()
         transport = self._transport
         if transport is not None:
@@ -377,20 +461,7 @@ class Socket:
                 transport.sendto(datagram, addr)
         arrived = False
         for event in events:
-            kind = event[0]
-            if kind == "received" or kind == "foreign":
-                self._inbox.append(Message(event[1], event[2], kind == "foreign"))
-                arrived = True
-            elif kind == "delivered":
-                delivery = self._deliveries.pop(event[1], None)
-                if delivery is not None:
-                    delivery._resolve(True, suspected_lost=event[2])
-            else:
-                delivery = self._deliveries.pop(event[1], None)
-                if event[2] == "endpoint_closed":
-                    self._abandoned_in_drain += 1
-                if delivery is not None:
-                    delivery._resolve(False, event[2], event[3])
+            arrived |= self._handle(event)
         if arrived:
             if len(self._inbox) >= self._capacity and not self._paused:
                 # Backpressure: new messages wait in their senders (which
@@ -404,6 +475,27 @@ class Socket:
         if self._closing and self._endpoint.is_closed:
             self._closed.set()
         self._schedule(timeout)
+
+    def _handle(self, event: _Event) -> bool:
+        """Hands one endpoint event over; whether it was a message."""
+        kind = event[0]
+        if kind == "received" or kind == "foreign":
+            data, addr = cast(Tuple[str, bytes, Address], event)[1:]
+            self._inbox.append(Message(data, addr, kind == "foreign"))
+            return True
+        if kind == "delivered":
+            _, number, suspected_lost = cast(Tuple[str, int, bool], event)
+            delivery = self._deliveries.pop(number, None)
+            if delivery is not None:
+                delivery._resolve(True, suspected_lost=suspected_lost)
+            return False
+        _, number, reason, error = cast(Tuple[str, int, str, str], event)
+        delivery = self._deliveries.pop(number, None)
+        if reason == "endpoint_closed":
+            self._abandoned_in_drain += 1
+        if delivery is not None:
+            delivery._resolve(False, reason, error)
+        return False
 
     def _schedule(self, timeout: Optional[float]) -> None:
         if timeout is None:
@@ -443,15 +535,19 @@ class _Protocol(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._socket._transport = transport  # type: ignore[assignment]
         self._socket._local_addr = transport.get_extra_info("sockname")
-        self._socket._family = transport.get_extra_info("socket").family
+        sock = transport.get_extra_info("socket")
+        self._socket._family = sock.family
+        self._socket._fd = sock.fileno()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._socket._on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP reports (port unreachable, ...) about earlier sends: the
-        # protocol's retransmissions and attempt limit decide, as in Rust.
-        self._socket._icmp_errors += 1
+        # ICMP reports (port unreachable, ...) about earlier sends: with the
+        # error queue on (Linux), the destinations reported unreachable fail
+        # at once, as in the blocking socket; else the protocol's
+        # retransmissions and attempt limit decide.
+        self._socket._on_error(exc)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._socket._transport = None
