@@ -386,7 +386,7 @@ fn run_matrix(args: &Args) -> Result<(), String> {
             report.utilization,
             report.drop_pct(),
             report.retransmit_ratio(),
-            report.spurious,
+            report.traffic.spurious,
             report.p50_ms,
             report.p99_ms,
             report.fairness,

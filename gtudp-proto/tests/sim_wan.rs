@@ -171,7 +171,7 @@ fn runs_are_deterministic_and_sampling_only_observes() {
     let first = cell.run().unwrap();
     assert_eq!(first, cell.run().unwrap());
     assert!(first.samples.is_empty());
-    assert!(first.delivered > 0, "{first}");
+    assert!(first.traffic.delivered > 0, "{first}");
 
     cell.sample_every = Some(Duration::from_millis(100));
     let sampled = cell.run().unwrap();

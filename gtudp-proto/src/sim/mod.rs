@@ -91,6 +91,7 @@ pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
 pub use trace::{Trace, TraceEntry, Wire};
 pub use wan::{
-    FlowReport, FlowSample, MatrixCell, WanCell, WanError, WanFlow, WanReport, WanSample, WanTarget,
+    FlowReport, FlowSample, MatrixCell, Traffic, WanCell, WanError, WanFlow, WanReport, WanSample,
+    WanTarget,
 };
 pub use world::{Counts, SlowReader, Tag, Violation, ViolationCounts, ViolationKind, World};

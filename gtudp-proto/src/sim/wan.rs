@@ -189,23 +189,8 @@ pub struct FlowReport {
     pub goodput_mbit: f64,
     /// Its goodput over the link rate.
     pub share: f64,
-    /// Messages handed to its receiver.
-    pub delivered: u64,
-    /// Its sends that failed.
-    pub failed: u64,
-    /// DATA datagrams it sent.
-    pub data_sent: u64,
-    /// Its DATA retransmissions.
-    pub retransmissions: u64,
-    /// Of those, found needless (see
-    /// [`EndpointStats::spurious_retransmissions`](crate::EndpointStats)).
-    pub spurious: u64,
-    /// Its messages presumed lost before their retransmission timeout.
-    pub loss_detected_early: u64,
-    /// Its datagrams (DATA and ACK) sent into the bottleneck.
-    pub bottleneck_sent: u64,
-    /// Of those, dropped at the full queue.
-    pub bottleneck_drops: u64,
+    /// Its messages and datagrams.
+    pub traffic: Traffic,
     /// Median delay from a message's first transmission to its Delivered
     /// event at the sender, in ms (0 when none was delivered).
     pub p50_ms: f64,
@@ -213,16 +198,50 @@ pub struct FlowReport {
     pub p99_ms: f64,
 }
 
-impl FlowReport {
+/// What one flow, or all of them, sent, delivered and lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages handed to the receivers.
+    pub delivered: u64,
+    /// Sends that failed.
+    pub failed: u64,
+    /// DATA datagrams sent.
+    pub data_sent: u64,
+    /// DATA retransmissions.
+    pub retransmissions: u64,
+    /// Of those, found needless (see
+    /// [`EndpointStats::spurious_retransmissions`](crate::EndpointStats)).
+    pub spurious: u64,
+    /// Messages presumed lost before their retransmission timeout.
+    pub loss_detected_early: u64,
+    /// Datagrams (DATA and ACK) sent into the bottleneck.
+    pub bottleneck_sent: u64,
+    /// Of those, dropped at the full queue.
+    pub bottleneck_drops: u64,
+}
+
+impl Traffic {
     /// DATA datagrams sent per message delivered.
     pub fn retransmit_ratio(&self) -> f64 {
         self.data_sent as f64 / self.delivered.max(1) as f64
     }
 
-    /// Bottleneck drops as a percentage of its datagrams into the
-    /// bottleneck.
+    /// Bottleneck drops as a percentage of the datagrams into it.
     pub fn drop_pct(&self) -> f64 {
         100.0 * self.bottleneck_drops as f64 / self.bottleneck_sent.max(1) as f64
+    }
+}
+
+impl std::ops::AddAssign for Traffic {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.data_sent += other.data_sent;
+        self.retransmissions += other.retransmissions;
+        self.spurious += other.spurious;
+        self.loss_detected_early += other.loss_detected_early;
+        self.bottleneck_sent += other.bottleneck_sent;
+        self.bottleneck_drops += other.bottleneck_drops;
     }
 }
 
@@ -265,24 +284,10 @@ pub struct WanReport {
     /// out near 0.973 (headers), and a random loss of `p` caps it near
     /// `0.973 × (1 - p)`.
     pub utilization: f64,
-    /// Datagrams (DATA and ACK) sent into the bottleneck.
-    pub bottleneck_sent: u64,
-    /// Of those, dropped at the full queue.
-    pub bottleneck_drops: u64,
+    /// All flows' messages and datagrams.
+    pub traffic: Traffic,
     /// Datagrams lost at random on the wire, both directions.
     pub wire_lost: u64,
-    /// Messages handed to the receivers.
-    pub delivered: u64,
-    /// Sends that failed.
-    pub failed: u64,
-    /// DATA datagrams sent.
-    pub data_sent: u64,
-    /// DATA retransmissions.
-    pub retransmissions: u64,
-    /// Of those, found needless.
-    pub spurious: u64,
-    /// Messages presumed lost before their retransmission timeout.
-    pub loss_detected_early: u64,
     /// Median delay from first transmission to Delivered, all flows, in ms.
     pub p50_ms: f64,
     /// 99th percentile of the same, in ms.
@@ -294,14 +299,14 @@ pub struct WanReport {
 }
 
 impl WanReport {
-    /// DATA datagrams sent per message delivered.
+    /// DATA datagrams sent per message delivered, all flows.
     pub fn retransmit_ratio(&self) -> f64 {
-        self.data_sent as f64 / self.delivered.max(1) as f64
+        self.traffic.retransmit_ratio()
     }
 
     /// Bottleneck drops as a percentage of the datagrams into it.
     pub fn drop_pct(&self) -> f64 {
-        100.0 * self.bottleneck_drops as f64 / self.bottleneck_sent.max(1) as f64
+        self.traffic.drop_pct()
     }
 
     /// The smallest share of the link any flow got.
@@ -339,12 +344,12 @@ impl WanReport {
             "details: congestion={} bottleneck_sent={} bottleneck_drop_pct={:.3} wire_lost={} \
              retransmissions={} spurious={} loss_detected_early={} per_flow_mbit={}",
             self.congestion_list(),
-            self.bottleneck_sent,
+            self.traffic.bottleneck_sent,
             self.drop_pct(),
             self.wire_lost,
-            self.retransmissions,
-            self.spurious,
-            self.loss_detected_early,
+            self.traffic.retransmissions,
+            self.traffic.spurious,
+            self.traffic.loss_detected_early,
             per_flow.join(",")
         )
     }
@@ -364,14 +369,14 @@ impl WanReport {
                     f.flow.rtt.as_secs_f64() * 1e3,
                     f.goodput_mbit,
                     f.share,
-                    f.delivered,
-                    f.failed,
-                    f.retransmit_ratio(),
-                    f.retransmissions,
-                    f.spurious,
-                    f.loss_detected_early,
-                    f.bottleneck_drops,
-                    f.drop_pct(),
+                    f.traffic.delivered,
+                    f.traffic.failed,
+                    f.traffic.retransmit_ratio(),
+                    f.traffic.retransmissions,
+                    f.traffic.spurious,
+                    f.traffic.loss_detected_early,
+                    f.traffic.bottleneck_drops,
+                    f.traffic.drop_pct(),
                     f.p50_ms,
                     f.p99_ms,
                 )
@@ -393,14 +398,14 @@ impl WanReport {
             self.goodput_mbit,
             self.cell.rate_mbit,
             self.utilization,
-            self.bottleneck_drops,
+            self.traffic.bottleneck_drops,
             self.retransmit_ratio(),
-            self.delivered,
-            self.failed,
+            self.traffic.delivered,
+            self.traffic.failed,
             self.p50_ms,
             self.p99_ms,
             self.fairness,
-            self.spurious,
+            self.traffic.spurious,
             self.drop_pct(),
             self.min_share(),
         )
@@ -946,14 +951,16 @@ impl<'a> Runner<'a> {
                     flow: *spec,
                     goodput_mbit,
                     share: goodput_mbit / cell.rate_mbit,
-                    delivered: flow.delivered,
-                    failed: flow.failed,
-                    data_sent: sender.datagrams_out.data,
-                    retransmissions: sender.retransmissions,
-                    spurious: sender.spurious_retransmissions,
-                    loss_detected_early: sender.loss_detected_early,
-                    bottleneck_sent: flow.bottleneck_sent,
-                    bottleneck_drops: flow.bottleneck_drops,
+                    traffic: Traffic {
+                        delivered: flow.delivered,
+                        failed: flow.failed,
+                        data_sent: sender.datagrams_out.data,
+                        retransmissions: sender.retransmissions,
+                        spurious: sender.spurious_retransmissions,
+                        loss_detected_early: sender.loss_detected_early,
+                        bottleneck_sent: flow.bottleneck_sent,
+                        bottleneck_drops: flow.bottleneck_drops,
+                    },
                     p50_ms: percentile(&flow.latencies, 0.5),
                     p99_ms: percentile(&flow.latencies, 0.99),
                 }
@@ -967,20 +974,16 @@ impl<'a> Runner<'a> {
         } else {
             0.0
         };
-        let sum = |field: fn(&FlowReport) -> u64| flows.iter().map(field).sum::<u64>();
+        let mut traffic = Traffic::default();
+        for flow in &flows {
+            traffic += flow.traffic;
+        }
         WanReport {
             cell: cell.clone(),
             goodput_mbit,
             utilization: goodput_mbit / cell.rate_mbit,
-            bottleneck_sent: sum(|f| f.bottleneck_sent),
-            bottleneck_drops: sum(|f| f.bottleneck_drops),
+            traffic,
             wire_lost: stats.lost,
-            delivered: sum(|f| f.delivered),
-            failed: sum(|f| f.failed),
-            data_sent: sum(|f| f.data_sent),
-            retransmissions: sum(|f| f.retransmissions),
-            spurious: sum(|f| f.spurious),
-            loss_detected_early: sum(|f| f.loss_detected_early),
             p50_ms: percentile(&all_latencies, 0.5),
             p99_ms: percentile(&all_latencies, 0.99),
             fairness,
