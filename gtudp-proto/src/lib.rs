@@ -32,6 +32,7 @@ mod rtt;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod stats;
+mod table_hash;
 mod timer;
 mod validation;
 pub mod wire;

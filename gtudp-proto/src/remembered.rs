@@ -12,8 +12,13 @@
 //! # Layout and cost
 //!
 //! Each address has its own small tables of 8-byte entries (the identity
-//! and a 32-bit keyed fingerprint of the payload), open addressing with
-//! linear probing, filled to at most 80 % before another table is added. A
+//! and a 32-bit keyed fingerprint of the payload), in buckets of eight
+//! entries (one cache line), filled to at most 80 %. A table only ever gains
+//! entries, and a bucket fills from its first slot, so a lookup reads one
+//! bucket in most cases and stops at the first bucket with a free slot: a
+//! new identity (the common case) costs one cache line per table. A small
+//! table that fills is rehashed into one twice its size; a large one gets
+//! another table beside it. A
 //! steady stream sizes each new table from the last one, so an identity
 //! costs 11 to 16 bytes; while a stream's rate climbs, tables are added and
 //! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
@@ -48,8 +53,16 @@ pub(crate) const GENERATIONS: u32 = 4;
 /// another one is started.
 const MAX_LOAD: (usize, usize) = (4, 5);
 
-/// The smallest table, in entries.
-const MIN_TABLE: usize = 8;
+/// The smallest table, in entries: one bucket.
+const MIN_TABLE: usize = BUCKET;
+
+/// Entries per bucket: 64 bytes, one cache line.
+const BUCKET: usize = 8;
+
+/// A table smaller than this (in bytes) that fills is rehashed into one
+/// twice its size rather than given a second table, so a stream that
+/// starts small ends up in one table per generation.
+const GROW_IN_PLACE_BYTES: usize = 1024 * 1024;
 
 /// Bytes of table per identity inserted when a stream is steady: 8-byte
 /// entries, in tables sized for the previous generation's count plus a
@@ -65,7 +78,7 @@ pub(crate) const STEADY_SLOT_BYTES: usize = 11;
 #[cfg(test)]
 pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 16;
 
-type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 
 /// How long an identity is remembered, by why its RECV exchange ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,13 +157,18 @@ pub(crate) struct RememberedIdentities {
     /// Tables of forgotten generations, kept for two generations so that a
     /// steady stream reuses them instead of going to the allocator.
     spare: Vec<Spare>,
+    /// When `expire` next has something to do: the earliest generation or
+    /// spare table due; none when nothing is held.
+    due: Option<Instant>,
+    /// Per class, the generation insertions go to and when it ends.
+    current: [Option<(u64, Instant)>; 2],
 }
 
 /// A table's slots, freed at `freed` and kept for reuse until two
 /// generation spans later.
 #[derive(Debug)]
 struct Spare {
-    slots: Box<[u64]>,
+    buckets: Box<[Bucket]>,
     freed: Instant,
 }
 
@@ -178,13 +196,21 @@ struct Generation {
     len: usize,
 }
 
-/// An open-addressing set of entries `identity << 32 | fingerprint`; zero
-/// marks a free slot (a fingerprint is never zero).
+/// An insert-only set of entries `identity << 32 | fingerprint`, in
+/// buckets probed linearly; zero marks a free slot (a fingerprint is never
+/// zero). An entry goes into the first free slot of the first bucket, from
+/// its home bucket on, that has one: so a bucket with a free slot was never
+/// passed over, and a lookup stops there.
 #[derive(Debug)]
 struct Table {
-    slots: Box<[u64]>,
+    buckets: Box<[Bucket]>,
     len: usize,
 }
+
+/// Eight entries filled from the first: one cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Bucket([u64; BUCKET]);
 
 /// The fixed bytes one address costs: its map slot (with the map's spare
 /// capacity) and its history record.
@@ -197,7 +223,7 @@ const GENERATION_BYTES: usize =
 impl RememberedIdentities {
     pub(crate) fn new(
         keys: Keys,
-        hasher: foldhash::fast::FixedState,
+        hasher: crate::table_hash::TableHashState,
         lifetime: Duration,
         window: Duration,
     ) -> Self {
@@ -214,6 +240,8 @@ impl RememberedIdentities {
             len: 0,
             bytes: 0,
             spare: Vec::with_capacity(SPARE_TABLES),
+            due: None,
+            current: [None; 2],
         }
     }
 
@@ -235,7 +263,7 @@ impl RememberedIdentities {
             + self
                 .spare
                 .iter()
-                .map(|spare| spare.slots.len() * 8)
+                .map(|spare| spare.buckets.len() * core::mem::size_of::<Bucket>())
                 .sum::<usize>()
     }
 
@@ -274,9 +302,9 @@ impl RememberedIdentities {
         let identity = identity.to_u32();
         let home = self.position(identity);
         // Every table is looked at, and in a large memory each look is a
-        // cache miss: read the home slots of a batch of tables first,
-        // independently of one another, so the misses overlap, then follow
-        // the few probes that need more.
+        // cache miss: read the home bucket of a batch of tables first,
+        // independently of one another, so the misses overlap, then scan
+        // the few that hold anything.
         const BATCH: usize = 8;
         let mut recall = Recall::Unknown;
         let mut tables = history
@@ -286,16 +314,17 @@ impl RememberedIdentities {
             .flat_map(|generation| generation.tables.iter())
             .peekable();
         while tables.peek().is_some() {
-            let mut first: [Option<(&Table, usize, u64)>; BATCH] = [None; BATCH];
+            let mut first: [Option<(&Table, usize)>; BATCH] = [None; BATCH];
             for (place, table) in first.iter_mut().zip(tables.by_ref()) {
-                let slot = table.home(home);
-                *place = Some((table, slot, table.slots[slot]));
-            }
-            for (table, slot, entry) in first.into_iter().flatten() {
-                if entry == 0 {
-                    continue;
+                let bucket = table.home(home);
+                // A bucket fills from its first slot: empty there, empty
+                // throughout, and never passed over.
+                if table.buckets[bucket].0[0] != 0 {
+                    *place = Some((table, bucket));
                 }
-                match table.find_from(slot, identity, fingerprint.0) {
+            }
+            for (table, bucket) in first.into_iter().flatten() {
+                match table.find_from(bucket, identity, fingerprint.0) {
                     Recall::Duplicate => return Recall::Duplicate,
                     Recall::Collision => recall = Recall::Collision,
                     Recall::Unknown => {}
@@ -329,6 +358,7 @@ impl RememberedIdentities {
             }
         };
         let mut added = 0;
+        let mut removed = 0;
         let generations = &mut history.generations[class.index()];
         if generations
             .back()
@@ -351,33 +381,61 @@ impl RememberedIdentities {
                 len: 0,
             });
             self.expiries[class.index()].push_back((number, address));
+            if let Some(epoch) = self.epoch {
+                let expires = self.classes[class.index()].expires_at(epoch, number);
+                self.due = Some(self.due.map_or(expires, |due| due.min(expires)));
+            }
         }
         let Some(newest) = generations.back_mut() else {
             return;
         };
-        if let Some(full) = newest.tables.last().filter(|table| table.is_full()) {
-            // The stream outgrew its estimate: a quarter of the first table,
-            // then doubling, so a burst adds few tables and little slack.
-            let slots = match newest.tables.len() {
-                1 => full.slots.len() / 4,
-                _ => full.slots.len() * 2,
-            };
-            let table = take_table(&mut self.spare, slots, budget);
-            added += table.bytes();
-            newest.tables.push(table);
+        let tables = newest.tables.len();
+        if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
+            let grown = full.slots() * 2;
+            if full.bytes() < GROW_IN_PLACE_BYTES
+                && grown * 8 <= budget.saturating_add(full.bytes())
+            {
+                // Small: rehash into a table twice the size, so a stream
+                // that starts small still has one table to look in.
+                let mut larger = take_table(&mut self.spare, grown, usize::MAX);
+                for bucket in full.buckets.iter() {
+                    for &moved in bucket.0.iter().take_while(|&&moved| moved != 0) {
+                        larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
+                    }
+                }
+                added += larger.bytes();
+                removed += full.bytes();
+                *full = larger;
+            } else {
+                // The stream outgrew its estimate: a quarter of the first
+                // table, then doubling, so a burst adds few tables and
+                // little slack.
+                let slots = match tables {
+                    1 => full.slots() / 4,
+                    _ => full.slots() * 2,
+                };
+                let table = take_table(&mut self.spare, slots, budget);
+                added += table.bytes();
+                newest.tables.push(table);
+            }
         }
         if let Some(table) = newest.tables.last_mut() {
             table.insert(home, entry);
         }
         newest.len += 1;
         history.len += 1;
-        history.bytes += added;
-        self.bytes += added;
+        history.bytes = history.bytes + added - removed;
+        self.bytes = self.bytes + added - removed;
         self.len += 1;
     }
 
     /// When the next generation is due to be forgotten, if any is held.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// `next_expiry` worked out from the queues.
+    fn earliest_due(&self) -> Option<Instant> {
         let epoch = self.epoch?;
         let generations = self
             .expiries
@@ -401,6 +459,10 @@ impl RememberedIdentities {
 
     /// Forgets every generation whose retention has passed at `now`.
     pub(crate) fn expire(&mut self, now: Instant) {
+        // Called on every input: one comparison until something is due.
+        if self.due.map_or(true, |due| now < due) {
+            return;
+        }
         let Some(epoch) = self.epoch else {
             return;
         };
@@ -416,6 +478,7 @@ impl RememberedIdentities {
         }
         let keep = self.spare_keep();
         self.spare.retain(|spare| spare.freed + keep > now);
+        self.due = self.earliest_due();
     }
 
     /// Forgets everything at once (the endpoint closed).
@@ -425,6 +488,7 @@ impl RememberedIdentities {
         self.len = 0;
         self.bytes = 0;
         self.spare.clear();
+        self.due = None;
     }
 
     fn forget_generation(&mut self, now: Instant, class: usize, number: u64, address: SocketAddr) {
@@ -444,7 +508,7 @@ impl RememberedIdentities {
                 self.bytes -= freed;
                 self.len -= oldest.len;
                 for table in oldest.tables {
-                    keep_spare(&mut self.spare, table.slots, now);
+                    keep_spare(&mut self.spare, table.buckets, now);
                 }
             }
         }
@@ -455,16 +519,25 @@ impl RememberedIdentities {
     }
 
     fn generation_number(&mut self, now: Instant, class: Retention) -> u64 {
+        let index = class.index();
+        // Called on every insertion: one comparison while the generation
+        // lasts. (An earlier `now` gets the later generation, which only
+        // keeps its identity longer.)
+        if let Some((number, ends)) = self.current[index] {
+            if now < ends {
+                return number;
+            }
+        }
         let epoch = *self.epoch.get_or_insert(now);
-        let span = self.classes[class.index()].span.as_nanos();
-        (now.saturating_duration_since(epoch).as_nanos() / span) as u64
+        let span = self.classes[index].span;
+        let number = (now.saturating_duration_since(epoch).as_nanos() / span.as_nanos()) as u64;
+        let ends = self.classes[index].expires_at(epoch, number) - self.classes[index].retention;
+        self.current[index] = Some((number, ends));
+        number
     }
 
     fn position(&self, identity: u32) -> u64 {
-        let mut x = u64::from(identity) ^ self.keys.position;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
+        position(self.keys.position, identity)
     }
 }
 
@@ -478,90 +551,125 @@ impl Class {
     }
 }
 
+/// The keyed hash of `identity` that places it in a table.
+fn position(key: u64, identity: u32) -> u64 {
+    let mut x = u64::from(identity) ^ key;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// Slots for about `entries` entries at the highest load.
 fn slots_for(entries: usize) -> usize {
     entries * MAX_LOAD.1 / MAX_LOAD.0 + 1
 }
 
-/// A table of `slots` slots (fewer if `budget` bytes cannot hold them,
-/// never fewer than the smallest table), reusing a spare table up to a
-/// quarter larger when there is one.
+/// A table of at least `slots` slots, whole buckets (fewer if `budget`
+/// bytes cannot hold them, never fewer than the smallest table), reusing a
+/// spare table up to a quarter larger when there is one.
 fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) -> Table {
-    let slots = slots.min(budget / 8).max(MIN_TABLE);
+    let buckets = slots.min(budget / 8).max(MIN_TABLE).div_ceil(BUCKET);
+    let bucket_bytes = core::mem::size_of::<Bucket>();
     let fits = |spare: &Spare| {
-        let len = spare.slots.len();
-        len >= slots && len <= slots + slots / 4 && len * 8 <= budget.max(MIN_TABLE * 8)
+        let len = spare.buckets.len();
+        len >= buckets
+            && len <= buckets + buckets / 4
+            && len * bucket_bytes <= budget.max(MIN_TABLE * 8)
     };
-    let slots = match spare.iter().position(fits) {
+    let buckets = match spare.iter().position(fits) {
         Some(index) => {
-            let mut reused = spare.swap_remove(index).slots;
-            reused.fill(0);
+            let mut reused = spare.swap_remove(index).buckets;
+            reused.fill(Bucket::default());
             reused
         }
-        None => vec![0; slots].into_boxed_slice(),
+        None => vec![Bucket::default(); buckets].into_boxed_slice(),
     };
-    Table { slots, len: 0 }
+    Table { buckets, len: 0 }
 }
 
-/// Keeps the slots of a forgotten table for reuse, in place of the oldest
-/// spare when all places are taken.
-fn keep_spare(spare: &mut Vec<Spare>, slots: Box<[u64]>, now: Instant) {
+/// Keeps the buckets of a forgotten table for reuse, in place of the
+/// oldest spare when all places are taken.
+fn keep_spare(spare: &mut Vec<Spare>, buckets: Box<[Bucket]>, now: Instant) {
     if spare.len() == SPARE_TABLES {
         spare.remove(0);
     }
-    spare.push(Spare { slots, freed: now });
+    spare.push(Spare {
+        buckets,
+        freed: now,
+    });
 }
 
 impl Table {
     fn bytes(&self) -> usize {
-        self.slots.len() * 8
+        self.buckets.len() * core::mem::size_of::<Bucket>()
+    }
+
+    fn slots(&self) -> usize {
+        self.buckets.len() * BUCKET
     }
 
     fn is_full(&self) -> bool {
-        (self.len + 1) * MAX_LOAD.1 > self.slots.len() * MAX_LOAD.0
+        (self.len + 1) * MAX_LOAD.1 > self.slots() * MAX_LOAD.0
     }
 
+    /// The home bucket of `hash`.
     fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
+        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
     }
 
     fn insert(&mut self, hash: u64, entry: u64) {
-        let mut slot = self.home(hash);
-        // `is_full` keeps a fifth of the slots free, so the probe ends.
-        while self.slots[slot] != 0 {
-            if self.slots[slot] == entry {
-                return;
+        let mut index = self.home(hash);
+        // `is_full` keeps a fifth of the slots free, so some bucket has room.
+        loop {
+            let bucket = &mut self.buckets[index];
+            for slot in bucket.0.iter_mut() {
+                if *slot == entry {
+                    return;
+                }
+                if *slot == 0 {
+                    *slot = entry;
+                    self.len += 1;
+                    return;
+                }
             }
-            slot = self.next(slot);
+            index = self.next(index);
         }
-        self.slots[slot] = entry;
-        self.len += 1;
     }
 
-    /// Looks for `identity` from `slot` on (its home slot).
-    fn find_from(&self, mut slot: usize, identity: u32, fingerprint: u32) -> Recall {
+    /// Looks for `identity` from bucket `index` (its home bucket) on.
+    fn find_from(&self, mut index: usize, identity: u32, fingerprint: u32) -> Recall {
         let mut recall = Recall::Unknown;
         loop {
-            let entry = self.slots[slot];
-            if entry == 0 {
-                return recall;
+            let bucket = &self.buckets[index].0;
+            // Branch-free over the bucket: which slots hold the identity,
+            // and whether any slot is free.
+            let mut matched = 0u32;
+            let mut free = false;
+            for (slot, &entry) in bucket.iter().enumerate() {
+                matched |= u32::from((entry >> 32) as u32 == identity && entry != 0) << slot;
+                free |= entry == 0;
             }
-            if (entry >> 32) as u32 == identity {
-                if entry as u32 == fingerprint {
+            while matched != 0 {
+                let slot = matched.trailing_zeros() as usize;
+                matched &= matched - 1;
+                if bucket[slot] as u32 == fingerprint {
                     return Recall::Duplicate;
                 }
                 recall = Recall::Collision;
             }
-            slot = self.next(slot);
+            if free {
+                return recall;
+            }
+            index = self.next(index);
         }
     }
 
-    /// The slot after `slot`, wrapping around.
-    fn next(&self, slot: usize) -> usize {
-        if slot + 1 == self.slots.len() {
+    /// The bucket after `index`, wrapping around.
+    fn next(&self, index: usize) -> usize {
+        if index + 1 == self.buckets.len() {
             0
         } else {
-            slot + 1
+            index + 1
         }
     }
 }
@@ -577,7 +685,7 @@ mod tests {
         };
         RememberedIdentities::new(
             keys,
-            foldhash::fast::FixedState::with_seed(3),
+            crate::table_hash::TableHashState::with_seed(3),
             Duration::from_millis(lifetime_ms),
             Duration::from_millis(window_ms),
         )

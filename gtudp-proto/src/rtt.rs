@@ -22,6 +22,9 @@ pub(crate) struct RttEstimator {
     initial_rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
+    /// The timeout the estimate gives, kept up to date by each sample
+    /// (it is read far more often than a sample arrives).
+    rto: Duration,
 }
 
 impl RttEstimator {
@@ -33,6 +36,7 @@ impl RttEstimator {
             initial_rto,
             min_rto,
             max_rto,
+            rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
         }
     }
 
@@ -51,6 +55,7 @@ impl RttEstimator {
                 self.smoothed = Some((smoothed * 7 + sample) / 8);
             }
         }
+        self.rto = self.computed_rto();
     }
 
     /// The smoothed RTT, once a sample has been taken.
@@ -75,11 +80,15 @@ impl RttEstimator {
 
     /// The retransmission timeout before any backoff.
     pub(crate) fn rto(&self) -> Duration {
+        self.rto
+    }
+
+    fn computed_rto(&self) -> Duration {
         let rto = match self.smoothed {
             None => self.initial_rto,
             Some(smoothed) => smoothed + (self.variation * 4).max(GRANULARITY),
         };
-        rto.clamp(self.min_rto, self.max_rto)
+        rto.clamp(self.min_rto, self.max_rto.max(self.min_rto))
     }
 
     /// The timeout after `backoff` doublings (RFC 6298 section 5.5), capped

@@ -40,6 +40,8 @@ pub(crate) struct ValidationTokens {
     epoch: u64,
     /// When the current epoch began; none before the first instant seen.
     epoch_started: Option<Instant>,
+    /// When it ends (none if that is past what an `Instant` holds).
+    epoch_ends: Option<Instant>,
 }
 
 impl ValidationTokens {
@@ -49,6 +51,7 @@ impl ValidationTokens {
             epoch_length: epoch_length.max(Duration::from_millis(1)),
             epoch: 0,
             epoch_started: None,
+            epoch_ends: None,
         }
     }
 
@@ -56,8 +59,13 @@ impl ValidationTokens {
     pub(crate) fn advance(&mut self, now: Instant) {
         let Some(started) = self.epoch_started else {
             self.epoch_started = Some(now);
+            self.epoch_ends = now.checked_add(self.epoch_length);
             return;
         };
+        // Called on every input: one comparison while the epoch lasts.
+        if self.epoch_ends.is_some_and(|ends| now < ends) {
+            return;
+        }
         let elapsed = now.saturating_duration_since(started);
         if elapsed < self.epoch_length {
             return;
@@ -67,11 +75,11 @@ impl ValidationTokens {
             .epoch
             .wrapping_add(u64::try_from(epochs).unwrap_or(u64::MAX));
         let skipped = u32::try_from(epochs).unwrap_or(u32::MAX);
-        self.epoch_started = Some(
-            started
-                .checked_add(self.epoch_length.saturating_mul(skipped))
-                .unwrap_or(now),
-        );
+        let started = started
+            .checked_add(self.epoch_length.saturating_mul(skipped))
+            .unwrap_or(now);
+        self.epoch_started = Some(started);
+        self.epoch_ends = started.checked_add(self.epoch_length);
     }
 
     /// The token to probe `address` with now.

@@ -74,6 +74,13 @@ fn counted<T>(f: impl FnOnce() -> T) -> T {
 /// Sends `count` messages from A to B in batches, moving every datagram,
 /// and returns how many allocations the endpoints made.
 fn run(pair: &mut Pair, payload: &Bytes, count: usize) -> usize {
+    // 300 ms between batches: each batch's identities are forgotten
+    // before the next few arrive.
+    run_stepped(pair, payload, count, Duration::from_millis(300))
+}
+
+/// As `run`, with `step` of virtual time between batches of 50.
+fn run_stepped(pair: &mut Pair, payload: &Bytes, count: usize, step: Duration) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut inbox: Vec<Bytes> = Vec::with_capacity(256);
@@ -107,8 +114,7 @@ fn run(pair: &mut Pair, payload: &Bytes, count: usize) -> usize {
                 break;
             }
         }
-        // Let the remembered identities of this batch expire.
-        pair.now += Duration::from_millis(300);
+        pair.now += step;
         let now = pair.now;
         counted(|| pair.a.handle_timeout(now));
         counted(|| pair.b.handle_timeout(now));
@@ -128,6 +134,45 @@ fn steady_state_messages_allocate_nothing_in_the_endpoints() {
     assert_eq!(
         allocations, 0,
         "{allocations} allocations for 5,000 messages after warm-up"
+    );
+}
+
+/// The same over a million messages: nothing that grows with the length
+/// of the run (a table, a queue, a history) reaches the allocator.
+#[test]
+fn a_million_messages_allocate_nothing_in_the_endpoints() {
+    let mut pair = Pair::with_configs(config(), config());
+    let payload = Bytes::from_static(&[0x42; 64]);
+    run(&mut pair, &payload, 5_000);
+    let allocations = run(&mut pair, &payload, 1_000_000);
+    assert_eq!(pair.b.stats().received, 1_005_000);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for 1,000,000 messages after warm-up"
+    );
+}
+
+/// A million messages at 500,000 a virtual second, so that the receiver
+/// remembers hundreds of thousands of identities throughout and forgets a
+/// generation of them every quarter of the lifetime: once the stream is
+/// steady, each generation's table is a spare one reused, and nothing per
+/// message reaches the allocator.
+#[test]
+fn a_million_remembered_identities_allocate_nothing_in_the_endpoints() {
+    let mut pair = Pair::with_configs(config(), config());
+    let payload = Bytes::from_static(&[0x42; 64]);
+    // 50 messages per 100 µs; warm up over two lifetimes, so that every
+    // generation size has been seen and its table is kept as a spare.
+    let step = Duration::from_micros(100);
+    let lifetime = pair.b.config().datagram_lifetime;
+    let warm_up = (lifetime * 2).as_micros() as usize / 100 * 50;
+    run_stepped(&mut pair, &payload, warm_up, step);
+    let allocations = run_stepped(&mut pair, &payload, 1_000_000, step);
+    let remembered = pair.b.table_sizes().remembered;
+    assert!(remembered >= 100_000, "{remembered} identities remembered");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for 1,000,000 messages with {remembered} identities remembered"
     );
 }
 

@@ -3,6 +3,7 @@
 
 mod output;
 mod peer;
+mod peer_table;
 mod receiver;
 mod recovery;
 mod sender;
@@ -28,13 +29,14 @@ use crate::wire::{Identity, Packet};
 
 use output::Output;
 use peer::Peer;
+use peer_table::PeerTable;
 use receiver::AwaitingAck;
 use sender::Message;
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
 /// endpoint's seed, so iteration order (and so every output) is a function of
 /// the seed and the inputs alone.
-type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 
 /// One gtUDP endpoint: guaranteed delivery to and from any number of peers
 /// over one UDP socket, as a pure state machine.
@@ -127,7 +129,7 @@ pub struct Endpoint {
     /// The latest `now` seen; earlier ones are raised to it.
     latest: Option<Instant>,
     next_message_id: u64,
-    peers: Map<SocketAddr, Peer>,
+    peers: PeerTable,
     /// Peers that went idle, oldest first, with the idle deadline they got
     /// then: the candidates for eviction when the peer table is full.
     /// Entries whose peer has since become busy, idle again or gone are
@@ -379,7 +381,7 @@ impl Endpoint {
     pub fn new(config: Config, seed: u128) -> Result<Self, ConfigError> {
         config.validate()?;
         let (high, low) = ((seed >> 64) as u64, seed as u64);
-        let hasher = foldhash::fast::FixedState::with_seed(mix(high ^ mix(low)));
+        let hasher = crate::table_hash::TableHashState::with_seed(mix(high ^ mix(low)));
         let first_counter = mix(low.rotate_left(17) ^ high) as u32;
         let remembered_keys = Keys {
             position: mix(high.rotate_left(29) ^ low ^ 0xa5a5),
@@ -389,7 +391,7 @@ impl Endpoint {
             identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
             latest: None,
             next_message_id: 0,
-            peers: Map::with_hasher(hasher),
+            peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
             unvalidated_peers: VecDeque::new(),
             unvalidated_count: 0,
