@@ -36,13 +36,17 @@ impl PeerTable {
     }
 
     /// The slot of `address`, if tracked.
-    #[inline]
+    #[inline(always)]
     fn slot(&self, address: &SocketAddr) -> Option<usize> {
-        if let Some((last, slot)) = self.last.get() {
-            if last == *address {
-                return Some(slot);
-            }
+        match self.last.get() {
+            Some((last, slot)) if same_address(&last, address) => Some(slot),
+            _ => self.look_up(address),
         }
+    }
+
+    /// The slot of `address` from the map, remembered for the next ask.
+    #[inline(never)]
+    fn look_up(&self, address: &SocketAddr) -> Option<usize> {
         let slot = *self.slots_by_address.get(address)?;
         self.last.set(Some((*address, slot)));
         Some(slot)
@@ -111,6 +115,16 @@ impl PeerTable {
         self.slots.clear();
         self.free.clear();
         self.last.set(None);
+    }
+}
+
+/// `a == b`, by fields, IPv4 first (the common case).
+#[inline(always)]
+fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
+    match (a, b) {
+        (SocketAddr::V4(a), SocketAddr::V4(b)) => a.port() == b.port() && a.ip() == b.ip(),
+        (SocketAddr::V6(a), SocketAddr::V6(b)) => a == b,
+        _ => false,
     }
 }
 
