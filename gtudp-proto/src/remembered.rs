@@ -458,11 +458,15 @@ impl RememberedIdentities {
     }
 
     /// Forgets every generation whose retention has passed at `now`.
+    #[inline]
     pub(crate) fn expire(&mut self, now: Instant) {
         // Called on every input: one comparison until something is due.
-        if self.due.map_or(true, |due| now < due) {
-            return;
+        if self.due.is_some_and(|due| now >= due) {
+            self.forget_due(now);
         }
+    }
+
+    fn forget_due(&mut self, now: Instant) {
         let Some(epoch) = self.epoch else {
             return;
         };

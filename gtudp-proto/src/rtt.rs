@@ -41,18 +41,26 @@ impl RttEstimator {
     }
 
     /// Folds in one RTT measurement (RFC 6298 section 2.2 and 2.3, K = 4,
-    /// alpha = 1/8, beta = 1/4).
+    /// alpha = 1/8, beta = 1/4). The arithmetic is in whole nanoseconds
+    /// (`Duration`'s own operators normalise seconds and nanoseconds at
+    /// every step, and this runs once per message).
     pub(crate) fn on_sample(&mut self, sample: Duration) {
         self.min = Some(self.min.map_or(sample, |min| min.min(sample)));
+        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let sample_ns = nanos(sample);
         match self.smoothed {
             None => {
                 self.smoothed = Some(sample);
                 self.variation = sample / 2;
             }
             Some(smoothed) => {
-                let deviation = smoothed.abs_diff(sample);
-                self.variation = (self.variation * 3 + deviation) / 4;
-                self.smoothed = Some((smoothed * 7 + sample) / 8);
+                let smoothed_ns = nanos(smoothed);
+                let deviation = smoothed_ns.abs_diff(sample_ns);
+                let variation =
+                    (nanos(self.variation).saturating_mul(3)).saturating_add(deviation) / 4;
+                let smoothed = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
+                self.variation = Duration::from_nanos(variation);
+                self.smoothed = Some(Duration::from_nanos(smoothed));
             }
         }
         self.rto = self.computed_rto();

@@ -56,16 +56,21 @@ impl ValidationTokens {
     }
 
     /// Moves to the epoch `now` falls in.
+    #[inline]
     pub(crate) fn advance(&mut self, now: Instant) {
+        // Called on every input: one comparison while the epoch lasts.
+        if self.epoch_ends.is_some_and(|ends| now < ends) {
+            return;
+        }
+        self.start_epoch(now);
+    }
+
+    fn start_epoch(&mut self, now: Instant) {
         let Some(started) = self.epoch_started else {
             self.epoch_started = Some(now);
             self.epoch_ends = now.checked_add(self.epoch_length);
             return;
         };
-        // Called on every input: one comparison while the epoch lasts.
-        if self.epoch_ends.is_some_and(|ends| now < ends) {
-            return;
-        }
         let elapsed = now.saturating_duration_since(started);
         if elapsed < self.epoch_length {
             return;
