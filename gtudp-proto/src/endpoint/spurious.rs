@@ -15,8 +15,10 @@
 //!    back too late after the earlier copy to pass.
 //!
 //! For the second test, each peer keeps its last few messages resolved after
-//! a retransmission, in a fixed ring: no allocation, and an entry a later
-//! one overwrites merely goes untested.
+//! a retransmission, in a fixed ring: allocated once, with the peer's first
+//! such message (most peers never resend, and the ring would triple the
+//! size of what the endpoint touches per peer), and an entry a later one
+//! overwrites merely goes untested.
 
 use std::time::{Duration, Instant};
 
@@ -52,19 +54,24 @@ impl ResolvedResend {
 /// The last [`REMEMBERED`] messages resolved after a retransmission.
 #[derive(Clone, Debug, Default)]
 pub(super) struct ResolvedResends {
-    ring: [Option<ResolvedResend>; REMEMBERED],
+    /// Allocated with the first entry.
+    ring: Option<Box<[Option<ResolvedResend>; REMEMBERED]>>,
     next: usize,
 }
 
 impl ResolvedResends {
     pub(super) fn record(&mut self, resend: ResolvedResend) {
-        self.ring[self.next] = Some(resend);
+        let ring = self
+            .ring
+            .get_or_insert_with(|| Box::new([None; REMEMBERED]));
+        ring[self.next] = Some(resend);
         self.next = (self.next + 1) % REMEMBERED;
     }
 
     /// Takes the entry for `identity`, if still remembered.
     pub(super) fn take(&mut self, identity: Identity) -> Option<ResolvedResend> {
         self.ring
+            .as_mut()?
             .iter_mut()
             .find(|entry| entry.is_some_and(|resend| resend.identity == identity))?
             .take()
