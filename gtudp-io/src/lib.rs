@@ -18,6 +18,64 @@
 //! [`Socket`], through which the adapter's runtime runs each non-blocking
 //! system call (Tokio's `UdpSocket::try_io`, mio's `UdpSocket::try_io`), so
 //! readiness stays the runtime's business.
+//!
+//! # Example
+//!
+//! What an adapter does with each event its endpoint gives: [`route`] sorts
+//! it into a message for the receive queue or an outcome for the sender
+//! waiting on it, in the types both adapters hand out.
+//!
+//! ```
+//! use std::time::Instant;
+//!
+//! use bytes::Bytes;
+//! use gtudp_io::{route, DeliveryError, Routed};
+//! use gtudp_proto::{Config, Endpoint, FailureReason};
+//!
+//! let mut endpoint = Endpoint::new(Config::default(), 7)?;
+//! let peer = "192.0.2.7:4323".parse()?;
+//! let id = endpoint.send(Instant::now(), peer, Bytes::from_static(b"hello"))?;
+//! endpoint.cancel(id)?;
+//!
+//! let mut outcomes = 0;
+//! while let Some(event) = endpoint.poll_event() {
+//!     match route(event) {
+//!         Routed::Message(datagram) => println!("{} bytes from {}", datagram.payload.len(), datagram.from),
+//!         Routed::Outcome { id: done, outcome, abandoned } => {
+//!             assert_eq!(done, id);
+//!             assert!(matches!(
+//!                 outcome,
+//!                 Err(DeliveryError::Failed { reason: FailureReason::Cancelled, .. })
+//!             ));
+//!             assert!(!abandoned, "only a close's drain deadline abandons");
+//!             outcomes += 1;
+//!         }
+//!     }
+//! }
+//! assert_eq!(outcomes, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! - `batch`: [`BatchIo`] over a [`Socket`]: batched receive ([`Recv`]),
+//!   segmented send of what [`Endpoint::poll_transmit`](gtudp_proto::Endpoint::poll_transmit)
+//!   gives, and the system-call [`IoCounters`]; [`is_icmp_report`] tells an
+//!   ICMP report from a real socket error.
+//! - `errqueue` (Linux): ICMP unreachable reports from the socket's error
+//!   queue (`IP_RECVERR` / `IPV6_RECVERR`), which name the destination.
+//! - [`completion`] (public): the registry where each send's outcome waits
+//!   for the handle the application holds, woken by a task waker or a
+//!   condition variable.
+//! - `route`: [`route`] and [`Routed`], above.
+//! - `datagram`, `delivered`, `options`, `payload`: what the application
+//!   sees: [`Datagram`] and [`DatagramKind`], [`Delivered`],
+//!   [`SendOptions`], and [`IntoPayload`] (the payload types a send takes).
+//! - `error`: [`BindError`], [`DeliveryError`], [`RecvError`], [`Closed`].
+//! - `stats`: [`Stats`], [`CloseSummary`] and [`CloseStart`].
+//! - `resolve`: targets named as `std::net::UdpSocket` users name them, and
+//!   the peer of a connected socket.
+//! - `log`: the per-datagram debug log ([`log_datagram`], [`PayloadPreview`]).
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![deny(unsafe_code)]

@@ -17,6 +17,31 @@
 //!   `cleanup()` is [`BlockingSocket::cleanup`], which drains with a
 //!   deadline instead of forever.
 //!
+//! # Example
+//!
+//! ```
+//! use gtudp_mio::{BlockingSocket, Config};
+//!
+//! let server = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
+//! let client = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
+//!
+//! // Returns once the server's endpoint confirmed receipt (or failed).
+//! let delivered = client.send_to_blocking(&b"hello"[..], server.local_addr())?;
+//! println!("delivered; suspected lost on the way: {}", delivered.suspected_lost);
+//!
+//! let mut buf = [0u8; 1500];
+//! let (len, from) = server.recv_from(&mut buf)?;
+//! assert_eq!((&buf[..len], from), (&b"hello"[..], client.local_addr()));
+//!
+//! // Drains what is in flight (at most `Config::drain_timeout`), then summarises.
+//! let summary = client.close()?;
+//! assert_eq!(summary.delivered, 1);
+//! println!("{summary}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`Driver`]'s documentation has the same exchange in a `mio::Poll` loop.
+//!
 //! # How the blocking socket runs
 //!
 //! The calling threads drive the protocol themselves, so a message costs
@@ -61,6 +86,23 @@
 //! are logged, never fatal. Every
 //! datagram in and out is logged through [`tracing`] at debug level,
 //! target `gtudp` (direction, kind, identity in hex, peer, size).
+//!
+//! # Modules
+//!
+//! - `driver`: [`Driver`], one endpoint and one mio UDP socket for an event
+//!   loop you write.
+//! - `blocking`: [`BlockingSocket`], its [`BlockingOptions`] and
+//!   [`PendingSend`]; inside, `core` (the state behind the one mutex and the
+//!   rules for sharing it), `lead` (a calling thread's own wait on the
+//!   socket), `background` (the timer thread) and `pending`.
+//! - `io`: `gtudp-io`'s batched I/O on a mio socket.
+//! - `completion`: where a send's outcome waits for its [`PendingSend`].
+//! - `error`, `stats`: the types both adapters share ([`BindError`],
+//!   [`DeliveryError`], [`RecvError`], [`Closed`]; [`Stats`], [`IoStats`],
+//!   [`CloseSummary`]), re-exported from `gtudp-io`.
+//!
+//! The protocol's own types ([`Config`], [`Event`], [`FailureReason`], ...)
+//! are re-exported from [`gtudp_proto`], also reachable as [`proto`].
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]

@@ -1,18 +1,44 @@
 //! gtUDP for Python: the native part of the `gtudp` package (module
-//! `gtudp._native`), built with PyO3 and maturin.
-//!
-//! - `socket::Socket` wraps `gtudp_mio::BlockingSocket` (a background
-//!   thread) for the blocking `gtudp.GTUDP` class, the original gtUDP's
-//!   drop-in successor.
-//! - `endpoint::Endpoint` wraps the sans-IO `gtudp_proto::Endpoint` for
-//!   `gtudp.aio`, an asyncio `DatagramProtocol` that drives it on the event
-//!   loop's thread.
-//! - `delivery::Delivery` is the handle of one blocking send.
+//! `gtudp._native`), built with PyO3 and maturin into one abi3 wheel per
+//! platform (CPython 3.9 and newer). Not published as a crate: it ships in
+//! the wheel, `pip install ./gtudp-python`.
 //!
 //! The Python package (`python/gtudp/`) holds the user-facing classes and
 //! their documentation; this crate converts addresses, payloads,
 //! configuration, counters and errors, and releases the GIL whenever it
-//! waits.
+//! waits. What a Python user writes (the pytest suite in `tests/` runs the
+//! same):
+//!
+//! ```python
+//! import socket
+//! from gtudp import GTUDP
+//!
+//! server_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+//! server_sock.bind(("127.0.0.1", 0))
+//! client_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+//! server, client = GTUDP(server_sock), GTUDP(client_sock)  # _native.Socket inside
+//! assert client.sendto_blocking(b"hello", server_sock.getsockname(), timeout=5.0)
+//! data, addr = server.recvfrom(1500)
+//! client.cleanup(); server.cleanup()
+//! ```
+//!
+//! # Modules
+//!
+//! - `socket`: `Socket` wraps `gtudp_mio::BlockingSocket` (driven by the
+//!   calling threads, a background thread for timers) for the blocking
+//!   `gtudp.GTUDP` class, the original gtUDP's drop-in successor.
+//! - `endpoint`: `Endpoint` wraps the sans-IO `gtudp_proto::Endpoint` for
+//!   `gtudp.aio`, an asyncio `DatagramProtocol` that drives it on the event
+//!   loop's thread.
+//! - `delivery`: `Delivery`, the handle of one blocking send.
+//! - `config`: keyword arguments to a `gtudp_proto::Config`, checked.
+//! - `address`, `payload`: socket addresses and bytes-like payloads between
+//!   Python and Rust.
+//! - `stats`: counters and close summaries as Python dicts.
+//! - `errors`: Rust errors as Python exceptions, in Python's terms.
+//! - `debug`: `debug=True`, one line per datagram as the original printed.
+//! - `fd`: the Python socket's descriptor, duplicated, and ICMP reports.
+//! - `wait`: waiting without the GIL, in slices, so Ctrl-C is handled.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(unsafe_code)]

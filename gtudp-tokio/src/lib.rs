@@ -72,6 +72,28 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Modules
+//!
+//! - `socket`: [`Socket`] (a cheap, cloneable handle), its [`Builder`], and
+//!   [`Delivery`], the future of one send's outcome.
+//! - `core`: the state behind the socket's one lock (the endpoint, the
+//!   batched I/O, the sends awaiting their outcome, the receive queue) and
+//!   the work each call does under it.
+//! - `background`: the background task (timers, blocked transmits, ICMP
+//!   reports, input while no task receives).
+//! - `io`: `gtudp-io`'s batched I/O on a Tokio socket.
+//! - `completion`: where a send's outcome waits for its [`Delivery`].
+//! - `error`: one error type per operation ([`BindError`],
+//!   [`DeliveryError`], [`RecvError`], [`TrySendError`], [`SendRawError`],
+//!   [`Closed`]).
+//! - `stats`: [`Stats`], [`IoStats`] and [`CloseSummary`], shared with
+//!   `gtudp-mio` through `gtudp-io`.
+//!
+//! The protocol's own types ([`Config`], [`Limits`], [`FailureReason`],
+//! ...) are re-exported from [`gtudp_proto`], also reachable as [`proto`].
+//! The repository's `docs/` folder has the protocol, the design and the
+//! tuning guides.
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]
