@@ -865,4 +865,61 @@ mod tests {
             "{worst:.2} bytes per identity"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Against a plain list of what was inserted when: every identity
+        /// younger than its retention is recalled as a duplicate, and
+        /// nothing never inserted ever is (the memory is exact), through
+        /// rehashing in place, tables added beside full ones, and
+        /// generations forgotten.
+        #[test]
+        fn recalls_exactly_what_a_model_holds(
+            operations in proptest::collection::vec(
+                (0u16..3, 0u32..3000, 1u32..4, proptest::bool::ANY, 0u64..40, proptest::bool::ANY, proptest::bool::weighted(0.1)),
+                1..4000,
+            )
+        ) {
+            let mut memory = memory(1000, 4000);
+            let keys = memory.keys;
+            let fingerprints = [keys.fingerprint(b"a"), keys.fingerprint(b"b"), keys.fingerprint(b"c")];
+            let start = Instant::now();
+            let mut now = start;
+            // (address, identity, fingerprint index, inserted at, retention)
+            let mut model: Vec<(u16, u32, u32, Instant, Duration)> = Vec::new();
+            for (port, id, fp, window, step_ms, insert, tight) in operations {
+                now += Duration::from_millis(step_ms);
+                memory.expire(now);
+                let fingerprint = fingerprints[(fp - 1) as usize];
+                let identity = Identity::from_u32(id.wrapping_mul(0x9e37_79b9));
+                if insert {
+                    let (class, retention) = if window {
+                        (Retention::Window, Duration::from_millis(4000))
+                    } else {
+                        (Retention::Lifetime, Duration::from_millis(1000))
+                    };
+                    // A tight budget refuses growth in place: tables are added.
+                    let budget = if tight { 64 } else { usize::MAX };
+                    memory.insert(now, addr(port), identity, fingerprint, class, budget);
+                    model.push((port, id, fp, now, retention));
+                    continue;
+                }
+                let recall = memory.recall(&addr(port), identity, fingerprint);
+                let same = |&&(p, i, f, _, _): &&(u16, u32, u32, Instant, Duration)| p == port && i == id && f == fp;
+                let young = model.iter().filter(same).any(|&(_, _, _, at, retention)| now.duration_since(at) < retention);
+                let ever = model.iter().any(|entry| same(&entry));
+                if young {
+                    proptest::prop_assert_eq!(recall, Recall::Duplicate, "forgot a young identity");
+                }
+                if !ever {
+                    proptest::prop_assert_ne!(recall, Recall::Duplicate, "recalled what was never inserted");
+                }
+                let other_payload = model.iter().any(|&(p, i, f, _, _)| p == port && i == id && f != fp);
+                if !ever && !other_payload {
+                    proptest::prop_assert_eq!(recall, Recall::Unknown);
+                }
+            }
+            proptest::prop_assert_eq!(memory.len() <= model.len(), true);
+        }
+    }
 }
