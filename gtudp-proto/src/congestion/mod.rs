@@ -60,10 +60,21 @@ pub(crate) struct Delivery {
 }
 
 /// The controller of one peer.
+///
+/// The window and the pacing interval are read on every send, and change
+/// only when the controller hears of a delivery, a loss or a timeout: they
+/// are worked out then and kept, so a read is a field.
+#[derive(Clone, Debug)]
+pub(crate) struct Controller {
+    algorithm: Algorithm,
+    window: u32,
+    pacing_interval: Option<Duration>,
+}
+
 #[derive(Clone, Debug)]
 // One per peer, used on every send: not worth an indirection.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Controller {
+enum Algorithm {
     Aimd(Aimd),
     Bbr(Bbr),
 }
@@ -74,60 +85,73 @@ impl Controller {
         initial_window: u32,
         max_window: u32,
     ) -> Self {
-        match algorithm {
-            CongestionAlgorithm::Aimd => Self::Aimd(Aimd::new(initial_window, max_window)),
-            CongestionAlgorithm::Bbr => Self::Bbr(Bbr::new(initial_window, max_window)),
-        }
+        let algorithm = match algorithm {
+            CongestionAlgorithm::Aimd => Algorithm::Aimd(Aimd::new(initial_window, max_window)),
+            CongestionAlgorithm::Bbr => Algorithm::Bbr(Bbr::new(initial_window, max_window)),
+        };
+        let mut controller = Self {
+            algorithm,
+            window: 0,
+            pacing_interval: None,
+        };
+        controller.refresh();
+        controller
+    }
+
+    /// Works out the window and pacing interval after a change.
+    fn refresh(&mut self) {
+        (self.window, self.pacing_interval) = match &self.algorithm {
+            Algorithm::Aimd(aimd) => (aimd.window(), None),
+            Algorithm::Bbr(bbr) => (bbr.window(), bbr.pacing_interval()),
+        };
     }
 
     /// Messages that may be in flight at once.
     pub(crate) fn window(&self) -> u32 {
-        match self {
-            Self::Aimd(aimd) => aimd.window(),
-            Self::Bbr(bbr) => bbr.window(),
-        }
+        self.window
     }
 
     /// A message was confirmed delivered.
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
-        match self {
-            Self::Aimd(aimd) => aimd.on_delivered(delivery.sent_at),
-            Self::Bbr(bbr) => bbr.on_delivered(delivery),
+        match &mut self.algorithm {
+            Algorithm::Aimd(aimd) => aimd.on_delivered(delivery.sent_at),
+            Algorithm::Bbr(bbr) => bbr.on_delivered(delivery),
         }
+        self.refresh();
     }
 
     /// The interval between two sends, or `None` for unpaced.
     pub(crate) fn pacing_interval(&self) -> Option<Duration> {
-        match self {
-            Self::Aimd(_) => None,
-            Self::Bbr(bbr) => bbr.pacing_interval(),
-        }
+        self.pacing_interval
     }
 
     /// A message last sent at `sent_at` was presumed lost at `now`, before
     /// its retransmission timeout, with `in_flight` messages in flight.
     pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
-        match self {
-            Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
-            Self::Bbr(bbr) => bbr.on_loss(sent_at, now, in_flight),
+        match &mut self.algorithm {
+            Algorithm::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Algorithm::Bbr(bbr) => bbr.on_loss(sent_at, now, in_flight),
         }
+        self.refresh();
     }
 
     /// A retransmission proved spurious at `now`: the loss that caused it
     /// was not one.
     pub(crate) fn on_spurious(&mut self, now: Instant) {
         let _ = now;
-        match self {
-            Self::Aimd(_) => {}
-            Self::Bbr(bbr) => bbr.on_spurious(),
+        match &mut self.algorithm {
+            Algorithm::Aimd(_) => {}
+            Algorithm::Bbr(bbr) => bbr.on_spurious(),
         }
+        self.refresh();
     }
 
     /// A message last sent at `sent_at` reached its retransmission timeout.
     pub(crate) fn on_timeout(&mut self, sent_at: Instant, now: Instant) {
-        match self {
-            Self::Aimd(aimd) => aimd.on_loss(sent_at, now),
-            Self::Bbr(bbr) => bbr.on_timeout(now),
+        match &mut self.algorithm {
+            Algorithm::Aimd(aimd) => aimd.on_loss(sent_at, now),
+            Algorithm::Bbr(bbr) => bbr.on_timeout(now),
         }
+        self.refresh();
     }
 }
