@@ -1091,8 +1091,9 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-// Adapters move the endpoint into a driver task or thread.
+// Adapters move the endpoint into a driver task or thread, and share it
+// behind a lock (the Python module's classes must be `Sync`).
 const _: fn() = || {
-    fn assert_send<T: Send>() {}
-    assert_send::<Endpoint>();
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Endpoint>();
 };

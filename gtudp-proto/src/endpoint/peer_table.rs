@@ -5,10 +5,10 @@
 //! timer it arms, the stats it counts), and a transmit's path does the same
 //! for its destination. Each ask used to hash the address and probe the
 //! table. Here the peers live in slots, the address map names a slot, and
-//! the last address found is remembered with its slot: the asks after the
-//! first cost one address comparison.
+//! the last address found for a change is remembered with its slot: the
+//! asks after the first cost one address comparison. (Asks that only read
+//! use the memory but do not set it, so the endpoint stays `Sync`.)
 
-use core::cell::Cell;
 use std::net::SocketAddr;
 
 use super::peer::Peer;
@@ -21,8 +21,9 @@ pub(super) struct PeerTable {
     /// Each slot holds a peer or is free (listed in `free`).
     slots: Vec<Option<Peer>>,
     free: Vec<usize>,
-    /// The last address found and its slot; cleared when that peer goes.
-    last: Cell<Option<(SocketAddr, usize)>>,
+    /// The last address found by `get_mut` or `insert`, and its slot;
+    /// cleared when that peer goes.
+    last: Option<(SocketAddr, usize)>,
 }
 
 impl PeerTable {
@@ -31,24 +32,32 @@ impl PeerTable {
             slots_by_address: Map::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
-            last: Cell::new(None),
+            last: None,
         }
     }
 
     /// The slot of `address`, if tracked.
     #[inline(always)]
     fn slot(&self, address: &SocketAddr) -> Option<usize> {
-        match self.last.get() {
+        match self.last {
+            Some((last, slot)) if same_address(&last, address) => Some(slot),
+            _ => self.slots_by_address.get(address).copied(),
+        }
+    }
+
+    /// As `slot`, remembering what it found for the next ask.
+    #[inline(always)]
+    fn slot_remembered(&mut self, address: &SocketAddr) -> Option<usize> {
+        match self.last {
             Some((last, slot)) if same_address(&last, address) => Some(slot),
             _ => self.look_up(address),
         }
     }
 
-    /// The slot of `address` from the map, remembered for the next ask.
     #[inline(never)]
-    fn look_up(&self, address: &SocketAddr) -> Option<usize> {
+    fn look_up(&mut self, address: &SocketAddr) -> Option<usize> {
         let slot = *self.slots_by_address.get(address)?;
-        self.last.set(Some((*address, slot)));
+        self.last = Some((*address, slot));
         Some(slot)
     }
 
@@ -60,7 +69,7 @@ impl PeerTable {
 
     #[inline]
     pub(super) fn get_mut(&mut self, address: &SocketAddr) -> Option<&mut Peer> {
-        let slot = self.slot(address)?;
+        let slot = self.slot_remembered(address)?;
         self.slots.get_mut(slot)?.as_mut()
     }
 
@@ -85,13 +94,13 @@ impl PeerTable {
             }
         };
         self.slots_by_address.insert(address, slot);
-        self.last.set(Some((address, slot)));
+        self.last = Some((address, slot));
     }
 
     pub(super) fn remove(&mut self, address: &SocketAddr) -> Option<Peer> {
         let slot = self.slots_by_address.remove(address)?;
-        if self.last.get().is_some_and(|(last, _)| last == *address) {
-            self.last.set(None);
+        if self.last.is_some_and(|(last, _)| last == *address) {
+            self.last = None;
         }
         let peer = self.slots.get_mut(slot)?.take();
         self.free.push(slot);
@@ -114,7 +123,7 @@ impl PeerTable {
         self.slots_by_address.clear();
         self.slots.clear();
         self.free.clear();
-        self.last.set(None);
+        self.last = None;
     }
 }
 
