@@ -254,9 +254,10 @@ impl TableSizes {
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
         const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
-        // Per peer: its idle countdown, its send-side timer, its probe.
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace.
         let live_timers =
-            limits.max_outstanding_messages + limits.max_awaiting_ack + 3 * limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 4 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_awaiting_ack
             + limits.max_pending_control
@@ -553,6 +554,7 @@ impl Endpoint {
             Err(reason) => self.on_foreign(source, reason, datagram),
             Ok((kind, identity)) => {
                 self.stats.datagrams_in.add(kind);
+                self.heard_from(now, source);
                 let size = datagram.len();
                 match kind {
                     crate::wire::PacketKind::Data => {
@@ -573,8 +575,8 @@ impl Endpoint {
     }
 
     /// Runs every timer due at `now`: retransmissions, attempt limits,
-    /// deadlines, the end of duplicate windows, idle peers, the drain
-    /// deadline.
+    /// deadlines, the end of duplicate windows, idle peers, the grace of
+    /// peers reported unreachable, the drain deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
         while let Some((at, key)) = self.timers.pop_due(now) {
@@ -586,6 +588,7 @@ impl Endpoint {
                 }
                 TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
+                TimerKey::Unreachable(peer) => self.on_unreachable_timer(now, at, peer),
                 TimerKey::Drain => {
                     if self.state == (State::Draining { deadline: at }) {
                         self.finish_close();
@@ -995,6 +998,10 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.probe_timer == Some(at)),
+            TimerKey::Unreachable(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.suspect_until == Some(at)),
             TimerKey::Drain => self.state == State::Draining { deadline: at },
         }
     }
@@ -1024,8 +1031,9 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        // Per peer: its idle countdown, its send-side timer, its probe.
-        let live_bound = self.messages.len() + self.awaiting.len() + 3 * self.peers.len() + 1;
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace.
+        let live_bound = self.messages.len() + self.awaiting.len() + 4 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
