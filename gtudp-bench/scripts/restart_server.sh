@@ -9,7 +9,7 @@
 # --concurrency 1024` with COUNT 64-byte messages; KILL_AFTER_S seconds
 # after the client starts, `kill -9`s the server, and DOWN_S seconds later
 # starts a new one on the same port. Prints the client's result line
-# (`sent=N delivered=D failed=F ...`), the two servers' received counts, and
+# (`sent=N delivered=D failed=F ...`), the restarted server's result line, and
 # `lost=COUNT-D`. Messages the old process took but whose RECV was lost are
 # taken again by the new one (so the servers' sum may exceed COUNT).
 #
