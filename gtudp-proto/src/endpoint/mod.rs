@@ -156,6 +156,9 @@ pub struct Endpoint {
     /// Numbers peers in creation order, to tell a peer from a later one at
     /// the same address.
     next_peer_serial: u64,
+    /// Tracked peers that are suspect or gone after an unreachable report
+    /// (see `unreachable`): while 0, a datagram needs no look for them.
+    flagged_peers: usize,
     messages: Map<MessageId, Message>,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
@@ -398,6 +401,7 @@ impl Endpoint {
             held_bytes: 0,
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
+            flagged_peers: 0,
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
             awaiting: Map::with_hasher(hasher),
@@ -461,6 +465,11 @@ impl Endpoint {
                 .filter(|peer| peer.is_unvalidated())
                 .count(),
             "unvalidated peer count out of step with the peer table"
+        );
+        debug_assert_eq!(
+            self.flagged_peers,
+            self.peers.values().filter(|peer| peer.is_flagged()).count(),
+            "suspect peer count out of step with the peer table"
         );
         TableSizes {
             peers: self.peers.len(),
@@ -554,7 +563,9 @@ impl Endpoint {
             Err(reason) => self.on_foreign(source, reason, datagram),
             Ok((kind, identity)) => {
                 self.stats.datagrams_in.add(kind);
-                self.heard_from(now, source);
+                if self.flagged_peers > 0 {
+                    self.heard_from(now, source);
+                }
                 let size = datagram.len();
                 match kind {
                     crate::wire::PacketKind::Data => {
@@ -868,6 +879,9 @@ impl Endpoint {
         if peer.is_unvalidated() {
             self.unvalidated_count -= 1;
         }
+        if peer.is_flagged() {
+            self.flagged_peers -= 1;
+        }
         self.release_held_data(&peer.held_data);
         Some(peer)
     }
@@ -1067,6 +1081,7 @@ impl Endpoint {
         self.awaiting.clear();
         self.remembered.clear();
         self.peers.clear();
+        self.flagged_peers = 0;
         self.idle_peers.clear();
         self.unvalidated_peers.clear();
         self.unvalidated_count = 0;

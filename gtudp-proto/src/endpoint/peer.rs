@@ -172,6 +172,12 @@ impl Peer {
             || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
     }
 
+    /// Suspect or gone after an unreachable report (counted in
+    /// `Endpoint::flagged_peers`).
+    pub(super) fn is_flagged(&self) -> bool {
+        self.suspect_until.is_some() || self.gone
+    }
+
     /// Marks the peer validated: it proved it receives our datagrams.
     pub(super) fn validate(&mut self) {
         self.stats.validated = true;

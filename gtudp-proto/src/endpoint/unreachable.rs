@@ -70,6 +70,7 @@ impl Endpoint {
                 // to tail-loss probes that would only draw more reports.
                 peer.on_retransmission_timeout(1);
                 self.stats.unreachable_suspected += 1;
+                self.flagged_peers += 1;
                 self.timers.push(deadline, TimerKey::Unreachable(address));
                 self.arm_sender_timer(now, address);
                 return 0;
@@ -88,6 +89,10 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
+        if !peer.is_flagged() {
+            return;
+        }
+        self.flagged_peers -= 1;
         peer.gone = false;
         if peer.suspect_until.take().is_some() {
             peer.suspect_rto_cap = None;
@@ -108,13 +113,16 @@ impl Endpoint {
         }
         peer.suspect_until = None;
         peer.suspect_rto_cap = None;
+        // Probes went unanswered for the whole grace: the next report is
+        // taken at its word (the peer stays flagged, as gone). With nothing
+        // to fail, nothing was probed, and the peer is as before.
         if self.fail_unreachable(now, address) > 0 {
-            // Probes went unanswered for the whole grace: the next report
-            // is taken at its word.
             if let Some(peer) = self.peers.get_mut(&address) {
                 peer.gone = true;
+                return;
             }
         }
+        self.flagged_peers -= 1;
     }
 
     /// Fails every message to `address`, in flight, queued or parked, with
