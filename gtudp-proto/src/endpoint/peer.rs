@@ -91,8 +91,8 @@ pub(super) struct Peer {
     /// first (see [`super::unreachable`]). Also the instant its live
     /// `TimerKey::Unreachable` entry is set for.
     pub(super) suspect_until: Option<Instant>,
-    /// A quarter of the grace while suspect: the cap on its retransmission timeout,
-    /// so that probes keep going out within the grace.
+    /// A quarter of the grace while suspect: the cap on its retransmission
+    /// timeout, so that probes keep going out within the grace.
     pub(super) suspect_rto_cap: Option<std::time::Duration>,
     /// Its grace ran out with no datagram from it: a new report fails its
     /// messages at once, as for an address that never answered, until a
