@@ -35,7 +35,7 @@ STAGES = [
     ("identity lookup and insert (remembered)", ["remembered::"]),
     ("identity generation", ["identities::"]),
     ("awaiting table (RECV awaiting ACK)", ["receiver::", "awaiting"]),
-    ("peer lookup (hashing addresses)", ["SocketAddr as core::hash", "ensure_peer", "note_inbound", "Hash>::hash", "foldhash"]),
+    ("peer lookup (hashing addresses)", ["SocketAddr as core::hash", "ensure_peer", "note_inbound", "Hash>::hash", "foldhash", "peer_table::", "table_hash::"]),
     ("hash tables (peers, messages)", ["hashbrown::"]),
     ("timers", ["timer::", "BinaryHeap", "arm_sender_timer", "handle_timeout", "on_sender_timer"]),
     ("congestion and pacing", ["congestion::", "pacing::"]),

@@ -331,7 +331,8 @@ impl<S: Socket> BatchIo<S> {
 
     /// Reads the socket's error queue (Linux; nothing elsewhere), noting the
     /// destinations ICMP reported unreachable; the next
-    /// [`flush`](Self::flush) fails their messages. [`recv`](Self::recv)
+    /// [`flush`](Self::flush) reports them to the endpoint
+    /// ([`Endpoint::peer_unreachable`]). [`recv`](Self::recv)
     /// calls it when a receive meets an ICMP report; an adapter whose
     /// runtime reports error readiness separately calls it then.
     pub fn read_error_queue(&mut self) {
@@ -343,14 +344,19 @@ impl<S: Socket> BatchIo<S> {
         let found = self.unreachable.len() - before;
         self.counters.unreachable_reports += found as u64;
         for destination in &self.unreachable[before..] {
-            tracing::debug!(target: "gtudp", local = %self.local, %destination, "ICMP: destination unreachable; failing its messages");
+            tracing::debug!(target: "gtudp", local = %self.local, %destination, "ICMP: destination unreachable");
         }
     }
 
-    /// Fails the messages of every destination ICMP reported unreachable.
+    /// Reports every destination ICMP reported unreachable to the endpoint:
+    /// their messages fail at once, or after the grace for a peer that
+    /// answered before.
     fn fail_unreachable(&mut self, endpoint: &mut Endpoint, now: Instant) {
         for destination in self.unreachable.drain(..) {
-            endpoint.peer_unreachable(now, destination);
+            let failed = endpoint.peer_unreachable(now, destination);
+            if failed == 0 {
+                tracing::debug!(target: "gtudp", local = %self.local, %destination, "ICMP: peer suspect until its grace ends or it answers");
+            }
         }
     }
 

@@ -6,8 +6,10 @@
 //! unconnected UDP sockets; with it, each report is queued with the
 //! original datagram's destination, the socket's pending error is set (the
 //! next receive or send returns it), and readiness reports an error. The
-//! adapter then reads the queue with `recvmsg(MSG_ERRQUEUE)` and fails that
-//! destination's messages at once ([`gtudp_proto::Endpoint::peer_unreachable`]).
+//! adapter then reads the queue with `recvmsg(MSG_ERRQUEUE)` and tells the
+//! endpoint ([`gtudp_proto::Endpoint::peer_unreachable`]): a destination
+//! that never answered has its messages failed at once, one that answered
+//! before is suspect for `Config::unreachable_grace`.
 //!
 //! Elsewhere the functions do nothing: the attempt limit decides.
 

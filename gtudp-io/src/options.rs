@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 /// `Config::max_rto`. With the defaults (10 attempts, 500 ms doubling to
 /// 10 s) that is 0.5 + 1 + 2 + 4 + 8 + 5 × 10 = 65.5 s. On Linux, an ICMP
 /// port, host or network unreachable report for the destination ends its
-/// messages at once with `FailureReason::Unreachable` (counted in
-/// `IoStats::unreachable_reports`); a peer that is silent without such a
+/// messages with `FailureReason::Unreachable` (counted in
+/// `IoStats::unreachable_reports`): at once if it never answered (a closed
+/// port), or, for a peer that answered before, once it has stayed silent
+/// for `Config::unreachable_grace` (5 s; a peer process restarted on the
+/// same port within it loses nothing). A peer that is silent without such a
 /// report (a firewall dropping, a host gone without an ICMP answer, other
 /// systems) takes the full span.
 ///

@@ -15,6 +15,11 @@
 //! lost); both 0 if the socket could not be bound.
 //! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
 //! `--sink` server) if D = N; then the RTT is send-to-Delivered.
+//!
+//! The run ends as soon as every message has its outcome and every
+//! delivered one its echo (one-way: every outcome), so a client whose
+//! messages all failed (a closed port) exits at once; `--wait-secs` only
+//! bounds a wait without progress.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -47,6 +52,9 @@ struct Run<'a> {
     tally: &'a mut Tally,
     sent_at: Vec<Option<Instant>>,
     echoed: Vec<bool>,
+    delivered: Vec<bool>,
+    /// Delivered messages whose echo has not come yet.
+    echoes_owed: u64,
     /// Whether each message still holds a place in the window.
     holds_place: Vec<bool>,
     /// Sends whose outcome is not known yet, with their index.
@@ -72,6 +80,10 @@ impl Run<'_> {
         match outcome {
             Ok(_) => {
                 self.tally.delivered += 1;
+                self.delivered[index as usize] = true;
+                if !self.args.oneway && !self.echoed[index as usize] {
+                    self.echoes_owed += 1;
+                }
                 if self.args.oneway {
                     if let Some(at) = self.sent_at[index as usize] {
                         self.tally.rtts_us.push(at.elapsed().as_micros() as u64);
@@ -124,6 +136,9 @@ impl Run<'_> {
                 } else {
                     self.echoed[i] = true;
                     self.tally.echoed += 1;
+                    if self.delivered[i] {
+                        self.echoes_owed -= 1;
+                    }
                     if let Some(at) = self.sent_at[i] {
                         self.tally.rtts_us.push(at.elapsed().as_micros() as u64);
                     }
@@ -152,6 +167,8 @@ fn run(
         tally,
         sent_at: vec![None; count as usize],
         echoed: vec![false; count as usize],
+        delivered: vec![false; count as usize],
+        echoes_owed: 0,
         holds_place: vec![false; count as usize],
         pending: Vec::new(),
         in_flight: 0,
@@ -180,7 +197,9 @@ fn run(
                 }
             }
         }
-        let done = state.resolved == count && (args.oneway || state.tally.echoed == count);
+        // A failed message's echo may never come: wait only for those of
+        // the delivered ones.
+        let done = state.resolved == count && (args.oneway || state.echoes_owed == 0);
         if done {
             break;
         }
@@ -205,14 +224,10 @@ fn run(
             last_progress = Instant::now();
         } else if last_progress.elapsed() >= idle {
             stopped = Some(format!(
-                "no progress for {} s; gave up with {} outcomes and {} echoes missing",
+                "no progress for {} s; gave up with {} outcomes and {} echoes of delivered messages missing",
                 args.wait_secs,
                 count - state.resolved,
-                if args.oneway {
-                    0
-                } else {
-                    count - state.tally.echoed
-                },
+                state.echoes_owed,
             ));
             break;
         }

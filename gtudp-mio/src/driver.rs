@@ -66,8 +66,10 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 /// retransmission or expiry, or `None`.
 ///
 /// ICMP unreachable reports (port, host or network unreachable) fail the
-/// messages to that destination at once with
-/// [`FailureReason::Unreachable`](gtudp_proto::FailureReason) where the
+/// messages to a destination that never answered at once with
+/// [`FailureReason::Unreachable`](gtudp_proto::FailureReason) (one that
+/// answered before gets `Config::unreachable_grace`, see
+/// [`Endpoint::peer_unreachable`](gtudp_proto::Endpoint::peer_unreachable)) where the
 /// operating system names the destination (Linux, through the socket's
 /// error queue, `IP_RECVERR`); call [`handle_readable`](Self::handle_readable)
 /// for error events too (`event.is_error()`), which is how they arrive.

@@ -9,6 +9,11 @@ use crate::wire::Framing;
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
+/// The longest accepted setting of a long duration (a week): far beyond
+/// any sensible one, and it keeps `now + value` from overflowing `Instant`
+/// on every platform.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How an [`Endpoint`](crate::Endpoint) behaves. Start from
 /// [`Config::default`] and change fields; [`Endpoint::new`](crate::Endpoint::new)
 /// validates the whole and refuses an inconsistent configuration with a
@@ -99,6 +104,34 @@ pub struct Config {
     /// How long [`Endpoint::close`](crate::Endpoint::close) keeps resolving
     /// messages and RECVs before failing what is left. Default 10 s.
     pub drain_timeout: Duration,
+    /// How long a peer that has answered before may stay silent after the
+    /// network reported it unreachable (an ICMP port or host unreachable,
+    /// given to [`Endpoint::peer_unreachable`](crate::Endpoint::peer_unreachable))
+    /// before its messages fail with
+    /// [`FailureReason::Unreachable`](crate::FailureReason). Default 5 s.
+    ///
+    /// ICMP is a soft error once a path has worked (RFC 1122, RFC 5461) and
+    /// can be forged, so such a report does not fail anything at once: the
+    /// peer becomes *suspect*, its messages keep being resent with the
+    /// usual backoff (capped at a quarter of the grace, so several probes
+    /// go out within it), and any valid datagram from its address clears
+    /// the suspicion. A peer process restarted on the same port within
+    /// about three quarters of the grace thus gets every message; a forged
+    /// report against a live peer cancels nothing (its next answer clears
+    /// it), and for a dead one only shortens the wait from the attempt
+    /// limit to the grace. An address that never answered (a first contact
+    /// to a closed port), or whose grace already ran out, fails at once.
+    ///
+    /// A restart loses the old process's memory: a message it took but
+    /// whose RECV never reached us is sent to the new process, which takes
+    /// it again. Nothing prevents that without memory that survives the
+    /// restart; an application that must not see a repeat across restarts
+    /// needs its own identifiers in the payload.
+    ///
+    /// Must be at least `min_rto` (no probe could be answered within a
+    /// shorter one). A grace longer than [`Config::max_retry_span`] leaves
+    /// the attempt limit to end the messages first, as without a report.
+    pub unreachable_grace: Duration,
     /// Hand non-gtUDP datagrams to the application as
     /// [`Event::Foreign`](crate::Event::Foreign) instead of counting and
     /// dropping them. Default off.
@@ -267,6 +300,7 @@ impl Default for Config {
             early_loss_detection: true,
             peer_idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
+            unreachable_grace: Duration::from_secs(5),
             deliver_foreign: false,
             limits: Limits::default(),
         }
@@ -404,15 +438,19 @@ impl Config {
             ("peer_idle_timeout", self.peer_idle_timeout),
             ("drain_timeout", self.drain_timeout),
         ] {
-            // Far beyond any sensible setting, and keeps `now + value` from
-            // overflowing `Instant` on every platform.
-            let ceiling = Duration::from_secs(7 * 24 * 3600);
-            if value > ceiling {
+            if value > MAX_DURATION {
                 return Err(ConfigError::DurationTooLong {
                     field,
-                    max: ceiling,
+                    max: MAX_DURATION,
                 });
             }
+        }
+        if self.unreachable_grace < self.min_rto || self.unreachable_grace > MAX_DURATION {
+            return Err(ConfigError::UnreachableGrace {
+                grace: self.unreachable_grace,
+                min: self.min_rto,
+                max: MAX_DURATION,
+            });
         }
         let limits = &self.limits;
         for (field, value) in [
@@ -518,6 +556,16 @@ pub enum ConfigError {
         /// The configured window.
         window: Duration,
     },
+    /// `unreachable_grace` is shorter than `min_rto` (no probe could be
+    /// answered within it) or longer than the supported maximum.
+    UnreachableGrace {
+        /// The configured grace.
+        grace: Duration,
+        /// The shortest accepted: `min_rto`.
+        min: Duration,
+        /// The longest accepted (a week).
+        max: Duration,
+    },
     /// A duration is beyond what the endpoint supports.
     DurationTooLong {
         /// The field's name.
@@ -557,6 +605,11 @@ impl fmt::Display for ConfigError {
             ConfigError::LifetimeLongerThanWindow { lifetime, window } => write!(
                 f,
                 "datagram_lifetime ({lifetime:?}) must not exceed remember_window ({window:?})"
+            ),
+            ConfigError::UnreachableGrace { grace, min, max } => write!(
+                f,
+                "unreachable_grace ({grace:?}) must lie between min_rto ({min:?}), the shortest \
+                 wait in which a probe can be answered, and {max:?}"
             ),
             ConfigError::DurationTooLong { field, max } => {
                 write!(f, "{field} is longer than the supported maximum of {max:?}")
@@ -701,5 +754,38 @@ mod tests {
             config.validate(),
             Err(ConfigError::DatagramSize { .. })
         ));
+    }
+
+    #[test]
+    fn unreachable_grace_must_allow_one_probe() {
+        let config = Config {
+            unreachable_grace: Duration::from_millis(5),
+            ..Config::default()
+        };
+        let Err(error) = config.validate() else {
+            panic!("a grace shorter than min_rto was accepted");
+        };
+        assert_eq!(
+            error,
+            ConfigError::UnreachableGrace {
+                grace: Duration::from_millis(5),
+                min: Duration::from_millis(20),
+                max: MAX_DURATION,
+            }
+        );
+        assert!(error.to_string().contains("unreachable_grace"));
+        let config = Config {
+            unreachable_grace: MAX_DURATION + Duration::from_secs(1),
+            ..Config::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::UnreachableGrace { .. })
+        ));
+        let config = Config {
+            unreachable_grace: Duration::from_millis(20),
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -50,7 +50,7 @@ use crate::{Config, Endpoint, Event, FailureReason, MessageId, SendOptions};
 ///
 /// | nibble | operation | arguments |
 /// |---|---|---|
-/// | 0, 1, 12–15 | deliver the next `x + 1` datagrams in flight to `d` | — |
+/// | 0, 1, 13–15 | deliver the next `x + 1` datagrams in flight to `d` | — |
 /// | 2 | drop the next `x + 1` datagrams in flight to `d` | — |
 /// | 3 | duplicate: deliver a copy of the `x`-th datagram in flight to `d`, keeping it | — |
 /// | 4 | reorder: deliver the `(x + 1)`-th datagram in flight to `d` before those ahead of it | — |
@@ -61,6 +61,7 @@ use crate::{Config, Endpoint, Event, FailureReason, MessageId, SendOptions};
 /// | 9 | `d` cancels one of its messages | index |
 /// | 10 | `d`'s application stops or resumes reading events (`x` bit 0, or `x` = 0), or `set_receive_paused` flips (`x` bit 1) | — |
 /// | 11 | `d` sends a new tagged message to C (`x` even) or D (`x` odd) | filler length, then an options byte if `x & 6` ≠ 0 |
+/// | 12 | `d` is told its peer (`x` even) or C or D (`x` odd; bit 1 chooses) is unreachable: an ICMP report, true or forged (`peer_unreachable`) | — |
 ///
 /// Datagrams A and B send each other go into one queue per direction (at
 /// most 32; beyond it the oldest are lost); datagrams to C and D are only
@@ -293,6 +294,11 @@ enum Step {
         side: usize,
         from: usize,
     },
+    Unreachable {
+        side: usize,
+        about: usize,
+        failed: usize,
+    },
     Outcome {
         side: usize,
         id: MessageId,
@@ -374,6 +380,16 @@ impl core::fmt::Display for Step {
                 write!(f, "{} Received from {}: tag {tag:?}", n(side), n(from))
             }
             Step::Foreign { side, from } => write!(f, "{} Foreign from {}", n(side), n(from)),
+            Step::Unreachable {
+                side,
+                about,
+                failed,
+            } => write!(
+                f,
+                "{} told {} is unreachable: {failed} failed at once",
+                n(side),
+                n(about)
+            ),
             Step::Outcome {
                 side,
                 id,
@@ -610,6 +626,21 @@ impl World {
                 }
             }
             11 => self.send(side, 2 + usize::from(arg & 1), arg & 6, input),
+            12 => {
+                let about = if arg & 1 == 0 {
+                    1 - side
+                } else {
+                    2 + usize::from((arg >> 1) & 1)
+                };
+                let (now, address) = (self.now(), self.addresses[about]);
+                let failed = self.sides[side].endpoint.peer_unreachable(now, address);
+                self.record(Step::Unreachable {
+                    side,
+                    about,
+                    failed,
+                });
+                self.settle();
+            }
             _ => {
                 for _ in 0..=arg {
                     if self.queues[side].is_empty() {

@@ -165,6 +165,14 @@ pub struct EndpointStats {
     /// Addresses that proved they receive our datagrams by answering a
     /// validation probe.
     pub validated_by_probe: u64,
+    /// Unreachable reports (see
+    /// [`Endpoint::peer_unreachable`](crate::Endpoint::peer_unreachable))
+    /// that made a peer which had answered before suspect, failing nothing
+    /// at once.
+    pub unreachable_suspected: u64,
+    /// Of those suspicions, the ones a datagram from the peer ended within
+    /// the grace (a restarted peer process, or a forged report).
+    pub unreachable_recovered: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

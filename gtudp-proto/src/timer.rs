@@ -43,6 +43,8 @@ pub(crate) enum TimerKey {
     /// An unvalidated peer's validation probe, resent while something
     /// waits on its proof.
     Probe(SocketAddr),
+    /// The end of a suspect peer's grace after an unreachable report.
+    Unreachable(SocketAddr),
     /// The close deadline.
     Drain,
 }

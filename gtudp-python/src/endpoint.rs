@@ -189,9 +189,11 @@ impl Endpoint {
     }
 
     /// Reads the error queue of `fd` (the socket this endpoint sends
-    /// through, open) after the socket reported an error, and fails every
-    /// message to each destination ICMP reported unreachable (port, host or
-    /// network unreachable), as the blocking socket does. Returns how many
+    /// through, open) after the socket reported an error, and reports each
+    /// destination ICMP reported unreachable (port, host or network
+    /// unreachable) to the endpoint, as the blocking socket does: its
+    /// messages fail at once if it never answered, or after the
+    /// unreachable grace (5 s) of silence if it did. Returns how many
     /// unreachable reports it read (Linux, once
     /// `enable_unreachable_reports` is on; 0 elsewhere).
     fn read_unreachable_reports(&mut self, fd: i64) -> PyResult<usize> {

@@ -47,6 +47,8 @@ pub(crate) fn endpoint<'py>(
             validation_probes,
             validated_by_probe,
             resent_for_probe,
+            unreachable_suspected,
+            unreachable_recovered,
         ]
     );
     dict.set_item("dropped", dropped(py, &stats.dropped)?)?;

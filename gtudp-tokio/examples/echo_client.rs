@@ -16,6 +16,11 @@
 //! lost); both 0 if the socket could not be bound.
 //! Exits 0 only if E = N and U = M = 0, or with `--oneway` (against a
 //! `--sink` server) if D = N; then the RTT is send-to-Delivered.
+//!
+//! The run ends as soon as every message has its outcome and every
+//! delivered one its echo (one-way: every outcome), so a client whose
+//! messages all failed (a closed port) exits at once; `--wait-secs` only
+//! bounds a wait without progress.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -78,6 +83,9 @@ async fn run(
     let mut slots: Vec<Option<Slot>> = vec![None; count as usize];
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
     let mut echoed = vec![false; count as usize];
+    let mut delivered = vec![false; count as usize];
+    // Delivered messages whose echo has not come yet.
+    let mut echoes_owed = 0u64;
     let (mut next, mut in_flight, mut resolved) = (0u64, 0u64, 0u64);
     let mut deliveries = JoinSet::new();
     let start = Instant::now();
@@ -106,11 +114,9 @@ async fn run(
                 }
             }
         }
-        let done = if args.oneway {
-            resolved == count
-        } else {
-            resolved == count && tally.echoed == count
-        };
+        // A failed message's echo may never come: wait only for those of
+        // the delivered ones.
+        let done = resolved == count && (args.oneway || echoes_owed == 0);
         if done {
             break;
         }
@@ -130,6 +136,10 @@ async fn run(
                 match outcome {
                     Ok(_) => {
                         tally.delivered += 1;
+                        delivered[i] = true;
+                        if !args.oneway && !echoed[i] {
+                            echoes_owed += 1;
+                        }
                         if args.oneway {
                             if let Some(at) = sent_at[i] {
                                 tally.rtts_us.push(at.elapsed().as_micros() as u64);
@@ -166,6 +176,9 @@ async fn run(
                         } else {
                             echoed[i] = true;
                             tally.echoed += 1;
+                            if delivered[i] {
+                                echoes_owed -= 1;
+                            }
                             progress.inc(1);
                             if let Some(at) = sent_at[i] {
                                 tally.rtts_us.push(at.elapsed().as_micros() as u64);
@@ -181,10 +194,10 @@ async fn run(
             }
             () = &mut wait => {
                 stopped = Some(format!(
-                    "no progress for {} s; gave up with {} outcomes and {} echoes missing",
+                    "no progress for {} s; gave up with {} outcomes and {} echoes of delivered messages missing",
                     args.wait_secs,
                     count - resolved,
-                    if args.oneway { 0 } else { count - tally.echoed },
+                    if args.oneway { 0 } else { echoes_owed },
                 ));
                 break;
             }

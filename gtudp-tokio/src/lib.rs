@@ -42,7 +42,10 @@
 //! with GSO (through `quinn-udp`), elsewhere one datagram per system call.
 //! An ICMP unreachable report (Linux, through the socket's error queue)
 //! fails that destination's messages at once with
-//! [`FailureReason::Unreachable`]; other ICMP errors and oversized datagrams
+//! [`FailureReason::Unreachable`] if it never answered (a closed port); a
+//! peer that answered before is only suspect for
+//! `Config::unreachable_grace` (a server restarted on the same port loses
+//! nothing; see `Endpoint::peer_unreachable`); other ICMP errors and oversized datagrams
 //! are logged, never fatal.
 //!
 //! Every datagram in and out is logged through [`tracing`] at debug level,

@@ -158,6 +158,9 @@ pub struct Endpoint {
     /// Numbers peers in creation order, to tell a peer from a later one at
     /// the same address.
     next_peer_serial: u64,
+    /// Tracked peers that are suspect or gone after an unreachable report
+    /// (see `unreachable`): while 0, a datagram needs no look for them.
+    flagged_peers: usize,
     messages: Map<MessageId, Message>,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
@@ -256,9 +259,10 @@ impl TableSizes {
         // outnumber twice the live ones (plus 64); one call adds a few more.
         const SLACK: usize = 66;
         const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
-        // Per peer: its idle countdown, its send-side timer, its probe.
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace.
         let live_timers =
-            limits.max_outstanding_messages + limits.max_awaiting_ack + 3 * limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 4 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_awaiting_ack
             + limits.max_pending_control
@@ -399,6 +403,7 @@ impl Endpoint {
             held_bytes: 0,
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
+            flagged_peers: 0,
             messages: Map::with_hasher(hasher),
             by_identity: Map::with_hasher(hasher),
             awaiting: Map::with_hasher(hasher),
@@ -462,6 +467,11 @@ impl Endpoint {
                 .filter(|peer| peer.is_unvalidated())
                 .count(),
             "unvalidated peer count out of step with the peer table"
+        );
+        debug_assert_eq!(
+            self.flagged_peers,
+            self.peers.values().filter(|peer| peer.is_flagged()).count(),
+            "suspect peer count out of step with the peer table"
         );
         TableSizes {
             peers: self.peers.len(),
@@ -555,6 +565,9 @@ impl Endpoint {
             Err(reason) => self.on_foreign(source, reason, datagram),
             Ok((kind, identity)) => {
                 self.stats.datagrams_in.add(kind);
+                if self.flagged_peers > 0 {
+                    self.heard_from(now, source);
+                }
                 let size = datagram.len();
                 match kind {
                     crate::wire::PacketKind::Data => {
@@ -575,8 +588,8 @@ impl Endpoint {
     }
 
     /// Runs every timer due at `now`: retransmissions, attempt limits,
-    /// deadlines, the end of duplicate windows, idle peers, the drain
-    /// deadline.
+    /// deadlines, the end of duplicate windows, idle peers, the grace of
+    /// peers reported unreachable, the drain deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
         while let Some((at, key)) = self.timers.pop_due(now) {
@@ -588,6 +601,7 @@ impl Endpoint {
                 }
                 TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
+                TimerKey::Unreachable(peer) => self.on_unreachable_timer(now, at, peer),
                 TimerKey::Drain => {
                     if self.state == (State::Draining { deadline: at }) {
                         self.finish_close();
@@ -867,6 +881,9 @@ impl Endpoint {
         if peer.is_unvalidated() {
             self.unvalidated_count -= 1;
         }
+        if peer.is_flagged() {
+            self.flagged_peers -= 1;
+        }
         self.release_held_data(&peer.held_data);
         Some(peer)
     }
@@ -997,6 +1014,10 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.probe_timer == Some(at)),
+            TimerKey::Unreachable(address) => self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.suspect_until == Some(at)),
             TimerKey::Drain => self.state == State::Draining { deadline: at },
         }
     }
@@ -1026,8 +1047,9 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        // Per peer: its idle countdown, its send-side timer, its probe.
-        let live_bound = self.messages.len() + self.awaiting.len() + 3 * self.peers.len() + 1;
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace.
+        let live_bound = self.messages.len() + self.awaiting.len() + 4 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }
@@ -1061,6 +1083,7 @@ impl Endpoint {
         self.awaiting.clear();
         self.remembered.clear();
         self.peers.clear();
+        self.flagged_peers = 0;
         self.idle_peers.clear();
         self.unvalidated_peers.clear();
         self.unvalidated_count = 0;

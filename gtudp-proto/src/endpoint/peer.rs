@@ -86,6 +86,18 @@ pub(super) struct Peer {
     /// or sent only once it is validated): released the moment it is, and
     /// failed as unvalidated if it is evicted first.
     pub(super) held: smallvec::SmallVec<[MessageId; 2]>,
+    /// The network reported the peer unreachable after it had answered:
+    /// its messages fail at this instant unless a datagram from it comes
+    /// first (see [`super::unreachable`]). Also the instant its live
+    /// `TimerKey::Unreachable` entry is set for.
+    pub(super) suspect_until: Option<Instant>,
+    /// A quarter of the grace while suspect: the cap on its retransmission
+    /// timeout, so that probes keep going out within the grace.
+    pub(super) suspect_rto_cap: Option<std::time::Duration>,
+    /// Its grace ran out with no datagram from it: a new report fails its
+    /// messages at once, as for an address that never answered, until a
+    /// datagram comes from it again.
+    pub(super) gone: bool,
     pub(super) stats: PeerStats,
 }
 
@@ -122,6 +134,9 @@ impl Peer {
             probe_timer: None,
             held: smallvec::SmallVec::new(),
             held_data: Vec::new(),
+            suspect_until: None,
+            suspect_rto_cap: None,
+            gone: false,
             stats: PeerStats::default(),
         }
     }
@@ -155,6 +170,12 @@ impl Peer {
     pub(super) fn may_probe(&self, size: usize) -> bool {
         !self.is_unvalidated()
             || self.stats.bytes_out + size as u64 <= AMPLIFICATION_FACTOR * self.stats.bytes_in
+    }
+
+    /// Suspect or gone after an unreachable report (counted in
+    /// `Endpoint::flagged_peers`).
+    pub(super) fn is_flagged(&self) -> bool {
+        self.suspect_until.is_some() || self.gone
     }
 
     /// Marks the peer validated: it proved it receives our datagrams.
@@ -199,6 +220,7 @@ impl Peer {
         Timeouts {
             rtt: self.rtt.clone(),
             backoff: self.backoff,
+            cap: self.suspect_rto_cap,
         }
     }
 
@@ -226,6 +248,10 @@ impl Peer {
 pub(super) struct Timeouts {
     rtt: RttEstimator,
     backoff: u32,
+    /// While the peer is suspect (see [`super::unreachable`]): the backed-off
+    /// timeout goes no higher than this (nor lower than the RTO without
+    /// backoff).
+    cap: Option<std::time::Duration>,
 }
 
 impl Timeouts {
@@ -235,7 +261,11 @@ impl Timeouts {
             .backoff
             .max(transmissions.saturating_sub(1))
             .min(MAX_BACKOFF);
-        self.rtt.backed_off_rto(doublings)
+        let timeout = self.rtt.backed_off_rto(doublings);
+        match self.cap {
+            Some(cap) => timeout.min(cap.max(self.rtt.backed_off_rto(0))),
+            None => timeout,
+        }
     }
 
     /// The timeout of a DATA after its `transmissions`-th transmission: as

@@ -89,6 +89,10 @@ class GTUDP:
       ceiling, in seconds.
     - ``drain_timeout`` (10 s): the longest :meth:`cleanup` keeps resolving
       messages in flight.
+    - ``unreachable_grace`` (5 s): how long a peer that has answered before
+      may stay silent after an ICMP unreachable report before its messages
+      fail ``"unreachable"`` (a peer restarted on the same port within it
+      loses nothing; one that never answered fails at once).
     - ``remember_window`` (120 s), ``datagram_lifetime`` (2 s),
       ``peer_idle_timeout`` (60 s): how long received identities and idle
       peers are remembered.
@@ -134,6 +138,7 @@ class GTUDP:
         min_rto: Optional[float] = None,
         max_rto: Optional[float] = None,
         drain_timeout: Optional[float] = None,
+        unreachable_grace: Optional[float] = None,
         remember_window: Optional[float] = None,
         datagram_lifetime: Optional[float] = None,
         peer_idle_timeout: Optional[float] = None,
@@ -171,6 +176,7 @@ class GTUDP:
             "min_rto": min_rto,
             "max_rto": max_rto,
             "drain_timeout": drain_timeout,
+            "unreachable_grace": unreachable_grace,
             "remember_window": remember_window,
             "datagram_lifetime": datagram_lifetime,
             "peer_idle_timeout": peer_idle_timeout,

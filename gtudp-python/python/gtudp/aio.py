@@ -424,7 +424,8 @@ class Socket:
         """An error the transport met receiving or sending: an ICMP report
         about an earlier send (port unreachable, ...) sets it. The socket's
         error queue names the destinations reported unreachable, whose
-        messages fail at once, as in the blocking socket (Linux); otherwise
+        messages fail at once (after a grace of silence for a peer that
+        answered before), as in the blocking socket (Linux); otherwise
         the retransmissions and attempt limit decide."""
         self._icmp_errors += 1
         if self._transport is None:
