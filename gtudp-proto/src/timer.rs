@@ -59,12 +59,13 @@ impl TimerKey {
             TimerKey::PeerIdle(_) => 3,
             TimerKey::Probe(_) => 4,
             TimerKey::Drain => 5,
+            TimerKey::Unreachable(_) => 6,
         }
     }
 }
 
 /// Kinds of deadline, one lane each.
-const LANES: usize = 6;
+const LANES: usize = 7;
 
 /// Where the earliest entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +183,7 @@ mod tests {
         /// Whatever order deadlines come in, entries leave in deadline
         /// order, each once: as from one binary heap.
         #[test]
-        fn pops_as_a_heap_would(pushes in proptest::collection::vec((0u64..50, 0u8..6, 0u64..4), 0..200)) {
+        fn pops_as_a_heap_would(pushes in proptest::collection::vec((0u64..50, 0u8..7, 0u64..4), 0..200)) {
             let start = Instant::now();
             let mut timers = TimerQueue::default();
             let mut reference = Vec::new();
@@ -192,6 +193,7 @@ mod tests {
                 2 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(n as u32)),
                 3 => TimerKey::PeerIdle(([10, 0, 0, n as u8], 1).into()),
                 4 => TimerKey::Probe(([10, 0, 0, n as u8], 1).into()),
+                5 => TimerKey::Unreachable(([10, 0, 0, n as u8], 1).into()),
                 _ => TimerKey::Drain,
             };
             // Interleave pushes and pops, as the endpoint does.
