@@ -81,12 +81,14 @@ mod completion;
 mod core;
 mod error;
 mod io;
+mod sharded;
 mod socket;
 mod stats;
 
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
+pub use sharded::ShardedSocket;
 pub use socket::{
     Builder, Datagram, DatagramKind, Delivered, Delivery, IntoPayload, SendOptions, Socket,
 };

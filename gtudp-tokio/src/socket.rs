@@ -651,6 +651,16 @@ impl Socket {
         &self.handle.shared
     }
 
+    /// Puts back a message taken by `recv`, to be taken first next time.
+    pub(crate) fn put_back(&self, datagram: Datagram) {
+        self.shared().with_core(|core| core.put_back(datagram));
+    }
+
+    /// Starts the close without waiting for it.
+    pub(crate) fn begin_close(&self) {
+        self.shared().begin_close();
+    }
+
     fn check(&self, payload: &Bytes) -> Result<(), TrySendErrorKind> {
         if self.is_closing() {
             return Err(TrySendErrorKind::Closed);
