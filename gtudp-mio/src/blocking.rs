@@ -537,10 +537,11 @@ impl BlockingSocket {
     }
 }
 
-impl Drop for BlockingSocket {
+impl BlockingSocket {
     /// Starts a graceful close, drained by the background thread, without
-    /// waiting.
-    fn drop(&mut self) {
+    /// waiting (unless `close` was called already); `close` still returns
+    /// the summary afterwards.
+    pub(crate) fn begin_close(&self) {
         if !self.closed.load(Ordering::Acquire) {
             let mut core = self.shared.lock();
             if !core.is_finished() {
@@ -551,6 +552,14 @@ impl Drop for BlockingSocket {
                 self.shared.wake_background();
             }
         }
+    }
+}
+
+impl Drop for BlockingSocket {
+    /// Starts a graceful close, drained by the background thread, without
+    /// waiting.
+    fn drop(&mut self) {
+        self.begin_close();
     }
 }
 

@@ -70,12 +70,14 @@ mod completion;
 mod driver;
 mod error;
 mod io;
+mod sharded;
 mod stats;
 
 pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
 pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
+pub use sharded::ShardedBlockingSocket;
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration
