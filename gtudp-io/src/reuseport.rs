@@ -288,6 +288,8 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use std::net::UdpSocket;
     use std::time::Duration;
