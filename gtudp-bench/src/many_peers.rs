@@ -353,7 +353,9 @@ fn recv_batch(socket: &UdpSocket, bufs: &mut [[u8; 64]]) -> std::io::Result<Vec<
     if result < 0 {
         let error = std::io::Error::last_os_error();
         return match error.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionRefused => Ok(Vec::new()),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionRefused => {
+                Ok(Vec::new())
+            }
             _ => Err(error),
         };
     }
@@ -390,7 +392,11 @@ fn epoll(sockets: &[UdpSocket]) -> std::io::Result<i32> {
     Ok(fd)
 }
 
-fn epoll_wait(fd: i32, events: &mut [libc::epoll_event], timeout_ms: i32) -> std::io::Result<usize> {
+fn epoll_wait(
+    fd: i32,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> std::io::Result<usize> {
     // SAFETY: `fd` is our epoll descriptor; `events` is writable for its
     // length.
     let result =

@@ -70,6 +70,17 @@ const HANDOVER: usize = 1_024;
 /// # }
 /// ```
 ///
+/// # Why a send must leave through the owner
+///
+/// A peer's exactly-once state lives in the shard that receives its
+/// datagrams: the identities it handed over, and the RECVs that prove our
+/// messages arrived. A message sent through another shard (by calling
+/// `send_to` on one of the [`shards`](Self::shards) directly) is confirmed by a
+/// RECV that arrives in the owner, which never sent it: the sending shard
+/// never sees it, and the send fails after its attempts although the peer
+/// has the message. The handle's sends always pick the owner, so this
+/// only concerns direct use of the shards.
+///
 /// # What the steering assumes
 ///
 /// A classic BPF program attached to the group picks the shard from the

@@ -272,3 +272,33 @@ fn binding_outside_a_runtime_is_a_typed_error() {
     ));
     assert!(matches!(error, Some(Err(BindError::NoRuntime))));
 }
+
+/// What the handle's choice of shard prevents: a send through a shard that
+/// does not own the peer is never confirmed (its RECV lands in the owner),
+/// although the peer has the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_through_a_shard_not_owning_the_peer_is_never_confirmed() {
+    let server = Socket::bind_sharded("127.0.0.1:0", 4, Config::default())
+        .await
+        .unwrap();
+    let client = Socket::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    let wrong = (server.shard_index(client.local_addr()) + 1) % 4;
+    let options = gtudp_tokio::SendOptions::default().with_timeout(Duration::from_millis(300));
+    let outcome = tokio::time::timeout(
+        LIMIT,
+        server.shards()[wrong].send_to_with(&b"lost proof"[..], client.local_addr(), options),
+    )
+    .await
+    .expect("the send resolved");
+    assert!(
+        matches!(outcome, Err(gtudp_tokio::DeliveryError::Failed { .. })),
+        "{outcome:?}"
+    );
+    let message = tokio::time::timeout(LIMIT, client.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&message.payload[..], b"lost proof");
+}
