@@ -10,7 +10,8 @@
 # is shared). Each line is many_peers' result; the last block gives each
 # shard count's median rate, its ratio to the first shard count's, and the
 # median server CPU per message. `server_cores + client_cores` near the
-# machine's core count means the machine, not the server, set the rate.
+# machine's core count, or a large `runq` (time runnable but waiting for a
+# CPU, taken by other load), means the machine, not the server, set the rate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,7 +55,7 @@ measure() { # shards -> one result line
     [ -n "$addr" ] || { echo "server did not start: $(cat "$log.err")" >&2; kill "$pid"; exit 1; }
     "$CLIENT_BIN" --server "$addr" --server-pid "$pid" --label "$shards" \
         --peers "$PEERS" --threads "$THREADS" --window "$WINDOW" --size "$SIZE" --secs "$SECS"
-    kill -INT "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true  # (a background job ignores SIGINT)
     wait "$pid" 2>/dev/null || true
 }
 
@@ -75,6 +76,8 @@ for shards in sys.argv[2:]:
     rate = statistics.median(float(r["msgs_per_s"]) for r in mine)
     cpu = statistics.median(float(r["server_cpu_us_per_msg"]) for r in mine)
     cores = statistics.median(float(r["server_cores"]) + float(r["client_cores"]) for r in mine)
+    runq = statistics.median(float(r["server_runq"]) + float(r["client_runq"]) for r in mine)
     base = base or rate
-    print(f"shards={shards} msgs_per_s={rate:.0f} ratio={rate / base:.2f} server_cpu_us_per_msg={cpu:.2f} server+client_cores={cores:.2f}")
+    print(f"shards={shards} msgs_per_s={rate:.0f} ratio={rate / base:.2f} server_cpu_us_per_msg={cpu:.2f} "
+          f"server+client_cores={cores:.2f} server+client_runq={runq:.2f}")
 PY

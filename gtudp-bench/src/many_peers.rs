@@ -23,7 +23,12 @@
 //! confirmed (a RECV for one of its DATA, once each) and the CPU time of
 //! the server process (`/proc/PID/stat`, `--server-pid`) and of itself
 //! (`getrusage`). The last line is
-//! `peers=P shards=? msgs_per_s=R server_cpu_us_per_msg=C server_cores=S client_cores=K`.
+//! `peers=P shards=? msgs_per_s=R server_cpu_us_per_msg=C server_cores=S client_cores=K resends=N`
+//! `server_runq=W client_runq=V resends=N` (cores: CPU seconds per second;
+//! runq: seconds per second the process's threads were runnable but waited
+//! for a CPU, summed over threads: other load on the machine shows there;
+//! resends: DATA sent again while counting, a sign of datagrams dropped by
+//! a full socket buffer).
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
@@ -93,6 +98,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--peers, --threads and --window must be at least 1".into());
     }
     let confirmed = Arc::new(AtomicU64::new(0));
+    let resent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let local = if args.server.is_ipv4() {
         "127.0.0.1:0"
@@ -110,13 +116,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .enumerate()
         .map(|(index, sockets)| {
-            let (confirmed, stop) = (confirmed.clone(), stop.clone());
+            let counters = Counters {
+                confirmed: confirmed.clone(),
+                resent: resent.clone(),
+            };
+            let stop = stop.clone();
             let (window, size) = (args.window, args.size);
-            std::thread::spawn(move || drive(index, sockets, window, size, &confirmed, &stop))
+            std::thread::spawn(move || drive(index, sockets, window, size, &counters, &stop))
         })
         .collect();
 
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    let resent0 = resent.load(Ordering::Relaxed);
+    let waited0 = (args.server_pid.map(run_queue_wait), run_queue_wait(std::process::id()));
     let (count0, server0, client0, t0) = (
         confirmed.load(Ordering::Relaxed),
         args.server_pid.map(process_cpu),
@@ -130,6 +142,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         self_cpu(),
         Instant::now(),
     );
+    let resends = resent.load(Ordering::Relaxed) - resent0;
+    let waited1 = (args.server_pid.map(run_queue_wait), run_queue_wait(std::process::id()));
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
         thread.join().map_err(|_| "a client thread panicked")??;
@@ -146,11 +160,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ),
         _ => ("?".to_owned(), "?".to_owned()),
     };
+    let server_waited = match (waited0.0, waited1.0) {
+        (Some(a), Some(b)) => format!("{:.2}", (b - a) / elapsed),
+        _ => "?".to_owned(),
+    };
+    let client_waited = (waited1.1 - waited0.1) / elapsed;
     println!(
-        "peers={} shards={} msgs_per_s={rate:.0} server_cpu_us_per_msg={server_us} server_cores={server_cores} client_cores={client_cores:.2}",
+        "peers={} shards={} msgs_per_s={rate:.0} server_cpu_us_per_msg={server_us} server_cores={server_cores} client_cores={client_cores:.2} server_runq={server_waited} client_runq={client_waited:.2} resends={resends}",
         args.peers, args.label
     );
     Ok(())
+}
+
+/// What the driving threads count, for the main thread.
+struct Counters {
+    /// Messages confirmed (their first RECV).
+    confirmed: Arc<AtomicU64>,
+    /// DATA sent again after `RESEND_AFTER` without their RECV.
+    resent: Arc<AtomicU64>,
 }
 
 /// One socket's messages awaiting their RECV, by identity (consecutive
@@ -187,7 +214,7 @@ fn drive(
     sockets: Vec<UdpSocket>,
     window: usize,
     size: usize,
-    confirmed: &AtomicU64,
+    counters: &Counters,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let poll_fd = epoll(&sockets)?;
@@ -237,7 +264,7 @@ fn drive(
                     break;
                 }
             }
-            confirmed.fetch_add(got, Ordering::Relaxed);
+            counters.confirmed.fetch_add(got, Ordering::Relaxed);
             refill(peer, window, &payload, &mut out, now);
             send_all(&peer.socket, &mut out);
         }
@@ -250,6 +277,7 @@ fn drive(
                         if now - *at > RESEND_AFTER {
                             *at = now;
                             out.push(data(first.wrapping_add(offset as u32), &payload));
+                            counters.resent.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -423,6 +451,22 @@ fn process_cpu(pid: u32) -> Option<f64> {
     // SAFETY: plain system call.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) / ticks)
+}
+
+/// Seconds the threads of process `pid` spent runnable but waiting for a
+/// CPU, so far (the second field of `/proc/PID/task/*/schedstat`; threads
+/// that ended are not counted).
+fn run_queue_wait(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            stat.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum();
+    nanos as f64 / 1e9
 }
 
 /// CPU seconds (user + system) of this process so far.
