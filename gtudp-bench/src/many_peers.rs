@@ -128,7 +128,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     let resent0 = resent.load(Ordering::Relaxed);
-    let waited0 = (args.server_pid.map(run_queue_wait), run_queue_wait(std::process::id()));
+    let waited0 = (
+        args.server_pid.map(run_queue_wait),
+        run_queue_wait(std::process::id()),
+    );
     let (count0, server0, client0, t0) = (
         confirmed.load(Ordering::Relaxed),
         args.server_pid.map(process_cpu),
@@ -143,7 +146,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Instant::now(),
     );
     let resends = resent.load(Ordering::Relaxed) - resent0;
-    let waited1 = (args.server_pid.map(run_queue_wait), run_queue_wait(std::process::id()));
+    let waited1 = (
+        args.server_pid.map(run_queue_wait),
+        run_queue_wait(std::process::id()),
+    );
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
         thread.join().map_err(|_| "a client thread panicked")??;

@@ -138,6 +138,9 @@ impl Builder {
         for socket in sockets {
             shards.push(self.clone().from_std(socket)?);
         }
+        for (index, shard) in shards.iter().enumerate() {
+            shard.join_shards(index, &shards);
+        }
         let local_addr = shards
             .first()
             .map(Socket::local_addr)

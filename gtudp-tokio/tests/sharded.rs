@@ -302,3 +302,39 @@ async fn a_send_through_a_shard_not_owning_the_peer_is_never_confirmed() {
         .unwrap();
     assert_eq!(&message.payload[..], b"lost proof");
 }
+
+/// The kernel steers ICMP reports by its own hash, not by the group's
+/// program, so a port-unreachable report often lands in a shard that never
+/// sent to the destination; that shard hands it to the owner, whose send
+/// then fails as `Unreachable` (not after all its attempts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_report_reaches_the_shard_that_sent() {
+    let server = Socket::bind_sharded("127.0.0.1:0", 4, Config::default())
+        .await
+        .unwrap();
+    let mut owners = HashSet::new();
+    for _ in 0..12 {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        owners.insert(server.shard_index(addr));
+        let outcome = tokio::time::timeout(LIMIT, server.send_to(&b"anyone?"[..], addr))
+            .await
+            .expect("the send resolved");
+        assert!(
+            matches!(
+                outcome,
+                Err(gtudp_tokio::DeliveryError::Failed {
+                    reason: gtudp_tokio::FailureReason::Unreachable,
+                    ..
+                })
+            ),
+            "{addr} (shard {}): {outcome:?}",
+            server.shard_index(addr)
+        );
+    }
+    assert!(
+        owners.len() > 1,
+        "every closed port in one shard: {owners:?}"
+    );
+}
