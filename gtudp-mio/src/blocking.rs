@@ -212,6 +212,7 @@ impl BlockingSocket {
             completions,
             next_ticket: AtomicU64::new(0),
             local: local_addr,
+            siblings: std::sync::OnceLock::new(),
         });
         let thread = {
             let shared = shared.clone();
@@ -538,6 +539,17 @@ impl BlockingSocket {
 }
 
 impl BlockingSocket {
+    /// Makes this socket shard `index` of `shards` (in shard order): ICMP
+    /// reports it reads for another shard's peers are handed to that shard.
+    pub(crate) fn join_shards(&self, index: usize, shards: &[Arc<BlockingSocket>]) {
+        let siblings = shards
+            .iter()
+            .map(|shard| Arc::downgrade(&shard.shared))
+            .collect();
+        let _ = self.shared.siblings.set(siblings);
+        self.shared.lock().driver.set_shard(index, shards.len());
+    }
+
     /// Starts a graceful close, drained by the background thread, without
     /// waiting (unless `close` was called already); `close` still returns
     /// the summary afterwards.

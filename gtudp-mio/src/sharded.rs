@@ -158,6 +158,9 @@ impl ShardedBlockingSocket {
                 options,
             )?));
         }
+        for (index, shard) in shards.iter().enumerate() {
+            shard.join_shards(index, &shards);
+        }
         let local_addr = shards
             .first()
             .map(|shard| shard.local_addr())

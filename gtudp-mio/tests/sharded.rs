@@ -245,3 +245,39 @@ fn without_steering_sharding_is_a_typed_error() {
         "{error}"
     );
 }
+
+/// The kernel steers ICMP reports by its own hash, not by the group's
+/// program, so a port-unreachable report often lands in a shard that never
+/// sent to the destination; that shard hands it to the owner, whose send
+/// then fails as `Unreachable` (not after all its attempts).
+#[test]
+fn an_unreachable_report_reaches_the_shard_that_sent() {
+    let server = BlockingSocket::bind_sharded("127.0.0.1:0", 4, Config::default()).unwrap();
+    let mut owners = HashSet::new();
+    for _ in 0..12 {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        owners.insert(server.shard_index(addr));
+        let outcome = server
+            .send_to(&b"anyone?"[..], addr)
+            .unwrap()
+            .wait_timeout(LIMIT)
+            .expect("the send resolved");
+        assert!(
+            matches!(
+                outcome,
+                Err(gtudp_mio::DeliveryError::Failed {
+                    reason: gtudp_mio::FailureReason::Unreachable,
+                    ..
+                })
+            ),
+            "{addr} (shard {}): {outcome:?}",
+            server.shard_index(addr)
+        );
+    }
+    assert!(
+        owners.len() > 1,
+        "every closed port in one shard: {owners:?}"
+    );
+}
