@@ -46,6 +46,14 @@
 //!   whose next header is UDP. An IPv6 datagram with extension headers
 //!   falls back to the kernel's own hash, which may pick another shard.
 //!
+//! ICMP error reports are not steered by the program: the kernel picks the
+//! socket for them by its own hash (it runs no program without the
+//! datagram), so a port-unreachable report for a peer often lands in a
+//! shard that never sent to it. A socket told its place in the group
+//! ([`BatchIo::set_shard`](crate::BatchIo::set_shard)) sets such reports
+//! aside, and the adapters hand them to the owner, so a send to a closed
+//! port still fails at once.
+//!
 //! Steering is available on Linux (kernel 4.5 or later). Elsewhere
 //! [`bind_group`] fails with [`BindError::ShardingUnsupported`].
 

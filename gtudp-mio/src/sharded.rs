@@ -93,6 +93,9 @@ const HANDOVER: usize = 1_024;
 /// their history, where a late retransmission could be handed over a
 /// second time. The shard sockets are never `connect`ed. IPv6 datagrams
 /// with extension headers are steered by the kernel's own hash instead.
+/// ICMP reports are steered by that hash too; a shard that reads one for
+/// another shard's peer hands it over, so its messages fail as
+/// `Unreachable` at once, as with one socket.
 /// Linux only (4.5 or later); elsewhere binding fails with
 /// [`BindError::ShardingUnsupported`]. The details are in
 /// [`gtudp_io::reuseport`].

@@ -90,7 +90,10 @@ use crate::stats::{CloseSummary, Stats};
 /// handed over a second time. The shard sockets are never `connect`ed
 /// (a connected member of a reuseport group takes its peer's datagrams
 /// whatever the program says). IPv6 datagrams with extension headers are
-/// steered by the kernel's own hash instead. Linux only (4.5 or later);
+/// steered by the kernel's own hash instead.
+/// ICMP reports are steered by that hash too; a shard that reads one for
+/// another shard's peer hands it over, so its messages fail as
+/// `Unreachable` at once, as with one socket. Linux only (4.5 or later);
 /// elsewhere binding fails with [`BindError::ShardingUnsupported`]. The
 /// details are in [`gtudp_io::reuseport`].
 ///
