@@ -153,6 +153,12 @@ pub struct BatchIo<S> {
     /// Destinations ICMP reported unreachable, for the next flush to fail
     /// their messages.
     unreachable: Vec<SocketAddr>,
+    /// This socket's place in a sharded group (`index`, `n`): reports for
+    /// destinations another shard owns go to `foreign`.
+    shard: Option<(usize, usize)>,
+    /// Unreachable destinations owned by another shard, for the adapter
+    /// to hand over ([`BatchIo::take_foreign_unreachable`]).
+    foreign: Vec<SocketAddr>,
     counters: IoCounters,
 }
 
@@ -195,6 +201,8 @@ impl<S: Socket> BatchIo<S> {
             ipv6,
             local,
             unreachable: Vec::new(),
+            shard: None,
+            foreign: Vec::new(),
             counters: IoCounters::default(),
         })
     }
@@ -346,6 +354,41 @@ impl<S: Socket> BatchIo<S> {
         for destination in &self.unreachable[before..] {
             tracing::debug!(target: "gtudp", local = %self.local, %destination, "ICMP: destination unreachable");
         }
+        if let Some((index, n)) = self.shard {
+            // The kernel steers ICMP reports by its own hash, not by the
+            // group's program: a report may land in a shard that never sent
+            // to the destination. Set those aside for their owner.
+            let mut at = before;
+            while at < self.unreachable.len() {
+                let destination = self.unreachable[at];
+                if crate::reuseport::shard_of(destination, n) == index {
+                    at += 1;
+                } else {
+                    self.foreign.push(self.unreachable.swap_remove(at));
+                }
+            }
+        }
+    }
+
+    /// Makes this socket shard `index` of a group of `n` made by
+    /// [`crate::reuseport::bind_group`]: ICMP unreachable reports for
+    /// destinations another shard owns ([`crate::reuseport::shard_of`])
+    /// are no longer applied here but kept for
+    /// [`take_foreign_unreachable`](Self::take_foreign_unreachable).
+    pub fn set_shard(&mut self, index: usize, n: usize) {
+        self.shard = (n > 1).then_some((index, n));
+    }
+
+    /// Whether reports wait for another shard.
+    pub fn has_foreign_unreachable(&self) -> bool {
+        !self.foreign.is_empty()
+    }
+
+    /// The unreachable destinations another shard owns, read since the last
+    /// call: the adapter fails their messages in the owner
+    /// ([`gtudp_proto::Endpoint::peer_unreachable`]).
+    pub fn take_foreign_unreachable(&mut self) -> Vec<SocketAddr> {
+        std::mem::take(&mut self.foreign)
     }
 
     /// Reports every destination ICMP reported unreachable to the endpoint:

@@ -33,6 +33,13 @@ pub enum BindError {
     /// `from_tokio` must be called inside one: the socket's driver is a
     /// task of that runtime).
     NoRuntime,
+    /// A sharded socket (`bind_sharded`) cannot be made here: the platform
+    /// has no `SO_REUSEPORT`, or cannot steer each peer to a known shard
+    /// (`SO_ATTACH_REUSEPORT_CBPF`, Linux 4.5 or later).
+    ShardingUnsupported {
+        /// What was missing or refused.
+        reason: String,
+    },
     /// The operating system refused the socket, the poller or the thread
     /// (address in use, bad address, no random source, ...).
     Io(io::Error),
@@ -51,6 +58,10 @@ impl fmt::Display for BindError {
             BindError::NoRuntime => f.write_str(
                 "not inside a Tokio runtime: create gtudp-tokio sockets from within one",
             ),
+            BindError::ShardingUnsupported { reason } => write!(
+                f,
+                "sharding over SO_REUSEPORT sockets is unsupported here: {reason}; bind one socket instead"
+            ),
             BindError::Io(error) => write!(f, "could not set up the UDP socket: {error}"),
         }
     }
@@ -61,9 +72,10 @@ impl std::error::Error for BindError {
         match self {
             BindError::Config(error) => Some(error),
             BindError::Io(error) => Some(error),
-            BindError::ZeroCapacity { .. } | BindError::TooLarge { .. } | BindError::NoRuntime => {
-                None
-            }
+            BindError::ZeroCapacity { .. }
+            | BindError::TooLarge { .. }
+            | BindError::NoRuntime
+            | BindError::ShardingUnsupported { .. } => None,
         }
     }
 }

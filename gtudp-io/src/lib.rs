@@ -91,6 +91,8 @@ mod log;
 mod options;
 mod payload;
 mod resolve;
+#[allow(unsafe_code)]
+pub mod reuseport;
 mod route;
 mod stats;
 

@@ -4,16 +4,25 @@
 //!
 //! ```text
 //! cargo run --release -p gtudp-mio --example blocking_echo_server -- --bind 127.0.0.1:4000 \
-//!     [--count N] [--sink] [--magic HEX] [--types HEX,HEX,HEX]
+//!     [--count N] [--sink] [--magic HEX] [--types HEX,HEX,HEX] [--shards N]
 //! ```
 //!
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained; the last line (on stderr) is
 //! `received=N echo_failures=F retransmissions=R duplicates_suppressed=D`.
+//!
+//! With `--shards N` (Linux) it serves from a
+//! [`ShardedBlockingSocket`](gtudp_mio::ShardedBlockingSocket):
+//! `N` `SO_REUSEPORT` sockets on the one address, each with its own
+//! endpoint, served by its own thread, each echo going out through the
+//! shard its message came in on (the shard that owns the client). The last
+//! line then sums the shards' counters.
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -66,17 +75,67 @@ fn reap(echoes: &mut VecDeque<PendingSend>, failures: &mut u64, block: bool) {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.config()?;
-    let socket = BlockingSocket::bind(args.bind, config)?;
-    println!("listening on {}", socket.local_addr());
-    socket.set_read_timeout(Some(REAP_EVERY));
+    let (sharded, sockets) = match args.shards {
+        None => (
+            None,
+            vec![Arc::new(BlockingSocket::bind(args.bind, config)?)],
+        ),
+        Some(shards) => {
+            let server = BlockingSocket::bind_sharded(args.bind, shards, config)?;
+            let sockets = server.shards().to_vec();
+            (Some(server), sockets)
+        }
+    };
+    println!("listening on {}", sockets[0].local_addr());
+    if let Some(shards) = args.shards {
+        eprintln!("echo_server: {shards} shards");
+    }
 
+    // Messages received by all sockets together.
+    let received = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = sockets
+        .iter()
+        .map(|socket| {
+            let (socket, received) = (socket.clone(), received.clone());
+            let (count, sink) = (args.count, args.sink);
+            std::thread::spawn(move || serve(&socket, count, sink, &received))
+        })
+        .collect();
+    let mut echo_failures = 0;
+    for thread in threads {
+        echo_failures += thread.join().map_err(|_| "a serving thread panicked")?;
+    }
+    let summaries = match sharded {
+        Some(server) => server.close()?,
+        None => vec![sockets[0].close()?],
+    };
+    let all: Vec<_> = summaries
+        .iter()
+        .map(|summary| summary.stats.endpoint)
+        .collect();
+    eprintln!(
+        "{}",
+        gtudp_testkit::cli::sharded_result_line(
+            received.load(Ordering::Relaxed),
+            echo_failures,
+            &all
+        )
+    );
+    Ok(())
+}
+
+/// Echoes what `socket` receives until `count` messages were received by
+/// all sockets together (or the socket closes); returns the echoes that
+/// failed.
+fn serve(socket: &BlockingSocket, count: Option<u64>, sink: bool, received: &AtomicU64) -> u64 {
+    socket.set_read_timeout(Some(REAP_EVERY));
     let mut echoes = VecDeque::new();
-    let (mut received, mut echo_failures) = (0u64, 0u64);
-    while args.count.is_none_or(|count| received < count) {
+    let mut echo_failures = 0u64;
+    while count.is_none_or(|count| received.load(Ordering::Relaxed) < count) {
         match socket.recv() {
             Ok(message) => {
-                received += 1;
-                if !args.sink {
+                received.fetch_add(1, Ordering::Relaxed);
+                if !sink {
                     match socket.send_to(message.payload, message.from) {
                         Ok(pending) => echoes.push_back(pending),
                         Err(_) => echo_failures += 1,
@@ -96,11 +155,5 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             echo_failures += 1;
         }
     }
-    let summary = socket.close()?;
-    let stats = summary.stats.endpoint;
-    eprintln!(
-        "{}",
-        gtudp_testkit::cli::server_result_line(received, echo_failures, &stats)
-    );
-    Ok(())
+    echo_failures
 }

@@ -212,6 +212,7 @@ impl BlockingSocket {
             completions,
             next_ticket: AtomicU64::new(0),
             local: local_addr,
+            siblings: std::sync::OnceLock::new(),
         });
         let thread = {
             let shared = shared.clone();
@@ -537,10 +538,22 @@ impl BlockingSocket {
     }
 }
 
-impl Drop for BlockingSocket {
+impl BlockingSocket {
+    /// Makes this socket shard `index` of `shards` (in shard order): ICMP
+    /// reports it reads for another shard's peers are handed to that shard.
+    pub(crate) fn join_shards(&self, index: usize, shards: &[Arc<BlockingSocket>]) {
+        let siblings = shards
+            .iter()
+            .map(|shard| Arc::downgrade(&shard.shared))
+            .collect();
+        let _ = self.shared.siblings.set(siblings);
+        self.shared.lock().driver.set_shard(index, shards.len());
+    }
+
     /// Starts a graceful close, drained by the background thread, without
-    /// waiting.
-    fn drop(&mut self) {
+    /// waiting (unless `close` was called already); `close` still returns
+    /// the summary afterwards.
+    pub(crate) fn begin_close(&self) {
         if !self.closed.load(Ordering::Acquire) {
             let mut core = self.shared.lock();
             if !core.is_finished() {
@@ -551,6 +564,14 @@ impl Drop for BlockingSocket {
                 self.shared.wake_background();
             }
         }
+    }
+}
+
+impl Drop for BlockingSocket {
+    /// Starts a graceful close, drained by the background thread, without
+    /// waiting.
+    fn drop(&mut self) {
+        self.begin_close();
     }
 }
 

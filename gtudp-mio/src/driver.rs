@@ -401,6 +401,35 @@ impl Driver {
         self.endpoint.set_receive_paused(room == Some(0));
     }
 
+    // ----- shards --------------------------------------------------------
+
+    /// Makes this driver's socket shard `index` of `n` (see
+    /// [`gtudp_io::BatchIo::set_shard`]).
+    pub(crate) fn set_shard(&mut self, index: usize, n: usize) {
+        self.io.set_shard(index, n);
+    }
+
+    /// Unreachable reports read here for destinations another shard owns,
+    /// if any.
+    pub(crate) fn take_foreign_unreachable(&mut self) -> Option<Vec<SocketAddr>> {
+        self.io
+            .has_foreign_unreachable()
+            .then(|| self.io.take_foreign_unreachable())
+    }
+
+    /// Whether reports wait for another shard.
+    pub(crate) fn has_foreign_unreachable(&self) -> bool {
+        self.io.has_foreign_unreachable()
+    }
+
+    /// An ICMP report for `destination` read by another shard: fails its
+    /// messages here, as a report read here would.
+    pub(crate) fn peer_unreachable(&mut self, now: Instant, destination: SocketAddr) {
+        self.note(now);
+        self.endpoint.peer_unreachable(now, destination);
+        self.flush(now);
+    }
+
     // ----- outputs -------------------------------------------------------
 
     /// Sends everything the endpoint has to send, until the socket's buffer

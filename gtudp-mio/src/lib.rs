@@ -68,6 +68,15 @@
 //!   receive loop is usually back by then) before the background thread
 //!   watches it again; a call that makes an earlier timer wakes it.
 //!
+//! One socket's protocol work runs under its one lock, so it uses about
+//! one core. [`BlockingSocket::bind_sharded`] binds `n` sockets to one
+//! address with `SO_REUSEPORT` (Linux), each a [`BlockingSocket`] with its
+//! own endpoint and thread, behind one [`ShardedBlockingSocket`] handle:
+//! the kernel steers each peer to one shard, so no state is shared, and
+//! every send leaves through the shard that will receive the peer's
+//! answers. [`ShardedBlockingSocket`] says what this assumes and what
+//! breaks it.
+//!
 //! Where a second poller cannot watch the socket (platforms without Unix
 //! file descriptors), receives wait for the background thread instead.
 //!
@@ -115,12 +124,14 @@ mod completion;
 mod driver;
 mod error;
 mod io;
+mod sharded;
 mod stats;
 
 pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
 pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
+pub use sharded::ShardedBlockingSocket;
 pub use stats::{CloseSummary, IoStats, Stats};
 
 /// The sans-IO protocol core this crate drives, for its configuration

@@ -76,6 +76,11 @@ pub struct ServerArgs {
     /// Only receive; send nothing back.
     #[arg(long)]
     pub sink: bool,
+    /// Serve from this many SO_REUSEPORT sockets on the address (Linux),
+    /// each with its own endpoint and task (or thread); default: one
+    /// unsharded socket.
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Magic prefix, in hex (default: none).
     #[arg(long, value_parser = parse_hex)]
     pub magic: Option<Hex>,
@@ -104,6 +109,20 @@ pub fn server_result_line(
     format!(
         "received={received} echo_failures={echo_failures} retransmissions={} duplicates_suppressed={}",
         stats.retransmissions, stats.duplicates_suppressed
+    )
+}
+
+/// [`server_result_line`] for a sharded server: the counters summed over
+/// its shards.
+pub fn sharded_result_line(
+    received: u64,
+    echo_failures: u64,
+    shards: &[gtudp_proto::EndpointStats],
+) -> String {
+    let retransmissions: u64 = shards.iter().map(|stats| stats.retransmissions).sum();
+    let duplicates: u64 = shards.iter().map(|stats| stats.duplicates_suppressed).sum();
+    format!(
+        "received={received} echo_failures={echo_failures} retransmissions={retransmissions} duplicates_suppressed={duplicates}"
     )
 }
 

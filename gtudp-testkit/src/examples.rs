@@ -150,6 +150,35 @@ pub fn check_echo_pair(server: &str, client: &str) {
     assert!(output.status.success());
 }
 
+/// A server sharded over 2 SO_REUSEPORT sockets (`--shards 2`) echoes the
+/// messages of 3 clients at once (distinct source ports, so spread over
+/// the shards by the kernel), each one's own 200.
+pub fn check_sharded_echo_pair(server: &str, client: &str) {
+    let server = Server::start(server, &["--bind", "127.0.0.1:0", "--shards", "2"])
+        .expect("the example runs");
+    let addr = server.addr.to_string();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (addr, client) = (addr.clone(), client.to_owned());
+            std::thread::spawn(move || {
+                run(
+                    &client,
+                    &["--server", &addr, "--count", "200", "--bind", "127.0.0.1:0"],
+                    Duration::from_secs(120),
+                )
+                .expect("the example runs")
+            })
+        })
+        .collect();
+    for client in clients {
+        let output = client.join().expect("the client thread");
+        let fields = result_fields(&output);
+        assert_eq!(keys(&fields), RESULT_KEYS, "{output:?}");
+        assert_eq!(value(&fields, "echoed"), "200", "{output:?}");
+        assert!(output.status.success());
+    }
+}
+
 /// A server that confirms every message but never echoes (`--sink`) used
 /// to leave a client waiting forever with its window full. Now the client
 /// gives up after `--wait-secs` without progress and still prints its line.

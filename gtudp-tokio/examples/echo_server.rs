@@ -2,12 +2,19 @@
 //! with guaranteed delivery.
 //!
 //! ```text
-//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink]
+//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink] [--shards N]
 //! ```
 //!
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained.
+//!
+//! With `--shards N` (Linux) it serves from a [`ShardedSocket`]: `N`
+//! `SO_REUSEPORT` sockets on the one address, each with its own endpoint,
+//! served by its own task (on Tokio's multi-threaded runtime, one worker
+//! per core), each echo going out through the shard its message came in
+//! on, which is the shard that owns the client. The last line then sums
+//! the shards' counters.
 //!
 //! It serves like a careful public server. Any source address can be
 //! spoofed, so an echo to an address that has not proven it receives our
@@ -22,16 +29,20 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use gtudp_testkit::cli::ServerArgs as Args;
-use gtudp_tokio::{Builder, Delivered, DeliveryError, SendOptions};
+use gtudp_tokio::{Builder, Delivered, DeliveryError, SendOptions, ShardedSocket, Socket};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Echoes to proven clients awaiting their outcome at once; past this the
-/// server stops reading, and new DATA waits in the peers' retransmissions.
+/// Echoes to proven clients awaiting their outcome at once (per socket or
+/// shard); past this the server stops reading, and new DATA waits in the
+/// peers' retransmissions.
 const MAX_ECHOES_IN_FLIGHT: usize = 4_096;
 /// Echoes waiting for their unproven destination to prove itself. Past this
 /// an echo to an unproven address is dropped (counted and reported): with
@@ -54,36 +65,141 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = args.config()?;
-    let socket = Builder::new(config).bind(args.bind).await?;
-    println!("listening on {}", socket.local_addr());
+/// What one socket's (or shard's) serving loop counted.
+#[derive(Default)]
+struct Served {
+    echo_failures: u64,
+    /// Why echoes to unproven addresses ended without delivery.
+    unproven_failed: HashMap<String, u64>,
+    /// Echoes to unproven addresses that found no place.
+    unproven_dropped: u64,
+}
 
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let builder = Builder::new(args.config()?);
+    let (sharded, sockets): (Option<ShardedSocket>, Vec<Socket>) = match args.shards {
+        None => (None, vec![builder.bind(args.bind).await?]),
+        Some(shards) => {
+            let server = builder.bind_sharded(args.bind, shards).await?;
+            let sockets = server.shards().to_vec();
+            (Some(server), sockets)
+        }
+    };
+    println!("listening on {}", sockets[0].local_addr());
+    if let Some(shards) = args.shards {
+        eprintln!("echo_server: {shards} shards");
+    }
+
+    // Messages received by all sockets; `stop` ends every loop.
+    let received = Arc::new(AtomicU64::new(0));
+    let (stop, stopped) = watch::channel(false);
+    let mut serving = JoinSet::new();
+    for socket in &sockets {
+        serving.spawn(serve(
+            socket.clone(),
+            args.sink,
+            args.count,
+            received.clone(),
+            stop.clone(),
+            stopped.clone(),
+        ));
+    }
+    let mut served = Served::default();
+    loop {
+        tokio::select! {
+            done = serving.join_next() => {
+                let Some(done) = done else { break };
+                let part = done?;
+                served.echo_failures += part.echo_failures;
+                served.unproven_dropped += part.unproven_dropped;
+                for (reason, count) in part.unproven_failed {
+                    *served.unproven_failed.entry(reason).or_default() += count;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => { let _ = stop.send(true); }
+        }
+    }
+    if served.unproven_dropped > 0 || !served.unproven_failed.is_empty() {
+        let mut reasons: Vec<_> = served.unproven_failed.into_iter().collect();
+        reasons.sort();
+        eprintln!(
+            "echo_server: echoes to unproven addresses: {} dropped \
+             (more than {MAX_UNPROVEN_ECHOES} waiting), failed {reasons:?}",
+            served.unproven_dropped
+        );
+    }
+
+    let summaries = match sharded {
+        Some(server) => server.close().await?,
+        None => vec![sockets[0].close().await?],
+    };
+    let received = received.load(Ordering::Relaxed);
+    let all: Vec<_> = summaries
+        .iter()
+        .map(|summary| summary.stats.endpoint)
+        .collect();
+    for (index, stats) in all.iter().enumerate() {
+        let shard = if args.shards.is_some() {
+            format!(" shard {index}:")
+        } else {
+            String::new()
+        };
+        // What was refused or dropped, and why: under a flood, most of it.
+        eprintln!(
+            "echo_server:{shard} invalid {:?}, dropped {:?}, unvalidated peers evicted {}",
+            stats.invalid, stats.dropped, stats.unvalidated_peers_evicted
+        );
+        eprintln!(
+            "echo_server:{shard} validation probes {}, validated by probe {}, DATA held for validation {}, \
+             held DATA taken {}",
+            stats.validation_probes,
+            stats.validated_by_probe,
+            stats.data_held_for_validation,
+            stats.held_data_taken
+        );
+    }
+    eprintln!(
+        "{}",
+        gtudp_testkit::cli::sharded_result_line(received, served.echo_failures, &all)
+    );
+    Ok(())
+}
+
+/// Echoes what `socket` receives until `count` messages were received by
+/// all sockets together, or `stop`.
+async fn serve(
+    socket: Socket,
+    sink: bool,
+    count: Option<u64>,
+    received: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    mut stopped: watch::Receiver<bool>,
+) -> Served {
+    let mut served = Served::default();
     let mut echoes = JoinSet::new();
     let mut unproven = FuturesUnordered::new();
-    let (mut received, mut echo_failures) = (0u64, 0u64);
-    // Why echoes to unproven addresses ended without delivery, and how many
-    // found no place.
-    let mut unproven_failed: HashMap<String, u64> = HashMap::new();
-    let mut unproven_dropped = 0u64;
     let echo_unproven = SendOptions::default()
         .with_timeout(UNPROVEN_ECHO_TIMEOUT)
         .once_validated();
-    let mut count_unproven = |outcome: Result<Delivered, DeliveryError>| {
+    let count_unproven = |served: &mut Served, outcome: Result<Delivered, DeliveryError>| {
         if let Err(error) = outcome {
             let reason = match error {
                 DeliveryError::Failed { reason, .. } => format!("{reason:?}"),
                 _ => "not sent".to_string(),
             };
-            *unproven_failed.entry(reason).or_default() += 1;
+            *served.unproven_failed.entry(reason).or_default() += 1;
         }
     };
-    while args.count.is_none_or(|count| received < count) {
+    let all_received =
+        |received: &AtomicU64| count.is_some_and(|count| received.load(Ordering::Relaxed) >= count);
+    while !*stopped.borrow() && !all_received(&received) {
         tokio::select! {
             message = socket.recv() => {
                 let Ok(message) = message else { break };
-                received += 1;
-                if args.sink {
+                if count.is_some_and(|count| received.fetch_add(1, Ordering::Relaxed) + 1 >= count) {
+                    let _ = stop.send(true);
+                }
+                if sink {
                     continue;
                 }
                 let from = message.from;
@@ -97,61 +213,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 } else if unproven.len() < MAX_UNPROVEN_ECHOES {
                     match socket.send_nowait_with(message.payload, from, echo_unproven) {
                         Ok(delivery) => unproven.push(delivery),
-                        Err(_) => unproven_dropped += 1,
+                        Err(_) => served.unproven_dropped += 1,
                     }
                 } else {
-                    unproven_dropped += 1;
+                    served.unproven_dropped += 1;
                 }
             }
             Some(outcome) = echoes.join_next(), if !echoes.is_empty() => {
-                if !matches!(outcome, Ok(Ok(_))) { echo_failures += 1; }
+                if !matches!(outcome, Ok(Ok(_))) { served.echo_failures += 1; }
             }
-            Some(outcome) = unproven.next(), if !unproven.is_empty() => count_unproven(outcome),
-            _ = tokio::signal::ctrl_c() => break,
+            Some(outcome) = unproven.next(), if !unproven.is_empty() => count_unproven(&mut served, outcome),
+            _ = stopped.changed() => {}
         }
         while echoes.len() >= MAX_ECHOES_IN_FLIGHT {
             if let Some(outcome) = echoes.join_next().await {
                 if !matches!(outcome, Ok(Ok(_))) {
-                    echo_failures += 1;
+                    served.echo_failures += 1;
                 }
             }
         }
     }
     while let Some(outcome) = echoes.join_next().await {
         if !matches!(outcome, Ok(Ok(_))) {
-            echo_failures += 1;
+            served.echo_failures += 1;
         }
     }
     while let Some(outcome) = unproven.next().await {
-        count_unproven(outcome);
+        count_unproven(&mut served, outcome);
     }
-    if unproven_dropped > 0 || !unproven_failed.is_empty() {
-        let mut reasons: Vec<_> = unproven_failed.into_iter().collect();
-        reasons.sort();
-        eprintln!(
-            "echo_server: echoes to unproven addresses: {unproven_dropped} dropped \
-             (more than {MAX_UNPROVEN_ECHOES} waiting), failed {reasons:?}"
-        );
-    }
-
-    let summary = socket.close().await?;
-    let stats = summary.stats.endpoint;
-    // What was refused or dropped, and why: under a flood, most of it.
-    eprintln!(
-        "echo_server: invalid {:?}, dropped {:?}, unvalidated peers evicted {}",
-        stats.invalid, stats.dropped, stats.unvalidated_peers_evicted
-    );
-    eprintln!(
-        "echo_server: validation probes {}, validated by probe {}, DATA held for validation {}, \
-         held DATA taken {}",
-        stats.validation_probes,
-        stats.validated_by_probe,
-        stats.data_held_for_validation,
-        stats.held_data_taken
-    );
-    eprintln!(
-        "{}",
-        gtudp_testkit::cli::server_result_line(received, echo_failures, &stats)
-    );
-    Ok(())
+    served
 }

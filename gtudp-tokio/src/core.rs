@@ -356,6 +356,29 @@ impl Core {
         self.flush(now);
     }
 
+    /// Makes this socket shard `index` of `n` (see
+    /// [`gtudp_io::BatchIo::set_shard`]).
+    pub(crate) fn set_shard(&mut self, index: usize, n: usize) {
+        self.io.set_shard(index, n);
+    }
+
+    /// Unreachable reports this shard read for destinations another shard
+    /// owns, if any.
+    pub(crate) fn take_foreign_unreachable(&mut self) -> Option<Vec<SocketAddr>> {
+        self.io
+            .has_foreign_unreachable()
+            .then(|| self.io.take_foreign_unreachable())
+    }
+
+    /// An ICMP report for `destination`, read by another shard: fails its
+    /// messages here, as a report read here would.
+    pub(crate) fn peer_unreachable(&mut self, now: Instant, destination: SocketAddr) {
+        if self.summary.is_none() {
+            self.endpoint.peer_unreachable(now, destination);
+            self.flush(now);
+        }
+    }
+
     /// Ends the socket: hands out the last events, fails every send left
     /// and makes the close summary.
     pub(crate) fn finish(&mut self, now: Instant) {

@@ -48,6 +48,18 @@
 //! nothing; see `Endpoint::peer_unreachable`); other ICMP errors and oversized datagrams
 //! are logged, never fatal.
 //!
+//! # Every core: a sharded server
+//!
+//! One socket's protocol work runs under its one lock, so it uses about
+//! one core. [`Socket::bind_sharded`] binds `n` sockets to one address with
+//! `SO_REUSEPORT` (Linux), each a [`Socket`] with its own endpoint and
+//! background task, behind one [`ShardedSocket`] handle: the kernel steers
+//! each peer to one shard, by a program whose choice the handle computes
+//! too, so no state is shared and every send leaves through the shard that
+//! will receive the peer's answers. [`ShardedSocket`] says what this
+//! assumes (the set of sockets on the port stays the same) and what breaks
+//! it.
+//!
 //! Every datagram in and out is logged through [`tracing`] at debug level,
 //! target `gtudp` (direction, kind, identity in hex, peer, size): enable it
 //! with `RUST_LOG=gtudp=debug` and a subscriber.
@@ -106,12 +118,14 @@ mod completion;
 mod core;
 mod error;
 mod io;
+mod sharded;
 mod socket;
 mod stats;
 
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
+pub use sharded::ShardedSocket;
 pub use socket::{
     Builder, Datagram, DatagramKind, Delivered, Delivery, IntoPayload, SendOptions, Socket,
 };

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -108,6 +108,10 @@ pub(crate) struct Shared {
     pub(crate) background: Notify,
     /// The peer set by `connect`.
     peer: Mutex<Option<SocketAddr>>,
+    /// Every shard of the group this socket is a shard of (itself
+    /// included, in shard order), to hand over ICMP reports the kernel
+    /// steered here for another shard's peers.
+    siblings: OnceLock<Vec<Weak<Shared>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -125,11 +129,14 @@ impl Shared {
     /// Runs `f` under the lock, then notifies whom it asks for, with the
     /// lock released.
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let (result, wakes) = {
+        let (result, wakes, foreign) = {
             let mut core = lock(&self.core);
             let result = f(&mut core);
-            (result, core.take_wakes())
+            (result, core.take_wakes(), core.take_foreign_unreachable())
         };
+        if let Some(foreign) = foreign {
+            self.hand_over_unreachable(foreign);
+        }
         // A reader counts itself before it looks at the queue, under the
         // lock: if it saw nothing, it is counted here.
         if wakes.readers && self.readers.load(Ordering::SeqCst) > 0 {
@@ -142,6 +149,20 @@ impl Shared {
             self.closed.notify_waiters();
         }
         result
+    }
+
+    /// Fails the messages of destinations ICMP reported unreachable in
+    /// the shards that own them (with this shard's lock released).
+    fn hand_over_unreachable(&self, destinations: Vec<SocketAddr>) {
+        let Some(siblings) = self.siblings.get() else {
+            return;
+        };
+        for destination in destinations {
+            let owner = gtudp_io::reuseport::shard_of(destination, siblings.len());
+            if let Some(owner) = siblings.get(owner).and_then(Weak::upgrade) {
+                owner.with_core(|core| core.peer_unreachable(now(), destination));
+            }
+        }
     }
 
     fn begin_close(&self) {
@@ -314,6 +335,7 @@ impl Builder {
             closed: Notify::new(),
             background: Notify::new(),
             peer: Mutex::new(None),
+            siblings: OnceLock::new(),
         });
         runtime.spawn(crate::background::run(crate::background::Finish(
             shared.clone(),
@@ -649,6 +671,28 @@ impl Socket {
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
+    }
+
+    /// Puts back a message taken by `recv`, to be taken first next time.
+    pub(crate) fn put_back(&self, datagram: Datagram) {
+        self.shared().with_core(|core| core.put_back(datagram));
+    }
+
+    /// Starts the close without waiting for it.
+    pub(crate) fn begin_close(&self) {
+        self.shared().begin_close();
+    }
+
+    /// Makes this socket shard `index` of `shards` (in shard order): ICMP
+    /// reports it reads for another shard's peers are handed to that shard.
+    pub(crate) fn join_shards(&self, index: usize, shards: &[Socket]) {
+        let siblings = shards
+            .iter()
+            .map(|shard| Arc::downgrade(&shard.handle.shared))
+            .collect();
+        let _ = self.shared().siblings.set(siblings);
+        self.shared()
+            .with_core(|core| core.set_shard(index, shards.len()));
     }
 
     fn check(&self, payload: &Bytes) -> Result<(), TrySendErrorKind> {

@@ -3,7 +3,8 @@
 //! (the checks live in `gtudp_testkit::examples`, shared by both adapters).
 
 use gtudp_testkit::examples::{
-    check_bind_error_prints_the_result_line, check_echo_pair, check_sink_cannot_hang_the_client,
+    check_bind_error_prints_the_result_line, check_echo_pair, check_sharded_echo_pair,
+    check_sink_cannot_hang_the_client,
 };
 
 #[test]
@@ -22,4 +23,10 @@ fn a_server_that_never_echoes_cannot_hang_the_client() {
 #[test]
 fn a_bind_error_still_prints_the_result_line() {
     check_bind_error_prints_the_result_line("echo_client");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sharded_server_echoes_every_client() {
+    check_sharded_echo_pair("echo_server", "echo_client");
 }

@@ -61,8 +61,13 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
                 (a, b) => a.or(b),
             };
             core.background = Background::Asleep(next);
-            next.map(|at| at.saturating_duration_since(now))
+            let foreign = core.driver.take_foreign_unreachable();
+            (next.map(|at| at.saturating_duration_since(now)), foreign)
         };
+        let (timeout, foreign) = timeout;
+        if let Some(foreign) = foreign {
+            shared.hand_over_unreachable(foreign);
+        }
         if let Err(error) = poll.poll(&mut events, timeout) {
             if error.kind() == std::io::ErrorKind::Interrupted {
                 continue;

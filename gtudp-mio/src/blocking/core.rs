@@ -280,6 +280,11 @@ pub(crate) struct Shared {
     pub(crate) next_ticket: AtomicU64,
     /// The socket's address, for log lines.
     pub(crate) local: SocketAddr,
+    /// Every shard of the group this socket is a shard of (itself
+    /// included, in shard order), to hand over ICMP reports the kernel
+    /// steered here for another shard's peers (the background thread
+    /// does, with this socket's lock released).
+    pub(crate) siblings: std::sync::OnceLock<Vec<std::sync::Weak<Shared>>>,
 }
 
 impl Shared {
@@ -292,6 +297,12 @@ impl Shared {
     /// planned to wake, the leader if this call resolved a send or brought
     /// a message, and receivers waiting for the lead if a message arrived.
     pub(crate) fn settle(&self, core: &mut Core, arrived: bool) {
+        if core.driver.has_foreign_unreachable() && core.background != Background::Awake {
+            // Reports for another shard's peers: the background thread
+            // hands them over.
+            core.background = Background::Awake;
+            self.wake_background();
+        }
         if std::mem::take(&mut core.leader_news) {
             if let Some(lead) = &self.lead {
                 lead.wake();
@@ -314,6 +325,26 @@ impl Shared {
     fn notify(&self, core: &Core) {
         if core.waiting > 0 {
             self.ready.notify_all();
+        }
+    }
+
+    /// Fails the messages of destinations ICMP reported unreachable in the
+    /// shards that own them; called without this socket's lock.
+    pub(crate) fn hand_over_unreachable(&self, destinations: Vec<SocketAddr>) {
+        let Some(siblings) = self.siblings.get() else {
+            return;
+        };
+        for destination in destinations {
+            let owner = gtudp_io::reuseport::shard_of(destination, siblings.len());
+            let Some(owner) = siblings.get(owner).and_then(std::sync::Weak::upgrade) else {
+                continue;
+            };
+            let mut core = owner.lock();
+            if !core.is_finished() {
+                core.driver.peer_unreachable(Instant::now(), destination);
+                let arrived = core.deliver();
+                owner.settle(&mut core, arrived);
+            }
         }
     }
 
