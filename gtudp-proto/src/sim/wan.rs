@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Clock, Fate, LinkProfile, Network};
+use super::network::{Clock, Fate, LinkProfile, Network};
 use crate::{Config, ConfigError, CongestionAlgorithm, Endpoint, Event};
 
 /// Messages each sender keeps waiting beyond what is in flight, so the
