@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::rng::Rng;
-use super::world::Tag;
+use super::tag::Tag;
 use crate::wire::{Framing, Identity, Packet};
 
 /// How much hostile traffic to inject, and when.

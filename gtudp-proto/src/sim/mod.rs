@@ -73,12 +73,18 @@
 //! assert!(outcome.counts.messages > 0);
 //! ```
 
+// The modules import one another one way only, leaves first: `rng`, `tag`,
+// `violation`; then `network`, `reader`, `hostile`, `trace`; then `world`;
+// then `scenario`. `restarts` and `wan` stand alone (`wan` uses `network`).
 mod hostile;
 mod network;
+mod reader;
 mod restarts;
 mod rng;
 mod scenario;
+mod tag;
 mod trace;
+mod violation;
 pub mod wan;
 mod world;
 
@@ -86,12 +92,15 @@ pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection
 pub use network::{
     Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition, CORRUPT_HEADER_BYTES,
 };
+pub use reader::SlowReader;
 pub use restarts::{RestartProbe, RestartReport};
 pub use rng::Rng;
 pub use scenario::{node_address, Knobs, Outcome, Profile, Scenario};
+pub use tag::Tag;
 pub use trace::{Trace, TraceEntry, Wire};
+pub use violation::{Counts, Violation, ViolationCounts, ViolationKind};
 pub use wan::{
     FlowReport, FlowSample, MatrixCell, Traffic, WanCell, WanError, WanFlow, WanReport, WanSample,
     WanTarget,
 };
-pub use world::{Counts, SlowReader, Tag, Violation, ViolationCounts, ViolationKind, World};
+pub use world::World;

@@ -21,9 +21,11 @@ use std::time::Duration;
 
 use super::hostile::HostileProfile;
 use super::network::{LinkProfile, NetworkStats, Partition};
+use super::reader::SlowReader;
 use super::rng::Rng;
 use super::trace::Trace;
-use super::world::{Counts, SlowReader, Violation, ViolationKind, World};
+use super::violation::{Counts, Violation, ViolationKind};
+use super::world::World;
 use crate::config::{Config, Limits, SendOptions};
 use crate::event::MessageId;
 use crate::stats::EndpointStats;

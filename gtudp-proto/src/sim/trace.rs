@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::network::Fate;
-use super::world::Tag;
+use super::tag::Tag;
 use crate::event::{FailureReason, MessageId};
 use crate::wire::{Identity, PacketKind};
 
@@ -203,16 +203,6 @@ impl fmt::Display for Wire {
         match self {
             Wire::Gtudp(kind, identity) => write!(f, "{kind} {:08x}", identity.to_u32()),
             Wire::Other => f.write_str("not-gtudp"),
-        }
-    }
-}
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_flood() {
-            write!(f, "flood{}/{}", self.origin & !Tag::FLOOD, self.seq)
-        } else {
-            write!(f, "node{}/{}", self.origin, self.seq)
         }
     }
 }
