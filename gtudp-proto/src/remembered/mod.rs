@@ -45,19 +45,15 @@ use smallvec::SmallVec;
 
 use crate::wire::Identity;
 
+mod table;
+
+use table::{
+    keep_spare, position, slots_for, take_table, Bucket, Spare, Table, MIN_TABLE, SPARE_TABLES,
+};
+
 /// Generations per retention period: an identity is kept for its retention
 /// plus at most a quarter of it.
 pub(crate) const GENERATIONS: u32 = 4;
-
-/// Tables are filled to this fraction (numerator / denominator) before
-/// another one is started.
-const MAX_LOAD: (usize, usize) = (4, 5);
-
-/// The smallest table, in entries: one bucket.
-const MIN_TABLE: usize = BUCKET;
-
-/// Entries per bucket: 64 bytes, one cache line.
-const BUCKET: usize = 8;
 
 /// A table smaller than this (in bytes) that fills is rehashed into one
 /// twice its size rather than given a second table, so a stream that
@@ -164,17 +160,6 @@ pub(crate) struct RememberedIdentities {
     current: [Option<(u64, Instant)>; 2],
 }
 
-/// A table's slots, freed at `freed` and kept for reuse until two
-/// generation spans later.
-#[derive(Debug)]
-struct Spare {
-    buckets: Box<[Bucket]>,
-    freed: Instant,
-}
-
-/// Spare tables kept at most.
-const SPARE_TABLES: usize = 4;
-
 #[derive(Clone, Copy, Debug)]
 struct Class {
     retention: Duration,
@@ -195,22 +180,6 @@ struct Generation {
     tables: SmallVec<[Table; 1]>,
     len: usize,
 }
-
-/// An insert-only set of entries `identity << 32 | fingerprint`, in
-/// buckets probed linearly; zero marks a free slot (a fingerprint is never
-/// zero). An entry goes into the first free slot of the first bucket, from
-/// its home bucket on, that has one: so a bucket with a free slot was never
-/// passed over, and a lookup stops there.
-#[derive(Debug)]
-struct Table {
-    buckets: Box<[Bucket]>,
-    len: usize,
-}
-
-/// Eight entries filled from the first: one cache line.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(64))]
-struct Bucket([u64; BUCKET]);
 
 /// The fixed bytes one address costs: its map slot (with the map's spare
 /// capacity) and its history record.
@@ -552,129 +521,6 @@ impl Class {
             .span
             .saturating_mul((number + 1).min(u64::from(u32::MAX)) as u32);
         epoch + end + self.retention
-    }
-}
-
-/// The keyed hash of `identity` that places it in a table.
-fn position(key: u64, identity: u32) -> u64 {
-    let mut x = u64::from(identity) ^ key;
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// Slots for about `entries` entries at the highest load.
-fn slots_for(entries: usize) -> usize {
-    entries * MAX_LOAD.1 / MAX_LOAD.0 + 1
-}
-
-/// A table of at least `slots` slots, whole buckets (fewer if `budget`
-/// bytes cannot hold them, never fewer than the smallest table), reusing a
-/// spare table up to a quarter larger when there is one.
-fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) -> Table {
-    let buckets = slots.min(budget / 8).max(MIN_TABLE).div_ceil(BUCKET);
-    let bucket_bytes = core::mem::size_of::<Bucket>();
-    let fits = |spare: &Spare| {
-        let len = spare.buckets.len();
-        len >= buckets
-            && len <= buckets + buckets / 4
-            && len * bucket_bytes <= budget.max(MIN_TABLE * 8)
-    };
-    let buckets = match spare.iter().position(fits) {
-        Some(index) => {
-            let mut reused = spare.swap_remove(index).buckets;
-            reused.fill(Bucket::default());
-            reused
-        }
-        None => vec![Bucket::default(); buckets].into_boxed_slice(),
-    };
-    Table { buckets, len: 0 }
-}
-
-/// Keeps the buckets of a forgotten table for reuse, in place of the
-/// oldest spare when all places are taken.
-fn keep_spare(spare: &mut Vec<Spare>, buckets: Box<[Bucket]>, now: Instant) {
-    if spare.len() == SPARE_TABLES {
-        spare.remove(0);
-    }
-    spare.push(Spare {
-        buckets,
-        freed: now,
-    });
-}
-
-impl Table {
-    fn bytes(&self) -> usize {
-        self.buckets.len() * core::mem::size_of::<Bucket>()
-    }
-
-    fn slots(&self) -> usize {
-        self.buckets.len() * BUCKET
-    }
-
-    fn is_full(&self) -> bool {
-        (self.len + 1) * MAX_LOAD.1 > self.slots() * MAX_LOAD.0
-    }
-
-    /// The home bucket of `hash`.
-    fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
-    }
-
-    fn insert(&mut self, hash: u64, entry: u64) {
-        let mut index = self.home(hash);
-        // `is_full` keeps a fifth of the slots free, so some bucket has room.
-        loop {
-            let bucket = &mut self.buckets[index];
-            for slot in bucket.0.iter_mut() {
-                if *slot == entry {
-                    return;
-                }
-                if *slot == 0 {
-                    *slot = entry;
-                    self.len += 1;
-                    return;
-                }
-            }
-            index = self.next(index);
-        }
-    }
-
-    /// Looks for `identity` from bucket `index` (its home bucket) on.
-    fn find_from(&self, mut index: usize, identity: u32, fingerprint: u32) -> Recall {
-        let mut recall = Recall::Unknown;
-        loop {
-            let bucket = &self.buckets[index].0;
-            // Branch-free over the bucket: which slots hold the identity,
-            // and whether any slot is free.
-            let mut matched = 0u32;
-            let mut free = false;
-            for (slot, &entry) in bucket.iter().enumerate() {
-                matched |= u32::from((entry >> 32) as u32 == identity && entry != 0) << slot;
-                free |= entry == 0;
-            }
-            while matched != 0 {
-                let slot = matched.trailing_zeros() as usize;
-                matched &= matched - 1;
-                if bucket[slot] as u32 == fingerprint {
-                    return Recall::Duplicate;
-                }
-                recall = Recall::Collision;
-            }
-            if free {
-                return recall;
-            }
-            index = self.next(index);
-        }
-    }
-
-    /// The bucket after `index`, wrapping around.
-    fn next(&self, index: usize) -> usize {
-        if index + 1 == self.buckets.len() {
-            0
-        } else {
-            index + 1
-        }
     }
 }
 
