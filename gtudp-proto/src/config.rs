@@ -233,7 +233,7 @@ pub struct Limits {
     /// [`Config::max_sustained_rate`]. Past it, new DATA is left unanswered
     /// until older identities expire. Moving a message that awaited its ACK
     /// into this memory may exceed the bound by a few bytes per such
-    /// message. Default 64 MiB (about 2.4 million messages/s with the
+    /// message. Default 64 MiB (about 2.1 million messages/s with the
     /// default 2 s lifetime).
     pub max_remembered_bytes: usize,
     /// Bytes of remembered identities for one peer address. Default 64 MiB:
@@ -346,7 +346,7 @@ impl Config {
 
     /// The highest steady receive rate, in messages per second, that the
     /// remembered-identity memory allows (see
-    /// [`Limits::max_remembered_bytes`]): `bytes / (11 × 1.25 ×
+    /// [`Limits::max_remembered_bytes`]): `bytes / (13 × 1.25 ×
     /// datagram_lifetime)`, per peer and for the whole endpoint. A stream
     /// above it is slowed to it: new DATA waits unanswered, and its sender
     /// resends, until older identities expire.

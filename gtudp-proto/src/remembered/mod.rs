@@ -20,7 +20,7 @@
 //! table that fills is rehashed into one twice its size; a large one gets
 //! another table beside it. A
 //! steady stream sizes each new table from the last one, so an identity
-//! costs 11 to 16 bytes; while a stream's rate climbs, tables are added and
+//! costs 13 to 18 bytes (its filter cells included); while a stream's rate climbs, tables are added and
 //! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
 //! accounts every allocation the structure makes.
 //!
@@ -45,7 +45,10 @@ use smallvec::SmallVec;
 
 use crate::wire::Identity;
 
+mod filter;
 mod table;
+
+use filter::GenerationFilter;
 
 use table::{
     keep_spare, position, slots_for, take_table, Bucket, Spare, Table, MIN_TABLE, SPARE_TABLES,
@@ -60,19 +63,20 @@ pub(crate) const GENERATIONS: u32 = 4;
 /// starts small ends up in one table per generation.
 const GROW_IN_PLACE_BYTES: usize = 1024 * 1024;
 
-/// Bytes of table per identity inserted when a stream is steady: 8-byte
-/// entries, in tables sized for the previous generation's count plus a
-/// sixteenth at 80 % load (8 × 17/16 × 5/4 = 10.6, rounded up). With
-/// `GENERATIONS + 1` generations' tables allocated at any time, a stream of
-/// `r` messages/s holds `r × retention × (1 + 1/GENERATIONS) × 11` bytes:
-/// the rule behind [`Config::max_sustained_rate`](crate::Config::max_sustained_rate).
-pub(crate) const STEADY_SLOT_BYTES: usize = 11;
+/// Bytes per identity inserted when a stream is steady: 8-byte entries, in
+/// tables sized for the previous generation's count plus a sixteenth at
+/// 80 % load (8 × 17/16 × 5/4 = 10.6), and the generation filter's one to
+/// two cells (see `filter`), rounded up. With `GENERATIONS + 1`
+/// generations' tables allocated at any time, a stream of `r` messages/s
+/// holds `r × retention × (1 + 1/GENERATIONS) × 13` bytes: the rule behind
+/// [`Config::max_sustained_rate`](crate::Config::max_sustained_rate).
+pub(crate) const STEADY_SLOT_BYTES: usize = 13;
 
 /// The most bytes one remembered identity costs in a steady stream, at any
 /// point of the generation cycle (the worst is just after a new
 /// generation's table is allocated, with the oldest not yet forgotten).
 #[cfg(test)]
-pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 16;
+pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 18;
 
 type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 
@@ -170,6 +174,10 @@ struct Class {
 #[derive(Debug, Default)]
 struct History {
     generations: [VecDeque<Generation>; 2],
+    /// Per class, which generations may hold an identity (see `filter`).
+    filters: [GenerationFilter; 2],
+    /// Per class, identities held.
+    class_len: [usize; 2],
     len: usize,
     bytes: usize,
 }
@@ -270,33 +278,42 @@ impl RememberedIdentities {
         };
         let identity = identity.to_u32();
         let home = self.position(identity);
-        // Every table is looked at, and in a large memory each look is a
-        // cache miss: read the home bucket of a batch of tables first,
-        // independently of one another, so the misses overlap, then scan
-        // the few that hold anything.
-        const BATCH: usize = 8;
+        // In a large memory each table looked at is a cache miss: the
+        // filter names the generations that may hold the identity, and
+        // a new one (the common case) is ruled out of most of them.
+        //
+        // The newest generation of the lifetime class is read whatever the
+        // filter says: it is where this identity goes once its ACK comes,
+        // so the insertion then finds its bucket in the cache, and its load
+        // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        let mut tables = history
-            .generations
-            .iter()
-            .flatten()
-            .flat_map(|generation| generation.tables.iter())
-            .peekable();
-        while tables.peek().is_some() {
-            let mut first: [Option<(&Table, usize)>; BATCH] = [None; BATCH];
-            for (place, table) in first.iter_mut().zip(tables.by_ref()) {
-                let bucket = table.home(home);
-                // A bucket fills from its first slot: empty there, empty
-                // throughout, and never passed over.
-                if table.buckets[bucket].0[0] != 0 {
-                    *place = Some((table, bucket));
-                }
+        let newest = history.generations[Retention::Lifetime.index()]
+            .back()
+            .map_or(0, |generation| GenerationFilter::bit(generation.number));
+        let lifetime = Retention::Lifetime.index();
+        for (class, (generations, filter)) in
+            history.generations.iter().zip(&history.filters).enumerate()
+        {
+            let mut candidates = filter.candidates(home);
+            if class == lifetime {
+                candidates |= newest;
             }
-            for (table, bucket) in first.into_iter().flatten() {
-                match table.find_from(bucket, identity, fingerprint.0) {
-                    Recall::Duplicate => return Recall::Duplicate,
-                    Recall::Collision => recall = Recall::Collision,
-                    Recall::Unknown => {}
+            for generation in generations {
+                if candidates & GenerationFilter::bit(generation.number) == 0 {
+                    continue;
+                }
+                for table in &generation.tables {
+                    let bucket = table.home(home);
+                    // A bucket fills from its first slot: empty there,
+                    // empty throughout, and never passed over.
+                    if table.buckets[bucket].0[0] == 0 {
+                        continue;
+                    }
+                    match table.find_from(bucket, identity, fingerprint.0) {
+                        Recall::Duplicate => return Recall::Duplicate,
+                        Recall::Collision => recall = Recall::Collision,
+                        Recall::Unknown => {}
+                    }
                 }
             }
         }
@@ -344,6 +361,10 @@ impl RememberedIdentities {
                 // see a second generation: no room for four.
                 generations.reserve_exact(1);
             }
+            history.filters[class.index()].start(
+                number,
+                generations.iter().map(|generation| generation.number),
+            );
             generations.push_back(Generation {
                 number,
                 tables: smallvec::smallvec![table],
@@ -392,6 +413,20 @@ impl RememberedIdentities {
             table.insert(home, entry);
         }
         newest.len += 1;
+        let index = class.index();
+        history.filters[index].insert(home, number);
+        history.class_len[index] += 1;
+        if history.filters[index].wants_rebuild(history.class_len[index]) {
+            let cells = GenerationFilter::cells_for(history.class_len[index]);
+            // Only within the budget: without its growth the filter rules
+            // out fewer tables, and is no less exact.
+            if cells.saturating_sub(history.filters[index].bytes()) <= budget.saturating_sub(added)
+            {
+                let (more, less) = rebuild_filter(history, index, self.keys.position);
+                added += more;
+                removed += less;
+            }
+        }
         history.len += 1;
         history.bytes = history.bytes + added - removed;
         self.bytes = self.bytes + added - removed;
@@ -474,15 +509,31 @@ impl RememberedIdentities {
             .is_some_and(|oldest| oldest.number == number)
         {
             if let Some(oldest) = generations.pop_front() {
-                let freed =
+                let mut freed =
                     GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
-                history.bytes -= freed;
                 history.len -= oldest.len;
-                self.bytes -= freed;
                 self.len -= oldest.len;
+                history.class_len[class] -= oldest.len;
+                history.filters[class].forget(oldest.number);
                 for table in oldest.tables {
                     keep_spare(&mut self.spare, table.buckets, now);
                 }
+                let live: SmallVec<[u64; 8]> = history.generations[class]
+                    .iter()
+                    .map(|generation| generation.number)
+                    .collect();
+                freed += history.filters[class].settle(&live);
+                let len = history.class_len[class];
+                // Shrinking (or dropping) the filter frees bytes, so it
+                // needs no budget.
+                if history.filters[class].wants_rebuild(len)
+                    && GenerationFilter::cells_for(len) <= history.filters[class].bytes()
+                {
+                    let (more, less) = rebuild_filter(history, class, self.keys.position);
+                    freed = freed + less - more;
+                }
+                history.bytes -= freed;
+                self.bytes -= freed;
             }
         }
         if history.generations.iter().all(VecDeque::is_empty) {
@@ -512,6 +563,28 @@ impl RememberedIdentities {
     fn position(&self, identity: u32) -> u64 {
         position(self.keys.position, identity)
     }
+}
+
+/// Rebuilds `history`'s filter of `class` for the identities it holds now:
+/// returns the bytes it took and the bytes it gave back.
+fn rebuild_filter(history: &mut History, class: usize, key: u64) -> (usize, usize) {
+    let generations = &history.generations[class];
+    let numbers: SmallVec<[u64; 8]> = generations
+        .iter()
+        .map(|generation| generation.number)
+        .collect();
+    let entries = generations.iter().flat_map(|generation| {
+        generation.tables.iter().flat_map(move |table| {
+            table
+                .entries()
+                .map(move |entry| (position(key, (entry >> 32) as u32), generation.number))
+        })
+    });
+    let cells = GenerationFilter::cells_for(history.class_len[class]);
+    let filter = GenerationFilter::rebuilt(cells, &numbers, entries);
+    let taken = filter.bytes();
+    let given = std::mem::replace(&mut history.filters[class], filter).bytes();
+    (taken, given)
 }
 
 impl Class {
@@ -717,13 +790,13 @@ mod tests {
         /// Against a plain list of what was inserted when: every identity
         /// younger than its retention is recalled as a duplicate, and
         /// nothing never inserted ever is (the memory is exact), through
-        /// rehashing in place, tables added beside full ones, and
-        /// generations forgotten.
+        /// rehashing in place, tables added beside full ones, generation
+        /// filters built, grown and shrunk, and generations forgotten.
         #[test]
         fn recalls_exactly_what_a_model_holds(
             operations in proptest::collection::vec(
-                (0u16..3, 0u32..3000, 1u32..4, proptest::bool::ANY, (0u64..300, proptest::bool::weighted(0.01)), proptest::bool::ANY, proptest::bool::weighted(0.1)),
-                1..4000,
+                (0u16..2, 0u32..3000, 1u32..4, proptest::bool::weighted(0.2), (0u64..300, proptest::bool::weighted(0.005)), proptest::bool::weighted(0.7), proptest::bool::weighted(0.1)),
+                1..6000,
             )
         ) {
             let mut memory = memory(1000, 4000);

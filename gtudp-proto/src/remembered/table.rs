@@ -92,6 +92,13 @@ pub(super) fn keep_spare(spare: &mut Vec<Spare>, buckets: Box<[Bucket]>, now: In
 }
 
 impl Table {
+    /// Every entry held.
+    pub(super) fn entries(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|bucket| bucket.0.iter().copied().take_while(|&entry| entry != 0))
+    }
+
     pub(super) fn bytes(&self) -> usize {
         self.buckets.len() * core::mem::size_of::<Bucket>()
     }
