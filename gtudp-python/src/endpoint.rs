@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,7 +28,11 @@ use crate::{debug, payload, stats};
 /// `handle_timeout` once its timeout has passed.
 #[pyclass(module = "gtudp._native", name = "Endpoint")]
 pub(crate) struct Endpoint {
-    endpoint: gtudp_proto::Endpoint,
+    /// The core, in a mutex only because a Python class must be `Sync` and
+    /// the core is not (it memoises its last peer lookup in a `Cell`).
+    /// Every call that feeds or polls it takes `&mut self` and reaches it
+    /// through `get_mut`, without locking; only the read-only getters lock.
+    endpoint: Mutex<gtudp_proto::Endpoint>,
     family: Family,
     debug: bool,
     /// Messages not yet resolved, by the number Python knows them by.
@@ -39,6 +44,18 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// The core, from a call that holds the class exclusively: no lock.
+    fn core(&mut self) -> &mut gtudp_proto::Endpoint {
+        self.endpoint
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core, from a read-only call: locks (uncontended).
+    fn shared(&self) -> MutexGuard<'_, gtudp_proto::Endpoint> {
+        self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn log(
         &self,
         py: Python<'_>,
@@ -46,7 +63,7 @@ impl Endpoint {
         peer: SocketAddr,
         datagram: &[u8],
     ) -> PyResult<()> {
-        let line = debug::line(direction, peer, datagram, &self.endpoint.config().framing);
+        let line = debug::line(direction, peer, datagram, &self.shared().config().framing);
         py.import("builtins")?.getattr("print")?.call1((line,))?;
         Ok(())
     }
@@ -98,7 +115,7 @@ impl Endpoint {
         };
         let endpoint = gtudp_proto::Endpoint::new(config, seed).map_err(value_error)?;
         Ok(Endpoint {
-            endpoint,
+            endpoint: Mutex::new(endpoint),
             family,
             debug,
             outstanding: HashMap::new(),
@@ -119,14 +136,14 @@ impl Endpoint {
         if self.debug {
             self.log(py, "in", from, bytes)?;
         }
-        self.endpoint
+        self.core()
             .handle_datagram(Instant::now(), from, Bytes::copy_from_slice(bytes));
         Ok(())
     }
 
     /// Runs the timers that are due.
     fn handle_timeout(&mut self) {
-        self.endpoint.handle_timeout(Instant::now());
+        self.core().handle_timeout(Instant::now());
     }
 
     /// Accepts a guaranteed send; returns the message's number, which its
@@ -150,7 +167,7 @@ impl Endpoint {
             options.deadline = now.checked_add(duration("deadline", secs)?);
         }
         options.max_attempts = attempts;
-        match self.endpoint.send_with(now, to, payload, options) {
+        match self.core().send_with(now, to, payload, options) {
             Ok(id) => {
                 self.outstanding.insert(id.as_u64(), id);
                 Ok(id.as_u64())
@@ -162,8 +179,8 @@ impl Endpoint {
     /// Stops trying to deliver message `number`; `False` if it has already
     /// resolved.
     fn cancel(&mut self, number: u64) -> bool {
-        match self.outstanding.get(&number) {
-            Some(id) => self.endpoint.cancel(*id).is_ok(),
+        match self.outstanding.get(&number).copied() {
+            Some(id) => self.core().cancel(id).is_ok(),
             None => false,
         }
     }
@@ -177,7 +194,7 @@ impl Endpoint {
     ) -> PyResult<()> {
         let payload = payload::from_py(data)?;
         let to = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
-        self.endpoint
+        self.core()
             .send_raw(to, payload)
             .map_err(|error| raw_error(py, error))
     }
@@ -185,7 +202,7 @@ impl Endpoint {
     /// Leaves new messages unanswered (their senders resend later) while
     /// the application's queue is full.
     fn set_receive_paused(&mut self, paused: bool) {
-        self.endpoint.set_receive_paused(paused);
+        self.core().set_receive_paused(paused);
     }
 
     /// Reads the error queue of `fd` (the socket this endpoint sends
@@ -199,7 +216,7 @@ impl Endpoint {
         crate::fd::read_unreachable_reports(fd, &mut unreachable)?;
         let now = Instant::now();
         for destination in &unreachable {
-            self.endpoint.peer_unreachable(now, *destination);
+            self.core().peer_unreachable(now, *destination);
         }
         Ok(unreachable.len())
     }
@@ -207,30 +224,30 @@ impl Endpoint {
     /// Starts closing: no new messages; what is in flight is resolved until
     /// done or the drain deadline.
     fn close(&mut self) {
-        self.endpoint.close(Instant::now());
+        self.core().close(Instant::now());
     }
 
     /// Whether closing has finished (everything resolved, tables empty).
     #[getter]
     fn is_closed(&self) -> bool {
-        self.endpoint.is_closed()
+        self.shared().is_closed()
     }
 
     /// The largest payload one message can carry.
     #[getter]
     fn max_payload_size(&self) -> usize {
-        self.endpoint.config().max_payload_size()
+        self.shared().config().max_payload_size()
     }
 
     /// The configured drain deadline, in seconds.
     #[getter]
     fn drain_timeout(&self) -> f64 {
-        self.endpoint.config().drain_timeout.as_secs_f64()
+        self.shared().config().drain_timeout.as_secs_f64()
     }
 
     /// The endpoint's counters, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats::endpoint(py, &self.endpoint.stats())
+        stats::endpoint(py, &self.shared().stats())
     }
 
     /// What the endpoint knows of one peer (an IP literal address), as a
@@ -241,7 +258,7 @@ impl Endpoint {
         addr: &Bound<'_, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let peer = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
-        self.endpoint
+        self.shared()
             .peer_stats(peer)
             .map(|peer| stats::peer(py, &peer))
             .transpose()
@@ -261,7 +278,7 @@ impl Endpoint {
         let now = Instant::now();
         let datagrams = PyList::empty(py);
         let mut buffer = std::mem::take(&mut self.buffer);
-        while let Some(transmit) = self.endpoint.poll_transmit(now, 1, &mut buffer) {
+        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
             let datagram = &buffer[..transmit.size];
             if self.debug {
                 self.log(py, "out", transmit.destination, datagram)?;
@@ -271,7 +288,7 @@ impl Endpoint {
         }
         self.buffer = buffer;
         let events = PyList::empty(py);
-        while let Some(event) = self.endpoint.poll_event() {
+        while let Some(event) = self.core().poll_event() {
             match event {
                 Event::Received { from, payload } => events.append((
                     "received",
@@ -297,7 +314,7 @@ impl Endpoint {
             }
         }
         let timeout = self
-            .endpoint
+            .core()
             .poll_timeout()
             .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64());
         Ok((datagrams, events, timeout))
