@@ -41,7 +41,21 @@ pub(crate) struct Endpoint {
     /// The last destination and its Python tuple (as the socket's family
     /// sends to it), reused for a run of datagrams to the same peer.
     last_destination: Option<(SocketAddr, Py<PyTuple>)>,
+    /// `poll_send`'s datagrams of one system call, end to end, and their
+    /// destinations and ranges in it (kept to reuse their allocations).
+    #[cfg(target_os = "linux")]
+    batch_bytes: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    batch: Vec<(socket2::SockAddr, std::ops::Range<usize>)>,
 }
+
+/// What `poll_send` returns: datagrams not sent, events, timeout, errors.
+type PollSent<'py> = (
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
+    Option<f64>,
+    Bound<'py, PyList>,
+);
 
 impl Endpoint {
     /// The core, from a call that holds the class exclusively: no lock.
@@ -82,6 +96,44 @@ impl Endpoint {
         self.last_destination = Some((to, tuple.clone().unbind()));
         Ok(tuple)
     }
+
+    /// The events waiting, as `poll` lists them.
+    fn events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = PyList::empty(py);
+        while let Some(event) = self.core().poll_event() {
+            match event {
+                Event::Received { from, payload } => events.append((
+                    "received",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Foreign { from, payload } => events.append((
+                    "foreign",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Delivered {
+                    id, suspected_lost, ..
+                } => {
+                    self.outstanding.remove(&id.as_u64());
+                    events.append(("delivered", id.as_u64(), suspected_lost))?
+                }
+                Event::Failed { id, to, reason } => {
+                    self.outstanding.remove(&id.as_u64());
+                    let message = gtudp_mio::DeliveryError::Failed { to, reason }.to_string();
+                    events.append(("failed", id.as_u64(), failure_name(reason), message))?
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Seconds until `handle_timeout` is due (`None`: no timer).
+    fn timeout(&mut self) -> Option<f64> {
+        self.core()
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64())
+    }
 }
 
 #[pymethods]
@@ -121,6 +173,10 @@ impl Endpoint {
             outstanding: HashMap::new(),
             buffer: Vec::new(),
             last_destination: None,
+            #[cfg(target_os = "linux")]
+            batch_bytes: Vec::new(),
+            #[cfg(target_os = "linux")]
+            batch: Vec::new(),
         })
     }
 
@@ -264,6 +320,109 @@ impl Endpoint {
             .transpose()
     }
 
+    /// Feeds one datagram received from `addr` (as `handle_datagram`) and
+    /// returns the events it produced, as `poll` lists them: one call per
+    /// datagram. Its datagrams and timeout wait for the next `poll` or
+    /// `poll_send`, which the caller owes the endpoint (the call contract),
+    /// and may make a little later, so that what the application sends in
+    /// answer leaves with them.
+    fn receive<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'_, PyBytes>,
+        addr: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.handle_datagram(py, data, addr)?;
+        self.events(py)
+    }
+
+    /// `poll`, sending the datagrams itself through socket `fd` (the
+    /// socket of the transport, open, with nothing queued in it), as many
+    /// per system call as there are (`sendmmsg`, Linux). Returns `(unsent,
+    /// events, timeout, errors)`: `unsent` the datagrams the socket would
+    /// not take without blocking (everything, elsewhere than Linux), to
+    /// send through the transport, which queues them; `events` and
+    /// `timeout` as `poll` returns them; `errors` the `errno` of each send
+    /// that failed, its datagram dropped (as an asyncio transport drops
+    /// it and reports the error to `error_received`).
+    fn poll_send<'py>(&mut self, py: Python<'py>, fd: i64) -> PyResult<PollSent<'py>> {
+        let now = Instant::now();
+        let unsent = PyList::empty(py);
+        let errors = PyList::empty(py);
+        #[cfg(target_os = "linux")]
+        {
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let mut bytes = std::mem::take(&mut self.batch_bytes);
+            let mut batch = std::mem::take(&mut self.batch);
+            let mut blocked = false;
+            while !blocked {
+                bytes.clear();
+                batch.clear();
+                while batch.len() < crate::fd::BATCH {
+                    let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) else {
+                        break;
+                    };
+                    let datagram = &buffer[..transmit.size];
+                    if self.debug {
+                        self.log(py, "out", transmit.destination, datagram)?;
+                    }
+                    let start = bytes.len();
+                    bytes.extend_from_slice(datagram);
+                    let to = address::for_sending(transmit.destination, self.family);
+                    batch.push((socket2::SockAddr::from(to), start..bytes.len()));
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let mut done = 0;
+                while done < batch.len() {
+                    match crate::fd::send_batch(fd, &bytes, &batch[done..]) {
+                        Ok(0) => blocked = true,
+                        Ok(sent) => done += sent,
+                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                            blocked = true
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => {
+                            errors.append(error.raw_os_error().unwrap_or(0))?;
+                            done += 1;
+                        }
+                    }
+                    if blocked {
+                        break;
+                    }
+                }
+                for (to, range) in &batch[done..] {
+                    let to = to.as_socket().ok_or_else(|| {
+                        std::io::Error::other("a destination that is not an IP address")
+                    })?;
+                    unsent.append((
+                        PyBytes::new(py, &bytes[range.clone()]),
+                        address::to_py(py, to)?,
+                    ))?;
+                }
+            }
+            self.buffer = buffer;
+            self.batch_bytes = bytes;
+            self.batch = batch;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = fd;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
+            let datagram = &buffer[..transmit.size];
+            if self.debug {
+                self.log(py, "out", transmit.destination, datagram)?;
+            }
+            let to = self.destination(py, transmit.destination)?;
+            unsent.append((PyBytes::new(py, datagram), to))?;
+        }
+        self.buffer = buffer;
+        let events = self.events(py)?;
+        let timeout = self.timeout();
+        Ok((unsent, events, timeout, errors))
+    }
+
     /// Everything the last inputs produced: `(datagrams, events, timeout)`
     /// with `datagrams` a list of `(bytes, address)` to send, `events` a
     /// list of `("received", payload, address)`, `("foreign", payload,
@@ -287,36 +446,8 @@ impl Endpoint {
             datagrams.append((PyBytes::new(py, datagram), to))?;
         }
         self.buffer = buffer;
-        let events = PyList::empty(py);
-        while let Some(event) = self.core().poll_event() {
-            match event {
-                Event::Received { from, payload } => events.append((
-                    "received",
-                    PyBytes::new(py, &payload),
-                    address::to_py(py, from)?,
-                ))?,
-                Event::Foreign { from, payload } => events.append((
-                    "foreign",
-                    PyBytes::new(py, &payload),
-                    address::to_py(py, from)?,
-                ))?,
-                Event::Delivered {
-                    id, suspected_lost, ..
-                } => {
-                    self.outstanding.remove(&id.as_u64());
-                    events.append(("delivered", id.as_u64(), suspected_lost))?
-                }
-                Event::Failed { id, to, reason } => {
-                    self.outstanding.remove(&id.as_u64());
-                    let message = gtudp_mio::DeliveryError::Failed { to, reason }.to_string();
-                    events.append(("failed", id.as_u64(), failure_name(reason), message))?
-                }
-            }
-        }
-        let timeout = self
-            .core()
-            .poll_timeout()
-            .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64());
+        let events = self.events(py)?;
+        let timeout = self.timeout();
         Ok((datagrams, events, timeout))
     }
 }

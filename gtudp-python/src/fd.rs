@@ -88,3 +88,58 @@ fn invalid(fd: i64) -> std::io::Error {
         format!("{fd} is not a valid file descriptor"),
     )
 }
+
+/// The most datagrams one `sendmmsg` call is given.
+#[cfg(target_os = "linux")]
+pub(crate) const BATCH: usize = 64;
+
+/// Sends `datagrams` (each a destination and a range of `bytes`, at most
+/// [`BATCH`]) through socket `fd` in one `sendmmsg` call, without waiting;
+/// how many the kernel took (a prefix). `fd` must be open for the duration
+/// of the call.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn send_batch(
+    fd: i64,
+    bytes: &[u8],
+    datagrams: &[(socket2::SockAddr, std::ops::Range<usize>)],
+) -> std::io::Result<usize> {
+    let fd = raw(fd)?;
+    let count = datagrams.len().min(BATCH);
+    let mut iovecs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; BATCH];
+    // SAFETY: all-zero is a valid `mmsghdr` (null pointers, zero lengths).
+    let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (index, (to, range)) in datagrams.iter().take(count).enumerate() {
+        let datagram = bytes.get(range.clone()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "datagram out of range")
+        })?;
+        iovecs[index] = libc::iovec {
+            // sendmmsg only reads through it.
+            iov_base: datagram.as_ptr().cast_mut().cast(),
+            iov_len: datagram.len(),
+        };
+        let header = &mut headers[index].msg_hdr;
+        header.msg_name = to.as_ptr().cast_mut().cast();
+        header.msg_namelen = to.len();
+        header.msg_iov = &mut iovecs[index];
+        header.msg_iovlen = 1;
+    }
+    // SAFETY: `headers[..count]` point at `iovecs`, the addresses and the
+    // datagrams' bytes, all alive and unmoved for the call; the caller
+    // keeps `fd` open.
+    let sent = unsafe {
+        libc::sendmmsg(
+            fd,
+            headers.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if sent < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}

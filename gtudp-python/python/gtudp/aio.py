@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import socket as _socket
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, cast
 
 from . import Address, Message
 from ._errors import Closed, Timeout
@@ -126,12 +127,13 @@ class Delivery:
     ``True`` (delivered) or ``False`` (failed); ``reason`` says why, and
     ``suspected_lost`` how a delivery went."""
 
-    __slots__ = ("_future", "_socket", "_number", "reason", "error", "suspected_lost", "destination")
+    __slots__ = ("_future", "_socket", "_number", "_settled", "reason", "error", "suspected_lost", "destination")
 
     def __init__(self, sock: "Socket", number: int, destination: Address) -> None:
         self._future: "asyncio.Future[bool]" = asyncio.get_running_loop().create_future()
         self._socket = sock
         self._number = number
+        self._settled = False
         self.destination = destination
         self.reason: Optional[str] = None
         """Why it failed (as :attr:`gtudp.Delivery.reason`), else ``None``."""
@@ -147,18 +149,20 @@ class Delivery:
 
     def done(self) -> bool:
         """Whether the outcome is known."""
-        return self._future.done()
+        return self._settled
 
     @property
     def delivered(self) -> Optional[bool]:
         """``True`` once delivered, ``False`` once failed, ``None`` while
         pending."""
-        return self._future.result() if self._future.done() else None
+        if not self._settled:
+            return None
+        return self.reason is None
 
     def cancel(self) -> bool:
         """Stops trying to deliver it: ``True`` if this cancelled it (it now
         reports ``False``, reason ``"cancelled"``)."""
-        if self._future.done():
+        if self._settled:
             return False
         cancelled = self._socket._endpoint.cancel(self._number)
         self._socket._flush()
@@ -171,6 +175,9 @@ class Delivery:
         error: Optional[str] = None,
         suspected_lost: Optional[bool] = None,
     ) -> None:
+        if self._settled:
+            return
+        self._settled = True
         self.reason, self.error, self.suspected_lost = reason, error, suspected_lost
         if not self._future.done():
             self._future.set_result(delivered)
@@ -218,6 +225,8 @@ class Socket:
         # error the transport reported from one of its sends).
         self._flushing = False
         self._reflush = False
+        # A flush is scheduled (`call_soon`) after received datagrams.
+        self._flush_soon = False
 
     # ----- sending ---------------------------------------------------------
 
@@ -234,7 +243,10 @@ class Socket:
         passed). Cancelling the await cancels the message."""
         delivery = await self._send(data, addr, deadline, attempts)
         try:
-            return await delivery
+            # The future itself, not the shielded `await delivery`: the
+            # shield costs a loop iteration, and this future is no one
+            # else's (cancelling the await cancels it, and the message).
+            return await delivery._future
         except asyncio.CancelledError:
             delivery.cancel()
             raise
@@ -411,7 +423,19 @@ class Socket:
         return cast(Address, infos[0][4])
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
-        self._endpoint.handle_datagram(data, addr)
+        # The events now (a waiting reader or sender wakes on the next
+        # iteration); the datagrams this one produced (a RECV, an ACK) and
+        # the timer once the loop has run what is ready, so that a reply the
+        # application sends meanwhile leaves with them, in one system call.
+        events = self._endpoint.receive(data, addr)
+        if events:
+            self._hand_over(events)
+        if not self._flush_soon:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_soon = False
         self._flush()
 
     def _on_timer(self) -> None:
@@ -454,11 +478,27 @@ class Socket:
             self._flushing = False
 
     def _flush_once(self) -> None:
-        datagrams, events, timeout = self._endpoint.poll()
         transport = self._transport
+        queued = getattr(transport, "get_write_buffer_size", None)
+        if transport is not None and queued is not None and not transport.is_closing() and not queued():
+            # The endpoint sends through the socket itself, all in one
+            # system call; what the socket would not take goes through the
+            # transport, which queues it.
+            datagrams, events, timeout, errors = self._endpoint.poll_send(self._fd)
+            for errno in errors:
+                self._on_error(OSError(errno, os.strerror(errno)))
+        else:
+            datagrams, events, timeout = self._endpoint.poll()
         if transport is not None:
             for datagram, addr in datagrams:
                 transport.sendto(datagram, addr)
+        if events:
+            self._hand_over(events)
+        if self._closing and self._endpoint.is_closed:
+            self._closed.set()
+        self._schedule(timeout)
+
+    def _hand_over(self, events: "List[_Event]") -> None:
         arrived = False
         for event in events:
             arrived |= self._handle(event)
@@ -472,9 +512,6 @@ class Socket:
                 waiter = self._readers.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
-        if self._closing and self._endpoint.is_closed:
-            self._closed.set()
-        self._schedule(timeout)
 
     def _handle(self, event: _Event) -> bool:
         """Hands one endpoint event over; whether it was a message."""
