@@ -47,7 +47,18 @@ pub(crate) struct Endpoint {
     batch_bytes: Vec<u8>,
     #[cfg(target_os = "linux")]
     batch: Vec<(socket2::SockAddr, std::ops::Range<usize>)>,
+    /// `receive`'s slots for `recvmmsg` (allocated at its first use), and
+    /// the senders and lengths of what one call read.
+    #[cfg(target_os = "linux")]
+    recv_slots: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    received: Vec<(SocketAddr, usize)>,
 }
+
+/// The most datagrams one `receive` reads from the socket beyond the one it
+/// is given, so that a flood does not keep the event loop from the rest.
+#[cfg(target_os = "linux")]
+const RECEIVE_AT_ONCE: usize = 64;
 
 /// What `poll_send` returns: datagrams not sent, events, timeout, errors.
 type PollSent<'py> = (
@@ -128,6 +139,46 @@ impl Endpoint {
         Ok(events)
     }
 
+    /// Reads and handles the datagrams queued on socket `fd`, at most
+    /// [`RECEIVE_AT_ONCE`]; the `errno` of a failed read, else 0.
+    #[cfg(target_os = "linux")]
+    fn receive_queued(&mut self, py: Python<'_>, fd: i64) -> PyResult<i32> {
+        use crate::fd::{recv_batch, RECV_SLOT, RECV_SLOTS};
+        let mut slots = std::mem::take(&mut self.recv_slots);
+        if slots.is_empty() {
+            slots = vec![0; RECV_SLOT * RECV_SLOTS];
+        }
+        let mut received = std::mem::take(&mut self.received);
+        let mut total = 0;
+        let mut errno = 0;
+        while total < RECEIVE_AT_ONCE {
+            received.clear();
+            let filled = match recv_batch(fd, &mut slots, &mut received) {
+                Ok(filled) => filled,
+                Err(error) => {
+                    errno = error.raw_os_error().unwrap_or(0);
+                    break;
+                }
+            };
+            let now = Instant::now();
+            for (slot, &(from, len)) in received.iter().enumerate() {
+                let datagram = &slots[slot * RECV_SLOT..slot * RECV_SLOT + len];
+                if self.debug {
+                    self.log(py, "in", from, datagram)?;
+                }
+                self.core()
+                    .handle_datagram(now, from, Bytes::copy_from_slice(datagram));
+            }
+            total += filled;
+            if filled < RECV_SLOTS {
+                break;
+            }
+        }
+        self.recv_slots = slots;
+        self.received = received;
+        Ok(errno)
+    }
+
     /// Seconds until `handle_timeout` is due (`None`: no timer).
     fn timeout(&mut self) -> Option<f64> {
         self.core()
@@ -177,6 +228,10 @@ impl Endpoint {
             batch_bytes: Vec::new(),
             #[cfg(target_os = "linux")]
             batch: Vec::new(),
+            #[cfg(target_os = "linux")]
+            recv_slots: Vec::new(),
+            #[cfg(target_os = "linux")]
+            received: Vec::new(),
         })
     }
 
@@ -320,20 +375,33 @@ impl Endpoint {
             .transpose()
     }
 
-    /// Feeds one datagram received from `addr` (as `handle_datagram`) and
-    /// returns the events it produced, as `poll` lists them: one call per
-    /// datagram. Its datagrams and timeout wait for the next `poll` or
-    /// `poll_send`, which the caller owes the endpoint (the call contract),
-    /// and may make a little later, so that what the application sends in
-    /// answer leaves with them.
+    /// Feeds one datagram received from `addr` (as `handle_datagram`), then,
+    /// with `fd` (the socket it came from, open), those queued on that
+    /// socket (read with `recvmmsg` without waiting, Linux; a bounded
+    /// number), and returns `(events, errno)`: the events they produced, as
+    /// `poll` lists them, and the `errno` of a failed read (an ICMP report
+    /// about an earlier send; 0 if none). One call per wake-up. Their
+    /// datagrams and timeout wait for the next `poll` or `poll_send`, which
+    /// the caller owes the endpoint (the call contract) and may make a
+    /// little later, so that what the application sends in answer leaves
+    /// with them.
+    #[pyo3(signature = (data, addr, fd = -1), text_signature = "($self, data, addr, fd=-1)")]
     fn receive<'py>(
         &mut self,
         py: Python<'py>,
         data: &Bound<'_, PyBytes>,
         addr: &Bound<'_, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
+        fd: i64,
+    ) -> PyResult<(Bound<'py, PyList>, i32)> {
         self.handle_datagram(py, data, addr)?;
-        self.events(py)
+        let mut errno = 0;
+        #[cfg(target_os = "linux")]
+        if fd >= 0 {
+            errno = self.receive_queued(py, fd)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = fd;
+        Ok((self.events(py)?, errno))
     }
 
     /// `poll`, sending the datagrams itself through socket `fd` (the

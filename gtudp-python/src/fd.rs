@@ -143,3 +143,92 @@ pub(crate) fn send_batch(
     }
     Ok(sent as usize)
 }
+
+/// Bytes of one receive slot: more than the largest UDP payload, so no
+/// datagram is ever cut.
+#[cfg(target_os = "linux")]
+pub(crate) const RECV_SLOT: usize = 1 << 16;
+
+/// Receive slots per `recvmmsg` call.
+#[cfg(target_os = "linux")]
+pub(crate) const RECV_SLOTS: usize = 8;
+
+/// Reads the datagrams queued on socket `fd` (at most `buffer.len() /
+/// RECV_SLOT`, and [`RECV_SLOTS`]) in one `recvmmsg` call, without
+/// waiting: each datagram at the start of its slot of `buffer`, its sender
+/// and length appended to `out`. Returns how many slots the call filled
+/// (0 when nothing is queued). `fd` must be open for the duration of the
+/// call.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn recv_batch(
+    fd: i64,
+    buffer: &mut [u8],
+    out: &mut Vec<(std::net::SocketAddr, usize)>,
+) -> std::io::Result<usize> {
+    let fd = raw(fd)?;
+    let mut iovecs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; RECV_SLOTS];
+    let mut names: [socket2::SockAddrStorage; RECV_SLOTS] =
+        std::array::from_fn(|_| socket2::SockAddrStorage::zeroed());
+    // SAFETY: all-zero is a valid `mmsghdr` (null pointers, zero lengths).
+    let mut headers: [libc::mmsghdr; RECV_SLOTS] = unsafe { std::mem::zeroed() };
+    let mut count = 0;
+    for (slot, chunk) in buffer
+        .chunks_exact_mut(RECV_SLOT)
+        .take(RECV_SLOTS)
+        .enumerate()
+    {
+        iovecs[slot] = libc::iovec {
+            iov_base: chunk.as_mut_ptr().cast(),
+            iov_len: chunk.len(),
+        };
+        count = slot + 1;
+    }
+    for slot in 0..count {
+        let header = &mut headers[slot].msg_hdr;
+        header.msg_namelen = names[slot].size_of();
+        header.msg_name = (&mut names[slot] as *mut socket2::SockAddrStorage).cast();
+        header.msg_iov = &mut iovecs[slot];
+        header.msg_iovlen = 1;
+    }
+    if count == 0 {
+        return Ok(0);
+    }
+    // SAFETY: `headers[..count]` point at `names`, `iovecs` and the slots
+    // of `buffer`, all alive, unmoved and writable for the call; the caller
+    // keeps `fd` open.
+    let received = unsafe {
+        libc::recvmmsg(
+            fd,
+            headers.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if received < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() == std::io::ErrorKind::WouldBlock {
+            return Ok(0);
+        }
+        return Err(error);
+    }
+    let received = received as usize;
+    for slot in 0..received {
+        let header = &headers[slot];
+        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            continue; // larger than any UDP payload: cannot happen
+        }
+        // SAFETY: the kernel wrote `msg_namelen` bytes of a socket address
+        // into `names[slot]`.
+        let storage = std::mem::replace(&mut names[slot], socket2::SockAddrStorage::zeroed());
+        let name = unsafe { socket2::SockAddr::new(storage, header.msg_hdr.msg_namelen) };
+        if let Some(from) = name.as_socket() {
+            out.push((from, header.msg_len as usize));
+        }
+    }
+    Ok(received)
+}

@@ -424,13 +424,19 @@ class Socket:
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         # The events now (a waiting reader or sender wakes on the next
-        # iteration); the datagrams this one produced (a RECV, an ACK) and
-        # the timer once the loop has run what is ready, so that a reply the
-        # application sends meanwhile leaves with them, in one system call.
-        events = self._endpoint.receive(data, addr)
-        if events:
-            self._hand_over(events)
-        if not self._flush_soon:
+        # iteration); when they woke someone, the datagrams they produced
+        # (a RECV, an ACK) and the timer once the loop has run what is
+        # ready, so that a reply the application sends meanwhile leaves with
+        # them, in one system call; else at once.
+        # The endpoint reads what else is queued on the socket too, so that
+        # one wake-up takes a burst (a RECV and the echo after it) at once.
+        events, errno = self._endpoint.receive(data, addr, self._fd if self._transport is not None else -1)
+        woke = self._hand_over(events) if events else False
+        if errno:
+            self._on_error(OSError(errno, os.strerror(errno)))
+        if not woke:
+            self._flush()  # no one to answer: nothing to wait for
+        elif not self._flush_soon:
             self._flush_soon = True
             self._loop.call_soon(self._flush_later)
 
@@ -498,10 +504,16 @@ class Socket:
             self._closed.set()
         self._schedule(timeout)
 
-    def _hand_over(self, events: "List[_Event]") -> None:
+    def _hand_over(self, events: "List[_Event]") -> bool:
+        """Hands events over; whether they may have woken a task (a reader,
+        or a sender awaiting its delivery)."""
         arrived = False
+        woke = False
         for event in events:
-            arrived |= self._handle(event)
+            if self._handle(event):
+                arrived = True
+            else:
+                woke = True
         if arrived:
             if len(self._inbox) >= self._capacity and not self._paused:
                 # Backpressure: new messages wait in their senders (which
@@ -512,6 +524,8 @@ class Socket:
                 waiter = self._readers.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
+                    woke = True
+        return woke
 
     def _handle(self, event: _Event) -> bool:
         """Hands one endpoint event over; whether it was a message."""
