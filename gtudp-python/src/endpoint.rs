@@ -10,6 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
+#[cfg(target_os = "linux")]
+use gtudp_proto::wire::Packet;
 use gtudp_proto::{Config, Event, MessageId, SendOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -53,6 +55,10 @@ pub(crate) struct Endpoint {
     recv_slots: Vec<u8>,
     #[cfg(target_os = "linux")]
     received: Vec<(SocketAddr, usize)>,
+    /// How many ACKs `poll_send` holds at the start of `batch`, for the
+    /// next datagram that leaves (or the caller's short timer).
+    #[cfg(target_os = "linux")]
+    held: usize,
 }
 
 /// The most datagrams one `receive` reads from the socket beyond the one it
@@ -60,12 +66,14 @@ pub(crate) struct Endpoint {
 #[cfg(target_os = "linux")]
 const RECEIVE_AT_ONCE: usize = 64;
 
-/// What `poll_send` returns: datagrams not sent, events, timeout, errors.
+/// What `poll_send` returns: datagrams not sent, events, timeout, errors,
+/// whether it holds ACKs.
 type PollSent<'py> = (
     Bound<'py, PyList>,
     Bound<'py, PyList>,
     Option<f64>,
     Bound<'py, PyList>,
+    bool,
 );
 
 impl Endpoint {
@@ -143,17 +151,18 @@ impl Endpoint {
     /// [`RECEIVE_AT_ONCE`]; the `errno` of a failed read, else 0.
     #[cfg(target_os = "linux")]
     fn receive_queued(&mut self, py: Python<'_>, fd: i64) -> PyResult<i32> {
-        use crate::fd::{recv_batch, RECV_SLOT, RECV_SLOTS};
+        use crate::fd::{received, recv_batch, RECV_SLOT, RECV_SLOTS};
         let mut slots = std::mem::take(&mut self.recv_slots);
-        if slots.is_empty() {
-            slots = vec![0; RECV_SLOT * RECV_SLOTS];
+        if slots.capacity() == 0 {
+            // Not zeroed: only what the kernel writes is ever read.
+            slots = Vec::with_capacity(RECV_SLOT * RECV_SLOTS);
         }
-        let mut received = std::mem::take(&mut self.received);
+        let mut got = std::mem::take(&mut self.received);
         let mut total = 0;
         let mut errno = 0;
         while total < RECEIVE_AT_ONCE {
-            received.clear();
-            let filled = match recv_batch(fd, &mut slots, &mut received) {
+            got.clear();
+            let filled = match recv_batch(fd, slots.spare_capacity_mut(), &mut got) {
                 Ok(filled) => filled,
                 Err(error) => {
                     errno = error.raw_os_error().unwrap_or(0);
@@ -161,8 +170,13 @@ impl Endpoint {
                 }
             };
             let now = Instant::now();
-            for (slot, &(from, len)) in received.iter().enumerate() {
-                let datagram = &slots[slot * RECV_SLOT..slot * RECV_SLOT + len];
+            for (slot, &(from, len)) in got.iter().enumerate() {
+                if len == 0 && from.port() == 0 {
+                    continue; // a slot recv_batch could not use
+                }
+                let Some(datagram) = received(slots.spare_capacity_mut(), slot, len) else {
+                    continue;
+                };
                 if self.debug {
                     self.log(py, "in", from, datagram)?;
                 }
@@ -175,7 +189,7 @@ impl Endpoint {
             }
         }
         self.recv_slots = slots;
-        self.received = received;
+        self.received = got;
         Ok(errno)
     }
 
@@ -232,6 +246,8 @@ impl Endpoint {
             recv_slots: Vec::new(),
             #[cfg(target_os = "linux")]
             received: Vec::new(),
+            #[cfg(target_os = "linux")]
+            held: 0,
         })
     }
 
@@ -412,8 +428,19 @@ impl Endpoint {
     /// send through the transport, which queues them; `events` and
     /// `timeout` as `poll` returns them; `errors` the `errno` of each send
     /// that failed, its datagram dropped (as an asyncio transport drops
-    /// it and reports the error to `error_received`).
-    fn poll_send<'py>(&mut self, py: Python<'py>, fd: i64) -> PyResult<PollSent<'py>> {
+    /// it and reports the error to `error_received`); and whether it holds
+    /// ACKs: with `hold_acks`, datagrams that are all ACKs stay (in order)
+    /// until the next call that sends, or a `poll`, so that an ACK leaves
+    /// with the application's next datagram rather than on its own; the
+    /// caller owes a call without `hold_acks` soon (a millisecond) while
+    /// it holds them.
+    #[pyo3(signature = (fd, hold_acks = false), text_signature = "($self, fd, hold_acks=False)")]
+    fn poll_send<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i64,
+        hold_acks: bool,
+    ) -> PyResult<PollSent<'py>> {
         let now = Instant::now();
         let unsent = PyList::empty(py);
         let errors = PyList::empty(py);
@@ -422,10 +449,14 @@ impl Endpoint {
             let mut buffer = std::mem::take(&mut self.buffer);
             let mut bytes = std::mem::take(&mut self.batch_bytes);
             let mut batch = std::mem::take(&mut self.batch);
+            // The ACKs held by the last call lead the batch.
+            let mut keep = std::mem::take(&mut self.held);
             let mut blocked = false;
             while !blocked {
-                bytes.clear();
-                batch.clear();
+                batch.truncate(keep);
+                bytes.truncate(batch.last().map_or(0, |(_, range)| range.end));
+                keep = 0;
+                let mut only_acks = true;
                 while batch.len() < crate::fd::BATCH {
                     let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) else {
                         break;
@@ -434,12 +465,20 @@ impl Endpoint {
                     if self.debug {
                         self.log(py, "out", transmit.destination, datagram)?;
                     }
+                    only_acks &= matches!(
+                        self.core().config().framing.parse(datagram),
+                        Ok(Packet::Ack { .. })
+                    );
                     let start = bytes.len();
                     bytes.extend_from_slice(datagram);
                     let to = address::for_sending(transmit.destination, self.family);
                     batch.push((socket2::SockAddr::from(to), start..bytes.len()));
                 }
                 if batch.is_empty() {
+                    break;
+                }
+                if hold_acks && only_acks && batch.len() < crate::fd::BATCH {
+                    self.held = batch.len();
                     break;
                 }
                 let mut done = 0;
@@ -488,7 +527,11 @@ impl Endpoint {
         self.buffer = buffer;
         let events = self.events(py)?;
         let timeout = self.timeout();
-        Ok((unsent, events, timeout, errors))
+        #[cfg(target_os = "linux")]
+        let holding = self.held > 0;
+        #[cfg(not(target_os = "linux"))]
+        let holding = false;
+        Ok((unsent, events, timeout, errors, holding))
     }
 
     /// Everything the last inputs produced: `(datagrams, events, timeout)`
@@ -504,6 +547,15 @@ impl Endpoint {
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>)> {
         let now = Instant::now();
         let datagrams = PyList::empty(py);
+        #[cfg(target_os = "linux")]
+        for (to, range) in self.batch.iter().take(std::mem::take(&mut self.held)) {
+            if let Some(to) = to.as_socket() {
+                datagrams.append((
+                    PyBytes::new(py, &self.batch_bytes[range.clone()]),
+                    address::to_py(py, to)?,
+                ))?;
+            }
+        }
         let mut buffer = std::mem::take(&mut self.buffer);
         while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
             let datagram = &buffer[..transmit.size];

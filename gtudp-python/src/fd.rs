@@ -155,15 +155,17 @@ pub(crate) const RECV_SLOTS: usize = 8;
 
 /// Reads the datagrams queued on socket `fd` (at most `buffer.len() /
 /// RECV_SLOT`, and [`RECV_SLOTS`]) in one `recvmmsg` call, without
-/// waiting: each datagram at the start of its slot of `buffer`, its sender
-/// and length appended to `out`. Returns how many slots the call filled
-/// (0 when nothing is queued). `fd` must be open for the duration of the
-/// call.
+/// waiting: each datagram at the start of its slot of `buffer` (which need
+/// not be initialised: the memory is only written, never touched before,
+/// so a new buffer costs no zeroing and only the pages the kernel writes),
+/// its sender and length appended to `out`. Returns how many slots the
+/// call filled (0 when nothing is queued). `fd` must be open for the
+/// duration of the call. Read a datagram with [`received`].
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub(crate) fn recv_batch(
     fd: i64,
-    buffer: &mut [u8],
+    buffer: &mut [std::mem::MaybeUninit<u8>],
     out: &mut Vec<(std::net::SocketAddr, usize)>,
 ) -> std::io::Result<usize> {
     let fd = raw(fd)?;
@@ -220,15 +222,39 @@ pub(crate) fn recv_batch(
     for slot in 0..received {
         let header = &headers[slot];
         if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            continue; // larger than any UDP payload: cannot happen
+            // Larger than any UDP payload: cannot happen. Its slot stays
+            // out of `out`, so nothing reads it.
+            out.push((std::net::SocketAddr::from(([0, 0, 0, 0], 0)), 0));
+            continue;
         }
         // SAFETY: the kernel wrote `msg_namelen` bytes of a socket address
         // into `names[slot]`.
         let storage = std::mem::replace(&mut names[slot], socket2::SockAddrStorage::zeroed());
         let name = unsafe { socket2::SockAddr::new(storage, header.msg_hdr.msg_namelen) };
-        if let Some(from) = name.as_socket() {
-            out.push((from, header.msg_len as usize));
+        match name.as_socket() {
+            Some(from) => out.push((from, (header.msg_len as usize).min(RECV_SLOT))),
+            // Not an IP sender (cannot happen on a UDP socket): skipped.
+            None => out.push((std::net::SocketAddr::from(([0, 0, 0, 0], 0)), 0)),
         }
     }
     Ok(received)
+}
+
+/// The datagram [`recv_batch`] read into `slot` of `buffer`, of `len`
+/// bytes (as it reported them, at most [`RECV_SLOT`]), or `None` if the
+/// slot is outside `buffer`.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn received(
+    buffer: &[std::mem::MaybeUninit<u8>],
+    slot: usize,
+    len: usize,
+) -> Option<&[u8]> {
+    let start = slot.checked_mul(RECV_SLOT)?;
+    let bytes = buffer.get(start..start.checked_add(len.min(RECV_SLOT))?)?;
+    // SAFETY: `recvmmsg` wrote these `len` bytes (the length it reported
+    // for this slot) before `recv_batch` returned, and nothing has written
+    // the buffer since (the caller holds it); `MaybeUninit<u8>` has the
+    // layout of `u8`.
+    Some(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u8>(), bytes.len()) })
 }

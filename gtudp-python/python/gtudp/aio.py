@@ -112,6 +112,13 @@ async def create_socket(
 #: datagram it drops must be resent.
 MIN_SOCKET_BUFFER = 2 << 20
 
+#: The longest an ACK waits, after the datagrams that drew it, for another
+#: datagram to leave with (the application's answer, typically): one system
+#: call and one wake-up of the peer fewer per exchange. Far below the
+#: peer's least retransmission timeout (``min_rto``, 20 ms by default), so
+#: the peer never resends its RECV for it.
+ACK_HOLD = 0.001
+
 
 def _raise_buffers(sock: _socket.socket) -> None:
     for option in (_socket.SO_RCVBUF, _socket.SO_SNDBUF):
@@ -227,6 +234,9 @@ class Socket:
         self._reflush = False
         # A flush is scheduled (`call_soon`) after received datagrams.
         self._flush_soon = False
+        # While the endpoint holds ACKs (see `_flush_once`), the timer that
+        # sends them if nothing else goes first.
+        self._ack_timer: Optional[asyncio.TimerHandle] = None
 
     # ----- sending ---------------------------------------------------------
 
@@ -442,6 +452,10 @@ class Socket:
 
     def _flush_later(self) -> None:
         self._flush_soon = False
+        self._flush(hold_acks=True)
+
+    def _flush_acks(self) -> None:
+        self._ack_timer = None
         self._flush()
 
     def _on_timer(self) -> None:
@@ -467,10 +481,13 @@ class Socket:
             self._unreachable_reports += found
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, hold_acks: bool = False) -> None:
         """Sends what the endpoint produced, hands its events over and sets
         its timer (the core's call contract). A call made while it runs (an
-        error reported by one of its sends) makes it run once more."""
+        error reported by one of its sends) makes it run once more.
+        ``hold_acks``: a batch of nothing but ACKs may wait, at most
+        :data:`ACK_HOLD` seconds, for the next datagram to leave with it (a
+        flush after received datagrams: the application often answers)."""
         if self._flushing:
             self._reflush = True
             return
@@ -479,20 +496,22 @@ class Socket:
             self._reflush = True
             while self._reflush:
                 self._reflush = False
-                self._flush_once()
+                self._flush_once(hold_acks)
         finally:
             self._flushing = False
 
-    def _flush_once(self) -> None:
+    def _flush_once(self, hold_acks: bool) -> None:
         transport = self._transport
         queued = getattr(transport, "get_write_buffer_size", None)
         if transport is not None and queued is not None and not transport.is_closing() and not queued():
             # The endpoint sends through the socket itself, all in one
             # system call; what the socket would not take goes through the
             # transport, which queues it.
-            datagrams, events, timeout, errors = self._endpoint.poll_send(self._fd)
+            datagrams, events, timeout, errors, holding = self._endpoint.poll_send(self._fd, hold_acks)
             for errno in errors:
                 self._on_error(OSError(errno, os.strerror(errno)))
+            if holding and self._ack_timer is None:
+                self._ack_timer = self._loop.call_later(ACK_HOLD, self._flush_acks)
         else:
             datagrams, events, timeout = self._endpoint.poll()
         if transport is not None:
@@ -560,6 +579,10 @@ class Socket:
         self._timer = self._loop.call_at(at, self._on_timer)
 
     def _stop(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+            self._flush()  # the ACKs held
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
