@@ -33,7 +33,8 @@ So one timed gtudp echo carries four datagrams on its path (DATA, RECV,
 echo DATA; the client's RECV leaves as the reply is handed over), against
 two for plain asyncio.
 
-Printed: per run, p50 and p99 RTT in microseconds; then the median over
+Printed: per run, p50 and p99 RTT in microseconds and the CPU time (user
++ system) per echo of client (timed echoes) and server (all); then the median over
 rounds of each side's p50 and p99, and the ratio of the median p50s (gtudp
 / plain); for gtudp, the retransmissions of client and server and the peak
 RSS (max RSS) of each process.
@@ -58,6 +59,11 @@ HERE = Path(__file__).resolve()
 
 def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def payload(index: int, size: int) -> bytes:
@@ -111,9 +117,10 @@ async def plain_server(count: int) -> Dict[str, Any]:
         lambda: _PlainEcho(done, count), local_addr=("127.0.0.1", 0)
     )
     print(transport.get_extra_info("sockname")[1], flush=True)
+    cpu = cpu_seconds()
     await done
     transport.close()
-    return {"rss_mib": max_rss_mib()}
+    return {"rss_mib": max_rss_mib(), "cpu_us": (cpu_seconds() - cpu) * 1e6 / count}
 
 
 async def plain_client(port: int, warmup: int, count: int, size: int) -> Dict[str, Any]:
@@ -122,7 +129,10 @@ async def plain_client(port: int, warmup: int, count: int, size: int) -> Dict[st
     addr = ("127.0.0.1", port)
     rtts: List[int] = []
     clock = time.perf_counter_ns
+    cpu = 0.0
     for index in range(warmup + count):
+        if index == warmup:
+            cpu = cpu_seconds()
         data = payload(index, size)
         protocol.waiter = loop.create_future()
         started = clock()
@@ -133,8 +143,9 @@ async def plain_client(port: int, warmup: int, count: int, size: int) -> Dict[st
             raise RuntimeError(f"echo {index}: wrong reply")
         if index >= warmup:
             rtts.append(elapsed)
+    cpu = cpu_seconds() - cpu
     transport.close()
-    return {"rtts": rtts, "rss_mib": max_rss_mib(), "retransmissions": 0}
+    return {"rtts": rtts, "rss_mib": max_rss_mib(), "retransmissions": 0, "cpu_us": cpu * 1e6 / count}
 
 
 # ----- gtudp.aio ---------------------------------------------------------------
@@ -145,11 +156,17 @@ async def gtudp_server(count: int) -> Dict[str, Any]:
 
     sock = await gtudp.aio.create_socket(local_addr=("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
+    cpu = cpu_seconds()
     for _ in range(count):
         data, addr = await sock.recvfrom()
         await sock.sendto_nowait(data, addr)
+    cpu = cpu_seconds() - cpu
     summary = await sock.cleanup(timeout=10)
-    return {"rss_mib": max_rss_mib(), "retransmissions": summary["stats"]["retransmissions"]}
+    return {
+        "rss_mib": max_rss_mib(),
+        "retransmissions": summary["stats"]["retransmissions"],
+        "cpu_us": cpu * 1e6 / count,
+    }
 
 
 async def gtudp_client(port: int, warmup: int, count: int, size: int) -> Dict[str, Any]:
@@ -159,7 +176,10 @@ async def gtudp_client(port: int, warmup: int, count: int, size: int) -> Dict[st
     addr = ("127.0.0.1", port)
     rtts: List[int] = []
     clock = time.perf_counter_ns
+    cpu = 0.0
     for index in range(warmup + count):
+        if index == warmup:
+            cpu = cpu_seconds()
         data = payload(index, size)
         started = clock()
         if not await sock.sendto(data, addr):
@@ -170,8 +190,14 @@ async def gtudp_client(port: int, warmup: int, count: int, size: int) -> Dict[st
             raise RuntimeError(f"echo {index}: wrong reply")
         if index >= warmup:
             rtts.append(elapsed)
+    cpu = cpu_seconds() - cpu
     summary = await sock.cleanup(timeout=10)
-    return {"rtts": rtts, "rss_mib": max_rss_mib(), "retransmissions": summary["stats"]["retransmissions"]}
+    return {
+        "rtts": rtts,
+        "rss_mib": max_rss_mib(),
+        "retransmissions": summary["stats"]["retransmissions"],
+        "cpu_us": cpu * 1e6 / count,
+    }
 
 
 # ----- orchestration -------------------------------------------------------------
@@ -244,7 +270,11 @@ def main() -> None:
                     f"  retransmissions client={r['retransmissions']} server={r['server']['retransmissions']}"
                     f"  max_rss client={r['rss_mib']:.1f} MiB server={r['server']['rss_mib']:.1f} MiB"
                 )
-            print(f"round {round_} {kind:5}  p50 {r['p50_us']:7.1f} us  p99 {r['p99_us']:7.1f} us{extra}", flush=True)
+            print(
+                f"round {round_} {kind:5}  p50 {r['p50_us']:7.1f} us  p99 {r['p99_us']:7.1f} us"
+                f"  cpu/echo client {r['cpu_us']:5.1f} us server {r['server']['cpu_us']:5.1f} us{extra}",
+                flush=True,
+            )
     med = {
         kind: (
             statistics.median(r["p50_us"] for r in runs),
