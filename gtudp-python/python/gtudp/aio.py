@@ -137,7 +137,7 @@ class Delivery:
     __slots__ = ("_future", "_socket", "_number", "_settled", "reason", "error", "suspected_lost", "destination")
 
     def __init__(self, sock: "Socket", number: int, destination: Address) -> None:
-        self._future: "asyncio.Future[bool]" = asyncio.get_running_loop().create_future()
+        self._future: "asyncio.Future[bool]" = sock._loop.create_future()
         self._socket = sock
         self._number = number
         self._settled = False
@@ -234,6 +234,14 @@ class Socket:
         self._reflush = False
         # A flush is scheduled (`call_soon`) after received datagrams.
         self._flush_soon = False
+        # Datagrams went in since the last flush: the endpoint may owe
+        # answers (see `_on_datagram`).
+        self._dirty = False
+        # The last address `_send` resolved (or found a literal), to skip
+        # the checks for a run of sends to one peer.
+        self._last_addr: Any = None
+        # The transport's `get_write_buffer_size`, if it has one.
+        self._queued: Any = None
         # While the endpoint holds ACKs (see `_flush_once`), the timer that
         # sends them if nothing else goes first.
         self._ack_timer: Optional[asyncio.TimerHandle] = None
@@ -417,7 +425,9 @@ class Socket:
     async def _send(self, data: bytes, addr: Address, deadline: Optional[float], attempts: Optional[int]) -> Delivery:
         if self._closing or self._transport is None:
             raise Closed("the socket is closing")
-        addr = await self._resolve(addr)
+        if addr != self._last_addr:
+            addr = await self._resolve(addr)
+            self._last_addr = addr
         number = self._endpoint.send(data, addr, deadline, attempts)
         delivery = Delivery(self, number, addr)
         self._deliveries[number] = delivery
@@ -446,13 +456,16 @@ class Socket:
             self._on_error(OSError(errno, os.strerror(errno)))
         if not woke:
             self._flush()  # no one to answer: nothing to wait for
-        elif not self._flush_soon:
+            return
+        self._dirty = True
+        if not self._flush_soon:
             self._flush_soon = True
             self._loop.call_soon(self._flush_later)
 
     def _flush_later(self) -> None:
         self._flush_soon = False
-        self._flush(hold_acks=True)
+        if self._dirty:  # else a flush since (a reply sent) took all
+            self._flush(hold_acks=True)
 
     def _flush_acks(self) -> None:
         self._ack_timer = None
@@ -501,8 +514,9 @@ class Socket:
             self._flushing = False
 
     def _flush_once(self, hold_acks: bool) -> None:
+        self._dirty = False
         transport = self._transport
-        queued = getattr(transport, "get_write_buffer_size", None)
+        queued = self._queued
         if transport is not None and queued is not None and not transport.is_closing() and not queued():
             # The endpoint sends through the socket itself, all in one
             # system call; what the socket would not take goes through the
@@ -546,20 +560,23 @@ class Socket:
                     woke = True
         return woke
 
-    def _handle(self, event: _Event) -> bool:
+    def _handle(self, event: Any) -> bool:
         """Hands one endpoint event over; whether it was a message."""
+        # `event` is an `_Event`, typed `Any` to index it without a
+        # `typing.cast` of a subscripted type (not free at run time) per
+        # event.
         kind = event[0]
         if kind == "received" or kind == "foreign":
-            data, addr = cast(Tuple[str, bytes, Address], event)[1:]
+            data, addr = event[1], event[2]
             self._inbox.append(Message(data, addr, kind == "foreign"))
             return True
         if kind == "delivered":
-            _, number, suspected_lost = cast(Tuple[str, int, bool], event)
+            number, suspected_lost = event[1], event[2]
             delivery = self._deliveries.pop(number, None)
             if delivery is not None:
                 delivery._resolve(True, suspected_lost=suspected_lost)
             return False
-        _, number, reason, error = cast(Tuple[str, int, str, str], event)
+        number, reason, error = event[1], event[2], event[3]
         delivery = self._deliveries.pop(number, None)
         if reason == "endpoint_closed":
             self._abandoned_in_drain += 1
@@ -612,6 +629,7 @@ class _Protocol(asyncio.DatagramProtocol):
         sock = transport.get_extra_info("socket")
         self._socket._family = sock.family
         self._socket._fd = sock.fileno()
+        self._socket._queued = getattr(transport, "get_write_buffer_size", None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._socket._on_datagram(data, addr)
