@@ -420,6 +420,25 @@ impl Endpoint {
         Ok((self.events(py)?, errno))
     }
 
+    /// Reads and handles the datagrams queued on socket `fd` (open), as
+    /// `receive` does after the datagram it is given, for a caller that
+    /// reads the socket itself when it is readable; returns `(events,
+    /// errno)` as `receive` does. Elsewhere than Linux: nothing read.
+    fn receive_ready<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i64,
+    ) -> PyResult<(Bound<'py, PyList>, i32)> {
+        #[cfg(target_os = "linux")]
+        let errno = self.receive_queued(py, fd)?;
+        #[cfg(not(target_os = "linux"))]
+        let errno = {
+            let _ = fd;
+            0
+        };
+        Ok((self.events(py)?, errno))
+    }
+
     /// `poll`, sending the datagrams itself through socket `fd` (the
     /// socket of the transport, open, with nothing queued in it), as many
     /// per system call as there are (`sendmmsg`, Linux). Returns `(unsent,

@@ -42,6 +42,7 @@ import asyncio
 import collections
 import os
 import socket as _socket
+import sys
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, cast
@@ -103,6 +104,7 @@ async def create_socket(
     endpoint = _Endpoint(own.family, debug, magic_numbers, recv_from_any, options)
     result = Socket(endpoint, receive_queue, restore)
     await loop.create_datagram_endpoint(lambda: _Protocol(result), sock=own)
+    result._take_reading()
     return result
 
 
@@ -242,6 +244,9 @@ class Socket:
         self._last_addr: Any = None
         # The transport's `get_write_buffer_size`, if it has one.
         self._queued: Any = None
+        # A duplicate of the socket's descriptor that the loop watches for
+        # us, when the endpoint reads the socket itself (`_take_reading`).
+        self._reader_fd = -1
         # While the endpoint holds ACKs (see `_flush_once`), the timer that
         # sends them if nothing else goes first.
         self._ack_timer: Optional[asyncio.TimerHandle] = None
@@ -442,6 +447,44 @@ class Socket:
             raise OSError(f"no address for {addr[0]!r}")
         return cast(Address, infos[0][4])
 
+    def _take_reading(self) -> None:
+        """Reads the socket natively from here on (Linux, a loop with
+        ``add_reader``): the loop calls :meth:`_on_readable` when the socket
+        is readable, and one native call reads every datagram queued
+        (``recvmmsg``) and hands their events over, instead of the
+        transport reading one datagram per iteration into a new 256 KiB
+        buffer and calling ``datagram_received``. The transport still
+        sends and closes. The loop watches a duplicate of the descriptor
+        (it refuses a descriptor a transport owns); both name one socket."""
+        transport = self._transport
+        pause_reading = getattr(transport, "pause_reading", None)
+        if pause_reading is None or not sys.platform.startswith("linux") or self._fd < 0:
+            return
+        try:
+            fd = os.dup(self._fd)
+        except OSError:
+            return
+        try:
+            self._loop.add_reader(fd, self._on_readable)
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            os.close(fd)
+            return  # the transport keeps reading
+        self._reader_fd = fd
+        pause_reading()
+
+    def _release_reading(self) -> None:
+        fd, self._reader_fd = self._reader_fd, -1
+        if fd >= 0:
+            try:
+                self._loop.remove_reader(fd)
+            except (RuntimeError, ValueError, OSError):
+                pass  # the loop is closed
+            os.close(fd)
+
+    def _on_readable(self) -> None:
+        events, errno = self._endpoint.receive_ready(self._reader_fd)
+        self._after_receive(events, errno)
+
     def _on_datagram(self, data: bytes, addr: Any) -> None:
         # The events now (a waiting reader or sender wakes on the next
         # iteration); when they woke someone, the datagrams they produced
@@ -451,6 +494,9 @@ class Socket:
         # The endpoint reads what else is queued on the socket too, so that
         # one wake-up takes a burst (a RECV and the echo after it) at once.
         events, errno = self._endpoint.receive(data, addr, self._fd if self._transport is not None else -1)
+        self._after_receive(events, errno)
+
+    def _after_receive(self, events: "List[_Event]", errno: int) -> None:
         woke = self._hand_over(events) if events else False
         if errno:
             self._on_error(OSError(errno, os.strerror(errno)))
@@ -600,6 +646,7 @@ class Socket:
             self._ack_timer.cancel()
             self._ack_timer = None
             self._flush()  # the ACKs held
+        self._release_reading()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -642,5 +689,6 @@ class _Protocol(asyncio.DatagramProtocol):
         self._socket._on_error(exc)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._socket._release_reading()
         self._socket._transport = None
         self._socket._closed.set()
