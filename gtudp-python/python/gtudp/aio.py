@@ -570,8 +570,13 @@ class Socket:
             datagrams, events, timeout, errors, holding = self._endpoint.poll_send(self._fd, hold_acks)
             for errno in errors:
                 self._on_error(OSError(errno, os.strerror(errno)))
-            if holding and self._ack_timer is None:
-                self._ack_timer = self._loop.call_later(ACK_HOLD, self._flush_acks)
+            if holding:
+                if self._ack_timer is None:
+                    self._ack_timer = self._loop.call_later(ACK_HOLD, self._flush_acks)
+            elif self._ack_timer is not None:
+                # What it held has left: no wake-up for nothing.
+                self._ack_timer.cancel()
+                self._ack_timer = None
         else:
             datagrams, events, timeout = self._endpoint.poll()
         if transport is not None:
