@@ -1,6 +1,7 @@
 """The native calls gtudp.aio drives its endpoint with, on real sockets:
 ``Endpoint.receive`` takes the datagram it is given and reads what else is
-queued on the socket (one call per wake-up), and ``Endpoint.poll_send``
+queued on the socket (one call per wake-up), ``Endpoint.receive_ready``
+reads a readable socket, and ``Endpoint.poll_send``
 sends a round's datagrams itself and, asked to, holds a batch of nothing but
 ACKs until a call that sends."""
 
@@ -83,9 +84,13 @@ def test_receive_reads_the_queue_and_poll_send_holds_only_acks():
     assert not queued(b_sock, 0.2)
     acks_before = b.stats()["datagrams_in"]["ack"]
 
-    # ... until a call that does not hold them sends them, in order.
+    # ... until a call that does not hold them sends them, in order; and
+    # `receive_ready` (the endpoint reading a readable socket itself, no
+    # datagram given) takes both.
     assert not send(a, a_sock)
-    take(b, b_sock)
+    assert queued(b_sock, 5.0)
+    assert b.receive_ready(b_sock.fileno()) == ([], 0)
     assert b.stats()["datagrams_in"]["ack"] == acks_before + 2
+    assert not queued(b_sock)
     a_sock.close()
     b_sock.close()

@@ -22,9 +22,14 @@ not wait (``GTUDP.recvfrom`` after ``setblocking(False)``).
 The model, and why: an asyncio :class:`~asyncio.DatagramProtocol` drives
 the Rust sans-IO endpoint (``gtudp_proto::Endpoint``, wrapped as
 ``gtudp._native.Endpoint``) on the event loop's own thread, as aioquic
-drives its QUIC state machine. Datagrams go in through
-``datagram_received``, out through the transport, timers are a
-``loop.call_at`` handle, and each delivery is an :class:`asyncio.Future`.
+drives its QUIC state machine. Timers are a ``loop.call_at`` handle, and
+each delivery is an :class:`asyncio.Future`. On Linux, with a loop that has
+``add_reader`` (the default loops, uvloop), the endpoint reads the socket
+itself when the loop finds it readable, every queued datagram in one
+``recvmmsg``, and sends each round of datagrams in one ``sendmmsg``, the
+answers a datagram draws (RECV, ACK) leaving with the application's reply
+when it sends one in the same loop pass; elsewhere datagrams go in through
+``datagram_received`` and out through the transport.
 ICMP unreachable reports are read as :class:`gtudp.GTUDP` reads them (the
 socket's error queue, on Linux), so a message to a closed port fails at once
 with reason ``"unreachable"``.
