@@ -6,9 +6,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
+#[cfg(target_os = "linux")]
+use gtudp_proto::wire::Packet;
 use gtudp_proto::{Config, Event, MessageId, SendOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -27,7 +30,11 @@ use crate::{debug, payload, stats};
 /// `handle_timeout` once its timeout has passed.
 #[pyclass(module = "gtudp._native", name = "Endpoint")]
 pub(crate) struct Endpoint {
-    endpoint: gtudp_proto::Endpoint,
+    /// The core, in a mutex only because a Python class must be `Sync` and
+    /// the core is not (it memoises its last peer lookup in a `Cell`).
+    /// Every call that feeds or polls it takes `&mut self` and reaches it
+    /// through `get_mut`, without locking; only the read-only getters lock.
+    endpoint: Mutex<gtudp_proto::Endpoint>,
     family: Family,
     debug: bool,
     /// Messages not yet resolved, by the number Python knows them by.
@@ -36,9 +43,52 @@ pub(crate) struct Endpoint {
     /// The last destination and its Python tuple (as the socket's family
     /// sends to it), reused for a run of datagrams to the same peer.
     last_destination: Option<(SocketAddr, Py<PyTuple>)>,
+    /// `poll_send`'s datagrams of one system call, end to end, and their
+    /// destinations and ranges in it (kept to reuse their allocations).
+    #[cfg(target_os = "linux")]
+    batch_bytes: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    batch: Vec<(socket2::SockAddr, std::ops::Range<usize>)>,
+    /// `receive`'s slots for `recvmmsg` (allocated at its first use), and
+    /// the senders and lengths of what one call read.
+    #[cfg(target_os = "linux")]
+    recv_slots: Vec<u8>,
+    #[cfg(target_os = "linux")]
+    received: Vec<(SocketAddr, usize)>,
+    /// How many ACKs `poll_send` holds at the start of `batch`, for the
+    /// next datagram that leaves (or the caller's short timer).
+    #[cfg(target_os = "linux")]
+    held: usize,
 }
 
+/// The most datagrams one `receive` reads from the socket beyond the one it
+/// is given, so that a flood does not keep the event loop from the rest.
+#[cfg(target_os = "linux")]
+const RECEIVE_AT_ONCE: usize = 64;
+
+/// What `poll_send` returns: datagrams not sent, events, timeout, errors,
+/// whether it holds ACKs.
+type PollSent<'py> = (
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
+    Option<f64>,
+    Bound<'py, PyList>,
+    bool,
+);
+
 impl Endpoint {
+    /// The core, from a call that holds the class exclusively: no lock.
+    fn core(&mut self) -> &mut gtudp_proto::Endpoint {
+        self.endpoint
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core, from a read-only call: locks (uncontended).
+    fn shared(&self) -> MutexGuard<'_, gtudp_proto::Endpoint> {
+        self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn log(
         &self,
         py: Python<'_>,
@@ -46,7 +96,7 @@ impl Endpoint {
         peer: SocketAddr,
         datagram: &[u8],
     ) -> PyResult<()> {
-        let line = debug::line(direction, peer, datagram, &self.endpoint.config().framing);
+        let line = debug::line(direction, peer, datagram, &self.shared().config().framing);
         py.import("builtins")?.getattr("print")?.call1((line,))?;
         Ok(())
     }
@@ -64,6 +114,90 @@ impl Endpoint {
         let tuple = address::to_py(py, address::for_sending(to, self.family))?;
         self.last_destination = Some((to, tuple.clone().unbind()));
         Ok(tuple)
+    }
+
+    /// The events waiting, as `poll` lists them.
+    fn events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = PyList::empty(py);
+        while let Some(event) = self.core().poll_event() {
+            match event {
+                Event::Received { from, payload } => events.append((
+                    "received",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Foreign { from, payload } => events.append((
+                    "foreign",
+                    PyBytes::new(py, &payload),
+                    address::to_py(py, from)?,
+                ))?,
+                Event::Delivered {
+                    id, suspected_lost, ..
+                } => {
+                    self.outstanding.remove(&id.as_u64());
+                    events.append(("delivered", id.as_u64(), suspected_lost))?
+                }
+                Event::Failed { id, to, reason } => {
+                    self.outstanding.remove(&id.as_u64());
+                    let message = gtudp_mio::DeliveryError::Failed { to, reason }.to_string();
+                    events.append(("failed", id.as_u64(), failure_name(reason), message))?
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Reads and handles the datagrams queued on socket `fd`, at most
+    /// [`RECEIVE_AT_ONCE`]; the `errno` of a failed read, else 0.
+    #[cfg(target_os = "linux")]
+    fn receive_queued(&mut self, py: Python<'_>, fd: i64) -> PyResult<i32> {
+        use crate::fd::{received, recv_batch, RECV_SLOT, RECV_SLOTS};
+        let mut slots = std::mem::take(&mut self.recv_slots);
+        if slots.capacity() == 0 {
+            // Not zeroed: only what the kernel writes is ever read.
+            slots = Vec::with_capacity(RECV_SLOT * RECV_SLOTS);
+        }
+        let mut got = std::mem::take(&mut self.received);
+        let mut total = 0;
+        let mut errno = 0;
+        while total < RECEIVE_AT_ONCE {
+            got.clear();
+            let filled = match recv_batch(fd, slots.spare_capacity_mut(), &mut got) {
+                Ok(filled) => filled,
+                Err(error) => {
+                    errno = error.raw_os_error().unwrap_or(0);
+                    break;
+                }
+            };
+            let now = Instant::now();
+            for (slot, &(from, len)) in got.iter().enumerate() {
+                if len == 0 && from.port() == 0 {
+                    continue; // a slot recv_batch could not use
+                }
+                let Some(datagram) = received(slots.spare_capacity_mut(), slot, len) else {
+                    continue;
+                };
+                if self.debug {
+                    self.log(py, "in", from, datagram)?;
+                }
+                self.core()
+                    .handle_datagram(now, from, Bytes::copy_from_slice(datagram));
+            }
+            total += filled;
+            if filled < RECV_SLOTS {
+                break;
+            }
+        }
+        self.recv_slots = slots;
+        self.received = got;
+        Ok(errno)
+    }
+
+    /// Seconds until `handle_timeout` is due (`None`: no timer).
+    fn timeout(&mut self) -> Option<f64> {
+        self.core()
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64())
     }
 }
 
@@ -98,12 +232,22 @@ impl Endpoint {
         };
         let endpoint = gtudp_proto::Endpoint::new(config, seed).map_err(value_error)?;
         Ok(Endpoint {
-            endpoint,
+            endpoint: Mutex::new(endpoint),
             family,
             debug,
             outstanding: HashMap::new(),
             buffer: Vec::new(),
             last_destination: None,
+            #[cfg(target_os = "linux")]
+            batch_bytes: Vec::new(),
+            #[cfg(target_os = "linux")]
+            batch: Vec::new(),
+            #[cfg(target_os = "linux")]
+            recv_slots: Vec::new(),
+            #[cfg(target_os = "linux")]
+            received: Vec::new(),
+            #[cfg(target_os = "linux")]
+            held: 0,
         })
     }
 
@@ -119,14 +263,14 @@ impl Endpoint {
         if self.debug {
             self.log(py, "in", from, bytes)?;
         }
-        self.endpoint
+        self.core()
             .handle_datagram(Instant::now(), from, Bytes::copy_from_slice(bytes));
         Ok(())
     }
 
     /// Runs the timers that are due.
     fn handle_timeout(&mut self) {
-        self.endpoint.handle_timeout(Instant::now());
+        self.core().handle_timeout(Instant::now());
     }
 
     /// Accepts a guaranteed send; returns the message's number, which its
@@ -150,7 +294,7 @@ impl Endpoint {
             options.deadline = now.checked_add(duration("deadline", secs)?);
         }
         options.max_attempts = attempts;
-        match self.endpoint.send_with(now, to, payload, options) {
+        match self.core().send_with(now, to, payload, options) {
             Ok(id) => {
                 self.outstanding.insert(id.as_u64(), id);
                 Ok(id.as_u64())
@@ -162,8 +306,8 @@ impl Endpoint {
     /// Stops trying to deliver message `number`; `False` if it has already
     /// resolved.
     fn cancel(&mut self, number: u64) -> bool {
-        match self.outstanding.get(&number) {
-            Some(id) => self.endpoint.cancel(*id).is_ok(),
+        match self.outstanding.get(&number).copied() {
+            Some(id) => self.core().cancel(id).is_ok(),
             None => false,
         }
     }
@@ -177,7 +321,7 @@ impl Endpoint {
     ) -> PyResult<()> {
         let payload = payload::from_py(data)?;
         let to = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
-        self.endpoint
+        self.core()
             .send_raw(to, payload)
             .map_err(|error| raw_error(py, error))
     }
@@ -185,7 +329,7 @@ impl Endpoint {
     /// Leaves new messages unanswered (their senders resend later) while
     /// the application's queue is full.
     fn set_receive_paused(&mut self, paused: bool) {
-        self.endpoint.set_receive_paused(paused);
+        self.core().set_receive_paused(paused);
     }
 
     /// Reads the error queue of `fd` (the socket this endpoint sends
@@ -201,7 +345,7 @@ impl Endpoint {
         crate::fd::read_unreachable_reports(fd, &mut unreachable)?;
         let now = Instant::now();
         for destination in &unreachable {
-            self.endpoint.peer_unreachable(now, *destination);
+            self.core().peer_unreachable(now, *destination);
         }
         Ok(unreachable.len())
     }
@@ -209,30 +353,30 @@ impl Endpoint {
     /// Starts closing: no new messages; what is in flight is resolved until
     /// done or the drain deadline.
     fn close(&mut self) {
-        self.endpoint.close(Instant::now());
+        self.core().close(Instant::now());
     }
 
     /// Whether closing has finished (everything resolved, tables empty).
     #[getter]
     fn is_closed(&self) -> bool {
-        self.endpoint.is_closed()
+        self.shared().is_closed()
     }
 
     /// The largest payload one message can carry.
     #[getter]
     fn max_payload_size(&self) -> usize {
-        self.endpoint.config().max_payload_size()
+        self.shared().config().max_payload_size()
     }
 
     /// The configured drain deadline, in seconds.
     #[getter]
     fn drain_timeout(&self) -> f64 {
-        self.endpoint.config().drain_timeout.as_secs_f64()
+        self.shared().config().drain_timeout.as_secs_f64()
     }
 
     /// The endpoint's counters, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats::endpoint(py, &self.endpoint.stats())
+        stats::endpoint(py, &self.shared().stats())
     }
 
     /// What the endpoint knows of one peer (an IP literal address), as a
@@ -243,10 +387,172 @@ impl Endpoint {
         addr: &Bound<'_, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let peer = address::from_py(addr, self.family, Lookup::LiteralOnly)?;
-        self.endpoint
+        self.shared()
             .peer_stats(peer)
             .map(|peer| stats::peer(py, &peer))
             .transpose()
+    }
+
+    /// Feeds one datagram received from `addr` (as `handle_datagram`), then,
+    /// with `fd` (the socket it came from, open), those queued on that
+    /// socket (read with `recvmmsg` without waiting, Linux; a bounded
+    /// number), and returns `(events, errno)`: the events they produced, as
+    /// `poll` lists them, and the `errno` of a failed read (an ICMP report
+    /// about an earlier send; 0 if none). One call per wake-up. Their
+    /// datagrams and timeout wait for the next `poll` or `poll_send`, which
+    /// the caller owes the endpoint (the call contract) and may make a
+    /// little later, so that what the application sends in answer leaves
+    /// with them.
+    #[pyo3(signature = (data, addr, fd = -1), text_signature = "($self, data, addr, fd=-1)")]
+    fn receive<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'_, PyBytes>,
+        addr: &Bound<'_, PyAny>,
+        fd: i64,
+    ) -> PyResult<(Bound<'py, PyList>, i32)> {
+        self.handle_datagram(py, data, addr)?;
+        let mut errno = 0;
+        #[cfg(target_os = "linux")]
+        if fd >= 0 {
+            errno = self.receive_queued(py, fd)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = fd;
+        Ok((self.events(py)?, errno))
+    }
+
+    /// Reads and handles the datagrams queued on socket `fd` (open), as
+    /// `receive` does after the datagram it is given, for a caller that
+    /// reads the socket itself when it is readable; returns `(events,
+    /// errno)` as `receive` does. Elsewhere than Linux: nothing read.
+    fn receive_ready<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i64,
+    ) -> PyResult<(Bound<'py, PyList>, i32)> {
+        #[cfg(target_os = "linux")]
+        let errno = self.receive_queued(py, fd)?;
+        #[cfg(not(target_os = "linux"))]
+        let errno = {
+            let _ = fd;
+            0
+        };
+        Ok((self.events(py)?, errno))
+    }
+
+    /// `poll`, sending the datagrams itself through socket `fd` (the
+    /// socket of the transport, open, with nothing queued in it), as many
+    /// per system call as there are (`sendmmsg`, Linux). Returns `(unsent,
+    /// events, timeout, errors)`: `unsent` the datagrams the socket would
+    /// not take without blocking (everything, elsewhere than Linux), to
+    /// send through the transport, which queues them; `events` and
+    /// `timeout` as `poll` returns them; `errors` the `errno` of each send
+    /// that failed, its datagram dropped (as an asyncio transport drops
+    /// it and reports the error to `error_received`); and whether it holds
+    /// ACKs: with `hold_acks`, datagrams that are all ACKs stay (in order)
+    /// until the next call that sends, or a `poll`, so that an ACK leaves
+    /// with the application's next datagram rather than on its own; the
+    /// caller owes a call without `hold_acks` soon (a millisecond) while
+    /// it holds them.
+    #[pyo3(signature = (fd, hold_acks = false), text_signature = "($self, fd, hold_acks=False)")]
+    fn poll_send<'py>(
+        &mut self,
+        py: Python<'py>,
+        fd: i64,
+        hold_acks: bool,
+    ) -> PyResult<PollSent<'py>> {
+        let now = Instant::now();
+        let unsent = PyList::empty(py);
+        let errors = PyList::empty(py);
+        #[cfg(target_os = "linux")]
+        {
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let mut bytes = std::mem::take(&mut self.batch_bytes);
+            let mut batch = std::mem::take(&mut self.batch);
+            // The ACKs held by the last call lead the batch.
+            let mut keep = std::mem::take(&mut self.held);
+            let mut blocked = false;
+            while !blocked {
+                batch.truncate(keep);
+                bytes.truncate(batch.last().map_or(0, |(_, range)| range.end));
+                keep = 0;
+                let mut only_acks = true;
+                while batch.len() < crate::fd::BATCH {
+                    let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) else {
+                        break;
+                    };
+                    let datagram = &buffer[..transmit.size];
+                    if self.debug {
+                        self.log(py, "out", transmit.destination, datagram)?;
+                    }
+                    only_acks &= matches!(
+                        self.core().config().framing.parse(datagram),
+                        Ok(Packet::Ack { .. })
+                    );
+                    let start = bytes.len();
+                    bytes.extend_from_slice(datagram);
+                    let to = address::for_sending(transmit.destination, self.family);
+                    batch.push((socket2::SockAddr::from(to), start..bytes.len()));
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                if hold_acks && only_acks && batch.len() < crate::fd::BATCH {
+                    self.held = batch.len();
+                    break;
+                }
+                let mut done = 0;
+                while done < batch.len() {
+                    match crate::fd::send_batch(fd, &bytes, &batch[done..]) {
+                        Ok(0) => blocked = true,
+                        Ok(sent) => done += sent,
+                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                            blocked = true
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => {
+                            errors.append(error.raw_os_error().unwrap_or(0))?;
+                            done += 1;
+                        }
+                    }
+                    if blocked {
+                        break;
+                    }
+                }
+                for (to, range) in &batch[done..] {
+                    let to = to.as_socket().ok_or_else(|| {
+                        std::io::Error::other("a destination that is not an IP address")
+                    })?;
+                    unsent.append((
+                        PyBytes::new(py, &bytes[range.clone()]),
+                        address::to_py(py, to)?,
+                    ))?;
+                }
+            }
+            self.buffer = buffer;
+            self.batch_bytes = bytes;
+            self.batch = batch;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = fd;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
+            let datagram = &buffer[..transmit.size];
+            if self.debug {
+                self.log(py, "out", transmit.destination, datagram)?;
+            }
+            let to = self.destination(py, transmit.destination)?;
+            unsent.append((PyBytes::new(py, datagram), to))?;
+        }
+        self.buffer = buffer;
+        let events = self.events(py)?;
+        let timeout = self.timeout();
+        #[cfg(target_os = "linux")]
+        let holding = self.held > 0;
+        #[cfg(not(target_os = "linux"))]
+        let holding = false;
+        Ok((unsent, events, timeout, errors, holding))
     }
 
     /// Everything the last inputs produced: `(datagrams, events, timeout)`
@@ -262,8 +568,17 @@ impl Endpoint {
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Option<f64>)> {
         let now = Instant::now();
         let datagrams = PyList::empty(py);
+        #[cfg(target_os = "linux")]
+        for (to, range) in self.batch.iter().take(std::mem::take(&mut self.held)) {
+            if let Some(to) = to.as_socket() {
+                datagrams.append((
+                    PyBytes::new(py, &self.batch_bytes[range.clone()]),
+                    address::to_py(py, to)?,
+                ))?;
+            }
+        }
         let mut buffer = std::mem::take(&mut self.buffer);
-        while let Some(transmit) = self.endpoint.poll_transmit(now, 1, &mut buffer) {
+        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
             let datagram = &buffer[..transmit.size];
             if self.debug {
                 self.log(py, "out", transmit.destination, datagram)?;
@@ -272,36 +587,8 @@ impl Endpoint {
             datagrams.append((PyBytes::new(py, datagram), to))?;
         }
         self.buffer = buffer;
-        let events = PyList::empty(py);
-        while let Some(event) = self.endpoint.poll_event() {
-            match event {
-                Event::Received { from, payload } => events.append((
-                    "received",
-                    PyBytes::new(py, &payload),
-                    address::to_py(py, from)?,
-                ))?,
-                Event::Foreign { from, payload } => events.append((
-                    "foreign",
-                    PyBytes::new(py, &payload),
-                    address::to_py(py, from)?,
-                ))?,
-                Event::Delivered {
-                    id, suspected_lost, ..
-                } => {
-                    self.outstanding.remove(&id.as_u64());
-                    events.append(("delivered", id.as_u64(), suspected_lost))?
-                }
-                Event::Failed { id, to, reason } => {
-                    self.outstanding.remove(&id.as_u64());
-                    let message = gtudp_mio::DeliveryError::Failed { to, reason }.to_string();
-                    events.append(("failed", id.as_u64(), failure_name(reason), message))?
-                }
-            }
-        }
-        let timeout = self
-            .endpoint
-            .poll_timeout()
-            .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64());
+        let events = self.events(py)?;
+        let timeout = self.timeout();
         Ok((datagrams, events, timeout))
     }
 }

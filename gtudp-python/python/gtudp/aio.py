@@ -22,9 +22,14 @@ not wait (``GTUDP.recvfrom`` after ``setblocking(False)``).
 The model, and why: an asyncio :class:`~asyncio.DatagramProtocol` drives
 the Rust sans-IO endpoint (``gtudp_proto::Endpoint``, wrapped as
 ``gtudp._native.Endpoint``) on the event loop's own thread, as aioquic
-drives its QUIC state machine. Datagrams go in through
-``datagram_received``, out through the transport, timers are a
-``loop.call_at`` handle, and each delivery is an :class:`asyncio.Future`.
+drives its QUIC state machine. Timers are a ``loop.call_at`` handle, and
+each delivery is an :class:`asyncio.Future`. On Linux, with a loop that has
+``add_reader`` (the default loops, uvloop), the endpoint reads the socket
+itself when the loop finds it readable, every queued datagram in one
+``recvmmsg``, and sends each round of datagrams in one ``sendmmsg``, the
+answers a datagram draws (RECV, ACK) leaving with the application's reply
+when it sends one in the same loop pass; elsewhere datagrams go in through
+``datagram_received`` and out through the transport.
 ICMP unreachable reports are read as :class:`gtudp.GTUDP` reads them (the
 socket's error queue, on Linux), so a message to a closed port fails at once
 with reason ``"unreachable"``.
@@ -40,10 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import socket as _socket
+import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Deque, Dict, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, cast
 
 from . import Address, Message
 from ._errors import Closed, Timeout
@@ -102,6 +109,7 @@ async def create_socket(
     endpoint = _Endpoint(own.family, debug, magic_numbers, recv_from_any, options)
     result = Socket(endpoint, receive_queue, restore)
     await loop.create_datagram_endpoint(lambda: _Protocol(result), sock=own)
+    result._take_reading()
     return result
 
 
@@ -110,6 +118,13 @@ async def create_socket(
 #: messages arrives faster than the event loop reads them, and every
 #: datagram it drops must be resent.
 MIN_SOCKET_BUFFER = 2 << 20
+
+#: The longest an ACK waits, after the datagrams that drew it, for another
+#: datagram to leave with (the application's answer, typically): one system
+#: call and one wake-up of the peer fewer per exchange. Far below the
+#: peer's least retransmission timeout (``min_rto``, 20 ms by default), so
+#: the peer never resends its RECV for it.
+ACK_HOLD = 0.001
 
 
 def _raise_buffers(sock: _socket.socket) -> None:
@@ -126,12 +141,13 @@ class Delivery:
     ``True`` (delivered) or ``False`` (failed); ``reason`` says why, and
     ``suspected_lost`` how a delivery went."""
 
-    __slots__ = ("_future", "_socket", "_number", "reason", "error", "suspected_lost", "destination")
+    __slots__ = ("_future", "_socket", "_number", "_settled", "reason", "error", "suspected_lost", "destination")
 
     def __init__(self, sock: "Socket", number: int, destination: Address) -> None:
-        self._future: "asyncio.Future[bool]" = asyncio.get_running_loop().create_future()
+        self._future: "asyncio.Future[bool]" = sock._loop.create_future()
         self._socket = sock
         self._number = number
+        self._settled = False
         self.destination = destination
         self.reason: Optional[str] = None
         """Why it failed (as :attr:`gtudp.Delivery.reason`), else ``None``."""
@@ -147,18 +163,20 @@ class Delivery:
 
     def done(self) -> bool:
         """Whether the outcome is known."""
-        return self._future.done()
+        return self._settled
 
     @property
     def delivered(self) -> Optional[bool]:
         """``True`` once delivered, ``False`` once failed, ``None`` while
         pending."""
-        return self._future.result() if self._future.done() else None
+        if not self._settled:
+            return None
+        return self.reason is None
 
     def cancel(self) -> bool:
         """Stops trying to deliver it: ``True`` if this cancelled it (it now
         reports ``False``, reason ``"cancelled"``)."""
-        if self._future.done():
+        if self._settled:
             return False
         cancelled = self._socket._endpoint.cancel(self._number)
         self._socket._flush()
@@ -171,6 +189,9 @@ class Delivery:
         error: Optional[str] = None,
         suspected_lost: Optional[bool] = None,
     ) -> None:
+        if self._settled:
+            return
+        self._settled = True
         self.reason, self.error, self.suspected_lost = reason, error, suspected_lost
         if not self._future.done():
             self._future.set_result(delivered)
@@ -218,6 +239,22 @@ class Socket:
         # error the transport reported from one of its sends).
         self._flushing = False
         self._reflush = False
+        # A flush is scheduled (`call_soon`) after received datagrams.
+        self._flush_soon = False
+        # Datagrams went in since the last flush: the endpoint may owe
+        # answers (see `_on_datagram`).
+        self._dirty = False
+        # The last address `_send` resolved (or found a literal), to skip
+        # the checks for a run of sends to one peer.
+        self._last_addr: Any = None
+        # The transport's `get_write_buffer_size`, if it has one.
+        self._queued: Any = None
+        # A duplicate of the socket's descriptor that the loop watches for
+        # us, when the endpoint reads the socket itself (`_take_reading`).
+        self._reader_fd = -1
+        # While the endpoint holds ACKs (see `_flush_once`), the timer that
+        # sends them if nothing else goes first.
+        self._ack_timer: Optional[asyncio.TimerHandle] = None
 
     # ----- sending ---------------------------------------------------------
 
@@ -234,7 +271,10 @@ class Socket:
         passed). Cancelling the await cancels the message."""
         delivery = await self._send(data, addr, deadline, attempts)
         try:
-            return await delivery
+            # The future itself, not the shielded `await delivery`: the
+            # shield costs a loop iteration, and this future is no one
+            # else's (cancelling the await cancels it, and the message).
+            return await delivery._future
         except asyncio.CancelledError:
             delivery.cancel()
             raise
@@ -395,7 +435,9 @@ class Socket:
     async def _send(self, data: bytes, addr: Address, deadline: Optional[float], attempts: Optional[int]) -> Delivery:
         if self._closing or self._transport is None:
             raise Closed("the socket is closing")
-        addr = await self._resolve(addr)
+        if addr != self._last_addr:
+            addr = await self._resolve(addr)
+            self._last_addr = addr
         number = self._endpoint.send(data, addr, deadline, attempts)
         delivery = Delivery(self, number, addr)
         self._deliveries[number] = delivery
@@ -410,8 +452,74 @@ class Socket:
             raise OSError(f"no address for {addr[0]!r}")
         return cast(Address, infos[0][4])
 
+    def _take_reading(self) -> None:
+        """Reads the socket natively from here on (Linux, a loop with
+        ``add_reader``): the loop calls :meth:`_on_readable` when the socket
+        is readable, and one native call reads every datagram queued
+        (``recvmmsg``) and hands their events over, instead of the
+        transport reading one datagram per iteration into a new 256 KiB
+        buffer and calling ``datagram_received``. The transport still
+        sends and closes. The loop watches a duplicate of the descriptor
+        (it refuses a descriptor a transport owns); both name one socket."""
+        transport = self._transport
+        pause_reading = getattr(transport, "pause_reading", None)
+        if pause_reading is None or not sys.platform.startswith("linux") or self._fd < 0:
+            return
+        try:
+            fd = os.dup(self._fd)
+        except OSError:
+            return
+        try:
+            self._loop.add_reader(fd, self._on_readable)
+        except (NotImplementedError, RuntimeError, ValueError, OSError):
+            os.close(fd)
+            return  # the transport keeps reading
+        self._reader_fd = fd
+        pause_reading()
+
+    def _release_reading(self) -> None:
+        fd, self._reader_fd = self._reader_fd, -1
+        if fd >= 0:
+            try:
+                self._loop.remove_reader(fd)
+            except (RuntimeError, ValueError, OSError):
+                pass  # the loop is closed
+            os.close(fd)
+
+    def _on_readable(self) -> None:
+        events, errno = self._endpoint.receive_ready(self._reader_fd)
+        self._after_receive(events, errno)
+
     def _on_datagram(self, data: bytes, addr: Any) -> None:
-        self._endpoint.handle_datagram(data, addr)
+        # The events now (a waiting reader or sender wakes on the next
+        # iteration); when they woke someone, the datagrams they produced
+        # (a RECV, an ACK) and the timer once the loop has run what is
+        # ready, so that a reply the application sends meanwhile leaves with
+        # them, in one system call; else at once.
+        # The endpoint reads what else is queued on the socket too, so that
+        # one wake-up takes a burst (a RECV and the echo after it) at once.
+        events, errno = self._endpoint.receive(data, addr, self._fd if self._transport is not None else -1)
+        self._after_receive(events, errno)
+
+    def _after_receive(self, events: "List[_Event]", errno: int) -> None:
+        woke = self._hand_over(events) if events else False
+        if errno:
+            self._on_error(OSError(errno, os.strerror(errno)))
+        if not woke:
+            self._flush()  # no one to answer: nothing to wait for
+            return
+        self._dirty = True
+        if not self._flush_soon:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_soon = False
+        if self._dirty:  # else a flush since (a reply sent) took all
+            self._flush(hold_acks=True)
+
+    def _flush_acks(self) -> None:
+        self._ack_timer = None
         self._flush()
 
     def _on_timer(self) -> None:
@@ -438,10 +546,13 @@ class Socket:
             self._unreachable_reports += found
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, hold_acks: bool = False) -> None:
         """Sends what the endpoint produced, hands its events over and sets
         its timer (the core's call contract). A call made while it runs (an
-        error reported by one of its sends) makes it run once more."""
+        error reported by one of its sends) makes it run once more.
+        ``hold_acks``: a batch of nothing but ACKs may wait, at most
+        :data:`ACK_HOLD` seconds, for the next datagram to leave with it (a
+        flush after received datagrams: the application often answers)."""
         if self._flushing:
             self._reflush = True
             return
@@ -450,19 +561,49 @@ class Socket:
             self._reflush = True
             while self._reflush:
                 self._reflush = False
-                self._flush_once()
+                self._flush_once(hold_acks)
         finally:
             self._flushing = False
 
-    def _flush_once(self) -> None:
-        datagrams, events, timeout = self._endpoint.poll()
+    def _flush_once(self, hold_acks: bool) -> None:
+        self._dirty = False
         transport = self._transport
+        queued = self._queued
+        if transport is not None and queued is not None and not transport.is_closing() and not queued():
+            # The endpoint sends through the socket itself, all in one
+            # system call; what the socket would not take goes through the
+            # transport, which queues it.
+            datagrams, events, timeout, errors, holding = self._endpoint.poll_send(self._fd, hold_acks)
+            for errno in errors:
+                self._on_error(OSError(errno, os.strerror(errno)))
+            if holding:
+                if self._ack_timer is None:
+                    self._ack_timer = self._loop.call_later(ACK_HOLD, self._flush_acks)
+            elif self._ack_timer is not None:
+                # What it held has left: no wake-up for nothing.
+                self._ack_timer.cancel()
+                self._ack_timer = None
+        else:
+            datagrams, events, timeout = self._endpoint.poll()
         if transport is not None:
             for datagram, addr in datagrams:
                 transport.sendto(datagram, addr)
+        if events:
+            self._hand_over(events)
+        if self._closing and self._endpoint.is_closed:
+            self._closed.set()
+        self._schedule(timeout)
+
+    def _hand_over(self, events: "List[_Event]") -> bool:
+        """Hands events over; whether they may have woken a task (a reader,
+        or a sender awaiting its delivery)."""
         arrived = False
+        woke = False
         for event in events:
-            arrived |= self._handle(event)
+            if self._handle(event):
+                arrived = True
+            else:
+                woke = True
         if arrived:
             if len(self._inbox) >= self._capacity and not self._paused:
                 # Backpressure: new messages wait in their senders (which
@@ -473,24 +614,26 @@ class Socket:
                 waiter = self._readers.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
-        if self._closing and self._endpoint.is_closed:
-            self._closed.set()
-        self._schedule(timeout)
+                    woke = True
+        return woke
 
-    def _handle(self, event: _Event) -> bool:
+    def _handle(self, event: Any) -> bool:
         """Hands one endpoint event over; whether it was a message."""
+        # `event` is an `_Event`, typed `Any` to index it without a
+        # `typing.cast` of a subscripted type (not free at run time) per
+        # event.
         kind = event[0]
         if kind == "received" or kind == "foreign":
-            data, addr = cast(Tuple[str, bytes, Address], event)[1:]
+            data, addr = event[1], event[2]
             self._inbox.append(Message(data, addr, kind == "foreign"))
             return True
         if kind == "delivered":
-            _, number, suspected_lost = cast(Tuple[str, int, bool], event)
+            number, suspected_lost = event[1], event[2]
             delivery = self._deliveries.pop(number, None)
             if delivery is not None:
                 delivery._resolve(True, suspected_lost=suspected_lost)
             return False
-        _, number, reason, error = cast(Tuple[str, int, str, str], event)
+        number, reason, error = event[1], event[2], event[3]
         delivery = self._deliveries.pop(number, None)
         if reason == "endpoint_closed":
             self._abandoned_in_drain += 1
@@ -510,6 +653,11 @@ class Socket:
         self._timer = self._loop.call_at(at, self._on_timer)
 
     def _stop(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+            self._flush()  # the ACKs held
+        self._release_reading()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -539,6 +687,7 @@ class _Protocol(asyncio.DatagramProtocol):
         sock = transport.get_extra_info("socket")
         self._socket._family = sock.family
         self._socket._fd = sock.fileno()
+        self._socket._queued = getattr(transport, "get_write_buffer_size", None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._socket._on_datagram(data, addr)
@@ -551,5 +700,6 @@ class _Protocol(asyncio.DatagramProtocol):
         self._socket._on_error(exc)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._socket._release_reading()
         self._socket._transport = None
         self._socket._closed.set()
