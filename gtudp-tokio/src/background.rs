@@ -11,10 +11,9 @@
 //! While tasks defer their writes (see [`crate::core`]), it looks every
 //! [`TICK`](crate::core::TICK) and writes what is still deferred.
 //!
-//! When a task is in `recv`, or a `recv` just returned (a receive loop is
-//! about to call again), that task reads the socket itself; the background
-//! task then lets it, without taking the lock, and reads only what is
-//! still there [`GRACE`] later. It sleeps otherwise: nothing polls in a loop. It ends
+//! When a task is in `recv`, that task reads the socket itself; the
+//! background task then lets it, and reads only what is still there
+//! [`GRACE`] later. It sleeps otherwise: nothing polls in a loop. It ends
 //! once the endpoint has closed, after making the close summary.
 
 use std::sync::atomic::Ordering;
@@ -26,15 +25,10 @@ use tokio::io::Interest;
 use crate::core::Step;
 use crate::socket::{now, Shared};
 
-/// How long input may wait for the application's own receive to read it
-/// before the background task reads it instead: when a task is in `recv`
-/// (it is woken by the same readiness, so this only matters if it cannot
-/// run), or a `recv` returned a message less than this ago (a receive loop
-/// calls again within microseconds; the ACK of the RECV it just sent
-/// arrives meanwhile). Left to the application, such input costs no lock
-/// and no wake-up of another thread on the critical path; the background
-/// task wakes about once per grace while a receive loop runs, not once
-/// per datagram.
+/// How long input may wait for a task already in `recv` to read it before
+/// the background task reads it instead. That task is woken by the same
+/// readiness, so this only matters if it cannot run; a short grace keeps
+/// the background task from waking for every datagram.
 const GRACE: Duration = Duration::from_millis(1);
 
 /// The background task's hold on the socket. It ends the socket if the
@@ -59,27 +53,19 @@ pub(crate) async fn run(finish: Finish) {
     tokio::pin!(timer);
     // Input deferred to a task in `recv`, to read at this instant.
     let mut read_at: Option<tokio::time::Instant> = None;
-    // What the last step asked to wait for; kept across a wake-up that
-    // changed nothing the step looks at (input left to a receive loop), so
-    // that such a wake-up does not take the lock.
-    let mut deadline = None;
-    let mut blocked = false;
-    let mut step = true;
     loop {
-        if std::mem::replace(&mut step, true) {
-            (deadline, blocked) = match shared.with_core(|core| core.background_step(now())) {
-                Step::Exit => break,
-                Step::Wait {
-                    deadline,
-                    blocked,
-                    tick,
-                } => {
-                    let tick = tick.map(tokio::time::Instant::from_std);
-                    let deadline = deadline.map(tokio::time::Instant::from_std);
-                    (earliest(deadline, tick), blocked)
-                }
-            };
-        }
+        let (deadline, blocked) = match shared.with_core(|core| core.background_step(now())) {
+            Step::Exit => break,
+            Step::Wait {
+                deadline,
+                blocked,
+                tick,
+            } => {
+                let tick = tick.map(tokio::time::Instant::from_std);
+                let deadline = deadline.map(tokio::time::Instant::from_std);
+                (earliest(deadline, tick), blocked)
+            }
+        };
         let wake_at = earliest(deadline, read_at);
         if let Some(at) = wake_at {
             if timer.deadline() != at {
@@ -92,12 +78,9 @@ pub(crate) async fn run(finish: Finish) {
                 if let Err(error) = ready {
                     tracing::warn!(target: "gtudp", local = %shared.local_addr, %error, "socket readiness error");
                 }
-                if shared.reader_near(GRACE) {
-                    // A task in `recv` was woken by this readiness too, or
-                    // a receive loop is about to call again: it reads. The
-                    // endpoint was not touched, so no step either.
+                if shared.readers.load(Ordering::SeqCst) > 0 {
+                    // A task in `recv` was woken by this readiness too.
                     read_at = Some(tokio::time::Instant::now() + GRACE);
-                    step = false;
                 } else {
                     shared.with_core(|core| core.background_receive(now()));
                 }
@@ -118,7 +101,6 @@ pub(crate) async fn run(finish: Finish) {
         if read_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
             read_at = None;
             shared.with_core(|core| core.background_receive(now()));
-            step = true;
         }
     }
     drop(finish);

@@ -45,14 +45,6 @@ pub(crate) const RECV_BATCHES: usize = 4;
 /// this often, and writes what is still deferred.
 pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// While datagrams are being written, the background task looks at least
-/// this often, so that the timers the writes set (each DATA and RECV sets
-/// one, never shorter than this) fall after the instant it already sleeps
-/// until, and no write has to wake it. It stops looking once a look finds
-/// nothing written since the last: an idle socket sleeps until its next
-/// timer.
-const LOOKOUT: std::time::Duration = TICK;
-
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
 /// messages wait at once, and keeps that room.
@@ -140,9 +132,6 @@ pub(crate) struct Core {
     /// [`TICK`]).
     send_credit: usize,
     credit_at: Option<Instant>,
-    /// Datagrams were written since the background task's last step: it
-    /// looks again within [`LOOKOUT`].
-    wrote_since_step: bool,
     wakes: Wakes,
 }
 
@@ -166,7 +155,6 @@ impl Core {
             draining: None,
             send_credit: 0,
             credit_at: None,
-            wrote_since_step: false,
             wakes: Wakes::default(),
         }
     }
@@ -339,13 +327,7 @@ impl Core {
             self.finish(now);
             return Step::Exit;
         }
-        // While writes go on, look again soon: the timers they set then
-        // fall after this instant, and need no wake-up.
-        let lookout = std::mem::take(&mut self.wrote_since_step).then(|| now + LOOKOUT);
-        self.armed = match (self.endpoint.poll_timeout(), lookout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.armed = self.endpoint.poll_timeout();
         self.blocked_told = self.io.is_blocked();
         let tick = match self.deferred {
             Some(since) => Some(since + TICK),
@@ -496,11 +478,7 @@ impl Core {
     /// fills), then hands out every event.
     fn flush(&mut self, now: Instant) {
         self.deferred = None;
-        let sent = self.io.counters().datagrams_sent;
         self.io.flush(&mut self.endpoint, now);
-        if self.io.counters().datagrams_sent != sent || self.io.is_blocked() {
-            self.wrote_since_step = true;
-        }
         self.drain_events(now);
     }
 

@@ -100,12 +100,6 @@ pub(crate) struct Shared {
     completions: Arc<Completions>,
     /// Tasks inside `recv`/`recv_from` (who read the socket themselves).
     pub(crate) readers: AtomicUsize,
-    /// When a `recv` last returned a message, in nanoseconds since
-    /// `epoch` (0: never): a receive loop is back soon, and reads what
-    /// arrives meanwhile itself (see [`crate::background`]).
-    pub(crate) last_read: AtomicU64,
-    /// The origin of `last_read`.
-    epoch: Instant,
     /// Messages were queued, or the socket closed: for tasks in `recv`.
     queued: Notify,
     /// The close summary is ready: for `close`.
@@ -169,31 +163,6 @@ impl Shared {
                 owner.with_core(|core| core.peer_unreachable(now(), destination));
             }
         }
-    }
-
-    /// Notes that a `recv` returns a message now.
-    fn note_read(&self) {
-        let nanos = now().saturating_duration_since(self.epoch).as_nanos();
-        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).max(1);
-        self.last_read.store(nanos, Ordering::Relaxed);
-    }
-
-    /// Whether a `recv` returned a message less than `window` ago, or a
-    /// task is in `recv` now: either way input arriving now is read by the
-    /// application's own next receive, not by the background task.
-    pub(crate) fn reader_near(&self, window: std::time::Duration) -> bool {
-        if self.readers.load(Ordering::SeqCst) > 0 {
-            return true;
-        }
-        let last = self.last_read.load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        let elapsed = now().saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(elapsed)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(last)
-            < u64::try_from(window.as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn begin_close(&self) {
@@ -362,8 +331,6 @@ impl Builder {
             closing: AtomicBool::new(false),
             completions,
             readers: AtomicUsize::new(0),
-            last_read: AtomicU64::new(0),
-            epoch: now(),
             queued: Notify::new(),
             closed: Notify::new(),
             background: Notify::new(),
@@ -655,10 +622,7 @@ impl Socket {
             tokio::pin!(queued);
             queued.as_mut().enable();
             match shared.with_core(|core| core.take(now())) {
-                Take::Message(datagram) => {
-                    shared.note_read();
-                    return Ok(datagram);
-                }
+                Take::Message(datagram) => return Ok(datagram),
                 Take::Closed => return Err(RecvError::Closed),
                 // The read stopped at its batch limit: let others run, then
                 // read on.
