@@ -1,0 +1,199 @@
+//! Which peers the endpoint tracks: admitting a new one (unvalidated when
+//! it reached us first), evicting one when the table is full (unvalidated
+//! peers first, then the idle one idle longest), and forgetting a peer that
+//! has held no state for `peer_idle_timeout`.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::peer::Peer;
+use super::Endpoint;
+use crate::event::MessageId;
+use crate::timer::TimerKey;
+
+impl Endpoint {
+    /// Makes sure a peer is tracked at `address`, `inbound` when a datagram
+    /// from it (rather than the application) brings it; false when it is new
+    /// and the peer table is full of peers that may not be evicted.
+    pub(super) fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
+        if !self.peers.contains_key(&address) {
+            let proven = inbound && !self.would_be_unvalidated(&address);
+            let inbound = inbound && !proven;
+            if inbound && !self.admits_unvalidated_peer(now) {
+                return false;
+            }
+            // Unvalidated peers go first, so that a flood from spoofed
+            // addresses never costs a validated peer its place.
+            if self.peers.len() >= self.config.limits.max_peers
+                && !self.evict_unvalidated_peer(now, None)
+                && !self.evict_idle_peer()
+            {
+                return false;
+            }
+            let mut peer = Peer::new(&self.config);
+            peer.inbound = inbound;
+            if proven {
+                peer.validate();
+            }
+            peer.serial = self.next_peer_serial;
+            self.next_peer_serial += 1;
+            if inbound {
+                self.unvalidated_peers
+                    .push_back((address, peer.serial, now));
+                self.unvalidated_count += 1;
+            }
+            // A new peer holds nothing yet: forget it if nothing arrives.
+            let deadline = now + self.config.peer_idle_timeout;
+            peer.idle_deadline = Some(deadline);
+            self.peers.insert(address, peer);
+            self.start_idle_countdown(address, deadline);
+        }
+        true
+    }
+
+    /// Whether a datagram from `address` would make it a new unvalidated
+    /// peer: it is not tracked, and has no remembered history (messages
+    /// from it were taken within the retention, so it proved itself then,
+    /// and need not again, as RFC 9000, section 9.3, allows for an address
+    /// seen recently).
+    pub(super) fn would_be_unvalidated(&self, address: &SocketAddr) -> bool {
+        !self.peers.contains_key(address) && !self.remembered.has_history(address)
+    }
+
+    /// Whether one more unvalidated peer fits `max_unvalidated_peers`,
+    /// making room if the oldest has had the time to prove itself
+    /// (`unvalidated_attempts` initial RTOs) and holds none of our messages
+    /// on the wire: under a flood the slots turn over at a bounded rate, so
+    /// the cost of spoofed addresses stays bounded while newcomers still
+    /// get their turn.
+    pub(super) fn admits_unvalidated_peer(&mut self, now: Instant) -> bool {
+        if self.unvalidated_count < self.config.limits.max_unvalidated_peers {
+            return true;
+        }
+        match now.checked_sub(self.config.validation_window()) {
+            Some(joined_by) => self.evict_unvalidated_peer(now, Some(joined_by)),
+            None => false,
+        }
+    }
+
+    /// Removes a peer from the table, keeping the unvalidated count.
+    pub(super) fn remove_peer(&mut self, address: &SocketAddr) -> Option<Peer> {
+        let peer = self.peers.remove(address)?;
+        if peer.is_unvalidated() {
+            self.unvalidated_count -= 1;
+        }
+        if peer.is_flagged() {
+            self.flagged_peers -= 1;
+        }
+        self.release_held_data(&peer.held_data);
+        Some(peer)
+    }
+
+    /// Forgets the peer idle the longest, if any, to make room for a new
+    /// one. An idle peer holds no message in either direction, only its RTT
+    /// estimate and window, so no guarantee depends on it.
+    pub(super) fn evict_idle_peer(&mut self) -> bool {
+        while let Some((address, deadline)) = self.idle_peers.pop_front() {
+            let idle = self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
+            if idle {
+                self.remove_peer(&address);
+                self.stats.peers_evicted += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forgets the unvalidated peer that reached us first, among those that
+    /// hold no message of ours on the wire, to make room for a new one. What
+    /// it sent was held, never handed over nor answered, so dropping it
+    /// breaks no promise: its sender resends.
+    ///
+    /// With `joined_by`, only a peer queued no later than that instant is a
+    /// candidate (the queue is in that order, so the search stops at the
+    /// first younger one).
+    pub(super) fn evict_unvalidated_peer(
+        &mut self,
+        now: Instant,
+        joined_by: Option<Instant>,
+    ) -> bool {
+        for _ in 0..self.unvalidated_peers.len() {
+            let Some(&(address, serial, joined)) = self.unvalidated_peers.front() else {
+                return false;
+            };
+            if joined_by.is_some_and(|by| joined > by) {
+                return false;
+            }
+            self.unvalidated_peers.pop_front();
+            let Some(peer) = self.peers.get(&address) else {
+                continue;
+            };
+            if peer.serial != serial || !peer.is_unvalidated() {
+                continue;
+            }
+            if !peer.is_evictable() {
+                // It holds our messages: keep it, look further.
+                self.unvalidated_peers.push_back((address, serial, now));
+                continue;
+            }
+            let held = peer.held.clone();
+            let queued: Vec<MessageId> = peer.queue.iter().copied().collect();
+            // Messages waiting for it to prove itself wait on without it
+            // (see `parked`), outside any peer's window.
+            for &id in &held {
+                if let Some(message) = self.messages.get_mut(&id) {
+                    message.in_flight = false;
+                    message.parked = true;
+                }
+            }
+            // Those queued beyond its window get the same single wait for
+            // the proof.
+            let wait = self.config.initial_rto;
+            for &id in &queued {
+                if let Some(message) = self.messages.get_mut(&id) {
+                    message.parked = true;
+                    let at = message.hold_for(now, wait);
+                    self.timers.push(at, TimerKey::Message(id));
+                }
+            }
+            if !held.is_empty() || !queued.is_empty() {
+                let parked = self.parked.entry(address).or_default();
+                parked.extend(held);
+                parked.extend(queued);
+            }
+            self.remove_peer(&address);
+            self.stats.peers_evicted += 1;
+            self.stats.unvalidated_peers_evicted += 1;
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, deadline: Instant) {
+        self.timers.push(deadline, TimerKey::PeerIdle(address));
+        self.idle_peers.push_back((address, deadline));
+    }
+
+    /// Starts the idle countdown of a peer that holds no state any more.
+    pub(super) fn note_if_idle(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if peer.is_idle() && peer.idle_deadline.is_none() {
+            let deadline = now + self.config.peer_idle_timeout;
+            peer.idle_deadline = Some(deadline);
+            self.start_idle_countdown(address, deadline);
+        }
+    }
+
+    pub(super) fn on_peer_idle_timer(&mut self, at: Instant, address: SocketAddr) {
+        if let Some(peer) = self.peers.get(&address) {
+            if peer.idle_deadline == Some(at) && peer.is_idle() {
+                self.remove_peer(&address);
+            }
+        }
+    }
+}
