@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::io::Interest;
 
 use crate::core::Step;
-use crate::socket::{now, Shared};
+use crate::shared::{now, Shared};
 
 /// How long input may wait for a task already in `recv` to read it before
 /// the background task reads it instead. That task is woken by the same

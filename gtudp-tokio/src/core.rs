@@ -34,8 +34,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::completion::Completion;
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
-use crate::socket::Datagram;
 use crate::stats::{CloseSummary, Stats};
+use gtudp_io::Datagram;
 
 /// Receive batches one step reads at most, so a flood cannot keep one task
 /// (or the lock) for long.

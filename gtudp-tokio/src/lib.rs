@@ -119,6 +119,7 @@ mod core;
 mod error;
 mod io;
 mod sharded;
+mod shared;
 mod socket;
 mod stats;
 

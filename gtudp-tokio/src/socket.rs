@@ -5,9 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use gtudp_proto::{Config, Endpoint, PeerStats, SendErrorKind};
@@ -20,6 +19,7 @@ use crate::error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
 use crate::io::{TokioSocket, UdpIo};
+use crate::shared::{lock, now, Shared};
 use crate::stats::{CloseSummary, Stats};
 pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
 
@@ -81,93 +81,6 @@ impl Drop for Handle {
     /// Every handle is gone: nobody can read any more, so close.
     fn drop(&mut self) {
         self.shared.begin_close();
-    }
-}
-
-/// The state of one socket, shared by its handles, its [`Delivery`]s and
-/// its background task.
-pub(crate) struct Shared {
-    /// The endpoint and the socket I/O: whoever holds it drives them.
-    core: Mutex<Core>,
-    /// The UDP socket, to wait for its readiness without the lock (the
-    /// core does the system calls through its own reference).
-    pub(crate) socket: Arc<UdpSocket>,
-    outstanding: Arc<Semaphore>,
-    pub(crate) local_addr: SocketAddr,
-    max_payload: usize,
-    next_ticket: AtomicU64,
-    pub(crate) closing: AtomicBool,
-    completions: Arc<Completions>,
-    /// Tasks inside `recv`/`recv_from` (who read the socket themselves).
-    pub(crate) readers: AtomicUsize,
-    /// Messages were queued, or the socket closed: for tasks in `recv`.
-    queued: Notify,
-    /// The close summary is ready: for `close`.
-    closed: Notify,
-    /// For the background task: look again (see [`Core::take_wakes`]).
-    pub(crate) background: Notify,
-    /// The peer set by `connect`.
-    peer: Mutex<Option<SocketAddr>>,
-    /// Every shard of the group this socket is a shard of (itself
-    /// included, in shard order), to hand over ICMP reports the kernel
-    /// steered here for another shard's peers.
-    siblings: OnceLock<Vec<Weak<Shared>>>,
-}
-
-impl std::fmt::Debug for Shared {
-    /// The socket's address and state, not the protocol's tables (nor the
-    /// lock).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socket")
-            .field("local_addr", &self.local_addr)
-            .field("closing", &self.closing.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Runs `f` under the lock, then notifies whom it asks for, with the
-    /// lock released.
-    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let (result, wakes, foreign) = {
-            let mut core = lock(&self.core);
-            let result = f(&mut core);
-            (result, core.take_wakes(), core.take_foreign_unreachable())
-        };
-        if let Some(foreign) = foreign {
-            self.hand_over_unreachable(foreign);
-        }
-        // A reader counts itself before it looks at the queue, under the
-        // lock: if it saw nothing, it is counted here.
-        if wakes.readers && self.readers.load(Ordering::SeqCst) > 0 {
-            self.queued.notify_waiters();
-        }
-        if wakes.background {
-            self.background.notify_one();
-        }
-        if wakes.closed {
-            self.closed.notify_waiters();
-        }
-        result
-    }
-
-    /// Fails the messages of destinations ICMP reported unreachable in
-    /// the shards that own them (with this shard's lock released).
-    fn hand_over_unreachable(&self, destinations: Vec<SocketAddr>) {
-        let Some(siblings) = self.siblings.get() else {
-            return;
-        };
-        for destination in destinations {
-            let owner = gtudp_io::reuseport::shard_of(destination, siblings.len());
-            if let Some(owner) = siblings.get(owner).and_then(Weak::upgrade) {
-                owner.with_core(|core| core.peer_unreachable(now(), destination));
-            }
-        }
-    }
-
-    fn begin_close(&self) {
-        self.closing.store(true, Ordering::Release);
-        self.with_core(|core| core.begin_close(now()));
     }
 }
 
@@ -734,21 +647,9 @@ impl Socket {
 /// once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
 
-/// The socket's clock: Tokio's, so that tests with paused time drive the
-/// endpoint on virtual time.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// The first address `target` resolves to, in canonical form.
 async fn resolve(target: impl ToSocketAddrs) -> Result<SocketAddr, DeliveryError> {
     gtudp_io::first_address(tokio::net::lookup_host(target).await)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn refusal(kind: TrySendErrorKind, to: SocketAddr) -> DeliveryError {
