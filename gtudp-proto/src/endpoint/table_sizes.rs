@@ -4,7 +4,7 @@
 use super::RememberedIdentities;
 
 /// Sizes of the endpoint's tables, for checking bounds (see
-/// [`Endpoint::table_sizes`]).
+/// [`Endpoint::table_sizes`](crate::Endpoint::table_sizes)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TableSizes {
