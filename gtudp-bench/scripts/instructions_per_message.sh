@@ -13,16 +13,12 @@
 # datagrams between the endpoints, one `Bytes` each) and the endpoints'
 # creation, which 100,000 messages make negligible.
 set -euo pipefail
+. "$(dirname "$0")/bench_executable.sh"
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "instructions_per_message.sh: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(pair 100000)
-bin=$(cargo bench -p gtudp-proto --bench curve --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "curve" and m.get("executable"):
-        print(m["executable"])')
+bin=$(bench_executable curve)
 out=$(mktemp /tmp/gtudp-cachegrind.XXXXXX)
 trap 'rm -f "$out"' EXIT
 report=$(valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file="$out" "$bin" "${args[@]}" 2>&1)

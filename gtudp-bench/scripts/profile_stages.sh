@@ -13,16 +13,12 @@
 # linux-perf); shares are samples of the whole bench process, the harness
 # that moves datagrams between the two endpoints included (its own row).
 set -euo pipefail
+. "$(dirname "$0")/bench_executable.sh"
 cd "$(dirname "$0")/../.."
 filter=${1:-steady_exchange}
 seconds=${2:-10}
 command -v perf >/dev/null || { echo "profile_stages.sh: perf is missing (apt-get install linux-perf)" >&2; exit 1; }
-bin=$(cargo bench -p gtudp-proto --bench endpoint --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "endpoint" and m.get("executable"):
-        print(m["executable"])')
+bin=$(bench_executable endpoint)
 data=$(mktemp /tmp/gtudp-perf.XXXXXX)
 trap 'rm -f "$data" "$data.old"' EXIT
 perf record -F 2000 -o "$data" -- "$bin" --bench --profile-time "$seconds" "$filter" >/dev/null 2>&1

@@ -89,6 +89,27 @@ impl Endpoint {
         self.endpoint.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Appends every datagram the core has to send, as `(bytes, address)`,
+    /// to `out` (logging each when debugging).
+    fn drain_transmits(
+        &mut self,
+        py: Python<'_>,
+        now: Instant,
+        out: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
+            let datagram = &buffer[..transmit.size];
+            if self.debug {
+                self.log(py, "out", transmit.destination, datagram)?;
+            }
+            let to = self.destination(py, transmit.destination)?;
+            out.append((PyBytes::new(py, datagram), to))?;
+        }
+        self.buffer = buffer;
+        Ok(())
+    }
+
     fn log(
         &self,
         py: Python<'_>,
@@ -536,16 +557,7 @@ impl Endpoint {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = fd;
-        let mut buffer = std::mem::take(&mut self.buffer);
-        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
-            let datagram = &buffer[..transmit.size];
-            if self.debug {
-                self.log(py, "out", transmit.destination, datagram)?;
-            }
-            let to = self.destination(py, transmit.destination)?;
-            unsent.append((PyBytes::new(py, datagram), to))?;
-        }
-        self.buffer = buffer;
+        self.drain_transmits(py, now, &unsent)?;
         let events = self.events(py)?;
         let timeout = self.timeout();
         #[cfg(target_os = "linux")]
@@ -577,16 +589,7 @@ impl Endpoint {
                 ))?;
             }
         }
-        let mut buffer = std::mem::take(&mut self.buffer);
-        while let Some(transmit) = self.core().poll_transmit(now, 1, &mut buffer) {
-            let datagram = &buffer[..transmit.size];
-            if self.debug {
-                self.log(py, "out", transmit.destination, datagram)?;
-            }
-            let to = self.destination(py, transmit.destination)?;
-            datagrams.append((PyBytes::new(py, datagram), to))?;
-        }
-        self.buffer = buffer;
+        self.drain_transmits(py, now, &datagrams)?;
         let events = self.events(py)?;
         let timeout = self.timeout();
         Ok((datagrams, events, timeout))

@@ -50,6 +50,7 @@
 
 pub mod alloc;
 pub mod cli;
+pub mod drops;
 pub mod echo;
 pub mod examples;
 pub mod relay;

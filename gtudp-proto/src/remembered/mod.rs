@@ -388,10 +388,8 @@ impl RememberedIdentities {
                 // Small: rehash into a table twice the size, so a stream
                 // that starts small still has one table to look in.
                 let mut larger = take_table(&mut self.spare, grown, usize::MAX);
-                for bucket in full.buckets.iter() {
-                    for &moved in bucket.0.iter().take_while(|&&moved| moved != 0) {
-                        larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
-                    }
+                for moved in full.entries() {
+                    larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
                 }
                 added += larger.bytes();
                 removed += full.bytes();
