@@ -44,11 +44,13 @@
 //! them, which are injected, not phantoms; Delivered messages `unverifiable`
 //! because of it; intact payloads `repeated` because of it: see
 //! `gtudp_proto::sim::World`), and when late copies of DATA were replayed
-//! (`gtudp_proto::sim::World::set_late_replays`), a line counts them:
+//! (`gtudp_proto::sim::World::set_late_replays`), a line counts them; so
+//! does one for the copies endpoints recognised from a NAT's new port:
 //!
 //! ```text
 //! corruption: corrupted=C handed_over=H unverifiable=U repeated=P
 //! late copies replayed just inside their lifetime: L
+//! copies from a NAT's new port recognised: N
 //! ```
 //!
 //! The line before the last counts the violations by the guarantee they
@@ -299,6 +301,12 @@ fn main() -> ExitCode {
         println!(
             "late copies replayed just inside their lifetime: {}",
             totals.late_replays
+        );
+    }
+    if totals.rebound_duplicates > 0 {
+        println!(
+            "copies from a NAT's new port recognised: {}",
+            totals.rebound_duplicates
         );
     }
     println!("invariants: {}", totals.by_kind);

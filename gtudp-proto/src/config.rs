@@ -236,8 +236,10 @@ pub struct Limits {
     /// message. Default 64 MiB (about 2.1 million messages/s with the
     /// default 2 s lifetime).
     pub max_remembered_bytes: usize,
-    /// Bytes of remembered identities for one peer address. Default 64 MiB:
-    /// one peer may use the whole memory.
+    /// Bytes of remembered identities for one host: identities are
+    /// remembered by the sender's IP address, whatever its port, so that a
+    /// NAT rebinding does not make a copy look new; the peers behind one NAT
+    /// share this bound. Default 64 MiB: one host may use the whole memory.
     pub max_remembered_bytes_per_peer: usize,
     /// New messages held from one unvalidated address until it answers its
     /// validation probe (see the validation states above); more are dropped

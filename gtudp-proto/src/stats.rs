@@ -135,6 +135,10 @@ pub struct EndpointStats {
     pub recv_retransmissions: u64,
     /// Repeated DATA recognised and not handed over again.
     pub duplicates_suppressed: u64,
+    /// Of those, copies that came from another port of the host whose
+    /// DATA was taken, while its RECV still awaited the ACK: a NAT gave
+    /// the sender a new port mid-stream (see `docs/address-changes.md`).
+    pub rebound_duplicates: u64,
     /// New messages whose identity matched one awaited or remembered from
     /// the same address but whose payload differed (a sender that restarted
     /// and drew identities afresh): handed over as the new messages they are.

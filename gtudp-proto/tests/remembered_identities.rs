@@ -154,13 +154,57 @@ fn a_collision_with_a_record_still_awaiting_its_ack_keeps_both_recognisable() {
 }
 
 #[test]
-fn the_same_identity_from_another_address_is_another_message() {
-    let mut b = knowing(config(), &[addr(1), addr(2)]);
+fn the_same_identity_from_another_host_is_another_message() {
+    let other_host = SocketAddr::from(([10, 0, 0, 2], 1));
+    let mut b = knowing(config(), &[addr(1), other_host]);
     let now = Instant::now();
     complete(&mut b, now, addr(1), 11, b"same");
-    complete(&mut b, now, addr(2), 11, b"same");
+    complete(&mut b, now, other_host, 11, b"same");
     assert_eq!(received(&mut b), 2);
     assert_eq!(b.stats().identity_collisions, 0);
+}
+
+/// A NAT gives the sender a new port mid-stream: a copy of a message
+/// already handed over, arriving from the new port, is a repeat, whether
+/// the first copy's RECV still awaits its ACK, was acknowledged, or ran out
+/// of attempts. It is answered at the new port.
+#[test]
+fn a_copy_from_another_port_of_the_same_host_is_a_repeat() {
+    let window = config().remember_window;
+    let mut b = knowing(config(), &[addr(1), addr(2), addr(3), addr(4)]);
+    let now = Instant::now();
+    // Awaiting its ACK.
+    b.handle_datagram(now, addr(1), data(21, b"awaited"));
+    drain(&mut b, now);
+    b.handle_datagram(now, addr(2), data(21, b"awaited"));
+    let replies = common::drain_transmits(&mut b, now);
+    assert_eq!(kinds(&replies), [Recv]);
+    assert_eq!(replies[0].to, addr(2), "answered at the new port");
+    assert_eq!(b.stats().rebound_duplicates, 1);
+    // Its ACK from the new port ends the exchange.
+    b.handle_datagram(now, addr(2), ack(21));
+    assert_eq!(b.table_sizes().awaiting_ack, 0);
+    // Acknowledged.
+    complete(&mut b, now, addr(1), 22, b"acknowledged");
+    b.handle_datagram(now, addr(3), data(22, b"acknowledged"));
+    assert_eq!(kinds(&common::drain_transmits(&mut b, now)), [Recv]);
+    // RECV attempts ran out.
+    b.handle_datagram(now, addr(1), data(23, b"abandoned"));
+    drain(&mut b, now);
+    let mut gave_up_at = None;
+    while let Some(at) = b.poll_timeout() {
+        b.handle_timeout(at);
+        drain(&mut b, at);
+        if b.table_sizes().awaiting_ack == 0 {
+            gave_up_at = Some(at);
+            break;
+        }
+    }
+    let inside = gave_up_at.expect("RECV attempts end") + window - Duration::from_millis(1);
+    b.handle_datagram(inside, addr(4), data(23, b"abandoned"));
+    assert_eq!(kinds(&common::drain_transmits(&mut b, inside)), [Recv]);
+    assert_eq!(received(&mut b), 3, "each handed over once");
+    assert_eq!(b.stats().duplicates_suppressed, 3);
 }
 
 #[test]

@@ -169,7 +169,7 @@ pub struct Endpoint {
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
     /// Received messages whose RECV awaits its ACK.
-    awaiting: Map<(SocketAddr, Identity), AwaitingAck>,
+    awaiting: Map<receiver::AwaitingKey, AwaitingAck>,
     /// Identities whose RECV exchange ended, kept to suppress late copies.
     remembered: RememberedIdentities,
     remembered_keys: Keys,
@@ -645,8 +645,8 @@ impl Endpoint {
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(peer, identity) => self
                 .awaiting
-                .get(&(peer, identity))
-                .is_some_and(|record| record.timer == Some(at)),
+                .get(&receiver::awaiting_key(&peer, identity))
+                .is_some_and(|record| record.timer == Some(at) && record.port == peer.port()),
             TimerKey::PeerIdle(address) => self
                 .peers
                 .get(&address)

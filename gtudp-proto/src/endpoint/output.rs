@@ -160,8 +160,8 @@ impl Endpoint {
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
             Order::Recv(to, identity) => awaiting
-                .get(&(*to, *identity))
-                .is_some_and(|record| record.reply_pending),
+                .get(&super::receiver::awaiting_key(to, *identity))
+                .is_some_and(|record| record.reply_pending && record.port == to.port()),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }

@@ -52,12 +52,11 @@ impl Endpoint {
     }
 
     /// Whether a datagram from `address` would make it a new unvalidated
-    /// peer: it is not tracked, and has no remembered history (messages
-    /// from it were taken within the retention, so it proved itself then,
-    /// and need not again, as RFC 9000, section 9.3, allows for an address
-    /// seen recently).
+    /// peer: it is not tracked. (An address whose peer was forgotten proves
+    /// itself again: what it sent is remembered under its host, which
+    /// proves nothing of the port.)
     pub(super) fn would_be_unvalidated(&self, address: &SocketAddr) -> bool {
-        !self.peers.contains_key(address) && !self.remembered.has_history(address)
+        !self.peers.contains_key(address)
     }
 
     /// Whether one more unvalidated peer fits `max_unvalidated_peers`,

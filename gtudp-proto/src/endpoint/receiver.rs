@@ -7,8 +7,27 @@
 //! out) only its identity and payload fingerprint are kept, in the compact,
 //! timer-free [`RememberedIdentities`](crate::remembered), for the retention
 //! its [`Retention`] class gives.
+//!
+//! # Across a change of port
+//!
+//! Both stores know a message by its sender's *host* (its IP address), not
+//! its address: a NAT that gives a flow a new public port mid-stream (a
+//! rebinding) must not make a retransmission look new. A copy from another
+//! port of the host is answered with RECV at the port it came from and
+//! never handed over again ([`EndpointStats::rebound_duplicates`] counts
+//! those that find their record still awaiting its ACK).
+//!
+//! The price is a false match between two senders behind one NAT (one IP
+//! address, two ports): a new message matches a remembered one only if its
+//! identity (32 bits, drawn at random by each sender) and its payload's
+//! fingerprint (32 bits, keyed by this endpoint's secret) are both equal,
+//! so with `n` messages of that host remembered, a new one matches with
+//! probability at most `n × 2⁻⁶⁴`, or `n × 2⁻³²` if its payload is the same
+//! bytes as theirs. A sender whose IP address changes is not recognised.
+//!
+//! [`EndpointStats::rebound_duplicates`]: crate::EndpointStats::rebound_duplicates
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,9 +38,36 @@ use crate::remembered::{Fingerprint, Recall, Retention};
 use crate::timer::TimerKey;
 use crate::wire::{Identity, PacketKind};
 
+/// The key of a record awaiting its ACK: its sender's host and the
+/// identity. The port the DATA came from is in the record.
+pub(super) type AwaitingKey = (IpAddr, Identity);
+
+/// The key of `source`'s record for `identity`.
+pub(super) fn awaiting_key(source: &SocketAddr, identity: Identity) -> AwaitingKey {
+    (source.ip(), identity)
+}
+
+/// Where the memory of received identities keeps what came from `source`:
+/// under its host, with port 0 (see the module docs).
+pub(super) fn host_key(source: &SocketAddr) -> SocketAddr {
+    SocketAddr::new(source.ip(), 0)
+}
+
+/// What [`Endpoint::recognise`] found of a DATA.
+pub(super) enum Known {
+    /// A copy of a message handed over: answered, not to be taken.
+    Repeat,
+    /// A new message; `collision` when it reuses the identity of one
+    /// awaited or remembered with another payload.
+    New { collision: bool },
+}
+
 /// One received message whose RECV has not been acknowledged yet.
 #[derive(Debug)]
 pub(super) struct AwaitingAck {
+    /// The port its DATA came from (the host is in the key): where its
+    /// RECV goes.
+    pub(super) port: u16,
     pub(super) fingerprint: Fingerprint,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
@@ -41,34 +87,11 @@ impl Endpoint {
         payload: Bytes,
         size: usize,
     ) {
-        let key = (source, identity);
         let fingerprint = self.remembered_keys.fingerprint(&payload);
-        let awaited = self.awaiting.get_mut(&key);
-        let replaces_record = awaited.is_some();
-        if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
-            // A repeat: answer at once, never hand it over again.
-            let reply = !record.reply_pending;
-            record.reply_pending = true;
+        let Known::New { collision } = self.recognise(now, source, identity, fingerprint) else {
             self.count_duplicate(source, size);
-            if reply {
-                self.output.push_recv(source, identity);
-            }
             return;
-        }
-        let recall = self.remembered.recall(&source, identity, fingerprint);
-        if recall == Recall::Duplicate {
-            self.count_duplicate(source, size);
-            self.queue_stateless_recv(source, identity);
-            return;
-        }
-        // The same identity as a message still awaited or remembered, with
-        // another payload: a new message (typically from a sender that
-        // restarted and drew its identities afresh).
-        let collision = replaces_record || recall == Recall::Collision;
-        if replaces_record {
-            // Keep the earlier message's late copies recognisable.
-            self.give_up_recv(now, source, identity);
-        }
+        };
         if self.refuses_new_data() {
             return;
         }
@@ -89,6 +112,55 @@ impl Endpoint {
         }
         self.note_inbound(source, PacketKind::Data, size);
         self.take_data(now, source, identity, fingerprint, payload, collision);
+    }
+
+    /// Whether a DATA from `source` repeats a message handed over (from
+    /// any port of its host) that is still awaited or remembered: if so it
+    /// is answered with RECV here. Otherwise it is new; if it reuses the
+    /// identity of an awaited message with another payload (a collision),
+    /// that exchange is ended first, so its late copies stay recognised.
+    pub(super) fn recognise(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+    ) -> Known {
+        let key = awaiting_key(&source, identity);
+        let awaited = self.awaiting.get_mut(&key);
+        let replaces_record = awaited.is_some();
+        if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
+            // A repeat: answer at once, never hand it over again.
+            if record.port != source.port() {
+                // From another port of its host: the sender's NAT gave it
+                // a new one. Answered there; the record stays put.
+                self.stats.rebound_duplicates += 1;
+                self.queue_stateless_recv(source, identity);
+                return Known::Repeat;
+            }
+            let reply = !record.reply_pending;
+            record.reply_pending = true;
+            if reply {
+                self.output.push_recv(source, identity);
+            }
+            return Known::Repeat;
+        }
+        let recall = self
+            .remembered
+            .recall(&host_key(&source), identity, fingerprint);
+        if recall == Recall::Duplicate {
+            self.queue_stateless_recv(source, identity);
+            return Known::Repeat;
+        }
+        // The same identity as a message still awaited or remembered, with
+        // another payload: a new message (typically from a sender that
+        // restarted and drew its identities afresh).
+        let collision = replaces_record || recall == Recall::Collision;
+        if replaces_record {
+            // Keep the earlier message's late copies recognisable.
+            self.give_up_recv(now, key);
+        }
+        Known::New { collision }
     }
 
     /// Takes a new message from a proven address (one that answered our
@@ -124,13 +196,15 @@ impl Endpoint {
         peer.idle_deadline = None;
         peer.stats.received += 1;
         let record = AwaitingAck {
+            port: source.port(),
             fingerprint,
             transmissions: 0,
             last_sent: None,
             timer: None,
             reply_pending: true,
         };
-        self.awaiting.insert((source, identity), record);
+        self.awaiting
+            .insert(awaiting_key(&source, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
@@ -167,7 +241,7 @@ impl Endpoint {
         self.unread < limits.max_unread
             && self.awaiting.len() < limits.max_awaiting_ack
             && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
-            && self.remembered.bytes_for(source) + RESERVED_BYTES_PER_AWAITING
+            && self.remembered.bytes_for(&host_key(source)) + RESERVED_BYTES_PER_AWAITING
                 <= limits.max_remembered_bytes_per_peer
     }
 
@@ -197,7 +271,9 @@ impl Endpoint {
         size: usize,
     ) {
         self.note_inbound(source, PacketKind::Ack, size);
-        let Some(record) = self.awaiting.remove(&(source, identity)) else {
+        // From any port of the host: after a rebinding, the ACK of a RECV
+        // answered at the new port.
+        let Some(record) = self.awaiting.remove(&awaiting_key(&source, identity)) else {
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
             } else {
@@ -206,7 +282,9 @@ impl Endpoint {
             return;
         };
         let sample = match (record.transmissions, record.last_sent) {
-            (1, Some(sent)) => Some(now.saturating_duration_since(sent)),
+            (1, Some(sent)) if record.port == source.port() => {
+                Some(now.saturating_duration_since(sent))
+            }
             _ => None,
         };
         // This ACK validates nothing: the identity it names was chosen by
@@ -214,6 +292,7 @@ impl Endpoint {
         if let (Some(peer), Some(sample)) = (self.peers.get_mut(&source), sample) {
             peer.on_rtt_sample(sample);
         }
+        let source = SocketAddr::new(source.ip(), record.port);
         self.remember(
             now,
             source,
@@ -231,17 +310,17 @@ impl Endpoint {
         source: SocketAddr,
         identity: Identity,
     ) {
-        let key = (source, identity);
+        let key = awaiting_key(&source, identity);
         let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
-        if record.timer != Some(at) {
+        if record.timer != Some(at) || record.port != source.port() {
             return;
         }
         record.timer = None;
         let max_attempts = self.config.recv_max_attempts;
         if record.transmissions >= max_attempts {
-            self.give_up_recv(now, source, identity);
+            self.give_up_recv(now, key);
         } else if !record.reply_pending {
             record.reply_pending = true;
             self.stats.recv_retransmissions += 1;
@@ -252,7 +331,11 @@ impl Endpoint {
     /// Records a RECV's transmission: the next resend waits one backed-off
     /// RTO.
     pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
-        let Some(record) = self.awaiting.get_mut(&(source, identity)) else {
+        let Some(record) = self
+            .awaiting
+            .get_mut(&awaiting_key(&source, identity))
+            .filter(|record| record.port == source.port())
+        else {
             return;
         };
         record.reply_pending = false;
@@ -275,21 +358,31 @@ impl Endpoint {
     /// A RECV withheld by the amplification budget: stop resending it.
     pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, identity: Identity) {
         if let Some(now) = self.latest {
-            self.give_up_recv(now, source, identity);
+            let key = awaiting_key(&source, identity);
+            if self
+                .awaiting
+                .get(&key)
+                .is_some_and(|record| record.port == source.port())
+            {
+                self.give_up_recv(now, key);
+            }
         }
     }
 
     /// Ends a RECV exchange without its ACK: the sender may still be
     /// resending, so the identity is remembered for `remember_window`.
-    pub(super) fn give_up_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
-        let Some(record) = self.awaiting.remove(&(source, identity)) else {
+    pub(super) fn give_up_recv(&mut self, now: Instant, key: AwaitingKey) {
+        let Some(record) = self.awaiting.remove(&key) else {
             return;
         };
+        let (host, identity) = key;
+        let source = SocketAddr::new(host, record.port);
         self.remember(now, source, identity, record.fingerprint, Retention::Window);
         self.note_if_idle(now, source);
     }
 
-    /// Moves an identity whose exchange ended into the remembered memory.
+    /// Moves an identity whose exchange ended into the remembered memory,
+    /// under its sender's host.
     fn remember(
         &mut self,
         now: Instant,
@@ -301,6 +394,7 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
         }
+        let host = host_key(&source);
         let limits = &self.config.limits;
         let budget = limits
             .max_remembered_bytes
@@ -308,10 +402,10 @@ impl Endpoint {
             .min(
                 limits
                     .max_remembered_bytes_per_peer
-                    .saturating_sub(self.remembered.bytes_for(&source)),
+                    .saturating_sub(self.remembered.bytes_for(&host)),
             );
         self.remembered
-            .insert(now, source, identity, fingerprint, class, budget);
+            .insert(now, host, identity, fingerprint, class, budget);
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.

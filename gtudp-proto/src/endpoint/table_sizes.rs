@@ -36,7 +36,8 @@ pub struct TableSizes {
     pub remembered: usize,
     /// Bytes the remembered identities take.
     pub remembered_bytes: usize,
-    /// Most of those bytes for one peer address.
+    /// Most of those bytes for one host (the identities are remembered
+    /// by the sender's IP address, whatever its port).
     pub largest_peer_remembered_bytes: usize,
     /// Received and foreign payloads not yet polled.
     pub unread: usize,

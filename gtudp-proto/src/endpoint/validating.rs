@@ -113,13 +113,20 @@ impl Endpoint {
             self.held_bytes -= data.payload.len();
             self.held_count -= 1;
             self.stats.held_data_taken += 1;
+            // While it was held, a copy from another port of its host (a
+            // NAT rebinding) may have been taken.
+            let known = self.recognise(now, address, data.identity, data.fingerprint);
+            let super::receiver::Known::New { collision } = known else {
+                self.stats.duplicates_suppressed += 1;
+                continue;
+            };
             self.take_data(
                 now,
                 address,
                 data.identity,
                 data.fingerprint,
                 data.payload,
-                false,
+                collision,
             );
         }
     }

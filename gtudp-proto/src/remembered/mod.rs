@@ -222,13 +222,6 @@ impl RememberedIdentities {
         }
     }
 
-    /// Whether `address` has a history here: messages from it were taken
-    /// (so it proved it receives our datagrams, or we reached it first)
-    /// within the retention.
-    pub(crate) fn has_history(&self, address: &SocketAddr) -> bool {
-        self.histories.contains_key(address)
-    }
-
     /// Identities remembered.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -77,6 +77,7 @@
 // `violation`; then `network`, `reader`, `hostile`, `trace`; then `world`;
 // then `scenario`. `restarts` and `wan` stand alone (`wan` uses `network`).
 mod hostile;
+mod nat;
 mod network;
 mod reader;
 mod restarts;
@@ -89,6 +90,7 @@ pub mod wan;
 mod world;
 
 pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection};
+pub use nat::NatProfile;
 pub use network::{
     Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition, CORRUPT_HEADER_BYTES,
 };

@@ -15,11 +15,12 @@
 //! still be Delivered. They read everything before the close.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::hostile::HostileProfile;
+use super::nat::NatProfile;
 use super::network::{LinkProfile, NetworkStats, Partition};
 use super::reader::SlowReader;
 use super::rng::Rng;
@@ -56,6 +57,10 @@ pub struct Knobs {
     /// flood run asserts that every send is Delivered, which loss,
     /// partitions or slow readers would break.
     pub flood: Option<bool>,
+    /// Whether endpoint 0 sits behind a NAT that moves it to a new public
+    /// port every 100 to 1,500 ms during the chaos phase (see
+    /// [`Profile::Nat`]).
+    pub nat: Option<bool>,
 }
 
 /// The named network profiles of the test matrix.
@@ -92,11 +97,17 @@ pub enum Profile {
     /// [`Outcome::longest_delivery`] is compared with the same scenario
     /// without the flood ([`Scenario::without_hostile`]).
     Flood,
+    /// Endpoint 0 behind a NAT that gives it a new public port every 100
+    /// to 1,500 ms and closes the old one, with 10% loss: its peers see
+    /// its retransmissions arrive from addresses they never saw. Nothing may
+    /// be handed over twice. (It sends; the others do not send to it, as
+    /// nothing can reach a NATed address before it has sent.)
+    Nat,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 10] = [
+    pub const ALL: [Profile; 11] = [
         Profile::Clean,
         Profile::Loss10,
         Profile::Loss30,
@@ -107,6 +118,7 @@ impl Profile {
         Profile::Hostile,
         Profile::Corrupt,
         Profile::Flood,
+        Profile::Nat,
     ];
 
     /// The profile's conditions: what it names is set, everything else off.
@@ -120,6 +132,7 @@ impl Profile {
             corrupt: Some(0.0),
             slow_readers: Some(false),
             flood: Some(false),
+            nat: Some(false),
         };
         match self {
             Profile::Clean => {}
@@ -144,6 +157,10 @@ impl Profile {
                 knobs.slow_readers = Some(true);
             }
             Profile::Flood => knobs.flood = Some(true),
+            Profile::Nat => {
+                knobs.nat = Some(true);
+                knobs.loss = Some(0.1);
+            }
         }
         knobs
     }
@@ -184,6 +201,9 @@ pub struct Scenario {
     /// Whether this is a flood scenario (see [`Profile::Flood`]): every
     /// send must be Delivered, from the first.
     pub flood: bool,
+    /// The NAT in front of endpoint 0, if any (see [`Profile::Nat`]); it
+    /// settles (keeps its port) when the network heals.
+    pub nat: Option<NatProfile>,
     /// Datagrams and events the outcome's trace keeps (the last ones);
     /// default 64. Raise it to follow a failing seed from its start.
     pub trace_capacity: usize,
@@ -357,6 +377,12 @@ impl Scenario {
             config.limits.max_remembered_bytes = 16 << 20;
             config.limits.max_held_bytes_unvalidated = 4 << 20;
         }
+        // Drawn from its own stream, so the rest of a seed's run is as before.
+        let mut nat_rng = Rng::new(seed ^ 0x0a7_5eed_0000_4a70);
+        let nat = (knobs.nat.unwrap_or_else(|| nat_rng.chance(0.25)) && !flood).then(|| {
+            let every = Duration::from_millis(nat_rng.range(100, 1_500));
+            NatProfile::drawn(&mut nat_rng, IpAddr::from([198, 51, 100, 1]), every)
+        });
         let hostile = if flood {
             // Just before the first send, or during the exchange.
             let start = Duration::from_millis(flood_rng.range(0, 400));
@@ -372,6 +398,7 @@ impl Scenario {
         };
         Self {
             flood,
+            nat,
             trace_capacity: 64,
             late_replays,
             seed,
@@ -427,7 +454,7 @@ impl Scenario {
         format!(
             "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
              rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
-             max_unread {}, slow readers {:?}, late replays {}",
+             max_unread {}, slow readers {:?}, late replays {}, nat {}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -453,6 +480,10 @@ impl Scenario {
                 .map(|(node, reader)| (*node, reader.max_stall, reader.pause))
                 .collect::<Vec<_>>(),
             self.late_replays,
+            match &self.nat {
+                Some(nat) => format!("rebinding every {:?}", nat.rebind_every),
+                None => "none".to_string(),
+            },
         )
     }
 
@@ -520,6 +551,7 @@ impl Scenario {
         for &(node, reader) in &self.slow_readers {
             world.set_slow_reader(node, Some(reader));
         }
+        world.set_nat(0, self.nat.clone());
 
         // Chaos.
         world.phase("chaos");
@@ -529,7 +561,9 @@ impl Scenario {
         for node in 0..self.nodes {
             for _ in 0..self.messages {
                 let at = rng.duration(self.chaos);
-                let to = self.other_node(&mut rng, node);
+                let Some(to) = self.other_node(&mut rng, node) else {
+                    continue;
+                };
                 let relative_deadline = rng
                     .chance(0.25)
                     .then(|| Duration::from_millis(rng.range(50, 2_000)))
@@ -569,6 +603,7 @@ impl Scenario {
         for &(node, reader) in &self.slow_readers {
             world.set_slow_reader(node, Some(self.healed_reader(reader)));
         }
+        world.settle_nats();
         let mut settle = self.link.max_transit(self.config.max_datagram_size) * 2;
         if self.hostile.is_active() {
             settle += self.config.remember_window
@@ -582,7 +617,9 @@ impl Scenario {
         for node in 0..self.nodes {
             for _ in 0..self.after_heal {
                 let at = healed + rng.duration(Duration::from_millis(200));
-                let to = self.other_node(&mut rng, node);
+                let Some(to) = self.other_node(&mut rng, node) else {
+                    continue;
+                };
                 let extra = rng.below(48) as usize;
                 plan.push(
                     at,
@@ -629,9 +666,16 @@ impl Scenario {
         true
     }
 
-    fn other_node(&self, rng: &mut Rng, node: usize) -> SocketAddr {
+    /// A destination for `node`'s next message: another endpoint, drawn.
+    /// Endpoint 0 behind a NAT cannot be reached before it sends: a draw
+    /// that names it moves on to endpoint 1 (none if that is `node`).
+    fn other_node(&self, rng: &mut Rng, node: usize) -> Option<SocketAddr> {
         let offset = 1 + rng.below(self.nodes as u64 - 1) as usize;
-        node_address((node + offset) % self.nodes)
+        let mut to = (node + offset) % self.nodes;
+        if self.nat.is_some() && to == 0 {
+            to = 1;
+        }
+        (to != node).then(|| node_address(to))
     }
 }
 

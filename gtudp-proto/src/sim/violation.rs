@@ -214,6 +214,10 @@ pub struct Counts {
     /// Late copies of DATA replayed just inside their datagram lifetime
     /// (see [`World::set_late_replays`](super::World::set_late_replays)).
     pub late_replays: u64,
+    /// Copies of DATA that endpoints recognised as coming from another
+    /// port of a host whose message they had taken (a NAT rebinding: see
+    /// [`World::set_nat`](super::World::set_nat)), summed at the end.
+    pub rebound_duplicates: u64,
     /// Messages sent after the heal that failed with `Unvalidated` to a
     /// peer that never proved its address (see
     /// [`World`](super::World)).
@@ -235,6 +239,7 @@ impl core::ops::AddAssign for Counts {
         self.corrupt_confirmed += other.corrupt_confirmed;
         self.corrupt_duplicates += other.corrupt_duplicates;
         self.late_replays += other.late_replays;
+        self.rebound_duplicates += other.rebound_duplicates;
         self.unvalidated_failures += other.unvalidated_failures;
     }
 }

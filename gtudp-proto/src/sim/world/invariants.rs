@@ -92,6 +92,11 @@ impl World {
                 }
             }
         }
+        self.counts.rebound_duplicates = self
+            .nodes
+            .iter()
+            .map(|node| node.endpoint.stats().rebound_duplicates)
+            .sum();
         self.counts
     }
 
@@ -161,14 +166,17 @@ impl World {
         corrupted: bool,
     ) {
         let address = self.nodes[index].address;
+        // A sender behind a NAT is known by its own address, whatever port
+        // the NAT gave it.
+        let sender = self.origin(from);
         if corrupted {
             self.counts.corrupt_received += 1;
-            self.nodes[index].corrupt_handed.insert((from, identity));
+            self.nodes[index].corrupt_handed.insert((sender, identity));
             return;
         }
         if !self
             .sent_payloads
-            .contains(&(from, address, payload.clone()))
+            .contains(&(sender, address, payload.clone()))
         {
             self.violation(
                 ViolationKind::Phantom,
@@ -182,7 +190,7 @@ impl World {
         if let Some(tag) = Tag::decode(payload) {
             let node = &mut self.nodes[index];
             if !node.received.insert(tag) {
-                if node.ack_tainted.contains(&(from, identity)) {
+                if node.ack_tainted.contains(&(sender, identity)) {
                     self.counts.corrupt_duplicates += 1;
                 } else {
                     self.violation(
@@ -258,14 +266,14 @@ impl World {
                     self.nodes[index].corrupt_confirmed.insert(identity);
                 }
                 // Answered with an ACK that may end the sender's exchange.
-                if let Some(&peer) = self.by_address.get(&datagram.from) {
-                    self.nodes[peer].ack_tainted.insert((datagram.to, identity));
+                if let Some(peer) = self.node_of(&datagram.from) {
+                    let sender = self.origin(datagram.to);
+                    self.nodes[peer].ack_tainted.insert((sender, identity));
                 }
             }
             Ok((PacketKind::Ack, identity)) => {
-                self.nodes[index]
-                    .ack_tainted
-                    .insert((datagram.from, identity));
+                let sender = self.origin(datagram.from);
+                self.nodes[index].ack_tainted.insert((sender, identity));
             }
             _ => {}
         }

@@ -10,6 +10,8 @@
 //! - `invariants`: the checker, every guarantee verified as the run goes and
 //!   at its end ([`World::finish`]);
 //! - `replay`: late copies of DATA at the edge of their lifetime;
+//! - `nat`: endpoints behind NATs, and the addresses the checker sees
+//!   through them;
 //! - `node`: what is kept per endpoint and per send.
 //!
 //! Imports go one way: `node` and `replay` import nothing from the world;
@@ -17,6 +19,7 @@
 //! this file imports nothing from them.
 
 mod invariants;
+mod nat;
 mod node;
 mod replay;
 mod traffic;
@@ -30,6 +33,7 @@ use bytes::Bytes;
 use self::node::{Exchange, Node, SendRecord};
 use self::replay::LateReplays;
 use super::hostile::{Hostile, HostileProfile};
+use super::nat::NatProfile;
 use super::network::{Clock, Datagram, LinkProfile, Network};
 use super::reader::{ReaderState, SlowReader};
 use super::rng::Rng;
@@ -100,6 +104,10 @@ pub struct World {
     hostile: Option<Hostile>,
     nodes: Vec<Node>,
     by_address: BTreeMap<SocketAddr, usize>,
+    /// The NAT in front of an endpoint, by index (see [`World::set_nat`]).
+    nats: BTreeMap<usize, NatProfile>,
+    /// Every public address a NAT gave an endpoint so far.
+    public: BTreeMap<SocketAddr, usize>,
     sends: Vec<SendRecord>,
     /// Addresses that are not endpoints but that an application sent to.
     app_destinations: BTreeSet<SocketAddr>,
@@ -136,6 +144,8 @@ impl World {
             hostile: None,
             nodes: Vec::new(),
             by_address: BTreeMap::new(),
+            nats: BTreeMap::new(),
+            public: BTreeMap::new(),
             sends: Vec::new(),
             app_destinations: BTreeSet::new(),
             sent_payloads: BTreeSet::new(),
@@ -489,7 +499,8 @@ impl World {
             if !self.by_address.contains_key(&to) {
                 self.app_destinations.insert(to);
             }
-            self.sent_payloads.insert((address, to, payload));
+            let receiver = self.origin(to);
+            self.sent_payloads.insert((address, receiver, payload));
             if let Some(tag) = tag {
                 self.nodes[node].by_tag.insert(tag, self.sends.len());
             }

@@ -55,8 +55,9 @@ impl World {
 
     /// Hands `datagram` to the endpoint it is addressed to, if any.
     pub(super) fn take_datagram(&mut self, now: Duration, datagram: Datagram) {
-        let Some(&index) = self.by_address.get(&datagram.to) else {
-            // To an address nobody listens on (a flood victim): gone.
+        let Some(index) = self.inbound_destination(datagram.to, now) else {
+            // To an address nobody listens on (a flood victim, or a port
+            // a NAT closed): gone.
             return;
         };
         let len = datagram.payload.len();
@@ -68,7 +69,7 @@ impl World {
             wire: self.wire(&datagram.payload),
             corrupted: datagram.corrupted,
         });
-        if !self.by_address.contains_key(&datagram.from) {
+        if self.node_of(&datagram.from).is_none() {
             self.exchanges
                 .entry((index, datagram.from))
                 .or_default()
@@ -120,7 +121,7 @@ impl World {
         self.check_bounds(index);
         let at = self.clock.elapsed();
         let now = self.clock.now();
-        let address = self.nodes[index].address;
+        let address = self.outbound_source(index, at);
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(transmit) =
             self.nodes[index]
@@ -133,7 +134,7 @@ impl World {
                 let len = datagram.len();
                 // Replies to an address that is not an endpoint and that no
                 // application chose to send to: it never answers.
-                if !self.by_address.contains_key(&to) && !self.app_destinations.contains(&to) {
+                if self.node_of(&to).is_none() && !self.app_destinations.contains(&to) {
                     self.note_unanswered_out(at, index, to, len);
                 }
                 if let Some(hostile) = self.hostile.as_mut() {
