@@ -132,6 +132,27 @@ pub struct Config {
     /// shorter one). A grace longer than [`Config::max_retry_span`] leaves
     /// the attempt limit to end the messages first, as without a report.
     pub unreachable_grace: Duration,
+    /// Recognise a copy of a message handed over when it comes from
+    /// another port of the same host (IP address). Default on.
+    ///
+    /// A NAT may give a flow a new public port mid-stream (a rebinding,
+    /// after a quiet spell or under port pressure), and the sender's next
+    /// retransmissions then arrive from an address the receiver never saw.
+    /// On, the receiver keeps what it handed over by the sender's host, so
+    /// those copies are answered with RECV and never handed over twice.
+    ///
+    /// The price: two senders behind one NAT (one IP address) share that
+    /// memory, so a new message from one matches a message of the other
+    /// when both its identity (32 random bits) and its payload's
+    /// fingerprint (32 keyed bits) are equal. With `n` messages from other
+    /// senders of the host remembered (about their rate × 1.25 ×
+    /// `datagram_lifetime`), a new message matches with probability at most
+    /// `n × 2⁻⁶⁴`, or `n × 2⁻³²` when its payload is byte for byte the same
+    /// as theirs. A match is answered but not handed over: the message is
+    /// lost and its sender sees it Delivered. Off, each address has its own
+    /// memory: no match between senders, no protection across a rebinding.
+    /// `docs/address-changes.md` works both out.
+    pub recognise_copies_across_ports: bool,
     /// Hand non-gtUDP datagrams to the application as
     /// [`Event::Foreign`](crate::Event::Foreign) instead of counting and
     /// dropping them. Default off.
@@ -303,6 +324,7 @@ impl Default for Config {
             peer_idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
             unreachable_grace: Duration::from_secs(5),
+            recognise_copies_across_ports: true,
             deliver_foreign: false,
             limits: Limits::default(),
         }

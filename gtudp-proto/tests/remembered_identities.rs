@@ -207,6 +207,23 @@ fn a_copy_from_another_port_of_the_same_host_is_a_repeat() {
     assert_eq!(b.stats().duplicates_suppressed, 3);
 }
 
+/// With `recognise_copies_across_ports` off, each address has its own
+/// memory: the same identity and payload from another port is a new
+/// message (two senders behind one NAT), as it was before the option.
+#[test]
+fn without_recognition_across_ports_another_port_is_another_sender() {
+    let mut config = config();
+    config.recognise_copies_across_ports = false;
+    let mut b = knowing(config, &[addr(1), addr(2)]);
+    let now = Instant::now();
+    b.handle_datagram(now, addr(1), data(31, b"ping"));
+    b.handle_datagram(now, addr(2), data(31, b"ping"));
+    complete(&mut b, now, addr(1), 32, b"pong");
+    complete(&mut b, now, addr(2), 32, b"pong");
+    assert_eq!(received(&mut b), 4);
+    assert_eq!(b.stats().duplicates_suppressed, 0);
+}
+
 #[test]
 fn a_full_memory_leaves_new_data_unanswered_until_identities_expire() {
     let mut config = config();

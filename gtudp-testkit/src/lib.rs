@@ -53,4 +53,5 @@ pub mod cli;
 pub mod drops;
 pub mod echo;
 pub mod examples;
+pub mod nat;
 pub mod relay;

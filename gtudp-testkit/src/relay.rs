@@ -94,7 +94,7 @@ fn run(
     counters: &RelayCounters,
     stop: &AtomicBool,
 ) {
-    let mut rng = Rng(impairment.seed | 1);
+    let mut rng = Rng::new(impairment.seed);
     let mut client: Option<SocketAddr> = None;
     let mut buf = vec![0u8; 65_536];
     let mut delayed: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
@@ -161,9 +161,13 @@ fn run(
 type Delayed = (Instant, u64, SocketAddr, Vec<u8>);
 
 /// xorshift64*: small, seeded, good enough to decide drops.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -176,7 +180,7 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn chance(&mut self, probability: f64) -> bool {
+    pub(crate) fn chance(&mut self, probability: f64) -> bool {
         self.unit() < probability
     }
 }

@@ -645,7 +645,7 @@ impl Endpoint {
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(peer, identity) => self
                 .awaiting
-                .get(&receiver::awaiting_key(&peer, identity))
+                .get(&self.awaiting_key(&peer, identity))
                 .is_some_and(|record| record.timer == Some(at) && record.port == peer.port()),
             TimerKey::PeerIdle(address) => self
                 .peers

@@ -155,12 +155,13 @@ impl Endpoint {
             return;
         }
         let (messages, awaiting) = (&self.messages, &self.awaiting);
+        let across_ports = self.config.recognise_copies_across_ports;
         self.output.retain(|order| match order {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
             Order::Recv(to, identity) => awaiting
-                .get(&super::receiver::awaiting_key(to, *identity))
+                .get(&super::receiver::awaiting_key(across_ports, to, *identity))
                 .is_some_and(|record| record.reply_pending && record.port == to.port()),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });

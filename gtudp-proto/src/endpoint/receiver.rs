@@ -27,7 +27,7 @@
 //!
 //! [`EndpointStats::rebound_duplicates`]: crate::EndpointStats::rebound_duplicates
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -38,19 +38,28 @@ use crate::remembered::{Fingerprint, Recall, Retention};
 use crate::timer::TimerKey;
 use crate::wire::{Identity, PacketKind};
 
-/// The key of a record awaiting its ACK: its sender's host and the
-/// identity. The port the DATA came from is in the record.
-pub(super) type AwaitingKey = (IpAddr, Identity);
+/// The key of a record awaiting its ACK: where its sender's messages are
+/// kept ([`sender_key`]) and the identity. The port the DATA came from is
+/// in the record.
+pub(super) type AwaitingKey = (SocketAddr, Identity);
 
 /// The key of `source`'s record for `identity`.
-pub(super) fn awaiting_key(source: &SocketAddr, identity: Identity) -> AwaitingKey {
-    (source.ip(), identity)
+pub(super) fn awaiting_key(
+    across_ports: bool,
+    source: &SocketAddr,
+    identity: Identity,
+) -> AwaitingKey {
+    (sender_key(across_ports, source), identity)
 }
 
-/// Where the memory of received identities keeps what came from `source`:
-/// under its host, with port 0 (see the module docs).
-pub(super) fn host_key(source: &SocketAddr) -> SocketAddr {
-    SocketAddr::new(source.ip(), 0)
+/// Where what came from `source` is kept: under its host, with port 0,
+/// when copies are recognised across ports (see the module docs), else
+/// under its address.
+pub(super) fn sender_key(across_ports: bool, source: &SocketAddr) -> SocketAddr {
+    match across_ports {
+        true => SocketAddr::new(source.ip(), 0),
+        false => *source,
+    }
 }
 
 /// What [`Endpoint::recognise`] found of a DATA.
@@ -79,6 +88,22 @@ pub(super) struct AwaitingAck {
 }
 
 impl Endpoint {
+    /// Whether copies are recognised across the ports of a host
+    /// ([`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
+    fn across_ports(&self) -> bool {
+        self.config.recognise_copies_across_ports
+    }
+
+    /// The key of `source`'s record for `identity`.
+    pub(super) fn awaiting_key(&self, source: &SocketAddr, identity: Identity) -> AwaitingKey {
+        awaiting_key(self.across_ports(), source, identity)
+    }
+
+    /// Where what came from `source` is kept.
+    fn sender_key(&self, source: &SocketAddr) -> SocketAddr {
+        sender_key(self.across_ports(), source)
+    }
+
     pub(super) fn on_data(
         &mut self,
         now: Instant,
@@ -126,7 +151,7 @@ impl Endpoint {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Known {
-        let key = awaiting_key(&source, identity);
+        let key = self.awaiting_key(&source, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
         if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
@@ -147,7 +172,7 @@ impl Endpoint {
         }
         let recall = self
             .remembered
-            .recall(&host_key(&source), identity, fingerprint);
+            .recall(&self.sender_key(&source), identity, fingerprint);
         if recall == Recall::Duplicate {
             self.queue_stateless_recv(source, identity);
             return Known::Repeat;
@@ -185,6 +210,7 @@ impl Endpoint {
             return;
         }
         let max_per_peer = self.config.limits.max_awaiting_ack_per_peer;
+        let across_ports = self.across_ports();
         let Some(peer) = self.peers.get_mut(&source) else {
             self.stats.dropped.data_unanswered_full += 1;
             return;
@@ -204,7 +230,7 @@ impl Endpoint {
             reply_pending: true,
         };
         self.awaiting
-            .insert(awaiting_key(&source, identity), record);
+            .insert(awaiting_key(across_ports, &source, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
@@ -241,7 +267,7 @@ impl Endpoint {
         self.unread < limits.max_unread
             && self.awaiting.len() < limits.max_awaiting_ack
             && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
-            && self.remembered.bytes_for(&host_key(source)) + RESERVED_BYTES_PER_AWAITING
+            && self.remembered.bytes_for(&self.sender_key(source)) + RESERVED_BYTES_PER_AWAITING
                 <= limits.max_remembered_bytes_per_peer
     }
 
@@ -273,7 +299,7 @@ impl Endpoint {
         self.note_inbound(source, PacketKind::Ack, size);
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
-        let Some(record) = self.awaiting.remove(&awaiting_key(&source, identity)) else {
+        let Some(record) = self.awaiting.remove(&self.awaiting_key(&source, identity)) else {
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
             } else {
@@ -310,7 +336,7 @@ impl Endpoint {
         source: SocketAddr,
         identity: Identity,
     ) {
-        let key = awaiting_key(&source, identity);
+        let key = self.awaiting_key(&source, identity);
         let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
@@ -333,7 +359,7 @@ impl Endpoint {
     pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
         let Some(record) = self
             .awaiting
-            .get_mut(&awaiting_key(&source, identity))
+            .get_mut(&self.awaiting_key(&source, identity))
             .filter(|record| record.port == source.port())
         else {
             return;
@@ -358,7 +384,7 @@ impl Endpoint {
     /// A RECV withheld by the amplification budget: stop resending it.
     pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, identity: Identity) {
         if let Some(now) = self.latest {
-            let key = awaiting_key(&source, identity);
+            let key = self.awaiting_key(&source, identity);
             if self
                 .awaiting
                 .get(&key)
@@ -375,8 +401,8 @@ impl Endpoint {
         let Some(record) = self.awaiting.remove(&key) else {
             return;
         };
-        let (host, identity) = key;
-        let source = SocketAddr::new(host, record.port);
+        let (kept_under, identity) = key;
+        let source = SocketAddr::new(kept_under.ip(), record.port);
         self.remember(now, source, identity, record.fingerprint, Retention::Window);
         self.note_if_idle(now, source);
     }
@@ -394,7 +420,7 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
         }
-        let host = host_key(&source);
+        let kept_under = self.sender_key(&source);
         let limits = &self.config.limits;
         let budget = limits
             .max_remembered_bytes
@@ -402,10 +428,10 @@ impl Endpoint {
             .min(
                 limits
                     .max_remembered_bytes_per_peer
-                    .saturating_sub(self.remembered.bytes_for(&host)),
+                    .saturating_sub(self.remembered.bytes_for(&kept_under)),
             );
         self.remembered
-            .insert(now, host, identity, fingerprint, class, budget);
+            .insert(now, kept_under, identity, fingerprint, class, budget);
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub use gtudp_testkit::relay;
+pub use gtudp_testkit::{nat, relay};
 
 use std::future::Future;
 use std::time::Duration;
