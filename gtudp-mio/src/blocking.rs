@@ -6,6 +6,7 @@ mod background;
 mod core;
 mod lead;
 mod pending;
+mod sync;
 
 pub use pending::PendingSend;
 
@@ -22,6 +23,7 @@ use mio::{Poll, Waker};
 use self::background::{SOCKET, WAKER};
 use self::core::{Core, Shared};
 use self::lead::Lead;
+use self::sync::lock;
 use crate::completion::Completions;
 use crate::driver::Driver;
 use crate::error::{BindError, Closed, DeliveryError, RecvError};
@@ -573,12 +575,4 @@ impl Drop for BlockingSocket {
     fn drop(&mut self) {
         self.begin_close();
     }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section here leaves
-/// the data consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -10,8 +10,7 @@
 
 use crate::wire::{Framing, FramingError, Identity, NotGtudp, Packet, PacketKind};
 
-// The `exactly_once` target lives in its own file, next to this one.
-#[path = "fuzzing_exactly_once.rs"]
+// The `exactly_once` target lives in its own module, `fuzzing/exactly_once/`.
 mod exactly_once;
 pub use exactly_once::exactly_once;
 

@@ -33,7 +33,7 @@ use gtudp_proto::MessageId;
 use mio::Waker;
 
 use super::lead::Lead;
-use super::lock;
+use super::sync::lock;
 use crate::completion::{Completion, Completions, Key};
 use crate::driver::Driver;
 use crate::error::{DeliveryError, RecvError};

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token, Waker};
 
+use super::sync::lock;
 use crate::driver::Driver;
 
 const SOCKET: Token = Token(0);
@@ -61,7 +62,7 @@ impl Lead {
     /// woken, or `timeout` passes; returns whether the socket was reported.
     /// Errors are logged: the caller's loop re-checks its state either way.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> bool {
-        let mut poller = super::lock(&self.poller);
+        let mut poller = lock(&self.poller);
         let (poll, events) = &mut *poller;
         match poll.poll(events, timeout) {
             Ok(()) => events.iter().any(|event| event.token() == SOCKET),

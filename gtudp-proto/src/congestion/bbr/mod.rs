@@ -28,8 +28,11 @@
 //! holding more than its share sees its probes gain nothing while the
 //! others' probes do: flows sharing a bottleneck converge.
 
+mod estimators;
+
 use std::time::{Duration, Instant};
 
+use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS};
 use super::Delivery;
 
 const STARTUP_GAIN: f64 = 2.77;
@@ -46,8 +49,6 @@ const CRUISE_MAX_TIME: Duration = Duration::from_secs(2);
 /// A round's losses beyond the random share that mean congestion, as a
 /// share of the round.
 const EXCESS_LOSS: f64 = 0.02;
-/// Sends sampled below the estimate before their loss ratio is trusted.
-const MIN_CALM_SAMPLES: u64 = 16;
 /// Round trips of cruise before a standing queue is drained (a queue
 /// another flow keeps standing must not make this one yield all the time).
 const CRUISE_DRAIN_ROUNDS: u32 = 8;
@@ -66,14 +67,10 @@ const STARTUP_LOSSES: u64 = 8;
 const PROBE_PAID: f64 = 1.05;
 const CWND_GAIN: f64 = 2.0;
 const STARTUP_CWND_GAIN: f64 = 2.4;
-/// Rounds the bandwidth filter remembers.
-const BW_ROUNDS: usize = 10;
 /// How long a minimum RTT stands before a larger sample may replace it.
 const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// The cut of the estimate on a congestion loss.
 const CONGESTION_BETA: f64 = 0.85;
-/// The largest loss ratio samples are scaled for.
-const MAX_LOSS_RATIO: f64 = 0.5;
 /// A queue shorter than this (and than an eighth of the minimum RTT) is
 /// not standing.
 const MIN_QUEUE_DELAY: Duration = Duration::from_millis(1);
@@ -94,48 +91,6 @@ enum Mode {
     Startup,
     Drain,
     ProbeBw { phase: usize, since: Instant },
-}
-
-/// The largest sample per epoch over the last few epochs: rounds in
-/// Startup and Drain (the last [`BW_ROUNDS`]), probe cycles in ProbeBw
-/// (the last two, as BBRv3: between probes the estimate stands, and only
-/// congestion lowers it).
-#[derive(Clone, Debug, Default)]
-struct MaxFilter {
-    epochs: [(u64, f64); BW_ROUNDS],
-    max: f64,
-}
-
-impl MaxFilter {
-    fn update(&mut self, epoch: u64, span: u64, sample: f64) {
-        let slot = &mut self.epochs[(epoch % BW_ROUNDS as u64) as usize];
-        if slot.0 != epoch {
-            *slot = (epoch, 0.0);
-            slot.1 = sample;
-            self.refresh(epoch, span);
-        } else if sample > slot.1 {
-            slot.1 = sample;
-            self.max = self.max.max(sample);
-        }
-    }
-
-    fn refresh(&mut self, epoch: u64, span: u64) {
-        let oldest = epoch.saturating_sub(span.clamp(1, BW_ROUNDS as u64) - 1);
-        self.max = self
-            .epochs
-            .iter()
-            .filter(|(e, _)| *e >= oldest && *e <= epoch)
-            .map(|(_, v)| *v)
-            .fold(0.0, f64::max);
-    }
-
-    /// Forgets every sample above `value`.
-    fn cap(&mut self, value: f64) {
-        for slot in &mut self.epochs {
-            slot.1 = slot.1.min(value);
-        }
-        self.max = self.max.min(value);
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -637,80 +592,6 @@ impl Bbr {
                 }
             }
         }
-    }
-}
-
-/// The losses and confirmations of what was sent since `from`.
-#[derive(Clone, Copy, Debug)]
-struct LossSample {
-    from: Option<Instant>,
-    lost: u64,
-    delivered: u64,
-}
-
-impl Default for LossSample {
-    /// Counts everything (Startup's sample).
-    fn default() -> Self {
-        Self {
-            from: None,
-            lost: 0,
-            delivered: 0,
-        }
-    }
-}
-
-impl LossSample {
-    fn since(from: Instant) -> Self {
-        Self {
-            from: Some(from),
-            ..Self::default()
-        }
-    }
-
-    /// A message sent at `sent_at` was lost or confirmed; true if counted.
-    fn on_resolved(&mut self, sent_at: Instant, lost: bool) -> bool {
-        if self.from.is_some_and(|from| sent_at < from) {
-            return false;
-        }
-        if lost {
-            self.lost += 1;
-        } else {
-            self.delivered += 1;
-        }
-        true
-    }
-}
-
-/// The losses and confirmations of what was sent from `from` until
-/// `until` (open while `None`): a phase that paced below the estimate.
-#[derive(Clone, Copy, Debug, Default)]
-struct CalmSample {
-    from: Option<Instant>,
-    until: Option<Instant>,
-    lost: u64,
-    delivered: u64,
-}
-
-impl CalmSample {
-    /// A message sent at `sent_at` was lost or confirmed.
-    fn on_resolved(&mut self, sent_at: Instant, lost: bool) {
-        let Some(from) = self.from else {
-            return;
-        };
-        if sent_at < from || self.until.is_some_and(|until| sent_at >= until) {
-            return;
-        }
-        if lost {
-            self.lost += 1;
-        } else {
-            self.delivered += 1;
-        }
-    }
-
-    /// The sample's loss ratio, once it holds enough sends.
-    fn ratio(&self) -> Option<f64> {
-        let total = self.lost + self.delivered;
-        (total >= MIN_CALM_SAMPLES).then(|| (self.lost as f64 / total as f64).min(MAX_LOSS_RATIO))
     }
 }
 

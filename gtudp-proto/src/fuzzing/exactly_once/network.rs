@@ -1,0 +1,240 @@
+//! The network between A and B: datagrams in flight, losses, replays of
+//! what was sent, and the attacker's spoofed datagrams from C and D.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::trace::{Step, NAMES};
+use super::{Bytes8, World, A, B};
+use crate::wire::{Identity, Packet};
+
+/// Datagrams in flight towards one endpoint, at most.
+const QUEUE_LIMIT: usize = 32;
+/// Distinct datagrams A and B sent each other kept for replays, at most.
+const HISTORY_LIMIT: usize = 32;
+/// Datagrams sent to C and D kept for spoofed copies, at most.
+const TO_SPOOFED_LIMIT: usize = 16;
+/// Identities kept for spoofed RECV, ACK and DATA, at most.
+const IDENTITIES_LIMIT: usize = 64;
+
+/// A datagram on its way from an endpoint to its peer.
+pub(super) struct InFlight {
+    pub(super) bytes: Bytes,
+    pub(super) sent: Duration,
+}
+
+/// A datagram A or B sent the other, kept for replays.
+pub(super) struct Seen {
+    pub(super) from: usize,
+    pub(super) to: usize,
+    pub(super) bytes: Bytes,
+    /// When identical bytes were last sent.
+    pub(super) last_sent: Duration,
+}
+
+impl World {
+    pub(super) fn harvest_identity(&mut self, bytes: &[u8]) {
+        if let Ok(packet) = self.framing.parse(bytes) {
+            let identity = packet.identity();
+            if self.identities.len() < IDENTITIES_LIMIT && !self.identities.contains(&identity) {
+                self.identities.push(identity);
+            }
+        }
+    }
+
+    /// An identity chosen by `choice`: a small constant, or one seen.
+    pub(super) fn identity(&self, choice: u8) -> Identity {
+        if choice & 0x80 != 0 {
+            Identity::from_u32(u32::from(choice & 7))
+        } else {
+            self.identities[usize::from(choice) % self.identities.len()]
+        }
+    }
+
+    /// The network loses what it has held for `datagram_lifetime`.
+    pub(super) fn expire(&mut self) {
+        let lifetime = self.config.datagram_lifetime;
+        for to in [A, B] {
+            while let Some(index) = self.queues[to]
+                .iter()
+                .position(|datagram| datagram.sent + lifetime <= self.clock)
+            {
+                if let Some(datagram) = self.queues[to].remove(index) {
+                    let wire = self.wire(&datagram.bytes);
+                    self.record(Step::Lost { to, wire });
+                }
+            }
+        }
+    }
+
+    /// Delivers the `index`-th datagram in flight to `to`.
+    pub(super) fn deliver(&mut self, to: usize, index: usize) {
+        let Some(datagram) = self.queues[to].remove(index) else {
+            return;
+        };
+        let wire = self.wire(&datagram.bytes);
+        let age = self.clock - datagram.sent;
+        self.record(Step::Deliver { to, wire, age });
+        self.handle(to, 1 - to, datagram.bytes);
+    }
+
+    /// `to` receives `bytes` from the address `from`, then the outputs settle.
+    pub(super) fn handle(&mut self, to: usize, from: usize, bytes: Bytes) {
+        let now = self.now();
+        let source = self.addresses[from];
+        self.sides[to].endpoint.handle_datagram(now, source, bytes);
+        self.settle();
+    }
+
+    pub(super) fn replay(&mut self, choice: u8) {
+        if self.history.is_empty() {
+            return;
+        }
+        let seen = &self.history[usize::from(choice) % self.history.len()];
+        // Only a copy the protocol's promise covers: sent within the lifetime.
+        if seen.last_sent + self.config.datagram_lifetime <= self.clock {
+            return;
+        }
+        let (from, to, bytes) = (seen.from, seen.to, seen.bytes.clone());
+        let age = self.clock - seen.last_sent;
+        let wire = self.wire(&bytes);
+        self.record(Step::Replay {
+            from,
+            to,
+            wire,
+            age,
+        });
+        self.handle(to, from, bytes);
+    }
+
+    /// A datagram to `to` from the spoofed address `from` (C or D).
+    pub(super) fn spoof(&mut self, to: usize, from: usize, input: &mut Bytes8<'_>) {
+        let kind = input.next() % 6;
+        let choice = input.next();
+        let mut datagram = Vec::new();
+        match kind {
+            0 => {
+                let identity = self.identity(choice);
+                let len = usize::from(input.next() % 24);
+                let payload = input.take(len);
+                self.framing
+                    .encode_to_vec(&Packet::Data { identity, payload }, &mut datagram);
+            }
+            1 | 5 => {
+                // A copy of a datagram A or B sent (a DATA for kind 1).
+                let framing = &self.framing;
+                let is_data = |bytes: &Bytes| {
+                    kind == 5 || matches!(framing.parse(bytes), Ok(Packet::Data { .. }))
+                };
+                let seen: Vec<&Bytes> = self
+                    .history
+                    .iter()
+                    .map(|seen| &seen.bytes)
+                    .chain(self.to_spoofed.iter())
+                    .filter(|bytes| is_data(bytes))
+                    .collect();
+                if seen.is_empty() {
+                    return;
+                }
+                datagram.extend_from_slice(seen[usize::from(choice) % seen.len()]);
+            }
+            2 => {
+                let identity = self.identity(choice);
+                self.framing
+                    .encode_to_vec(&Packet::Recv { identity }, &mut datagram);
+            }
+            3 => {
+                let identity = self.identity(choice);
+                self.framing
+                    .encode_to_vec(&Packet::Ack { identity }, &mut datagram);
+            }
+            _ => datagram.extend_from_slice(input.take(usize::from(choice % 24))),
+        }
+        let datagram = Bytes::from(datagram);
+        if let Ok(Packet::Data { .. }) = self.framing.parse(&datagram) {
+            let payload = datagram.slice(self.framing.header_len()..);
+            self.injected_payloads.insert((from, to, payload));
+        }
+        self.injected_raw.insert((from, to, datagram.clone()));
+        self.harvest_identity(&datagram);
+        let wire = self.wire(&datagram);
+        self.record(Step::Spoof { from, to, wire });
+        self.handle(to, from, datagram);
+    }
+
+    pub(super) fn pump(&mut self, side: usize) {
+        let now = self.now();
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Some(transmit) = self.sides[side]
+            .endpoint
+            .poll_transmit(now, self.batch, &mut buf)
+        {
+            let Some(to) = self
+                .addresses
+                .iter()
+                .position(|&address| address == transmit.destination)
+            else {
+                self.fail(format!(
+                    "{} sent to {}, an address no one used",
+                    NAMES[side], transmit.destination
+                ));
+            };
+            for datagram in transmit.datagrams(&buf) {
+                if datagram.len() > self.config.max_datagram_size {
+                    self.fail(format!(
+                        "{} sent a datagram of {} bytes, above max_datagram_size",
+                        NAMES[side],
+                        datagram.len()
+                    ));
+                }
+                self.on_transmit(side, to, Bytes::copy_from_slice(datagram));
+            }
+        }
+        self.buf = buf;
+    }
+
+    pub(super) fn on_transmit(&mut self, from: usize, to: usize, bytes: Bytes) {
+        self.harvest_identity(&bytes);
+        let wire = self.wire(&bytes);
+        self.record(Step::Transmit { from, to, wire });
+        if to == from {
+            self.fail(format!("{} sent a datagram to itself", NAMES[from]));
+        }
+        if to > B {
+            if self.to_spoofed.len() == TO_SPOOFED_LIMIT {
+                self.to_spoofed.pop_front();
+            }
+            self.to_spoofed.push_back(bytes);
+            return;
+        }
+        if self.queues[to].len() == QUEUE_LIMIT {
+            if let Some(lost) = self.queues[to].pop_front() {
+                let wire = self.wire(&lost.bytes);
+                self.record(Step::Lost { to, wire });
+            }
+        }
+        self.queues[to].push_back(InFlight {
+            bytes: bytes.clone(),
+            sent: self.clock,
+        });
+        match self
+            .history
+            .iter_mut()
+            .find(|seen| seen.from == from && seen.to == to && seen.bytes == bytes)
+        {
+            Some(seen) => seen.last_sent = self.clock,
+            None => {
+                if self.history.len() == HISTORY_LIMIT {
+                    self.history.pop_front();
+                }
+                self.history.push_back(Seen {
+                    from,
+                    to,
+                    bytes,
+                    last_sent: self.clock,
+                });
+            }
+        }
+    }
+}
