@@ -67,7 +67,7 @@ use crate::{Config, Endpoint};
 ///
 /// | nibble | operation | arguments |
 /// |---|---|---|
-/// | 0, 1, 13–15 | deliver the next `x + 1` datagrams in flight to `d` | — |
+/// | 0, 1, 13, 14 | deliver the next `x + 1` datagrams in flight to `d` | — |
 /// | 2 | drop the next `x + 1` datagrams in flight to `d` | — |
 /// | 3 | duplicate: deliver a copy of the `x`-th datagram in flight to `d`, keeping it | — |
 /// | 4 | reorder: deliver the `(x + 1)`-th datagram in flight to `d` before those ahead of it | — |
@@ -79,6 +79,7 @@ use crate::{Config, Endpoint};
 /// | 10 | `d`'s application stops or resumes reading events (`x` bit 0, or `x` = 0), or `set_receive_paused` flips (`x` bit 1) | — |
 /// | 11 | `d` sends a new tagged message to C (`x` even) or D (`x` odd) | filler length, then an options byte if `x & 6` ≠ 0 |
 /// | 12 | `d` is told its peer (`x` even) or C or D (`x` odd; bit 1 chooses) is unreachable: an ICMP report, true or forged (`peer_unreachable`) | — |
+/// | 15 | `d`'s NAT moves it to a new public port and closes the old one: its datagrams leave from the new port from now on (those in flight keep theirs), datagrams to the old one are lost, and its peer's application sends to the new one | — |
 ///
 /// Datagrams A and B send each other go into one queue per direction (at
 /// most 32; beyond it the oldest are lost); datagrams to C and D are only
@@ -96,8 +97,8 @@ use crate::{Config, Endpoint};
 ///
 /// Panics, with the last steps of the run, when:
 ///
-/// 1. a message is handed over (`Event::Received`) twice from its sender's
-///    address;
+/// 1. a message is handed over (`Event::Received`) twice from its sender
+///    (from any of its public ports);
 /// 2. a message reported `Delivered` was never handed over at its
 ///    destination (checked whenever the destination's events are all read,
 ///    and at the end);
@@ -132,7 +133,10 @@ const TRACE_LIMIT: usize = 512;
 /// The two endpoints, the network between them and the oracle's records.
 struct World {
     sides: [Side; 2],
+    /// A, B, C and D. A's and B's ports are those before any rebinding.
     addresses: [SocketAddr; 4],
+    /// A's and B's public ports now (operation 15 moves them).
+    ports: [u16; 2],
     framing: Framing,
     config: Config,
     batch: usize,
@@ -202,6 +206,7 @@ impl World {
                 ([10, 0, 0, 3], 3).into(),
                 ([192, 168, 0, 1], 4).into(),
             ],
+            ports: [1, 2],
             framing: config.framing.clone(),
             config,
             batch: 1 + usize::from(setup >> 6),
@@ -216,6 +221,23 @@ impl World {
             trace: VecDeque::new(),
             buf: Vec::new(),
         }
+    }
+
+    /// The address `index` is reached at now: A's and B's public port of
+    /// the moment.
+    fn public(&self, index: usize) -> SocketAddr {
+        match self.ports.get(index) {
+            Some(&port) => SocketAddr::new(self.addresses[index].ip(), port),
+            None => self.addresses[index],
+        }
+    }
+
+    /// Whose address `address` is: each of A, B, C and D has its own IP
+    /// address, whatever the port.
+    fn index_of(&self, address: SocketAddr) -> Option<usize> {
+        self.addresses
+            .iter()
+            .position(|known| known.ip() == address.ip())
     }
 
     fn now(&self) -> Instant {

@@ -1,6 +1,7 @@
 //! The network between A and B: datagrams in flight, losses, replays of
 //! what was sent, and the attacker's spoofed datagrams from C and D.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,11 +23,17 @@ const IDENTITIES_LIMIT: usize = 64;
 pub(super) struct InFlight {
     pub(super) bytes: Bytes,
     pub(super) sent: Duration,
+    /// The sender's public address when it left.
+    pub(super) source: SocketAddr,
+    /// Where it was sent: a port the receiver's NAT may have closed since.
+    pub(super) destination: SocketAddr,
 }
 
 /// A datagram A or B sent the other, kept for replays.
 pub(super) struct Seen {
     pub(super) from: usize,
+    /// The sender's public address when identical bytes were last sent.
+    pub(super) source: SocketAddr,
     pub(super) to: usize,
     pub(super) bytes: Bytes,
     /// When identical bytes were last sent.
@@ -74,15 +81,18 @@ impl World {
             return;
         };
         let wire = self.wire(&datagram.bytes);
+        if datagram.destination != self.public(to) {
+            self.record(Step::Closed { to, wire });
+            return;
+        }
         let age = self.clock - datagram.sent;
         self.record(Step::Deliver { to, wire, age });
-        self.handle(to, 1 - to, datagram.bytes);
+        self.handle(to, datagram.source, datagram.bytes);
     }
 
-    /// `to` receives `bytes` from the address `from`, then the outputs settle.
-    pub(super) fn handle(&mut self, to: usize, from: usize, bytes: Bytes) {
+    /// `to` receives `bytes` from `source`, then the outputs settle.
+    pub(super) fn handle(&mut self, to: usize, source: SocketAddr, bytes: Bytes) {
         let now = self.now();
-        let source = self.addresses[from];
         self.sides[to].endpoint.handle_datagram(now, source, bytes);
         self.settle();
     }
@@ -96,7 +106,7 @@ impl World {
         if seen.last_sent + self.config.datagram_lifetime <= self.clock {
             return;
         }
-        let (from, to, bytes) = (seen.from, seen.to, seen.bytes.clone());
+        let (from, source, to, bytes) = (seen.from, seen.source, seen.to, seen.bytes.clone());
         let age = self.clock - seen.last_sent;
         let wire = self.wire(&bytes);
         self.record(Step::Replay {
@@ -105,7 +115,7 @@ impl World {
             wire,
             age,
         });
-        self.handle(to, from, bytes);
+        self.handle(to, source, bytes);
     }
 
     /// A datagram to `to` from the spoofed address `from` (C or D).
@@ -160,7 +170,7 @@ impl World {
         self.harvest_identity(&datagram);
         let wire = self.wire(&datagram);
         self.record(Step::Spoof { from, to, wire });
-        self.handle(to, from, datagram);
+        self.handle(to, self.addresses[from], datagram);
     }
 
     pub(super) fn pump(&mut self, side: usize) {
@@ -170,11 +180,8 @@ impl World {
             .endpoint
             .poll_transmit(now, self.batch, &mut buf)
         {
-            let Some(to) = self
-                .addresses
-                .iter()
-                .position(|&address| address == transmit.destination)
-            else {
+            let destination = transmit.destination;
+            let Some(to) = self.index_of(destination) else {
                 self.fail(format!(
                     "{} sent to {}, an address no one used",
                     NAMES[side], transmit.destination
@@ -188,13 +195,20 @@ impl World {
                         datagram.len()
                     ));
                 }
-                self.on_transmit(side, to, Bytes::copy_from_slice(datagram));
+                self.on_transmit(side, to, destination, Bytes::copy_from_slice(datagram));
             }
         }
         self.buf = buf;
     }
 
-    pub(super) fn on_transmit(&mut self, from: usize, to: usize, bytes: Bytes) {
+    pub(super) fn on_transmit(
+        &mut self,
+        from: usize,
+        to: usize,
+        destination: SocketAddr,
+        bytes: Bytes,
+    ) {
+        let source = self.public(from);
         self.harvest_identity(&bytes);
         let wire = self.wire(&bytes);
         self.record(Step::Transmit { from, to, wire });
@@ -217,19 +231,25 @@ impl World {
         self.queues[to].push_back(InFlight {
             bytes: bytes.clone(),
             sent: self.clock,
+            source,
+            destination,
         });
         match self
             .history
             .iter_mut()
             .find(|seen| seen.from == from && seen.to == to && seen.bytes == bytes)
         {
-            Some(seen) => seen.last_sent = self.clock,
+            Some(seen) => {
+                seen.last_sent = self.clock;
+                seen.source = source;
+            }
             None => {
                 if self.history.len() == HISTORY_LIMIT {
                     self.history.pop_front();
                 }
                 self.history.push_back(Seen {
                     from,
+                    source,
                     to,
                     bytes,
                     last_sent: self.clock,

@@ -28,10 +28,16 @@ impl World {
             3 => {
                 let len = self.queues[side].len();
                 if len > 0 {
-                    let bytes = self.queues[side][usize::from(arg) % len].bytes.clone();
+                    let datagram = &self.queues[side][usize::from(arg) % len];
+                    let (bytes, source) = (datagram.bytes.clone(), datagram.source);
+                    let open = datagram.destination == self.public(side);
                     let wire = self.wire(&bytes);
-                    self.record(Step::Duplicate { to: side, wire });
-                    self.handle(side, 1 - side, bytes);
+                    if open {
+                        self.record(Step::Duplicate { to: side, wire });
+                        self.handle(side, source, bytes);
+                    } else {
+                        self.record(Step::Closed { to: side, wire });
+                    }
                 }
             }
             4 => {
@@ -74,7 +80,7 @@ impl World {
                 } else {
                     2 + usize::from((arg >> 1) & 1)
                 };
-                let (now, address) = (self.now(), self.addresses[about]);
+                let (now, address) = (self.now(), self.public(about));
                 let failed = self.sides[side].endpoint.peer_unreachable(now, address);
                 self.record(Step::Unreachable {
                     side,
@@ -82,6 +88,12 @@ impl World {
                     failed,
                 });
                 self.settle();
+            }
+            15 => {
+                // A new public port, never 0 (ports 1 and 2 are the first).
+                let port = self.ports[side].wrapping_add(100).max(3);
+                self.ports[side] = port;
+                self.record(Step::Rebind { side, port });
             }
             _ => {
                 for _ in 0..=arg {
@@ -126,7 +138,7 @@ impl World {
         let seq = self.sides[side].next_seq;
         self.sides[side].next_seq += 1;
         let payload = tagged_payload(side, to, seq, filler);
-        let destination = self.addresses[to];
+        let destination = self.public(to);
         let result =
             self.sides[side]
                 .endpoint

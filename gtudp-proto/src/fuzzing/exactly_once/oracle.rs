@@ -83,7 +83,7 @@ impl World {
     }
 
     pub(super) fn address_index(&self, side: usize, address: SocketAddr) -> usize {
-        match self.addresses.iter().position(|&a| a == address) {
+        match self.index_of(address) {
             Some(index) => index,
             None => self.fail(format!(
                 "{} named {address}, an address no one used",

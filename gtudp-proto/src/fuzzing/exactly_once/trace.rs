@@ -81,6 +81,16 @@ pub(super) enum Step {
         to: usize,
         wire: Wire,
     },
+    /// A datagram reached a port the receiver's NAT had closed.
+    Closed {
+        to: usize,
+        wire: Wire,
+    },
+    /// `side`'s NAT moved it to a new public port.
+    Rebind {
+        side: usize,
+        port: u16,
+    },
     Replay {
         from: usize,
         to: usize,
@@ -153,6 +163,12 @@ impl core::fmt::Display for Step {
             }
             Step::Duplicate { to, wire } => write!(f, "duplicate to {}: {wire:?}", n(to)),
             Step::Drop { to, wire } => write!(f, "drop on its way to {}: {wire:?}", n(to)),
+            Step::Closed { to, wire } => {
+                write!(f, "lost at a port {}'s NAT closed: {wire:?}", n(to))
+            }
+            Step::Rebind { side, port } => {
+                write!(f, "{}'s NAT moves it to public port {port}", n(side))
+            }
             Step::Lost { to, wire } => {
                 write!(
                     f,
