@@ -38,6 +38,10 @@ pub mod pages {
     #[doc = include_str!("address-validation.md")]
     pub struct AddressValidation;
 
+    /// `docs/address-changes.md`.
+    #[doc = include_str!("address-changes.md")]
+    pub struct AddressChanges;
+
     /// `docs/rust.md`.
     #[doc = include_str!("rust.md")]
     pub struct Rust;
