@@ -1,0 +1,131 @@
+"""Exactly once through a NAT that moves the client to a new public port
+mid-stream (closing the old one), delays each datagram 25 ms each way and
+loses 10 % of the replies: the server sees the client's retransmissions
+arrive from ports it never saw, and must hand each message over once."""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import queue
+import random
+import select
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional, Tuple
+
+import pytest
+
+import gtudp
+from conftest import udp
+
+
+class RebindingNat:
+    """Forwards one client's datagrams to ``server`` from a public port of
+    its own, and every ``rebind_every`` seconds moves the flow to a new
+    port, closing the old one. Each datagram waits ``delay`` seconds in each
+    direction; ``reply_loss`` of the server's datagrams are dropped. The
+    client sends to ``nat.addr``. Stops within 0.1 s of ``close()``."""
+
+    def __init__(self, server: Tuple[str, int], rebind_every: float, seed: int) -> None:
+        self.server = server
+        self.rebind_every = rebind_every
+        self.delay = 0.025
+        self.reply_loss = 0.1
+        self.rng = random.Random(seed)
+        self.inside = udp()
+        self.addr = self.inside.getsockname()
+        self.outside = udp()
+        self.rebinds = 0
+        self.client: Optional[Tuple] = None
+        self._due: List[Tuple[float, int, bool, bytes]] = []
+        self._sequence = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rebinding nat", daemon=True)
+        self._thread.start()
+
+    def _later(self, to_server: bool, data: bytes) -> None:
+        self._sequence += 1
+        heapq.heappush(self._due, (time.monotonic() + self.delay, self._sequence, to_server, data))
+
+    def _run(self) -> None:
+        next_rebind = time.monotonic() + self.rebind_every
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_rebind:
+                self.outside.close()  # the old port closes
+                self.outside = udp()
+                self.rebinds += 1
+                next_rebind = now + self.rebind_every
+            while self._due and self._due[0][0] <= now:
+                _, _, to_server, data = heapq.heappop(self._due)
+                if to_server:
+                    # Mapped when it reaches the NAT: the port of that moment.
+                    self.outside.sendto(data, self.server)
+                elif self.client is not None:
+                    self.inside.sendto(data, self.client)
+            wait = min(0.005, max(0.0, self._due[0][0] - now)) if self._due else 0.005
+            ready, _, _ = select.select([self.inside, self.outside], [], [], wait)
+            for sock in ready:
+                try:
+                    data, source = sock.recvfrom(65535)
+                except OSError:
+                    continue
+                if sock is self.inside:
+                    self.client = source
+                    self._later(True, data)
+                elif self.rng.random() >= self.reply_loss:
+                    self._later(False, data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.inside.close()
+        self.outside.close()
+
+
+@pytest.mark.parametrize("rebind_every", [0.3, 1.0])
+def test_each_message_is_handed_over_once_across_rebindings(rebind_every: float) -> None:
+    server_sock, client_sock = udp(), udp()
+    server = gtudp.GTUDP(server_sock)
+    client = gtudp.GTUDP(client_sock)
+    nat = RebindingNat(server_sock.getsockname(), rebind_every, seed=int(rebind_every * 10))
+    counts: collections.Counter = collections.Counter()
+    sources = set()
+    done = threading.Event()
+
+    def receive() -> None:
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                data, source = server.recvfrom()
+            except queue.Empty:
+                continue
+            counts[data] += 1
+            sources.add(source)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    try:
+        messages = [b"message %04d" % i for i in range(1000)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            confirmed = list(pool.map(lambda m: client.sendto_blocking(m, nat.addr), messages))
+        assert all(confirmed), f"{confirmed.count(False)} not confirmed"
+        # Late copies still in flight must not be handed over either.
+        time.sleep(0.5)
+        done.set()
+        receiver.join(timeout=5)
+        twice = {data: n for data, n in counts.items() if n > 1}
+        assert not twice, f"handed over more than once: {sorted(twice.items())[:5]}"
+        assert set(counts) == set(messages)
+        assert nat.rebinds >= 2 and len(sources) >= 2, (nat.rebinds, len(sources))
+        stats = server.stats()
+        assert stats["duplicates_suppressed"] > 0, stats
+    finally:
+        done.set()
+        nat.close()
+        for g, s in ((client, client_sock), (server, server_sock)):
+            g.cleanup(timeout=5)
+            s.close()
