@@ -5,10 +5,12 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{addr, config, encode, kinds, Datagram, Pair};
+use common::{config, encode, kinds, Datagram, Pair};
 use gtudp_proto::wire::{Identity, Packet, PacketKind};
 use gtudp_proto::Event;
 
@@ -226,24 +228,23 @@ fn duplicate_data_after_recv_attempts_ran_out_is_not_delivered_again() {
 }
 
 #[test]
-fn recv_from_another_address_does_not_confirm_delivery() {
+fn recv_from_another_host_does_not_confirm_delivery() {
     let mut pair = Pair::new();
     let id = pair.send(b"x");
     let data = pair.out_a();
     let forged = encode(Packet::Recv {
         identity: data[0].identity(),
     });
-    let attacker = addr(6666);
+    let attacker = SocketAddr::from(([10, 0, 0, 9], 6666));
     pair.a.handle_datagram(pair.now, attacker, forged);
     assert!(
         pair.events_a().is_empty(),
-        "a RECV counts only from the destination"
+        "a RECV counts only from the destination's host"
     );
     assert_eq!(pair.a.stats().dropped.recv_wrong_source, 1);
-    // Every RECV is answered; the ACK goes to the sender of the RECV.
-    let ack = pair.out_a();
-    assert_eq!(kinds(&ack), [Ack]);
-    assert_eq!(ack[0].to, attacker);
+    // Not answered: an ACK would tell whoever sent that RECV that the
+    // message is no longer resent, and it is.
+    assert!(pair.out_a().is_empty());
     pair.deliver_to_b(&data[0]);
     pair.exchange();
     assert_eq!(
@@ -254,6 +255,42 @@ fn recv_from_another_address_does_not_confirm_delivery() {
             suspected_lost: false
         }]
     );
+}
+
+/// The receiver's NAT moved it to a new port: its RECV comes from there.
+/// It confirms the message (which is then no longer resent) and is
+/// acknowledged at the new port; with recognition across ports off, it
+/// does neither.
+#[test]
+fn recv_from_another_port_of_the_destination_confirms_delivery() {
+    for across_ports in [true, false] {
+        let mut config = config();
+        config.recognise_copies_across_ports = across_ports;
+        let mut pair = Pair::with_configs(config.clone(), config);
+        let id = pair.send(b"x");
+        let data = pair.out_a();
+        let moved = SocketAddr::new(pair.b_addr.ip(), pair.b_addr.port() + 1);
+        let recv = encode(Packet::Recv {
+            identity: data[0].identity(),
+        });
+        pair.a.handle_datagram(pair.now, moved, recv);
+        let events = pair.events_a();
+        let replies = pair.out_a();
+        if across_ports {
+            assert_eq!(
+                events,
+                [Event::Delivered {
+                    id,
+                    to: pair.b_addr,
+                    suspected_lost: false
+                }]
+            );
+            assert_eq!(kinds(&replies), [Ack]);
+            assert_eq!(replies[0].to, moved);
+        } else {
+            assert!(events.is_empty() && replies.is_empty(), "{events:?}");
+        }
+    }
 }
 
 #[test]

@@ -235,6 +235,15 @@ impl Endpoint {
     /// A RECV from `source`: the proof of delivery when it names a message
     /// sent to `source`. Every RECV is answered with ACK, since our earlier
     /// ACK may have been lost.
+    /// Whether a RECV from `source` can confirm a message sent to
+    /// `destination`: it comes from there, or, when copies are recognised
+    /// across ports, from another port of that host (a NAT moved the
+    /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
+    fn answers_for(&self, destination: SocketAddr, source: SocketAddr) -> bool {
+        destination == source
+            || (self.config.recognise_copies_across_ports && destination.ip() == source.ip())
+    }
+
     pub(super) fn on_recv(
         &mut self,
         now: Instant,
@@ -245,23 +254,28 @@ impl Endpoint {
         self.note_inbound(source, crate::wire::PacketKind::Recv, size);
         match self.by_identity.get(&identity).copied() {
             Some(id) => match self.messages.get(&id) {
-                Some(message) if message.destination != source => {
+                Some(message) if !self.answers_for(message.destination, source) => {
+                    // Not from where the message went: not its receipt. No
+                    // ACK either: it would tell the sender of this RECV that
+                    // we stopped resending, and we have not.
                     self.stats.dropped.recv_wrong_source += 1;
+                    return;
                 }
                 // Any message of ours that went out, in flight or parked
                 // (its unproven peer evicted since): the RECV proves its
                 // delivery, and our ACK will tell the receiver we stopped
                 // resending it, so we must.
                 Some(message) if message.transmissions > 0 => {
-                    if !self.peers.contains_key(&source) {
+                    let peer = message.destination;
+                    if !self.peers.contains_key(&peer) {
                         // Proven by this RECV: tracked again, as validated.
-                        self.ensure_peer(now, source, false);
+                        self.ensure_peer(now, peer, false);
                     }
-                    self.on_validated(now, source);
+                    self.on_validated(now, peer);
                     self.resolve(now, id, Ok(()));
-                    self.detect_lost(now, source);
-                    self.release(now, source);
-                    self.arm_sender_timer(now, source);
+                    self.detect_lost(now, peer);
+                    self.release(now, peer);
+                    self.arm_sender_timer(now, peer);
                 }
                 _ => self.stats.dropped.recv_unknown += 1,
             },

@@ -34,6 +34,8 @@ pub(super) struct Seen {
     pub(super) from: usize,
     /// The sender's public address when identical bytes were last sent.
     pub(super) source: SocketAddr,
+    /// Where they were last sent (a port the receiver's NAT may close).
+    pub(super) destination: SocketAddr,
     pub(super) to: usize,
     pub(super) bytes: Bytes,
     /// When identical bytes were last sent.
@@ -107,6 +109,11 @@ impl World {
             return;
         }
         let (from, source, to, bytes) = (seen.from, seen.source, seen.to, seen.bytes.clone());
+        if seen.destination != self.public(to) {
+            let wire = self.wire(&bytes);
+            self.record(Step::Closed { to, wire });
+            return;
+        }
         let age = self.clock - seen.last_sent;
         let wire = self.wire(&bytes);
         self.record(Step::Replay {
@@ -242,6 +249,7 @@ impl World {
             Some(seen) => {
                 seen.last_sent = self.clock;
                 seen.source = source;
+                seen.destination = destination;
             }
             None => {
                 if self.history.len() == HISTORY_LIMIT {
@@ -250,6 +258,7 @@ impl World {
                 self.history.push_back(Seen {
                     from,
                     source,
+                    destination,
                     to,
                     bytes,
                     last_sent: self.clock,
