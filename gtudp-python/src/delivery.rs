@@ -204,5 +204,6 @@ pub(crate) fn failure_name(reason: FailureReason) -> &'static str {
         FailureReason::EndpointClosed => "endpoint_closed",
         FailureReason::Unvalidated => "unvalidated",
         FailureReason::Unreachable => "unreachable",
+        FailureReason::TooLarge { .. } => "too_large",
     }
 }

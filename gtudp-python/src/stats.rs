@@ -49,6 +49,7 @@ pub(crate) fn endpoint<'py>(
             resent_for_probe,
             unreachable_suspected,
             unreachable_recovered,
+            too_large_reports,
         ]
     );
     dict.set_item("dropped", dropped(py, &stats.dropped)?)?;
