@@ -74,8 +74,11 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 /// error queue, `IP_RECVERR`); call [`handle_readable`](Self::handle_readable)
 /// for error events too (`event.is_error()`), which is how they arrive.
 /// Elsewhere they are counted and logged, and the attempt limit decides.
-/// Datagrams the kernel refuses (EMSGSIZE) are counted and logged, never
-/// fatal.
+/// A datagram the kernel refuses as too large for the path (EMSGSIZE)
+/// fails the messages that large to its destination at once with
+/// [`FailureReason::TooLarge`](gtudp_proto::FailureReason::TooLarge) (see
+/// [`Endpoint::datagram_too_large`](gtudp_proto::Endpoint::datagram_too_large));
+/// other refusals are counted and logged, never fatal.
 ///
 /// # Example
 ///

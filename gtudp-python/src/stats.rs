@@ -180,6 +180,7 @@ fn io<'py>(py: Python<'py>, counts: &IoStats) -> PyResult<Bound<'py, PyDict>> {
             unreachable_reports,
             recv_errors,
             send_errors,
+            too_large,
         ]
     );
     Ok(dict)
