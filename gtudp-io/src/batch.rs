@@ -228,6 +228,20 @@ impl<S: Socket> BatchIo<S> {
         })
     }
 
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments (see [`Fragmentation`](crate::Fragmentation)). A new
+    /// `BatchIo` forbids it (`quinn-udp` sets don't-fragment), so a
+    /// datagram larger than the interface's MTU is refused and its message
+    /// fails with `TooLarge`; [`Fragmentation::Allowed`](crate::Fragmentation)
+    /// makes the socket fragment as a plain one does. Elsewhere than Linux
+    /// only the default is supported (an `Unsupported` error otherwise).
+    pub fn set_fragmentation(&mut self, choice: crate::Fragmentation) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        return crate::fragmentation::set(self.socket.raw_fd(), self.ipv6, choice);
+        #[cfg(not(target_os = "linux"))]
+        return crate::fragmentation::set(&self.socket, self.ipv6, choice);
+    }
+
     /// The socket.
     pub fn socket(&self) -> &S {
         &self.socket
@@ -756,6 +770,46 @@ mod tests {
         endpoint.handle_timeout(now + Duration::from_secs(5));
         a.flush(&mut endpoint, now + Duration::from_secs(5));
         assert_eq!(a.counters().too_large, 1);
+    }
+
+    /// With fragmentation allowed, the same 65,507-byte datagram leaves
+    /// (in IPv6 fragments) and arrives whole; setting the default back
+    /// makes it refused again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_that_allows_fragmentation_sends_the_largest_datagram() {
+        let (mut a, mut b) = (bind_to("[::1]:0"), bind_to("[::1]:0"));
+        a.set_fragmentation(crate::Fragmentation::Allowed).unwrap();
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.max_datagram_size = gtudp_proto::MAX_UDP_PAYLOAD;
+        let max_payload = config.max_payload_size();
+        let mut endpoint = Endpoint::new(config, 1).unwrap();
+        endpoint
+            .send(now, b_addr, Bytes::from(vec![1; max_payload]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        assert_eq!(endpoint.poll_event(), None);
+        assert_eq!(a.counters().too_large, 0);
+        let got = recv_some(&mut b, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.len(), gtudp_proto::MAX_UDP_PAYLOAD);
+
+        a.set_fragmentation(crate::Fragmentation::Forbidden)
+            .unwrap();
+        endpoint
+            .send(now, b_addr, Bytes::from(vec![2; max_payload]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        assert_eq!(a.counters().too_large, 1);
+        assert!(matches!(
+            endpoint.poll_event(),
+            Some(Event::Failed {
+                reason: gtudp_proto::FailureReason::TooLarge { .. },
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -242,6 +242,16 @@ impl Driver {
         self.io.socket_mut().0.deregister(registry)
     }
 
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments: [`Fragmentation::Forbidden`](crate::Fragmentation) by
+    /// default (a datagram larger than the interface's MTU is refused, and
+    /// its message fails with `TooLarge`); `Allowed` fragments as a plain
+    /// socket does (Linux only; elsewhere an `Unsupported` error). See
+    /// [`gtudp_io::BatchIo::set_fragmentation`].
+    pub fn set_fragmentation(&mut self, choice: crate::Fragmentation) -> io::Result<()> {
+        self.io.set_fragmentation(choice)
+    }
+
     // ----- getters -------------------------------------------------------
 
     /// The socket's local address.

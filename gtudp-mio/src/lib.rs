@@ -134,7 +134,7 @@ mod stats;
 pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
-pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
+pub use gtudp_io::{Datagram, DatagramKind, Delivered, Fragmentation, IntoPayload, SendOptions};
 pub use sharded::ShardedBlockingSocket;
 pub use stats::{CloseSummary, IoStats, Stats};
 
