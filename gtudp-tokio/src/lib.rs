@@ -130,6 +130,7 @@ mod stats;
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
+pub use gtudp_io::Fragmentation;
 pub use sharded::ShardedSocket;
 pub use socket::{
     Builder, Datagram, DatagramKind, Delivered, Delivery, IntoPayload, SendOptions, Socket,

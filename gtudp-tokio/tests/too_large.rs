@@ -11,7 +11,7 @@ mod common;
 
 use common::within;
 use gtudp_tokio::proto::MAX_UDP_PAYLOAD;
-use gtudp_tokio::{Config, DeliveryError, FailureReason, Socket};
+use gtudp_tokio::{Builder, Config, DeliveryError, FailureReason, Fragmentation, Socket};
 
 #[tokio::test]
 async fn a_message_too_large_for_the_path_fails_at_once() {
@@ -40,6 +40,29 @@ async fn a_message_too_large_for_the_path_fails_at_once() {
     let stats = client.stats();
     assert_eq!(stats.io.too_large, 1, "{stats:?}");
     assert_eq!(stats.endpoint.too_large_reports, 1, "{stats:?}");
+    let _ = client.close().await;
+    let _ = server.close().await;
+}
+
+/// With fragmentation allowed, the same datagram leaves in IPv6 fragments
+/// and is delivered.
+#[tokio::test]
+async fn a_socket_that_allows_fragmentation_delivers_it() {
+    let mut config = Config::default();
+    config.max_datagram_size = MAX_UDP_PAYLOAD;
+    let server = Socket::bind("[::1]:0", config.clone()).await.unwrap();
+    let client = Builder::new(config)
+        .fragmentation(Fragmentation::Allowed)
+        .bind("[::1]:0")
+        .await
+        .unwrap();
+    let to = server.local_addr();
+    let big = vec![7u8; client.max_payload_size()];
+    let outcome = within(5, client.send_to(big.clone(), to)).await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let received = within(5, server.recv()).await.unwrap();
+    assert_eq!(received.payload, big);
+    assert_eq!(client.stats().io.too_large, 0);
     let _ = client.close().await;
     let _ = server.close().await;
 }
