@@ -412,10 +412,10 @@ impl<S: Socket> BatchIo<S> {
         self.read_error_queue_for_limit();
     }
 
-    /// [`read_error_queue`](Self::read_error_queue), returning the path
-    /// limit of a local "message too long" report found in it, if any (a
-    /// send of this socket refused as too large queues one).
-    fn read_error_queue_for_limit(&mut self) -> Option<usize> {
+    /// [`read_error_queue`](Self::read_error_queue), returning the latest
+    /// local "message too long" report found in it, if any (a send of this
+    /// socket refused as too large queues one, with the path's limit).
+    fn read_error_queue_for_limit(&mut self) -> Option<crate::errqueue::LocalTooLarge> {
         let before = self.unreachable.len();
         #[cfg(target_os = "linux")]
         let (_, limit) = crate::errqueue::drain(self.socket.raw_fd(), &mut self.unreachable);
@@ -581,18 +581,22 @@ impl<S: Socket> BatchIo<S> {
                 // the MTU; without one, the error is a pending ICMP
                 // "fragmentation needed" for an earlier datagram, and this
                 // one was not sent yet.
-                let limit = if self.error_queue {
+                let refusal = if self.error_queue {
                     self.read_error_queue_for_limit()
                 } else {
                     None
                 };
-                if self.error_queue && limit.is_none() && !retried {
+                if self.error_queue && refusal.is_none() && !retried {
                     tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
                     self.counters.icmp_errors += 1;
                     retried = true;
                     continue;
                 }
                 // Never sendable as it is: the endpoint fails its messages.
+                // A limit at least this large contradicts the refusal.
+                let limit = refusal
+                    .and_then(|refusal| refusal.limit)
+                    .filter(|&limit| limit < contents.len());
                 self.counters.too_large += 1;
                 self.too_large.push((destination, contents.len(), limit));
                 return Sent::Done;

@@ -55,12 +55,24 @@ fn set_option(
     }
 }
 
+/// A send of the socket's own refused as too long for the path (a local
+/// `EMSGSIZE`, queued with the MTU beside the error the send returned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LocalTooLarge {
+    /// The largest UDP payload that fits: the MTU less the IP and UDP
+    /// headers, when the MTU given is plausible (at least IPv4's 576).
+    pub(crate) limit: Option<usize>,
+}
+
 /// Reads the queued reports, appending the destination of each ICMP
 /// unreachable one (port, host or network unreachable) to `out`. Returns
-/// how many reports were read (of any kind), and the path limit of the
-/// latest local "message too long" report (see [`Report::TooLarge`]).
+/// how many reports were read (of any kind), and the latest local "message
+/// too long" report.
 #[cfg(target_os = "linux")]
-pub(crate) fn drain(fd: std::os::fd::RawFd, out: &mut Vec<SocketAddr>) -> (usize, Option<usize>) {
+pub(crate) fn drain(
+    fd: std::os::fd::RawFd,
+    out: &mut Vec<SocketAddr>,
+) -> (usize, Option<LocalTooLarge>) {
     let mut read = 0;
     let mut limit = None;
     while read < MAX_REPORTS {
@@ -84,11 +96,8 @@ pub(crate) fn drain(fd: std::os::fd::RawFd, out: &mut Vec<SocketAddr>) -> (usize
 enum Report {
     /// ICMP port, host or network unreachable for this destination.
     Unreachable(SocketAddr),
-    /// The socket's own send was refused as too long for the path (a local
-    /// `EMSGSIZE`, queued with the MTU beside the error the send returned):
-    /// the largest UDP payload that fits, the MTU less the IP and UDP
-    /// headers.
-    TooLarge { limit: usize },
+    /// The socket's own send was refused as too long for the path.
+    TooLarge { limit: LocalTooLarge },
     /// Anything else (an ICMP "fragmentation needed", for one).
     Other,
 }
@@ -149,7 +158,10 @@ fn read_one(fd: std::os::fd::RawFd) -> Option<Report> {
                 // socket reports an IPv4-mapped one's at its own level).
                 let ipv4 = destination.map_or(header.cmsg_level == libc::SOL_IP, |d| d.is_ipv4());
                 let headers = if ipv4 { 20 + 8 } else { 40 + 8 };
-                too_large = Some((error.ee_info as usize).saturating_sub(headers));
+                let mtu = error.ee_info as usize;
+                too_large = Some(LocalTooLarge {
+                    limit: (mtu >= 576).then(|| mtu - headers),
+                });
             }
         }
         // SAFETY: as for CMSG_FIRSTHDR.
@@ -259,6 +271,6 @@ pub(crate) fn enable<S>(_socket: &S, _ipv6: bool) -> std::io::Result<()> {
 
 /// No error queue here: nothing to read.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) -> (usize, Option<usize>) {
+pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) -> (usize, Option<LocalTooLarge>) {
     (0, None)
 }

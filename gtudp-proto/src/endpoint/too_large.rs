@@ -129,16 +129,12 @@ impl Endpoint {
             until: now + REMEMBERED_FOR,
         };
         if let Some(peer) = self.peers.get_mut(&address) {
-            // The smallest refusal stands; a larger one later changes
-            // nothing but the time it is believed for.
-            peer.too_large = Some(match peer.too_large {
-                Some(known) if known.until > now && known.size <= smallest => TooLargeFrom {
-                    until: memo.until,
-                    limit: known.limit.or(limit),
-                    ..known
-                },
-                _ => memo,
-            });
+            // A smaller refusal still believed stands (a larger one says
+            // nothing new about it); otherwise this one is remembered.
+            match peer.too_large {
+                Some(known) if known.until > now && known.size < smallest => {}
+                _ => peer.too_large = Some(memo),
+            }
         }
         let header_len = self.config.framing.header_len();
         let mut doomed: SmallVec<[(MessageId, FailureReason); 8]> = self
