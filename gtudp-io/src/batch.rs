@@ -80,9 +80,16 @@ pub struct IoCounters {
     pub icmp_errors: u64,
     /// Other receive errors, logged and ignored.
     pub recv_errors: u64,
-    /// Datagrams dropped because the kernel refused them for good
-    /// (EMSGSIZE and the like), logged; the protocol resends DATA and RECV.
+    /// Datagrams dropped because the kernel refused them for another
+    /// reason than their size, logged; the protocol resends DATA and RECV.
     pub send_errors: u64,
+    /// Datagrams the kernel refused as too large for the path (EMSGSIZE:
+    /// IP fragmentation is off and the datagram exceeds the MTU), each
+    /// reported to the endpoint
+    /// ([`Endpoint::datagram_too_large`](gtudp_proto::Endpoint::datagram_too_large)),
+    /// which failed the messages that large with
+    /// [`FailureReason::TooLarge`](gtudp_proto::FailureReason::TooLarge).
+    pub too_large: u64,
     /// ICMP unreachable reports read from the socket's error queue (Linux),
     /// each of which failed its destination's messages at once.
     pub unreachable_reports: u64,
@@ -101,6 +108,11 @@ pub enum Recv {
     /// Another receive error, counted and logged.
     Error,
 }
+
+/// Rounds of sending and reporting refusals one [`BatchIo::flush`] does at
+/// most: each round's reports fail messages, and what they let into the
+/// window goes out in the next.
+const TOO_LARGE_ROUNDS: usize = 4;
 
 /// What one send system call did.
 enum Sent {
@@ -159,6 +171,13 @@ pub struct BatchIo<S> {
     /// Unreachable destinations owned by another shard, for the adapter
     /// to hand over ([`BatchIo::take_foreign_unreachable`]).
     foreign: Vec<SocketAddr>,
+    /// Datagrams the kernel refused as too large, by destination and size,
+    /// with the path's largest datagram when the error queue gave it, for
+    /// the endpoint (see [`BatchIo::flush`]).
+    too_large: Vec<(SocketAddr, usize, Option<usize>)>,
+    /// The error queue is on (Linux): a refusal of the datagram being sent
+    /// is told from a pending ICMP report by the local report it queues.
+    error_queue: bool,
     counters: IoCounters,
 }
 
@@ -187,7 +206,7 @@ impl<S: Socket> BatchIo<S> {
         let enabled = crate::errqueue::enable(socket.raw_fd(), ipv6);
         #[cfg(not(target_os = "linux"))]
         let enabled = crate::errqueue::enable(&socket, ipv6);
-        if let Err(error) = enabled {
+        if let Err(error) = &enabled {
             tracing::debug!(target: "gtudp", %local, %error, "no ICMP error queue; unreachable peers fail by attempts");
         }
         Ok(Self {
@@ -203,8 +222,24 @@ impl<S: Socket> BatchIo<S> {
             unreachable: Vec::new(),
             shard: None,
             foreign: Vec::new(),
+            too_large: Vec::new(),
+            error_queue: cfg!(target_os = "linux") && enabled.is_ok(),
             counters: IoCounters::default(),
         })
+    }
+
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments (see [`Fragmentation`](crate::Fragmentation)). A new
+    /// `BatchIo` forbids it (`quinn-udp` sets don't-fragment), so a
+    /// datagram larger than the interface's MTU is refused and its message
+    /// fails with `TooLarge`; [`Fragmentation::Allowed`](crate::Fragmentation)
+    /// makes the socket fragment as a plain one does. Elsewhere than Linux
+    /// only the default is supported (an `Unsupported` error otherwise).
+    pub fn set_fragmentation(&mut self, choice: crate::Fragmentation) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        return crate::fragmentation::set(self.socket.raw_fd(), self.ipv6, choice);
+        #[cfg(not(target_os = "linux"))]
+        return crate::fragmentation::set(&self.socket, self.ipv6, choice);
     }
 
     /// The socket.
@@ -323,6 +358,14 @@ impl<S: Socket> BatchIo<S> {
     /// socket allows, logging each datagram, until the socket's send buffer
     /// is full: what does not fit is kept ([`is_blocked`](Self::is_blocked))
     /// and sent first by the next call.
+    ///
+    /// A datagram the kernel refuses as too large for the path (EMSGSIZE)
+    /// is reported to the endpoint
+    /// ([`Endpoint::datagram_too_large`](gtudp_proto::Endpoint::datagram_too_large),
+    /// with the path's limit when the error queue gives it), whose messages
+    /// that large fail at once rather than be resent until their deadline.
+    /// A GSO batch the kernel refuses is resent datagram by datagram first,
+    /// so only the datagrams refused on their own are reported.
     pub fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
         self.fail_unreachable(endpoint, now);
         let icmp_before = self.counters.icmp_errors;
@@ -335,6 +378,28 @@ impl<S: Socket> BatchIo<S> {
                 self.send_all(endpoint, now);
             }
         }
+        for _ in 0..TOO_LARGE_ROUNDS {
+            if self.too_large.is_empty() {
+                break;
+            }
+            self.fail_too_large(endpoint, now);
+            if !self.unreachable.is_empty() {
+                self.fail_unreachable(endpoint, now);
+            }
+            self.send_all(endpoint, now);
+        }
+    }
+
+    /// Reports every datagram the kernel refused as too large to the
+    /// endpoint, which fails the messages that large.
+    fn fail_too_large(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        for (destination, size, limit) in self.too_large.drain(..) {
+            let failed = endpoint.datagram_too_large(now, destination, size, limit);
+            tracing::debug!(
+                target: "gtudp", local = %self.local, %destination, size, ?limit, failed,
+                "datagram too large for the path (EMSGSIZE): its messages fail"
+            );
+        }
     }
 
     /// Reads the socket's error queue (Linux; nothing elsewhere), noting the
@@ -344,11 +409,18 @@ impl<S: Socket> BatchIo<S> {
     /// calls it when a receive meets an ICMP report; an adapter whose
     /// runtime reports error readiness separately calls it then.
     pub fn read_error_queue(&mut self) {
+        self.read_error_queue_for_limit();
+    }
+
+    /// [`read_error_queue`](Self::read_error_queue), returning the latest
+    /// local "message too long" report found in it, if any (a send of this
+    /// socket refused as too large queues one, with the path's limit).
+    fn read_error_queue_for_limit(&mut self) -> Option<crate::errqueue::LocalTooLarge> {
         let before = self.unreachable.len();
         #[cfg(target_os = "linux")]
-        crate::errqueue::drain(self.socket.raw_fd(), &mut self.unreachable);
+        let (_, limit) = crate::errqueue::drain(self.socket.raw_fd(), &mut self.unreachable);
         #[cfg(not(target_os = "linux"))]
-        crate::errqueue::drain(&self.socket, &mut self.unreachable);
+        let (_, limit) = crate::errqueue::drain(&self.socket, &mut self.unreachable);
         let found = self.unreachable.len() - before;
         self.counters.unreachable_reports += found as u64;
         for destination in &self.unreachable[before..] {
@@ -368,6 +440,7 @@ impl<S: Socket> BatchIo<S> {
                 }
             }
         }
+        limit
     }
 
     /// Makes this socket shard `index` of a group of `n` made by
@@ -406,16 +479,11 @@ impl<S: Socket> BatchIo<S> {
     fn send_all(&mut self, endpoint: &mut Endpoint, now: Instant) {
         loop {
             if let Some(transmit) = self.blocked {
-                let contents = &self.transmit_buf[..transmit.size];
-                let sent = send(
-                    self.local,
-                    &self.socket,
-                    &self.state,
-                    &mut self.counters,
-                    socket_form(transmit.destination, self.ipv6),
-                    contents,
-                    transmit.segment_size,
-                );
+                // Lent out for the call, which may read the error queue.
+                let buf = std::mem::take(&mut self.transmit_buf);
+                let contents = &buf[..transmit.size.min(buf.len())];
+                let sent = self.send(transmit.destination, contents, transmit.segment_size);
+                self.transmit_buf = buf;
                 match sent {
                     Sent::WouldBlock => {
                         self.counters.send_would_block += 1;
@@ -450,6 +518,94 @@ impl<S: Socket> BatchIo<S> {
             self.blocked = Some(transmit);
         }
     }
+
+    /// Sends `contents` (several datagrams laid out for GSO when
+    /// `segment_size` is set) to `destination` (canonical form).
+    ///
+    /// Errors other than a full buffer never stop the caller: an ICMP
+    /// report left over from an earlier datagram is retried once, a GSO
+    /// batch the kernel refuses is resent datagram by datagram, a datagram
+    /// refused alone as too large (EMSGSIZE) is noted for the endpoint
+    /// (`too_large`), and anything else is counted, logged and dropped:
+    /// DATA and RECV are resent by the protocol.
+    fn send(
+        &mut self,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> Sent {
+        let local = self.local;
+        let transmit = quinn_udp::Transmit {
+            destination: socket_form(destination, self.ipv6),
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        let mut retried = false;
+        loop {
+            let (socket, state) = (&self.socket, &self.state);
+            let result = socket.try_io(Direction::Send, || {
+                state.try_send(socket.sock_ref(), &transmit)
+            });
+            let error = match result {
+                Ok(()) => return Sent::Done,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Sent::WouldBlock,
+                Err(error) => error,
+            };
+            if is_icmp_report(&error) && !retried {
+                // The error belongs to an earlier datagram; this one was not
+                // sent yet.
+                tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
+                self.counters.icmp_errors += 1;
+                retried = true;
+                continue;
+            }
+            if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
+                let segment = segment.max(1);
+                tracing::debug!(
+                    target: "gtudp", %local, %destination, %error,
+                    "segmented send refused; sending {} datagrams one by one",
+                    contents.len().div_ceil(segment)
+                );
+                for datagram in contents.chunks(segment) {
+                    if let Sent::WouldBlock = self.send(destination, datagram, None) {
+                        // The rest is recovered by retransmission.
+                        return Sent::Done;
+                    }
+                }
+                return Sent::Done;
+            }
+            if quinn_udp::is_msg_size_err(&error) {
+                // This datagram's own refusal queues a local report with
+                // the MTU; without one, the error is a pending ICMP
+                // "fragmentation needed" for an earlier datagram, and this
+                // one was not sent yet.
+                let refusal = if self.error_queue {
+                    self.read_error_queue_for_limit()
+                } else {
+                    None
+                };
+                if self.error_queue && refusal.is_none() && !retried {
+                    tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
+                    self.counters.icmp_errors += 1;
+                    retried = true;
+                    continue;
+                }
+                // Never sendable as it is: the endpoint fails its messages.
+                // A limit at least this large contradicts the refusal.
+                let limit = refusal
+                    .and_then(|refusal| refusal.limit)
+                    .filter(|&limit| limit < contents.len());
+                self.counters.too_large += 1;
+                self.too_large.push((destination, contents.len(), limit));
+                return Sent::Done;
+            }
+            self.counters.send_errors += 1;
+            tracing::warn!(target: "gtudp", %local, %destination, %error, "send failed; datagram dropped");
+            return Sent::Done;
+        }
+    }
 }
 
 /// `destination` as the system call of a socket of the given family takes
@@ -461,78 +617,6 @@ fn socket_form(destination: SocketAddr, ipv6_socket: bool) -> SocketAddr {
             SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
         }
         _ => destination,
-    }
-}
-
-/// Sends `contents` (several datagrams laid out for GSO when `segment_size`
-/// is set) to `destination`.
-///
-/// Errors other than a full buffer never stop the caller: an ICMP report
-/// left over from an earlier datagram is retried once, a GSO batch the
-/// kernel refuses is resent datagram by datagram, and anything else
-/// (EMSGSIZE included) is counted, logged and dropped: DATA and RECV are
-/// resent by the protocol.
-fn send(
-    local: SocketAddr,
-    socket: &impl Socket,
-    state: &UdpSocketState,
-    counters: &mut IoCounters,
-    destination: SocketAddr,
-    contents: &[u8],
-    segment_size: Option<usize>,
-) -> Sent {
-    let transmit = quinn_udp::Transmit {
-        destination,
-        ecn: None,
-        contents,
-        segment_size,
-        src_ip: None,
-    };
-    let mut retried = false;
-    loop {
-        let result = socket.try_io(Direction::Send, || {
-            state.try_send(socket.sock_ref(), &transmit)
-        });
-        let error = match result {
-            Ok(()) => return Sent::Done,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Sent::WouldBlock,
-            Err(error) => error,
-        };
-        if is_icmp_report(&error) && !retried {
-            // The error belongs to an earlier datagram; this one was not
-            // sent yet.
-            tracing::debug!(target: "gtudp", %local, %destination, %error, "ICMP error report");
-            counters.icmp_errors += 1;
-            retried = true;
-            continue;
-        }
-        if let Some(segment) = segment_size.filter(|&s| s < contents.len()) {
-            let segment = segment.max(1);
-            tracing::debug!(
-                target: "gtudp", %local, %destination, %error,
-                "segmented send refused; sending {} datagrams one by one",
-                contents.len().div_ceil(segment)
-            );
-            for datagram in contents.chunks(segment) {
-                if let Sent::WouldBlock =
-                    send(local, socket, state, counters, destination, datagram, None)
-                {
-                    // The rest is recovered by retransmission.
-                    return Sent::Done;
-                }
-            }
-            return Sent::Done;
-        }
-        counters.send_errors += 1;
-        if quinn_udp::is_msg_size_err(&error) {
-            tracing::warn!(
-                target: "gtudp", %local, %destination, size = contents.len(),
-                "datagram larger than the path allows (EMSGSIZE); dropped: lower Config::max_datagram_size"
-            );
-        } else {
-            tracing::warn!(target: "gtudp", %local, %destination, %error, "send failed; datagram dropped");
-        }
-        return Sent::Done;
     }
 }
 
@@ -634,6 +718,102 @@ mod tests {
         let got = recv_some(&mut dual, 1);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, v4_addr, "not [::ffff:127.0.0.1]");
+    }
+
+    /// IPv6 loopback (MTU 65,536) with fragmentation off takes UDP
+    /// payloads up to 65,488 bytes: a 65,507-byte datagram (the largest
+    /// `Config::max_datagram_size`) is refused with EMSGSIZE. Its message
+    /// fails at once with `TooLarge` (the limit read from the error queue),
+    /// and a small message to the same peer goes out.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_datagram_refused_as_too_large_fails_its_message() {
+        let (mut a, mut b) = (bind_to("[::1]:0"), bind_to("[::1]:0"));
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.max_datagram_size = gtudp_proto::MAX_UDP_PAYLOAD;
+        let max_payload = config.max_payload_size();
+        let mut endpoint = Endpoint::new(config, 1).unwrap();
+        let big = endpoint
+            .send(now, b_addr, Bytes::from(vec![1; max_payload]))
+            .unwrap();
+        let small = endpoint
+            .send(now, b_addr, Bytes::from(vec![2; 1_000]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        let event = endpoint.poll_event();
+        let Some(Event::Failed {
+            id,
+            to,
+            reason: gtudp_proto::FailureReason::TooLarge { size, limit },
+        }) = event
+        else {
+            panic!("expected the big message to fail TooLarge, got {event:?}");
+        };
+        assert_eq!((id, to, size), (big, b_addr, gtudp_proto::MAX_UDP_PAYLOAD));
+        // The kernel's MTU less the IPv6 and UDP headers (65,488 on a
+        // default loopback).
+        assert!(limit.is_some_and(|limit| limit < size), "{limit:?}");
+        if let Ok(mtu) = std::fs::read_to_string("/sys/class/net/lo/mtu") {
+            let mtu: usize = mtu.trim().parse().unwrap();
+            assert_eq!(limit, Some(mtu - 48));
+        }
+        assert_eq!(endpoint.poll_event(), None, "{small:?} is in flight");
+        assert_eq!(a.counters().too_large, 1);
+        assert_eq!(a.counters().send_errors, 0);
+        assert_eq!(endpoint.stats().too_large_reports, 1);
+        let got = recv_some(&mut b, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].1.len(),
+            1_000 + endpoint.config().framing.header_len()
+        );
+        // Flushed again (its timers), nothing more is refused: the big
+        // message is not resent.
+        endpoint.handle_timeout(now + Duration::from_secs(5));
+        a.flush(&mut endpoint, now + Duration::from_secs(5));
+        assert_eq!(a.counters().too_large, 1);
+    }
+
+    /// With fragmentation allowed, the same 65,507-byte datagram leaves
+    /// (in IPv6 fragments) and arrives whole; setting the default back
+    /// makes it refused again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_that_allows_fragmentation_sends_the_largest_datagram() {
+        let (mut a, mut b) = (bind_to("[::1]:0"), bind_to("[::1]:0"));
+        a.set_fragmentation(crate::Fragmentation::Allowed).unwrap();
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.max_datagram_size = gtudp_proto::MAX_UDP_PAYLOAD;
+        let max_payload = config.max_payload_size();
+        let mut endpoint = Endpoint::new(config, 1).unwrap();
+        endpoint
+            .send(now, b_addr, Bytes::from(vec![1; max_payload]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        assert_eq!(endpoint.poll_event(), None);
+        assert_eq!(a.counters().too_large, 0);
+        let got = recv_some(&mut b, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.len(), gtudp_proto::MAX_UDP_PAYLOAD);
+
+        a.set_fragmentation(crate::Fragmentation::Forbidden)
+            .unwrap();
+        endpoint
+            .send(now, b_addr, Bytes::from(vec![2; max_payload]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        assert_eq!(a.counters().too_large, 1);
+        assert!(matches!(
+            endpoint.poll_event(),
+            Some(Event::Failed {
+                reason: gtudp_proto::FailureReason::TooLarge { .. },
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -150,6 +150,14 @@ impl DeliveryError {
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DeliveryError::Failed {
+                to,
+                reason: reason @ gtudp_proto::FailureReason::TooLarge { .. },
+            } => write!(
+                f,
+                "delivery to {to} not confirmed: {reason}; the system refused the datagram, so \
+                 it was not sent"
+            ),
             DeliveryError::Failed { to, reason } => write!(
                 f,
                 "delivery to {to} not confirmed: {reason} (the payload may still have arrived)"

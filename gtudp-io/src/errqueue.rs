@@ -55,30 +55,56 @@ fn set_option(
     }
 }
 
+/// A send of the socket's own refused as too long for the path (a local
+/// `EMSGSIZE`, queued with the MTU beside the error the send returned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LocalTooLarge {
+    /// The largest UDP payload that fits: the MTU less the IP and UDP
+    /// headers, when the MTU given is plausible (at least IPv4's 576).
+    pub(crate) limit: Option<usize>,
+}
+
 /// Reads the queued reports, appending the destination of each ICMP
 /// unreachable one (port, host or network unreachable) to `out`. Returns
-/// how many reports were read (of any kind).
+/// how many reports were read (of any kind), and the latest local "message
+/// too long" report.
 #[cfg(target_os = "linux")]
-pub(crate) fn drain(fd: std::os::fd::RawFd, out: &mut Vec<SocketAddr>) -> usize {
+pub(crate) fn drain(
+    fd: std::os::fd::RawFd,
+    out: &mut Vec<SocketAddr>,
+) -> (usize, Option<LocalTooLarge>) {
     let mut read = 0;
+    let mut limit = None;
     while read < MAX_REPORTS {
         match read_one(fd) {
             Some(report) => {
                 read += 1;
-                if let Some(destination) = report {
-                    out.push(destination);
+                match report {
+                    Report::Unreachable(destination) => out.push(destination),
+                    Report::TooLarge { limit: latest } => limit = Some(latest),
+                    Report::Other => {}
                 }
             }
             None => break,
         }
     }
-    read
+    (read, limit)
 }
 
-/// One report from the queue: `None` when it is empty; `Some(None)` for a
-/// report that is not an unreachable destination.
+/// One report from the error queue.
 #[cfg(target_os = "linux")]
-fn read_one(fd: std::os::fd::RawFd) -> Option<Option<SocketAddr>> {
+enum Report {
+    /// ICMP port, host or network unreachable for this destination.
+    Unreachable(SocketAddr),
+    /// The socket's own send was refused as too long for the path.
+    TooLarge { limit: LocalTooLarge },
+    /// Anything else (an ICMP "fragmentation needed", for one).
+    Other,
+}
+
+/// One report from the queue: `None` when it is empty.
+#[cfg(target_os = "linux")]
+fn read_one(fd: std::os::fd::RawFd) -> Option<Report> {
     // u64 storage keeps the control buffer aligned for `cmsghdr`.
     let mut control = [0u64; 64];
     let mut data = [0u8; 1];
@@ -104,6 +130,7 @@ fn read_one(fd: std::os::fd::RawFd) -> Option<Option<SocketAddr>> {
     }
     let destination = sockaddr(&name, msg.msg_namelen);
     let mut unreachable = false;
+    let mut too_large = None;
     // SAFETY: `msg` was filled by `recvmsg`; the CMSG_* helpers walk its
     // control buffer within `msg_controllen`.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
@@ -125,11 +152,26 @@ fn read_one(fd: std::os::fd::RawFd) -> Option<Option<SocketAddr>> {
                     errno,
                     libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH
                 );
+            if error.ee_origin == libc::SO_EE_ORIGIN_LOCAL && errno == libc::EMSGSIZE {
+                // `ee_info` is the IP MTU the send was measured against;
+                // the IP header is the destination's family's (an IPv6
+                // socket reports an IPv4-mapped one's at its own level).
+                let ipv4 = destination.map_or(header.cmsg_level == libc::SOL_IP, |d| d.is_ipv4());
+                let headers = if ipv4 { 20 + 8 } else { 40 + 8 };
+                let mtu = error.ee_info as usize;
+                too_large = Some(LocalTooLarge {
+                    limit: (mtu >= 576).then(|| mtu - headers),
+                });
+            }
         }
         // SAFETY: as for CMSG_FIRSTHDR.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    Some(destination.filter(|_| unreachable))
+    Some(match (destination.filter(|_| unreachable), too_large) {
+        (Some(destination), _) => Report::Unreachable(destination),
+        (None, Some(limit)) => Report::TooLarge { limit },
+        (None, None) => Report::Other,
+    })
 }
 
 /// The address in `name` (IPv4 or IPv6), in canonical form.
@@ -207,7 +249,7 @@ pub fn read_unreachable_reports(
         loop {
             // Empty the queue: a report left in it keeps the socket
             // reported ready, and a level-triggered loop would spin.
-            let read = drain(fd, out);
+            let (read, _) = drain(fd, out);
             total += read;
             if read < MAX_REPORTS {
                 return total;
@@ -229,6 +271,6 @@ pub(crate) fn enable<S>(_socket: &S, _ipv6: bool) -> std::io::Result<()> {
 
 /// No error queue here: nothing to read.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) -> usize {
-    0
+pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) -> (usize, Option<LocalTooLarge>) {
+    (0, None)
 }

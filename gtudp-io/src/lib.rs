@@ -63,7 +63,10 @@
 //!   gives, and the system-call [`IoCounters`]; [`is_icmp_report`] tells an
 //!   ICMP report from a real socket error.
 //! - `errqueue` (Linux): ICMP unreachable reports from the socket's error
-//!   queue (`IP_RECVERR` / `IPV6_RECVERR`), which name the destination.
+//!   queue (`IP_RECVERR` / `IPV6_RECVERR`), which name the destination, and
+//!   the MTU of a send refused as too large.
+//! - `fragmentation`: [`Fragmentation`], whether the kernel may split a
+//!   datagram into IP fragments ([`BatchIo::set_fragmentation`]).
 //! - [`completion`] (public): the registry where each send's outcome waits
 //!   for the handle the application holds, woken by a task waker or a
 //!   condition variable.
@@ -87,6 +90,7 @@ mod delivered;
 mod error;
 #[allow(unsafe_code)]
 mod errqueue;
+mod fragmentation;
 mod log;
 mod options;
 mod payload;
@@ -102,6 +106,7 @@ pub use delivered::Delivered;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
 #[cfg(unix)]
 pub use errqueue::{enable_unreachable_reports, read_unreachable_reports};
+pub use fragmentation::Fragmentation;
 pub use log::{log_datagram, PayloadPreview};
 pub use options::SendOptions;
 pub use payload::IntoPayload;

@@ -34,7 +34,7 @@ use crate::stats::{CloseSummary, Stats};
 /// are pending at once, and keeps that room.
 const PRESIZED_COMPLETIONS: usize = 1_024;
 
-/// Queue sizes of a [`BlockingSocket`].
+/// Queue sizes and socket options of a [`BlockingSocket`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BlockingOptions {
@@ -50,6 +50,14 @@ pub struct BlockingOptions {
     /// how many are unresolved (beyond it, sends are refused with
     /// `TooManyOutstanding`). Default 1,024.
     pub command_queue: usize,
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments (see [`Fragmentation`](crate::Fragmentation)). Default
+    /// `Forbidden`: a datagram larger than the interface's MTU is refused
+    /// and its message fails with `TooLarge`. `Allowed` (Linux only; on
+    /// other systems the bind fails with an `Unsupported` error) sends a
+    /// datagram up to the UDP limit as a plain socket does, as the Python
+    /// module's `GTUDP` does.
+    pub fragmentation: crate::Fragmentation,
 }
 
 impl BlockingOptions {
@@ -65,6 +73,21 @@ impl BlockingOptions {
         self.command_queue = capacity;
         self
     }
+
+    /// These options with a choice of IP fragmentation (see
+    /// [`fragmentation`](Self::fragmentation)).
+    ///
+    /// ```
+    /// use gtudp_mio::{BlockingOptions, Fragmentation};
+    ///
+    /// let options = BlockingOptions::default().with_fragmentation(Fragmentation::Allowed);
+    /// assert_eq!(options.fragmentation, Fragmentation::Allowed);
+    /// assert_eq!(BlockingOptions::default().fragmentation, Fragmentation::Forbidden);
+    /// ```
+    pub fn with_fragmentation(mut self, choice: crate::Fragmentation) -> Self {
+        self.fragmentation = choice;
+        self
+    }
 }
 
 impl Default for BlockingOptions {
@@ -72,6 +95,7 @@ impl Default for BlockingOptions {
         Self {
             receive_queue: 4_096,
             command_queue: 1_024,
+            fragmentation: crate::Fragmentation::Forbidden,
         }
     }
 }
@@ -177,7 +201,8 @@ impl BlockingSocket {
         Self::with_options(socket, config, BlockingOptions::default())
     }
 
-    /// Takes over a bound standard socket with chosen queue sizes.
+    /// Takes over a bound standard socket with chosen queue sizes and
+    /// socket options.
     pub fn with_options(
         socket: std::net::UdpSocket,
         config: Config,
@@ -201,6 +226,9 @@ impl BlockingSocket {
         ));
         let drain_timeout = config.drain_timeout;
         let mut driver = Driver::new(mio::net::UdpSocket::from_std(socket), config)?;
+        if options.fragmentation != crate::Fragmentation::Forbidden {
+            driver.set_fragmentation(options.fragmentation)?;
+        }
         let local_addr = driver.local_addr()?;
         let poll = Poll::new()?;
         driver.register(poll.registry(), SOCKET)?;

@@ -74,8 +74,11 @@ const RECV_BATCHES_PER_CALL: usize = 4;
 /// error queue, `IP_RECVERR`); call [`handle_readable`](Self::handle_readable)
 /// for error events too (`event.is_error()`), which is how they arrive.
 /// Elsewhere they are counted and logged, and the attempt limit decides.
-/// Datagrams the kernel refuses (EMSGSIZE) are counted and logged, never
-/// fatal.
+/// A datagram the kernel refuses as too large for the path (EMSGSIZE)
+/// fails the messages that large to its destination at once with
+/// [`FailureReason::TooLarge`](gtudp_proto::FailureReason::TooLarge) (see
+/// [`Endpoint::datagram_too_large`](gtudp_proto::Endpoint::datagram_too_large));
+/// other refusals are counted and logged, never fatal.
 ///
 /// # Example
 ///
@@ -237,6 +240,16 @@ impl Driver {
         self.writable_interest = false;
         self.paused = false;
         self.io.socket_mut().0.deregister(registry)
+    }
+
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments: [`Fragmentation::Forbidden`](crate::Fragmentation) by
+    /// default (a datagram larger than the interface's MTU is refused, and
+    /// its message fails with `TooLarge`); `Allowed` fragments as a plain
+    /// socket does (Linux only; elsewhere an `Unsupported` error). See
+    /// [`gtudp_io::BatchIo::set_fragmentation`].
+    pub fn set_fragmentation(&mut self, choice: crate::Fragmentation) -> io::Result<()> {
+        self.io.set_fragmentation(choice)
     }
 
     // ----- getters -------------------------------------------------------

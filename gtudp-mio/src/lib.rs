@@ -94,8 +94,12 @@
 //! [`FailureReason::Unreachable`] if it never answered (a closed port); a
 //! peer that answered before is only suspect for
 //! `Config::unreachable_grace` (a server restarted on the same port loses
-//! nothing; see `Endpoint::peer_unreachable`); other ICMP errors and oversized datagrams
-//! are logged, never fatal. Every
+//! nothing; see `Endpoint::peer_unreachable`). A datagram the kernel refuses
+//! as too large for the path (EMSGSIZE; the socket forbids IP
+//! fragmentation) fails its message at once with
+//! [`FailureReason::TooLarge`] (see `Endpoint::datagram_too_large`), and
+//! smaller messages to that peer go on; other ICMP errors are logged,
+//! never fatal. Every
 //! datagram in and out is logged through [`tracing`] at debug level,
 //! target `gtudp` (direction, kind, identity in hex, peer, size).
 //!
@@ -130,7 +134,7 @@ mod stats;
 pub use blocking::{BlockingOptions, BlockingSocket, PendingSend};
 pub use driver::Driver;
 pub use error::{BindError, Closed, DeliveryError, RecvError};
-pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
+pub use gtudp_io::{Datagram, DatagramKind, Delivered, Fragmentation, IntoPayload, SendOptions};
 pub use sharded::ShardedBlockingSocket;
 pub use stats::{CloseSummary, IoStats, Stats};
 

@@ -93,10 +93,30 @@ pub enum FailureReason {
     /// network unreachable error, passed on by the adapter through
     /// [`Endpoint::peer_unreachable`](crate::Endpoint::peer_unreachable)).
     Unreachable,
+    /// The system refused to send its DATA as too large for the path
+    /// (`EMSGSIZE`: IP fragmentation is off and the datagram exceeds the
+    /// interface's MTU or the known path MTU), passed on by the adapter
+    /// through [`Endpoint::datagram_too_large`](crate::Endpoint::datagram_too_large):
+    /// it would be refused every time, so it was not retried. Lower the
+    /// payload (or `Config::max_datagram_size`, so that `send` refuses it
+    /// up front).
+    TooLarge {
+        /// The message's DATA datagram in bytes (gtUDP header and payload).
+        size: usize,
+        /// The largest datagram the path takes, when the adapter knew it.
+        limit: Option<usize>,
+    },
 }
 
 impl fmt::Display for FailureReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let FailureReason::TooLarge { size, limit } = self {
+            write!(f, "its {size}-byte datagram is too large for the path")?;
+            return match limit {
+                Some(limit) => write!(f, " (at most {limit} bytes fit; IP fragmentation is off)"),
+                None => f.write_str(" (refused by the system: EMSGSIZE; IP fragmentation is off)"),
+            };
+        }
         f.write_str(match self {
             FailureReason::AttemptsExhausted => "sent the maximum number of times without a RECV",
             FailureReason::DeadlineExpired => "the deadline passed before a RECV arrived",
@@ -109,6 +129,7 @@ impl fmt::Display for FailureReason {
             FailureReason::Unreachable => {
                 "the network reported the peer unreachable (ICMP destination unreachable)"
             }
+            FailureReason::TooLarge { .. } => "its datagram is too large for the path",
         })
     }
 }

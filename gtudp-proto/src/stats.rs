@@ -177,6 +177,12 @@ pub struct EndpointStats {
     /// Of those suspicions, the ones a datagram from the peer ended within
     /// the grace (a restarted peer process, or a forged report).
     pub unreachable_recovered: u64,
+    /// Datagrams the system refused to send as too large for the path,
+    /// reported by the adapter (see
+    /// [`Endpoint::datagram_too_large`](crate::Endpoint::datagram_too_large));
+    /// their messages failed with
+    /// [`FailureReason::TooLarge`](crate::FailureReason::TooLarge).
+    pub too_large_reports: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

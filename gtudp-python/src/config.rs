@@ -17,6 +17,15 @@ use crate::errors::{type_error, value_error};
 /// Rust blocking socket's default).
 const DEFAULT_RECEIVE_QUEUE: usize = 4_096;
 
+/// The Python module's default `max_datagram_size`: one UDP datagram up to
+/// the protocol's limit, as the original gtUDP sent (its plain socket lets
+/// the kernel fragment what the path cannot carry whole; so do this
+/// module's sockets, see `gtudp_io::Fragmentation`). The largest payload is
+/// this less the header (5 bytes with the default framing, more with
+/// `magic_numbers`). The Rust adapters keep 1,452, which no typical path
+/// fragments.
+pub(crate) const DEFAULT_MAX_DATAGRAM_SIZE: usize = gtudp_proto::MAX_UDP_PAYLOAD;
+
 /// A validated configuration and the Python-side queue size.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -63,6 +72,7 @@ pub(crate) fn settings(
 ) -> PyResult<Settings> {
     let mut config = Config::default();
     config.deliver_foreign = recv_from_any;
+    config.max_datagram_size = DEFAULT_MAX_DATAGRAM_SIZE;
     let mut settings = Settings {
         config,
         receive_queue: DEFAULT_RECEIVE_QUEUE,

@@ -148,8 +148,10 @@ impl Delivery {
     /// `"unvalidated"` (the destination reached us first and never proved
     /// it receives our datagrams; sending more would have exceeded three
     /// times what it sent us), `"unreachable"` (the network reported the
-    /// destination unreachable, ICMP), `"refused"` (a limit refused it;
-    /// never sent) or `"closed"` (never sent).
+    /// destination unreachable, ICMP), `"too_large"` (the system refused
+    /// the datagram as too large for the path; only where IP fragmentation
+    /// is off), `"refused"` (a limit refused it; never sent) or `"closed"`
+    /// (never sent).
     #[getter]
     fn reason(&self, py: Python<'_>) -> PyResult<Option<&'static str>> {
         Ok(match self.now(py)? {
@@ -204,5 +206,6 @@ pub(crate) fn failure_name(reason: FailureReason) -> &'static str {
         FailureReason::EndpointClosed => "endpoint_closed",
         FailureReason::Unvalidated => "unvalidated",
         FailureReason::Unreachable => "unreachable",
+        FailureReason::TooLarge { .. } => "too_large",
     }
 }

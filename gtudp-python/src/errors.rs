@@ -76,14 +76,14 @@ pub(crate) fn send_refused(py: Python<'_>, kind: SendErrorKind, message: impl Di
 
 /// The payload limit in Python's terms (the Rust message names
 /// `Config::max_datagram_size`): the sizes in bytes, and the keyword option
-/// of `gtudp.GTUDP` and `gtudp.aio.create_socket` that raises the limit.
+/// of `gtudp.GTUDP` and `gtudp.aio.create_socket` that sets the limit.
 pub(crate) fn payload_too_large(size: usize, max: usize) -> String {
     format!(
-        "payload of {size} bytes exceeds max_payload_size ({max} bytes); split it, or pass a \
-         larger max_datagram_size= to gtudp.GTUDP(...) or gtudp.aio.create_socket(...) \
-         (the whole datagram, header included: default {}, at most {})",
-        gtudp_proto::Config::default().max_datagram_size,
-        gtudp_proto::MAX_UDP_PAYLOAD,
+        "payload of {size} bytes exceeds max_payload_size ({max} bytes); split it (a message \
+         is one UDP datagram), or, if max_datagram_size= was set lower on gtudp.GTUDP(...) or \
+         gtudp.aio.create_socket(...), raise it (the whole datagram, header included: \
+         default and at most {})",
+        crate::config::DEFAULT_MAX_DATAGRAM_SIZE,
     )
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gtudp_mio::{
-    BlockingOptions, BlockingSocket, CloseSummary, DeliveryError, EndpointStats, RecvError,
-    SendErrorKind, SendOptions, Stats,
+    BlockingOptions, BlockingSocket, CloseSummary, DeliveryError, EndpointStats, Fragmentation,
+    RecvError, SendErrorKind, SendOptions, Stats,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -74,7 +74,17 @@ impl Socket {
         let watch = debug.then(|| Watch::new(local));
         let max_payload = settings.config.max_payload_size();
         let max_attempts = settings.config.max_attempts;
-        let options = BlockingOptions::default().with_receive_queue(settings.receive_queue);
+        // As the original's plain socket: the kernel fragments a datagram
+        // the path cannot carry whole (Linux; elsewhere the socket keeps
+        // don't-fragment, and such a message fails "too_large").
+        let fragmentation = if cfg!(target_os = "linux") {
+            Fragmentation::Allowed
+        } else {
+            Fragmentation::Forbidden
+        };
+        let options = BlockingOptions::default()
+            .with_receive_queue(settings.receive_queue)
+            .with_fragmentation(fragmentation);
         let socket = py
             .detach(|| BlockingSocket::with_options(std_socket, settings.config, options))
             .map_err(bind_error)?;

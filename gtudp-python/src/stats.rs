@@ -49,6 +49,7 @@ pub(crate) fn endpoint<'py>(
             resent_for_probe,
             unreachable_suspected,
             unreachable_recovered,
+            too_large_reports,
         ]
     );
     dict.set_item("dropped", dropped(py, &stats.dropped)?)?;
@@ -179,6 +180,7 @@ fn io<'py>(py: Python<'py>, counts: &IoStats) -> PyResult<Bound<'py, PyDict>> {
             unreachable_reports,
             recv_errors,
             send_errors,
+            too_large,
         ]
     );
     Ok(dict)

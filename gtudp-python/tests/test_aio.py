@@ -358,3 +358,18 @@ def test_dual_stack_socket_talks_to_ipv4_peers():
         await server.cleanup(timeout=2)
 
     run(main())
+
+
+@pytest.mark.parametrize("size", [4000, 60_000])
+def test_sendto_takes_one_datagram_up_to_the_udp_limit_like_the_blocking_class(size):
+    async def main():
+        a, b = await bound(), await bound()
+        assert a.max_payload_size == 65_507 - 5
+        data = bytes(i % 251 for i in range(size))
+        assert await a.sendto(data, b.getsockname()) is True
+        got, addr = await b.recvfrom()
+        assert (got, addr) == (data, a.getsockname())
+        await a.cleanup(timeout=2)
+        await b.cleanup(timeout=2)
+
+    run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import socket
+import sys
 import threading
 import time
 
@@ -308,12 +309,14 @@ def test_bad_arguments_raise_type_and_value_errors_with_reasons(pair):
     assert "max_datagram_size=" in message and "Config::" not in message, message
     with pytest.raises(ValueError, match="max_datagram_size="):
         a.sendto_blocking(b"x" * (a.max_payload_size + 1), b.getsockname())
-    # ...and that keyword does raise it (the header stays the same).
-    bigger_sock = udp()
-    bigger = gtudp.GTUDP(bigger_sock, max_datagram_size=4000)
-    assert bigger.max_payload_size == a.max_payload_size + 4000 - 1452
-    bigger.cleanup(timeout=2)
-    bigger_sock.close()
+    # ...and that keyword sets it (the header stays the same); the default
+    # is one UDP datagram's limit.
+    assert a.max_payload_size == 65_507 - 5
+    smaller_sock = udp()
+    smaller = gtudp.GTUDP(smaller_sock, max_datagram_size=4000)
+    assert smaller.max_payload_size == 4000 - 5
+    smaller.cleanup(timeout=2)
+    smaller_sock.close()
     with pytest.raises(ValueError, match="max_attempts"):
         a.sendto(b"x", b.getsockname(), attempts=1000)
     sock = udp()
@@ -528,3 +531,36 @@ def test_cleanup_summary_gives_totals_and_what_the_drain_resolved(pair):
     assert summary["drained_delivered"] == 0 and summary["drained_failed"] == 0
     assert summary["abandoned"] == 0 and summary["stats"]["delivered"] == 3
     assert "unreachable_reports" in summary["stats"]["io"]
+
+
+@pytest.mark.parametrize("size", [4000, 60_000])
+def test_sendto_takes_what_the_original_sends_one_datagram_up_to_the_udp_limit(pair, size):
+    # The original sent `sendto(b"y" * 4000, addr)` in one datagram, and so
+    # does the drop-in by default (it raised ValueError beyond 1,447 bytes).
+    a, b = pair
+    data = bytes(i % 251 for i in range(size))
+    assert a.sendto_blocking(data, b.getsockname(), timeout=10) is True
+    b.settimeout(10)
+    assert b.recvfrom() == (data, a.getsockname())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the socket allows IP fragmentation on Linux")
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
+def test_the_largest_payload_crosses_a_path_that_must_fragment_it():
+    # IPv6 loopback's MTU (65,536) is below a 65,507-byte datagram and its
+    # 48 bytes of headers: it arrives only because the kernel may fragment
+    # it, as the original's plain socket did.
+    socks = udp("::1"), udp("::1")
+    a, b = (gtudp.GTUDP(s, **FAST) for s in socks)
+    try:
+        assert a.max_payload_size == 65_507 - 5
+        data = bytes(i % 253 for i in range(a.max_payload_size))
+        assert a.sendto_blocking(data, b.getsockname(), timeout=10) is True
+        b.settimeout(10)
+        got, _ = b.recvfrom()
+        assert got == data
+        assert a.stats()["io"]["too_large"] == 0
+    finally:
+        for g, s in zip((a, b), socks):
+            g.cleanup(timeout=2)
+            s.close()

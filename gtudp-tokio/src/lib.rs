@@ -45,8 +45,12 @@
 //! [`FailureReason::Unreachable`] if it never answered (a closed port); a
 //! peer that answered before is only suspect for
 //! `Config::unreachable_grace` (a server restarted on the same port loses
-//! nothing; see `Endpoint::peer_unreachable`); other ICMP errors and oversized datagrams
-//! are logged, never fatal.
+//! nothing; see `Endpoint::peer_unreachable`). A datagram the kernel refuses
+//! as too large for the path (EMSGSIZE; the socket forbids IP
+//! fragmentation) fails its message at once with
+//! [`FailureReason::TooLarge`] (see `Endpoint::datagram_too_large`), and
+//! smaller messages to that peer go on; other ICMP errors are logged,
+//! never fatal.
 //!
 //! # Every core: a sharded server
 //!
@@ -126,6 +130,7 @@ mod stats;
 pub use error::{
     BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError, TrySendErrorKind,
 };
+pub use gtudp_io::Fragmentation;
 pub use sharded::ShardedSocket;
 pub use socket::{
     Builder, Datagram, DatagramKind, Delivered, Delivery, IntoPayload, SendOptions, Socket,

@@ -122,6 +122,7 @@ pub struct Builder {
     recv_queue: usize,
     command_queue: usize,
     max_outstanding: Option<usize>,
+    fragmentation: gtudp_io::Fragmentation,
 }
 
 impl Builder {
@@ -132,6 +133,7 @@ impl Builder {
             recv_queue: 4_096,
             command_queue: 1_024,
             max_outstanding: None,
+            fragmentation: gtudp_io::Fragmentation::Forbidden,
         }
     }
 
@@ -164,6 +166,27 @@ impl Builder {
     /// applies is above [`Semaphore::MAX_PERMITS`] (`usize::MAX >> 3`).
     pub fn max_outstanding(mut self, limit: usize) -> Self {
         self.max_outstanding = Some(limit);
+        self
+    }
+
+    /// Whether the kernel may split a datagram too large for the path into
+    /// IP fragments. Default [`Fragmentation::Forbidden`](crate::Fragmentation):
+    /// a datagram larger than the interface's MTU is refused and its
+    /// message fails at once with
+    /// [`FailureReason::TooLarge`](crate::FailureReason::TooLarge).
+    /// `Allowed` sends one datagram up to `config.max_datagram_size` as a
+    /// plain socket does, fragmented where the path needs it (Linux only;
+    /// elsewhere binding fails with an `Unsupported` error). A lost
+    /// fragment costs the whole datagram: see `docs/tuning.md`.
+    ///
+    /// ```
+    /// use gtudp_tokio::{Builder, Config, Fragmentation};
+    ///
+    /// let builder = Builder::new(Config::default()).fragmentation(Fragmentation::Allowed);
+    /// # let _ = builder;
+    /// ```
+    pub fn fragmentation(mut self, choice: crate::Fragmentation) -> Self {
+        self.fragmentation = choice;
         self
     }
 
@@ -227,10 +250,13 @@ impl Builder {
         let endpoint = Endpoint::new(self.config, u128::from_le_bytes(seed))?;
         let local_addr = socket.local_addr()?;
         let socket = Arc::new(socket);
-        let io = UdpIo::new(
+        let mut io = UdpIo::new(
             TokioSocket(socket.clone()),
             endpoint.config().framing.clone(),
         )?;
+        if self.fragmentation != gtudp_io::Fragmentation::Forbidden {
+            io.set_fragmentation(self.fragmentation)?;
+        }
         let completions = Arc::new(Completions::with_capacity(
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));

@@ -10,6 +10,7 @@ mod recovery;
 mod sender;
 mod spurious;
 mod table_sizes;
+mod too_large;
 mod unreachable;
 mod validating;
 

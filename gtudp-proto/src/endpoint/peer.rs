@@ -98,6 +98,9 @@ pub(super) struct Peer {
     /// messages at once, as for an address that never answered, until a
     /// datagram comes from it again.
     pub(super) gone: bool,
+    /// The smallest DATA datagram the system refused to send to it as too
+    /// large for the path, while believed (see [`super::too_large`]).
+    pub(super) too_large: Option<super::too_large::TooLargeFrom>,
     pub(super) stats: PeerStats,
 }
 
@@ -137,6 +140,7 @@ impl Peer {
             suspect_until: None,
             suspect_rto_cap: None,
             gone: false,
+            too_large: None,
             stats: PeerStats::default(),
         }
     }

@@ -179,6 +179,8 @@ impl Endpoint {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
         let id = MessageId(self.next_message_id);
+        // Refused as too large on this path lately: it fails at once.
+        let too_large = self.remembered_too_large(now, destination, payload.len());
         let Some(peer) = self.peers.get_mut(&destination) else {
             return refuse(SendErrorKind::TooManyPeers, payload);
         };
@@ -227,6 +229,10 @@ impl Endpoint {
             },
         );
         self.outstanding += 1;
+        if let Some(reason) = too_large {
+            self.resolve(now, id, Err(reason));
+            return Ok(id);
+        }
         self.release(now, destination);
         self.arm_sender_timer(now, destination);
         Ok(id)

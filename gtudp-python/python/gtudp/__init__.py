@@ -96,7 +96,11 @@ class GTUDP:
     - ``remember_window`` (120 s), ``datagram_lifetime`` (2 s),
       ``peer_idle_timeout`` (60 s): how long received identities and idle
       peers are remembered.
-    - ``max_datagram_size`` (1452 bytes, header included),
+    - ``max_datagram_size`` (65507 bytes, header included: one UDP
+      datagram up to its limit, as the original sent; the socket lets the
+      kernel fragment what the path cannot carry whole, on Linux; a lost
+      fragment costs the whole datagram, so on a lossy path pass 1452 and
+      split large messages),
       ``initial_window`` (16), ``max_window`` (32768 messages in flight).
     - ``max_peers``, ``max_outstanding_messages``, ``max_queued_per_peer``,
       ``max_awaiting_ack``, ``max_awaiting_ack_per_peer``,

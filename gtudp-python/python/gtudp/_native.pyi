@@ -51,6 +51,7 @@ class Delivery:
             "endpoint_closed",
             "unvalidated",
             "unreachable",
+            "too_large",
             "refused",
             "closed",
         ]
@@ -61,8 +62,10 @@ class Delivery:
         ``"unvalidated"`` (the destination reached us first and never
         proved it receives our datagrams; sending more would have exceeded
         three times what it sent us), ``"unreachable"`` (the network
-        reported the destination unreachable, ICMP), ``"refused"`` (a limit
-        refused it; never sent) or ``"closed"`` (never sent)."""
+        reported the destination unreachable, ICMP), ``"too_large"`` (the
+        system refused the datagram as too large for the path; only where
+        IP fragmentation is off), ``"refused"`` (a limit refused it; never
+        sent) or ``"closed"`` (never sent)."""
         ...
     @property
     def suspected_lost(self) -> Optional[bool]:
