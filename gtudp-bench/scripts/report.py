@@ -545,12 +545,18 @@ def curve_points(text: str) -> Dict[str, Optional[float]]:
 
 def section_curve(s: Section) -> None:
     text = out("curve")
-    table = next(((h, r) for h, r in tables(text) if h and h[0] == "run"), None)
-    if table is None:
+    # The tool prints a note line inside its table (the many-peers run's
+    # server alone), which splits it in two: join them.
+    found = [(h, r) for h, r in tables(text) if h and h[0] == "run"]
+    rows = [row for _, r in found for row in r] + [h for h, _ in tables(text) if h and h[0].startswith("peers")]
+    if not found:
         s.lines.append(f"({NA}: no table in the output)")
         return
-    s.lines += md_table(*table)
+    s.lines += md_table(found[0][0], rows)
     s.lines.append("")
+    for note in re.findall(r"^(peers .*the server alone.*)$", text, re.MULTILINE):
+        s.lines.append(f"{note.strip()}.")
+        s.lines.append("")
     points = curve_points(text)
     s.lines.append(
         f"10⁷ ÷ 10⁴ per message: **{fmt(ratio(points.get('pair 10000000'), points.get('pair 10000'), 2), 2)}** "
@@ -727,17 +733,17 @@ def section_netns(s: Section) -> None:
 def section_restart(s: Section) -> None:
     text = out("restart")
     client = kv(last_line_with(text, "client:"))
-    servers = [kv(line) for line in text.splitlines() if line.startswith("server:")]
     lost = kv(last_line_with(text, "lost=")).get("lost", NA)
     s.lines += md_table(
-        ["sent", "delivered", "failed", "not delivered", "taken by the servers (old + new)", "down s", "target (issue 21)"],
+        ["sent", "delivered", "failed", "not delivered", "client retransmissions", "client s", "down s", "target (issue 21)"],
         [
             [
                 client.get("sent", NA),
                 f"**{client.get('delivered', NA)}**",
                 f"**{client.get('failed', NA)}**",
                 lost,
-                " + ".join(v.get("received", NA) for v in servers) or NA,
+                client.get("retransmissions", NA),
+                client.get("elapsed_s", NA),
                 fmt(number(kv(last_line_with(text, "down_s=")).get("down_s")), 2),
                 "every message delivered, none failed",
             ]

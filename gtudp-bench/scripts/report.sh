@@ -2,8 +2,8 @@
 # Regenerates BENCHMARKS.md, and the README's table of headline figures,
 # from one run of every benchmark on this machine.
 #
-#   gtudp-bench/scripts/report.sh            # the full run (30-40 min on 2 cores)
-#   gtudp-bench/scripts/report.sh --quick    # a smoke test (a few minutes)
+#   gtudp-bench/scripts/report.sh            # the full run (about half an hour on 2 cores)
+#   gtudp-bench/scripts/report.sh --quick    # a smoke test (a few minutes; the spoofed floods take most)
 #   options: --output FILE (the page; default BENCHMARKS.md, or
 #            target/report/quick/BENCHMARKS.md with --quick)
 #            --readme FILE | --no-readme (the README whose figures table is
@@ -248,7 +248,7 @@ for server in tokio mio; do
 done
 # Spoofed floods: the core alone, then real sockets.
 measure flood 600 "$bin/flood" $(pick "" "--addresses 5000 --per-address 20")
-measure hostile 1200 python3 gtudp-bench/scripts/hostile.py $(pick "--legit 2000" "--legit 500 --quick --server sink")
+measure hostile 2400 python3 gtudp-bench/scripts/hostile.py $(pick "--legit 2000" "--legit 500 --quick --server sink")
 # Python.
 if [ -n "$python" ]; then
     measure python_bench 600 "$python" gtudp-python/bench/bench.py \
