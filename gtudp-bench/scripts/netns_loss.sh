@@ -67,7 +67,9 @@ total_spurious=0
 total_sent=0
 for run in $(seq 1 "$runs"); do
     port=$((port + 1))
-    in_ns "$bin/examples/echo_server" --bind "127.0.0.1:$port" --sink >/dev/null 2>&1 &
+    # Not through in_ns: a backgrounded function is a subshell, and killing
+    # it would leave the server running (and holding whatever it inherited).
+    ip netns exec "$ns" "$bin/examples/echo_server" --bind "127.0.0.1:$port" --sink >/dev/null 2>&1 &
     server=$!
     sleep 0.5
     start=$(date +%s.%N)

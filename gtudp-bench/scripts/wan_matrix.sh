@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the virtual-time `wan` benchmark over the BENCHMARKS.md matrix and
-# prints one Markdown table row per run.
+# Runs the virtual-time `wan` benchmark over a wide matrix of paths (rate x RTT
+# x loss, one and several flows) and prints one Markdown table row per run.
 #
 #   gtudp-bench/scripts/wan_matrix.sh [CONTROLLER...]     (default: aimd bbr)
 #
