@@ -50,6 +50,7 @@ const KNOWN: &[&str] = &[
     "peer_idle_timeout",
     "drain_timeout",
     "unreachable_grace",
+    "recognise_copies_across_ports",
     "max_datagram_size",
     "initial_window",
     "max_window",
@@ -141,6 +142,7 @@ fn apply(
         "peer_idle_timeout" => config.peer_idle_timeout = seconds(key, value)?,
         "drain_timeout" => config.drain_timeout = seconds(key, value)?,
         "unreachable_grace" => config.unreachable_grace = seconds(key, value)?,
+        "recognise_copies_across_ports" => config.recognise_copies_across_ports = flag(key, value)?,
         "max_datagram_size" => config.max_datagram_size = count(key, value)?,
         "initial_window" => config.initial_window = count(key, value)?,
         "max_window" => config.max_window = count(key, value)?,
@@ -169,6 +171,19 @@ fn identifier(key: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         .cast::<PyBytes>()
         .map(|bytes| bytes.as_bytes().to_vec())
         .map_err(|_| type_error(format!("{key} must be bytes, not {}", type_name(value))))
+}
+
+/// A `bool`, and nothing else (not an int).
+fn flag(key: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if !value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(type_error(format!(
+            "{key} must be a bool, not {}",
+            type_name(value)
+        )));
+    }
+    value
+        .extract()
+        .map_err(|_| type_error(format!("{key} must be a bool")))
 }
 
 /// A non-negative integer of the field's type.

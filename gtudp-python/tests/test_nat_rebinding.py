@@ -129,3 +129,62 @@ def test_each_message_is_handed_over_once_across_rebindings(rebind_every: float)
         for g, s in ((client, client_sock), (server, server_sock)):
             g.cleanup(timeout=5)
             s.close()
+
+
+def _raw_peer(server_addr: Tuple[str, int], identity: int, payload: bytes) -> Tuple[socket.socket, bool]:
+    """Sends one gtUDP DATA (default type bytes, no magic) from a new port,
+    answering the server's validation probe; returns the socket and whether
+    the server's RECV for ``identity`` came back."""
+    sock = udp()
+    sock.settimeout(2.0)
+    data = b"\x1d" + identity.to_bytes(4, "big") + payload
+    sock.sendto(data, server_addr)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            reply, _ = sock.recvfrom(65535)
+        except socket.timeout:
+            sock.sendto(data, server_addr)
+            continue
+        if reply[:1] != b"\x5f":
+            continue
+        named = int.from_bytes(reply[1:5], "big")
+        # The RECV for our DATA, or a validation probe: answered with ACK.
+        sock.sendto(b"\xae" + reply[1:5], server_addr)
+        if named == identity:
+            return sock, True
+    return sock, False
+
+
+@pytest.mark.parametrize("across_ports", [True, False])
+def test_the_same_message_from_a_second_port_follows_the_setting(across_ports: bool) -> None:
+    server_sock = udp()
+    server = gtudp.GTUDP(server_sock, recognise_copies_across_ports=across_ports)
+    server.settimeout(2.0)
+    first, confirmed = _raw_peer(server_sock.getsockname(), 7, b"ping")
+    assert confirmed
+    assert server.recvfrom()[0] == b"ping"
+    # The same identity and payload from another port of the same host: the
+    # sender's NAT moved it (one setting), or another sender behind it sent
+    # the same bytes (the other).
+    second, confirmed = _raw_peer(server_sock.getsockname(), 7, b"ping")
+    assert confirmed
+    server.setblocking(False)
+    try:
+        again = server.recvfrom()[0]
+    except queue.Empty:
+        again = None
+    assert again == (None if across_ports else b"ping")
+    for sock in (first, second):
+        sock.close()
+    server.cleanup(timeout=2)
+    server_sock.close()
+
+
+def test_the_setting_takes_a_bool_only() -> None:
+    sock = udp()
+    try:
+        with pytest.raises(TypeError, match="recognise_copies_across_ports must be a bool"):
+            gtudp.GTUDP(sock, recognise_copies_across_ports=1)  # type: ignore[arg-type]
+    finally:
+        sock.close()

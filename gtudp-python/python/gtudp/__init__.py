@@ -93,6 +93,13 @@ class GTUDP:
       may stay silent after an ICMP unreachable report before its messages
       fail ``"unreachable"`` (a peer restarted on the same port within it
       loses nothing; one that never answered fails at once).
+    - ``recognise_copies_across_ports`` (True): a copy of a message already
+      handed over is recognised when it comes from another port of the same
+      IP address (a NAT gave the sender a new port mid-stream), and never
+      handed over again. Senders behind one NAT then share that memory: a
+      new message from one with the same identity and byte-identical payload
+      as one of another's is taken for it (see docs/address-changes.md for
+      the odds). ``False``: one memory per address.
     - ``remember_window`` (120 s), ``datagram_lifetime`` (2 s),
       ``peer_idle_timeout`` (60 s): how long received identities and idle
       peers are remembered.
@@ -143,6 +150,7 @@ class GTUDP:
         max_rto: Optional[float] = None,
         drain_timeout: Optional[float] = None,
         unreachable_grace: Optional[float] = None,
+        recognise_copies_across_ports: Optional[bool] = None,
         remember_window: Optional[float] = None,
         datagram_lifetime: Optional[float] = None,
         peer_idle_timeout: Optional[float] = None,
@@ -181,6 +189,7 @@ class GTUDP:
             "max_rto": max_rto,
             "drain_timeout": drain_timeout,
             "unreachable_grace": unreachable_grace,
+            "recognise_copies_across_ports": recognise_copies_across_ports,
             "remember_window": remember_window,
             "datagram_lifetime": datagram_lifetime,
             "peer_idle_timeout": peer_idle_timeout,
