@@ -634,3 +634,54 @@ fn a_late_recv_for_a_confirmed_message_resends_nothing() {
     assert_eq!(common::kinds(&pair.out_a()), [PacketKind::Ack]);
     assert_eq!(pair.a.stats().resent_for_probe, 0);
 }
+
+/// An address whose peer record was forgotten (idle) proves itself again
+/// before its new messages are taken: what it sent is remembered under its
+/// host, which vouches for no port. A late copy of a message it sent before
+/// is still recognised at once, without a probe, and not handed over.
+#[test]
+fn a_forgotten_peer_proves_itself_again_but_its_old_messages_stay_recognised() {
+    let mut pair = Pair::new();
+    pair.send(b"before");
+    let old = pair.out_a();
+    pair.deliver_to_b(&old[0]);
+    assert_eq!(pair.events_b().len(), 1);
+    // Every RECV is lost: b's attempts run out, and it remembers the
+    // identity for `remember_window`.
+    while pair.b.table_sizes().awaiting_ack > 0 {
+        pair.advance();
+        pair.out_b();
+    }
+    // Idle past `peer_idle_timeout`: b forgets the peer.
+    pair.advance_by(config().peer_idle_timeout + config().max_rto);
+    pair.out_b();
+    assert!(
+        pair.b.peer_stats(pair.a_addr).is_none(),
+        "the peer was forgotten"
+    );
+    assert!(pair.b.table_sizes().remembered >= 1, "still remembered");
+
+    // A late copy of the old message: answered at once, not handed over.
+    pair.deliver_to_b(&old[0]);
+    let replies = pair.out_b_with_probes();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].identity(), old[0].identity());
+    assert!(pair.events_b().is_empty());
+
+    // A new message: held, and a probe goes out, before it is taken.
+    let held_before = pair.b.stats().data_held_for_validation;
+    pair.send(b"after");
+    for datagram in pair.out_a() {
+        pair.deliver_to_b(&datagram);
+    }
+    assert!(pair.events_b().is_empty(), "held until the address answers");
+    assert_eq!(pair.b.stats().data_held_for_validation, held_before + 1);
+    pair.out_b();
+    assert!(!pair.probes_b.is_empty(), "a validation probe went out");
+    pair.answer_probes();
+    let events = pair.events_b();
+    assert!(
+        matches!(&events[..], [Event::Received { payload, .. }] if &payload[..] == b"after"),
+        "{events:?}"
+    );
+}
