@@ -246,8 +246,10 @@ impl Endpoint {
     /// across ports, from another port of that host (a NAT moved the
     /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
     fn answers_for(&self, destination: SocketAddr, source: SocketAddr) -> bool {
-        destination == source
-            || (self.config.recognise_copies_across_ports && destination.ip() == source.ip())
+        // The receiving side's rule for one sender, applied to one receiver.
+        let across_ports = self.config.recognise_copies_across_ports;
+        super::receiver::sender_key(across_ports, &destination)
+            == super::receiver::sender_key(across_ports, &source)
     }
 
     pub(super) fn on_recv(
