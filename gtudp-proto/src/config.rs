@@ -4,7 +4,8 @@ use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::congestion::CongestionAlgorithm;
-use crate::wire::Framing;
+use crate::large_messages::{LargeMessages, LargeMessagesError};
+use crate::wire::{FragmentHeader, Framing};
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -157,6 +158,11 @@ pub struct Config {
     /// [`Event::Foreign`](crate::Event::Foreign) instead of counting and
     /// dropping them. Default off.
     pub deliver_foreign: bool,
+    /// Messages larger than one datagram, sent as fragments that are each
+    /// confirmed and resent on their own: an extension of the wire format
+    /// both ends must enable. Default `None`: a message must fit one
+    /// datagram, and the wire is the original's. See [`LargeMessages`].
+    pub large_messages: Option<LargeMessages>,
     /// Bounds on every table the endpoint keeps.
     pub limits: Limits,
 }
@@ -282,6 +288,14 @@ pub struct Limits {
     pub max_pending_control: usize,
     /// Raw datagrams waiting for `poll_transmit`. Default 1,024.
     pub max_pending_raw: usize,
+    /// Bytes held for incomplete large messages from all peers (see
+    /// [`Config::large_messages`]). A message's whole declared size is
+    /// counted when its first fragment is taken, before anything is
+    /// allocated; a fragment that would start a message past this is left
+    /// unanswered, so its sender resends it later. Default 64 MiB.
+    pub max_reassembly_bytes: usize,
+    /// The same, for one host (IP address). Default 32 MiB.
+    pub max_reassembly_bytes_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -300,6 +314,8 @@ impl Default for Limits {
             max_unread: 4_096,
             max_pending_control: 4_096,
             max_pending_raw: 1_024,
+            max_reassembly_bytes: 64 << 20,
+            max_reassembly_bytes_per_peer: 32 << 20,
         }
     }
 }
@@ -326,6 +342,7 @@ impl Default for Config {
             unreachable_grace: Duration::from_secs(5),
             recognise_copies_across_ports: true,
             deliver_foreign: false,
+            large_messages: None,
             limits: Limits::default(),
         }
     }
@@ -392,6 +409,54 @@ impl Config {
             ),
             per_endpoint: rate(self.limits.max_remembered_bytes),
         }
+    }
+
+    fn validate_large_messages(&self, large: &LargeMessages) -> Result<(), LargeMessagesError> {
+        let type_len = self.framing.type_bytes(crate::wire::PacketKind::Data).len();
+        let clashes = crate::wire::PacketKind::ALL
+            .into_iter()
+            .any(|kind| self.framing.type_bytes(kind) == large.fragment_type.as_slice());
+        if large.fragment_type.len() != type_len || clashes {
+            return Err(LargeMessagesError::FragmentType {
+                fragment_type: large.fragment_type.clone(),
+                type_len,
+            });
+        }
+        let max = (u32::MAX as usize).min(self.limits.max_reassembly_bytes_per_peer);
+        if large.max_message_size == 0 || large.max_message_size > max {
+            return Err(LargeMessagesError::MessageSize {
+                size: large.max_message_size,
+                max,
+            });
+        }
+        let unit = self.fragment_unit();
+        let min = usize::from(FragmentHeader::MIN_UNIT);
+        if unit < min {
+            return Err(LargeMessagesError::FragmentTooSmall { unit, min });
+        }
+        if large.max_lifetime.is_zero() || large.max_lifetime.as_millis() > u128::from(u32::MAX) {
+            return Err(LargeMessagesError::Lifetime {
+                lifetime: large.max_lifetime,
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes of a large message one fragment carries (all but the last
+    /// carry exactly this many; see [`Config::large_messages`]).
+    pub fn fragment_unit(&self) -> usize {
+        self.max_payload_size()
+            .saturating_sub(FragmentHeader::LEN)
+            .min(usize::from(u16::MAX))
+    }
+
+    /// The largest message `send` accepts: one datagram's payload, or with
+    /// [`Config::large_messages`] on, its `max_message_size` if larger.
+    pub fn max_message_size(&self) -> usize {
+        let single = self.max_payload_size();
+        self.large_messages
+            .as_ref()
+            .map_or(single, |large| large.max_message_size.max(single))
     }
 
     /// The largest payload one DATA can carry.
@@ -506,10 +571,19 @@ impl Config {
             ("limits.max_unread", limits.max_unread),
             ("limits.max_pending_control", limits.max_pending_control),
             ("limits.max_pending_raw", limits.max_pending_raw),
+            ("limits.max_reassembly_bytes", limits.max_reassembly_bytes),
+            (
+                "limits.max_reassembly_bytes_per_peer",
+                limits.max_reassembly_bytes_per_peer,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
             }
+        }
+        if let Some(large) = &self.large_messages {
+            self.validate_large_messages(large)
+                .map_err(ConfigError::LargeMessages)?;
         }
         Ok(())
     }
@@ -597,6 +671,8 @@ pub enum ConfigError {
         /// The largest accepted value.
         max: Duration,
     },
+    /// The large-message settings are inconsistent.
+    LargeMessages(LargeMessagesError),
 }
 
 impl fmt::Display for ConfigError {
@@ -638,6 +714,7 @@ impl fmt::Display for ConfigError {
             ConfigError::DurationTooLong { field, max } => {
                 write!(f, "{field} is longer than the supported maximum of {max:?}")
             }
+            ConfigError::LargeMessages(error) => write!(f, "large_messages: {error}"),
         }
     }
 }

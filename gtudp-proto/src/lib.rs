@@ -170,8 +170,10 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod identities;
+mod large_messages;
 mod loss;
 mod pacing;
+mod reassembly;
 mod remembered;
 mod rtt;
 #[cfg(feature = "sim")]
@@ -188,4 +190,5 @@ pub use congestion::CongestionAlgorithm;
 pub use endpoint::{BoundExceeded, Endpoint, TableSizes};
 pub use error::{SendError, SendErrorKind, SendRawError, UnknownMessage};
 pub use event::{Event, FailureReason, MessageId, Transmit};
+pub use large_messages::{LargeMessages, LargeMessagesError};
 pub use stats::{DropCounts, EndpointStats, InvalidCounts, KindCounts, PeerStats};

@@ -90,6 +90,15 @@ pub struct DropCounts {
     pub amplification_limited: u64,
     /// Datagrams that arrived after the endpoint closed.
     pub after_close: u64,
+    /// Fragments of large messages left unanswered because they are
+    /// malformed, announce more than `max_message_size` or `max_lifetime`,
+    /// or disagree with the fragments of their message already taken (see
+    /// [`Config::large_messages`](crate::Config::large_messages)).
+    pub fragment_refused: u64,
+    /// Fragments that would start a large message past the reassembly
+    /// budget (`max_reassembly_bytes`, or its share per host), left
+    /// unanswered: their senders resend them later.
+    pub fragment_unanswered_budget: u64,
 }
 
 /// Counters for the whole endpoint, from [`Endpoint::stats`](crate::Endpoint::stats).
@@ -145,6 +154,11 @@ pub struct EndpointStats {
     pub identity_collisions: u64,
     /// Messages handed to the application.
     pub received: u64,
+    /// Fragments of large messages taken (each answered with its RECV).
+    pub fragments_received: u64,
+    /// Incomplete large messages dropped because the lifetime their
+    /// fragments announced passed: their senders had stopped.
+    pub large_messages_expired: u64,
     /// Messages confirmed delivered.
     pub delivered: u64,
     /// Messages that failed.

@@ -1,6 +1,7 @@
 //! The sans-IO endpoint: every gtUDP exchange with any number of peers over
 //! one socket, without doing any I/O.
 
+mod large;
 mod output;
 mod peer;
 mod peer_table;
@@ -166,6 +167,11 @@ pub struct Endpoint {
     /// (see `unreachable`): while 0, a datagram needs no look for them.
     flagged_peers: usize,
     messages: Map<MessageId, Message>,
+    /// Large messages on their way out, by the id the application holds
+    /// (their fragments are in `messages`).
+    large_sends: Map<MessageId, large::LargeSend>,
+    /// Incomplete large messages on their way in.
+    reassembly: crate::reassembly::Reassembly,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
@@ -228,6 +234,8 @@ impl Endpoint {
             next_peer_serial: 0,
             flagged_peers: 0,
             messages: Map::with_hasher(hasher),
+            large_sends: Map::with_hasher(hasher),
+            reassembly: crate::reassembly::Reassembly::new(hasher),
             by_identity: Map::with_hasher(hasher),
             awaiting: Map::with_hasher(hasher),
             remembered: RememberedIdentities::new(
@@ -322,6 +330,8 @@ impl Endpoint {
             remembered: self.remembered.len(),
             remembered_bytes: self.remembered.bytes(),
             largest_peer_remembered_bytes: self.remembered.largest_bytes_for_one(),
+            reassembly_bytes: self.reassembly.bytes(),
+            largest_peer_reassembly_bytes: self.reassembly.largest_sender_bytes(),
             unread: self.unread,
             events: self.events.len(),
             pending_control: self.output.pending_control,
@@ -385,6 +395,21 @@ impl Endpoint {
             Err(reason) => Err(reason),
         };
         match packet {
+            Err(crate::wire::NotGtudp::UnknownType) if self.is_fragment(&datagram) => {
+                let identity = crate::wire::Identity::from_bytes(
+                    datagram[header_len - crate::wire::Identity::LEN..header_len]
+                        .try_into()
+                        .unwrap_or_default(),
+                );
+                self.stats.datagrams_in.add(crate::wire::PacketKind::Data);
+                if self.flagged_peers > 0 {
+                    self.heard_from(now, source);
+                }
+                let size = datagram.len();
+                let mut payload = datagram;
+                payload.advance(header_len);
+                self.on_data(now, source, identity, payload, size, true)
+            }
             Err(reason) => self.on_foreign(source, reason, datagram),
             Ok((kind, identity)) => {
                 self.stats.datagrams_in.add(kind);
@@ -399,7 +424,7 @@ impl Endpoint {
                         // moves its start in place.
                         let mut payload = datagram;
                         payload.advance(header_len);
-                        self.on_data(now, source, identity, payload, size)
+                        self.on_data(now, source, identity, payload, size, false)
                     }
                     crate::wire::PacketKind::Recv => self.on_recv(now, source, identity, size),
                     crate::wire::PacketKind::Ack => self.on_ack(now, source, identity, size),
@@ -464,7 +489,10 @@ impl Endpoint {
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
         let destination = crate::canonical_addr(destination);
-        let accepted = self.accept_message(now, destination, payload, options);
+        let accepted = match self.needs_fragments(payload.len()) {
+            true => self.accept_large_message(now, destination, payload, options),
+            false => self.accept_message(now, destination, payload, options, None),
+        };
         self.compact();
         accepted
     }
@@ -473,10 +501,16 @@ impl Endpoint {
     /// [`FailureReason::Cancelled`] (the payload may already have arrived).
     pub fn cancel(&mut self, id: MessageId) -> Result<(), UnknownMessage> {
         // A message exists only after `send(now, ..)`, so `latest` is set.
-        let (true, Some(now)) = (self.messages.contains_key(&id), self.latest) else {
+        let Some(now) = self.latest else {
             return Err(UnknownMessage(id));
         };
-        self.resolve(now, id, Err(FailureReason::Cancelled));
+        // A fragment's internal id is not the application's to cancel.
+        let own = |message: &Message| message.fragment_of.is_none();
+        if self.messages.get(&id).is_some_and(own) {
+            self.resolve(now, id, Err(FailureReason::Cancelled));
+        } else if !self.cancel_large(now, id) {
+            return Err(UnknownMessage(id));
+        }
         self.finish_close_if_drained();
         self.compact();
         Ok(())
@@ -595,10 +629,12 @@ impl Endpoint {
         }
         // One wake-up per generation of remembered identities, not one per
         // identity, so their memory is freed even when no datagram comes.
-        match (next, self.remembered.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.remembered.next_expiry(), self.reassembly.next_expiry()]
+            .into_iter()
+            .flatten()
+            .fold(next, |earliest, at| {
+                Some(earliest.map_or(at, |e: Instant| e.min(at)))
+            })
     }
 
     // ----- private helpers ---------------------------------------------------
@@ -610,6 +646,9 @@ impl Endpoint {
         };
         self.latest = Some(now);
         self.remembered.expire(now);
+        if self.reassembly.len() > 0 {
+            self.expire_reassembly(now);
+        }
         self.validation.advance(now);
         now
     }
@@ -722,6 +761,8 @@ impl Endpoint {
                 self.resolve(now, id, Err(FailureReason::EndpointClosed));
             }
         }
+        self.large_sends.clear();
+        self.reassembly.clear();
         self.awaiting.clear();
         self.remembered.clear();
         self.peers.clear();

@@ -326,7 +326,17 @@ impl Endpoint {
                     identity: message.identity,
                     payload: &message.payload,
                 };
-                framing.encode_to_vec(&packet, buf);
+                match (message.fragment_of, &self.config.large_messages) {
+                    (Some(_), Some(large)) => {
+                        // A fragment: the framing's header with the
+                        // extension's type (see `crate::wire::FragmentHeader`).
+                        buf.extend_from_slice(framing.magic());
+                        buf.extend_from_slice(&large.fragment_type);
+                        buf.extend_from_slice(&message.identity.to_bytes());
+                        buf.extend_from_slice(&message.payload);
+                    }
+                    _ => framing.encode_to_vec(&packet, buf),
+                }
                 message.transmit_pending = false;
                 message.transmissions += 1;
                 message.previous_sent = message.last_sent;

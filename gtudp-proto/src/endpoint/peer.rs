@@ -21,6 +21,11 @@ const MAX_BACKOFF: u32 = 16;
 
 #[derive(Debug)]
 pub(super) struct Peer {
+    /// The large message whose fragments are going out to this peer and
+    /// none of which is confirmed yet: until one is (the receiver has made
+    /// room for the message), the next large message's fragments wait in
+    /// the queue (see `large`).
+    pub(super) opening_large: Option<crate::event::MessageId>,
     pub(super) rtt: RttEstimator,
     /// RFC 6298 section 5.5 doublings in force until the next valid sample.
     pub(super) backoff: u32,
@@ -107,6 +112,7 @@ pub(super) struct Peer {
 impl Peer {
     pub(super) fn new(config: &Config) -> Self {
         Self {
+            opening_large: None,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             backoff: 0,
             congestion: Controller::new(

@@ -71,6 +71,16 @@ pub(super) enum Known {
     New { collision: bool },
 }
 
+/// A new DATA (or fragment) on its way to being taken.
+#[derive(Debug)]
+pub(super) struct NewData {
+    pub(super) identity: Identity,
+    pub(super) fingerprint: Fingerprint,
+    pub(super) payload: Bytes,
+    /// A fragment of a large message, not a whole one.
+    pub(super) fragment: bool,
+}
+
 /// One received message whose RECV has not been acknowledged yet.
 #[derive(Debug)]
 pub(super) struct AwaitingAck {
@@ -100,7 +110,7 @@ impl Endpoint {
     }
 
     /// Where what came from `source` is kept.
-    fn sender_key(&self, source: &SocketAddr) -> SocketAddr {
+    pub(super) fn sender_key(&self, source: &SocketAddr) -> SocketAddr {
         sender_key(self.across_ports(), source)
     }
 
@@ -111,6 +121,7 @@ impl Endpoint {
         identity: Identity,
         payload: Bytes,
         size: usize,
+        fragment: bool,
     ) {
         let fingerprint = self.remembered_keys.fingerprint(&payload);
         let Known::New { collision } = self.recognise(now, source, identity, fingerprint) else {
@@ -132,11 +143,23 @@ impl Endpoint {
             .get(&source)
             .is_some_and(|peer| peer.is_unvalidated())
         {
-            self.hold_until_validated(now, source, identity, fingerprint, payload, size);
+            let data = NewData {
+                identity,
+                fingerprint,
+                payload,
+                fragment,
+            };
+            self.hold_until_validated(now, source, data, size);
             return;
         }
         self.note_inbound(source, PacketKind::Data, size);
-        self.take_data(now, source, identity, fingerprint, payload, collision);
+        let data = NewData {
+            identity,
+            fingerprint,
+            payload,
+            fragment,
+        };
+        self.take_data(now, source, data, collision);
     }
 
     /// Whether a DATA from `source` repeats a message handed over (from
@@ -197,16 +220,25 @@ impl Endpoint {
         &mut self,
         now: Instant,
         source: SocketAddr,
-        identity: Identity,
-        fingerprint: Fingerprint,
-        payload: Bytes,
+        data: NewData,
         collision: bool,
     ) {
+        let NewData {
+            identity,
+            fingerprint,
+            payload,
+            fragment,
+        } = data;
         if self.refuses_new_data() {
             return;
         }
         if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
+            return;
+        }
+        // A fragment the reassembly cannot take is left unanswered, like a
+        // DATA past a bound: its sender resends it.
+        if fragment && !self.fragment_admissible(&source, &payload) {
             return;
         }
         let max_per_peer = self.config.limits.max_awaiting_ack_per_peer;
@@ -236,6 +268,13 @@ impl Endpoint {
             self.stats.identity_collisions += 1;
         }
         self.output.push_recv(source, identity);
+        let payload = match fragment {
+            false => payload,
+            true => match self.take_fragment(now, &source, &payload) {
+                Some(whole) => whole,
+                None => return,
+            },
+        };
         self.stats.received += 1;
         self.unread += 1;
         self.events.push_back(Event::Received {

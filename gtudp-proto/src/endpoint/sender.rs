@@ -83,6 +83,9 @@ pub(super) struct Message {
     pub(super) only_once_validated: bool,
     /// Held for an unvalidated peer since evicted (see `Endpoint::parked`).
     pub(super) parked: bool,
+    /// The large message this is a fragment of (see `large`): its outcome
+    /// goes there, not to the application.
+    pub(super) fragment_of: Option<MessageId>,
 }
 
 impl Message {
@@ -141,6 +144,7 @@ impl Endpoint {
         destination: SocketAddr,
         payload: Bytes,
         options: SendOptions,
+        fragment_of: Option<MessageId>,
     ) -> Result<MessageId, SendError> {
         let refuse = |kind, payload| Err(SendError::new(kind, payload));
         if self.state != State::Open {
@@ -150,7 +154,7 @@ impl Endpoint {
         if payload.len() > max_payload {
             let kind = SendErrorKind::PayloadTooLarge {
                 size: payload.len(),
-                max: max_payload,
+                max: self.config.max_message_size(),
             };
             return refuse(kind, payload);
         }
@@ -226,6 +230,7 @@ impl Endpoint {
                 waiting_for_budget: false,
                 only_once_validated: options.only_once_validated,
                 parked: false,
+                fragment_of,
             },
         );
         self.outstanding += 1;
@@ -531,6 +536,12 @@ impl Endpoint {
                 (Err(_), _) => peer.stats.failed += 1,
             }
         }
+        if let Some(large) = message.fragment_of {
+            self.on_fragment_outcome(now, large, outcome, message.suspected_lost);
+            self.release(now, destination);
+            self.note_if_idle(now, destination);
+            return;
+        }
         self.events.push_back(match outcome {
             Ok(()) => {
                 self.stats.delivered += 1;
@@ -581,6 +592,15 @@ impl Endpoint {
                 peer.delivery.on_app_limited(peer.in_flight);
                 break;
             };
+            if !self.large_sends.is_empty() {
+                let large = self
+                    .messages
+                    .get(&id)
+                    .and_then(|message| message.fragment_of);
+                if !super::large::may_release(peer, &mut self.large_sends, large) {
+                    break;
+                }
+            }
             if let Some(interval) = interval {
                 if peer.pacer.try_release(now, interval).is_err() {
                     break;

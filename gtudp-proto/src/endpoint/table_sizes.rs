@@ -54,6 +54,11 @@ pub struct TableSizes {
     /// Most entries in one peer's send order (its DATA transmissions
     /// still in flight, plus stale ones not yet dropped).
     pub largest_send_order: usize,
+    /// Bytes counted for incomplete large messages (see
+    /// [`Limits::max_reassembly_bytes`](crate::Limits::max_reassembly_bytes)).
+    pub reassembly_bytes: usize,
+    /// Most of those bytes for one host.
+    pub largest_peer_reassembly_bytes: usize,
 }
 
 impl TableSizes {
@@ -131,6 +136,16 @@ impl TableSizes {
                 self.largest_peer_remembered_bytes,
                 limits.max_remembered_bytes_per_peer
                     + limits.max_awaiting_ack_per_peer * FORCED_INSERT_BYTES,
+            ),
+            (
+                "reassembly_bytes",
+                self.reassembly_bytes,
+                limits.max_reassembly_bytes,
+            ),
+            (
+                "largest_peer_reassembly_bytes",
+                self.largest_peer_reassembly_bytes,
+                limits.max_reassembly_bytes_per_peer,
             ),
             ("unread", self.unread, limits.max_unread),
             (

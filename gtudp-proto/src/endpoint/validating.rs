@@ -16,20 +16,13 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
-
+use super::receiver::NewData;
 use super::Endpoint;
-use crate::remembered::Fingerprint;
 use crate::timer::TimerKey;
-use crate::wire::{Identity, PacketKind};
+use crate::wire::PacketKind;
 
 /// A new message from an unvalidated address, held until it proves itself.
-#[derive(Debug)]
-pub(super) struct HeldData {
-    identity: Identity,
-    fingerprint: Fingerprint,
-    payload: Bytes,
-}
+pub(super) type HeldData = super::receiver::NewData;
 
 impl Endpoint {
     /// Holds a new DATA from the unvalidated peer at `source` (tracked) and
@@ -41,11 +34,15 @@ impl Endpoint {
         &mut self,
         now: Instant,
         source: SocketAddr,
-        identity: Identity,
-        fingerprint: Fingerprint,
-        payload: Bytes,
+        data: NewData,
         size: usize,
     ) {
+        let NewData {
+            identity,
+            fingerprint,
+            payload,
+            fragment,
+        } = data;
         let limits = &self.config.limits;
         let (max_held, max_bytes) = (
             limits.max_held_per_unvalidated_peer,
@@ -71,6 +68,7 @@ impl Endpoint {
                     self.held_bytes = self.held_bytes - old + new;
                     held.fingerprint = fingerprint;
                     held.payload = payload;
+                    held.fragment = fragment;
                     self.stats.identity_collisions += 1;
                 }
                 self.note_inbound(source, PacketKind::Data, size);
@@ -86,6 +84,7 @@ impl Endpoint {
                     identity,
                     fingerprint,
                     payload,
+                    fragment,
                 });
                 self.stats.data_held_for_validation += 1;
                 self.note_inbound(source, PacketKind::Data, size);
@@ -120,14 +119,7 @@ impl Endpoint {
                 self.stats.duplicates_suppressed += 1;
                 continue;
             };
-            self.take_data(
-                now,
-                address,
-                data.identity,
-                data.fingerprint,
-                data.payload,
-                collision,
-            );
+            self.take_data(now, address, data, collision);
         }
     }
 

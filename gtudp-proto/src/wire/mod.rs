@@ -8,10 +8,12 @@
 //! the bytes. Encoding writes into a caller's buffer, or produces a small
 //! inline [`Header`] for a payload that stays where it is.
 
+mod fragment;
 mod framing;
 mod identity;
 mod packet;
 
+pub use fragment::{FragmentError, FragmentHeader};
 pub use framing::{BufferTooSmall, Framing, FramingError, Header};
 pub use identity::Identity;
 pub use packet::{NotGtudp, Packet, PacketKind};
