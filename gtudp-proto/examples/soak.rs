@@ -309,6 +309,12 @@ fn main() -> ExitCode {
             totals.rebound_duplicates
         );
     }
+    if totals.fragments_received > 0 {
+        println!(
+            "fragments of large messages taken: {}, incomplete messages expired: {}",
+            totals.fragments_received, totals.large_messages_expired
+        );
+    }
     println!("invariants: {}", totals.by_kind);
     println!("{}", totals_line(runs, &totals));
     if totals.violations > 0 {

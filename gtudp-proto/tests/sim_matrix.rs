@@ -56,6 +56,16 @@ fn nat() {
 }
 
 #[test]
+fn large() {
+    let (totals, _) = matrix(Profile::Large, 1_000);
+    // Messages of many fragments were sent, each handed over whole and once
+    // (`matrix`), and incomplete ones were dropped once their senders had
+    // stopped.
+    assert!(totals.fragments_received > 10_000, "{totals:?}");
+    assert!(totals.large_messages_expired > 0, "{totals:?}");
+}
+
+#[test]
 fn clean() {
     let (totals, _) = matrix(Profile::Clean, 1_000);
     // Without loss only deadlines, attempt limits and cancels fail messages.

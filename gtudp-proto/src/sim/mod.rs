@@ -77,6 +77,7 @@
 // `violation`; then `network`, `reader`, `hostile`, `trace`; then `world`;
 // then `scenario`. `restarts` and `wan` stand alone (`wan` uses `network`).
 mod hostile;
+mod large;
 mod nat;
 mod network;
 mod reader;
@@ -90,6 +91,7 @@ pub mod wan;
 mod world;
 
 pub use hostile::{flood_address, Hostile, HostileKind, HostileProfile, Injection};
+pub use large::LargeProfile;
 pub use nat::NatProfile;
 pub use network::{
     Clock, Datagram, Fate, LinkProfile, Network, NetworkStats, Partition, CORRUPT_HEADER_BYTES,

@@ -20,6 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::hostile::HostileProfile;
+use super::large::LargeProfile;
 use super::nat::NatProfile;
 use super::network::{LinkProfile, NetworkStats, Partition};
 use super::reader::SlowReader;
@@ -61,6 +62,12 @@ pub struct Knobs {
     /// port every 100 to 1,500 ms during the chaos phase (see
     /// [`Profile::Nat`]).
     pub nat: Option<bool>,
+    /// Whether the endpoints enable the large-message extension and send
+    /// messages of many fragments (see [`Profile::Large`]). Never with
+    /// corruption (gtUDP has no checksum: a corrupted fragment spoils its
+    /// whole message, which the checker could not tell from a phantom) or
+    /// a flood.
+    pub large: Option<bool>,
 }
 
 /// The named network profiles of the test matrix.
@@ -103,11 +110,16 @@ pub enum Profile {
     /// be handed over twice. (It sends; the others do not send to it, as
     /// nothing can reach a NATed address before it has sent.)
     Nat,
+    /// The large-message extension at every endpoint, with datagrams of 120
+    /// to 600 bytes, half the messages 4 to 24 fragments long, tight
+    /// reassembly budgets and 10% loss: each message is handed over whole
+    /// and once, and a full budget delays messages but never loses one.
+    Large,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 11] = [
+    pub const ALL: [Profile; 12] = [
         Profile::Clean,
         Profile::Loss10,
         Profile::Loss30,
@@ -119,6 +131,7 @@ impl Profile {
         Profile::Corrupt,
         Profile::Flood,
         Profile::Nat,
+        Profile::Large,
     ];
 
     /// The profile's conditions: what it names is set, everything else off.
@@ -133,6 +146,7 @@ impl Profile {
             slow_readers: Some(false),
             flood: Some(false),
             nat: Some(false),
+            large: Some(false),
         };
         match self {
             Profile::Clean => {}
@@ -159,6 +173,10 @@ impl Profile {
             Profile::Flood => knobs.flood = Some(true),
             Profile::Nat => {
                 knobs.nat = Some(true);
+                knobs.loss = Some(0.1);
+            }
+            Profile::Large => {
+                knobs.large = Some(true);
                 knobs.loss = Some(0.1);
             }
         }
@@ -204,6 +222,8 @@ pub struct Scenario {
     /// The NAT in front of endpoint 0, if any (see [`Profile::Nat`]); it
     /// settles (keeps its port) when the network heals.
     pub nat: Option<NatProfile>,
+    /// Large messages, if drawn (see [`Profile::Large`]).
+    pub large: Option<LargeProfile>,
     /// Datagrams and events the outcome's trace keeps (the last ones);
     /// default 64. Raise it to follow a failing seed from its start.
     pub trace_capacity: usize,
@@ -383,6 +403,12 @@ impl Scenario {
             let every = Duration::from_millis(nat_rng.range(100, 1_500));
             NatProfile::drawn(&mut nat_rng, IpAddr::from([198, 51, 100, 1]), every)
         });
+        // Its own stream too; never with corruption or a flood.
+        let mut large_rng = Rng::new(seed ^ 0x1a59_e000_f7a6_0000);
+        let large = (knobs.large.unwrap_or_else(|| large_rng.chance(0.25))
+            && !flood
+            && link.corrupt == 0.0)
+            .then(|| LargeProfile::drawn(&mut large_rng, &mut config));
         let hostile = if flood {
             // Just before the first send, or during the exchange.
             let start = Duration::from_millis(flood_rng.range(0, 400));
@@ -399,6 +425,7 @@ impl Scenario {
         Self {
             flood,
             nat,
+            large,
             trace_capacity: 64,
             late_replays,
             seed,
@@ -454,7 +481,7 @@ impl Scenario {
         format!(
             "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
              rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
-             max_unread {}, slow readers {:?}, late replays {}, nat {}",
+             max_unread {}, slow readers {:?}, late replays {}, nat {}, large {}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -482,6 +509,13 @@ impl Scenario {
             self.late_replays,
             match &self.nat {
                 Some(nat) => format!("rebinding every {:?}", nat.rebind_every),
+                None => "none".to_string(),
+            },
+            match &self.large {
+                Some(large) => format!(
+                    "up to {} B in fragments of {} B",
+                    large.max_message, large.unit
+                ),
                 None => "none".to_string(),
             },
         )
@@ -558,6 +592,7 @@ impl Scenario {
         // Under a flood, every message must get through.
         world.set_must_deliver(self.flood);
         let mut plan = Plan::default();
+        let mut sizes = Rng::new(self.large.as_ref().map_or(0, |large| large.sizes_seed));
         for node in 0..self.nodes {
             for _ in 0..self.messages {
                 let at = rng.duration(self.chaos);
@@ -576,7 +611,7 @@ impl Scenario {
                     .chance(0.1)
                     .then(|| Duration::from_millis(rng.range(1, 1_000)))
                     .filter(|_| !self.flood);
-                let extra = rng.below(48) as usize;
+                let extra = self.message_extra(&mut sizes, rng.below(48) as usize);
                 plan.push(
                     at,
                     Action::Send {
@@ -620,7 +655,7 @@ impl Scenario {
                 let Some(to) = self.other_node(&mut rng, node) else {
                     continue;
                 };
-                let extra = rng.below(48) as usize;
+                let extra = self.message_extra(&mut sizes, rng.below(48) as usize);
                 plan.push(
                     at,
                     Action::Send {
@@ -664,6 +699,15 @@ impl Scenario {
             world.run_until(next);
         }
         true
+    }
+
+    /// The bytes after the tag of a message whose small draw was `small`:
+    /// with large messages, half are larger than one datagram.
+    fn message_extra(&self, sizes: &mut Rng, small: usize) -> usize {
+        match &self.large {
+            Some(large) => large.extra(sizes, small),
+            None => small,
+        }
     }
 
     /// A destination for `node`'s next message: another endpoint, drawn.

@@ -218,6 +218,12 @@ pub struct Counts {
     /// port of a host whose message they had taken (a NAT rebinding: see
     /// [`World::set_nat`](super::World::set_nat)), summed at the end.
     pub rebound_duplicates: u64,
+    /// Fragments of large messages that endpoints took, summed at the end.
+    pub fragments_received: u64,
+    /// Incomplete large messages dropped once their senders had stopped
+    /// (see [`LargeMessages::max_lifetime`](crate::LargeMessages)), summed
+    /// at the end.
+    pub large_messages_expired: u64,
     /// Messages sent after the heal that failed with `Unvalidated` to a
     /// peer that never proved its address (see
     /// [`World`](super::World)).
@@ -240,6 +246,8 @@ impl core::ops::AddAssign for Counts {
         self.corrupt_duplicates += other.corrupt_duplicates;
         self.late_replays += other.late_replays;
         self.rebound_duplicates += other.rebound_duplicates;
+        self.fragments_received += other.fragments_received;
+        self.large_messages_expired += other.large_messages_expired;
         self.unvalidated_failures += other.unvalidated_failures;
     }
 }

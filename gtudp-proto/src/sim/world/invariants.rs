@@ -55,6 +55,17 @@ impl World {
                 );
             }
         }
+        for (delivered_at, address, id, tag, receiver) in std::mem::take(&mut self.delivered_unread)
+        {
+            if !self.nodes[receiver].received.contains(&tag) {
+                let to = self.nodes[receiver].address;
+                self.violation(
+                    ViolationKind::DeliveredNotHandedOver,
+                    delivered_at,
+                    format!("{address}: {id} ({tag}) Delivered but never handed over at {to}"),
+                );
+            }
+        }
         let unresolved: Vec<(usize, MessageId)> = self
             .sends
             .iter()
@@ -92,11 +103,15 @@ impl World {
                 }
             }
         }
-        self.counts.rebound_duplicates = self
-            .nodes
-            .iter()
-            .map(|node| node.endpoint.stats().rebound_duplicates)
-            .sum();
+        let sum = |count: fn(&crate::EndpointStats) -> u64| {
+            self.nodes
+                .iter()
+                .map(|node| count(&node.endpoint.stats()))
+                .sum::<u64>()
+        };
+        self.counts.rebound_duplicates = sum(|stats| stats.rebound_duplicates);
+        self.counts.fragments_received = sum(|stats| stats.fragments_received);
+        self.counts.large_messages_expired = sum(|stats| stats.large_messages_expired);
         self.counts
     }
 
@@ -117,6 +132,16 @@ impl World {
         handed: u64,
     ) {
         let (address, from) = (self.nodes[index].address, datagram.from);
+        if self.nodes[index].endpoint.config().large_messages.is_some() {
+            for _ in 0..handed {
+                self.nodes[index].unread.push_back(Handover {
+                    from,
+                    payload: Bytes::new(),
+                    by_content: true,
+                });
+            }
+            return;
+        }
         let framing = &self.nodes[index].endpoint.config().framing;
         let parsed = framing.parse(&datagram.payload);
         let Ok(Packet::Data { identity, payload }) = parsed else {
@@ -148,9 +173,11 @@ impl World {
         }
         let payload = datagram.payload.slice_ref(payload);
         self.check_handover(at, index, from, identity, &payload, datagram.corrupted);
-        self.nodes[index]
-            .unread
-            .push_back(Handover { from, payload });
+        self.nodes[index].unread.push_back(Handover {
+            from,
+            payload,
+            by_content: false,
+        });
     }
 
     /// Checks a message handed over at the endpoint at `index`, from
@@ -174,19 +201,7 @@ impl World {
             self.nodes[index].corrupt_handed.insert((sender, identity));
             return;
         }
-        if !self
-            .sent_payloads
-            .contains(&(sender, address, payload.clone()))
-        {
-            self.violation(
-                ViolationKind::Phantom,
-                at,
-                format!(
-                    "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
-                    payload.len()
-                ),
-            );
-        }
+        self.check_content(at, index, from, payload);
         if let Some(tag) = Tag::decode(payload) {
             let node = &mut self.nodes[index];
             if !node.received.insert(tag) {
@@ -203,10 +218,46 @@ impl World {
         }
     }
 
+    /// Checks a message handed over at the endpoint at `index` from `from`
+    /// by its content: `from` sent it to this endpoint; and, when it is
+    /// checked by content alone (large messages), that it was not handed
+    /// over before.
+    fn check_content(&mut self, at: Duration, index: usize, from: SocketAddr, payload: &Bytes) {
+        let address = self.nodes[index].address;
+        let sender = self.origin(from);
+        if !self
+            .sent_payloads
+            .contains(&(sender, address, payload.clone()))
+        {
+            self.violation(
+                ViolationKind::Phantom,
+                at,
+                format!(
+                    "{address}: handed over a {}-byte payload from {from} that {from} never sent to it",
+                    payload.len()
+                ),
+            );
+        }
+        let by_content = self.nodes[index].endpoint.config().large_messages.is_some();
+        if let (true, Some(tag)) = (by_content, Tag::decode(payload)) {
+            if !self.nodes[index].received.insert(tag) {
+                self.violation(
+                    ViolationKind::Duplicate,
+                    at,
+                    format!("{address}: handed over {tag} a second time"),
+                );
+            }
+        }
+    }
+
     /// Keeps a DATA the endpoint at `index` held until its address proves
     /// itself.
     pub(super) fn note_held_data(&mut self, index: usize, datagram: &Datagram) {
         let node = &mut self.nodes[index];
+        if node.endpoint.config().large_messages.is_some() {
+            // Checked by content when read (see `Handover::by_content`).
+            return;
+        }
         let Ok(Packet::Data { identity, payload }) =
             node.endpoint.config().framing.parse(&datagram.payload)
         else {
@@ -247,9 +298,11 @@ impl World {
             return;
         };
         self.check_handover(at, index, from, identity, &payload, corrupted);
-        self.nodes[index]
-            .unread
-            .push_back(Handover { from, payload });
+        self.nodes[index].unread.push_back(Handover {
+            from,
+            payload,
+            by_content: false,
+        });
     }
 
     /// Notes what a corrupted datagram taken by the endpoint at `index`
@@ -351,6 +404,9 @@ impl World {
                 // Checked when the endpoint took the DATA (see `deliver`);
                 // here, that the application reads what was taken, in order.
                 match self.nodes[index].unread.pop_front() {
+                    Some(taken) if taken.by_content && taken.from == *from => {
+                        self.check_content(at, index, *from, payload);
+                    }
                     Some(taken) if taken.from == *from && taken.payload == *payload => {}
                     Some(taken) => self.violation(
                         ViolationKind::Misread,
@@ -490,7 +546,13 @@ impl World {
                                 .contains(&(address, identity))
                     });
                     let handed_over = self.nodes[receiver].received.contains(&tag);
-                    if !handed_over && corruption {
+                    let by_content = self.nodes[receiver]
+                        .unread
+                        .iter()
+                        .any(|taken| taken.by_content);
+                    if !handed_over && by_content {
+                        self.delivered_unread.push((at, address, id, tag, receiver));
+                    } else if !handed_over && corruption {
                         self.counts.corrupt_confirmed += 1;
                     } else if !handed_over {
                         self.violation(

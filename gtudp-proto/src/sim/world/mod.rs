@@ -113,6 +113,11 @@ pub struct World {
     app_destinations: BTreeSet<SocketAddr>,
     /// Every DATA payload sent or injected: `(from, to, payload)`.
     sent_payloads: BTreeSet<(SocketAddr, SocketAddr, Bytes)>,
+    /// Messages Delivered to a receiver with large messages on that its
+    /// application had not read yet (it learns what it took only by
+    /// reading: see `Handover::by_content`), checked again at the end:
+    /// when, the sender's address, the message, its tag, its receiver.
+    delivered_unread: Vec<(Duration, SocketAddr, MessageId, Tag, usize)>,
     /// Per endpoint and foreign address.
     exchanges: BTreeMap<(usize, SocketAddr), Exchange>,
     framing: Framing,
@@ -149,6 +154,7 @@ impl World {
             sends: Vec::new(),
             app_destinations: BTreeSet::new(),
             sent_payloads: BTreeSet::new(),
+            delivered_unread: Vec::new(),
             exchanges: BTreeMap::new(),
             framing: Framing::default(),
             must_deliver: false,

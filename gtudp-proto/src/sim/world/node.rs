@@ -16,6 +16,11 @@ use crate::wire::Identity;
 pub(super) struct Handover {
     pub(super) from: SocketAddr,
     pub(super) payload: Bytes,
+    /// Taken by an endpoint with large messages on, where one datagram may
+    /// complete a message of many: the payload is not known from the
+    /// datagram, so what is read is checked by its content instead (sent by
+    /// its sender to this node, never handed over before).
+    pub(super) by_content: bool,
 }
 
 /// DATA kept by the world per node, at most this many, for checking the

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::World;
 use crate::sim::network::Datagram;
+use crate::sim::tag::Tag;
 use crate::sim::trace::{TraceEntry, Wire};
 use crate::sim::violation::ViolationKind;
 use crate::wire::Packet;
@@ -144,12 +145,25 @@ impl World {
                 if let Ok(Packet::Recv { identity }) = parsed {
                     // (A probe sent in the same instant names a token, no
                     // held DATA: passed over.)
+                    // Nor does the RECV answering a held copy of a message
+                    // already handed over (taken from another port of its
+                    // host while this copy was held): recognised, not taken.
                     let node = &self.nodes[index];
+                    let answered_repeat = |from| {
+                        node.held_data
+                            .get(&(from, identity))
+                            .is_some_and(|(payload, corrupted)| {
+                                !corrupted
+                                    && Tag::decode(payload)
+                                        .is_some_and(|tag| node.received.contains(&tag))
+                            })
+                    };
                     match node.proof_handovers {
                         Some((from, left))
                             if from == to
                                 && left > 0
-                                && node.held_data.contains_key(&(from, identity)) =>
+                                && node.held_data.contains_key(&(from, identity))
+                                && !answered_repeat(from) =>
                         {
                             self.nodes[index].proof_handovers = Some((from, left - 1));
                             self.on_held_handover(at, index, from, identity);
