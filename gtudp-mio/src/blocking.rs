@@ -217,7 +217,7 @@ impl BlockingSocket {
             }
         }
         socket.set_nonblocking(true)?;
-        let max_payload = config.max_payload_size();
+        let max_payload = config.max_message_size();
         let completions = Arc::new(Completions::with_capacity(
             config
                 .limits
@@ -267,7 +267,9 @@ impl BlockingSocket {
         self.local_addr
     }
 
-    /// The largest payload one message can carry with this configuration.
+    /// The largest payload one message can carry with this configuration
+    /// (`Config::max_message_size`: one datagram's payload, or with large
+    /// messages on, their `max_message_size`).
     pub fn max_payload_size(&self) -> usize {
         self.max_payload
     }

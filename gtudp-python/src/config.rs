@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gtudp_mio::Config;
 use gtudp_proto::wire::Framing;
+use gtudp_proto::LargeMessages;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
@@ -52,6 +53,8 @@ const KNOWN: &[&str] = &[
     "unreachable_grace",
     "recognise_copies_across_ports",
     "max_datagram_size",
+    "max_message_size",
+    "fragment_identifier",
     "initial_window",
     "max_window",
     "max_peers",
@@ -95,6 +98,8 @@ pub(crate) fn settings(
             .type_bytes(gtudp_proto::wire::PacketKind::Ack)
             .to_vec(),
     ];
+    // The large-message extension: its two keywords apply together.
+    let (mut large_size, mut fragment_type) = (None, None);
     if let Some(options) = options {
         for (key, value) in options.iter() {
             let key: String = key
@@ -108,8 +113,27 @@ pub(crate) fn settings(
                 }
                 return Err(unknown(&key));
             }
-            apply(&mut settings, &mut types, &key, &value)?;
+            match key.as_str() {
+                "max_message_size" => large_size = Some(count(&key, &value)?),
+                "fragment_identifier" => fragment_type = Some(identifier(&key, &value)?),
+                _ => apply(&mut settings, &mut types, &key, &value)?,
+            }
         }
+    }
+    match (large_size, fragment_type) {
+        (Some(size), fragment_type) => {
+            let mut large = LargeMessages::default().with_max_message_size(size);
+            if let Some(fragment_type) = fragment_type {
+                large = large.with_fragment_type(&fragment_type);
+            }
+            settings.config.large_messages = Some(large);
+        }
+        (None, Some(_)) => {
+            return Err(value_error(
+                "fragment_identifier= needs max_message_size=, which turns large messages on",
+            ))
+        }
+        (None, None) => {}
     }
     settings.config.framing =
         Framing::new(magic_numbers, &types[0], &types[1], &types[2]).map_err(value_error)?;

@@ -386,7 +386,7 @@ impl Endpoint {
     /// The largest payload one message can carry.
     #[getter]
     fn max_payload_size(&self) -> usize {
-        self.shared().config().max_payload_size()
+        self.shared().config().max_message_size()
     }
 
     /// The configured drain deadline, in seconds.

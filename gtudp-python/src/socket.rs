@@ -72,7 +72,7 @@ impl Socket {
         let local = std_socket.local_addr()?;
         // Printing must be on before the thread sends or reads anything.
         let watch = debug.then(|| Watch::new(local));
-        let max_payload = settings.config.max_payload_size();
+        let max_payload = settings.config.max_message_size();
         let max_attempts = settings.config.max_attempts;
         // As the original's plain socket: the kernel fragments a datagram
         // the path cannot carry whole (Linux; elsewhere the socket keeps

@@ -246,7 +246,7 @@ impl Builder {
                 "no random source for the endpoint's secrets: {error}"
             )))
         })?;
-        let max_payload = self.config.max_payload_size();
+        let max_payload = self.config.max_message_size();
         let endpoint = Endpoint::new(self.config, u128::from_le_bytes(seed))?;
         let local_addr = socket.local_addr()?;
         let socket = Arc::new(socket);
@@ -314,7 +314,8 @@ impl Socket {
     }
 
     /// The largest payload one message can carry
-    /// ([`Config::max_payload_size`]).
+    /// ([`Config::max_message_size`]: one datagram's payload, or with
+    /// [`Config::large_messages`] on, its `max_message_size`).
     pub fn max_payload_size(&self) -> usize {
         self.shared().max_payload
     }

@@ -109,6 +109,16 @@ class GTUDP:
       fragment costs the whole datagram, so on a lossy path pass 1452 and
       split large messages),
       ``initial_window`` (16), ``max_window`` (32768 messages in flight).
+    - ``max_message_size`` (None): turns on large messages, an extension of
+      the wire format both ends must turn on. A message larger than one
+      datagram is sent as fragments, each confirmed and resent on its own
+      (a lost packet costs one packet, not the message), and handed over
+      whole, once; up to this many bytes (at most 4 GiB, and at most the
+      32 MiB a peer may hold in incomplete messages). Pass it with
+      ``max_datagram_size=1452`` so that every fragment fits the path.
+      Messages that fit one datagram stay the original's DATA.
+      ``fragment_identifier`` (``b"\x1e"``): the fragments' type
+      identifier, as long as the other three and unlike each.
     - ``max_peers``, ``max_outstanding_messages``, ``max_queued_per_peer``,
       ``max_awaiting_ack``, ``max_awaiting_ack_per_peer``,
       ``max_remembered_bytes`` (64 MiB of remembered identities, which sets
@@ -155,6 +165,8 @@ class GTUDP:
         datagram_lifetime: Optional[float] = None,
         peer_idle_timeout: Optional[float] = None,
         max_datagram_size: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        fragment_identifier: Optional[bytes] = None,
         initial_window: Optional[int] = None,
         max_window: Optional[int] = None,
         max_peers: Optional[int] = None,
@@ -194,6 +206,8 @@ class GTUDP:
             "datagram_lifetime": datagram_lifetime,
             "peer_idle_timeout": peer_idle_timeout,
             "max_datagram_size": max_datagram_size,
+            "max_message_size": max_message_size,
+            "fragment_identifier": fragment_identifier,
             "initial_window": initial_window,
             "max_window": max_window,
             "max_peers": max_peers,
