@@ -42,6 +42,10 @@ pub mod pages {
     #[doc = include_str!("address-changes.md")]
     pub struct AddressChanges;
 
+    /// `docs/large-messages.md`.
+    #[doc = include_str!("large-messages.md")]
+    pub struct LargeMessagesPage;
+
     /// `docs/rust.md`.
     #[doc = include_str!("rust.md")]
     pub struct Rust;
