@@ -4,7 +4,8 @@
 //! cargo run --release -p gtudp-proto --features sim --example wan -- \
 //!     [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] [--jitter-ms 0] \
 //!     [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd] \
-//!     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50]
+//!     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50] \
+//!     [--carriage one|ip-fragments|fragments]
 //! cargo run --release -p gtudp-proto --features sim --example wan -- --matrix \
 //!     [--seconds 10] [--seed 1] [--size 1200]
 //! ```
@@ -20,6 +21,17 @@
 //! lost DATA has used its share of the link. `--congestion` picks the
 //! controller (default: the endpoint's default). The runner is
 //! `gtudp_proto::sim::WanCell`; this is a command line over it.
+//!
+//! # Messages larger than one datagram
+//!
+//! `--carriage` says how a `--size` above one 1,452-byte datagram travels:
+//! `one` (the default) in one datagram as large as the message, lost as a
+//! whole; `ip-fragments` in one datagram that IP splits into 1,480-byte
+//! pieces, each lost on its own, so it arrives only if all do (a real path
+//! that fragments); `fragments` with the large-message extension, one
+//! datagram per fragment, each confirmed and resent on its own (its delays
+//! count from the send). A line after the report gives DATA
+//! retransmissions per DATA datagram lost.
 //!
 //! # Flows that differ
 //!
@@ -91,6 +103,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gtudp_proto::sim::wan::matrix;
+use gtudp_proto::sim::wan::Carriage;
 use gtudp_proto::sim::{WanCell, WanFlow, WanReport};
 use gtudp_proto::CongestionAlgorithm;
 
@@ -118,6 +131,7 @@ struct Args {
     flow_rtt_ms: Option<Vec<f64>>,
     plot: Option<PathBuf>,
     sample_ms: f64,
+    carriage: Carriage,
     matrix: bool,
     /// Every flag given, in order.
     given: Vec<String>,
@@ -140,6 +154,7 @@ impl Default for Args {
             flow_rtt_ms: None,
             plot: None,
             sample_ms: 50.0,
+            carriage: Carriage::OneDatagram,
             matrix: false,
             given: Vec::new(),
         }
@@ -224,6 +239,18 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--plot" => parsed.plot = Some(PathBuf::from(value)),
             "--sample-ms" => parsed.sample_ms = number(&flag, &value)?,
+            "--carriage" => {
+                parsed.carriage = match value.as_str() {
+                    "one" => Carriage::OneDatagram,
+                    "ip-fragments" => Carriage::IpFragments,
+                    "fragments" => Carriage::Fragments,
+                    other => {
+                        return Err(format!(
+                            "--carriage is one, ip-fragments or fragments, not {other}"
+                        ))
+                    }
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -307,6 +334,7 @@ fn cell(args: &Args) -> Result<WanCell, String> {
     cell.jitter = duration_ms(args.jitter_ms);
     cell.duration = Duration::from_secs_f64(args.seconds);
     cell.size = args.size;
+    cell.carriage = args.carriage;
     cell.seed = args.seed;
     if args.plot.is_some() {
         cell.sample_every = Some(duration_ms(args.sample_ms));
@@ -341,6 +369,12 @@ fn run_one(args: &Args) -> Result<(), String> {
         plot(path, &report).map_err(|e| format!("plotting to {}: {e}", path.display()))?;
     }
     println!("{report}");
+    if args.carriage != Carriage::OneDatagram {
+        println!(
+            "DATA retransmissions per DATA datagram lost: {:.3}",
+            report.traffic.resent_per_lost()
+        );
+    }
     Ok(())
 }
 

@@ -27,7 +27,7 @@
 //! whose sender gave up (and reported it failed) frees its memory.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,13 @@ pub(crate) struct Budget {
     pub(crate) max_lifetime: Duration,
     pub(crate) max_bytes: usize,
     pub(crate) max_bytes_per_sender: usize,
+    /// How long a message refused for the budget keeps its place in line
+    /// without being sent again (see [`Reassembly::admit`]).
+    pub(crate) patience: Duration,
 }
+
+/// Messages refused for the budget kept in line, at most.
+const WAITING: usize = 64;
 
 #[derive(Debug)]
 struct Partial {
@@ -102,6 +108,10 @@ pub(crate) struct Reassembly {
     /// whose message was extended since is moved when it comes up, and one
     /// whose message is gone is dropped.
     expiries: BinaryHeap<Reverse<(Instant, SocketAddr, u32)>>,
+    /// New messages refused for the budget, in the order first refused,
+    /// with when each was last refused: room that frees goes to the first
+    /// (see [`Reassembly::admit`]).
+    waiting: VecDeque<(MessageKey, Instant)>,
 }
 
 impl Reassembly {
@@ -111,6 +121,7 @@ impl Reassembly {
             reserved: 0,
             reserved_by_sender: Map::with_hasher(hasher),
             expiries: BinaryHeap::new(),
+            waiting: VecDeque::new(),
         }
     }
 
@@ -130,7 +141,8 @@ impl Reassembly {
     }
 
     /// Whether `fragment` (a fragment datagram's payload: header and bytes)
-    /// from `sender` can be taken, without taking it.
+    /// from `sender` fits the limits and the budget, without taking it or
+    /// looking at the line of [`Self::admit`].
     pub(crate) fn check(
         &self,
         sender: SocketAddr,
@@ -163,7 +175,59 @@ impl Reassembly {
         }
     }
 
-    /// Takes `fragment` from `sender`, which [`Self::check`] accepted.
+    /// Whether `fragment` from `sender` can be taken now, keeping the line
+    /// of messages refused for the budget: when room frees, the first of
+    /// them gets it, and a newer message is refused meanwhile, so that each
+    /// waits its turn instead of racing the others' resends (where any could
+    /// starve). A message keeps its place while its sender keeps sending;
+    /// one not refused again for `patience` (its sender gave up) leaves
+    /// the line. At most 64 wait in line; past that, refusals keep no place.
+    pub(crate) fn admit(
+        &mut self,
+        now: Instant,
+        sender: SocketAddr,
+        fragment: &[u8],
+        budget: &Budget,
+    ) -> Result<(), Refusal> {
+        let starts = self.check(sender, fragment, budget);
+        let Some(message) = FragmentHeader::parse(fragment)
+            .ok()
+            .map(|(header, _)| (sender, header.message))
+            .filter(|key| !self.partials.contains_key(key))
+        else {
+            return starts;
+        };
+        while let Some((_, last)) = self.waiting.front() {
+            if *last + budget.patience >= now {
+                break;
+            }
+            self.waiting.pop_front();
+        }
+        let first_in_line = self
+            .waiting
+            .front()
+            .map_or(true, |(key, _)| *key == message);
+        match starts {
+            Ok(()) if first_in_line => {
+                if self.waiting.front().is_some_and(|(key, _)| *key == message) {
+                    self.waiting.pop_front();
+                }
+                Ok(())
+            }
+            Ok(()) | Err(Refusal::OverBudget) => {
+                let room = self.waiting.len() < WAITING;
+                match self.waiting.iter_mut().find(|(key, _)| *key == message) {
+                    Some(place) => place.1 = now,
+                    None if room => self.waiting.push_back((message, now)),
+                    None => {}
+                }
+                Err(Refusal::OverBudget)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Takes `fragment` from `sender`, which [`Self::admit`] accepted.
     pub(crate) fn take(
         &mut self,
         now: Instant,
@@ -271,6 +335,7 @@ impl Reassembly {
         self.reserved = 0;
         self.reserved_by_sender.clear();
         self.expiries.clear();
+        self.waiting.clear();
     }
 
     fn release(&mut self, sender: SocketAddr, reserved: usize) {
@@ -306,6 +371,7 @@ mod tests {
             max_lifetime: Duration::from_secs(300),
             max_bytes: 1 << 20,
             max_bytes_per_sender: 1 << 19,
+            patience: Duration::from_secs(2),
         }
     }
 
@@ -380,6 +446,54 @@ mod tests {
             table.take(now, sender(), &next, &budget()),
             Ok(Taken::Partial)
         );
+    }
+
+    #[test]
+    fn room_that_frees_goes_to_the_message_refused_first() {
+        let mut table = Reassembly::new(TableHashState::with_seed(5));
+        let now = Instant::now();
+        let first = fragment(1, 400_000, 0, 1_000, 1);
+        assert!(table.admit(now, sender(), &first, &budget()).is_ok());
+        table.take(now, sender(), &first, &budget()).unwrap();
+        // Two more messages are refused, the second one later.
+        let (second, third) = (
+            fragment(2, 400_000, 0, 1_000, 2),
+            fragment(3, 400_000, 0, 1_000, 3),
+        );
+        assert_eq!(
+            table.admit(now, sender(), &second, &budget()),
+            Err(Refusal::OverBudget)
+        );
+        assert_eq!(
+            table.admit(now, sender(), &third, &budget()),
+            Err(Refusal::OverBudget)
+        );
+        // The first completes...
+        for index in 1..400 {
+            table
+                .take(
+                    now,
+                    sender(),
+                    &fragment(1, 400_000, index, 1_000, 1),
+                    &budget(),
+                )
+                .unwrap();
+        }
+        assert_eq!(table.bytes(), 0);
+        // ...and the room goes to the second, even if the third asks first.
+        assert_eq!(
+            table.admit(now, sender(), &third, &budget()),
+            Err(Refusal::OverBudget)
+        );
+        assert!(table.admit(now, sender(), &second, &budget()).is_ok());
+        // A place is lost once its sender stops asking for it.
+        let later = now + Duration::from_secs(3);
+        let mut fourth_budget = budget();
+        fourth_budget.max_bytes_per_sender = 1 << 20;
+        let fourth = fragment(4, 400_000, 0, 1_000, 4);
+        assert!(table
+            .admit(later, sender(), &fourth, &fourth_budget)
+            .is_ok());
     }
 
     #[test]

@@ -228,14 +228,41 @@ fn at_ten_percent_loss_a_lost_datagram_costs_one_datagram() {
     );
 }
 
-#[test]
-fn a_full_reassembly_budget_delays_messages_and_loses_none() {
+/// A receiver with room for one 90 KB message at a time (150 KB per host).
+fn tight_receiver() -> Config {
     let mut receiver = config();
     receiver.limits.max_reassembly_bytes = 150_000;
     receiver.limits.max_reassembly_bytes_per_peer = 150_000;
     receiver.large_messages = Some(LargeMessages::default().with_max_message_size(100_000));
-    // Loss keeps a message incomplete while the next one starts.
-    let mut link = Link::new(config(), receiver, 0.05);
+    receiver
+}
+
+#[test]
+fn a_sender_keeps_within_the_reassembly_budget_it_shares_with_its_peer() {
+    // Both ends with the same budget: the sender starts a message only when
+    // the receiver has room for it, so nothing is refused.
+    let mut link = Link::new(tight_receiver(), tight_receiver(), 0.05);
+    let sent: Vec<(MessageId, Bytes)> = (0..4)
+        .map(|n| {
+            let message = payload(n, 90_000);
+            (link.send(message.clone()), message)
+        })
+        .collect();
+    link.run(Duration::from_secs(120));
+    for (id, message) in &sent {
+        assert_eq!(link.outcomes.get(id), Some(&Ok(())), "message {id}");
+        assert_eq!(link.received.iter().filter(|r| *r == message).count(), 1);
+    }
+    assert_eq!(link.b.stats().dropped.fragment_unanswered_budget, 0);
+    assert_eq!(link.b.table_sizes().reassembly_bytes, 0);
+}
+
+#[test]
+fn a_full_reassembly_budget_delays_messages_and_loses_none() {
+    // The receiver has less room than the sender assumes: it refuses what
+    // it cannot start; the stalled message holds the others back, so each
+    // is delivered in turn.
+    let mut link = Link::new(config(), tight_receiver(), 0.05);
     let sent: Vec<(MessageId, Bytes)> = (0..4)
         .map(|n| {
             let message = payload(n, 90_000);

@@ -40,33 +40,49 @@ pub(super) struct LargeSend {
     /// One of its fragments was confirmed: the receiver has made room for
     /// it.
     opened: bool,
+    /// Its first fragment left the queue (see [`may_release`]).
+    started: bool,
+    /// Its length in bytes.
+    total: usize,
 }
 
 /// Whether the queued fragment of `large` (or a whole message, `None`) may
-/// go out to `peer` now. One large message per peer is *opening* at a time
-/// (fragments out, none confirmed): a receiver short of reassembly memory
-/// leaves the fragments of a message it cannot start unanswered, and if
-/// several messages were opening at once, each would burn its attempts
-/// against the others and any could starve. So the next one waits in the
-/// queue, using no attempts, until the one before is confirmed in part.
+/// go out to `peer` now, given `budget`: the reassembly memory the peer is
+/// assumed to give this host (our own `max_reassembly_bytes_per_peer`).
+///
+/// A receiver short of reassembly memory leaves the fragments of a message
+/// it cannot start unanswered; several messages resent against a full
+/// budget at once would spend their attempts against each other, and any
+/// could starve. Two rules keep a sender within the receiver's room:
+///
+/// - the large messages out at once (first fragment released, not yet
+///   ended) total at most `budget` bytes, or are a single message;
+/// - once a message's fragment is resent before any of its fragments was
+///   confirmed (the receiver may be out of room: a smaller budget than
+///   ours, or other senders of our host), it is the peer's *stalled*
+///   message, and no other large message starts until it is confirmed in
+///   part or ends.
+///
+/// Messages wait in the queue meanwhile, spending none of their attempts.
 pub(super) fn may_release(
     peer: &mut super::peer::Peer,
     large_sends: &mut super::Map<MessageId, LargeSend>,
     large: Option<MessageId>,
+    budget: usize,
 ) -> bool {
-    let Some(large) = large else {
+    let Some(send) = large.and_then(|large| large_sends.get_mut(&large)) else {
         return true;
     };
-    match (peer.opening_large, large_sends.get(&large)) {
-        // Withdrawn (it resolves without going out), or already opened.
-        (_, None) => true,
-        (_, Some(send)) if send.opened => true,
-        (None, Some(_)) => {
-            peer.opening_large = Some(large);
-            true
-        }
-        (Some(opening), Some(_)) => opening == large,
+    if send.started {
+        return true;
     }
+    let fits = peer.large_bytes_out == 0 || peer.large_bytes_out + send.total <= budget;
+    if !fits || peer.stalled_large.is_some() {
+        return false;
+    }
+    send.started = true;
+    peer.large_bytes_out += send.total;
+    true
 }
 
 impl Endpoint {
@@ -129,6 +145,8 @@ impl Endpoint {
                 unconfirmed: count,
                 suspected_lost: false,
                 opened: false,
+                started: false,
+                total: payload.len(),
             },
         );
         self.outstanding += 1;
@@ -192,7 +210,9 @@ impl Endpoint {
                     return;
                 }
                 let suspected_lost = large.suspected_lost;
-                self.large_sends.remove(&large_id);
+                if let Some(done) = self.large_sends.remove(&large_id) {
+                    self.end_large(large_id, &done);
+                }
                 self.stats.delivered += 1;
                 self.events.push_back(Event::Delivered {
                     id: large_id,
@@ -219,7 +239,7 @@ impl Endpoint {
         let Some(large) = self.large_sends.remove(&id) else {
             return;
         };
-        self.end_opening(large.destination, id);
+        self.end_large(id, &large);
         for fragment in large.fragments {
             if self.messages.contains_key(&fragment) {
                 self.resolve(now, fragment, Err(FailureReason::Cancelled));
@@ -227,12 +247,38 @@ impl Endpoint {
         }
     }
 
-    /// `id` is no longer opening at `destination`: the next large message
+    /// `id` is no longer stalled at `destination`: the next large message
     /// may go (the caller's `resolve` releases the queue).
     fn end_opening(&mut self, destination: SocketAddr, id: MessageId) {
         if let Some(peer) = self.peers.get_mut(&destination) {
-            if peer.opening_large == Some(id) {
-                peer.opening_large = None;
+            if peer.stalled_large == Some(id) {
+                peer.stalled_large = None;
+            }
+        }
+    }
+
+    /// A fragment of `large` to `destination` was resent: if none of its
+    /// fragments is confirmed yet, the receiver may be out of room, and it
+    /// becomes the peer's stalled message (see [`may_release`]).
+    pub(super) fn on_fragment_resent(&mut self, destination: SocketAddr, large: MessageId) {
+        let opened = self
+            .large_sends
+            .get(&large)
+            .map_or(true, |send| send.opened);
+        if let Some(peer) = self.peers.get_mut(&destination) {
+            if !opened && peer.stalled_large.is_none() {
+                peer.stalled_large = Some(large);
+            }
+        }
+    }
+
+    /// The large message `send` (`id`) ended: it no longer counts among
+    /// those out to its destination.
+    fn end_large(&mut self, id: MessageId, send: &LargeSend) {
+        self.end_opening(send.destination, id);
+        if let Some(peer) = self.peers.get_mut(&send.destination) {
+            if send.started {
+                peer.large_bytes_out = peer.large_bytes_out.saturating_sub(send.total);
             }
         }
     }
@@ -252,7 +298,7 @@ impl Endpoint {
             Some(fragment) => self.resolve(now, fragment, Err(FailureReason::Cancelled)),
             None => {
                 if let Some(large) = self.large_sends.remove(&id) {
-                    self.end_opening(large.destination, id);
+                    self.end_large(id, &large);
                 }
                 self.outstanding -= 1;
             }
@@ -268,18 +314,25 @@ impl Endpoint {
             max_lifetime: large.max_lifetime,
             max_bytes: self.config.limits.max_reassembly_bytes,
             max_bytes_per_sender: self.config.limits.max_reassembly_bytes_per_peer,
+            // A sender with our settings resends at least this often.
+            patience: self.config.max_rto * 2,
         })
     }
 
     /// Whether the fragment `payload` from `source` would be taken, counting
     /// a refusal: called before its record and RECV are made.
-    pub(super) fn fragment_admissible(&mut self, source: &SocketAddr, payload: &[u8]) -> bool {
+    pub(super) fn fragment_admissible(
+        &mut self,
+        now: Instant,
+        source: &SocketAddr,
+        payload: &[u8],
+    ) -> bool {
         let Some(budget) = self.reassembly_budget() else {
             self.stats.dropped.fragment_refused += 1;
             return false;
         };
         let sender = self.sender_key(source);
-        match self.reassembly.check(sender, payload, &budget) {
+        match self.reassembly.admit(now, sender, payload, &budget) {
             Ok(()) => true,
             Err(refusal) => {
                 self.count_refusal(refusal);

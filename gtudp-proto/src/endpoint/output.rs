@@ -343,6 +343,7 @@ impl Endpoint {
                 message.last_sent = Some(now);
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;
+                let resent_fragment = message.fragment_of.filter(|_| retransmission);
                 if retransmission {
                     self.stats.retransmissions += 1;
                 }
@@ -361,6 +362,9 @@ impl Endpoint {
                                 .map_or(crate::loss::Liveness::Stale, |m| m.liveness(sent))
                         });
                     }
+                }
+                if let Some(large) = resent_fragment {
+                    self.on_fragment_resent(to, large);
                 }
                 self.arm_sender_timer(now, to);
                 (to, Some(PacketKind::Data))

@@ -21,11 +21,13 @@ const MAX_BACKOFF: u32 = 16;
 
 #[derive(Debug)]
 pub(super) struct Peer {
-    /// The large message whose fragments are going out to this peer and
-    /// none of which is confirmed yet: until one is (the receiver has made
-    /// room for the message), the next large message's fragments wait in
-    /// the queue (see `large`).
-    pub(super) opening_large: Option<crate::event::MessageId>,
+    /// The large message resent before any of its fragments was confirmed
+    /// (the receiver may be out of room for it): until one is, or it ends,
+    /// the fragments of later large messages wait in the queue (see
+    /// `large::may_release`).
+    pub(super) stalled_large: Option<crate::event::MessageId>,
+    /// Bytes of the large messages out to this peer (started, not ended).
+    pub(super) large_bytes_out: usize,
     pub(super) rtt: RttEstimator,
     /// RFC 6298 section 5.5 doublings in force until the next valid sample.
     pub(super) backoff: u32,
@@ -112,7 +114,8 @@ pub(super) struct Peer {
 impl Peer {
     pub(super) fn new(config: &Config) -> Self {
         Self {
-            opening_large: None,
+            stalled_large: None,
+            large_bytes_out: 0,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             backoff: 0,
             congestion: Controller::new(

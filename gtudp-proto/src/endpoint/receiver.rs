@@ -238,7 +238,7 @@ impl Endpoint {
         }
         // A fragment the reassembly cannot take is left unanswered, like a
         // DATA past a bound: its sender resends it.
-        if fragment && !self.fragment_admissible(&source, &payload) {
+        if fragment && !self.fragment_admissible(now, &source, &payload) {
             return;
         }
         let max_per_peer = self.config.limits.max_awaiting_ack_per_peer;

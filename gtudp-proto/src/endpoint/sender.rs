@@ -597,7 +597,8 @@ impl Endpoint {
                     .messages
                     .get(&id)
                     .and_then(|message| message.fragment_of);
-                if !super::large::may_release(peer, &mut self.large_sends, large) {
+                let budget = self.config.limits.max_reassembly_bytes_per_peer;
+                if !super::large::may_release(peer, &mut self.large_sends, large, budget) {
                     break;
                 }
             }

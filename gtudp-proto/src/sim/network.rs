@@ -117,6 +117,12 @@ pub struct LinkProfile {
     /// peer never sent: see [`World`](super::World) for what the checks
     /// still assert.
     pub corrupt: f64,
+    /// Models IP fragmentation: a datagram whose IP payload (its bytes and
+    /// `wire_overhead` less 20 bytes of IPv4 header) exceeds this many bytes
+    /// travels in pieces of this size, each lost on its own with `loss`, and
+    /// arrives only if every piece does. Default `None`: loss is per
+    /// datagram whatever its size.
+    pub ip_fragment_mtu: Option<usize>,
 }
 
 /// Half of the bit flips of a corrupted datagram fall within its first this
@@ -139,6 +145,20 @@ impl LinkProfile {
             loss_after_queue: false,
             wire_overhead: 0,
             corrupt: 0.0,
+            ip_fragment_mtu: None,
+        }
+    }
+
+    /// The probability that a datagram of `len` bytes is lost: `loss`, or
+    /// with [`LinkProfile::ip_fragment_mtu`], that any of its pieces is.
+    pub fn loss_of(&self, len: usize) -> f64 {
+        match self.ip_fragment_mtu.filter(|&mtu| mtu > 0) {
+            Some(mtu) => {
+                let ip_payload = (len + self.wire_overhead).saturating_sub(20).max(1);
+                let pieces = ip_payload.div_ceil(mtu) as i32;
+                1.0 - (1.0 - self.loss).powi(pieces)
+            }
+            None => self.loss,
         }
     }
 
@@ -335,7 +355,8 @@ impl Network {
             return Fate::Partitioned;
         }
         let link = self.links.get(&(from, to)).unwrap_or(&self.default).clone();
-        if !link.loss_after_queue && self.rng.chance(link.loss) {
+        let loss = link.loss_of(payload.len());
+        if !link.loss_after_queue && self.rng.chance(loss) {
             self.stats.lost += 1;
             return Fate::Lost;
         }
@@ -354,7 +375,7 @@ impl Network {
             departure = start + serialization(payload.len() + link.wire_overhead, rate);
             self.busy_until.insert(queue, departure);
         }
-        if link.loss_after_queue && self.rng.chance(link.loss) {
+        if link.loss_after_queue && self.rng.chance(loss) {
             self.stats.lost += 1;
             return Fate::Lost;
         }

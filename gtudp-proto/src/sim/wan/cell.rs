@@ -39,6 +39,9 @@ pub struct WanCell {
     pub duration: Duration,
     /// Payload bytes per message.
     pub size: usize,
+    /// How a message larger than one default datagram (1,452 bytes) is
+    /// carried (see [`Carriage`]).
+    pub carriage: Carriage,
     /// Seeds the network and the endpoints.
     pub seed: u64,
     /// Record a [`WanSample`](super::WanSample) at every multiple of this
@@ -63,6 +66,7 @@ impl WanCell {
             jitter: Duration::ZERO,
             duration: Duration::from_secs(10),
             size: 1200,
+            carriage: Carriage::OneDatagram,
             seed: 1,
             sample_every: None,
         }
@@ -100,6 +104,23 @@ impl WanCell {
         }
         Ok(())
     }
+}
+
+/// How a cell carries messages larger than one default datagram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Carriage {
+    /// One datagram per message, as large as the message (the endpoints'
+    /// `max_datagram_size` is raised to fit), lost as a whole at the
+    /// cell's loss rate.
+    #[default]
+    OneDatagram,
+    /// One datagram per message, in IP fragments of 1,480 bytes that are
+    /// each lost at the cell's loss rate: the datagram arrives only if all
+    /// of them do (see [`LinkProfile::ip_fragment_mtu`](crate::sim::LinkProfile)).
+    IpFragments,
+    /// The large-message extension: fragments of one 1,452-byte datagram
+    /// each, confirmed and resent on their own.
+    Fragments,
 }
 
 /// Why a [`WanCell`] did not run.

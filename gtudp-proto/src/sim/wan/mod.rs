@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::CongestionAlgorithm;
 
-pub use cell::{WanCell, WanError, WanFlow, MAX_FLOWS};
+pub use cell::{Carriage, WanCell, WanError, WanFlow, MAX_FLOWS};
 pub use report::{FlowReport, FlowSample, Traffic, WanReport, WanSample, WanTarget};
 
 /// A named cell with its goals.

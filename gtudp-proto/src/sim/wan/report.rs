@@ -44,6 +44,8 @@ pub struct Traffic {
     pub bottleneck_sent: u64,
     /// Of those, dropped at the full queue.
     pub bottleneck_drops: u64,
+    /// DATA (or fragment) datagrams that reached the receivers.
+    pub data_arrived: u64,
 }
 
 impl Traffic {
@@ -55,6 +57,15 @@ impl Traffic {
     /// Bottleneck drops as a percentage of the datagrams into it.
     pub fn drop_pct(&self) -> f64 {
         100.0 * self.bottleneck_drops as f64 / self.bottleneck_sent.max(1) as f64
+    }
+
+    /// DATA retransmissions per DATA datagram lost (on the wire or at the
+    /// bottleneck): 1 when only what was lost is resent. With datagrams of
+    /// one size, as fragments are, it is also retransmitted bytes per lost
+    /// byte.
+    pub fn resent_per_lost(&self) -> f64 {
+        let lost = self.data_sent.saturating_sub(self.data_arrived);
+        self.retransmissions as f64 / lost.max(1) as f64
     }
 }
 
@@ -68,6 +79,7 @@ impl std::ops::AddAssign for Traffic {
         self.loss_detected_early += other.loss_detected_early;
         self.bottleneck_sent += other.bottleneck_sent;
         self.bottleneck_drops += other.bottleneck_drops;
+        self.data_arrived += other.data_arrived;
     }
 }
 

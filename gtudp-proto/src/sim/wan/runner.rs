@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::cell::{WanCell, WanError};
+use super::cell::{Carriage, WanCell, WanError};
 use super::report::{FlowReport, FlowSample, Traffic, WanReport, WanSample};
 use crate::sim::network::{Clock, Fate, LinkProfile, Network};
-use crate::{Config, Endpoint, Event};
+use crate::{Config, Endpoint, Event, LargeMessages};
 
 /// Messages each sender keeps waiting beyond what is in flight, so the
 /// application never limits the flow.
@@ -45,6 +45,10 @@ struct Flow {
     first_sent: Vec<Option<Duration>>,
     /// Identity of the first message (ids are given out in order).
     first_id: Option<u64>,
+    /// With fragments (whose ids are not consecutive, and whose first
+    /// datagram does not start with the message), when each message was
+    /// accepted, by id: its delay is counted from then.
+    accepted: std::collections::BTreeMap<u64, Duration>,
     delivered_bytes: u64,
     /// `delivered_bytes` at the previous sample.
     sampled_bytes: u64,
@@ -81,7 +85,10 @@ impl<'a> Runner<'a> {
     fn new(cell: &'a WanCell) -> Result<Self, WanError> {
         let rate_bytes = (cell.rate_mbit * 1e6 / 8.0).round() as u64;
         let mut base = Config::default();
-        if cell.size > base.max_payload_size() {
+        if cell.carriage == Carriage::Fragments {
+            base.large_messages =
+                Some(LargeMessages::default().with_max_message_size(cell.size.max(1)));
+        } else if cell.size > base.max_payload_size() {
             base.max_datagram_size = cell.size + base.framing.header_len();
         }
         base.limits.max_outstanding_messages = base
@@ -94,6 +101,9 @@ impl<'a> Runner<'a> {
             wire.delay = duration_ms(rtt.as_secs_f64() * 1e3 / 2.0);
             wire.jitter = cell.jitter;
             wire.loss = cell.loss;
+            if cell.carriage == Carriage::IpFragments {
+                wire.ip_fragment_mtu = Some(1_480);
+            }
             wire.loss_after_queue = true;
             wire
         };
@@ -135,6 +145,7 @@ impl<'a> Runner<'a> {
                 next_seq: 0,
                 first_sent: Vec::new(),
                 first_id: None,
+                accepted: std::collections::BTreeMap::new(),
                 delivered_bytes: 0,
                 sampled_bytes: 0,
                 delivered: 0,
@@ -218,11 +229,20 @@ impl<'a> Runner<'a> {
                 }
                 // Keep the sender busy.
                 if elapsed < end {
-                    let queued = flow
-                        .sender
-                        .peer_stats(flow.receiver_addr)
-                        .map_or(0, |stats| stats.queued);
-                    for _ in 0..BACKLOG.saturating_sub(queued) {
+                    let queued = |flow: &Flow| {
+                        flow.sender
+                            .peer_stats(flow.receiver_addr)
+                            .map_or(0, |stats| stats.queued)
+                    };
+                    let before = queued(flow);
+                    for sent in 0..BACKLOG.saturating_sub(before) {
+                        // A message of many fragments queues many datagrams.
+                        if sent > 0
+                            && cell.carriage == Carriage::Fragments
+                            && queued(flow) >= BACKLOG
+                        {
+                            break;
+                        }
                         let mut message = payload.clone();
                         message[..stamp].copy_from_slice(&flow.next_seq.to_be_bytes()[..stamp]);
                         match flow
@@ -231,6 +251,9 @@ impl<'a> Runner<'a> {
                         {
                             Ok(id) => {
                                 flow.first_id.get_or_insert(id.as_u64());
+                                if cell.carriage == Carriage::Fragments {
+                                    flow.accepted.insert(id.as_u64(), elapsed);
+                                }
                                 flow.next_seq += 1;
                                 flow.first_sent.push(None);
                             }
@@ -268,6 +291,13 @@ impl<'a> Runner<'a> {
                 }
                 while let Some(event) = flow.sender.poll_event() {
                     match event {
+                        Event::Delivered { id, .. } if cell.carriage == Carriage::Fragments => {
+                            if let Some(sent) = flow.accepted.remove(&id.as_u64()) {
+                                if elapsed <= end {
+                                    flow.latencies.push(elapsed - sent);
+                                }
+                            }
+                        }
                         Event::Delivered { id, .. } => {
                             let seq = id.as_u64().wrapping_sub(flow.first_id.unwrap_or(0));
                             if let Some(Some(sent)) = flow.first_sent.get(seq as usize) {
@@ -348,6 +378,7 @@ impl<'a> Runner<'a> {
                 flow.latencies.sort_unstable();
                 all_latencies.extend_from_slice(&flow.latencies);
                 let sender = flow.sender.stats();
+                let receiver = flow.receiver.stats();
                 let goodput_mbit = flow.delivered_bytes as f64 * 8.0 / seconds / 1e6;
                 FlowReport {
                     flow: *spec,
@@ -362,6 +393,7 @@ impl<'a> Runner<'a> {
                         loss_detected_early: sender.loss_detected_early,
                         bottleneck_sent: flow.bottleneck_sent,
                         bottleneck_drops: flow.bottleneck_drops,
+                        data_arrived: receiver.datagrams_in.data,
                     },
                     p50_ms: percentile(&flow.latencies, 0.5),
                     p99_ms: percentile(&flow.latencies, 0.99),
