@@ -158,8 +158,9 @@ pub(crate) struct Bbr {
     cut_in_round: bool,
     /// The filter before the latest congestion cut, until a round passes.
     undo: Option<(MaxFilter, f64)>,
-    /// The latest cut and when it was made: samples of messages sent
-    /// before it measure the rate that overflowed, and may not exceed it.
+    /// The latest cut (for congestion, or for a queue standing while
+    /// cruising) and when it was made: samples of messages sent before it
+    /// measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, Instant)>,
     in_flight: usize,
 }
@@ -621,7 +622,11 @@ impl Bbr {
                     {
                         // The estimate runs high: the queue would fill
                         // again after the drain without a trim.
-                        self.bw.cap(self.bw.max * QUEUE_TRIM);
+                        let trimmed = self.bw.max * QUEUE_TRIM;
+                        self.bw.cap(trimmed);
+                        // What is queued was sent at the rate that built
+                        // the queue: its samples may not restore it.
+                        self.cut = Some((trimmed, now));
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
@@ -807,6 +812,44 @@ mod tests {
         assert_eq!(bbr.mode, Mode::Startup, "jitter-proof: not yet");
         deliver(&mut bbr, now);
         assert_ne!(bbr.mode, Mode::Startup);
+    }
+
+    #[test]
+    fn a_queue_standing_while_cruising_trims_and_its_samples_do_not_undo_it() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let before = bbr.bw.max;
+        let Mode::ProbeBw { since, .. } = bbr.mode else {
+            panic!("{:?}", bbr.mode)
+        };
+        let now = now.max(since + RTT * CRUISE_DRAIN_ROUNDS);
+        // Two rounds whose smallest RTT shows a queue of 5 ms.
+        bbr.round_min_rtt = Some(RTT + Duration::from_millis(5));
+        bbr.last_round_min_rtt = bbr.round_min_rtt;
+        bbr.update_mode(now);
+        let trimmed = bbr.bw.max;
+        assert!((trimmed - before * QUEUE_TRIM).abs() < 1.0, "{trimmed}");
+        // A message sent before the trim, which built the queue, is
+        // confirmed at the old rate: the trim stands. One sent after it
+        // is believed.
+        let delivered = bbr.next_round_delivered;
+        let sample = |sent_at: Instant, at: Instant| Delivery {
+            sent_at,
+            now: at,
+            rtt: None,
+            sample: Some(RateSample {
+                delivered: 100,
+                interval: RTT,
+                app_limited: false,
+                prior_delivered: 0,
+            }),
+            delivered,
+            in_flight: 100,
+        };
+        bbr.on_delivered(&sample(now - RTT / 2, now + RTT / 2));
+        assert!(bbr.bw.max <= trimmed + 1e-6, "{} vs {trimmed}", bbr.bw.max);
+        bbr.on_delivered(&sample(now + RTT / 2, now + RTT * 3 / 2));
+        assert!(bbr.bw.max > trimmed, "{}", bbr.bw.max);
     }
 
     #[test]
