@@ -81,9 +81,9 @@ const MIN_QUEUE_DELAY: Duration = Duration::from_millis(1);
 /// RTT samples in a round before Startup trusts its smallest as a sign
 /// of a standing queue.
 const STARTUP_RTT_SAMPLES: u32 = 8;
-/// RTT samples in a row that show a queue and end Startup within a round
-/// (enough that jitter alone does not: with 5 ms of it on a 20 ms path,
-/// about one sample in three is below a 4 ms threshold).
+/// RTT samples in a row that show a queue and end Startup within a round,
+/// on a paced path (enough that jitter alone does not: with 5 ms of it on a
+/// 20 ms path, about one sample in three is below a 4 ms threshold).
 const STARTUP_QUEUED_SAMPLES: u32 = 128;
 /// The queue delay that ends Startup on a long path.
 const STARTUP_MAX_QUEUE: Duration = Duration::from_millis(4);
@@ -456,7 +456,14 @@ impl Bbr {
     fn on_rtt(&mut self, rtt: Duration, now: Instant) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.round_rtt_samples += 1;
-        let queued = self.startup_queue_threshold().is_some_and(|t| rtt > t);
+        // Where sends are not paced (a minimum RTT below a millisecond: a
+        // LAN, loopback), host scheduling and any jitter dwarf the RTT, and
+        // a long run of samples above a millisecond's threshold says
+        // nothing of a queue: only the round's smallest counts there.
+        let queued = self
+            .min_rtt
+            .is_some_and(|(min_rtt, _)| min_rtt >= MIN_PACED_RTT)
+            && self.startup_queue_threshold().is_some_and(|t| rtt > t);
         self.queued_rtt_samples = if queued {
             self.queued_rtt_samples + 1
         } else {
@@ -812,6 +819,24 @@ mod tests {
         assert_eq!(bbr.mode, Mode::Startup, "jitter-proof: not yet");
         deliver(&mut bbr, now);
         assert_ne!(bbr.mode, Mode::Startup);
+
+        // Unpaced (loopback, with a relay's jitter), a run of late samples
+        // says nothing of a queue.
+        let rtt = Duration::from_micros(200);
+        let mut bbr = Bbr::new(16, 100_000);
+        let mut now = drive(&mut bbr, Instant::now(), 2, 50, rtt, 0);
+        for _ in 0..STARTUP_QUEUED_SAMPLES * 2 {
+            now += Duration::from_micros(10);
+            bbr.on_delivered(&Delivery {
+                sent_at: now - rtt,
+                now,
+                rtt: Some(Duration::from_millis(3)),
+                sample: None,
+                delivered: 0,
+                in_flight: 50,
+            });
+        }
+        assert_eq!(bbr.mode, Mode::Startup);
     }
 
     #[test]
