@@ -90,9 +90,40 @@ fn shallow_queue_at_50ms_bounds_its_own_loss() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): retransmit ratio 1.033 of 1.03, p99 136 ms of 100"]
+#[ignore = "goal not reached yet (issue 19): retransmit ratio 1.032 of 1.03, p99 130 ms of 100 \
+            (seeds 1-5: 1.033, 125 ms; drop 1.65%, at most 2.6%). With 1% loss each way \
+            about 2% of messages are recovered, each after two RTTs and the reordering window, \
+            so the p99 stays above 2 x RTT"]
 fn shallow_queue_at_50ms() {
     meets_target("50ms 100M q5ms");
+}
+
+#[test]
+fn long_lossy_path_at_200ms_holds_a_floor() {
+    // The goal's delay bound is met: p99 at most 3 x RTT.
+    holds_floor(
+        "200ms 50M 2% loss",
+        "p99 <= 600 ms, retx <= 1.10, util >= 0.7",
+        |report| {
+            [
+                at_most("p99 ms", report.p99_ms, 600.0),
+                at_most("retransmit ratio", report.retransmit_ratio(), 1.10),
+                at_least("utilization", report.utilization, 0.7),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        },
+    );
+}
+
+#[test]
+#[ignore = "goal not reached yet (issue 19): utilization 0.740 of 0.85, retransmit ratio 1.082 \
+            of 1.05 (seeds 1-5: 0.735, 1.082). The first DATA is answered after two RTTs and \
+            Startup needs six more to reach 50 Mbit/s: about 1.8 s of the 10 s run; steady \
+            state carries about 0.91"]
+fn long_lossy_path_at_200ms() {
+    meets_target("200ms 50M 2% loss");
 }
 
 #[test]
@@ -115,7 +146,7 @@ fn ten_percent_loss_at_20ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.723 of 0.75 (0.735 over seeds 1-5)"]
+#[ignore = "goal not reached yet (issue 19): utilization 0.746 of 0.75 (0.724 over seeds 1-5)"]
 fn ten_percent_loss_at_20ms() {
     meets_target("20ms 100M 10% loss");
 }
@@ -130,7 +161,7 @@ fn thirty_percent_loss_at_20ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.491 of 0.50 (0.468 over seeds 1-5)"]
+#[ignore = "goal not reached yet (issue 19): utilization 0.491 of 0.50 (0.456 over seeds 1-5)"]
 fn thirty_percent_loss_at_20ms() {
     meets_target("20ms 100M 30% loss");
 }

@@ -4,7 +4,9 @@
 //!
 //! - **Startup** paces at 2.77 times the estimate, doubling the rate each
 //!   round trip, until the estimate stops growing by a quarter for three
-//!   rounds; **Drain** then empties the queue that built.
+//!   rounds, or a queue shows in the RTT (the smallest sample of a round,
+//!   or of the latest many, mid-round); **Drain** then empties the queue
+//!   that built.
 //! - **ProbeBw** probes for more at 1.25 times the estimate for one
 //!   minimum RTT, drains what the probe queued at 0.75, then cruises at the
 //!   estimate for up to 63 round trips or about two seconds, whichever is
@@ -21,8 +23,10 @@
 //!   round's losses exceed the random share by more than 2% of a round
 //!   (and by more than its noise), or any loss comes while the path shows a
 //!   standing queue, the estimate is cut to 85% of itself, at most once
-//!   per round trip, and a probe in progress ends. The cut is undone if
-//!   the retransmission it came from proves spurious.
+//!   per round trip, and a probe in progress ends. A loss of what a probe
+//!   sent only takes back what the probe found: the estimate falls no
+//!   lower than it was before the probe, which had not overflowed. The
+//!   cut is undone if the retransmission it came from proves spurious.
 //!
 //! The estimate is the largest sample of the last ten rounds, so a flow
 //! holding more than its share sees its probes gain nothing while the
@@ -77,6 +81,10 @@ const MIN_QUEUE_DELAY: Duration = Duration::from_millis(1);
 /// RTT samples in a round before Startup trusts its smallest as a sign
 /// of a standing queue.
 const STARTUP_RTT_SAMPLES: u32 = 8;
+/// RTT samples in a row that show a queue and end Startup within a round,
+/// on a paced path (enough that jitter alone does not: with 5 ms of it on a
+/// 20 ms path, about one sample in three is below a 4 ms threshold).
+const STARTUP_QUEUED_SAMPLES: u32 = 128;
 /// The queue delay that ends Startup on a long path.
 const STARTUP_MAX_QUEUE: Duration = Duration::from_millis(4);
 /// Messages always allowed in flight beyond the model.
@@ -109,6 +117,8 @@ pub(crate) struct Bbr {
     round_min_rtt: Option<Duration>,
     last_round_min_rtt: Option<Duration>,
     round_rtt_samples: u32,
+    /// RTT samples in a row that showed a queue, in Startup.
+    queued_rtt_samples: u32,
     round_lost: u64,
     round_delivered: u64,
     /// Messages confirmed in the previous round: what the path held in
@@ -142,11 +152,15 @@ pub(crate) struct Bbr {
     /// The estimate when the latest probe began (zero after Startup, so
     /// that the first probe comes soon).
     bw_at_probe: f64,
+    /// When the latest probe began and, once its queue drained, ended:
+    /// losses of what it sent are the probe's.
+    probe_sent: Option<(Instant, Option<Instant>)>,
     cut_in_round: bool,
     /// The filter before the latest congestion cut, until a round passes.
     undo: Option<(MaxFilter, f64)>,
-    /// The latest cut and when it was made: samples of messages sent
-    /// before it measure the rate that overflowed, and may not exceed it.
+    /// The latest cut (for congestion, or for a queue standing while
+    /// cruising) and when it was made: samples of messages sent before it
+    /// measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, Instant)>,
     in_flight: usize,
 }
@@ -166,6 +180,7 @@ impl Bbr {
             round_min_rtt: None,
             last_round_min_rtt: None,
             round_rtt_samples: 0,
+            queued_rtt_samples: 0,
             round_lost: 0,
             round_delivered: 0,
             last_round_delivered: 0,
@@ -178,6 +193,7 @@ impl Bbr {
             probe_epoch: 0,
             bw_at_probe: 0.0,
             inflight_hi: f64::INFINITY,
+            probe_sent: None,
             cut_in_round: false,
             undo: None,
             cut: None,
@@ -307,7 +323,15 @@ impl Bbr {
         self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
         self.undo = Some((self.bw.clone(), self.inflight_hi));
-        let cut = self.bw.max * CONGESTION_BETA;
+        let mut cut = self.bw.max * CONGESTION_BETA;
+        let probe_loss = self
+            .probe_sent
+            .is_some_and(|(from, until)| sent_at >= from && until.map_or(true, |u| sent_at < u));
+        if probe_loss {
+            // The probe overflowed the queue: what it found is forgotten,
+            // but the rate before it, which did not overflow, stands.
+            cut = cut.max(self.bw_at_probe.min(self.bw.max));
+        }
         self.bw.cap(cut);
         self.cut = Some((cut, now));
         match self.mode {
@@ -417,23 +441,43 @@ impl Bbr {
     /// doubles its rate each round, so it must stop while the queue is
     /// still short.
     fn round_queue_stands(&self) -> bool {
-        match (self.round_min_rtt, self.queue_threshold(), self.min_rtt) {
-            (Some(rtt), Some(threshold), Some((min_rtt, _))) => {
-                rtt > threshold.min(min_rtt + STARTUP_MAX_QUEUE)
-            }
+        match (self.round_min_rtt, self.startup_queue_threshold()) {
+            (Some(rtt), Some(threshold)) => rtt > threshold,
             _ => false,
         }
+    }
+
+    /// An RTT above this shows a queue Startup must not let grow.
+    fn startup_queue_threshold(&self) -> Option<Duration> {
+        let (min_rtt, _) = self.min_rtt?;
+        Some(self.queue_threshold()?.min(min_rtt + STARTUP_MAX_QUEUE))
     }
 
     fn on_rtt(&mut self, rtt: Duration, now: Instant) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.round_rtt_samples += 1;
+        // Where sends are not paced (a minimum RTT below a millisecond: a
+        // LAN, loopback), host scheduling and any jitter dwarf the RTT, and
+        // a long run of samples above a millisecond's threshold says
+        // nothing of a queue: only the round's smallest counts there.
+        let queued = self
+            .min_rtt
+            .is_some_and(|(min_rtt, _)| min_rtt >= MIN_PACED_RTT)
+            && self.startup_queue_threshold().is_some_and(|t| rtt > t);
+        self.queued_rtt_samples = if queued {
+            self.queued_rtt_samples + 1
+        } else {
+            0
+        };
         // Startup ends as soon as a queue stands, before it overflows: even
         // the smallest RTT of several in this round is well above the
-        // minimum (the delay signal of HyStart).
+        // minimum (the delay signal of HyStart), or so is the smallest of
+        // the latest many. A round trip begins with what was sent before
+        // the queue formed: waiting for the round's end would let Startup
+        // overflow a shallow buffer for most of a round more.
         if self.mode == Mode::Startup
-            && self.round_rtt_samples >= STARTUP_RTT_SAMPLES
-            && self.round_queue_stands()
+            && ((self.round_rtt_samples >= STARTUP_RTT_SAMPLES && self.round_queue_stands())
+                || self.queued_rtt_samples >= STARTUP_QUEUED_SAMPLES)
         {
             self.full_bw = self.bw.max;
             self.enter_drain(now);
@@ -531,6 +575,11 @@ impl Bbr {
     }
 
     fn enter_phase(&mut self, phase: usize, now: Instant) {
+        if phase == CRUISE {
+            if let Some((_, until @ None)) = &mut self.probe_sent {
+                *until = Some(now);
+            }
+        }
         if phase == PROBE_DOWN {
             self.begin_calm(now);
         } else {
@@ -545,6 +594,7 @@ impl Bbr {
             self.bw.update(epoch, span, max);
         }
         if phase == PROBE_UP {
+            self.probe_sent = Some((now, None));
             self.busy = LossSample::since(now);
             self.cycles = self.cycles.wrapping_add(1);
             self.bw_at_probe = self.bw.max;
@@ -579,7 +629,11 @@ impl Bbr {
                     {
                         // The estimate runs high: the queue would fill
                         // again after the drain without a trim.
-                        self.bw.cap(self.bw.max * QUEUE_TRIM);
+                        let trimmed = self.bw.max * QUEUE_TRIM;
+                        self.bw.cap(trimmed);
+                        // What is queued was sent at the rate that built
+                        // the queue: its samples may not restore it.
+                        self.cut = Some((trimmed, now));
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
@@ -709,6 +763,118 @@ mod tests {
         bbr.on_loss(now, now, 100);
         bbr.on_loss(now, now, 100);
         assert!(bbr.bw.max < before * 0.9);
+    }
+
+    #[test]
+    fn a_probe_that_overflows_falls_back_to_the_rate_before_it() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let before = bbr.bw.max;
+        bbr.enter_phase(PROBE_UP, now);
+        // The probe measures a tenth more (the queue it built, being
+        // drained), then what it sent is lost at the full queue.
+        let (epoch, span) = bbr.bw_epoch();
+        bbr.bw.update(epoch, span, before * 1.1);
+        let mut control = bbr.clone();
+        for _ in 0..3 {
+            bbr.on_loss(now + RTT / 2, now + RTT, 100);
+        }
+        assert!(
+            (bbr.bw.max - before).abs() < 1.0,
+            "{} vs {before}",
+            bbr.bw.max
+        );
+        // Losses of what was sent after the probe's queue drained cut as
+        // usual.
+        control.enter_phase(PROBE_DOWN, now + RTT);
+        control.enter_phase(CRUISE, now + RTT * 2);
+        for _ in 0..3 {
+            control.on_loss(now + RTT * 3, now + RTT * 4, 100);
+        }
+        let cut = before * 1.1 * CONGESTION_BETA;
+        assert!((control.bw.max - cut).abs() < 1.0, "{}", control.bw.max);
+    }
+
+    #[test]
+    fn startup_ends_within_the_round_a_queue_forms_in() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let mut now = drive(&mut bbr, Instant::now(), 2, 50, RTT, 0);
+        assert_eq!(bbr.mode, Mode::Startup);
+        // The round began at the minimum RTT; now every sample shows a
+        // queue of 10 ms, and no round ends.
+        let deliver = |bbr: &mut Bbr, now: Instant| {
+            bbr.on_delivered(&Delivery {
+                sent_at: now - RTT,
+                now,
+                rtt: Some(RTT + Duration::from_millis(10)),
+                sample: None,
+                delivered: 0,
+                in_flight: 50,
+            });
+        };
+        for _ in 1..STARTUP_QUEUED_SAMPLES {
+            now += Duration::from_micros(100);
+            deliver(&mut bbr, now);
+        }
+        assert_eq!(bbr.mode, Mode::Startup, "jitter-proof: not yet");
+        deliver(&mut bbr, now);
+        assert_ne!(bbr.mode, Mode::Startup);
+
+        // Unpaced (loopback, with a relay's jitter), a run of late samples
+        // says nothing of a queue.
+        let rtt = Duration::from_micros(200);
+        let mut bbr = Bbr::new(16, 100_000);
+        let mut now = drive(&mut bbr, Instant::now(), 2, 50, rtt, 0);
+        for _ in 0..STARTUP_QUEUED_SAMPLES * 2 {
+            now += Duration::from_micros(10);
+            bbr.on_delivered(&Delivery {
+                sent_at: now - rtt,
+                now,
+                rtt: Some(Duration::from_millis(3)),
+                sample: None,
+                delivered: 0,
+                in_flight: 50,
+            });
+        }
+        assert_eq!(bbr.mode, Mode::Startup);
+    }
+
+    #[test]
+    fn a_queue_standing_while_cruising_trims_and_its_samples_do_not_undo_it() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let before = bbr.bw.max;
+        let Mode::ProbeBw { since, .. } = bbr.mode else {
+            panic!("{:?}", bbr.mode)
+        };
+        let now = now.max(since + RTT * CRUISE_DRAIN_ROUNDS);
+        // Two rounds whose smallest RTT shows a queue of 5 ms.
+        bbr.round_min_rtt = Some(RTT + Duration::from_millis(5));
+        bbr.last_round_min_rtt = bbr.round_min_rtt;
+        bbr.update_mode(now);
+        let trimmed = bbr.bw.max;
+        assert!((trimmed - before * QUEUE_TRIM).abs() < 1.0, "{trimmed}");
+        // A message sent before the trim, which built the queue, is
+        // confirmed at the old rate: the trim stands. One sent after it
+        // is believed.
+        let delivered = bbr.next_round_delivered;
+        let sample = |sent_at: Instant, at: Instant| Delivery {
+            sent_at,
+            now: at,
+            rtt: None,
+            sample: Some(RateSample {
+                delivered: 100,
+                interval: RTT,
+                app_limited: false,
+                prior_delivered: 0,
+            }),
+            delivered,
+            in_flight: 100,
+        };
+        bbr.on_delivered(&sample(now - RTT / 2, now + RTT / 2));
+        assert!(bbr.bw.max <= trimmed + 1e-6, "{} vs {trimmed}", bbr.bw.max);
+        bbr.on_delivered(&sample(now + RTT / 2, now + RTT * 3 / 2));
+        assert!(bbr.bw.max > trimmed, "{}", bbr.bw.max);
     }
 
     #[test]
