@@ -54,7 +54,11 @@ use crate::{Config, Endpoint};
 ///   still deliver.
 /// - `misc`: bit 0 `unvalidated_attempts` 2 instead of 1, bit 1 a longer
 ///   `remember_window`, bit 2 `peer_idle_timeout` 150 ms instead of 600 ms,
-///   bits 3–7 the endpoints' seeds.
+///   bits 3–6 the endpoints' seeds, bit 7 the large-message extension
+///   (datagrams of 100 bytes, so a message is up to four fragments of 77,
+///   with room in the limits for them and a reassembly budget of 600 bytes
+///   per peer: messages are delayed for room, and must still arrive whole
+///   and once).
 ///
 /// An identity byte with bit 7 set names the identity 0 to 7 (its low three
 /// bits), otherwise one of the identities seen on the wire; spoofed lengths
@@ -183,7 +187,25 @@ impl World {
         config.deliver_foreign = setup & 0x08 != 0;
         config.max_datagram_size = 64;
         super::set_tiny_limits(&mut config.limits, setup & 0x10 != 0);
-        let seed = u128::from(misc >> 3);
+        if misc & 0x80 != 0 {
+            config.max_datagram_size = 100;
+            config.large_messages = Some(
+                crate::LargeMessages::default()
+                    .with_max_message_size(300)
+                    .with_fragment_type(&super::fuzz_fragment_type(&config.framing))
+                    .with_max_lifetime(Duration::from_secs(5)),
+            );
+            let limits = &mut config.limits;
+            limits.max_outstanding_messages += 8;
+            limits.max_queued_per_peer += 4;
+            limits.max_awaiting_ack += 8;
+            limits.max_awaiting_ack_per_peer += 4;
+            limits.max_remembered_bytes += 2_048;
+            limits.max_remembered_bytes_per_peer += 1_024;
+            limits.max_reassembly_bytes_per_peer = 600;
+            limits.max_reassembly_bytes = 900;
+        }
+        let seed = u128::from((misc >> 3) & 0x0f);
         let side = |seed: u128| match Endpoint::new(config.clone(), seed) {
             Ok(endpoint) => Side {
                 endpoint,

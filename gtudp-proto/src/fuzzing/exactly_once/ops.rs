@@ -118,7 +118,7 @@ impl World {
     ) {
         let max_filler = self
             .config
-            .max_payload_size()
+            .max_message_size()
             .saturating_sub(TAG_LEN)
             .min(255);
         let filler = usize::from(input.next()) % (max_filler + 1);
