@@ -159,21 +159,21 @@ mod tests {
         timers.push(start + Duration::from_secs(3), TimerKey::Drain);
         timers.push(
             start + Duration::from_secs(1),
-            TimerKey::Message(MessageId(1)),
+            TimerKey::Message(MessageId::for_test(1)),
         );
         timers.push(
             start + Duration::from_secs(2),
-            TimerKey::Message(MessageId(2)),
+            TimerKey::Message(MessageId::for_test(2)),
         );
         assert_eq!(timers.pop_due(start), None);
         let due = start + Duration::from_secs(2);
         assert_eq!(
             timers.pop_due(due).map(|e| e.1),
-            Some(TimerKey::Message(MessageId(1)))
+            Some(TimerKey::Message(MessageId::for_test(1)))
         );
         assert_eq!(
             timers.pop_due(due).map(|e| e.1),
-            Some(TimerKey::Message(MessageId(2)))
+            Some(TimerKey::Message(MessageId::for_test(2)))
         );
         assert_eq!(timers.pop_due(due), None);
         assert_eq!(timers.len(), 1);
@@ -188,7 +188,7 @@ mod tests {
             let mut timers = TimerQueue::default();
             let mut reference = Vec::new();
             let key = |kind: u8, n: u64| match kind {
-                0 => TimerKey::Message(MessageId(n)),
+                0 => TimerKey::Message(MessageId::for_test(n)),
                 1 => TimerKey::Sender(([10, 0, 0, n as u8], 1).into()),
                 2 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(n as u32)),
                 3 => TimerKey::PeerIdle(([10, 0, 0, n as u8], 1).into()),

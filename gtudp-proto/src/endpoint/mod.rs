@@ -1,6 +1,7 @@
 //! The sans-IO endpoint: every gtUDP exchange with any number of peers over
 //! one socket, without doing any I/O.
 
+mod messages;
 mod output;
 mod peer;
 mod peer_table;
@@ -34,7 +35,6 @@ use output::Output;
 use peer::Peer;
 use peer_table::PeerTable;
 use receiver::AwaitingAck;
-use sender::Message;
 pub use table_sizes::{BoundExceeded, TableSizes};
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
@@ -165,7 +165,8 @@ pub struct Endpoint {
     /// Tracked peers that are suspect or gone after an unreachable report
     /// (see `unreachable`): while 0, a datagram needs no look for them.
     flagged_peers: usize,
-    messages: Map<MessageId, Message>,
+    /// Unresolved messages, found by their id's slot (see `messages`).
+    messages: messages::Messages,
     /// Identity of every accepted, unresolved message (unique: see
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
@@ -227,7 +228,7 @@ impl Endpoint {
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
             flagged_peers: 0,
-            messages: Map::with_hasher(hasher),
+            messages: messages::Messages::default(),
             by_identity: Map::with_hasher(hasher),
             awaiting: Map::with_hasher(hasher),
             remembered: RememberedIdentities::new(
@@ -716,7 +717,7 @@ impl Endpoint {
         // `close(now)` set `latest`; without it there is nothing to resolve.
         if let Some(now) = self.latest {
             // Resolve in id order, so the events do not depend on map layout.
-            let mut remaining: Vec<MessageId> = self.messages.keys().copied().collect();
+            let mut remaining: Vec<MessageId> = self.messages.keys().collect();
             remaining.sort_unstable();
             for id in remaining {
                 self.resolve(now, id, Err(FailureReason::EndpointClosed));

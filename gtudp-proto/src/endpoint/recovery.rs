@@ -281,7 +281,7 @@ impl Endpoint {
 /// Whether a transmission is still its message's latest and unconfirmed,
 /// looked up in `messages`.
 pub(super) fn liveness_in(
-    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
+    messages: &super::messages::Messages,
 ) -> impl Fn(&Sent) -> Liveness + Copy + '_ {
     |sent: &Sent| {
         messages
@@ -293,7 +293,7 @@ pub(super) fn liveness_in(
 /// When the transmission `sent` reaches its retransmission timeout, with
 /// its message's backoff; `None` when the entry is stale.
 fn rto_deadline(
-    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
+    messages: &super::messages::Messages,
     timeouts: &super::peer::Timeouts,
     sent: &Sent,
 ) -> Option<Instant> {

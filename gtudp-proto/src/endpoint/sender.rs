@@ -178,7 +178,9 @@ impl Endpoint {
         if !self.ensure_peer(now, destination, inbound) {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
-        let id = MessageId(self.next_message_id);
+        let Some(id) = self.messages.vacant_id(self.next_message_id) else {
+            return refuse(SendErrorKind::TooManyOutstanding, payload);
+        };
         // Refused as too large on this path lately: it fails at once.
         let too_large = self.remembered_too_large(now, destination, payload.len());
         let Some(peer) = self.peers.get_mut(&destination) else {
@@ -427,7 +429,9 @@ impl Endpoint {
         id: MessageId,
         outcome: Result<(), FailureReason>,
     ) {
-        let Some(message) = self.messages.remove(&id) else {
+        // Read in place, and dropped in place below: moving a message out
+        // of its slot costs more than the rest of the slab's work.
+        let Some(message) = self.messages.get(&id) else {
             return;
         };
         self.by_identity.remove(&message.identity);
@@ -549,6 +553,7 @@ impl Endpoint {
                 }
             }
         });
+        self.messages.remove(&id);
         self.release(now, destination);
         self.note_if_idle(now, destination);
     }
