@@ -22,6 +22,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::peer::Timeouts;
 use super::sender::Cause;
 use super::Endpoint;
 use crate::event::FailureReason;
@@ -85,7 +86,8 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return false;
         };
-        let (messages, timeouts) = (&self.messages, peer.timeouts());
+        let messages = &self.messages;
+        let timeouts = Timeouts::new(&peer.rtt, peer.backoff, peer.suspect_rto_cap);
         let deadline = |sent: &Sent| rto_deadline(messages, &timeouts, sent);
         let mut expired = std::mem::take(&mut self.scratch_lost);
         peer.order.take_expired(now, deadline, &mut expired);
@@ -294,7 +296,7 @@ pub(super) fn liveness_in(
 /// its message's backoff; `None` when the entry is stale.
 fn rto_deadline(
     messages: &super::messages::Messages,
-    timeouts: &super::peer::Timeouts,
+    timeouts: &Timeouts<'_>,
     sent: &Sent,
 ) -> Option<Instant> {
     let message = messages.get(&sent.id)?;
