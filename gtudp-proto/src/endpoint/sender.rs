@@ -195,13 +195,16 @@ impl Endpoint {
         self.next_message_id += 1;
         peer.idle_deadline = None;
         peer.queue.push_back(id);
-        let mut identity = self.identities.next_identity();
         // The permutation repeats only after 2^32 messages; skip any identity
-        // still in use after such a wrap.
-        while self.by_identity.contains_key(&identity) {
-            identity = self.identities.next_identity();
-        }
-        self.by_identity.insert(identity, id);
+        // still in use after such a wrap. (One hash of the identity, to test
+        // and to insert.)
+        let identity = loop {
+            let identity = self.identities.next_identity();
+            if let hashbrown::hash_map::Entry::Vacant(vacant) = self.by_identity.entry(identity) {
+                vacant.insert(id);
+                break identity;
+            }
+        };
         if let Some(deadline) = options.deadline {
             self.timers.push(deadline, TimerKey::Message(id));
         }
