@@ -668,7 +668,23 @@ impl Endpoint {
     /// Drops stale timer entries and transmit orders once they outnumber the
     /// live ones, keeping both within a constant factor of the live state
     /// even when outputs are polled rarely.
+    #[inline]
     fn compact(&mut self) {
+        // Each table below is purged once it exceeds twice a live count
+        // plus 64: none is while all are at most 64 long, the usual case,
+        // told without counting anything live.
+        if self.timers.len() <= 64
+            && self.output.len() <= 64
+            && self.unvalidated_peers.len() <= 64
+            && self.idle_peers.len() <= 64
+        {
+            return;
+        }
+        self.compact_tables();
+    }
+
+    #[inline(never)]
+    fn compact_tables(&mut self) {
         self.compact_timers();
         self.compact_output();
         if self.unvalidated_peers.len() > 2 * self.peers.len() + 64 {
