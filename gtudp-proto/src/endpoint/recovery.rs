@@ -256,7 +256,13 @@ impl Endpoint {
             }
         };
         if let Some(oldest) = peer.order.oldest(liveness) {
-            earliest(rto_deadline(messages, &peer.timeouts(), &oldest));
+            // `oldest` is live: its RTO deadline without asking again.
+            let timeouts = peer.timeouts();
+            earliest(
+                messages
+                    .get(&oldest.id)
+                    .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
+            );
             if let (true, false, Some(smoothed), Some(last)) = (
                 self.config.early_loss_detection,
                 peer.probe_out,
