@@ -9,20 +9,47 @@ use bytes::Bytes;
 /// the call until its [`Event::Delivered`] or [`Event::Failed`].
 ///
 /// Ids are unique for the life of an endpoint; they are local handles and
-/// never appear on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MessageId(pub(crate) u64);
+/// never appear on the wire. They order as the messages were given to
+/// `send`: a later message has a greater id.
+///
+/// An id is the message's serial number (the count of messages accepted
+/// before it, a `u64` that cannot wrap in the life of any endpoint: 2^64
+/// messages at a billion a second take 584 years) and the slot that holds
+/// the message while it is unresolved, so the endpoint finds it without
+/// hashing. Slots are reused once their message is resolved; the serial is
+/// never reused, and a slot answers only to the serial it holds now, so an
+/// old id never names a later message. Equality, order and hashing follow
+/// the serial (the slot is a function of it).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId {
+    /// Compared first, so ids order by send order.
+    pub(crate) serial: u64,
+    pub(crate) slot: u32,
+}
 
 impl MessageId {
-    /// The id as a number, for logs and maps.
+    /// The id as a number, for logs and maps: the message's serial number,
+    /// unique for the life of the endpoint.
     pub const fn as_u64(self) -> u64 {
-        self.0
+        self.serial
+    }
+
+    /// An id for tests of structures that only carry ids.
+    #[cfg(test)]
+    pub(crate) const fn for_test(serial: u64) -> Self {
+        Self { serial, slot: 0 }
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.serial)
     }
 }
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.serial)
     }
 }
 

@@ -371,14 +371,14 @@ mod tests {
     fn order(start: Instant, count: u64) -> SendOrder {
         let mut order = SendOrder::default();
         for i in 0..count {
-            order.push(MessageId(i), start + Duration::from_millis(i));
+            order.push(MessageId::for_test(i), start + Duration::from_millis(i));
         }
         order
     }
 
     fn live_unless(done: &HashSet<u64>) -> impl Fn(&Sent) -> Liveness + '_ {
         move |sent: &Sent| {
-            if done.contains(&sent.id.0) {
+            if done.contains(&sent.id.serial) {
                 Liveness::Stale
             } else {
                 Liveness::Live
@@ -411,7 +411,7 @@ mod tests {
         // the latest confirmed message and are not judged.
         let now = start + Duration::from_millis(4) + RTT + RTT / 4;
         let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
-        assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [4]);
+        assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [4]);
         assert_eq!(next, None);
     }
 
@@ -421,21 +421,21 @@ mod tests {
         let mut order = order(start, 4);
         let mut rack = Rack::default();
         rack.on_confirmed(3, RTT, order.next_seq(), true, RTO);
-        let liveness = |sent: &Sent| match sent.id.0 {
+        let liveness = |sent: &Sent| match sent.id.serial {
             3 => Liveness::Stale,
             1 => Liveness::LastAttempt,
             _ => Liveness::Live,
         };
         let mut lost = Vec::new();
         order.detect_lost(start + RTT * 2, &rack, path(), liveness, &mut lost);
-        assert_eq!(lost.iter().map(|s| s.id.0).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [0, 2]);
         // The timeout takes it once due; the entries before it are stale.
         let mut expired = Vec::new();
-        let deadline = |sent: &Sent| (sent.id.0 == 1).then_some(start + RTT);
+        let deadline = |sent: &Sent| (sent.id.serial == 1).then_some(start + RTT);
         order.take_expired(start + RTT / 2, deadline, &mut expired);
         assert!(expired.is_empty());
         order.take_expired(start + RTT, deadline, &mut expired);
-        assert_eq!(expired.iter().map(|s| s.id.0).collect::<Vec<_>>(), [1]);
+        assert_eq!(expired.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [1]);
         assert_eq!(order.len(), 0);
     }
 
@@ -493,13 +493,13 @@ mod tests {
     fn tail_probe_picks_the_newest_resendable_message() {
         let start = Instant::now();
         let mut order = order(start, 6);
-        let liveness = |sent: &Sent| match sent.id.0 {
+        let liveness = |sent: &Sent| match sent.id.serial {
             5 => Liveness::Stale,
             4 => Liveness::LastAttempt,
             _ => Liveness::Live,
         };
         let probe = order.newest_resendable(8, liveness);
-        assert_eq!(probe.map(|s| s.id.0), Some(3));
+        assert_eq!(probe.map(|s| s.id.serial), Some(3));
         assert_eq!(order.len(), 5, "the stale tail entry is dropped");
         assert_eq!(
             probe_timeout(RTT, Duration::from_secs(1)),
@@ -514,7 +514,10 @@ mod tests {
         let start = Instant::now();
         let mut order = order(start, 100);
         let done: HashSet<u64> = (0..100).filter(|i| i % 10 != 9).collect();
-        assert_eq!(order.oldest(live_unless(&done)).map(|s| s.id.0), Some(9));
+        assert_eq!(
+            order.oldest(live_unless(&done)).map(|s| s.id.serial),
+            Some(9)
+        );
         assert_eq!(order.len(), 91);
         order.retain(live_unless(&done));
         assert_eq!(order.len(), 10);

@@ -80,10 +80,14 @@ pub(crate) struct TimerQueue {
     lanes: [VecDeque<(Instant, TimerKey)>; LANES],
     /// Entries that came out of order for their lane.
     heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    /// Entries in the lanes and the heap together, kept so that `len`,
+    /// asked after every input, reads one word.
+    len: usize,
 }
 
 impl TimerQueue {
     pub(crate) fn push(&mut self, at: Instant, key: TimerKey) {
+        self.len += 1;
         let lane = &mut self.lanes[key.lane()];
         if lane.back().map_or(true, |(last, _)| *last <= at) {
             lane.push_back((at, key));
@@ -115,10 +119,12 @@ impl TimerQueue {
 
     /// Removes the earliest entry.
     pub(crate) fn pop(&mut self) -> Option<(Instant, TimerKey)> {
-        match self.earliest()?.1 {
+        let entry = match self.earliest()?.1 {
             Source::Heap => self.heap.pop().map(|Reverse(entry)| entry),
             Source::Lane(index) => self.lanes[index].pop_front(),
-        }
+        };
+        self.len -= usize::from(entry.is_some());
+        entry
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
@@ -130,7 +136,11 @@ impl TimerQueue {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+        debug_assert_eq!(
+            self.len,
+            self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+        );
+        self.len
     }
 
     /// Keeps only the entries for which `is_live` holds.
@@ -139,11 +149,13 @@ impl TimerQueue {
         for lane in &mut self.lanes {
             lane.retain(|(at, key)| is_live(*at, *key));
         }
+        self.len = self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>();
     }
 
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
         self.lanes.iter_mut().for_each(VecDeque::clear);
+        self.len = 0;
     }
 }
 
@@ -159,21 +171,21 @@ mod tests {
         timers.push(start + Duration::from_secs(3), TimerKey::Drain);
         timers.push(
             start + Duration::from_secs(1),
-            TimerKey::Message(MessageId(1)),
+            TimerKey::Message(MessageId::for_test(1)),
         );
         timers.push(
             start + Duration::from_secs(2),
-            TimerKey::Message(MessageId(2)),
+            TimerKey::Message(MessageId::for_test(2)),
         );
         assert_eq!(timers.pop_due(start), None);
         let due = start + Duration::from_secs(2);
         assert_eq!(
             timers.pop_due(due).map(|e| e.1),
-            Some(TimerKey::Message(MessageId(1)))
+            Some(TimerKey::Message(MessageId::for_test(1)))
         );
         assert_eq!(
             timers.pop_due(due).map(|e| e.1),
-            Some(TimerKey::Message(MessageId(2)))
+            Some(TimerKey::Message(MessageId::for_test(2)))
         );
         assert_eq!(timers.pop_due(due), None);
         assert_eq!(timers.len(), 1);
@@ -188,7 +200,7 @@ mod tests {
             let mut timers = TimerQueue::default();
             let mut reference = Vec::new();
             let key = |kind: u8, n: u64| match kind {
-                0 => TimerKey::Message(MessageId(n)),
+                0 => TimerKey::Message(MessageId::for_test(n)),
                 1 => TimerKey::Sender(([10, 0, 0, n as u8], 1).into()),
                 2 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(n as u32)),
                 3 => TimerKey::PeerIdle(([10, 0, 0, n as u8], 1).into()),

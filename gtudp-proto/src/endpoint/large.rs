@@ -122,7 +122,11 @@ impl Endpoint {
         let queued = self
             .peers
             .get(&destination)
-            .map_or(0, |peer| peer.queue.len());
+            .map_or(0, |peer| peer.queue.len())
+            + self
+                .parked
+                .get(&destination)
+                .map_or(0, |parked| parked.len());
         if queued + count > limits.max_queued_per_peer {
             return refuse(SendErrorKind::PeerQueueFull, payload);
         }
@@ -132,7 +136,11 @@ impl Endpoint {
         let lifetime_ms =
             u32::try_from(deadline.saturating_duration_since(now).as_millis()).unwrap_or(u32::MAX);
         let options = options.with_deadline(deadline);
-        let id = MessageId(self.next_message_id);
+        // Not in the slab of messages (its fragments are): no slot.
+        let id = MessageId {
+            serial: self.next_message_id,
+            slot: u32::MAX,
+        };
         self.next_message_id += 1;
         // The identity generator never repeats within 2^32 draws, so a
         // draw names the message uniquely among ours.

@@ -2,6 +2,7 @@
 //! one socket, without doing any I/O.
 
 mod large;
+mod messages;
 mod output;
 mod peer;
 mod peer_table;
@@ -35,7 +36,6 @@ use output::Output;
 use peer::Peer;
 use peer_table::PeerTable;
 use receiver::AwaitingAck;
-use sender::Message;
 pub use table_sizes::{BoundExceeded, TableSizes};
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
@@ -166,7 +166,8 @@ pub struct Endpoint {
     /// Tracked peers that are suspect or gone after an unreachable report
     /// (see `unreachable`): while 0, a datagram needs no look for them.
     flagged_peers: usize,
-    messages: Map<MessageId, Message>,
+    /// Unresolved messages, found by their id's slot (see `messages`).
+    messages: messages::Messages,
     /// Large messages on their way out, by the id the application holds
     /// (their fragments are in `messages`).
     large_sends: Map<MessageId, large::LargeSend>,
@@ -233,7 +234,7 @@ impl Endpoint {
             parked: Map::with_hasher(hasher),
             next_peer_serial: 0,
             flagged_peers: 0,
-            messages: Map::with_hasher(hasher),
+            messages: messages::Messages::default(),
             large_sends: Map::with_hasher(hasher),
             reassembly: crate::reassembly::Reassembly::new(hasher),
             by_identity: Map::with_hasher(hasher),
@@ -505,7 +506,7 @@ impl Endpoint {
             return Err(UnknownMessage(id));
         };
         // A fragment's internal id is not the application's to cancel.
-        let own = |message: &Message| message.fragment_of.is_none();
+        let own = |message: &sender::Message| message.fragment_of.is_none();
         if self.messages.get(&id).is_some_and(own) {
             self.resolve(now, id, Err(FailureReason::Cancelled));
         } else if !self.cancel_large(now, id) {
@@ -706,7 +707,23 @@ impl Endpoint {
     /// Drops stale timer entries and transmit orders once they outnumber the
     /// live ones, keeping both within a constant factor of the live state
     /// even when outputs are polled rarely.
+    #[inline]
     fn compact(&mut self) {
+        // Each table below is purged once it exceeds twice a live count
+        // plus 64: none is while all are at most 64 long, the usual case,
+        // told without counting anything live.
+        if self.timers.len() <= 64
+            && self.output.len() <= 64
+            && self.unvalidated_peers.len() <= 64
+            && self.idle_peers.len() <= 64
+        {
+            return;
+        }
+        self.compact_tables();
+    }
+
+    #[inline(never)]
+    fn compact_tables(&mut self) {
         self.compact_timers();
         self.compact_output();
         if self.unvalidated_peers.len() > 2 * self.peers.len() + 64 {
@@ -755,7 +772,7 @@ impl Endpoint {
         // `close(now)` set `latest`; without it there is nothing to resolve.
         if let Some(now) = self.latest {
             // Resolve in id order, so the events do not depend on map layout.
-            let mut remaining: Vec<MessageId> = self.messages.keys().copied().collect();
+            let mut remaining: Vec<MessageId> = self.messages.keys().collect();
             remaining.sort_unstable();
             for id in remaining {
                 self.resolve(now, id, Err(FailureReason::EndpointClosed));

@@ -227,14 +227,9 @@ impl Peer {
         self.timeouts().after(transmissions)
     }
 
-    /// The inputs of [`retransmission_timeout`](Self::retransmission_timeout),
-    /// detached from the peer.
-    pub(super) fn timeouts(&self) -> Timeouts {
-        Timeouts {
-            rtt: self.rtt.clone(),
-            backoff: self.backoff,
-            cap: self.suspect_rto_cap,
-        }
+    /// The inputs of [`retransmission_timeout`](Self::retransmission_timeout).
+    pub(super) fn timeouts(&self) -> Timeouts<'_> {
+        Timeouts::new(&self.rtt, self.backoff, self.suspect_rto_cap)
     }
 
     /// A valid RTT sample (Karn's rule satisfied).
@@ -255,11 +250,12 @@ impl Peer {
     }
 }
 
-/// A peer's RTO and backoff, copied out so that timeouts can be computed
-/// while the peer's send order is borrowed.
-#[derive(Clone, Debug)]
-pub(super) struct Timeouts {
-    rtt: RttEstimator,
+/// A peer's RTO and backoff, borrowed field by field (see
+/// [`new`](Self::new)) so that timeouts can be computed while the peer's
+/// send order is borrowed too.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts<'a> {
+    rtt: &'a RttEstimator,
     backoff: u32,
     /// While the peer is suspect (see [`super::unreachable`]): the backed-off
     /// timeout goes no higher than this (nor lower than the RTO without
@@ -267,16 +263,33 @@ pub(super) struct Timeouts {
     cap: Option<std::time::Duration>,
 }
 
-impl Timeouts {
+impl<'a> Timeouts<'a> {
+    /// The timeouts of the peer whose RTT estimate, backoff and suspect
+    /// cap (`Peer::suspect_rto_cap`) these are.
+    pub(super) fn new(
+        rtt: &'a RttEstimator,
+        backoff: u32,
+        cap: Option<std::time::Duration>,
+    ) -> Self {
+        Self { rtt, backoff, cap }
+    }
+
     /// The timeout after a message's `transmissions`-th transmission.
     pub(super) fn after(&self, transmissions: u32) -> std::time::Duration {
         let doublings = self
             .backoff
             .max(transmissions.saturating_sub(1))
             .min(MAX_BACKOFF);
-        let timeout = self.rtt.backed_off_rto(doublings);
+        // `backed_off_rto(0)` without its multiplication, which costs more
+        // than the rest: the usual case, a first transmission and no
+        // backoff.
+        let unbacked = self.rtt.rto().min(self.rtt.max_rto());
+        let timeout = match doublings {
+            0 => unbacked,
+            _ => self.rtt.backed_off_rto(doublings),
+        };
         match self.cap {
-            Some(cap) => timeout.min(cap.max(self.rtt.backed_off_rto(0))),
+            Some(cap) => timeout.min(cap.max(unbacked)),
             None => timeout,
         }
     }
@@ -289,7 +302,9 @@ impl Timeouts {
     /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
     /// the receiver's `remember_window` covers.
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
-        let floor = (self.rtt.smoothed().unwrap_or_default() * 2).min(self.rtt.max_rto());
+        let smoothed = self.rtt.smoothed().unwrap_or_default();
+        // Twice the smoothed RTT, added rather than multiplied (cheaper).
+        let floor = (smoothed + smoothed).min(self.rtt.max_rto());
         self.after(transmissions).max(floor)
     }
 }

@@ -73,6 +73,7 @@ impl PeerTable {
         self.slots.get_mut(slot)?.as_mut()
     }
 
+    #[inline]
     pub(super) fn contains_key(&self, address: &SocketAddr) -> bool {
         self.slot(address).is_some()
     }

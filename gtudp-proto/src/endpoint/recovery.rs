@@ -22,6 +22,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::peer::Timeouts;
 use super::sender::Cause;
 use super::Endpoint;
 use crate::event::FailureReason;
@@ -85,7 +86,8 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return false;
         };
-        let (messages, timeouts) = (&self.messages, peer.timeouts());
+        let messages = &self.messages;
+        let timeouts = Timeouts::new(&peer.rtt, peer.backoff, peer.suspect_rto_cap);
         let deadline = |sent: &Sent| rto_deadline(messages, &timeouts, sent);
         let mut expired = std::mem::take(&mut self.scratch_lost);
         peer.order.take_expired(now, deadline, &mut expired);
@@ -254,7 +256,13 @@ impl Endpoint {
             }
         };
         if let Some(oldest) = peer.order.oldest(liveness) {
-            earliest(rto_deadline(messages, &peer.timeouts(), &oldest));
+            // `oldest` is live: its RTO deadline without asking again.
+            let timeouts = peer.timeouts();
+            earliest(
+                messages
+                    .get(&oldest.id)
+                    .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
+            );
             if let (true, false, Some(smoothed), Some(last)) = (
                 self.config.early_loss_detection,
                 peer.probe_out,
@@ -281,7 +289,7 @@ impl Endpoint {
 /// Whether a transmission is still its message's latest and unconfirmed,
 /// looked up in `messages`.
 pub(super) fn liveness_in(
-    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
+    messages: &super::messages::Messages,
 ) -> impl Fn(&Sent) -> Liveness + Copy + '_ {
     |sent: &Sent| {
         messages
@@ -293,8 +301,8 @@ pub(super) fn liveness_in(
 /// When the transmission `sent` reaches its retransmission timeout, with
 /// its message's backoff; `None` when the entry is stale.
 fn rto_deadline(
-    messages: &super::Map<crate::event::MessageId, super::sender::Message>,
-    timeouts: &super::peer::Timeouts,
+    messages: &super::messages::Messages,
+    timeouts: &Timeouts<'_>,
     sent: &Sent,
 ) -> Option<Instant> {
     let message = messages.get(&sent.id)?;

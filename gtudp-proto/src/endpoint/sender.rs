@@ -177,33 +177,43 @@ impl Endpoint {
         // we heard from but no longer track (evicted since its message
         // came), makes it an unvalidated peer again, not one we chose to
         // reach: nothing is sent to it until it proves itself.
-        let unproven = self.parked.contains_key(&destination);
+        let parked = self
+            .parked
+            .get(&destination)
+            .map_or(0, |parked| parked.len());
+        let unproven = parked > 0;
         let inbound = options.only_once_validated && unproven;
         if !self.ensure_peer(now, destination, inbound) {
             return refuse(SendErrorKind::TooManyPeers, payload);
         }
-        let id = MessageId(self.next_message_id);
+        let Some(id) = self.messages.vacant_id(self.next_message_id) else {
+            return refuse(SendErrorKind::TooManyOutstanding, payload);
+        };
         // Refused as too large on this path lately: it fails at once.
         let too_large = self.remembered_too_large(now, destination, payload.len());
         let Some(peer) = self.peers.get_mut(&destination) else {
             return refuse(SendErrorKind::TooManyPeers, payload);
         };
         // Only messages the window or pacer holds back count against the
-        // queue bound.
-        if peer.queue.len() >= max_queued {
+        // queue bound, and those parked for the address, which join the
+        // queue when it proves itself.
+        if peer.queue.len() + parked >= max_queued {
             return refuse(SendErrorKind::PeerQueueFull, payload);
         }
 
         self.next_message_id += 1;
         peer.idle_deadline = None;
         peer.queue.push_back(id);
-        let mut identity = self.identities.next_identity();
         // The permutation repeats only after 2^32 messages; skip any identity
-        // still in use after such a wrap.
-        while self.by_identity.contains_key(&identity) {
-            identity = self.identities.next_identity();
-        }
-        self.by_identity.insert(identity, id);
+        // still in use after such a wrap. (One hash of the identity, to test
+        // and to insert.)
+        let identity = loop {
+            let identity = self.identities.next_identity();
+            if let hashbrown::hash_map::Entry::Vacant(vacant) = self.by_identity.entry(identity) {
+                vacant.insert(id);
+                break identity;
+            }
+        };
         if let Some(deadline) = options.deadline {
             self.timers.push(deadline, TimerKey::Message(id));
         }
@@ -246,17 +256,6 @@ impl Endpoint {
     /// A RECV from `source`: the proof of delivery when it names a message
     /// sent to `source`. Every RECV is answered with ACK, since our earlier
     /// ACK may have been lost.
-    /// Whether a RECV from `source` can confirm a message sent to
-    /// `destination`: it comes from there, or, when copies are recognised
-    /// across ports, from another port of that host (a NAT moved the
-    /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
-    fn answers_for(&self, destination: SocketAddr, source: SocketAddr) -> bool {
-        // The receiving side's rule for one sender, applied to one receiver.
-        let across_ports = self.config.recognise_copies_across_ports;
-        super::receiver::sender_key(across_ports, &destination)
-            == super::receiver::sender_key(across_ports, &source)
-    }
-
     pub(super) fn on_recv(
         &mut self,
         now: Instant,
@@ -265,34 +264,43 @@ impl Endpoint {
         size: usize,
     ) {
         self.note_inbound(source, crate::wire::PacketKind::Recv, size);
-        match self.by_identity.get(&identity).copied() {
-            Some(id) => match self.messages.get(&id) {
-                Some(message) if !self.answers_for(message.destination, source) => {
-                    // Not from where the message went: not its receipt. No
-                    // ACK either: it would tell the sender of this RECV that
-                    // we stopped resending, and we have not.
-                    self.stats.dropped.recv_wrong_source += 1;
-                    return;
-                }
-                // Any message of ours that went out, in flight or parked
-                // (its unproven peer evicted since): the RECV proves its
-                // delivery, and our ACK will tell the receiver we stopped
-                // resending it, so we must.
-                Some(message) if message.transmissions > 0 => {
-                    let peer = message.destination;
-                    if !self.peers.contains_key(&peer) {
-                        // Proven by this RECV: tracked again, as validated.
-                        self.ensure_peer(now, peer, false);
+        // One hash of the identity: the entry found is removed through it
+        // when the RECV confirms its message.
+        let across_ports = self.config.recognise_copies_across_ports;
+        match self.by_identity.entry(identity) {
+            hashbrown::hash_map::Entry::Occupied(entry) => {
+                let id = *entry.get();
+                match self.messages.get(&id) {
+                    Some(message) if !answers_for(across_ports, message.destination, source) => {
+                        // Not from where the message went: not its receipt.
+                        // No ACK either: it would tell the sender of this
+                        // RECV that we stopped resending, and we have not.
+                        self.stats.dropped.recv_wrong_source += 1;
+                        return;
                     }
-                    self.on_validated(now, peer);
-                    self.resolve(now, id, Ok(()));
-                    self.detect_lost(now, peer);
-                    self.release(now, peer);
-                    self.arm_sender_timer(now, peer);
+                    // Any message of ours that went out, in flight or parked
+                    // (its unproven peer evicted since): the RECV proves its
+                    // delivery, and our ACK will tell the receiver we stopped
+                    // resending it, so we must.
+                    Some(message) if message.transmissions > 0 => {
+                        let peer = message.destination;
+                        // Nothing below looks the identity up before the
+                        // message is resolved, which would remove it.
+                        entry.remove();
+                        if !self.peers.contains_key(&peer) {
+                            // Proven by this RECV: tracked again, as validated.
+                            self.ensure_peer(now, peer, false);
+                        }
+                        self.on_validated(now, peer);
+                        self.resolve_identity_removed(now, id, Ok(()));
+                        self.detect_lost(now, peer);
+                        self.release(now, peer);
+                        self.arm_sender_timer(now, peer);
+                    }
+                    _ => self.stats.dropped.recv_unknown += 1,
                 }
-                _ => self.stats.dropped.recv_unknown += 1,
-            },
-            None => {
+            }
+            hashbrown::hash_map::Entry::Vacant(_) => {
                 self.stats.dropped.recv_unknown += 1;
                 // The ACK first, so the resent DATA finds us validated.
                 self.queue_ack(source, identity);
@@ -432,10 +440,35 @@ impl Endpoint {
         id: MessageId,
         outcome: Result<(), FailureReason>,
     ) {
-        let Some(message) = self.messages.remove(&id) else {
+        self.resolve_with(now, id, outcome, true);
+    }
+
+    /// As [`resolve`](Self::resolve), for a message whose identity the
+    /// caller already removed from `by_identity`.
+    fn resolve_identity_removed(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        outcome: Result<(), FailureReason>,
+    ) {
+        self.resolve_with(now, id, outcome, false);
+    }
+
+    fn resolve_with(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        outcome: Result<(), FailureReason>,
+        remove_identity: bool,
+    ) {
+        // Read in place, and dropped in place below: moving a message out
+        // of its slot costs more than the rest of the slab's work.
+        let Some(message) = self.messages.get(&id) else {
             return;
         };
-        self.by_identity.remove(&message.identity);
+        if remove_identity {
+            self.by_identity.remove(&message.identity);
+        }
         let destination = message.destination;
         if message.parked {
             if let Some(parked) = self.parked.get_mut(&destination) {
@@ -537,7 +570,11 @@ impl Endpoint {
             }
         }
         if let Some(large) = message.fragment_of {
-            self.on_fragment_outcome(now, large, outcome, message.suspected_lost);
+            let suspected_lost = message.suspected_lost;
+            // Gone before its large message hears of it: a failure there
+            // withdraws the fragments still in `messages`.
+            self.messages.remove(&id);
+            self.on_fragment_outcome(now, large, outcome, suspected_lost);
             self.release(now, destination);
             self.note_if_idle(now, destination);
             return;
@@ -560,6 +597,7 @@ impl Endpoint {
                 }
             }
         });
+        self.messages.remove(&id);
         self.release(now, destination);
         self.note_if_idle(now, destination);
     }
@@ -616,4 +654,14 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Whether a RECV from `source` can confirm a message sent to
+/// `destination`: it comes from there, or, when copies are recognised
+/// across ports, from another port of that host (a NAT moved the
+/// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
+fn answers_for(across_ports: bool, destination: SocketAddr, source: SocketAddr) -> bool {
+    // The receiving side's rule for one sender, applied to one receiver.
+    super::receiver::sender_key(across_ports, &destination)
+        == super::receiver::sender_key(across_ports, &source)
 }

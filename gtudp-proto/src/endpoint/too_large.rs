@@ -143,7 +143,7 @@ impl Endpoint {
             .filter(|(_, message)| message.destination == address)
             .filter_map(|(id, message)| {
                 memo.refuses(now, header_len + message.payload.len())
-                    .map(|reason| (*id, reason))
+                    .map(|reason| (id, reason))
             })
             .collect();
         doomed.sort_unstable_by_key(|(id, _)| *id);

@@ -132,7 +132,7 @@ impl Endpoint {
             .messages
             .iter()
             .filter(|(_, message)| message.destination == address)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         doomed.sort_unstable();
         for id in &doomed {

@@ -1,0 +1,156 @@
+//! The messages accepted by `send` and not yet resolved, in a slab.
+//!
+//! A [`MessageId`] carries the slot that holds its message, so every
+//! lookup on the hot path (liveness checks of the send order, the RTO
+//! deadline, the output queue, resolution) is an index and one comparison
+//! of serial numbers, with no hashing. A slot freed by a resolved message
+//! is reused by a later one (last freed, first reused: its memory is the
+//! warmest); the later message has a greater serial, so an id of the old
+//! message finds nothing there. The slab holds at most as many slots as
+//! messages were ever unresolved at once, which
+//! [`Limits::max_outstanding_messages`](crate::Limits) bounds.
+
+use super::sender::Message;
+use crate::event::MessageId;
+
+/// One place in the slab: the serial of the message it holds (or held
+/// last), and the message while unresolved.
+#[derive(Debug)]
+struct Slot {
+    serial: u64,
+    message: Option<Message>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Messages {
+    slots: Vec<Slot>,
+    /// Slots whose message was resolved, the last freed at the end.
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Messages {
+    /// The id the next message, numbered `serial`, gets: pass it to
+    /// [`insert`](Self::insert). `None` only if `u32::MAX` messages are
+    /// unresolved at once.
+    pub(super) fn vacant_id(&self, serial: u64) -> Option<MessageId> {
+        let slot = match self.free.last() {
+            Some(&slot) => slot,
+            None => u32::try_from(self.slots.len()).ok()?,
+        };
+        Some(MessageId { serial, slot })
+    }
+
+    /// Stores `message` under `id`, which [`vacant_id`](Self::vacant_id)
+    /// gave just before.
+    pub(super) fn insert(&mut self, id: MessageId, message: Message) {
+        let slot = id.slot as usize;
+        if slot == self.slots.len() {
+            self.slots.push(Slot {
+                serial: id.serial,
+                message: Some(message),
+            });
+        } else {
+            debug_assert_eq!(self.free.last(), Some(&id.slot), "not the vacant slot");
+            self.free.pop();
+            let place = &mut self.slots[slot];
+            debug_assert!(place.message.is_none() && place.serial < id.serial);
+            *place = Slot {
+                serial: id.serial,
+                message: Some(message),
+            };
+        }
+        self.len += 1;
+    }
+
+    pub(super) fn get(&self, id: &MessageId) -> Option<&Message> {
+        match self.slots.get(id.slot as usize) {
+            Some(Slot {
+                serial,
+                message: Some(message),
+            }) if *serial == id.serial => Some(message),
+            _ => None,
+        }
+    }
+
+    pub(super) fn get_mut(&mut self, id: &MessageId) -> Option<&mut Message> {
+        match self.slots.get_mut(id.slot as usize) {
+            Some(Slot {
+                serial,
+                message: Some(message),
+            }) if *serial == id.serial => Some(message),
+            _ => None,
+        }
+    }
+
+    pub(super) fn contains_key(&self, id: &MessageId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Drops the message in place, freeing its slot; false if `id` names
+    /// no unresolved message.
+    pub(super) fn remove(&mut self, id: &MessageId) -> bool {
+        let Some(place) = self.slots.get_mut(id.slot as usize) else {
+            return false;
+        };
+        if place.serial != id.serial || place.message.is_none() {
+            return false;
+        }
+        place.message = None;
+        self.free.push(id.slot);
+        self.len -= 1;
+        true
+    }
+
+    /// Unresolved messages.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The unresolved messages and their ids, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (MessageId, &Message)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(slot, place)| {
+            let id = MessageId {
+                serial: place.serial,
+                // The slab never holds more than 2^32 slots.
+                slot: slot as u32,
+            };
+            place.message.as_ref().map(|message| (id, message))
+        })
+    }
+
+    /// The ids of the unresolved messages, in no particular order.
+    pub(super) fn keys(&self) -> impl Iterator<Item = MessageId> + '_ {
+        self.iter().map(|(id, _)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use crate::{Config, Endpoint};
+
+    #[test]
+    fn a_reused_slot_does_not_answer_to_the_old_id() {
+        let mut endpoint = Endpoint::new(Config::default(), 7).unwrap();
+        let (now, to) = (Instant::now(), "127.0.0.1:9".parse().unwrap());
+        let first = endpoint.send(now, to, Bytes::from_static(b"a")).unwrap();
+        endpoint.cancel(first).unwrap();
+        let second = endpoint.send(now, to, Bytes::from_static(b"b")).unwrap();
+        // The second message took the first one's slot, and yet the ids
+        // differ and order as the messages were sent.
+        assert_eq!(first.slot, second.slot);
+        assert!(first < second && first.as_u64() < second.as_u64());
+        assert!(endpoint.cancel(first).is_err(), "the old id names nothing");
+        assert_eq!(endpoint.table_sizes().messages, 1);
+        endpoint.cancel(second).unwrap();
+        assert_eq!(endpoint.table_sizes().messages, 0);
+    }
+}
