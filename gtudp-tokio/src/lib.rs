@@ -140,4 +140,6 @@ pub use stats::{CloseSummary, IoStats, Stats};
 /// The sans-IO protocol core this crate drives, for its configuration
 /// types, wire format and counters.
 pub use gtudp_proto as proto;
-pub use gtudp_proto::{Config, EndpointStats, FailureReason, Limits, PeerStats, SendErrorKind};
+pub use gtudp_proto::{
+    Config, EndpointStats, FailureReason, LargeMessages, Limits, PeerStats, SendErrorKind,
+};
