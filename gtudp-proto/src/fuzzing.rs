@@ -417,23 +417,6 @@ pub(crate) fn fuzz_framing(setup: u8) -> Framing {
 
 /// Limits small enough that a short input fills every table: `small` picks
 /// the smaller of two sets. Shared by the fuzz targets.
-/// A fragment type for `framing`: as long as its types, unlike each.
-pub(crate) fn fuzz_fragment_type(framing: &crate::wire::Framing) -> Vec<u8> {
-    use crate::wire::PacketKind;
-    let mut fragment = framing.type_bytes(PacketKind::Data).to_vec();
-    let last = fragment.len() - 1;
-    for delta in 1..=3u8 {
-        fragment[last] = framing.type_bytes(PacketKind::Data)[last].wrapping_add(delta);
-        if PacketKind::ALL
-            .into_iter()
-            .all(|kind| framing.type_bytes(kind) != fragment.as_slice())
-        {
-            break;
-        }
-    }
-    fragment
-}
-
 pub(crate) fn set_tiny_limits(limits: &mut crate::Limits, small: bool) {
     limits.max_peers = if small { 2 } else { 3 };
     limits.max_unvalidated_peers = if small { 1 } else { 2 };

@@ -11,6 +11,8 @@
 use core::fmt;
 use std::time::Duration;
 
+use crate::wire::{Framing, PacketKind};
+
 /// The large-message extension's settings, in
 /// [`Config::large_messages`](crate::Config::large_messages).
 ///
@@ -62,6 +64,34 @@ impl LargeMessages {
     pub fn with_fragment_type(mut self, fragment_type: &[u8]) -> Self {
         self.fragment_type = fragment_type.to_vec();
         self
+    }
+
+    /// A fragment type that fits `framing`: as long as its type
+    /// identifiers, and unlike each (its DATA type with the last byte
+    /// raised by one to three). Both ends must use the same one.
+    ///
+    /// ```
+    /// use gtudp_proto::wire::Framing;
+    /// use gtudp_proto::LargeMessages;
+    ///
+    /// let framing = Framing::new(b"", &[0x01, 0x1d], &[0x01, 0x5f], &[0x01, 0xae])?;
+    /// assert_eq!(LargeMessages::fragment_type_for(&framing), vec![0x01, 0x1e]);
+    /// # Ok::<(), gtudp_proto::wire::FramingError>(())
+    /// ```
+    pub fn fragment_type_for(framing: &Framing) -> Vec<u8> {
+        let data = framing.type_bytes(PacketKind::Data);
+        let mut fragment = data.to_vec();
+        let last = fragment.len() - 1;
+        for delta in 1..=3u8 {
+            fragment[last] = data[last].wrapping_add(delta);
+            if PacketKind::ALL
+                .into_iter()
+                .all(|kind| framing.type_bytes(kind) != fragment.as_slice())
+            {
+                break;
+            }
+        }
+        fragment
     }
 
     /// These settings with `max_lifetime` set.

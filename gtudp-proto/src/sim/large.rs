@@ -6,26 +6,7 @@ use std::time::Duration;
 
 use super::rng::Rng;
 use super::tag::Tag;
-use crate::wire::PacketKind;
 use crate::{Config, LargeMessages};
-
-/// A fragment type for `config`'s framing: as long as its types, unlike
-/// each (the DATA type with its last byte changed).
-fn fragment_type(config: &Config) -> Vec<u8> {
-    let framing = &config.framing;
-    let mut fragment = framing.type_bytes(PacketKind::Data).to_vec();
-    let last = fragment.len() - 1;
-    for delta in 1..=3u8 {
-        fragment[last] = framing.type_bytes(PacketKind::Data)[last].wrapping_add(delta);
-        if PacketKind::ALL
-            .into_iter()
-            .all(|kind| framing.type_bytes(kind) != fragment.as_slice())
-        {
-            break;
-        }
-    }
-    fragment
-}
 
 /// How a seed with large messages draws them (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +35,7 @@ impl LargeProfile {
             LargeMessages::default()
                 .with_max_message_size(max_message)
                 .with_max_lifetime(lifetime)
-                .with_fragment_type(&fragment_type(config)),
+                .with_fragment_type(&LargeMessages::fragment_type_for(&config.framing)),
         );
         let limits = &mut config.limits;
         let per_peer = max_message * rng.range(2, 3) as usize + 1_024;

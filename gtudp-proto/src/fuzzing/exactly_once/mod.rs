@@ -192,7 +192,7 @@ impl World {
             config.large_messages = Some(
                 crate::LargeMessages::default()
                     .with_max_message_size(300)
-                    .with_fragment_type(&super::fuzz_fragment_type(&config.framing))
+                    .with_fragment_type(&crate::LargeMessages::fragment_type_for(&config.framing))
                     .with_max_lifetime(Duration::from_secs(5)),
             );
             let limits = &mut config.limits;
