@@ -213,6 +213,19 @@ plot=$(pick docs/figures/bbr-vs-aimd.svg "$run/bbr-vs-aimd.svg")
 measure wan_plot 600 "$bin/examples/wan" --flow-congestion bbr,aimd --rtt-ms 20 --rate-mbit 100 \
     --loss 0 --seconds "$(pick 20 2)" --seed 1 --plot "$plot"
 echo "$plot" >"$run/wan_plot.file"
+# Large messages (issue 24), virtual time: sizes and carriages on 20 ms,
+# 100 Mbit/s, seed 1.
+large_case=0
+for case in "one 1024 0" "fragments 65536 0" "fragments 65536 0.1" "ip-fragments 60000 0.1" \
+    "fragments 1048576 0"; do
+    # shellcheck disable=SC2086
+    set -- $case
+    large_case=$((large_case + 1))
+    measure "wan_large_$large_case" 600 "$bin/examples/wan" --rtt-ms 20 --rate-mbit 100 --seed 1 \
+        --carriage "$1" --size "$2" --loss "$3" $(pick "" "--seconds 2")
+done
+# The same on real sockets: 100 MB as 1 MiB messages through a lossy relay.
+measure transfer 300 "$bin/examples/transfer" $(pick "" "--megabytes 10")
 # Loss through a relay on loopback (lossy_demo), 3 runs each.
 for i in $(seq 1 "$(pick 3 1)"); do
     measure "lossy_default.$i" 300 "$bin/examples/lossy_demo"
