@@ -2,8 +2,9 @@
 //! machine.
 //!
 //! ```text
-//! cargo run --release -p gtudp-tokio --example transfer -- [--megabytes 100] \
-//!     [--message-kib 1024] [--loss 0.05] [--in-flight 8] [--seed 7]
+//! cargo run --release -p gtudp-tokio --example transfer -- [--megabytes 100 | --messages N] \
+//!     [--message-kib 1024] [--loss 0.05] [--in-flight 8] [--seed 7] [--direct] \
+//!     [--carriage fragments|ip-fragments]
 //! ```
 //!
 //! Both sockets turn on the large-message extension
@@ -16,6 +17,14 @@
 //! goodput_mbit=G datagrams_sent=S retransmissions=X relay_dropped=L
 //! elapsed_s=T => OK` (or `=> FAILED`): DATA retransmissions beside the
 //! datagrams the relay dropped in both directions (RECV and ACK included).
+//!
+//! `--direct` leaves the relay out (the client sends to the server itself),
+//! for a network that loses packets on its own, such as a namespace with an
+//! nftables drop rule (`gtudp-bench/scripts/netns_large.sh`).
+//! `--carriage ip-fragments` turns the extension off and sends each message
+//! as one datagram that the kernel may fragment (`Fragmentation::Allowed`),
+//! as the original gtUDP did: on a lossy path, one lost IP fragment costs
+//! the whole message.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -24,7 +33,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gtudp_testkit::relay::{Impairment, Relay};
-use gtudp_tokio::{Config, LargeMessages, Socket};
+use gtudp_tokio::{Builder, Config, Fragmentation, LargeMessages};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -48,6 +57,16 @@ struct Args {
     /// Seed of the relay's random choices.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Messages to send (instead of `--megabytes`).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Send straight to the server, without the relay.
+    #[arg(long)]
+    direct: bool,
+    /// How a message crosses: `fragments` (the large-message extension) or
+    /// `ip-fragments` (one datagram, fragmented by the kernel).
+    #[arg(long, default_value = "fragments")]
+    carriage: String,
 }
 
 #[tokio::main]
@@ -76,11 +95,31 @@ fn message(index: u64, size: usize) -> Vec<u8> {
 
 async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let size = (args.message_kib * 1024).max(8);
-    let count = ((args.megabytes * 1_000_000).div_ceil(size)) as u64;
+    let count = args
+        .messages
+        .unwrap_or(((args.megabytes * 1_000_000).div_ceil(size)) as u64);
     let mut config = Config::default();
-    config.large_messages = Some(LargeMessages::default().with_max_message_size(size));
-    let server = Socket::bind("127.0.0.1:0", config.clone()).await?;
-    let client = Socket::bind("127.0.0.1:0", config).await?;
+    let fragmentation = match args.carriage.as_str() {
+        "fragments" => {
+            config.large_messages = Some(LargeMessages::default().with_max_message_size(size));
+            Fragmentation::Forbidden
+        }
+        "ip-fragments" => {
+            config.max_datagram_size = size + config.framing.header_len();
+            Fragmentation::Allowed
+        }
+        other => {
+            return Err(format!("--carriage is fragments or ip-fragments, not {other}").into())
+        }
+    };
+    let server = Builder::new(config.clone())
+        .fragmentation(fragmentation)
+        .bind("127.0.0.1:0")
+        .await?;
+    let client = Builder::new(config)
+        .fragmentation(fragmentation)
+        .bind("127.0.0.1:0")
+        .await?;
     let relay = Relay::start(
         server.local_addr(),
         Impairment {
@@ -90,11 +129,22 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             seed: args.seed,
         },
     )?;
+    let target = match args.direct {
+        true => server.local_addr(),
+        false => relay.addr,
+    };
     println!(
-        "{count} messages of {size} bytes: client {} -> relay {} (loss {:.0}% each way) -> server {}",
+        "{count} messages of {size} bytes ({}): client {} -> {} -> server {}",
+        args.carriage,
         client.local_addr(),
-        relay.addr,
-        args.loss * 100.0,
+        match args.direct {
+            true => "directly".to_string(),
+            false => format!(
+                "relay {} (loss {:.0}% each way)",
+                relay.addr,
+                args.loss * 100.0
+            ),
+        },
         server.local_addr()
     );
 
@@ -146,7 +196,7 @@ async fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         while sends.len() >= args.in_flight {
             collect(sends.join_next().await);
         }
-        let delivery = client.start_send(message(index, size), relay.addr).await?;
+        let delivery = client.start_send(message(index, size), target).await?;
         sends.spawn(delivery);
     }
     while !sends.is_empty() {
