@@ -15,7 +15,7 @@
 #    one 1,452-byte datagram, each confirmed and resent on its own;
 # 2. as one datagram per message that the kernel fragments
 #    (`--carriage ip-fragments`), as the original gtUDP sends, for
-#    comparison (at most 20 messages, all at once, of at most 63 KiB, the
+#    comparison (at most 16 messages, all at once, of at most 63 KiB, the
 #    UDP limit: most of them fail, each after its whole retry span).
 #
 # Each prints the example's result line (`messages= delivered= failed=
@@ -58,11 +58,11 @@ echo "namespace $ns: lo MTU 1500, drops ${loss}% of packets before defragmentati
 echo "== large-message extension: $messages x $kib KiB"
 in_ns "$bin/examples/transfer" --direct --carriage fragments --messages "$messages" \
     --message-kib "$kib" --in-flight 8 | tail -n 1
-few=$((messages < 20 ? messages : 20))
+few=$((messages < 16 ? messages : 16))
 # One UDP datagram carries at most 65,507 bytes: 63 KiB at most here.
 ip_kib=$((kib < 63 ? kib : 63))
 echo "== one datagram per message, fragmented by the kernel: $few x $ip_kib KiB"
 # All at once: each that fails spends its whole retry span (about a minute).
-line=$(in_ns timeout 150 "$bin/examples/transfer" --direct --carriage ip-fragments \
+line=$(in_ns timeout 240 "$bin/examples/transfer" --direct --carriage ip-fragments \
     --messages "$few" --message-kib "$ip_kib" --in-flight "$few" | tail -n 1) || true
-echo "${line:-(no result within 150 s)}"
+echo "${line:-(no result within 240 s)}"
