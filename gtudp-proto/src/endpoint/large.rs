@@ -209,7 +209,7 @@ impl Endpoint {
                 let to = large.destination;
                 if !large.opened {
                     large.opened = true;
-                    self.end_opening(to, large_id);
+                    self.end_stall(to, large_id);
                 }
                 let Some(large) = self.large_sends.get(&large_id) else {
                     return;
@@ -257,7 +257,7 @@ impl Endpoint {
 
     /// `id` is no longer stalled at `destination`: the next large message
     /// may go (the caller's `resolve` releases the queue).
-    fn end_opening(&mut self, destination: SocketAddr, id: MessageId) {
+    fn end_stall(&mut self, destination: SocketAddr, id: MessageId) {
         if let Some(peer) = self.peers.get_mut(&destination) {
             if peer.stalled_large == Some(id) {
                 peer.stalled_large = None;
@@ -283,7 +283,7 @@ impl Endpoint {
     /// The large message `send` (`id`) ended: it no longer counts among
     /// those out to its destination.
     fn end_large(&mut self, id: MessageId, send: &LargeSend) {
-        self.end_opening(send.destination, id);
+        self.end_stall(send.destination, id);
         if let Some(peer) = self.peers.get_mut(&send.destination) {
             if send.started {
                 peer.large_bytes_out = peer.large_bytes_out.saturating_sub(send.total);

@@ -390,29 +390,26 @@ impl Endpoint {
             return;
         }
         let header_len = self.config.framing.header_len();
+        // A fragment of a large message is a DATA to every step below but
+        // the last (see `large`).
         let packet = match self.config.framing.parse(&datagram) {
-            Ok(Packet::Data { identity, .. }) => Ok((crate::wire::PacketKind::Data, identity)),
-            Ok(packet) => Ok((packet.kind(), packet.identity())),
+            Ok(Packet::Data { identity, .. }) => {
+                Ok((crate::wire::PacketKind::Data, identity, false))
+            }
+            Ok(packet) => Ok((packet.kind(), packet.identity(), false)),
+            Err(crate::wire::NotGtudp::UnknownType) if self.is_fragment(&datagram) => {
+                let mut identity = [0u8; crate::wire::Identity::LEN];
+                identity.copy_from_slice(
+                    &datagram[header_len - crate::wire::Identity::LEN..header_len],
+                );
+                let identity = crate::wire::Identity::from_bytes(identity);
+                Ok((crate::wire::PacketKind::Data, identity, true))
+            }
             Err(reason) => Err(reason),
         };
         match packet {
-            Err(crate::wire::NotGtudp::UnknownType) if self.is_fragment(&datagram) => {
-                let identity = crate::wire::Identity::from_bytes(
-                    datagram[header_len - crate::wire::Identity::LEN..header_len]
-                        .try_into()
-                        .unwrap_or_default(),
-                );
-                self.stats.datagrams_in.add(crate::wire::PacketKind::Data);
-                if self.flagged_peers > 0 {
-                    self.heard_from(now, source);
-                }
-                let size = datagram.len();
-                let mut payload = datagram;
-                payload.advance(header_len);
-                self.on_data(now, source, identity, payload, size, true)
-            }
             Err(reason) => self.on_foreign(source, reason, datagram),
-            Ok((kind, identity)) => {
+            Ok((kind, identity, fragment)) => {
                 self.stats.datagrams_in.add(kind);
                 if self.flagged_peers > 0 {
                     self.heard_from(now, source);
@@ -425,7 +422,7 @@ impl Endpoint {
                         // moves its start in place.
                         let mut payload = datagram;
                         payload.advance(header_len);
-                        self.on_data(now, source, identity, payload, size, false)
+                        self.on_data(now, source, identity, payload, size, fragment)
                     }
                     crate::wire::PacketKind::Recv => self.on_recv(now, source, identity, size),
                     crate::wire::PacketKind::Ack => self.on_ack(now, source, identity, size),

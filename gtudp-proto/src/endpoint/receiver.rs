@@ -138,27 +138,21 @@ impl Endpoint {
             self.defer_until_validated(source, size);
             return;
         }
-        if self
-            .peers
-            .get(&source)
-            .is_some_and(|peer| peer.is_unvalidated())
-        {
-            let data = NewData {
-                identity,
-                fingerprint,
-                payload,
-                fragment,
-            };
-            self.hold_until_validated(now, source, data, size);
-            return;
-        }
-        self.note_inbound(source, PacketKind::Data, size);
         let data = NewData {
             identity,
             fingerprint,
             payload,
             fragment,
         };
+        if self
+            .peers
+            .get(&source)
+            .is_some_and(|peer| peer.is_unvalidated())
+        {
+            self.hold_until_validated(now, source, data, size);
+            return;
+        }
+        self.note_inbound(source, PacketKind::Data, size);
         self.take_data(now, source, data, collision);
     }
 
