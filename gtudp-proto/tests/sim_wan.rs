@@ -13,8 +13,7 @@ use gtudp_proto::sim::{MatrixCell, WanCell, WanReport};
 
 /// Virtual time each cell runs here: as long as in the matrix, so that a
 /// test and its row in `wan --matrix` give the same figures (a shorter run
-/// weighs start-up more: at 5 s the 10%-loss cell reads 0.750, at 10 s
-/// 0.762). The core is optimised in test builds, so each cell still takes
+/// weighs start-up more). The core is optimised in test builds, so each cell still takes
 /// only a few seconds.
 const SECONDS: u64 = 10;
 
@@ -137,31 +136,11 @@ fn one_percent_loss_at_20ms() {
 }
 
 #[test]
-fn ten_percent_loss_at_20ms_holds_a_floor() {
-    holds_floor("20ms 100M 10% loss", "util >= 0.65", |report| {
-        at_least("utilization", report.utilization, 0.65)
-            .into_iter()
-            .collect()
-    });
-}
-
-#[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.746 of 0.75 (0.724 over seeds 1-5)"]
 fn ten_percent_loss_at_20ms() {
     meets_target("20ms 100M 10% loss");
 }
 
 #[test]
-fn thirty_percent_loss_at_20ms_holds_a_floor() {
-    holds_floor("20ms 100M 30% loss", "util >= 0.45", |report| {
-        at_least("utilization", report.utilization, 0.45)
-            .into_iter()
-            .collect()
-    });
-}
-
-#[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.491 of 0.50 (0.456 over seeds 1-5)"]
 fn thirty_percent_loss_at_20ms() {
     meets_target("20ms 100M 30% loss");
 }

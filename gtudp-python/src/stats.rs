@@ -36,6 +36,8 @@ pub(crate) fn endpoint<'py>(
             tail_loss_probes,
             retransmission_timeouts,
             recv_retransmissions,
+            recv_copies_sent,
+            recv_copies_received,
             duplicates_suppressed,
             received,
             delivered,

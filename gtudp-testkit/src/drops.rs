@@ -13,13 +13,18 @@ use gtudp_proto::{DropCounts, EndpointStats};
 pub fn assert_only_explained_drops(ours: &EndpointStats, theirs: &EndpointStats) {
     let dropped = ours.dropped;
     assert!(
-        (1..=theirs.validation_probes + theirs.recv_retransmissions + theirs.duplicates_suppressed)
+        (1..=theirs.validation_probes
+            + theirs.recv_retransmissions
+            + theirs.duplicates_suppressed
+            + theirs.recv_copies_sent)
             .contains(&dropped.recv_unknown),
-        "{} unknown RECVs; the peer sent {} probes, resent {} RECVs, answered {} copies",
+        "{} unknown RECVs; the peer sent {} probes, resent {} RECVs, answered {} copies, \
+         sent {} RECVs twice",
         dropped.recv_unknown,
         theirs.validation_probes,
         theirs.recv_retransmissions,
-        theirs.duplicates_suppressed
+        theirs.duplicates_suppressed,
+        theirs.recv_copies_sent
     );
     assert!(
         dropped.ack_unknown <= ours.recv_retransmissions + ours.duplicates_suppressed,

@@ -9,6 +9,7 @@ mod peer_table;
 mod peer_tracking;
 mod receiver;
 mod recovery;
+mod recv_copies;
 mod sender;
 mod spurious;
 mod table_sizes;

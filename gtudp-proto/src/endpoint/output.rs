@@ -33,6 +33,9 @@ enum Order {
     /// A RECV answering a repeat of a message whose exchange is over: no
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
+    /// The copy of a RECV just written, for a peer whose path back loses
+    /// RECVs (see [`super::recv_copies`]): one per RECV, written next.
+    RecvCopy(SocketAddr, Identity),
     Ack(SocketAddr, Identity),
     /// A RECV naming a validation token, to make an unvalidated address
     /// prove it receives our datagrams (its ACK does; see
@@ -119,7 +122,7 @@ impl Output {
                 probes += 1;
                 false
             }
-            Order::Data(_) | Order::Recv(..) => false,
+            Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..) => false,
         });
         self.pending_control -= probes;
     }
@@ -137,7 +140,7 @@ impl Output {
         match order {
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) => self.pending_control -= 1,
             Order::Raw(..) => self.pending_raw -= 1,
-            Order::Data(_) | Order::Recv(..) => {}
+            Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..) => {}
         }
         Some(order)
     }
@@ -163,6 +166,9 @@ impl Endpoint {
             Order::Recv(to, identity) => awaiting
                 .get(&super::receiver::awaiting_key(across_ports, to, *identity))
                 .is_some_and(|record| record.reply_pending && record.port == to.port()),
+            Order::RecvCopy(to, identity) => awaiting
+                .get(&super::receiver::awaiting_key(across_ports, to, *identity))
+                .is_some_and(|record| record.port == to.port()),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }
@@ -260,16 +266,18 @@ impl Endpoint {
                         None => None,
                     }
                 }
-                Order::Ack(to, _) | Order::RecvAgain(to, _) => match self.peers.get(to) {
-                    // An untracked address gets one reply per datagram it
-                    // sent (ACK per RECV, RECV per repeated DATA), never
-                    // larger, so no amplification.
-                    Some(peer) if !peer.may_send(header_len, header_len) => {
-                        self.stats.dropped.amplification_limited += 1;
-                        None
+                Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _) => {
+                    match self.peers.get(to) {
+                        // An untracked address gets one reply per datagram it
+                        // sent (ACK per RECV, RECV per repeated DATA), never
+                        // larger, so no amplification.
+                        Some(peer) if !peer.may_send(header_len, header_len) => {
+                            self.stats.dropped.amplification_limited += 1;
+                            None
+                        }
+                        _ => Some((*to, header_len)),
                     }
-                    _ => Some((*to, header_len)),
-                },
+                }
                 Order::Probe(to, _) => match self.peers.get(to) {
                     Some(peer) if !peer.may_probe(header_len) => {
                         self.stats.dropped.amplification_limited += 1;
@@ -372,6 +380,20 @@ impl Endpoint {
             Some(Order::Recv(to, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 self.on_recv_sent(now, to, identity);
+                if self
+                    .peers
+                    .get(&to)
+                    .is_some_and(|peer| peer.recv_copies.on())
+                {
+                    self.output
+                        .control
+                        .push_front(Order::RecvCopy(to, identity));
+                }
+                (to, Some(PacketKind::Recv))
+            }
+            Some(Order::RecvCopy(to, identity)) => {
+                framing.encode_to_vec(&Packet::Recv { identity }, buf);
+                self.stats.recv_copies_sent += 1;
                 (to, Some(PacketKind::Recv))
             }
             Some(Order::RecvAgain(to, identity)) | Some(Order::Probe(to, identity)) => {

@@ -46,6 +46,11 @@ pub(super) struct Peer {
     /// When the reordering window of the oldest candidate for early loss
     /// detection ends.
     pub(super) rack_deadline: Option<Instant>,
+    /// The last message a RECV from the peer confirmed (see
+    /// [`super::recv_copies`]).
+    pub(super) last_confirmed: Option<super::recv_copies::LastConfirmed>,
+    /// Whether RECVs to the peer go out twice (see [`super::recv_copies`]).
+    pub(super) recv_copies: super::recv_copies::RecvCopies,
     /// A tail-loss probe is out and nothing was confirmed since.
     pub(super) probe_out: bool,
     /// Before this instant a RECV naming none of our messages resends
@@ -130,6 +135,8 @@ impl Peer {
             rack: Rack::default(),
             resolved_resends: Default::default(),
             rack_deadline: None,
+            last_confirmed: None,
+            recv_copies: Default::default(),
             probe_out: false,
             probe_resend_scan: None,
             probe_resend: None,

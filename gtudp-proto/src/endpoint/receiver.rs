@@ -180,6 +180,16 @@ impl Endpoint {
                 self.queue_stateless_recv(source, identity);
                 return Known::Repeat;
             }
+            // A repeat a round trip after our RECV: the RECV was lost.
+            if let (Some(sent), Some(peer)) = (record.last_sent, self.peers.get_mut(&source)) {
+                if let Some(min_rtt) = peer.rtt.min() {
+                    peer.recv_copies.on_repeat(
+                        now.saturating_duration_since(sent),
+                        record.transmissions,
+                        min_rtt,
+                    );
+                }
+            }
             let reply = !record.reply_pending;
             record.reply_pending = true;
             if reply {
@@ -247,6 +257,9 @@ impl Endpoint {
         }
         peer.idle_deadline = None;
         peer.stats.received += 1;
+        let header_len = self.config.framing.header_len();
+        peer.recv_copies
+            .on_taken(header_len + payload.len(), header_len);
         let record = AwaitingAck {
             port: source.port(),
             fingerprint,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::recv_copies::LastConfirmed;
 use super::spurious::ResolvedResend;
 use super::{Endpoint, State};
 use crate::config::SendOptions;
@@ -301,9 +302,17 @@ impl Endpoint {
                 }
             }
             hashbrown::hash_map::Entry::Vacant(_) => {
+                if self.is_recv_copy(now, source, identity) {
+                    self.stats.recv_copies_received += 1;
+                    return;
+                }
                 self.stats.dropped.recv_unknown += 1;
                 // The ACK first, so the resent DATA finds us validated.
                 self.queue_ack(source, identity);
+                // This RECV's copy, if one follows, needs no ACK of its own.
+                if let Some(peer) = self.peers.get_mut(&source) {
+                    peer.last_confirmed = Some(LastConfirmed { identity, at: now });
+                }
                 if self.identities.issued_recently(identity, RECENT_IDENTITIES) {
                     self.on_late_recv(now, source, identity);
                 } else {
@@ -313,6 +322,18 @@ impl Endpoint {
             }
         }
         self.queue_ack(source, identity);
+    }
+
+    /// Whether a RECV naming none of our messages is the copy of the RECV
+    /// that just confirmed one (see [`super::recv_copies`]): no ACK, and no
+    /// evidence of a spurious retransmission.
+    fn is_recv_copy(&self, now: Instant, source: SocketAddr, identity: Identity) -> bool {
+        self.peers
+            .get(&source)
+            .is_some_and(|peer| match (peer.last_confirmed, peer.rtt.min()) {
+                (Some(last), Some(min_rtt)) => last.is_copy(identity, now, min_rtt),
+                _ => false,
+            })
     }
 
     /// A RECV for a message of ours already resolved: when the message was
@@ -493,6 +514,10 @@ impl Endpoint {
             match (outcome, message.last_sent) {
                 (Ok(()), Some(sent)) => {
                     peer.stats.delivered += 1;
+                    peer.last_confirmed = Some(LastConfirmed {
+                        identity: message.identity,
+                        at: now,
+                    });
                     let elapsed = now.saturating_duration_since(sent);
                     let min_rtt = peer.rtt.min();
                     // A RECV sooner after the retransmission than any round
