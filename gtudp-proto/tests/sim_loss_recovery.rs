@@ -161,6 +161,12 @@ fn jitter_fifty_times_the_minimum_rtt_is_learned_not_resent() {
         assert_eq!(stats.retransmission_timeouts, 0, "seed {seed}: {stats:?}");
         resent.push(stats.retransmissions);
     }
-    let total: u64 = resent.iter().sum();
-    assert!(total < 200, "resends per seed {resent:?}");
+    // Issue 19's goal for the relay: at most 20 resends per 2,000 messages.
+    // (Resending what the validation probe drew after the bare round trip
+    // of the probe's exchange, instead of a retransmission timeout, added
+    // 10 to 32 on half of these seeds.)
+    assert!(
+        resent.iter().all(|&count| count <= 20),
+        "resends per seed {resent:?}"
+    );
 }

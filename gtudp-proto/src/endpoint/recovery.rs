@@ -143,9 +143,11 @@ impl Endpoint {
     /// the resend waits for the first kind's answer: the DATA sent long
     /// enough ago to have drawn the probe (more than 1.25 smoothed RTTs
     /// ago, or, before any RTT sample, more than half the oldest one's age
-    /// ago) are resent if still unconfirmed 1.5 round trips after the ACK
-    /// (their RECVs would be back by then), rather than at their RTO. The
-    /// next such scan of the peer waits as long.
+    /// ago) are resent if still unconfirmed one retransmission timeout
+    /// after the ACK (their RECVs would be back by then; before any RTT
+    /// sample, three times the oldest one's age and at least `min_rto`),
+    /// rather than at their own timeouts, which back off. The next such
+    /// scan of the peer waits 1.25 smoothed RTTs.
     ///
     /// A message is resent this way `MAX_RESENDS_FOR_PROBES` times at most
     /// (twice: the ACK that validates us may be overtaken by the resent
@@ -167,15 +169,21 @@ impl Endpoint {
             return;
         };
         let age = now.saturating_duration_since(oldest.at);
-        let (wait, round) = match peer.rtt.smoothed() {
-            Some(smoothed) => (smoothed + smoothed / 4, smoothed),
-            None => (age / 2, age),
+        // Their RECVs are due a round trip after our ACK, as any RECV is:
+        // the resend waits a retransmission timeout, not the bare round
+        // trip, or every RECV later than one RTT sample (the probe's
+        // exchange, the only one before the first RECV) draws a needless
+        // resend.
+        let (wait, resend_after) = match peer.rtt.smoothed() {
+            Some(smoothed) => (smoothed + smoothed / 4, peer.rtt.rto()),
+            // RFC 6298's first RTO from one sample: three times it.
+            None => (age / 2, (age * 3).max(peer.rtt.min_rto())),
         };
         peer.probe_resend_scan = Some(now + wait);
         let Some(sent_by) = now.checked_sub(wait) else {
             return;
         };
-        peer.probe_resend = Some((now + round + round / 2, sent_by));
+        peer.probe_resend = Some((now + resend_after, sent_by));
         self.arm_sender_timer(now, address);
     }
 
