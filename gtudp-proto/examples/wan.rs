@@ -4,7 +4,8 @@
 //! cargo run --release -p gtudp-proto --features sim --example wan -- \
 //!     [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] [--jitter-ms 0] \
 //!     [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd] \
-//!     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50] \
+//!     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] \
+//!     [--series FILE.csv] [--sample-ms 50] \
 //!     [--carriage one|ip-fragments|fragments]
 //! cargo run --release -p gtudp-proto --features sim --example wan -- --matrix \
 //!     [--seconds 10] [--seed 1] [--size 1200]
@@ -81,6 +82,11 @@
 //! 50) of virtual time. Sampling only observes: the figures are the same
 //! with or without it.
 //!
+//! # `--series FILE.csv`
+//!
+//! Writes the same samples as numbers: `seconds,flow,goodput_mbit,
+//! in_flight,window,srtt_ms`, one line per sample and flow.
+//!
 //! # `--matrix`
 //!
 //! Runs every cell the WAN goals are set for (`gtudp_proto::sim::wan::matrix`:
@@ -109,7 +115,7 @@ use gtudp_proto::CongestionAlgorithm;
 
 const USAGE: &str = "usage: wan [--rtt-ms 20] [--rate-mbit 100] [--loss 0.01] [--queue-ms 20] \
      [--jitter-ms 0] [--seconds 10] [--size 1200] [--flows 1] [--seed 1] [--congestion bbr|aimd] \
-     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--sample-ms 50]\n\
+     [--flow-congestion bbr,aimd] [--flow-rtt-ms 20,80] [--plot FILE.svg] [--series FILE.csv] [--sample-ms 50]\n\
      \x20      wan --matrix [--seconds 10] [--seed 1] [--size 1200]";
 
 /// Flags `--matrix` takes; every other cell flag is refused with it.
@@ -130,6 +136,8 @@ struct Args {
     flow_congestion: Option<Vec<CongestionAlgorithm>>,
     flow_rtt_ms: Option<Vec<f64>>,
     plot: Option<PathBuf>,
+    /// Where to write the sampled series as CSV.
+    series: Option<PathBuf>,
     sample_ms: f64,
     carriage: Carriage,
     matrix: bool,
@@ -153,6 +161,7 @@ impl Default for Args {
             flow_congestion: None,
             flow_rtt_ms: None,
             plot: None,
+            series: None,
             sample_ms: 50.0,
             carriage: Carriage::OneDatagram,
             matrix: false,
@@ -238,6 +247,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 })?)
             }
             "--plot" => parsed.plot = Some(PathBuf::from(value)),
+            "--series" => parsed.series = Some(PathBuf::from(value)),
             "--sample-ms" => parsed.sample_ms = number(&flag, &value)?,
             "--carriage" => {
                 parsed.carriage = match value.as_str() {
@@ -336,7 +346,7 @@ fn cell(args: &Args) -> Result<WanCell, String> {
     cell.size = args.size;
     cell.carriage = args.carriage;
     cell.seed = args.seed;
-    if args.plot.is_some() {
+    if args.plot.is_some() || args.series.is_some() {
         cell.sample_every = Some(duration_ms(args.sample_ms));
     }
     Ok(cell)
@@ -360,13 +370,17 @@ fn main() -> ExitCode {
 
 fn run_one(args: &Args) -> Result<(), String> {
     let cell = cell(args)?;
-    if let Some(path) = &args.plot {
+    for path in [&args.plot, &args.series].into_iter().flatten() {
         // Fail before the run, not after it.
         std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let report = cell.run().map_err(|e| e.to_string())?;
     if let Some(path) = &args.plot {
         plot(path, &report).map_err(|e| format!("plotting to {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.series {
+        std::fs::write(path, series_csv(&report))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     println!("{report}");
     if args.carriage != Carriage::OneDatagram {
@@ -376,6 +390,27 @@ fn run_one(args: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The sampled series, one line per sample and flow: what `--plot` draws,
+/// as numbers.
+fn series_csv(report: &WanReport) -> String {
+    let mut csv = String::from("seconds,flow,goodput_mbit,in_flight,window,srtt_ms\n");
+    for sample in &report.samples {
+        for (flow, f) in sample.flows.iter().enumerate() {
+            let srtt = f.rtt.map_or(String::new(), |rtt| {
+                format!("{:.3}", rtt.as_secs_f64() * 1e3)
+            });
+            csv.push_str(&format!(
+                "{:.3},{flow},{:.2},{},{},{srtt}\n",
+                sample.at.as_secs_f64(),
+                f.goodput_mbit,
+                f.in_flight,
+                f.window
+            ));
+        }
+    }
+    csv
 }
 
 fn run_matrix(args: &Args) -> Result<(), String> {

@@ -54,8 +54,13 @@ const CRUISE_MAX_TIME: Duration = Duration::from_secs(2);
 /// share of the round.
 const EXCESS_LOSS: f64 = 0.02;
 /// Round trips of cruise before a standing queue is drained (a queue
-/// another flow keeps standing must not make this one yield all the time).
+/// another flow keeps standing must not make this one yield all the time)...
 const CRUISE_DRAIN_ROUNDS: u32 = 8;
+/// ...but no longer than this (or two round trips, if longer): on a long
+/// path eight rounds are seconds, long enough for a queue the estimate
+/// builds to fill a shallow buffer and stand full, where it drops the
+/// unpaced ACKs between paced DATA.
+const CRUISE_DRAIN_MAX_WAIT: Duration = Duration::from_millis(320);
 /// What a queue standing while cruising trims off the estimate.
 const QUEUE_TRIM: f64 = 0.95;
 /// The queue delay cruising drains.
@@ -221,6 +226,11 @@ impl Bbr {
             Mode::ProbeBw { .. } => (self.probe_epoch, 2),
             _ => (self.round, BW_ROUNDS as u64),
         }
+    }
+
+    /// How long a queue may stand while cruising before it is drained.
+    fn cruise_drain_wait(min_rtt: Duration) -> Duration {
+        (min_rtt * CRUISE_DRAIN_ROUNDS).min((min_rtt * 2).max(CRUISE_DRAIN_MAX_WAIT))
     }
 
     /// How long ProbeBw cruises at the estimate before the next probe.
@@ -624,7 +634,7 @@ impl Bbr {
                     PROBE_DOWN => (elapsed >= min_rtt || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
-                    _ if elapsed >= min_rtt * CRUISE_DRAIN_ROUNDS
+                    _ if elapsed >= Self::cruise_drain_wait(min_rtt)
                         && self.cruise_queue_stands(min_rtt) =>
                     {
                         // The estimate runs high: the queue would fill
