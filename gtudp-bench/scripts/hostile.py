@@ -17,6 +17,15 @@ floods from 5,000 and 50,000 addresses with 1 and 150 DATA each (with and
 without payload), garbage, and forged RECV/ACK, against a sink server and
 an echo server, with the legitimate client started after the flood ("after")
 or during it ("during").
+
+The `frag-` cases attack the large-message extension (server and
+legitimate client enable it; the client sends 4 KB messages, three
+fragments each): fragments claiming a 4 GiB message, fragment counts near
+the field's maximum (16 MiB in 64-byte fragments, indexes up to 262,143),
+fragments of one message that disagree about its total, unit and index,
+and a million partial messages (the first of two fragments only) from
+50,000 spoofed addresses. The server's memory growth is reported beside
+its reassembly budget (64 MiB).
 """
 
 import argparse
@@ -33,7 +42,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "examples")
-DATA, RECV, ACK = 0x1D, 0x5F, 0xAE
+DATA, RECV, ACK, FRAGMENT = 0x1D, 0x5F, 0xAE, 0x1E
+FRAGMENT_KINDS = ("frag-4g", "frag-count", "frag-inconsistent", "frag-partial")
+
+
+def fragment(identity, message, total, index, unit, body):
+    """A fragment datagram of the large-message extension (default framing)."""
+    header = struct.pack(">IIIHI", message, total, index, unit, 60_000)
+    return bytes([FRAGMENT]) + identity + header + body
 
 
 def proc_stat(pid):
@@ -95,6 +111,24 @@ class Flood:
             return bytes([DATA]) + identity + self.payload
         if self.kind == "forged":
             return bytes([rng.choice([RECV, ACK])]) + identity
+        message = rng.getrandbits(32)
+        if self.kind == "frag-4g":
+            # A first fragment claiming the largest total the field holds.
+            return fragment(identity, message, 0xFFFF_FFFF, 0, 1200, b"g" * 1200)
+        if self.kind == "frag-count":
+            # 16 MiB in 64-byte fragments: 262,144 of them; any index.
+            total = 16 << 20
+            return fragment(identity, message, total, rng.randrange(total // 64), 64, b"c" * 64)
+        if self.kind == "frag-inconsistent":
+            # One message number per run, whose fragments disagree.
+            total = rng.choice([1000, 5000, 70_000, 16 << 20])
+            unit = rng.choice([64, 1000, 1200, 1400])
+            index = rng.randrange(8)
+            length = rng.choice([unit, unit - 1, total % unit, 0])
+            return fragment(identity, 7, total, index, unit, b"i" * length)
+        if self.kind == "frag-partial":
+            # The first of two fragments: never completed.
+            return fragment(identity, message, 2400, 0, 1200, b"p" * 1200)
         return rng.randbytes(rng.randrange(0, 64))
 
     def run(self, seconds):
@@ -131,9 +165,12 @@ class Flood:
 
 def case(args, name, addresses, per_address, kind, payload, echo, when):
     port = 47000 + random.randrange(1000)
+    large = kind in FRAGMENT_KINDS
     server_cmd = [os.path.join(EXAMPLES, "echo_server"), "--bind", f"127.0.0.1:{port}"]
     if not echo:
         server_cmd.append("--sink")
+    if large:
+        server_cmd.append("--large-messages")
     # The server's log goes to a file: an unread pipe would fill and stall it.
     server_log = open(os.path.join(os.environ.get("HOSTILE_LOG_DIR", "/tmp"), f"hostile-{name}-{'echo' if echo else 'sink'}-{when}.log"), "w")
     server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=server_log, text=True)
@@ -150,6 +187,8 @@ def case(args, name, addresses, per_address, kind, payload, echo, when):
     ]
     if not echo:
         client_cmd.append("--oneway")
+    if large:
+        client_cmd += ["--large-messages", "--size", "4096"]
     flood_start = time.monotonic()
     if when == "after":
         flood.run(flood_seconds)
@@ -176,7 +215,7 @@ def case(args, name, addresses, per_address, kind, payload, echo, when):
     amplification = back / max(flood.sent_bytes, 1)
     line = (
         f"{name}: server={'echo' if echo else 'sink'} client={when} "
-        f"flood={addresses}x{per_address} {kind}{'' if payload else ' (empty)'} "
+        f"flood={addresses}x{per_address} {kind}{'' if payload or large else ' (empty)'} "
         f"flood_dgrams={flood.sent_datagrams} flood_rate={flood.sent_datagrams / max(flood_time, 1e-9):.0f}/s "
         f"legit_delivered={fields.get('delivered', '?')}/{args.legit} legit_failed={fields.get('failed', '?')} "
         f"legit_echoed={fields.get('echoed', '-') if echo else '-'} legit_elapsed_s={fields.get('elapsed_s', '?')} "
@@ -206,10 +245,16 @@ def main():
         ("garbage-5k", 5_000, 20, "garbage", b""),
         ("forged-5k", 5_000, 20, "forged", b""),
     ]
+    cases += [
+        ("frag-4g", 5_000, 20, "frag-4g", b""),
+        ("frag-count", 5_000, 20, "frag-count", b""),
+        ("frag-inconsistent", 5_000, 20, "frag-inconsistent", b""),
+    ]
     if not args.quick:
         cases += [
             (f"flood-{big // 1000}k-1", big, 1, "data", b"x" * 32),
             (f"flood-{big // 1000}k-150", big, 150, "data", b""),
+            ("frag-partial-1m", big, 20, "frag-partial", b""),
         ]
     all_ok, worst_amp, worst_rss = True, 0.0, 0
     servers = {"sink": (False,), "echo": (True,), "both": (False, True)}[args.server]

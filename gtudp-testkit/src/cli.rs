@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use gtudp_proto::wire::Framing;
-use gtudp_proto::{Config, MAX_UDP_PAYLOAD};
+use gtudp_proto::{Config, LargeMessages, MAX_UDP_PAYLOAD};
 
 /// The echo clients' command line: send N payloads to a gtUDP echo server
 /// and check the echoes.
@@ -21,8 +21,9 @@ pub struct ClientArgs {
     /// Messages to send.
     #[arg(long, default_value_t = 1_000)]
     pub count: u64,
-    /// Bytes per payload (at least 8: each starts with its index).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=65_000))]
+    /// Bytes per payload (at least 8: each starts with its index; more
+    /// than one datagram holds needs --large-messages).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=16 << 20))]
     pub size: u64,
     /// Most messages awaiting their echo (or, with --oneway, their
     /// delivery) at once.
@@ -43,6 +44,10 @@ pub struct ClientArgs {
     /// echo) ends the run after this long, with the result line.
     #[arg(long, default_value_t = 10)]
     pub wait_secs: u64,
+    /// Enable the large-message extension (messages of up to 16 MiB, sent
+    /// as fragments); the server must enable it too.
+    #[arg(long)]
+    pub large_messages: bool,
 }
 
 impl ClientArgs {
@@ -50,9 +55,19 @@ impl ClientArgs {
     /// for `--size`.
     pub fn config(&self) -> Result<Config, String> {
         let mut config = config(self.magic.as_ref(), self.types.as_ref())?;
+        if self.large_messages {
+            config.large_messages = Some(large_messages(&config.framing));
+            return Ok(config);
+        }
         let needed = self.size as usize + config.framing.header_len();
+        if needed > MAX_UDP_PAYLOAD {
+            return Err(format!(
+                "--size {} does not fit one datagram; add --large-messages (on the server too)",
+                self.size
+            ));
+        }
         if needed > config.max_datagram_size {
-            config.max_datagram_size = needed.min(MAX_UDP_PAYLOAD);
+            config.max_datagram_size = needed;
         }
         Ok(config)
     }
@@ -87,6 +102,10 @@ pub struct ServerArgs {
     /// DATA,RECV,ACK type identifiers, in hex (default: 1d,5f,ae).
     #[arg(long, value_parser = parse_types)]
     pub types: Option<Types>,
+    /// Enable the large-message extension (messages of up to 16 MiB, sent
+    /// as fragments, reassembled within the default memory budget).
+    #[arg(long)]
+    pub large_messages: bool,
 }
 
 impl ServerArgs {
@@ -95,8 +114,17 @@ impl ServerArgs {
     pub fn config(&self) -> Result<Config, String> {
         let mut config = config(self.magic.as_ref(), self.types.as_ref())?;
         config.max_datagram_size = MAX_UDP_PAYLOAD;
+        if self.large_messages {
+            config.large_messages = Some(large_messages(&config.framing));
+        }
         Ok(config)
     }
+}
+
+/// The large-message extension's defaults, with a fragment type that fits
+/// `framing`.
+fn large_messages(framing: &Framing) -> LargeMessages {
+    LargeMessages::default().with_fragment_type(&LargeMessages::fragment_type_for(framing))
 }
 
 /// The servers' last line (on stderr):
