@@ -459,10 +459,17 @@ impl Scenario {
             span += rto.min(config.max_rto);
             rto = rto.saturating_mul(2);
         }
+        // A large message must complete within its lifetime, which may be
+        // far shorter than a small one's retry span: a stall may take a
+        // quarter of it.
+        let lifetime = config
+            .large_messages
+            .as_ref()
+            .map_or(Duration::MAX, |large| large.max_lifetime / 4);
         SlowReader {
             min_reading: config.max_rto * 2,
             max_reading: config.max_rto * 4,
-            max_stall: (span / 3).min(reader.max_stall),
+            max_stall: (span / 3).min(reader.max_stall).min(lifetime),
             pause: reader.pause,
         }
     }
@@ -645,6 +652,14 @@ impl Scenario {
             settle += self.config.remember_window
                 + self.config.peer_idle_timeout
                 + Duration::from_secs(1);
+        }
+        if let Some(large) = &self.config.large_messages {
+            // An incomplete large message whose sender gave up (cancelled,
+            // or failed during the chaos) keeps its receiver's reassembly
+            // room for the lifetime it announced: the receiver cannot tell
+            // it from one still coming. Until then, new large messages
+            // past the budget are rightly refused.
+            settle += large.max_lifetime;
         }
         let healed = world.elapsed() + settle;
         plan.run(world, healed, &mut rng);
