@@ -314,7 +314,7 @@ impl Endpoint {
 
     /// Answers a repeat of a message whose exchange is over: one RECV, no
     /// state. Bounded with the other stateless replies.
-    fn queue_stateless_recv(&mut self, source: SocketAddr, identity: Identity) {
+    pub(super) fn queue_stateless_recv(&mut self, source: SocketAddr, identity: Identity) {
         if self.output.pending_control >= self.config.limits.max_pending_control {
             self.stats.dropped.control_overflow += 1;
             return;

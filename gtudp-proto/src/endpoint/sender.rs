@@ -86,6 +86,9 @@ pub(super) struct Message {
     /// The large message this is a fragment of (see `large`): its outcome
     /// goes there, not to the application.
     pub(super) fragment_of: Option<MessageId>,
+    /// A path MTU probe (see `path_mtu`): sent once, never resent, its
+    /// outcome goes to the peer's discovery.
+    pub(super) probe: bool,
 }
 
 impl Message {
@@ -241,6 +244,7 @@ impl Endpoint {
                 only_once_validated: options.only_once_validated,
                 parked: false,
                 fragment_of,
+                probe: false,
             },
         );
         self.outstanding += 1;
@@ -293,6 +297,9 @@ impl Endpoint {
                         }
                         self.on_validated(now, peer);
                         self.resolve_identity_removed(now, id, Ok(()));
+                        if self.config.large_messages.as_ref().is_some_and(|l| l.pmtud) {
+                            self.start_path_mtu(now, peer);
+                        }
                         self.detect_lost(now, peer);
                         self.release(now, peer);
                         self.arm_sender_timer(now, peer);
@@ -492,7 +499,12 @@ impl Endpoint {
             }
             match (outcome, message.last_sent) {
                 (Ok(()), Some(sent)) => {
-                    peer.stats.delivered += 1;
+                    // A path MTU probe is no message of the application's.
+                    peer.stats.delivered += u64::from(!message.probe);
+                    if let Some(path) = peer.path.as_deref_mut() {
+                        let size = self.config.framing.header_len() + message.payload.len();
+                        path.mtu.on_data_confirmed(size);
+                    }
                     let elapsed = now.saturating_duration_since(sent);
                     let min_rtt = peer.rtt.min();
                     // A RECV sooner after the retransmission than any round
@@ -566,8 +578,16 @@ impl Endpoint {
                     });
                 }
                 (Ok(()), None) => peer.stats.delivered += 1,
-                (Err(_), _) => peer.stats.failed += 1,
+                (Err(_), _) => peer.stats.failed += u64::from(!message.probe),
             }
+        }
+        if message.probe {
+            let marker = message.payload.len() == crate::wire::FragmentHeader::LEN;
+            self.messages.remove(&id);
+            self.on_probe_outcome(now, id, destination, marker, outcome);
+            self.release(now, destination);
+            self.note_if_idle(now, destination);
+            return;
         }
         if let Some(large) = message.fragment_of {
             let suspected_lost = message.suspected_lost;

@@ -326,6 +326,7 @@ impl Scenario {
                 .corrupt
                 .unwrap_or_else(|| *extra.pick(&[0.0, 0.0, 0.0, 0.0, 0.02, 0.1]).unwrap_or(&0.0)),
             ip_fragment_mtu: None,
+            mtu: None,
         };
         // Some links worse than the rest (asymmetric paths).
         let mut odd_links = Vec::new();
