@@ -415,3 +415,31 @@ fn without_the_extension_no_probe_reaches_the_wire() {
         }
     }
 }
+
+#[test]
+fn the_path_is_searched_again_after_the_interval() {
+    let mut config = config(1_452);
+    config.large_messages = Some(
+        LargeMessages::default()
+            .with_max_message_size(1 << 20)
+            .with_pmtud_interval(Duration::from_secs(10)),
+    );
+    let mut pair = Pair::new(config.clone(), config, link(Some(1_280), 0.0), 9);
+    let (found, _) = pair.discover();
+    assert!(found <= LIMIT_1280 && LIMIT_1280 - found <= 20);
+    let settled = pair.sizes.last().unwrap().0;
+    let changes = pair.sizes.len();
+    // The path grows; a small message a second keeps the peer tracked.
+    pair.net.set_default_profile(link(None, 0.0));
+    for n in 0..15 {
+        pair.send(payload(1_000 + n, 100));
+        pair.run(Duration::from_secs(1));
+    }
+    // One change since: up to the local limit, once the interval passed
+    // (never back to the base: the peer was not forgotten).
+    assert_eq!(pair.sizes.len(), changes + 1, "{:?}", pair.sizes);
+    let (grew_at, size) = *pair.sizes.last().unwrap();
+    assert_eq!(size, 1_452);
+    assert!(grew_at >= settled + Duration::from_secs(10), "{grew_at:?}");
+    assert!(grew_at <= settled + Duration::from_secs(11), "{grew_at:?}");
+}
