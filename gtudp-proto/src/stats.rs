@@ -211,6 +211,9 @@ pub struct EndpointStats {
     /// Path MTU probes from peers answered with RECV (never handed over,
     /// never remembered).
     pub pmtu_probes_answered: u64,
+    /// Path MTU probes from peers left unanswered, as a new DATA would
+    /// have been then (receiving paused, a receive bound reached, closing).
+    pub pmtu_probes_unanswered: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }

@@ -443,3 +443,33 @@ fn the_path_is_searched_again_after_the_interval() {
     assert!(grew_at >= settled + Duration::from_secs(10), "{grew_at:?}");
     assert!(grew_at <= settled + Duration::from_secs(11), "{grew_at:?}");
 }
+
+#[test]
+fn a_paused_receiver_leaves_probes_unanswered() {
+    let mut config = config(1_452);
+    config.large_messages = Some(
+        LargeMessages::default()
+            .with_max_message_size(1 << 20)
+            .with_pmtud_interval(Duration::from_secs(2)),
+    );
+    let mut pair = Pair::new(config.clone(), config, link(Some(1_280), 0.0), 10);
+    let (found, _) = pair.discover();
+    let answered = pair.b.stats().pmtu_probes_answered;
+    // The path grows, but the receiver stops taking messages: a message
+    // waits unanswered, and so do the probes of the search due meanwhile.
+    pair.net.set_default_profile(link(None, 0.0));
+    pair.b.set_receive_paused(true);
+    let waiting = pair.send(payload(7, 100));
+    pair.run(Duration::from_secs(3));
+    assert!(pair.b.stats().pmtu_probes_unanswered > 0);
+    assert_eq!(pair.b.stats().pmtu_probes_answered, answered);
+    assert_eq!(
+        pair.path_size(),
+        found,
+        "nothing confirmed, nothing learned"
+    );
+    assert_eq!(pair.outcomes.get(&waiting), None, "still trying");
+    pair.b.set_receive_paused(false);
+    pair.run(Duration::from_secs(10));
+    assert_eq!(pair.outcomes.get(&waiting), Some(&true));
+}

@@ -7,11 +7,12 @@
 //! any DATA, but it is sent once and never resent: presumed lost (early
 //! detection, tail-loss probe, timeout) is lost, with no congestion
 //! response and no backoff. Nothing the application sent depends on one,
-//! and none reaches the application's events. A round's probes go ahead of
-//! the peer's queue, largest first, then a header-sized marker. Discovery
-//! starts for a peer when it first confirms one of our messages (it speaks
-//! gtUDP and has proven its address), and is refused (put off by one RTO)
-//! while the tables lack room for a round.
+//! and none reaches the application's events. A round's probes go into
+//! flight at once, past the window and ahead of the queue, largest first,
+//! then a header-sized marker. Discovery starts for a peer when it proves
+//! its address (it first confirms one of our messages, or answers a
+//! validation probe: it speaks gtUDP), and a round is put off by one RTO
+//! while the tables lack room for it.
 //!
 //! **Probes are answered without state.** A receiver with the extension on
 //! answers a probe with a RECV naming its identity, bounded like the RECV
@@ -81,7 +82,7 @@ impl Endpoint {
         }
     }
 
-    /// `address` confirmed one of our messages: starts its discovery if
+    /// `address` proved itself (a gtUDP peer): starts its discovery if
     /// not yet started.
     pub(super) fn start_path_mtu(&mut self, now: Instant, address: SocketAddr) {
         let Some(large) = &self.config.large_messages else {
@@ -331,18 +332,28 @@ impl Endpoint {
 
     /// Withdraws every probe in flight (the endpoint is closing).
     pub(super) fn withdraw_path_probes(&mut self, now: Instant) {
+        if !self.config.large_messages.as_ref().is_some_and(|l| l.pmtud) {
+            return;
+        }
         let probes: Vec<MessageId> = self
-            .peers
-            .values()
-            .filter_map(|peer| peer.path.as_deref())
-            .flat_map(|path| path.round.iter().map(|probe| probe.0))
+            .messages
+            .iter()
+            .filter(|(_, message)| message.probe)
+            .map(|(id, _)| id)
             .collect();
         for id in probes {
             self.resolve(now, id, Err(FailureReason::Cancelled));
         }
     }
 
-    /// A path MTU probe from `source`: answered with a RECV, nothing kept.
+    /// A path MTU probe from `source`: answered with a RECV, nothing kept,
+    /// if a new DATA from it would be taken now. While new DATA is left
+    /// unanswered (receiving paused, a receive bound reached, closing),
+    /// probes are too: a probe's RECV would tell its sender that the path
+    /// and the receiver are well (an RTT sample that ends its backoff, a
+    /// confirmation after which early detection judges the DATA sent
+    /// before), and its unanswered DATA would then spend their attempts
+    /// faster than the receiver's pause lasts.
     pub(super) fn answer_path_probe(
         &mut self,
         source: SocketAddr,
@@ -350,6 +361,10 @@ impl Endpoint {
         size: usize,
     ) {
         self.note_inbound(source, PacketKind::Data, size);
+        if self.state != State::Open || self.receive_paused || !self.has_room_to_receive(&source) {
+            self.stats.pmtu_probes_unanswered += 1;
+            return;
+        }
         self.stats.pmtu_probes_answered += 1;
         self.queue_stateless_recv(source, identity);
     }

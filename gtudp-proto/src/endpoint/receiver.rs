@@ -294,7 +294,7 @@ impl Endpoint {
     /// Whether a new message from `source` fits every receive-side bound,
     /// including the room its identity will need in the remembered memory
     /// once its exchange ends (reserved for every record awaiting an ACK).
-    fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
+    pub(super) fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
         let limits = &self.config.limits;
         let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
         self.unread < limits.max_unread

@@ -297,9 +297,6 @@ impl Endpoint {
                         }
                         self.on_validated(now, peer);
                         self.resolve_identity_removed(now, id, Ok(()));
-                        if self.config.large_messages.as_ref().is_some_and(|l| l.pmtud) {
-                            self.start_path_mtu(now, peer);
-                        }
                         self.detect_lost(now, peer);
                         self.release(now, peer);
                         self.arm_sender_timer(now, peer);
@@ -393,6 +390,11 @@ impl Endpoint {
         }
         // What it sent while unproven is taken now.
         self.take_held_data(now, address);
+        // A gtUDP peer that has proven its address: its path may be probed
+        // (once per peer, here rather than on every RECV).
+        if self.config.large_messages.as_ref().is_some_and(|l| l.pmtud) {
+            self.start_path_mtu(now, address);
+        }
     }
 
     /// A message's timer fired: its deadline, or the retry of a
