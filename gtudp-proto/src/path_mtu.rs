@@ -8,9 +8,9 @@
 //! rounds. A round probes up to [`PROBES_PER_ROUND`] sizes at once, spread
 //! evenly over the sizes still in question (the largest among them, so a
 //! path that takes the local limit is found in one round), followed by a
-//! header-sized *marker*: its confirmation lets early loss detection find
-//! the larger probes lost a reordering window later, instead of waiting for
-//! their timeouts. The largest size confirmed becomes the path's size at
+//! header-sized *marker*: a quarter of a round trip after its confirmation,
+//! the probes still unconfirmed are lost, instead of waiting for their
+//! timeouts. The largest size confirmed becomes the path's size at
 //! once. A size is ruled out only after [`MAX_TRIES`] of its probes are lost
 //! (each time as the smallest size lost in its round), so random loss slows
 //! the search down but rarely misleads it; a round whose probes and marker

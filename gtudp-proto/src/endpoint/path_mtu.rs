@@ -2,12 +2,16 @@
 //! on): probes sent and answered, and the datagram size each peer's path
 //! takes. The decisions are [`crate::path_mtu`]'s.
 //!
-//! **Probes are internal messages.** Each has its own identity, waits for
-//! the window and the pacer, counts in flight and gets its RTT sample like
-//! any DATA, but it is sent once and never resent: presumed lost (early
-//! detection, tail-loss probe, timeout) is lost, with no congestion
-//! response and no backoff. Nothing the application sent depends on one,
-//! and none reaches the application's events. A round's probes go into
+//! **Probes are internal messages.** Each has its own identity and counts
+//! in flight like any DATA, but it is sent once and never resent: presumed
+//! lost (early detection, tail-loss probe, timeout, or a quarter of a round
+//! trip after its round's marker was confirmed) is lost, with no congestion
+//! response and no backoff. Its RECV says the path carries its size, not
+//! that the receiver takes data (a receiver answers probes without taking
+//! anything): it gives an RTT sample that ends no backoff and a delivery
+//! for the controller, but no early detection of the DATA sent before it.
+//! Nothing the application sent depends on one, and none reaches the
+//! application's events. A round's probes go into
 //! flight at once, past the window and ahead of the queue, largest first,
 //! then a header-sized marker. Discovery starts for a peer when it proves
 //! its address (it first confirms one of our messages, or answers a
@@ -20,7 +24,7 @@
 //! nothing to remember. The RECV is smaller than the probe.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -216,6 +220,8 @@ impl Endpoint {
         peer.idle_deadline = None;
         if let Some(path) = peer.path.as_deref_mut() {
             path.round = round;
+            // Any grace of an earlier round's marker is over.
+            path.timer = None;
         }
         self.release(now, address);
         self.arm_sender_timer(now, address);
@@ -244,11 +250,11 @@ impl Endpoint {
                 _ => self.stats.pmtu_probes_lost += 1,
             }
         }
-        let Some(path) = self
-            .peers
-            .get_mut(&destination)
-            .and_then(|peer| peer.path.as_deref_mut())
-        else {
+        let Some(peer) = self.peers.get_mut(&destination) else {
+            return;
+        };
+        let peer_rtt = peer.rtt.smoothed();
+        let Some(path) = peer.path.as_deref_mut() else {
             return;
         };
         if let Err(FailureReason::TooLarge {
@@ -279,6 +285,17 @@ impl Endpoint {
                 }
         });
         if !decided {
+            // The marker went last: once it is confirmed, the probes sent
+            // before it are lost unless their RECVs follow within a
+            // quarter of a round trip (a probe's confirmation takes no
+            // part in the peer's early loss detection).
+            if marker && result == ProbeResult::Confirmed {
+                let grace = peer_rtt.map_or(Duration::from_millis(1), |rtt| rtt / 4)
+                    + Duration::from_millis(1);
+                let at = now + grace;
+                path.timer = Some(at);
+                self.timers.push(at, TimerKey::PathMtu(destination));
+            }
             return;
         }
         let results: SmallVec<[(usize, ProbeResult); PROBES_PER_ROUND]> = path
@@ -324,6 +341,19 @@ impl Endpoint {
             return;
         }
         path.timer = None;
+        if !path.round.is_empty() {
+            // The marker's grace is over: what is still out is lost.
+            let pending: SmallVec<[MessageId; PROBES_PER_ROUND + 1]> = path
+                .round
+                .iter()
+                .filter(|probe| probe.2.is_none())
+                .map(|probe| probe.0)
+                .collect();
+            for id in pending {
+                self.resolve(now, id, Err(FailureReason::AttemptsExhausted));
+            }
+            return;
+        }
         if path.mtu.is_settled() && !path.mtu.research() {
             return;
         }
@@ -349,11 +379,10 @@ impl Endpoint {
     /// A path MTU probe from `source`: answered with a RECV, nothing kept,
     /// if a new DATA from it would be taken now. While new DATA is left
     /// unanswered (receiving paused, a receive bound reached, closing),
-    /// probes are too: a probe's RECV would tell its sender that the path
-    /// and the receiver are well (an RTT sample that ends its backoff, a
-    /// confirmation after which early detection judges the DATA sent
-    /// before), and its unanswered DATA would then spend their attempts
-    /// faster than the receiver's pause lasts.
+    /// probes are too: a receiver holding off its peer's DATA sends it
+    /// nothing that reads as progress (the sender takes no loss signal from
+    /// a probe's RECV anyway, and ends no backoff on it; see the module
+    /// docs).
     pub(super) fn answer_path_probe(
         &mut self,
         source: SocketAddr,

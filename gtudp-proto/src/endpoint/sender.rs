@@ -500,9 +500,30 @@ impl Endpoint {
                 peer.queue.remove(position);
             }
             match (outcome, message.last_sent) {
+                // A path MTU probe's RECV says the path carries its size,
+                // not that the receiver takes data (it answers probes
+                // without taking anything; see `path_mtu`).
+                (Ok(()), Some(sent)) if message.probe => {
+                    // The path carried it: an RTT sample (that ends no
+                    // backoff) and a delivery for the controller, but no
+                    // early detection of the DATA sent before it.
+                    let elapsed = now.saturating_duration_since(sent);
+                    peer.rtt.on_sample(elapsed);
+                    let sample = message.snapshot.as_ref().and_then(|snapshot| {
+                        let min_rtt = peer.rtt.min().unwrap_or_default();
+                        peer.delivery.on_delivered(now, sent, snapshot, min_rtt)
+                    });
+                    peer.congestion.on_delivered(&Delivery {
+                        sent_at: sent,
+                        now,
+                        rtt: Some(elapsed),
+                        sample,
+                        delivered: peer.delivery.delivered(),
+                        in_flight: peer.in_flight,
+                    });
+                }
                 (Ok(()), Some(sent)) => {
-                    // A path MTU probe is no message of the application's.
-                    peer.stats.delivered += u64::from(!message.probe);
+                    peer.stats.delivered += 1;
                     if let Some(path) = peer.path.as_deref_mut() {
                         let size = self.config.framing.header_len() + message.payload.len();
                         path.mtu.on_data_confirmed(size);
