@@ -21,7 +21,8 @@
 //! DATA transmission declared lost and every one confirmed. Losses of
 //! datagrams larger than `base`, with no datagram at least as large as the
 //! smallest of them confirmed in between, make the path *suspect* after
-//! [`SUSPECT_LOSSES`]. A suspect path is checked with batches of
+//! [`SUSPECT_LOSSES`] (doubled after each check that found the path well,
+//! up to 64 losses). A suspect path is checked with batches of
 //! [`CHECK_PROBES`] probes of the current size and a marker: one probe
 //! confirmed clears it; a batch whose probes are all lost while its marker
 //! is confirmed counts against it, and [`BLACK_HOLE_BATCHES`] such batches
@@ -112,7 +113,16 @@ pub(crate) struct PathMtu {
     /// confirmed (while settled above `base`).
     lost_run: u32,
     lost_min: usize,
+    /// Checks in a row that found the path well (capped at
+    /// [`MAX_CLEARED_DOUBLINGS`]): each doubles the losses the next
+    /// suspicion needs, so that losses the size does not explain (a
+    /// receiver holding off DATA, heavy random loss) set off fewer checks.
+    cleared: u32,
 }
+
+/// The most doublings of [`SUSPECT_LOSSES`] after cleared checks (64
+/// losses).
+pub(crate) const MAX_CLEARED_DOUBLINGS: u32 = 4;
 
 impl PathMtu {
     /// A path between a safe `base` and the local limit `max` (datagram
@@ -131,6 +141,7 @@ impl PathMtu {
             },
             lost_run: 0,
             lost_min: usize::MAX,
+            cleared: 0,
         }
     }
 
@@ -238,6 +249,7 @@ impl PathMtu {
             } => {
                 if confirmed.is_some() {
                     self.settle();
+                    self.cleared = (self.cleared + 1).min(MAX_CLEARED_DOUBLINGS);
                     return Verdict::Settled;
                 }
                 if too_large.is_none() {
@@ -259,6 +271,7 @@ impl PathMtu {
                 // size that stopped passing.
                 let lost = self.current;
                 self.current = self.base;
+                self.cleared = 0;
                 self.lost_run = 0;
                 self.lost_min = usize::MAX;
                 self.phase = Phase::Search {
@@ -334,7 +347,7 @@ impl PathMtu {
         }
         self.lost_run += 1;
         self.lost_min = self.lost_min.min(size);
-        if self.lost_run < SUSPECT_LOSSES {
+        if self.lost_run < SUSPECT_LOSSES << self.cleared {
             return false;
         }
         self.lost_run = 0;
@@ -510,6 +523,20 @@ mod tests {
         results[2].1 = Confirmed;
         assert_eq!(path.on_round(&results, true), Verdict::Settled);
         assert_eq!(path.current(), 1_452);
+    }
+
+    #[test]
+    fn each_check_that_clears_doubles_the_losses_the_next_needs() {
+        let mut path = settled_at(1_452);
+        for doublings in 0..=MAX_CLEARED_DOUBLINGS + 1 {
+            let needed = SUSPECT_LOSSES << doublings.min(MAX_CLEARED_DOUBLINGS);
+            for _ in 0..needed - 1 {
+                assert!(!path.on_data_lost(1_452));
+            }
+            assert!(path.on_data_lost(1_452), "after {needed} losses");
+            let results: Vec<_> = path.next_round().iter().map(|&s| (s, Confirmed)).collect();
+            assert_eq!(path.on_round(&results, true), Verdict::Settled);
+        }
     }
 
     #[test]
