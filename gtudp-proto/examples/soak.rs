@@ -315,6 +315,13 @@ fn main() -> ExitCode {
             totals.fragments_received, totals.large_messages_expired
         );
     }
+    if totals.pmtu[0] > 0 {
+        let [sent, confirmed, answered, black_holes] = totals.pmtu;
+        println!(
+            "path MTU probes: sent {sent}, confirmed {confirmed}, answered {answered}, \
+             black holes {black_holes}"
+        );
+    }
     println!("invariants: {}", totals.by_kind);
     println!("{}", totals_line(runs, &totals));
     if totals.violations > 0 {

@@ -439,6 +439,17 @@ impl Config {
                 lifetime: large.max_lifetime,
             });
         }
+        let base_min = self.framing.header_len() + FragmentHeader::LEN + min;
+        if large.pmtud_base < base_min || large.pmtud_base > MAX_UDP_PAYLOAD {
+            return Err(LargeMessagesError::PmtudBase {
+                base: large.pmtud_base,
+                min: base_min,
+                max: MAX_UDP_PAYLOAD,
+            });
+        }
+        if large.pmtud_interval.is_zero() {
+            return Err(LargeMessagesError::PmtudInterval);
+        }
         Ok(())
     }
 
@@ -888,5 +899,45 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn pmtud_settings_are_checked() {
+        let with = |large: LargeMessages| Config {
+            large_messages: Some(large),
+            ..Config::default()
+        };
+        // The base must leave the smallest fragment: 5 + 18 + 64 bytes.
+        assert_eq!(
+            with(LargeMessages::default().with_pmtud_base(86)).validate(),
+            Err(ConfigError::LargeMessages(LargeMessagesError::PmtudBase {
+                base: 86,
+                min: 87,
+                max: MAX_UDP_PAYLOAD,
+            }))
+        );
+        assert_eq!(
+            with(LargeMessages::default().with_pmtud_base(87)).validate(),
+            Ok(())
+        );
+        assert!(matches!(
+            with(LargeMessages::default().with_pmtud_base(MAX_UDP_PAYLOAD + 1)).validate(),
+            Err(ConfigError::LargeMessages(
+                LargeMessagesError::PmtudBase { .. }
+            ))
+        ));
+        let error = with(LargeMessages::default().with_pmtud_interval(Duration::ZERO))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::LargeMessages(LargeMessagesError::PmtudInterval)
+        );
+        assert!(error.to_string().contains("pmtud_interval"));
+        // Off, the base still has to make sense, and nothing else changes.
+        assert_eq!(
+            with(LargeMessages::default().with_pmtud(false)).validate(),
+            Ok(())
+        );
     }
 }

@@ -41,6 +41,24 @@ pub struct LargeMessages {
     /// drops one whose sender may still complete it. A fragment announcing
     /// more than this is refused. Default 300 s.
     pub max_lifetime: Duration,
+    /// Path MTU discovery: find, per peer, the largest datagram its path
+    /// carries, between `pmtud_base` and `Config::max_datagram_size` (set
+    /// that to the interface's limit), with padded probes; fragments and
+    /// whole DATA then use that size, and a path that stops carrying it (a
+    /// black hole) falls back to the base. Default on. Off, every datagram
+    /// may be as large as `Config::max_datagram_size`. Both ends must run
+    /// a version that answers probes (see `docs/large-messages.md`).
+    pub pmtud: bool,
+    /// The datagram size (UDP payload, header included) assumed to cross
+    /// any path, where discovery starts and falls back to. Default 1,200,
+    /// as in QUIC; at least the framing header plus 82 bytes (a fragment
+    /// header and the smallest fragment), at most 65,507. Above
+    /// `Config::max_datagram_size`, that limit is used and nothing is
+    /// searched.
+    pub pmtud_base: usize,
+    /// How long after a search settled below `Config::max_datagram_size` a
+    /// peer's path is searched again (it may have grown). Default 600 s.
+    pub pmtud_interval: Duration,
 }
 
 impl Default for LargeMessages {
@@ -49,6 +67,9 @@ impl Default for LargeMessages {
             max_message_size: 16 << 20,
             fragment_type: vec![0x1e],
             max_lifetime: Duration::from_secs(300),
+            pmtud: true,
+            pmtud_base: 1_200,
+            pmtud_interval: Duration::from_secs(600),
         }
     }
 }
@@ -99,6 +120,24 @@ impl LargeMessages {
         self.max_lifetime = max_lifetime;
         self
     }
+
+    /// These settings with path MTU discovery on or off.
+    pub fn with_pmtud(mut self, pmtud: bool) -> Self {
+        self.pmtud = pmtud;
+        self
+    }
+
+    /// These settings with `pmtud_base` set.
+    pub fn with_pmtud_base(mut self, base: usize) -> Self {
+        self.pmtud_base = base;
+        self
+    }
+
+    /// These settings with `pmtud_interval` set.
+    pub fn with_pmtud_interval(mut self, interval: Duration) -> Self {
+        self.pmtud_interval = interval;
+        self
+    }
 }
 
 /// Why the large-message settings were refused (inside
@@ -135,6 +174,18 @@ pub enum LargeMessagesError {
         /// The configured lifetime.
         lifetime: Duration,
     },
+    /// `pmtud_base` leaves a fragment fewer bytes than the smallest a
+    /// receiver accepts, or exceeds a UDP payload.
+    PmtudBase {
+        /// The configured base.
+        base: usize,
+        /// The smallest accepted.
+        min: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// `pmtud_interval` is zero.
+    PmtudInterval,
 }
 
 impl fmt::Display for LargeMessagesError {
@@ -162,6 +213,14 @@ impl fmt::Display for LargeMessagesError {
                 "large_messages.max_lifetime ({lifetime:?}) must be above zero and at most \
                  u32::MAX milliseconds"
             ),
+            LargeMessagesError::PmtudBase { base, min, max } => write!(
+                f,
+                "large_messages.pmtud_base is {base} bytes; it must be at least {min} and at \
+                 most {max}"
+            ),
+            LargeMessagesError::PmtudInterval => {
+                f.write_str("large_messages.pmtud_interval must be above zero")
+            }
         }
     }
 }

@@ -173,6 +173,7 @@ mod identities;
 mod large_messages;
 mod loss;
 mod pacing;
+mod path_mtu;
 mod reassembly;
 mod remembered;
 mod rtt;

@@ -203,6 +203,23 @@ pub struct EndpointStats {
     /// their messages failed with
     /// [`FailureReason::TooLarge`](crate::FailureReason::TooLarge).
     pub too_large_reports: u64,
+    /// Path MTU probes sent (each once; the header-sized markers that
+    /// follow them are not counted). See `docs/large-messages.md`.
+    pub pmtu_probes_sent: u64,
+    /// Path MTU probes confirmed by their RECV: the size passed.
+    pub pmtu_probes_confirmed: u64,
+    /// Path MTU probes declared lost, or refused by the system as too
+    /// large. Neither is a congestion signal nor fails anything.
+    pub pmtu_probes_lost: u64,
+    /// Paths whose discovered datagram size stopped passing (a black
+    /// hole): their size fell back to the base and was searched again.
+    pub pmtu_black_holes: u64,
+    /// Path MTU probes from peers answered with RECV (never handed over,
+    /// never remembered).
+    pub pmtu_probes_answered: u64,
+    /// Path MTU probes from peers left unanswered, as a new DATA would
+    /// have been then (receiving paused, a receive bound reached, closing).
+    pub pmtu_probes_unanswered: u64,
     /// Datagrams ignored or not sent, by cause.
     pub dropped: DropCounts,
 }
@@ -251,4 +268,9 @@ pub struct PeerStats {
     /// message we sent it). Until then, replies to it are limited to three
     /// times the bytes it sent.
     pub validated: bool,
+    /// The largest datagram (UDP payload, header included) sent to the
+    /// peer now, as path MTU discovery found it; `None` while discovery is
+    /// off or has not started for the peer (see
+    /// [`Endpoint::path_datagram_size`](crate::Endpoint::path_datagram_size)).
+    pub path_datagram_size: Option<usize>,
 }

@@ -45,6 +45,9 @@ pub(crate) enum TimerKey {
     Probe(SocketAddr),
     /// The end of a suspect peer's grace after an unreachable report.
     Unreachable(SocketAddr),
+    /// A peer's path MTU discovery: the next search, or a round put off
+    /// for lack of room.
+    PathMtu(SocketAddr),
     /// The close deadline.
     Drain,
 }
@@ -60,12 +63,13 @@ impl TimerKey {
             TimerKey::Probe(_) => 4,
             TimerKey::Drain => 5,
             TimerKey::Unreachable(_) => 6,
+            TimerKey::PathMtu(_) => 7,
         }
     }
 }
 
 /// Kinds of deadline, one lane each.
-const LANES: usize = 7;
+const LANES: usize = 8;
 
 /// Where the earliest entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -164,7 +164,15 @@ impl Link {
 
 #[test]
 fn a_large_message_arrives_whole_once_and_a_small_one_is_the_original_datagram() {
-    let mut link = Link::new(config(), config(), 0.0);
+    // Fragments of `max_datagram_size`: path MTU discovery off (with it,
+    // they follow the size it finds; see tests/pmtud.rs).
+    let mut config = config();
+    config.large_messages = Some(
+        LargeMessages::default()
+            .with_max_message_size(1 << 20)
+            .with_pmtud(false),
+    );
+    let mut link = Link::new(config.clone(), config, 0.0);
     let big = payload(1, 200_000);
     let id = link.send(big.clone());
     // A small message is one DATA, byte for byte the original's.

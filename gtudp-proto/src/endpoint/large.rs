@@ -86,9 +86,21 @@ pub(super) fn may_release(
 }
 
 impl Endpoint {
-    /// Whether `len` bytes need the large-message extension.
-    pub(super) fn needs_fragments(&self, len: usize) -> bool {
-        self.config.large_messages.is_some() && len > self.config.max_payload_size()
+    /// Whether `len` bytes to `destination` need the large-message
+    /// extension: more than one datagram to its path carries (see
+    /// `path_mtu`; a peer is looked up only for a message above the base
+    /// size).
+    pub(super) fn needs_fragments(&self, len: usize, destination: SocketAddr) -> bool {
+        let Some(large) = &self.config.large_messages else {
+            return false;
+        };
+        let header_len = self.config.framing.header_len();
+        if len > self.config.max_payload_size() {
+            return true;
+        }
+        large.pmtud
+            && len + header_len > large.pmtud_base
+            && len + header_len > self.path_datagram_limit(destination)
     }
 
     /// Accepts a message larger than one datagram: its fragments are
@@ -113,7 +125,12 @@ impl Endpoint {
             return refuse(kind, payload);
         }
         let lifetime = large.max_lifetime;
-        let unit = self.config.fragment_unit();
+        // Fragments fit the datagrams the path takes now; a message keeps
+        // its fragments if that changes later.
+        let unit = self
+            .path_datagram_limit(destination)
+            .saturating_sub(self.config.framing.header_len() + FragmentHeader::LEN)
+            .min(usize::from(u16::MAX));
         let count = payload.len().div_ceil(unit);
         let limits = &self.config.limits;
         if self.outstanding + count + 1 > limits.max_outstanding_messages {

@@ -4,6 +4,7 @@
 mod large;
 mod messages;
 mod output;
+mod path_mtu;
 mod peer;
 mod peer_table;
 mod peer_tracking;
@@ -423,7 +424,11 @@ impl Endpoint {
                         // moves its start in place.
                         let mut payload = datagram;
                         payload.advance(header_len);
-                        self.on_data(now, source, identity, payload, size, fragment)
+                        if fragment && crate::wire::FragmentHeader::is_probe(&payload) {
+                            self.answer_path_probe(source, identity, size);
+                        } else {
+                            self.on_data(now, source, identity, payload, size, fragment)
+                        }
                     }
                     crate::wire::PacketKind::Recv => self.on_recv(now, source, identity, size),
                     crate::wire::PacketKind::Ack => self.on_ack(now, source, identity, size),
@@ -449,6 +454,7 @@ impl Endpoint {
                 TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
                 TimerKey::Unreachable(peer) => self.on_unreachable_timer(now, at, peer),
+                TimerKey::PathMtu(peer) => self.on_path_mtu_timer(now, at, peer),
                 TimerKey::Drain => {
                     if self.state == (State::Draining { deadline: at }) {
                         self.finish_close();
@@ -488,7 +494,7 @@ impl Endpoint {
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
         let destination = crate::canonical_addr(destination);
-        let accepted = match self.needs_fragments(payload.len()) {
+        let accepted = match self.needs_fragments(payload.len(), destination) {
             true => self.accept_large_message(now, destination, payload, options),
             false => self.accept_message(now, destination, payload, options, None),
         };
@@ -504,7 +510,7 @@ impl Endpoint {
             return Err(UnknownMessage(id));
         };
         // A fragment's internal id is not the application's to cancel.
-        let own = |message: &sender::Message| message.fragment_of.is_none();
+        let own = |message: &sender::Message| message.fragment_of.is_none() && !message.probe;
         if self.messages.get(&id).is_some_and(own) {
             self.resolve(now, id, Err(FailureReason::Cancelled));
         } else if !self.cancel_large(now, id) {
@@ -572,6 +578,8 @@ impl Endpoint {
         let deadline = now + self.config.drain_timeout;
         self.state = State::Draining { deadline };
         self.timers.push(deadline, TimerKey::Drain);
+        // Path MTU probes hold nothing the application waits for.
+        self.withdraw_path_probes(now);
         self.finish_close_if_drained();
     }
 
@@ -698,6 +706,11 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.suspect_until == Some(at)),
+            TimerKey::PathMtu(address) => self
+                .peers
+                .get(&address)
+                .and_then(|peer| peer.path.as_deref())
+                .is_some_and(|path| path.timer == Some(at)),
             TimerKey::Drain => self.state == State::Draining { deadline: at },
         }
     }
@@ -744,8 +757,8 @@ impl Endpoint {
 
     fn compact_timers(&mut self) {
         // Per peer: its idle countdown, its send-side timer, its probe, its
-        // unreachable grace.
-        let live_bound = self.messages.len() + self.awaiting.len() + 4 * self.peers.len() + 1;
+        // unreachable grace, its path MTU discovery.
+        let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
         if self.timers.len() <= 2 * live_bound + 64 {
             return;
         }

@@ -334,8 +334,9 @@ impl Endpoint {
                     identity: message.identity,
                     payload: &message.payload,
                 };
-                match (message.fragment_of, &self.config.large_messages) {
-                    (Some(_), Some(large)) => {
+                let fragment_type = message.fragment_of.is_some() || message.probe;
+                match (fragment_type, &self.config.large_messages) {
+                    (true, Some(large)) => {
                         // A fragment: the framing's header with the
                         // extension's type (see `crate::wire::FragmentHeader`).
                         buf.extend_from_slice(framing.magic());

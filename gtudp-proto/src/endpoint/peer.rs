@@ -113,6 +113,9 @@ pub(super) struct Peer {
     /// The smallest DATA datagram the system refused to send to it as too
     /// large for the path, while believed (see [`super::too_large`]).
     pub(super) too_large: Option<super::too_large::TooLargeFrom>,
+    /// Path MTU discovery for the peer, once started (see
+    /// [`super::path_mtu`]); boxed, as most peers never need it.
+    pub(super) path: Option<Box<super::path_mtu::PeerPath>>,
     pub(super) stats: PeerStats,
 }
 
@@ -157,6 +160,7 @@ impl Peer {
             suspect_rto_cap: None,
             gone: false,
             too_large: None,
+            path: None,
             stats: PeerStats::default(),
         }
     }
@@ -252,6 +256,7 @@ impl Peer {
             window: self.congestion.window(),
             in_flight: self.in_flight,
             queued: self.queue.len(),
+            path_datagram_size: self.path.as_ref().map(|path| path.mtu.current()),
             ..self.stats
         }
     }

@@ -307,7 +307,7 @@ impl Endpoint {
     /// Whether a new message from `source` fits every receive-side bound,
     /// including the room its identity will need in the remembered memory
     /// once its exchange ends (reserved for every record awaiting an ACK).
-    fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
+    pub(super) fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
         let limits = &self.config.limits;
         let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
         self.unread < limits.max_unread
@@ -327,7 +327,7 @@ impl Endpoint {
 
     /// Answers a repeat of a message whose exchange is over: one RECV, no
     /// state. Bounded with the other stateless replies.
-    fn queue_stateless_recv(&mut self, source: SocketAddr, identity: Identity) {
+    pub(super) fn queue_stateless_recv(&mut self, source: SocketAddr, identity: Identity) {
         if self.output.pending_control >= self.config.limits.max_pending_control {
             self.stats.dropped.control_overflow += 1;
             return;

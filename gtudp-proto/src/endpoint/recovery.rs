@@ -91,8 +91,13 @@ impl Endpoint {
         let deadline = |sent: &Sent| rto_deadline(messages, &timeouts, sent);
         let mut expired = std::mem::take(&mut self.scratch_lost);
         peer.order.take_expired(now, deadline, &mut expired);
-        let fired = !expired.is_empty();
-        if let Some(oldest) = expired.first() {
+        // Lost path MTU probes are no congestion signal (nor a reason to
+        // back off): only the other messages count.
+        let counted = expired
+            .iter()
+            .find(|sent| messages.get(&sent.id).is_some_and(|m| !m.probe));
+        let fired = counted.is_some();
+        if let Some(oldest) = counted {
             let transmissions = messages.get(&oldest.id).map_or(1, |m| m.transmissions);
             self.stats.retransmission_timeouts += 1;
             peer.on_retransmission_timeout(transmissions);
@@ -223,6 +228,12 @@ impl Endpoint {
         let Some(message) = self.messages.get_mut(&sent.id) else {
             return;
         };
+        if message.probe {
+            // Never resent: presumed lost is lost, with no congestion
+            // response (see `path_mtu`).
+            self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
+            return;
+        }
         if message.attempts_used() >= message.max_attempts {
             self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
             return;
@@ -232,6 +243,10 @@ impl Endpoint {
         // A resend on a validation probe answers the receiver: no loss.
         message.suspected_lost |= matches!(cause, Cause::Early | Cause::Probe | Cause::Timeout);
         let destination = message.destination;
+        if matches!(cause, Cause::Early | Cause::Timeout) {
+            let size = self.config.framing.header_len() + message.payload.len();
+            self.path_data_lost(now, destination, size);
+        }
         if let Some(peer) = self.peers.get_mut(&destination) {
             if cause == Cause::Early {
                 self.stats.loss_detected_early += 1;

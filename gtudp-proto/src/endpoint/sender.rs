@@ -87,6 +87,9 @@ pub(super) struct Message {
     /// The large message this is a fragment of (see `large`): its outcome
     /// goes there, not to the application.
     pub(super) fragment_of: Option<MessageId>,
+    /// A path MTU probe (see `path_mtu`): sent once, never resent, its
+    /// outcome goes to the peer's discovery.
+    pub(super) probe: bool,
 }
 
 impl Message {
@@ -242,6 +245,7 @@ impl Endpoint {
                 only_once_validated: options.only_once_validated,
                 parked: false,
                 fragment_of,
+                probe: false,
             },
         );
         self.outstanding += 1;
@@ -407,6 +411,11 @@ impl Endpoint {
         }
         // What it sent while unproven is taken now.
         self.take_held_data(now, address);
+        // A gtUDP peer that has proven its address: its path may be probed
+        // (once per peer, here rather than on every RECV).
+        if self.config.large_messages.as_ref().is_some_and(|l| l.pmtud) {
+            self.start_path_mtu(now, address);
+        }
     }
 
     /// A message's timer fired: its deadline, or the retry of a
@@ -512,12 +521,38 @@ impl Endpoint {
                 peer.queue.remove(position);
             }
             match (outcome, message.last_sent) {
+                // A path MTU probe's RECV says the path carries its size,
+                // not that the receiver takes data (it answers probes
+                // without taking anything; see `path_mtu`).
+                (Ok(()), Some(sent)) if message.probe => {
+                    // The path carried it: an RTT sample (that ends no
+                    // backoff) and a delivery for the controller, but no
+                    // early detection of the DATA sent before it.
+                    let elapsed = now.saturating_duration_since(sent);
+                    peer.rtt.on_sample(elapsed);
+                    let sample = message.snapshot.as_ref().and_then(|snapshot| {
+                        let min_rtt = peer.rtt.min().unwrap_or_default();
+                        peer.delivery.on_delivered(now, sent, snapshot, min_rtt)
+                    });
+                    peer.congestion.on_delivered(&Delivery {
+                        sent_at: sent,
+                        now,
+                        rtt: Some(elapsed),
+                        sample,
+                        delivered: peer.delivery.delivered(),
+                        in_flight: peer.in_flight,
+                    });
+                }
                 (Ok(()), Some(sent)) => {
                     peer.stats.delivered += 1;
                     peer.last_confirmed = Some(LastConfirmed {
                         identity: message.identity,
                         at: now,
                     });
+                    if let Some(path) = peer.path.as_deref_mut() {
+                        let size = self.config.framing.header_len() + message.payload.len();
+                        path.mtu.on_data_confirmed(size);
+                    }
                     let elapsed = now.saturating_duration_since(sent);
                     let min_rtt = peer.rtt.min();
                     // A RECV sooner after the retransmission than any round
@@ -591,8 +626,16 @@ impl Endpoint {
                     });
                 }
                 (Ok(()), None) => peer.stats.delivered += 1,
-                (Err(_), _) => peer.stats.failed += 1,
+                (Err(_), _) => peer.stats.failed += u64::from(!message.probe),
             }
+        }
+        if message.probe {
+            let marker = message.payload.len() == crate::wire::FragmentHeader::LEN;
+            self.messages.remove(&id);
+            self.on_probe_outcome(now, id, destination, marker, outcome);
+            self.release(now, destination);
+            self.note_if_idle(now, destination);
+            return;
         }
         if let Some(large) = message.fragment_of {
             let suspected_lost = message.suspected_lost;

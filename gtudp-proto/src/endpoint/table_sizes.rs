@@ -75,9 +75,9 @@ impl TableSizes {
         const SLACK: usize = 66;
         const FORCED_INSERT_BYTES: usize = RememberedIdentities::worst_insert_bytes();
         // Per peer: its idle countdown, its send-side timer, its probe, its
-        // unreachable grace.
+        // unreachable grace, its path MTU discovery.
         let live_timers =
-            limits.max_outstanding_messages + limits.max_awaiting_ack + 4 * limits.max_peers + 1;
+            limits.max_outstanding_messages + limits.max_awaiting_ack + 5 * limits.max_peers + 1;
         let live_orders = limits.max_outstanding_messages
             + limits.max_awaiting_ack
             + limits.max_pending_control

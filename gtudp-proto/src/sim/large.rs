@@ -22,7 +22,8 @@ pub struct LargeProfile {
 
 impl LargeProfile {
     /// Draws the profile from `rng` and sets `config` for it: datagrams of
-    /// 120 to 600 bytes, messages of up to 4 to 24 fragments, a reassembly
+    /// 120 to 600 bytes (path MTU discovery searching from two thirds of
+    /// that), messages of up to 4 to 24 fragments, a reassembly
     /// budget per host of two to three such messages, a lifetime of 0.5 to
     /// 1.5 s, and table bounds with room for the fragments.
     pub fn drawn(rng: &mut Rng, config: &mut Config) -> Self {
@@ -31,12 +32,20 @@ impl LargeProfile {
         let fragments = rng.range(4, 24) as usize;
         let max_message = unit * fragments;
         let lifetime = Duration::from_millis(rng.range(500, 1_500));
+        // Path MTU discovery searches from two thirds of the datagram size
+        // up to it (drawn from nothing, so the seed's stream is as before).
+        let min_base = config.framing.header_len() + crate::wire::FragmentHeader::LEN + 64;
+        let base = (config.max_datagram_size * 2 / 3).max(min_base);
         config.large_messages = Some(
             LargeMessages::default()
                 .with_max_message_size(max_message)
                 .with_max_lifetime(lifetime)
-                .with_fragment_type(&LargeMessages::fragment_type_for(&config.framing)),
+                .with_fragment_type(&LargeMessages::fragment_type_for(&config.framing))
+                .with_pmtud_base(base),
         );
+        // Before discovery, fragments are cut to the base: more of them.
+        let base_unit = base - config.framing.header_len() - crate::wire::FragmentHeader::LEN;
+        let fragments = max_message.div_ceil(base_unit);
         let limits = &mut config.limits;
         let per_peer = max_message * rng.range(2, 3) as usize + 1_024;
         limits.max_reassembly_bytes_per_peer = per_peer;

@@ -123,6 +123,13 @@ pub struct LinkProfile {
     /// arrives only if every piece does. Default `None`: loss is per
     /// datagram whatever its size.
     pub ip_fragment_mtu: Option<usize>,
+    /// The path's MTU with don't-fragment set: a datagram whose bytes and
+    /// `wire_overhead` exceed this many is dropped (and counted in
+    /// [`NetworkStats::too_big`]), as a router drops a packet too large for
+    /// its next hop; nothing tells the sender. With `wire_overhead` 28
+    /// (IPv4 and UDP headers), 1,280 is an IPv6-minimum link: datagrams of
+    /// up to 1,252 bytes pass. Default `None`: no limit.
+    pub mtu: Option<usize>,
 }
 
 /// Half of the bit flips of a corrupted datagram fall within its first this
@@ -146,7 +153,14 @@ impl LinkProfile {
             wire_overhead: 0,
             corrupt: 0.0,
             ip_fragment_mtu: None,
+            mtu: None,
         }
+    }
+
+    /// Whether a datagram of `len` bytes is larger than the link's
+    /// [`mtu`](Self::mtu).
+    pub fn too_big(&self, len: usize) -> bool {
+        self.mtu.is_some_and(|mtu| len + self.wire_overhead > mtu)
     }
 
     /// The probability that a datagram of `len` bytes is lost: `loss`, or
@@ -246,6 +260,8 @@ pub struct NetworkStats {
     pub rate_dropped: u64,
     /// Copies corrupted on the way (see [`LinkProfile::corrupt`]).
     pub corrupted: u64,
+    /// Dropped as larger than the link's MTU (see [`LinkProfile::mtu`]).
+    pub too_big: u64,
 }
 
 /// What [`Network::send`] did with a datagram.
@@ -262,6 +278,8 @@ pub enum Fate {
     Partitioned,
     /// Dropped by the rate limiter.
     RateDropped,
+    /// Dropped as larger than the link's MTU.
+    TooBig,
 }
 
 /// A seeded, sans-IO network between any number of addresses.
@@ -355,6 +373,10 @@ impl Network {
             return Fate::Partitioned;
         }
         let link = self.links.get(&(from, to)).unwrap_or(&self.default).clone();
+        if link.too_big(payload.len()) {
+            self.stats.too_big += 1;
+            return Fate::TooBig;
+        }
         let loss = link.loss_of(payload.len());
         if !link.loss_after_queue && self.rng.chance(loss) {
             self.stats.lost += 1;
@@ -575,6 +597,25 @@ mod tests {
             corrupted > 150 && truncated > 20 && header > 40,
             "{corrupted} {truncated} {header}"
         );
+    }
+
+    #[test]
+    fn a_datagram_above_the_mtu_is_dropped() {
+        let mut profile = LinkProfile::clean();
+        profile.mtu = Some(1_280);
+        profile.wire_overhead = 28;
+        let mut net = Network::new(1, profile);
+        let fits = Bytes::from(vec![0; 1_252]);
+        let over = Bytes::from(vec![0; 1_253]);
+        assert_eq!(
+            net.send(Duration::ZERO, addr(1), addr(2), fits),
+            Fate::Queued { copies: 1 }
+        );
+        assert_eq!(
+            net.send(Duration::ZERO, addr(1), addr(2), over),
+            Fate::TooBig
+        );
+        assert_eq!(net.stats().too_big, 1);
     }
 
     #[test]

@@ -310,7 +310,7 @@ impl Scenario {
         let reorder = knobs
             .reorder
             .unwrap_or_else(|| *rng.pick(&[0.0, 0.0, 0.1, 0.3]).unwrap_or(&0.0));
-        let link = LinkProfile {
+        let mut link = LinkProfile {
             loss,
             duplicate,
             reorder,
@@ -326,6 +326,7 @@ impl Scenario {
                 .corrupt
                 .unwrap_or_else(|| *extra.pick(&[0.0, 0.0, 0.0, 0.0, 0.02, 0.1]).unwrap_or(&0.0)),
             ip_fragment_mtu: None,
+            mtu: None,
         };
         // Some links worse than the rest (asymmetric paths).
         let mut odd_links = Vec::new();
@@ -410,6 +411,18 @@ impl Scenario {
             && !flood
             && link.corrupt == 0.0)
             .then(|| LargeProfile::drawn(&mut large_rng, &mut config));
+        // Half of those links drop datagrams above an MTU between the base
+        // of path MTU discovery and the datagram size, for it to find (the
+        // worse links, if any, have none: the paths are asymmetric).
+        if let Some(base) = config
+            .large_messages
+            .as_ref()
+            .filter(|_| large.is_some() && large_rng.chance(0.5))
+            .map(|large| large.pmtud_base)
+        {
+            let max = config.max_datagram_size;
+            link.mtu = Some(base + large_rng.below((max - base).max(1) as u64) as usize);
+        }
         let hostile = if flood {
             // Just before the first send, or during the exchange.
             let start = Duration::from_millis(flood_rng.range(0, 400));
@@ -521,8 +534,8 @@ impl Scenario {
             },
             match &self.large {
                 Some(large) => format!(
-                    "up to {} B in fragments of {} B",
-                    large.max_message, large.unit
+                    "up to {} B in fragments of {} B, path MTU {:?}",
+                    large.max_message, large.unit, link.mtu
                 ),
                 None => "none".to_string(),
             },

@@ -224,6 +224,10 @@ pub struct Counts {
     /// (see [`LargeMessages::max_lifetime`](crate::LargeMessages)), summed
     /// at the end.
     pub large_messages_expired: u64,
+    /// Path MTU probes sent, confirmed and answered, and black holes
+    /// declared, summed at the end (see
+    /// [`EndpointStats::pmtu_probes_sent`](crate::EndpointStats::pmtu_probes_sent)).
+    pub pmtu: [u64; 4],
     /// Messages sent after the heal that failed with `Unvalidated` to a
     /// peer that never proved its address (see
     /// [`World`](super::World)).
@@ -248,6 +252,9 @@ impl core::ops::AddAssign for Counts {
         self.rebound_duplicates += other.rebound_duplicates;
         self.fragments_received += other.fragments_received;
         self.large_messages_expired += other.large_messages_expired;
+        for (total, more) in self.pmtu.iter_mut().zip(other.pmtu) {
+            *total += more;
+        }
         self.unvalidated_failures += other.unvalidated_failures;
     }
 }

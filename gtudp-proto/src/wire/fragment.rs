@@ -24,6 +24,16 @@
 //! same bytes: the lifetime is fixed when the message is accepted, not
 //! recomputed per transmission, so the receiver's fingerprint of a copy
 //! matches the original's.
+//!
+//! **Path MTU probes.** A fragment-type datagram whose header is
+//! [`FragmentHeader::PROBE`] (`message` 0, `total` 0, `index` 2³² − 1,
+//! `unit` 0, `lifetime` 0) is a probe of path MTU discovery, padded with
+//! any bytes to the size it tries. No fragment has that header (a
+//! fragment's `total` is at least 1 and its `unit` at least 64, and a
+//! corrupted fragment would need many bits flipped to look like one). The
+//! receiver answers a probe with a RECV naming its identity and keeps
+//! nothing: no record, no history, nothing handed over. The sender sends a
+//! probe once and never resends it.
 
 use core::fmt;
 
@@ -73,6 +83,35 @@ impl FragmentHeader {
     /// The smallest `unit` a receiver accepts. Smaller fragments would make
     /// the receiver's record of which arrived large beside the message.
     pub const MIN_UNIT: u16 = 64;
+
+    /// The header of a path MTU probe (see the module docs).
+    pub const PROBE: FragmentHeader = FragmentHeader {
+        message: 0,
+        total: 0,
+        index: u32::MAX,
+        unit: 0,
+        lifetime_ms: 0,
+    };
+
+    /// Whether a fragment-type datagram's payload (what follows the
+    /// framing header) is a path MTU probe: it starts with
+    /// [`FragmentHeader::PROBE`], whatever follows.
+    ///
+    /// ```
+    /// use gtudp_proto::wire::FragmentHeader;
+    ///
+    /// let mut probe = Vec::new();
+    /// FragmentHeader::PROBE.encode(&mut probe);
+    /// probe.resize(1_400, 0);
+    /// assert!(FragmentHeader::is_probe(&probe));
+    /// assert!(FragmentHeader::parse(&probe).is_err(), "never a fragment");
+    /// ```
+    pub fn is_probe(payload: &[u8]) -> bool {
+        const HEAD: [u8; FragmentHeader::LEN] = [
+            0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0,
+        ];
+        payload.get(..Self::LEN) == Some(&HEAD[..])
+    }
 
     /// How many fragments a message of `total` bytes in `unit`-byte
     /// fragments has.
@@ -172,6 +211,30 @@ mod tests {
         let (parsed, bytes) = FragmentHeader::parse(&encoded).unwrap();
         assert_eq!(parsed, h);
         assert_eq!(bytes.len(), 1_000 - 3 * 256);
+    }
+
+    #[test]
+    fn a_probe_is_no_fragment_and_no_fragment_is_a_probe() {
+        let probe = payload(FragmentHeader::PROBE, 100);
+        assert!(FragmentHeader::is_probe(&probe));
+        assert!(FragmentHeader::is_probe(&probe[..FragmentHeader::LEN]));
+        assert!(!FragmentHeader::is_probe(&probe[..FragmentHeader::LEN - 1]));
+        assert_eq!(
+            FragmentHeader::parse(&probe),
+            Err(FragmentError::Inconsistent)
+        );
+        // One to three flipped bits never turn a fragment into a probe.
+        let fragment = payload(header(64, 0, 64), 64);
+        for a in 0..FragmentHeader::LEN * 8 {
+            for b in a..FragmentHeader::LEN * 8 {
+                let mut bytes = fragment.clone();
+                bytes[a / 8] ^= 1 << (a % 8);
+                if b != a {
+                    bytes[b / 8] ^= 1 << (b % 8);
+                }
+                assert!(!FragmentHeader::is_probe(&bytes));
+            }
+        }
     }
 
     #[test]

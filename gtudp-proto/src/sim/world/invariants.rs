@@ -112,6 +112,12 @@ impl World {
         self.counts.rebound_duplicates = sum(|stats| stats.rebound_duplicates);
         self.counts.fragments_received = sum(|stats| stats.fragments_received);
         self.counts.large_messages_expired = sum(|stats| stats.large_messages_expired);
+        self.counts.pmtu = [
+            sum(|stats| stats.pmtu_probes_sent),
+            sum(|stats| stats.pmtu_probes_confirmed),
+            sum(|stats| stats.pmtu_probes_answered),
+            sum(|stats| stats.pmtu_black_holes),
+        ];
         self.counts
     }
 
