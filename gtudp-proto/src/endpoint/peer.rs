@@ -309,9 +309,6 @@ impl<'a> Timeouts<'a> {
     /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
     /// the receiver's `remember_window` covers.
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
-        let smoothed = self.rtt.smoothed().unwrap_or_default();
-        // Twice the smoothed RTT, added rather than multiplied (cheaper).
-        let floor = (smoothed + smoothed).min(self.rtt.max_rto());
-        self.after(transmissions).max(floor)
+        self.after(transmissions).max(self.rtt.twice_smoothed())
     }
 }

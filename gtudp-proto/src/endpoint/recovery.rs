@@ -26,7 +26,7 @@ use super::peer::Timeouts;
 use super::sender::Cause;
 use super::Endpoint;
 use crate::event::FailureReason;
-use crate::loss::{probe_timeout, Liveness, PathTimes, Sent};
+use crate::loss::{Liveness, PathTimes, Sent};
 use crate::timer::TimerKey;
 
 /// How far back from the newest transmission a tail-loss probe looks for a
@@ -114,12 +114,14 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let (false, Some(smoothed), Some(last)) =
-            (peer.probe_out, peer.rtt.smoothed(), peer.last_data_sent)
-        else {
+        let (false, Some(timeout), Some(last)) = (
+            peer.probe_out,
+            peer.rtt.probe_timeout(),
+            peer.last_data_sent,
+        ) else {
             return;
         };
-        if last + probe_timeout(smoothed, peer.rtt.rto()) > now {
+        if last + timeout > now {
             return;
         }
         let messages = &self.messages;
@@ -271,13 +273,13 @@ impl Endpoint {
                     .get(&oldest.id)
                     .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
             );
-            if let (true, false, Some(smoothed), Some(last)) = (
+            if let (true, false, Some(timeout), Some(last)) = (
                 self.config.early_loss_detection,
                 peer.probe_out,
-                peer.rtt.smoothed(),
+                peer.rtt.probe_timeout(),
                 peer.last_data_sent,
             ) {
-                earliest(Some(last + probe_timeout(smoothed, peer.rtt.rto())));
+                earliest(Some(last + timeout));
             }
         }
         if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
