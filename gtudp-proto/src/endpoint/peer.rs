@@ -64,6 +64,9 @@ pub(super) struct Peer {
     pub(super) last_data_sent: Option<Instant>,
     /// The instant the peer's live `TimerKey::Sender` entry is set for.
     pub(super) send_timer: Option<Instant>,
+    /// Something may have moved the send side's deadline earlier since the
+    /// timer was last armed (see `Endpoint::arm_after_transmission`).
+    pub(super) send_deadline_moved: bool,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
     /// Messages in flight to resend, waiting for the pacer: they go before
@@ -142,6 +145,7 @@ impl Peer {
             probe_resend: None,
             last_data_sent: None,
             send_timer: None,
+            send_deadline_moved: false,
             queue: VecDeque::new(),
             resends: VecDeque::new(),
             awaiting: 0,
