@@ -20,6 +20,11 @@ pub(crate) struct RttEstimator {
     smoothed_ns: u64,
     /// RTTVAR in whole nanoseconds.
     variation_ns: u64,
+    /// `min_rto`, and the RTO's ceiling (`max_rto`, or `min_rto` if
+    /// larger), and `max_rto`, in whole nanoseconds.
+    min_rto_ns: u64,
+    rto_ceiling_ns: u64,
+    max_rto_ns: u64,
     /// The smallest sample seen: the path's propagation delay, as near as
     /// we can tell. Spurious retransmissions are recognised against it.
     min: Option<Duration>,
@@ -43,6 +48,9 @@ impl RttEstimator {
             smoothed: None,
             smoothed_ns: 0,
             variation_ns: 0,
+            min_rto_ns: nanos(min_rto),
+            rto_ceiling_ns: nanos(max_rto.max(min_rto)),
+            max_rto_ns: nanos(max_rto),
             min: None,
             min_rto,
             max_rto,
@@ -58,7 +66,6 @@ impl RttEstimator {
     /// every step, and this runs once per message).
     pub(crate) fn on_sample(&mut self, sample: Duration) {
         self.min = Some(self.min.map_or(sample, |min| min.min(sample)));
-        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let sample_ns = nanos(sample);
         let smoothed = match self.smoothed {
             None => {
@@ -76,8 +83,9 @@ impl RttEstimator {
             }
         };
         self.smoothed = Some(smoothed);
-        self.rto = self.computed_rto(smoothed);
-        self.twice_smoothed = (smoothed + smoothed).min(self.max_rto);
+        self.rto = self.computed_rto();
+        self.twice_smoothed =
+            Duration::from_nanos(self.smoothed_ns.saturating_mul(2).min(self.max_rto_ns));
         self.probe_timeout = Some(crate::loss::probe_timeout(smoothed, self.rto));
     }
 
@@ -121,13 +129,11 @@ impl RttEstimator {
 
     /// SRTT + max(G, 4 × RTTVAR), within the bounds; in nanoseconds, where
     /// `Duration`'s operators would normalise at every step.
-    fn computed_rto(&self, smoothed: Duration) -> Duration {
+    fn computed_rto(&self) -> Duration {
         const GRANULARITY_NS: u64 = GRANULARITY.as_nanos() as u64;
         let spread = self.variation_ns.saturating_mul(4).max(GRANULARITY_NS);
-        let rto = smoothed
-            .checked_add(Duration::from_nanos(spread))
-            .unwrap_or(Duration::MAX);
-        rto.clamp(self.min_rto, self.max_rto.max(self.min_rto))
+        let rto = self.smoothed_ns.saturating_add(spread);
+        Duration::from_nanos(rto.clamp(self.min_rto_ns, self.rto_ceiling_ns))
     }
 
     /// The timeout after `backoff` doublings (RFC 6298 section 5.5), capped
@@ -136,6 +142,11 @@ impl RttEstimator {
         let factor = 1u32.checked_shl(backoff.min(31)).unwrap_or(u32::MAX);
         self.rto().saturating_mul(factor).min(self.max_rto)
     }
+}
+
+/// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
