@@ -119,6 +119,15 @@ impl SendOrder {
         None
     }
 
+    /// The oldest live transmission, leaving every entry in place.
+    #[cfg(all(debug_assertions, feature = "sim"))]
+    pub(crate) fn first_live(&self, liveness: impl Fn(&Sent) -> Liveness) -> Option<Sent> {
+        self.entries
+            .iter()
+            .find(|sent| liveness(sent) != Liveness::Stale)
+            .copied()
+    }
+
     /// Copies into `out`, oldest first, the live transmissions sent no
     /// later than `by` that `wanted` selects, leaving every entry in place
     /// (stale ones at the front are dropped).

@@ -15,28 +15,48 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 #[derive(Clone, Debug)]
 pub(crate) struct RttEstimator {
     smoothed: Option<Duration>,
-    variation: Duration,
+    /// `smoothed` in whole nanoseconds (0 before the first sample), for
+    /// the next sample's arithmetic.
+    smoothed_ns: u64,
+    /// RTTVAR in whole nanoseconds.
+    variation_ns: u64,
+    /// `min_rto`, and the RTO's ceiling (`max_rto`, or `min_rto` if
+    /// larger), and `max_rto`, in whole nanoseconds.
+    min_rto_ns: u64,
+    rto_ceiling_ns: u64,
+    max_rto_ns: u64,
     /// The smallest sample seen: the path's propagation delay, as near as
     /// we can tell. Spurious retransmissions are recognised against it.
     min: Option<Duration>,
-    initial_rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
     /// The timeout the estimate gives, kept up to date by each sample
     /// (it is read far more often than a sample arrives).
     rto: Duration,
+    /// What the timers derived from the estimate read, kept up to date by
+    /// each sample with `rto`: twice the smoothed RTT, at most `max_rto`
+    /// (zero before the first sample).
+    twice_smoothed: Duration,
+    /// The tail-loss probe's timeout ([`crate::loss::probe_timeout`]),
+    /// once a sample has been taken.
+    probe_timeout: Option<Duration>,
 }
 
 impl RttEstimator {
     pub(crate) fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
         Self {
             smoothed: None,
-            variation: Duration::ZERO,
+            smoothed_ns: 0,
+            variation_ns: 0,
+            min_rto_ns: nanos(min_rto),
+            rto_ceiling_ns: nanos(max_rto.max(min_rto)),
+            max_rto_ns: nanos(max_rto),
             min: None,
-            initial_rto,
             min_rto,
             max_rto,
             rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
+            twice_smoothed: Duration::ZERO,
+            probe_timeout: None,
         }
     }
 
@@ -46,24 +66,27 @@ impl RttEstimator {
     /// every step, and this runs once per message).
     pub(crate) fn on_sample(&mut self, sample: Duration) {
         self.min = Some(self.min.map_or(sample, |min| min.min(sample)));
-        let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let sample_ns = nanos(sample);
-        match self.smoothed {
+        let smoothed = match self.smoothed {
             None => {
-                self.smoothed = Some(sample);
-                self.variation = sample / 2;
+                self.smoothed_ns = sample_ns;
+                self.variation_ns = nanos(sample / 2);
+                sample
             }
-            Some(smoothed) => {
-                let smoothed_ns = nanos(smoothed);
+            Some(_) => {
+                let smoothed_ns = self.smoothed_ns;
                 let deviation = smoothed_ns.abs_diff(sample_ns);
-                let variation =
-                    (nanos(self.variation).saturating_mul(3)).saturating_add(deviation) / 4;
-                let smoothed = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
-                self.variation = Duration::from_nanos(variation);
-                self.smoothed = Some(Duration::from_nanos(smoothed));
+                self.variation_ns =
+                    (self.variation_ns.saturating_mul(3)).saturating_add(deviation) / 4;
+                self.smoothed_ns = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
+                Duration::from_nanos(self.smoothed_ns)
             }
-        }
+        };
+        self.smoothed = Some(smoothed);
         self.rto = self.computed_rto();
+        self.twice_smoothed =
+            Duration::from_nanos(self.smoothed_ns.saturating_mul(2).min(self.max_rto_ns));
+        self.probe_timeout = Some(crate::loss::probe_timeout(smoothed, self.rto));
     }
 
     /// The smoothed RTT, once a sample has been taken.
@@ -91,12 +114,26 @@ impl RttEstimator {
         self.rto
     }
 
+    /// Twice the smoothed RTT, at most `max_rto`; zero before the first
+    /// sample.
+    pub(crate) fn twice_smoothed(&self) -> Duration {
+        self.twice_smoothed
+    }
+
+    /// The tail-loss probe's timeout for this estimate
+    /// ([`crate::loss::probe_timeout`] of the smoothed RTT and the RTO),
+    /// once a sample has been taken.
+    pub(crate) fn probe_timeout(&self) -> Option<Duration> {
+        self.probe_timeout
+    }
+
+    /// SRTT + max(G, 4 × RTTVAR), within the bounds; in nanoseconds, where
+    /// `Duration`'s operators would normalise at every step.
     fn computed_rto(&self) -> Duration {
-        let rto = match self.smoothed {
-            None => self.initial_rto,
-            Some(smoothed) => smoothed + (self.variation * 4).max(GRANULARITY),
-        };
-        rto.clamp(self.min_rto, self.max_rto.max(self.min_rto))
+        const GRANULARITY_NS: u64 = GRANULARITY.as_nanos() as u64;
+        let spread = self.variation_ns.saturating_mul(4).max(GRANULARITY_NS);
+        let rto = self.smoothed_ns.saturating_add(spread);
+        Duration::from_nanos(rto.clamp(self.min_rto_ns, self.rto_ceiling_ns))
     }
 
     /// The timeout after `backoff` doublings (RFC 6298 section 5.5), capped
@@ -105,6 +142,11 @@ impl RttEstimator {
         let factor = 1u32.checked_shl(backoff.min(31)).unwrap_or(u32::MAX);
         self.rto().saturating_mul(factor).min(self.max_rto)
     }
+}
+
+/// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

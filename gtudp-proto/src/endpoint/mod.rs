@@ -646,11 +646,26 @@ impl Endpoint {
 
     // ----- private helpers ---------------------------------------------------
 
+    #[inline]
     fn advance(&mut self, now: Instant) -> Instant {
-        let now = match self.latest {
-            Some(latest) if now < latest => latest,
-            _ => now,
-        };
+        // Most calls come at the instant of the one before (every datagram
+        // of a batch, every poll): the clocks below moved to it then, and
+        // nothing since can make something due at it (every expiry set at
+        // an instant is later than it), so there is nothing to do.
+        match self.latest {
+            Some(latest) if now <= latest => {
+                if self.reassembly.len() > 0 {
+                    self.expire_reassembly(latest);
+                }
+                latest
+            }
+            _ => self.advance_to(now),
+        }
+    }
+
+    /// [`advance`](Self::advance) to an instant later than any before.
+    #[inline(never)]
+    fn advance_to(&mut self, now: Instant) -> Instant {
         self.latest = Some(now);
         self.remembered.expire(now);
         if self.reassembly.len() > 0 {

@@ -353,6 +353,7 @@ impl Endpoint {
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;
                 let resent_fragment = message.fragment_of.filter(|_| retransmission);
+                let mut seq = None;
                 if retransmission {
                     self.stats.retransmissions += 1;
                 }
@@ -361,6 +362,7 @@ impl Endpoint {
                         peer.stats.retransmissions += 1;
                     }
                     message.send_seq = peer.order.push(id, now);
+                    seq = Some(message.send_seq);
                     message.snapshot = Some(peer.delivery.on_send(now, peer.in_flight - 1));
                     peer.last_data_sent = Some(now);
                     if peer.order.len() > 2 * peer.in_flight + 64 {
@@ -375,7 +377,9 @@ impl Endpoint {
                 if let Some(large) = resent_fragment {
                     self.on_fragment_resent(to, large);
                 }
-                self.arm_sender_timer(now, to);
+                if let Some(seq) = seq {
+                    self.arm_after_transmission(now, to, seq);
+                }
                 (to, Some(PacketKind::Data))
             }
             Some(Order::Recv(to, identity)) => {

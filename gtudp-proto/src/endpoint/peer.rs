@@ -64,6 +64,9 @@ pub(super) struct Peer {
     pub(super) last_data_sent: Option<Instant>,
     /// The instant the peer's live `TimerKey::Sender` entry is set for.
     pub(super) send_timer: Option<Instant>,
+    /// Something may have moved the send side's deadline earlier since the
+    /// timer was last armed (see `Endpoint::arm_after_transmission`).
+    pub(super) send_deadline_moved: bool,
     /// Messages accepted but beyond the window, in send order.
     pub(super) queue: VecDeque<MessageId>,
     /// Messages in flight to resend, waiting for the pacer: they go before
@@ -145,6 +148,7 @@ impl Peer {
             probe_resend: None,
             last_data_sent: None,
             send_timer: None,
+            send_deadline_moved: false,
             queue: VecDeque::new(),
             resends: VecDeque::new(),
             awaiting: 0,
@@ -314,9 +318,6 @@ impl<'a> Timeouts<'a> {
     /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
     /// the receiver's `remember_window` covers.
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
-        let smoothed = self.rtt.smoothed().unwrap_or_default();
-        // Twice the smoothed RTT, added rather than multiplied (cheaper).
-        let floor = (smoothed + smoothed).min(self.rtt.max_rto());
-        self.after(transmissions).max(floor)
+        self.after(transmissions).max(self.rtt.twice_smoothed())
     }
 }

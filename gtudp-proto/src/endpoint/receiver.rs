@@ -363,6 +363,8 @@ impl Endpoint {
         // the DATA's sender, so whoever forged the DATA can forge it too.
         if let (Some(peer), Some(sample)) = (self.peers.get_mut(&source), sample) {
             peer.on_rtt_sample(sample);
+            // A shorter RTO or probe timeout for what we send it.
+            peer.send_deadline_moved = true;
         }
         let source = SocketAddr::new(source.ip(), record.port);
         self.remember(

@@ -26,7 +26,7 @@ use super::peer::Timeouts;
 use super::sender::Cause;
 use super::Endpoint;
 use crate::event::FailureReason;
-use crate::loss::{probe_timeout, Liveness, PathTimes, Sent};
+use crate::loss::{Liveness, PathTimes, Sent};
 use crate::timer::TimerKey;
 
 /// How far back from the newest transmission a tail-loss probe looks for a
@@ -119,12 +119,14 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let (false, Some(smoothed), Some(last)) =
-            (peer.probe_out, peer.rtt.smoothed(), peer.last_data_sent)
-        else {
+        let (false, Some(timeout), Some(last)) = (
+            peer.probe_out,
+            peer.rtt.probe_timeout(),
+            peer.last_data_sent,
+        ) else {
             return;
         };
-        if last + probe_timeout(smoothed, peer.rtt.rto()) > now {
+        if last + timeout > now {
             return;
         }
         let messages = &self.messages;
@@ -270,36 +272,10 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
+        peer.send_deadline_moved = false;
         let messages = &self.messages;
-        let liveness = liveness_in(messages);
-        let mut wanted = peer.rack_deadline.filter(|at| *at > now);
-        let mut earliest = |at: Option<Instant>| {
-            if let Some(at) = at {
-                wanted = Some(wanted.map_or(at, |w| w.min(at)));
-            }
-        };
-        if let Some(oldest) = peer.order.oldest(liveness) {
-            // `oldest` is live: its RTO deadline without asking again.
-            let timeouts = peer.timeouts();
-            earliest(
-                messages
-                    .get(&oldest.id)
-                    .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
-            );
-            if let (true, false, Some(smoothed), Some(last)) = (
-                self.config.early_loss_detection,
-                peer.probe_out,
-                peer.rtt.smoothed(),
-                peer.last_data_sent,
-            ) {
-                earliest(Some(last + probe_timeout(smoothed, peer.rtt.rto())));
-            }
-        }
-        if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
-            earliest(peer.pacer.next_release(now));
-        }
-        earliest(peer.probe_resend.map(|(at, _)| at));
-        let Some(wanted) = wanted else {
+        let oldest = peer.order.oldest(liveness_in(messages));
+        let Some(wanted) = sender_deadline(&self.config, messages, peer, oldest, now) else {
             return;
         };
         if peer.send_timer.map_or(true, |armed| armed > wanted) {
@@ -307,6 +283,121 @@ impl Endpoint {
             self.timers.push(wanted, TimerKey::Sender(address));
         }
     }
+
+    /// After a DATA transmission to `address` whose entry in the send
+    /// order is `seq`: arms the peer's send-side timer only if the
+    /// transmission can have moved its deadline earlier.
+    ///
+    /// It can only if no earlier entry is live. Otherwise every term of the
+    /// deadline (see [`sender_deadline`]) is as it was or later: the live
+    /// entries are those before plus this one, at the back, so the oldest
+    /// (its RTO) is unchanged; the tail-loss probe counts from this
+    /// transmission, later than the last; the reordering deadline, the
+    /// pacer's (the queue, the resends and the window are untouched by a
+    /// transmission) and the probe resend are unchanged. So the timer needs
+    /// nothing if it was set for the deadline when last armed and nothing
+    /// moved the deadline earlier since: a change that can without arming
+    /// the timer at once (an RTT sample from the peer's ACK or a late
+    /// RECV, a message resolved, the peer validated) sets
+    /// `send_deadline_moved`, and the timer is armed in full then, as at
+    /// every other call. Debug builds with the simulator check the result.
+    pub(super) fn arm_after_transmission(&mut self, now: Instant, address: SocketAddr, seq: u64) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let oldest = peer.order.oldest(liveness_in(&self.messages));
+        if peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq) {
+            self.arm_sender_timer(now, address);
+            return;
+        }
+        self.check_send_timer(now, address);
+    }
+
+    /// After a message for `address` was accepted and `release` let what
+    /// it could into flight: arms the peer's send-side timer only if that
+    /// can have moved its deadline earlier.
+    ///
+    /// It can only if something is left in the queue (the pacer's release
+    /// may now count). Otherwise every term of the deadline (see
+    /// [`sender_deadline`]) is as it was or later: a message released is
+    /// pending, not yet in the send order, so the oldest live entry and the
+    /// probe are unchanged; the pacer's term counts no more for an empty
+    /// queue, and for the resends as before (its next release only moved
+    /// later); the reordering deadline and the probe resend are unchanged.
+    /// As for [`Self::arm_after_transmission`], the timer then needs
+    /// nothing unless `send_deadline_moved`. Debug builds with the
+    /// simulator check the result.
+    pub(super) fn arm_after_release(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get(&address) else {
+            return;
+        };
+        if peer.send_deadline_moved || !peer.queue.is_empty() {
+            self.arm_sender_timer(now, address);
+            return;
+        }
+        self.check_send_timer(now, address);
+    }
+
+    /// Debug builds with the simulator (its tests and soak): the peer's
+    /// send-side timer is set no later than the deadline its state gives
+    /// (arming it would find nothing to do).
+    #[inline(always)]
+    fn check_send_timer(&self, now: Instant, address: SocketAddr) {
+        #[cfg(all(debug_assertions, feature = "sim"))]
+        if let Some(peer) = self.peers.get(&address) {
+            let oldest = peer.order.first_live(liveness_in(&self.messages));
+            let wanted = sender_deadline(&self.config, &self.messages, peer, oldest, now);
+            debug_assert!(
+                wanted.map_or(true, |wanted| peer
+                    .send_timer
+                    .is_some_and(|armed| armed <= wanted)),
+                "the send timer is at {:?}, past its deadline {wanted:?}",
+                peer.send_timer
+            );
+        }
+        let _ = (now, address);
+    }
+}
+
+/// The earliest instant the peer's send side needs to wake at: the
+/// reordering deadline, the RTO of the oldest live transmission `oldest`
+/// and the tail-loss probe after the latest, the pacer's next release when
+/// something waits for it, and the resend of what a validation probe drew.
+fn sender_deadline(
+    config: &crate::Config,
+    messages: &super::messages::Messages,
+    peer: &super::peer::Peer,
+    oldest: Option<Sent>,
+    now: Instant,
+) -> Option<Instant> {
+    let mut wanted = peer.rack_deadline.filter(|at| *at > now);
+    let mut earliest = |at: Option<Instant>| {
+        if let Some(at) = at {
+            wanted = Some(wanted.map_or(at, |w| w.min(at)));
+        }
+    };
+    if let Some(oldest) = oldest {
+        // `oldest` is live: its RTO deadline without asking again.
+        let timeouts = peer.timeouts();
+        earliest(
+            messages
+                .get(&oldest.id)
+                .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
+        );
+        if let (true, false, Some(timeout), Some(last)) = (
+            config.early_loss_detection,
+            peer.probe_out,
+            peer.rtt.probe_timeout(),
+            peer.last_data_sent,
+        ) {
+            earliest(Some(last + timeout));
+        }
+    }
+    if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
+        earliest(peer.pacer.next_release(now));
+    }
+    earliest(peer.probe_resend.map(|(at, _)| at));
+    wanted
 }
 
 /// Whether a transmission is still its message's latest and unconfirmed,

@@ -254,7 +254,7 @@ impl Endpoint {
             return Ok(id);
         }
         self.release(now, destination);
-        self.arm_sender_timer(now, destination);
+        self.arm_after_release(now, destination);
         Ok(id)
     }
 
@@ -367,6 +367,8 @@ impl Endpoint {
             peer.rack.on_late_copy(first_copy_rtt, rto);
         }
         peer.congestion.on_spurious(now);
+        // A shorter RTO or probe timeout, a wider window.
+        peer.send_deadline_moved = true;
     }
 
     /// `address` proved it receives our datagrams: mark it, send at once the
@@ -384,6 +386,8 @@ impl Endpoint {
         if peer.is_unvalidated() {
             self.unvalidated_count -= 1;
         }
+        // Messages queued for its window and pacer.
+        peer.send_deadline_moved = true;
         peer.validate();
         let held = std::mem::take(&mut peer.held);
         // Held while the address was evicted: back into its window.
@@ -508,6 +512,9 @@ impl Endpoint {
                 }
             }
         } else if let Some(peer) = self.peers.get_mut(&destination) {
+            // The oldest message in flight may now be one with a shorter
+            // timeout, and the window has room for what is queued.
+            peer.send_deadline_moved = true;
             if message.waiting_for_budget {
                 peer.held.retain(|held| *held != id);
             }
