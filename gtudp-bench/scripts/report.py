@@ -568,6 +568,16 @@ def section_curve(s: Section) -> None:
 def section_instructions(s: Section) -> None:
     line = last_line_with(out("instructions"), "instructions and")
     s.lines.append(f"`{line.strip()}`" if line else f"({NA}: no result line)")
+    stages = out("stages")
+    found = tables(stages)
+    if "stages" in s.ran() and found:
+        s.lines.append("")
+        s.lines.append(
+            "Where they go, by stage (callgrind, inclusive: each row counts the functions named and all they "
+            "call, so rows nest and do not add up; issue 20 asks for 300 ns, about 1,000 instructions):"
+        )
+        s.lines.append("")
+        s.lines += md_table(*found[0])
 
 
 # --- virtual time
@@ -1069,7 +1079,7 @@ SECTIONS: List[Tuple[str, str, List[str], Callable[[Section], None]]] = [
         "Instructions per message",
         "Instructions and simulated last-level cache misses per message through one pair (cachegrind): the "
         "same on a busy or a quiet machine, so it compares commits exactly.",
-        ["instructions"],
+        ["instructions", "stages"],
         section_instructions,
     ),
     (

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Where the core's instructions go, per message and per stage, counted by
+# valgrind's callgrind on the same run as instructions_per_message.sh (one
+# pair of endpoints exchanging messages of 64 B; a message is one DATA,
+# one RECV and one ACK, so an input stage covers three datagrams).
+#
+#   gtudp-bench/scripts/stages_per_message.sh [CURVE_ARGS...]   (default: pair 100000)
+#
+# Prints a Markdown table: each stage's inclusive instructions per message
+# (the functions named, with everything they call), then the whole run's.
+# Stages nest (parsing is part of the input), so the rows do not add up.
+# Deterministic: the same on a busy or a quiet machine. Needs valgrind.
+set -euo pipefail
+. "$(dirname "$0")/bench_executable.sh"
+cd "$(dirname "$0")/../.."
+command -v valgrind >/dev/null || { echo "stages_per_message.sh: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+args=("$@")
+[ ${#args[@]} -eq 0 ] && args=(pair 100000)
+bin=$(bench_executable curve)
+out=$(mktemp /tmp/gtudp-callgrind.XXXXXX)
+trap 'rm -f "$out"' EXIT
+report=$(valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "${args[@]}" 2>&1)
+annotated=$(callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null)
+python3 - "$report" "$annotated" "${args[*]}" <<'PY'
+import re, sys
+report, annotated, run = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [l for l in report.splitlines() if l.startswith("| ") and not l.startswith("| run")]
+messages = int(rows[-1].split("|")[2])
+inclusive = {}
+for line in annotated.splitlines():
+    m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+\S*?:(.*?) \[", line)
+    if m:
+        name = m.group(2)
+        inclusive[name] = max(inclusive.get(name, 0), int(m.group(1).replace(",", "")))
+total = inclusive.get("curve::main", 0)
+# (stage, what it covers, function-name suffixes whose inclusive costs add up)
+stages = [
+    ("input", "handle_datagram: DATA, RECV and ACK in", ["Endpoint::handle_datagram"]),
+    ("  parse", "the framing's parse of each datagram", ["Framing::parse"]),
+    ("  receive: recognise a repeat", "awaited and remembered lookups", ["::recognise"]),
+    ("  receive: take the message", "record, RECV order, hand-over", ["::take_data"]),
+    ("  receive: ACK ends the exchange", "identity into the remembered memory", ["::remember"]),
+    ("  send side: RECV confirms", "resolve: window, RTT, loss, congestion, event", ["::resolve_with"]),
+    ("    RTT estimate", "RFC 6298 update", ["RttEstimator::on_sample"]),
+    ("    congestion control", "BBR's model per delivery", ["Controller::on_delivered"]),
+    ("    loss detection", "RACK over the send order", ["::detect_lost"]),
+    ("output", "poll_transmit: every datagram out", ["Endpoint::poll_transmit"]),
+    ("  encode", "the framing's encoding", ["Framing::encode_to_vec"]),
+    ("send call", "Endpoint::send: identity, table, queue, release", ["Endpoint::send"]),
+    ("  pacing and window", "release into flight", ["::release"]),
+    ("timers", "arming, and purging stale entries", ["::arm_sender_timer", "Endpoint::compact_tables"]),
+    ("hash lookups", "hashbrown get/get_mut, all tables", ["HashMap<K,V,S,A>::get_inner_mut", "HashMap<K,V,S,A>::get_inner"]),
+    ("clock arithmetic", "Instant differences", ["<std::time::Instant>::duration_since"]),
+    ("bench harness", "copying and freeing the datagrams moved", ["Bytes::copy_from_slice", "bytes::promotable_even_drop"]),
+]
+def cost(suffixes):
+    return sum(v for k, v in inclusive.items() for s in suffixes if k.endswith(s))
+print(f"{run}: {messages} messages, {total / messages:,.0f} instructions per message in all")
+print()
+print("| stage | what | instructions per message |")
+print("|---|---|---|")
+for stage, what, suffixes in stages:
+    c = cost(suffixes)
+    print(f"| {stage.replace('  ', '&nbsp;&nbsp;')} | {what} | {c / messages:,.0f} |")
+PY
