@@ -671,8 +671,11 @@ impl Scenario {
             // or failed during the chaos) keeps its receiver's reassembly
             // room for the lifetime it announced: the receiver cannot tell
             // it from one still coming. Until then, new large messages
-            // past the budget are rightly refused.
-            settle += large.max_lifetime;
+            // past the budget are rightly refused. The receiver counts
+            // that lifetime from the fragment's arrival, which may come as
+            // late as the sender's deadline, or a datagram lifetime later
+            // still (a late replay).
+            settle += large.max_lifetime * 2 + self.config.datagram_lifetime;
         }
         let healed = world.elapsed() + settle;
         plan.run(world, healed, &mut rng);
