@@ -119,7 +119,7 @@ fn check_refusal(framing: &Framing, datagram: &[u8], reason: NotGtudp) {
     } else if !datagram.starts_with(magic) {
         NotGtudp::WrongMagic
     } else {
-        let type_field = &datagram[magic.len()..header_len - Identity::LEN];
+        let type_field = &datagram[framing.prefix_len()..header_len - Identity::LEN];
         match PacketKind::ALL
             .into_iter()
             .find(|&kind| framing.type_bytes(kind) == type_field)

@@ -36,7 +36,8 @@ pub(crate) enum TimerKey {
     /// probe, retransmission timeout) and the pacer. One live entry per
     /// peer, whatever it has in flight.
     Sender(SocketAddr),
-    /// A received message: RECV resend or the end of its duplicate window.
+    /// A received message, by where its sender's messages are kept and its
+    /// identity: RECV resend or the end of its duplicate window.
     Received(SocketAddr, Identity),
     /// A peer with no state left, removed when idle long enough.
     PeerIdle(SocketAddr),

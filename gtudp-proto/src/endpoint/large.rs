@@ -344,19 +344,19 @@ impl Endpoint {
         })
     }
 
-    /// Whether the fragment `payload` from `source` would be taken, counting
+    /// Whether the fragment `payload` from the sender kept under `sender`
+    /// (see `Endpoint::arrival_key`) would be taken, counting
     /// a refusal: called before its record and RECV are made.
     pub(super) fn fragment_admissible(
         &mut self,
         now: Instant,
-        source: &SocketAddr,
+        sender: SocketAddr,
         payload: &[u8],
     ) -> bool {
         let Some(budget) = self.reassembly_budget() else {
             self.stats.dropped.fragment_refused += 1;
             return false;
         };
-        let sender = self.sender_key(source);
         match self.reassembly.admit(now, sender, payload, &budget) {
             Ok(()) => true,
             Err(refusal) => {
@@ -366,16 +366,15 @@ impl Endpoint {
         }
     }
 
-    /// Takes the fragment `payload` (admissible) from `source`: the whole
+    /// Takes the fragment `payload` (admissible) from `sender`: the whole
     /// message if it completes one.
     pub(super) fn take_fragment(
         &mut self,
         now: Instant,
-        source: &SocketAddr,
+        sender: SocketAddr,
         payload: &[u8],
     ) -> Option<Bytes> {
         let budget = self.reassembly_budget()?;
-        let sender = self.sender_key(source);
         self.stats.fragments_received += 1;
         match self.reassembly.take(now, sender, payload, &budget) {
             Ok(Taken::Complete(whole)) => Some(whole),
@@ -410,9 +409,9 @@ impl Endpoint {
         let Some(large) = &self.config.large_messages else {
             return false;
         };
-        let magic = self.config.framing.magic();
-        datagram.len() >= self.config.framing.header_len()
-            && datagram.starts_with(magic)
-            && datagram[magic.len()..].starts_with(&large.fragment_type)
+        let framing = &self.config.framing;
+        datagram.len() >= framing.header_len()
+            && datagram.starts_with(framing.magic())
+            && datagram[framing.prefix_len()..].starts_with(&large.fragment_type)
     }
 }

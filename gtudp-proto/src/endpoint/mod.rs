@@ -198,6 +198,9 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// Transmissions found lost, reused so detection allocates nothing.
     scratch_lost: Vec<crate::loss::Sent>,
+    /// The sender token of the datagram being handled, with the roaming
+    /// extension on (see [`roaming`]); `None` otherwise.
+    arrival_token: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +219,12 @@ impl Endpoint {
     /// the same seed and the same inputs produce the same outputs.
     pub fn new(config: Config, seed: u128) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut config = config;
         let (high, low) = ((seed >> 64) as u64, seed as u64);
+        // The token that names this endpoint with the roaming extension on.
+        config
+            .framing
+            .set_token(mix(high.rotate_left(53) ^ low ^ 0x0707_7e4e));
         let hasher = crate::table_hash::TableHashState::with_seed(mix(high ^ mix(low)));
         let first_counter = mix(low.rotate_left(17) ^ high) as u32;
         let remembered_keys = Keys {
@@ -261,6 +269,7 @@ impl Endpoint {
             receive_paused: false,
             stats: EndpointStats::default(),
             scratch_lost: Vec::new(),
+            arrival_token: None,
             config,
         })
     }
@@ -392,6 +401,7 @@ impl Endpoint {
             return;
         }
         let header_len = self.config.framing.header_len();
+        self.arrival_token = self.config.framing.sender_token(&datagram);
         // A fragment of a large message is a DATA to every step below but
         // the last (see `large`).
         let packet = match self.config.framing.parse(&datagram) {
@@ -435,6 +445,7 @@ impl Endpoint {
                 }
             }
         }
+        self.arrival_token = None;
         self.finish_close_if_drained();
         self.compact();
     }
@@ -448,8 +459,8 @@ impl Endpoint {
             match key {
                 TimerKey::Message(id) => self.on_message_timer(now, at, id),
                 TimerKey::Sender(peer) => self.on_sender_timer(now, at, peer),
-                TimerKey::Received(peer, identity) => {
-                    self.on_received_timer(now, at, peer, identity)
+                TimerKey::Received(kept_under, identity) => {
+                    self.on_received_timer(now, at, kept_under, identity)
                 }
                 TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
@@ -705,10 +716,10 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.send_timer == Some(at)),
-            TimerKey::Received(peer, identity) => self
+            TimerKey::Received(kept_under, identity) => self
                 .awaiting
-                .get(&self.awaiting_key(&peer, identity))
-                .is_some_and(|record| record.timer == Some(at) && record.port == peer.port()),
+                .get(&(kept_under, identity))
+                .is_some_and(|record| record.timer == Some(at)),
             TimerKey::PeerIdle(address) => self
                 .peers
                 .get(&address)

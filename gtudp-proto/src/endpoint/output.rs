@@ -29,13 +29,15 @@ const MAX_BATCH_BYTES: usize = 65_000;
 #[derive(Debug)]
 enum Order {
     Data(MessageId),
-    Recv(SocketAddr, Identity),
+    /// A RECV for a record awaiting its ACK: where it goes, where its
+    /// record is kept (see `Endpoint::arrival_key`), and the identity.
+    Recv(SocketAddr, SocketAddr, Identity),
     /// A RECV answering a repeat of a message whose exchange is over: no
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     /// The copy of a RECV just written, for a peer whose path back loses
     /// RECVs (see [`super::recv_copies`]): one per RECV, written next.
-    RecvCopy(SocketAddr, Identity),
+    RecvCopy(SocketAddr, SocketAddr, Identity),
     Ack(SocketAddr, Identity),
     /// A RECV naming a validation token, to make an unvalidated address
     /// prove it receives our datagrams (its ACK does; see
@@ -70,8 +72,9 @@ impl Output {
         self.data.push_back(Order::Data(id));
     }
 
-    pub(super) fn push_recv(&mut self, to: SocketAddr, identity: Identity) {
-        self.control.push_back(Order::Recv(to, identity));
+    pub(super) fn push_recv(&mut self, to: SocketAddr, kept_under: SocketAddr, identity: Identity) {
+        self.control
+            .push_back(Order::Recv(to, kept_under, identity));
     }
 
     pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
@@ -158,17 +161,16 @@ impl Endpoint {
             return;
         }
         let (messages, awaiting) = (&self.messages, &self.awaiting);
-        let across_ports = self.config.recognise_copies_across_ports;
         self.output.retain(|order| match order {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
-            Order::Recv(to, identity) => awaiting
-                .get(&super::receiver::awaiting_key(across_ports, to, *identity))
-                .is_some_and(|record| record.reply_pending && record.port == to.port()),
-            Order::RecvCopy(to, identity) => awaiting
-                .get(&super::receiver::awaiting_key(across_ports, to, *identity))
-                .is_some_and(|record| record.port == to.port()),
+            Order::Recv(to, kept_under, identity) => awaiting
+                .get(&(*kept_under, *identity))
+                .is_some_and(|record| record.reply_pending && record.from == *to),
+            Order::RecvCopy(to, kept_under, identity) => awaiting
+                .get(&(*kept_under, *identity))
+                .is_some_and(|record| record.from == *to),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }
@@ -252,21 +254,21 @@ impl Endpoint {
                         ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
-                Order::Recv(to, identity) => {
-                    let (to, identity) = (*to, *identity);
+                Order::Recv(to, kept_under, identity) => {
+                    let (to, kept_under, identity) = (*to, *kept_under, *identity);
                     match self.peers.get(&to) {
                         Some(peer) if peer.may_send(header_len, header_len) => {
                             Some((to, header_len))
                         }
                         Some(_) => {
                             self.stats.dropped.amplification_limited += 1;
-                            self.on_recv_withheld(to, identity);
+                            self.on_recv_withheld(to, kept_under, identity);
                             None
                         }
                         None => None,
                     }
                 }
-                Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _) => {
+                Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _, _) => {
                     match self.peers.get(to) {
                         // An untracked address gets one reply per datagram it
                         // sent (ACK per RECV, RECV per repeated DATA), never
@@ -339,7 +341,7 @@ impl Endpoint {
                     (true, Some(large)) => {
                         // A fragment: the framing's header with the
                         // extension's type (see `crate::wire::FragmentHeader`).
-                        buf.extend_from_slice(framing.magic());
+                        framing.extend_prefix(buf);
                         buf.extend_from_slice(&large.fragment_type);
                         buf.extend_from_slice(&message.identity.to_bytes());
                         buf.extend_from_slice(&message.payload);
@@ -382,9 +384,9 @@ impl Endpoint {
                 }
                 (to, Some(PacketKind::Data))
             }
-            Some(Order::Recv(to, identity)) => {
+            Some(Order::Recv(to, kept_under, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.on_recv_sent(now, to, identity);
+                self.on_recv_sent(now, to, kept_under, identity);
                 if self
                     .peers
                     .get(&to)
@@ -392,11 +394,11 @@ impl Endpoint {
                 {
                     self.output
                         .control
-                        .push_front(Order::RecvCopy(to, identity));
+                        .push_front(Order::RecvCopy(to, kept_under, identity));
                 }
                 (to, Some(PacketKind::Recv))
             }
-            Some(Order::RecvCopy(to, identity)) => {
+            Some(Order::RecvCopy(to, _, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 self.stats.recv_copies_sent += 1;
                 (to, Some(PacketKind::Recv))

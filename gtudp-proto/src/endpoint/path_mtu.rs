@@ -390,7 +390,11 @@ impl Endpoint {
         size: usize,
     ) {
         self.note_inbound(source, PacketKind::Data, size);
-        if self.state != State::Open || self.receive_paused || !self.has_room_to_receive(&source) {
+        let kept_under = self.arrival_key(&source);
+        if self.state != State::Open
+            || self.receive_paused
+            || !self.has_room_to_receive(&kept_under)
+        {
             self.stats.pmtu_probes_unanswered += 1;
             return;
         }

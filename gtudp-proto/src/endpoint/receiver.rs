@@ -39,27 +39,28 @@ use crate::timer::TimerKey;
 use crate::wire::{Identity, PacketKind};
 
 /// The key of a record awaiting its ACK: where its sender's messages are
-/// kept ([`sender_key`]) and the identity. The port the DATA came from is
-/// in the record.
+/// kept (see [`Endpoint::arrival_key`]) and the identity. The address the
+/// DATA came from is in the record.
 pub(super) type AwaitingKey = (SocketAddr, Identity);
 
-/// The key of `source`'s record for `identity`.
-pub(super) fn awaiting_key(
-    across_ports: bool,
-    source: &SocketAddr,
-    identity: Identity,
-) -> AwaitingKey {
-    (sender_key(across_ports, source), identity)
-}
-
-/// Where what came from `source` is kept: under its host, with port 0,
-/// when copies are recognised across ports (see the module docs), else
-/// under its address.
+/// Where what came from `source` is kept, without the roaming extension:
+/// under its host, with port 0, when copies are recognised across ports
+/// (see the module docs), else under its address.
 pub(super) fn sender_key(across_ports: bool, source: &SocketAddr) -> SocketAddr {
     match across_ports {
         true => SocketAddr::new(source.ip(), 0),
         false => *source,
     }
+}
+
+/// Where what came from the endpoint named `token` is kept, with the
+/// roaming extension on: a key shaped like an address, in the IPv6 block
+/// reserved for discarding (`100::/64`, RFC 6666), with the token in its
+/// low 64 bits. With the extension on every key is one of these, so none
+/// is ever taken for a real address.
+pub(super) fn token_key(token: u64) -> SocketAddr {
+    let address = std::net::Ipv6Addr::from((0x0100_u128 << 112) | u128::from(token));
+    SocketAddr::new(address.into(), 0)
 }
 
 /// What [`Endpoint::recognise`] found of a DATA.
@@ -74,6 +75,8 @@ pub(super) enum Known {
 /// A new DATA (or fragment) on its way to being taken.
 #[derive(Debug)]
 pub(super) struct NewData {
+    /// Where its sender's messages are kept (see [`Endpoint::arrival_key`]).
+    pub(super) kept_under: SocketAddr,
     pub(super) identity: Identity,
     pub(super) fingerprint: Fingerprint,
     pub(super) payload: Bytes,
@@ -84,9 +87,8 @@ pub(super) struct NewData {
 /// One received message whose RECV has not been acknowledged yet.
 #[derive(Debug)]
 pub(super) struct AwaitingAck {
-    /// The port its DATA came from (the host is in the key): where its
-    /// RECV goes.
-    pub(super) port: u16,
+    /// The address its DATA came from: where its RECV goes.
+    pub(super) from: SocketAddr,
     pub(super) fingerprint: Fingerprint,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
@@ -104,14 +106,14 @@ impl Endpoint {
         self.config.recognise_copies_across_ports
     }
 
-    /// The key of `source`'s record for `identity`.
-    pub(super) fn awaiting_key(&self, source: &SocketAddr, identity: Identity) -> AwaitingKey {
-        awaiting_key(self.across_ports(), source, identity)
-    }
-
-    /// Where what came from `source` is kept.
-    pub(super) fn sender_key(&self, source: &SocketAddr) -> SocketAddr {
-        sender_key(self.across_ports(), source)
+    /// Where what the datagram being handled, from `source`, names is
+    /// kept: under its sender's token with the roaming extension on, else
+    /// under its host or address ([`sender_key`]).
+    pub(super) fn arrival_key(&self, source: &SocketAddr) -> SocketAddr {
+        match self.arrival_token {
+            Some(token) => token_key(token),
+            None => sender_key(self.across_ports(), source),
+        }
     }
 
     pub(super) fn on_data(
@@ -124,7 +126,9 @@ impl Endpoint {
         fragment: bool,
     ) {
         let fingerprint = self.remembered_keys.fingerprint(&payload);
-        let Known::New { collision } = self.recognise(now, source, identity, fingerprint) else {
+        let kept_under = self.arrival_key(&source);
+        let known = self.recognise(now, source, kept_under, identity, fingerprint);
+        let Known::New { collision } = known else {
             self.count_duplicate(source, size);
             return;
         };
@@ -139,6 +143,7 @@ impl Endpoint {
             return;
         }
         let data = NewData {
+            kept_under,
             identity,
             fingerprint,
             payload,
@@ -165,17 +170,19 @@ impl Endpoint {
         &mut self,
         now: Instant,
         source: SocketAddr,
+        kept_under: SocketAddr,
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Known {
-        let key = self.awaiting_key(&source, identity);
+        let key = (kept_under, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
         if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
             // A repeat: answer at once, never hand it over again.
-            if record.port != source.port() {
-                // From another port of its host: the sender's NAT gave it
-                // a new one. Answered there; the record stays put.
+            if record.from != source {
+                // From another port of its host (the sender's NAT gave it
+                // a new one), or, roaming, from another address. Answered
+                // there; the record stays put.
                 self.stats.rebound_duplicates += 1;
                 self.queue_stateless_recv(source, identity);
                 return Known::Repeat;
@@ -193,13 +200,11 @@ impl Endpoint {
             let reply = !record.reply_pending;
             record.reply_pending = true;
             if reply {
-                self.output.push_recv(source, identity);
+                self.output.push_recv(source, kept_under, identity);
             }
             return Known::Repeat;
         }
-        let recall = self
-            .remembered
-            .recall(&self.sender_key(&source), identity, fingerprint);
+        let recall = self.remembered.recall(&kept_under, identity, fingerprint);
         if recall == Recall::Duplicate {
             self.queue_stateless_recv(source, identity);
             return Known::Repeat;
@@ -228,6 +233,7 @@ impl Endpoint {
         collision: bool,
     ) {
         let NewData {
+            kept_under,
             identity,
             fingerprint,
             payload,
@@ -236,17 +242,16 @@ impl Endpoint {
         if self.refuses_new_data() {
             return;
         }
-        if !self.has_room_to_receive(&source) || !self.ensure_peer(now, source, true) {
+        if !self.has_room_to_receive(&kept_under) || !self.ensure_peer(now, source, true) {
             self.stats.dropped.data_unanswered_full += 1;
             return;
         }
         // A fragment the reassembly cannot take is left unanswered, like a
         // DATA past a bound: its sender resends it.
-        if fragment && !self.fragment_admissible(now, &source, &payload) {
+        if fragment && !self.fragment_admissible(now, kept_under, &payload) {
             return;
         }
         let max_per_peer = self.config.limits.max_awaiting_ack_per_peer;
-        let across_ports = self.across_ports();
         let Some(peer) = self.peers.get_mut(&source) else {
             self.stats.dropped.data_unanswered_full += 1;
             return;
@@ -261,23 +266,22 @@ impl Endpoint {
         peer.recv_copies
             .on_taken(header_len + payload.len(), header_len);
         let record = AwaitingAck {
-            port: source.port(),
+            from: source,
             fingerprint,
             transmissions: 0,
             last_sent: None,
             timer: None,
             reply_pending: true,
         };
-        self.awaiting
-            .insert(awaiting_key(across_ports, &source, identity), record);
+        self.awaiting.insert((kept_under, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
         }
-        self.output.push_recv(source, identity);
+        self.output.push_recv(source, kept_under, identity);
         let payload = match fragment {
             false => payload,
-            true => match self.take_fragment(now, &source, &payload) {
+            true => match self.take_fragment(now, kept_under, &payload) {
                 Some(whole) => whole,
                 None => return,
             },
@@ -304,16 +308,17 @@ impl Endpoint {
         false
     }
 
-    /// Whether a new message from `source` fits every receive-side bound,
-    /// including the room its identity will need in the remembered memory
-    /// once its exchange ends (reserved for every record awaiting an ACK).
-    pub(super) fn has_room_to_receive(&self, source: &SocketAddr) -> bool {
+    /// Whether a new message from the sender whose messages are kept under
+    /// `kept_under` fits every receive-side bound, including the room its
+    /// identity will need in the remembered memory once its exchange ends
+    /// (reserved for every record awaiting an ACK).
+    pub(super) fn has_room_to_receive(&self, kept_under: &SocketAddr) -> bool {
         let limits = &self.config.limits;
         let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
         self.unread < limits.max_unread
             && self.awaiting.len() < limits.max_awaiting_ack
             && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
-            && self.remembered.bytes_for(&self.sender_key(source)) + RESERVED_BYTES_PER_AWAITING
+            && self.remembered.bytes_for(kept_under) + RESERVED_BYTES_PER_AWAITING
                 <= limits.max_remembered_bytes_per_peer
     }
 
@@ -345,7 +350,8 @@ impl Endpoint {
         self.note_inbound(source, PacketKind::Ack, size);
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
-        let Some(record) = self.awaiting.remove(&self.awaiting_key(&source, identity)) else {
+        let kept_under = self.arrival_key(&source);
+        let Some(record) = self.awaiting.remove(&(kept_under, identity)) else {
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
             } else {
@@ -354,9 +360,7 @@ impl Endpoint {
             return;
         };
         let sample = match (record.transmissions, record.last_sent) {
-            (1, Some(sent)) if record.port == source.port() => {
-                Some(now.saturating_duration_since(sent))
-            }
+            (1, Some(sent)) if record.from == source => Some(now.saturating_duration_since(sent)),
             _ => None,
         };
         // This ACK validates nothing: the identity it names was chosen by
@@ -366,10 +370,11 @@ impl Endpoint {
             // A shorter RTO or probe timeout for what we send it.
             peer.send_deadline_moved = true;
         }
-        let source = SocketAddr::new(source.ip(), record.port);
+        let source = record.from;
         self.remember(
             now,
             source,
+            kept_under,
             identity,
             record.fingerprint,
             Retention::Lifetime,
@@ -381,34 +386,41 @@ impl Endpoint {
         &mut self,
         now: Instant,
         at: Instant,
-        source: SocketAddr,
+        kept_under: SocketAddr,
         identity: Identity,
     ) {
-        let key = self.awaiting_key(&source, identity);
+        let key = (kept_under, identity);
         let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
-        if record.timer != Some(at) || record.port != source.port() {
+        if record.timer != Some(at) {
             return;
         }
         record.timer = None;
+        let source = record.from;
         let max_attempts = self.config.recv_max_attempts;
         if record.transmissions >= max_attempts {
             self.give_up_recv(now, key);
         } else if !record.reply_pending {
             record.reply_pending = true;
             self.stats.recv_retransmissions += 1;
-            self.output.push_recv(source, identity);
+            self.output.push_recv(source, kept_under, identity);
         }
     }
 
     /// Records a RECV's transmission: the next resend waits one backed-off
     /// RTO.
-    pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+    pub(super) fn on_recv_sent(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        kept_under: SocketAddr,
+        identity: Identity,
+    ) {
         let Some(record) = self
             .awaiting
-            .get_mut(&self.awaiting_key(&source, identity))
-            .filter(|record| record.port == source.port())
+            .get_mut(&(kept_under, identity))
+            .filter(|record| record.from == source)
         else {
             return;
         };
@@ -425,18 +437,24 @@ impl Endpoint {
         // the same instant: one live entry serves them all.
         if record.timer != Some(at) {
             record.timer = Some(at);
-            self.timers.push(at, TimerKey::Received(source, identity));
+            self.timers
+                .push(at, TimerKey::Received(kept_under, identity));
         }
     }
 
     /// A RECV withheld by the amplification budget: stop resending it.
-    pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, identity: Identity) {
+    pub(super) fn on_recv_withheld(
+        &mut self,
+        source: SocketAddr,
+        kept_under: SocketAddr,
+        identity: Identity,
+    ) {
         if let Some(now) = self.latest {
-            let key = self.awaiting_key(&source, identity);
+            let key = (kept_under, identity);
             if self
                 .awaiting
                 .get(&key)
-                .is_some_and(|record| record.port == source.port())
+                .is_some_and(|record| record.from == source)
             {
                 self.give_up_recv(now, key);
             }
@@ -450,17 +468,25 @@ impl Endpoint {
             return;
         };
         let (kept_under, identity) = key;
-        let source = SocketAddr::new(kept_under.ip(), record.port);
-        self.remember(now, source, identity, record.fingerprint, Retention::Window);
+        let source = record.from;
+        self.remember(
+            now,
+            source,
+            kept_under,
+            identity,
+            record.fingerprint,
+            Retention::Window,
+        );
         self.note_if_idle(now, source);
     }
 
-    /// Moves an identity whose exchange ended into the remembered memory,
-    /// under its sender's host.
+    /// Moves an identity whose exchange with `source` ended into the
+    /// remembered memory, under `kept_under`.
     fn remember(
         &mut self,
         now: Instant,
         source: SocketAddr,
+        kept_under: SocketAddr,
         identity: Identity,
         fingerprint: Fingerprint,
         class: Retention,
@@ -468,7 +494,6 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
         }
-        let kept_under = self.sender_key(&source);
         let limits = &self.config.limits;
         let budget = limits
             .max_remembered_bytes

@@ -38,6 +38,7 @@ impl Endpoint {
         size: usize,
     ) {
         let NewData {
+            kept_under,
             identity,
             fingerprint,
             payload,
@@ -67,6 +68,7 @@ impl Endpoint {
                 } else {
                     self.held_bytes = self.held_bytes - old + new;
                     held.fingerprint = fingerprint;
+                    held.kept_under = kept_under;
                     held.payload = payload;
                     held.fragment = fragment;
                     self.stats.identity_collisions += 1;
@@ -81,6 +83,7 @@ impl Endpoint {
                 self.held_bytes += payload.len();
                 self.held_count += 1;
                 peer.held_data.push(HeldData {
+                    kept_under,
                     identity,
                     fingerprint,
                     payload,
@@ -114,7 +117,13 @@ impl Endpoint {
             self.stats.held_data_taken += 1;
             // While it was held, a copy from another port of its host (a
             // NAT rebinding) may have been taken.
-            let known = self.recognise(now, address, data.identity, data.fingerprint);
+            let known = self.recognise(
+                now,
+                address,
+                data.kept_under,
+                data.identity,
+                data.fingerprint,
+            );
             let super::receiver::Known::New { collision } = known else {
                 self.stats.duplicates_suppressed += 1;
                 continue;

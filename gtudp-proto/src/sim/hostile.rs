@@ -286,7 +286,11 @@ impl Hostile {
                 framing.encode_to_vec(&packet, &mut datagram);
                 let magic_len = framing.magic().len();
                 // Break the magic if there is one, else the type.
-                datagram[if magic_len > 0 { 0 } else { magic_len }] ^= 0x80;
+                datagram[if magic_len > 0 {
+                    0
+                } else {
+                    framing.prefix_len()
+                }] ^= 0x80;
                 (HostileKind::Foreign, self.random_address())
             }
             3 => {

@@ -15,7 +15,9 @@ const INLINE_HEADER: usize = 32;
 /// Both ends must use the same framing. The default is the original's: no
 /// magic, DATA `0x1D`, RECV `0x5F`, ACK `0xAE`.
 ///
-/// Every datagram is `magic | type | identity (4 bytes) | payload (DATA only)`.
+/// Every datagram is `magic | type | identity (4 bytes) | payload (DATA only)`,
+/// or, with the roaming extension on ([`with_roaming`](Self::with_roaming)),
+/// `magic | sender token (8 bytes) | type | identity | payload`.
 ///
 /// ```
 /// use gtudp_proto::wire::{Framing, Identity, Packet};
@@ -34,7 +36,13 @@ pub struct Framing {
     magic: SmallVec<[u8; 16]>,
     /// DATA, RECV, ACK, indexed by [`PacketKind::index`].
     types: [SmallVec<[u8; 4]>; 3],
+    /// The roaming extension: `Some` when on, holding the token this side
+    /// writes (all zeros until an endpoint sets its own).
+    token: Option<[u8; TOKEN_LEN]>,
 }
+
+/// Bytes of the sender token the roaming extension adds after the magic.
+pub const TOKEN_LEN: usize = 8;
 
 /// Why a framing configuration was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +125,7 @@ impl Default for Framing {
                 SmallVec::from_slice(&[Self::DEFAULT_RECV]),
                 SmallVec::from_slice(&[Self::DEFAULT_ACK]),
             ],
+            token: None,
         }
     }
 }
@@ -155,7 +164,86 @@ impl Framing {
         Ok(Self {
             magic: SmallVec::from_slice(magic),
             types: types.map(SmallVec::from_slice),
+            token: None,
         })
+    }
+
+    /// The same framing with the roaming extension on: every datagram
+    /// carries, after the magic, an 8-byte token that names its sending
+    /// endpoint, so a peer whose address changes (a NAT rebinding, a phone
+    /// moving between networks) is still known. Both ends must turn it on;
+    /// see `docs/address-changes.md` in the repository.
+    ///
+    /// An [`Endpoint`](crate::Endpoint) writes its own random token (drawn
+    /// from its seed) whatever this framing holds.
+    ///
+    /// ```
+    /// use gtudp_proto::wire::{Framing, Identity, Packet};
+    ///
+    /// let framing = Framing::default().with_roaming();
+    /// assert!(framing.roaming());
+    /// assert_eq!(framing.header_len(), 1 + 8 + 4);
+    /// let mut datagram = Vec::new();
+    /// framing.encode_to_vec(&Packet::Recv { identity: Identity::from_u32(7) }, &mut datagram);
+    /// assert_eq!(framing.sender_token(&datagram), Some(0));
+    /// assert_eq!(framing.parse(&datagram), Ok(Packet::Recv { identity: Identity::from_u32(7) }));
+    /// ```
+    pub fn with_roaming(mut self) -> Self {
+        self.token.get_or_insert([0; TOKEN_LEN]);
+        self
+    }
+
+    /// Whether the roaming extension is on.
+    pub fn roaming(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The token written into every datagram with the roaming extension on
+    /// (`None` when off).
+    pub fn token(&self) -> Option<u64> {
+        self.token.map(u64::from_be_bytes)
+    }
+
+    /// Sets the token written into every datagram, if the roaming extension
+    /// is on (an endpoint sets its own).
+    pub(crate) fn set_token(&mut self, token: u64) {
+        if let Some(own) = &mut self.token {
+            *own = token.to_be_bytes();
+        }
+    }
+
+    /// The sender token a datagram carries, when the roaming extension is
+    /// on and the datagram is long enough to hold one (it may still not be
+    /// gtUDP: [`parse`](Self::parse) says).
+    pub fn sender_token(&self, datagram: &[u8]) -> Option<u64> {
+        self.token?;
+        let start = self.magic.len();
+        let bytes = datagram.get(start..start + TOKEN_LEN)?;
+        let mut token = [0; TOKEN_LEN];
+        token.copy_from_slice(bytes);
+        Some(u64::from_be_bytes(token))
+    }
+
+    /// Bytes between the magic and the type: the sender token's, or none.
+    pub fn token_len(&self) -> usize {
+        match self.token {
+            Some(_) => TOKEN_LEN,
+            None => 0,
+        }
+    }
+
+    /// Bytes before the type identifier: the magic and the sender token.
+    pub fn prefix_len(&self) -> usize {
+        self.magic.len() + self.token_len()
+    }
+
+    /// Appends what precedes the type in every datagram: the magic and, with
+    /// the roaming extension on, this side's token.
+    pub fn extend_prefix(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.magic);
+        if let Some(token) = &self.token {
+            out.extend_from_slice(token);
+        }
     }
 
     /// The default types with a magic prefix.
@@ -176,10 +264,11 @@ impl Framing {
         &self.types[kind.index()]
     }
 
-    /// The length of every header: magic + type + 4-byte identity. RECV and
-    /// ACK datagrams are exactly this long.
+    /// The length of every header: magic + sender token (with the roaming
+    /// extension) + type + 4-byte identity. RECV and ACK datagrams are
+    /// exactly this long.
     pub fn header_len(&self) -> usize {
-        self.magic.len() + self.types[0].len() + Identity::LEN
+        self.prefix_len() + self.types[0].len() + Identity::LEN
     }
 
     /// Parses one datagram without copying or allocating.
@@ -195,6 +284,8 @@ impl Framing {
         if magic != self.magic.as_slice() {
             return Err(NotGtudp::WrongMagic);
         }
+        // The sender token, any bytes (see `sender_token`).
+        let rest = &rest[self.token_len()..];
         let (type_field, rest) = rest.split_at(self.types[0].len());
         let kind = PacketKind::ALL
             .into_iter()
@@ -247,6 +338,9 @@ impl Framing {
 
     fn extend_header<E: Extend<u8>>(&self, kind: PacketKind, identity: Identity, out: &mut E) {
         out.extend(self.magic.iter().copied());
+        if let Some(token) = &self.token {
+            out.extend(token.iter().copied());
+        }
         out.extend(self.types[kind.index()].iter().copied());
         out.extend(identity.to_bytes());
     }
@@ -254,6 +348,10 @@ impl Framing {
     fn write_header(&self, kind: PacketKind, identity: Identity, out: &mut [u8]) {
         let (magic, rest) = out.split_at_mut(self.magic.len());
         magic.copy_from_slice(&self.magic);
+        let (token, rest) = rest.split_at_mut(self.token_len());
+        if let Some(own) = &self.token {
+            token.copy_from_slice(own);
+        }
         let (type_field, identity_field) = rest.split_at_mut(self.types[0].len());
         type_field.copy_from_slice(&self.types[kind.index()]);
         identity_field.copy_from_slice(&identity.to_bytes());
@@ -273,6 +371,7 @@ impl fmt::Debug for Framing {
             .field("data", &Hex(&self.types[0]))
             .field("recv", &Hex(&self.types[1]))
             .field("ack", &Hex(&self.types[2]))
+            .field("roaming", &self.roaming())
             .finish()
     }
 }
