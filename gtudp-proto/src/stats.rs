@@ -151,9 +151,13 @@ pub struct EndpointStats {
     /// Repeated DATA recognised and not handed over again.
     pub duplicates_suppressed: u64,
     /// Of those, copies that came from another port of the host whose
-    /// DATA was taken, while its RECV still awaited the ACK: a NAT gave
-    /// the sender a new port mid-stream (see `docs/address-changes.md`).
+    /// DATA was taken (with the roaming extension, from another address of
+    /// its sender), while its RECV still awaited the ACK: a NAT gave the
+    /// sender a new port mid-stream (see `docs/address-changes.md`).
     pub rebound_duplicates: u64,
+    /// Peers that moved to a new address, with the roaming extension: the
+    /// new address proved the token the peer had proven at its old one.
+    pub peer_moves: u64,
     /// New messages whose identity matched one awaited or remembered from
     /// the same address but whose payload differed (a sender that restarted
     /// and drew identities afresh): handed over as the new messages they are.
@@ -268,6 +272,9 @@ pub struct PeerStats {
     /// message we sent it). Until then, replies to it are limited to three
     /// times the bytes it sent.
     pub validated: bool,
+    /// Times the peer moved here from another address, with the roaming
+    /// extension (see [`EndpointStats::peer_moves`]).
+    pub moves: u64,
     /// The largest datagram (UDP payload, header included) sent to the
     /// peer now, as path MTU discovery found it; `None` while discovery is
     /// off or has not started for the peer (see

@@ -52,6 +52,7 @@ const KNOWN: &[&str] = &[
     "drain_timeout",
     "unreachable_grace",
     "recognise_copies_across_ports",
+    "roaming",
     "max_datagram_size",
     "max_message_size",
     "fragment_identifier",
@@ -100,6 +101,7 @@ pub(crate) fn settings(
     ];
     // The large-message extension: its two keywords apply together.
     let (mut large_size, mut fragment_type) = (None, None);
+    let mut roaming = false;
     if let Some(options) = options {
         for (key, value) in options.iter() {
             let key: String = key
@@ -116,6 +118,7 @@ pub(crate) fn settings(
             match key.as_str() {
                 "max_message_size" => large_size = Some(count(&key, &value)?),
                 "fragment_identifier" => fragment_type = Some(identifier(&key, &value)?),
+                "roaming" => roaming = flag(&key, &value)?,
                 _ => apply(&mut settings, &mut types, &key, &value)?,
             }
         }
@@ -137,6 +140,9 @@ pub(crate) fn settings(
     }
     settings.config.framing =
         Framing::new(magic_numbers, &types[0], &types[1], &types[2]).map_err(value_error)?;
+    if roaming {
+        settings.config.framing = settings.config.framing.clone().with_roaming();
+    }
     settings.config.validate().map_err(value_error)?;
     if settings.receive_queue == 0 {
         return Err(value_error("receive_queue is 0; it must be at least 1"));

@@ -39,6 +39,8 @@ pub(crate) fn endpoint<'py>(
             recv_copies_sent,
             recv_copies_received,
             duplicates_suppressed,
+            rebound_duplicates,
+            peer_moves,
             received,
             delivered,
             failed,

@@ -387,6 +387,16 @@ impl Endpoint {
         }
     }
 
+    /// Points the large messages on their way to `old` at `new` (a peer
+    /// that moved, see `roaming`).
+    pub(super) fn retarget_large_sends(&mut self, old: SocketAddr, new: SocketAddr) {
+        for large in self.large_sends.values_mut() {
+            if large.destination == old {
+                large.destination = new;
+            }
+        }
+    }
+
     fn count_refusal(&mut self, refusal: Refusal) {
         match refusal {
             Refusal::OverBudget => self.stats.dropped.fragment_unanswered_budget += 1,

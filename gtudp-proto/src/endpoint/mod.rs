@@ -11,6 +11,7 @@ mod peer_tracking;
 mod receiver;
 mod recovery;
 mod recv_copies;
+mod roaming;
 mod sender;
 mod spurious;
 mod table_sizes;
@@ -201,6 +202,12 @@ pub struct Endpoint {
     /// The sender token of the datagram being handled, with the roaming
     /// extension on (see [`roaming`]); `None` otherwise.
     arrival_token: Option<u64>,
+    /// With the roaming extension, the address of the peer that proved
+    /// each token last (one per tracked peer at most).
+    tokens: Map<u64, SocketAddr>,
+    /// With the roaming extension, the former addresses of peers that
+    /// moved, and their tokens (at most `max_peers`).
+    moved: Map<SocketAddr, u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +277,8 @@ impl Endpoint {
             stats: EndpointStats::default(),
             scratch_lost: Vec::new(),
             arrival_token: None,
+            tokens: Map::with_hasher(hasher),
+            moved: Map::with_hasher(hasher),
             config,
         })
     }
@@ -504,7 +513,7 @@ impl Endpoint {
         options: SendOptions,
     ) -> Result<MessageId, SendError> {
         let now = self.advance(now);
-        let destination = crate::canonical_addr(destination);
+        let destination = self.follow_move(crate::canonical_addr(destination));
         let accepted = match self.needs_fragments(payload.len(), destination) {
             true => self.accept_large_message(now, destination, payload, options),
             false => self.accept_message(now, destination, payload, options, None),
@@ -827,6 +836,8 @@ impl Endpoint {
         self.held_count = 0;
         self.held_bytes = 0;
         self.parked.clear();
+        self.tokens.clear();
+        self.moved.clear();
         self.by_identity.clear();
         self.timers.clear();
         self.output.drop_stateful();

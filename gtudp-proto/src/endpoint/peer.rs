@@ -119,6 +119,9 @@ pub(super) struct Peer {
     /// Path MTU discovery for the peer, once started (see
     /// [`super::path_mtu`]); boxed, as most peers never need it.
     pub(super) path: Option<Box<super::path_mtu::PeerPath>>,
+    /// The sender token this address proved, with the roaming extension
+    /// (see [`super::roaming`]).
+    pub(super) token: Option<u64>,
     pub(super) stats: PeerStats,
 }
 
@@ -165,6 +168,7 @@ impl Peer {
             gone: false,
             too_large: None,
             path: None,
+            token: None,
             stats: PeerStats::default(),
         }
     }

@@ -85,6 +85,7 @@ impl Endpoint {
             self.flagged_peers -= 1;
         }
         self.release_held_data(&peer.held_data);
+        self.forget_token(address, peer.token);
         Some(peer)
     }
 

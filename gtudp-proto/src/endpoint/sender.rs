@@ -275,8 +275,18 @@ impl Endpoint {
         match self.by_identity.entry(identity) {
             hashbrown::hash_map::Entry::Occupied(entry) => {
                 let id = *entry.get();
+                // With the roaming extension, the peer may answer from where
+                // it moved to, carrying the token it proved.
+                let (peers, token) = (&self.peers, self.arrival_token);
+                let moved = token.is_some()
+                    && self.messages.get(&id).is_some_and(|message| {
+                        !answers_for(across_ports, message.destination, source)
+                            && super::roaming::answers_by_token(peers, token, &message.destination)
+                    });
                 match self.messages.get(&id) {
-                    Some(message) if !answers_for(across_ports, message.destination, source) => {
+                    Some(message)
+                        if !moved && !answers_for(across_ports, message.destination, source) =>
+                    {
                         // Not from where the message went: not its receipt.
                         // No ACK either: it would tell the sender of this
                         // RECV that we stopped resending, and we have not.
@@ -301,6 +311,10 @@ impl Endpoint {
                         self.detect_lost(now, peer);
                         self.release(now, peer);
                         self.arm_sender_timer(now, peer);
+                        match moved {
+                            false => self.on_token_proven(now, peer),
+                            true => self.probe_new_address(now, source, size),
+                        }
                     }
                     _ => self.stats.dropped.recv_unknown += 1,
                 }

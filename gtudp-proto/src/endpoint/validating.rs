@@ -238,5 +238,6 @@ impl Endpoint {
         }
         self.on_validated(now, source);
         self.stats.validated_by_probe += 1;
+        self.on_token_proven(now, source);
     }
 }

@@ -29,6 +29,10 @@ pub struct NatProfile {
     /// From then on the NAT keeps the mapping it has (a path that settled);
     /// `None`: it rebinds for ever.
     pub settled_at: Option<Duration>,
+    /// Each rebinding also changes the public IP address (a phone moving
+    /// between networks, not a port change): the `n`th rebinding's address
+    /// is `public_ip` with `n` added to its last octet, modulo 256.
+    pub changes_ip: bool,
 }
 
 impl NatProfile {
@@ -41,6 +45,7 @@ impl NatProfile {
             rebind_every: rebind_every.max(Duration::from_millis(1)),
             first_rebind: rng.duration(rebind_every),
             settled_at: None,
+            changes_ip: false,
         }
     }
 
@@ -60,8 +65,22 @@ impl NatProfile {
     /// the only one that reaches it then.
     pub fn public_at(&self, at: Duration) -> SocketAddr {
         // Ports cycle through 60,000 of them, never 0.
-        let offset = (u64::from(self.first_port) - 1 + self.rebindings_by(at)) % 60_000;
-        SocketAddr::new(self.public_ip, 1 + offset as u16)
+        let rebindings = self.rebindings_by(at);
+        let offset = (u64::from(self.first_port) - 1 + rebindings) % 60_000;
+        let ip = match (self.changes_ip, self.public_ip) {
+            (false, ip) => ip,
+            (true, IpAddr::V4(v4)) => {
+                let mut octets = v4.octets();
+                octets[3] = octets[3].wrapping_add(rebindings as u8);
+                IpAddr::from(octets)
+            }
+            (true, IpAddr::V6(v6)) => {
+                let mut octets = v6.octets();
+                octets[15] = octets[15].wrapping_add(rebindings as u8);
+                IpAddr::from(octets)
+            }
+        };
+        SocketAddr::new(ip, 1 + offset as u16)
     }
 }
 
@@ -77,6 +96,7 @@ mod tests {
             rebind_every: Duration::from_millis(300),
             first_rebind: Duration::from_millis(100),
             settled_at: None,
+            changes_ip: false,
         };
         let port = |nat: &NatProfile, ms| nat.public_at(Duration::from_millis(ms)).port();
         assert_eq!(port(&nat, 0), 30_000);

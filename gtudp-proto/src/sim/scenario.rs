@@ -68,6 +68,10 @@ pub struct Knobs {
     /// whole message, which the checker could not tell from a phantom) or
     /// a flood.
     pub large: Option<bool>,
+    /// Whether every endpoint turns the roaming extension on (see
+    /// [`Profile::Roam`]); with a NAT, each of its rebindings then also
+    /// changes endpoint 0's IP address.
+    pub roam: Option<bool>,
 }
 
 /// The named network profiles of the test matrix.
@@ -115,11 +119,17 @@ pub enum Profile {
     /// reassembly budgets and 10% loss: each message is handed over whole
     /// and once, and a full budget delays messages but never loses one.
     Large,
+    /// The roaming extension at every endpoint, with endpoint 0 behind a
+    /// NAT whose every rebinding gives it a new IP address and port (a
+    /// phone moving between networks), and 10% loss: its peers recognise
+    /// its retransmissions by its token from wherever they come. Nothing
+    /// may be handed over twice.
+    Roam,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 12] = [
+    pub const ALL: [Profile; 13] = [
         Profile::Clean,
         Profile::Loss10,
         Profile::Loss30,
@@ -132,6 +142,7 @@ impl Profile {
         Profile::Flood,
         Profile::Nat,
         Profile::Large,
+        Profile::Roam,
     ];
 
     /// The profile's conditions: what it names is set, everything else off.
@@ -147,6 +158,7 @@ impl Profile {
             flood: Some(false),
             nat: Some(false),
             large: Some(false),
+            roam: Some(false),
         };
         match self {
             Profile::Clean => {}
@@ -177,6 +189,11 @@ impl Profile {
             }
             Profile::Large => {
                 knobs.large = Some(true);
+                knobs.loss = Some(0.1);
+            }
+            Profile::Roam => {
+                knobs.roam = Some(true);
+                knobs.nat = Some(true);
                 knobs.loss = Some(0.1);
             }
         }
@@ -405,6 +422,18 @@ impl Scenario {
             let every = Duration::from_millis(nat_rng.range(100, 1_500));
             NatProfile::drawn(&mut nat_rng, IpAddr::from([198, 51, 100, 1]), every)
         });
+        // Its own stream too: a quarter of the mixed seeds roam, and a
+        // roaming endpoint behind a NAT changes its IP address with each
+        // rebinding.
+        let mut roam_rng = Rng::new(seed ^ 0x70a3_5eed_0000_0025);
+        let roam = knobs.roam.unwrap_or_else(|| roam_rng.chance(0.25));
+        let nat = nat.map(|nat| NatProfile {
+            changes_ip: roam,
+            ..nat
+        });
+        if roam {
+            config.framing = config.framing.clone().with_roaming();
+        }
         // Its own stream too; never with corruption or a flood.
         let mut large_rng = Rng::new(seed ^ 0x1a59_e000_f7a6_0000);
         let large = (knobs.large.unwrap_or_else(|| large_rng.chance(0.25))
@@ -502,7 +531,7 @@ impl Scenario {
         format!(
             "{} nodes x ({} + {}) msgs, chaos {:?}: loss {} dup {} reorder {} corrupt {} delay {:?}+{:?} \
              rate {:?}, {} odd links, {} partitions, hostile {}, framing header {}B, foreign {}, \
-             max_unread {}, slow readers {:?}, late replays {}, nat {}, large {}",
+             max_unread {}, slow readers {:?}, late replays {}, nat {}, large {}, roaming {}",
             self.nodes,
             self.messages,
             self.after_heal,
@@ -529,7 +558,11 @@ impl Scenario {
                 .collect::<Vec<_>>(),
             self.late_replays,
             match &self.nat {
-                Some(nat) => format!("rebinding every {:?}", nat.rebind_every),
+                Some(nat) => format!(
+                    "rebinding every {:?}{}",
+                    nat.rebind_every,
+                    if nat.changes_ip { ", new IP address each time" } else { "" }
+                ),
                 None => "none".to_string(),
             },
             match &self.large {
@@ -539,6 +572,7 @@ impl Scenario {
                 ),
                 None => "none".to_string(),
             },
+            self.config.framing.roaming(),
         )
     }
 

@@ -100,6 +100,12 @@ class GTUDP:
       new message from one with the same identity and byte-identical payload
       as one of another's is taken for it (see docs/address-changes.md for
       the odds). ``False``: one memory per address.
+    - ``roaming`` (False): the roaming extension, which both ends must turn
+      on (like ``magic_numbers``): every datagram names its sender with a
+      random 8-byte token, so a peer whose IP address or port changes keeps
+      its messages, each handed over once, and replies follow it to its new
+      address once that address has answered a probe
+      (docs/address-changes.md).
     - ``remember_window`` (120 s), ``datagram_lifetime`` (2 s),
       ``peer_idle_timeout`` (60 s): how long received identities and idle
       peers are remembered.
@@ -161,6 +167,7 @@ class GTUDP:
         drain_timeout: Optional[float] = None,
         unreachable_grace: Optional[float] = None,
         recognise_copies_across_ports: Optional[bool] = None,
+        roaming: Optional[bool] = None,
         remember_window: Optional[float] = None,
         datagram_lifetime: Optional[float] = None,
         peer_idle_timeout: Optional[float] = None,
@@ -202,6 +209,7 @@ class GTUDP:
             "drain_timeout": drain_timeout,
             "unreachable_grace": unreachable_grace,
             "recognise_copies_across_ports": recognise_copies_across_ports,
+            "roaming": roaming,
             "remember_window": remember_window,
             "datagram_lifetime": datagram_lifetime,
             "peer_idle_timeout": peer_idle_timeout,

@@ -521,7 +521,11 @@ impl World {
             Ok(()) => self.counts.delivered += 1,
             Err(_) => self.counts.failed += 1,
         }
-        if record_to != to {
+        // A peer that moved (the roaming extension) is confirmed where it
+        // moved to: another address of the same endpoint.
+        let same_endpoint =
+            self.node_of(&record_to).is_some() && self.node_of(&record_to) == self.node_of(&to);
+        if record_to != to && !same_endpoint {
             self.violation(
                 ViolationKind::BadOutcome,
                 at,
@@ -542,7 +546,7 @@ impl World {
         }
         match outcome {
             Ok(()) => {
-                let receiver = self.by_address.get(&to).copied();
+                let receiver = self.node_of(&to);
                 if let (Some(receiver), Some(tag)) = (receiver, tag) {
                     // The exceptions corruption makes (see the type's docs).
                     let corruption = identity.is_some_and(|identity| {

@@ -1,0 +1,208 @@
+//! The roaming extension: peers known by the token they send, not by their
+//! address, so a peer whose address changes (a NAT rebinding, a phone
+//! moving from Wi-Fi to cellular) keeps its messages, each handed over
+//! once, and nobody else can move it.
+//!
+//! With [`Framing::with_roaming`](crate::wire::Framing::with_roaming) on at
+//! both ends, every datagram carries its sender's token, a random 64-bit
+//! number drawn from the endpoint's seed (in the spirit of a QUIC
+//! connection ID).
+//!
+//! - **Receiving.** What a peer sent is remembered under its token
+//!   (`receiver::token_key`), so a retransmission is recognised whatever
+//!   address it comes from. A new address still proves itself before its
+//!   DATA is taken (see `validating`), and is held to three times the bytes
+//!   it sent until then.
+//! - **Proving a token.** An address proves the token it sends when it
+//!   answers a validation probe, or when its RECV confirms one of our
+//!   messages sent to it: both name an identity only a reader of our
+//!   datagrams knows.
+//! - **Moving.** When an address proves the token of a peer tracked at
+//!   another address, that peer *moves*: its messages, queue and
+//!   estimates go to the new address, and what was in flight to the old
+//!   one is resent there by the usual loss recovery, not failed. A RECV
+//!   from a new address that carries the token of a message's destination
+//!   confirms the message, and draws a validation probe to the new
+//!   address; its answer moves the peer.
+//! - **The old address.** Sends the application makes to it afterwards go
+//!   to the peer's new address, until another endpoint proves itself there.
+//!
+//! A datagram from a spoofed address that carries a live peer's token
+//! moves nothing: the spoofed address never answers its probe. An on-path
+//! attacker who reads a peer's token and receives at its own address can
+//! answer the probe and draw the peer's traffic until the peer's next
+//! datagram moves it back; only an authenticated mode would stop that.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::peer_table::PeerTable;
+use super::Endpoint;
+use crate::timer::TimerKey;
+
+/// Whether a RECV carrying `token` (from another address than
+/// `destination`) carries the token the peer at `destination` proved:
+/// with the roaming extension, the peer answering from where it moved to.
+pub(super) fn answers_by_token(
+    peers: &PeerTable,
+    token: Option<u64>,
+    destination: &SocketAddr,
+) -> bool {
+    token.is_some()
+        && peers
+            .get(destination)
+            .is_some_and(|peer| peer.token == token)
+}
+
+impl Endpoint {
+    /// The address `destination` stands for: with the roaming extension, a
+    /// peer's former address stands for the address it moved to.
+    pub(super) fn follow_move(&self, destination: SocketAddr) -> SocketAddr {
+        if self.moved.is_empty() || self.peers.contains_key(&destination) {
+            return destination;
+        }
+        self.moved
+            .get(&destination)
+            .and_then(|token| self.tokens.get(token))
+            .copied()
+            .unwrap_or(destination)
+    }
+
+    /// A RECV confirmed a message to a peer from `source`, another address
+    /// of that peer (see [`answers_by_token`]):
+    /// `source` is asked to prove itself, and its answer moves the peer.
+    pub(super) fn probe_new_address(&mut self, now: Instant, source: SocketAddr, size: usize) {
+        if !self.peers.contains_key(&source) {
+            if !self.ensure_peer(now, source, true) {
+                return;
+            }
+            // Its RECV opens its budget for our ACK and the probe.
+            self.note_inbound(source, crate::wire::PacketKind::Recv, size);
+        }
+        self.probe_if_due(now, source);
+    }
+
+    /// `address`, tracked and validated, has just proven that it sends the
+    /// token of the datagram being handled. If another address proved that
+    /// token before, the peer there moves to `address`.
+    pub(super) fn on_token_proven(&mut self, now: Instant, address: SocketAddr) {
+        let Some(token) = self.arrival_token else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        // Every RECV from a proven peer comes here.
+        if peer.token == Some(token) {
+            return;
+        }
+        let previous = peer.token.replace(token);
+        if let Some(previous) = previous {
+            if self.tokens.get(&previous) == Some(&address) {
+                self.tokens.remove(&previous);
+            }
+        }
+        // An endpoint of its own is there now.
+        self.moved.remove(&address);
+        match self.tokens.insert(token, address) {
+            Some(old) if old != address => self.move_peer(now, old, address, token),
+            _ => {}
+        }
+    }
+
+    /// Forgets the token a peer that is going away had proven.
+    pub(super) fn forget_token(&mut self, address: &SocketAddr, token: Option<u64>) {
+        if let Some(token) = token {
+            if self.tokens.get(&token) == Some(address) {
+                self.tokens.remove(&token);
+            }
+        }
+    }
+
+    /// Moves the peer at `old` to `new`, where it has just proven its token.
+    fn move_peer(&mut self, now: Instant, old: SocketAddr, new: SocketAddr, token: u64) {
+        let busy = |peer: &super::peer::Peer| {
+            peer.in_flight > 0 || !peer.queue.is_empty() || !peer.held.is_empty()
+        };
+        // The application sent to the new address before it proved the
+        // token: both sides' sends cannot be merged, so the old one's stay
+        // where they are and resolve there.
+        match self.peers.get(&new) {
+            Some(arrived) if !busy(arrived) && self.peers.contains_key(&old) => {}
+            _ => return,
+        }
+        let (Some(mut moving), Some(arrived)) = (self.remove_peer(&old), self.remove_peer(&new))
+        else {
+            return;
+        };
+        self.stats.peer_moves += 1;
+        // The records awaiting an ACK from the old address get their RECVs
+        // at the new one.
+        moving.awaiting += arrived.awaiting;
+        self.retarget_records(old, new);
+        // (Nothing is held from a validated address.)
+        moving.inbound = arrived.inbound;
+        moving.serial = arrived.serial;
+        moving.probe_sent = arrived.probe_sent;
+        moving.probes = arrived.probes;
+        moving.probe_timer = None;
+        // The path is new: what was learnt of the old one's size and
+        // reachability does not hold.
+        moving.path = arrived.path;
+        moving.too_large = arrived.too_large;
+        moving.suspect_until = None;
+        moving.suspect_rto_cap = None;
+        moving.gone = false;
+        moving.idle_deadline = None;
+        moving.token = Some(token);
+        moving.stats.moves += 1;
+        moving.stats.validated = true;
+        moving.send_deadline_moved = true;
+        if let Some(at) = moving.send_timer {
+            self.timers.push(at, TimerKey::Sender(new));
+        }
+        self.unvalidated_count += usize::from(moving.is_unvalidated());
+        self.peers.insert(new, moving);
+        // Removing the peers forgot the token.
+        self.tokens.insert(token, new);
+        self.retarget_messages(old, new);
+        if self.moved.len() < self.config.limits.max_peers {
+            self.moved.insert(old, token);
+        }
+        // What was in flight to the old address goes to the new one as soon
+        // as loss recovery sees it missing; what waited goes now.
+        self.release(now, new);
+        self.arm_sender_timer(now, new);
+        self.note_if_idle(now, new);
+    }
+
+    /// Points every record awaiting an ACK from `old` at `new`, and sends
+    /// there the RECVs that were waiting to go to `old`.
+    fn retarget_records(&mut self, old: SocketAddr, new: SocketAddr) {
+        for (&(kept_under, identity), record) in self.awaiting.iter_mut() {
+            if record.from != old {
+                continue;
+            }
+            record.from = new;
+            if record.reply_pending {
+                self.output.push_recv(new, kept_under, identity);
+            }
+        }
+    }
+
+    /// Points every message to `old` at `new`.
+    fn retarget_messages(&mut self, old: SocketAddr, new: SocketAddr) {
+        let ids: Vec<_> = self
+            .messages
+            .iter()
+            .filter(|(_, message)| message.destination == old)
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(message) = self.messages.get_mut(&id) {
+                message.destination = new;
+            }
+        }
+        self.retarget_large_sends(old, new);
+    }
+}

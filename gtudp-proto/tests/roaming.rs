@@ -1,0 +1,281 @@
+//! The roaming extension: a peer whose address changes (its IP and port)
+//! keeps its messages, each handed over once, in both directions; a spoofed
+//! datagram carrying a live peer's token moves nothing.
+#![cfg(feature = "sim")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gtudp_proto::sim::{LinkProfile, NatProfile, World};
+use gtudp_proto::wire::{Framing, Identity};
+use gtudp_proto::{Config, Endpoint, Event, SendOptions};
+
+/// What one run of [`moving_client`] saw.
+struct Run {
+    counts: gtudp_proto::sim::Counts,
+    sent_by_client: u64,
+    replies_sent: u64,
+    server_moves: u64,
+    report: String,
+}
+
+/// A client behind a NAT that moves it to a new IP address and port every
+/// `every`, 10% loss each way and 25 ms of delay: it sends `messages`
+/// messages to a server, which answers each one it receives at the address
+/// it came from. Every message must end Delivered, each handed over once.
+fn moving_client(seed: u64, roaming: bool, every: Duration, messages: u64) -> Run {
+    let mut link = LinkProfile::clean();
+    link.delay = Duration::from_millis(25);
+    link.loss = 0.1;
+    let mut world = World::new(seed, link);
+    world.keep_events(true);
+    world.set_trace_capacity(4_096);
+    let mut config = Config::default();
+    if roaming {
+        config.framing = Framing::default().with_roaming();
+    }
+    let client = world
+        .add_endpoint("10.0.0.1:4000".parse().unwrap(), config.clone())
+        .unwrap();
+    let server = world
+        .add_endpoint("10.0.0.2:5000".parse().unwrap(), config)
+        .unwrap();
+    world.set_nat(
+        client,
+        Some(NatProfile {
+            public_ip: IpAddr::from([198, 51, 100, 1]),
+            first_port: 30_000,
+            rebind_every: every,
+            first_rebind: every,
+            settled_at: None,
+            changes_ip: true,
+        }),
+    );
+    let server_address = world.address(server);
+    let (mut sent_by_client, mut replies_sent) = (0, 0);
+    let step = Duration::from_millis(10);
+    let mut now = Duration::ZERO;
+    // Sends over four seconds, then the NAT settles and everything drains.
+    while now < Duration::from_secs(30) {
+        if now < Duration::from_secs(4) && sent_by_client < messages && now.as_millis() % 40 == 0 {
+            world
+                .send(client, server_address, 32, SendOptions::default())
+                .unwrap();
+            sent_by_client += 1;
+        }
+        if now == Duration::from_secs(6) {
+            world.settle_nats();
+        }
+        now += step;
+        world.run_until(now);
+        world.take_events(client);
+        for (_, event) in world.take_events(server) {
+            if let Event::Received { from, .. } = event {
+                if world.send(server, from, 16, SendOptions::default()).is_ok() {
+                    replies_sent += 1;
+                }
+            }
+        }
+    }
+    let server_moves = world.endpoint(server).stats().peer_moves;
+    let counts = world.finish(false);
+    let report = format!(
+        "seed {seed}, roaming {roaming}: {counts:?}\nviolations: {:#?}\ntrace:\n{}",
+        world.violations().iter().take(5).collect::<Vec<_>>(),
+        world.trace()
+    );
+    Run {
+        counts,
+        sent_by_client,
+        replies_sent,
+        server_moves,
+        report,
+    }
+}
+
+#[test]
+fn a_client_that_changes_address_keeps_its_messages_both_ways() {
+    for seed in 1..=4 {
+        let run = moving_client(seed, true, Duration::from_millis(300), 100);
+        let counts = &run.counts;
+        assert_eq!(counts.violations, 0, "{}", run.report);
+        assert_eq!(counts.duplicates, 0, "{}", run.report);
+        assert_eq!(
+            counts.delivered,
+            run.sent_by_client + run.replies_sent,
+            "every message, the client's and the server's replies, Delivered: {}",
+            run.report
+        );
+        assert_eq!(counts.failed, 0, "{}", run.report);
+        assert!(run.replies_sent >= 100, "{}", run.report);
+        assert!(
+            run.server_moves > 0,
+            "the client never moved: {}",
+            run.report
+        );
+    }
+}
+
+/// The same run without the extension: the default wire format cannot
+/// tell a retransmission from a new IP address from a new message, so the
+/// test above would catch a roaming extension that did nothing.
+#[test]
+fn without_the_extension_a_new_ip_address_is_a_new_sender() {
+    let mut duplicates = 0;
+    for seed in 1..=4 {
+        let run = moving_client(seed, false, Duration::from_millis(300), 100);
+        duplicates += run.counts.duplicates;
+    }
+    assert!(duplicates > 0, "no message was handed over twice");
+}
+
+fn roaming_config() -> Config {
+    let mut config = Config::default();
+    config.framing = Framing::default().with_roaming();
+    config
+}
+
+/// Moves every datagram between the two endpoints until both are quiet,
+/// advancing time by `step` between rounds while anything is pending.
+fn exchange(
+    a: &mut Endpoint,
+    a_addr: SocketAddr,
+    b: &mut Endpoint,
+    b_addr: SocketAddr,
+    now: &mut Instant,
+) {
+    let mut buf = Vec::new();
+    for _ in 0..1_000 {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit(*now, 1, &mut buf) {
+            if t.destination == b_addr {
+                b.handle_datagram(*now, a_addr, Bytes::copy_from_slice(&buf[..t.size]));
+            }
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit(*now, 1, &mut buf) {
+            if t.destination == a_addr {
+                a.handle_datagram(*now, b_addr, Bytes::copy_from_slice(&buf[..t.size]));
+            }
+            moved = true;
+        }
+        if !moved {
+            let next = [a.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= *now + Duration::from_millis(50) => {
+                    *now = at.max(*now);
+                    a.handle_timeout(*now);
+                    b.handle_timeout(*now);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// DATA carrying a live client's token, from 1,000 spoofed addresses that
+/// never answer their probes: the client is not moved, the spoofed
+/// addresses get at most three times the bytes they sent, and the client
+/// keeps being served where it is.
+#[test]
+fn a_spoofed_token_moves_nothing() {
+    let (client_addr, server_addr): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+    );
+    let mut client = Endpoint::new(roaming_config(), 1).unwrap();
+    let mut server = Endpoint::new(roaming_config(), 2).unwrap();
+    let mut now = Instant::now();
+    // The client proves itself and its token; the server sends it one.
+    client
+        .send(now, server_addr, Bytes::from_static(b"hello"))
+        .unwrap();
+    exchange(&mut client, client_addr, &mut server, server_addr, &mut now);
+    server
+        .send(now, client_addr, Bytes::from_static(b"welcome"))
+        .unwrap();
+    exchange(&mut client, client_addr, &mut server, server_addr, &mut now);
+    while client.poll_event().is_some() {}
+    while server.poll_event().is_some() {}
+
+    // A DATA of the client's, as an on-path attacker would have seen it.
+    client
+        .send(now, server_addr, Bytes::from_static(b"genuine"))
+        .unwrap();
+    let mut buf = Vec::new();
+    let transmit = client.poll_transmit(now, 1, &mut buf).unwrap();
+    let genuine = buf[..transmit.size].to_vec();
+    let framing = client.config().framing.clone();
+    assert_eq!(
+        framing.sender_token(&genuine),
+        client.config().framing.token()
+    );
+
+    // Replayed with fresh identities from 1,000 addresses, never answering.
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    let spoofed = |n: u32| -> SocketAddr {
+        SocketAddr::new(
+            IpAddr::from([203, 0, 113, (n % 250) as u8]),
+            10_000 + n as u16,
+        )
+    };
+    for n in 0..1_000u32 {
+        let mut forged = genuine.clone();
+        let at = framing.header_len() - Identity::LEN;
+        forged[at..at + 4].copy_from_slice(&(0xdead_0000 + n).to_be_bytes());
+        bytes_in += forged.len() as u64;
+        server.handle_datagram(now, spoofed(n), Bytes::from(forged));
+        while let Some(t) = server.poll_transmit(now, 1, &mut buf) {
+            assert_ne!(t.destination, client_addr, "nothing for the client yet");
+            bytes_out += t.size as u64;
+        }
+        now += Duration::from_micros(500);
+        server.handle_timeout(now);
+    }
+    // Their probes' resends, as they come.
+    for _ in 0..200 {
+        now += Duration::from_millis(50);
+        server.handle_timeout(now);
+        while let Some(t) = server.poll_transmit(now, 1, &mut buf) {
+            if t.destination != client_addr {
+                bytes_out += t.size as u64;
+            }
+        }
+    }
+    assert!(
+        bytes_out <= 3 * bytes_in,
+        "{bytes_out} bytes sent for {bytes_in} received"
+    );
+    assert_eq!(
+        server.stats().peer_moves,
+        0,
+        "a spoofed address moved the client"
+    );
+    assert!(server.peers().any(|peer| peer == client_addr));
+
+    // The client is still served where it is: its message is taken, and
+    // the server's next message goes to it.
+    client
+        .send(now, server_addr, Bytes::from_static(b"still here"))
+        .unwrap();
+    let reply = server
+        .send(now, client_addr, Bytes::from_static(b"still yours"))
+        .unwrap();
+    exchange(&mut client, client_addr, &mut server, server_addr, &mut now);
+    let server_events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(
+        server_events.iter().any(|event| matches!(event,
+            Event::Received { from, payload } if *from == client_addr && &payload[..] == b"still here")),
+        "{server_events:?}"
+    );
+    assert!(
+        server_events.iter().any(|event| matches!(event,
+            Event::Delivered { id, to, .. } if *id == reply && *to == client_addr)),
+        "{server_events:?}"
+    );
+}
