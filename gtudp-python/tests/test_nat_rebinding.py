@@ -27,10 +27,15 @@ class RebindingNat:
     its own, and every ``rebind_every`` seconds moves the flow to a new
     port, closing the old one. Each datagram waits ``delay`` seconds in each
     direction; ``reply_loss`` of the server's datagrams are dropped. The
-    client sends to ``nat.addr``. Stops within 0.1 s of ``close()``."""
+    client sends to ``nat.addr``. Stops within 0.1 s of ``close()``. With
+    ``changes_ip``, each new port is on a new loopback IP address
+    (127.0.0.2, 127.0.0.3, ...), as for a phone moving between networks."""
 
-    def __init__(self, server: Tuple[str, int], rebind_every: float, seed: int) -> None:
+    def __init__(
+        self, server: Tuple[str, int], rebind_every: float, seed: int, changes_ip: bool = False
+    ) -> None:
         self.server = server
+        self.changes_ip = changes_ip
         self.rebind_every = rebind_every
         self.delay = 0.025
         self.reply_loss = 0.1
@@ -56,8 +61,8 @@ class RebindingNat:
             now = time.monotonic()
             if now >= next_rebind:
                 self.outside.close()  # the old port closes
-                self.outside = udp()
                 self.rebinds += 1
+                self.outside = udp(f"127.0.0.{2 + self.rebinds % 200}" if self.changes_ip else "127.0.0.1")
                 next_rebind = now + self.rebind_every
             while self._due and self._due[0][0] <= now:
                 _, _, to_server, data = heapq.heappop(self._due)
@@ -186,5 +191,84 @@ def test_the_setting_takes_a_bool_only() -> None:
     try:
         with pytest.raises(TypeError, match="recognise_copies_across_ports must be a bool"):
             gtudp.GTUDP(sock, recognise_copies_across_ports=1)  # type: ignore[arg-type]
+    finally:
+        sock.close()
+
+
+def test_roaming_keeps_a_client_that_changes_ip_address_both_ways() -> None:
+    """With the roaming extension at both ends, a client whose IP address and
+    port change every 300 ms keeps its messages, each handed over once, and
+    the server's replies to it follow it to its new addresses."""
+    server_sock, client_sock = udp(), udp()
+    server = gtudp.GTUDP(server_sock, roaming=True)
+    client = gtudp.GTUDP(client_sock, roaming=True)
+    nat = RebindingNat(server_sock.getsockname(), 0.3, seed=25, changes_ip=True)
+    counts: collections.Counter = collections.Counter()
+    replies_seen: collections.Counter = collections.Counter()
+    replies = []
+    sources = set()
+    done = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                data, source = server.recvfrom()
+            except queue.Empty:
+                continue
+            counts[data] += 1
+            sources.add(source[0])
+            replies.append(server.sendto(b"re:" + data, source))
+
+    def read_replies() -> None:
+        client.settimeout(0.2)
+        while not done.is_set():
+            try:
+                data, _ = client.recvfrom()
+            except queue.Empty:
+                continue
+            replies_seen[data] += 1
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (serve, read_replies)]
+    for thread in threads:
+        thread.start()
+    try:
+        messages = [b"message %04d" % i for i in range(1000)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            confirmed = list(pool.map(lambda m: client.sendto_blocking(m, nat.addr), messages))
+        assert all(confirmed), f"{confirmed.count(False)} not confirmed"
+        deadline = time.monotonic() + 60
+        while len(replies) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for reply in list(replies):
+            reply.wait(60)
+        outcomes = [reply.delivered for reply in list(replies)]
+        time.sleep(0.5)
+        done.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        twice = {data: n for data, n in counts.items() if n > 1}
+        assert not twice, f"handed over more than once: {sorted(twice.items())[:5]}"
+        assert set(counts) == set(messages)
+        failed = [outcome for outcome in outcomes if outcome is not True]
+        assert len(outcomes) == 1000 and not failed, f"{len(failed)} replies not delivered"
+        twice = {data: n for data, n in replies_seen.items() if n > 1}
+        assert not twice, f"replies handed over more than once: {sorted(twice.items())[:5]}"
+        assert set(replies_seen) == {b"re:" + m for m in messages}
+        assert nat.rebinds >= 2 and len(sources) >= 2, (nat.rebinds, len(sources))
+        assert server.stats()["peer_moves"] >= 1, server.stats()
+    finally:
+        done.set()
+        nat.close()
+        for g, s in ((client, client_sock), (server, server_sock)):
+            g.cleanup(timeout=5)
+            s.close()
+
+
+def test_roaming_takes_a_bool_only() -> None:
+    sock = udp()
+    try:
+        with pytest.raises(TypeError, match="roaming must be a bool"):
+            gtudp.GTUDP(sock, roaming=1)  # type: ignore[arg-type]
     finally:
         sock.close()

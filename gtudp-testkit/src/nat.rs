@@ -27,6 +27,10 @@ pub struct NatBehaviour {
     pub reply_loss: f64,
     /// Seed of the drops.
     pub seed: u64,
+    /// Each rebinding also takes a new IP address (IPv4 only: the `n`th
+    /// public port is on `127.0.0.(2 + n mod 200)`, all loopback on Linux),
+    /// as a phone moving between networks would.
+    pub changes_ip: bool,
 }
 
 /// What the NAT did.
@@ -94,8 +98,18 @@ fn loopback(server: SocketAddr) -> &'static str {
     }
 }
 
-fn public_port(server: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(loopback(server))?;
+fn public_port(
+    server: SocketAddr,
+    behaviour: &NatBehaviour,
+    rebinds: u64,
+) -> std::io::Result<UdpSocket> {
+    let socket = match (behaviour.changes_ip, server.is_ipv4()) {
+        (true, true) => UdpSocket::bind(SocketAddr::from((
+            [127, 0, 0, 2 + (rebinds % 200) as u8],
+            0,
+        )))?,
+        _ => UdpSocket::bind(loopback(server))?,
+    };
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
@@ -111,7 +125,7 @@ fn run(
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut rng = Rng::new(behaviour.seed);
-    let mut outside = public_port(server)?;
+    let mut outside = public_port(server, &behaviour, 0)?;
     let mut next_rebind = Instant::now() + behaviour.rebind_every;
     let mut client: Option<SocketAddr> = None;
     // Both directions keep their order: one fixed delay each.
@@ -122,9 +136,9 @@ fn run(
         let now = Instant::now();
         if now >= next_rebind {
             // The old port closes with its socket.
-            outside = public_port(server)?;
+            let rebinds = counters.rebinds.fetch_add(1, Ordering::Relaxed) + 1;
+            outside = public_port(server, &behaviour, rebinds)?;
             next_rebind = now + behaviour.rebind_every;
-            counters.rebinds.fetch_add(1, Ordering::Relaxed);
         }
         let mut idle = true;
         while let Ok((len, from)) = inside.recv_from(&mut buf) {

@@ -27,6 +27,7 @@ async fn through_rebinding_nat(bind: &str, rebind_every: Duration, seed: u64) {
             delay: Duration::from_millis(25),
             reply_loss: 0.1,
             seed,
+            changes_ip: false,
         },
     )
     .unwrap();
