@@ -49,18 +49,15 @@ async fn a_client_that_changes_ip_address_keeps_its_messages_both_ways() {
             let mut handed_over: HashMap<Vec<u8>, u32> = HashMap::new();
             let mut sources = HashSet::new();
             let mut replies = tokio::task::JoinSet::new();
-            loop {
-                match tokio::time::timeout(Duration::from_secs(3), server.recv()).await {
-                    Ok(Ok(message)) => {
-                        sources.insert(message.from.ip());
-                        *handed_over.entry(message.payload.to_vec()).or_default() += 1;
-                        let mut reply = b"re:".to_vec();
-                        reply.extend_from_slice(&message.payload);
-                        let delivery = server.send_nowait(reply, message.from).unwrap();
-                        replies.spawn(delivery);
-                    }
-                    _ => break,
-                }
+            while let Ok(Ok(message)) =
+                tokio::time::timeout(Duration::from_secs(3), server.recv()).await
+            {
+                sources.insert(message.from.ip());
+                *handed_over.entry(message.payload.to_vec()).or_default() += 1;
+                let mut reply = b"re:".to_vec();
+                reply.extend_from_slice(&message.payload);
+                let delivery = server.send_nowait(reply, message.from).unwrap();
+                replies.spawn(delivery);
             }
             let mut failed = 0;
             while let Some(outcome) = replies.join_next().await {
