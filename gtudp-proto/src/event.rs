@@ -70,7 +70,8 @@ pub enum Event {
     Delivered {
         /// The message.
         id: MessageId,
-        /// Where it went.
+        /// Where it went: the address it was sent to, or, with the roaming
+        /// extension, the address its peer moved to meanwhile.
         to: SocketAddr,
         /// Whether the sender presumed the message lost and resent it
         /// before the confirmation came (msquic's "suspected lost"): early

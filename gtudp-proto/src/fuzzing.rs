@@ -29,7 +29,9 @@ pub const MAX_TYPE: usize = 4;
 /// ```
 ///
 /// where the low nibble of `config`, modulo 9, is M (0 to [`MAX_MAGIC`]) and
-/// bits 4–5 plus one are T (1 to [`MAX_TYPE`]); bits 6–7 are ignored. For
+/// bits 4–5 plus one are T (1 to [`MAX_TYPE`]); bit 6 turns the roaming
+/// extension on (an 8-byte sender token follows the magic); bit 7 is
+/// ignored. For
 /// example the original's default framing followed by an ACK is
 /// `00 1d 5f ae | ae 12 34 56 7a`.
 ///
@@ -45,6 +47,7 @@ pub fn split_input(data: &[u8]) -> Option<(Framing, &[u8])> {
     let (recv_type, rest) = split(rest, type_len)?;
     let (ack_type, datagram) = split(rest, type_len)?;
     match Framing::new(magic, data_type, recv_type, ack_type) {
+        Ok(framing) if config & 0x40 != 0 => Some((framing.with_roaming(), datagram)),
         Ok(framing) => Some((framing, datagram)),
         Err(FramingError::DuplicateType { .. }) => {
             assert!(
@@ -69,7 +72,14 @@ pub fn parse(data: &[u8]) {
         return;
     };
     match framing.parse(datagram) {
-        Ok(packet) => check_reencodes(&framing, &packet, datagram),
+        Ok(packet) => {
+            // Re-encoded with the token the datagram carries.
+            let mut framing = framing.clone();
+            if let Some(token) = framing.sender_token(datagram) {
+                framing.set_token(token);
+            }
+            check_reencodes(&framing, &packet, datagram)
+        }
         Err(reason) => check_refusal(&framing, datagram, reason),
     }
 }

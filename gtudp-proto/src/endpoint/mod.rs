@@ -76,6 +76,12 @@ type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 /// [`canonical_addr`](crate::canonical_addr)'s form (plain IPv4), and every
 /// address the endpoint gives out (events, transmits, peers) is in that form.
 ///
+/// With the roaming extension
+/// ([`Framing::with_roaming`](crate::wire::Framing::with_roaming)), a peer
+/// is known by the token it sends: when a new address of it proves itself,
+/// the peer moves there, and sends to its former address follow it (see
+/// `docs/address-changes.md`).
+///
 /// # Guarantees
 ///
 /// Each message given to `send` ends in exactly one [`Event::Delivered`] or

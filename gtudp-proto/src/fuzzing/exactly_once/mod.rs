@@ -19,7 +19,7 @@ mod trace;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -83,7 +83,7 @@ use crate::{Config, Endpoint};
 /// | 10 | `d`'s application stops or resumes reading events (`x` bit 0, or `x` = 0), or `set_receive_paused` flips (`x` bit 1) | — |
 /// | 11 | `d` sends a new tagged message to C (`x` even) or D (`x` odd) | filler length, then an options byte if `x & 6` ≠ 0 |
 /// | 12 | `d` is told its peer (`x` even) or C or D (`x` odd; bit 1 chooses) is unreachable: an ICMP report, true or forged (`peer_unreachable`) | — |
-/// | 15 | `d`'s NAT moves it to a new public port and closes the old one: its datagrams leave from the new port from now on (those in flight keep theirs), datagrams to the old one are lost, and its peer's application sends to the new one | — |
+/// | 15 | `d`'s NAT moves it to a new public port and closes the old one: its datagrams leave from the new port from now on (those in flight keep theirs), datagrams to the old one are lost, and its peer's application sends to the new one. With the roaming extension (an odd endpoint seed: bit 3 of the misc byte), its IP address changes too | — |
 ///
 /// Datagrams A and B send each other go into one queue per direction (at
 /// most 32; beyond it the oldest are lost); datagrams to C and D are only
@@ -141,6 +141,9 @@ struct World {
     addresses: [SocketAddr; 4],
     /// A's and B's public ports now (operation 15 moves them).
     ports: [u16; 2],
+    /// A's and B's public IP addresses now: `10.n.0.1` and `10.n.0.2`, `n`
+    /// counting the moves operation 15 made with the roaming extension.
+    ips: [IpAddr; 2],
     framing: Framing,
     config: Config,
     batch: usize,
@@ -206,6 +209,10 @@ impl World {
             limits.max_reassembly_bytes = 900;
         }
         let seed = u128::from((misc >> 3) & 0x0f);
+        // Odd seeds roam: the extension lets an endpoint change IP address.
+        if seed & 1 == 1 {
+            config.framing = config.framing.clone().with_roaming();
+        }
         let side = |seed: u128| match Endpoint::new(config.clone(), seed) {
             Ok(endpoint) => Side {
                 endpoint,
@@ -229,6 +236,7 @@ impl World {
                 ([192, 168, 0, 1], 4).into(),
             ],
             ports: [1, 2],
+            ips: [IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])],
             framing: config.framing.clone(),
             config,
             batch: 1 + usize::from(setup >> 6),
@@ -248,15 +256,23 @@ impl World {
     /// The address `index` is reached at now: A's and B's public port of
     /// the moment.
     fn public(&self, index: usize) -> SocketAddr {
-        match self.ports.get(index) {
-            Some(&port) => SocketAddr::new(self.addresses[index].ip(), port),
-            None => self.addresses[index],
+        match (self.ports.get(index), self.ips.get(index)) {
+            (Some(&port), Some(&ip)) => SocketAddr::new(ip, port),
+            _ => self.addresses[index],
         }
     }
 
     /// Whose address `address` is: each of A, B, C and D has its own IP
-    /// address, whatever the port.
+    /// addresses, whatever the port (A's and B's: `10.n.0.1` and `10.n.0.2`
+    /// for any `n`).
     fn index_of(&self, address: SocketAddr) -> Option<usize> {
+        if let IpAddr::V4(ip) = address.ip() {
+            match ip.octets() {
+                [10, _, 0, 1] => return Some(A),
+                [10, _, 0, 2] => return Some(B),
+                _ => {}
+            }
+        }
         self.addresses
             .iter()
             .position(|known| known.ip() == address.ip())

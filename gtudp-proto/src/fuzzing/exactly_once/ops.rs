@@ -93,6 +93,13 @@ impl World {
                 // A new public port, never 0 (ports 1 and 2 are the first).
                 let port = self.ports[side].wrapping_add(100).max(3);
                 self.ports[side] = port;
+                if self.framing.roaming() {
+                    // A new network too: the next `10.n.0.x`, never 0.
+                    if let std::net::IpAddr::V4(ip) = self.ips[side] {
+                        let [a, n, c, d] = ip.octets();
+                        self.ips[side] = std::net::IpAddr::from([a, n % 250 + 1, c, d]);
+                    }
+                }
                 self.record(Step::Rebind { side, port });
             }
             _ => {
