@@ -167,7 +167,7 @@ fn exchange(
                 .flatten()
                 .min();
             match next {
-                Some(at) if at <= *now + Duration::from_millis(50) => {
+                Some(at) if at <= *now + Duration::from_secs(2) => {
                     *now = at.max(*now);
                     a.handle_timeout(*now);
                     b.handle_timeout(*now);
@@ -277,5 +277,88 @@ fn a_spoofed_token_moves_nothing() {
         server_events.iter().any(|event| matches!(event,
             Event::Delivered { id, to, .. } if *id == reply && *to == client_addr)),
         "{server_events:?}"
+    );
+}
+
+/// The server's message in flight to the client's old address, and one the
+/// application sends there after the move, both reach the client at its new
+/// address, and the client's message from there is handed over once.
+#[test]
+fn messages_to_a_moved_peer_follow_it() {
+    let (old, new, server_addr): (SocketAddr, SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "198.51.100.7:31000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+    );
+    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
+    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
+    let mut now = Instant::now();
+    client
+        .send(now, server_addr, Bytes::from_static(b"hello"))
+        .unwrap();
+    exchange(&mut client, old, &mut server, server_addr, &mut now);
+    server
+        .send(now, old, Bytes::from_static(b"welcome"))
+        .unwrap();
+    exchange(&mut client, old, &mut server, server_addr, &mut now);
+    while server.poll_event().is_some() {}
+
+    // In flight to the old address when the client moves: lost there.
+    let in_flight = server
+        .send(now, old, Bytes::from_static(b"in flight"))
+        .unwrap();
+    let mut buf = Vec::new();
+    while server.poll_transmit(now, 1, &mut buf).is_some() {}
+
+    // The client, now at `new`, sends; the server probes `new`, the client
+    // answers, and the peer moves.
+    client
+        .send(
+            now,
+            server_addr,
+            Bytes::from_static(b"from the new address"),
+        )
+        .unwrap();
+    exchange(&mut client, new, &mut server, server_addr, &mut now);
+    assert_eq!(server.stats().peer_moves, 1, "{:?}", server.stats());
+    // Sent to the old address after the move.
+    let after = server
+        .send(now, old, Bytes::from_static(b"after the move"))
+        .unwrap();
+    exchange(&mut client, new, &mut server, server_addr, &mut now);
+
+    let server_events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    for id in [in_flight, after] {
+        assert!(
+            server_events.iter().any(|event| matches!(event,
+                Event::Delivered { id: done, to, .. } if *done == id && *to == new)),
+            "{id:?} not Delivered at the new address: {server_events:?}"
+        );
+    }
+    let taken: Vec<&[u8]> = server_events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Received { from, payload } => {
+                assert_eq!(*from, new);
+                Some(&payload[..])
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(taken, [&b"from the new address"[..]]);
+    let mut received: Vec<Bytes> = std::iter::from_fn(|| client.poll_event())
+        .filter_map(|event| match event {
+            Event::Received { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    received.sort();
+    assert_eq!(
+        received,
+        [
+            Bytes::from_static(b"after the move"),
+            Bytes::from_static(b"in flight"),
+            Bytes::from_static(b"welcome"),
+        ]
     );
 }

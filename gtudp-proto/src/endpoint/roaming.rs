@@ -166,14 +166,26 @@ impl Endpoint {
         // Removing the peers forgot the token.
         self.tokens.insert(token, new);
         self.retarget_messages(old, new);
-        if self.moved.len() < self.config.limits.max_peers {
-            self.moved.insert(old, token);
-        }
+        self.remember_move(old, token);
         // What was in flight to the old address goes to the new one as soon
         // as loss recovery sees it missing; what waited goes now.
         self.release(now, new);
         self.arm_sender_timer(now, new);
         self.note_if_idle(now, new);
+    }
+
+    /// Keeps that the peer named `token` was at `old`, for sends to it
+    /// there. At most `max_peers` are kept: when full, those whose peer is
+    /// forgotten go first; if none is, the move is not kept (sends to `old`
+    /// then go to `old`).
+    fn remember_move(&mut self, old: SocketAddr, token: u64) {
+        if self.moved.len() >= self.config.limits.max_peers {
+            let tokens = &self.tokens;
+            self.moved.retain(|_, token| tokens.contains_key(token));
+        }
+        if self.moved.len() < self.config.limits.max_peers {
+            self.moved.insert(old, token);
+        }
     }
 
     /// Points every record awaiting an ACK from `old` at `new`, and sends
