@@ -102,7 +102,19 @@ impl World {
         if from == side {
             self.fail(format!("{} handed over a message from itself", NAMES[side]));
         }
-        if from != peer {
+        // A message the peer sent here, intact.
+        let sent = tag.and_then(|(sender, _, seq)| {
+            let id = (sender == peer).then(|| self.sides[peer].by_seq.get(&seq))??;
+            let record = self.sides[peer].sends.get(id)?;
+            (record.to == side && record.payload == payload).then_some(seq)
+        });
+        // With the roaming extension a message is its sender's whatever
+        // address it came from: a copy of the peer's DATA replayed from a
+        // third address that then answered its probe (an on-path attacker,
+        // or the peer itself after a move) is the peer's message, taken
+        // once.
+        let roamed = self.framing.roaming() && sent.is_some();
+        if from != peer && !roamed {
             if !self.injected_payloads.contains(&(from, side, payload)) {
                 self.fail(format!(
                     "phantom: {} handed over from {} a payload never injected from there to it",
@@ -111,11 +123,6 @@ impl World {
             }
             return;
         }
-        let sent = tag.and_then(|(sender, _, seq)| {
-            let id = (sender == peer).then(|| self.sides[peer].by_seq.get(&seq))??;
-            let record = self.sides[peer].sends.get(id)?;
-            (record.to == side && record.payload == payload).then_some(seq)
-        });
         let Some(seq) = sent else {
             self.fail(format!(
                 "phantom: {} handed over from {} a payload ({} bytes, tag {tag:?}) {} never sent it",
