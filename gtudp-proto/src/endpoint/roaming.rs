@@ -137,9 +137,8 @@ impl Endpoint {
         };
         self.stats.peer_moves += 1;
         // The records awaiting an ACK from the old address get their RECVs
-        // at the new one.
-        moving.awaiting += arrived.awaiting;
-        self.retarget_records(old, new);
+        // at the new one, within the new address's share.
+        moving.awaiting = arrived.awaiting + self.retarget_records(now, old, new, arrived.awaiting);
         // (Nothing is held from a validated address.)
         moving.inbound = arrived.inbound;
         moving.serial = arrived.serial;
@@ -188,18 +187,46 @@ impl Endpoint {
         }
     }
 
-    /// Points every record awaiting an ACK from `old` at `new`, and sends
-    /// there the RECVs that were waiting to go to `old`.
-    fn retarget_records(&mut self, old: SocketAddr, new: SocketAddr) {
-        for (&(kept_under, identity), record) in self.awaiting.iter_mut() {
-            if record.from != old {
-                continue;
-            }
-            record.from = new;
-            if record.reply_pending {
-                self.output.push_recv(new, kept_under, identity);
+    /// Points the records awaiting an ACK from `old` at `new`, where
+    /// `already` await one, and sends there the RECVs that were waiting to
+    /// go to `old`; returns how many moved. Those beyond the peer's share
+    /// (`max_awaiting_ack_per_peer`) end their exchange instead: they are
+    /// remembered, so a copy from the new address is still recognised and
+    /// answered, only without a RECV resent unasked.
+    fn retarget_records(
+        &mut self,
+        now: Instant,
+        old: SocketAddr,
+        new: SocketAddr,
+        already: usize,
+    ) -> usize {
+        let room = self
+            .config
+            .limits
+            .max_awaiting_ack_per_peer
+            .saturating_sub(already);
+        let mut keys: Vec<_> = self
+            .awaiting
+            .iter()
+            .filter(|(_, record)| record.from == old)
+            .map(|(key, _)| *key)
+            .collect();
+        // In a fixed order (by identity), so the choice does not depend on
+        // the map's layout.
+        keys.sort_unstable_by_key(|key| (key.1.to_u32(), key.0));
+        let ended = keys.split_off(keys.len().min(room));
+        for key in ended {
+            self.give_up_recv(now, key);
+        }
+        for &(kept_under, identity) in &keys {
+            if let Some(record) = self.awaiting.get_mut(&(kept_under, identity)) {
+                record.from = new;
+                if record.reply_pending {
+                    self.output.push_recv(new, kept_under, identity);
+                }
             }
         }
+        keys.len()
     }
 
     /// Points every message to `old` at `new`.
