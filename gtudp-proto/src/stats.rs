@@ -73,7 +73,10 @@ pub struct DropCounts {
     /// nor held: [`Limits::max_unvalidated_peers`](crate::Limits) was
     /// reached, or the address's or all addresses' held share was full. It
     /// was answered with a validation probe only, and its sender, once it
-    /// answers the probe, sends it again.
+    /// answers the probe, sends it again. Also DATA held longer than
+    /// `datagram_lifetime` before its address proved itself, dropped then
+    /// unanswered (a copy of a message taken meanwhile from another address
+    /// of its sender might no longer be recognised).
     pub data_deferred_unvalidated: u64,
     /// RECV naming a message we sent to a different address.
     pub recv_wrong_source: u64,

@@ -184,6 +184,8 @@ impl Endpoint {
                     last_sent: None,
                     previous_sent: None,
                     resent_for_probe: 0,
+                    moves: 0,
+                    move_credit: 0,
                     send_seq: 0,
                     cause: Cause::First,
                     suspected_lost: false,

@@ -82,6 +82,8 @@ pub(super) struct NewData {
     pub(super) payload: Bytes,
     /// A fragment of a large message, not a whole one.
     pub(super) fragment: bool,
+    /// When it arrived.
+    pub(super) arrived: Instant,
 }
 
 /// One received message whose RECV has not been acknowledged yet.
@@ -148,6 +150,7 @@ impl Endpoint {
             fingerprint,
             payload,
             fragment,
+            arrived: now,
         };
         if self
             .peers
@@ -238,6 +241,7 @@ impl Endpoint {
             fingerprint,
             payload,
             fragment,
+            ..
         } = data;
         if self.refuses_new_data() {
             return;

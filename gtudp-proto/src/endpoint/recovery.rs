@@ -226,7 +226,7 @@ impl Endpoint {
 
     /// Orders the transmission `sent` again, or fails its message when it
     /// has no attempt left.
-    fn resend(&mut self, now: Instant, sent: Sent, cause: Cause) {
+    pub(super) fn resend(&mut self, now: Instant, sent: Sent, cause: Cause) {
         let Some(message) = self.messages.get_mut(&sent.id) else {
             return;
         };

@@ -37,6 +37,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::peer_table::PeerTable;
+
+/// How many of its peer's moves give a message back its attempts: enough
+/// for a peer moving every few hundred milliseconds for a minute, while a
+/// peer that never stops moving cannot keep a message alive for ever.
+const MAX_MOVE_CREDITS: u8 = u8::MAX;
 use super::Endpoint;
 use crate::timer::TimerKey;
 
@@ -157,6 +162,9 @@ impl Endpoint {
         moving.stats.moves += 1;
         moving.stats.validated = true;
         moving.send_deadline_moved = true;
+        // Its silence was the old path's: the new one starts unbacked-off.
+        moving.backoff = 0;
+        moving.probe_out = false;
         if let Some(at) = moving.send_timer {
             self.timers.push(at, TimerKey::Sender(new));
         }
@@ -166,8 +174,9 @@ impl Endpoint {
         self.tokens.insert(token, new);
         self.retarget_messages(old, new);
         self.remember_move(old, token);
-        // What was in flight to the old address goes to the new one as soon
-        // as loss recovery sees it missing; what waited goes now.
+        // What was in flight went to the old address: it goes to the new
+        // one now (no loss, no congestion signal), and what waited follows.
+        self.resend_after_move(now, new);
         self.release(now, new);
         self.arm_sender_timer(now, new);
         self.note_if_idle(now, new);
@@ -229,7 +238,27 @@ impl Endpoint {
         keys.len()
     }
 
-    /// Points every message to `old` at `new`.
+    /// Orders every transmission in flight to the peer now at `new` again.
+    fn resend_after_move(&mut self, now: Instant, new: SocketAddr) {
+        let mut moved = std::mem::take(&mut self.scratch_lost);
+        if let Some(peer) = self.peers.get_mut(&new) {
+            let liveness = super::recovery::liveness_in(&self.messages);
+            let live = |sent: &crate::loss::Sent| {
+                (liveness(sent) != crate::loss::Liveness::Stale).then_some(now)
+            };
+            peer.order.take_expired(now, live, &mut moved);
+        }
+        for sent in moved.drain(..) {
+            self.resend(now, sent, super::sender::Cause::Deferred);
+        }
+        self.scratch_lost = moved;
+    }
+
+    /// Points every message to `old` at `new`. The attempts a message
+    /// spent at the old address are given back (but one), so that what
+    /// was in flight when the peer moved is resent there, not failed; a
+    /// message gets this `MAX_MOVE_CREDITS` times at most, so a peer that
+    /// keeps moving cannot keep it alive for ever.
     fn retarget_messages(&mut self, old: SocketAddr, new: SocketAddr) {
         let ids: Vec<_> = self
             .messages
@@ -240,6 +269,10 @@ impl Endpoint {
         for id in ids {
             if let Some(message) = self.messages.get_mut(&id) {
                 message.destination = new;
+                if message.moves < MAX_MOVE_CREDITS {
+                    message.moves += 1;
+                    message.move_credit += message.attempts_used() - 1;
+                }
             }
         }
         self.retarget_large_sends(old, new);

@@ -59,6 +59,12 @@ pub(super) struct Message {
     /// (at most `MAX_RESENDS_FOR_PROBES`, so a forger sending RECVs cannot
     /// use up its attempts).
     pub(super) resent_for_probe: u8,
+    /// Times its peer moved while it was unconfirmed, with the roaming
+    /// extension (see `Endpoint::retarget_messages`): each gives back the
+    /// attempts spent at the old address, `MAX_MOVE_CREDITS` times at most.
+    pub(super) moves: u8,
+    /// The attempts given back so.
+    pub(super) move_credit: u32,
     /// Position of its latest transmission in the peer's send order.
     pub(super) send_seq: u64,
     /// Why its latest transmission (or the pending one) was ordered.
@@ -123,6 +129,7 @@ impl Message {
     pub(super) fn attempts_used(&self) -> u32 {
         self.transmissions
             .saturating_sub(u32::from(self.resent_for_probe))
+            .saturating_sub(self.move_credit)
             .max(1)
     }
 
@@ -236,6 +243,8 @@ impl Endpoint {
                 cause: Cause::First,
                 suspected_lost: false,
                 resent_for_probe: 0,
+                moves: 0,
+                move_credit: 0,
                 snapshot: None,
                 in_flight: false,
                 transmit_pending: false,

@@ -43,6 +43,7 @@ impl Endpoint {
             fingerprint,
             payload,
             fragment,
+            arrived,
         } = data;
         let limits = &self.config.limits;
         let (max_held, max_bytes) = (
@@ -69,6 +70,7 @@ impl Endpoint {
                     self.held_bytes = self.held_bytes - old + new;
                     held.fingerprint = fingerprint;
                     held.kept_under = kept_under;
+                    held.arrived = arrived;
                     held.payload = payload;
                     held.fragment = fragment;
                     self.stats.identity_collisions += 1;
@@ -88,6 +90,7 @@ impl Endpoint {
                     fingerprint,
                     payload,
                     fragment,
+                    arrived,
                 });
                 self.stats.data_held_for_validation += 1;
                 self.note_inbound(source, PacketKind::Data, size);
@@ -111,9 +114,19 @@ impl Endpoint {
             return;
         }
         let held = std::mem::take(&mut peer.held_data);
+        let lifetime = self.config.datagram_lifetime;
         for data in held {
             self.held_bytes -= data.payload.len();
             self.held_count -= 1;
+            // Held longer than a datagram's lifetime, it is left unanswered:
+            // it was recognised as new when it came, but the message it may
+            // copy could have been taken since (from another address of its
+            // sender) and its memory, kept a lifetime after that, be gone by
+            // now. A new message's sender resends it.
+            if now.saturating_duration_since(data.arrived) > lifetime {
+                self.stats.dropped.data_deferred_unvalidated += 1;
+                continue;
+            }
             self.stats.held_data_taken += 1;
             // While it was held, a copy from another port of its host (a
             // NAT rebinding) may have been taken.
