@@ -337,6 +337,20 @@ fn messages_to_a_moved_peer_follow_it() {
         .unwrap();
     exchange(&mut client, new, &mut server, server_addr, &mut now);
     assert_eq!(server.stats().peer_moves, 1, "{:?}", server.stats());
+    // A late datagram of the client's from the old address (it left before
+    // the move) makes that address an unproven peer again: it must not
+    // capture what the application sends there.
+    let mut late = Vec::new();
+    let framing = client.config().framing.clone();
+    framing.encode_to_vec(
+        &gtudp_proto::wire::Packet::Data {
+            identity: Identity::from_u32(0x1a7e),
+            payload: b"late",
+        },
+        &mut late,
+    );
+    server.handle_datagram(now, old, Bytes::from(late));
+    while server.poll_transmit(now, 1, &mut buf).is_some() {}
     // Sent to the old address after the move.
     let after = server
         .send(now, old, Bytes::from_static(b"after the move"))

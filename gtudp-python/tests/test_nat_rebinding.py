@@ -243,6 +243,7 @@ def test_roaming_keeps_a_client_that_changes_ip_address_both_ways() -> None:
         for reply in list(replies):
             reply.wait(60)
         outcomes = [reply.delivered for reply in list(replies)]
+        reasons = collections.Counter(reply.reason for reply in list(replies))
         time.sleep(0.5)
         done.set()
         for thread in threads:
@@ -251,7 +252,7 @@ def test_roaming_keeps_a_client_that_changes_ip_address_both_ways() -> None:
         assert not twice, f"handed over more than once: {sorted(twice.items())[:5]}"
         assert set(counts) == set(messages)
         failed = [outcome for outcome in outcomes if outcome is not True]
-        assert len(outcomes) == 1000 and not failed, f"{len(failed)} replies not delivered"
+        assert len(outcomes) == 1000 and not failed, f"{len(failed)} replies not delivered: {reasons}"
         twice = {data: n for data, n in replies_seen.items() if n > 1}
         assert not twice, f"replies handed over more than once: {sorted(twice.items())[:5]}"
         assert set(replies_seen) == {b"re:" + m for m in messages}

@@ -61,9 +61,17 @@ pub(super) fn answers_by_token(
 
 impl Endpoint {
     /// The address `destination` stands for: with the roaming extension, a
-    /// peer's former address stands for the address it moved to.
+    /// peer's former address stands for the address it moved to, unless a
+    /// proven peer is there now. (A late datagram from the former address
+    /// may make it an unproven peer again; it stands for the moved peer
+    /// until it proves itself.)
     pub(super) fn follow_move(&self, destination: SocketAddr) -> SocketAddr {
-        if self.moved.is_empty() || self.peers.contains_key(&destination) {
+        if self.moved.is_empty()
+            || self
+                .peers
+                .get(&destination)
+                .is_some_and(|peer| !peer.is_unvalidated())
+        {
             return destination;
         }
         self.moved
@@ -77,6 +85,10 @@ impl Endpoint {
     /// of that peer (see [`answers_by_token`]):
     /// `source` is asked to prove itself, and its answer moves the peer.
     pub(super) fn probe_new_address(&mut self, now: Instant, source: SocketAddr, size: usize) {
+        // A late RECV from an address the peer has left: nothing to prove.
+        if self.arrival_token.is_some() && self.moved.get(&source) == self.arrival_token.as_ref() {
+            return;
+        }
         if !self.peers.contains_key(&source) {
             if !self.ensure_peer(now, source, true) {
                 return;
