@@ -135,6 +135,11 @@ pub struct Endpoint {
     identities: IdentityGenerator,
     /// The latest `now` seen; earlier ones are raised to it.
     latest: Option<Instant>,
+    /// The first `now` seen: the origin of the nanosecond counts the hot
+    /// paths subtract (see [`nanos`](Self::nanos)).
+    epoch: Option<Instant>,
+    /// `latest` in nanoseconds since `epoch`.
+    latest_ns: u64,
     next_message_id: u64,
     peers: PeerTable,
     /// Peers that went idle, oldest first, with the idle deadline they got
@@ -226,6 +231,8 @@ impl Endpoint {
         Ok(Self {
             identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
             latest: None,
+            epoch: None,
+            latest_ns: 0,
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
@@ -667,12 +674,30 @@ impl Endpoint {
     #[inline(never)]
     fn advance_to(&mut self, now: Instant) -> Instant {
         self.latest = Some(now);
+        let epoch = *self.epoch.get_or_insert(now);
+        self.latest_ns = since(epoch, now);
         self.remembered.expire(now);
         if self.reassembly.len() > 0 {
             self.expire_reassembly(now);
         }
         self.validation.advance(now);
         now
+    }
+
+    /// `at` in nanoseconds since the endpoint's epoch (its first `now`).
+    ///
+    /// Send times kept this way make a round trip or a delivery interval
+    /// one integer subtraction, where `Instant`'s own arithmetic normalises
+    /// seconds and nanoseconds on every call. The two agree to the
+    /// nanosecond. On the hot paths `at` is the latest instant, whose count
+    /// is kept; an earlier instant (never one before the epoch: every input
+    /// advances the clock first) is converted.
+    #[inline]
+    pub(super) fn nanos(&self, at: Instant) -> u64 {
+        if self.latest == Some(at) {
+            return self.latest_ns;
+        }
+        self.epoch.map_or(0, |epoch| since(epoch, at))
     }
 
     fn on_foreign(&mut self, source: SocketAddr, reason: crate::wire::NotGtudp, datagram: Bytes) {
@@ -830,6 +855,12 @@ impl core::fmt::Debug for Endpoint {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
+/// `u64::MAX` (584 years).
+fn since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// SplitMix64's finaliser: spreads seed bits over a 64-bit word.

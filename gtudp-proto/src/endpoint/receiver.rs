@@ -89,7 +89,9 @@ pub(super) struct AwaitingAck {
     pub(super) port: u16,
     pub(super) fingerprint: Fingerprint,
     pub(super) transmissions: u32,
-    pub(super) last_sent: Option<Instant>,
+    /// When its latest RECV was written, in nanoseconds from the
+    /// endpoint's epoch (see `Endpoint::nanos`).
+    pub(super) last_sent: Option<u64>,
     /// The instant its live timer entry is set for (none before the first
     /// RECV is written).
     pub(super) timer: Option<Instant>,
@@ -168,6 +170,7 @@ impl Endpoint {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Known {
+        let now_ns = self.nanos(now);
         let key = self.awaiting_key(&source, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
@@ -184,7 +187,7 @@ impl Endpoint {
             if let (Some(sent), Some(peer)) = (record.last_sent, self.peers.get_mut(&source)) {
                 if let Some(min_rtt) = peer.rtt.min() {
                     peer.recv_copies.on_repeat(
-                        now.saturating_duration_since(sent),
+                        std::time::Duration::from_nanos(now_ns.saturating_sub(sent)),
                         record.transmissions,
                         min_rtt,
                     );
@@ -354,9 +357,9 @@ impl Endpoint {
             return;
         };
         let sample = match (record.transmissions, record.last_sent) {
-            (1, Some(sent)) if record.port == source.port() => {
-                Some(now.saturating_duration_since(sent))
-            }
+            (1, Some(sent)) if record.port == source.port() => Some(
+                std::time::Duration::from_nanos(self.nanos(now).saturating_sub(sent)),
+            ),
             _ => None,
         };
         // This ACK validates nothing: the identity it names was chosen by
@@ -405,6 +408,7 @@ impl Endpoint {
     /// Records a RECV's transmission: the next resend waits one backed-off
     /// RTO.
     pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+        let now_ns = self.nanos(now);
         let Some(record) = self
             .awaiting
             .get_mut(&self.awaiting_key(&source, identity))
@@ -414,7 +418,7 @@ impl Endpoint {
         };
         record.reply_pending = false;
         record.transmissions += 1;
-        record.last_sent = Some(now);
+        record.last_sent = Some(now_ns);
         let timeout = self
             .peers
             .get(&source)
