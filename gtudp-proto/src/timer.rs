@@ -147,6 +147,26 @@ impl TimerQueue {
         self.len
     }
 
+    /// Removes the entry `(at, key)` if it is the front of its lane, as
+    /// when its owner ends in the order its deadlines were set; says
+    /// whether it did. Elsewhere the entry stays, stale, until a purge or
+    /// its turn.
+    ///
+    /// Like a purge, this may empty a lane, and the lane's last entry
+    /// decides whether the next deadline goes to the lane or the heap:
+    /// which of several deadlines due at one instant fires first may then
+    /// differ from a queue that kept the stale entry. Nothing depends on
+    /// that order (it already varied with when purges ran).
+    pub(crate) fn remove_if_front(&mut self, at: Instant, key: TimerKey) -> bool {
+        let lane = &mut self.lanes[key.lane()];
+        if lane.front() != Some(&(at, key)) {
+            return false;
+        }
+        lane.pop_front();
+        self.len -= 1;
+        true
+    }
+
     /// Removes the entries for which `is_live` fails from the front of
     /// each lane and from the top of the heap, up to the first live one in
     /// each; returns how many went.
@@ -226,6 +246,26 @@ mod tests {
         );
         assert_eq!(timers.pop_due(due), None);
         assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn only_a_lane_front_is_removed_in_place() {
+        let start = Instant::now();
+        let mut timers = TimerQueue::default();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let message = |n: u64| TimerKey::Message(MessageId::for_test(n));
+        for n in 0..3 {
+            timers.push(at(n), message(n));
+        }
+        // Not the front, or not the instant of the entry: it stays.
+        assert!(!timers.remove_if_front(at(1), message(1)));
+        assert!(!timers.remove_if_front(at(1), message(0)));
+        assert_eq!(timers.len(), 3);
+        assert!(timers.remove_if_front(at(0), message(0)));
+        assert!(timers.remove_if_front(at(1), message(1)));
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.pop(), Some((at(2), message(2))));
+        assert_eq!(timers.pop(), None);
     }
 
     #[test]

@@ -356,6 +356,15 @@ impl Endpoint {
             }
             return;
         };
+        // Its timer entry is stale now. RECVs are acknowledged in about the
+        // order they were sent, so it is usually its lane's front: gone
+        // there at the cost of a comparison, rather than a lookup of this
+        // record in a purge.
+        if let Some(at) = record.timer {
+            let sent_to = SocketAddr::new(source.ip(), record.port);
+            self.timers
+                .remove_if_front(at, TimerKey::Received(sent_to, identity));
+        }
         let sample = match (record.transmissions, record.last_sent) {
             (1, Some(sent)) if record.port == source.port() => Some(
                 std::time::Duration::from_nanos(self.nanos(now).saturating_sub(sent)),
