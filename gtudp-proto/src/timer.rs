@@ -148,6 +148,59 @@ impl TimerQueue {
         self.len
     }
 
+    /// Removes the entry `(at, key)` if it is the front of its lane, as
+    /// when its owner ends in the order its deadlines were set; says
+    /// whether it did. Elsewhere the entry stays, stale, until a purge or
+    /// its turn.
+    ///
+    /// Like a purge, this may empty a lane, and the lane's last entry
+    /// decides whether the next deadline goes to the lane or the heap:
+    /// which of several deadlines due at one instant fires first may then
+    /// differ from a queue that kept the stale entry. Nothing depends on
+    /// that order (it already varied with when purges ran).
+    pub(crate) fn remove_if_front(&mut self, at: Instant, key: TimerKey) -> bool {
+        let lane = &mut self.lanes[key.lane()];
+        if lane.front() != Some(&(at, key)) {
+            return false;
+        }
+        lane.pop_front();
+        self.len -= 1;
+        true
+    }
+
+    /// Removes the entries for which `is_live` fails from the front of
+    /// each lane and from the top of the heap, up to the first live one in
+    /// each; returns how many went.
+    ///
+    /// Deadlines of one kind go stale in about the order they were set (a
+    /// message resolved, a RECV acknowledged, a round trip or so after it
+    /// was sent), so stale entries gather at the lanes' fronts: this finds
+    /// them with one look each, without walking the live entries behind
+    /// them as [`retain`](Self::retain) does.
+    pub(crate) fn drop_stale_fronts(
+        &mut self,
+        mut is_live: impl FnMut(Instant, TimerKey) -> bool,
+    ) -> usize {
+        let before = self.len;
+        while let Some(Reverse((at, key))) = self.heap.peek() {
+            if is_live(*at, *key) {
+                break;
+            }
+            self.heap.pop();
+            self.len -= 1;
+        }
+        for lane in &mut self.lanes {
+            while let Some((at, key)) = lane.front() {
+                if is_live(*at, *key) {
+                    break;
+                }
+                lane.pop_front();
+                self.len -= 1;
+            }
+        }
+        before - self.len
+    }
+
     /// Keeps only the entries for which `is_live` holds.
     pub(crate) fn retain(&mut self, mut is_live: impl FnMut(Instant, TimerKey) -> bool) {
         self.heap.retain(|Reverse((at, key))| is_live(*at, *key));
@@ -194,6 +247,82 @@ mod tests {
         );
         assert_eq!(timers.pop_due(due), None);
         assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn only_a_lane_front_is_removed_in_place() {
+        let start = Instant::now();
+        let mut timers = TimerQueue::default();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let message = |n: u64| TimerKey::Message(MessageId::for_test(n));
+        for n in 0..3 {
+            timers.push(at(n), message(n));
+        }
+        // Not the front, or not the instant of the entry: it stays.
+        assert!(!timers.remove_if_front(at(1), message(1)));
+        assert!(!timers.remove_if_front(at(1), message(0)));
+        assert_eq!(timers.len(), 3);
+        assert!(timers.remove_if_front(at(0), message(0)));
+        assert!(timers.remove_if_front(at(1), message(1)));
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.pop(), Some((at(2), message(2))));
+        assert_eq!(timers.pop(), None);
+    }
+
+    #[test]
+    fn stale_fronts_go_and_the_first_live_entry_stops_them() {
+        let start = Instant::now();
+        let mut timers = TimerQueue::default();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let message = |n: u64| TimerKey::Message(MessageId::for_test(n));
+        for n in 0..6 {
+            timers.push(at(n), message(n));
+        }
+        timers.push(at(10), TimerKey::Drain);
+        // 0, 1 and 3 are stale: 0 and 1 lead their lane, 3 sits behind
+        // the live 2. Drain is stale and alone in its lane.
+        let stale = |key: TimerKey| key == TimerKey::Drain || [0, 1, 3].map(message).contains(&key);
+        assert_eq!(timers.drop_stale_fronts(|_, key| !stale(key)), 3);
+        assert_eq!(timers.len(), 4);
+        let left: Vec<_> = std::iter::from_fn(|| timers.pop().map(|(_, key)| key)).collect();
+        assert_eq!(left, [2, 3, 4, 5].map(message));
+    }
+
+    proptest::proptest! {
+        /// Dropping stale fronts never drops a live entry, and what stays
+        /// leaves in deadline order as before.
+        #[test]
+        fn dropping_stale_fronts_keeps_every_live_entry(
+            pushes in proptest::collection::vec((0u64..50, 0u8..3, 0u64..40, proptest::bool::ANY), 0..200)
+        ) {
+            let start = Instant::now();
+            let mut timers = TimerQueue::default();
+            let mut live = std::collections::HashSet::new();
+            let mut reference = Vec::new();
+            for (ms, kind, n, is_live) in &pushes {
+                let at = start + Duration::from_millis(*ms);
+                let key = match kind {
+                    0 => TimerKey::Message(MessageId::for_test(*n)),
+                    1 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(*n as u32)),
+                    _ => TimerKey::PeerIdle(([10, 0, 0, *n as u8], 1).into()),
+                };
+                timers.push(at, key);
+                if *is_live {
+                    live.insert((at, key));
+                }
+                reference.push((at, key));
+            }
+            let dropped = timers.drop_stale_fronts(|at, key| live.contains(&(at, key)));
+            proptest::prop_assert_eq!(timers.len(), reference.len() - dropped);
+            let mut left = Vec::new();
+            while let Some(entry) = timers.pop() {
+                left.push(entry);
+            }
+            proptest::prop_assert!(left.windows(2).all(|w| w[0].0 <= w[1].0));
+            for entry in &live {
+                proptest::prop_assert!(left.contains(entry));
+            }
+        }
     }
 
     proptest::proptest! {

@@ -1,18 +1,23 @@
 //! Delivery-rate samples: how fast a peer confirms messages, measured per
 //! confirmation over the span the message was in flight, in the manner of
 //! draft-cheng-iccrg-delivery-rate-estimation.
+//!
+//! Instants are nanosecond counts from the endpoint's epoch (see
+//! `Endpoint::nanos`): a sample's interval is then two integer
+//! subtractions, equal to the nanosecond to what `Instant` would give.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The tracker's state when a message was sent, kept with the message.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SendSnapshot {
     /// Messages confirmed to the peer before this send.
     delivered: u64,
-    /// When the latest of those was confirmed (or the send, if none).
-    delivered_at: Instant,
-    /// The send time of the message confirmed then.
-    first_sent_at: Instant,
+    /// When the latest of those was confirmed (or the send, if none), in
+    /// nanoseconds from the epoch.
+    delivered_at: u64,
+    /// The send time of the message confirmed then, likewise.
+    first_sent_at: u64,
     /// The sender had less to send than the window allowed.
     app_limited: bool,
 }
@@ -42,8 +47,9 @@ impl RateSample {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DeliveryTracker {
     delivered: u64,
-    delivered_at: Option<Instant>,
-    first_sent_at: Option<Instant>,
+    /// Nanoseconds from the epoch, as the snapshot's fields.
+    delivered_at: Option<u64>,
+    first_sent_at: Option<u64>,
     /// Samples stay app-limited until this many messages are confirmed.
     app_limited_until: u64,
 }
@@ -54,8 +60,9 @@ impl DeliveryTracker {
         self.delivered
     }
 
-    /// A message is sent at `now` with `in_flight` others unconfirmed.
-    pub(crate) fn on_send(&mut self, now: Instant, in_flight: usize) -> SendSnapshot {
+    /// A message is sent at `now` (nanoseconds from the epoch) with
+    /// `in_flight` others unconfirmed.
+    pub(crate) fn on_send(&mut self, now: u64, in_flight: usize) -> SendSnapshot {
         if in_flight == 0 || self.delivered_at.is_none() {
             // Nothing in flight: the sample interval starts now.
             self.delivered_at = Some(now);
@@ -74,22 +81,23 @@ impl DeliveryTracker {
         self.app_limited_until = (self.delivered + in_flight as u64).max(1);
     }
 
-    /// A message sent at `sent_at` with `snapshot` was confirmed at `now`.
-    /// `None` when the interval is too short to mean anything (shorter
-    /// than `min_rtt`, as when the RECV answered an earlier copy).
+    /// A message sent at `sent_at` with `snapshot` was confirmed at `now`
+    /// (both in nanoseconds from the epoch). `None` when the interval is
+    /// too short to mean anything (shorter than `min_rtt`, as when the
+    /// RECV answered an earlier copy).
     pub(crate) fn on_delivered(
         &mut self,
-        now: Instant,
-        sent_at: Instant,
+        now: u64,
+        sent_at: u64,
         snapshot: &SendSnapshot,
         min_rtt: Duration,
     ) -> Option<RateSample> {
         self.delivered += 1;
         self.delivered_at = Some(now);
         self.first_sent_at = Some(sent_at);
-        let send_elapsed = sent_at.saturating_duration_since(snapshot.first_sent_at);
-        let ack_elapsed = now.saturating_duration_since(snapshot.delivered_at);
-        let interval = send_elapsed.max(ack_elapsed);
+        let send_elapsed = sent_at.saturating_sub(snapshot.first_sent_at);
+        let ack_elapsed = now.saturating_sub(snapshot.delivered_at);
+        let interval = Duration::from_nanos(send_elapsed.max(ack_elapsed));
         if interval < min_rtt || interval.is_zero() {
             return None;
         }
@@ -106,10 +114,15 @@ impl DeliveryTracker {
 mod tests {
     use super::*;
 
+    /// Nanoseconds in `ms` milliseconds.
+    fn ms_ns(ms: u64) -> u64 {
+        ms * 1_000_000
+    }
+
     #[test]
     fn a_steady_flow_samples_its_rate() {
-        let start = Instant::now();
-        let ms = Duration::from_millis;
+        let start = 7;
+        let ms = ms_ns;
         let mut tracker = DeliveryTracker::default();
         // One message per millisecond, each confirmed 10 ms after sending.
         let mut snapshots = Vec::new();
@@ -118,7 +131,7 @@ mod tests {
             let now = start + ms(i);
             if i >= 10 {
                 let (sent, snapshot) = snapshots[(i - 10) as usize];
-                last = tracker.on_delivered(now, sent, &snapshot, ms(10));
+                last = tracker.on_delivered(now, sent, &snapshot, Duration::from_millis(10));
             }
             let in_flight = (i.min(10)) as usize;
             snapshots.push((now, tracker.on_send(now, in_flight)));
@@ -130,17 +143,18 @@ mod tests {
 
     #[test]
     fn app_limited_marks_samples_and_short_intervals_give_none() {
-        let start = Instant::now();
+        let start = 7;
         let mut tracker = DeliveryTracker::default();
         tracker.on_app_limited(0);
         let snapshot = tracker.on_send(start, 0);
         let rtt = Duration::from_millis(10);
-        let sample = tracker.on_delivered(start + rtt, start, &snapshot, rtt);
+        let rtt_ns = ms_ns(10);
+        let sample = tracker.on_delivered(start + rtt_ns, start, &snapshot, rtt);
         assert!(sample.is_some_and(|s| s.app_limited && s.delivered == 1));
-        let snapshot = tracker.on_send(start + rtt, 0);
-        let early = start + rtt + Duration::from_millis(1);
+        let snapshot = tracker.on_send(start + rtt_ns, 0);
+        let early = start + rtt_ns + ms_ns(1);
         assert_eq!(
-            tracker.on_delivered(early, start + rtt, &snapshot, rtt),
+            tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt),
             None
         );
     }

@@ -142,6 +142,11 @@ pub struct Endpoint {
     identities: IdentityGenerator,
     /// The latest `now` seen; earlier ones are raised to it.
     latest: Option<Instant>,
+    /// The first `now` seen: the origin of the nanosecond counts the hot
+    /// paths subtract (see [`nanos`](Self::nanos)).
+    epoch: Option<Instant>,
+    /// `latest` in nanoseconds since `epoch`.
+    latest_ns: u64,
     next_message_id: u64,
     peers: PeerTable,
     /// Peers that went idle, oldest first, with the idle deadline they got
@@ -247,6 +252,8 @@ impl Endpoint {
         Ok(Self {
             identities: IdentityGenerator::new((mix(high), mix(low ^ 0x5151)), first_counter),
             latest: None,
+            epoch: None,
+            latest_ns: 0,
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
@@ -693,12 +700,30 @@ impl Endpoint {
     #[inline(never)]
     fn advance_to(&mut self, now: Instant) -> Instant {
         self.latest = Some(now);
+        let epoch = *self.epoch.get_or_insert(now);
+        self.latest_ns = since(epoch, now);
         self.remembered.expire(now);
         if self.reassembly.len() > 0 {
             self.expire_reassembly(now);
         }
         self.validation.advance(now);
         now
+    }
+
+    /// `at` in nanoseconds since the endpoint's epoch (its first `now`).
+    ///
+    /// Send times kept this way make a round trip or a delivery interval
+    /// one integer subtraction, where `Instant`'s own arithmetic normalises
+    /// seconds and nanoseconds on every call. The two agree to the
+    /// nanosecond. On the hot paths `at` is the latest instant, whose count
+    /// is kept; an earlier instant (never one before the epoch: every input
+    /// advances the clock first) is converted.
+    #[inline]
+    pub(super) fn nanos(&self, at: Instant) -> u64 {
+        if self.latest == Some(at) {
+            return self.latest_ns;
+        }
+        self.epoch.map_or(0, |epoch| since(epoch, at))
     }
 
     fn on_foreign(&mut self, source: SocketAddr, reason: crate::wire::NotGtudp, datagram: Bytes) {
@@ -804,7 +829,17 @@ impl Endpoint {
             return;
         }
         let mut timers = std::mem::take(&mut self.timers);
-        timers.retain(|at, key| self.timer_is_live(at, key));
+        // Stale entries gather at the lanes' fronts (see
+        // `TimerQueue::drop_stale_fronts`): one look each there. Only when
+        // that frees less than half the queue is every entry judged, so a
+        // purge that skips the full walk still removes at least as many
+        // entries as it looks at live ones (a few: a lane's front each),
+        // and the queue stays within the same bound either way.
+        let before = timers.len();
+        let dropped = timers.drop_stale_fronts(|at, key| self.timer_is_live(at, key));
+        if 2 * dropped < before {
+            timers.retain(|at, key| self.timer_is_live(at, key));
+        }
         self.timers = timers;
     }
 
@@ -858,6 +893,12 @@ impl core::fmt::Debug for Endpoint {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
+/// `u64::MAX` (584 years).
+fn since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// SplitMix64's finaliser: spreads seed bits over a 64-bit word.

@@ -325,6 +325,7 @@ impl Endpoint {
     /// Writes the front order of `lane` (made ready by `next_ready`) and
     /// records its transmission.
     fn write_next(&mut self, now: Instant, lane: Lane, buf: &mut Vec<u8>) {
+        let now_ns = self.nanos(now);
         let framing = &self.config.framing;
         let start = buf.len();
         let (to, kind) = match self.output.pop(lane) {
@@ -352,6 +353,7 @@ impl Endpoint {
                 message.transmissions += 1;
                 message.previous_sent = message.last_sent;
                 message.last_sent = Some(now);
+                message.last_sent_ns = now_ns;
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;
                 let resent_fragment = message.fragment_of.filter(|_| retransmission);
@@ -365,7 +367,7 @@ impl Endpoint {
                     }
                     message.send_seq = peer.order.push(id, now);
                     seq = Some(message.send_seq);
-                    message.snapshot = Some(peer.delivery.on_send(now, peer.in_flight - 1));
+                    message.snapshot = Some(peer.delivery.on_send(now_ns, peer.in_flight - 1));
                     peer.last_data_sent = Some(now);
                     if peer.order.len() > 2 * peer.in_flight + 64 {
                         let messages = &self.messages;

@@ -182,6 +182,7 @@ impl Endpoint {
                     max_attempts: 2,
                     transmissions: 0,
                     last_sent: None,
+                    last_sent_ns: 0,
                     previous_sent: None,
                     resent_for_probe: 0,
                     moves: 0,

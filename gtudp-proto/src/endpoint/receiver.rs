@@ -93,7 +93,9 @@ pub(super) struct AwaitingAck {
     pub(super) from: SocketAddr,
     pub(super) fingerprint: Fingerprint,
     pub(super) transmissions: u32,
-    pub(super) last_sent: Option<Instant>,
+    /// When its latest RECV was written, in nanoseconds from the
+    /// endpoint's epoch (see `Endpoint::nanos`).
+    pub(super) last_sent: Option<u64>,
     /// The instant its live timer entry is set for (none before the first
     /// RECV is written).
     pub(super) timer: Option<Instant>,
@@ -177,6 +179,7 @@ impl Endpoint {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Known {
+        let now_ns = self.nanos(now);
         let key = (kept_under, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
@@ -194,7 +197,7 @@ impl Endpoint {
             if let (Some(sent), Some(peer)) = (record.last_sent, self.peers.get_mut(&source)) {
                 if let Some(min_rtt) = peer.rtt.min() {
                     peer.recv_copies.on_repeat(
-                        now.saturating_duration_since(sent),
+                        std::time::Duration::from_nanos(now_ns.saturating_sub(sent)),
                         record.transmissions,
                         min_rtt,
                     );
@@ -363,8 +366,18 @@ impl Endpoint {
             }
             return;
         };
+        // Its timer entry is stale now. RECVs are acknowledged in about the
+        // order they were sent, so it is usually its lane's front: gone
+        // there at the cost of a comparison, rather than a lookup of this
+        // record in a purge.
+        if let Some(at) = record.timer {
+            self.timers
+                .remove_if_front(at, TimerKey::Received(kept_under, identity));
+        }
         let sample = match (record.transmissions, record.last_sent) {
-            (1, Some(sent)) if record.from == source => Some(now.saturating_duration_since(sent)),
+            (1, Some(sent)) if record.from == source => Some(std::time::Duration::from_nanos(
+                self.nanos(now).saturating_sub(sent),
+            )),
             _ => None,
         };
         // This ACK validates nothing: the identity it names was chosen by
@@ -421,6 +434,7 @@ impl Endpoint {
         kept_under: SocketAddr,
         identity: Identity,
     ) {
+        let now_ns = self.nanos(now);
         let Some(record) = self
             .awaiting
             .get_mut(&(kept_under, identity))
@@ -430,7 +444,7 @@ impl Endpoint {
         };
         record.reply_pending = false;
         record.transmissions += 1;
-        record.last_sent = Some(now);
+        record.last_sent = Some(now_ns);
         let timeout = self
             .peers
             .get(&source)

@@ -53,6 +53,9 @@ pub(super) struct Message {
     pub(super) max_attempts: u32,
     pub(super) transmissions: u32,
     pub(super) last_sent: Option<Instant>,
+    /// `last_sent` in nanoseconds from the endpoint's epoch (see
+    /// `Endpoint::nanos`), for the round trip and the delivery sample.
+    pub(super) last_sent_ns: u64,
     /// The transmission before the last, if any.
     pub(super) previous_sent: Option<Instant>,
     /// Times resent because a validation probe came instead of its RECV
@@ -238,6 +241,7 @@ impl Endpoint {
                 max_attempts,
                 transmissions: 0,
                 last_sent: None,
+                last_sent_ns: 0,
                 previous_sent: None,
                 send_seq: 0,
                 cause: Cause::First,
@@ -520,6 +524,7 @@ impl Endpoint {
     ) {
         // Read in place, and dropped in place below: moving a message out
         // of its slot costs more than the rest of the slab's work.
+        let now_ns = self.nanos(now);
         let Some(message) = self.messages.get(&id) else {
             return;
         };
@@ -558,11 +563,12 @@ impl Endpoint {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
-                    let elapsed = now.saturating_duration_since(sent);
+                    let elapsed = Duration::from_nanos(now_ns.saturating_sub(message.last_sent_ns));
                     peer.rtt.on_sample(elapsed);
                     let sample = message.snapshot.as_ref().and_then(|snapshot| {
                         let min_rtt = peer.rtt.min().unwrap_or_default();
-                        peer.delivery.on_delivered(now, sent, snapshot, min_rtt)
+                        peer.delivery
+                            .on_delivered(now_ns, message.last_sent_ns, snapshot, min_rtt)
                     });
                     peer.congestion.on_delivered(&Delivery {
                         sent_at: sent,
@@ -583,7 +589,7 @@ impl Endpoint {
                         let size = self.config.framing.header_len() + message.payload.len();
                         path.mtu.on_data_confirmed(size);
                     }
-                    let elapsed = now.saturating_duration_since(sent);
+                    let elapsed = Duration::from_nanos(now_ns.saturating_sub(message.last_sent_ns));
                     let min_rtt = peer.rtt.min();
                     // A RECV sooner after the retransmission than any round
                     // trip answers an earlier copy: the message was late,
@@ -639,8 +645,8 @@ impl Endpoint {
                     peer.probe_out = false;
                     let sample = match (spurious, &message.snapshot) {
                         (false, Some(snapshot)) => peer.delivery.on_delivered(
-                            now,
-                            sent,
+                            now_ns,
+                            message.last_sent_ns,
                             snapshot,
                             peer.rtt.min().unwrap_or_default(),
                         ),
