@@ -221,6 +221,7 @@ impl World {
                 by_seq: BTreeMap::new(),
                 next_seq: 0,
                 handed_over: BTreeMap::new(),
+                taken_by_injection: BTreeSet::new(),
                 delivered_unchecked: Vec::new(),
                 reading: true,
             },
