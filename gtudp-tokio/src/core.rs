@@ -12,8 +12,13 @@
 //! background task, which waits for writability. After each locked step,
 //! [`Core::take_wakes`] says whom to notify once the lock is released.
 //!
-//! A read writes the RECVs and ACKs it produced before it hands a message
-//! over. A send's DATA is written at once, too, unless the application is
+//! The RECVs and ACKs a read produced wait for the application's next call
+//! on the socket, typically the reply to the message it hands over, so that
+//! they leave with it in one system call (`sendmmsg` on Linux, whatever
+//! their sizes); a read of the socket, by any task, writes them first, and
+//! should no call come within a [`TICK`], the background task does. A RECV
+//! is never written before its message is in the receive queue. A send's
+//! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
 //! receive queue, or more outcomes were just handed to waiting tasks than
 //! sends were made since. Then it waits for the next call on the socket,
@@ -257,8 +262,9 @@ impl Core {
 
     /// The next message for `recv`: from the queue, or else read from the
     /// socket (a few batches at most, without waiting). Deferred writes go
-    /// out before reading; the RECVs and ACKs of what was read before this
-    /// returns.
+    /// out before reading; the RECVs and ACKs of what was read wait for the
+    /// next call when a message is returned (see the module's notes), and
+    /// go out at once otherwise.
     pub(crate) fn take(&mut self, now: Instant) -> Take {
         if let Some(datagram) = self.inbox.pop_front() {
             self.draining = (!self.inbox.is_empty()).then_some(now);
@@ -274,7 +280,12 @@ impl Core {
         let more = self.receive(now);
         match self.inbox.pop_front() {
             Some(datagram) => {
-                self.flush(now);
+                // The RECVs and ACKs of what was read leave with the
+                // application's next call, which is likely its reply, in
+                // one system call; or within a tick.
+                if self.endpoint.has_pending_transmits() {
+                    self.defer(now);
+                }
                 Take::Message(datagram)
             }
             None => {
