@@ -122,6 +122,13 @@ const SEND_BATCH: usize = crate::mmsg::BATCH;
 #[cfg(not(target_os = "linux"))]
 const SEND_BATCH: usize = 1;
 
+/// Bytes above which a transmit buffer counts as large (it held a GSO
+/// batch); see `BatchIo::spare`.
+const LARGE_BUFFER: usize = 16 * 1024;
+
+/// Large transmit buffers kept for reuse.
+const LARGE_SPARES: usize = 4;
+
 /// A transmit waiting to be sent, in its own buffer.
 #[derive(Debug)]
 struct Outgoing {
@@ -173,8 +180,13 @@ pub struct BatchIo<S> {
     /// call sends them all where the platform allows. Left over only while
     /// the socket's send buffer is full.
     queue: Vec<Outgoing>,
-    /// Buffers of sent transmits, for the next ones.
+    /// Buffers of sent transmits, for the next ones: at most
+    /// [`SEND_BATCH`], of which at most [`LARGE_SPARES`] hold more than
+    /// [`LARGE_BUFFER`] bytes (GSO batches), so a burst of large batches to
+    /// many destinations does not keep megabytes for good.
     spare: Vec<Vec<u8>>,
+    /// Buffers in `spare` larger than [`LARGE_BUFFER`].
+    large_spares: usize,
     /// A batched send stopped short and the transmit it stopped at then
     /// went out: the kernel may have returned (and so cleared) an ICMP
     /// report's pending error that the batched call did not pass on, so
@@ -240,6 +252,7 @@ impl<S: Socket> BatchIo<S> {
             framing,
             queue: Vec::with_capacity(SEND_BATCH),
             spare: Vec::new(),
+            large_spares: 0,
             check_error_queue: false,
             ipv6,
             local,
@@ -507,10 +520,10 @@ impl<S: Socket> BatchIo<S> {
         loop {
             let mut more = true;
             while self.queue.len() < SEND_BATCH {
-                let mut buf = self.spare.pop().unwrap_or_default();
+                let mut buf = self.take_spare();
                 let max = self.max_segments();
                 let Some(transmit) = endpoint.poll_transmit(now, max, &mut buf) else {
-                    self.spare.push(buf);
+                    self.put_spare(buf);
                     more = false;
                     break;
                 };
@@ -600,10 +613,32 @@ impl<S: Socket> BatchIo<S> {
                 Sent::Done => start += 1,
             }
         };
-        for sent in self.queue.drain(..start) {
-            self.spare.push(sent.buf);
+        for index in 0..start {
+            let buf = std::mem::take(&mut self.queue[index].buf);
+            self.put_spare(buf);
         }
+        self.queue.drain(..start);
         outcome
+    }
+
+    /// A buffer for the next transmit.
+    fn take_spare(&mut self) -> Vec<u8> {
+        let buf = self.spare.pop().unwrap_or_default();
+        if buf.capacity() > LARGE_BUFFER {
+            self.large_spares = self.large_spares.saturating_sub(1);
+        }
+        buf
+    }
+
+    /// Keeps the buffer of a sent transmit for the next ones, or frees it
+    /// when enough are kept.
+    fn put_spare(&mut self, buf: Vec<u8>) {
+        let large = buf.capacity() > LARGE_BUFFER;
+        if self.spare.len() >= SEND_BATCH || (large && self.large_spares >= LARGE_SPARES) {
+            return;
+        }
+        self.large_spares += usize::from(large);
+        self.spare.push(buf);
     }
 
     /// The error counters a send may move, to tell a send that met an error
@@ -1014,6 +1049,34 @@ mod tests {
             [37, 100, 100, 100, 200]
         );
         assert_eq!(payload_lens(&recv_some(&mut c, 1)), [64]);
+    }
+
+    /// GSO batches to many destinations in one flush each take a large
+    /// buffer; only a few are kept for the next flushes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_few_large_transmit_buffers_are_kept() {
+        let mut a = bind();
+        let peers: Vec<_> = (0..10).map(|_| bind()).collect();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        for peer in &peers {
+            let to = peer.socket().0.local_addr().unwrap();
+            for _ in 0..12 {
+                endpoint.send(now, to, Bytes::from(vec![5; 1_400])).unwrap();
+            }
+        }
+        a.flush(&mut endpoint, now);
+        assert_eq!(a.counters().datagrams_sent, 120);
+        assert!(a.counters().send_calls < 10, "{:?}", a.counters());
+        let large = a
+            .spare
+            .iter()
+            .filter(|buf| buf.capacity() > LARGE_BUFFER)
+            .count();
+        assert!(large >= 1, "no GSO batch was large: nothing tested");
+        assert!(large <= LARGE_SPARES, "{large} large buffers kept");
+        assert_eq!(large, a.large_spares);
     }
 
     /// A transmit the kernel refuses in the middle of a batch, or at its
