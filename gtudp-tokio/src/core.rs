@@ -16,7 +16,9 @@
 //! on the socket, typically the reply to the message it hands over, so that
 //! they leave with it in one system call (`sendmmsg` on Linux, whatever
 //! their sizes); a read of the socket, by any task, writes them first, and
-//! should no call come within a [`TICK`], the background task does. A RECV
+//! should no call come within a [`TICK`], the background task does. An
+//! application whose next call comes later than [`PROMPT`] has them
+//! written at once instead, until it calls that soon again. A RECV
 //! is never written before its message is in the receive queue. A send's
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
@@ -49,6 +51,14 @@ pub(crate) const RECV_BATCHES: usize = 4;
 /// While writes are being deferred, the background task looks at least
 /// this often, and writes what is still deferred.
 pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How soon after `recv` handed a message over the application's next call
+/// must come for the RECVs and ACKs of that `recv` to keep waiting for it:
+/// an application that takes longer (it works on the message before it
+/// replies, or never replies) has them written at once from then on, so
+/// its peers' tail-loss probes (2 ms at the shortest) do not fire; one
+/// that calls again this soon has them held again.
+pub(crate) const PROMPT: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
@@ -129,6 +139,14 @@ pub(crate) struct Core {
     deferred_since_step: bool,
     /// The background task looks again within [`TICK`].
     ticking: bool,
+    /// The RECVs and ACKs of a `recv` wait for the application's next call
+    /// (see the module's notes); off while the application is slow to
+    /// make it (see [`PROMPT`]).
+    hold_recvs: bool,
+    /// Since when RECVs or ACKs of a `recv` are held for the next call.
+    held_since: Option<Instant>,
+    /// When `recv` last handed over a message it read from the socket.
+    handed_at: Option<Instant>,
     /// When the last `recv` left more messages in the queue: the
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
@@ -157,6 +175,9 @@ impl Core {
             deferred: None,
             deferred_since_step: false,
             ticking: false,
+            hold_recvs: true,
+            held_since: None,
+            handed_at: None,
             draining: None,
             send_credit: 0,
             credit_at: None,
@@ -200,6 +221,14 @@ impl Core {
                 // The application is working through received messages,
                 // or through outcomes just handed to it, and will call
                 // again: write with the next call.
+                if !self.hold_recvs
+                    && self
+                        .handed_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < PROMPT)
+                {
+                    // A prompt reply: hold the next RECVs for it again.
+                    self.hold_recvs = true;
+                }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
                 let credit = if recent(self.credit_at, now) {
                     self.send_credit
@@ -283,8 +312,14 @@ impl Core {
                 // The RECVs and ACKs of what was read leave with the
                 // application's next call, which is likely its reply, in
                 // one system call; or within a tick.
+                self.handed_at = Some(now);
                 if self.endpoint.has_pending_transmits() {
-                    self.defer(now);
+                    if self.hold_recvs {
+                        self.defer(now);
+                        self.held_since.get_or_insert(now);
+                    } else {
+                        self.flush(now);
+                    }
                 }
                 Take::Message(datagram)
             }
@@ -488,6 +523,13 @@ impl Core {
     /// Sends everything the endpoint has to send (until the socket's buffer
     /// fills), then hands out every event.
     fn flush(&mut self, now: Instant) {
+        if let Some(since) = self.held_since.take() {
+            if now.saturating_duration_since(since) >= PROMPT {
+                // The call the RECVs were held for came late, or never (the
+                // background task writes them): stop holding them.
+                self.hold_recvs = false;
+            }
+        }
         self.deferred = None;
         self.io.flush(&mut self.endpoint, now);
         self.drain_events(now);

@@ -245,6 +245,45 @@ async fn a_recv_without_a_reply_is_still_confirmed_at_once() {
     assert_eq!(client.stats().endpoint.retransmissions, 0);
 }
 
+/// A server that works on each message before it replies: after the
+/// first, whose RECV waited for the reply until the background task wrote
+/// it, its RECVs are written as soon as it reads the messages, so the
+/// client learns `Delivered` without waiting for the server's work or a
+/// tick (paused time: no wait means no virtual time passes).
+#[tokio::test(start_paused = true)]
+async fn the_recvs_of_a_server_slow_to_reply_are_not_held() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    let replier = server.clone();
+    let work = tokio::spawn(async move {
+        while let Ok(message) = replier.recv().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(replier.start_send(message.payload, message.from).await);
+        }
+    });
+    for round in 0..6u32 {
+        let start = tokio::time::Instant::now();
+        within(10, client.send_to(round.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+        let waited = start.elapsed();
+        if round >= 2 {
+            assert!(
+                waited < Duration::from_micros(500),
+                "round {round}: Delivered after {waited:?}: the RECV was held"
+            );
+        }
+        let reply = within(10, client.recv()).await.unwrap();
+        assert_eq!(&reply.payload[..], round.to_be_bytes());
+    }
+    assert_eq!(client.stats().endpoint.retransmissions, 0);
+    work.abort();
+}
+
 /// A server takes one message out of a backlog and replies, then makes no
 /// further call on its socket: the reply, written late to join others in
 /// one system call, still leaves at once (the background task writes it),
