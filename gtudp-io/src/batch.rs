@@ -70,7 +70,8 @@ pub struct IoCounters {
     pub send_calls: u64,
     /// Datagrams sent (a GSO batch counts each datagram).
     pub datagrams_sent: u64,
-    /// Send system calls that carried several datagrams (GSO).
+    /// Send system calls that carried several datagrams (GSO, or on Linux
+    /// `sendmmsg` of several transmits, whatever their sizes).
     pub batched_sends: u64,
     /// Times the socket's send buffer was full and a transmit had to wait
     /// for writability.
@@ -114,6 +115,27 @@ pub enum Recv {
 /// window goes out in the next.
 const TOO_LARGE_ROUNDS: usize = 4;
 
+/// Transmits one send system call carries at most: a `sendmmsg` batch on
+/// Linux, one elsewhere.
+#[cfg(target_os = "linux")]
+const SEND_BATCH: usize = crate::mmsg::BATCH;
+#[cfg(not(target_os = "linux"))]
+const SEND_BATCH: usize = 1;
+
+/// Bytes above which a transmit buffer counts as large (it held a GSO
+/// batch); see `BatchIo::spare`.
+const LARGE_BUFFER: usize = 16 * 1024;
+
+/// Large transmit buffers kept for reuse.
+const LARGE_SPARES: usize = 4;
+
+/// A transmit waiting to be sent, in its own buffer.
+#[derive(Debug)]
+struct Outgoing {
+    transmit: Transmit,
+    buf: Vec<u8>,
+}
+
 /// What one send system call did.
 enum Sent {
     /// Handed to the kernel (or dropped after a non-fatal error, logged).
@@ -153,10 +175,23 @@ pub struct BatchIo<S> {
     meta: Box<[RecvMeta]>,
     /// For the datagram log.
     framing: Framing,
-    /// Datagrams written by `Endpoint::poll_transmit`, not yet sent.
-    transmit_buf: Vec<u8>,
-    /// The transmit in `transmit_buf` while the socket's buffer is full.
-    blocked: Option<Transmit>,
+    /// Transmits written by `Endpoint::poll_transmit`, not yet sent, in
+    /// order, each in its own buffer (at most [`SEND_BATCH`]): one system
+    /// call sends them all where the platform allows. Left over only while
+    /// the socket's send buffer is full.
+    queue: Vec<Outgoing>,
+    /// Buffers of sent transmits, for the next ones: at most
+    /// [`SEND_BATCH`], of which at most [`LARGE_SPARES`] hold more than
+    /// [`LARGE_BUFFER`] bytes (GSO batches), so a burst of large batches to
+    /// many destinations does not keep megabytes for good.
+    spare: Vec<Vec<u8>>,
+    /// Buffers in `spare` larger than [`LARGE_BUFFER`].
+    large_spares: usize,
+    /// A batched send stopped short and the transmit it stopped at then
+    /// went out: the kernel may have returned (and so cleared) an ICMP
+    /// report's pending error that the batched call did not pass on, so
+    /// the error queue is read.
+    check_error_queue: bool,
     /// The socket is IPv6 (perhaps dual-stack): IPv4 destinations are
     /// written IPv4-mapped.
     ipv6: bool,
@@ -215,8 +250,10 @@ impl<S: Socket> BatchIo<S> {
             slots: vec![0; SLOT * SLOTS].into_boxed_slice(),
             meta: vec![RecvMeta::default(); SLOTS].into_boxed_slice(),
             framing,
-            transmit_buf: Vec::new(),
-            blocked: None,
+            queue: Vec::with_capacity(SEND_BATCH),
+            spare: Vec::new(),
+            large_spares: 0,
+            check_error_queue: false,
             ipv6,
             local,
             unreachable: Vec::new(),
@@ -265,7 +302,7 @@ impl<S: Socket> BatchIo<S> {
     /// Whether a transmit waits for room in the socket's send buffer: the
     /// adapter must wait for writability and call [`flush`](Self::flush).
     pub fn is_blocked(&self) -> bool {
-        self.blocked.is_some()
+        !self.queue.is_empty()
     }
 
     /// Receive slots one [`recv`](Self::recv) fills at most. On Linux
@@ -357,7 +394,10 @@ impl<S: Socket> BatchIo<S> {
     /// Sends everything `endpoint` has to send, in GSO batches where the
     /// socket allows, logging each datagram, until the socket's send buffer
     /// is full: what does not fit is kept ([`is_blocked`](Self::is_blocked))
-    /// and sent first by the next call.
+    /// and sent first by the next call. On Linux one `sendmmsg` carries up
+    /// to 32 transmits of any sizes and destinations (a RECV and the reply
+    /// written after it leave together); elsewhere each transmit takes one
+    /// system call.
     ///
     /// A datagram the kernel refuses as too large for the path (EMSGSIZE)
     /// is reported to the endpoint
@@ -370,7 +410,7 @@ impl<S: Socket> BatchIo<S> {
         self.fail_unreachable(endpoint, now);
         let icmp_before = self.counters.icmp_errors;
         self.send_all(endpoint, now);
-        if self.counters.icmp_errors != icmp_before {
+        if self.counters.icmp_errors != icmp_before || std::mem::take(&mut self.check_error_queue) {
             // A send met a report: its details wait in the error queue.
             self.read_error_queue();
             if !self.unreachable.is_empty() {
@@ -478,45 +518,189 @@ impl<S: Socket> BatchIo<S> {
 
     fn send_all(&mut self, endpoint: &mut Endpoint, now: Instant) {
         loop {
-            if let Some(transmit) = self.blocked {
-                // Lent out for the call, which may read the error queue.
-                let buf = std::mem::take(&mut self.transmit_buf);
-                let contents = &buf[..transmit.size.min(buf.len())];
-                let sent = self.send(transmit.destination, contents, transmit.segment_size);
-                self.transmit_buf = buf;
-                match sent {
-                    Sent::WouldBlock => {
-                        self.counters.send_would_block += 1;
-                        return;
-                    }
-                    Sent::Done => {
-                        self.blocked = None;
-                        let count = transmit.datagram_count() as u64;
-                        self.counters.send_calls += 1;
-                        self.counters.datagrams_sent += count;
-                        if count > 1 {
-                            self.counters.batched_sends += 1;
-                        }
+            let mut more = true;
+            while self.queue.len() < SEND_BATCH {
+                let mut buf = self.take_spare();
+                let max = self.max_segments();
+                let Some(transmit) = endpoint.poll_transmit(now, max, &mut buf) else {
+                    self.put_spare(buf);
+                    more = false;
+                    break;
+                };
+                if log_enabled() {
+                    for datagram in transmit.datagrams(&buf) {
+                        log_datagram(
+                            "out",
+                            self.local,
+                            transmit.destination,
+                            datagram,
+                            &self.framing,
+                        );
                     }
                 }
+                self.queue.push(Outgoing { transmit, buf });
             }
-            let max = self.max_segments();
-            let Some(transmit) = endpoint.poll_transmit(now, max, &mut self.transmit_buf) else {
+            if self.queue.is_empty() {
                 return;
-            };
-            if log_enabled() {
-                for datagram in transmit.datagrams(&self.transmit_buf) {
-                    log_datagram(
-                        "out",
-                        self.local,
-                        transmit.destination,
-                        datagram,
-                        &self.framing,
-                    );
+            }
+            if let Sent::WouldBlock = self.send_queue() {
+                self.counters.send_would_block += 1;
+                return;
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Sends the queued transmits, in order: several in one `sendmmsg`
+    /// (Linux), one through `quinn-udp`, or each through `quinn-udp` when a
+    /// batched call refused the first (the per-datagram error handling of
+    /// [`send`](Self::send) then applies to it alone). Sent transmits leave
+    /// the queue; a full socket buffer keeps the rest.
+    fn send_queue(&mut self) -> Sent {
+        let mut start = 0;
+        #[cfg(target_os = "linux")]
+        let mut retried = false;
+        let outcome = loop {
+            let rest = self.queue.len() - start;
+            if rest == 0 {
+                break Sent::Done;
+            }
+            #[cfg(target_os = "linux")]
+            if rest > 1 {
+                match self.send_batch(start) {
+                    Ok(sent) if sent == rest => {
+                        start += sent;
+                        continue;
+                    }
+                    Ok(sent) => {
+                        // The kernel stopped at the transmit after these
+                        // and dropped its error: sent alone, it meets it
+                        // again (or went out, when the error was an ICMP
+                        // report's, now cleared).
+                        start += sent;
+                        let errors = self.error_counts();
+                        match self.send_one(start) {
+                            Sent::WouldBlock => break Sent::WouldBlock,
+                            Sent::Done => {
+                                if self.error_counts() == errors {
+                                    self.check_error_queue = true;
+                                }
+                                start += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        break Sent::WouldBlock;
+                    }
+                    Err(error) if is_icmp_report(&error) && !retried => {
+                        // About an earlier datagram; none of these was sent.
+                        tracing::debug!(target: "gtudp", local = %self.local, %error, "ICMP error report");
+                        self.counters.icmp_errors += 1;
+                        retried = true;
+                        continue;
+                    }
+                    Err(_) => {
+                        // The first transmit was refused: sent alone, its
+                        // error is handled as for any single send.
+                    }
                 }
             }
-            self.blocked = Some(transmit);
+            match self.send_one(start) {
+                Sent::WouldBlock => break Sent::WouldBlock,
+                Sent::Done => start += 1,
+            }
+        };
+        for index in 0..start {
+            let buf = std::mem::take(&mut self.queue[index].buf);
+            self.put_spare(buf);
         }
+        self.queue.drain(..start);
+        outcome
+    }
+
+    /// A buffer for the next transmit.
+    fn take_spare(&mut self) -> Vec<u8> {
+        let buf = self.spare.pop().unwrap_or_default();
+        if buf.capacity() > LARGE_BUFFER {
+            self.large_spares = self.large_spares.saturating_sub(1);
+        }
+        buf
+    }
+
+    /// Keeps the buffer of a sent transmit for the next ones, or frees it
+    /// when enough are kept.
+    fn put_spare(&mut self, buf: Vec<u8>) {
+        let large = buf.capacity() > LARGE_BUFFER;
+        if self.spare.len() >= SEND_BATCH || (large && self.large_spares >= LARGE_SPARES) {
+            return;
+        }
+        self.large_spares += usize::from(large);
+        self.spare.push(buf);
+    }
+
+    /// The error counters a send may move, to tell a send that met an error
+    /// from one that went out.
+    #[cfg(target_os = "linux")]
+    fn error_counts(&self) -> (u64, u64, u64) {
+        let counters = &self.counters;
+        (
+            counters.icmp_errors,
+            counters.too_large,
+            counters.send_errors,
+        )
+    }
+
+    /// Sends the transmits queued from `start` in one `sendmmsg`; how many
+    /// the kernel took, counted.
+    #[cfg(target_os = "linux")]
+    fn send_batch(&mut self, start: usize) -> io::Result<usize> {
+        let ipv6 = self.ipv6;
+        let items = self.queue[start..].iter().map(|outgoing| {
+            let transmit = &outgoing.transmit;
+            crate::mmsg::Item {
+                destination: socket_form(transmit.destination, ipv6),
+                contents: &outgoing.buf[..transmit.size.min(outgoing.buf.len())],
+                segment_size: transmit.segment_size,
+            }
+        });
+        let socket = &self.socket;
+        let fd = socket.raw_fd();
+        let sent = socket.try_io(Direction::Send, || crate::mmsg::send(fd, items))?;
+        let sent = sent.min(self.queue.len() - start);
+        if sent > 0 {
+            let datagrams: usize = self.queue[start..start + sent]
+                .iter()
+                .map(|outgoing| outgoing.transmit.datagram_count())
+                .sum();
+            self.counters.send_calls += 1;
+            self.counters.datagrams_sent += datagrams as u64;
+            if datagrams > 1 {
+                self.counters.batched_sends += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends queued transmit `index` alone, through `quinn-udp`, counted.
+    fn send_one(&mut self, index: usize) -> Sent {
+        let transmit = self.queue[index].transmit;
+        // Lent out for the call, which may read the error queue.
+        let buf = std::mem::take(&mut self.queue[index].buf);
+        let contents = &buf[..transmit.size.min(buf.len())];
+        let sent = self.send(transmit.destination, contents, transmit.segment_size);
+        self.queue[index].buf = buf;
+        if let Sent::Done = sent {
+            let count = transmit.datagram_count() as u64;
+            self.counters.send_calls += 1;
+            self.counters.datagrams_sent += count;
+            if count > 1 {
+                self.counters.batched_sends += 1;
+            }
+        }
+        sent
     }
 
     /// Sends `contents` (several datagrams laid out for GSO when
@@ -814,6 +998,152 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The header length of the default framing, for datagram sizes.
+    fn header_len() -> usize {
+        Config::default().framing.header_len()
+    }
+
+    /// The payload lengths of `datagrams`, sorted.
+    fn payload_lens(datagrams: &[(SocketAddr, Bytes)]) -> Vec<usize> {
+        let mut lens: Vec<usize> = datagrams
+            .iter()
+            .map(|(_, datagram)| datagram.len() - header_len())
+            .collect();
+        lens.sort_unstable();
+        lens
+    }
+
+    /// Transmits of different sizes and destinations, which GSO cannot
+    /// join (and a GSO batch among them), leave in one `sendmmsg`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn transmits_of_any_sizes_and_destinations_leave_in_one_system_call() {
+        let (mut a, mut b, mut c) = (bind(), bind(), bind());
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let c_addr = c.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        // Growing sizes to one destination end a GSO batch each time; the
+        // three of 100 bytes make one.
+        for (to, len) in [
+            (b_addr, 37),
+            (b_addr, 100),
+            (b_addr, 100),
+            (b_addr, 100),
+            (c_addr, 64),
+            (b_addr, 200),
+        ] {
+            endpoint.send(now, to, Bytes::from(vec![7; len])).unwrap();
+        }
+        a.flush(&mut endpoint, now);
+        let counters = a.counters();
+        assert_eq!(counters.datagrams_sent, 6);
+        assert_eq!(counters.send_calls, 1, "{counters:?}");
+        assert_eq!(counters.batched_sends, 1);
+        assert_eq!(counters.send_errors, 0);
+        assert!(!a.is_blocked());
+        assert_eq!(
+            payload_lens(&recv_some(&mut b, 5)),
+            [37, 100, 100, 100, 200]
+        );
+        assert_eq!(payload_lens(&recv_some(&mut c, 1)), [64]);
+    }
+
+    /// GSO batches to many destinations in one flush each take a large
+    /// buffer; only a few are kept for the next flushes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_few_large_transmit_buffers_are_kept() {
+        let mut a = bind();
+        let peers: Vec<_> = (0..10).map(|_| bind()).collect();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        for peer in &peers {
+            let to = peer.socket().0.local_addr().unwrap();
+            for _ in 0..12 {
+                endpoint.send(now, to, Bytes::from(vec![5; 1_400])).unwrap();
+            }
+        }
+        a.flush(&mut endpoint, now);
+        assert_eq!(a.counters().datagrams_sent, 120);
+        assert!(a.counters().send_calls < 10, "{:?}", a.counters());
+        let large = a
+            .spare
+            .iter()
+            .filter(|buf| buf.capacity() > LARGE_BUFFER)
+            .count();
+        assert!(large >= 1, "no GSO batch was large: nothing tested");
+        assert!(large <= LARGE_SPARES, "{large} large buffers kept");
+        assert_eq!(large, a.large_spares);
+    }
+
+    /// A transmit the kernel refuses in the middle of a batch, or at its
+    /// head, is handled alone as a single send's would be (counted,
+    /// dropped); the others of the batch still leave.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_refused_transmit_in_a_batch_costs_only_itself() {
+        let (mut a, mut b, mut c) = (bind(), bind(), bind());
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let c_addr = c.socket().0.local_addr().unwrap();
+        // An IPv6 destination on an IPv4 socket: refused by the kernel.
+        let v6: SocketAddr = "[2001:db8::1]:9".parse().unwrap();
+        let now = Instant::now();
+        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+        for (to, len) in [(v6, 10), (b_addr, 20), (v6, 30), (c_addr, 40), (b_addr, 50)] {
+            endpoint.send(now, to, Bytes::from(vec![1; len])).unwrap();
+        }
+        a.flush(&mut endpoint, now);
+        let counters = a.counters();
+        assert_eq!(counters.send_errors, 2, "{counters:?}");
+        assert!(!a.is_blocked());
+        assert_eq!(payload_lens(&recv_some(&mut b, 2)), [20, 50]);
+        assert_eq!(payload_lens(&recv_some(&mut c, 1)), [40]);
+    }
+
+    /// A datagram too large for the path in the middle of a batch fails
+    /// its message with `TooLarge`, as when sent alone; the datagrams
+    /// around it leave.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_datagram_too_large_in_a_batch_fails_only_its_message() {
+        let (mut a, mut b, mut c) = (bind_to("[::1]:0"), bind_to("[::1]:0"), bind_to("[::1]:0"));
+        let b_addr = b.socket().0.local_addr().unwrap();
+        let c_addr = c.socket().0.local_addr().unwrap();
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.max_datagram_size = gtudp_proto::MAX_UDP_PAYLOAD;
+        let max_payload = config.max_payload_size();
+        let mut endpoint = Endpoint::new(config, 1).unwrap();
+        endpoint
+            .send(now, b_addr, Bytes::from(vec![1; 1_000]))
+            .unwrap();
+        let big = endpoint
+            .send(now, b_addr, Bytes::from(vec![2; max_payload]))
+            .unwrap();
+        endpoint
+            .send(now, c_addr, Bytes::from(vec![3; 2_000]))
+            .unwrap();
+        a.flush(&mut endpoint, now);
+        let event = endpoint.poll_event();
+        assert!(
+            matches!(
+                event,
+                Some(Event::Failed {
+                    id,
+                    reason: gtudp_proto::FailureReason::TooLarge { .. },
+                    ..
+                }) if id == big
+            ),
+            "{event:?}"
+        );
+        assert_eq!(endpoint.poll_event(), None);
+        assert_eq!(a.counters().too_large, 1);
+        assert_eq!(a.counters().send_errors, 0);
+        assert_eq!(payload_lens(&recv_some(&mut b, 1)), [1_000]);
+        assert_eq!(payload_lens(&recv_some(&mut c, 1)), [2_000]);
     }
 
     #[test]

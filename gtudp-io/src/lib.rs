@@ -1,7 +1,8 @@
 //! Socket I/O shared by gtudp's adapters (`gtudp-tokio`, `gtudp-mio`):
 //! batched UDP receive and send through `quinn-udp` (recvmmsg and GRO, GSO
 //! with a datagram-by-datagram fallback, one datagram per system call where
-//! the platform has none of them), the per-datagram debug log, the sorting
+//! the platform has none of them; on Linux `sendmmsg` for transmits of
+//! different sizes or destinations), the per-datagram debug log, the sorting
 //! of endpoint events, the registry in which sends' outcomes wait for the
 //! application ([`completion`]), and the error and counter types both
 //! adapters expose.
@@ -62,6 +63,8 @@
 //!   segmented send of what [`Endpoint::poll_transmit`](gtudp_proto::Endpoint::poll_transmit)
 //!   gives, and the system-call [`IoCounters`]; [`is_icmp_report`] tells an
 //!   ICMP report from a real socket error.
+//! - `mmsg` (Linux): `sendmmsg`, several transmits of any sizes and
+//!   destinations in one system call.
 //! - `errqueue` (Linux): ICMP unreachable reports from the socket's error
 //!   queue (`IP_RECVERR` / `IPV6_RECVERR`), which name the destination, and
 //!   the MTU of a send refused as too large.
@@ -92,6 +95,9 @@ mod error;
 mod errqueue;
 mod fragmentation;
 mod log;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod mmsg;
 mod options;
 mod payload;
 mod resolve;

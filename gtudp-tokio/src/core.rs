@@ -12,8 +12,15 @@
 //! background task, which waits for writability. After each locked step,
 //! [`Core::take_wakes`] says whom to notify once the lock is released.
 //!
-//! A read writes the RECVs and ACKs it produced before it hands a message
-//! over. A send's DATA is written at once, too, unless the application is
+//! The RECVs and ACKs a read produced wait for the application's next call
+//! on the socket, typically the reply to the message it hands over, so that
+//! they leave with it in one system call (`sendmmsg` on Linux, whatever
+//! their sizes); a read of the socket, by any task, writes them first, and
+//! should no call come within a [`TICK`], the background task does. An
+//! application whose next call comes later than [`PROMPT`] has them
+//! written at once instead, until it calls that soon again. A RECV
+//! is never written before its message is in the receive queue. A send's
+//! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
 //! receive queue, or more outcomes were just handed to waiting tasks than
 //! sends were made since. Then it waits for the next call on the socket,
@@ -44,6 +51,14 @@ pub(crate) const RECV_BATCHES: usize = 4;
 /// While writes are being deferred, the background task looks at least
 /// this often, and writes what is still deferred.
 pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How soon after `recv` handed a message over the application's next call
+/// must come for the RECVs and ACKs of that `recv` to keep waiting for it:
+/// an application that takes longer (it works on the message before it
+/// replies, or never replies) has them written at once from then on, so
+/// its peers' tail-loss probes (2 ms at the shortest) do not fire; one
+/// that calls again this soon has them held again.
+pub(crate) const PROMPT: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
@@ -124,6 +139,14 @@ pub(crate) struct Core {
     deferred_since_step: bool,
     /// The background task looks again within [`TICK`].
     ticking: bool,
+    /// The RECVs and ACKs of a `recv` wait for the application's next call
+    /// (see the module's notes); off while the application is slow to
+    /// make it (see [`PROMPT`]).
+    hold_recvs: bool,
+    /// Since when RECVs or ACKs of a `recv` are held for the next call.
+    held_since: Option<Instant>,
+    /// When `recv` last handed over a message it read from the socket.
+    handed_at: Option<Instant>,
     /// When the last `recv` left more messages in the queue: the
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
@@ -152,6 +175,9 @@ impl Core {
             deferred: None,
             deferred_since_step: false,
             ticking: false,
+            hold_recvs: true,
+            held_since: None,
+            handed_at: None,
             draining: None,
             send_credit: 0,
             credit_at: None,
@@ -195,6 +221,14 @@ impl Core {
                 // The application is working through received messages,
                 // or through outcomes just handed to it, and will call
                 // again: write with the next call.
+                if !self.hold_recvs
+                    && self
+                        .handed_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < PROMPT)
+                {
+                    // A prompt reply: hold the next RECVs for it again.
+                    self.hold_recvs = true;
+                }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
                 let credit = if recent(self.credit_at, now) {
                     self.send_credit
@@ -257,8 +291,9 @@ impl Core {
 
     /// The next message for `recv`: from the queue, or else read from the
     /// socket (a few batches at most, without waiting). Deferred writes go
-    /// out before reading; the RECVs and ACKs of what was read before this
-    /// returns.
+    /// out before reading; the RECVs and ACKs of what was read wait for the
+    /// next call when a message is returned (see the module's notes), and
+    /// go out at once otherwise.
     pub(crate) fn take(&mut self, now: Instant) -> Take {
         if let Some(datagram) = self.inbox.pop_front() {
             self.draining = (!self.inbox.is_empty()).then_some(now);
@@ -274,7 +309,18 @@ impl Core {
         let more = self.receive(now);
         match self.inbox.pop_front() {
             Some(datagram) => {
-                self.flush(now);
+                // The RECVs and ACKs of what was read leave with the
+                // application's next call, which is likely its reply, in
+                // one system call; or within a tick.
+                self.handed_at = Some(now);
+                if self.endpoint.has_pending_transmits() {
+                    if self.hold_recvs {
+                        self.defer(now);
+                        self.held_since.get_or_insert(now);
+                    } else {
+                        self.flush(now);
+                    }
+                }
                 Take::Message(datagram)
             }
             None => {
@@ -477,6 +523,13 @@ impl Core {
     /// Sends everything the endpoint has to send (until the socket's buffer
     /// fills), then hands out every event.
     fn flush(&mut self, now: Instant) {
+        if let Some(since) = self.held_since.take() {
+            if now.saturating_duration_since(since) >= PROMPT {
+                // The call the RECVs were held for came late, or never (the
+                // background task writes them): stop holding them.
+                self.hold_recvs = false;
+            }
+        }
         self.deferred = None;
         self.io.flush(&mut self.endpoint, now);
         self.drain_events(now);

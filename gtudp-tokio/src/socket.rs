@@ -32,9 +32,11 @@ pub use gtudp_io::{Datagram, DatagramKind, Delivered, IntoPayload, SendOptions};
 /// Each call drives the protocol state ([`gtudp_proto::Endpoint`]) on the
 /// calling task, under a short lock never held across an `await`: a send
 /// writes its DATA with a non-blocking system call before it returns, a
-/// receive reads the socket itself and writes the RECVs before it hands
-/// the message over. A background task, spawned on the current Tokio
-/// runtime, runs the timers and answers input while no task is in `recv`.
+/// receive reads the socket itself and hands the message over, its RECV
+/// leaving with the task's next call on the socket (its reply, say) in one
+/// system call, or within about a millisecond. A background task, spawned
+/// on the current Tokio runtime, runs the timers and answers input while no
+/// task is in `recv`.
 /// When the last handle is dropped the socket closes gracefully, in the
 /// background, like [`close`](Self::close); pending [`Delivery`]s still
 /// resolve.
@@ -547,9 +549,12 @@ impl Socket {
 
     /// Waits for the next message (or foreign datagram), without copying.
     ///
-    /// The calling task reads the socket itself when no message waits, and
-    /// writes the RECVs of what it read before returning; several tasks may
-    /// receive at once.
+    /// The calling task reads the socket itself when no message waits; the
+    /// RECVs of what it read leave with its next call on the socket (a
+    /// reply to the message, say: one system call for both), or within about
+    /// a millisecond when no call comes. A task that takes longer than
+    /// 250 µs to call again has its RECVs written at once instead, until it
+    /// calls that soon again. Several tasks may receive at once.
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv(&self) -> Result<Datagram, RecvError> {

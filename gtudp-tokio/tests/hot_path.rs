@@ -168,6 +168,122 @@ async fn many_tasks_echo_through_one_shared_socket() {
     assert_eq!(within(10, echo).await.unwrap(), 320);
 }
 
+/// One echo at a time: the RECV (and any ACK) a server's `recv` produced
+/// waits for the application's next call, its reply, and both leave in
+/// one system call (Linux: `sendmmsg`, as their sizes differ); the
+/// client's RECV of the reply likewise leaves with its next send. The
+/// rounds after the first (whose peers are still being validated) each
+/// take the server one send call for its RECV, ACK and reply.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_recv_leaves_with_the_reply_in_one_system_call() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    for round in 0..10u32 {
+        let sent = client
+            .start_send(round.to_be_bytes().to_vec(), to)
+            .await
+            .unwrap();
+        let before = server.stats().io;
+        let message = within(10, server.recv()).await.unwrap();
+        let reply = server
+            .start_send(message.payload, message.from)
+            .await
+            .unwrap();
+        let after = server.stats().io;
+        let echo = within(10, client.recv()).await.unwrap();
+        assert_eq!(&echo.payload[..], round.to_be_bytes());
+        within(10, sent).await.unwrap();
+        drop(reply);
+        if round > 0 {
+            assert_eq!(
+                after.send_calls - before.send_calls,
+                1,
+                "round {round}: {before:?} -> {after:?}"
+            );
+            // The RECV and the reply at least (and the ACK of the
+            // client's last RECV when it came with the message).
+            assert!(after.datagrams_sent - before.datagrams_sent >= 2);
+        }
+    }
+    assert_eq!(server.stats().endpoint.retransmissions, 0);
+    assert_eq!(client.stats().endpoint.retransmissions, 0);
+}
+
+/// A server reads a message and then makes no further call on its
+/// socket: the RECV, held for a reply that never comes, still leaves at
+/// once (the background task writes it within a tick), not when the
+/// message's retransmission timer fires (paused time, as below).
+#[tokio::test(start_paused = true)]
+async fn a_recv_without_a_reply_is_still_confirmed_at_once() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    for round in 0..3u32 {
+        let delivery = client
+            .start_send(round.to_be_bytes().to_vec(), to)
+            .await
+            .unwrap();
+        let start = tokio::time::Instant::now();
+        let message = within(10, server.recv()).await.unwrap();
+        assert_eq!(&message.payload[..], round.to_be_bytes());
+        // The server calls nothing more; the client awaits its outcome.
+        within(10, delivery).await.unwrap();
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "round {round}: the RECV waited {waited:?}: the DATA was resent"
+        );
+    }
+    assert_eq!(client.stats().endpoint.retransmissions, 0);
+}
+
+/// A server that works on each message before it replies: after the
+/// first, whose RECV waited for the reply until the background task wrote
+/// it, its RECVs are written as soon as it reads the messages, so the
+/// client learns `Delivered` without waiting for the server's work or a
+/// tick (paused time: no wait means no virtual time passes).
+#[tokio::test(start_paused = true)]
+async fn the_recvs_of_a_server_slow_to_reply_are_not_held() {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
+    let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let to = server.local_addr();
+    let replier = server.clone();
+    let work = tokio::spawn(async move {
+        while let Ok(message) = replier.recv().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(replier.start_send(message.payload, message.from).await);
+        }
+    });
+    for round in 0..6u32 {
+        let start = tokio::time::Instant::now();
+        within(10, client.send_to(round.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+        let waited = start.elapsed();
+        if round >= 2 {
+            assert!(
+                waited < Duration::from_micros(500),
+                "round {round}: Delivered after {waited:?}: the RECV was held"
+            );
+        }
+        let reply = within(10, client.recv()).await.unwrap();
+        assert_eq!(&reply.payload[..], round.to_be_bytes());
+    }
+    assert_eq!(client.stats().endpoint.retransmissions, 0);
+    work.abort();
+}
+
 /// A server takes one message out of a backlog and replies, then makes no
 /// further call on its socket: the reply, written late to join others in
 /// one system call, still leaves at once (the background task writes it),
