@@ -216,6 +216,8 @@ def test_roaming_keeps_a_client_that_changes_ip_address_both_ways() -> None:
                 data, source = server.recvfrom()
             except queue.Empty:
                 continue
+            if data == b"keepalive":
+                continue
             counts[data] += 1
             sources.add(source[0])
             replies.append(server.sendto(b"re:" + data, source))
@@ -237,9 +239,13 @@ def test_roaming_keeps_a_client_that_changes_ip_address_both_ways() -> None:
         with ThreadPoolExecutor(max_workers=16) as pool:
             confirmed = list(pool.map(lambda m: client.sendto_blocking(m, nat.addr), messages))
         assert all(confirmed), f"{confirmed.count(False)} not confirmed"
+        # The NAT keeps moving the client: it sends a keepalive every 100 ms
+        # until every reply is in, as an application whose peers may move
+        # while idle must (a peer that moves and stays silent cannot be found).
         deadline = time.monotonic() + 60
-        while len(replies) < 1000 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while len(replies_seen) < 1000 and time.monotonic() < deadline:
+            client.sendto(b"keepalive", nat.addr)
+            time.sleep(0.1)
         for reply in list(replies):
             reply.wait(60)
         outcomes = [reply.delivered for reply in list(replies)]
