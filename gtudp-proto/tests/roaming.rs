@@ -392,3 +392,82 @@ fn messages_to_a_moved_peer_follow_it() {
         ]
     );
 }
+
+/// A client that mostly receives, behind a NAT that gives it a new port
+/// every 300 ms: its RECVs from each new port carry its token, and so does
+/// the keepalive it sends every second (without which a silent client could
+/// not be found), so the server's messages follow it there, each Delivered
+/// and handed over once.
+#[test]
+fn a_client_that_mostly_receives_is_followed_to_its_new_ports() {
+    for seed in 1..=10 {
+        let mut link = LinkProfile::clean();
+        link.delay = Duration::from_millis(25);
+        link.loss = 0.1;
+        let mut world = World::new(seed, link);
+        world.keep_events(true);
+        let config = roaming_config();
+        let client = world
+            .add_endpoint("10.0.0.1:4000".parse().unwrap(), config.clone())
+            .unwrap();
+        let server = world
+            .add_endpoint("10.0.0.2:5000".parse().unwrap(), config)
+            .unwrap();
+        world.set_nat(
+            client,
+            Some(NatProfile {
+                public_ip: IpAddr::from([198, 51, 100, 1]),
+                first_port: 30_000,
+                rebind_every: Duration::from_millis(300),
+                first_rebind: Duration::from_millis(300),
+                settled_at: None,
+                changes_ip: false,
+            }),
+        );
+        let server_address = world.address(server);
+        world
+            .send(client, server_address, 8, SendOptions::default())
+            .unwrap();
+        let mut now = Duration::ZERO;
+        let mut hello_from = None;
+        while hello_from.is_none() && now < Duration::from_secs(5) {
+            now += Duration::from_millis(10);
+            world.run_until(now);
+            hello_from = world
+                .take_events(server)
+                .into_iter()
+                .find_map(|(_, event)| match event {
+                    Event::Received { from, .. } => Some(from),
+                    _ => None,
+                });
+        }
+        let hello_from = hello_from.expect("the client's hello");
+        // The server sends to the address it learnt, for four seconds.
+        let mut sent = 0;
+        while now < Duration::from_secs(30) {
+            if now < Duration::from_secs(4) && now.as_millis() % 40 == 0 {
+                world
+                    .send(server, hello_from, 16, SendOptions::default())
+                    .unwrap();
+                sent += 1;
+            }
+            if now < Duration::from_secs(5) && now.as_millis() % 1_000 == 0 {
+                world
+                    .send(client, server_address, 0, SendOptions::default())
+                    .unwrap();
+                sent += 1;
+            }
+            if now == Duration::from_secs(4) {
+                world.settle_nats();
+            }
+            now += Duration::from_millis(10);
+            world.run_until(now);
+        }
+        let moves = world.endpoint(server).stats().peer_moves;
+        let counts = world.finish(false);
+        let report = format!("seed {seed}: {counts:?}\n{}", world.trace());
+        assert_eq!(counts.violations, 0, "{report}");
+        assert_eq!(counts.delivered, sent + 1, "{report}");
+        assert!(moves >= 3, "{moves} moves: {report}");
+    }
+}

@@ -291,9 +291,10 @@ impl Endpoint {
                 // With the roaming extension, the peer may answer from where
                 // it moved to, carrying the token it proved.
                 let (peers, token) = (&self.peers, self.arrival_token);
+                // (From another port of its host too: the peer moves there.)
                 let moved = token.is_some()
                     && self.messages.get(&id).is_some_and(|message| {
-                        !answers_for(across_ports, message.destination, source)
+                        message.destination != source
                             && super::roaming::answers_by_token(peers, token, &message.destination)
                     });
                 match self.messages.get(&id) {
