@@ -387,16 +387,7 @@ impl Endpoint {
             // A shorter RTO or probe timeout for what we send it.
             peer.send_deadline_moved = true;
         }
-        let source = record.from;
-        self.remember(
-            now,
-            source,
-            kept_under,
-            identity,
-            record.fingerprint,
-            Retention::Lifetime,
-        );
-        self.note_if_idle(now, source);
+        self.end_exchange(now, (kept_under, identity), &record, Retention::Lifetime);
     }
 
     pub(super) fn on_received_timer(
@@ -485,30 +476,21 @@ impl Endpoint {
         let Some(record) = self.awaiting.remove(&key) else {
             return;
         };
-        let (kept_under, identity) = key;
-        let source = record.from;
-        self.remember(
-            now,
-            source,
-            kept_under,
-            identity,
-            record.fingerprint,
-            Retention::Window,
-        );
-        self.note_if_idle(now, source);
+        self.end_exchange(now, key, &record, Retention::Window);
     }
 
-    /// Moves an identity whose exchange with `source` ended into the
-    /// remembered memory, under `kept_under`.
-    fn remember(
+    /// Moves the identity of `record` (removed from `awaiting`, where it was
+    /// kept under `key`) into the remembered memory for the retention of
+    /// `class`, and starts its peer's idle countdown if it holds nothing
+    /// more.
+    fn end_exchange(
         &mut self,
         now: Instant,
-        source: SocketAddr,
-        kept_under: SocketAddr,
-        identity: Identity,
-        fingerprint: Fingerprint,
+        (kept_under, identity): AwaitingKey,
+        record: &AwaitingAck,
         class: Retention,
     ) {
+        let (source, fingerprint) = (record.from, record.fingerprint);
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
         }
@@ -523,6 +505,7 @@ impl Endpoint {
             );
         self.remembered
             .insert(now, kept_under, identity, fingerprint, class, budget);
+        self.note_if_idle(now, source);
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.
