@@ -108,7 +108,9 @@ impl Default for BlockingOptions {
 /// The calling threads drive the protocol themselves, under a short lock
 /// around the endpoint: a send hands the message to the endpoint and makes
 /// the (batched, non-blocking) send system call on the calling thread; a
-/// receive reads the socket itself, answers what it read at once, and when
+/// receive reads the socket itself (its RECVs and ACKs leave with the
+/// application's next call, likely its reply, in one system call, or
+/// within 300 µs without one), and when
 /// nothing is there blocks waiting for the socket itself, so a datagram
 /// wakes the thread that waits for it, with no hop through another
 /// thread. A background thread runs the endpoint's timers and reads the
@@ -565,6 +567,7 @@ impl BlockingSocket {
 
     /// A read made room in the inbox: the endpoint may take new DATA again.
     fn took_message(&self, core: &mut MutexGuard<'_, Core>) {
+        core.note_handed(Instant::now());
         core.update_room();
         core.renew_lease();
     }

@@ -158,6 +158,9 @@ pub struct Driver {
     read_pending: bool,
     /// Application calls since the last flush.
     unflushed: bool,
+    /// A read's answers (RECVs, ACKs) wait for the application's next call
+    /// ([`receive_held`](Self::receive_held)).
+    held: bool,
     /// The latest `now` seen, for "wake at once" answers of `poll_timeout`.
     latest: Option<Instant>,
     /// Events taken from the endpoint while a receive room is set.
@@ -203,6 +206,7 @@ impl Driver {
             paused: false,
             read_pending: false,
             unflushed: false,
+            held: false,
             latest: None,
             events: VecDeque::new(),
             receive_room: None,
@@ -451,6 +455,7 @@ impl Driver {
     pub fn flush(&mut self, now: Instant) {
         self.note(now);
         self.unflushed = false;
+        self.held = false;
         self.io.flush(&mut self.endpoint, now);
         self.update_interest();
         if self.receive_room.is_some() {
@@ -519,6 +524,26 @@ impl Driver {
     /// Application calls since the last [`flush`](Self::flush).
     pub(crate) fn has_unflushed(&self) -> bool {
         self.unflushed
+    }
+
+    /// Reads and runs what is due like [`handle_readable`](Self::handle_readable)
+    /// and [`handle_timeout`](Self::handle_timeout), but leaves the answers
+    /// (RECVs, ACKs, anything due) unsent, for the blocking socket to send
+    /// with the application's next call ([`has_held`](Self::has_held) says
+    /// whether there are any); [`flush`](Self::flush) sends them.
+    pub(crate) fn receive_held(&mut self, now: Instant) {
+        self.note(now);
+        self.receive(now);
+        self.endpoint.handle_timeout(now);
+        if self.receive_room.is_some() {
+            self.take_events();
+        }
+        self.held = self.endpoint.has_pending_transmits() || self.io.is_blocked();
+    }
+
+    /// Answers of a read wait for a flush ([`receive_held`](Self::receive_held)).
+    pub(crate) fn has_held(&self) -> bool {
+        self.held
     }
 
     /// The last receive stopped at its batch limit: more is waiting.

@@ -36,6 +36,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
                 core.driver.handle_writable(now);
             }
             core.driver.handle_timeout(now);
+            core.note_flushed(now);
             let arrived = core.deliver();
             if core.driver.is_closed() {
                 core.finish();

@@ -4,8 +4,9 @@
 //! Every call does its work on the calling thread, under the lock, without
 //! blocking inside it: a send hands the message to the endpoint and sends
 //! the resulting datagrams itself (batched, non-blocking); a receive takes
-//! a queued message, else reads the socket itself (feeding the endpoint
-//! and sending the RECVs and ACKs it answers with at once). Only when
+//! a queued message, else reads the socket itself (feeding the endpoint;
+//! the RECVs and ACKs it answers with wait for the application's next
+//! call, see [`Core::hold_answers`]). Only when
 //! nothing is there does a receive block, and then it waits for the socket
 //! itself, outside the lock, as the *leader* ([`Core::led`]): the socket is
 //! taken out of the background thread's poller meanwhile, so exactly one
@@ -56,6 +57,15 @@ use crate::stats::CloseSummary;
 /// then blocks on a [`PendingSend`](crate::PendingSend) or a receive takes
 /// the socket itself (it leads); a close ends the lease at once.
 pub(crate) const LEASE: Duration = Duration::from_micros(300);
+
+/// How soon after a receive handed a message over the application's next
+/// call must come for the RECVs and ACKs that receive's read produced to
+/// keep waiting for it (see [`Core::hold_answers`]): an application that
+/// takes longer (it works on the message before it replies, or never
+/// replies) has them sent at once from then on, so its peers' tail-loss
+/// probes (2 ms at the shortest) do not fire; one that calls again this
+/// soon has them held again. As in gtudp-tokio.
+pub(crate) const PROMPT: Duration = Duration::from_micros(250);
 
 /// What a blocking call waits for.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +134,19 @@ pub(crate) struct Core {
     /// Leading receives that left, so far: the background thread keeps a
     /// periodic turn (of [`LEASE`]) while this moves.
     pub(crate) releases: u64,
+    /// Whether the RECVs and ACKs of a receive's reads wait for the
+    /// application's next call (likely its reply, so both leave in one
+    /// `sendmmsg`), instead of being sent before the receive returns or
+    /// waits again. They go out with the next send, the background
+    /// thread's turn at the lease's end (within [`LEASE`]) once the receive
+    /// returned, or after [`PROMPT`] while it still waits, whichever comes
+    /// first. Turned off when the call after a receive that returned came
+    /// later than [`PROMPT`], on again after a prompt reply.
+    hold_answers: bool,
+    /// Since when a read's answers are held.
+    held_since: Option<Instant>,
+    /// When a receive last handed a message over.
+    handed_at: Option<Instant>,
     /// When and with which counters the close began.
     pub(crate) close: Option<CloseStart>,
     drain_timeout: Duration,
@@ -147,6 +170,9 @@ impl Core {
             background: Background::Awake,
             lease_end: None,
             releases: 0,
+            hold_answers: true,
+            held_since: None,
+            handed_at: None,
             close: None,
             drain_timeout,
             summary: None,
@@ -176,11 +202,61 @@ impl Core {
     /// arrived (the flush may have resolved messages, after an ICMP
     /// report).
     pub(crate) fn flush_or_defer(&mut self, now: Instant) -> bool {
+        if !self.hold_answers
+            && self
+                .handed_at
+                .is_some_and(|at| now.saturating_duration_since(at) < PROMPT)
+        {
+            // A prompt reply: hold the next answers for it again.
+            self.hold_answers = true;
+        }
         if !self.inbox.is_empty() {
             return false;
         }
+        self.flush(now)
+    }
+
+    /// Sends everything queued and held; returns whether a message arrived
+    /// (see [`flush_or_defer`](Self::flush_or_defer)).
+    pub(crate) fn flush(&mut self, now: Instant) -> bool {
         self.driver.flush(now);
+        self.note_flushed(now);
         self.deliver()
+    }
+
+    /// After anything that may have sent held answers (a flush, a timer
+    /// turn): if they waited longer than [`PROMPT`], the application is not
+    /// replying promptly, so answers are no longer held.
+    pub(crate) fn note_flushed(&mut self, now: Instant) {
+        if self.driver.has_held() {
+            return;
+        }
+        if let Some(since) = self.held_since.take() {
+            // Held for a call after a receive returned (not only while a
+            // receive waited), which came late or never.
+            if self
+                .handed_at
+                .is_some_and(|at| at >= since && now.saturating_duration_since(at) >= PROMPT)
+            {
+                self.hold_answers = false;
+            }
+        }
+    }
+
+    /// How long a waiting receive may keep held answers before it sends
+    /// them itself: `None` to send them now (or when nothing is held).
+    fn held_answers_wait(&self, now: Instant) -> Option<Duration> {
+        let since = self.held_since?;
+        if !self.driver.has_held() {
+            return None;
+        }
+        let end = since + PROMPT;
+        (end > now).then(|| end - now)
+    }
+
+    /// A receive hands a message over now.
+    pub(crate) fn note_handed(&mut self, now: Instant) {
+        self.handed_at = Some(now);
     }
 
     /// A receive took a queued message: the application is in a receive
@@ -446,9 +522,22 @@ impl Shared {
                 // Read what is there, answer it, and run what is due.
                 let now = Instant::now();
                 core.input_unknown = false;
-                core.driver.handle_readable(now);
-                core.driver.handle_timeout(now);
-                let arrived = core.deliver();
+                let hold = matches!(want, Want::Message) && core.hold_answers;
+                let arrived = if hold {
+                    // The answers leave with the application's next call
+                    // (see `hold_answers`), or go out before this thread
+                    // waits past `PROMPT`.
+                    core.driver.receive_held(now);
+                    if core.driver.has_held() {
+                        core.held_since.get_or_insert(now);
+                    }
+                    core.deliver()
+                } else {
+                    core.driver.handle_readable(now);
+                    core.driver.handle_timeout(now);
+                    core.note_flushed(now);
+                    core.deliver()
+                };
                 // This thread looks anyway; receives waiting for the lead
                 // may take these.
                 core.leader_news = false;
@@ -456,10 +545,15 @@ impl Shared {
                 // The check above says what the read brought (it takes an
                 // outcome, so only there).
                 continue;
-            } else if core.driver.has_unflushed() {
-                // Sends left for a batch go out before this thread sleeps.
-                core.driver.flush(Instant::now());
-                let arrived = core.deliver();
+            }
+            let now = Instant::now();
+            let held_wait = core.held_answers_wait(now);
+            if core.driver.has_unflushed() || (core.driver.has_held() && held_wait.is_none()) {
+                // Sends left for a batch, and answers held too long, go out
+                // before this thread sleeps; this thread waited for them,
+                // not the application.
+                core.held_since = None;
+                let arrived = core.flush(now);
                 core.leader_news = false;
                 self.settle(&mut core, arrived);
                 continue;
@@ -470,6 +564,10 @@ impl Shared {
             drop(core);
             let timeout =
                 deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let timeout = match (timeout, held_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let input = lead.wait(timeout);
             core = self.lock();
             // Read before anything else may end this call: the edge is
@@ -510,9 +608,8 @@ impl Shared {
                 // The leader, or the background thread once nobody leads,
                 // reads the RECV; what this thread queued goes out first.
                 core.end_lease();
-                if core.driver.has_unflushed() {
-                    core.driver.flush(Instant::now());
-                    let arrived = core.deliver();
+                if core.driver.has_unflushed() || core.driver.has_held() {
+                    let arrived = core.flush(Instant::now());
                     self.settle(&mut core, arrived);
                 }
                 drop(core);

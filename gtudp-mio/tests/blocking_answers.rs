@@ -1,0 +1,93 @@
+//! When the blocking socket sends the RECVs and ACKs a receive's read
+//! produced: with the application's next call (its reply, in one system
+//! call), or without one all the same, before any retransmission timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gtudp_mio::{BlockingSocket, Config};
+
+/// Retransmission timers far longer than any test step, so a message that
+/// needs one shows as a retransmission.
+fn slow_timers() -> Config {
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    config
+}
+
+/// One echo at a time, the server a thread that receives and replies: the
+/// RECV (and any ACK) the server's receive produced waits for its next
+/// call, the reply, and both leave in one system call (Linux: `sendmmsg`,
+/// as their sizes differ), so the server makes about one send call per
+/// echo, not two. (About: a message that arrives while the server's
+/// thread is not yet back in its receive is read by the background thread,
+/// which answers at once.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_recv_leaves_with_the_reply_in_one_system_call() {
+    const ROUNDS: u64 = 200;
+    let client = BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap();
+    let server = Arc::new(BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap());
+    let to = server.local_addr();
+    let timeout = Duration::from_secs(10);
+    let echo = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            for _ in 0..=ROUNDS {
+                let message = server.recv_timeout(timeout).unwrap();
+                drop(server.send_to(message.payload, message.from).unwrap());
+            }
+        })
+    };
+    // The first echo validates both peers.
+    client.send_to(&b"first"[..], to).unwrap().wait().unwrap();
+    client.recv_timeout(timeout).unwrap();
+    let before = server.stats().io;
+    for round in 0..ROUNDS {
+        // As an echo client does, it reads the reply and sends on; the
+        // outcomes are counted at the close.
+        drop(client.send_to(round.to_be_bytes().to_vec(), to).unwrap());
+        let echo = client.recv_timeout(timeout).unwrap();
+        assert_eq!(&echo.payload[..], round.to_be_bytes());
+    }
+    echo.join().unwrap();
+    let after = server.stats().io;
+    let summary = client.close().unwrap();
+    assert_eq!(summary.delivered, ROUNDS + 1);
+    assert_eq!(summary.failed, 0);
+    let calls = after.send_calls - before.send_calls;
+    let datagrams = after.datagrams_sent - before.datagrams_sent;
+    // Each echo is a RECV, a reply and an ACK from the server.
+    assert!(datagrams >= 2 * ROUNDS, "{before:?} -> {after:?}");
+    assert!(
+        calls * 4 < ROUNDS * 5,
+        "{calls} send calls for {ROUNDS} echoes: the RECVs were not held for the replies"
+    );
+    assert_eq!(server.stats().endpoint.retransmissions, 0);
+    assert_eq!(summary.stats.endpoint.retransmissions, 0);
+}
+
+/// A server reads a message and then makes no further call on its
+/// socket: the RECV, held for a reply that never comes, still leaves (the
+/// background thread sends it at the end of its lease), so the sender
+/// learns Delivered without a retransmission, long before its first
+/// retransmission timer (3 s) could have fired.
+#[test]
+fn a_recv_without_a_reply_is_still_confirmed() {
+    let client = BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap();
+    let server = Arc::new(BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap());
+    let to = server.local_addr();
+    for round in 0..3u32 {
+        let pending = client.send_to(round.to_be_bytes().to_vec(), to).unwrap();
+        let message = server.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(&message.payload[..], round.to_be_bytes());
+        // The server calls nothing more; the client waits for its outcome.
+        pending.wait().unwrap();
+        assert_eq!(
+            client.stats().endpoint.retransmissions,
+            0,
+            "round {round}: the DATA was resent: its RECV was held"
+        );
+    }
+}
