@@ -21,6 +21,7 @@
 //! messages all failed (a closed port) exits at once; `--wait-secs` only
 //! bounds a wait without progress.
 
+use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -57,8 +58,9 @@ struct Run<'a> {
     echoes_owed: u64,
     /// Whether each message still holds a place in the window.
     holds_place: Vec<bool>,
-    /// Sends whose outcome is not known yet, with their index.
-    pending: Vec<(u64, PendingSend)>,
+    /// Sends whose outcome is not known yet, with their index, oldest
+    /// first.
+    pending: VecDeque<(u64, PendingSend)>,
     in_flight: u64,
     resolved: u64,
 }
@@ -100,27 +102,43 @@ impl Run<'_> {
         }
     }
 
-    /// Takes every outcome already known, waiting up to `wait` for the
-    /// oldest first; whether any was taken.
+    /// Takes the outcomes known, waiting up to `wait` for the oldest first;
+    /// whether any was taken. Messages mostly resolve in the order they
+    /// were sent, so this takes them from the front; only when the oldest
+    /// is still unresolved after `wait` (it is being resent) does it look
+    /// at all the others, once, so a burst of N sends costs O(N) looks.
     fn take_outcomes(&mut self, wait: Duration) -> bool {
+        let Some((_, oldest)) = self.pending.front() else {
+            return false;
+        };
         let mut taken = false;
-        if let Some((index, oldest)) = self.pending.first() {
-            if let Some(outcome) = oldest.wait_timeout(wait) {
-                let index = *index;
-                drop(self.pending.remove(0));
-                self.note_outcome(index, outcome);
-                taken = true;
-            }
-        }
-        let mut i = 0;
-        while i < self.pending.len() {
-            match self.pending[i].1.try_wait() {
-                Some(outcome) => {
-                    let (index, _) = self.pending.remove(i);
+        match oldest.wait_timeout(wait) {
+            Some(outcome) => {
+                if let Some((index, _)) = self.pending.pop_front() {
                     self.note_outcome(index, outcome);
                     taken = true;
                 }
-                None => i += 1,
+                while let Some(outcome) = self.pending.front().and_then(|(_, next)| next.try_wait())
+                {
+                    if let Some((index, _)) = self.pending.pop_front() {
+                        self.note_outcome(index, outcome);
+                    }
+                }
+            }
+            None => {
+                let mut resolved = Vec::new();
+                self.pending
+                    .retain(|(index, pending)| match pending.try_wait() {
+                        Some(outcome) => {
+                            resolved.push((*index, outcome));
+                            false
+                        }
+                        None => true,
+                    });
+                taken = !resolved.is_empty();
+                for (index, outcome) in resolved {
+                    self.note_outcome(index, outcome);
+                }
             }
         }
         taken
@@ -170,7 +188,7 @@ fn run(
         delivered: vec![false; count as usize],
         echoes_owed: 0,
         holds_place: vec![false; count as usize],
-        pending: Vec::new(),
+        pending: VecDeque::new(),
         in_flight: 0,
         resolved: 0,
     };
@@ -188,7 +206,7 @@ fn run(
                 Ok(pending) => {
                     state.holds_place[index as usize] = true;
                     state.in_flight += 1;
-                    state.pending.push((index, pending));
+                    state.pending.push_back((index, pending));
                 }
                 Err(error) => {
                     eprintln!("message {index} not sent: {error}");

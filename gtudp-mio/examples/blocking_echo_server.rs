@@ -10,7 +10,7 @@
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
 //! With `--count N` it exits 0 after N messages, once every echo resolved
 //! and the socket drained; the last line (on stderr) is
-//! `received=N echo_failures=F retransmissions=R duplicates_suppressed=D`.
+//! `received=N echo_failures=F retransmissions=R duplicates_suppressed=D data_unanswered=U`.
 //!
 //! With `--shards N` (Linux) it serves from a
 //! [`ShardedBlockingSocket`](gtudp_mio::ShardedBlockingSocket):

@@ -128,16 +128,20 @@ fn large_messages(framing: &Framing) -> LargeMessages {
 }
 
 /// The servers' last line (on stderr):
-/// `received=N echo_failures=F retransmissions=R duplicates_suppressed=D`.
+/// `received=N echo_failures=F retransmissions=R duplicates_suppressed=D
+/// data_unanswered=U`, where `U` counts DATA left unanswered because the
+/// application's receive queue was full (its senders resend them).
 pub fn server_result_line(
     received: u64,
     echo_failures: u64,
     stats: &gtudp_proto::EndpointStats,
 ) -> String {
-    format!(
-        "received={received} echo_failures={echo_failures} retransmissions={} duplicates_suppressed={}",
-        stats.retransmissions, stats.duplicates_suppressed
-    )
+    sharded_result_line(received, echo_failures, std::slice::from_ref(stats))
+}
+
+/// DATA an endpoint left unanswered while its receive queue was full.
+fn data_unanswered(stats: &gtudp_proto::EndpointStats) -> u64 {
+    stats.dropped.data_unanswered_full + stats.dropped.data_unanswered_paused
 }
 
 /// [`server_result_line`] for a sharded server: the counters summed over
@@ -149,8 +153,9 @@ pub fn sharded_result_line(
 ) -> String {
     let retransmissions: u64 = shards.iter().map(|stats| stats.retransmissions).sum();
     let duplicates: u64 = shards.iter().map(|stats| stats.duplicates_suppressed).sum();
+    let unanswered: u64 = shards.iter().map(data_unanswered).sum();
     format!(
-        "received={received} echo_failures={echo_failures} retransmissions={retransmissions} duplicates_suppressed={duplicates}"
+        "received={received} echo_failures={echo_failures} retransmissions={retransmissions} duplicates_suppressed={duplicates} data_unanswered={unanswered}"
     )
 }
 

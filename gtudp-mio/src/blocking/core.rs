@@ -243,6 +243,16 @@ impl Core {
         }
     }
 
+    /// Answers are held since before a receive last handed a message over,
+    /// for the application's next call.
+    fn held_for_a_reply(&self) -> bool {
+        self.driver.has_held()
+            && self
+                .held_since
+                .zip(self.handed_at)
+                .is_some_and(|(since, handed)| handed >= since)
+    }
+
     /// How long a waiting receive may keep held answers before it sends
     /// them itself: `None` to send them now (or when nothing is held).
     fn held_answers_wait(&self, now: Instant) -> Option<Duration> {
@@ -526,7 +536,12 @@ impl Shared {
                 let arrived = if hold {
                     // The answers leave with the application's next call
                     // (see `hold_answers`), or go out before this thread
-                    // waits past `PROMPT`.
+                    // waits past `PROMPT`. Those held for the call after
+                    // a receive returned go out first: that call is this
+                    // receive, not a reply.
+                    if core.held_for_a_reply() {
+                        core.flush(now);
+                    }
                     core.driver.receive_held(now);
                     if core.driver.has_held() {
                         core.held_since.get_or_insert(now);
