@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_proto::wire::{Framing, PacketKind};
+use gtudp_proto::wire::Framing;
 use gtudp_proto::{Endpoint, Transmit};
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 
@@ -519,7 +519,6 @@ impl<S: Socket> BatchIo<S> {
     fn send_all(&mut self, endpoint: &mut Endpoint, now: Instant) {
         loop {
             let mut more = true;
-            let fresh = self.queue.len();
             while self.queue.len() < SEND_BATCH {
                 let mut buf = self.take_spare();
                 let max = self.max_segments();
@@ -541,7 +540,6 @@ impl<S: Socket> BatchIo<S> {
                 }
                 self.queue.push(Outgoing { transmit, buf });
             }
-            self.data_first(fresh);
             if self.queue.is_empty() {
                 return;
             }
@@ -551,42 +549,6 @@ impl<S: Socket> BatchIo<S> {
             }
             if !more {
                 return;
-            }
-        }
-    }
-
-    /// Moves the DATA (and fragments) among the transmits queued from
-    /// `from` ahead of the RECVs and ACKs, keeping each group's order.
-    ///
-    /// A flush often carries the RECV and ACK a receive owed together with
-    /// the application's reply. The peer's reader wakes on the first
-    /// datagram of the batch and reads what has arrived by then; on
-    /// loopback each datagram takes the kernel a few microseconds, so a
-    /// reply sent last reached the reader one read later. Sent first, the
-    /// message the peer's application waits for is in its first read. The
-    /// order carries no meaning in the protocol: each datagram names its own
-    /// message.
-    fn data_first(&mut self, from: usize) {
-        let recv = self.framing.type_bytes(PacketKind::Recv);
-        let ack = self.framing.type_bytes(PacketKind::Ack);
-        let prefix = self.framing.prefix_len();
-        let is_control = |outgoing: &Outgoing| {
-            let body = outgoing
-                .buf
-                .get(prefix..outgoing.transmit.size)
-                .unwrap_or(&[]);
-            body.starts_with(recv) || body.starts_with(ack)
-        };
-        // A stable partition in place (a batch holds at most `SEND_BATCH`
-        // transmits): each DATA found after a control datagram moves in
-        // front of the control datagrams before it.
-        let mut settled = from;
-        for index in from..self.queue.len() {
-            if !is_control(&self.queue[index]) {
-                if index != settled {
-                    self.queue[settled..=index].rotate_right(1);
-                }
-                settled += 1;
             }
         }
     }
@@ -861,7 +823,6 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use gtudp_proto::wire::Packet;
     use gtudp_proto::{Config, Endpoint, Event};
 
     use super::*;
@@ -1088,46 +1049,6 @@ mod tests {
             [37, 100, 100, 100, 200]
         );
         assert_eq!(payload_lens(&recv_some(&mut c, 1)), [64]);
-    }
-
-    /// A flush that carries an ACK the endpoint owes and a new message
-    /// sends the message first, so the peer's first read has it (see
-    /// `data_first`); the ACK follows in the same system call.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_message_leaves_before_the_acks_flushed_with_it() {
-        let (mut a, mut b) = (bind(), bind());
-        let b_addr = b.socket().0.local_addr().unwrap();
-        let framing = Config::default().framing;
-        let now = Instant::now();
-        let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
-        endpoint
-            .send(now, b_addr, Bytes::from_static(b"one"))
-            .unwrap();
-        a.flush(&mut endpoint, now);
-        let first = recv_some(&mut b, 1);
-        let identity = framing.parse(&first[0].1).unwrap().identity();
-        // The peer confirms the first message: the endpoint owes an ACK.
-        let mut recv = Vec::new();
-        framing.encode_to_vec(&Packet::Recv { identity }, &mut recv);
-        b.socket()
-            .0
-            .send_to(&recv, a.socket().0.local_addr().unwrap())
-            .unwrap();
-        for (from, datagram) in recv_some(&mut a, 1) {
-            endpoint.handle_datagram(now, from, datagram);
-        }
-        endpoint
-            .send(now, b_addr, Bytes::from_static(b"two"))
-            .unwrap();
-        let calls = a.counters().send_calls;
-        a.flush(&mut endpoint, now);
-        assert_eq!(a.counters().send_calls, calls + 1);
-        let kinds: Vec<PacketKind> = recv_some(&mut b, 2)
-            .iter()
-            .map(|(_, datagram)| framing.parse(datagram).unwrap().kind())
-            .collect();
-        assert_eq!(kinds, [PacketKind::Data, PacketKind::Ack]);
     }
 
     /// GSO batches to many destinations in one flush each take a large
