@@ -474,6 +474,23 @@ def section_echo(s: Section) -> None:
             table,
         )
         s.lines.append("")
+    traces = [(impl, out(f"echo_trace_{impl}")) for impl in ("tokio", "raw-tokio", "blocking", "raw-std")]
+    traces = [(impl, text, tables(text)) for impl, text in traces if f"echo_trace_{impl}" in s.ran()]
+    if traces:
+        s.lines.append(
+            "Where one echo's time goes (`echo_trace`, one message in flight): each step's median offset from "
+            "the client's send call, and the threads that ran it. A datagram's `out` is taken just before its "
+            "send system call, its `in` just after the receive that read it; recording costs about a "
+            "microsecond a step, so these round trips run a little above the table's."
+        )
+        s.lines.append("")
+        for impl, text, found in traces:
+            summary = last_line_with(text, "echoes traced")
+            s.lines.append(f"**{impl}**: {summary.strip()}" if summary else f"**{impl}**")
+            s.lines.append("")
+            if found:
+                s.lines += md_table(*found[0])
+            s.lines.append("")
     one = by.get(1, {})
     p50 = {k: number(v.get("RTT p50 µs")) for k, v in one.items()}
     headline(
@@ -1058,7 +1075,7 @@ SECTIONS: List[Tuple[str, str, List[str], Callable[[Section], None]]] = [
         "Echoes of 64 B through an in-process echo server, 1 and 64 in flight, each gtudp socket beside the "
         "plain socket it is built on (gtudp-tokio beside `tokio::net::UdpSocket`, the blocking gtudp-mio "
         "socket beside `std::net::UdpSocket`), alternated in rounds; the median round.",
-        ["echo"],
+        ["echo", "echo_trace_tokio", "echo_trace_raw-tokio", "echo_trace_blocking", "echo_trace_raw-std"],
         section_echo,
     ),
     (
