@@ -36,7 +36,7 @@ mod estimators;
 
 use std::time::{Duration, Instant};
 
-use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS};
+use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS, MAX_LOSS_RATIO};
 use super::Delivery;
 
 const STARTUP_GAIN: f64 = 2.77;
@@ -60,7 +60,7 @@ const CRUISE_DRAIN_ROUNDS: u32 = 8;
 /// path eight rounds are seconds, long enough for a queue the estimate
 /// builds to fill a shallow buffer and stand full, where it drops the
 /// unpaced ACKs between paced DATA.
-const CRUISE_DRAIN_MAX_WAIT: Duration = Duration::from_millis(320);
+const CRUISE_DRAIN_MAX_WAIT: Duration = Duration::from_millis(160);
 /// What a queue standing while cruising trims off the estimate.
 const QUEUE_TRIM: f64 = 0.95;
 /// The queue delay cruising drains.
@@ -137,6 +137,9 @@ pub(crate) struct Bbr {
     calm: CalmSample,
     /// Calm samples folded into `loss_ratio`.
     calm_samples_taken: u32,
+    /// The losses and sends of the calm samples folded, each fold keeping
+    /// three quarters of the previous ones: `loss_ratio` is their ratio.
+    calm_pooled: (f64, f64),
     /// Messages lost and confirmed in the previous round.
     last_round_total: u64,
     /// The loss of what was sent since the latest probe began (or the
@@ -192,6 +195,7 @@ impl Bbr {
             loss_ratio: 0.0,
             calm: CalmSample::default(),
             calm_samples_taken: 0,
+            calm_pooled: (0.0, 0.0),
             last_round_total: 0,
             busy: LossSample::default(),
             cycles: 0,
@@ -564,12 +568,18 @@ impl Bbr {
     /// Folds the calm sample into the loss ratio, if it holds enough, and
     /// closes it.
     fn fold_calm(&mut self) {
-        if let Some(ratio) = self.calm.ratio() {
-            self.loss_ratio = if self.calm_samples_taken == 0 {
-                ratio
-            } else {
-                (self.loss_ratio * 3.0 + ratio) / 4.0
-            };
+        if self.calm.ratio().is_some() {
+            // Pooled, not averaged: a short sample (Startup's first rounds
+            // hold a few dozen sends, where a chance loss or two reads as
+            // several percent) weighs as little as it says, and the
+            // estimate does not run high for many cycles after it.
+            let (lost, total) = (
+                self.calm.lost as f64,
+                (self.calm.lost + self.calm.delivered) as f64,
+            );
+            let (pooled_lost, pooled_total) = self.calm_pooled;
+            self.calm_pooled = (pooled_lost * 0.75 + lost, pooled_total * 0.75 + total);
+            self.loss_ratio = (self.calm_pooled.0 / self.calm_pooled.1).min(MAX_LOSS_RATIO);
             self.calm_samples_taken += 1;
             self.calm = CalmSample::default();
         } else {
@@ -729,6 +739,32 @@ mod tests {
             bbr.loss_ratio
         );
         let _ = now;
+    }
+
+    #[test]
+    fn calm_samples_are_pooled_by_their_size() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = Instant::now();
+        // Startup's first sends: four losses of 88, by chance; then a
+        // calm phase of 351 sends that loses four.
+        for (lost, delivered) in [(4, 84), (4, 347)] {
+            bbr.calm = CalmSample {
+                from: Some(now),
+                until: Some(now),
+                lost,
+                delivered,
+            };
+            bbr.fold_calm();
+        }
+        // Averaged, the short sample weighed as much as three quarters of
+        // the estimate (3.7%); pooled, as much as its 66 sends.
+        let pooled = (4.0 * 0.75 + 4.0) / (88.0 * 0.75 + 351.0);
+        assert!(
+            (bbr.loss_ratio - pooled).abs() < 1e-9,
+            "{} vs {pooled}",
+            bbr.loss_ratio
+        );
+        assert_eq!(bbr.calm_samples_taken, 2);
     }
 
     #[test]
