@@ -55,9 +55,11 @@
 //!
 //! - `goodput_mbit`: unique payload bits handed to the receivers, per second;
 //!   `utilization` is that over the link rate. The bottleneck counts 28
-//!   bytes of IPv4 and UDP headers per datagram besides gtUDP's own 5, so a
-//!   clean link of 1,200-byte messages tops out near 0.973, and a random
-//!   loss of `p` caps it near `0.973 × (1 - p)`.
+//!   bytes of IPv4 and UDP headers per datagram besides gtUDP's own 5, and
+//!   the sender's ACKs (33 bytes, one per message) cross it too, so a clean
+//!   link of 1,200-byte messages tops out near 0.948, and a random loss of
+//!   `p` each way near `1200 / (1233 × (1 + 2p) + 33)` (a lost DATA and a
+//!   lost RECV each draw a resend).
 //! - `bottleneck_drops`: datagrams dropped at the full bottleneck queue;
 //!   `drop_pct` is that in percent of the datagrams sent into it.
 //! - `retransmit_ratio`: DATA datagrams sent per message delivered.

@@ -52,6 +52,9 @@ pub(crate) struct DeliveryTracker {
     first_sent_at: Option<u64>,
     /// Samples stay app-limited until this many messages are confirmed.
     app_limited_until: u64,
+    /// When a validation probe came from the peer before anything was
+    /// confirmed (see [`Self::on_validation_probe`]).
+    held_until: Option<u64>,
 }
 
 impl DeliveryTracker {
@@ -77,6 +80,35 @@ impl DeliveryTracker {
     }
 
     /// The sender had nothing more to send with `in_flight` unconfirmed.
+    /// The peer asked us to prove our address at `now` (nanoseconds), before
+    /// it confirmed anything: it holds what we sent until our answer
+    /// reaches it, and confirms all of it a round trip after `now`. Those
+    /// confirmations measure the path from `now` on (see
+    /// [`Self::held`]).
+    pub(crate) fn on_validation_probe(&mut self, now: u64) {
+        if self.delivered == 0 && self.held_until.is_none() {
+            self.held_until = Some(now);
+        }
+    }
+
+    /// The round trip a message sent at `sent_at` and confirmed at `now`
+    /// measures, if the peer held it until it had our answer to its
+    /// validation probe: its RECV came a round trip after the answer,
+    /// whenever it was sent, so its RTT since the send is the validation
+    /// exchange's (up to two round trips), not the path's.
+    ///
+    /// A RECV for an unknown identity may be forged, and come at any time:
+    /// the RTT is taken no shorter than half the time since the send (an
+    /// honest probe is drawn by a DATA sent at most a round trip before
+    /// it), so a forgery can halve it at most.
+    pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<Duration> {
+        let at = self.held_until.filter(|&at| sent_at < at)?;
+        let since_send = now.saturating_sub(sent_at);
+        Some(Duration::from_nanos(
+            now.saturating_sub(at).max(since_send / 2),
+        ))
+    }
+
     pub(crate) fn on_app_limited(&mut self, in_flight: usize) {
         self.app_limited_until = (self.delivered + in_flight as u64).max(1);
     }
@@ -96,7 +128,19 @@ impl DeliveryTracker {
         self.delivered_at = Some(now);
         self.first_sent_at = Some(sent_at);
         let send_elapsed = sent_at.saturating_sub(snapshot.first_sent_at);
-        let ack_elapsed = now.saturating_sub(snapshot.delivered_at);
+        let mut ack_elapsed = now.saturating_sub(snapshot.delivered_at);
+        let mut min_rtt = min_rtt;
+        if let Some(held) = self.held_rtt(sent_at, now) {
+            // What the peer held was released when our answer reached it:
+            // its confirmations began a round trip after the probe, not
+            // after the first send (no shorter than half that, as for
+            // `held_rtt`), and the estimator's minimum, which the held
+            // messages inflated, does not apply.
+            ack_elapsed = now
+                .saturating_sub(snapshot.delivered_at.max(self.held_until.unwrap_or(0)))
+                .max(ack_elapsed / 2);
+            min_rtt = held.min(min_rtt);
+        }
         let interval = Duration::from_nanos(send_elapsed.max(ack_elapsed));
         if interval < min_rtt || interval.is_zero() {
             return None;
@@ -157,5 +201,58 @@ mod tests {
             tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt),
             None
         );
+    }
+
+    #[test]
+    fn what_a_validating_peer_held_measures_the_path_from_its_probe() {
+        let start = 7;
+        let rtt = ms_ns(100);
+        let mut tracker = DeliveryTracker::default();
+        // A first window of 16, sent at once; the probe comes a round trip
+        // later, the RECVs another round trip after it.
+        let snapshots: Vec<_> = (0..16).map(|i| tracker.on_send(start, i)).collect();
+        tracker.on_validation_probe(start + rtt);
+        let now = start + 2 * rtt;
+        assert_eq!(
+            tracker.held_rtt(start, now),
+            Some(Duration::from_nanos(rtt))
+        );
+        // The estimator's minimum (two round trips, from these very
+        // messages) does not discard them.
+        let two = Duration::from_nanos(2 * rtt);
+        let mut last = None;
+        for snapshot in &snapshots {
+            last = tracker.on_delivered(now, start, snapshot, two);
+        }
+        let sample = last.expect("a sample");
+        assert_eq!(sample.interval, Duration::from_nanos(rtt));
+        assert!((sample.rate() - 160.0).abs() < 1e-6, "{sample:?}");
+        // What was sent after the probe was not held.
+        assert_eq!(tracker.held_rtt(start + rtt, now + rtt), None);
+        // A probe after a confirmation says nothing of the path.
+        let mut later = DeliveryTracker::default();
+        let snapshot = later.on_send(start, 0);
+        later.on_delivered(start + rtt, start, &snapshot, Duration::ZERO);
+        later.on_validation_probe(start + rtt);
+        assert_eq!(later.held_rtt(start, start + 2 * rtt), None);
+    }
+
+    #[test]
+    fn a_forged_probe_can_halve_the_held_round_trip_at_most() {
+        let start = 7;
+        let rtt = ms_ns(100);
+        let mut tracker = DeliveryTracker::default();
+        let snapshot = tracker.on_send(start, 0);
+        // Forged just before the RECV of a message the peer never held.
+        tracker.on_validation_probe(start + rtt - ms_ns(1));
+        let now = start + rtt;
+        assert_eq!(
+            tracker.held_rtt(start, now),
+            Some(Duration::from_nanos(rtt / 2))
+        );
+        let sample = tracker
+            .on_delivered(now, start, &snapshot, Duration::from_nanos(rtt))
+            .expect("a sample");
+        assert_eq!(sample.interval, Duration::from_nanos(rtt / 2));
     }
 }

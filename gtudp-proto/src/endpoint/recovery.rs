@@ -161,6 +161,7 @@ impl Endpoint {
     /// DATA), so forged RECVs cost a bounded number of datagrams and never
     /// use up a message's attempts. It is not a congestion signal.
     pub(super) fn on_unknown_recv(&mut self, now: Instant, address: SocketAddr) {
+        let now_ns = self.nanos(now);
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -175,6 +176,9 @@ impl Endpoint {
         let Some(oldest) = peer.order.oldest(liveness) else {
             return;
         };
+        // Before any RECV, the probe says our DATA is held until our
+        // answer: the rate and RTT the held messages measure start here.
+        peer.delivery.on_validation_probe(now_ns);
         let age = now.saturating_duration_since(oldest.at);
         // Their RECVs are due a round trip after our ACK, as any RECV is:
         // the resend waits a retransmission timeout, not the bare round

@@ -653,6 +653,13 @@ impl Endpoint {
                         ),
                         _ => None,
                     };
+                    // What the peer held for its validation measures the
+                    // path from the probe on (the estimator, for timeouts,
+                    // keeps the longer sample).
+                    let rtt = match peer.delivery.held_rtt(message.last_sent_ns, now_ns) {
+                        Some(held) => rtt.map(|_| held),
+                        None => rtt,
+                    };
                     peer.congestion.on_delivered(&Delivery {
                         sent_at: sent,
                         now,

@@ -9,7 +9,7 @@ pub(super) const BW_ROUNDS: usize = 10;
 /// Sends sampled below the estimate before their loss ratio is trusted.
 const MIN_CALM_SAMPLES: u64 = 16;
 /// The largest loss ratio samples are scaled for.
-const MAX_LOSS_RATIO: f64 = 0.5;
+pub(super) const MAX_LOSS_RATIO: f64 = 0.5;
 
 /// The largest sample per epoch over the last few epochs: rounds in
 /// Startup and Drain (the last [`BW_ROUNDS`]), probe cycles in ProbeBw

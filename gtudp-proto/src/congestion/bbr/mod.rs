@@ -36,7 +36,7 @@ mod estimators;
 
 use std::time::{Duration, Instant};
 
-use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS};
+use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS, MAX_LOSS_RATIO};
 use super::Delivery;
 
 const STARTUP_GAIN: f64 = 2.77;
@@ -50,6 +50,9 @@ const CRUISE_MAX_ROUNDS: u32 = 63;
 /// ...and in time (a quarter more, or less, varies by cycle so that flows
 /// sharing a bottleneck do not probe in step).
 const CRUISE_MAX_TIME: Duration = Duration::from_secs(2);
+/// Minimum RTTs after a calm sample closes by which the losses of its last
+/// sends are surely found, if no later loss said so sooner.
+const CALM_HORIZON_RTTS: u32 = 3;
 /// A round's losses beyond the random share that mean congestion, as a
 /// share of the round.
 const EXCESS_LOSS: f64 = 0.02;
@@ -60,7 +63,7 @@ const CRUISE_DRAIN_ROUNDS: u32 = 8;
 /// path eight rounds are seconds, long enough for a queue the estimate
 /// builds to fill a shallow buffer and stand full, where it drops the
 /// unpaced ACKs between paced DATA.
-const CRUISE_DRAIN_MAX_WAIT: Duration = Duration::from_millis(320);
+const CRUISE_DRAIN_MAX_WAIT: Duration = Duration::from_millis(160);
 /// What a queue standing while cruising trims off the estimate.
 const QUEUE_TRIM: f64 = 0.95;
 /// The queue delay cruising drains.
@@ -135,8 +138,16 @@ pub(crate) struct Bbr {
     /// The loss of what is sent in the current (or latest) phase below the
     /// estimate.
     calm: CalmSample,
+    /// The previous calm sample, closed but maybe incomplete: losses of its
+    /// last sends may still be found. It is folded once a send after it is
+    /// found lost (early detection finds losses in send order), or after
+    /// [`CALM_HORIZON_RTTS`].
+    closing: Option<CalmSample>,
     /// Calm samples folded into `loss_ratio`.
     calm_samples_taken: u32,
+    /// The losses and sends of the calm samples folded, each fold keeping
+    /// three quarters of the previous ones: `loss_ratio` is their ratio.
+    calm_pooled: (f64, f64),
     /// Messages lost and confirmed in the previous round.
     last_round_total: u64,
     /// The loss of what was sent since the latest probe began (or the
@@ -191,7 +202,9 @@ impl Bbr {
             last_round_delivered: 0,
             loss_ratio: 0.0,
             calm: CalmSample::default(),
+            closing: None,
             calm_samples_taken: 0,
+            calm_pooled: (0.0, 0.0),
             last_round_total: 0,
             busy: LossSample::default(),
             cycles: 0,
@@ -286,6 +299,9 @@ impl Bbr {
             self.calm.from = Some(delivery.sent_at);
         }
         self.calm.on_resolved(delivery.sent_at, false);
+        if let Some(closing) = &mut self.closing {
+            closing.on_resolved(delivery.sent_at, false);
+        }
         self.busy.on_resolved(delivery.sent_at, false);
         if let Some(rtt) = delivery.rtt {
             self.on_rtt(rtt, delivery.now);
@@ -318,6 +334,18 @@ impl Bbr {
         self.in_flight = in_flight;
         self.round_lost += 1;
         self.calm.on_resolved(sent_at, true);
+        if let Some(closing) = &mut self.closing {
+            closing.on_resolved(sent_at, true);
+        }
+        // A send after a closed sample found lost: the sample's own losses
+        // are all found (early detection walks the send order).
+        let after = |sample: &CalmSample| sample.until.is_some_and(|until| sent_at >= until);
+        if self.closing.as_ref().is_some_and(after) {
+            self.fold_closing();
+        }
+        if self.calm.from.is_some() && after(&self.calm) && self.calm.ratio().is_some() {
+            self.fold_calm();
+        }
         let counted = self.busy.on_resolved(sent_at, true);
         let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
@@ -517,8 +545,14 @@ impl Bbr {
         }
         // A closed calm sample is complete once its last sends had two
         // minimum RTTs to be confirmed or found lost.
-        if let (Some(until), Some((min_rtt, _))) = (self.calm.until, self.min_rtt) {
-            if self.calm.from.is_some() && now >= until + min_rtt * 2 {
+        if let Some((min_rtt, _)) = self.min_rtt {
+            let horizon = min_rtt * CALM_HORIZON_RTTS;
+            let done =
+                |sample: &CalmSample| sample.until.is_some_and(|until| now >= until + horizon);
+            if self.closing.as_ref().is_some_and(done) {
+                self.fold_closing();
+            }
+            if self.calm.from.is_some() && done(&self.calm) {
                 self.fold_calm();
             }
         }
@@ -555,25 +589,53 @@ impl Bbr {
     /// Sends from `now` on go below the estimate: the loss they meet is
     /// the path's. The previous such sample, long complete, is folded in.
     fn begin_calm(&mut self, now: Instant) {
-        self.fold_calm();
-        // Counts too few to fold carry over into the new sample.
+        if self.calm.from.is_some() && self.calm.until.is_some() && self.calm.ratio().is_some() {
+            // Closed: the losses of its last sends may not all be found
+            // yet (folded then, a sample of a lossy path read low).
+            self.fold_closing();
+            self.closing = Some(self.calm);
+            self.calm = CalmSample::default();
+        } else {
+            // Counts too few to fold carry over into the new sample.
+            self.fold_calm();
+        }
         self.calm.from = Some(now);
         self.calm.until = None;
+    }
+
+    /// Folds the closing sample into the loss ratio, if it holds enough.
+    fn fold_closing(&mut self) {
+        if let Some(closing) = self.closing.take() {
+            self.fold_sample(&closing);
+        }
     }
 
     /// Folds the calm sample into the loss ratio, if it holds enough, and
     /// closes it.
     fn fold_calm(&mut self) {
-        if let Some(ratio) = self.calm.ratio() {
-            self.loss_ratio = if self.calm_samples_taken == 0 {
-                ratio
-            } else {
-                (self.loss_ratio * 3.0 + ratio) / 4.0
-            };
-            self.calm_samples_taken += 1;
+        let calm = self.calm;
+        if self.fold_sample(&calm) {
             self.calm = CalmSample::default();
         } else {
             self.calm.from = None;
+        }
+    }
+
+    /// Folds `sample` into the loss ratio if it holds enough sends.
+    fn fold_sample(&mut self, sample: &CalmSample) -> bool {
+        if sample.ratio().is_some() {
+            // Pooled, not averaged: a short sample (Startup's first rounds
+            // hold a few dozen sends, where a chance loss or two reads as
+            // several percent) weighs as little as it says, and the
+            // estimate does not run high for many cycles after it.
+            let (lost, total) = (sample.lost as f64, (sample.lost + sample.delivered) as f64);
+            let (pooled_lost, pooled_total) = self.calm_pooled;
+            self.calm_pooled = (pooled_lost * 0.75 + lost, pooled_total * 0.75 + total);
+            self.loss_ratio = (self.calm_pooled.0 / self.calm_pooled.1).min(MAX_LOSS_RATIO);
+            self.calm_samples_taken += 1;
+            true
+        } else {
+            false
         }
     }
 
@@ -676,14 +738,33 @@ mod tests {
         rtt: Duration,
         lost: u64,
     ) -> Instant {
+        drive_in_flight(bbr, start, rounds, per_round, rtt, lost, per_round)
+    }
+
+    /// As [`drive`], with `in_flight` messages in flight throughout (well
+    /// above the BDP, a phase that drains lasts its full round trip).
+    fn drive_in_flight(
+        bbr: &mut Bbr,
+        start: Instant,
+        rounds: u64,
+        per_round: u64,
+        rtt: Duration,
+        lost: u64,
+        in_flight: u64,
+    ) -> Instant {
         let mut now = start;
         let mut delivered = bbr.next_round_delivered;
         for _ in 0..rounds {
             for i in 0..per_round {
                 now += rtt / per_round as u32;
                 delivered += 1;
-                if i < lost {
-                    bbr.on_loss(now, now, per_round as usize);
+                // Spread over the round, and found lost as RACK would: a
+                // round trip and a quarter after it was sent.
+                if lost > 0
+                    && i % (per_round / lost).max(1) == 0
+                    && i / (per_round / lost).max(1) < lost
+                {
+                    bbr.on_loss(now - rtt - rtt / 4, now, in_flight as usize);
                 }
                 bbr.on_delivered(&Delivery {
                     sent_at: now - rtt,
@@ -697,7 +778,7 @@ mod tests {
                         prior_delivered: delivered.saturating_sub(per_round),
                     }),
                     delivered,
-                    in_flight: per_round as usize,
+                    in_flight: in_flight as usize,
                 });
             }
         }
@@ -720,15 +801,75 @@ mod tests {
         let start = Instant::now();
         let now = drive(&mut bbr, start, 20, 100, RTT, 0);
         // 10% loss appears, at the minimum RTT (no queue): read as
-        // congestion at first, it is measured in the calm phase that
-        // follows the cut, and is the path's from then on.
-        drive(&mut bbr, now, 30, 100, RTT, 10);
+        // congestion at first, it is measured in the calm phases that
+        // follow (each a round trip long: a fifth more than the BDP is in
+        // flight), and is the path's from then on.
+        drive_in_flight(&mut bbr, now, 300, 100, RTT, 10, 120);
         assert!(
             (bbr.loss_ratio - 0.1).abs() < 0.03,
             "the loss is learned: {}",
             bbr.loss_ratio
         );
         let _ = now;
+    }
+
+    #[test]
+    fn calm_samples_are_pooled_by_their_size() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = Instant::now();
+        // Startup's first sends: four losses of 88, by chance; then a
+        // calm phase of 351 sends that loses four.
+        for (lost, delivered) in [(4, 84), (4, 347)] {
+            bbr.calm = CalmSample {
+                from: Some(now),
+                until: Some(now),
+                lost,
+                delivered,
+            };
+            bbr.fold_calm();
+        }
+        // Averaged, the short sample weighed as much as three quarters of
+        // the estimate (3.7%); pooled, as much as its 66 sends.
+        let pooled = (4.0 * 0.75 + 4.0) / (88.0 * 0.75 + 351.0);
+        assert!(
+            (bbr.loss_ratio - pooled).abs() < 1e-9,
+            "{} vs {pooled}",
+            bbr.loss_ratio
+        );
+        assert_eq!(bbr.calm_samples_taken, 2);
+    }
+
+    #[test]
+    fn a_closed_calm_sample_is_folded_once_its_losses_are_found() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let (taken, (pooled_lost, pooled_total)) = (bbr.calm_samples_taken, bbr.calm_pooled);
+        // A calm phase of 100 sends: its 70 RECVs are in when the next
+        // phase begins, its 30 losses not yet found.
+        let (from, until) = (now, now + RTT);
+        bbr.calm = CalmSample {
+            from: Some(from),
+            until: Some(until),
+            lost: 0,
+            delivered: 70,
+        };
+        bbr.begin_calm(now + RTT * 2);
+        assert_eq!(bbr.calm_samples_taken, taken, "not folded at 0% loss");
+        // One cut per round at most: the losses below judge nothing.
+        bbr.cut_in_round = true;
+        for _ in 0..30 {
+            bbr.on_loss(from + RTT / 2, now + RTT * 3, 100);
+        }
+        assert_eq!(bbr.calm_samples_taken, taken);
+        // A send after the phase found lost: the phase's losses are all in.
+        bbr.on_loss(until + RTT / 2, now + RTT * 3, 100);
+        assert_eq!(bbr.calm_samples_taken, taken + 1);
+        let expected = (pooled_lost * 0.75 + 30.0) / (pooled_total * 0.75 + 100.0);
+        assert!(
+            (bbr.loss_ratio - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            bbr.loss_ratio
+        );
     }
 
     #[test]

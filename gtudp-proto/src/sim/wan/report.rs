@@ -119,8 +119,10 @@ pub struct WanReport {
     /// All flows' goodput, in Mbit/s.
     pub goodput_mbit: f64,
     /// Goodput over the link rate. A clean link of 1,200-byte messages tops
-    /// out near 0.973 (headers), and a random loss of `p` caps it near
-    /// `0.973 × (1 - p)`.
+    /// out near 0.948 (headers, and the sender's 33-byte ACK per message,
+    /// which crosses the bottleneck too), and a random loss of `p` each way
+    /// near `1200 / (1233 × (1 + 2p) + 33)`: a lost DATA and a lost RECV
+    /// each draw a resend.
     pub utilization: f64,
     /// All flows' messages and datagrams.
     pub traffic: Traffic,
