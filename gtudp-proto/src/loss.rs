@@ -119,6 +119,23 @@ impl SendOrder {
         None
     }
 
+    /// The oldest transmission for which `live` gives something (what
+    /// its owner needs of the message behind it, found in the same look),
+    /// with that; the entries before it, for which `live` gives nothing,
+    /// are dropped.
+    pub(crate) fn oldest_with<T>(
+        &mut self,
+        live: impl Fn(&Sent) -> Option<T>,
+    ) -> Option<(Sent, T)> {
+        while let Some(front) = self.entries.front() {
+            if let Some(found) = live(front) {
+                return Some((*front, found));
+            }
+            self.entries.pop_front();
+        }
+        None
+    }
+
     /// The oldest live transmission, leaving every entry in place.
     #[cfg(all(debug_assertions, feature = "sim"))]
     pub(crate) fn first_live(&self, liveness: impl Fn(&Sent) -> Liveness) -> Option<Sent> {
