@@ -9,7 +9,7 @@
 //! asks after the first cost one address comparison. (Asks that only read
 //! use the memory but do not set it, so the endpoint stays `Sync`.)
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::peer::Peer;
 use super::Map;
@@ -21,9 +21,13 @@ pub(super) struct PeerTable {
     /// Each slot holds a peer or is free (listed in `free`).
     slots: Vec<Option<Peer>>,
     free: Vec<usize>,
-    /// The last address found by `get_mut` or `insert`, and its slot;
-    /// cleared when that peer goes.
-    last: Option<(SocketAddr, usize)>,
+    /// The last address found by `get_mut` or `insert`, and its slot,
+    /// cleared when that peer goes: an IPv4 address packed into one word
+    /// (see [`packed`]; 0 for none), so that the common ask is one load and
+    /// one comparison, or an IPv6 address.
+    last_v4: u64,
+    last_v6: Option<SocketAddrV6>,
+    last_slot: usize,
 }
 
 impl PeerTable {
@@ -32,32 +36,63 @@ impl PeerTable {
             slots_by_address: Map::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
-            last: None,
+            last_v4: 0,
+            last_v6: None,
+            last_slot: 0,
         }
     }
 
     /// The slot of `address`, if tracked.
     #[inline(always)]
     fn slot(&self, address: &SocketAddr) -> Option<usize> {
-        match self.last {
-            Some((last, slot)) if same_address(&last, address) => Some(slot),
-            _ => self.slots_by_address.get(address).copied(),
+        match self.last_slot_of(address) {
+            Some(slot) => Some(slot),
+            None => self.slots_by_address.get(address).copied(),
         }
     }
 
     /// As `slot`, remembering what it found for the next ask.
     #[inline(always)]
     fn slot_remembered(&mut self, address: &SocketAddr) -> Option<usize> {
-        match self.last {
-            Some((last, slot)) if same_address(&last, address) => Some(slot),
-            _ => self.look_up(address),
+        match self.last_slot_of(address) {
+            Some(slot) => Some(slot),
+            None => self.look_up(address),
         }
+    }
+
+    /// The remembered slot, if `address` is the last one found.
+    #[inline(always)]
+    fn last_slot_of(&self, address: &SocketAddr) -> Option<usize> {
+        let found = match address {
+            SocketAddr::V4(v4) => packed(v4) == self.last_v4,
+            SocketAddr::V6(v6) => self.last_v6 == Some(*v6),
+        };
+        found.then_some(self.last_slot)
+    }
+
+    fn remember(&mut self, address: &SocketAddr, slot: usize) {
+        match address {
+            SocketAddr::V4(v4) => {
+                self.last_v4 = packed(v4);
+                self.last_v6 = None;
+            }
+            SocketAddr::V6(v6) => {
+                self.last_v4 = 0;
+                self.last_v6 = Some(*v6);
+            }
+        }
+        self.last_slot = slot;
+    }
+
+    fn forget_last(&mut self) {
+        self.last_v4 = 0;
+        self.last_v6 = None;
     }
 
     #[inline(never)]
     fn look_up(&mut self, address: &SocketAddr) -> Option<usize> {
         let slot = *self.slots_by_address.get(address)?;
-        self.last = Some((*address, slot));
+        self.remember(address, slot);
         Some(slot)
     }
 
@@ -95,13 +130,13 @@ impl PeerTable {
             }
         };
         self.slots_by_address.insert(address, slot);
-        self.last = Some((address, slot));
+        self.remember(&address, slot);
     }
 
     pub(super) fn remove(&mut self, address: &SocketAddr) -> Option<Peer> {
         let slot = self.slots_by_address.remove(address)?;
-        if self.last.is_some_and(|(last, _)| last == *address) {
-            self.last = None;
+        if self.last_slot_of(address).is_some() {
+            self.forget_last();
         }
         let peer = self.slots.get_mut(slot)?.take();
         self.free.push(slot);
@@ -124,18 +159,15 @@ impl PeerTable {
         self.slots_by_address.clear();
         self.slots.clear();
         self.free.clear();
-        self.last = None;
+        self.forget_last();
     }
 }
 
-/// `a == b`, by fields, IPv4 first (the common case).
+/// An IPv4 address and port in one word, with a marker bit so that no
+/// address packs to 0.
 #[inline(always)]
-fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
-    match (a, b) {
-        (SocketAddr::V4(a), SocketAddr::V4(b)) => a.port() == b.port() && a.ip() == b.ip(),
-        (SocketAddr::V6(a), SocketAddr::V6(b)) => a == b,
-        _ => false,
-    }
+fn packed(address: &SocketAddrV4) -> u64 {
+    1 << 48 | u64::from(u32::from(*address.ip())) << 16 | u64::from(address.port())
 }
 
 #[cfg(test)]
@@ -170,5 +202,24 @@ mod tests {
         table.clear();
         assert!(table.get(&address(2)).is_none());
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn ipv6_and_ipv4_peers_are_remembered_apart() {
+        let mut table = PeerTable::with_hasher(crate::table_hash::TableHashState::with_seed(1));
+        let config = Config::default();
+        let v6 = |port: u16| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        table.insert(v6(1), Peer::new(&config));
+        table.insert(address(1), Peer::new(&config));
+        assert!(table.get_mut(&v6(1)).is_some());
+        assert!(table.get(&v6(2)).is_none(), "another port");
+        assert!(table.get(&address(1)).is_some());
+        // The IPv4 address with the same port is not the remembered one.
+        assert!(table.get_mut(&address(2)).is_none());
+        assert!(table.remove(&v6(1)).is_some());
+        assert!(table.get(&v6(1)).is_none(), "the memory outlived the peer");
+        assert!(table.get_mut(&address(1)).is_some());
+        assert!(table.remove(&address(1)).is_some());
+        assert!(table.get(&address(1)).is_none());
     }
 }
