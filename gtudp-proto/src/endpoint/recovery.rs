@@ -101,7 +101,8 @@ impl Endpoint {
             let transmissions = messages.get(&oldest.id).map_or(1, |m| m.transmissions);
             self.stats.retransmission_timeouts += 1;
             peer.on_retransmission_timeout(transmissions);
-            peer.congestion.on_timeout(oldest.at, now);
+            let at = |instant| super::nanos_since(self.epoch, instant);
+            peer.congestion.on_timeout(at(oldest.at), at(now));
         }
         for sent in expired.drain(..) {
             self.resend(now, sent, Cause::Timeout);
@@ -249,11 +250,12 @@ impl Endpoint {
             let size = self.config.framing.header_len() + message.payload.len();
             self.path_data_lost(now, destination, size);
         }
+        let (sent_ns, now_ns) = (self.nanos(sent.at), self.nanos(now));
         if let Some(peer) = self.peers.get_mut(&destination) {
             if cause == Cause::Early {
                 self.stats.loss_detected_early += 1;
                 peer.stats.loss_detected_early += 1;
-                peer.congestion.on_loss(sent.at, now, peer.in_flight);
+                peer.congestion.on_loss(sent_ns, now_ns, peer.in_flight);
             }
             // A paced peer's resends wait for the pacer like new messages
             // (ahead of them): a burst of them after a loss episode would

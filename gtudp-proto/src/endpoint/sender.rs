@@ -394,7 +394,7 @@ impl Endpoint {
             let rto = peer.rtt.min_rto();
             peer.rack.on_late_copy(first_copy_rtt, rto);
         }
-        peer.congestion.on_spurious(now);
+        peer.congestion.on_spurious();
         // A shorter RTO or probe timeout, a wider window.
         peer.send_deadline_moved = true;
     }
@@ -560,7 +560,7 @@ impl Endpoint {
                 // A path MTU probe's RECV says the path carries its size,
                 // not that the receiver takes data (it answers probes
                 // without taking anything; see `path_mtu`).
-                (Ok(()), Some(sent)) if message.probe => {
+                (Ok(()), Some(_)) if message.probe => {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
@@ -572,8 +572,8 @@ impl Endpoint {
                             .on_delivered(now_ns, message.last_sent_ns, snapshot, min_rtt)
                     });
                     peer.congestion.on_delivered(&Delivery {
-                        sent_at: sent,
-                        now,
+                        sent_at: message.last_sent_ns,
+                        now: now_ns,
                         rtt: Some(elapsed),
                         sample,
                         delivered: peer.delivery.delivered(),
@@ -616,7 +616,7 @@ impl Endpoint {
                                 peer.rtt.on_sample(rtt);
                             }
                         }
-                        peer.congestion.on_spurious(now);
+                        peer.congestion.on_spurious();
                     } else {
                         peer.rack.on_confirmed(
                             message.send_seq,
@@ -654,8 +654,8 @@ impl Endpoint {
                         _ => None,
                     };
                     peer.congestion.on_delivered(&Delivery {
-                        sent_at: sent,
-                        now,
+                        sent_at: message.last_sent_ns,
+                        now: now_ns,
                         rtt,
                         sample,
                         delivered: peer.delivery.delivered(),
