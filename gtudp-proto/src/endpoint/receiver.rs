@@ -495,16 +495,15 @@ impl Endpoint {
             peer.awaiting -= 1;
         }
         let limits = &self.config.limits;
-        let budget = limits
-            .max_remembered_bytes
-            .saturating_sub(self.remembered.bytes())
-            .min(
-                limits
-                    .max_remembered_bytes_per_peer
-                    .saturating_sub(self.remembered.bytes_for(&kept_under)),
-            );
-        self.remembered
-            .insert(now, kept_under, identity, fingerprint, class, budget);
+        self.remembered.insert_bounded(
+            now,
+            kept_under,
+            identity,
+            fingerprint,
+            class,
+            limits.max_remembered_bytes,
+            limits.max_remembered_bytes_per_peer,
+        );
         self.note_if_idle(now, source);
     }
 

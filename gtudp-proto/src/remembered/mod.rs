@@ -316,6 +316,7 @@ impl RememberedIdentities {
     /// retention of `class`. `budget` caps the bytes a new table may take (the
     /// smallest table is always allowed, so an insertion never fails: the
     /// caller refuses new messages before the bound instead).
+    #[cfg(test)]
     pub(crate) fn insert(
         &mut self,
         now: Instant,
@@ -325,14 +326,54 @@ impl RememberedIdentities {
         class: Retention,
         budget: usize,
     ) {
+        self.insert_with(now, address, identity, fingerprint, class, |_| budget);
+    }
+
+    /// As [`insert`](Self::insert), with the budget what keeps the memory
+    /// within `max_bytes` ([`bytes`](Self::bytes)) and the address within
+    /// `max_bytes_per_address` ([`bytes_for`](Self::bytes_for)); the
+    /// address's bytes are read in the look-up that inserts.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_bounded(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+        max_bytes: usize,
+        max_bytes_per_address: usize,
+    ) {
+        let room = max_bytes.saturating_sub(self.bytes());
+        self.insert_with(now, address, identity, fingerprint, class, |bytes_for| {
+            room.min(max_bytes_per_address.saturating_sub(bytes_for))
+        });
+    }
+
+    /// As [`insert`](Self::insert), with the budget given by `budget` of
+    /// the bytes held for `address` before the insertion.
+    fn insert_with(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+        budget: impl FnOnce(usize) -> usize,
+    ) {
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
-        let history = match self.histories.entry(address) {
-            hashbrown::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
+        let (history, budget) = match self.histories.entry(address) {
+            hashbrown::hash_map::Entry::Occupied(occupied) => {
+                let history = occupied.into_mut();
+                let budget = budget(history.bytes + HISTORY_BYTES);
+                (history, budget)
+            }
             hashbrown::hash_map::Entry::Vacant(vacant) => {
+                let budget = budget(0);
                 self.bytes += HISTORY_BYTES;
-                vacant.insert(History::default())
+                (vacant.insert(History::default()), budget)
             }
         };
         let mut added = 0;
