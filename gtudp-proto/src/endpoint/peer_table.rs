@@ -22,10 +22,11 @@ pub(super) struct PeerTable {
     slots: Vec<Option<Peer>>,
     free: Vec<usize>,
     /// The last address found by `get_mut` or `insert`, and its slot,
-    /// cleared when that peer goes: an IPv4 address packed into one word
-    /// (see [`packed`]; 0 for none), so that the common ask is one load and
-    /// one comparison, or an IPv6 address.
-    last_v4: u64,
+    /// cleared when that peer goes: an IPv4 address as its four bytes in
+    /// one word and its port (`NO_PORT` for none), so that the common ask
+    /// is two comparisons, or an IPv6 address.
+    last_v4_ip: u32,
+    last_v4_port: u32,
     last_v6: Option<SocketAddrV6>,
     last_slot: usize,
 }
@@ -36,7 +37,8 @@ impl PeerTable {
             slots_by_address: Map::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
-            last_v4: 0,
+            last_v4_ip: 0,
+            last_v4_port: NO_PORT,
             last_v6: None,
             last_slot: 0,
         }
@@ -64,7 +66,9 @@ impl PeerTable {
     #[inline(always)]
     fn last_slot_of(&self, address: &SocketAddr) -> Option<usize> {
         let found = match address {
-            SocketAddr::V4(v4) => packed(v4) == self.last_v4,
+            SocketAddr::V4(v4) => {
+                u32::from(v4.port()) == self.last_v4_port && ip_word(v4) == self.last_v4_ip
+            }
             SocketAddr::V6(v6) => self.last_v6 == Some(*v6),
         };
         found.then_some(self.last_slot)
@@ -73,11 +77,11 @@ impl PeerTable {
     fn remember(&mut self, address: &SocketAddr, slot: usize) {
         match address {
             SocketAddr::V4(v4) => {
-                self.last_v4 = packed(v4);
+                (self.last_v4_ip, self.last_v4_port) = (ip_word(v4), u32::from(v4.port()));
                 self.last_v6 = None;
             }
             SocketAddr::V6(v6) => {
-                self.last_v4 = 0;
+                self.last_v4_port = NO_PORT;
                 self.last_v6 = Some(*v6);
             }
         }
@@ -85,7 +89,7 @@ impl PeerTable {
     }
 
     fn forget_last(&mut self) {
-        self.last_v4 = 0;
+        self.last_v4_port = NO_PORT;
         self.last_v6 = None;
     }
 
@@ -163,11 +167,14 @@ impl PeerTable {
     }
 }
 
-/// An IPv4 address and port in one word, with a marker bit so that no
-/// address packs to 0.
+/// No port: no IPv4 address is remembered.
+const NO_PORT: u32 = 1 << 16;
+
+/// An IPv4 address's four bytes as one word, in memory order (only ever
+/// compared for equality).
 #[inline(always)]
-fn packed(address: &SocketAddrV4) -> u64 {
-    1 << 48 | u64::from(u32::from(*address.ip())) << 16 | u64::from(address.port())
+fn ip_word(address: &SocketAddrV4) -> u32 {
+    u32::from_ne_bytes(address.ip().octets())
 }
 
 #[cfg(test)]
