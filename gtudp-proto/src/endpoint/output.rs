@@ -328,6 +328,9 @@ impl Endpoint {
         let now_ns = self.nanos(now);
         let framing = &self.config.framing;
         let start = buf.len();
+        // Where the DATA and RECV branches have the peer at hand, they
+        // count the datagram in its stats (`peer_counted`).
+        let mut peer_counted = false;
         let (to, kind) = match self.output.pop(lane) {
             Some(Order::Data(id)) => {
                 let Some(message) = self.messages.get_mut(&id) else {
@@ -362,6 +365,8 @@ impl Endpoint {
                     self.stats.retransmissions += 1;
                 }
                 if let Some(peer) = self.peers.get_mut(&to) {
+                    count_outbound(peer, PacketKind::Data, buf.len() - start);
+                    peer_counted = true;
                     if retransmission {
                         peer.stats.retransmissions += 1;
                     }
@@ -389,11 +394,15 @@ impl Endpoint {
             Some(Order::Recv(to, kept_under, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 self.on_recv_sent(now, to, kept_under, identity);
-                if self
-                    .peers
-                    .get(&to)
-                    .is_some_and(|peer| peer.recv_copies.on())
-                {
+                let copies = match self.peers.get_mut(&to) {
+                    Some(peer) => {
+                        count_outbound(peer, PacketKind::Recv, buf.len() - start);
+                        peer_counted = true;
+                        peer.recv_copies.on()
+                    }
+                    None => false,
+                };
+                if copies {
                     self.output
                         .control
                         .push_front(Order::RecvCopy(to, kept_under, identity));
@@ -425,6 +434,9 @@ impl Endpoint {
         if let Some(kind) = kind {
             self.stats.datagrams_out.add(kind);
         }
+        if peer_counted {
+            return;
+        }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size;
             if let Some(kind) = kind {
@@ -432,4 +444,10 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Counts a gtUDP datagram of `size` bytes written to `peer`.
+fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+    peer.stats.bytes_out += size as u64;
+    peer.stats.datagrams_out.add(kind);
 }

@@ -4,7 +4,7 @@
 //! has held no state for `peer_idle_timeout`.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::peer::Peer;
 use super::Endpoint;
@@ -182,9 +182,7 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        if peer.is_idle() && peer.idle_deadline.is_none() {
-            let deadline = now + self.config.peer_idle_timeout;
-            peer.idle_deadline = Some(deadline);
+        if let Some(deadline) = idle_from(peer, now, self.config.peer_idle_timeout) {
             self.start_idle_countdown(address, deadline);
         }
     }
@@ -196,4 +194,16 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// For [`Endpoint::note_if_idle`] where the peer is at hand: if `peer`
+/// holds no state and has no idle deadline, sets one `timeout` from `now`
+/// and returns it; the caller then starts its countdown.
+pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Option<Instant> {
+    if peer.is_idle() && peer.idle_deadline.is_none() {
+        let deadline = now + timeout;
+        peer.idle_deadline = Some(deadline);
+        return Some(deadline);
+    }
+    None
 }

@@ -354,11 +354,11 @@ impl Endpoint {
         identity: Identity,
         size: usize,
     ) {
-        self.note_inbound(source, PacketKind::Ack, size);
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
         let kept_under = self.arrival_key(&source);
         let Some(record) = self.awaiting.remove(&(kept_under, identity)) else {
+            self.note_inbound(source, PacketKind::Ack, size);
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
             } else {
@@ -382,10 +382,13 @@ impl Endpoint {
         };
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
-        if let (Some(peer), Some(sample)) = (self.peers.get_mut(&source), sample) {
-            peer.on_rtt_sample(sample);
-            // A shorter RTO or probe timeout for what we send it.
-            peer.send_deadline_moved = true;
+        if let Some(peer) = self.peers.get_mut(&source) {
+            count_inbound(peer, PacketKind::Ack, size);
+            if let Some(sample) = sample {
+                peer.on_rtt_sample(sample);
+                // A shorter RTO or probe timeout for what we send it.
+                peer.send_deadline_moved = true;
+            }
         }
         self.end_exchange(now, (kept_under, identity), &record, Retention::Lifetime);
     }
@@ -491,8 +494,12 @@ impl Endpoint {
         class: Retention,
     ) {
         let (source, fingerprint) = (record.from, record.fingerprint);
+        // The idle countdown starts after the insertion, as `note_if_idle`
+        // would (the insertion touches no peer): one look-up of the peer.
+        let mut idle = None;
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
+            idle = super::peer_tracking::idle_from(peer, now, self.config.peer_idle_timeout);
         }
         let limits = &self.config.limits;
         self.remembered.insert_bounded(
@@ -504,14 +511,15 @@ impl Endpoint {
             limits.max_remembered_bytes,
             limits.max_remembered_bytes_per_peer,
         );
-        self.note_if_idle(now, source);
+        if let Some(deadline) = idle {
+            self.start_idle_countdown(source, deadline);
+        }
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.
     pub(super) fn note_inbound(&mut self, source: SocketAddr, kind: PacketKind, size: usize) {
         if let Some(peer) = self.peers.get_mut(&source) {
-            peer.stats.datagrams_in.add(kind);
-            peer.stats.bytes_in += size as u64;
+            count_inbound(peer, kind, size);
         }
     }
 
@@ -523,6 +531,12 @@ impl Endpoint {
         }
         self.output.push_ack(source, identity);
     }
+}
+
+/// [`Endpoint::note_inbound`] where the peer is at hand.
+fn count_inbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+    peer.stats.datagrams_in.add(kind);
+    peer.stats.bytes_in += size as u64;
 }
 
 /// Room kept in the remembered memory for each record awaiting its ACK, so
