@@ -138,6 +138,27 @@ impl Hasher for TableHasher {
     }
 }
 
+/// Hashes `address` as the fewest words it holds: an IPv4 address and
+/// its port as one, an IPv6 address as its 16 bytes and one word of port,
+/// flow and scope (std's hash of a `SocketAddr` writes five to eight
+/// words, each a multiply). For keys whose `Hash` is written by hand.
+#[inline]
+pub(crate) fn hash_address<H: Hasher>(address: &std::net::SocketAddr, state: &mut H) {
+    match address {
+        std::net::SocketAddr::V4(v4) => state.write_u64(
+            u64::from(u32::from_ne_bytes(v4.ip().octets())) << 16 | u64::from(v4.port()),
+        ),
+        std::net::SocketAddr::V6(v6) => {
+            state.write_u128(u128::from_ne_bytes(v6.ip().octets()));
+            state.write_u64(
+                u64::from(v6.port()) << 48
+                    ^ u64::from(v6.flowinfo()) << 16
+                    ^ u64::from(v6.scope_id()),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -758,7 +758,7 @@ impl Endpoint {
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(kept_under, identity) => self
                 .awaiting
-                .get(&(kept_under, identity))
+                .get(&receiver::AwaitingKey(kept_under, identity))
                 .is_some_and(|record| record.timer == Some(at)),
             TimerKey::PeerIdle(address) => self
                 .peers

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::receiver::AwaitingKey;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
 use crate::timer::TimerKey;
@@ -166,10 +167,10 @@ impl Endpoint {
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
             Order::Recv(to, kept_under, identity) => awaiting
-                .get(&(*kept_under, *identity))
+                .get(&AwaitingKey(*kept_under, *identity))
                 .is_some_and(|record| record.reply_pending && record.from == *to),
             Order::RecvCopy(to, kept_under, identity) => awaiting
-                .get(&(*kept_under, *identity))
+                .get(&AwaitingKey(*kept_under, *identity))
                 .is_some_and(|record| record.from == *to),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });

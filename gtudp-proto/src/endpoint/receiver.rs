@@ -40,8 +40,19 @@ use crate::wire::{Identity, PacketKind};
 
 /// The key of a record awaiting its ACK: where its sender's messages are
 /// kept (see [`Endpoint::arrival_key`]) and the identity. The address the
-/// DATA came from is in the record.
-pub(super) type AwaitingKey = (SocketAddr, Identity);
+/// DATA came from is in the record. Hashed as two words (an IPv4 address
+/// and port, the identity): a message's exchange looks its record up four
+/// times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct AwaitingKey(pub(super) SocketAddr, pub(super) Identity);
+
+impl core::hash::Hash for AwaitingKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        crate::table_hash::hash_address(&self.0, state);
+        self.1.hash(state);
+    }
+}
 
 /// Where what came from `source` is kept, without the roaming extension:
 /// under its host, with port 0, when copies are recognised across ports
@@ -180,7 +191,7 @@ impl Endpoint {
         fingerprint: Fingerprint,
     ) -> Known {
         let now_ns = self.nanos(now);
-        let key = (kept_under, identity);
+        let key = AwaitingKey(kept_under, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
         if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
@@ -280,7 +291,8 @@ impl Endpoint {
             timer: None,
             reply_pending: true,
         };
-        self.awaiting.insert((kept_under, identity), record);
+        self.awaiting
+            .insert(AwaitingKey(kept_under, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
@@ -357,7 +369,7 @@ impl Endpoint {
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
         let kept_under = self.arrival_key(&source);
-        let Some(record) = self.awaiting.remove(&(kept_under, identity)) else {
+        let Some(record) = self.awaiting.remove(&AwaitingKey(kept_under, identity)) else {
             self.note_inbound(source, PacketKind::Ack, size);
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
@@ -390,7 +402,12 @@ impl Endpoint {
                 peer.send_deadline_moved = true;
             }
         }
-        self.end_exchange(now, (kept_under, identity), &record, Retention::Lifetime);
+        self.end_exchange(
+            now,
+            AwaitingKey(kept_under, identity),
+            &record,
+            Retention::Lifetime,
+        );
     }
 
     pub(super) fn on_received_timer(
@@ -400,7 +417,7 @@ impl Endpoint {
         kept_under: SocketAddr,
         identity: Identity,
     ) {
-        let key = (kept_under, identity);
+        let key = AwaitingKey(kept_under, identity);
         let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
@@ -431,7 +448,7 @@ impl Endpoint {
         let now_ns = self.nanos(now);
         let Some(record) = self
             .awaiting
-            .get_mut(&(kept_under, identity))
+            .get_mut(&AwaitingKey(kept_under, identity))
             .filter(|record| record.from == source)
         else {
             return;
@@ -462,7 +479,7 @@ impl Endpoint {
         identity: Identity,
     ) {
         if let Some(now) = self.latest {
-            let key = (kept_under, identity);
+            let key = AwaitingKey(kept_under, identity);
             if self
                 .awaiting
                 .get(&key)
@@ -489,7 +506,7 @@ impl Endpoint {
     fn end_exchange(
         &mut self,
         now: Instant,
-        (kept_under, identity): AwaitingKey,
+        AwaitingKey(kept_under, identity): AwaitingKey,
         record: &AwaitingAck,
         class: Retention,
     ) {

@@ -239,8 +239,11 @@ impl Endpoint {
         for key in ended {
             self.give_up_recv(now, key);
         }
-        for &(kept_under, identity) in &keys {
-            if let Some(record) = self.awaiting.get_mut(&(kept_under, identity)) {
+        for &super::receiver::AwaitingKey(kept_under, identity) in &keys {
+            if let Some(record) = self
+                .awaiting
+                .get_mut(&super::receiver::AwaitingKey(kept_under, identity))
+            {
                 record.from = new;
                 if record.reply_pending {
                     self.output.push_recv(new, kept_under, identity);
