@@ -43,6 +43,7 @@ use core::hash::BuildHasher;
 
 use smallvec::SmallVec;
 
+use crate::table_hash::AddressKey;
 use crate::wire::Identity;
 
 mod expiry;
@@ -145,7 +146,9 @@ pub(crate) struct RememberedIdentities {
     classes: [Class; 2],
     /// Set on the first insertion: generation numbers count from it.
     epoch: Option<Instant>,
-    histories: Map<SocketAddr, History>,
+    /// Per address (hashed as one word for IPv4: see
+    /// [`AddressKey`]), three look-ups a message.
+    histories: Map<AddressKey, History>,
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
@@ -239,7 +242,7 @@ impl RememberedIdentities {
     /// Bytes held for one address.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
-            .get(address)
+            .get(&AddressKey(*address))
             .map_or(0, |history| history.bytes + HISTORY_BYTES)
     }
 
@@ -265,7 +268,7 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Recall {
-        let Some(history) = self.histories.get(address) else {
+        let Some(history) = self.histories.get(&AddressKey(*address)) else {
             return Recall::Unknown;
         };
         let identity = identity.to_u32();
@@ -364,7 +367,7 @@ impl RememberedIdentities {
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
-        let (history, budget) = match self.histories.entry(address) {
+        let (history, budget) = match self.histories.entry(AddressKey(address)) {
             hashbrown::hash_map::Entry::Occupied(occupied) => {
                 let history = occupied.into_mut();
                 let budget = budget(history.bytes + HISTORY_BYTES);
