@@ -285,6 +285,7 @@ impl Framing {
     ///
     /// Any bytes are accepted: the result is a packet borrowing the payload,
     /// or the reason the datagram is not gtUDP.
+    #[inline]
     pub fn parse<'a>(&self, datagram: &'a [u8]) -> Result<Packet<'a>, NotGtudp> {
         match self.single_types {
             Some(types) => self.parse_single_type(types, datagram),
@@ -371,6 +372,7 @@ impl Framing {
     }
 
     /// Appends `packet` to `out`; allocates only if `out` lacks capacity.
+    #[inline]
     pub fn encode_to_vec(&self, packet: &Packet<'_>, out: &mut Vec<u8>) {
         match self.single_types {
             // The default's case: the header is the type byte and the
