@@ -285,7 +285,9 @@ impl Framing {
     ///
     /// Any bytes are accepted: the result is a packet borrowing the payload,
     /// or the reason the datagram is not gtUDP.
-    #[inline]
+    // Always: every datagram in goes through it, and the default
+    // framing's path is a few comparisons.
+    #[inline(always)]
     pub fn parse<'a>(&self, datagram: &'a [u8]) -> Result<Packet<'a>, NotGtudp> {
         match self.single_types {
             Some(types) => self.parse_single_type(types, datagram),
@@ -321,7 +323,7 @@ impl Framing {
     }
 
     /// [`parse`](Self::parse) when every type identifier is one byte, `types`.
-    #[inline]
+    #[inline(always)]
     fn parse_single_type<'a>(
         &self,
         types: [u8; 3],
