@@ -80,6 +80,7 @@ pub(crate) struct SendOrder {
 
 impl SendOrder {
     /// Records a transmission of `id` at `at`; returns its sequence number.
+    #[inline]
     pub(crate) fn push(&mut self, id: MessageId, at: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -109,6 +110,7 @@ impl SendOrder {
     }
 
     /// The oldest live transmission, dropping stale entries before it.
+    #[inline]
     pub(crate) fn oldest(&mut self, liveness: impl Fn(&Sent) -> Liveness) -> Option<Sent> {
         while let Some(front) = self.entries.front() {
             if liveness(front) != Liveness::Stale {
@@ -123,6 +125,7 @@ impl SendOrder {
     /// its owner needs of the message behind it, found in the same look),
     /// with that; the entries before it, for which `live` gives nothing,
     /// are dropped.
+    #[inline]
     pub(crate) fn oldest_with<T>(
         &mut self,
         live: impl Fn(&Sent) -> Option<T>,

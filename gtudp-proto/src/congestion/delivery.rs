@@ -62,6 +62,7 @@ impl DeliveryTracker {
 
     /// A message is sent at `now` (nanoseconds from the epoch) with
     /// `in_flight` others unconfirmed.
+    #[inline]
     pub(crate) fn on_send(&mut self, now: u64, in_flight: usize) -> SendSnapshot {
         if in_flight == 0 || self.delivered_at.is_none() {
             // Nothing in flight: the sample interval starts now.

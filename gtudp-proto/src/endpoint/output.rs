@@ -69,10 +69,12 @@ pub(super) struct Output {
 }
 
 impl Output {
+    #[inline]
     pub(super) fn push_data(&mut self, id: MessageId) {
         self.data.push_back(Order::Data(id));
     }
 
+    #[inline]
     pub(super) fn push_recv(&mut self, to: SocketAddr, kept_under: SocketAddr, identity: Identity) {
         self.control
             .push_back(Order::Recv(to, kept_under, identity));
@@ -88,6 +90,7 @@ impl Output {
         self.control.push_back(Order::Probe(to, identity));
     }
 
+    #[inline]
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
         self.pending_control += 1;
         self.control.push_back(Order::Ack(to, identity));

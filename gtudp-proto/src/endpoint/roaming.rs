@@ -102,10 +102,16 @@ impl Endpoint {
     /// `address`, tracked and validated, has just proven that it sends the
     /// token of the datagram being handled. If another address proved that
     /// token before, the peer there moves to `address`.
+    #[inline]
     pub(super) fn on_token_proven(&mut self, now: Instant, address: SocketAddr) {
-        let Some(token) = self.arrival_token else {
-            return;
-        };
+        // Without the roaming extension, every RECV stops here.
+        if let Some(token) = self.arrival_token {
+            self.on_token_proven_by(now, address, token);
+        }
+    }
+
+    /// [`on_token_proven`](Self::on_token_proven) for the datagram's `token`.
+    fn on_token_proven_by(&mut self, now: Instant, address: SocketAddr, token: u64) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };

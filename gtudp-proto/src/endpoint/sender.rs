@@ -402,7 +402,26 @@ impl Endpoint {
     /// `address` proved it receives our datagrams: mark it, send at once the
     /// messages held back for it (by its budget, or until it was
     /// validated), and take the DATA held from it.
+    #[inline]
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
+        // Every RECV from a proven peer comes here: nothing to do.
+        let proven = |peer: &super::peer::Peer| {
+            peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
+        };
+        if self.parked.is_empty()
+            && self
+                .peers
+                .get_mut(&address)
+                .is_some_and(|peer| proven(peer))
+        {
+            return;
+        }
+        self.validate_peer(now, address);
+    }
+
+    /// [`on_validated`](Self::on_validated) past its common case.
+    #[inline(never)]
+    fn validate_peer(&mut self, now: Instant, address: SocketAddr) {
         let parked = !self.parked.is_empty();
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
@@ -765,6 +784,7 @@ impl Endpoint {
 /// `destination`: it comes from there, or, when copies are recognised
 /// across ports, from another port of that host (a NAT moved the
 /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
+#[inline]
 fn answers_for(across_ports: bool, destination: SocketAddr, source: SocketAddr) -> bool {
     // The receiving side's rule for one sender, applied to one receiver.
     super::receiver::sender_key(across_ports, &destination)
