@@ -242,6 +242,7 @@ impl Peer {
     /// The timeout of a DATA or RECV after its `transmissions`-th
     /// transmission: the RTO with the larger of the peer's and its own
     /// backoff.
+    #[inline]
     pub(super) fn retransmission_timeout(&self, transmissions: u32) -> std::time::Duration {
         self.timeouts().after(transmissions)
     }
