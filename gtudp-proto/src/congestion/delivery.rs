@@ -78,6 +78,7 @@ impl DeliveryTracker {
     }
 
     /// The sender had nothing more to send with `in_flight` unconfirmed.
+    #[inline]
     pub(crate) fn on_app_limited(&mut self, in_flight: usize) {
         self.app_limited_until = (self.delivered + in_flight as u64).max(1);
     }

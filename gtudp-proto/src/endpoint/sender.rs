@@ -728,7 +728,25 @@ impl Endpoint {
 
     /// Moves queued messages into flight while the peer's window has room
     /// and its pacer allows.
+    #[inline]
     pub(super) fn release(&mut self, now: Instant, destination: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&destination) else {
+            return;
+        };
+        // Nothing waits (a RECV that opened the window, a peer that keeps
+        // up): the window is open to the application's next message.
+        if peer.resends.is_empty() && peer.queue.is_empty() {
+            if peer.has_window() {
+                peer.delivery.on_app_limited(peer.in_flight);
+            }
+            return;
+        }
+        self.release_queued(now, destination);
+    }
+
+    /// [`release`](Self::release) with resends or messages waiting.
+    #[inline(never)]
+    fn release_queued(&mut self, now: Instant, destination: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return;
         };
