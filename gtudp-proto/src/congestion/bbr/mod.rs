@@ -234,16 +234,20 @@ impl Bbr {
         }
     }
 
-    /// How long a queue may stand while cruising before it is drained.
-    fn cruise_drain_wait(min_rtt: Duration) -> Duration {
-        (min_rtt * CRUISE_DRAIN_ROUNDS).min((min_rtt * 2).max(CRUISE_DRAIN_MAX_WAIT))
+    /// How long a queue may stand while cruising before it is drained, in
+    /// nanoseconds, from the minimum RTT's.
+    fn cruise_drain_wait(min_rtt: u64) -> u64 {
+        let rounds = min_rtt.saturating_mul(u64::from(CRUISE_DRAIN_ROUNDS));
+        rounds.min(min_rtt.saturating_mul(2).max(nanos(CRUISE_DRAIN_MAX_WAIT)))
     }
 
-    /// How long ProbeBw cruises at the estimate before the next probe.
-    fn cruise_time(&self, min_rtt: Duration) -> Duration {
-        let base = (min_rtt * CRUISE_MAX_ROUNDS).min(CRUISE_MAX_TIME);
+    /// How long ProbeBw cruises at the estimate before the next probe, in
+    /// nanoseconds, from the minimum RTT's.
+    fn cruise_time(&self, min_rtt: u64) -> u64 {
+        let rounds = min_rtt.saturating_mul(u64::from(CRUISE_MAX_ROUNDS));
+        let base = rounds.min(nanos(CRUISE_MAX_TIME));
         // 0.75 to 1.25 of the base, by cycle.
-        let eighths = [6u32, 9, 7, 10, 8, 6, 10, 8][(self.cycles % 8) as usize];
+        let eighths = [6u64, 9, 7, 10, 8, 6, 10, 8][(self.cycles % 8) as usize];
         base * eighths / 8
     }
 
@@ -633,13 +637,15 @@ impl Bbr {
                 }
             }
             Mode::ProbeBw { phase, since } => {
-                let elapsed = Duration::from_nanos(now.saturating_sub(since));
+                // In nanoseconds: this runs once per delivery.
+                let elapsed = now.saturating_sub(since);
+                let min_rtt_ns = nanos(min_rtt);
                 let next = match phase {
-                    PROBE_UP => (elapsed >= min_rtt).then_some(PROBE_DOWN),
-                    PROBE_DOWN => (elapsed >= min_rtt || in_flight <= bdp).then_some(CRUISE),
+                    PROBE_UP => (elapsed >= min_rtt_ns).then_some(PROBE_DOWN),
+                    PROBE_DOWN => (elapsed >= min_rtt_ns || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
-                    _ if elapsed >= Self::cruise_drain_wait(min_rtt)
+                    _ if elapsed >= Self::cruise_drain_wait(min_rtt_ns)
                         && self.cruise_queue_stands(min_rtt) =>
                     {
                         // The estimate runs high: the queue would fill
@@ -652,8 +658,9 @@ impl Bbr {
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
-                    _ => (elapsed >= self.cruise_time(min_rtt)
-                        || (elapsed >= min_rtt * 2 && self.bw.max > self.bw_at_probe * PROBE_PAID))
+                    _ => (elapsed >= self.cruise_time(min_rtt_ns)
+                        || (elapsed >= min_rtt_ns.saturating_mul(2)
+                            && self.bw.max > self.bw_at_probe * PROBE_PAID))
                         .then_some(PROBE_UP),
                 };
                 if let Some(next) = next {
