@@ -43,6 +43,9 @@ pub struct Framing {
     /// case): parsing and encoding then read and write that byte alone
     /// rather than comparing and copying slices.
     single_types: Option<[u8; 3]>,
+    /// [`header_len`](Self::header_len), kept with the fields it comes
+    /// from (the endpoint asks for it several times a datagram).
+    header_len: usize,
 }
 
 /// Bytes of the sender token the roaming extension adds after the magic.
@@ -131,6 +134,7 @@ impl Default for Framing {
             ],
             token: None,
             single_types: Some([Self::DEFAULT_DATA, Self::DEFAULT_RECV, Self::DEFAULT_ACK]),
+            header_len: 1 + Identity::LEN,
         }
     }
 }
@@ -175,6 +179,7 @@ impl Framing {
             types: types.map(SmallVec::from_slice),
             token: None,
             single_types,
+            header_len: magic.len() + data.len() + Identity::LEN,
         })
     }
 
@@ -199,7 +204,10 @@ impl Framing {
     /// assert_eq!(framing.parse(&datagram), Ok(Packet::Recv { identity: Identity::from_u32(7) }));
     /// ```
     pub fn with_roaming(mut self) -> Self {
-        self.token.get_or_insert([0; TOKEN_LEN]);
+        if self.token.is_none() {
+            self.token = Some([0; TOKEN_LEN]);
+            self.header_len += TOKEN_LEN;
+        }
         self
     }
 
@@ -258,9 +266,11 @@ impl Framing {
 
     /// The default types with a magic prefix.
     pub fn with_magic(magic: &[u8]) -> Self {
+        let default = Self::default();
         Self {
             magic: SmallVec::from_slice(magic),
-            ..Self::default()
+            header_len: magic.len() + default.header_len,
+            ..default
         }
     }
 
@@ -277,8 +287,13 @@ impl Framing {
     /// The length of every header: magic + sender token (with the roaming
     /// extension) + type + 4-byte identity. RECV and ACK datagrams are
     /// exactly this long.
+    #[inline]
     pub fn header_len(&self) -> usize {
-        self.prefix_len() + self.types[0].len() + Identity::LEN
+        debug_assert_eq!(
+            self.header_len,
+            self.prefix_len() + self.types[0].len() + Identity::LEN
+        );
+        self.header_len
     }
 
     /// Parses one datagram without copying or allocating.
@@ -329,13 +344,16 @@ impl Framing {
         types: [u8; 3],
         datagram: &'a [u8],
     ) -> Result<Packet<'a>, NotGtudp> {
-        let magic = self.magic.as_slice();
-        let type_at = magic.len() + self.token_len();
-        let Some((header, payload)) = datagram.split_at_checked(type_at + 1 + Identity::LEN) else {
+        let header_len = self.header_len();
+        let type_at = header_len - 1 - Identity::LEN;
+        let Some((header, payload)) = datagram.split_at_checked(header_len) else {
             return Err(NotGtudp::TooShort);
         };
-        if !magic.is_empty() && &header[..magic.len()] != magic {
-            return Err(NotGtudp::WrongMagic);
+        if !self.magic.is_empty() {
+            let magic = self.magic.as_slice();
+            if &header[..magic.len()] != magic {
+                return Err(NotGtudp::WrongMagic);
+            }
         }
         let kind = match header[type_at] {
             byte if byte == types[0] => PacketKind::Data,
