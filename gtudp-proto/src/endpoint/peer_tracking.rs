@@ -15,7 +15,7 @@ impl Endpoint {
     /// Makes sure a peer is tracked at `address`, `inbound` when a datagram
     /// from it (rather than the application) brings it; false when it is new
     /// and the peer table is full of peers that may not be evicted.
-    #[inline]
+    #[inline(always)]
     pub(super) fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
         // Tracked already on every message but a peer's first.
         self.peers.contains_key(&address) || self.track_peer(now, address, inbound)

@@ -102,7 +102,7 @@ impl Endpoint {
     /// `address`, tracked and validated, has just proven that it sends the
     /// token of the datagram being handled. If another address proved that
     /// token before, the peer there moves to `address`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn on_token_proven(&mut self, now: Instant, address: SocketAddr) {
         // Without the roaming extension, every RECV stops here.
         if let Some(token) = self.arrival_token {

@@ -402,7 +402,7 @@ impl Endpoint {
     /// `address` proved it receives our datagrams: mark it, send at once the
     /// messages held back for it (by its budget, or until it was
     /// validated), and take the DATA held from it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
         // Every RECV from a proven peer comes here: nothing to do.
         let proven = |peer: &super::peer::Peer| {
