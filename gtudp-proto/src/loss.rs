@@ -276,6 +276,7 @@ impl Rack {
     /// resends a lost RECV no sooner, so a message answered that late may
     /// have been waiting on a lost RECV rather than reordered (see
     /// [`ReorderWindow`]).
+    #[inline]
     pub(crate) fn on_confirmed(
         &mut self,
         seq: u64,

@@ -296,6 +296,7 @@ impl<'a> Timeouts<'a> {
     }
 
     /// The timeout after a message's `transmissions`-th transmission.
+    #[inline]
     pub(super) fn after(&self, transmissions: u32) -> std::time::Duration {
         let doublings = self
             .backoff
