@@ -797,7 +797,30 @@ impl Endpoint {
         {
             return;
         }
-        self.compact_tables();
+        // Past 64 (a steady stream keeps more timers than that), the bounds
+        // are checked here and the call made only for a purge.
+        if self.wants_compaction() {
+            self.compact_tables();
+        }
+    }
+
+    /// Whether a table below exceeds twice its live count plus 64 (the
+    /// conditions `compact_tables` purges on, each checked again there).
+    #[inline]
+    fn wants_compaction(&self) -> bool {
+        self.timers_over_bound()
+            || self.output_over_bound()
+            || self.unvalidated_peers.len() > 2 * self.peers.len() + 64
+            || self.idle_peers.len() > 2 * self.peers.len() + 64
+    }
+
+    /// The timer queue exceeds twice what can be live plus 64.
+    #[inline]
+    fn timers_over_bound(&self) -> bool {
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace, its path MTU discovery.
+        let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
+        self.timers.len() > 2 * live_bound + 64
     }
 
     #[inline(never)]
@@ -823,10 +846,7 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        // Per peer: its idle countdown, its send-side timer, its probe, its
-        // unreachable grace, its path MTU discovery.
-        let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
-        if self.timers.len() <= 2 * live_bound + 64 {
+        if !self.timers_over_bound() {
             return;
         }
         let mut timers = std::mem::take(&mut self.timers);

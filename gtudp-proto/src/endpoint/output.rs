@@ -154,14 +154,20 @@ impl Output {
 }
 
 impl Endpoint {
-    /// Drops DATA and RECV orders whose message or record is gone or no
-    /// longer waiting, once such orders could outnumber the live ones.
-    pub(super) fn compact_output(&mut self) {
+    /// The output queue exceeds twice what can be live plus 64.
+    #[inline]
+    pub(super) fn output_over_bound(&self) -> bool {
         let live_bound = self.messages.len()
             + self.awaiting.len()
             + self.output.pending_control
             + self.output.pending_raw;
-        if self.output.len() <= 2 * live_bound + 64 {
+        self.output.len() > 2 * live_bound + 64
+    }
+
+    /// Drops DATA and RECV orders whose message or record is gone or no
+    /// longer waiting, once such orders could outnumber the live ones.
+    pub(super) fn compact_output(&mut self) {
+        if !self.output_over_bound() {
             return;
         }
         let (messages, awaiting) = (&self.messages, &self.awaiting);
