@@ -87,7 +87,7 @@ impl DeliveryTracker {
     /// (both in nanoseconds from the epoch). `None` when the interval is
     /// too short to mean anything (shorter than `min_rtt`, as when the
     /// RECV answered an earlier copy).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_delivered(
         &mut self,
         now: u64,
