@@ -80,6 +80,7 @@ pub(crate) struct SendOrder {
 
 impl SendOrder {
     /// Records a transmission of `id` at `at`; returns its sequence number.
+    #[inline]
     pub(crate) fn push(&mut self, id: MessageId, at: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -109,10 +110,29 @@ impl SendOrder {
     }
 
     /// The oldest live transmission, dropping stale entries before it.
+    #[inline]
     pub(crate) fn oldest(&mut self, liveness: impl Fn(&Sent) -> Liveness) -> Option<Sent> {
         while let Some(front) = self.entries.front() {
             if liveness(front) != Liveness::Stale {
                 return Some(*front);
+            }
+            self.entries.pop_front();
+        }
+        None
+    }
+
+    /// The oldest transmission for which `live` gives something (what
+    /// its owner needs of the message behind it, found in the same look),
+    /// with that; the entries before it, for which `live` gives nothing,
+    /// are dropped.
+    #[inline]
+    pub(crate) fn oldest_with<T>(
+        &mut self,
+        live: impl Fn(&Sent) -> Option<T>,
+    ) -> Option<(Sent, T)> {
+        while let Some(front) = self.entries.front() {
+            if let Some(found) = live(front) {
+                return Some((*front, found));
             }
             self.entries.pop_front();
         }
@@ -256,6 +276,7 @@ impl Rack {
     /// resends a lost RECV no sooner, so a message answered that late may
     /// have been waiting on a lost RECV rather than reordered (see
     /// [`ReorderWindow`]).
+    #[inline]
     pub(crate) fn on_confirmed(
         &mut self,
         seq: u64,
@@ -363,9 +384,12 @@ impl ReorderWindow {
 }
 
 /// The tail-loss probe timeout: two smoothed RTTs (RFC 8985 section 7.2;
-/// a RECV is never delayed), at most `rto`.
-pub(crate) fn probe_timeout(smoothed_rtt: Duration, rto: Duration) -> Duration {
-    (smoothed_rtt * 2).max(MIN_PROBE_TIMEOUT).min(rto)
+/// a RECV is never delayed), at least 2 ms and at most `rto`; in whole
+/// nanoseconds, from twice the smoothed RTT (the RTT estimator's
+/// arithmetic, once per sample).
+pub(crate) fn probe_timeout_ns(twice_smoothed_ns: u64, rto_ns: u64) -> u64 {
+    const MIN_NS: u64 = MIN_PROBE_TIMEOUT.as_nanos() as u64;
+    twice_smoothed_ns.max(MIN_NS).min(rto_ns)
 }
 
 #[cfg(test)]
@@ -510,12 +534,22 @@ mod tests {
         let probe = order.newest_resendable(8, liveness);
         assert_eq!(probe.map(|s| s.id.serial), Some(3));
         assert_eq!(order.len(), 5, "the stale tail entry is dropped");
+        let ns = |d: Duration| d.as_nanos() as u64;
         assert_eq!(
-            probe_timeout(RTT, Duration::from_secs(1)),
-            RTT * 2,
+            probe_timeout_ns(ns(RTT * 2), ns(Duration::from_secs(1))),
+            ns(RTT * 2),
             "two round trips"
         );
-        assert_eq!(probe_timeout(RTT, RTT), RTT, "never beyond the RTO");
+        assert_eq!(
+            probe_timeout_ns(ns(RTT * 2), ns(RTT)),
+            ns(RTT),
+            "never beyond the RTO"
+        );
+        assert_eq!(
+            probe_timeout_ns(0, ns(RTT)),
+            ns(MIN_PROBE_TIMEOUT),
+            "at least the floor"
+        );
     }
 
     #[test]

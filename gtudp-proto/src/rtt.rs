@@ -28,6 +28,8 @@ pub(crate) struct RttEstimator {
     /// The smallest sample seen: the path's propagation delay, as near as
     /// we can tell. Spurious retransmissions are recognised against it.
     min: Option<Duration>,
+    /// `min` in whole nanoseconds (`u64::MAX` before the first sample).
+    min_ns: u64,
     min_rto: Duration,
     max_rto: Duration,
     /// The timeout the estimate gives, kept up to date by each sample
@@ -37,7 +39,7 @@ pub(crate) struct RttEstimator {
     /// each sample with `rto`: twice the smoothed RTT, at most `max_rto`
     /// (zero before the first sample).
     twice_smoothed: Duration,
-    /// The tail-loss probe's timeout ([`crate::loss::probe_timeout`]),
+    /// The tail-loss probe's timeout ([`crate::loss::probe_timeout_ns`]),
     /// once a sample has been taken.
     probe_timeout: Option<Duration>,
 }
@@ -52,6 +54,7 @@ impl RttEstimator {
             rto_ceiling_ns: nanos(max_rto.max(min_rto)),
             max_rto_ns: nanos(max_rto),
             min: None,
+            min_ns: u64::MAX,
             min_rto,
             max_rto,
             rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
@@ -63,30 +66,32 @@ impl RttEstimator {
     /// Folds in one RTT measurement (RFC 6298 section 2.2 and 2.3, K = 4,
     /// alpha = 1/8, beta = 1/4). The arithmetic is in whole nanoseconds
     /// (`Duration`'s own operators normalise seconds and nanoseconds at
-    /// every step, and this runs once per message).
+    /// every step, and this runs once per message); each value read by the
+    /// timers is turned into a `Duration` once, here.
     pub(crate) fn on_sample(&mut self, sample: Duration) {
-        self.min = Some(self.min.map_or(sample, |min| min.min(sample)));
         let sample_ns = nanos(sample);
-        let smoothed = match self.smoothed {
-            None => {
-                self.smoothed_ns = sample_ns;
-                self.variation_ns = nanos(sample / 2);
-                sample
-            }
-            Some(_) => {
-                let smoothed_ns = self.smoothed_ns;
-                let deviation = smoothed_ns.abs_diff(sample_ns);
-                self.variation_ns =
-                    (self.variation_ns.saturating_mul(3)).saturating_add(deviation) / 4;
-                self.smoothed_ns = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
-                Duration::from_nanos(self.smoothed_ns)
-            }
-        };
-        self.smoothed = Some(smoothed);
-        self.rto = self.computed_rto();
-        self.twice_smoothed =
-            Duration::from_nanos(self.smoothed_ns.saturating_mul(2).min(self.max_rto_ns));
-        self.probe_timeout = Some(crate::loss::probe_timeout(smoothed, self.rto));
+        if sample_ns < self.min_ns {
+            self.min_ns = sample_ns;
+            self.min = Some(sample);
+        }
+        if self.smoothed.is_none() {
+            self.smoothed_ns = sample_ns;
+            self.variation_ns = nanos(sample / 2);
+        } else {
+            let smoothed_ns = self.smoothed_ns;
+            let deviation = smoothed_ns.abs_diff(sample_ns);
+            self.variation_ns = (self.variation_ns.saturating_mul(3)).saturating_add(deviation) / 4;
+            self.smoothed_ns = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
+        }
+        let smoothed_ns = self.smoothed_ns;
+        self.smoothed = Some(Duration::from_nanos(smoothed_ns));
+        let rto_ns = self.computed_rto_ns();
+        self.rto = Duration::from_nanos(rto_ns);
+        let twice_ns = smoothed_ns.saturating_mul(2);
+        self.twice_smoothed = Duration::from_nanos(twice_ns.min(self.max_rto_ns));
+        self.probe_timeout = Some(Duration::from_nanos(crate::loss::probe_timeout_ns(
+            twice_ns, rto_ns,
+        )));
     }
 
     /// The smoothed RTT, once a sample has been taken.
@@ -121,19 +126,19 @@ impl RttEstimator {
     }
 
     /// The tail-loss probe's timeout for this estimate
-    /// ([`crate::loss::probe_timeout`] of the smoothed RTT and the RTO),
+    /// ([`crate::loss::probe_timeout_ns`] of the smoothed RTT and the RTO),
     /// once a sample has been taken.
     pub(crate) fn probe_timeout(&self) -> Option<Duration> {
         self.probe_timeout
     }
 
-    /// SRTT + max(G, 4 × RTTVAR), within the bounds; in nanoseconds, where
-    /// `Duration`'s operators would normalise at every step.
-    fn computed_rto(&self) -> Duration {
+    /// SRTT + max(G, 4 × RTTVAR), within the bounds, in nanoseconds
+    /// (where `Duration`'s operators would normalise at every step).
+    fn computed_rto_ns(&self) -> u64 {
         const GRANULARITY_NS: u64 = GRANULARITY.as_nanos() as u64;
         let spread = self.variation_ns.saturating_mul(4).max(GRANULARITY_NS);
         let rto = self.smoothed_ns.saturating_add(spread);
-        Duration::from_nanos(rto.clamp(self.min_rto_ns, self.rto_ceiling_ns))
+        rto.clamp(self.min_rto_ns, self.rto_ceiling_ns)
     }
 
     /// The timeout after `backoff` doublings (RFC 6298 section 5.5), capped

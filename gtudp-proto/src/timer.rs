@@ -91,6 +91,8 @@ pub(crate) struct TimerQueue {
 }
 
 impl TimerQueue {
+    // Inlined: each caller's key is of one kind, so its lane is known.
+    #[inline]
     pub(crate) fn push(&mut self, at: Instant, key: TimerKey) {
         self.len += 1;
         let lane = &mut self.lanes[key.lane()];
@@ -158,6 +160,9 @@ impl TimerQueue {
     /// which of several deadlines due at one instant fires first may then
     /// differ from a queue that kept the stale entry. Nothing depends on
     /// that order (it already varied with when purges ran).
+    // Inlined: the caller's key is of one kind, so its lane is known and
+    // the comparison is of that kind's fields alone.
+    #[inline]
     pub(crate) fn remove_if_front(&mut self, at: Instant, key: TimerKey) -> bool {
         let lane = &mut self.lanes[key.lane()];
         if lane.front() != Some(&(at, key)) {

@@ -1,8 +1,6 @@
 //! The original controller: an AIMD window that halves on every loss
 //! event, kept selectable as [`CongestionAlgorithm::Aimd`](super::CongestionAlgorithm).
 
-use std::time::Instant;
-
 /// The smallest window: a peer that keeps timing out still gets this many
 /// messages in flight, so probing continues.
 const MIN_WINDOW: u32 = 1;
@@ -12,14 +10,15 @@ const MIN_WINDOW: u32 = 1;
 /// Slow start doubles the window each round trip up to the threshold; above
 /// it, the window grows by one message per window delivered. A retransmission
 /// timeout halves it, at most once per recovery period: timeouts of messages
-/// sent before the last reduction are the same congestion event.
+/// sent before the last reduction are the same congestion event. Instants
+/// are nanosecond counts from the endpoint's epoch.
 #[derive(Clone, Debug)]
 pub(crate) struct Aimd {
     window: u32,
     threshold: u32,
     max_window: u32,
     delivered_in_round: u32,
-    recovery_start: Option<Instant>,
+    recovery_start: Option<u64>,
 }
 
 impl Aimd {
@@ -39,7 +38,7 @@ impl Aimd {
     }
 
     /// A message sent at `sent_at` was confirmed delivered.
-    pub(crate) fn on_delivered(&mut self, sent_at: Instant) {
+    pub(crate) fn on_delivered(&mut self, sent_at: u64) {
         if self.recovery_start.is_some_and(|start| sent_at < start) {
             return;
         }
@@ -56,7 +55,7 @@ impl Aimd {
     }
 
     /// A message last sent at `sent_at` was found lost (or timed out) at `now`.
-    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant) {
+    pub(crate) fn on_loss(&mut self, sent_at: u64, now: u64) {
         if self.recovery_start.is_some_and(|start| sent_at < start) {
             return;
         }
@@ -72,18 +71,22 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn ns(d: Duration) -> u64 {
+        d.as_nanos() as u64
+    }
+
     #[test]
     fn slow_start_then_linear_growth() {
-        let now = Instant::now();
+        let now = 0;
         let mut cw = Aimd::new(4, 100);
         for _ in 0..4 {
             cw.on_delivered(now);
         }
         assert_eq!(cw.window(), 8);
-        cw.on_loss(now, now + Duration::from_millis(1));
+        cw.on_loss(now, now + ns(Duration::from_millis(1)));
         assert_eq!(cw.window(), 4);
         // Above the threshold: one more message per window delivered.
-        let later = now + Duration::from_millis(2);
+        let later = now + ns(Duration::from_millis(2));
         for _ in 0..3 {
             cw.on_delivered(later);
         }
@@ -94,9 +97,9 @@ mod tests {
 
     #[test]
     fn one_reduction_per_recovery_period() {
-        let start = Instant::now();
+        let start = 0;
         let mut cw = Aimd::new(16, 100);
-        let now = start + Duration::from_secs(1);
+        let now = start + ns(Duration::from_secs(1));
         cw.on_loss(start, now);
         cw.on_loss(start, now);
         assert_eq!(
@@ -104,20 +107,23 @@ mod tests {
             8,
             "messages sent before the reduction do not reduce again"
         );
-        cw.on_loss(now + Duration::from_millis(1), now + Duration::from_secs(1));
+        cw.on_loss(
+            now + ns(Duration::from_millis(1)),
+            now + ns(Duration::from_secs(1)),
+        );
         assert_eq!(cw.window(), 4);
     }
 
     #[test]
     fn window_stays_within_bounds() {
-        let now = Instant::now();
+        let now = 0;
         let mut cw = Aimd::new(2, 3);
         for _ in 0..10 {
             cw.on_delivered(now);
         }
         assert_eq!(cw.window(), 3);
         for i in 0..10 {
-            let t = now + Duration::from_secs(i);
+            let t = now + ns(Duration::from_secs(i));
             cw.on_loss(t, t);
         }
         assert_eq!(cw.window(), MIN_WINDOW);

@@ -65,6 +65,7 @@ impl DeliveryTracker {
 
     /// A message is sent at `now` (nanoseconds from the epoch) with
     /// `in_flight` others unconfirmed.
+    #[inline]
     pub(crate) fn on_send(&mut self, now: u64, in_flight: usize) -> SendSnapshot {
         if in_flight == 0 || self.delivered_at.is_none() {
             // Nothing in flight: the sample interval starts now.
@@ -79,7 +80,6 @@ impl DeliveryTracker {
         }
     }
 
-    /// The sender had nothing more to send with `in_flight` unconfirmed.
     /// The peer asked us to prove our address at `now` (nanoseconds), before
     /// it confirmed anything: it holds what we sent until our answer
     /// reaches it, and confirms all of it a round trip after `now`. Those
@@ -109,6 +109,8 @@ impl DeliveryTracker {
         ))
     }
 
+    /// The sender had nothing more to send with `in_flight` unconfirmed.
+    #[inline]
     pub(crate) fn on_app_limited(&mut self, in_flight: usize) {
         self.app_limited_until = (self.delivered + in_flight as u64).max(1);
     }
@@ -117,6 +119,7 @@ impl DeliveryTracker {
     /// (both in nanoseconds from the epoch). `None` when the interval is
     /// too short to mean anything (shorter than `min_rtt`, as when the
     /// RECV answered an earlier copy).
+    #[inline(always)]
     pub(crate) fn on_delivered(
         &mut self,
         now: u64,

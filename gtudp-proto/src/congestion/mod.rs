@@ -15,7 +15,7 @@ mod aimd;
 mod bbr;
 mod delivery;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aimd::Aimd;
 use bbr::Bbr;
@@ -45,10 +45,11 @@ pub enum CongestionAlgorithm {
 /// What a controller learns from one confirmed delivery.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Delivery {
-    /// When the delivered message was last sent.
-    pub(crate) sent_at: Instant,
+    /// When the delivered message was last sent, in nanoseconds from the
+    /// endpoint's epoch (as every instant the controllers see).
+    pub(crate) sent_at: u64,
     /// When its RECV arrived.
-    pub(crate) now: Instant,
+    pub(crate) now: u64,
     /// Its round-trip time, when unambiguous (sent once: Karn's rule).
     pub(crate) rtt: Option<Duration>,
     /// The delivery rate it samples, if meaningful.
@@ -127,7 +128,7 @@ impl Controller {
 
     /// A message last sent at `sent_at` was presumed lost at `now`, before
     /// its retransmission timeout, with `in_flight` messages in flight.
-    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
+    pub(crate) fn on_loss(&mut self, sent_at: u64, now: u64, in_flight: usize) {
         match &mut self.algorithm {
             Algorithm::Aimd(aimd) => aimd.on_loss(sent_at, now),
             Algorithm::Bbr(bbr) => bbr.on_loss(sent_at, now, in_flight),
@@ -135,10 +136,9 @@ impl Controller {
         self.refresh();
     }
 
-    /// A retransmission proved spurious at `now`: the loss that caused it
-    /// was not one.
-    pub(crate) fn on_spurious(&mut self, now: Instant) {
-        let _ = now;
+    /// A retransmission proved spurious: the loss that caused it was not
+    /// one.
+    pub(crate) fn on_spurious(&mut self) {
         match &mut self.algorithm {
             Algorithm::Aimd(_) => {}
             Algorithm::Bbr(bbr) => bbr.on_spurious(),
@@ -147,7 +147,7 @@ impl Controller {
     }
 
     /// A message last sent at `sent_at` reached its retransmission timeout.
-    pub(crate) fn on_timeout(&mut self, sent_at: Instant, now: Instant) {
+    pub(crate) fn on_timeout(&mut self, sent_at: u64, now: u64) {
         match &mut self.algorithm {
             Algorithm::Aimd(aimd) => aimd.on_loss(sent_at, now),
             Algorithm::Bbr(bbr) => bbr.on_timeout(now),

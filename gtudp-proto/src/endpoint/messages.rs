@@ -43,6 +43,7 @@ impl Messages {
 
     /// Stores `message` under `id`, which [`vacant_id`](Self::vacant_id)
     /// gave just before.
+    #[inline]
     pub(super) fn insert(&mut self, id: MessageId, message: Message) {
         let slot = id.slot as usize;
         if slot == self.slots.len() {

@@ -640,6 +640,7 @@ impl Endpoint {
     }
 
     /// The next event for the application.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
         match event {
@@ -723,7 +724,7 @@ impl Endpoint {
         if self.latest == Some(at) {
             return self.latest_ns;
         }
-        self.epoch.map_or(0, |epoch| since(epoch, at))
+        nanos_since(self.epoch, at)
     }
 
     fn on_foreign(&mut self, source: SocketAddr, reason: crate::wire::NotGtudp, datagram: Bytes) {
@@ -758,7 +759,7 @@ impl Endpoint {
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(kept_under, identity) => self
                 .awaiting
-                .get(&(kept_under, identity))
+                .get(&receiver::AwaitingKey(kept_under, identity))
                 .is_some_and(|record| record.timer == Some(at)),
             TimerKey::PeerIdle(address) => self
                 .peers
@@ -796,7 +797,30 @@ impl Endpoint {
         {
             return;
         }
-        self.compact_tables();
+        // Past 64 (a steady stream keeps more timers than that), the bounds
+        // are checked here and the call made only for a purge.
+        if self.wants_compaction() {
+            self.compact_tables();
+        }
+    }
+
+    /// Whether a table below exceeds twice its live count plus 64 (the
+    /// conditions `compact_tables` purges on, each checked again there).
+    #[inline]
+    fn wants_compaction(&self) -> bool {
+        self.timers_over_bound()
+            || self.output_over_bound()
+            || self.unvalidated_peers.len() > 2 * self.peers.len() + 64
+            || self.idle_peers.len() > 2 * self.peers.len() + 64
+    }
+
+    /// The timer queue exceeds twice what can be live plus 64.
+    #[inline]
+    fn timers_over_bound(&self) -> bool {
+        // Per peer: its idle countdown, its send-side timer, its probe, its
+        // unreachable grace, its path MTU discovery.
+        let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
+        self.timers.len() > 2 * live_bound + 64
     }
 
     #[inline(never)]
@@ -822,10 +846,7 @@ impl Endpoint {
     }
 
     fn compact_timers(&mut self) {
-        // Per peer: its idle countdown, its send-side timer, its probe, its
-        // unreachable grace, its path MTU discovery.
-        let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
-        if self.timers.len() <= 2 * live_bound + 64 {
+        if !self.timers_over_bound() {
             return;
         }
         let mut timers = std::mem::take(&mut self.timers);
@@ -897,6 +918,12 @@ impl core::fmt::Debug for Endpoint {
 
 /// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
 /// `u64::MAX` (584 years).
+/// As [`Endpoint::nanos`] for an instant other than the latest, where
+/// the endpoint is borrowed in part.
+fn nanos_since(epoch: Option<Instant>, at: Instant) -> u64 {
+    epoch.map_or(0, |epoch| since(epoch, at))
+}
+
 fn since(epoch: Instant, at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::receiver::AwaitingKey;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
 use crate::timer::TimerKey;
@@ -68,10 +69,12 @@ pub(super) struct Output {
 }
 
 impl Output {
+    #[inline]
     pub(super) fn push_data(&mut self, id: MessageId) {
         self.data.push_back(Order::Data(id));
     }
 
+    #[inline]
     pub(super) fn push_recv(&mut self, to: SocketAddr, kept_under: SocketAddr, identity: Identity) {
         self.control
             .push_back(Order::Recv(to, kept_under, identity));
@@ -87,6 +90,7 @@ impl Output {
         self.control.push_back(Order::Probe(to, identity));
     }
 
+    #[inline]
     pub(super) fn push_ack(&mut self, to: SocketAddr, identity: Identity) {
         self.pending_control += 1;
         self.control.push_back(Order::Ack(to, identity));
@@ -150,14 +154,20 @@ impl Output {
 }
 
 impl Endpoint {
-    /// Drops DATA and RECV orders whose message or record is gone or no
-    /// longer waiting, once such orders could outnumber the live ones.
-    pub(super) fn compact_output(&mut self) {
+    /// The output queue exceeds twice what can be live plus 64.
+    #[inline]
+    pub(super) fn output_over_bound(&self) -> bool {
         let live_bound = self.messages.len()
             + self.awaiting.len()
             + self.output.pending_control
             + self.output.pending_raw;
-        if self.output.len() <= 2 * live_bound + 64 {
+        self.output.len() > 2 * live_bound + 64
+    }
+
+    /// Drops DATA and RECV orders whose message or record is gone or no
+    /// longer waiting, once such orders could outnumber the live ones.
+    pub(super) fn compact_output(&mut self) {
+        if !self.output_over_bound() {
             return;
         }
         let (messages, awaiting) = (&self.messages, &self.awaiting);
@@ -166,10 +176,10 @@ impl Endpoint {
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
             Order::Recv(to, kept_under, identity) => awaiting
-                .get(&(*kept_under, *identity))
+                .get(&AwaitingKey(*kept_under, *identity))
                 .is_some_and(|record| record.reply_pending && record.from == *to),
             Order::RecvCopy(to, kept_under, identity) => awaiting
-                .get(&(*kept_under, *identity))
+                .get(&AwaitingKey(*kept_under, *identity))
                 .is_some_and(|record| record.from == *to),
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
@@ -254,20 +264,17 @@ impl Endpoint {
                         ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
-                Order::Recv(to, kept_under, identity) => {
-                    let (to, kept_under, identity) = (*to, *kept_under, *identity);
-                    match self.peers.get(&to) {
-                        Some(peer) if peer.may_send(header_len, header_len) => {
-                            Some((to, header_len))
-                        }
-                        Some(_) => {
-                            self.stats.dropped.amplification_limited += 1;
-                            self.on_recv_withheld(to, kept_under, identity);
-                            None
-                        }
-                        None => None,
+                Order::Recv(to, kept_under, identity) => match self.peers.get(to) {
+                    Some(peer) if peer.may_send(header_len, header_len) => Some((*to, header_len)),
+                    Some(_) => {
+                        // Copied only here: the order is 72 bytes.
+                        let (to, kept_under, identity) = (*to, *kept_under, *identity);
+                        self.stats.dropped.amplification_limited += 1;
+                        self.on_recv_withheld(to, kept_under, identity);
+                        None
                     }
-                }
+                    None => None,
+                },
                 Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _, _) => {
                     match self.peers.get(to) {
                         // An untracked address gets one reply per datagram it
@@ -328,6 +335,9 @@ impl Endpoint {
         let now_ns = self.nanos(now);
         let framing = &self.config.framing;
         let start = buf.len();
+        // Where the DATA and RECV branches have the peer at hand, they
+        // count the datagram in its stats (`peer_counted`).
+        let mut peer_counted = false;
         let (to, kind) = match self.output.pop(lane) {
             Some(Order::Data(id)) => {
                 let Some(message) = self.messages.get_mut(&id) else {
@@ -362,6 +372,8 @@ impl Endpoint {
                     self.stats.retransmissions += 1;
                 }
                 if let Some(peer) = self.peers.get_mut(&to) {
+                    count_outbound(peer, PacketKind::Data, buf.len() - start);
+                    peer_counted = true;
                     if retransmission {
                         peer.stats.retransmissions += 1;
                     }
@@ -389,11 +401,15 @@ impl Endpoint {
             Some(Order::Recv(to, kept_under, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
                 self.on_recv_sent(now, to, kept_under, identity);
-                if self
-                    .peers
-                    .get(&to)
-                    .is_some_and(|peer| peer.recv_copies.on())
-                {
+                let copies = match self.peers.get_mut(&to) {
+                    Some(peer) => {
+                        count_outbound(peer, PacketKind::Recv, buf.len() - start);
+                        peer_counted = true;
+                        peer.recv_copies.on()
+                    }
+                    None => false,
+                };
+                if copies {
                     self.output
                         .control
                         .push_front(Order::RecvCopy(to, kept_under, identity));
@@ -425,6 +441,9 @@ impl Endpoint {
         if let Some(kind) = kind {
             self.stats.datagrams_out.add(kind);
         }
+        if peer_counted {
+            return;
+        }
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size;
             if let Some(kind) = kind {
@@ -432,4 +451,10 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Counts a gtUDP datagram of `size` bytes written to `peer`.
+fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+    peer.stats.bytes_out += size as u64;
+    peer.stats.datagrams_out.add(kind);
 }

@@ -242,6 +242,7 @@ impl Peer {
     /// The timeout of a DATA or RECV after its `transmissions`-th
     /// transmission: the RTO with the larger of the peer's and its own
     /// backoff.
+    #[inline]
     pub(super) fn retransmission_timeout(&self, transmissions: u32) -> std::time::Duration {
         self.timeouts().after(transmissions)
     }
@@ -295,6 +296,7 @@ impl<'a> Timeouts<'a> {
     }
 
     /// The timeout after a message's `transmissions`-th transmission.
+    #[inline]
     pub(super) fn after(&self, transmissions: u32) -> std::time::Duration {
         let doublings = self
             .backoff

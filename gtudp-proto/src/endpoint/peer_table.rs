@@ -9,7 +9,7 @@
 //! asks after the first cost one address comparison. (Asks that only read
 //! use the memory but do not set it, so the endpoint stays `Sync`.)
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::peer::Peer;
 use super::Map;
@@ -21,9 +21,14 @@ pub(super) struct PeerTable {
     /// Each slot holds a peer or is free (listed in `free`).
     slots: Vec<Option<Peer>>,
     free: Vec<usize>,
-    /// The last address found by `get_mut` or `insert`, and its slot;
-    /// cleared when that peer goes.
-    last: Option<(SocketAddr, usize)>,
+    /// The last address found by `get_mut` or `insert`, and its slot,
+    /// cleared when that peer goes: an IPv4 address as its four bytes in
+    /// one word and its port (`NO_PORT` for none), so that the common ask
+    /// is two comparisons, or an IPv6 address.
+    last_v4_ip: u32,
+    last_v4_port: u32,
+    last_v6: Option<SocketAddrV6>,
+    last_slot: usize,
 }
 
 impl PeerTable {
@@ -32,32 +37,66 @@ impl PeerTable {
             slots_by_address: Map::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
-            last: None,
+            last_v4_ip: 0,
+            last_v4_port: NO_PORT,
+            last_v6: None,
+            last_slot: 0,
         }
     }
 
     /// The slot of `address`, if tracked.
     #[inline(always)]
     fn slot(&self, address: &SocketAddr) -> Option<usize> {
-        match self.last {
-            Some((last, slot)) if same_address(&last, address) => Some(slot),
-            _ => self.slots_by_address.get(address).copied(),
+        match self.last_slot_of(address) {
+            Some(slot) => Some(slot),
+            None => self.slots_by_address.get(address).copied(),
         }
     }
 
     /// As `slot`, remembering what it found for the next ask.
     #[inline(always)]
     fn slot_remembered(&mut self, address: &SocketAddr) -> Option<usize> {
-        match self.last {
-            Some((last, slot)) if same_address(&last, address) => Some(slot),
-            _ => self.look_up(address),
+        match self.last_slot_of(address) {
+            Some(slot) => Some(slot),
+            None => self.look_up(address),
         }
+    }
+
+    /// The remembered slot, if `address` is the last one found.
+    #[inline(always)]
+    fn last_slot_of(&self, address: &SocketAddr) -> Option<usize> {
+        let found = match address {
+            SocketAddr::V4(v4) => {
+                u32::from(v4.port()) == self.last_v4_port && ip_word(v4) == self.last_v4_ip
+            }
+            SocketAddr::V6(v6) => self.last_v6 == Some(*v6),
+        };
+        found.then_some(self.last_slot)
+    }
+
+    fn remember(&mut self, address: &SocketAddr, slot: usize) {
+        match address {
+            SocketAddr::V4(v4) => {
+                (self.last_v4_ip, self.last_v4_port) = (ip_word(v4), u32::from(v4.port()));
+                self.last_v6 = None;
+            }
+            SocketAddr::V6(v6) => {
+                self.last_v4_port = NO_PORT;
+                self.last_v6 = Some(*v6);
+            }
+        }
+        self.last_slot = slot;
+    }
+
+    fn forget_last(&mut self) {
+        self.last_v4_port = NO_PORT;
+        self.last_v6 = None;
     }
 
     #[inline(never)]
     fn look_up(&mut self, address: &SocketAddr) -> Option<usize> {
         let slot = *self.slots_by_address.get(address)?;
-        self.last = Some((*address, slot));
+        self.remember(address, slot);
         Some(slot)
     }
 
@@ -95,13 +134,13 @@ impl PeerTable {
             }
         };
         self.slots_by_address.insert(address, slot);
-        self.last = Some((address, slot));
+        self.remember(&address, slot);
     }
 
     pub(super) fn remove(&mut self, address: &SocketAddr) -> Option<Peer> {
         let slot = self.slots_by_address.remove(address)?;
-        if self.last.is_some_and(|(last, _)| last == *address) {
-            self.last = None;
+        if self.last_slot_of(address).is_some() {
+            self.forget_last();
         }
         let peer = self.slots.get_mut(slot)?.take();
         self.free.push(slot);
@@ -124,18 +163,18 @@ impl PeerTable {
         self.slots_by_address.clear();
         self.slots.clear();
         self.free.clear();
-        self.last = None;
+        self.forget_last();
     }
 }
 
-/// `a == b`, by fields, IPv4 first (the common case).
+/// No port: no IPv4 address is remembered.
+const NO_PORT: u32 = 1 << 16;
+
+/// An IPv4 address's four bytes as one word, in memory order (only ever
+/// compared for equality).
 #[inline(always)]
-fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
-    match (a, b) {
-        (SocketAddr::V4(a), SocketAddr::V4(b)) => a.port() == b.port() && a.ip() == b.ip(),
-        (SocketAddr::V6(a), SocketAddr::V6(b)) => a == b,
-        _ => false,
-    }
+fn ip_word(address: &SocketAddrV4) -> u32 {
+    u32::from_ne_bytes(address.ip().octets())
 }
 
 #[cfg(test)]
@@ -170,5 +209,24 @@ mod tests {
         table.clear();
         assert!(table.get(&address(2)).is_none());
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn ipv6_and_ipv4_peers_are_remembered_apart() {
+        let mut table = PeerTable::with_hasher(crate::table_hash::TableHashState::with_seed(1));
+        let config = Config::default();
+        let v6 = |port: u16| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        table.insert(v6(1), Peer::new(&config));
+        table.insert(address(1), Peer::new(&config));
+        assert!(table.get_mut(&v6(1)).is_some());
+        assert!(table.get(&v6(2)).is_none(), "another port");
+        assert!(table.get(&address(1)).is_some());
+        // The IPv4 address with the same port is not the remembered one.
+        assert!(table.get_mut(&address(2)).is_none());
+        assert!(table.remove(&v6(1)).is_some());
+        assert!(table.get(&v6(1)).is_none(), "the memory outlived the peer");
+        assert!(table.get_mut(&address(1)).is_some());
+        assert!(table.remove(&address(1)).is_some());
+        assert!(table.get(&address(1)).is_none());
     }
 }

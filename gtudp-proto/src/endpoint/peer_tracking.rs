@@ -4,7 +4,7 @@
 //! has held no state for `peer_idle_timeout`.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::peer::Peer;
 use super::Endpoint;
@@ -15,39 +15,45 @@ impl Endpoint {
     /// Makes sure a peer is tracked at `address`, `inbound` when a datagram
     /// from it (rather than the application) brings it; false when it is new
     /// and the peer table is full of peers that may not be evicted.
+    #[inline(always)]
     pub(super) fn ensure_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
-        if !self.peers.contains_key(&address) {
-            let proven = inbound && !self.would_be_unvalidated(&address);
-            let inbound = inbound && !proven;
-            if inbound && !self.admits_unvalidated_peer(now) {
-                return false;
-            }
-            // Unvalidated peers go first, so that a flood from spoofed
-            // addresses never costs a validated peer its place.
-            if self.peers.len() >= self.config.limits.max_peers
-                && !self.evict_unvalidated_peer(now, None)
-                && !self.evict_idle_peer()
-            {
-                return false;
-            }
-            let mut peer = Peer::new(&self.config);
-            peer.inbound = inbound;
-            if proven {
-                peer.validate();
-            }
-            peer.serial = self.next_peer_serial;
-            self.next_peer_serial += 1;
-            if inbound {
-                self.unvalidated_peers
-                    .push_back((address, peer.serial, now));
-                self.unvalidated_count += 1;
-            }
-            // A new peer holds nothing yet: forget it if nothing arrives.
-            let deadline = now + self.config.peer_idle_timeout;
-            peer.idle_deadline = Some(deadline);
-            self.peers.insert(address, peer);
-            self.start_idle_countdown(address, deadline);
+        // Tracked already on every message but a peer's first.
+        self.peers.contains_key(&address) || self.track_peer(now, address, inbound)
+    }
+
+    /// [`ensure_peer`](Self::ensure_peer) for an address not tracked yet.
+    #[inline(never)]
+    fn track_peer(&mut self, now: Instant, address: SocketAddr, inbound: bool) -> bool {
+        let proven = inbound && !self.would_be_unvalidated(&address);
+        let inbound = inbound && !proven;
+        if inbound && !self.admits_unvalidated_peer(now) {
+            return false;
         }
+        // Unvalidated peers go first, so that a flood from spoofed
+        // addresses never costs a validated peer its place.
+        if self.peers.len() >= self.config.limits.max_peers
+            && !self.evict_unvalidated_peer(now, None)
+            && !self.evict_idle_peer()
+        {
+            return false;
+        }
+        let mut peer = Peer::new(&self.config);
+        peer.inbound = inbound;
+        if proven {
+            peer.validate();
+        }
+        peer.serial = self.next_peer_serial;
+        self.next_peer_serial += 1;
+        if inbound {
+            self.unvalidated_peers
+                .push_back((address, peer.serial, now));
+            self.unvalidated_count += 1;
+        }
+        // A new peer holds nothing yet: forget it if nothing arrives.
+        let deadline = now + self.config.peer_idle_timeout;
+        peer.idle_deadline = Some(deadline);
+        self.peers.insert(address, peer);
+        self.start_idle_countdown(address, deadline);
         true
     }
 
@@ -178,13 +184,12 @@ impl Endpoint {
     }
 
     /// Starts the idle countdown of a peer that holds no state any more.
+    #[inline]
     pub(super) fn note_if_idle(&mut self, now: Instant, address: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        if peer.is_idle() && peer.idle_deadline.is_none() {
-            let deadline = now + self.config.peer_idle_timeout;
-            peer.idle_deadline = Some(deadline);
+        if let Some(deadline) = idle_from(peer, now, self.config.peer_idle_timeout) {
             self.start_idle_countdown(address, deadline);
         }
     }
@@ -196,4 +201,16 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// For [`Endpoint::note_if_idle`] where the peer is at hand: if `peer`
+/// holds no state and has no idle deadline, sets one `timeout` from `now`
+/// and returns it; the caller then starts its countdown.
+pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Option<Instant> {
+    if peer.is_idle() && peer.idle_deadline.is_none() {
+        let deadline = now + timeout;
+        peer.idle_deadline = Some(deadline);
+        return Some(deadline);
+    }
+    None
 }

@@ -40,8 +40,19 @@ use crate::wire::{Identity, PacketKind};
 
 /// The key of a record awaiting its ACK: where its sender's messages are
 /// kept (see [`Endpoint::arrival_key`]) and the identity. The address the
-/// DATA came from is in the record.
-pub(super) type AwaitingKey = (SocketAddr, Identity);
+/// DATA came from is in the record. Hashed as two words (an IPv4 address
+/// and port, the identity): a message's exchange looks its record up four
+/// times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct AwaitingKey(pub(super) SocketAddr, pub(super) Identity);
+
+impl core::hash::Hash for AwaitingKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        crate::table_hash::hash_address(&self.0, state);
+        self.1.hash(state);
+    }
+}
 
 /// Where what came from `source` is kept, without the roaming extension:
 /// under its host, with port 0, when copies are recognised across ports
@@ -180,7 +191,7 @@ impl Endpoint {
         fingerprint: Fingerprint,
     ) -> Known {
         let now_ns = self.nanos(now);
-        let key = (kept_under, identity);
+        let key = AwaitingKey(kept_under, identity);
         let awaited = self.awaiting.get_mut(&key);
         let replaces_record = awaited.is_some();
         if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
@@ -280,7 +291,8 @@ impl Endpoint {
             timer: None,
             reply_pending: true,
         };
-        self.awaiting.insert((kept_under, identity), record);
+        self.awaiting
+            .insert(AwaitingKey(kept_under, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
@@ -354,11 +366,11 @@ impl Endpoint {
         identity: Identity,
         size: usize,
     ) {
-        self.note_inbound(source, PacketKind::Ack, size);
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
         let kept_under = self.arrival_key(&source);
-        let Some(record) = self.awaiting.remove(&(kept_under, identity)) else {
+        let Some(record) = self.awaiting.remove(&AwaitingKey(kept_under, identity)) else {
+            self.note_inbound(source, PacketKind::Ack, size);
             if self.validation.verify(&source, identity) {
                 self.on_probe_answered(now, source);
             } else {
@@ -382,12 +394,20 @@ impl Endpoint {
         };
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
-        if let (Some(peer), Some(sample)) = (self.peers.get_mut(&source), sample) {
-            peer.on_rtt_sample(sample);
-            // A shorter RTO or probe timeout for what we send it.
-            peer.send_deadline_moved = true;
+        if let Some(peer) = self.peers.get_mut(&source) {
+            count_inbound(peer, PacketKind::Ack, size);
+            if let Some(sample) = sample {
+                peer.on_rtt_sample(sample);
+                // A shorter RTO or probe timeout for what we send it.
+                peer.send_deadline_moved = true;
+            }
         }
-        self.end_exchange(now, (kept_under, identity), &record, Retention::Lifetime);
+        self.end_exchange(
+            now,
+            AwaitingKey(kept_under, identity),
+            &record,
+            Retention::Lifetime,
+        );
     }
 
     pub(super) fn on_received_timer(
@@ -397,7 +417,7 @@ impl Endpoint {
         kept_under: SocketAddr,
         identity: Identity,
     ) {
-        let key = (kept_under, identity);
+        let key = AwaitingKey(kept_under, identity);
         let Some(record) = self.awaiting.get_mut(&key) else {
             return;
         };
@@ -428,7 +448,7 @@ impl Endpoint {
         let now_ns = self.nanos(now);
         let Some(record) = self
             .awaiting
-            .get_mut(&(kept_under, identity))
+            .get_mut(&AwaitingKey(kept_under, identity))
             .filter(|record| record.from == source)
         else {
             return;
@@ -459,7 +479,7 @@ impl Endpoint {
         identity: Identity,
     ) {
         if let Some(now) = self.latest {
-            let key = (kept_under, identity);
+            let key = AwaitingKey(kept_under, identity);
             if self
                 .awaiting
                 .get(&key)
@@ -486,33 +506,37 @@ impl Endpoint {
     fn end_exchange(
         &mut self,
         now: Instant,
-        (kept_under, identity): AwaitingKey,
+        AwaitingKey(kept_under, identity): AwaitingKey,
         record: &AwaitingAck,
         class: Retention,
     ) {
         let (source, fingerprint) = (record.from, record.fingerprint);
+        // The idle countdown starts after the insertion, as `note_if_idle`
+        // would (the insertion touches no peer): one look-up of the peer.
+        let mut idle = None;
         if let Some(peer) = self.peers.get_mut(&source) {
             peer.awaiting -= 1;
+            idle = super::peer_tracking::idle_from(peer, now, self.config.peer_idle_timeout);
         }
         let limits = &self.config.limits;
-        let budget = limits
-            .max_remembered_bytes
-            .saturating_sub(self.remembered.bytes())
-            .min(
-                limits
-                    .max_remembered_bytes_per_peer
-                    .saturating_sub(self.remembered.bytes_for(&kept_under)),
-            );
-        self.remembered
-            .insert(now, kept_under, identity, fingerprint, class, budget);
-        self.note_if_idle(now, source);
+        self.remembered.insert_bounded(
+            now,
+            kept_under,
+            identity,
+            fingerprint,
+            class,
+            limits.max_remembered_bytes,
+            limits.max_remembered_bytes_per_peer,
+        );
+        if let Some(deadline) = idle {
+            self.start_idle_countdown(source, deadline);
+        }
     }
 
     /// Counts an inbound gtUDP datagram against its peer, if tracked.
     pub(super) fn note_inbound(&mut self, source: SocketAddr, kind: PacketKind, size: usize) {
         if let Some(peer) = self.peers.get_mut(&source) {
-            peer.stats.datagrams_in.add(kind);
-            peer.stats.bytes_in += size as u64;
+            count_inbound(peer, kind, size);
         }
     }
 
@@ -524,6 +548,12 @@ impl Endpoint {
         }
         self.output.push_ack(source, identity);
     }
+}
+
+/// [`Endpoint::note_inbound`] where the peer is at hand.
+fn count_inbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+    peer.stats.datagrams_in.add(kind);
+    peer.stats.bytes_in += size as u64;
 }
 
 /// Room kept in the remembered memory for each record awaiting its ACK, so

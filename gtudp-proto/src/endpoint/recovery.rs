@@ -101,7 +101,8 @@ impl Endpoint {
             let transmissions = messages.get(&oldest.id).map_or(1, |m| m.transmissions);
             self.stats.retransmission_timeouts += 1;
             peer.on_retransmission_timeout(transmissions);
-            peer.congestion.on_timeout(oldest.at, now);
+            let at = |instant| super::nanos_since(self.epoch, instant);
+            peer.congestion.on_timeout(at(oldest.at), at(now));
         }
         for sent in expired.drain(..) {
             self.resend(now, sent, Cause::Timeout);
@@ -253,11 +254,12 @@ impl Endpoint {
             let size = self.config.framing.header_len() + message.payload.len();
             self.path_data_lost(now, destination, size);
         }
+        let (sent_ns, now_ns) = (self.nanos(sent.at), self.nanos(now));
         if let Some(peer) = self.peers.get_mut(&destination) {
             if cause == Cause::Early {
                 self.stats.loss_detected_early += 1;
                 peer.stats.loss_detected_early += 1;
-                peer.congestion.on_loss(sent.at, now, peer.in_flight);
+                peer.congestion.on_loss(sent_ns, now_ns, peer.in_flight);
             }
             // A paced peer's resends wait for the pacer like new messages
             // (ahead of them): a burst of them after a loss episode would
@@ -278,8 +280,10 @@ impl Endpoint {
         };
         peer.send_deadline_moved = false;
         let messages = &self.messages;
-        let oldest = peer.order.oldest(liveness_in(messages));
-        let Some(wanted) = sender_deadline(&self.config, messages, peer, oldest, now) else {
+        // One look at the oldest live entry's message gives its liveness
+        // and the attempts its RTO counts.
+        let oldest = peer.order.oldest_with(|sent| live_attempts(messages, sent));
+        let Some(wanted) = sender_deadline(&self.config, peer, oldest, now) else {
             return;
         };
         if peer.send_timer.map_or(true, |armed| armed > wanted) {
@@ -349,8 +353,11 @@ impl Endpoint {
     fn check_send_timer(&self, now: Instant, address: SocketAddr) {
         #[cfg(all(debug_assertions, feature = "sim"))]
         if let Some(peer) = self.peers.get(&address) {
-            let oldest = peer.order.first_live(liveness_in(&self.messages));
-            let wanted = sender_deadline(&self.config, &self.messages, peer, oldest, now);
+            let oldest = peer
+                .order
+                .first_live(liveness_in(&self.messages))
+                .and_then(|sent| Some((sent, live_attempts(&self.messages, &sent)?)));
+            let wanted = sender_deadline(&self.config, peer, oldest, now);
             debug_assert!(
                 wanted.map_or(true, |wanted| peer
                     .send_timer
@@ -365,13 +372,13 @@ impl Endpoint {
 
 /// The earliest instant the peer's send side needs to wake at: the
 /// reordering deadline, the RTO of the oldest live transmission `oldest`
-/// and the tail-loss probe after the latest, the pacer's next release when
-/// something waits for it, and the resend of what a validation probe drew.
+/// (with its message's attempts used) and the tail-loss probe after the
+/// latest, the pacer's next release when something waits for it, and the
+/// resend of what a validation probe drew.
 fn sender_deadline(
     config: &crate::Config,
-    messages: &super::messages::Messages,
     peer: &super::peer::Peer,
-    oldest: Option<Sent>,
+    oldest: Option<(Sent, u32)>,
     now: Instant,
 ) -> Option<Instant> {
     let mut wanted = peer.rack_deadline.filter(|at| *at > now);
@@ -380,14 +387,8 @@ fn sender_deadline(
             wanted = Some(wanted.map_or(at, |w| w.min(at)));
         }
     };
-    if let Some(oldest) = oldest {
-        // `oldest` is live: its RTO deadline without asking again.
-        let timeouts = peer.timeouts();
-        earliest(
-            messages
-                .get(&oldest.id)
-                .map(|message| oldest.at + timeouts.data_after(message.attempts_used())),
-        );
+    if let Some((oldest, attempts)) = oldest {
+        earliest(Some(oldest.at + peer.timeouts().data_after(attempts)));
         if let (true, false, Some(timeout), Some(last)) = (
             config.early_loss_detection,
             peer.probe_out,
@@ -414,6 +415,13 @@ pub(super) fn liveness_in(
             .get(&sent.id)
             .map_or(Liveness::Stale, |message| message.liveness(sent))
     }
+}
+
+/// The attempts used by the message behind `sent`, if `sent` is live
+/// (see [`liveness_in`]).
+fn live_attempts(messages: &super::messages::Messages, sent: &Sent) -> Option<u32> {
+    let message = messages.get(&sent.id)?;
+    (message.liveness(sent) != Liveness::Stale).then(|| message.attempts_used())
 }
 
 /// When the transmission `sent` reaches its retransmission timeout, with

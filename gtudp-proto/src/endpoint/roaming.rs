@@ -102,10 +102,16 @@ impl Endpoint {
     /// `address`, tracked and validated, has just proven that it sends the
     /// token of the datagram being handled. If another address proved that
     /// token before, the peer there moves to `address`.
+    #[inline(always)]
     pub(super) fn on_token_proven(&mut self, now: Instant, address: SocketAddr) {
-        let Some(token) = self.arrival_token else {
-            return;
-        };
+        // Without the roaming extension, every RECV stops here.
+        if let Some(token) = self.arrival_token {
+            self.on_token_proven_by(now, address, token);
+        }
+    }
+
+    /// [`on_token_proven`](Self::on_token_proven) for the datagram's `token`.
+    fn on_token_proven_by(&mut self, now: Instant, address: SocketAddr, token: u64) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -239,8 +245,11 @@ impl Endpoint {
         for key in ended {
             self.give_up_recv(now, key);
         }
-        for &(kept_under, identity) in &keys {
-            if let Some(record) = self.awaiting.get_mut(&(kept_under, identity)) {
+        for &super::receiver::AwaitingKey(kept_under, identity) in &keys {
+            if let Some(record) = self
+                .awaiting
+                .get_mut(&super::receiver::AwaitingKey(kept_under, identity))
+            {
                 record.from = new;
                 if record.reply_pending {
                     self.output.push_recv(new, kept_under, identity);

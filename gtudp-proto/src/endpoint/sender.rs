@@ -394,7 +394,7 @@ impl Endpoint {
             let rto = peer.rtt.min_rto();
             peer.rack.on_late_copy(first_copy_rtt, rto);
         }
-        peer.congestion.on_spurious(now);
+        peer.congestion.on_spurious();
         // A shorter RTO or probe timeout, a wider window.
         peer.send_deadline_moved = true;
     }
@@ -402,7 +402,26 @@ impl Endpoint {
     /// `address` proved it receives our datagrams: mark it, send at once the
     /// messages held back for it (by its budget, or until it was
     /// validated), and take the DATA held from it.
+    #[inline(always)]
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
+        // Every RECV from a proven peer comes here: nothing to do.
+        let proven = |peer: &super::peer::Peer| {
+            peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
+        };
+        if self.parked.is_empty()
+            && self
+                .peers
+                .get_mut(&address)
+                .is_some_and(|peer| proven(peer))
+        {
+            return;
+        }
+        self.validate_peer(now, address);
+    }
+
+    /// [`on_validated`](Self::on_validated) past its common case.
+    #[inline(never)]
+    fn validate_peer(&mut self, now: Instant, address: SocketAddr) {
         let parked = !self.parked.is_empty();
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
@@ -560,7 +579,7 @@ impl Endpoint {
                 // A path MTU probe's RECV says the path carries its size,
                 // not that the receiver takes data (it answers probes
                 // without taking anything; see `path_mtu`).
-                (Ok(()), Some(sent)) if message.probe => {
+                (Ok(()), Some(_)) if message.probe => {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
@@ -572,8 +591,8 @@ impl Endpoint {
                             .on_delivered(now_ns, message.last_sent_ns, snapshot, min_rtt)
                     });
                     peer.congestion.on_delivered(&Delivery {
-                        sent_at: sent,
-                        now,
+                        sent_at: message.last_sent_ns,
+                        now: now_ns,
                         rtt: Some(elapsed),
                         sample,
                         delivered: peer.delivery.delivered(),
@@ -616,7 +635,7 @@ impl Endpoint {
                                 peer.rtt.on_sample(rtt);
                             }
                         }
-                        peer.congestion.on_spurious(now);
+                        peer.congestion.on_spurious();
                     } else {
                         peer.rack.on_confirmed(
                             message.send_seq,
@@ -661,8 +680,8 @@ impl Endpoint {
                         None => rtt,
                     };
                     peer.congestion.on_delivered(&Delivery {
-                        sent_at: sent,
-                        now,
+                        sent_at: message.last_sent_ns,
+                        now: now_ns,
                         rtt,
                         sample,
                         delivered: peer.delivery.delivered(),
@@ -716,7 +735,25 @@ impl Endpoint {
 
     /// Moves queued messages into flight while the peer's window has room
     /// and its pacer allows.
+    #[inline]
     pub(super) fn release(&mut self, now: Instant, destination: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&destination) else {
+            return;
+        };
+        // Nothing waits (a RECV that opened the window, a peer that keeps
+        // up): the window is open to the application's next message.
+        if peer.resends.is_empty() && peer.queue.is_empty() {
+            if peer.has_window() {
+                peer.delivery.on_app_limited(peer.in_flight);
+            }
+            return;
+        }
+        self.release_queued(now, destination);
+    }
+
+    /// [`release`](Self::release) with resends or messages waiting.
+    #[inline(never)]
+    fn release_queued(&mut self, now: Instant, destination: SocketAddr) {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return;
         };
@@ -772,6 +809,7 @@ impl Endpoint {
 /// `destination`: it comes from there, or, when copies are recognised
 /// across ports, from another port of that host (a NAT moved the
 /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
+#[inline]
 fn answers_for(across_ports: bool, destination: SocketAddr, source: SocketAddr) -> bool {
     // The receiving side's rule for one sender, applied to one receiver.
     super::receiver::sender_key(across_ports, &destination)

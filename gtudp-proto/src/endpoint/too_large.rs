@@ -158,6 +158,7 @@ impl Endpoint {
 
     /// Why a new message of `payload_len` bytes to `destination` fails at
     /// once, if its peer remembers a refusal it is at least as large as.
+    #[inline]
     pub(super) fn remembered_too_large(
         &self,
         now: Instant,

@@ -11,6 +11,7 @@ use super::filter::GenerationFilter;
 use super::table::{keep_spare, Table};
 use super::{rebuild_filter, Class, RememberedIdentities, Retention};
 use super::{GENERATION_BYTES, HISTORY_BYTES};
+use crate::table_hash::AddressKey;
 
 impl RememberedIdentities {
     /// When the next generation is due to be forgotten, if any is held.
@@ -86,7 +87,7 @@ impl RememberedIdentities {
         number: u64,
         address: SocketAddr,
     ) {
-        let Some(history) = self.histories.get_mut(&address) else {
+        let Some(history) = self.histories.get_mut(&AddressKey(address)) else {
             return;
         };
         let generations = &mut history.generations[class];
@@ -123,7 +124,7 @@ impl RememberedIdentities {
             }
         }
         if history.generations.iter().all(VecDeque::is_empty) {
-            self.histories.remove(&address);
+            self.histories.remove(&AddressKey(address));
             self.bytes -= HISTORY_BYTES;
         }
     }

@@ -43,6 +43,7 @@ use core::hash::BuildHasher;
 
 use smallvec::SmallVec;
 
+use crate::table_hash::AddressKey;
 use crate::wire::Identity;
 
 mod expiry;
@@ -145,7 +146,9 @@ pub(crate) struct RememberedIdentities {
     classes: [Class; 2],
     /// Set on the first insertion: generation numbers count from it.
     epoch: Option<Instant>,
-    histories: Map<SocketAddr, History>,
+    /// Per address (hashed as one word for IPv4: see
+    /// [`AddressKey`]), three look-ups a message.
+    histories: Map<AddressKey, History>,
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
@@ -239,7 +242,7 @@ impl RememberedIdentities {
     /// Bytes held for one address.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
-            .get(address)
+            .get(&AddressKey(*address))
             .map_or(0, |history| history.bytes + HISTORY_BYTES)
     }
 
@@ -265,7 +268,7 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Recall {
-        let Some(history) = self.histories.get(address) else {
+        let Some(history) = self.histories.get(&AddressKey(*address)) else {
             return Recall::Unknown;
         };
         let identity = identity.to_u32();
@@ -316,6 +319,7 @@ impl RememberedIdentities {
     /// retention of `class`. `budget` caps the bytes a new table may take (the
     /// smallest table is always allowed, so an insertion never fails: the
     /// caller refuses new messages before the bound instead).
+    #[cfg(test)]
     pub(crate) fn insert(
         &mut self,
         now: Instant,
@@ -325,14 +329,54 @@ impl RememberedIdentities {
         class: Retention,
         budget: usize,
     ) {
+        self.insert_with(now, address, identity, fingerprint, class, |_| budget);
+    }
+
+    /// As [`insert`](Self::insert), with the budget what keeps the memory
+    /// within `max_bytes` ([`bytes`](Self::bytes)) and the address within
+    /// `max_bytes_per_address` ([`bytes_for`](Self::bytes_for)); the
+    /// address's bytes are read in the look-up that inserts.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_bounded(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+        max_bytes: usize,
+        max_bytes_per_address: usize,
+    ) {
+        let room = max_bytes.saturating_sub(self.bytes());
+        self.insert_with(now, address, identity, fingerprint, class, |bytes_for| {
+            room.min(max_bytes_per_address.saturating_sub(bytes_for))
+        });
+    }
+
+    /// As [`insert`](Self::insert), with the budget given by `budget` of
+    /// the bytes held for `address` before the insertion.
+    fn insert_with(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        identity: Identity,
+        fingerprint: Fingerprint,
+        class: Retention,
+        budget: impl FnOnce(usize) -> usize,
+    ) {
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
-        let history = match self.histories.entry(address) {
-            hashbrown::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
+        let (history, budget) = match self.histories.entry(AddressKey(address)) {
+            hashbrown::hash_map::Entry::Occupied(occupied) => {
+                let history = occupied.into_mut();
+                let budget = budget(history.bytes + HISTORY_BYTES);
+                (history, budget)
+            }
             hashbrown::hash_map::Entry::Vacant(vacant) => {
+                let budget = budget(0);
                 self.bytes += HISTORY_BYTES;
-                vacant.insert(History::default())
+                (vacant.insert(History::default()), budget)
             }
         };
         let mut added = 0;

@@ -116,6 +116,7 @@ impl Table {
         ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
     }
 
+    #[inline]
     pub(super) fn insert(&mut self, hash: u64, entry: u64) {
         let mut index = self.home(hash);
         // `is_full` keeps a fifth of the slots free, so some bucket has room.

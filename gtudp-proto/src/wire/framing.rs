@@ -39,6 +39,13 @@ pub struct Framing {
     /// The roaming extension: `Some` when on, holding the token this side
     /// writes (all zeros until an endpoint sets its own).
     token: Option<[u8; TOKEN_LEN]>,
+    /// The three type identifiers when each is one byte (the default's
+    /// case): parsing and encoding then read and write that byte alone
+    /// rather than comparing and copying slices.
+    single_types: Option<[u8; 3]>,
+    /// [`header_len`](Self::header_len), kept with the fields it comes
+    /// from (the endpoint asks for it several times a datagram).
+    header_len: usize,
 }
 
 /// Bytes of the sender token the roaming extension adds after the magic.
@@ -126,6 +133,8 @@ impl Default for Framing {
                 SmallVec::from_slice(&[Self::DEFAULT_ACK]),
             ],
             token: None,
+            single_types: Some([Self::DEFAULT_DATA, Self::DEFAULT_RECV, Self::DEFAULT_ACK]),
+            header_len: 1 + Identity::LEN,
         }
     }
 }
@@ -161,10 +170,16 @@ impl Framing {
                 return Err(FramingError::DuplicateType { first, second });
             }
         }
+        let single_types = match types {
+            [[data], [recv], [ack]] => Some([*data, *recv, *ack]),
+            _ => None,
+        };
         Ok(Self {
             magic: SmallVec::from_slice(magic),
             types: types.map(SmallVec::from_slice),
             token: None,
+            single_types,
+            header_len: magic.len() + data.len() + Identity::LEN,
         })
     }
 
@@ -189,7 +204,10 @@ impl Framing {
     /// assert_eq!(framing.parse(&datagram), Ok(Packet::Recv { identity: Identity::from_u32(7) }));
     /// ```
     pub fn with_roaming(mut self) -> Self {
-        self.token.get_or_insert([0; TOKEN_LEN]);
+        if self.token.is_none() {
+            self.token = Some([0; TOKEN_LEN]);
+            self.header_len += TOKEN_LEN;
+        }
         self
     }
 
@@ -248,9 +266,11 @@ impl Framing {
 
     /// The default types with a magic prefix.
     pub fn with_magic(magic: &[u8]) -> Self {
+        let default = Self::default();
         Self {
             magic: SmallVec::from_slice(magic),
-            ..Self::default()
+            header_len: magic.len() + default.header_len,
+            ..default
         }
     }
 
@@ -267,15 +287,31 @@ impl Framing {
     /// The length of every header: magic + sender token (with the roaming
     /// extension) + type + 4-byte identity. RECV and ACK datagrams are
     /// exactly this long.
+    #[inline]
     pub fn header_len(&self) -> usize {
-        self.prefix_len() + self.types[0].len() + Identity::LEN
+        debug_assert_eq!(
+            self.header_len,
+            self.prefix_len() + self.types[0].len() + Identity::LEN
+        );
+        self.header_len
     }
 
     /// Parses one datagram without copying or allocating.
     ///
     /// Any bytes are accepted: the result is a packet borrowing the payload,
     /// or the reason the datagram is not gtUDP.
+    // Always: every datagram in goes through it, and the default
+    // framing's path is a few comparisons.
+    #[inline(always)]
     pub fn parse<'a>(&self, datagram: &'a [u8]) -> Result<Packet<'a>, NotGtudp> {
+        match self.single_types {
+            Some(types) => self.parse_single_type(types, datagram),
+            None => self.parse_slices(datagram),
+        }
+    }
+
+    /// [`parse`](Self::parse) for any type identifiers.
+    fn parse_slices<'a>(&self, datagram: &'a [u8]) -> Result<Packet<'a>, NotGtudp> {
         let header_len = self.header_len();
         if datagram.len() < header_len {
             return Err(NotGtudp::TooShort);
@@ -292,6 +328,40 @@ impl Framing {
             .find(|kind| self.types[kind.index()].as_slice() == type_field)
             .ok_or(NotGtudp::UnknownType)?;
         let (identity, payload) = rest.split_at(Identity::LEN);
+        let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
+        match kind {
+            PacketKind::Data => Ok(Packet::Data { identity, payload }),
+            _ if !payload.is_empty() => Err(NotGtudp::WrongLength),
+            PacketKind::Recv => Ok(Packet::Recv { identity }),
+            PacketKind::Ack => Ok(Packet::Ack { identity }),
+        }
+    }
+
+    /// [`parse`](Self::parse) when every type identifier is one byte, `types`.
+    #[inline(always)]
+    fn parse_single_type<'a>(
+        &self,
+        types: [u8; 3],
+        datagram: &'a [u8],
+    ) -> Result<Packet<'a>, NotGtudp> {
+        let header_len = self.header_len();
+        let type_at = header_len - 1 - Identity::LEN;
+        let Some((header, payload)) = datagram.split_at_checked(header_len) else {
+            return Err(NotGtudp::TooShort);
+        };
+        if !self.magic.is_empty() {
+            let magic = self.magic.as_slice();
+            if &header[..magic.len()] != magic {
+                return Err(NotGtudp::WrongMagic);
+            }
+        }
+        let kind = match header[type_at] {
+            byte if byte == types[0] => PacketKind::Data,
+            byte if byte == types[1] => PacketKind::Recv,
+            byte if byte == types[2] => PacketKind::Ack,
+            _ => return Err(NotGtudp::UnknownType),
+        };
+        let identity = &header[type_at + 1..];
         let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
         match kind {
             PacketKind::Data => Ok(Packet::Data { identity, payload }),
@@ -322,8 +392,17 @@ impl Framing {
     }
 
     /// Appends `packet` to `out`; allocates only if `out` lacks capacity.
+    #[inline]
     pub fn encode_to_vec(&self, packet: &Packet<'_>, out: &mut Vec<u8>) {
-        self.extend_header(packet.kind(), packet.identity(), out);
+        match self.single_types {
+            // The default's case: the header is the type byte and the
+            // identity, written as one slice.
+            Some(types) if self.magic.is_empty() && self.token.is_none() => {
+                let [a, b, c, d] = packet.identity().to_bytes();
+                out.extend_from_slice(&[types[packet.kind().index()], a, b, c, d]);
+            }
+            _ => self.extend_header(packet.kind(), packet.identity(), out),
+        }
         out.extend_from_slice(packet.payload());
     }
 
@@ -373,5 +452,65 @@ impl fmt::Debug for Framing {
             .field("ack", &Hex(&self.types[2]))
             .field("roaming", &self.roaming())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every prefix of every datagram below, and each with one byte
+    /// changed, parses the same through the one-byte types' path as
+    /// through the general one, for framings with and without magic and
+    /// token; and what the one-byte path encodes is what the general
+    /// header gives.
+    #[test]
+    fn one_byte_types_parse_and_encode_as_the_general_path() {
+        let framings = [
+            Framing::default(),
+            Framing::default().with_roaming(),
+            Framing::with_magic(b"GT"),
+            Framing::new(b"GTU", &[1], &[2], &[3]).expect("valid"),
+            Framing::new(b"", &[9], &[8], &[7])
+                .expect("valid")
+                .with_roaming(),
+        ];
+        let identity = Identity::from_u32(0x0102_0304);
+        for framing in framings {
+            let types = framing.single_types.expect("one-byte types");
+            for packet in [
+                Packet::Data {
+                    identity,
+                    payload: b"payload",
+                },
+                Packet::Data {
+                    identity,
+                    payload: b"",
+                },
+                Packet::Recv { identity },
+                Packet::Ack { identity },
+            ] {
+                let mut encoded = Vec::new();
+                framing.encode_to_vec(&packet, &mut encoded);
+                let mut general = framing.header(packet.kind(), identity).to_vec();
+                general.extend_from_slice(packet.payload());
+                assert_eq!(encoded, general);
+                for len in 0..=encoded.len() {
+                    for flip in 0..=len {
+                        let mut datagram = encoded[..len].to_vec();
+                        if let Some(byte) = datagram.get_mut(flip) {
+                            *byte ^= 0x5a;
+                        }
+                        assert_eq!(
+                            framing.parse_single_type(types, &datagram),
+                            framing.parse_slices(&datagram),
+                            "{framing:?} {datagram:02x?}"
+                        );
+                    }
+                }
+            }
+        }
+        let two_bytes = Framing::new(b"", &[1, 1], &[1, 2], &[1, 3]).expect("valid");
+        assert_eq!(two_bytes.single_types, None);
     }
 }

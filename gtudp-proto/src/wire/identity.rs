@@ -15,8 +15,18 @@ use core::fmt;
 /// assert_eq!(id.to_string(), "1234567a");
 /// assert_eq!(id.to_bytes(), [0x12, 0x34, 0x56, 0x7a]);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Identity([u8; 4]);
+
+/// One word: the derived hash of the byte array would write its length,
+/// its bytes and their length again, three words for every table look-up
+/// by identity.
+impl core::hash::Hash for Identity {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u32(u32::from_ne_bytes(self.0));
+    }
+}
 
 impl Identity {
     /// The length of an identity on the wire, in bytes.

@@ -2,8 +2,6 @@
 //! estimate, and the loss samples that tell the path's random loss from
 //! congestion. The state machine in the parent module feeds and reads them.
 
-use std::time::Instant;
-
 /// Rounds the bandwidth filter remembers.
 pub(super) const BW_ROUNDS: usize = 10;
 /// Sends sampled below the estimate before their loss ratio is trusted.
@@ -53,10 +51,11 @@ impl MaxFilter {
     }
 }
 
-/// The losses and confirmations of what was sent since `from`.
+/// The losses and confirmations of what was sent since `from` (in
+/// nanoseconds from the endpoint's epoch, as every instant here).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct LossSample {
-    pub(super) from: Option<Instant>,
+    pub(super) from: Option<u64>,
     pub(super) lost: u64,
     pub(super) delivered: u64,
 }
@@ -73,7 +72,7 @@ impl Default for LossSample {
 }
 
 impl LossSample {
-    pub(super) fn since(from: Instant) -> Self {
+    pub(super) fn since(from: u64) -> Self {
         Self {
             from: Some(from),
             ..Self::default()
@@ -81,7 +80,7 @@ impl LossSample {
     }
 
     /// A message sent at `sent_at` was lost or confirmed; true if counted.
-    pub(super) fn on_resolved(&mut self, sent_at: Instant, lost: bool) -> bool {
+    pub(super) fn on_resolved(&mut self, sent_at: u64, lost: bool) -> bool {
         if self.from.is_some_and(|from| sent_at < from) {
             return false;
         }
@@ -98,15 +97,15 @@ impl LossSample {
 /// `until` (open while `None`): a phase that paced below the estimate.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct CalmSample {
-    pub(super) from: Option<Instant>,
-    pub(super) until: Option<Instant>,
+    pub(super) from: Option<u64>,
+    pub(super) until: Option<u64>,
     pub(super) lost: u64,
     pub(super) delivered: u64,
 }
 
 impl CalmSample {
     /// A message sent at `sent_at` was lost or confirmed.
-    pub(super) fn on_resolved(&mut self, sent_at: Instant, lost: bool) {
+    pub(super) fn on_resolved(&mut self, sent_at: u64, lost: bool) {
         let Some(from) = self.from else {
             return;
         };

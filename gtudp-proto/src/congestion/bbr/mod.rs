@@ -31,10 +31,16 @@
 //! The estimate is the largest sample of the last ten rounds, so a flow
 //! holding more than its share sees its probes gain nothing while the
 //! others' probes do: flows sharing a bottleneck converge.
+//!
+//! Instants here (`now`, `sent_at`, `since`...) are nanosecond counts from
+//! the endpoint's epoch, as the endpoint keeps send times: this runs once
+//! per delivery, and a difference or a comparison is then one integer
+//! operation, where `Instant`'s own arithmetic normalises seconds and
+//! nanoseconds on every call.
 
 mod estimators;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS, MAX_LOSS_RATIO};
 use super::Delivery;
@@ -106,7 +112,7 @@ const MIN_PACED_RTT: Duration = Duration::from_millis(1);
 enum Mode {
     Startup,
     Drain,
-    ProbeBw { phase: usize, since: Instant },
+    ProbeBw { phase: usize, since: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -115,7 +121,7 @@ pub(crate) struct Bbr {
     initial_window: u32,
     max_window: u32,
     bw: MaxFilter,
-    min_rtt: Option<(Duration, Instant)>,
+    min_rtt: Option<(Duration, u64)>,
     round: u64,
     next_round_delivered: u64,
     /// Startup's plateau detection.
@@ -170,14 +176,14 @@ pub(crate) struct Bbr {
     bw_at_probe: f64,
     /// When the latest probe began and, once its queue drained, ended:
     /// losses of what it sent are the probe's.
-    probe_sent: Option<(Instant, Option<Instant>)>,
+    probe_sent: Option<(u64, Option<u64>)>,
     cut_in_round: bool,
     /// The filter before the latest congestion cut, until a round passes.
     undo: Option<(MaxFilter, f64)>,
     /// The latest cut (for congestion, or for a queue standing while
     /// cruising) and when it was made: samples of messages sent before it
     /// measure the rate that overflowed, and may not exceed it.
-    cut: Option<(f64, Instant)>,
+    cut: Option<(f64, u64)>,
     in_flight: usize,
 }
 
@@ -241,16 +247,20 @@ impl Bbr {
         }
     }
 
-    /// How long a queue may stand while cruising before it is drained.
-    fn cruise_drain_wait(min_rtt: Duration) -> Duration {
-        (min_rtt * CRUISE_DRAIN_ROUNDS).min((min_rtt * 2).max(CRUISE_DRAIN_MAX_WAIT))
+    /// How long a queue may stand while cruising before it is drained, in
+    /// nanoseconds, from the minimum RTT's.
+    fn cruise_drain_wait(min_rtt: u64) -> u64 {
+        let rounds = min_rtt.saturating_mul(u64::from(CRUISE_DRAIN_ROUNDS));
+        rounds.min(min_rtt.saturating_mul(2).max(nanos(CRUISE_DRAIN_MAX_WAIT)))
     }
 
-    /// How long ProbeBw cruises at the estimate before the next probe.
-    fn cruise_time(&self, min_rtt: Duration) -> Duration {
-        let base = (min_rtt * CRUISE_MAX_ROUNDS).min(CRUISE_MAX_TIME);
+    /// How long ProbeBw cruises at the estimate before the next probe, in
+    /// nanoseconds, from the minimum RTT's.
+    fn cruise_time(&self, min_rtt: u64) -> u64 {
+        let rounds = min_rtt.saturating_mul(u64::from(CRUISE_MAX_ROUNDS));
+        let base = rounds.min(nanos(CRUISE_MAX_TIME));
         // 0.75 to 1.25 of the base, by cycle.
-        let eighths = [6u32, 9, 7, 10, 8, 6, 10, 8][(self.cycles % 8) as usize];
+        let eighths = [6u64, 9, 7, 10, 8, 6, 10, 8][(self.cycles % 8) as usize];
         base * eighths / 8
     }
 
@@ -330,7 +340,7 @@ impl Bbr {
         self.update_mode(delivery.now);
     }
 
-    pub(crate) fn on_loss(&mut self, sent_at: Instant, now: Instant, in_flight: usize) {
+    pub(crate) fn on_loss(&mut self, sent_at: u64, now: u64, in_flight: usize) {
         self.in_flight = in_flight;
         self.round_lost += 1;
         self.calm.on_resolved(sent_at, true);
@@ -428,7 +438,7 @@ impl Bbr {
 
     /// A retransmission timeout. The model stands (a timeout on a lossy
     /// path says little about its rate); a cut made this round is final.
-    pub(crate) fn on_timeout(&mut self, now: Instant) {
+    pub(crate) fn on_timeout(&mut self, now: u64) {
         let _ = now;
         self.undo = None;
     }
@@ -491,7 +501,7 @@ impl Bbr {
         Some(self.queue_threshold()?.min(min_rtt + STARTUP_MAX_QUEUE))
     }
 
-    fn on_rtt(&mut self, rtt: Duration, now: Instant) {
+    fn on_rtt(&mut self, rtt: Duration, now: u64) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.round_rtt_samples += 1;
         // Where sends are not paced (a minimum RTT below a millisecond: a
@@ -521,13 +531,12 @@ impl Bbr {
             self.enter_drain(now);
         }
         match self.min_rtt {
-            Some((min, at))
-                if rtt > min && now.saturating_duration_since(at) < MIN_RTT_LIFETIME => {}
+            Some((min, at)) if rtt > min && now.saturating_sub(at) < nanos(MIN_RTT_LIFETIME) => {}
             _ => self.min_rtt = Some((rtt, now)),
         }
     }
 
-    fn on_round_end(&mut self, now: Instant) {
+    fn on_round_end(&mut self, now: u64) {
         self.round += 1;
         let (epoch, span) = self.bw_epoch();
         self.bw.refresh(epoch, span);
@@ -546,9 +555,12 @@ impl Bbr {
         // A closed calm sample is complete once its last sends had two
         // minimum RTTs to be confirmed or found lost.
         if let Some((min_rtt, _)) = self.min_rtt {
-            let horizon = min_rtt * CALM_HORIZON_RTTS;
-            let done =
-                |sample: &CalmSample| sample.until.is_some_and(|until| now >= until + horizon);
+            let horizon = nanos(min_rtt * CALM_HORIZON_RTTS);
+            let done = |sample: &CalmSample| {
+                sample
+                    .until
+                    .is_some_and(|until| now >= until.saturating_add(horizon))
+            };
             if self.closing.as_ref().is_some_and(done) {
                 self.fold_closing();
             }
@@ -581,14 +593,14 @@ impl Bbr {
         }
     }
 
-    fn enter_drain(&mut self, now: Instant) {
+    fn enter_drain(&mut self, now: u64) {
         self.mode = Mode::Drain;
         self.begin_calm(now);
     }
 
     /// Sends from `now` on go below the estimate: the loss they meet is
     /// the path's. The previous such sample, long complete, is folded in.
-    fn begin_calm(&mut self, now: Instant) {
+    fn begin_calm(&mut self, now: u64) {
         if self.calm.from.is_some() && self.calm.until.is_some() && self.calm.ratio().is_some() {
             // Closed: the losses of its last sends may not all be found
             // yet (folded then, a sample of a lossy path read low).
@@ -640,13 +652,13 @@ impl Bbr {
     }
 
     /// Sends from `now` on may overflow a queue again.
-    fn end_calm(&mut self, now: Instant) {
+    fn end_calm(&mut self, now: u64) {
         if self.calm.until.is_none() {
             self.calm.until = Some(now);
         }
     }
 
-    fn enter_phase(&mut self, phase: usize, now: Instant) {
+    fn enter_phase(&mut self, phase: usize, now: u64) {
         if phase == CRUISE {
             if let Some((_, until @ None)) = &mut self.probe_sent {
                 *until = Some(now);
@@ -674,7 +686,7 @@ impl Bbr {
         self.mode = Mode::ProbeBw { phase, since: now };
     }
 
-    fn update_mode(&mut self, now: Instant) {
+    fn update_mode(&mut self, now: u64) {
         let (Some(bdp), Some((min_rtt, _))) = (self.bdp(), self.min_rtt) else {
             return;
         };
@@ -690,13 +702,15 @@ impl Bbr {
                 }
             }
             Mode::ProbeBw { phase, since } => {
-                let elapsed = now.saturating_duration_since(since);
+                // In nanoseconds: this runs once per delivery.
+                let elapsed = now.saturating_sub(since);
+                let min_rtt_ns = nanos(min_rtt);
                 let next = match phase {
-                    PROBE_UP => (elapsed >= min_rtt).then_some(PROBE_DOWN),
-                    PROBE_DOWN => (elapsed >= min_rtt || in_flight <= bdp).then_some(CRUISE),
+                    PROBE_UP => (elapsed >= min_rtt_ns).then_some(PROBE_DOWN),
+                    PROBE_DOWN => (elapsed >= min_rtt_ns || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
-                    _ if elapsed >= Self::cruise_drain_wait(min_rtt)
+                    _ if elapsed >= Self::cruise_drain_wait(min_rtt_ns)
                         && self.cruise_queue_stands(min_rtt) =>
                     {
                         // The estimate runs high: the queue would fill
@@ -709,8 +723,9 @@ impl Bbr {
                         Some(PROBE_DOWN)
                     }
                     // Probe again soon while probes pay off.
-                    _ => (elapsed >= self.cruise_time(min_rtt)
-                        || (elapsed >= min_rtt * 2 && self.bw.max > self.bw_at_probe * PROBE_PAID))
+                    _ => (elapsed >= self.cruise_time(min_rtt_ns)
+                        || (elapsed >= min_rtt_ns.saturating_mul(2)
+                            && self.bw.max > self.bw_at_probe * PROBE_PAID))
                         .then_some(PROBE_UP),
                 };
                 if let Some(next) = next {
@@ -721,6 +736,11 @@ impl Bbr {
     }
 }
 
+/// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,16 +748,24 @@ mod tests {
 
     const RTT: Duration = Duration::from_millis(20);
 
+    /// An instant well after the epoch, so that send times before it
+    /// exist.
+    const START: u64 = 1_000_000_000;
+
+    fn ns(d: Duration) -> u64 {
+        d.as_nanos() as u64
+    }
+
     /// Feeds `rounds` round trips of `per_round` deliveries at `rtt`, with
     /// `lost` losses per round; returns the time reached.
     fn drive(
         bbr: &mut Bbr,
-        start: Instant,
+        start: u64,
         rounds: u64,
         per_round: u64,
         rtt: Duration,
         lost: u64,
-    ) -> Instant {
+    ) -> u64 {
         drive_in_flight(bbr, start, rounds, per_round, rtt, lost, per_round)
     }
 
@@ -745,18 +773,18 @@ mod tests {
     /// above the BDP, a phase that drains lasts its full round trip).
     fn drive_in_flight(
         bbr: &mut Bbr,
-        start: Instant,
+        start: u64,
         rounds: u64,
         per_round: u64,
         rtt: Duration,
         lost: u64,
         in_flight: u64,
-    ) -> Instant {
+    ) -> u64 {
         let mut now = start;
         let mut delivered = bbr.next_round_delivered;
         for _ in 0..rounds {
             for i in 0..per_round {
-                now += rtt / per_round as u32;
+                now += ns(rtt / per_round as u32);
                 delivered += 1;
                 // Spread over the round, and found lost as RACK would: a
                 // round trip and a quarter after it was sent.
@@ -767,7 +795,7 @@ mod tests {
                     bbr.on_loss(now - rtt - rtt / 4, now, in_flight as usize);
                 }
                 bbr.on_delivered(&Delivery {
-                    sent_at: now - rtt,
+                    sent_at: now - ns(rtt),
                     now,
                     rtt: Some(rtt),
                     sample: Some(RateSample {
@@ -788,7 +816,7 @@ mod tests {
     #[test]
     fn models_the_path_and_leaves_startup() {
         let mut bbr = Bbr::new(16, 100_000);
-        drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        drive(&mut bbr, START, 20, 100, RTT, 0);
         assert_ne!(bbr.mode, Mode::Startup);
         // 100 messages per 20 ms: 5,000/s, a BDP of 100.
         assert!((bbr.bw.max - 5_000.0).abs() < 1.0, "{}", bbr.bw.max);
@@ -798,7 +826,7 @@ mod tests {
     #[test]
     fn random_loss_is_learned_below_the_estimate() {
         let mut bbr = Bbr::new(16, 100_000);
-        let start = Instant::now();
+        let start = START;
         let now = drive(&mut bbr, start, 20, 100, RTT, 0);
         // 10% loss appears, at the minimum RTT (no queue): read as
         // congestion at first, it is measured in the calm phases that
@@ -875,7 +903,7 @@ mod tests {
     #[test]
     fn loss_beyond_the_random_share_cuts() {
         let mut bbr = Bbr::new(16, 100_000);
-        let start = Instant::now();
+        let start = START;
         let now = drive(&mut bbr, start, 20, 100, RTT, 0);
         let now = drive(&mut bbr, now, 30, 100, RTT, 2);
         let before = bbr.bw.max;
@@ -891,7 +919,7 @@ mod tests {
     #[test]
     fn loss_with_a_standing_queue_cuts_once_per_round_and_undoes() {
         let mut bbr = Bbr::new(16, 100_000);
-        let start = Instant::now();
+        let start = START;
         let now = drive(&mut bbr, start, 20, 100, RTT, 0);
         let before = bbr.bw.max;
         // The RTT rises by half: a standing queue; then several losses in
@@ -919,7 +947,7 @@ mod tests {
     #[test]
     fn a_probe_that_overflows_falls_back_to_the_rate_before_it() {
         let mut bbr = Bbr::new(16, 100_000);
-        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
         let before = bbr.bw.max;
         bbr.enter_phase(PROBE_UP, now);
         // The probe measures a tenth more (the queue it built, being
@@ -928,7 +956,7 @@ mod tests {
         bbr.bw.update(epoch, span, before * 1.1);
         let mut control = bbr.clone();
         for _ in 0..3 {
-            bbr.on_loss(now + RTT / 2, now + RTT, 100);
+            bbr.on_loss(now + ns(RTT / 2), now + ns(RTT), 100);
         }
         assert!(
             (bbr.bw.max - before).abs() < 1.0,
@@ -937,10 +965,10 @@ mod tests {
         );
         // Losses of what was sent after the probe's queue drained cut as
         // usual.
-        control.enter_phase(PROBE_DOWN, now + RTT);
-        control.enter_phase(CRUISE, now + RTT * 2);
+        control.enter_phase(PROBE_DOWN, now + ns(RTT));
+        control.enter_phase(CRUISE, now + ns(RTT * 2));
         for _ in 0..3 {
-            control.on_loss(now + RTT * 3, now + RTT * 4, 100);
+            control.on_loss(now + ns(RTT * 3), now + ns(RTT * 4), 100);
         }
         let cut = before * 1.1 * CONGESTION_BETA;
         assert!((control.bw.max - cut).abs() < 1.0, "{}", control.bw.max);
@@ -949,13 +977,13 @@ mod tests {
     #[test]
     fn startup_ends_within_the_round_a_queue_forms_in() {
         let mut bbr = Bbr::new(16, 100_000);
-        let mut now = drive(&mut bbr, Instant::now(), 2, 50, RTT, 0);
+        let mut now = drive(&mut bbr, START, 2, 50, RTT, 0);
         assert_eq!(bbr.mode, Mode::Startup);
         // The round began at the minimum RTT; now every sample shows a
         // queue of 10 ms, and no round ends.
-        let deliver = |bbr: &mut Bbr, now: Instant| {
+        let deliver = |bbr: &mut Bbr, now: u64| {
             bbr.on_delivered(&Delivery {
-                sent_at: now - RTT,
+                sent_at: now - ns(RTT),
                 now,
                 rtt: Some(RTT + Duration::from_millis(10)),
                 sample: None,
@@ -964,7 +992,7 @@ mod tests {
             });
         };
         for _ in 1..STARTUP_QUEUED_SAMPLES {
-            now += Duration::from_micros(100);
+            now += ns(Duration::from_micros(100));
             deliver(&mut bbr, now);
         }
         assert_eq!(bbr.mode, Mode::Startup, "jitter-proof: not yet");
@@ -975,11 +1003,11 @@ mod tests {
         // says nothing of a queue.
         let rtt = Duration::from_micros(200);
         let mut bbr = Bbr::new(16, 100_000);
-        let mut now = drive(&mut bbr, Instant::now(), 2, 50, rtt, 0);
+        let mut now = drive(&mut bbr, START, 2, 50, rtt, 0);
         for _ in 0..STARTUP_QUEUED_SAMPLES * 2 {
-            now += Duration::from_micros(10);
+            now += ns(Duration::from_micros(10));
             bbr.on_delivered(&Delivery {
-                sent_at: now - rtt,
+                sent_at: now - ns(rtt),
                 now,
                 rtt: Some(Duration::from_millis(3)),
                 sample: None,
@@ -993,12 +1021,12 @@ mod tests {
     #[test]
     fn a_queue_standing_while_cruising_trims_and_its_samples_do_not_undo_it() {
         let mut bbr = Bbr::new(16, 100_000);
-        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
         let before = bbr.bw.max;
         let Mode::ProbeBw { since, .. } = bbr.mode else {
             panic!("{:?}", bbr.mode)
         };
-        let now = now.max(since + RTT * CRUISE_DRAIN_ROUNDS);
+        let now = now.max(since + ns(RTT * CRUISE_DRAIN_ROUNDS));
         // Two rounds whose smallest RTT shows a queue of 5 ms.
         bbr.round_min_rtt = Some(RTT + Duration::from_millis(5));
         bbr.last_round_min_rtt = bbr.round_min_rtt;
@@ -1009,7 +1037,7 @@ mod tests {
         // confirmed at the old rate: the trim stands. One sent after it
         // is believed.
         let delivered = bbr.next_round_delivered;
-        let sample = |sent_at: Instant, at: Instant| Delivery {
+        let sample = |sent_at: u64, at: u64| Delivery {
             sent_at,
             now: at,
             rtt: None,
@@ -1022,16 +1050,16 @@ mod tests {
             delivered,
             in_flight: 100,
         };
-        bbr.on_delivered(&sample(now - RTT / 2, now + RTT / 2));
+        bbr.on_delivered(&sample(now - ns(RTT / 2), now + ns(RTT / 2)));
         assert!(bbr.bw.max <= trimmed + 1e-6, "{} vs {trimmed}", bbr.bw.max);
-        bbr.on_delivered(&sample(now + RTT / 2, now + RTT * 3 / 2));
+        bbr.on_delivered(&sample(now + ns(RTT / 2), now + ns(RTT * 3 / 2)));
         assert!(bbr.bw.max > trimmed, "{}", bbr.bw.max);
     }
 
     #[test]
     fn paces_at_the_estimate_with_the_phase_gain() {
         let mut bbr = Bbr::new(16, 100_000);
-        drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        drive(&mut bbr, START, 20, 100, RTT, 0);
         let interval = bbr.pacing_interval().expect("paced");
         let rate = 1.0 / interval.as_secs_f64();
         let expected = bbr.bw.max * bbr.pacing_gain();
