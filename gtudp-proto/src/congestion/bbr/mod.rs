@@ -792,7 +792,7 @@ mod tests {
                     && i % (per_round / lost).max(1) == 0
                     && i / (per_round / lost).max(1) < lost
                 {
-                    bbr.on_loss(now - rtt - rtt / 4, now, in_flight as usize);
+                    bbr.on_loss(now - ns(rtt + rtt / 4), now, in_flight as usize);
                 }
                 bbr.on_delivered(&Delivery {
                     sent_at: now - ns(rtt),
@@ -844,7 +844,7 @@ mod tests {
     #[test]
     fn calm_samples_are_pooled_by_their_size() {
         let mut bbr = Bbr::new(16, 100_000);
-        let now = Instant::now();
+        let now = START;
         // Startup's first sends: four losses of 88, by chance; then a
         // calm phase of 351 sends that loses four.
         for (lost, delivered) in [(4, 84), (4, 347)] {
@@ -870,27 +870,27 @@ mod tests {
     #[test]
     fn a_closed_calm_sample_is_folded_once_its_losses_are_found() {
         let mut bbr = Bbr::new(16, 100_000);
-        let now = drive(&mut bbr, Instant::now(), 20, 100, RTT, 0);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
         let (taken, (pooled_lost, pooled_total)) = (bbr.calm_samples_taken, bbr.calm_pooled);
         // A calm phase of 100 sends: its 70 RECVs are in when the next
         // phase begins, its 30 losses not yet found.
-        let (from, until) = (now, now + RTT);
+        let (from, until) = (now, now + ns(RTT));
         bbr.calm = CalmSample {
             from: Some(from),
             until: Some(until),
             lost: 0,
             delivered: 70,
         };
-        bbr.begin_calm(now + RTT * 2);
+        bbr.begin_calm(now + ns(RTT * 2));
         assert_eq!(bbr.calm_samples_taken, taken, "not folded at 0% loss");
         // One cut per round at most: the losses below judge nothing.
         bbr.cut_in_round = true;
         for _ in 0..30 {
-            bbr.on_loss(from + RTT / 2, now + RTT * 3, 100);
+            bbr.on_loss(from + ns(RTT / 2), now + ns(RTT * 3), 100);
         }
         assert_eq!(bbr.calm_samples_taken, taken);
         // A send after the phase found lost: the phase's losses are all in.
-        bbr.on_loss(until + RTT / 2, now + RTT * 3, 100);
+        bbr.on_loss(until + ns(RTT / 2), now + ns(RTT * 3), 100);
         assert_eq!(bbr.calm_samples_taken, taken + 1);
         let expected = (pooled_lost * 0.75 + 30.0) / (pooled_total * 0.75 + 100.0);
         assert!(
