@@ -916,14 +916,14 @@ impl core::fmt::Debug for Endpoint {
     }
 }
 
-/// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
-/// `u64::MAX` (584 years).
 /// As [`Endpoint::nanos`] for an instant other than the latest, where
 /// the endpoint is borrowed in part.
 fn nanos_since(epoch: Option<Instant>, at: Instant) -> u64 {
     epoch.map_or(0, |epoch| since(epoch, at))
 }
 
+/// Nanoseconds from `epoch` to `at` (0 if `at` is earlier), at most
+/// `u64::MAX` (584 years).
 fn since(epoch: Instant, at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
