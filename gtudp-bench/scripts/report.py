@@ -474,6 +474,39 @@ def section_echo(s: Section) -> None:
             table,
         )
         s.lines.append("")
+    spin = echo_tables(out("echo_spin")) if "echo_spin" in s.ran() else {}
+    if spin:
+        s.lines.append(
+            "The blocking socket with `BlockingOptions::spin` of 50 µs (opt-in: a receive polls that long "
+            "before it sleeps, keeping a CPU busy while it waits), beside a std socket in the same run "
+            "(`echo_spin`):"
+        )
+        s.lines.append("")
+        rows = []
+        for inflight in sorted(spin):
+            mine, std = spin[inflight].get("gtudp-blocking", {}), spin[inflight].get("raw-std", {})
+            rows.append(
+                [
+                    str(inflight),
+                    mine.get("RTT p50 µs", NA),
+                    std.get("RTT p50 µs", NA),
+                    fmt(number(mine.get("echoes/s"))),
+                    fmt(number(std.get("echoes/s"))),
+                    mine.get("CPU µs/echo", NA),
+                ]
+            )
+        s.lines += md_table(
+            [
+                "in flight",
+                "spinning RTT p50 µs",
+                "std RTT p50 µs",
+                "spinning echoes/s",
+                "std echoes/s",
+                "spinning CPU µs/echo",
+            ],
+            rows,
+        )
+        s.lines.append("")
     traces = [(impl, out(f"echo_trace_{impl}")) for impl in ("tokio", "raw-tokio", "blocking", "raw-std")]
     traces = [(impl, text, tables(text)) for impl, text in traces if f"echo_trace_{impl}" in s.ran()]
     if traces:
@@ -1075,7 +1108,7 @@ SECTIONS: List[Tuple[str, str, List[str], Callable[[Section], None]]] = [
         "Echoes of 64 B through an in-process echo server, 1 and 64 in flight, each gtudp socket beside the "
         "plain socket it is built on (gtudp-tokio beside `tokio::net::UdpSocket`, the blocking gtudp-mio "
         "socket beside `std::net::UdpSocket`), alternated in rounds; the median round.",
-        ["echo", "echo_trace_tokio", "echo_trace_raw-tokio", "echo_trace_blocking", "echo_trace_raw-std"],
+        ["echo", "echo_spin", "echo_trace_tokio", "echo_trace_raw-tokio", "echo_trace_blocking", "echo_trace_raw-std"],
         section_echo,
     ),
     (

@@ -193,6 +193,10 @@ measure oneway_100k 600 "$bin/compare" --only raw-udp,gtudp-tokio --size 64 --co
     $(pick "--count 100000 --runs 3" "--count 10000 --runs 1")
 # Echo, 1 and 64 in flight.
 measure echo 900 "$bin/echo" $(pick "--count 20000 --rounds 3" "--count 2000 --rounds 1")
+# The blocking socket with BlockingOptions::spin (opt-in): a receive polls
+# 50 µs before it sleeps.
+measure echo_spin 600 "$bin/echo" --only raw-std,gtudp-blocking --spin-us 50 \
+    $(pick "--count 20000 --rounds 3" "--count 2000 --rounds 1")
 # Where one echo's time goes: each step's median offset, per socket.
 for impl in tokio raw-tokio blocking raw-std; do
     measure "echo_trace_$impl" 300 "$bin/echo_trace" --impl "$impl" --count $(pick 5000 500)

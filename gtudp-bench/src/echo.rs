@@ -51,6 +51,10 @@ struct Args {
     /// Only these implementations (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
     only: Vec<String>,
+    /// The blocking sockets' `BlockingOptions::spin`, in microseconds: how
+    /// long a receive polls before it sleeps (default 0, as a std socket).
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
 }
 
 /// One run's result.
@@ -88,7 +92,13 @@ fn main() -> ExitCode {
                 } else {
                     args.count
                 };
-                match run_one(name, count, args.size as usize, concurrency as usize) {
+                match run_one(
+                    name,
+                    count,
+                    args.size as usize,
+                    concurrency as usize,
+                    args.spin_us,
+                ) {
                     Ok(run) if round > 0 => {
                         eprintln!(
                             "  c={concurrency} round {round} {name}: {:.0}/s p50 {} us",
@@ -168,11 +178,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_one(name: &str, count: u64, size: usize, concurrency: usize) -> io::Result<Run> {
+fn run_one(
+    name: &str,
+    count: u64,
+    size: usize,
+    concurrency: usize,
+    spin_us: u64,
+) -> io::Result<Run> {
     let cpu_before = cpu_time();
     let mut run = match name {
         "raw-std" => raw_std(count, size, concurrency)?,
-        "gtudp-blocking" => blocking(count, size, concurrency)?,
+        "gtudp-blocking" => blocking(count, size, concurrency, spin_us)?,
         _ => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -396,10 +412,14 @@ async fn gtudp_tokio(count: u64, size: usize, concurrency: usize) -> io::Result<
     Ok(run)
 }
 
-fn blocking(count: u64, size: usize, concurrency: usize) -> io::Result<Run> {
-    use gtudp_mio::{BlockingSocket, Config};
-    let server =
-        Arc::new(BlockingSocket::bind("127.0.0.1:0", Config::default()).map_err(io::Error::other)?);
+fn blocking(count: u64, size: usize, concurrency: usize, spin_us: u64) -> io::Result<Run> {
+    use gtudp_mio::{BlockingOptions, BlockingSocket, Config};
+    let options = BlockingOptions::default().with_spin(Duration::from_micros(spin_us));
+    let bind = || -> io::Result<BlockingSocket> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        BlockingSocket::with_options(socket, Config::default(), options).map_err(io::Error::other)
+    };
+    let server = Arc::new(bind()?);
     let server_addr: SocketAddr = server.local_addr();
     let echo = {
         let server = server.clone();
@@ -411,8 +431,7 @@ fn blocking(count: u64, size: usize, concurrency: usize) -> io::Result<Run> {
             }
         })
     };
-    let client =
-        BlockingSocket::bind("127.0.0.1:0", Config::default()).map_err(io::Error::other)?;
+    let client = bind()?;
     let mut tally = Tally::new();
     let start = Instant::now();
     let mut sent = 0u64;

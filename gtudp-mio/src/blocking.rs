@@ -58,9 +58,37 @@ pub struct BlockingOptions {
     /// datagram up to the UDP limit as a plain socket does, as the Python
     /// module's `GTUDP` does.
     pub fragmentation: crate::Fragmentation,
+    /// How long a receive that finds nothing to read keeps polling the
+    /// socket (without sleeping) before it blocks. Default zero: it blocks
+    /// at once, as a std socket does.
+    ///
+    /// A thread that sleeps is woken by the kernel when a datagram arrives;
+    /// when its CPU was idle, that wake-up can cost tens of microseconds
+    /// (an idle virtual CPU, a deep sleep state). A request-response
+    /// application whose replies come back within this spin never sleeps
+    /// between them, at the cost of a CPU kept busy while it waits. Only
+    /// the one thread that waits for the socket spins; the others wait as
+    /// before.
+    pub spin: std::time::Duration,
 }
 
 impl BlockingOptions {
+    /// These options with a receive that polls for `spin` before it blocks
+    /// (see [`spin`](Self::spin)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gtudp_mio::BlockingOptions;
+    ///
+    /// let options = BlockingOptions::default().with_spin(Duration::from_micros(50));
+    /// assert_eq!(options.spin, Duration::from_micros(50));
+    /// assert_eq!(BlockingOptions::default().spin, Duration::ZERO);
+    /// ```
+    pub fn with_spin(mut self, spin: std::time::Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
     /// These options with a receive queue of `capacity` messages.
     pub fn with_receive_queue(mut self, capacity: usize) -> Self {
         self.receive_queue = capacity;
@@ -96,6 +124,7 @@ impl Default for BlockingOptions {
             receive_queue: 4_096,
             command_queue: 1_024,
             fragmentation: crate::Fragmentation::Forbidden,
+            spin: std::time::Duration::ZERO,
         }
     }
 }
@@ -235,7 +264,7 @@ impl BlockingSocket {
         let poll = Poll::new()?;
         driver.register(poll.registry(), SOCKET)?;
         let background_waker = Waker::new(poll.registry(), WAKER)?;
-        let lead = Lead::for_driver(&driver)?;
+        let lead = Lead::for_driver(&driver, options.spin)?;
         let shared = Arc::new(Shared {
             core: Mutex::new(Core::new(driver, options.receive_queue, drain_timeout)),
             ready: Condvar::new(),

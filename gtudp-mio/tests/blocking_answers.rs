@@ -91,3 +91,42 @@ fn a_recv_without_a_reply_is_still_confirmed() {
         );
     }
 }
+
+/// With `BlockingOptions::spin`, a receive polls before it sleeps: echoes
+/// still arrive each once, a receive with nothing to read still ends with
+/// `TimedOut`, and a close still ends a receive that waits.
+#[test]
+fn a_receive_that_spins_before_it_sleeps_behaves_as_one_that_does_not() {
+    use gtudp_mio::{BlockingOptions, RecvError};
+    let options = BlockingOptions::default().with_spin(Duration::from_micros(200));
+    let bind = || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        BlockingSocket::with_options(socket, slow_timers(), options).unwrap()
+    };
+    let (client, server) = (bind(), Arc::new(bind()));
+    let to = server.local_addr();
+    let echo = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            let mut echoed = 0;
+            while let Ok(message) = server.recv() {
+                drop(server.send_to(message.payload, message.from).unwrap());
+                echoed += 1;
+            }
+            echoed
+        })
+    };
+    for round in 0..100u32 {
+        drop(client.send_to(round.to_be_bytes().to_vec(), to).unwrap());
+        let echo = client.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(&echo.payload[..], round.to_be_bytes());
+    }
+    assert!(matches!(
+        client.recv_timeout(Duration::from_millis(1)),
+        Err(RecvError::TimedOut)
+    ));
+    let summary = client.close().unwrap();
+    assert_eq!(summary.delivered, 100);
+    server.close().unwrap();
+    assert_eq!(echo.join().unwrap(), 100);
+}

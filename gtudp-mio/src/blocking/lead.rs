@@ -29,6 +29,9 @@ pub(crate) struct Lead {
     waker: Waker,
     /// The socket's address, for log lines.
     local: std::net::SocketAddr,
+    /// How long a wait polls before it sleeps
+    /// ([`BlockingOptions::spin`](crate::BlockingOptions::spin)).
+    spin: Duration,
 }
 
 impl Lead {
@@ -36,7 +39,7 @@ impl Lead {
     /// platform lets a second poller watch one socket; `None` elsewhere
     /// (callers then wait for the background thread).
     #[cfg(unix)]
-    pub(crate) fn for_driver(driver: &Driver) -> io::Result<Option<Self>> {
+    pub(crate) fn for_driver(driver: &Driver, spin: Duration) -> io::Result<Option<Self>> {
         let fd = driver.raw_fd();
         let poll = Poll::new()?;
         poll.registry().register(
@@ -49,12 +52,13 @@ impl Lead {
             poller: Mutex::new((poll, Events::with_capacity(4))),
             waker,
             local: driver.io_local_addr(),
+            spin,
         }))
     }
 
     /// Without Unix file descriptors a second poller cannot watch the socket.
     #[cfg(not(unix))]
-    pub(crate) fn for_driver(_driver: &Driver) -> io::Result<Option<Self>> {
+    pub(crate) fn for_driver(_driver: &Driver, _spin: Duration) -> io::Result<Option<Self>> {
         Ok(None)
     }
 
@@ -64,7 +68,12 @@ impl Lead {
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> bool {
         let mut poller = lock(&self.poller);
         let (poll, events) = &mut *poller;
-        match poll.poll(events, timeout) {
+        let result = match self.spin_for(poll, events, timeout) {
+            // The events are those the spin's last poll returned.
+            Spun::Ready(result) => result,
+            Spun::Nothing(left) => poll.poll(events, left),
+        };
+        match result {
             Ok(()) => events.iter().any(|event| event.token() == SOCKET),
             Err(error) => {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -78,10 +87,42 @@ impl Lead {
         }
     }
 
+    /// Polls without sleeping for the configured spin (at most
+    /// `timeout`): whether something became ready, or else the timeout
+    /// left for the blocking wait.
+    fn spin_for(&self, poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> Spun {
+        if self.spin.is_zero() {
+            return Spun::Nothing(timeout);
+        }
+        let start = std::time::Instant::now();
+        let spin = timeout.map_or(self.spin, |timeout| timeout.min(self.spin));
+        loop {
+            match poll.poll(events, Some(Duration::ZERO)) {
+                Ok(()) if events.is_empty() => {}
+                result => return Spun::Ready(result),
+            }
+            let spun = start.elapsed();
+            if spun >= spin {
+                return Spun::Nothing(timeout.map(|timeout| timeout.saturating_sub(spun)));
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Wakes the thread in [`wait`](Self::wait) (or the next one to wait).
     pub(crate) fn wake(&self) {
         if let Err(error) = self.waker.wake() {
             tracing::warn!(target: "gtudp", local = %self.local, %error, "could not wake the receiving thread");
         }
     }
+}
+
+/// What a spin before a blocking wait found.
+enum Spun {
+    /// Something is ready (or the poll failed): the wait returns with
+    /// this poll's result and events.
+    Ready(io::Result<()>),
+    /// Nothing within the spin: wait blocking, for what is left of the
+    /// timeout.
+    Nothing(Option<Duration>),
 }
