@@ -184,12 +184,10 @@ mod tests {
         assert_ne!(a.hash_one(address), b.hash_one(address));
     }
 
-    #[test]
-    fn addresses_that_differ_in_one_field_spread() {
-        // Every port of one host, and one port of many hosts: no two of
-        // 2 × 65,536 addresses share a hash, and the top seven bits (a
-        // table's control byte) take every value.
-        let state = TableHashState::with_seed(7);
+    /// Every port of one host, and one port of many hosts: no two of
+    /// 2 × 65,536 addresses share a hash under `hash`, and the top seven
+    /// bits (a table's control byte) take every value.
+    fn assert_hashes_spread(hash: impl Fn(SocketAddr) -> u64) {
         let mut hashes = hashbrown::HashSet::new();
         let mut tops = [false; 128];
         for port in 0..=u16::MAX {
@@ -197,12 +195,21 @@ mod tests {
                 SocketAddr::from(([192, 168, 1, 1], port)),
                 SocketAddr::from(([10, (port >> 8) as u8, port as u8, 1], 443)),
             ] {
-                let hash = state.hash_one(address);
+                let hash = hash(address);
                 assert!(hashes.insert(hash), "{address} collides");
                 tops[(hash >> 57) as usize] = true;
             }
         }
         assert!(tops.iter().all(|&seen| seen));
+    }
+
+    #[test]
+    fn addresses_that_differ_in_one_field_spread() {
+        // Every port of one host, and one port of many hosts: no two of
+        // 2 × 65,536 addresses share a hash, and the top seven bits (a
+        // table's control byte) take every value.
+        let state = TableHashState::with_seed(7);
+        assert_hashes_spread(|address| state.hash_one(address));
         let v6: SocketAddr = "[2001:db8::1]:443".parse().expect("address");
         let v6_other: SocketAddr = "[2001:db8::2]:443".parse().expect("address");
         assert_ne!(state.hash_one(v6), state.hash_one(v6_other));
@@ -213,19 +220,7 @@ mod tests {
         // As for std's hash above: every port of one host and one port of
         // many hosts, no two alike, every top seven bits taken.
         let state = TableHashState::with_seed(7);
-        let mut hashes = hashbrown::HashSet::new();
-        let mut tops = [false; 128];
-        for port in 0..=u16::MAX {
-            for address in [
-                SocketAddr::from(([192, 168, 1, 1], port)),
-                SocketAddr::from(([10, (port >> 8) as u8, port as u8, 1], 443)),
-            ] {
-                let hash = state.hash_one(AddressKey(address));
-                assert!(hashes.insert(hash), "{address} collides");
-                tops[(hash >> 57) as usize] = true;
-            }
-        }
-        assert!(tops.iter().all(|&seen| seen));
+        assert_hashes_spread(|address| state.hash_one(AddressKey(address)));
         let v6: SocketAddr = "[2001:db8::1]:443".parse().expect("address");
         let same: SocketAddr = "[2001:db8::1]:443".parse().expect("address");
         let other_port: SocketAddr = "[2001:db8::1]:444".parse().expect("address");

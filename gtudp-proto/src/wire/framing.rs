@@ -328,13 +328,7 @@ impl Framing {
             .find(|kind| self.types[kind.index()].as_slice() == type_field)
             .ok_or(NotGtudp::UnknownType)?;
         let (identity, payload) = rest.split_at(Identity::LEN);
-        let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
-        match kind {
-            PacketKind::Data => Ok(Packet::Data { identity, payload }),
-            _ if !payload.is_empty() => Err(NotGtudp::WrongLength),
-            PacketKind::Recv => Ok(Packet::Recv { identity }),
-            PacketKind::Ack => Ok(Packet::Ack { identity }),
-        }
+        packet(kind, identity, payload)
     }
 
     /// [`parse`](Self::parse) when every type identifier is one byte, `types`.
@@ -362,13 +356,7 @@ impl Framing {
             _ => return Err(NotGtudp::UnknownType),
         };
         let identity = &header[type_at + 1..];
-        let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
-        match kind {
-            PacketKind::Data => Ok(Packet::Data { identity, payload }),
-            _ if !payload.is_empty() => Err(NotGtudp::WrongLength),
-            PacketKind::Recv => Ok(Packet::Recv { identity }),
-            PacketKind::Ack => Ok(Packet::Ack { identity }),
-        }
+        packet(kind, identity, payload)
     }
 
     /// The encoded length of `packet`.
@@ -434,6 +422,23 @@ impl Framing {
         let (type_field, identity_field) = rest.split_at_mut(self.types[0].len());
         type_field.copy_from_slice(&self.types[kind.index()]);
         identity_field.copy_from_slice(&identity.to_bytes());
+    }
+}
+
+/// The packet a datagram of `kind` carries, from the four bytes of its
+/// identity and what follows them: a RECV or an ACK has nothing after.
+#[inline(always)]
+fn packet<'a>(
+    kind: PacketKind,
+    identity: &[u8],
+    payload: &'a [u8],
+) -> Result<Packet<'a>, NotGtudp> {
+    let identity = Identity::from_bytes([identity[0], identity[1], identity[2], identity[3]]);
+    match kind {
+        PacketKind::Data => Ok(Packet::Data { identity, payload }),
+        _ if !payload.is_empty() => Err(NotGtudp::WrongLength),
+        PacketKind::Recv => Ok(Packet::Recv { identity }),
+        PacketKind::Ack => Ok(Packet::Ack { identity }),
     }
 }
 
