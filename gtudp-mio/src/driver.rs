@@ -475,12 +475,28 @@ impl Driver {
     /// a receive was cut short or sends are unflushed. `None`: wait for I/O
     /// only.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if self.read_pending || self.unflushed {
-            if let Some(latest) = self.latest {
-                return Some(latest);
-            }
+        self.poll_timeout_flushing_by(None)
+    }
+
+    /// As [`poll_timeout`](Self::poll_timeout), but unflushed sends are
+    /// due at `flush_by` rather than at once (`None`: at once), for a
+    /// caller that flushes them itself before then.
+    pub(crate) fn poll_timeout_flushing_by(
+        &mut self,
+        flush_by: Option<Instant>,
+    ) -> Option<Instant> {
+        let latest = match self.latest {
+            Some(latest) if self.read_pending || self.unflushed => latest,
+            _ => return self.endpoint.poll_timeout(),
+        };
+        if self.read_pending {
+            return Some(latest);
         }
-        self.endpoint.poll_timeout()
+        let due = flush_by.unwrap_or(latest);
+        Some(match self.endpoint.poll_timeout() {
+            Some(timer) => timer.min(due),
+            None => due,
+        })
     }
 
     // ----- for the blocking socket ------------------------------------------

@@ -97,6 +97,34 @@ fn a_recv_without_a_reply_is_still_confirmed() {
     );
 }
 
+/// A reply made while received messages still wait to be read is held
+/// for the receive loop's batch; when the application then makes no
+/// further call, it still leaves (the background thread sends it within
+/// its lease), long before any retransmission timer (3 s) would send it.
+#[test]
+fn a_reply_deferred_for_the_receive_loop_leaves_without_another_call() {
+    let client = BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap();
+    let server = BlockingSocket::bind("127.0.0.1:0", slow_timers()).unwrap();
+    let to = server.local_addr();
+    // Three messages in the server's inbox: each confirmed means its
+    // endpoint has it.
+    for round in 0..3u32 {
+        client
+            .send_to(round.to_be_bytes().to_vec(), to)
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let first = server.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Two messages still wait: this reply is deferred, and the server
+    // calls nothing more.
+    let reply = server.send_to(first.payload, first.from).unwrap();
+    let echo = client.recv_timeout(Duration::from_secs(2)).unwrap();
+    assert_eq!(&echo.payload[..], 0u32.to_be_bytes());
+    reply.wait().unwrap();
+    assert_eq!(server.stats().endpoint.retransmissions, 0);
+}
+
 /// With `BlockingOptions::spin`, a receive polls before it sleeps: echoes
 /// still arrive each once, a receive with nothing to read still ends with
 /// `TimedOut`, and a close still ends a receive that waits.

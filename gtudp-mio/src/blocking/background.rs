@@ -57,7 +57,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut poll: Poll) {
                 core.lease_end
             };
             seen_releases = core.releases;
-            let next = match (core.driver.poll_timeout(), tick) {
+            let next = match (core.next_wake(), tick) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
