@@ -29,13 +29,14 @@
 //! it first; should no call come within a [`TICK`], the background task
 //! does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use gtudp_io::{CloseStart, Recv, Routed};
 use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
+use hashbrown::HashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::completion::Completion;

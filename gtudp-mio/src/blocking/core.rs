@@ -23,7 +23,7 @@
 //! find out when it wakes, so a stream of sends wakes it about once per
 //! retransmission timeout, not once per send.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use gtudp_io::{CloseStart, Datagram, Delivered, Routed};
 use gtudp_proto::MessageId;
+use hashbrown::HashMap;
 use mio::Waker;
 
 use super::lead::Lead;
