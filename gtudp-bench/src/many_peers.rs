@@ -16,8 +16,15 @@
 //! DATA awaiting their RECV. Each RECV is answered with its ACK (the
 //! server's validation probe too, which proves the address), and the ACKs
 //! and the DATA that refill the window leave in one `sendmmsg` per socket
-//! per wake-up; RECVs are read with `recvmmsg`. A DATA without its RECV
-//! after 250 ms is resent.
+//! per wake-up, each kind as one segmented send (UDP GSO: one trip through
+//! the kernel for all of a socket's ACKs, one for its DATA); RECVs are read
+//! with `recvmmsg`, coalesced by UDP GRO. On loopback the sender's system
+//! call also runs the receiving side's network stack, so a generator
+//! sending datagram by datagram paid for much of the server's input and
+//! took about as much CPU as the server: with one server shard the two
+//! already filled two cores, and more shards had nothing left to scale
+//! onto. (`--no-gso` sends datagram by datagram, to compare.) A DATA
+//! without its RECV after 250 ms is resent.
 //!
 //! After `--warmup` seconds it counts, for `--secs` seconds, the messages
 //! confirmed (a RECV for one of its DATA, once each) and the CPU time of
@@ -86,6 +93,10 @@ mod linux {
         /// A label printed with the result (the server's shard count).
         #[arg(long, default_value = "?")]
         label: String,
+        /// Send datagram by datagram (`sendmmsg`), without UDP GSO, and read
+        /// without UDP GRO.
+        #[arg(long)]
+        no_gso: bool,
     }
 
     const DATA: u8 = 0x1d;
@@ -93,8 +104,17 @@ mod linux {
     const ACK: u8 = 0xae;
     const HEADER: usize = 5;
     const RESEND_AFTER: Duration = Duration::from_millis(250);
-    /// Datagrams read per `recvmmsg`.
+    /// Datagrams (or GRO-coalesced runs of them) read per `recvmmsg`.
     const BATCH: usize = 64;
+    /// Bytes per receive buffer: a GRO run of RECVs (5 bytes each) fits.
+    const RECV_BUFFER: usize = 2_048;
+    /// Segments in one GSO send (the kernel's `UDP_MAX_SEGMENTS`).
+    const MAX_SEGMENTS: usize = 64;
+    /// Bytes in one GSO send: one IP datagram.
+    const MAX_GSO_BYTES: usize = 65_000;
+    /// `SOL_UDP` options (linux/udp.h), which the libc crate may not name.
+    const UDP_SEGMENT: libc::c_int = 103;
+    const UDP_GRO: libc::c_int = 104;
 
     pub(crate) fn main() -> ExitCode {
         let args = Args::parse();
@@ -124,6 +144,9 @@ mod linux {
             let socket = UdpSocket::bind(local)?;
             socket.connect(args.server)?;
             socket.set_nonblocking(true)?;
+            if !args.no_gso {
+                set_udp_option(&socket, UDP_GRO, 1)?;
+            }
             sockets[index % args.threads].push(socket);
         }
         let threads: Vec<_> = sockets
@@ -135,8 +158,10 @@ mod linux {
                     resent: resent.clone(),
                 };
                 let stop = stop.clone();
-                let (window, size) = (args.window, args.size);
-                std::thread::spawn(move || drive(index, sockets, window, size, &counters, &stop))
+                let (window, size, gso) = (args.window, args.size, !args.no_gso);
+                std::thread::spawn(move || {
+                    drive(index, sockets, window, size, gso, &counters, &stop)
+                })
             })
             .collect();
 
@@ -234,6 +259,7 @@ mod linux {
         sockets: Vec<UdpSocket>,
         window: usize,
         size: usize,
+        gso: bool,
         counters: &Counters,
         stop: &AtomicBool,
     ) -> std::io::Result<()> {
@@ -255,13 +281,13 @@ mod linux {
             })
             .collect();
         let payload = vec![0x42u8; size];
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        let mut bufs = vec![[0u8; 64]; BATCH];
+        let mut out = Outbox::new(HEADER + size, gso);
+        let mut inbox = Inbox::new();
         let mut events = vec![libc_event(); 256];
         let now = Instant::now();
         for peer in &mut peers {
             refill(peer, window, &payload, &mut out, now);
-            send_all(&peer.socket, &mut out);
+            out.send(&peer.socket);
         }
         let mut last_resend = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -271,22 +297,22 @@ mod linux {
                 let peer = &mut peers[event.u64 as usize];
                 let mut got = 0u64;
                 loop {
-                    let received = recv_batch(&peer.socket, &mut bufs)?;
-                    for (buf, len) in bufs.iter().zip(received.iter()) {
-                        if *len == HEADER && buf[0] == RECV {
-                            out.push(vec![ACK, buf[1], buf[2], buf[3], buf[4]]);
-                            if peer.confirm(u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]])) {
+                    let runs = inbox.read(&peer.socket)?;
+                    for datagram in inbox.datagrams() {
+                        if let [RECV, a, b, c, d] = *datagram {
+                            out.push_ack([ACK, a, b, c, d]);
+                            if peer.confirm(u32::from_be_bytes([a, b, c, d])) {
                                 got += 1;
                             }
                         }
                     }
-                    if received.len() < BATCH {
+                    if runs < BATCH {
                         break;
                     }
                 }
                 counters.confirmed.fetch_add(got, Ordering::Relaxed);
                 refill(peer, window, &payload, &mut out, now);
-                send_all(&peer.socket, &mut out);
+                out.send(&peer.socket);
             }
             if now - last_resend > RESEND_AFTER / 5 {
                 last_resend = now;
@@ -296,12 +322,12 @@ mod linux {
                         if let Some(at) = slot {
                             if now - *at > RESEND_AFTER {
                                 *at = now;
-                                out.push(data(first.wrapping_add(offset as u32), &payload));
+                                out.push_data(first.wrapping_add(offset as u32), &payload);
                                 counters.resent.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
-                    send_all(&peer.socket, &mut out);
+                    out.send(&peer.socket);
                 }
             }
         }
@@ -310,113 +336,288 @@ mod linux {
         Ok(())
     }
 
-    fn data(id: u32, payload: &[u8]) -> Vec<u8> {
-        let mut datagram = Vec::with_capacity(HEADER + payload.len());
-        datagram.push(DATA);
-        datagram.extend_from_slice(&id.to_be_bytes());
-        datagram.extend_from_slice(payload);
-        datagram
-    }
-
-    fn refill(
-        peer: &mut Peer,
-        window: usize,
-        payload: &[u8],
-        out: &mut Vec<Vec<u8>>,
-        now: Instant,
-    ) {
+    fn refill(peer: &mut Peer, window: usize, payload: &[u8], out: &mut Outbox, now: Instant) {
         while peer.in_flight < window {
-            out.push(data(peer.next, payload));
+            out.push_data(peer.next, payload);
             peer.sent.push_back(Some(now));
             peer.next = peer.next.wrapping_add(1);
             peer.in_flight += 1;
         }
     }
 
-    /// Sends `out` on the connected `socket` with `sendmmsg` (what the socket
-    /// buffer refuses is left to the resend timer), and empties it.
-    fn send_all(socket: &UdpSocket, out: &mut Vec<Vec<u8>>) {
-        let mut iovecs: Vec<libc::iovec> = out
-            .iter()
-            .map(|datagram| libc::iovec {
-                iov_base: datagram.as_ptr() as *mut libc::c_void,
-                iov_len: datagram.len(),
-            })
-            .collect();
-        let mut headers: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .map(|iovec| {
-                // SAFETY: an all-zero `mmsghdr` is a valid value (null pointers,
-                // zero lengths).
-                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                header.msg_hdr.msg_iov = iovec;
-                header.msg_hdr.msg_iovlen = 1;
-                header
-            })
-            .collect();
-        let mut sent = 0;
-        while sent < headers.len() {
-            // SAFETY: the socket is open; `headers[sent..]` are valid headers
-            // whose iovecs point into `out`, alive for the call.
-            let result = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    headers[sent..].as_mut_ptr(),
-                    (headers.len() - sent) as libc::c_uint,
-                    0,
-                )
-            };
-            if result <= 0 {
-                break;
-            }
-            sent += result as usize;
-        }
-        out.clear();
+    /// What one socket sends at its next [`Outbox::send`]: its ACKs and its
+    /// DATA, each kind laid end to end (every datagram of a kind has the
+    /// same size), so that each kind leaves as one segmented send.
+    struct Outbox {
+        acks: Vec<u8>,
+        data: Vec<u8>,
+        data_size: usize,
+        gso: bool,
     }
 
-    /// Reads up to `bufs.len()` datagrams without waiting; their lengths.
-    fn recv_batch(socket: &UdpSocket, bufs: &mut [[u8; 64]]) -> std::io::Result<Vec<usize>> {
-        let mut iovecs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|buf| libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            })
-            .collect();
-        let mut headers: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .map(|iovec| {
-                // SAFETY: an all-zero `mmsghdr` is a valid value.
+    /// One message of a `sendmmsg`: a run of datagrams of `segment` bytes.
+    struct Run {
+        acks: bool,
+        start: usize,
+        len: usize,
+        segment: usize,
+    }
+
+    impl Outbox {
+        fn new(data_size: usize, gso: bool) -> Self {
+            Self {
+                acks: Vec::new(),
+                data: Vec::new(),
+                data_size,
+                gso,
+            }
+        }
+
+        fn push_ack(&mut self, ack: [u8; HEADER]) {
+            self.acks.extend_from_slice(&ack);
+        }
+
+        fn push_data(&mut self, id: u32, payload: &[u8]) {
+            self.data.push(DATA);
+            self.data.extend_from_slice(&id.to_be_bytes());
+            self.data.extend_from_slice(payload);
+        }
+
+        /// The messages to send: runs of at most `MAX_SEGMENTS` datagrams
+        /// (one IP datagram's worth) with GSO, else one datagram each.
+        fn runs(&self) -> Vec<Run> {
+            let mut runs = Vec::new();
+            for (acks, bytes, segment) in [
+                (true, &self.acks, HEADER),
+                (false, &self.data, self.data_size),
+            ] {
+                let per_run = if self.gso {
+                    MAX_SEGMENTS.min(MAX_GSO_BYTES / segment).max(1)
+                } else {
+                    1
+                };
+                let mut start = 0;
+                while start < bytes.len() {
+                    let len = (per_run * segment).min(bytes.len() - start);
+                    runs.push(Run {
+                        acks,
+                        start,
+                        len,
+                        segment,
+                    });
+                    start += len;
+                }
+            }
+            runs
+        }
+
+        /// Sends everything on the connected `socket` in one `sendmmsg`
+        /// (what the socket buffer refuses is left to the resend timer), and
+        /// empties the outbox. If the kernel refuses a segmented send, the
+        /// rest of the run is sent datagram by datagram.
+        fn send(&mut self, socket: &UdpSocket) {
+            let runs = self.runs();
+            // SAFETY: plain arithmetic on a constant.
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+            // u64 words: control messages must be aligned like `cmsghdr`.
+            let mut control = vec![0u64; (space * runs.len()).div_ceil(8)];
+            let mut iovecs: Vec<libc::iovec> = runs
+                .iter()
+                .map(|run| {
+                    let bytes = if run.acks { &self.acks } else { &self.data };
+                    libc::iovec {
+                        iov_base: bytes[run.start..].as_ptr() as *mut libc::c_void,
+                        iov_len: run.len,
+                    }
+                })
+                .collect();
+            let mut headers: Vec<libc::mmsghdr> = Vec::with_capacity(runs.len());
+            for (index, (run, iovec)) in runs.iter().zip(iovecs.iter_mut()).enumerate() {
+                // SAFETY: an all-zero `mmsghdr` is a valid value (null
+                // pointers, zero lengths).
                 let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 header.msg_hdr.msg_iov = iovec;
                 header.msg_hdr.msg_iovlen = 1;
-                header
-            })
-            .collect();
-        // SAFETY: the socket is open; the headers' iovecs point into `bufs`,
-        // alive and writable for the call.
+                if run.len > run.segment {
+                    // SAFETY: `space` bytes from word `index * space / 8` lie
+                    // within `control` (`space` is a multiple of 8); the
+                    // header points at them, so `CMSG_FIRSTHDR` returns a
+                    // writable, aligned `cmsghdr` with `CMSG_LEN(2)` bytes
+                    // of room for its data.
+                    unsafe {
+                        header.msg_hdr.msg_control =
+                            control.as_mut_ptr().add(index * space / 8).cast();
+                        header.msg_hdr.msg_controllen = space;
+                        let message = libc::CMSG_FIRSTHDR(&header.msg_hdr);
+                        (*message).cmsg_level = libc::SOL_UDP;
+                        (*message).cmsg_type = UDP_SEGMENT;
+                        (*message).cmsg_len = libc::CMSG_LEN(2) as usize;
+                        std::ptr::write_unaligned(
+                            libc::CMSG_DATA(message).cast::<u16>(),
+                            run.segment as u16,
+                        );
+                    }
+                }
+                headers.push(header);
+            }
+            let mut sent = 0;
+            while sent < headers.len() {
+                // SAFETY: the socket is open; `headers[sent..]` are valid
+                // headers whose iovecs and control messages point into
+                // `self` and `control`, alive for the call.
+                let result = unsafe {
+                    libc::sendmmsg(
+                        socket.as_raw_fd(),
+                        headers[sent..].as_mut_ptr(),
+                        (headers.len() - sent) as libc::c_uint,
+                        0,
+                    )
+                };
+                if result > 0 {
+                    sent += result as usize;
+                    continue;
+                }
+                let error = std::io::Error::last_os_error();
+                let refused = matches!(
+                    error.raw_os_error(),
+                    Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)
+                );
+                if self.gso && refused {
+                    eprintln!("many_peers: segmented send refused ({error}); sending datagram by datagram");
+                    self.gso = false;
+                    for run in &runs[sent..] {
+                        let bytes = if run.acks { &self.acks } else { &self.data };
+                        for datagram in bytes[run.start..run.start + run.len].chunks(run.segment) {
+                            let _ = socket.send(datagram);
+                        }
+                    }
+                }
+                break;
+            }
+            self.acks.clear();
+            self.data.clear();
+        }
+    }
+
+    /// Buffers for one `recvmmsg`: each slot takes a datagram, or a run of
+    /// them coalesced by UDP GRO (its segment size in a control message).
+    struct Inbox {
+        bytes: Vec<u8>,
+        control: Vec<u64>,
+        /// Per slot read: its length and segment size.
+        read: Vec<(usize, usize)>,
+    }
+
+    /// Bytes of control message room per slot (`CMSG_SPACE(sizeof(int))`,
+    /// rounded up to whole words).
+    const RECV_CONTROL_WORDS: usize = 4;
+
+    impl Inbox {
+        fn new() -> Self {
+            Self {
+                bytes: vec![0; BATCH * RECV_BUFFER],
+                control: vec![0; BATCH * RECV_CONTROL_WORDS],
+                read: Vec::with_capacity(BATCH),
+            }
+        }
+
+        /// Reads up to `BATCH` slots without waiting; returns how many.
+        fn read(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+            self.read.clear();
+            let mut iovecs: Vec<libc::iovec> = self
+                .bytes
+                .chunks_mut(RECV_BUFFER)
+                .map(|buf| libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                })
+                .collect();
+            let control = self.control.as_mut_ptr();
+            let mut headers: Vec<libc::mmsghdr> = iovecs
+                .iter_mut()
+                .enumerate()
+                .map(|(index, iovec)| {
+                    // SAFETY: an all-zero `mmsghdr` is a valid value.
+                    let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    header.msg_hdr.msg_iov = iovec;
+                    header.msg_hdr.msg_iovlen = 1;
+                    // SAFETY: slot `index`'s words lie within `self.control`.
+                    header.msg_hdr.msg_control =
+                        unsafe { control.add(index * RECV_CONTROL_WORDS) }.cast();
+                    header.msg_hdr.msg_controllen = RECV_CONTROL_WORDS * 8;
+                    header
+                })
+                .collect();
+            // SAFETY: the socket is open; the headers' iovecs and control
+            // buffers point into `self`, alive and writable for the call.
+            let result = unsafe {
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    headers.as_mut_ptr(),
+                    headers.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if result < 0 {
+                let error = std::io::Error::last_os_error();
+                return match error.kind() {
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionRefused => Ok(0),
+                    _ => Err(error),
+                };
+            }
+            for header in &headers[..result as usize] {
+                let len = header.msg_len as usize;
+                let mut segment = len;
+                // SAFETY: the kernel filled the header's control buffer
+                // (`msg_controllen` bytes of it); the CMSG macros walk it
+                // within that length.
+                unsafe {
+                    let mut message = libc::CMSG_FIRSTHDR(&header.msg_hdr);
+                    while !message.is_null() {
+                        if (*message).cmsg_level == libc::SOL_UDP && (*message).cmsg_type == UDP_GRO
+                        {
+                            let size: libc::c_int =
+                                std::ptr::read_unaligned(libc::CMSG_DATA(message).cast());
+                            segment = (size as usize).max(1);
+                        }
+                        message = libc::CMSG_NXTHDR(&header.msg_hdr, message);
+                    }
+                }
+                self.read.push((len, segment));
+            }
+            Ok(result as usize)
+        }
+
+        /// The datagrams of the last read, runs split at their segment size.
+        fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
+            self.read
+                .iter()
+                .zip(self.bytes.chunks(RECV_BUFFER))
+                .flat_map(|(&(len, segment), buf)| buf[..len.min(buf.len())].chunks(segment))
+        }
+    }
+
+    /// Sets a `SOL_UDP` option on `socket`.
+    fn set_udp_option(
+        socket: &UdpSocket,
+        option: libc::c_int,
+        value: libc::c_int,
+    ) -> std::io::Result<()> {
+        // SAFETY: the socket is open; `value` is a readable int of the size given.
         let result = unsafe {
-            libc::recvmmsg(
+            libc::setsockopt(
                 socket.as_raw_fd(),
-                headers.as_mut_ptr(),
-                headers.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
+                libc::SOL_UDP,
+                option,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         if result < 0 {
-            let error = std::io::Error::last_os_error();
-            return match error.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionRefused => {
-                    Ok(Vec::new())
-                }
-                _ => Err(error),
-            };
+            return Err(std::io::Error::last_os_error());
         }
-        Ok(headers[..result as usize]
-            .iter()
-            .map(|header| header.msg_len as usize)
-            .collect())
+        Ok(())
     }
 
     fn libc_event() -> libc::epoll_event {
