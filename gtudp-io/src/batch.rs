@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gtudp_proto::wire::Framing;
+use gtudp_proto::wire::{Framing, PacketKind};
 use gtudp_proto::{Endpoint, Transmit};
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 
@@ -213,6 +213,9 @@ pub struct BatchIo<S> {
     /// The error queue is on (Linux): a refusal of the datagram being sent
     /// is told from a pending ICMP report by the local report it queues.
     error_queue: bool,
+    /// A flush carrying a single DATA sends it before its RECVs and ACKs
+    /// ([`BatchIo::set_lone_data_first`]).
+    lone_data_first: bool,
     counters: IoCounters,
 }
 
@@ -261,6 +264,7 @@ impl<S: Socket> BatchIo<S> {
             foreign: Vec::new(),
             too_large: Vec::new(),
             error_queue: cfg!(target_os = "linux") && enabled.is_ok(),
+            lone_data_first: false,
             counters: IoCounters::default(),
         })
     }
@@ -483,6 +487,22 @@ impl<S: Socket> BatchIo<S> {
         limit
     }
 
+    /// Whether a flush that carries a single DATA (a reply, with one
+    /// message in flight) sends it before the RECVs and ACKs it carries
+    /// (off by default). A flush often carries the RECV and ACK a receive
+    /// owed together with the application's reply, in one `sendmmsg`. Linux
+    /// may switch to the peer's reader between the messages of that call
+    /// when both share a CPU (a wake-up preempts the sender at the call's
+    /// reschedule point), so the reader reads what was sent first and waits
+    /// again for the rest: the reply, sent last, reached it one wake-up
+    /// later. The order carries no meaning in the protocol. Only a lone
+    /// DATA moves: a reader finding many DATA before the RECVs they follow
+    /// returned with less on each read, which cost gtudp-tokio's echo at 64
+    /// in flight a tenth of its rate; the blocking socket turns it on.
+    pub fn set_lone_data_first(&mut self, on: bool) {
+        self.lone_data_first = on;
+    }
+
     /// Makes this socket shard `index` of a group of `n` made by
     /// [`crate::reuseport::bind_group`]: ICMP unreachable reports for
     /// destinations another shard owns ([`crate::reuseport::shard_of`])
@@ -519,6 +539,7 @@ impl<S: Socket> BatchIo<S> {
     fn send_all(&mut self, endpoint: &mut Endpoint, now: Instant) {
         loop {
             let mut more = true;
+            let fresh = self.queue.len();
             while self.queue.len() < SEND_BATCH {
                 let mut buf = self.take_spare();
                 let max = self.max_segments();
@@ -540,6 +561,9 @@ impl<S: Socket> BatchIo<S> {
                 }
                 self.queue.push(Outgoing { transmit, buf });
             }
+            if self.lone_data_first {
+                self.data_first(fresh);
+            }
             if self.queue.is_empty() {
                 return;
             }
@@ -551,6 +575,42 @@ impl<S: Socket> BatchIo<S> {
                 return;
             }
         }
+    }
+
+    /// Moves a lone DATA among the transmits queued from `from` ahead of
+    /// the RECVs and ACKs, keeping their order (see
+    /// [`set_lone_data_first`](Self::set_lone_data_first)).
+    ///
+    /// A flush often carries the RECV and ACK a receive owed together with
+    /// the application's reply. The peer's reader wakes on the first
+    /// datagram of the batch and reads what has arrived by then; on
+    /// loopback each datagram takes the kernel a few microseconds, so a
+    /// reply sent last reached the reader one read later. Sent first, the
+    /// message the peer's application waits for is in its first read. The
+    /// order carries no meaning in the protocol: each datagram names its own
+    /// message.
+    fn data_first(&mut self, from: usize) {
+        let recv = self.framing.type_bytes(PacketKind::Recv);
+        let ack = self.framing.type_bytes(PacketKind::Ack);
+        let prefix = self.framing.prefix_len();
+        let is_control = |outgoing: &Outgoing| {
+            let body = outgoing
+                .buf
+                .get(prefix..outgoing.transmit.size)
+                .unwrap_or(&[]);
+            body.starts_with(recv) || body.starts_with(ack)
+        };
+        let mut data = self.queue[from..]
+            .iter()
+            .enumerate()
+            .filter(|(_, outgoing)| !is_control(outgoing));
+        let Some((index, lone)) = data.next() else {
+            return;
+        };
+        if lone.transmit.datagram_count() != 1 || data.next().is_some() {
+            return;
+        }
+        self.queue[from..=from + index].rotate_right(1);
     }
 
     /// Sends the queued transmits, in order: several in one `sendmmsg`
@@ -823,6 +883,7 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
+    use gtudp_proto::wire::Packet;
     use gtudp_proto::{Config, Endpoint, Event};
 
     use super::*;
@@ -1049,6 +1110,97 @@ mod tests {
             [37, 100, 100, 100, 200]
         );
         assert_eq!(payload_lens(&recv_some(&mut c, 1)), [64]);
+    }
+
+    /// With `set_lone_data_first`, a flush that carries an ACK the endpoint
+    /// owes and one new message sends the message first, so the peer's
+    /// first read has it; the ACK follows in the same system call. A flush
+    /// with two messages keeps the ACK first, as does every flush of a
+    /// socket without the option.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lone_message_leaves_before_the_acks_flushed_with_it() {
+        use gtudp_proto::wire::Framing;
+
+        /// `b` confirms the DATA among `datagrams`, so that the endpoint
+        /// owes an ACK each; then the endpoint sends `messages`, flushed in
+        /// one system call. Returns the kinds `b` reads, in order.
+        fn exchange(
+            (a, b): (&mut BatchIo<Std>, &mut BatchIo<Std>),
+            endpoint: &mut Endpoint,
+            framing: &Framing,
+            datagrams: &[(SocketAddr, Bytes)],
+            messages: &[&'static [u8]],
+        ) -> Vec<(SocketAddr, Bytes)> {
+            let a_addr = a.socket().0.local_addr().unwrap();
+            let b_addr = b.socket().0.local_addr().unwrap();
+            let now = Instant::now();
+            for (_, datagram) in datagrams {
+                let packet = framing.parse(datagram).unwrap();
+                if packet.kind() == PacketKind::Data {
+                    let mut recv = Vec::new();
+                    framing.encode_to_vec(
+                        &Packet::Recv {
+                            identity: packet.identity(),
+                        },
+                        &mut recv,
+                    );
+                    b.socket().0.send_to(&recv, a_addr).unwrap();
+                    let (from, datagram) = recv_some(a, 1).pop().unwrap();
+                    endpoint.handle_datagram(now, from, datagram);
+                }
+            }
+            for message in messages {
+                endpoint
+                    .send(now, b_addr, Bytes::from_static(message))
+                    .unwrap();
+            }
+            let calls = a.counters().send_calls;
+            a.flush(endpoint, now);
+            assert_eq!(a.counters().send_calls, calls + 1);
+            recv_some(
+                b,
+                datagrams
+                    .iter()
+                    .filter(|(_, d)| framing.parse(d).unwrap().kind() == PacketKind::Data)
+                    .count()
+                    + messages.len(),
+            )
+        }
+
+        let framing = Config::default().framing;
+        let kinds = |datagrams: &[(SocketAddr, Bytes)]| -> Vec<PacketKind> {
+            datagrams
+                .iter()
+                .map(|(_, datagram)| framing.parse(datagram).unwrap().kind())
+                .collect()
+        };
+        for lone_data_first in [true, false] {
+            let (mut a, mut b) = (bind(), bind());
+            a.set_lone_data_first(lone_data_first);
+            let mut endpoint = Endpoint::new(Config::default(), 1).unwrap();
+            let first = exchange((&mut a, &mut b), &mut endpoint, &framing, &[], &[b"one"]);
+            let lone = exchange((&mut a, &mut b), &mut endpoint, &framing, &first, &[b"two"]);
+            let (ack, data) = (PacketKind::Ack, PacketKind::Data);
+            let expected = if lone_data_first {
+                [data, ack]
+            } else {
+                [ack, data]
+            };
+            assert_eq!(kinds(&lone), expected, "lone_data_first {lone_data_first}");
+            let two = exchange(
+                (&mut a, &mut b),
+                &mut endpoint,
+                &framing,
+                &lone,
+                &[b"three", b"four"],
+            );
+            assert_eq!(
+                kinds(&two),
+                [ack, data, data],
+                "lone_data_first {lone_data_first}"
+            );
+        }
     }
 
     /// GSO batches to many destinations in one flush each take a large

@@ -257,6 +257,9 @@ impl BlockingSocket {
         ));
         let drain_timeout = config.drain_timeout;
         let mut driver = Driver::new(mio::net::UdpSocket::from_std(socket), config)?;
+        // A receive that finds the first datagrams of a reply's batch
+        // reads them; the reply itself should be among them.
+        driver.set_lone_data_first(true);
         if options.fragmentation != crate::Fragmentation::Forbidden {
             driver.set_fragmentation(options.fragmentation)?;
         }

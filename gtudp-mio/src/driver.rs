@@ -537,6 +537,13 @@ impl Driver {
         }
     }
 
+    /// A flush carrying a single DATA sends it before its RECVs and ACKs
+    /// ([`gtudp_io::BatchIo::set_lone_data_first`]), for the blocking
+    /// socket, whose receive reads what a reply's `sendmmsg` sent first.
+    pub(crate) fn set_lone_data_first(&mut self, on: bool) {
+        self.io.set_lone_data_first(on);
+    }
+
     /// Application calls since the last [`flush`](Self::flush).
     pub(crate) fn has_unflushed(&self) -> bool {
         self.unflushed
