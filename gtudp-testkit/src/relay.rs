@@ -1,5 +1,5 @@
-//! A lossy, duplicating, reordering UDP relay on loopback, on a plain
-//! thread.
+//! A lossy, duplicating, reordering UDP relay on loopback, on plain
+//! threads.
 //!
 //! Datagrams from the server go to the client (the last other address the
 //! relay heard from); datagrams from anyone else go to the server. Each is
@@ -7,12 +7,19 @@
 //! probability `duplicate`, each copy after a random delay of up to
 //! `max_delay` (which reorders them). The choices come from a seeded
 //! generator.
+//!
+//! One thread receives; another releases the delayed copies when due,
+//! waiting on a condition variable, whose timeouts are precise to tens of
+//! microseconds. (A socket's receive timeout is counted in the kernel's
+//! ticks: on a 250 Hz kernel a 1 ms timeout lasted 8-12 ms, so while
+//! traffic was sparse, copies waited up to that much past their delay and
+//! "up to 5 ms" meant up to about 17 ms.)
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,16 +57,26 @@ pub struct Relay {
     /// What the relay did so far.
     pub counters: Arc<RelayCounters>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    delayed: Arc<Delays>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        self.delayed.due.notify_all();
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
+}
+
+/// The copies waiting for their delay, earliest first, and the condition
+/// variable the releasing thread waits on.
+#[derive(Debug, Default)]
+struct Delays {
+    queue: Mutex<BinaryHeap<Reverse<Delayed>>>,
+    due: Condvar,
 }
 
 impl Relay {
@@ -71,48 +88,45 @@ impl Relay {
             "[::1]:0"
         };
         let socket = UdpSocket::bind(bind)?;
+        // Only to look at `stop` now and then.
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let releasing = socket.try_clone()?;
         let addr = socket.local_addr()?;
         let counters = Arc::new(RelayCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let (counters, stop) = (counters.clone(), stop.clone());
-            move || run(socket, server, impairment, &counters, &stop)
+        let delayed = Arc::new(Delays::default());
+        let receive = std::thread::spawn({
+            let (counters, stop, delayed) = (counters.clone(), stop.clone(), delayed.clone());
+            move || receive(socket, server, impairment, &counters, &stop, &delayed)
+        });
+        let release = std::thread::spawn({
+            let (stop, delayed) = (stop.clone(), delayed.clone());
+            move || release(releasing, &stop, &delayed)
         });
         Ok(Relay {
             addr,
             counters,
             stop,
-            thread: Some(thread),
+            delayed,
+            threads: vec![receive, release],
         })
     }
 }
 
-fn run(
+/// Receives, decides each datagram's fate, and queues its copies.
+fn receive(
     socket: UdpSocket,
     server: SocketAddr,
     impairment: Impairment,
     counters: &RelayCounters,
     stop: &AtomicBool,
+    delayed: &Delays,
 ) {
     let mut rng = Rng::new(impairment.seed);
     let mut client: Option<SocketAddr> = None;
     let mut buf = vec![0u8; 65_536];
-    let mut delayed: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
     let mut sequence = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        while delayed.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
-            if let Some(Reverse((_, _, to, datagram))) = delayed.pop() {
-                let _ = socket.send_to(&datagram, to);
-            }
-        }
-        // Wake for the next delayed copy, or every 20 ms to check `stop`.
-        let wait = delayed
-            .peek()
-            .map(|Reverse((at, ..))| at.saturating_duration_since(now))
-            .unwrap_or(Duration::from_millis(20))
-            .clamp(Duration::from_millis(1), Duration::from_millis(20));
-        let _ = socket.set_read_timeout(Some(wait));
         let (len, from) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
             // Timeouts, and ICMP reports from a peer that went away.
@@ -141,19 +155,63 @@ fn run(
         for _ in 0..copies {
             counters.forwarded.fetch_add(1, Ordering::Relaxed);
             let delay = impairment.max_delay.mul_f64(rng.unit());
-            if delay < Duration::from_millis(1) {
+            if delay.is_zero() {
                 let _ = socket.send_to(&buf[..len], to);
-            } else {
-                sequence += 1;
-                delayed.push(Reverse((
-                    Instant::now() + delay,
-                    sequence,
-                    to,
-                    buf[..len].to_vec(),
-                )));
+                continue;
+            }
+            sequence += 1;
+            let copy = (Instant::now() + delay, sequence, to, buf[..len].to_vec());
+            let mut queue = lock(&delayed.queue);
+            let earliest = match queue.peek() {
+                Some(Reverse((at, ..))) => copy.0 < *at,
+                None => true,
+            };
+            queue.push(Reverse(copy));
+            drop(queue);
+            if earliest {
+                delayed.due.notify_one();
             }
         }
     }
+}
+
+/// Sends each delayed copy when it is due.
+fn release(socket: UdpSocket, stop: &AtomicBool, delayed: &Delays) {
+    let mut queue = lock(&delayed.queue);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while queue.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
+            if let Some(Reverse((_, _, to, datagram))) = queue.pop() {
+                due.push((to, datagram));
+            }
+        }
+        if !due.is_empty() {
+            drop(queue);
+            for (to, datagram) in due {
+                let _ = socket.send_to(&datagram, to);
+            }
+            queue = lock(&delayed.queue);
+            continue;
+        }
+        // Until the earliest copy is due, or 20 ms to look at `stop`.
+        let wait = queue
+            .peek()
+            .map(|Reverse((at, ..))| at.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(20))
+            .min(Duration::from_millis(20));
+        queue = delayed
+            .due
+            .wait_timeout(queue, wait)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A copy waiting for its delay: release time, sequence (for a total
