@@ -232,8 +232,13 @@ pub struct EndpointStats {
 }
 
 /// Counters for one peer, from [`Endpoint::peer_stats`](crate::Endpoint::peer_stats).
+///
+/// Laid out in declaration order (`repr(C)`): the endpoint keeps one in
+/// each peer and counts every datagram in the first fields, so that they
+/// share a cache line or two.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[repr(C)]
 pub struct PeerStats {
     /// gtUDP datagrams received from the peer, by kind.
     pub datagrams_in: KindCounts,
@@ -243,6 +248,16 @@ pub struct PeerStats {
     pub bytes_in: u64,
     /// Bytes sent to the peer.
     pub bytes_out: u64,
+    /// Messages from the peer handed to the application.
+    pub received: u64,
+    /// Messages to the peer confirmed delivered.
+    pub delivered: u64,
+    /// Current congestion window, in messages.
+    pub window: u32,
+    /// Whether the peer has proven it receives our datagrams (a RECV for a
+    /// message we sent it). Until then, replies to it are limited to three
+    /// times the bytes it sent.
+    pub validated: bool,
     /// Datagrams from the peer's address that were not gtUDP, by reason.
     pub invalid: InvalidCounts,
     /// DATA retransmissions to the peer.
@@ -255,26 +270,16 @@ pub struct PeerStats {
     pub loss_detected_early: u64,
     /// Repeated DATA from the peer not handed over again.
     pub duplicates_suppressed: u64,
-    /// Messages from the peer handed to the application.
-    pub received: u64,
-    /// Messages to the peer confirmed delivered.
-    pub delivered: u64,
     /// Messages to the peer that failed.
     pub failed: u64,
     /// Smoothed round-trip time, once measured.
     pub rtt: Option<Duration>,
     /// Current retransmission timeout (before per-message backoff).
     pub rto: Duration,
-    /// Current congestion window, in messages.
-    pub window: u32,
     /// Messages in flight now.
     pub in_flight: usize,
     /// Messages waiting for the window now.
     pub queued: usize,
-    /// Whether the peer has proven it receives our datagrams (a RECV for a
-    /// message we sent it). Until then, replies to it are limited to three
-    /// times the bytes it sent.
-    pub validated: bool,
     /// Times the peer moved here from another address, with the roaming
     /// extension (see [`EndpointStats::peer_moves`]).
     pub moves: u64,

@@ -39,8 +39,10 @@ pub(crate) enum TimerKey {
     /// A received message, by where its sender's messages are kept and its
     /// identity: RECV resend or the end of its duplicate window.
     Received(SocketAddr, Identity),
-    /// A peer with no state left, removed when idle long enough.
-    PeerIdle(SocketAddr),
+    /// The earliest deadline in the queue of idle peers (see
+    /// `Endpoint::idle_peers`): one entry for them all, since they go idle
+    /// in the order their deadlines come.
+    IdlePeers,
     /// An unvalidated peer's validation probe, resent while something
     /// waits on its proof.
     Probe(SocketAddr),
@@ -60,7 +62,7 @@ impl TimerKey {
             TimerKey::Message(_) => 0,
             TimerKey::Sender(_) => 1,
             TimerKey::Received(..) => 2,
-            TimerKey::PeerIdle(_) => 3,
+            TimerKey::IdlePeers => 3,
             TimerKey::Probe(_) => 4,
             TimerKey::Drain => 5,
             TimerKey::Unreachable(_) => 6,
@@ -309,7 +311,7 @@ mod tests {
                 let key = match kind {
                     0 => TimerKey::Message(MessageId::for_test(*n)),
                     1 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(*n as u32)),
-                    _ => TimerKey::PeerIdle(([10, 0, 0, *n as u8], 1).into()),
+                    _ => TimerKey::Probe(([10, 0, 0, *n as u8], 1).into()),
                 };
                 timers.push(at, key);
                 if *is_live {
@@ -342,7 +344,7 @@ mod tests {
                 0 => TimerKey::Message(MessageId::for_test(n)),
                 1 => TimerKey::Sender(([10, 0, 0, n as u8], 1).into()),
                 2 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(n as u32)),
-                3 => TimerKey::PeerIdle(([10, 0, 0, n as u8], 1).into()),
+                3 => TimerKey::IdlePeers,
                 4 => TimerKey::Probe(([10, 0, 0, n as u8], 1).into()),
                 5 => TimerKey::Unreachable(([10, 0, 0, n as u8], 1).into()),
                 _ => TimerKey::Drain,

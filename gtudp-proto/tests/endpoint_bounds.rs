@@ -185,3 +185,86 @@ fn idle_peer_records_stay_bounded() {
         );
     }
 }
+
+/// Runs `endpoint`'s timers up to `until`, each at its instant.
+fn run_timers_until(endpoint: &mut gtudp_proto::Endpoint, until: std::time::Instant) {
+    while let Some(at) = endpoint.poll_timeout().filter(|at| *at <= until) {
+        endpoint.handle_timeout(at);
+    }
+    endpoint.handle_timeout(until);
+}
+
+/// One message from `a` to `b` through DATA, RECV and ACK at `now`.
+fn deliver_one(
+    a: &mut gtudp_proto::Endpoint,
+    b: &mut gtudp_proto::Endpoint,
+    a_addr: std::net::SocketAddr,
+    b_addr: std::net::SocketAddr,
+    now: std::time::Instant,
+) {
+    a.send(now, b_addr, Bytes::from_static(b"m"))
+        .expect("accepted");
+    let mut buf = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit(now, 1, &mut buf) {
+            b.handle_datagram(now, a_addr, Bytes::copy_from_slice(&buf[..t.size]));
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit(now, 1, &mut buf) {
+            a.handle_datagram(now, b_addr, Bytes::copy_from_slice(&buf[..t.size]));
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(
+        common::drain_events(a)
+            .iter()
+            .any(|event| matches!(event, Event::Delivered { .. })),
+        "delivered"
+    );
+    common::drain_events(b);
+}
+
+#[test]
+fn idle_peers_are_forgotten_each_at_its_own_deadline() {
+    // Three peers go idle a second apart; one is busy again before its
+    // deadline. Each is forgotten when its latest idle deadline comes, not
+    // before, whatever the others' deadlines (one timer serves them all).
+    let idle = config().peer_idle_timeout;
+    let second = std::time::Duration::from_secs(1);
+    let a_addr = addr(1000);
+    let mut a = gtudp_proto::Endpoint::new(config(), 1).expect("valid");
+    let mut receivers: Vec<_> = (0..3u16)
+        .map(|n| {
+            let endpoint = gtudp_proto::Endpoint::new(config(), 2 + u128::from(n)).expect("valid");
+            (addr(2000 + n), endpoint)
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for (n, (b_addr, b)) in receivers.iter_mut().enumerate() {
+        let now = start + second * n as u32;
+        run_timers_until(&mut a, now);
+        deliver_one(&mut a, b, a_addr, *b_addr, now);
+    }
+    let tracked = |a: &gtudp_proto::Endpoint, n: u16| a.peer_stats(addr(2000 + n)).is_some();
+    // The second peer is busy again, and idle again, just before its
+    // first deadline.
+    let again = start + second + idle - second / 2;
+    run_timers_until(&mut a, again);
+    assert!(!tracked(&a, 0), "the first peer outlived its deadline");
+    assert!(tracked(&a, 1) && tracked(&a, 2));
+    let (b_addr, b) = &mut receivers[1];
+    deliver_one(&mut a, b, a_addr, *b_addr, again);
+    // Past the second peer's first deadline and the third's.
+    run_timers_until(&mut a, start + second * 2 + idle);
+    assert!(tracked(&a, 1), "forgotten at a deadline it no longer had");
+    assert!(!tracked(&a, 2), "the third peer outlived its deadline");
+    run_timers_until(&mut a, again + idle - second / 4);
+    assert!(tracked(&a, 1), "forgotten before its deadline");
+    run_timers_until(&mut a, again + idle);
+    assert!(!tracked(&a, 1), "the second peer outlived its deadline");
+    assert_eq!(a.table_sizes().peers, 0);
+}

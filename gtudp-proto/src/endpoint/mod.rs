@@ -153,7 +153,16 @@ pub struct Endpoint {
     /// then: the candidates for eviction when the peer table is full.
     /// Entries whose peer has since become busy, idle again or gone are
     /// stale and skipped.
+    ///
+    /// Every deadline is `peer_idle_timeout` after the instant the peer
+    /// went idle, and time never goes back, so the queue is in deadline
+    /// order too: one timer entry, for its front, forgets each peer when
+    /// its deadline comes (see `on_idle_peers_timer`). A server whose every
+    /// peer goes idle between messages pushes no timer entry a message for
+    /// it.
     idle_peers: VecDeque<(SocketAddr, Instant)>,
+    /// The instant the live `TimerKey::IdlePeers` entry is set for.
+    idle_timer: Option<Instant>,
     /// Peers that reached us first, in the order they did, with their
     /// serial and the instant they joined the queue (a peer passed over
     /// because it holds our messages joins again at the back, so the
@@ -257,6 +266,7 @@ impl Endpoint {
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
+            idle_timer: None,
             unvalidated_peers: VecDeque::new(),
             unvalidated_count: 0,
             held_count: 0,
@@ -484,7 +494,7 @@ impl Endpoint {
                 TimerKey::Received(kept_under, identity) => {
                     self.on_received_timer(now, at, kept_under, identity)
                 }
-                TimerKey::PeerIdle(peer) => self.on_peer_idle_timer(at, peer),
+                TimerKey::IdlePeers => self.on_idle_peers_timer(now, at),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
                 TimerKey::Unreachable(peer) => self.on_unreachable_timer(now, at, peer),
                 TimerKey::PathMtu(peer) => self.on_path_mtu_timer(now, at, peer),
@@ -761,10 +771,7 @@ impl Endpoint {
                 .awaiting
                 .get(&receiver::AwaitingKey(kept_under, identity))
                 .is_some_and(|record| record.timer == Some(at)),
-            TimerKey::PeerIdle(address) => self
-                .peers
-                .get(&address)
-                .is_some_and(|peer| peer.idle_deadline == Some(at)),
+            TimerKey::IdlePeers => self.idle_timer == Some(at),
             TimerKey::Probe(address) => self
                 .peers
                 .get(&address)
@@ -817,8 +824,8 @@ impl Endpoint {
     /// The timer queue exceeds twice what can be live plus 64.
     #[inline]
     fn timers_over_bound(&self) -> bool {
-        // Per peer: its idle countdown, its send-side timer, its probe, its
-        // unreachable grace, its path MTU discovery.
+        // Per peer: its send-side timer, its probe, its unreachable grace,
+        // its path MTU discovery (and one for the idle peers' queue).
         let live_bound = self.messages.len() + self.awaiting.len() + 5 * self.peers.len() + 1;
         self.timers.len() > 2 * live_bound + 64
     }
@@ -893,6 +900,7 @@ impl Endpoint {
         self.peers.clear();
         self.flagged_peers = 0;
         self.idle_peers.clear();
+        self.idle_timer = None;
         self.unvalidated_peers.clear();
         self.unvalidated_count = 0;
         self.held_count = 0;

@@ -245,7 +245,7 @@ impl Endpoint {
                         Some((to, _, true))
                             if self
                                 .peers
-                                .get(&to)
+                                .get_remembered(&to)
                                 .is_some_and(|peer| peer.is_unvalidated()) =>
                         {
                             self.hold_for_budget(id, to);
@@ -254,7 +254,7 @@ impl Endpoint {
                         Some((to, size, _))
                             if self
                                 .peers
-                                .get(&to)
+                                .get_remembered(&to)
                                 .is_some_and(|peer| !peer.may_send(size, header_len)) =>
                         {
                             self.stats.dropped.amplification_limited += 1;
@@ -264,7 +264,7 @@ impl Endpoint {
                         ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
-                Order::Recv(to, kept_under, identity) => match self.peers.get(to) {
+                Order::Recv(to, kept_under, identity) => match self.peers.get_remembered(to) {
                     Some(peer) if peer.may_send(header_len, header_len) => Some((*to, header_len)),
                     Some(_) => {
                         // Copied only here: the order is 72 bytes.
@@ -276,7 +276,7 @@ impl Endpoint {
                     None => None,
                 },
                 Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _, _) => {
-                    match self.peers.get(to) {
+                    match self.peers.get_remembered(to) {
                         // An untracked address gets one reply per datagram it
                         // sent (ACK per RECV, RECV per repeated DATA), never
                         // larger, so no amplification.
@@ -287,7 +287,7 @@ impl Endpoint {
                         _ => Some((*to, header_len)),
                     }
                 }
-                Order::Probe(to, _) => match self.peers.get(to) {
+                Order::Probe(to, _) => match self.peers.get_remembered(to) {
                     Some(peer) if !peer.may_probe(header_len) => {
                         self.stats.dropped.amplification_limited += 1;
                         None

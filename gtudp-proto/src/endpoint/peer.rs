@@ -19,8 +19,87 @@ const AMPLIFICATION_FACTOR: u64 = 3;
 /// Backoff doublings are capped here; `max_rto` caps the timeout anyway.
 const MAX_BACKOFF: u32 = 16;
 
+/// The fields are laid out in declaration order (`repr(C)`), grouped by how
+/// often they are touched: what every datagram touches first, then the
+/// RTT estimate, the send side, and last what is touched rarely or is large.
+/// A server with many peers finds each one cold in the cache, so every
+/// cache line a datagram touches costs a miss: grouped, the receiving path
+/// touches a few lines of the peer rather than a dozen spread over its
+/// 1.8 kB.
 #[derive(Debug)]
+#[repr(C)]
 pub(super) struct Peer {
+    // ----- what every datagram to or from the peer touches
+    /// The sender token this address proved, with the roaming extension
+    /// (see [`super::roaming`]).
+    pub(super) token: Option<u64>,
+    /// Distinguishes this peer from an earlier or later one at its address.
+    pub(super) serial: u64,
+    /// Received messages from this peer whose RECV awaits its ACK.
+    pub(super) awaiting: usize,
+    /// Messages released into flight (sent, or waiting in the output).
+    pub(super) in_flight: usize,
+    /// When the peer, holding no state, is forgotten.
+    pub(super) idle_deadline: Option<Instant>,
+    /// The network reported the peer unreachable after it had answered:
+    /// its messages fail at this instant unless a datagram from it comes
+    /// first (see [`super::unreachable`]). Also the instant its live
+    /// `TimerKey::Unreachable` entry is set for.
+    pub(super) suspect_until: Option<Instant>,
+    /// RFC 6298 section 5.5 doublings in force until the next valid sample.
+    pub(super) backoff: u32,
+    /// Validation probes resent to it on its probe timer (the backoff's
+    /// doublings).
+    pub(super) probes: u32,
+    /// The address first reached us (a datagram from it), rather than the
+    /// application choosing it: until it is validated, everything sent to it
+    /// counts against the anti-amplification budget, and it may be evicted
+    /// to make room for other peers.
+    pub(super) inbound: bool,
+    /// Its grace ran out with no datagram from it: a new report fails its
+    /// messages at once, as for an address that never answered, until a
+    /// datagram comes from it again.
+    pub(super) gone: bool,
+    /// A tail-loss probe is out and nothing was confirmed since.
+    pub(super) probe_out: bool,
+    /// Something may have moved the send side's deadline earlier since the
+    /// timer was last armed (see `Endpoint::arm_after_transmission`).
+    pub(super) send_deadline_moved: bool,
+    /// Whether RECVs to the peer go out twice (see [`super::recv_copies`]).
+    pub(super) recv_copies: super::recv_copies::RecvCopies,
+    pub(super) stats: PeerStats,
+    // ----- what every RTT sample (an ACK's too) updates
+    pub(super) rtt: RttEstimator,
+    // ----- what every message sent to the peer touches
+    /// The instant the peer's live `TimerKey::Sender` entry is set for.
+    pub(super) send_timer: Option<Instant>,
+    /// The latest DATA transmission.
+    pub(super) last_data_sent: Option<Instant>,
+    /// When the reordering window of the oldest candidate for early loss
+    /// detection ends.
+    pub(super) rack_deadline: Option<Instant>,
+    /// The last message a RECV from the peer confirmed (see
+    /// [`super::recv_copies`]).
+    pub(super) last_confirmed: Option<super::recv_copies::LastConfirmed>,
+    pub(super) pacer: Pacer,
+    /// Delivery counters behind the controller's rate samples.
+    pub(super) delivery: DeliveryTracker,
+    /// Every DATA transmission to the peer, oldest first.
+    pub(super) order: SendOrder,
+    /// Messages accepted but beyond the window, in send order.
+    pub(super) queue: VecDeque<MessageId>,
+    /// Messages in flight to resend, waiting for the pacer: they go before
+    /// anything new (entries whose message was resolved meanwhile, or is
+    /// no longer pending, are skipped).
+    pub(super) resends: VecDeque<MessageId>,
+    pub(super) rack: Rack,
+    /// Messages confirmed after a retransmission, until a second RECV
+    /// tells whether it was spurious (see [`super::spurious`]).
+    pub(super) resolved_resends: super::spurious::ResolvedResends,
+    /// Our messages held back for it until it proves itself (by its budget,
+    /// or sent only once it is validated): released the moment it is, and
+    /// failed as unvalidated if it is evicted first.
+    pub(super) held: smallvec::SmallVec<[MessageId; 2]>,
     /// The large message resent before any of its fragments was confirmed
     /// (the receiver may be out of room for it): until one is, or it ends,
     /// the fragments of later large messages wait in the queue (see
@@ -28,62 +107,7 @@ pub(super) struct Peer {
     pub(super) stalled_large: Option<crate::event::MessageId>,
     /// Bytes of the large messages out to this peer (started, not ended).
     pub(super) large_bytes_out: usize,
-    pub(super) rtt: RttEstimator,
-    /// RFC 6298 section 5.5 doublings in force until the next valid sample.
-    pub(super) backoff: u32,
-    pub(super) congestion: Controller,
-    /// Delivery counters behind the controller's rate samples.
-    pub(super) delivery: DeliveryTracker,
-    pub(super) pacer: Pacer,
-    /// Messages released into flight (sent, or waiting in the output).
-    pub(super) in_flight: usize,
-    /// Every DATA transmission to the peer, oldest first.
-    pub(super) order: SendOrder,
-    pub(super) rack: Rack,
-    /// Messages confirmed after a retransmission, until a second RECV
-    /// tells whether it was spurious (see [`super::spurious`]).
-    pub(super) resolved_resends: super::spurious::ResolvedResends,
-    /// When the reordering window of the oldest candidate for early loss
-    /// detection ends.
-    pub(super) rack_deadline: Option<Instant>,
-    /// The last message a RECV from the peer confirmed (see
-    /// [`super::recv_copies`]).
-    pub(super) last_confirmed: Option<super::recv_copies::LastConfirmed>,
-    /// Whether RECVs to the peer go out twice (see [`super::recv_copies`]).
-    pub(super) recv_copies: super::recv_copies::RecvCopies,
-    /// A tail-loss probe is out and nothing was confirmed since.
-    pub(super) probe_out: bool,
-    /// Before this instant a RECV naming none of our messages resends
-    /// nothing (see `Endpoint::on_unknown_recv`).
-    pub(super) probe_resend_scan: Option<Instant>,
-    /// When to resend what a validation probe drew if still unconfirmed,
-    /// and the latest transmission it may have drawn (see
-    /// `Endpoint::on_unknown_recv`).
-    pub(super) probe_resend: Option<(Instant, Instant)>,
-    /// The latest DATA transmission.
-    pub(super) last_data_sent: Option<Instant>,
-    /// The instant the peer's live `TimerKey::Sender` entry is set for.
-    pub(super) send_timer: Option<Instant>,
-    /// Something may have moved the send side's deadline earlier since the
-    /// timer was last armed (see `Endpoint::arm_after_transmission`).
-    pub(super) send_deadline_moved: bool,
-    /// Messages accepted but beyond the window, in send order.
-    pub(super) queue: VecDeque<MessageId>,
-    /// Messages in flight to resend, waiting for the pacer: they go before
-    /// anything new (entries whose message was resolved meanwhile, or is
-    /// no longer pending, are skipped).
-    pub(super) resends: VecDeque<MessageId>,
-    /// Received messages from this peer whose RECV awaits its ACK.
-    pub(super) awaiting: usize,
-    /// When the peer, holding no state, is forgotten.
-    pub(super) idle_deadline: Option<Instant>,
-    /// The address first reached us (a datagram from it), rather than the
-    /// application choosing it: until it is validated, everything sent to it
-    /// counts against the anti-amplification budget, and it may be evicted
-    /// to make room for other peers.
-    pub(super) inbound: bool,
-    /// Distinguishes this peer from an earlier or later one at its address.
-    pub(super) serial: u64,
+    // ----- what is touched rarely: validation, suspicion, path MTU, and the congestion controller (touched per delivery, but large)
     /// New messages from it held, neither answered nor handed over, until
     /// it proves itself (at most `max_held_per_unvalidated_peer`); empty,
     /// without an allocation, for a validated peer.
@@ -91,38 +115,26 @@ pub(super) struct Peer {
     /// When the last validation probe went to this unvalidated peer (see
     /// [`crate::validation`]).
     pub(super) probe_sent: Option<Instant>,
-    /// Validation probes resent to it on its probe timer (the backoff's
-    /// doublings).
-    pub(super) probes: u32,
     /// The instant its live `TimerKey::Probe` entry is set for: the probe is
     /// resent then if something still waits on the proof.
     pub(super) probe_timer: Option<Instant>,
-    /// Our messages held back for it until it proves itself (by its budget,
-    /// or sent only once it is validated): released the moment it is, and
-    /// failed as unvalidated if it is evicted first.
-    pub(super) held: smallvec::SmallVec<[MessageId; 2]>,
-    /// The network reported the peer unreachable after it had answered:
-    /// its messages fail at this instant unless a datagram from it comes
-    /// first (see [`super::unreachable`]). Also the instant its live
-    /// `TimerKey::Unreachable` entry is set for.
-    pub(super) suspect_until: Option<Instant>,
+    /// Before this instant a RECV naming none of our messages resends
+    /// nothing (see `Endpoint::on_unknown_recv`).
+    pub(super) probe_resend_scan: Option<Instant>,
+    /// When to resend what a validation probe drew if still unconfirmed,
+    /// and the latest transmission it may have drawn (see
+    /// `Endpoint::on_unknown_recv`).
+    pub(super) probe_resend: Option<(Instant, Instant)>,
     /// A quarter of the grace while suspect: the cap on its retransmission
     /// timeout, so that probes keep going out within the grace.
     pub(super) suspect_rto_cap: Option<std::time::Duration>,
-    /// Its grace ran out with no datagram from it: a new report fails its
-    /// messages at once, as for an address that never answered, until a
-    /// datagram comes from it again.
-    pub(super) gone: bool,
     /// The smallest DATA datagram the system refused to send to it as too
     /// large for the path, while believed (see [`super::too_large`]).
     pub(super) too_large: Option<super::too_large::TooLargeFrom>,
     /// Path MTU discovery for the peer, once started (see
     /// [`super::path_mtu`]); boxed, as most peers never need it.
     pub(super) path: Option<Box<super::path_mtu::PeerPath>>,
-    /// The sender token this address proved, with the roaming extension
-    /// (see [`super::roaming`]).
-    pub(super) token: Option<u64>,
-    pub(super) stats: PeerStats,
+    pub(super) congestion: Controller,
 }
 
 impl Peer {
@@ -325,5 +337,47 @@ impl<'a> Timeouts<'a> {
     /// the receiver's `remember_window` covers.
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
         self.after(transmissions).max(self.rtt.twice_smoothed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+    use crate::stats::PeerStats;
+    use std::mem::offset_of;
+
+    /// What every datagram to or from a peer touches lies in its first four
+    /// cache lines, the RTT estimate in the next three (see [`Peer`]): a
+    /// field added or moved out of its group makes a server with many peers
+    /// take one more cache miss per datagram.
+    #[test]
+    fn what_every_datagram_touches_is_together() {
+        let stats = offset_of!(Peer, stats);
+        let hot = [
+            offset_of!(Peer, token),
+            offset_of!(Peer, serial),
+            offset_of!(Peer, awaiting),
+            offset_of!(Peer, in_flight),
+            offset_of!(Peer, idle_deadline),
+            offset_of!(Peer, suspect_until),
+            offset_of!(Peer, inbound),
+            offset_of!(Peer, recv_copies),
+            stats + offset_of!(PeerStats, datagrams_in),
+            stats + offset_of!(PeerStats, datagrams_out),
+            stats + offset_of!(PeerStats, bytes_in),
+            stats + offset_of!(PeerStats, bytes_out),
+            stats + offset_of!(PeerStats, received),
+            stats + offset_of!(PeerStats, delivered),
+            stats + offset_of!(PeerStats, validated),
+        ];
+        for offset in hot {
+            assert!(offset < 4 * 64, "a per-datagram field at byte {offset}");
+        }
+        let rtt = offset_of!(Peer, rtt);
+        assert!(
+            rtt + std::mem::size_of::<crate::rtt::RttEstimator>() <= 8 * 64,
+            "the RTT estimate ends past the peer's eighth cache line"
+        );
+        assert!(offset_of!(Peer, congestion) > rtt, "the controller is last");
     }
 }

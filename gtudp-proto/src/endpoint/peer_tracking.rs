@@ -178,9 +178,20 @@ impl Endpoint {
         false
     }
 
+    /// Queues the peer at `address`, idle from now, to be forgotten at
+    /// `deadline` (see `Endpoint::idle_peers`).
     pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, deadline: Instant) {
-        self.timers.push(deadline, TimerKey::PeerIdle(address));
         self.idle_peers.push_back((address, deadline));
+        self.arm_idle_timer(deadline);
+    }
+
+    /// Sets the idle peers' timer for `deadline` unless it is set for an
+    /// earlier instant already.
+    fn arm_idle_timer(&mut self, deadline: Instant) {
+        if self.idle_timer.map_or(true, |at| deadline < at) {
+            self.idle_timer = Some(deadline);
+            self.timers.push(deadline, TimerKey::IdlePeers);
+        }
     }
 
     /// Starts the idle countdown of a peer that holds no state any more.
@@ -194,9 +205,25 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn on_peer_idle_timer(&mut self, at: Instant, address: SocketAddr) {
-        if let Some(peer) = self.peers.get(&address) {
-            if peer.idle_deadline == Some(at) && peer.is_idle() {
+    /// Forgets every peer whose idle deadline has come and that is still
+    /// idle since (entries of peers busy again, idle again or gone are
+    /// stale), then sets the timer for the next deadline.
+    pub(super) fn on_idle_peers_timer(&mut self, now: Instant, at: Instant) {
+        if self.idle_timer != Some(at) {
+            return;
+        }
+        self.idle_timer = None;
+        while let Some(&(address, deadline)) = self.idle_peers.front() {
+            if deadline > now {
+                self.arm_idle_timer(deadline);
+                return;
+            }
+            self.idle_peers.pop_front();
+            let idle = self
+                .peers
+                .get(&address)
+                .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
+            if idle {
                 self.remove_peer(&address);
             }
         }
