@@ -213,9 +213,11 @@ fi
 if command -v valgrind >/dev/null; then
     measure instructions 900 bash gtudp-bench/scripts/instructions_per_message.sh pair "$(pick 100000 10000)"
     measure stages 900 bash gtudp-bench/scripts/stages_per_message.sh pair "$(pick 100000 10000)"
+    measure server_instructions 900 bash gtudp-bench/scripts/server_per_message.sh $(pick "10000 20" "2000 10")
 else
     skip instructions "valgrind is not installed (apt-get install valgrind)"
     skip stages "valgrind is not installed (apt-get install valgrind)"
+    skip server_instructions "valgrind is not installed (apt-get install valgrind)"
 fi
 # Virtual time: the WAN matrix (seed 1) and one plot.
 measure wan_matrix 1500 "$bin/examples/wan" --matrix --seed 1 $(pick "" "--seconds 1")
