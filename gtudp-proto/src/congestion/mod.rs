@@ -33,7 +33,8 @@ pub enum CongestionAlgorithm {
     /// A model of the path in the style of BBR: the delivery rate it
     /// sustains and its minimum RTT set a paced rate and about two
     /// bandwidth-delay products in flight. Random loss, measured on what is
-    /// sent below the estimate, does not slow it; loss beyond that share
+    /// sent at or below the estimate while no queue shows, does not slow
+    /// it; loss beyond that share
     /// (by 2% of what is sent, BBRv3's rule) cuts the rate by 15%, at most
     /// once per round trip, undone if the loss proves spurious. Probes for
     /// more bandwidth come every 63 round trips or about 2 s, so that the

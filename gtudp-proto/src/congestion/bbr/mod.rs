@@ -14,8 +14,9 @@
 //!   so it must be rare for the flow's own losses to stay small).
 //! - **Random loss is not congestion.** The loss the path causes whatever
 //!   the rate is measured on what was sent *below* the estimate (Drain,
-//!   and the phase after each probe): no queue overflows then, so every
-//!   loss there is the path's. Samples count what the path carried,
+//!   and the phase after each probe) and *at* it while no queue shows
+//!   (the cruise, until the first send whose RTT shows a queue): no queue
+//!   overflows then, so every loss there is the path's. Samples count what the path carried,
 //!   confirmed messages scaled up by that ratio only, so a lossy link is
 //!   still filled, and losses at a full queue never raise the estimate
 //!   that overflowed it.
@@ -315,6 +316,7 @@ impl Bbr {
         self.busy.on_resolved(delivery.sent_at, false);
         if let Some(rtt) = delivery.rtt {
             self.on_rtt(rtt, delivery.now);
+            self.on_cruise_rtt(rtt, delivery.sent_at);
         }
         let Some(sample) = delivery.sample else {
             self.update_mode(delivery.now);
@@ -601,7 +603,9 @@ impl Bbr {
     /// Sends from `now` on go below the estimate: the loss they meet is
     /// the path's. The previous such sample, long complete, is folded in.
     fn begin_calm(&mut self, now: u64) {
-        if self.calm.from.is_some() && self.calm.until.is_some() && self.calm.ratio().is_some() {
+        // A sample still open (a cruise a cut ended) closes here.
+        self.end_calm(now);
+        if self.calm.from.is_some() && self.calm.ratio().is_some() {
             // Closed: the losses of its last sends may not all be found
             // yet (folded then, a sample of a lossy path read low).
             self.fold_closing();
@@ -651,6 +655,32 @@ impl Bbr {
         }
     }
 
+    /// A message sent at `sent_at` while cruising came back in `rtt`. A
+    /// cruise paced at the estimate overflows no queue as long as none
+    /// builds, so its sends belong to the calm sample, the path's random
+    /// loss (most of the time a flow runs: a sample of the drain phases
+    /// alone, a few hundred sends per probe cycle, reads a 2% loss as
+    /// anything from 0.5% to 4%). The first send that met a queue ends
+    /// the sample: what it and later sends lose may be the queue's.
+    fn on_cruise_rtt(&mut self, rtt: Duration, sent_at: u64) {
+        let Mode::ProbeBw {
+            phase: CRUISE,
+            since,
+        } = self.mode
+        else {
+            return;
+        };
+        let Some((min_rtt, _)) = self.min_rtt else {
+            return;
+        };
+        if sent_at < since || self.calm.from.is_none() || self.calm.until.is_some() {
+            return;
+        }
+        if rtt > min_rtt + (min_rtt / 16).max(CRUISE_QUEUE) {
+            self.end_calm(sent_at.max(self.calm.from.unwrap_or(sent_at)));
+        }
+    }
+
     /// Sends from `now` on may overflow a queue again.
     fn end_calm(&mut self, now: u64) {
         if self.calm.until.is_none() {
@@ -664,10 +694,12 @@ impl Bbr {
                 *until = Some(now);
             }
         }
-        if phase == PROBE_DOWN {
-            self.begin_calm(now);
-        } else {
-            self.end_calm(now);
+        match phase {
+            PROBE_DOWN => self.begin_calm(now),
+            // Cruising at the estimate overflows no queue either: the
+            // sample goes on until a queue shows (see `on_cruise_rtt`).
+            CRUISE => {}
+            _ => self.end_calm(now),
         }
         if phase == PROBE_UP || self.probe_epoch <= self.round {
             // A new epoch of the filter, which keeps the previous one.
@@ -893,6 +925,48 @@ mod tests {
         bbr.on_loss(until + ns(RTT / 2), now + ns(RTT * 3), 100);
         assert_eq!(bbr.calm_samples_taken, taken + 1);
         let expected = (pooled_lost * 0.75 + 30.0) / (pooled_total * 0.75 + 100.0);
+        assert!(
+            (bbr.loss_ratio - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            bbr.loss_ratio
+        );
+    }
+
+    #[test]
+    fn a_cruise_is_sampled_for_random_loss_until_a_queue_shows() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
+        let now = now + ns(RTT);
+        bbr.enter_phase(PROBE_DOWN, now);
+        let now = now + ns(RTT);
+        bbr.enter_phase(CRUISE, now);
+        // Ten rounds of cruise at the minimum RTT, 2% of its sends lost:
+        // all of them are the path's random loss.
+        let cruise = now;
+        let now = drive(&mut bbr, now, 10, 100, RTT, 2);
+        assert!(bbr.calm.until.is_none(), "still calm");
+        assert_eq!(bbr.calm.from, Some(cruise - ns(RTT)));
+        let (lost, delivered) = (bbr.calm.lost, bbr.calm.delivered);
+        assert!(lost >= 18 && delivered >= 900, "{lost}/{delivered}");
+        // A send that met a queue ends the sample at its send time: what
+        // it and later sends lose may be the queue's.
+        let queued_at = now - ns(RTT);
+        bbr.on_delivered(&Delivery {
+            sent_at: queued_at,
+            now,
+            rtt: Some(RTT + Duration::from_millis(5)),
+            sample: None,
+            delivered: bbr.next_round_delivered,
+            in_flight: 100,
+        });
+        assert_eq!(bbr.calm.until, Some(queued_at));
+        // A later send found lost: the sample is complete and folded,
+        // without that loss.
+        let (taken, (pooled_lost, pooled_total)) = (bbr.calm_samples_taken, bbr.calm_pooled);
+        let (lost, total) = (bbr.calm.lost, bbr.calm.lost + bbr.calm.delivered);
+        bbr.on_loss(queued_at + 1, now + ns(RTT / 4), 100);
+        assert_eq!(bbr.calm_samples_taken, taken + 1);
+        let expected = (pooled_lost * 0.75 + lost as f64) / (pooled_total * 0.75 + total as f64);
         assert!(
             (bbr.loss_ratio - expected).abs() < 1e-9,
             "{} vs {expected}",
