@@ -27,7 +27,12 @@
 //!   per round trip, and a probe in progress ends. A loss of what a probe
 //!   sent only takes back what the probe found: the estimate falls no
 //!   lower than it was before the probe, which had not overflowed. The
-//!   cut is undone if the retransmission it came from proves spurious.
+//!   cut is undone once enough of the losses it was judged on prove
+//!   spurious that they no longer show congestion; other spurious
+//!   retransmissions (a lost RECV, every hundredth message at 1% loss)
+//!   leave it. In Startup and Drain congestion ends Startup and the
+//!   estimate stands: it is the rate the path delivered, and what
+//!   overflowed was the data in flight beyond it, which Drain empties.
 //!
 //! The estimate is the largest sample of the last ten rounds, so a flow
 //! holding more than its share sees its probes gain nothing while the
@@ -179,13 +184,34 @@ pub(crate) struct Bbr {
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
     cut_in_round: bool,
-    /// The filter before the latest congestion cut, until a round passes.
-    undo: Option<(MaxFilter, f64)>,
+    /// What the latest congestion cut changed and the losses it was
+    /// judged on, until a round passes.
+    undo: Option<Undo>,
     /// The latest cut (for congestion, or for a queue standing while
     /// cruising) and when it was made: samples of messages sent before it
     /// measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, u64)>,
     in_flight: usize,
+}
+
+/// What a congestion cut changed, and what it was judged on.
+#[derive(Clone, Debug)]
+struct Undo {
+    /// The bandwidth filter before the cut.
+    filter: MaxFilter,
+    /// `inflight_hi` before the cut.
+    inflight_hi: f64,
+    /// The losses and deliveries the cut was judged on, less the losses
+    /// proved spurious since, with those of the sends before the cut
+    /// found since (an overflow's losses come for a round trip after the
+    /// one that crossed the threshold).
+    judged: LossSample,
+    /// When the cut was made.
+    at: u64,
+    /// The losses that judgement needed.
+    least: u64,
+    /// It was judged by the standing-queue rule only.
+    queued: bool,
 }
 
 impl Bbr {
@@ -314,6 +340,9 @@ impl Bbr {
             closing.on_resolved(delivery.sent_at, false);
         }
         self.busy.on_resolved(delivery.sent_at, false);
+        if let Some(undo) = self.undo.as_mut().filter(|undo| delivery.sent_at < undo.at) {
+            undo.judged.on_resolved(delivery.sent_at, false);
+        }
         if let Some(rtt) = delivery.rtt {
             self.on_rtt(rtt, delivery.now);
             self.on_cruise_rtt(rtt, delivery.sent_at);
@@ -358,6 +387,9 @@ impl Bbr {
         if self.calm.from.is_some() && after(&self.calm) && self.calm.ratio().is_some() {
             self.fold_calm();
         }
+        if let Some(undo) = self.undo.as_mut().filter(|undo| sent_at < undo.at) {
+            undo.judged.on_resolved(sent_at, true);
+        }
         let counted = self.busy.on_resolved(sent_at, true);
         let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
@@ -368,11 +400,18 @@ impl Bbr {
         if self.cut_in_round || !(excess || queued) {
             return;
         }
+        self.undo = Some(Undo {
+            filter: self.bw.clone(),
+            inflight_hi: self.inflight_hi,
+            judged: self.busy,
+            at: now,
+            least: self.least_losses(),
+            queued: queued && !excess,
+        });
         // The next judgement needs fresh evidence.
         self.busy = LossSample::since(now);
         self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
-        self.undo = Some((self.bw.clone(), self.inflight_hi));
         let mut cut = self.bw.max * CONGESTION_BETA;
         let probe_loss = self
             .probe_sent
@@ -382,8 +421,14 @@ impl Bbr {
             // but the rate before it, which did not overflow, stands.
             cut = cut.max(self.bw_at_probe.min(self.bw.max));
         }
-        self.bw.cap(cut);
-        self.cut = Some((cut, now));
+        if matches!(self.mode, Mode::ProbeBw { .. }) {
+            self.bw.cap(cut);
+            self.cut = Some((cut, now));
+        }
+        // Startup's and Drain's estimate stands: it is the rate the path
+        // delivered while the queue overflowed, and what overflowed is the
+        // data in flight beyond it, which Drain empties (BBRv3 too keeps
+        // its estimate when Startup ends on loss).
         match self.mode {
             Mode::Startup => {
                 self.full_bw = self.bw.max;
@@ -410,7 +455,13 @@ impl Bbr {
     /// The sends judged lost more than the random share, by one standard
     /// deviation of it.
     fn loss_above_random(&self) -> bool {
-        let (lost, total) = (self.busy.lost, self.busy.lost + self.busy.delivered);
+        self.above_random(&self.busy)
+    }
+
+    /// `sample` lost more than the random share, by one standard deviation
+    /// of it.
+    fn above_random(&self, sample: &LossSample) -> bool {
+        let (lost, total) = (sample.lost, sample.lost + sample.delivered);
         let random = self.random_loss();
         let expected = random * total as f64;
         let noise = (random * (1.0 - random) * total as f64).sqrt();
@@ -421,17 +472,27 @@ impl Bbr {
     /// [`EXCESS_LOSS`] of a round, and by three standard deviations of
     /// what random loss alone would give.
     fn excess_loss(&self) -> bool {
-        let (lost, total) = (self.busy.lost, self.busy.lost + self.busy.delivered);
-        let random = self.random_loss();
-        let excess = lost as f64 - random * total as f64;
-        let noise = 3.0 * (random * (1.0 - random) * total as f64).sqrt();
-        // Startup needs several losses (BBRv3's full_loss_cnt): its first
-        // rounds are too small to judge a share by.
-        let least = if self.mode == Mode::Startup {
+        self.in_excess(&self.busy, self.least_losses())
+    }
+
+    /// Losses a judgement needs before it may find congestion: Startup
+    /// needs several (BBRv3's full_loss_cnt), its first rounds are too
+    /// small to judge a share by.
+    fn least_losses(&self) -> u64 {
+        if self.mode == Mode::Startup {
             STARTUP_LOSSES
         } else {
             2
-        };
+        }
+    }
+
+    /// `sample` lost more than the random share explains (see
+    /// [`Self::excess_loss`]), with at least `least` losses.
+    fn in_excess(&self, sample: &LossSample, least: u64) -> bool {
+        let (lost, total) = (sample.lost, sample.lost + sample.delivered);
+        let random = self.random_loss();
+        let excess = lost as f64 - random * total as f64;
+        let noise = 3.0 * (random * (1.0 - random) * total as f64).sqrt();
         // On a lossy path the share itself varies with the rate (a lost
         // RECV is found sooner when more follow it): allow as much again.
         let allowed = EXCESS_LOSS.max(random) * total as f64;
@@ -445,10 +506,32 @@ impl Bbr {
         self.undo = None;
     }
 
-    pub(crate) fn on_spurious(&mut self) {
-        if let Some((filter, inflight_hi)) = self.undo.take() {
-            self.bw = filter;
-            self.inflight_hi = inflight_hi;
+    /// A retransmission proved spurious: the transmission before it, sent
+    /// at `sent_at`, was presumed lost and was not (a RECV was lost or
+    /// late). When that loss was one the latest cut was judged on, the
+    /// judgement is made again without it, and the cut undone if it no
+    /// longer finds congestion. Any other spurious retransmission leaves
+    /// the cut: a path that loses 1% of RECVs proves one spurious every
+    /// hundred messages, and undid nearly every cut within its round.
+    pub(crate) fn on_spurious(&mut self, sent_at: u64) {
+        let Some(undo) = &mut self.undo else {
+            return;
+        };
+        if undo.judged.from.is_some_and(|from| sent_at < from)
+            || sent_at >= undo.at
+            || undo.judged.lost == 0
+        {
+            return;
+        }
+        undo.judged.lost -= 1;
+        undo.judged.delivered += 1;
+        let (judged, least, queued) = (undo.judged, undo.least, undo.queued);
+        if self.in_excess(&judged, least) || (queued && self.above_random(&judged)) {
+            return;
+        }
+        if let Some(undo) = self.undo.take() {
+            self.bw = undo.filter;
+            self.inflight_hi = undo.inflight_hi;
             self.cut = None;
         }
     }
@@ -1000,22 +1083,53 @@ mod tests {
         // one round cut once.
         let queued = RTT * 3 / 2;
         let now = drive(&mut bbr, now, 2, 100, queued, 0);
-        bbr.on_loss(now, now, 100);
-        bbr.on_loss(now, now, 100);
-        bbr.on_loss(now, now, 100);
+        // Sent after the queue showed, found lost a round trip later.
+        let (sent, found) = (now + ns(RTT / 2), now + ns(RTT * 2));
+        bbr.on_loss(sent, found, 100);
+        bbr.on_loss(sent, found, 100);
+        bbr.on_loss(sent, found, 100);
         let cut = bbr.bw.max;
         assert!(
             (cut - before * CONGESTION_BETA).abs() < 1.0,
             "{cut} vs {before}"
         );
-        // The retransmission proves spurious: the cut is undone.
-        bbr.on_spurious();
+        // A retransmission proves spurious whose loss the cut was not
+        // judged on (a lost RECV, sent after the cut): the cut stands.
+        bbr.on_spurious(found + 1);
+        assert_eq!(bbr.bw.max, cut);
+        // One of the three losses proves spurious: two still make
+        // congestion with a queue standing.
+        bbr.on_spurious(sent);
+        assert_eq!(bbr.bw.max, cut);
+        // Two of them: one loss is no congestion, the cut is undone.
+        bbr.on_spurious(sent);
         assert_eq!(bbr.bw.max, before);
         // A new round with losses cuts again, once.
         drive(&mut bbr, now, 1, 100, queued, 0);
         bbr.on_loss(now, now, 100);
         bbr.on_loss(now, now, 100);
         assert!(bbr.bw.max < before * 0.9);
+    }
+
+    #[test]
+    fn losses_of_startups_overshoot_keep_the_estimate() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 2, 50, RTT, 0);
+        assert_eq!(bbr.mode, Mode::Startup);
+        let before = bbr.bw.max;
+        // A queue ended Startup; the path loses nothing at random.
+        bbr.enter_drain(now);
+        bbr.calm_samples_taken = 1;
+        bbr.loss_ratio = 0.0;
+        // What Startup sent beyond the path and its queue is lost: far
+        // beyond the random share, congestion. Drain empties what is in
+        // flight; the rate Startup measured is the path's and stands.
+        for _ in 0..STARTUP_LOSSES * 2 {
+            bbr.on_loss(now - ns(RTT / 2), now + ns(RTT), 100);
+        }
+        assert!(bbr.cut_in_round, "judged congestion");
+        assert_eq!(bbr.mode, Mode::Drain);
+        assert_eq!(bbr.bw.max, before);
     }
 
     #[test]
