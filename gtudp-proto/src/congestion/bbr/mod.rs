@@ -27,7 +27,10 @@
 //! - **Loss beyond that ratio is congestion** (BBRv3's rule): when a
 //!   round's losses exceed the random share by more than 2% of a round
 //!   (and by more than its noise), or any loss comes while the path shows a
-//!   standing queue, the estimate is cut to 85% of itself, at most once
+//!   standing queue, the share taken at the most its sample allows (its
+//!   estimate and two standard deviations, and at least three losses in
+//!   the sends measured: a few dozen sends without a loss do not show a
+//!   path without random loss), the estimate is cut to 85% of itself, at most once
 //!   per round trip, and a probe in progress ends. A loss of what a probe
 //!   sent only takes back what the probe found: the estimate falls no
 //!   lower than it was before the probe, which had not overflowed. The
@@ -468,6 +471,27 @@ impl Bbr {
         }
     }
 
+    /// The most the random share may be, given how many sends measured it:
+    /// the estimate and two standard deviations of it, and at least three
+    /// losses in the sends measured (the rule of three: no loss in `n`
+    /// sends leaves a share up to 3/n likely). A judgement of congestion
+    /// weighs losses against this: a Startup whose first 52 sends lost
+    /// nothing read a path's 2% as none, and ended on a round that lost
+    /// 2.2%.
+    fn random_loss_bound(&self) -> f64 {
+        let (random, sends) = if self.calm_samples_taken > 0 {
+            (self.loss_ratio, self.calm_pooled.1)
+        } else {
+            let sends = (self.calm.lost + self.calm.delivered) as f64;
+            (self.calm.ratio().unwrap_or(0.0), sends)
+        };
+        if sends < 1.0 {
+            return random;
+        }
+        let spread = (3.0 / sends).max(2.0 * (random * (1.0 - random) / sends).sqrt());
+        (random + spread).min(MAX_LOSS_RATIO)
+    }
+
     /// The sends judged lost more than the random share, by one standard
     /// deviation of it.
     fn loss_above_random(&self) -> bool {
@@ -478,7 +502,7 @@ impl Bbr {
     /// of it.
     fn above_random(&self, sample: &LossSample) -> bool {
         let (lost, total) = (sample.lost, sample.lost + sample.delivered);
-        let random = self.random_loss();
+        let random = self.random_loss_bound();
         let expected = random * total as f64;
         let noise = (random * (1.0 - random) * total as f64).sqrt();
         lost >= 2 && lost as f64 > expected + noise
@@ -506,7 +530,7 @@ impl Bbr {
     /// [`Self::excess_loss`]), with at least `least` losses.
     fn in_excess(&self, sample: &LossSample, least: u64) -> bool {
         let (lost, total) = (sample.lost, sample.lost + sample.delivered);
-        let random = self.random_loss();
+        let random = self.random_loss_bound();
         let excess = lost as f64 - random * total as f64;
         let noise = 3.0 * (random * (1.0 - random) * total as f64).sqrt();
         // On a lossy path the share itself varies with the rate (a lost
@@ -1329,6 +1353,31 @@ mod tests {
             bbr.bw.max
         );
         assert!((bbr.pacing_gain() - STARTUP_GAIN).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_small_random_loss_sample_is_not_trusted_to_be_exact() {
+        // Startup's first 52 sends lost nothing: the path's 2% reads as
+        // none. A later round loses 8 of 371 (2.2%): no more than 2% beyond
+        // what 52 sends can tell from nothing (up to 3/52 is likely).
+        let judge = |pooled_sends: f64| {
+            let mut bbr = Bbr::new(16, 100_000);
+            let now = drive(&mut bbr, START, 2, 50, RTT, 0);
+            assert_eq!(bbr.mode, Mode::Startup);
+            bbr.calm_samples_taken = 1;
+            bbr.calm_pooled = (0.0, pooled_sends);
+            bbr.loss_ratio = 0.0;
+            bbr.busy = LossSample {
+                from: None,
+                lost: 7,
+                delivered: 363,
+            };
+            bbr.on_loss(now - ns(RTT / 2), now, 100);
+            bbr.mode
+        };
+        assert_eq!(judge(52.0), Mode::Startup);
+        // Twenty thousand sends without a loss do tell: 2.2% is congestion.
+        assert_eq!(judge(20_000.0), Mode::Drain);
     }
 
     #[test]
