@@ -89,10 +89,11 @@ fn shallow_queue_at_50ms_bounds_its_own_loss() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): retransmit ratio 1.032 of 1.03, p99 127 ms of 100 \
-            (seeds 1-5: 1.032-1.034, 127-142 ms; drop at most 1.9%). With 1% loss each way \
+#[ignore = "goal not reached yet (issue 19): retransmit ratio 1.032 of 1.03, p99 128 ms of 100 \
+            (seeds 1-5: 1.029-1.034, 116-140 ms; drop at most 1.8%). With 1% loss each way \
             about 2% of messages are recovered, each after two RTTs and the reordering window, \
-            so the p99 stays above 2 x RTT"]
+            so the p99 stays above 2 x RTT; the ratio is 0.02 of wire loss, 0.005 of messages \
+            in flight at the end and 0.007 of Startup's overshoot"]
 fn shallow_queue_at_50ms() {
     meets_target("50ms 100M q5ms");
 }
@@ -117,11 +118,12 @@ fn long_lossy_path_at_200ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.761 of 0.85, retransmit ratio 1.085 \
-            of 1.05 (seeds 1-5: 0.760-0.764, 1.078-1.090). Address validation takes one RTT \
-            and doubling from 16 messages six more: at least 1.1 s of the 10 s run, a bound \
-            near 0.81 with steady state at 0.91. Startup's last round overflows the 20 ms \
-            queue by most of a BDP: 2% of the messages resent, beside 2% lost on the wire"]
+#[ignore = "goal not reached yet (issue 19): utilization 0.764 of 0.85, retransmit ratio 1.077 \
+            of 1.05 (seeds 1-5: 0.758-0.764, 1.073-1.088). Address validation takes one RTT \
+            and doubling from 16 messages six more: an ideal start costs 54 of the 455 Mbit*s \
+            the 0.912 ceiling allows, a bound near 0.80. Startup's last round overflows the \
+            20 ms queue by most of a BDP: 2% of the messages resent, beside 2% lost on the \
+            wire, 2% of lost RECVs and 2.5% of messages in flight when the run ends"]
 fn long_lossy_path_at_200ms() {
     meets_target("200ms 50M 2% loss");
 }
@@ -142,6 +144,30 @@ fn a_new_peer_on_a_long_path_starts_from_its_validation_probe() {
         cell.duration = Duration::from_millis(1500);
         let report = cell.run().unwrap();
         assert!(report.utilization >= 0.08, "seed {seed}: {report}");
+    }
+}
+
+#[test]
+fn random_loss_does_not_end_startup_too_soon() {
+    // On 100 ms / 1 Gbit/s with 1% loss each way, these seeds' Startup
+    // measured the random share on its first 52 sends, which lost
+    // nothing, and took a later round's 2.2% for congestion (at 44 Mbit/s
+    // on seed 10); probes a quarter at a time then took five seconds to
+    // reach the link: 0.042 and 0.318 of it over the first 3 s. Judged
+    // against what 52 sends can tell, Startup goes on (0.587 and 0.589);
+    // had it ended, a probe finding a quarter more would restart it
+    // (0.364 and 0.461).
+    for (seed, floor) in [(10, 0.5), (8, 0.5)] {
+        let mut cell = WanCell::new(Duration::from_millis(100), 1000.0);
+        cell.loss = 0.01;
+        cell.seed = seed;
+        cell.duration = Duration::from_secs(3);
+        let report = cell.run().unwrap();
+        assert!(
+            report.utilization >= floor,
+            "seed {seed}: utilization {} < {floor}\n{report}",
+            report.utilization
+        );
     }
 }
 

@@ -33,11 +33,12 @@ pub enum CongestionAlgorithm {
     /// A model of the path in the style of BBR: the delivery rate it
     /// sustains and its minimum RTT set a paced rate and about two
     /// bandwidth-delay products in flight. Random loss, measured on what is
-    /// sent below the estimate, does not slow it; loss beyond that share
-    /// (by 2% of what is sent, BBRv3's rule) cuts the rate by 15%, at most
-    /// once per round trip, undone if the loss proves spurious. Probes for
-    /// more bandwidth come every 63 round trips or about 2 s, so that the
-    /// flow's own losses at a shallow buffer stay small.
+    /// sent at or below the estimate while no queue shows, does not slow
+    /// it; loss beyond that share (by 2% of what is sent, BBRv3's rule)
+    /// cuts the rate by 15%, at most once per round trip, undone if the
+    /// losses it was judged on prove spurious. Probes for more bandwidth
+    /// come every 63 round trips or about 2 s, so that the flow's own
+    /// losses at a shallow buffer stay small.
     #[default]
     Bbr,
 }
@@ -136,12 +137,12 @@ impl Controller {
         self.refresh();
     }
 
-    /// A retransmission proved spurious: the loss that caused it was not
-    /// one.
-    pub(crate) fn on_spurious(&mut self) {
+    /// A retransmission proved spurious: the loss of the transmission
+    /// before it, sent at `sent_at`, was not one.
+    pub(crate) fn on_spurious(&mut self, sent_at: u64) {
         match &mut self.algorithm {
             Algorithm::Aimd(_) => {}
-            Algorithm::Bbr(bbr) => bbr.on_spurious(),
+            Algorithm::Bbr(bbr) => bbr.on_spurious(sent_at),
         }
         self.refresh();
     }

@@ -372,6 +372,7 @@ impl Endpoint {
     /// resent and both copies came back in plausible time, the resend was
     /// spurious (see [`super::spurious`]).
     fn on_late_recv(&mut self, now: Instant, source: SocketAddr, identity: Identity) {
+        let epoch = self.epoch;
         let Some(peer) = self.peers.get_mut(&source) else {
             return;
         };
@@ -394,7 +395,8 @@ impl Endpoint {
             let rto = peer.rtt.min_rto();
             peer.rack.on_late_copy(first_copy_rtt, rto);
         }
-        peer.congestion.on_spurious();
+        peer.congestion
+            .on_spurious(super::nanos_since(epoch, resend.previous_sent));
         // A shorter RTO or probe timeout, a wider window.
         peer.send_deadline_moved = true;
     }
@@ -635,7 +637,13 @@ impl Endpoint {
                                 peer.rtt.on_sample(rtt);
                             }
                         }
-                        peer.congestion.on_spurious();
+                        // The copy presumed lost: the one before the last.
+                        let presumed_lost = message
+                            .previous_sent
+                            .map_or(message.last_sent_ns, |previous| {
+                                super::nanos_since(self.epoch, previous)
+                            });
+                        peer.congestion.on_spurious(presumed_lost);
                     } else {
                         peer.rack.on_confirmed(
                             message.send_seq,

@@ -11,22 +11,35 @@
 //!   minimum RTT, drains what the probe queued at 0.75, then cruises at the
 //!   estimate for up to 63 round trips or about two seconds, whichever is
 //!   shorter (BBRv3's cadence: a probe overflows a shallow buffer a little,
-//!   so it must be rare for the flow's own losses to stay small).
+//!   so it must be rare for the flow's own losses to stay small). A probe
+//!   that raises the estimate by a fifth or more (a quarter is all it can)
+//!   found the path far above it: Startup takes over again, since probes
+//!   a quarter at a time would take seconds to fill a long fast path that
+//!   a chance run of random loss made Startup leave too soon.
 //! - **Random loss is not congestion.** The loss the path causes whatever
 //!   the rate is measured on what was sent *below* the estimate (Drain,
-//!   and the phase after each probe): no queue overflows then, so every
-//!   loss there is the path's. Samples count what the path carried,
+//!   and the phase after each probe) and *at* it while no queue shows
+//!   (the cruise, until the first send whose RTT shows a queue): no queue
+//!   overflows then, so every loss there is the path's. Samples count what the path carried,
 //!   confirmed messages scaled up by that ratio only, so a lossy link is
 //!   still filled, and losses at a full queue never raise the estimate
 //!   that overflowed it.
 //! - **Loss beyond that ratio is congestion** (BBRv3's rule): when a
 //!   round's losses exceed the random share by more than 2% of a round
 //!   (and by more than its noise), or any loss comes while the path shows a
-//!   standing queue, the estimate is cut to 85% of itself, at most once
+//!   standing queue, the share taken at the most its sample allows (its
+//!   estimate and two standard deviations, and at least three losses in
+//!   the sends measured: a few dozen sends without a loss do not show a
+//!   path without random loss), the estimate is cut to 85% of itself, at most once
 //!   per round trip, and a probe in progress ends. A loss of what a probe
 //!   sent only takes back what the probe found: the estimate falls no
 //!   lower than it was before the probe, which had not overflowed. The
-//!   cut is undone if the retransmission it came from proves spurious.
+//!   cut is undone once enough of the losses it was judged on prove
+//!   spurious that they no longer show congestion; other spurious
+//!   retransmissions (a lost RECV, every hundredth message at 1% loss)
+//!   leave it. In Startup and Drain congestion ends Startup and the
+//!   estimate stands: it is the rate the path delivered, and what
+//!   overflowed was the data in flight beyond it, which Drain empties.
 //!
 //! The estimate is the largest sample of the last ten rounds, so a flow
 //! holding more than its share sees its probes gain nothing while the
@@ -83,6 +96,15 @@ const STARTUP_LOSSES: u64 = 8;
 /// A probe that raised the estimate by this factor is followed by another
 /// after a short cruise: the path had more to give.
 const PROBE_PAID: f64 = 1.05;
+/// A probe that raised the estimate by this factor found the path far
+/// above it (a probe at 1.25 can find at most a quarter more)...
+const PROBE_FAR_BELOW: f64 = 1.2;
+/// ...and this many such probes in a row restart Startup: the flow left
+/// it too soon (a chance run of random loss ended it), and probes a
+/// quarter at a time take seconds to find a long fast path (on the
+/// 100 ms / 1 Gbit/s / 1% loss path, seed 10 left Startup at 44 Mbit/s
+/// and took five seconds to reach the link).
+const FAR_BELOW_PROBES: u32 = 1;
 const CWND_GAIN: f64 = 2.0;
 const STARTUP_CWND_GAIN: f64 = 2.4;
 /// How long a minimum RTT stands before a larger sample may replace it.
@@ -174,17 +196,40 @@ pub(crate) struct Bbr {
     /// The estimate when the latest probe began (zero after Startup, so
     /// that the first probe comes soon).
     bw_at_probe: f64,
+    /// Probes in a row that found the path far above the estimate.
+    far_below_probes: u32,
     /// When the latest probe began and, once its queue drained, ended:
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
     cut_in_round: bool,
-    /// The filter before the latest congestion cut, until a round passes.
-    undo: Option<(MaxFilter, f64)>,
+    /// What the latest congestion cut changed and the losses it was
+    /// judged on, until a round passes.
+    undo: Option<Undo>,
     /// The latest cut (for congestion, or for a queue standing while
     /// cruising) and when it was made: samples of messages sent before it
     /// measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, u64)>,
     in_flight: usize,
+}
+
+/// What a congestion cut changed, and what it was judged on.
+#[derive(Clone, Debug)]
+struct Undo {
+    /// The bandwidth filter before the cut.
+    filter: MaxFilter,
+    /// `inflight_hi` before the cut.
+    inflight_hi: f64,
+    /// The losses and deliveries the cut was judged on, less the losses
+    /// proved spurious since, with those of the sends before the cut
+    /// found since (an overflow's losses come for a round trip after the
+    /// one that crossed the threshold).
+    judged: LossSample,
+    /// When the cut was made.
+    at: u64,
+    /// The losses that judgement needed.
+    least: u64,
+    /// It was judged by the standing-queue rule only.
+    queued: bool,
 }
 
 impl Bbr {
@@ -216,6 +261,7 @@ impl Bbr {
             cycles: 0,
             probe_epoch: 0,
             bw_at_probe: 0.0,
+            far_below_probes: 0,
             inflight_hi: f64::INFINITY,
             probe_sent: None,
             cut_in_round: false,
@@ -313,8 +359,12 @@ impl Bbr {
             closing.on_resolved(delivery.sent_at, false);
         }
         self.busy.on_resolved(delivery.sent_at, false);
+        if let Some(undo) = self.undo.as_mut().filter(|undo| delivery.sent_at < undo.at) {
+            undo.judged.on_resolved(delivery.sent_at, false);
+        }
         if let Some(rtt) = delivery.rtt {
             self.on_rtt(rtt, delivery.now);
+            self.on_cruise_rtt(rtt, delivery.sent_at);
         }
         let Some(sample) = delivery.sample else {
             self.update_mode(delivery.now);
@@ -356,6 +406,9 @@ impl Bbr {
         if self.calm.from.is_some() && after(&self.calm) && self.calm.ratio().is_some() {
             self.fold_calm();
         }
+        if let Some(undo) = self.undo.as_mut().filter(|undo| sent_at < undo.at) {
+            undo.judged.on_resolved(sent_at, true);
+        }
         let counted = self.busy.on_resolved(sent_at, true);
         let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
@@ -366,11 +419,18 @@ impl Bbr {
         if self.cut_in_round || !(excess || queued) {
             return;
         }
+        self.undo = Some(Undo {
+            filter: self.bw.clone(),
+            inflight_hi: self.inflight_hi,
+            judged: self.busy,
+            at: now,
+            least: self.least_losses(),
+            queued: queued && !excess,
+        });
         // The next judgement needs fresh evidence.
         self.busy = LossSample::since(now);
         self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
-        self.undo = Some((self.bw.clone(), self.inflight_hi));
         let mut cut = self.bw.max * CONGESTION_BETA;
         let probe_loss = self
             .probe_sent
@@ -380,8 +440,14 @@ impl Bbr {
             // but the rate before it, which did not overflow, stands.
             cut = cut.max(self.bw_at_probe.min(self.bw.max));
         }
-        self.bw.cap(cut);
-        self.cut = Some((cut, now));
+        if matches!(self.mode, Mode::ProbeBw { .. }) {
+            self.bw.cap(cut);
+            self.cut = Some((cut, now));
+        }
+        // Startup's and Drain's estimate stands: it is the rate the path
+        // delivered while the queue overflowed, and what overflowed is the
+        // data in flight beyond it, which Drain empties (BBRv3 too keeps
+        // its estimate when Startup ends on loss).
         match self.mode {
             Mode::Startup => {
                 self.full_bw = self.bw.max;
@@ -405,11 +471,38 @@ impl Bbr {
         }
     }
 
+    /// The most the random share may be, given how many sends measured it:
+    /// the estimate and two standard deviations of it, and at least three
+    /// losses in the sends measured (the rule of three: no loss in `n`
+    /// sends leaves a share up to 3/n likely). A judgement of congestion
+    /// weighs losses against this: a Startup whose first 52 sends lost
+    /// nothing read a path's 2% as none, and ended on a round that lost
+    /// 2.2%.
+    fn random_loss_bound(&self) -> f64 {
+        let (random, sends) = if self.calm_samples_taken > 0 {
+            (self.loss_ratio, self.calm_pooled.1)
+        } else {
+            let sends = (self.calm.lost + self.calm.delivered) as f64;
+            (self.calm.ratio().unwrap_or(0.0), sends)
+        };
+        if sends < 1.0 {
+            return random;
+        }
+        let spread = (3.0 / sends).max(2.0 * (random * (1.0 - random) / sends).sqrt());
+        (random + spread).min(MAX_LOSS_RATIO)
+    }
+
     /// The sends judged lost more than the random share, by one standard
     /// deviation of it.
     fn loss_above_random(&self) -> bool {
-        let (lost, total) = (self.busy.lost, self.busy.lost + self.busy.delivered);
-        let random = self.random_loss();
+        self.above_random(&self.busy)
+    }
+
+    /// `sample` lost more than the random share, by one standard deviation
+    /// of it.
+    fn above_random(&self, sample: &LossSample) -> bool {
+        let (lost, total) = (sample.lost, sample.lost + sample.delivered);
+        let random = self.random_loss_bound();
         let expected = random * total as f64;
         let noise = (random * (1.0 - random) * total as f64).sqrt();
         lost >= 2 && lost as f64 > expected + noise
@@ -419,17 +512,27 @@ impl Bbr {
     /// [`EXCESS_LOSS`] of a round, and by three standard deviations of
     /// what random loss alone would give.
     fn excess_loss(&self) -> bool {
-        let (lost, total) = (self.busy.lost, self.busy.lost + self.busy.delivered);
-        let random = self.random_loss();
-        let excess = lost as f64 - random * total as f64;
-        let noise = 3.0 * (random * (1.0 - random) * total as f64).sqrt();
-        // Startup needs several losses (BBRv3's full_loss_cnt): its first
-        // rounds are too small to judge a share by.
-        let least = if self.mode == Mode::Startup {
+        self.in_excess(&self.busy, self.least_losses())
+    }
+
+    /// Losses a judgement needs before it may find congestion: Startup
+    /// needs several (BBRv3's full_loss_cnt), its first rounds are too
+    /// small to judge a share by.
+    fn least_losses(&self) -> u64 {
+        if self.mode == Mode::Startup {
             STARTUP_LOSSES
         } else {
             2
-        };
+        }
+    }
+
+    /// `sample` lost more than the random share explains (see
+    /// [`Self::excess_loss`]), with at least `least` losses.
+    fn in_excess(&self, sample: &LossSample, least: u64) -> bool {
+        let (lost, total) = (sample.lost, sample.lost + sample.delivered);
+        let random = self.random_loss_bound();
+        let excess = lost as f64 - random * total as f64;
+        let noise = 3.0 * (random * (1.0 - random) * total as f64).sqrt();
         // On a lossy path the share itself varies with the rate (a lost
         // RECV is found sooner when more follow it): allow as much again.
         let allowed = EXCESS_LOSS.max(random) * total as f64;
@@ -443,10 +546,32 @@ impl Bbr {
         self.undo = None;
     }
 
-    pub(crate) fn on_spurious(&mut self) {
-        if let Some((filter, inflight_hi)) = self.undo.take() {
-            self.bw = filter;
-            self.inflight_hi = inflight_hi;
+    /// A retransmission proved spurious: the transmission before it, sent
+    /// at `sent_at`, was presumed lost and was not (a RECV was lost or
+    /// late). When that loss was one the latest cut was judged on, the
+    /// judgement is made again without it, and the cut undone if it no
+    /// longer finds congestion. Any other spurious retransmission leaves
+    /// the cut: a path that loses 1% of RECVs proves one spurious every
+    /// hundred messages, and undid nearly every cut within its round.
+    pub(crate) fn on_spurious(&mut self, sent_at: u64) {
+        let Some(undo) = &mut self.undo else {
+            return;
+        };
+        if undo.judged.from.is_some_and(|from| sent_at < from)
+            || sent_at >= undo.at
+            || undo.judged.lost == 0
+        {
+            return;
+        }
+        undo.judged.lost -= 1;
+        undo.judged.delivered += 1;
+        let (judged, least, queued) = (undo.judged, undo.least, undo.queued);
+        if self.in_excess(&judged, least) || (queued && self.above_random(&judged)) {
+            return;
+        }
+        if let Some(undo) = self.undo.take() {
+            self.bw = undo.filter;
+            self.inflight_hi = undo.inflight_hi;
             self.cut = None;
         }
     }
@@ -601,7 +726,9 @@ impl Bbr {
     /// Sends from `now` on go below the estimate: the loss they meet is
     /// the path's. The previous such sample, long complete, is folded in.
     fn begin_calm(&mut self, now: u64) {
-        if self.calm.from.is_some() && self.calm.until.is_some() && self.calm.ratio().is_some() {
+        // A sample still open (a cruise a cut ended) closes here.
+        self.end_calm(now);
+        if self.calm.from.is_some() && self.calm.ratio().is_some() {
             // Closed: the losses of its last sends may not all be found
             // yet (folded then, a sample of a lossy path read low).
             self.fold_closing();
@@ -651,6 +778,32 @@ impl Bbr {
         }
     }
 
+    /// A message sent at `sent_at` while cruising came back in `rtt`. A
+    /// cruise paced at the estimate overflows no queue as long as none
+    /// builds, so its sends belong to the calm sample, the path's random
+    /// loss (most of the time a flow runs: a sample of the drain phases
+    /// alone, a few hundred sends per probe cycle, reads a 2% loss as
+    /// anything from 0.5% to 4%). The first send that met a queue ends
+    /// the sample: what it and later sends lose may be the queue's.
+    fn on_cruise_rtt(&mut self, rtt: Duration, sent_at: u64) {
+        let Mode::ProbeBw {
+            phase: CRUISE,
+            since,
+        } = self.mode
+        else {
+            return;
+        };
+        let Some((min_rtt, _)) = self.min_rtt else {
+            return;
+        };
+        if sent_at < since || self.calm.from.is_none() || self.calm.until.is_some() {
+            return;
+        }
+        if rtt > min_rtt + (min_rtt / 16).max(CRUISE_QUEUE) {
+            self.end_calm(sent_at.max(self.calm.from.unwrap_or(sent_at)));
+        }
+    }
+
     /// Sends from `now` on may overflow a queue again.
     fn end_calm(&mut self, now: u64) {
         if self.calm.until.is_none() {
@@ -659,15 +812,21 @@ impl Bbr {
     }
 
     fn enter_phase(&mut self, phase: usize, now: u64) {
+        if phase == PROBE_UP && self.probed_far_below() {
+            self.restart_startup(now);
+            return;
+        }
         if phase == CRUISE {
             if let Some((_, until @ None)) = &mut self.probe_sent {
                 *until = Some(now);
             }
         }
-        if phase == PROBE_DOWN {
-            self.begin_calm(now);
-        } else {
-            self.end_calm(now);
+        match phase {
+            PROBE_DOWN => self.begin_calm(now),
+            // Cruising at the estimate overflows no queue either: the
+            // sample goes on until a queue shows (see `on_cruise_rtt`).
+            CRUISE => {}
+            _ => self.end_calm(now),
         }
         if phase == PROBE_UP || self.probe_epoch <= self.round {
             // A new epoch of the filter, which keeps the previous one.
@@ -684,6 +843,37 @@ impl Bbr {
             self.bw_at_probe = self.bw.max;
         }
         self.mode = Mode::ProbeBw { phase, since: now };
+    }
+
+    /// A probe begins: whether the last [`FAR_BELOW_PROBES`] each raised
+    /// the estimate by nearly all a probe can, so that Startup should take
+    /// over again.
+    fn probed_far_below(&mut self) -> bool {
+        if self.bw_at_probe > 0.0 && self.bw.max >= self.bw_at_probe * PROBE_FAR_BELOW {
+            self.far_below_probes += 1;
+        } else {
+            self.far_below_probes = 0;
+        }
+        self.far_below_probes >= FAR_BELOW_PROBES
+    }
+
+    /// Startup again, from the estimate reached: it doubles the rate each
+    /// round trip until the path is full, where probes add a quarter every
+    /// few.
+    fn restart_startup(&mut self, now: u64) {
+        self.far_below_probes = 0;
+        self.end_calm(now);
+        // Startup's filter epochs are rounds: they go on from the probes'.
+        self.round = self.round.max(self.probe_epoch);
+        let (epoch, span) = (self.round, BW_ROUNDS as u64);
+        let max = self.bw.max;
+        self.bw.update(epoch, span, max);
+        self.mode = Mode::Startup;
+        self.full_bw = max;
+        self.full_bw_rounds = 0;
+        self.probe_sent = None;
+        self.bw_at_probe = 0.0;
+        self.busy = LossSample::since(now);
     }
 
     fn update_mode(&mut self, now: u64) {
@@ -901,6 +1091,48 @@ mod tests {
     }
 
     #[test]
+    fn a_cruise_is_sampled_for_random_loss_until_a_queue_shows() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
+        let now = now + ns(RTT);
+        bbr.enter_phase(PROBE_DOWN, now);
+        let now = now + ns(RTT);
+        bbr.enter_phase(CRUISE, now);
+        // Ten rounds of cruise at the minimum RTT, 2% of its sends lost:
+        // all of them are the path's random loss.
+        let cruise = now;
+        let now = drive(&mut bbr, now, 10, 100, RTT, 2);
+        assert!(bbr.calm.until.is_none(), "still calm");
+        assert_eq!(bbr.calm.from, Some(cruise - ns(RTT)));
+        let (lost, delivered) = (bbr.calm.lost, bbr.calm.delivered);
+        assert!(lost >= 18 && delivered >= 900, "{lost}/{delivered}");
+        // A send that met a queue ends the sample at its send time: what
+        // it and later sends lose may be the queue's.
+        let queued_at = now - ns(RTT);
+        bbr.on_delivered(&Delivery {
+            sent_at: queued_at,
+            now,
+            rtt: Some(RTT + Duration::from_millis(5)),
+            sample: None,
+            delivered: bbr.next_round_delivered,
+            in_flight: 100,
+        });
+        assert_eq!(bbr.calm.until, Some(queued_at));
+        // A later send found lost: the sample is complete and folded,
+        // without that loss.
+        let (taken, (pooled_lost, pooled_total)) = (bbr.calm_samples_taken, bbr.calm_pooled);
+        let (lost, total) = (bbr.calm.lost, bbr.calm.lost + bbr.calm.delivered);
+        bbr.on_loss(queued_at + 1, now + ns(RTT / 4), 100);
+        assert_eq!(bbr.calm_samples_taken, taken + 1);
+        let expected = (pooled_lost * 0.75 + lost as f64) / (pooled_total * 0.75 + total as f64);
+        assert!(
+            (bbr.loss_ratio - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            bbr.loss_ratio
+        );
+    }
+
+    #[test]
     fn loss_beyond_the_random_share_cuts() {
         let mut bbr = Bbr::new(16, 100_000);
         let start = START;
@@ -926,22 +1158,53 @@ mod tests {
         // one round cut once.
         let queued = RTT * 3 / 2;
         let now = drive(&mut bbr, now, 2, 100, queued, 0);
-        bbr.on_loss(now, now, 100);
-        bbr.on_loss(now, now, 100);
-        bbr.on_loss(now, now, 100);
+        // Sent after the queue showed, found lost a round trip later.
+        let (sent, found) = (now + ns(RTT / 2), now + ns(RTT * 2));
+        bbr.on_loss(sent, found, 100);
+        bbr.on_loss(sent, found, 100);
+        bbr.on_loss(sent, found, 100);
         let cut = bbr.bw.max;
         assert!(
             (cut - before * CONGESTION_BETA).abs() < 1.0,
             "{cut} vs {before}"
         );
-        // The retransmission proves spurious: the cut is undone.
-        bbr.on_spurious();
+        // A retransmission proves spurious whose loss the cut was not
+        // judged on (a lost RECV, sent after the cut): the cut stands.
+        bbr.on_spurious(found + 1);
+        assert_eq!(bbr.bw.max, cut);
+        // One of the three losses proves spurious: two still make
+        // congestion with a queue standing.
+        bbr.on_spurious(sent);
+        assert_eq!(bbr.bw.max, cut);
+        // Two of them: one loss is no congestion, the cut is undone.
+        bbr.on_spurious(sent);
         assert_eq!(bbr.bw.max, before);
         // A new round with losses cuts again, once.
         drive(&mut bbr, now, 1, 100, queued, 0);
         bbr.on_loss(now, now, 100);
         bbr.on_loss(now, now, 100);
         assert!(bbr.bw.max < before * 0.9);
+    }
+
+    #[test]
+    fn losses_of_startups_overshoot_keep_the_estimate() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 2, 50, RTT, 0);
+        assert_eq!(bbr.mode, Mode::Startup);
+        let before = bbr.bw.max;
+        // A queue ended Startup; the path loses nothing at random.
+        bbr.enter_drain(now);
+        bbr.calm_samples_taken = 1;
+        bbr.loss_ratio = 0.0;
+        // What Startup sent beyond the path and its queue is lost: far
+        // beyond the random share, congestion. Drain empties what is in
+        // flight; the rate Startup measured is the path's and stands.
+        for _ in 0..STARTUP_LOSSES * 2 {
+            bbr.on_loss(now - ns(RTT / 2), now + ns(RTT), 100);
+        }
+        assert!(bbr.cut_in_round, "judged congestion");
+        assert_eq!(bbr.mode, Mode::Drain);
+        assert_eq!(bbr.bw.max, before);
     }
 
     #[test]
@@ -1054,6 +1317,67 @@ mod tests {
         assert!(bbr.bw.max <= trimmed + 1e-6, "{} vs {trimmed}", bbr.bw.max);
         bbr.on_delivered(&sample(now + ns(RTT / 2), now + ns(RTT * 3 / 2)));
         assert!(bbr.bw.max > trimmed, "{}", bbr.bw.max);
+    }
+
+    #[test]
+    fn a_probe_that_finds_the_path_far_above_restarts_startup() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
+        assert!(matches!(bbr.mode, Mode::ProbeBw { .. }), "{:?}", bbr.mode);
+        // The first probe after Startup: nothing to compare with yet.
+        bbr.enter_phase(PROBE_UP, now);
+        let mut control = bbr.clone();
+        // It raised the estimate by a twentieth: the path was nearly full,
+        // the next probe comes as usual.
+        let (epoch, span) = control.bw_epoch();
+        let found = control.bw.max * 1.05;
+        control.bw.update(epoch, span, found);
+        control.enter_phase(PROBE_UP, now + ns(RTT * 4));
+        assert!(matches!(
+            control.mode,
+            Mode::ProbeBw {
+                phase: PROBE_UP,
+                ..
+            }
+        ));
+        // It raised it by a quarter, all a probe can: the flow runs far
+        // below the path, Startup doubles the rate from there.
+        let (epoch, span) = bbr.bw_epoch();
+        let found = bbr.bw.max * 1.25;
+        bbr.bw.update(epoch, span, found);
+        bbr.enter_phase(PROBE_UP, now + ns(RTT * 4));
+        assert_eq!(bbr.mode, Mode::Startup);
+        assert!(
+            (bbr.bw.max - found).abs() < 1e-6,
+            "{} vs {found}",
+            bbr.bw.max
+        );
+        assert!((bbr.pacing_gain() - STARTUP_GAIN).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_small_random_loss_sample_is_not_trusted_to_be_exact() {
+        // Startup's first 52 sends lost nothing: the path's 2% reads as
+        // none. A later round loses 8 of 371 (2.2%): no more than 2% beyond
+        // what 52 sends can tell from nothing (up to 3/52 is likely).
+        let judge = |pooled_sends: f64| {
+            let mut bbr = Bbr::new(16, 100_000);
+            let now = drive(&mut bbr, START, 2, 50, RTT, 0);
+            assert_eq!(bbr.mode, Mode::Startup);
+            bbr.calm_samples_taken = 1;
+            bbr.calm_pooled = (0.0, pooled_sends);
+            bbr.loss_ratio = 0.0;
+            bbr.busy = LossSample {
+                from: None,
+                lost: 7,
+                delivered: 363,
+            };
+            bbr.on_loss(now - ns(RTT / 2), now, 100);
+            bbr.mode
+        };
+        assert_eq!(judge(52.0), Mode::Startup);
+        // Twenty thousand sends without a loss do tell: 2.2% is congestion.
+        assert_eq!(judge(20_000.0), Mode::Drain);
     }
 
     #[test]
