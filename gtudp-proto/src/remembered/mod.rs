@@ -450,7 +450,14 @@ impl RememberedIdentities {
         let index = class.index();
         history.filters[index].insert(home, number);
         history.class_len[index] += 1;
-        if history.filters[index].wants_rebuild(history.class_len[index]) {
+        // While the lifetime class has one generation its filter rules
+        // nothing out (`recall` reads the newest lifetime generation
+        // whatever the filter says): it is built, or grown, once a second
+        // generation starts, rather than rebuilt at each doubling of a new
+        // stream's count.
+        let rules_out =
+            index != Retention::Lifetime.index() || history.generations[index].len() > 1;
+        if rules_out && history.filters[index].wants_rebuild(history.class_len[index]) {
             let cells = GenerationFilter::cells_for(history.class_len[index]);
             // Only within the budget: without its growth the filter rules
             // out fewer tables, and is no less exact.
