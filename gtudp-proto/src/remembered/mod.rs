@@ -239,7 +239,8 @@ impl RememberedIdentities {
                 .sum::<usize>()
     }
 
-    /// Bytes held for one address.
+    /// Bytes held for one address: never more than [`bytes`](Self::bytes),
+    /// which counts every address's.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
             .get(&AddressKey(*address))
@@ -730,6 +731,9 @@ mod tests {
                     continue;
                 }
                 let recall = memory.recall(&addr(port), identity, fingerprint);
+                // The receiver skips the look-up of an address's bytes while
+                // the whole memory is within the bound for one.
+                proptest::prop_assert!(memory.bytes_for(&addr(port)) <= memory.bytes());
                 let same = |&&(p, i, f, _, _): &&(u16, u32, u32, Instant, Duration)| p == port && i == id && f == fp;
                 let young = model.iter().filter(same).any(|&(_, _, _, at, retention)| now.duration_since(at) < retention);
                 let ever = model.iter().any(|entry| same(&entry));
