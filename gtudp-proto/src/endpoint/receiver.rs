@@ -337,11 +337,18 @@ impl Endpoint {
     pub(super) fn has_room_to_receive(&self, kept_under: &SocketAddr) -> bool {
         let limits = &self.config.limits;
         let reserve = (self.awaiting.len() + 1) * RESERVED_BYTES_PER_AWAITING;
+        let remembered = self.remembered.bytes();
+        // One address holds at most the whole memory: while the whole is
+        // within the bound for one, the address's own bytes need no look-up
+        // (with the default bounds, equal, on every message).
+        let within_per_peer = |bytes: usize| {
+            bytes + RESERVED_BYTES_PER_AWAITING <= limits.max_remembered_bytes_per_peer
+        };
         self.unread < limits.max_unread
             && self.awaiting.len() < limits.max_awaiting_ack
-            && self.remembered.bytes() + reserve <= limits.max_remembered_bytes
-            && self.remembered.bytes_for(kept_under) + RESERVED_BYTES_PER_AWAITING
-                <= limits.max_remembered_bytes_per_peer
+            && remembered + reserve <= limits.max_remembered_bytes
+            && (within_per_peer(remembered)
+                || within_per_peer(self.remembered.bytes_for(kept_under)))
     }
 
     pub(super) fn count_duplicate(&mut self, source: SocketAddr, size: usize) {

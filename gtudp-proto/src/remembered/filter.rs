@@ -18,6 +18,12 @@
 //! a bit, the filter stands aside (every table is read), and is dropped once
 //! one of the two is forgotten (clearing the shared bit would hide the
 //! other's entries); the next insertion builds it afresh.
+//!
+//! The lifetime class's newest generation is read on every lookup whatever
+//! its filter says, so while that class has a single generation its filter
+//! is neither built nor grown: a stream that starts gets its filter once,
+//! when its second generation does, instead of at each doubling of its
+//! count.
 
 /// Generations a cell tells apart.
 const BITS: u64 = 8;

@@ -239,7 +239,8 @@ impl RememberedIdentities {
                 .sum::<usize>()
     }
 
-    /// Bytes held for one address.
+    /// Bytes held for one address: never more than [`bytes`](Self::bytes),
+    /// which counts every address's.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
             .get(&AddressKey(*address))
@@ -450,7 +451,14 @@ impl RememberedIdentities {
         let index = class.index();
         history.filters[index].insert(home, number);
         history.class_len[index] += 1;
-        if history.filters[index].wants_rebuild(history.class_len[index]) {
+        // While the lifetime class has one generation its filter rules
+        // nothing out (`recall` reads the newest lifetime generation
+        // whatever the filter says): it is built, or grown, once a second
+        // generation starts, rather than rebuilt at each doubling of a new
+        // stream's count.
+        let rules_out =
+            index != Retention::Lifetime.index() || history.generations[index].len() > 1;
+        if rules_out && history.filters[index].wants_rebuild(history.class_len[index]) {
             let cells = GenerationFilter::cells_for(history.class_len[index]);
             // Only within the budget: without its growth the filter rules
             // out fewer tables, and is no less exact.
@@ -723,6 +731,9 @@ mod tests {
                     continue;
                 }
                 let recall = memory.recall(&addr(port), identity, fingerprint);
+                // The receiver skips the look-up of an address's bytes while
+                // the whole memory is within the bound for one.
+                proptest::prop_assert!(memory.bytes_for(&addr(port)) <= memory.bytes());
                 let same = |&&(p, i, f, _, _): &&(u16, u32, u32, Instant, Duration)| p == port && i == id && f == fp;
                 let young = model.iter().filter(same).any(|&(_, _, _, at, retention)| now.duration_since(at) < retention);
                 let ever = model.iter().any(|entry| same(&entry));

@@ -141,23 +141,28 @@ impl Table {
         let mut recall = Recall::Unknown;
         loop {
             let bucket = &self.buckets[index].0;
-            // Branch-free over the bucket: which slots hold the identity,
-            // and whether any slot is free.
+            // Branch-free over the bucket: which slots' identity half is
+            // `identity`. A free slot (zero) matches identity zero too: the
+            // bucket fills from its first slot, so the lowest free slot ends
+            // the entries, and the walk over the matches stops there.
             let mut matched = 0u32;
-            let mut free = false;
             for (slot, &entry) in bucket.iter().enumerate() {
-                matched |= u32::from((entry >> 32) as u32 == identity && entry != 0) << slot;
-                free |= entry == 0;
+                matched |= u32::from((entry >> 32) as u32 == identity) << slot;
             }
             while matched != 0 {
                 let slot = matched.trailing_zeros() as usize;
                 matched &= matched - 1;
-                if bucket[slot] as u32 == fingerprint {
+                let entry = bucket[slot];
+                if entry == 0 {
+                    return recall;
+                }
+                if entry as u32 == fingerprint {
                     return Recall::Duplicate;
                 }
                 recall = Recall::Collision;
             }
-            if free {
+            // Filled from its first slot: free somewhere if its last is.
+            if bucket[BUCKET - 1] == 0 {
                 return recall;
             }
             index = self.next(index);
