@@ -165,14 +165,15 @@ fn a_lossy_path_back_gets_copies_and_spares_the_data() {
 
 #[test]
 fn small_messages_are_resent_rather_than_doubling_every_recv() {
-    // A 64-byte DATA costs little more than a RECV: at 10% loss a copy of
-    // every RECV would cost more than the resends it saves.
-    let small = run(64, 0.10, 7);
+    // A 64-byte DATA costs little more than a RECV: at 5% loss a copy of
+    // every RECV would cost more than the resends it saves, even with the
+    // data's path weighed four times the path back (copies start near 9%).
+    let small = run(64, 0.05, 7);
     assert_exactly_once(&small);
     assert_eq!(small.receiver.recv_copies_sent, 0);
     let resent = small.sender.retransmissions as f64 / MESSAGES as f64;
     assert!(
-        resent > 0.06,
+        resent > 0.03,
         "{resent:.3} DATA retransmissions per message"
     );
 }
