@@ -1049,11 +1049,7 @@ mod tests {
         // Averaged, the short sample weighed as much as three quarters of
         // the estimate (3.7%); pooled, as much as its 66 sends.
         let pooled = (4.0 * 0.75 + 4.0) / (88.0 * 0.75 + 351.0);
-        assert!(
-            (bbr.loss_ratio - pooled).abs() < 1e-9,
-            "{} vs {pooled}",
-            bbr.loss_ratio
-        );
+        assert_loss_ratio(&bbr, pooled);
         assert_eq!(bbr.calm_samples_taken, 2);
     }
 
@@ -1083,6 +1079,11 @@ mod tests {
         bbr.on_loss(until + ns(RTT / 2), now + ns(RTT * 3), 100);
         assert_eq!(bbr.calm_samples_taken, taken + 1);
         let expected = (pooled_lost * 0.75 + 30.0) / (pooled_total * 0.75 + 100.0);
+        assert_loss_ratio(&bbr, expected);
+    }
+
+    /// The random-loss estimate is `expected`, up to rounding.
+    fn assert_loss_ratio(bbr: &Bbr, expected: f64) {
         assert!(
             (bbr.loss_ratio - expected).abs() < 1e-9,
             "{} vs {expected}",
@@ -1125,11 +1126,7 @@ mod tests {
         bbr.on_loss(queued_at + 1, now + ns(RTT / 4), 100);
         assert_eq!(bbr.calm_samples_taken, taken + 1);
         let expected = (pooled_lost * 0.75 + lost as f64) / (pooled_total * 0.75 + total as f64);
-        assert!(
-            (bbr.loss_ratio - expected).abs() < 1e-9,
-            "{} vs {expected}",
-            bbr.loss_ratio
-        );
+        assert_loss_ratio(&bbr, expected);
     }
 
     #[test]
