@@ -62,7 +62,8 @@
 //!   lost RECV each draw a resend).
 //! - `bottleneck_drops`: datagrams dropped at the full bottleneck queue;
 //!   `drop_pct` is that in percent of the datagrams sent into it.
-//! - `retransmit_ratio`: DATA datagrams sent per message delivered.
+//! - `retransmit_ratio`: DATA datagrams sent per first transmission (1 when
+//!   nothing was resent; messages in flight at the end count once).
 //! - `delivered`, `failed`: messages handed over, and sends that failed.
 //! - `p50_ms`, `p99_ms`: from a message's first transmission to its
 //!   Delivered event at the sender (a round trip, plus any recovery).
