@@ -646,7 +646,11 @@ def section_instructions(s: Section) -> None:
 def section_wan(s: Section) -> None:
     text = out("wan_matrix")
     seconds = re.search(r"--seconds (\S+)", read("wan_matrix", "cmd") or "")
-    s.lines.append(f"Virtual seconds a cell: {seconds.group(1) if seconds else '10 (the default)'}.")
+    s.lines.append(
+        f"Virtual seconds a cell: {seconds.group(1) if seconds else '10 (the default)'}. "
+        "\"2nd half\" is the utilization over the run's second half alone: the steady state, with "
+        "Startup left out. The targets judge the whole run."
+    )
     s.lines.append("")
     found = tables(text)
     if not found:

@@ -117,8 +117,8 @@ fn long_lossy_path_at_200ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.774 of 0.85, retransmit ratio 1.059 \
-            of 1.05 (seed 1). Address validation takes one RTT \
+#[ignore = "goal not reached yet (issue 19): utilization 0.774 of 0.85 (0.911 over the run's \
+            second half), retransmit ratio 1.059 of 1.05 (seed 1). Address validation takes one RTT \
             and doubling from 16 messages six more: an ideal start costs 54 of the 455 Mbit*s \
             the 0.912 ceiling allows, a bound near 0.80. Startup's last round overflows the \
             20 ms queue by most of a BDP: 2% of the messages resent, beside 2% lost on the \
@@ -166,6 +166,25 @@ fn random_loss_does_not_end_startup_too_soon() {
             report.utilization >= floor,
             "seed {seed}: utilization {} < {floor}\n{report}",
             report.utilization
+        );
+    }
+}
+
+#[test]
+fn long_paths_run_near_their_ceiling_once_started() {
+    // Whole-run utilization on these paths is bounded by Startup's rounds
+    // in a 10 s run (see the ignored goals above); once started, each must
+    // hold its goal's utilization. The second half alone: 0.911 and 0.911
+    // (seed 1); a controller that stalled after Startup, or kept cutting
+    // its rate for the random loss, would fall well below.
+    for (name, floor) in [("100ms 1G", 0.9), ("200ms 50M 2% loss", 0.85)] {
+        let entry = cell(name);
+        let report = entry.cell.run().unwrap();
+        assert!(
+            report.second_half_utilization >= floor,
+            "{name} (seed {}): second-half utilization {:.3} < {floor}\n{report}",
+            entry.cell.seed,
+            report.second_half_utilization,
         );
     }
 }

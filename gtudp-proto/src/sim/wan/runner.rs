@@ -50,6 +50,8 @@ struct Flow {
     /// accepted, by id: its delay is counted from then.
     accepted: std::collections::BTreeMap<u64, Duration>,
     delivered_bytes: u64,
+    /// Of `delivered_bytes`, those handed over in the run's second half.
+    second_half_bytes: u64,
     /// `delivered_bytes` at the previous sample.
     sampled_bytes: u64,
     delivered: u64,
@@ -147,6 +149,7 @@ impl<'a> Runner<'a> {
                 first_id: None,
                 accepted: std::collections::BTreeMap::new(),
                 delivered_bytes: 0,
+                second_half_bytes: 0,
                 sampled_bytes: 0,
                 delivered: 0,
                 failed: 0,
@@ -315,6 +318,9 @@ impl<'a> Runner<'a> {
                         if elapsed <= end {
                             flow.delivered += 1;
                             flow.delivered_bytes += payload.len() as u64;
+                            if elapsed > end / 2 {
+                                flow.second_half_bytes += payload.len() as u64;
+                            }
                         }
                     }
                 }
@@ -370,6 +376,7 @@ impl<'a> Runner<'a> {
         let seconds = cell.duration.as_secs_f64();
         let stats = self.net.stats();
         let mut all_latencies = Vec::new();
+        let second_half_bytes: u64 = self.flows.iter().map(|f| f.second_half_bytes).sum();
         let flows: Vec<FlowReport> = self
             .flows
             .into_iter()
@@ -402,6 +409,7 @@ impl<'a> Runner<'a> {
             .collect();
         all_latencies.sort_unstable();
         let goodput_mbit: f64 = flows.iter().map(|f| f.goodput_mbit).sum();
+        let second_half_mbit = second_half_bytes as f64 * 8.0 / (seconds / 2.0) / 1e6;
         let sum_sq: f64 = flows.iter().map(|f| f.goodput_mbit * f.goodput_mbit).sum();
         let fairness = if sum_sq > 0.0 {
             goodput_mbit * goodput_mbit / (flows.len() as f64 * sum_sq)
@@ -416,6 +424,7 @@ impl<'a> Runner<'a> {
             cell: cell.clone(),
             goodput_mbit,
             utilization: goodput_mbit / cell.rate_mbit,
+            second_half_utilization: second_half_mbit / cell.rate_mbit,
             traffic,
             wire_lost: stats.lost,
             p50_ms: percentile(&all_latencies, 0.5),
