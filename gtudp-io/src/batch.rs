@@ -164,15 +164,65 @@ fn raise_buffers<S: Socket>(state: &UdpSocketState, socket: &S, local: SocketAdd
     }
 }
 
+/// The receive slots of a [`BatchIo`] and what the last
+/// [`BatchIo::recv_batch`] read into them: lent out by
+/// [`BatchIo::take_batch`] so that the datagrams can be fed to an endpoint
+/// where they lie.
+pub struct RecvBatch {
+    /// `SLOTS` receive slots of `SLOT` bytes.
+    slots: Box<[u8]>,
+    meta: Box<[RecvMeta]>,
+    /// Slots the last receive filled.
+    count: usize,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("filled_slots", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        Self {
+            slots: vec![0; SLOT * SLOTS].into_boxed_slice(),
+            meta: vec![RecvMeta::default(); SLOTS].into_boxed_slice(),
+            count: 0,
+        }
+    }
+
+    /// The datagrams the last receive read, each with its source (in the
+    /// endpoint's canonical form), GRO aggregates split at their stride.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.meta[..self.count]
+            .iter()
+            .zip(self.slots.chunks(SLOT))
+            .flat_map(|(meta, slot)| {
+                let filled = &slot[..meta.len.min(slot.len())];
+                let stride = if meta.stride == 0 {
+                    filled.len().max(1)
+                } else {
+                    meta.stride
+                };
+                let addr = gtudp_proto::canonical_addr(meta.addr);
+                // An empty datagram is a datagram too.
+                let empty = filled.is_empty().then_some((addr, filled));
+                filled.chunks(stride).map(move |d| (addr, d)).chain(empty)
+            })
+    }
+}
+
 /// A UDP socket set up for batched I/O, with the receive slots, the
 /// transmit buffer and the counters of one adapter's driver.
 #[derive(Debug)]
 pub struct BatchIo<S> {
     socket: S,
     state: UdpSocketState,
-    /// `SLOTS` receive slots of `SLOT` bytes.
-    slots: Box<[u8]>,
-    meta: Box<[RecvMeta]>,
+    /// The receive slots, between receives (lent out by
+    /// [`BatchIo::take_batch`]).
+    batch: Option<RecvBatch>,
     /// For the datagram log.
     framing: Framing,
     /// Transmits written by `Endpoint::poll_transmit`, not yet sent, in
@@ -250,8 +300,7 @@ impl<S: Socket> BatchIo<S> {
         Ok(Self {
             socket,
             state,
-            slots: vec![0; SLOT * SLOTS].into_boxed_slice(),
-            meta: vec![RecvMeta::default(); SLOTS].into_boxed_slice(),
+            batch: Some(RecvBatch::new()),
             framing,
             queue: Vec::with_capacity(SEND_BATCH),
             spare: Vec::new(),
@@ -324,39 +373,65 @@ impl<S: Socket> BatchIo<S> {
 
     /// One batched receive, without waiting: appends each datagram (GRO
     /// aggregates split at their stride) with its source to `out`, logging
-    /// it. The copy into [`Bytes`] is the only allocation per datagram;
-    /// reuse `out` across calls.
+    /// it. Each datagram is copied into its own [`Bytes`]; reuse `out`
+    /// across calls. [`recv_batch`](Self::recv_batch) reads without the
+    /// copies.
     pub fn recv(&mut self, out: &mut Vec<(SocketAddr, Bytes)>) -> Recv {
-        let Self {
-            socket,
-            state,
-            slots,
-            meta,
-            ..
-        } = self;
-        let socket = &*socket;
-        let mut chunks = slots.chunks_mut(SLOT);
-        let mut slices: [IoSliceMut<'_>; SLOTS] =
-            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-        let result = socket.try_io(Direction::Recv, || {
-            state.recv(socket.sock_ref(), &mut slices, meta)
-        });
+        let mut batch = self.take_batch();
+        let result = self.recv_batch(&mut batch);
+        out.extend(
+            batch
+                .datagrams()
+                .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
+        );
+        self.restore_batch(batch);
+        result
+    }
+
+    /// Lends out the receive slots, for [`recv_batch`](Self::recv_batch):
+    /// the datagrams it reads stay in them, to be fed to the endpoint
+    /// borrowed ([`Endpoint::handle_datagram_slice`](gtudp_proto::Endpoint::handle_datagram_slice)),
+    /// while the adapter holding them is free to use the rest of its state.
+    /// Give them back with [`restore_batch`](Self::restore_batch): until
+    /// then (or if they are lost to a panic) the next call allocates new
+    /// ones.
+    pub fn take_batch(&mut self) -> RecvBatch {
+        self.batch.take().unwrap_or_else(RecvBatch::new)
+    }
+
+    /// Gives back the slots [`take_batch`](Self::take_batch) lent.
+    pub fn restore_batch(&mut self, batch: RecvBatch) {
+        self.batch = Some(batch);
+    }
+
+    /// One batched receive into `batch`, without waiting, replacing what it
+    /// held: read its datagrams (GRO aggregates split at their stride) with
+    /// [`RecvBatch::datagrams`]. Nothing is copied or allocated.
+    pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> Recv {
+        batch.count = 0;
+        let socket = &self.socket;
+        let state = &self.state;
+        let result = {
+            let RecvBatch { slots, meta, .. } = &mut *batch;
+            let mut chunks = slots.chunks_mut(SLOT);
+            let mut slices: [IoSliceMut<'_>; SLOTS] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            socket.try_io(Direction::Recv, || {
+                state.recv(socket.sock_ref(), &mut slices, meta)
+            })
+        };
         match result {
-            Ok(count) => {
-                let before = out.len();
-                out.extend(
-                    self.datagrams(count)
-                        .map(|(from, datagram)| (from, Bytes::copy_from_slice(datagram))),
-                );
-                let received = &out[before..];
+            Ok(filled) => {
+                batch.count = filled.min(SLOTS);
+                let received = batch.datagrams().count();
                 self.counters.recv_calls += 1;
-                self.counters.datagrams_received += received.len() as u64;
+                self.counters.datagrams_received += received as u64;
                 if log_enabled() {
-                    for (from, datagram) in received {
-                        log_datagram("in", self.local, *from, datagram, &self.framing);
+                    for (from, datagram) in batch.datagrams() {
+                        log_datagram("in", self.local, from, datagram, &self.framing);
                     }
                 }
-                Recv::Datagrams(received.len())
+                Recv::Datagrams(received)
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Recv::WouldBlock,
             Err(error) if is_icmp_report(&error) => {
@@ -373,26 +448,6 @@ impl<S: Socket> BatchIo<S> {
                 Recv::Error
             }
         }
-    }
-
-    /// The datagrams in the first `count` slots of the last receive, each
-    /// with its source, GRO aggregates split at their stride.
-    fn datagrams(&self, count: usize) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.meta[..count]
-            .iter()
-            .zip(self.slots.chunks(SLOT))
-            .flat_map(|(meta, slot)| {
-                let filled = &slot[..meta.len.min(slot.len())];
-                let stride = if meta.stride == 0 {
-                    filled.len().max(1)
-                } else {
-                    meta.stride
-                };
-                let addr = gtudp_proto::canonical_addr(meta.addr);
-                // An empty datagram is a datagram too.
-                let empty = filled.is_empty().then_some((addr, filled));
-                filled.chunks(stride).map(move |d| (addr, d)).chain(empty)
-            })
     }
 
     /// Sends everything `endpoint` has to send, in GSO batches where the

@@ -106,7 +106,9 @@ pub mod reuseport;
 mod route;
 mod stats;
 
-pub use batch::{is_icmp_report, BatchIo, Direction, IoCounters, Recv, Socket, MIN_SOCKET_BUFFER};
+pub use batch::{
+    is_icmp_report, BatchIo, Direction, IoCounters, Recv, RecvBatch, Socket, MIN_SOCKET_BUFFER,
+};
 pub use datagram::{Datagram, DatagramKind};
 pub use delivered::Delivered;
 pub use error::{BindError, Closed, DeliveryError, RecvError};

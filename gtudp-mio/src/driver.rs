@@ -166,7 +166,6 @@ pub struct Driver {
     /// Events taken from the endpoint while a receive room is set.
     events: VecDeque<Event>,
     receive_room: Option<usize>,
-    received: Vec<(SocketAddr, Bytes)>,
 }
 
 #[derive(Debug)]
@@ -210,7 +209,6 @@ impl Driver {
             latest: None,
             events: VecDeque::new(),
             receive_room: None,
-            received: Vec::new(),
         })
     }
 
@@ -594,12 +592,14 @@ impl Driver {
     /// as a persistent error must not spin.
     fn receive(&mut self, now: Instant) {
         self.read_pending = false;
-        let mut received = std::mem::take(&mut self.received);
+        // The datagrams are fed where the socket put them: only a DATA's
+        // payload is copied, by the endpoint.
+        let mut batch = self.io.take_batch();
         let mut more = true;
         for _ in 0..RECV_BATCHES_PER_CALL {
-            match self.io.recv(&mut received) {
+            match self.io.recv_batch(&mut batch) {
                 Recv::Datagrams(count) => {
-                    for (from, datagram) in received.drain(..) {
+                    for (from, datagram) in batch.datagrams() {
                         self.feed(now, from, datagram);
                     }
                     if EMPTIED_BY_PARTIAL_BATCH && count < self.io.recv_slots() {
@@ -617,13 +617,13 @@ impl Driver {
                 }
             }
         }
-        self.received = received;
+        self.io.restore_batch(batch);
         // Edge-triggered readiness will not fire again for what is left.
         self.read_pending = more;
     }
 
-    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
-        self.endpoint.handle_datagram(now, from, datagram);
+    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.endpoint.handle_datagram_slice(now, from, datagram);
         if self.receive_room.is_some() {
             // One datagram adds at most one message: count it before the
             // next datagram is fed, so the room is never exceeded.

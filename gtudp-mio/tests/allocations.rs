@@ -2,13 +2,14 @@
 //! steady state beyond the payload's own storage: once queues, tables and
 //! the outcome registry have grown to the working set, a stream of messages
 //! between two sockets makes no heap allocation per message except the copy
-//! of each received datagram into its `Bytes` (the receive buffer, which
-//! becomes the payload's storage).
+//! of each received DATA's payload into its `Bytes` (the payload's
+//! storage). RECV and ACK, two of every message's three datagrams, are read
+//! where the socket put them.
 //!
 //! Everything in the process is counted (this thread and both sockets'
-//! threads), and the datagram copies are subtracted using the sockets' own
+//! threads), and the payload copies are subtracted using the endpoints' own
 //! counters, so the result does not depend on timing: retransmissions, if
-//! any, are received datagrams too.
+//! any, are received DATA too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,11 +37,11 @@ fn config() -> Config {
 
 struct Run {
     allocations: usize,
-    datagrams_received: u64,
+    data_received: u64,
 }
 
-fn datagrams_received(a: &BlockingSocket, b: &BlockingSocket) -> u64 {
-    a.stats().io.datagrams_received + b.stats().io.datagrams_received
+fn data_received(a: &BlockingSocket, b: &BlockingSocket) -> u64 {
+    a.stats().endpoint.datagrams_in.data + b.stats().endpoint.datagrams_in.data
 }
 
 /// Sends `round_trips` messages each way in batches: A's pending sends are
@@ -53,7 +54,7 @@ fn run(
     round_trips: usize,
     awaited: &mut Vec<PendingSend>,
 ) -> Run {
-    let received_before = datagrams_received(a, b);
+    let received_before = data_received(a, b);
     let before = allocations();
     let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
     for _ in 0..round_trips / BATCH {
@@ -75,7 +76,7 @@ fn run(
     let allocations = allocations() - before;
     Run {
         allocations,
-        datagrams_received: datagrams_received(a, b) - received_before,
+        data_received: data_received(a, b) - received_before,
     }
 }
 
@@ -95,27 +96,27 @@ fn steady_state_sends_allocate_nothing_per_message() {
     let measured = run(&a, &b, &payload, ROUND_TRIPS, &mut awaited);
 
     let messages = 2 * ROUND_TRIPS;
-    let beyond_receive_copies = measured
+    let beyond_payload_copies = measured
         .allocations
-        .saturating_sub(measured.datagrams_received as usize);
+        .saturating_sub(measured.data_received as usize);
     println!(
-        "{} allocations, {} datagrams received, {} messages: {:.3} allocations per \
-         message beyond the receive copies",
+        "{} allocations, {} DATA received, {} messages: {:.3} allocations per \
+         message beyond the payload copies",
         measured.allocations,
-        measured.datagrams_received,
+        measured.data_received,
         messages,
         measured.allocations as f64 / messages as f64
-            - measured.datagrams_received as f64 / messages as f64,
+            - measured.data_received as f64 / messages as f64,
     );
     // A per-message allocation (a reply channel, say) alone would make this
     // at least `messages` = 4 * (messages / 4). The counters the datagrams
     // are read from lag the copies by at most a loop turn of each thread,
     // far less than the margin.
     assert!(
-        beyond_receive_copies < messages / 4,
-        "{} allocations for {messages} messages beyond {} receive copies",
+        beyond_payload_copies < messages / 4,
+        "{} allocations for {messages} messages beyond {} payload copies",
         measured.allocations,
-        measured.datagrams_received,
+        measured.data_received,
     );
     a.close().unwrap();
     b.close().unwrap();

@@ -1,9 +1,9 @@
 //! A ping-pong through two [`BlockingSocket`]s allocates nothing per
-//! message in steady state beyond each received datagram's copy: the path
+//! message in steady state beyond each received DATA's payload copy: the path
 //! where each receive waits for the socket itself (leading), the sender
 //! makes its own send system call, and an echo thread on the other socket
-//! does the same. Everything in the process is counted; the receive copies
-//! are subtracted using the sockets' own counters (see `allocations.rs`).
+//! does the same. Everything in the process is counted; the payload copies
+//! are subtracted using the endpoints' own counters (see `allocations.rs`).
 
 use std::thread;
 use std::time::Duration;
@@ -66,7 +66,8 @@ fn steady_state_ping_pong_allocates_nothing_per_message() {
         })
     };
     let payload = Bytes::from_static(&[0x42; 64]);
-    let received = || client.stats().io.datagrams_received + server.stats().io.datagrams_received;
+    let received =
+        || client.stats().endpoint.datagrams_in.data + server.stats().endpoint.datagrams_in.data;
 
     // Warm-up: queues, tables and the registry grow to the working set.
     ping_pong(&client, server_addr, &payload, ROUND_TRIPS);
@@ -78,12 +79,12 @@ fn steady_state_ping_pong_allocates_nothing_per_message() {
     echo.join().unwrap();
 
     let messages = 2 * ROUND_TRIPS;
-    println!("{measured} allocations, {copies} datagrams received, {messages} messages");
+    println!("{measured} allocations, {copies} DATA received, {messages} messages");
     // One allocation per message (a reply channel, a boxed waker) would
     // make this at least `messages`.
     assert!(
         measured.saturating_sub(copies) < messages / 4,
-        "{measured} allocations for {messages} messages beyond {copies} receive copies"
+        "{measured} allocations for {messages} messages beyond {copies} payload copies"
     );
     client.close().unwrap();
     server.close().unwrap();

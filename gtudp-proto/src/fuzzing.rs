@@ -269,7 +269,13 @@ pub fn endpoint(data: &[u8]) {
                         identities.push(packet.identity());
                     }
                 }
-                endpoint.handle_datagram(now, from, Bytes::from(datagram));
+                // Both ways in: owned, or borrowed from a receive buffer
+                // as the adapters feed it.
+                if choice & 0x40 != 0 {
+                    endpoint.handle_datagram_slice(now, from, &datagram);
+                } else {
+                    endpoint.handle_datagram(now, from, Bytes::from(datagram));
+                }
             }
             2 => {
                 let step = u64::from(input.next());

@@ -51,6 +51,52 @@ fn clean_exchange_delivers_once_and_acknowledges() {
 }
 
 #[test]
+fn datagrams_fed_borrowed_work_as_owned_ones() {
+    // `handle_datagram_slice` is how the adapters feed datagrams from their
+    // receive buffers: the same exchange, with the buffer overwritten after
+    // each call as the next receive would, hands over the payload intact
+    // and resolves the message.
+    let mut pair = Pair::new();
+    let id = pair.send(b"borrowed");
+    let mut buffer = [0u8; 2048];
+    let mut feed = |endpoint: &mut gtudp_proto::Endpoint, now, from, datagram: &Datagram| {
+        let len = datagram.bytes.len();
+        buffer[..len].copy_from_slice(&datagram.bytes);
+        endpoint.handle_datagram_slice(now, from, &buffer[..len]);
+        buffer.fill(0xEE);
+    };
+    let data = pair.out_a();
+    pair.delivered_to_b.insert(data[0].identity());
+    feed(&mut pair.b, pair.now, pair.a_addr, &data[0]);
+    assert_eq!(
+        pair.events_b(),
+        [Event::Received {
+            from: pair.a_addr,
+            payload: Bytes::from_static(b"borrowed")
+        }]
+    );
+    let recv = pair.out_b();
+    assert_eq!(kinds(&recv), [Recv]);
+    feed(&mut pair.a, pair.now, pair.b_addr, &recv[0]);
+    assert_eq!(
+        pair.events_a(),
+        [Event::Delivered {
+            id,
+            to: pair.b_addr,
+            suspected_lost: false
+        }]
+    );
+    let ack = pair.out_a();
+    assert_eq!(kinds(&ack), [Ack]);
+    feed(&mut pair.b, pair.now, pair.a_addr, &ack[0]);
+    // A repeat of the DATA after its ACK is recognised, not handed over.
+    feed(&mut pair.b, pair.now, pair.a_addr, &data[0]);
+    assert!(pair.events_b().is_empty());
+    assert_eq!(pair.b.stats().received, 1);
+    assert_eq!(pair.b.stats().duplicates_suppressed, 1);
+}
+
+#[test]
 fn lost_data_is_resent_on_its_rto() {
     let mut pair = Pair::new();
     let id = pair.send(b"lost once");

@@ -124,8 +124,6 @@ pub(crate) struct Core {
     tickets: HashMap<u64, MessageId>,
     inbox: VecDeque<Datagram>,
     recv_queue: usize,
-    /// Reused receive output.
-    received: Vec<(SocketAddr, Bytes)>,
     close: Option<CloseStart>,
     summary: Option<CloseSummary>,
     /// The instant the background task sleeps until (`None`: no timer).
@@ -168,7 +166,6 @@ impl Core {
             tickets: HashMap::new(),
             inbox: VecDeque::with_capacity(recv_queue.min(PRESIZED_INBOX)),
             recv_queue,
-            received: Vec::new(),
             close: None,
             summary: None,
             armed: None,
@@ -479,12 +476,14 @@ impl Core {
     /// ICMP reports and other receive errors are counted and logged by the
     /// socket layer; reading goes on.
     fn receive(&mut self, now: Instant) -> bool {
-        let mut received = std::mem::take(&mut self.received);
+        // The datagrams are fed where the socket put them: only a DATA's
+        // payload is copied, by the endpoint.
+        let mut batch = self.io.take_batch();
         let mut more = true;
         for _ in 0..RECV_BATCHES {
-            match self.io.recv(&mut received) {
+            match self.io.recv_batch(&mut batch) {
                 Recv::Datagrams(_) => {
-                    for (from, datagram) in received.drain(..) {
+                    for (from, datagram) in batch.datagrams() {
                         self.feed(now, from, datagram);
                     }
                 }
@@ -498,7 +497,7 @@ impl Core {
                 break;
             }
         }
-        self.received = received;
+        self.io.restore_batch(batch);
         more
     }
 
@@ -511,13 +510,13 @@ impl Core {
     /// not read. Every `Received` event is routed as soon as it appears, so
     /// the queue's free room bounds what one datagram can add (at most one
     /// message).
-    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+    fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let full = self.inbox.len() >= self.recv_queue;
         if full != self.endpoint.is_receive_paused() {
             tracing::trace!(target: "gtudp", local = %self.io.local_addr(), paused = full, "receive queue backpressure");
             self.endpoint.set_receive_paused(full);
         }
-        self.endpoint.handle_datagram(now, from, datagram);
+        self.endpoint.handle_datagram_slice(now, from, datagram);
         self.drain_events(now);
     }
 

@@ -1,14 +1,14 @@
 //! Sending a message allocates nothing in steady state beyond the payload's
 //! own storage: once queues, tables and the completion registry have grown
 //! to the working set, a stream of messages between two sockets makes no
-//! heap allocation per message except the copy of each received datagram
-//! into its `Bytes` (the receive buffer, which becomes the payload's
-//! storage).
+//! heap allocation per message except the copy of each received DATA's
+//! payload into its `Bytes` (the payload's storage). RECV and ACK, two of
+//! every message's three datagrams, are read where the socket put them.
 //!
 //! Everything in the process is counted (a current-thread runtime runs both
-//! drivers and the test on this one thread), and the datagram copies are
-//! subtracted using the sockets' own counters, so the result does not
-//! depend on timing: retransmissions, if any, are received datagrams too.
+//! drivers and the test on this one thread), and the payload copies are
+//! subtracted using the endpoints' own counters, so the result does not
+//! depend on timing: retransmissions, if any, are received DATA too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,7 +34,7 @@ fn config() -> Config {
 
 struct Run {
     allocations: usize,
-    datagrams_received: u64,
+    data_received: u64,
 }
 
 /// Sends `round_trips` messages each way in batches: A's deliveries are
@@ -48,7 +48,8 @@ async fn run(
     awaited: &mut Vec<Delivery>,
     deadline: Instant,
 ) -> Run {
-    let received_before = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
+    let received_before =
+        a.stats().endpoint.datagrams_in.data + b.stats().endpoint.datagrams_in.data;
     let before = allocations();
     let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
     for _ in 0..round_trips / BATCH {
@@ -69,10 +70,11 @@ async fn run(
         }
     }
     let allocations = allocations() - before;
-    let received_after = a.stats().io.datagrams_received + b.stats().io.datagrams_received;
+    let received_after =
+        a.stats().endpoint.datagrams_in.data + b.stats().endpoint.datagrams_in.data;
     Run {
         allocations,
-        datagrams_received: received_after - received_before,
+        data_received: received_after - received_before,
     }
 }
 
@@ -103,25 +105,25 @@ fn steady_state_sends_allocate_nothing_per_message() {
         let measured = run(&a, &b, &payload, ROUND_TRIPS, &mut awaited, deadline).await;
 
         let messages = 2 * ROUND_TRIPS;
-        let beyond_receive_copies = measured
+        let beyond_payload_copies = measured
             .allocations
-            .saturating_sub(measured.datagrams_received as usize);
+            .saturating_sub(measured.data_received as usize);
         println!(
-            "{} allocations, {} datagrams received, {} messages: {:.3} allocations per \
-             message beyond the receive copies",
+            "{} allocations, {} DATA received, {} messages: {:.3} allocations per \
+             message beyond the payload copies",
             measured.allocations,
-            measured.datagrams_received,
+            measured.data_received,
             messages,
             measured.allocations as f64 / messages as f64
-                - measured.datagrams_received as f64 / messages as f64,
+                - measured.data_received as f64 / messages as f64,
         );
         // A per-message allocation (a oneshot channel, say) alone would make
         // this at least `messages` = 4 * (messages / 4).
         assert!(
-            beyond_receive_copies < messages / 4,
-            "{} allocations for {messages} messages beyond {} receive copies",
+            beyond_payload_copies < messages / 4,
+            "{} allocations for {messages} messages beyond {} payload copies",
             measured.allocations,
-            measured.datagrams_received,
+            measured.data_received,
         );
         a.close().await.expect("close A");
         b.close().await.expect("close B");

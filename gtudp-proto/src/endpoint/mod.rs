@@ -419,53 +419,76 @@ impl Endpoint {
     /// Any bytes are accepted: a gtUDP packet is processed, anything else is
     /// counted by reason and dropped, or handed over as [`Event::Foreign`]
     /// when configured. A DATA's payload is a slice of `datagram`, not a copy.
+    /// A caller whose datagrams sit in a receive buffer it reuses should
+    /// call [`handle_datagram_slice`](Self::handle_datagram_slice) instead.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        self.handle_input(now, source, Input::Owned(datagram));
+    }
+
+    /// Feeds one datagram received from `source` at `now`, borrowed from
+    /// the caller's receive buffer: as
+    /// [`handle_datagram`](Self::handle_datagram), but only what the
+    /// endpoint keeps is copied, a DATA's payload (or a foreign datagram
+    /// handed over). RECV and ACK, two of the three datagrams of every
+    /// message, cost no allocation.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use gtudp_proto::{Config, Endpoint};
+    ///
+    /// let mut endpoint = Endpoint::new(Config::default(), 7).unwrap();
+    /// let mut buffer = [0u8; 2048];
+    /// buffer[..5].copy_from_slice(b"hello"); // as a receive call fills it
+    /// endpoint.handle_datagram_slice(Instant::now(), "127.0.0.1:9".parse().unwrap(), &buffer[..5]);
+    /// assert_eq!(endpoint.stats().invalid.total(), 1); // not a gtUDP packet
+    /// ```
+    pub fn handle_datagram_slice(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        self.handle_input(now, source, Input::Borrowed(datagram));
+    }
+
+    fn handle_input(&mut self, now: Instant, source: SocketAddr, datagram: Input<'_>) {
         let source = crate::canonical_addr(source);
         let now = self.advance(now);
-        self.stats.bytes_in += datagram.len() as u64;
+        let bytes = datagram.as_slice();
+        self.stats.bytes_in += bytes.len() as u64;
         if self.state == State::Closed {
             // The peer's RECV resends would otherwise run to their limit:
             // an ACK needs no state and is no larger than the RECV.
-            match self.config.framing.parse(&datagram) {
+            match self.config.framing.parse(bytes) {
                 Ok(Packet::Recv { identity }) => self.queue_ack(source, identity),
                 _ => self.stats.dropped.after_close += 1,
             }
             return;
         }
         let header_len = self.config.framing.header_len();
-        self.arrival_token = self.config.framing.sender_token(&datagram);
+        self.arrival_token = self.config.framing.sender_token(bytes);
         // A fragment of a large message is a DATA to every step below but
         // the last (see `large`).
-        let packet = match self.config.framing.parse(&datagram) {
+        let packet = match self.config.framing.parse(bytes) {
             Ok(Packet::Data { identity, .. }) => {
                 Ok((crate::wire::PacketKind::Data, identity, false))
             }
             Ok(packet) => Ok((packet.kind(), packet.identity(), false)),
-            Err(crate::wire::NotGtudp::UnknownType) if self.is_fragment(&datagram) => {
+            Err(crate::wire::NotGtudp::UnknownType) if self.is_fragment(bytes) => {
                 let mut identity = [0u8; crate::wire::Identity::LEN];
-                identity.copy_from_slice(
-                    &datagram[header_len - crate::wire::Identity::LEN..header_len],
-                );
+                identity
+                    .copy_from_slice(&bytes[header_len - crate::wire::Identity::LEN..header_len]);
                 let identity = crate::wire::Identity::from_bytes(identity);
                 Ok((crate::wire::PacketKind::Data, identity, true))
             }
             Err(reason) => Err(reason),
         };
         match packet {
-            Err(reason) => self.on_foreign(source, reason, datagram),
+            Err(reason) => self.on_foreign(source, reason, datagram.into_bytes()),
             Ok((kind, identity, fragment)) => {
                 self.stats.datagrams_in.add(kind);
                 if self.flagged_peers > 0 {
                     self.heard_from(now, source);
                 }
-                let size = datagram.len();
+                let size = bytes.len();
                 match kind {
                     crate::wire::PacketKind::Data => {
-                        // `advance`, not `slice`: slicing a uniquely owned
-                        // `Bytes` allocates a shared header; advancing it
-                        // moves its start in place.
-                        let mut payload = datagram;
-                        payload.advance(header_len);
+                        let payload = datagram.into_payload(header_len);
                         if fragment && crate::wire::FragmentHeader::is_probe(&payload) {
                             self.answer_path_probe(source, identity, size);
                         } else {
@@ -950,3 +973,46 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Endpoint>();
 };
+
+/// A datagram fed to the endpoint: owned by the caller's `Bytes`
+/// ([`Endpoint::handle_datagram`]), so what the endpoint keeps is a slice of
+/// it, or borrowed from the caller's receive buffer
+/// ([`Endpoint::handle_datagram_slice`]), so what it keeps is copied.
+enum Input<'a> {
+    Owned(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl Input<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::Owned(bytes) => bytes,
+            Input::Borrowed(slice) => slice,
+        }
+    }
+
+    /// The whole datagram, to keep.
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Input::Owned(bytes) => bytes,
+            Input::Borrowed(slice) => Bytes::copy_from_slice(slice),
+        }
+    }
+
+    /// What follows the first `header_len` bytes, to keep (the parse
+    /// checked that the datagram is at least that long).
+    fn into_payload(self, header_len: usize) -> Bytes {
+        match self {
+            Input::Owned(mut bytes) => {
+                // `advance`, not `slice`: slicing a uniquely owned `Bytes`
+                // allocates a shared header; advancing it moves its start
+                // in place.
+                bytes.advance(header_len.min(bytes.len()));
+                bytes
+            }
+            Input::Borrowed(slice) => {
+                Bytes::copy_from_slice(slice.get(header_len..).unwrap_or(&[]))
+            }
+        }
+    }
+}
