@@ -431,7 +431,7 @@ impl Socket {
             .acquire_owned()
             .await
             .map_err(|_| DeliveryError::Closed)?;
-        Ok(self.submit(payload, target, options, permit))
+        Ok(self.submit(now(), payload, target, options, permit))
     }
 
     /// Hands `payload` to the endpoint at once and returns a [`Delivery`]
@@ -457,7 +457,10 @@ impl Socket {
     ) -> Result<Delivery, TrySendError> {
         let target = gtudp_proto::canonical_addr(target);
         let payload = payload.into_payload();
-        let options = options.to_proto(now());
+        // One clock read for the options and the send: nothing waits
+        // between them.
+        let now = now();
+        let options = options.to_proto(now);
         if let Err(kind) = self.check(&payload) {
             return Err(TrySendError::new(kind, payload));
         }
@@ -467,7 +470,7 @@ impl Socket {
                 payload,
             ));
         };
-        Ok(self.submit(payload, target, options, permit))
+        Ok(self.submit(now, payload, target, options, permit))
     }
 
     /// Sends a datagram as is, without gtUDP framing or guarantees, for
@@ -656,6 +659,7 @@ impl Socket {
     /// Hands one send to the endpoint on this task, which writes its DATA.
     fn submit(
         &self,
+        now: std::time::Instant,
         payload: Bytes,
         to: SocketAddr,
         options: gtudp_proto::SendOptions,
@@ -664,7 +668,7 @@ impl Socket {
         let shared = &self.handle.shared;
         let ticket = shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = shared.completions.register();
-        shared.with_core(|core| core.send(now(), ticket, to, payload, options, completion, permit));
+        shared.with_core(|core| core.send(now, ticket, to, payload, options, completion, permit));
         Delivery {
             shared: shared.clone(),
             key: Some(key),
