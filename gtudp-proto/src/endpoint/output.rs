@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::receiver::AwaitingKey;
+use super::awaiting::AwaitingId;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
 use crate::timer::TimerKey;
@@ -30,15 +30,15 @@ const MAX_BATCH_BYTES: usize = 65_000;
 #[derive(Debug)]
 enum Order {
     Data(MessageId),
-    /// A RECV for a record awaiting its ACK: where it goes, where its
-    /// record is kept (see `Endpoint::arrival_key`), and the identity.
-    Recv(SocketAddr, SocketAddr, Identity),
+    /// A RECV for a record awaiting its ACK: where it goes, the record
+    /// (reached by its slot when the RECV is written), and the identity.
+    Recv(SocketAddr, AwaitingId, Identity),
     /// A RECV answering a repeat of a message whose exchange is over: no
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     /// The copy of a RECV just written, for a peer whose path back loses
     /// RECVs (see [`super::recv_copies`]): one per RECV, written next.
-    RecvCopy(SocketAddr, SocketAddr, Identity),
+    RecvCopy(SocketAddr, AwaitingId, Identity),
     Ack(SocketAddr, Identity),
     /// A RECV naming a validation token, to make an unvalidated address
     /// prove it receives our datagrams (its ACK does; see
@@ -75,9 +75,8 @@ impl Output {
     }
 
     #[inline]
-    pub(super) fn push_recv(&mut self, to: SocketAddr, kept_under: SocketAddr, identity: Identity) {
-        self.control
-            .push_back(Order::Recv(to, kept_under, identity));
+    pub(super) fn push_recv(&mut self, to: SocketAddr, record: AwaitingId, identity: Identity) {
+        self.control.push_back(Order::Recv(to, record, identity));
     }
 
     pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
@@ -175,12 +174,12 @@ impl Endpoint {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
-            Order::Recv(to, kept_under, identity) => awaiting
-                .get(&AwaitingKey(*kept_under, *identity))
+            Order::Recv(to, id, _) => awaiting
+                .get(*id)
                 .is_some_and(|record| record.reply_pending && record.from == *to),
-            Order::RecvCopy(to, kept_under, identity) => awaiting
-                .get(&AwaitingKey(*kept_under, *identity))
-                .is_some_and(|record| record.from == *to),
+            Order::RecvCopy(to, id, _) => {
+                awaiting.get(*id).is_some_and(|record| record.from == *to)
+            }
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
         });
     }
@@ -264,13 +263,12 @@ impl Endpoint {
                         ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
-                Order::Recv(to, kept_under, identity) => match self.peers.get_remembered(to) {
+                Order::Recv(to, id, _) => match self.peers.get_remembered(to) {
                     Some(peer) if peer.may_send(header_len, header_len) => Some((*to, header_len)),
                     Some(_) => {
-                        // Copied only here: the order is 72 bytes.
-                        let (to, kept_under, identity) = (*to, *kept_under, *identity);
+                        let (to, id) = (*to, *id);
                         self.stats.dropped.amplification_limited += 1;
-                        self.on_recv_withheld(to, kept_under, identity);
+                        self.on_recv_withheld(to, id);
                         None
                     }
                     None => None,
@@ -398,9 +396,9 @@ impl Endpoint {
                 }
                 (to, Some(PacketKind::Data))
             }
-            Some(Order::Recv(to, kept_under, identity)) => {
+            Some(Order::Recv(to, record, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.on_recv_sent(now, to, kept_under, identity);
+                self.on_recv_sent(now, to, record);
                 let copies = match self.peers.get_mut(&to) {
                     Some(peer) => {
                         count_outbound(peer, PacketKind::Recv, buf.len() - start);
@@ -412,7 +410,7 @@ impl Endpoint {
                 if copies {
                     self.output
                         .control
-                        .push_front(Order::RecvCopy(to, kept_under, identity));
+                        .push_front(Order::RecvCopy(to, record, identity));
                 }
                 (to, Some(PacketKind::Recv))
             }
