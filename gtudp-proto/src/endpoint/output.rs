@@ -45,7 +45,9 @@ enum Order {
     /// [`crate::validation`]). Header-sized, at most one per peer per
     /// retransmission timeout, and bounded like an ACK.
     Probe(SocketAddr, Identity),
-    Raw(SocketAddr, Bytes),
+    /// A raw datagram: the next in `Output::raw` (kept apart, so that an
+    /// order is not as large as an address and a `Bytes`).
+    Raw,
 }
 
 /// Which queue of orders.
@@ -61,6 +63,9 @@ enum Lane {
 pub(super) struct Output {
     control: VecDeque<Order>,
     data: VecDeque<Order>,
+    /// The raw datagrams of the control lane's `Raw` orders, in their
+    /// order (a `Raw` order is never dropped but by its transmission).
+    raw: VecDeque<(SocketAddr, Bytes)>,
     /// ACK and stateless RECV orders queued (bounded by
     /// `max_pending_control`).
     pub(super) pending_control: usize,
@@ -97,7 +102,8 @@ impl Output {
 
     pub(super) fn push_raw(&mut self, to: SocketAddr, datagram: Bytes) {
         self.pending_raw += 1;
-        self.control.push_back(Order::Raw(to, datagram));
+        self.raw.push_back((to, datagram));
+        self.control.push_back(Order::Raw);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -123,7 +129,7 @@ impl Output {
         self.data.clear();
         let mut probes = 0;
         self.control.retain(|order| match order {
-            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw => true,
             Order::Probe(..) => {
                 probes += 1;
                 false
@@ -145,7 +151,7 @@ impl Output {
         }?;
         match order {
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) => self.pending_control -= 1,
-            Order::Raw(..) => self.pending_raw -= 1,
+            Order::Raw => self.pending_raw -= 1,
             Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..) => {}
         }
         Some(order)
@@ -180,7 +186,7 @@ impl Endpoint {
             Order::RecvCopy(to, id, _) => {
                 awaiting.get(*id).is_some_and(|record| record.from == *to)
             }
-            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw => true,
         });
     }
 
@@ -292,7 +298,11 @@ impl Endpoint {
                     }
                     _ => Some((*to, header_len)),
                 },
-                Order::Raw(to, datagram) => Some((*to, datagram.len())),
+                Order::Raw => self
+                    .output
+                    .raw
+                    .front()
+                    .map(|(to, datagram)| (*to, datagram.len())),
             };
             if ready.is_some() {
                 return ready;
@@ -427,7 +437,10 @@ impl Endpoint {
                 framing.encode_to_vec(&Packet::Ack { identity }, buf);
                 (to, Some(PacketKind::Ack))
             }
-            Some(Order::Raw(to, datagram)) => {
+            Some(Order::Raw) => {
+                let Some((to, datagram)) = self.output.raw.pop_front() else {
+                    return;
+                };
                 buf.extend_from_slice(&datagram);
                 self.stats.raw_out += 1;
                 (to, None)
@@ -455,4 +468,20 @@ impl Endpoint {
 fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
     peer.stats.bytes_out += size as u64;
     peer.stats.datagrams_out.add(kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_is_smaller_than_an_address_and_a_payload() {
+        // Every message's DATA, RECV and ACK orders are moved into the
+        // queue and out of it: a raw datagram's address and `Bytes` wait
+        // beside the queue, not in every order's place.
+        let address_and_payload =
+            core::mem::size_of::<SocketAddr>() + core::mem::size_of::<Bytes>();
+        assert!(core::mem::size_of::<Order>() < address_and_payload);
+        assert!(core::mem::size_of::<Order>() <= 56);
+    }
 }
