@@ -52,7 +52,7 @@ stages = [
     ("send call", "Endpoint::send: identity, table, queue, release", ["Endpoint::send"]),
     ("  pacing and window", "release into flight", ["::release"]),
     ("timers", "arming, and purging stale entries", ["::arm_sender_timer", "Endpoint::compact_tables"]),
-    ("hash lookups", "hashbrown get/get_mut, all tables", ["HashMap<K,V,S,A>::get_inner_mut", "HashMap<K,V,S,A>::get_inner"]),
+    ("hash lookups", "hashbrown get/get_mut, all tables, and the awaiting records' find and remove", ["HashMap<K,V,S,A>::get_inner_mut", "HashMap<K,V,S,A>::get_inner", "AwaitingRecords::find", "AwaitingRecords::remove"]),
     ("clock arithmetic", "Instant differences", ["<std::time::Instant>::duration_since"]),
     ("bench harness", "copying and freeing the datagrams moved", ["Bytes::copy_from_slice", "bytes::promotable_even_drop"]),
 ]

@@ -1,6 +1,7 @@
 //! The sans-IO endpoint: every gtUDP exchange with any number of peers over
 //! one socket, without doing any I/O.
 
+mod awaiting;
 mod large;
 mod messages;
 mod output;
@@ -38,7 +39,6 @@ use crate::wire::{Identity, Packet};
 use output::Output;
 use peer::Peer;
 use peer_table::PeerTable;
-use receiver::AwaitingAck;
 pub use table_sizes::{BoundExceeded, TableSizes};
 
 /// The hash maps of the endpoint: hashbrown with foldhash keyed from the
@@ -200,7 +200,7 @@ pub struct Endpoint {
     /// [`crate::identities`]).
     by_identity: Map<Identity, MessageId>,
     /// Received messages whose RECV awaits its ACK.
-    awaiting: Map<receiver::AwaitingKey, AwaitingAck>,
+    awaiting: awaiting::AwaitingRecords,
     /// Identities whose RECV exchange ended, kept to suppress late copies.
     remembered: RememberedIdentities,
     remembered_keys: Keys,
@@ -278,7 +278,7 @@ impl Endpoint {
             large_sends: Map::with_hasher(hasher),
             reassembly: crate::reassembly::Reassembly::new(hasher),
             by_identity: Map::with_hasher(hasher),
-            awaiting: Map::with_hasher(hasher),
+            awaiting: awaiting::AwaitingRecords::with_hasher(hasher),
             remembered: RememberedIdentities::new(
                 remembered_keys,
                 hasher,
@@ -792,7 +792,7 @@ impl Endpoint {
                 .is_some_and(|peer| peer.send_timer == Some(at)),
             TimerKey::Received(kept_under, identity) => self
                 .awaiting
-                .get(&receiver::AwaitingKey(kept_under, identity))
+                .get_by_key(&receiver::AwaitingKey(kept_under, identity))
                 .is_some_and(|record| record.timer == Some(at)),
             TimerKey::IdlePeers => self.idle_timer == Some(at),
             TimerKey::Probe(address) => self

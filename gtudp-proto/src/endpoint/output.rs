@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::receiver::AwaitingKey;
+use super::awaiting::AwaitingId;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
 use crate::timer::TimerKey;
@@ -30,22 +30,24 @@ const MAX_BATCH_BYTES: usize = 65_000;
 #[derive(Debug)]
 enum Order {
     Data(MessageId),
-    /// A RECV for a record awaiting its ACK: where it goes, where its
-    /// record is kept (see `Endpoint::arrival_key`), and the identity.
-    Recv(SocketAddr, SocketAddr, Identity),
+    /// A RECV for a record awaiting its ACK: where it goes, the record
+    /// (reached by its slot when the RECV is written), and the identity.
+    Recv(SocketAddr, AwaitingId, Identity),
     /// A RECV answering a repeat of a message whose exchange is over: no
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     /// The copy of a RECV just written, for a peer whose path back loses
     /// RECVs (see [`super::recv_copies`]): one per RECV, written next.
-    RecvCopy(SocketAddr, SocketAddr, Identity),
+    RecvCopy(SocketAddr, AwaitingId, Identity),
     Ack(SocketAddr, Identity),
     /// A RECV naming a validation token, to make an unvalidated address
     /// prove it receives our datagrams (its ACK does; see
     /// [`crate::validation`]). Header-sized, at most one per peer per
     /// retransmission timeout, and bounded like an ACK.
     Probe(SocketAddr, Identity),
-    Raw(SocketAddr, Bytes),
+    /// A raw datagram: the next in `Output::raw` (kept apart, so that an
+    /// order is not as large as an address and a `Bytes`).
+    Raw,
 }
 
 /// Which queue of orders.
@@ -61,6 +63,9 @@ enum Lane {
 pub(super) struct Output {
     control: VecDeque<Order>,
     data: VecDeque<Order>,
+    /// The raw datagrams of the control lane's `Raw` orders, in their
+    /// order (a `Raw` order is never dropped but by its transmission).
+    raw: VecDeque<(SocketAddr, Bytes)>,
     /// ACK and stateless RECV orders queued (bounded by
     /// `max_pending_control`).
     pub(super) pending_control: usize,
@@ -75,9 +80,8 @@ impl Output {
     }
 
     #[inline]
-    pub(super) fn push_recv(&mut self, to: SocketAddr, kept_under: SocketAddr, identity: Identity) {
-        self.control
-            .push_back(Order::Recv(to, kept_under, identity));
+    pub(super) fn push_recv(&mut self, to: SocketAddr, record: AwaitingId, identity: Identity) {
+        self.control.push_back(Order::Recv(to, record, identity));
     }
 
     pub(super) fn push_recv_again(&mut self, to: SocketAddr, identity: Identity) {
@@ -98,7 +102,8 @@ impl Output {
 
     pub(super) fn push_raw(&mut self, to: SocketAddr, datagram: Bytes) {
         self.pending_raw += 1;
-        self.control.push_back(Order::Raw(to, datagram));
+        self.raw.push_back((to, datagram));
+        self.control.push_back(Order::Raw);
     }
 
     pub(super) fn len(&self) -> usize {
@@ -124,7 +129,7 @@ impl Output {
         self.data.clear();
         let mut probes = 0;
         self.control.retain(|order| match order {
-            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw(..) => true,
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Raw => true,
             Order::Probe(..) => {
                 probes += 1;
                 false
@@ -146,7 +151,7 @@ impl Output {
         }?;
         match order {
             Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) => self.pending_control -= 1,
-            Order::Raw(..) => self.pending_raw -= 1,
+            Order::Raw => self.pending_raw -= 1,
             Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..) => {}
         }
         Some(order)
@@ -175,13 +180,13 @@ impl Endpoint {
             Order::Data(id) => messages
                 .get(id)
                 .is_some_and(|message| message.transmit_pending),
-            Order::Recv(to, kept_under, identity) => awaiting
-                .get(&AwaitingKey(*kept_under, *identity))
+            Order::Recv(to, id, _) => awaiting
+                .get(*id)
                 .is_some_and(|record| record.reply_pending && record.from == *to),
-            Order::RecvCopy(to, kept_under, identity) => awaiting
-                .get(&AwaitingKey(*kept_under, *identity))
-                .is_some_and(|record| record.from == *to),
-            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw(..) => true,
+            Order::RecvCopy(to, id, _) => {
+                awaiting.get(*id).is_some_and(|record| record.from == *to)
+            }
+            Order::Ack(..) | Order::RecvAgain(..) | Order::Probe(..) | Order::Raw => true,
         });
     }
 
@@ -264,13 +269,12 @@ impl Endpoint {
                         ready => ready.map(|(to, size, _)| (to, size)),
                     }
                 }
-                Order::Recv(to, kept_under, identity) => match self.peers.get_remembered(to) {
+                Order::Recv(to, id, _) => match self.peers.get_remembered(to) {
                     Some(peer) if peer.may_send(header_len, header_len) => Some((*to, header_len)),
                     Some(_) => {
-                        // Copied only here: the order is 72 bytes.
-                        let (to, kept_under, identity) = (*to, *kept_under, *identity);
+                        let (to, id) = (*to, *id);
                         self.stats.dropped.amplification_limited += 1;
-                        self.on_recv_withheld(to, kept_under, identity);
+                        self.on_recv_withheld(to, id);
                         None
                     }
                     None => None,
@@ -294,7 +298,11 @@ impl Endpoint {
                     }
                     _ => Some((*to, header_len)),
                 },
-                Order::Raw(to, datagram) => Some((*to, datagram.len())),
+                Order::Raw => self
+                    .output
+                    .raw
+                    .front()
+                    .map(|(to, datagram)| (*to, datagram.len())),
             };
             if ready.is_some() {
                 return ready;
@@ -398,9 +406,9 @@ impl Endpoint {
                 }
                 (to, Some(PacketKind::Data))
             }
-            Some(Order::Recv(to, kept_under, identity)) => {
+            Some(Order::Recv(to, record, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.on_recv_sent(now, to, kept_under, identity);
+                self.on_recv_sent(now, to, record);
                 let copies = match self.peers.get_mut(&to) {
                     Some(peer) => {
                         count_outbound(peer, PacketKind::Recv, buf.len() - start);
@@ -412,7 +420,7 @@ impl Endpoint {
                 if copies {
                     self.output
                         .control
-                        .push_front(Order::RecvCopy(to, kept_under, identity));
+                        .push_front(Order::RecvCopy(to, record, identity));
                 }
                 (to, Some(PacketKind::Recv))
             }
@@ -429,7 +437,10 @@ impl Endpoint {
                 framing.encode_to_vec(&Packet::Ack { identity }, buf);
                 (to, Some(PacketKind::Ack))
             }
-            Some(Order::Raw(to, datagram)) => {
+            Some(Order::Raw) => {
+                let Some((to, datagram)) = self.output.raw.pop_front() else {
+                    return;
+                };
                 buf.extend_from_slice(&datagram);
                 self.stats.raw_out += 1;
                 (to, None)
@@ -457,4 +468,20 @@ impl Endpoint {
 fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
     peer.stats.bytes_out += size as u64;
     peer.stats.datagrams_out.add(kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_is_smaller_than_an_address_and_a_payload() {
+        // Every message's DATA, RECV and ACK orders are moved into the
+        // queue and out of it: a raw datagram's address and `Bytes` wait
+        // beside the queue, not in every order's place.
+        let address_and_payload =
+            core::mem::size_of::<SocketAddr>() + core::mem::size_of::<Bytes>();
+        assert!(core::mem::size_of::<Order>() < address_and_payload);
+        assert!(core::mem::size_of::<Order>() <= 56);
+    }
 }

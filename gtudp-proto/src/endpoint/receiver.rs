@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::awaiting::{AwaitingId, KeyHash};
 use super::{Endpoint, State};
 use crate::event::Event;
 use crate::remembered::{Fingerprint, Recall, Retention};
@@ -41,8 +42,8 @@ use crate::wire::{Identity, PacketKind};
 /// The key of a record awaiting its ACK: where its sender's messages are
 /// kept (see [`Endpoint::arrival_key`]) and the identity. The address the
 /// DATA came from is in the record. Hashed as two words (an IPv4 address
-/// and port, the identity): a message's exchange looks its record up four
-/// times.
+/// and port, the identity), twice in a message's exchange (its DATA and
+/// its ACK; see [`super::awaiting`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct AwaitingKey(pub(super) SocketAddr, pub(super) Identity);
 
@@ -79,8 +80,10 @@ pub(super) enum Known {
     /// A copy of a message handed over: answered, not to be taken.
     Repeat,
     /// A new message; `collision` when it reuses the identity of one
-    /// awaited or remembered with another payload.
-    New { collision: bool },
+    /// awaited or remembered with another payload. No record awaits under
+    /// its key, whose hash is `hash` (for the record [`Endpoint::take_data`]
+    /// creates).
+    New { collision: bool, hash: KeyHash },
 }
 
 /// A new DATA (or fragment) on its way to being taken.
@@ -146,7 +149,7 @@ impl Endpoint {
         let fingerprint = self.remembered_keys.fingerprint(&payload);
         let kept_under = self.arrival_key(&source);
         let known = self.recognise(now, source, kept_under, identity, fingerprint);
-        let Known::New { collision } = known else {
+        let Known::New { collision, hash } = known else {
             self.count_duplicate(source, size);
             return;
         };
@@ -177,7 +180,7 @@ impl Endpoint {
             return;
         }
         self.note_inbound(source, PacketKind::Data, size);
-        self.take_data(now, source, data, collision);
+        self.take_data(now, source, data, collision, hash);
     }
 
     /// Whether a DATA from `source` repeats a message handed over (from
@@ -195,9 +198,12 @@ impl Endpoint {
     ) -> Known {
         let now_ns = self.nanos(now);
         let key = AwaitingKey(kept_under, identity);
-        let awaited = self.awaiting.get_mut(&key);
+        // One hash of the key: a new message's record is inserted with it.
+        let hash = self.awaiting.hash(&key);
+        let awaited = self.awaiting.find(hash, &key);
         let replaces_record = awaited.is_some();
-        if let Some(record) = awaited.filter(|record| record.fingerprint == fingerprint) {
+        if let Some((id, record)) = awaited.filter(|(_, record)| record.fingerprint == fingerprint)
+        {
             // A repeat: answer at once, never hand it over again.
             if record.from != source {
                 // From another port of its host (the sender's NAT gave it
@@ -220,7 +226,7 @@ impl Endpoint {
             let reply = !record.reply_pending;
             record.reply_pending = true;
             if reply {
-                self.output.push_recv(source, kept_under, identity);
+                self.output.push_recv(source, id, identity);
             }
             return Known::Repeat;
         }
@@ -237,20 +243,22 @@ impl Endpoint {
             // Keep the earlier message's late copies recognisable.
             self.give_up_recv(now, key);
         }
-        Known::New { collision }
+        Known::New { collision, hash }
     }
 
     /// Takes a new message from a proven address (one that answered our
     /// probe or our DATA, or that we reached first): hands it over and
     /// answers it with RECV, or leaves it unanswered when a receive bound is
     /// reached (refused before answering: a DATA is never answered and then
-    /// dropped).
+    /// dropped). `hash` is its key's, from the [`recognise`](Self::recognise)
+    /// that found it new just before.
     pub(super) fn take_data(
         &mut self,
         now: Instant,
         source: SocketAddr,
         data: NewData,
         collision: bool,
+        hash: KeyHash,
     ) {
         let NewData {
             kept_under,
@@ -294,13 +302,14 @@ impl Endpoint {
             timer: None,
             reply_pending: true,
         };
-        self.awaiting
-            .insert(AwaitingKey(kept_under, identity), record);
+        let id = self
+            .awaiting
+            .insert(hash, AwaitingKey(kept_under, identity), record);
         peer.awaiting += 1;
         if collision {
             self.stats.identity_collisions += 1;
         }
-        self.output.push_recv(source, kept_under, identity);
+        self.output.push_recv(source, id, identity);
         let payload = match fragment {
             false => payload,
             true => match self.take_fragment(now, kept_under, &payload) {
@@ -428,7 +437,8 @@ impl Endpoint {
         identity: Identity,
     ) {
         let key = AwaitingKey(kept_under, identity);
-        let Some(record) = self.awaiting.get_mut(&key) else {
+        let hash = self.awaiting.hash(&key);
+        let Some((id, record)) = self.awaiting.find(hash, &key) else {
             return;
         };
         if record.timer != Some(at) {
@@ -442,24 +452,19 @@ impl Endpoint {
         } else if !record.reply_pending {
             record.reply_pending = true;
             self.stats.recv_retransmissions += 1;
-            self.output.push_recv(source, kept_under, identity);
+            self.output.push_recv(source, id, identity);
         }
     }
 
-    /// Records a RECV's transmission: the next resend waits one backed-off
-    /// RTO.
-    pub(super) fn on_recv_sent(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        kept_under: SocketAddr,
-        identity: Identity,
-    ) {
+    /// Records the transmission of a RECV to `source` for the record `id`
+    /// (reached by its slot, with no hashing): the next resend waits one
+    /// backed-off RTO.
+    pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, id: AwaitingId) {
         let now_ns = self.nanos(now);
-        let Some(record) = self
+        let Some((AwaitingKey(kept_under, identity), record)) = self
             .awaiting
-            .get_mut(&AwaitingKey(kept_under, identity))
-            .filter(|record| record.from == source)
+            .get_mut(id)
+            .filter(|(_, record)| record.from == source)
         else {
             return;
         };
@@ -482,22 +487,15 @@ impl Endpoint {
     }
 
     /// A RECV withheld by the amplification budget: stop resending it.
-    pub(super) fn on_recv_withheld(
-        &mut self,
-        source: SocketAddr,
-        kept_under: SocketAddr,
-        identity: Identity,
-    ) {
-        if let Some(now) = self.latest {
-            let key = AwaitingKey(kept_under, identity);
-            if self
-                .awaiting
-                .get(&key)
-                .is_some_and(|record| record.from == source)
-            {
-                self.give_up_recv(now, key);
-            }
-        }
+    pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, id: AwaitingId) {
+        let Some(now) = self.latest else {
+            return;
+        };
+        let key = match self.awaiting.get_mut(id) {
+            Some((key, record)) if record.from == source => key,
+            _ => return,
+        };
+        self.give_up_recv(now, key);
     }
 
     /// Ends a RECV exchange without its ACK: the sender may still be

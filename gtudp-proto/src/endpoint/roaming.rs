@@ -245,14 +245,12 @@ impl Endpoint {
         for key in ended {
             self.give_up_recv(now, key);
         }
-        for &super::receiver::AwaitingKey(kept_under, identity) in &keys {
-            if let Some(record) = self
-                .awaiting
-                .get_mut(&super::receiver::AwaitingKey(kept_under, identity))
-            {
+        for key in &keys {
+            let hash = self.awaiting.hash(key);
+            if let Some((id, record)) = self.awaiting.find(hash, key) {
                 record.from = new;
                 if record.reply_pending {
-                    self.output.push_recv(new, kept_under, identity);
+                    self.output.push_recv(new, id, key.1);
                 }
             }
         }

@@ -137,11 +137,11 @@ impl Endpoint {
                 data.identity,
                 data.fingerprint,
             );
-            let super::receiver::Known::New { collision } = known else {
+            let super::receiver::Known::New { collision, hash } = known else {
                 self.stats.duplicates_suppressed += 1;
                 continue;
             };
-            self.take_data(now, address, data, collision);
+            self.take_data(now, address, data, collision, hash);
         }
     }
 
