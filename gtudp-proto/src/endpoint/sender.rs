@@ -376,7 +376,7 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&source) else {
             return;
         };
-        let plausible = peer.rtt.rto();
+        let plausible = peer.rtt.plausible();
         let Some(resend) = peer.resolved_resends.take(identity) else {
             return;
         };
@@ -625,7 +625,8 @@ impl Endpoint {
                         // exact, and if plausible, tells how late it was
                         // (an implausible one more likely answers a
                         // resent RECV after the first was lost).
-                        if let (Some(previous), plausible) = (message.previous_sent, peer.rtt.rto())
+                        if let (Some(previous), plausible) =
+                            (message.previous_sent, peer.rtt.plausible())
                         {
                             let rtt = now.saturating_duration_since(previous);
                             if rtt <= plausible {

@@ -8,11 +8,12 @@
 //! 2. **Both copies arrived** (what a DSACK tells TCP): the receiver answers
 //!    every copy of a message with a RECV, so a message resent once that was
 //!    only late draws two. A second RECV is spurious evidence when each of
-//!    the two came back within a plausible RTT (the smoothed RTT plus four
-//!    variations) of the copy it would answer: the first of the copy before
-//!    the retransmission, the second of the retransmission. A RECV the
-//!    receiver resent on its own timer, because the first was lost, comes
-//!    back too late after the earlier copy to pass.
+//!    the two came back within a plausible RTT (the RTO, or two smoothed
+//!    RTTs if longer) of the copy it would answer: the first of the copy
+//!    before the retransmission, the second of the retransmission. A RECV
+//!    the receiver resent on its own timer, because the first was lost,
+//!    comes back too late after the earlier copy to pass: the receiver
+//!    waits that long before it resends, and the round trip adds to it.
 //!
 //! For the second test, each peer keeps its last few messages resolved after
 //! a retransmission, in a fixed ring: allocated once, with the peer's first
