@@ -23,7 +23,9 @@
 //!   overflows then, so every loss there is the path's. Samples count what the path carried,
 //!   confirmed messages scaled up by that ratio only, so a lossy link is
 //!   still filled, and losses at a full queue never raise the estimate
-//!   that overflowed it.
+//!   that overflowed it. The ratio is taken there at the least its sample
+//!   allows (two standard deviations under): a share measured high by
+//!   chance raised every sample, and a cruise at them filled the queue.
 //! - **Loss beyond that ratio is congestion** (BBRv3's rule): when a
 //!   round's losses exceed the random share by more than 2% of a round
 //!   (and by more than its noise), or any loss comes while the path shows a
@@ -375,7 +377,7 @@ impl Bbr {
             self.on_round_end(delivery.now);
         }
         // What the path carried: confirmed messages and the share lost.
-        let mut rate = sample.rate() / (1.0 - self.random_loss());
+        let mut rate = sample.rate() / (1.0 - self.random_loss_floor());
         if let Some((cap, at)) = self.cut {
             if delivery.sent_at < at {
                 rate = rate.min(cap);
@@ -479,17 +481,40 @@ impl Bbr {
     /// nothing read a path's 2% as none, and ended on a round that lost
     /// 2.2%.
     fn random_loss_bound(&self) -> f64 {
-        let (random, sends) = if self.calm_samples_taken > 0 {
-            (self.loss_ratio, self.calm_pooled.1)
-        } else {
-            let sends = (self.calm.lost + self.calm.delivered) as f64;
-            (self.calm.ratio().unwrap_or(0.0), sends)
-        };
+        let (random, sends) = self.random_loss_sample();
         if sends < 1.0 {
             return random;
         }
         let spread = (3.0 / sends).max(2.0 * (random * (1.0 - random) / sends).sqrt());
         (random + spread).min(MAX_LOSS_RATIO)
+    }
+
+    /// The least the random share may be, given how many sends measured
+    /// it: the estimate less two standard deviations of it. A rate sample
+    /// is scaled up by the share to count what the path carried, and the
+    /// estimate is the largest sample: scaled by a share measured high by
+    /// chance, every sample reads high, and a cruise paced at them fills
+    /// the queue (on the 200 ms / 2% loss path, Startup's first 88 sends
+    /// lost 5, a share of 5.7% that put the estimate 6% above the path; at
+    /// 30% loss on a 20 ms path, samples read high kept the 20 ms queue
+    /// full and dropped 6% of what reached it). Taken low, a sample reads
+    /// a little under what the path carried, which the next probe finds.
+    fn random_loss_floor(&self) -> f64 {
+        let (random, sends) = self.random_loss_sample();
+        if sends < 1.0 {
+            return random;
+        }
+        (random - 2.0 * (random * (1.0 - random) / sends).sqrt()).max(0.0)
+    }
+
+    /// The random share as estimated, and how many sends measured it.
+    fn random_loss_sample(&self) -> (f64, f64) {
+        if self.calm_samples_taken > 0 {
+            (self.loss_ratio, self.calm_pooled.1)
+        } else {
+            let sends = (self.calm.lost + self.calm.delivered) as f64;
+            (self.calm.ratio().unwrap_or(0.0), sends)
+        }
     }
 
     /// The sends judged lost more than the random share, by one standard
@@ -1375,6 +1400,40 @@ mod tests {
         assert_eq!(judge(52.0), Mode::Startup);
         // Twenty thousand sends without a loss do tell: 2.2% is congestion.
         assert_eq!(judge(20_000.0), Mode::Drain);
+    }
+
+    #[test]
+    fn a_random_share_measured_on_few_sends_does_not_raise_the_estimate() {
+        // Startup's first 88 sends lost 5 (on the 200 ms / 2% loss path, by
+        // chance): a share of 5.7%. Taken as it stood, it scaled every
+        // sample up by 6%, and the cruise after Startup filled the queue.
+        let mut bbr = Bbr::new(16, 100_000);
+        bbr.calm = CalmSample {
+            from: Some(START),
+            until: Some(START + 1),
+            lost: 5,
+            delivered: 83,
+        };
+        // The path carries 100 messages per round trip and loses nothing.
+        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let carried = 100.0 / RTT.as_secs_f64();
+        assert!((bbr.random_loss() - 5.0 / 88.0).abs() < 1e-9);
+        assert!(bbr.bw.max <= carried * 1.01, "{} vs {carried}", bbr.bw.max);
+        // A share measured on many sends is trusted nearly as it stands.
+        let mut bbr = Bbr::new(16, 100_000);
+        bbr.calm = CalmSample {
+            from: Some(START),
+            until: Some(START + 1),
+            lost: 500,
+            delivered: 8_300,
+        };
+        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let scaled = carried / (1.0 - 500.0 / 8_800.0);
+        assert!(
+            bbr.bw.max >= scaled * 0.99 && bbr.bw.max <= scaled,
+            "{} vs {scaled}",
+            bbr.bw.max
+        );
     }
 
     #[test]
