@@ -118,13 +118,34 @@ fn long_lossy_path_at_200ms_holds_a_floor() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): utilization 0.773 of 0.85, retransmit ratio 1.073 \
-            of 1.05 (seeds 1-5: 0.773-0.777, 1.066-1.074). Address validation takes one RTT \
+fn long_path_behind_a_shallow_queue_drops_about_its_random_loss() {
+    // A 20 ms queue on a 200 ms path holds a tenth of a BDP, and a probe at
+    // 1.25 times the estimate for a minimum RTT puts a quarter of one into
+    // it: each probe overflowed it. Once a probe has, the next ones put
+    // half the queue it met in flight beyond the estimate, no more. What
+    // reaches the bottleneck and is dropped there (Startup's overshoot, by
+    // then most of it) falls from 2.6-3.3% to 2.1-2.3% (seeds 1-5), about
+    // the 2% the wire loses at random. (With every RECV resent before its
+    // ACK came, as a queue of a few milliseconds made them, it was 7.7-14%.)
+    for seed in 1..=5 {
+        let mut entry = cell("200ms 50M 2% loss");
+        entry.cell.seed = seed;
+        let report = entry.cell.run().unwrap();
+        assert!(
+            report.drop_pct() <= 2.5,
+            "seed {seed}: bottleneck drop {:.3}% > 2.5%\n{report}",
+            report.drop_pct()
+        );
+    }
+}
+
+#[test]
+#[ignore = "goal not reached yet (issue 19): utilization 0.775 of 0.85, retransmit ratio 1.062 \
+            of 1.05 (seeds 1-5: 0.775-0.780, 1.061-1.067). Address validation takes one RTT \
             and doubling from 16 messages six more: an ideal start costs 54 of the 455 Mbit*s \
             the 0.912 ceiling allows, a bound near 0.80. Startup's last round overflows the \
-            20 ms queue by most of a BDP (some 860 DATA dropped, 2% of the messages) and each \
-            probe, a quarter of a BDP into a queue of a tenth, some 150 more; beside 2% lost \
-            on the wire and 2.5% of messages in flight when the run ends"]
+            20 ms queue by most of a BDP (some 860 DATA dropped, 2% of the messages), beside \
+            2% lost on the wire and 2.5% of messages in flight when the run ends"]
 fn long_lossy_path_at_200ms() {
     meets_target("200ms 50M 2% loss");
 }

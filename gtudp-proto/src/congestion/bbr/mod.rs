@@ -11,7 +11,12 @@
 //!   minimum RTT, drains what the probe queued at 0.75, then cruises at the
 //!   estimate for up to 63 round trips or about two seconds, whichever is
 //!   shorter (BBRv3's cadence: a probe overflows a shallow buffer a little,
-//!   so it must be rare for the flow's own losses to stay small). A probe
+//!   so it must be rare for the flow's own losses to stay small). Once a
+//!   probe has overflowed the queue, the next ones last no longer than
+//!   twice the queue it met (its longest RTT over the minimum): a quarter
+//!   more for that long puts half that queue in flight beyond the
+//!   estimate, where a probe a minimum RTT long put a quarter of a BDP
+//!   into a queue that may hold a tenth of one. A probe
 //!   that raises the estimate by a fifth or more (a quarter is all it can)
 //!   found the path far above it: Startup takes over again, since probes
 //!   a quarter at a time would take seconds to fill a long fast path that
@@ -203,6 +208,12 @@ pub(crate) struct Bbr {
     /// When the latest probe began and, once its queue drained, ended:
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
+    /// The longest RTT of what the latest probe sent.
+    probe_max_rtt: Duration,
+    /// The queue the latest probe that overflowed met (its longest RTT over
+    /// the minimum, if at least [`MIN_QUEUE_DELAY`]), in nanoseconds: a
+    /// probe puts no more than half of it in flight beyond the estimate.
+    queue_depth: Option<u64>,
     cut_in_round: bool,
     /// What the latest congestion cut changed and the losses it was
     /// judged on, until a round passes.
@@ -266,6 +277,8 @@ impl Bbr {
             far_below_probes: 0,
             inflight_hi: f64::INFINITY,
             probe_sent: None,
+            probe_max_rtt: Duration::ZERO,
+            queue_depth: None,
             cut_in_round: false,
             undo: None,
             cut: None,
@@ -365,6 +378,9 @@ impl Bbr {
             undo.judged.on_resolved(delivery.sent_at, false);
         }
         if let Some(rtt) = delivery.rtt {
+            if self.sent_in_probe(delivery.sent_at) {
+                self.probe_max_rtt = self.probe_max_rtt.max(rtt);
+            }
             self.on_rtt(rtt, delivery.now);
             self.on_cruise_rtt(rtt, delivery.sent_at);
         }
@@ -434,10 +450,16 @@ impl Bbr {
         self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
         let mut cut = self.bw.max * CONGESTION_BETA;
-        let probe_loss = self
-            .probe_sent
-            .is_some_and(|(from, until)| sent_at >= from && until.map_or(true, |u| sent_at < u));
+        let probe_loss = self.sent_in_probe(sent_at);
         if probe_loss {
+            if let Some((min_rtt, _)) = self.min_rtt {
+                // A loss without a queue (a policer, or random loss read
+                // as congestion) tells no depth.
+                let depth = self.probe_max_rtt.saturating_sub(min_rtt);
+                if depth >= MIN_QUEUE_DELAY {
+                    self.queue_depth = Some(nanos(depth));
+                }
+            }
             // The probe overflowed the queue: what it found is forgotten,
             // but the rate before it, which did not overflow, stands.
             cut = cut.max(self.bw_at_probe.min(self.bw.max));
@@ -460,6 +482,12 @@ impl Bbr {
             Mode::ProbeBw { phase, .. } if phase != PROBE_DOWN => self.enter_phase(PROBE_DOWN, now),
             _ => {}
         }
+    }
+
+    /// A message sent at `sent_at` was sent by the latest probe.
+    fn sent_in_probe(&self, sent_at: u64) -> bool {
+        self.probe_sent
+            .is_some_and(|(from, until)| sent_at >= from && until.map_or(true, |u| sent_at < u))
     }
 
     /// The share of sends the path loses whatever the rate: the smoothed
@@ -863,6 +891,7 @@ impl Bbr {
         }
         if phase == PROBE_UP {
             self.probe_sent = Some((now, None));
+            self.probe_max_rtt = Duration::ZERO;
             self.busy = LossSample::since(now);
             self.cycles = self.cycles.wrapping_add(1);
             self.bw_at_probe = self.bw.max;
@@ -921,7 +950,13 @@ impl Bbr {
                 let elapsed = now.saturating_sub(since);
                 let min_rtt_ns = nanos(min_rtt);
                 let next = match phase {
-                    PROBE_UP => (elapsed >= min_rtt_ns).then_some(PROBE_DOWN),
+                    // At least an eighth of the minimum RTT: enough to
+                    // raise the estimate by 3% when the path has more.
+                    PROBE_UP => (elapsed >= min_rtt_ns
+                        || self.queue_depth.is_some_and(|depth| {
+                            elapsed >= depth.saturating_mul(2).max(min_rtt_ns / 8)
+                        }))
+                    .then_some(PROBE_DOWN),
                     PROBE_DOWN => (elapsed >= min_rtt_ns || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
@@ -1433,6 +1468,62 @@ mod tests {
             bbr.bw.max >= scaled * 0.99 && bbr.bw.max <= scaled,
             "{} vs {scaled}",
             bbr.bw.max
+        );
+    }
+
+    #[test]
+    fn a_probe_after_one_that_overflowed_lasts_twice_the_queue_it_met() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
+        bbr.enter_phase(PROBE_UP, now);
+        let mut control = bbr.clone();
+        // What the probe sent met a queue of 4 ms, then overflowed it.
+        let queue = Duration::from_millis(4);
+        bbr.on_delivered(&Delivery {
+            sent_at: now + 1,
+            now: now + ns(RTT + queue),
+            rtt: Some(RTT + queue),
+            sample: None,
+            delivered: bbr.next_round_delivered,
+            in_flight: 100,
+        });
+        for _ in 0..3 {
+            bbr.on_loss(now + ns(RTT / 2), now + ns(RTT + queue), 100);
+        }
+        assert!(bbr.cut_in_round, "judged congestion");
+        assert_eq!(bbr.queue_depth, Some(ns(queue)));
+        // The next probe puts half that queue in flight beyond the
+        // estimate (a quarter more for twice its depth), and drains; one
+        // that never overflowed probes for a whole minimum RTT.
+        let later = now + ns(RTT * 40);
+        for bbr in [&mut bbr, &mut control] {
+            bbr.cut_in_round = false;
+            bbr.far_below_probes = 0;
+            bbr.bw_at_probe = bbr.bw.max;
+            bbr.enter_phase(PROBE_UP, later);
+            bbr.update_mode(later + ns(queue * 2) + 1);
+        }
+        assert!(
+            matches!(
+                bbr.mode,
+                Mode::ProbeBw {
+                    phase: PROBE_DOWN,
+                    ..
+                }
+            ),
+            "{:?}",
+            bbr.mode
+        );
+        assert!(
+            matches!(
+                control.mode,
+                Mode::ProbeBw {
+                    phase: PROBE_UP,
+                    ..
+                }
+            ),
+            "{:?}",
+            control.mode
         );
     }
 
