@@ -89,8 +89,8 @@ fn shallow_queue_at_50ms_bounds_its_own_loss() {
 }
 
 #[test]
-#[ignore = "goal not reached yet (issue 19): p99 118 ms of 100 (seeds 1-5: 118-136 ms; \
-            retransmit ratio 1.022-1.023, drop 0.52-0.59%). With 1% loss each way more than \
+#[ignore = "goal not reached yet (issue 19): p99 118 ms of 100 (seeds 1-5: 117.6-118.0 ms; \
+            retransmit ratio 1.022-1.023, drop 0.5-0.6%). With 1% loss each way more than \
             1% of messages are recovered, and a loss is found no sooner than a round trip and \
             the reordering window after its send, so a recovered message takes at least \
             2.25 RTTs and the p99 stays above 2 x RTT"]
