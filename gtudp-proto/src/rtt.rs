@@ -125,6 +125,16 @@ impl RttEstimator {
         self.twice_smoothed
     }
 
+    /// The longest a RECV may take after a message's first copy and still
+    /// be taken for that copy's answer: the larger of the RTO and two
+    /// smoothed RTTs. A receiver resends a RECV no sooner than that after
+    /// it first went out (see `Timeouts::recv_after`), so a RECV resent
+    /// because the first was lost comes back later than this by at least a
+    /// round trip.
+    pub(crate) fn plausible(&self) -> Duration {
+        self.rto.max(self.twice_smoothed)
+    }
+
     /// The tail-loss probe's timeout for this estimate
     /// ([`crate::loss::probe_timeout_ns`] of the smoothed RTT and the RTO),
     /// once a sample has been taken.

@@ -121,6 +121,10 @@ fn spurious_detections_are_recognised_and_widen_the_window() {
     // The window widens after them: with it fixed at a quarter of the
     // RTT, 122 of the reordered datagrams (about 5% of 2,000 DATA and as
     // many RECVs) end in a retransmission; learning halves that.
+    println!(
+        "EARLY {} spurious {}",
+        stats.loss_detected_early, stats.spurious_retransmissions
+    );
     assert!(stats.loss_detected_early < 80, "{stats:?}");
 }
 
@@ -169,4 +173,68 @@ fn jitter_fifty_times_the_minimum_rtt_is_learned_not_resent() {
         resent.iter().all(|&count| count <= 20),
         "resends per seed {resent:?}"
     );
+}
+
+#[test]
+fn a_growing_queue_does_not_make_the_receiver_resend_its_recvs() {
+    // 1,000-byte messages through a 10 Mbit/s bottleneck with a 40 ms
+    // queue on a 100 ms path, paced by the default controller, whose
+    // Startup and probes grow a queue: the RTT climbs by tens of
+    // milliseconds within a few round trips. On a paced path the RTO is a
+    // millisecond above the smoothed RTT; a RECV timer at that RTO fired
+    // for every RECV once a queue of a few milliseconds built, no resent
+    // RECV then gave an RTT sample (Karn's rule), and the receiver went on
+    // resending nearly every RECV, each drawing a second ACK into the
+    // queue: 1,484 resent for 2,000 messages. Resent RECVs should answer
+    // lost ACKs, and here none is lost.
+    let seed = 1;
+    let config = Config::default();
+    let mut world = World::new(seed, nothing_lost_on_the_path());
+    world.keep_events(true);
+    let a = world
+        .add_endpoint("10.0.0.1:1".parse().unwrap(), config.clone())
+        .unwrap();
+    let b = world
+        .add_endpoint("10.0.0.2:1".parse().unwrap(), config)
+        .unwrap();
+    let mut bottleneck = nothing_lost_on_the_path();
+    bottleneck.rate = Some(1_250_000);
+    bottleneck.queue_limit = Duration::from_millis(40);
+    let (from, to) = (world.address(a), world.address(b));
+    world.network_mut().set_link(from, to, bottleneck);
+    for _ in 0..MESSAGES {
+        world.send(a, to, 1_000, SendOptions::default()).unwrap();
+    }
+    let mut delivered = 0;
+    let mut until = Duration::ZERO;
+    while delivered < MESSAGES && until < Duration::from_secs(60) {
+        until += Duration::from_millis(50);
+        world.run_until(until);
+        for (_, event) in world.take_events(a) {
+            match event {
+                Event::Delivered { .. } => delivered += 1,
+                Event::Failed { .. } => panic!("seed {seed}: a message failed"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(delivered, MESSAGES, "seed {seed}");
+    assert!(
+        world.violations().is_empty(),
+        "seed {seed}\n{}",
+        world.trace()
+    );
+    let receiver = world.endpoint(b).stats();
+    assert!(
+        receiver.recv_retransmissions * 20 < MESSAGES as u64,
+        "seed {seed}: {} RECVs resent for {MESSAGES} messages: {receiver:?}",
+        receiver.recv_retransmissions
+    );
+}
+
+/// 50 ms each way, nothing lost, no jitter.
+fn nothing_lost_on_the_path() -> LinkProfile {
+    let mut link = LinkProfile::clean();
+    link.delay = Duration::from_millis(50);
+    link
 }

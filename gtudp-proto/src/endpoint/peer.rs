@@ -338,6 +338,22 @@ impl<'a> Timeouts<'a> {
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
         self.after(transmissions).max(self.rtt.twice_smoothed())
     }
+
+    /// The timeout of a RECV awaiting its ACK after its `transmissions`-th
+    /// transmission: as a DATA's, at least two smoothed RTTs. On a steady
+    /// paced path the RTO is a millisecond above the smoothed RTT, so a
+    /// queue of two milliseconds made every RECV go out again before its
+    /// ACK came; resent, none gave an RTT sample any more (Karn's rule),
+    /// the estimate stayed below the path's RTT, and each message drew
+    /// two ACKs, whose extra share of the path kept the queue standing
+    /// (200 ms / 50 Mbit/s at 2% loss: 30,605 RECVs resent for 40,294
+    /// messages, 14% of the bottleneck's datagrams dropped). Nothing waits
+    /// on a RECV resent late: a lost RECV's sender finds the loss and
+    /// resends the DATA, which is answered at once, sooner than this
+    /// timer; a lost ACK only keeps the record a little longer.
+    pub(super) fn recv_after(&self, transmissions: u32) -> std::time::Duration {
+        self.data_after(transmissions)
+    }
 }
 
 #[cfg(test)]

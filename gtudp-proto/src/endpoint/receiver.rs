@@ -106,10 +106,14 @@ pub(super) struct AwaitingAck {
     /// The address its DATA came from: where its RECV goes.
     pub(super) from: SocketAddr,
     pub(super) fingerprint: Fingerprint,
+    /// RECVs written for it (a copy sent back to back with one is not
+    /// counted, see `recv_copies`).
     pub(super) transmissions: u32,
-    /// When its latest RECV was written, in nanoseconds from the
-    /// endpoint's epoch (see `Endpoint::nanos`).
-    pub(super) last_sent: Option<u64>,
+    /// When its first and its latest RECV were written, in nanoseconds
+    /// from the endpoint's epoch (see `Endpoint::nanos`); meaningful once
+    /// `transmissions` is above zero.
+    pub(super) first_sent: u64,
+    pub(super) last_sent: u64,
     /// The instant its live timer entry is set for (none before the first
     /// RECV is written).
     pub(super) timer: Option<Instant>,
@@ -214,7 +218,8 @@ impl Endpoint {
                 return Known::Repeat;
             }
             // A repeat a round trip after our RECV: the RECV was lost.
-            if let (Some(sent), Some(peer)) = (record.last_sent, self.peers.get_mut(&source)) {
+            let sent = (record.transmissions > 0).then_some(record.last_sent);
+            if let (Some(sent), Some(peer)) = (sent, self.peers.get_mut(&source)) {
                 if let Some(min_rtt) = peer.rtt.min() {
                     peer.recv_copies.on_repeat(
                         std::time::Duration::from_nanos(now_ns.saturating_sub(sent)),
@@ -298,7 +303,8 @@ impl Endpoint {
             from: source,
             fingerprint,
             transmissions: 0,
-            last_sent: None,
+            first_sent: 0,
+            last_sent: 0,
             timer: None,
             reply_pending: true,
         };
@@ -405,16 +411,31 @@ impl Endpoint {
             self.timers
                 .remove_if_front(at, TimerKey::Received(kept_under, identity));
         }
-        let sample = match (record.transmissions, record.last_sent) {
-            (1, Some(sent)) if record.from == source => Some(std::time::Duration::from_nanos(
-                self.nanos(now).saturating_sub(sent),
-            )),
-            _ => None,
-        };
+        let now_ns = self.nanos(now);
+        let since = |sent: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(sent));
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
         if let Some(peer) = self.peers.get_mut(&source) {
             count_inbound(peer, PacketKind::Ack, size);
+            let sample = match record.transmissions {
+                // Karn's rule: a RECV written once.
+                1 if record.from == source => Some(since(record.first_sent)),
+                // Written twice, and the ACK came sooner after the second
+                // than any round trip: it answers the first, whose RTT is
+                // exact (Eifel's test, as for a DATA resent too soon). A
+                // queue that grows past the RTO makes every RECV go out
+                // twice; without these samples none would be taken, and the
+                // estimate would stay below the path's RTT for good.
+                2 if record.from == source
+                    && peer
+                        .rtt
+                        .min()
+                        .is_some_and(|min| since(record.last_sent) < min) =>
+                {
+                    Some(since(record.first_sent))
+                }
+                _ => None,
+            };
             if let Some(sample) = sample {
                 peer.on_rtt_sample(sample);
                 // A shorter RTO or probe timeout for what we send it.
@@ -470,11 +491,14 @@ impl Endpoint {
         };
         record.reply_pending = false;
         record.transmissions += 1;
-        record.last_sent = Some(now_ns);
+        if record.transmissions == 1 {
+            record.first_sent = now_ns;
+        }
+        record.last_sent = now_ns;
         let timeout = self
             .peers
             .get(&source)
-            .map(|peer| peer.retransmission_timeout(record.transmissions))
+            .map(|peer| peer.timeouts().recv_after(record.transmissions))
             .unwrap_or(self.config.initial_rto);
         let at = now + timeout;
         // Repeats answered in one instant past the backoff's ceiling want

@@ -376,9 +376,16 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&source) else {
             return;
         };
-        let plausible = peer.rtt.rto();
         let Some(resend) = peer.resolved_resends.take(identity) else {
             return;
+        };
+        // A RECV the receiver resent on its timer comes two smoothed RTTs
+        // and a round trip after the copy it answers at the soonest: after
+        // the copy before the last only if that was the first.
+        let plausible = if resend.twice {
+            peer.rtt.plausible()
+        } else {
+            peer.rtt.rto()
         };
         if !resend.both_copies_arrived(now, plausible) {
             return;
@@ -624,9 +631,17 @@ impl Endpoint {
                         // The RECV answered the copy before: its RTT is
                         // exact, and if plausible, tells how late it was
                         // (an implausible one more likely answers a
-                        // resent RECV after the first was lost).
-                        if let (Some(previous), plausible) = (message.previous_sent, peer.rtt.rto())
-                        {
+                        // resent RECV after the first was lost). The
+                        // receiver resends a RECV two smoothed RTTs after
+                        // the first at the soonest, but that is after the
+                        // copy it answers, which is the copy before the
+                        // last only when there were two.
+                        let plausible = if message.transmissions == 2 {
+                            peer.rtt.plausible()
+                        } else {
+                            peer.rtt.rto()
+                        };
+                        if let Some(previous) = message.previous_sent {
                             let rtt = now.saturating_duration_since(previous);
                             if rtt <= plausible {
                                 peer.rack.on_late_copy(rtt, peer.rtt.min_rto());
@@ -662,6 +677,7 @@ impl Endpoint {
                                 last_sent: sent,
                                 confirmed: now,
                                 early: message.cause == Cause::Early,
+                                twice: message.transmissions == 2,
                             });
                         }
                     }

@@ -8,11 +8,15 @@
 //! 2. **Both copies arrived** (what a DSACK tells TCP): the receiver answers
 //!    every copy of a message with a RECV, so a message resent once that was
 //!    only late draws two. A second RECV is spurious evidence when each of
-//!    the two came back within a plausible RTT (the smoothed RTT plus four
-//!    variations) of the copy it would answer: the first of the copy before
-//!    the retransmission, the second of the retransmission. A RECV the
-//!    receiver resent on its own timer, because the first was lost, comes
-//!    back too late after the earlier copy to pass.
+//!    the two came back within a plausible RTT of the copy it would
+//!    answer: the first of the copy before the retransmission, the second
+//!    of the retransmission. A RECV the receiver resent on its own timer,
+//!    because the first was lost, comes back too late after the earlier
+//!    copy to pass: the receiver waits at least the larger of its RTO and
+//!    two smoothed RTTs before it resends, and the round trip adds to it,
+//!    so that is plausible for a message sent twice (the copy before the
+//!    retransmission is its first); sent more often, the RECV may answer
+//!    an older copy, and only the RTO is.
 //!
 //! For the second test, each peer keeps its last few messages resolved after
 //! a retransmission, in a fixed ring: allocated once, with the peer's first
@@ -40,6 +44,8 @@ pub(super) struct ResolvedResend {
     /// Early loss detection resent it (so the reordering window was too
     /// narrow, if it proves spurious).
     pub(super) early: bool,
+    /// It was sent twice: `previous_sent` is its first transmission.
+    pub(super) twice: bool,
 }
 
 impl ResolvedResend {
@@ -91,6 +97,7 @@ mod tests {
             last_sent: start + RTT * 5 / 4,
             confirmed: start + confirmed_after,
             early: true,
+            twice: true,
         }
     }
 

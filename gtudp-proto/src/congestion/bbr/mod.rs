@@ -11,7 +11,12 @@
 //!   minimum RTT, drains what the probe queued at 0.75, then cruises at the
 //!   estimate for up to 63 round trips or about two seconds, whichever is
 //!   shorter (BBRv3's cadence: a probe overflows a shallow buffer a little,
-//!   so it must be rare for the flow's own losses to stay small). A probe
+//!   so it must be rare for the flow's own losses to stay small). Once a
+//!   probe has overflowed the queue, the next ones last no longer than
+//!   twice the queue it met (its longest RTT over the minimum): a quarter
+//!   more for that long puts half that queue in flight beyond the
+//!   estimate, where a probe a minimum RTT long put a quarter of a BDP
+//!   into a queue that may hold a tenth of one. A probe
 //!   that raises the estimate by a fifth or more (a quarter is all it can)
 //!   found the path far above it: Startup takes over again, since probes
 //!   a quarter at a time would take seconds to fill a long fast path that
@@ -23,7 +28,9 @@
 //!   overflows then, so every loss there is the path's. Samples count what the path carried,
 //!   confirmed messages scaled up by that ratio only, so a lossy link is
 //!   still filled, and losses at a full queue never raise the estimate
-//!   that overflowed it.
+//!   that overflowed it. The ratio is taken there at the least its sample
+//!   allows (two standard deviations under): a share measured high by
+//!   chance raised every sample, and a cruise at them filled the queue.
 //! - **Loss beyond that ratio is congestion** (BBRv3's rule): when a
 //!   round's losses exceed the random share by more than 2% of a round
 //!   (and by more than its noise), or any loss comes while the path shows a
@@ -201,6 +208,12 @@ pub(crate) struct Bbr {
     /// When the latest probe began and, once its queue drained, ended:
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
+    /// The longest RTT of what the latest probe sent.
+    probe_max_rtt: Duration,
+    /// The queue the latest probe that overflowed met (its longest RTT over
+    /// the minimum, if at least [`MIN_QUEUE_DELAY`]), in nanoseconds: a
+    /// probe puts no more than half of it in flight beyond the estimate.
+    queue_depth: Option<u64>,
     cut_in_round: bool,
     /// What the latest congestion cut changed and the losses it was
     /// judged on, until a round passes.
@@ -264,6 +277,8 @@ impl Bbr {
             far_below_probes: 0,
             inflight_hi: f64::INFINITY,
             probe_sent: None,
+            probe_max_rtt: Duration::ZERO,
+            queue_depth: None,
             cut_in_round: false,
             undo: None,
             cut: None,
@@ -363,6 +378,9 @@ impl Bbr {
             undo.judged.on_resolved(delivery.sent_at, false);
         }
         if let Some(rtt) = delivery.rtt {
+            if self.sent_in_probe(delivery.sent_at) {
+                self.probe_max_rtt = self.probe_max_rtt.max(rtt);
+            }
             self.on_rtt(rtt, delivery.now);
             self.on_cruise_rtt(rtt, delivery.sent_at);
         }
@@ -375,7 +393,7 @@ impl Bbr {
             self.on_round_end(delivery.now);
         }
         // What the path carried: confirmed messages and the share lost.
-        let mut rate = sample.rate() / (1.0 - self.random_loss());
+        let mut rate = sample.rate() / (1.0 - self.random_loss_floor());
         if let Some((cap, at)) = self.cut {
             if delivery.sent_at < at {
                 rate = rate.min(cap);
@@ -432,10 +450,16 @@ impl Bbr {
         self.inflight_hi = (in_flight as f64 * CONGESTION_BETA).max(f64::from(self.initial_window));
         self.cut_in_round = true;
         let mut cut = self.bw.max * CONGESTION_BETA;
-        let probe_loss = self
-            .probe_sent
-            .is_some_and(|(from, until)| sent_at >= from && until.map_or(true, |u| sent_at < u));
+        let probe_loss = self.sent_in_probe(sent_at);
         if probe_loss {
+            if let Some((min_rtt, _)) = self.min_rtt {
+                // A loss without a queue (a policer, or random loss read
+                // as congestion) tells no depth.
+                let depth = self.probe_max_rtt.saturating_sub(min_rtt);
+                if depth >= MIN_QUEUE_DELAY {
+                    self.queue_depth = Some(nanos(depth));
+                }
+            }
             // The probe overflowed the queue: what it found is forgotten,
             // but the rate before it, which did not overflow, stands.
             cut = cut.max(self.bw_at_probe.min(self.bw.max));
@@ -460,6 +484,12 @@ impl Bbr {
         }
     }
 
+    /// A message sent at `sent_at` was sent by the latest probe.
+    fn sent_in_probe(&self, sent_at: u64) -> bool {
+        self.probe_sent
+            .is_some_and(|(from, until)| sent_at >= from && until.map_or(true, |u| sent_at < u))
+    }
+
     /// The share of sends the path loses whatever the rate: the smoothed
     /// calm samples, or, before the first is folded, the one being taken
     /// (Startup's, while its rate still grew: the path was not full).
@@ -479,17 +509,40 @@ impl Bbr {
     /// nothing read a path's 2% as none, and ended on a round that lost
     /// 2.2%.
     fn random_loss_bound(&self) -> f64 {
-        let (random, sends) = if self.calm_samples_taken > 0 {
-            (self.loss_ratio, self.calm_pooled.1)
-        } else {
-            let sends = (self.calm.lost + self.calm.delivered) as f64;
-            (self.calm.ratio().unwrap_or(0.0), sends)
-        };
+        let (random, sends) = self.random_loss_sample();
         if sends < 1.0 {
             return random;
         }
         let spread = (3.0 / sends).max(2.0 * (random * (1.0 - random) / sends).sqrt());
         (random + spread).min(MAX_LOSS_RATIO)
+    }
+
+    /// The least the random share may be, given how many sends measured
+    /// it: the estimate less two standard deviations of it. A rate sample
+    /// is scaled up by the share to count what the path carried, and the
+    /// estimate is the largest sample: scaled by a share measured high by
+    /// chance, every sample reads high, and a cruise paced at them fills
+    /// the queue (on the 200 ms / 2% loss path, Startup's first 88 sends
+    /// lost 5, a share of 5.7% that put the estimate 6% above the path; at
+    /// 30% loss on a 20 ms path, samples read high kept the 20 ms queue
+    /// full and dropped 6% of what reached it). Taken low, a sample reads
+    /// a little under what the path carried, which the next probe finds.
+    fn random_loss_floor(&self) -> f64 {
+        let (random, sends) = self.random_loss_sample();
+        if sends < 1.0 {
+            return random;
+        }
+        (random - 2.0 * (random * (1.0 - random) / sends).sqrt()).max(0.0)
+    }
+
+    /// The random share as estimated, and how many sends measured it.
+    fn random_loss_sample(&self) -> (f64, f64) {
+        if self.calm_samples_taken > 0 {
+            (self.loss_ratio, self.calm_pooled.1)
+        } else {
+            let sends = (self.calm.lost + self.calm.delivered) as f64;
+            (self.calm.ratio().unwrap_or(0.0), sends)
+        }
     }
 
     /// The sends judged lost more than the random share, by one standard
@@ -838,6 +891,7 @@ impl Bbr {
         }
         if phase == PROBE_UP {
             self.probe_sent = Some((now, None));
+            self.probe_max_rtt = Duration::ZERO;
             self.busy = LossSample::since(now);
             self.cycles = self.cycles.wrapping_add(1);
             self.bw_at_probe = self.bw.max;
@@ -896,7 +950,13 @@ impl Bbr {
                 let elapsed = now.saturating_sub(since);
                 let min_rtt_ns = nanos(min_rtt);
                 let next = match phase {
-                    PROBE_UP => (elapsed >= min_rtt_ns).then_some(PROBE_DOWN),
+                    // At least an eighth of the minimum RTT: enough to
+                    // raise the estimate by 3% when the path has more.
+                    PROBE_UP => (elapsed >= min_rtt_ns
+                        || self.queue_depth.is_some_and(|depth| {
+                            elapsed >= depth.saturating_mul(2).max(min_rtt_ns / 8)
+                        }))
+                    .then_some(PROBE_DOWN),
                     PROBE_DOWN => (elapsed >= min_rtt_ns || in_flight <= bdp).then_some(CRUISE),
                     // A queue builds while cruising (the estimate runs a
                     // little high): drain it before it overflows.
@@ -1375,6 +1435,96 @@ mod tests {
         assert_eq!(judge(52.0), Mode::Startup);
         // Twenty thousand sends without a loss do tell: 2.2% is congestion.
         assert_eq!(judge(20_000.0), Mode::Drain);
+    }
+
+    #[test]
+    fn a_random_share_measured_on_few_sends_does_not_raise_the_estimate() {
+        // Startup's first 88 sends lost 5 (on the 200 ms / 2% loss path, by
+        // chance): a share of 5.7%. Taken as it stood, it scaled every
+        // sample up by 6%, and the cruise after Startup filled the queue.
+        let mut bbr = Bbr::new(16, 100_000);
+        bbr.calm = CalmSample {
+            from: Some(START),
+            until: Some(START + 1),
+            lost: 5,
+            delivered: 83,
+        };
+        // The path carries 100 messages per round trip and loses nothing.
+        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let carried = 100.0 / RTT.as_secs_f64();
+        assert!((bbr.random_loss() - 5.0 / 88.0).abs() < 1e-9);
+        assert!(bbr.bw.max <= carried * 1.01, "{} vs {carried}", bbr.bw.max);
+        // A share measured on many sends is trusted nearly as it stands.
+        let mut bbr = Bbr::new(16, 100_000);
+        bbr.calm = CalmSample {
+            from: Some(START),
+            until: Some(START + 1),
+            lost: 500,
+            delivered: 8_300,
+        };
+        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let scaled = carried / (1.0 - 500.0 / 8_800.0);
+        assert!(
+            bbr.bw.max >= scaled * 0.99 && bbr.bw.max <= scaled,
+            "{} vs {scaled}",
+            bbr.bw.max
+        );
+    }
+
+    #[test]
+    fn a_probe_after_one_that_overflowed_lasts_twice_the_queue_it_met() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 20, 100, RTT, 0);
+        bbr.enter_phase(PROBE_UP, now);
+        let mut control = bbr.clone();
+        // What the probe sent met a queue of 4 ms, then overflowed it.
+        let queue = Duration::from_millis(4);
+        bbr.on_delivered(&Delivery {
+            sent_at: now + 1,
+            now: now + ns(RTT + queue),
+            rtt: Some(RTT + queue),
+            sample: None,
+            delivered: bbr.next_round_delivered,
+            in_flight: 100,
+        });
+        for _ in 0..3 {
+            bbr.on_loss(now + ns(RTT / 2), now + ns(RTT + queue), 100);
+        }
+        assert!(bbr.cut_in_round, "judged congestion");
+        assert_eq!(bbr.queue_depth, Some(ns(queue)));
+        // The next probe puts half that queue in flight beyond the
+        // estimate (a quarter more for twice its depth), and drains; one
+        // that never overflowed probes for a whole minimum RTT.
+        let later = now + ns(RTT * 40);
+        for bbr in [&mut bbr, &mut control] {
+            bbr.cut_in_round = false;
+            bbr.far_below_probes = 0;
+            bbr.bw_at_probe = bbr.bw.max;
+            bbr.enter_phase(PROBE_UP, later);
+            bbr.update_mode(later + ns(queue * 2) + 1);
+        }
+        assert!(
+            matches!(
+                bbr.mode,
+                Mode::ProbeBw {
+                    phase: PROBE_DOWN,
+                    ..
+                }
+            ),
+            "{:?}",
+            bbr.mode
+        );
+        assert!(
+            matches!(
+                control.mode,
+                Mode::ProbeBw {
+                    phase: PROBE_UP,
+                    ..
+                }
+            ),
+            "{:?}",
+            control.mode
+        );
     }
 
     #[test]
