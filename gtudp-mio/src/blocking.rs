@@ -386,12 +386,11 @@ impl BlockingSocket {
             })?;
         let ticket = shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = shared.completions.register();
-        core.pending.insert(id, (ticket, completion));
-        core.tickets.insert(ticket, id);
+        core.pending.insert(id, completion);
         let arrived = core.flush_or_defer(now);
         shared.settle(&mut core, arrived);
         drop(core);
-        Ok(PendingSend::new(shared.clone(), key, to, ticket))
+        Ok(PendingSend::new(shared.clone(), key, to, ticket, id))
     }
 
     /// [`send_to_blocking`](Self::send_to_blocking) with per-message

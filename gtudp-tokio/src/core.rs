@@ -70,7 +70,6 @@ const PRESIZED_INBOX: usize = 1_024;
 #[derive(Debug)]
 struct Pending {
     completion: Completion,
-    ticket: u64,
     /// Released when the outcome is known, making room for another send.
     _permit: OwnedSemaphorePermit,
 }
@@ -121,7 +120,6 @@ pub(crate) struct Core {
     io: UdpIo,
     endpoint: Endpoint,
     pending: HashMap<MessageId, Pending>,
-    tickets: HashMap<u64, MessageId>,
     inbox: VecDeque<Datagram>,
     recv_queue: usize,
     close: Option<CloseStart>,
@@ -163,7 +161,6 @@ impl Core {
             io,
             endpoint,
             pending: HashMap::new(),
-            tickets: HashMap::new(),
             inbox: VecDeque::with_capacity(recv_queue.min(PRESIZED_INBOX)),
             recv_queue,
             close: None,
@@ -185,34 +182,33 @@ impl Core {
 
     // ----- application calls -----------------------------------------------
 
-    /// Hands one message to the endpoint and writes what it has to send.
-    #[allow(clippy::too_many_arguments)]
+    /// Hands one message to the endpoint and writes what it has to send;
+    /// returns its id, or `None` when it was refused (its completion then
+    /// holds the error).
     pub(crate) fn send(
         &mut self,
         now: Instant,
-        ticket: u64,
         to: SocketAddr,
         payload: Bytes,
         options: SendOptions,
         completion: Completion,
         permit: OwnedSemaphorePermit,
-    ) {
+    ) -> Option<MessageId> {
         if self.summary.is_some() {
             // Ended without a close call (the runtime shut down): nobody
             // would ever resolve it.
-            return completion.resolve(Err(DeliveryError::Refused {
+            completion.resolve(Err(DeliveryError::Refused {
                 to,
                 kind: gtudp_proto::SendErrorKind::Closing,
             }));
+            return None;
         }
         match self.endpoint.send_with(now, to, payload, options) {
             Ok(id) => {
-                self.tickets.insert(ticket, id);
                 self.pending.insert(
                     id,
                     Pending {
                         completion,
-                        ticket,
                         _permit: permit,
                     },
                 );
@@ -239,20 +235,24 @@ impl Core {
                 } else {
                     self.flush(now);
                 }
+                Some(id)
             }
-            Err(error) => completion.resolve(Err(DeliveryError::Refused {
-                to,
-                kind: error.kind(),
-            })),
+            Err(error) => {
+                completion.resolve(Err(DeliveryError::Refused {
+                    to,
+                    kind: error.kind(),
+                }));
+                None
+            }
         }
     }
 
-    /// Stops trying to deliver the send `ticket`, if it is still unresolved;
-    /// its outcome follows through its completion.
-    pub(crate) fn cancel(&mut self, now: Instant, ticket: u64) {
-        if let Some(id) = self.tickets.get(&ticket) {
-            // Unknown means it resolved already: its outcome is out.
-            let _ = self.endpoint.cancel(*id);
+    /// Stops trying to deliver message `id`, if it is still unresolved; its
+    /// outcome follows through its completion. The endpoint never gives an
+    /// id twice, so one that resolved already is simply unknown to it.
+    pub(crate) fn cancel(&mut self, now: Instant, id: MessageId) {
+        if self.pending.contains_key(&id) {
+            let _ = self.endpoint.cancel(id);
             self.flush(now);
         }
     }
@@ -430,7 +430,6 @@ impl Core {
             return;
         }
         self.drain_events(now);
-        self.tickets.clear();
         for (_, pending) in self.pending.drain() {
             pending.completion.resolve(Err(DeliveryError::Closed));
         }
@@ -567,7 +566,6 @@ impl Core {
                         }
                     }
                     if let Some(pending) = self.pending.remove(&id) {
-                        self.tickets.remove(&pending.ticket);
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
                         if pending.completion.resolve_notified(outcome) {

@@ -668,11 +668,13 @@ impl Socket {
         let shared = &self.handle.shared;
         let ticket = shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let (key, completion) = shared.completions.register();
-        shared.with_core(|core| core.send(now, ticket, to, payload, options, completion, permit));
+        let message =
+            shared.with_core(|core| core.send(now, to, payload, options, completion, permit));
         Delivery {
             shared: shared.clone(),
             key: Some(key),
             ticket,
+            message,
             to,
         }
     }
@@ -737,6 +739,8 @@ pub struct Delivery {
     /// was taken.
     key: Option<Key>,
     ticket: u64,
+    /// The endpoint's id for the message; `None` when it was refused.
+    message: Option<gtudp_proto::MessageId>,
     to: SocketAddr,
 }
 
@@ -756,8 +760,9 @@ impl Delivery {
     /// or [`Delivered`] if the RECV won the race. A cancelled payload may
     /// still have arrived.
     pub async fn cancel(self) -> Result<Delivered, DeliveryError> {
-        let ticket = self.ticket;
-        self.shared.with_core(|core| core.cancel(now(), ticket));
+        if let Some(id) = self.message {
+            self.shared.with_core(|core| core.cancel(now(), id));
+        }
         self.await
     }
 }

@@ -117,10 +117,8 @@ pub(crate) enum Background {
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) driver: Driver,
-    /// The outcome slot and ticket of each unresolved send.
-    pub(crate) pending: HashMap<MessageId, (u64, Completion)>,
-    /// The message of each pending send's ticket, for cancel.
-    pub(crate) tickets: HashMap<u64, MessageId>,
+    /// The outcome slot of each unresolved send.
+    pub(crate) pending: HashMap<MessageId, Completion>,
     /// Received messages not yet read.
     pub(crate) inbox: VecDeque<Datagram>,
     capacity: usize,
@@ -181,7 +179,6 @@ impl Core {
         Self {
             driver,
             pending: HashMap::new(),
-            tickets: HashMap::new(),
             inbox: VecDeque::with_capacity(capacity.min(1_024)),
             capacity,
             led: false,
@@ -379,8 +376,7 @@ impl Core {
     }
 
     fn resolve(&mut self, id: MessageId, outcome: Result<Delivered, DeliveryError>) {
-        if let Some((ticket, completion)) = self.pending.remove(&id) {
-            self.tickets.remove(&ticket);
+        if let Some(completion) = self.pending.remove(&id) {
             self.leader_news |= self.led;
             // The PendingSend may have been dropped: nobody to tell.
             completion.resolve(outcome);
@@ -390,10 +386,9 @@ impl Core {
     /// Ends the socket: fails what is left, records the summary.
     pub(crate) fn finish(&mut self) {
         self.deliver();
-        for (_, (_, completion)) in self.pending.drain() {
+        for (_, completion) in self.pending.drain() {
             completion.resolve(Err(DeliveryError::Closed));
         }
-        self.tickets.clear();
         let stats = self.driver.stats();
         let summary = match &self.close {
             Some(close) => close.summary(Instant::now(), self.drain_timeout, stats),

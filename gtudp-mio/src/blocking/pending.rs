@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gtudp_io::Delivered;
+use gtudp_proto::MessageId;
 
 use super::core::Shared;
 use crate::completion::Key;
@@ -27,15 +28,24 @@ pub struct PendingSend {
     key: Cell<Option<Key>>,
     to: SocketAddr,
     ticket: u64,
+    /// The endpoint's id for the message.
+    message: MessageId,
 }
 
 impl PendingSend {
-    pub(crate) fn new(shared: Arc<Shared>, key: Key, to: SocketAddr, ticket: u64) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        key: Key,
+        to: SocketAddr,
+        ticket: u64,
+        message: MessageId,
+    ) -> Self {
         Self {
             shared,
             key: Cell::new(Some(key)),
             to,
             ticket,
+            message,
         }
     }
 
@@ -62,14 +72,14 @@ impl PendingSend {
         }
         {
             let mut core = self.shared.lock();
-            if let Some(&id) = core.tickets.get(&self.ticket) {
-                // Unknown means it resolved already: its outcome is out.
-                if core.driver.cancel(id).is_ok() {
-                    let now = Instant::now();
-                    core.driver.flush(now);
-                    core.deliver();
-                    self.shared.settle(&mut core, false);
-                }
+            // The endpoint never gives an id twice: one that resolved
+            // already is unknown to it, and its outcome is out.
+            if core.pending.contains_key(&self.message) && core.driver.cancel(self.message).is_ok()
+            {
+                let now = Instant::now();
+                core.driver.flush(now);
+                core.deliver();
+                self.shared.settle(&mut core, false);
             }
         }
         self.take(None).unwrap_or(Err(DeliveryError::Closed))
