@@ -145,8 +145,9 @@ pub struct EndpointStats {
     pub retransmission_timeouts: u64,
     /// RECV retransmissions (sent on timeout, not in answer to a DATA).
     pub recv_retransmissions: u64,
-    /// RECVs sent a second time, back to back with the first, because the
-    /// path back to their peer was losing RECVs (see `docs/tuning.md`).
+    /// Copies of RECVs (a second, third or fourth time, back to back with
+    /// the first), sent because the path back to their peer was losing
+    /// RECVs (see `docs/tuning.md`).
     pub recv_copies_sent: u64,
     /// Second copies of a RECV recognised and dropped: no ACK goes back for
     /// them.

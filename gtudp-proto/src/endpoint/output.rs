@@ -37,7 +37,8 @@ enum Order {
     /// record behind it, bounded like an ACK.
     RecvAgain(SocketAddr, Identity),
     /// The copy of a RECV just written, for a peer whose path back loses
-    /// RECVs (see [`super::recv_copies`]): one per RECV, written next.
+    /// RECVs (see [`super::recv_copies`]): one to three per RECV, written
+    /// next.
     RecvCopy(SocketAddr, AwaitingId, Identity),
     Ack(SocketAddr, Identity),
     /// A RECV naming a validation token, to make an unvalidated address
@@ -413,11 +414,11 @@ impl Endpoint {
                     Some(peer) => {
                         count_outbound(peer, PacketKind::Recv, buf.len() - start);
                         peer_counted = true;
-                        peer.recv_copies.on()
+                        peer.recv_copies.copies()
                     }
-                    None => false,
+                    None => 0,
                 };
-                if copies {
+                for _ in 0..copies {
                     self.output
                         .control
                         .push_front(Order::RecvCopy(to, record, identity));

@@ -65,7 +65,7 @@ pub(super) struct Peer {
     /// Something may have moved the send side's deadline earlier since the
     /// timer was last armed (see `Endpoint::arm_after_transmission`).
     pub(super) send_deadline_moved: bool,
-    /// Whether RECVs to the peer go out twice (see [`super::recv_copies`]).
+    /// How many times RECVs to the peer go out (see [`super::recv_copies`]).
     pub(super) recv_copies: super::recv_copies::RecvCopies,
     pub(super) stats: PeerStats,
     // ----- what every RTT sample (an ACK's too) updates

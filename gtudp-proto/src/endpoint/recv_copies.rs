@@ -1,12 +1,12 @@
-//! Sending each RECV twice when the path back loses RECVs.
+//! Sending each RECV more than once when the path back loses RECVs.
 //!
 //! A RECV names one identity and nothing else (the original's wire format),
 //! so a lost RECV costs its sender a whole DATA resent, and a round trip or
 //! more of the message's latency. QUIC does not pay that: every ACK frame
 //! repeats the ranges before it, so one lost ACK costs nothing. A gtudp
 //! receiver gets the same robustness the only way its wire allows: it sends
-//! the RECV twice, back to back, once the RECVs it loses cost more than the
-//! copies would.
+//! the RECV two to [`MAX_SENDS`] times, back to back, as many as cost least
+//! for the RECVs it loses.
 //!
 //! **Receiver.** [`RecvCopies`] counts, per peer, the new messages taken and
 //! the repeats that show a RECV lost: a copy of an awaited message that
@@ -20,15 +20,20 @@
 //! A lost RECV costs one DATA datagram of the mean size received on the
 //! path the data flows on, and a round trip or more of that message's
 //! latency; a copy costs one RECV datagram on the path back, which carries
-//! little else. Copies start when `p × DATA × 4 > RECV`
-//! ([`FORWARD_WEIGHT`]: about 0.7% for full-size datagrams, about 9% for
-//! 64-byte messages). While copies go out, a repeat needs both RECVs lost,
-//! so the rate seen is `p²`; they stop when `p` so estimated falls under
-//! half the threshold. The decision is taken every [`WINDOW`] new
-//! messages, each time halving the counts, so the estimate follows the path
-//! without flapping on a chance run of losses.
+//! little else. Sending each RECV `n` times costs `n × RECV + pⁿ × DATA × 4`
+//! ([`FORWARD_WEIGHT`]) a message. The count goes up by one when that makes
+//! the cost less (a second RECV from about 0.7% loss for full-size
+//! datagrams, about 10% for 64-byte messages; a third from about 8%, a
+//! fourth from about 19%, for full-size ones), and down by one when one
+//! fewer would cost less by more than half a RECV, so it does not flap at
+//! a threshold (for the second RECV: once `p × DATA × 4` falls under half
+//! a RECV). While `n` RECVs go out, a repeat needs all `n`
+//! lost, so the rate seen is `pⁿ`, from which `p` is estimated. The
+//! decision is taken every [`WINDOW`] new messages, each time halving the
+//! counts, so the estimate follows the path without flapping on a chance
+//! run of losses.
 //!
-//! **Sender.** The second RECV of a pair would draw a second ACK, crossing
+//! **Sender.** A RECV's copy would draw a second ACK, crossing
 //! the forward path for nothing, and could pass for the answer to a resent
 //! copy (the spurious-retransmission test of [`super::spurious`]). A peer
 //! remembers the identity it last confirmed and when; a RECV naming it
@@ -62,8 +67,13 @@ const DATAGRAM_OVERHEAD: u64 = 28;
 /// (seeds 1-4); with 4, 1.023-1.025, utilization 0.891-0.893 → 0.894-0.898.
 const FORWARD_WEIGHT: u64 = 4;
 
-/// One peer's estimate of the RECVs its path back loses, and whether its
-/// RECVs go out twice.
+/// The most times one RECV goes out (the RECV and its copies). At 30% loss
+/// each way four cost least for full-size datagrams (a fifth saves less
+/// than it costs).
+pub(super) const MAX_SENDS: u8 = 4;
+
+/// One peer's estimate of the RECVs its path back loses, and how many
+/// copies of each RECV go out.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct RecvCopies {
     /// New messages taken from the peer (decayed).
@@ -73,14 +83,15 @@ pub(super) struct RecvCopies {
     lost: u64,
     /// Bytes of the DATA datagrams counted in `taken`.
     data_bytes: u64,
-    /// Each RECV to the peer goes out twice.
-    on: bool,
+    /// Copies of each RECV to the peer, beside the RECV itself (0 to
+    /// `MAX_SENDS - 1`).
+    copies: u8,
 }
 
 impl RecvCopies {
-    /// Whether each RECV to the peer goes out twice.
-    pub(super) fn on(&self) -> bool {
-        self.on
+    /// Copies of each RECV to the peer, sent right after it.
+    pub(super) fn copies(&self) -> u8 {
+        self.copies
     }
 
     /// A new message of `size` bytes (its DATA datagram) was taken.
@@ -107,23 +118,32 @@ impl RecvCopies {
         }
     }
 
-    /// Sets `on` from the counts: see the module's documentation.
+    /// Sets the copies from the counts: see the module's documentation.
     fn decide(&mut self, recv_size: usize) {
         let Some(mean) = self.data_bytes.checked_div(u64::from(self.taken)) else {
             return;
         };
         // The mean DATA datagram (weighed) and a RECV, on the wire.
-        let data = (mean + DATAGRAM_OVERHEAD) * FORWARD_WEIGHT;
-        let recv = recv_size as u64 + DATAGRAM_OVERHEAD;
-        let taken = u64::from(self.taken) * ONE_LOSS;
-        let lost = self.lost;
-        self.on = if self.on {
-            // The rate seen is p²; keep on while p × data ≥ recv / 2, that
-            // is p² × data² × 4 ≥ recv².
-            lost.saturating_mul(data * data).saturating_mul(4) >= taken.saturating_mul(recv * recv)
+        let data = ((mean + DATAGRAM_OVERHEAD) * FORWARD_WEIGHT) as f64;
+        let recv = (recv_size as u64 + DATAGRAM_OVERHEAD) as f64;
+        // The share of messages whose every RECV was lost: pⁿ.
+        let all_lost = self.lost as f64 / (f64::from(self.taken) * ONE_LOSS as f64);
+        let sends = i32::from(self.copies) + 1;
+        let p = all_lost.min(1.0).powf(1.0 / f64::from(sends));
+        let cost = |n: i32| f64::from(n) * recv + p.powi(n) * data;
+        let next = if sends < i32::from(MAX_SENDS) && cost(sends + 1) < cost(sends) {
+            sends + 1
+        } else if sends > 1 && cost(sends - 1) + recv / 2.0 < cost(sends) {
+            sends - 1
         } else {
-            lost.saturating_mul(data) > taken.saturating_mul(recv)
+            return;
         };
+        self.copies = u8::try_from(next - 1).unwrap_or(0);
+        // The counts so far were seen at the old number of RECVs: restate
+        // them at the new one (what this `p` gives), or the next decision
+        // would read the old, higher rate of losses as `pⁿ` and step again.
+        let units = f64::from(self.taken) * ONE_LOSS as f64;
+        self.lost = (units * p.powi(next)).round() as u64;
     }
 }
 
@@ -152,12 +172,18 @@ mod tests {
     const RECV: usize = 5;
     const RTT: Duration = Duration::from_millis(20);
 
-    /// Takes `count` messages of `size` bytes, of which every `every`-th
-    /// draws a repeat a round trip after its RECV.
-    fn run(copies: &mut RecvCopies, count: u32, size: usize, every: u32) {
-        for i in 1..=count {
+    /// Takes `count` messages of `size` bytes over a path back that loses a
+    /// share `p` of RECVs: a message draws a repeat (a round trip after its
+    /// RECV) when every RECV sent for it is lost, which happens to a share
+    /// `pⁿ` of messages while `n` RECVs go out, spread evenly.
+    fn run(copies: &mut RecvCopies, count: u32, size: usize, p: f64) {
+        let mut owed = 0.0;
+        for _ in 0..count {
+            let sends = i32::from(copies.copies()) + 1;
             copies.on_taken(size, RECV);
-            if every > 0 && i % every == 0 {
+            owed += p.powi(sends);
+            if owed >= 1.0 {
+                owed -= 1.0;
                 copies.on_repeat(RTT * 9 / 10, 1, RTT);
             }
         }
@@ -167,37 +193,43 @@ mod tests {
     fn copies_start_when_lost_recvs_cost_more_than_copies() {
         let mut copies = RecvCopies::default();
         // 0.5% of RECVs lost on full-size DATA: 0.005 × 1,480 × 4 < 33.
-        run(&mut copies, 4_000, 1_452, 200);
-        assert!(!copies.on());
+        run(&mut copies, 4_000, 1_452, 0.005);
+        assert_eq!(copies.copies(), 0);
         // 1%: 0.01 × 1,480 × 4 > 33.
-        run(&mut copies, 4_000, 1_452, 100);
-        assert!(copies.on());
+        run(&mut copies, 4_000, 1_452, 0.01);
+        assert_eq!(copies.copies(), 1);
     }
 
     #[test]
     fn small_messages_earn_copies_only_at_a_higher_loss() {
         let mut copies = RecvCopies::default();
         // 5% on 64-byte messages: 0.05 × 92 × 4 < 33.
-        run(&mut copies, 4_000, 64, 20);
-        assert!(!copies.on());
+        run(&mut copies, 4_000, 64, 0.05);
+        assert_eq!(copies.copies(), 0);
         // 12.5%: 0.125 × 92 × 4 > 33.
-        run(&mut copies, 4_000, 64, 8);
-        assert!(copies.on());
+        run(&mut copies, 4_000, 64, 0.125);
+        assert_eq!(copies.copies(), 1);
     }
 
     #[test]
-    fn copies_hold_while_pairs_are_lost_and_stop_on_a_clean_path() {
+    fn more_copies_as_the_loss_grows_and_none_on_a_clean_path() {
         let mut copies = RecvCopies::default();
-        run(&mut copies, 3_000, 1_452, 10);
-        assert!(copies.on());
-        // With copies on at 10% loss, 1% of pairs are both lost: p = 0.1
-        // still earns them.
-        run(&mut copies, 4_000, 1_452, 100);
-        assert!(copies.on());
+        // Full-size DATA at 2%: a copy pays, a second does not.
+        run(&mut copies, 8_000, 1_452, 0.02);
+        assert_eq!(copies.copies(), 1);
+        // At 10%, three RECVs cost least (33 × 3 + 0.001 × 5,920 against
+        // 33 × 2 + 0.01 × 5,920); at 30%, four.
+        run(&mut copies, 8_000, 1_452, 0.1);
+        assert_eq!(copies.copies(), 2);
+        run(&mut copies, 8_000, 1_452, 0.3);
+        assert_eq!(copies.copies(), 3);
+        // Never more than `MAX_SENDS`, however bad the path.
+        run(&mut copies, 8_000, 1_452, 0.6);
+        assert_eq!(copies.copies(), MAX_SENDS - 1);
         // The path heals: copies stop once the losses seen have decayed
-        // under half the threshold (a few windows).
-        run(&mut copies, 10_000, 1_452, 0);
-        assert!(!copies.on());
+        // (a few windows a step).
+        run(&mut copies, 40_000, 1_452, 0.0);
+        assert_eq!(copies.copies(), 0);
     }
 
     #[test]
@@ -208,7 +240,7 @@ mod tests {
             // The network's duplicate, or a copy resent for reordering.
             copies.on_repeat(RTT / 8, 1, RTT);
         }
-        assert!(!copies.on());
+        assert_eq!(copies.copies(), 0);
     }
 
     #[test]
