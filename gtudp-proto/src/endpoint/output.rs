@@ -322,6 +322,7 @@ impl Endpoint {
             return;
         };
         let wait = peer.retransmission_timeout(1);
+        let now_ns = self.nanos(now);
         let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
@@ -331,8 +332,10 @@ impl Endpoint {
                 peer.held.push(id);
             }
         }
-        let at = message.hold_for(now, wait);
-        self.timers.push(at, TimerKey::Message(id));
+        let at = message.hold_for(now_ns, wait);
+        if let Some(at) = super::instant_at(self.epoch, at) {
+            self.timers.push(at, TimerKey::Message(id));
+        }
         // Ask the address to prove itself, so the message can go.
         self.probe_if_due(now, to);
     }
@@ -355,7 +358,7 @@ impl Endpoint {
                     identity: message.identity,
                     payload: &message.payload,
                 };
-                let fragment_type = message.fragment_of.is_some() || message.probe;
+                let fragment_type = message.is_fragment() || message.probe;
                 match (fragment_type, &self.config.large_messages) {
                     (true, Some(large)) => {
                         // A fragment: the framing's header with the
@@ -369,12 +372,11 @@ impl Endpoint {
                 }
                 message.transmit_pending = false;
                 message.transmissions += 1;
-                message.previous_sent = message.last_sent;
-                message.last_sent = Some(now);
+                message.previous_sent_ns = message.last_sent_ns;
                 message.last_sent_ns = now_ns;
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;
-                let resent_fragment = message.fragment_of.filter(|_| retransmission);
+                let resent_fragment = message.fragment_of().filter(|_| retransmission);
                 let mut seq = None;
                 if retransmission {
                     self.stats.retransmissions += 1;
