@@ -410,15 +410,9 @@ impl Endpoint {
             }
             Some(Order::Recv(to, record, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.on_recv_sent(now, to, record);
-                let copies = match self.peers.get_mut(&to) {
-                    Some(peer) => {
-                        count_outbound(peer, PacketKind::Recv, buf.len() - start);
-                        peer_counted = true;
-                        peer.recv_copies.on()
-                    }
-                    None => false,
-                };
+                let copies = self.on_recv_sent(now, to, record, buf.len() - start);
+                peer_counted = copies.is_some();
+                let copies = copies.unwrap_or(false);
                 if copies {
                     self.output
                         .control
@@ -467,7 +461,7 @@ impl Endpoint {
 }
 
 /// Counts a gtUDP datagram of `size` bytes written to `peer`.
-fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+pub(super) fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
     peer.stats.bytes_out += size as u64;
     peer.stats.datagrams_out.add(kind);
 }

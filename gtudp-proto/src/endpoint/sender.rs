@@ -43,6 +43,12 @@ pub(super) enum Cause {
     Timeout,
 }
 
+/// Whether `peer` is validated with nothing held for its proof: a RECV
+/// from it has nothing to release (see `Endpoint::on_validated`).
+fn is_proven(peer: &mut super::peer::Peer) -> bool {
+    peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
+}
+
 /// No instant, in a message's nanosecond fields (`deadline_ns`,
 /// `timer_ns`): 584 years from the epoch.
 pub(super) const NO_TIME: u64 = u64::MAX;
@@ -388,11 +394,19 @@ impl Endpoint {
                         // Nothing below looks the identity up before the
                         // message is resolved, which would remove it.
                         entry.remove();
-                        if !self.peers.contains_key(&peer) {
-                            // Proven by this RECV: tracked again, as validated.
-                            self.ensure_peer(now, peer, false);
+                        // As `on_validated`, with one look-up of the peer.
+                        let proven = match self.peers.get_mut(&peer) {
+                            Some(tracked) => self.parked.is_empty() && is_proven(tracked),
+                            None => {
+                                // Proven by this RECV: tracked again, as
+                                // validated.
+                                self.ensure_peer(now, peer, false);
+                                false
+                            }
+                        };
+                        if !proven {
+                            self.validate_peer(now, peer);
                         }
-                        self.on_validated(now, peer);
                         self.resolve_identity_removed(now, id, Ok(()));
                         self.detect_lost(now, peer);
                         self.release(now, peer);
@@ -479,15 +493,7 @@ impl Endpoint {
     #[inline(always)]
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
         // Every RECV from a proven peer comes here: nothing to do.
-        let proven = |peer: &super::peer::Peer| {
-            peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
-        };
-        if self.parked.is_empty()
-            && self
-                .peers
-                .get_mut(&address)
-                .is_some_and(|peer| proven(peer))
-        {
+        if self.parked.is_empty() && self.peers.get_mut(&address).is_some_and(is_proven) {
             return;
         }
         self.validate_peer(now, address);
