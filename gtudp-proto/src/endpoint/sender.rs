@@ -294,11 +294,15 @@ impl Endpoint {
         let Some(id) = self.messages.vacant_id(self.next_message_id) else {
             return refuse(SendErrorKind::TooManyOutstanding, payload);
         };
-        // Refused as too large on this path lately: it fails at once.
-        let too_large = self.remembered_too_large(now, destination, payload.len());
         let Some(peer) = self.peers.get_mut(&destination) else {
             return refuse(SendErrorKind::TooManyPeers, payload);
         };
+        // Refused as too large on this path lately (its peer remembers a
+        // refusal it is at least as large as): it fails at once.
+        let size = self.config.framing.header_len() + payload.len();
+        let too_large = peer
+            .too_large
+            .and_then(|refused| refused.refuses(now, size));
         // Only messages the window or pacer holds back count against the
         // queue bound, and those parked for the address, which join the
         // queue when it proves itself.
@@ -798,8 +802,7 @@ impl Endpoint {
             let marker = message.payload.len() == crate::wire::FragmentHeader::LEN;
             self.messages.remove(&id);
             self.on_probe_outcome(now, id, destination, marker, outcome);
-            self.release(now, destination);
-            self.note_if_idle(now, destination);
+            self.release_and_note_idle(now, destination);
             return;
         }
         if let Some(large) = message.fragment_of() {
@@ -808,8 +811,7 @@ impl Endpoint {
             // withdraws the fragments still in `messages`.
             self.messages.remove(&id);
             self.on_fragment_outcome(now, large, outcome, suspected_lost);
-            self.release(now, destination);
-            self.note_if_idle(now, destination);
+            self.release_and_note_idle(now, destination);
             return;
         }
         self.events.push_back(match outcome {
@@ -831,7 +833,28 @@ impl Endpoint {
             }
         });
         self.messages.remove(&id);
-        self.release(now, destination);
+        self.release_and_note_idle(now, destination);
+    }
+
+    /// [`release`](Self::release), then `note_if_idle`, with one look-up
+    /// of the peer when nothing waits (the common case: a resolved
+    /// message's peer).
+    #[inline]
+    fn release_and_note_idle(&mut self, now: Instant, destination: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&destination) else {
+            return;
+        };
+        if peer.resends.is_empty() && peer.queue.is_empty() {
+            if peer.has_window() {
+                peer.delivery.on_app_limited(peer.in_flight);
+            }
+            let timeout = self.config.peer_idle_timeout;
+            if let Some(deadline) = super::peer_tracking::idle_from(peer, now, timeout) {
+                self.start_idle_countdown(destination, deadline);
+            }
+            return;
+        }
+        self.release_queued(now, destination);
         self.note_if_idle(now, destination);
     }
 
