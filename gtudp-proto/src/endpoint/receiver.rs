@@ -143,9 +143,6 @@ impl Endpoint {
         size: usize,
         fragment: bool,
     ) {
-        // The checks below ask for the peer several times before anything
-        // finds it mutably.
-        self.peers.prepare(&source);
         let fingerprint = self.remembered_keys.fingerprint(&payload);
         let kept_under = self.arrival_key(&source);
         let known = self.recognise(now, source, kept_under, identity, fingerprint);
