@@ -14,8 +14,10 @@ use super::sender::Message;
 use crate::event::MessageId;
 
 /// One place in the slab: the serial of the message it holds (or held
-/// last), and the message while unresolved.
+/// last), and the message while unresolved. Aligned to a cache line, so
+/// that each slot spans exactly three (see the test below).
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     serial: u64,
     message: Option<Message>,
@@ -43,7 +45,7 @@ impl Messages {
 
     /// Stores `message` under `id`, which [`vacant_id`](Self::vacant_id)
     /// gave just before. Inlined into `send`'s path, so that the message
-    /// (about 270 bytes) is built in its slot rather than built and then
+    /// (184 bytes) is built in its slot rather than built and then
     /// copied there.
     #[inline(always)]
     pub(super) fn insert(&mut self, id: MessageId, message: Message) {
@@ -155,5 +157,15 @@ mod tests {
         assert_eq!(endpoint.table_sizes().messages, 1);
         endpoint.cancel(second).unwrap();
         assert_eq!(endpoint.table_sizes().messages, 0);
+    }
+
+    /// A message's slot is three cache lines, aligned to them: every
+    /// message touches its record at its send, at each transmission and at
+    /// its resolution, so a field that grows it (an `Option<Instant>` where
+    /// nanoseconds from the epoch do) costs every message a fourth line.
+    #[test]
+    fn a_message_slot_is_three_cache_lines() {
+        assert!(std::mem::size_of::<super::Slot>() <= 3 * 64);
+        assert_eq!(std::mem::align_of::<super::Slot>(), 64);
     }
 }

@@ -576,7 +576,7 @@ impl Endpoint {
             return Err(UnknownMessage(id));
         };
         // A fragment's internal id is not the application's to cancel.
-        let own = |message: &sender::Message| message.fragment_of.is_none() && !message.probe;
+        let own = |message: &sender::Message| !message.is_fragment() && !message.probe;
         if self.messages.get(&id).is_some_and(own) {
             self.resolve(now, id, Err(FailureReason::Cancelled));
         } else if !self.cancel_large(now, id) {
@@ -785,7 +785,7 @@ impl Endpoint {
             TimerKey::Message(id) => self
                 .messages
                 .get(&id)
-                .is_some_and(|message| message.timer == Some(at)),
+                .is_some_and(|message| message.timer_is(self.nanos(at))),
             TimerKey::Sender(address) => self
                 .peers
                 .get(&address)
@@ -945,6 +945,13 @@ impl core::fmt::Debug for Endpoint {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// The instant `ns` nanoseconds after `epoch` (the inverse of
+/// [`nanos_since`], exact to the nanosecond); `None` before the first
+/// instant, or past the clock's range.
+fn instant_at(epoch: Option<Instant>, ns: u64) -> Option<Instant> {
+    epoch?.checked_add(std::time::Duration::from_nanos(ns))
 }
 
 /// As [`Endpoint::nanos`] for an instant other than the latest, where

@@ -323,6 +323,7 @@ impl Endpoint {
             return;
         };
         let wait = peer.retransmission_timeout(1);
+        let now_ns = self.nanos(now);
         let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
@@ -332,8 +333,10 @@ impl Endpoint {
                 peer.held.push(id);
             }
         }
-        let at = message.hold_for(now, wait);
-        self.timers.push(at, TimerKey::Message(id));
+        let at = message.hold_for(now_ns, wait);
+        if let Some(at) = super::instant_at(self.epoch, at) {
+            self.timers.push(at, TimerKey::Message(id));
+        }
         // Ask the address to prove itself, so the message can go.
         self.probe_if_due(now, to);
     }
@@ -356,7 +359,7 @@ impl Endpoint {
                     identity: message.identity,
                     payload: &message.payload,
                 };
-                let fragment_type = message.fragment_of.is_some() || message.probe;
+                let fragment_type = message.is_fragment() || message.probe;
                 match (fragment_type, &self.config.large_messages) {
                     (true, Some(large)) => {
                         // A fragment: the framing's header with the
@@ -370,12 +373,11 @@ impl Endpoint {
                 }
                 message.transmit_pending = false;
                 message.transmissions += 1;
-                message.previous_sent = message.last_sent;
-                message.last_sent = Some(now);
+                message.previous_sent_ns = message.last_sent_ns;
                 message.last_sent_ns = now_ns;
                 let to = message.destination;
                 let retransmission = message.transmissions > 1;
-                let resent_fragment = message.fragment_of.filter(|_| retransmission);
+                let resent_fragment = message.fragment_of().filter(|_| retransmission);
                 let mut seq = None;
                 if retransmission {
                     self.stats.retransmissions += 1;
@@ -409,16 +411,9 @@ impl Endpoint {
             }
             Some(Order::Recv(to, record, identity)) => {
                 framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.on_recv_sent(now, to, record);
-                let copies = match self.peers.get_mut(&to) {
-                    Some(peer) => {
-                        count_outbound(peer, PacketKind::Recv, buf.len() - start);
-                        peer_counted = true;
-                        peer.recv_copies.copies()
-                    }
-                    None => 0,
-                };
-                for _ in 0..copies {
+                let copies = self.on_recv_sent(now, to, record, buf.len() - start);
+                peer_counted = copies.is_some();
+                for _ in 0..copies.unwrap_or(0) {
                     self.output
                         .control
                         .push_front(Order::RecvCopy(to, record, identity));
@@ -466,7 +461,7 @@ impl Endpoint {
 }
 
 /// Counts a gtUDP datagram of `size` bytes written to `peer`.
-fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
+pub(super) fn count_outbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
     peer.stats.bytes_out += size as u64;
     peer.stats.datagrams_out.add(kind);
 }

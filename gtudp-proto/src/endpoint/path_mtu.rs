@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::sender::{Cause, Message};
+use super::sender::Message;
 use super::{Endpoint, State};
 use crate::event::{FailureReason, MessageId};
 use crate::path_mtu::{PathMtu, ProbeResult, Verdict, PROBES_PER_ROUND};
@@ -171,36 +171,24 @@ impl Endpoint {
             };
             self.messages.insert(
                 id,
-                Message {
-                    destination: address,
-                    identity,
-                    payload: Bytes::from(payload),
-                    deadline: None,
-                    // Two, so that early detection judges it (a message on
-                    // its last attempt waits for its timeout); it is never
-                    // resent all the same.
-                    max_attempts: 2,
-                    transmissions: 0,
-                    last_sent: None,
-                    last_sent_ns: 0,
-                    previous_sent: None,
-                    resent_for_probe: 0,
-                    moves: 0,
-                    move_credit: 0,
-                    send_seq: 0,
-                    cause: Cause::First,
-                    suspected_lost: false,
-                    snapshot: None,
+                // Two attempts, so that early detection judges it (a message
+                // on its last attempt waits for its timeout); it is never
+                // resent all the same.
+                {
+                    let mut probe = Message::new(
+                        address,
+                        identity,
+                        Bytes::from(payload),
+                        super::sender::NO_TIME,
+                        2,
+                        false,
+                        None,
+                        true,
+                    );
                     // Into flight at once (see below).
-                    in_flight: true,
-                    transmit_pending: true,
-                    timer: None,
-                    held: 0,
-                    waiting_for_budget: false,
-                    only_once_validated: false,
-                    parked: false,
-                    fragment_of: None,
-                    probe: true,
+                    probe.in_flight = true;
+                    probe.transmit_pending = true;
+                    probe
                 },
             );
             self.outstanding += 1;

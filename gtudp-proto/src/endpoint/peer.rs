@@ -185,9 +185,11 @@ impl Peer {
         }
     }
 
-    /// No message to or from the peer is tracked.
+    /// No message to or from the peer is tracked. (The queue, in another
+    /// cache line than the counts, is read last: a peer that still awaits
+    /// ACKs, a server's usual case, is told busy without it.)
     pub(super) fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.queue.is_empty() && self.awaiting == 0
+        self.awaiting == 0 && self.in_flight == 0 && self.queue.is_empty()
     }
 
     pub(super) fn has_window(&self) -> bool {

@@ -114,15 +114,6 @@ impl PeerTable {
         self.slots.get(slot)?.as_ref()
     }
 
-    /// Finds `address` once, so that every ask after it (a datagram's path
-    /// asks a dozen times, through `get` and `contains_key` too) costs one
-    /// comparison rather than a hash and a probe: a server with many peers
-    /// seldom has the last one it asked for.
-    #[inline]
-    pub(super) fn prepare(&mut self, address: &SocketAddr) {
-        self.slot_remembered(address);
-    }
-
     #[inline]
     pub(super) fn get_mut(&mut self, address: &SocketAddr) -> Option<&mut Peer> {
         let slot = self.slot_remembered(address)?;

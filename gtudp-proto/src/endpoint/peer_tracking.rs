@@ -158,11 +158,14 @@ impl Endpoint {
             // Those queued beyond its window get the same single wait for
             // the proof.
             let wait = self.config.initial_rto;
+            let now_ns = self.nanos(now);
             for &id in &queued {
                 if let Some(message) = self.messages.get_mut(&id) {
                     message.parked = true;
-                    let at = message.hold_for(now, wait);
-                    self.timers.push(at, TimerKey::Message(id));
+                    let at = message.hold_for(now_ns, wait);
+                    if let Some(at) = super::instant_at(self.epoch, at) {
+                        self.timers.push(at, TimerKey::Message(id));
+                    }
                 }
             }
             if !held.is_empty() || !queued.is_empty() {

@@ -28,7 +28,7 @@
 //! [`EndpointStats::rebound_duplicates`]: crate::EndpointStats::rebound_duplicates
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -147,9 +147,6 @@ impl Endpoint {
         size: usize,
         fragment: bool,
     ) {
-        // The checks below ask for the peer several times before anything
-        // finds it mutably.
-        self.peers.prepare(&source);
         let fingerprint = self.remembered_keys.fingerprint(&payload);
         let kept_under = self.arrival_key(&source);
         let known = self.recognise(now, source, kept_under, identity, fingerprint);
@@ -163,10 +160,31 @@ impl Endpoint {
         // An address that has not proven itself gets a probe, and its DATA
         // is held (or, past `max_unvalidated_peers`, not even that) until
         // it answers: nothing from it is handed over or remembered before.
-        if self.would_be_unvalidated(&source) && !self.ensure_peer(now, source, true) {
-            self.defer_until_validated(source, size);
-            return;
-        }
+        // (A tracked peer is found once: to tell, and to count the DATA
+        // if it is taken.)
+        let validated = match self.peers.get_mut(&source) {
+            Some(peer) => {
+                let validated = !peer.is_unvalidated();
+                if validated {
+                    count_inbound(peer, PacketKind::Data, size);
+                }
+                validated
+            }
+            None => {
+                if !self.ensure_peer(now, source, true) {
+                    self.defer_until_validated(source, size);
+                    return;
+                }
+                let validated = !self
+                    .peers
+                    .get(&source)
+                    .is_some_and(|peer| peer.is_unvalidated());
+                if validated {
+                    self.note_inbound(source, PacketKind::Data, size);
+                }
+                validated
+            }
+        };
         let data = NewData {
             kept_under,
             identity,
@@ -175,15 +193,10 @@ impl Endpoint {
             fragment,
             arrived: now,
         };
-        if self
-            .peers
-            .get(&source)
-            .is_some_and(|peer| peer.is_unvalidated())
-        {
+        if !validated {
             self.hold_until_validated(now, source, data, size);
             return;
         }
-        self.note_inbound(source, PacketKind::Data, size);
         self.take_data(now, source, data, collision, hash);
     }
 
@@ -415,6 +428,10 @@ impl Endpoint {
         let since = |sent: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(sent));
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
+        // (One look-up of the peer: it is usually the DATA's sender too,
+        // whose count of awaited records the exchange's end lowers.)
+        let mut idle = None;
+        let mut released = false;
         if let Some(peer) = self.peers.get_mut(&source) {
             count_inbound(peer, PacketKind::Ack, size);
             let sample = match record.transmissions {
@@ -441,12 +458,20 @@ impl Endpoint {
                 // A shorter RTO or probe timeout for what we send it.
                 peer.send_deadline_moved = true;
             }
+            if record.from == source {
+                idle = release_awaiting(peer, now, self.config.peer_idle_timeout);
+                released = true;
+            }
         }
-        self.end_exchange(
+        if !released && record.from != source {
+            idle = self.release_awaiting(now, record.from);
+        }
+        self.remember_ended(
             now,
             AwaitingKey(kept_under, identity),
             &record,
             Retention::Lifetime,
+            idle,
         );
     }
 
@@ -477,17 +502,30 @@ impl Endpoint {
         }
     }
 
-    /// Records the transmission of a RECV to `source` for the record `id`
-    /// (reached by its slot, with no hashing): the next resend waits one
-    /// backed-off RTO.
-    pub(super) fn on_recv_sent(&mut self, now: Instant, source: SocketAddr, id: AwaitingId) {
+    /// Records the transmission of a RECV of `size` bytes to `source` for
+    /// the record `id` (reached by its slot, with no hashing): the next
+    /// resend waits one backed-off RTO. Counts the datagram in the peer's
+    /// stats too, with the one look-up of the peer, and returns how many
+    /// copies of each RECV to it go out (`None` if it is not tracked).
+    pub(super) fn on_recv_sent(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        id: AwaitingId,
+        size: usize,
+    ) -> Option<u8> {
         let now_ns = self.nanos(now);
+        let mut peer = self.peers.get_mut(&source);
+        let copies = peer.as_deref_mut().map(|peer| {
+            super::output::count_outbound(peer, PacketKind::Recv, size);
+            peer.recv_copies.copies()
+        });
         let Some((AwaitingKey(kept_under, identity), record)) = self
             .awaiting
             .get_mut(id)
             .filter(|(_, record)| record.from == source)
         else {
-            return;
+            return copies;
         };
         record.reply_pending = false;
         record.transmissions += 1;
@@ -495,11 +533,10 @@ impl Endpoint {
             record.first_sent = now_ns;
         }
         record.last_sent = now_ns;
-        let timeout = self
-            .peers
-            .get(&source)
-            .map(|peer| peer.timeouts().recv_after(record.transmissions))
-            .unwrap_or(self.config.initial_rto);
+        let timeout = match peer {
+            Some(peer) => peer.timeouts().recv_after(record.transmissions),
+            None => self.config.initial_rto,
+        };
         let at = now + timeout;
         // Repeats answered in one instant past the backoff's ceiling want
         // the same instant: one live entry serves them all.
@@ -508,6 +545,7 @@ impl Endpoint {
             self.timers
                 .push(at, TimerKey::Received(kept_under, identity));
         }
+        copies
     }
 
     /// A RECV withheld by the amplification budget: stop resending it.
@@ -538,18 +576,36 @@ impl Endpoint {
     fn end_exchange(
         &mut self,
         now: Instant,
-        AwaitingKey(kept_under, identity): AwaitingKey,
+        key: AwaitingKey,
         record: &AwaitingAck,
         class: Retention,
     ) {
+        let idle = self.release_awaiting(now, record.from);
+        self.remember_ended(now, key, record, class, idle);
+    }
+
+    /// One record of `source`'s ended: lowers its count of awaited
+    /// records, and returns the instant its idle countdown ends if that
+    /// leaves it idle (see [`release_awaiting`]).
+    fn release_awaiting(&mut self, now: Instant, source: SocketAddr) -> Option<Instant> {
+        let timeout = self.config.peer_idle_timeout;
+        let peer = self.peers.get_mut(&source)?;
+        release_awaiting(peer, now, timeout)
+    }
+
+    /// The second half of [`end_exchange`](Self::end_exchange), once the
+    /// record's peer was released (`idle`, from [`release_awaiting`]).
+    fn remember_ended(
+        &mut self,
+        now: Instant,
+        AwaitingKey(kept_under, identity): AwaitingKey,
+        record: &AwaitingAck,
+        class: Retention,
+        idle: Option<Instant>,
+    ) {
         let (source, fingerprint) = (record.from, record.fingerprint);
         // The idle countdown starts after the insertion, as `note_if_idle`
-        // would (the insertion touches no peer): one look-up of the peer.
-        let mut idle = None;
-        if let Some(peer) = self.peers.get_mut(&source) {
-            peer.awaiting -= 1;
-            idle = super::peer_tracking::idle_from(peer, now, self.config.peer_idle_timeout);
-        }
+        // would (the insertion touches no peer).
         let limits = &self.config.limits;
         self.remembered.insert_bounded(
             now,
@@ -580,6 +636,18 @@ impl Endpoint {
         }
         self.output.push_ack(source, identity);
     }
+}
+
+/// A record of `peer`'s ended: its count of awaited records goes down, and
+/// if that leaves it idle its idle countdown starts (the instant it ends is
+/// returned, for `Endpoint::start_idle_countdown`).
+fn release_awaiting(
+    peer: &mut super::peer::Peer,
+    now: Instant,
+    timeout: Duration,
+) -> Option<Instant> {
+    peer.awaiting -= 1;
+    super::peer_tracking::idle_from(peer, now, timeout)
 }
 
 /// [`Endpoint::note_inbound`] where the peer is at hand.

@@ -43,21 +43,39 @@ pub(super) enum Cause {
     Timeout,
 }
 
+/// Whether `peer` is validated with nothing held for its proof: a RECV
+/// from it has nothing to release (see `Endpoint::on_validated`).
+fn is_proven(peer: &mut super::peer::Peer) -> bool {
+    peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
+}
+
+/// No instant, in a message's nanosecond fields (`deadline_ns`,
+/// `timer_ns`): 584 years from the epoch.
+pub(super) const NO_TIME: u64 = u64::MAX;
+
 /// One message accepted by `send` and not yet resolved.
+///
+/// Its instants are nanoseconds from the endpoint's epoch (see
+/// `Endpoint::nanos`) rather than `Option<Instant>`s, half the size, so the
+/// record every message touches at its send, its transmissions and its
+/// resolution takes fewer cache lines.
 #[derive(Debug)]
 pub(super) struct Message {
     pub(super) destination: SocketAddr,
     pub(super) identity: Identity,
     pub(super) payload: Bytes,
-    pub(super) deadline: Option<Instant>,
+    /// Its deadline in nanoseconds from the endpoint's epoch (see
+    /// `Endpoint::nanos`), or [`NO_TIME`] for none.
+    pub(super) deadline_ns: u64,
     pub(super) max_attempts: u32,
     pub(super) transmissions: u32,
-    pub(super) last_sent: Option<Instant>,
-    /// `last_sent` in nanoseconds from the endpoint's epoch (see
-    /// `Endpoint::nanos`), for the round trip and the delivery sample.
+    /// Its latest transmission in nanoseconds from the endpoint's epoch,
+    /// once `transmissions` is 1 or more: for the round trip and the
+    /// delivery sample.
     pub(super) last_sent_ns: u64,
-    /// The transmission before the last, if any.
-    pub(super) previous_sent: Option<Instant>,
+    /// The transmission before the last, likewise, once `transmissions` is
+    /// 2 or more.
+    pub(super) previous_sent_ns: u64,
     /// Times resent because a validation probe came instead of its RECV
     /// (at most `MAX_RESENDS_FOR_PROBES`, so a forger sending RECVs cannot
     /// use up its attempts).
@@ -81,9 +99,10 @@ pub(super) struct Message {
     pub(super) in_flight: bool,
     /// A DATA order for it waits in the output queue.
     pub(super) transmit_pending: bool,
-    /// The instant its live `TimerKey::Message` entry is set for: its
+    /// The instant its live `TimerKey::Message` entry is set for, in
+    /// nanoseconds from the endpoint's epoch ([`NO_TIME`] for none): its
     /// deadline, or the retry of a transmission the budget held back.
-    pub(super) timer: Option<Instant>,
+    pub(super) timer_ns: u64,
     /// Transmissions held back by the anti-amplification budget of an
     /// unvalidated destination; the last one is waiting for its timer.
     pub(super) held: u32,
@@ -94,33 +113,105 @@ pub(super) struct Message {
     /// Held for an unvalidated peer since evicted (see `Endpoint::parked`).
     pub(super) parked: bool,
     /// The large message this is a fragment of (see `large`): its outcome
-    /// goes there, not to the application.
-    pub(super) fragment_of: Option<MessageId>,
+    /// goes there, not to the application. Read through
+    /// [`fragment_of`](Self::fragment_of): kept as two fields, so that the
+    /// slot packs with the other small fields.
+    fragment_of_serial: Option<std::num::NonZeroU64>,
+    fragment_of_slot: u32,
     /// A path MTU probe (see `path_mtu`): sent once, never resent, its
     /// outcome goes to the peer's discovery.
     pub(super) probe: bool,
 }
 
 impl Message {
+    /// A message to `destination` under `identity`, not yet sent: the
+    /// fields every message starts with.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn new(
+        destination: SocketAddr,
+        identity: Identity,
+        payload: Bytes,
+        deadline_ns: u64,
+        max_attempts: u32,
+        only_once_validated: bool,
+        fragment_of: Option<MessageId>,
+        probe: bool,
+    ) -> Self {
+        let (fragment_of_serial, fragment_of_slot) = match fragment_of {
+            Some(large) => (
+                std::num::NonZeroU64::new(large.serial.wrapping_add(1)),
+                large.slot,
+            ),
+            None => (None, 0),
+        };
+        Self {
+            destination,
+            identity,
+            payload,
+            deadline_ns,
+            max_attempts,
+            transmissions: 0,
+            last_sent_ns: 0,
+            previous_sent_ns: 0,
+            send_seq: 0,
+            cause: Cause::First,
+            suspected_lost: false,
+            resent_for_probe: 0,
+            moves: 0,
+            move_credit: 0,
+            snapshot: None,
+            in_flight: false,
+            transmit_pending: false,
+            timer_ns: deadline_ns,
+            held: 0,
+            waiting_for_budget: false,
+            only_once_validated,
+            parked: false,
+            fragment_of_serial,
+            fragment_of_slot,
+            probe,
+        }
+    }
+
+    /// The large message this is a fragment of.
+    #[inline]
+    pub(super) fn fragment_of(&self) -> Option<MessageId> {
+        self.fragment_of_serial.map(|serial| MessageId {
+            serial: serial.get().wrapping_sub(1),
+            slot: self.fragment_of_slot,
+        })
+    }
+
+    /// Whether it is a fragment of a large message.
+    #[inline]
+    pub(super) fn is_fragment(&self) -> bool {
+        self.fragment_of_serial.is_some()
+    }
     /// Holds the message back (for its destination's budget or proof) for
     /// `wait` from `now`, or until its deadline if sooner: the instant its
     /// timer is set for.
-    pub(super) fn hold_for(&mut self, now: Instant, wait: Duration) -> Instant {
-        let at = self
-            .deadline
-            .map_or(now + wait, |deadline| deadline.min(now + wait));
+    /// (All in nanoseconds from the endpoint's epoch.)
+    pub(super) fn hold_for(&mut self, now_ns: u64, wait: Duration) -> u64 {
+        let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        let at_ns = self.deadline_ns.min(now_ns.saturating_add(wait_ns));
         self.waiting_for_budget = true;
         self.held += 1;
-        self.timer = Some(at);
-        at
+        self.timer_ns = at_ns;
+        at_ns
     }
 
     /// Ends a hold: the message's timer is its deadline again, if any
-    /// (returned, to arm).
-    pub(super) fn end_hold(&mut self) -> Option<Instant> {
+    /// (returned in nanoseconds from the epoch, to arm).
+    pub(super) fn end_hold(&mut self) -> Option<u64> {
         self.waiting_for_budget = false;
-        self.timer = self.deadline;
-        self.deadline
+        self.timer_ns = self.deadline_ns;
+        (self.deadline_ns != NO_TIME).then_some(self.deadline_ns)
+    }
+
+    /// Whether its live timer entry is the one set for `at_ns`.
+    pub(super) fn timer_is(&self, at_ns: u64) -> bool {
+        self.timer_ns != NO_TIME && self.timer_ns == at_ns
     }
 
     /// Whether the send-order entry `sent` is this message's latest
@@ -203,11 +294,15 @@ impl Endpoint {
         let Some(id) = self.messages.vacant_id(self.next_message_id) else {
             return refuse(SendErrorKind::TooManyOutstanding, payload);
         };
-        // Refused as too large on this path lately: it fails at once.
-        let too_large = self.remembered_too_large(now, destination, payload.len());
         let Some(peer) = self.peers.get_mut(&destination) else {
             return refuse(SendErrorKind::TooManyPeers, payload);
         };
+        // Refused as too large on this path lately (its peer remembers a
+        // refusal it is at least as large as): it fails at once.
+        let size = self.config.framing.header_len() + payload.len();
+        let too_large = peer
+            .too_large
+            .and_then(|refused| refused.refuses(now, size));
         // Only messages the window or pacer holds back count against the
         // queue bound, and those parked for the address, which join the
         // queue when it proves itself.
@@ -231,35 +326,22 @@ impl Endpoint {
         if let Some(deadline) = options.deadline {
             self.timers.push(deadline, TimerKey::Message(id));
         }
+        let deadline_ns = match options.deadline {
+            Some(deadline) => self.nanos(deadline),
+            None => NO_TIME,
+        };
         self.messages.insert(
             id,
-            Message {
+            Message::new(
                 destination,
                 identity,
                 payload,
-                deadline: options.deadline,
+                deadline_ns,
                 max_attempts,
-                transmissions: 0,
-                last_sent: None,
-                last_sent_ns: 0,
-                previous_sent: None,
-                send_seq: 0,
-                cause: Cause::First,
-                suspected_lost: false,
-                resent_for_probe: 0,
-                moves: 0,
-                move_credit: 0,
-                snapshot: None,
-                in_flight: false,
-                transmit_pending: false,
-                timer: options.deadline,
-                held: 0,
-                waiting_for_budget: false,
-                only_once_validated: options.only_once_validated,
-                parked: false,
+                options.only_once_validated,
                 fragment_of,
-                probe: false,
-            },
+                false,
+            ),
         );
         self.outstanding += 1;
         if let Some(reason) = too_large {
@@ -316,11 +398,19 @@ impl Endpoint {
                         // Nothing below looks the identity up before the
                         // message is resolved, which would remove it.
                         entry.remove();
-                        if !self.peers.contains_key(&peer) {
-                            // Proven by this RECV: tracked again, as validated.
-                            self.ensure_peer(now, peer, false);
+                        // As `on_validated`, with one look-up of the peer.
+                        let proven = match self.peers.get_mut(&peer) {
+                            Some(tracked) => self.parked.is_empty() && is_proven(tracked),
+                            None => {
+                                // Proven by this RECV: tracked again, as
+                                // validated.
+                                self.ensure_peer(now, peer, false);
+                                false
+                            }
+                        };
+                        if !proven {
+                            self.validate_peer(now, peer);
                         }
-                        self.on_validated(now, peer);
                         self.resolve_identity_removed(now, id, Ok(()));
                         self.detect_lost(now, peer);
                         self.release(now, peer);
@@ -414,15 +504,7 @@ impl Endpoint {
     #[inline(always)]
     pub(super) fn on_validated(&mut self, now: Instant, address: SocketAddr) {
         // Every RECV from a proven peer comes here: nothing to do.
-        let proven = |peer: &super::peer::Peer| {
-            peer.stats.validated && peer.held.is_empty() && peer.held_data.is_empty()
-        };
-        if self.parked.is_empty()
-            && self
-                .peers
-                .get_mut(&address)
-                .is_some_and(|peer| proven(peer))
-        {
+        if self.parked.is_empty() && self.peers.get_mut(&address).is_some_and(is_proven) {
             return;
         }
         self.validate_peer(now, address);
@@ -451,7 +533,10 @@ impl Endpoint {
             for id in parked {
                 if let Some(message) = self.messages.get_mut(&id) {
                     message.parked = false;
-                    if let Some(deadline) = message.end_hold() {
+                    if let Some(deadline) = message
+                        .end_hold()
+                        .and_then(|ns| super::instant_at(self.epoch, ns))
+                    {
                         self.timers.push(deadline, TimerKey::Message(id));
                     }
                     peer.queue.push_back(id);
@@ -464,7 +549,10 @@ impl Endpoint {
                 continue;
             };
             message.transmit_pending = true;
-            if let Some(deadline) = message.end_hold() {
+            if let Some(deadline) = message
+                .end_hold()
+                .and_then(|ns| super::instant_at(self.epoch, ns))
+            {
                 self.timers.push(deadline, TimerKey::Message(id));
             }
             self.output.push_data(id);
@@ -482,15 +570,16 @@ impl Endpoint {
     /// transmission the budget held back. (Retransmissions are the
     /// peer's send-side timer's, see `recovery`.)
     pub(super) fn on_message_timer(&mut self, now: Instant, at: Instant, id: MessageId) {
+        let (now_ns, at_ns) = (self.nanos(now), self.nanos(at));
         let Some(message) = self.messages.get_mut(&id) else {
             return;
         };
-        if message.timer != Some(at) {
+        if !message.timer_is(at_ns) {
             return;
         }
-        message.timer = None;
+        message.timer_ns = NO_TIME;
         let destination = message.destination;
-        if message.deadline.is_some_and(|deadline| now >= deadline) {
+        if message.deadline_ns != NO_TIME && now_ns >= message.deadline_ns {
             self.resolve(now, id, Err(FailureReason::DeadlineExpired));
             self.arm_sender_timer(now, destination);
             return;
@@ -506,7 +595,9 @@ impl Endpoint {
             self.resolve(now, id, Err(FailureReason::Unvalidated));
             return;
         }
-        let deadline = message.end_hold();
+        let deadline = message
+            .end_hold()
+            .and_then(|ns| super::instant_at(self.epoch, ns));
         if let Some(peer) = self.peers.get_mut(&destination) {
             peer.held.retain(|held| *held != id);
         }
@@ -584,11 +675,11 @@ impl Endpoint {
             } else if let Some(position) = peer.queue.iter().position(|queued| *queued == id) {
                 peer.queue.remove(position);
             }
-            match (outcome, message.last_sent) {
+            match (outcome, message.transmissions > 0) {
                 // A path MTU probe's RECV says the path carries its size,
                 // not that the receiver takes data (it answers probes
                 // without taking anything; see `path_mtu`).
-                (Ok(()), Some(_)) if message.probe => {
+                (Ok(()), true) if message.probe => {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
@@ -608,7 +699,7 @@ impl Endpoint {
                         in_flight: peer.in_flight,
                     });
                 }
-                (Ok(()), Some(sent)) => {
+                (Ok(()), true) => {
                     peer.stats.delivered += 1;
                     peer.last_confirmed = Some(LastConfirmed {
                         identity: message.identity,
@@ -635,14 +726,17 @@ impl Endpoint {
                         // receiver resends a RECV two smoothed RTTs after
                         // the first at the soonest, but that is after the
                         // copy it answers, which is the copy before the
-                        // last only when there were two.
+                        // last only when there were two. (Spurious: sent
+                        // twice at least, so the copy before the last was
+                        // sent.)
                         let plausible = if message.transmissions == 2 {
                             peer.rtt.plausible()
                         } else {
                             peer.rtt.rto()
                         };
-                        if let Some(previous) = message.previous_sent {
-                            let rtt = now.saturating_duration_since(previous);
+                        let rtt =
+                            Duration::from_nanos(now_ns.saturating_sub(message.previous_sent_ns));
+                        {
                             if rtt <= plausible {
                                 peer.rack.on_late_copy(rtt, peer.rtt.min_rto());
                                 // An exact sample Karn's rule would drop:
@@ -653,11 +747,7 @@ impl Endpoint {
                             }
                         }
                         // The copy presumed lost: the one before the last.
-                        let presumed_lost = message
-                            .previous_sent
-                            .map_or(message.last_sent_ns, |previous| {
-                                super::nanos_since(self.epoch, previous)
-                            });
+                        let presumed_lost = message.previous_sent_ns;
                         peer.congestion.on_spurious(presumed_lost);
                     } else {
                         peer.rack.on_confirmed(
@@ -668,13 +758,21 @@ impl Endpoint {
                             peer.rtt.min_rto(),
                         );
                         // A second RECV may yet tell that it was late.
-                        if let (Cause::Early | Cause::Probe | Cause::Timeout, Some(previous)) =
-                            (message.cause, message.previous_sent)
+                        let resent = message.transmissions > 1
+                            && matches!(
+                                message.cause,
+                                Cause::Early | Cause::Probe | Cause::Timeout
+                            );
+                        let epoch = self.epoch;
+                        let sent = |ns| super::instant_at(epoch, ns);
+                        if let Some((previous, last)) = resent
+                            .then(|| sent(message.previous_sent_ns).zip(sent(message.last_sent_ns)))
+                            .flatten()
                         {
                             peer.resolved_resends.record(ResolvedResend {
                                 identity: message.identity,
                                 previous_sent: previous,
-                                last_sent: sent,
+                                last_sent: last,
                                 confirmed: now,
                                 early: message.cause == Cause::Early,
                                 twice: message.transmissions == 2,
@@ -712,7 +810,7 @@ impl Endpoint {
                         in_flight: peer.in_flight,
                     });
                 }
-                (Ok(()), None) => peer.stats.delivered += 1,
+                (Ok(()), false) => peer.stats.delivered += 1,
                 (Err(_), _) => peer.stats.failed += u64::from(!message.probe),
             }
         }
@@ -720,18 +818,16 @@ impl Endpoint {
             let marker = message.payload.len() == crate::wire::FragmentHeader::LEN;
             self.messages.remove(&id);
             self.on_probe_outcome(now, id, destination, marker, outcome);
-            self.release(now, destination);
-            self.note_if_idle(now, destination);
+            self.release_and_note_idle(now, destination);
             return;
         }
-        if let Some(large) = message.fragment_of {
+        if let Some(large) = message.fragment_of() {
             let suspected_lost = message.suspected_lost;
             // Gone before its large message hears of it: a failure there
             // withdraws the fragments still in `messages`.
             self.messages.remove(&id);
             self.on_fragment_outcome(now, large, outcome, suspected_lost);
-            self.release(now, destination);
-            self.note_if_idle(now, destination);
+            self.release_and_note_idle(now, destination);
             return;
         }
         self.events.push_back(match outcome {
@@ -753,7 +849,28 @@ impl Endpoint {
             }
         });
         self.messages.remove(&id);
-        self.release(now, destination);
+        self.release_and_note_idle(now, destination);
+    }
+
+    /// [`release`](Self::release), then `note_if_idle`, with one look-up
+    /// of the peer when nothing waits (the common case: a resolved
+    /// message's peer).
+    #[inline]
+    fn release_and_note_idle(&mut self, now: Instant, destination: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&destination) else {
+            return;
+        };
+        if peer.resends.is_empty() && peer.queue.is_empty() {
+            if peer.has_window() {
+                peer.delivery.on_app_limited(peer.in_flight);
+            }
+            let timeout = self.config.peer_idle_timeout;
+            if let Some(deadline) = super::peer_tracking::idle_from(peer, now, timeout) {
+                self.start_idle_countdown(destination, deadline);
+            }
+            return;
+        }
+        self.release_queued(now, destination);
         self.note_if_idle(now, destination);
     }
 
@@ -807,7 +924,7 @@ impl Endpoint {
                 let large = self
                     .messages
                     .get(&id)
-                    .and_then(|message| message.fragment_of);
+                    .and_then(|message| message.fragment_of());
                 let budget = self.config.limits.max_reassembly_bytes_per_peer;
                 if !super::large::may_release(peer, &mut self.large_sends, large, budget) {
                     break;

@@ -155,17 +155,4 @@ impl Endpoint {
         self.compact();
         doomed.len()
     }
-
-    /// Why a new message of `payload_len` bytes to `destination` fails at
-    /// once, if its peer remembers a refusal it is at least as large as.
-    #[inline]
-    pub(super) fn remembered_too_large(
-        &self,
-        now: Instant,
-        destination: SocketAddr,
-        payload_len: usize,
-    ) -> Option<FailureReason> {
-        let size = self.config.framing.header_len() + payload_len;
-        self.peers.get(&destination)?.too_large?.refuses(now, size)
-    }
 }
