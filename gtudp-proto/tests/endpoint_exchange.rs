@@ -16,6 +16,23 @@ use gtudp_proto::Event;
 
 use PacketKind::{Ack, Data, Recv};
 
+/// `b`'s event for a message from `a` carrying `payload`.
+fn received_from_a(pair: &Pair, payload: &'static [u8]) -> Event {
+    Event::Received {
+        from: pair.a_addr,
+        payload: Bytes::from_static(payload),
+    }
+}
+
+/// `a`'s event for its message `id` delivered to `b`.
+fn delivered_to_b(pair: &Pair, id: gtudp_proto::MessageId, suspected_lost: bool) -> Event {
+    Event::Delivered {
+        id,
+        to: pair.b_addr,
+        suspected_lost,
+    }
+}
+
 #[test]
 fn clean_exchange_delivers_once_and_acknowledges() {
     let mut pair = Pair::new();
@@ -23,25 +40,12 @@ fn clean_exchange_delivers_once_and_acknowledges() {
     let data = pair.out_a();
     assert_eq!(kinds(&data), [Data]);
     pair.deliver_to_b(&data[0]);
-    assert_eq!(
-        pair.events_b(),
-        [Event::Received {
-            from: pair.a_addr,
-            payload: Bytes::from_static(b"hello")
-        }]
-    );
+    assert_eq!(pair.events_b(), [received_from_a(&pair, b"hello")]);
     let recv = pair.out_b();
     assert_eq!(kinds(&recv), [Recv]);
     assert_eq!(recv[0].identity(), data[0].identity());
     pair.deliver_to_a(&recv[0]);
-    assert_eq!(
-        pair.events_a(),
-        [Event::Delivered {
-            id,
-            to: pair.b_addr,
-            suspected_lost: false
-        }]
-    );
+    assert_eq!(pair.events_a(), [delivered_to_b(&pair, id, false)]);
     let ack = pair.out_a();
     assert_eq!(kinds(&ack), [Ack]);
     pair.deliver_to_b(&ack[0]);
@@ -68,24 +72,11 @@ fn datagrams_fed_borrowed_work_as_owned_ones() {
     let data = pair.out_a();
     pair.delivered_to_b.insert(data[0].identity());
     feed(&mut pair.b, pair.now, pair.a_addr, &data[0]);
-    assert_eq!(
-        pair.events_b(),
-        [Event::Received {
-            from: pair.a_addr,
-            payload: Bytes::from_static(b"borrowed")
-        }]
-    );
+    assert_eq!(pair.events_b(), [received_from_a(&pair, b"borrowed")]);
     let recv = pair.out_b();
     assert_eq!(kinds(&recv), [Recv]);
     feed(&mut pair.a, pair.now, pair.b_addr, &recv[0]);
-    assert_eq!(
-        pair.events_a(),
-        [Event::Delivered {
-            id,
-            to: pair.b_addr,
-            suspected_lost: false
-        }]
-    );
+    assert_eq!(pair.events_a(), [delivered_to_b(&pair, id, false)]);
     let ack = pair.out_a();
     assert_eq!(kinds(&ack), [Ack]);
     feed(&mut pair.b, pair.now, pair.a_addr, &ack[0]);

@@ -10,9 +10,9 @@ use gtudp_proto::{Config, CongestionAlgorithm, EndpointStats, Event, SendOptions
 
 const MESSAGES: usize = 2_000;
 
-/// Sends `MESSAGES` from node 0 to node 1 over `link`; returns the virtual
-/// time when the last one resolved and the sender's stats.
-fn transfer(seed: u64, link: LinkProfile, config: Config) -> (Duration, EndpointStats) {
+/// A world on `link` keeping its events, with a sender (node 0) and a
+/// receiver (node 1), both with `config`.
+fn sender_and_receiver(seed: u64, link: LinkProfile, config: Config) -> (World, usize, usize) {
     let mut world = World::new(seed, link);
     world.keep_events(true);
     let a = world
@@ -21,6 +21,13 @@ fn transfer(seed: u64, link: LinkProfile, config: Config) -> (Duration, Endpoint
     let b = world
         .add_endpoint("10.0.0.2:1".parse().unwrap(), config)
         .unwrap();
+    (world, a, b)
+}
+
+/// Sends `MESSAGES` from node 0 to node 1 over `link`; returns the virtual
+/// time when the last one resolved and the sender's stats.
+fn transfer(seed: u64, link: LinkProfile, config: Config) -> (Duration, EndpointStats) {
+    let (mut world, a, b) = sender_and_receiver(seed, link, config);
     for _ in 0..MESSAGES {
         world
             .send(a, world.address(b), 100, SendOptions::default())
@@ -188,15 +195,8 @@ fn a_growing_queue_does_not_make_the_receiver_resend_its_recvs() {
     // queue: 1,484 resent for 2,000 messages. Resent RECVs should answer
     // lost ACKs, and here none is lost.
     let seed = 1;
-    let config = Config::default();
-    let mut world = World::new(seed, nothing_lost_on_the_path());
-    world.keep_events(true);
-    let a = world
-        .add_endpoint("10.0.0.1:1".parse().unwrap(), config.clone())
-        .unwrap();
-    let b = world
-        .add_endpoint("10.0.0.2:1".parse().unwrap(), config)
-        .unwrap();
+    let (mut world, a, b) =
+        sender_and_receiver(seed, nothing_lost_on_the_path(), Config::default());
     let mut bottleneck = nothing_lost_on_the_path();
     bottleneck.rate = Some(1_250_000);
     bottleneck.queue_limit = Duration::from_millis(40);

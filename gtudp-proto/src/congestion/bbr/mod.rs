@@ -1442,27 +1442,25 @@ mod tests {
         // Startup's first 88 sends lost 5 (on the 200 ms / 2% loss path, by
         // chance): a share of 5.7%. Taken as it stood, it scaled every
         // sample up by 6%, and the cruise after Startup filled the queue.
-        let mut bbr = Bbr::new(16, 100_000);
-        bbr.calm = CalmSample {
-            from: Some(START),
-            until: Some(START + 1),
-            lost: 5,
-            delivered: 83,
+        // A calm sample of `lost` in `lost + delivered` sends, then a path
+        // that carries 100 messages per round trip and loses nothing.
+        let after_calm_sample = |lost, delivered| {
+            let mut bbr = Bbr::new(16, 100_000);
+            bbr.calm = CalmSample {
+                from: Some(START),
+                until: Some(START + 1),
+                lost,
+                delivered,
+            };
+            drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+            bbr
         };
-        // The path carries 100 messages per round trip and loses nothing.
-        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let bbr = after_calm_sample(5, 83);
         let carried = 100.0 / RTT.as_secs_f64();
         assert!((bbr.random_loss() - 5.0 / 88.0).abs() < 1e-9);
         assert!(bbr.bw.max <= carried * 1.01, "{} vs {carried}", bbr.bw.max);
         // A share measured on many sends is trusted nearly as it stands.
-        let mut bbr = Bbr::new(16, 100_000);
-        bbr.calm = CalmSample {
-            from: Some(START),
-            until: Some(START + 1),
-            lost: 500,
-            delivered: 8_300,
-        };
-        drive(&mut bbr, START + ns(RTT), 3, 100, RTT, 0);
+        let bbr = after_calm_sample(500, 8_300);
         let scaled = carried / (1.0 - 500.0 / 8_800.0);
         assert!(
             bbr.bw.max >= scaled * 0.99 && bbr.bw.max <= scaled,
