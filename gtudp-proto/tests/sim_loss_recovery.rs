@@ -24,6 +24,34 @@ fn sender_and_receiver(seed: u64, link: LinkProfile, config: Config) -> (World, 
     (world, a, b)
 }
 
+/// Runs `world` in 50 ms steps until `MESSAGES` of `sender`'s messages are
+/// delivered or `limit` passes (a failure panics with the trace); returns
+/// how many were, and when the last one was.
+fn run_until_delivered(
+    world: &mut World,
+    sender: usize,
+    seed: u64,
+    limit: Duration,
+) -> (usize, Duration) {
+    let (mut delivered, mut last) = (0, Duration::ZERO);
+    let mut until = Duration::ZERO;
+    while delivered < MESSAGES && until < limit {
+        until += Duration::from_millis(50);
+        world.run_until(until);
+        for (at, event) in world.take_events(sender) {
+            match event {
+                Event::Delivered { .. } => {
+                    delivered += 1;
+                    last = at;
+                }
+                Event::Failed { .. } => panic!("seed {seed}: a message failed\n{}", world.trace()),
+                _ => {}
+            }
+        }
+    }
+    (delivered, last)
+}
+
 /// Sends `MESSAGES` from node 0 to node 1 over `link`; returns the virtual
 /// time when the last one resolved and the sender's stats.
 fn transfer(seed: u64, link: LinkProfile, config: Config) -> (Duration, EndpointStats) {
@@ -33,22 +61,7 @@ fn transfer(seed: u64, link: LinkProfile, config: Config) -> (Duration, Endpoint
             .send(a, world.address(b), 100, SendOptions::default())
             .unwrap();
     }
-    let (mut resolved, mut last) = (0, Duration::ZERO);
-    let mut until = Duration::ZERO;
-    while resolved < MESSAGES && until < Duration::from_secs(600) {
-        until += Duration::from_millis(50);
-        world.run_until(until);
-        for (at, event) in world.take_events(a) {
-            match event {
-                Event::Delivered { .. } => {
-                    resolved += 1;
-                    last = at;
-                }
-                Event::Failed { .. } => panic!("seed {seed}: a message failed\n{}", world.trace()),
-                _ => {}
-            }
-        }
-    }
+    let (resolved, last) = run_until_delivered(&mut world, a, seed, Duration::from_secs(600));
     assert_eq!(
         resolved,
         MESSAGES,
@@ -205,19 +218,7 @@ fn a_growing_queue_does_not_make_the_receiver_resend_its_recvs() {
     for _ in 0..MESSAGES {
         world.send(a, to, 1_000, SendOptions::default()).unwrap();
     }
-    let mut delivered = 0;
-    let mut until = Duration::ZERO;
-    while delivered < MESSAGES && until < Duration::from_secs(60) {
-        until += Duration::from_millis(50);
-        world.run_until(until);
-        for (_, event) in world.take_events(a) {
-            match event {
-                Event::Delivered { .. } => delivered += 1,
-                Event::Failed { .. } => panic!("seed {seed}: a message failed"),
-                _ => {}
-            }
-        }
-    }
+    let (delivered, _) = run_until_delivered(&mut world, a, seed, Duration::from_secs(60));
     assert_eq!(delivered, MESSAGES, "seed {seed}");
     assert!(
         world.violations().is_empty(),
