@@ -2,7 +2,7 @@
 # Regenerates BENCHMARKS.md, and the README's table of headline figures,
 # from one run of every benchmark on this machine.
 #
-#   gtudp-bench/scripts/report.sh            # the full run (about half an hour on 2 cores)
+#   gtudp-bench/scripts/report.sh            # the full run (about a quarter of an hour on 2 cores)
 #   gtudp-bench/scripts/report.sh --quick    # a smoke test (a few minutes; the spoofed floods take most)
 #   options: --output FILE (the page; default BENCHMARKS.md, or
 #            target/report/quick/BENCHMARKS.md with --quick)
