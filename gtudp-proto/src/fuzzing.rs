@@ -271,6 +271,10 @@ pub fn endpoint(data: &[u8]) {
                 }
                 // Both ways in: owned, or borrowed from a receive buffer
                 // as the adapters feed it.
+                if choice & 0x20 != 0 {
+                    // A hint only: the adapters give it each batch.
+                    endpoint.prefetch([(from, &datagram[..])]);
+                }
                 if choice & 0x40 != 0 {
                     endpoint.handle_datagram_slice(now, from, &datagram);
                 } else {

@@ -482,6 +482,9 @@ impl Core {
         for _ in 0..RECV_BATCHES {
             match self.io.recv_batch(&mut batch) {
                 Recv::Datagrams(_) => {
+                    // Every datagram's cold memory first, so that their
+                    // cache misses overlap (see `Endpoint::prefetch`).
+                    self.endpoint.prefetch(batch.datagrams());
                     for (from, datagram) in batch.datagrams() {
                         self.feed(now, from, datagram);
                     }

@@ -15,6 +15,8 @@ pub(crate) struct Link {
     pub(crate) b_addr: SocketAddr,
     pub(crate) now: Instant,
     buf: Vec<u8>,
+    /// The datagrams in flight from one side to the other.
+    batch: Vec<Bytes>,
 }
 
 impl Link {
@@ -26,6 +28,7 @@ impl Link {
             b_addr: "10.0.0.2:2".parse().expect("address"),
             now: Instant::now(),
             buf: Vec::with_capacity(65_536),
+            batch: Vec::with_capacity(1024),
         }
     }
 
@@ -45,17 +48,17 @@ impl Link {
                 .expect("accepted");
         }
         loop {
+            // Each side's datagrams are read as one batch, as an adapter's
+            // batched receive reads them: prefetched, then handled.
             let mut moved = false;
             while let Some(t) = self.a.poll_transmit(self.now, 1, &mut self.buf) {
-                let datagram = Bytes::copy_from_slice(&self.buf[..t.size]);
-                self.b.handle_datagram(self.now, self.a_addr, datagram);
-                moved = true;
+                self.batch.push(Bytes::copy_from_slice(&self.buf[..t.size]));
             }
+            moved |= deliver(&mut self.b, self.now, self.a_addr, &mut self.batch);
             while let Some(t) = self.b.poll_transmit(self.now, 1, &mut self.buf) {
-                let datagram = Bytes::copy_from_slice(&self.buf[..t.size]);
-                self.a.handle_datagram(self.now, self.b_addr, datagram);
-                moved = true;
+                self.batch.push(Bytes::copy_from_slice(&self.buf[..t.size]));
             }
+            moved |= deliver(&mut self.a, self.now, self.b_addr, &mut self.batch);
             while self.a.poll_event().is_some() {}
             while self.b.poll_event().is_some() {}
             if !moved {
@@ -66,4 +69,20 @@ impl Link {
         self.a.handle_timeout(self.now);
         self.b.handle_timeout(self.now);
     }
+}
+
+/// Hands `batch` to `endpoint` as a batched receive would: every datagram
+/// prefetched, then each handled. Returns whether there was any.
+fn deliver(
+    endpoint: &mut Endpoint,
+    now: Instant,
+    from: SocketAddr,
+    batch: &mut Vec<Bytes>,
+) -> bool {
+    endpoint.prefetch(batch.iter().map(|datagram| (from, &datagram[..])));
+    let any = !batch.is_empty();
+    for datagram in batch.drain(..) {
+        endpoint.handle_datagram(now, from, datagram);
+    }
+    any
 }

@@ -132,7 +132,13 @@ impl Endpoint {
     /// kept: under its sender's token with the roaming extension on, else
     /// under its host or address ([`sender_key`]).
     pub(super) fn arrival_key(&self, source: &SocketAddr) -> SocketAddr {
-        match self.arrival_token {
+        self.key_of(self.arrival_token, source)
+    }
+
+    /// Where what a datagram from `source` carrying the sender's `token`
+    /// (if any) names is kept: see [`arrival_key`](Self::arrival_key).
+    pub(super) fn key_of(&self, token: Option<u64>, source: &SocketAddr) -> SocketAddr {
+        match token {
             Some(token) => token_key(token),
             None => sender_key(self.across_ports(), source),
         }

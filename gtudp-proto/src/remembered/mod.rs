@@ -316,6 +316,65 @@ impl RememberedIdentities {
         recall
     }
 
+    /// What [`warm`](Self::warm) needs of `address`'s memory, looked up
+    /// once for a run of datagrams from one sender.
+    pub(crate) fn warmer(&self, address: &SocketAddr) -> Option<Warmer<'_>> {
+        self.histories
+            .get(&AddressKey(*address))
+            .map(|history| Warmer {
+                history,
+                key: self.keys.position,
+            })
+    }
+}
+
+/// One address's memory, to [`warm`](Self::warm) for its identities.
+#[derive(Clone, Copy)]
+pub(crate) struct Warmer<'a> {
+    history: &'a History,
+    key: u64,
+}
+
+impl Warmer<'_> {
+    /// Reads, and changes nothing in, the cache lines a
+    /// [`recall`](RememberedIdentities::recall) of `identity` reads: its
+    /// bucket in the newest generation (where the identity also goes once
+    /// its exchange ends), its filter cells, and the buckets of the older
+    /// generations they name. Done for every DATA of a received batch
+    /// before any of them is handled, these loads overlap one another
+    /// instead of each stalling its own datagram's handling.
+    #[inline]
+    pub(crate) fn warm(self, identity: Identity) {
+        let history = self.history;
+        let home = position(self.key, identity.to_u32());
+        let lifetime = Retention::Lifetime.index();
+        // The newest generation's bucket first: its load does not wait
+        // for the filter's.
+        if let Some(newest) = history.generations[lifetime].back() {
+            for table in &newest.tables {
+                core::hint::black_box(table.buckets[table.home(home)].0[0]);
+            }
+        }
+        for (class, (generations, filter)) in
+            history.generations.iter().zip(&history.filters).enumerate()
+        {
+            let candidates = filter.candidates(home);
+            let older = generations
+                .len()
+                .saturating_sub(usize::from(class == lifetime));
+            for generation in generations.iter().take(older) {
+                if candidates & GenerationFilter::bit(generation.number) == 0 {
+                    continue;
+                }
+                for table in &generation.tables {
+                    core::hint::black_box(table.buckets[table.home(home)].0[0]);
+                }
+            }
+        }
+    }
+}
+
+impl RememberedIdentities {
     /// Remembers `(address, identity, fingerprint)` from `now` for the
     /// retention of `class`. `budget` caps the bytes a new table may take (the
     /// smallest table is always allowed, so an insertion never fails: the
@@ -521,6 +580,53 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         ([10, 0, 0, 1], port).into()
+    }
+
+    #[test]
+    fn warming_reads_every_kind_of_memory_and_changes_none() {
+        let mut memory = memory(1000, 8000);
+        let now = Instant::now();
+        let fingerprint = memory.keys.fingerprint(b"one");
+        assert!(memory.warmer(&addr(1)).is_none(), "nothing held yet");
+        // An address whose identities all ended without an ACK: no
+        // generation of the lifetime class at all.
+        memory.insert(
+            now,
+            addr(1),
+            Identity::from_u32(1),
+            fingerprint,
+            Retention::Window,
+            usize::MAX,
+        );
+        // One with several generations of both classes, filters built.
+        for i in 0..4_000u32 {
+            let at = now + Duration::from_millis(u64::from(i) / 4);
+            let class = if i % 3 == 0 {
+                Retention::Window
+            } else {
+                Retention::Lifetime
+            };
+            memory.insert(
+                at,
+                addr(2),
+                Identity::from_u32(i),
+                fingerprint,
+                class,
+                usize::MAX,
+            );
+        }
+        let (len, bytes) = (memory.len(), memory.bytes());
+        for address in [addr(1), addr(2)] {
+            let warmer = memory.warmer(&address).expect("held");
+            for i in 0..5_000u32 {
+                warmer.warm(Identity::from_u32(i));
+            }
+        }
+        assert_eq!((memory.len(), memory.bytes()), (len, bytes));
+        assert_eq!(
+            memory.recall(&addr(2), Identity::from_u32(3), fingerprint),
+            Recall::Duplicate
+        );
     }
 
     #[test]
