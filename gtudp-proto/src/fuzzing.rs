@@ -272,8 +272,9 @@ pub fn endpoint(data: &[u8]) {
                 // Both ways in: owned, or borrowed from a receive buffer
                 // as the adapters feed it.
                 if choice & 0x20 != 0 {
-                    // A hint only: the adapters give it each batch.
-                    endpoint.prefetch([(from, &datagram[..])]);
+                    // A hint only: the adapters give it each batch. Given
+                    // twice, as a run from one sender, which it reads ahead.
+                    endpoint.prefetch([(from, &datagram[..]), (from, &datagram[..])]);
                 }
                 if choice & 0x40 != 0 {
                     endpoint.handle_datagram_slice(now, from, &datagram);

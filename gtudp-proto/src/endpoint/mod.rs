@@ -9,6 +9,7 @@ mod path_mtu;
 mod peer;
 mod peer_table;
 mod peer_tracking;
+mod prefetch;
 mod receiver;
 mod recovery;
 mod recv_copies;
@@ -444,57 +445,6 @@ impl Endpoint {
     /// ```
     pub fn handle_datagram_slice(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
         self.handle_input(now, source, Input::Borrowed(datagram));
-    }
-
-    /// A hint for a batch of received datagrams: reads, without changing
-    /// anything, the memory that handling them will read first and that a
-    /// long stream leaves outside the cache (for a DATA, where the endpoint
-    /// remembers the identities it handed over). Given a batch before any
-    /// of its datagrams is handled, it lets the batch's cache misses
-    /// overlap instead of each stalling its own datagram. Handling is the
-    /// same with or without it; both adapters give it each batch they read.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use gtudp_proto::{Config, Endpoint};
-    ///
-    /// let mut endpoint = Endpoint::new(Config::default(), 7).unwrap();
-    /// let from = "127.0.0.1:9".parse().unwrap();
-    /// let batch: [&[u8]; 2] = [b"first", b"second"]; // as a batched receive fills it
-    /// endpoint.prefetch(batch.iter().map(|datagram| (from, *datagram)));
-    /// for datagram in batch {
-    ///     endpoint.handle_datagram_slice(Instant::now(), from, datagram);
-    /// }
-    /// assert_eq!(endpoint.stats().invalid.total(), 2); // not gtUDP packets
-    /// ```
-    pub fn prefetch<'a>(&self, datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>) {
-        // A batch mostly comes from few senders: each run of datagrams
-        // from one address looks its memory up once.
-        let mut last: Option<(
-            SocketAddr,
-            Option<u64>,
-            Option<crate::remembered::Warmer<'_>>,
-        )> = None;
-        for (source, datagram) in datagrams {
-            let Ok(Packet::Data { identity, .. }) = self.config.framing.parse(datagram) else {
-                continue;
-            };
-            let token = self.config.framing.sender_token(datagram);
-            let warmer = match last {
-                Some((address, last_token, warmer)) if address == source && last_token == token => {
-                    warmer
-                }
-                _ => {
-                    let kept_under = self.key_of(token, &crate::canonical_addr(source));
-                    let warmer = self.remembered.warmer(&kept_under);
-                    last = Some((source, token, warmer));
-                    warmer
-                }
-            };
-            if let Some(warmer) = warmer {
-                warmer.warm(identity);
-            }
-        }
     }
 
     fn handle_input(&mut self, now: Instant, source: SocketAddr, datagram: Input<'_>) {

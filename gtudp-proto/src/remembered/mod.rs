@@ -336,6 +336,24 @@ pub(crate) struct Warmer<'a> {
 }
 
 impl Warmer<'_> {
+    /// Reads the cache lines an insertion of `identity` (its exchange
+    /// ended with an ACK) touches: its bucket in the newest generation of
+    /// the lifetime class, and its filter cells. Returns its position hash.
+    #[inline]
+    pub(crate) fn warm_newest(self, identity: Identity) -> u64 {
+        let history = self.history;
+        let home = position(self.key, identity.to_u32());
+        // The bucket first: its load does not wait for the filter's.
+        let lifetime = Retention::Lifetime.index();
+        if let Some(newest) = history.generations[lifetime].back() {
+            for table in &newest.tables {
+                core::hint::black_box(table.buckets[table.home(home)].0[0]);
+            }
+        }
+        core::hint::black_box(history.filters[lifetime].candidates(home));
+        home
+    }
+
     /// Reads, and changes nothing in, the cache lines a
     /// [`recall`](RememberedIdentities::recall) of `identity` reads: its
     /// bucket in the newest generation (where the identity also goes once
@@ -346,15 +364,8 @@ impl Warmer<'_> {
     #[inline]
     pub(crate) fn warm(self, identity: Identity) {
         let history = self.history;
-        let home = position(self.key, identity.to_u32());
+        let home = self.warm_newest(identity);
         let lifetime = Retention::Lifetime.index();
-        // The newest generation's bucket first: its load does not wait
-        // for the filter's.
-        if let Some(newest) = history.generations[lifetime].back() {
-            for table in &newest.tables {
-                core::hint::black_box(table.buckets[table.home(home)].0[0]);
-            }
-        }
         for (class, (generations, filter)) in
             history.generations.iter().zip(&history.filters).enumerate()
         {
