@@ -321,7 +321,11 @@ fn a_sustained_stream_is_never_refused_and_its_memory_levels_off() {
 
 /// What one receiver did with a stream of batches: every datagram it sent,
 /// every event, and its counters at the end.
-type Trace = (Vec<(SocketAddr, Bytes)>, Vec<Event>, gtudp_proto::EndpointStats);
+type Trace = (
+    Vec<(SocketAddr, Bytes)>,
+    Vec<Event>,
+    gtudp_proto::EndpointStats,
+);
 
 /// Feeds `batches` (each a batch of datagrams as a batched receive reads
 /// them) to a receiver that knows both senders, with or without
