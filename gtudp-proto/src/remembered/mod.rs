@@ -24,6 +24,13 @@
 //! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
 //! accounts every allocation the structure makes.
 //!
+//! An address's record (see `history`) holds its lifetime class's newest
+//! generation inline: a server with many peers finds each record cold, and
+//! for an address with one generation (most of them) a look-up reads the
+//! map's control bytes, the record and one bucket. Older generations, the
+//! generation filter and the window class are boxed apart, allocated only
+//! for the addresses that have them.
+//!
 //! # Expiry by generation
 //!
 //! Time is cut into generations of `retention / GENERATIONS` each. An
@@ -41,18 +48,18 @@ use std::time::{Duration, Instant};
 
 use core::hash::BuildHasher;
 
-use smallvec::SmallVec;
-
 use crate::table_hash::AddressKey;
 use crate::wire::Identity;
 
 mod expiry;
 mod filter;
+mod history;
 mod table;
 
 use filter::GenerationFilter;
+use history::{Generation, Generations, History};
 
-use table::{position, slots_for, take_table, Bucket, Spare, Table, MIN_TABLE, SPARE_TABLES};
+use table::{position, slots_for, take_table, Bucket, Spare, MIN_TABLE, SPARE_TABLES};
 
 /// Generations per retention period: an identity is kept for its retention
 /// plus at most a quarter of it.
@@ -172,25 +179,6 @@ struct Class {
     span: Duration,
 }
 
-/// One address's tables, per retention class, oldest generation first.
-#[derive(Debug, Default)]
-struct History {
-    generations: [VecDeque<Generation>; 2],
-    /// Per class, which generations may hold an identity (see `filter`).
-    filters: [GenerationFilter; 2],
-    /// Per class, identities held.
-    class_len: [usize; 2],
-    len: usize,
-    bytes: usize,
-}
-
-#[derive(Debug)]
-struct Generation {
-    number: u64,
-    tables: SmallVec<[Table; 1]>,
-    len: usize,
-}
-
 /// The fixed bytes one address costs: its map slot (with the map's spare
 /// capacity) and its history record.
 const HISTORY_BYTES: usize = (core::mem::size_of::<(SocketAddr, History)>() + 1) * 8 / 7;
@@ -283,18 +271,25 @@ impl RememberedIdentities {
         // so the insertion then finds its bucket in the cache, and its load
         // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        let newest = history.generations[Retention::Lifetime.index()]
-            .back()
-            .map_or(0, |generation| GenerationFilter::bit(generation.number));
-        let lifetime = Retention::Lifetime.index();
-        for (class, (generations, filter)) in
-            history.generations.iter().zip(&history.filters).enumerate()
-        {
-            let mut candidates = filter.candidates(home);
-            if class == lifetime {
-                candidates |= newest;
-            }
-            for generation in generations {
+        for class in [Retention::Lifetime, Retention::Window] {
+            let Some(generations) = history.class(class) else {
+                continue;
+            };
+            let candidates = if class == Retention::Lifetime {
+                // The newest, whatever the filter says; the filter only
+                // when there are older generations to rule out.
+                let newest = generations
+                    .newest()
+                    .map_or(0, |generation| GenerationFilter::bit(generation.number));
+                if generations.has_older() {
+                    generations.candidates(home) | newest
+                } else {
+                    newest
+                }
+            } else {
+                generations.candidates(home)
+            };
+            for generation in generations.iter() {
                 if candidates & GenerationFilter::bit(generation.number) == 0 {
                     continue;
                 }
@@ -344,13 +339,13 @@ impl Warmer<'_> {
         let history = self.history;
         let home = position(self.key, identity.to_u32());
         // The bucket first: its load does not wait for the filter's.
-        let lifetime = Retention::Lifetime.index();
-        if let Some(newest) = history.generations[lifetime].back() {
+        let lifetime = history.lifetime();
+        if let Some(newest) = lifetime.newest() {
             for table in &newest.tables {
                 core::hint::black_box(table.buckets[table.home(home)].0[0]);
             }
         }
-        core::hint::black_box(history.filters[lifetime].candidates(home));
+        core::hint::black_box(lifetime.candidates(home));
         home
     }
 
@@ -365,14 +360,15 @@ impl Warmer<'_> {
     pub(crate) fn warm(self, identity: Identity) {
         let history = self.history;
         let home = self.warm_newest(identity);
-        let lifetime = Retention::Lifetime.index();
-        for (class, (generations, filter)) in
-            history.generations.iter().zip(&history.filters).enumerate()
-        {
-            let candidates = filter.candidates(home);
+        for class in [Retention::Lifetime, Retention::Window] {
+            let Some(generations) = history.class(class) else {
+                continue;
+            };
+            let candidates = generations.candidates(home);
             let older = generations
-                .len()
-                .saturating_sub(usize::from(class == lifetime));
+                .iter()
+                .count()
+                .saturating_sub(usize::from(class == Retention::Lifetime));
             for generation in generations.iter().take(older) {
                 if candidates & GenerationFilter::bit(generation.number) == 0 {
                     continue;
@@ -450,29 +446,19 @@ impl RememberedIdentities {
                 (vacant.insert(History::default()), budget)
             }
         };
-        let mut added = 0;
+        let (generations, mut added) = history.class_or_new(class);
         let mut removed = 0;
-        let generations = &mut history.generations[class.index()];
         if generations
-            .back()
+            .newest()
             .map_or(true, |newest| newest.number < number)
         {
             // Size the first table for a steady stream: the last
             // generation's count plus a sixteenth.
-            let previous_len = generations.back().map_or(0, |newest| newest.len);
+            let previous_len = generations.newest().map_or(0, |newest| newest.len);
             let wanted = previous_len + previous_len / 16;
             let table = take_table(&mut self.spare, slots_for(wanted), budget);
             added += GENERATION_BYTES + table.bytes();
-            if generations.capacity() == 0 {
-                // Most addresses (a flood's, a client's one message) never
-                // see a second generation: no room for four.
-                generations.reserve_exact(1);
-            }
-            history.filters[class.index()].start(
-                number,
-                generations.iter().map(|generation| generation.number),
-            );
-            generations.push_back(Generation {
+            added += generations.start(Generation {
                 number,
                 tables: smallvec::smallvec![table],
                 len: 0,
@@ -483,7 +469,7 @@ impl RememberedIdentities {
                 self.due = Some(self.due.map_or(expires, |due| due.min(expires)));
             }
         }
-        let Some(newest) = generations.back_mut() else {
+        let Some(newest) = generations.newest_mut() else {
             return;
         };
         let tables = newest.tables.len();
@@ -518,31 +504,38 @@ impl RememberedIdentities {
             table.insert(home, entry);
         }
         newest.len += 1;
-        let index = class.index();
-        history.filters[index].insert(home, number);
-        history.class_len[index] += 1;
+        generations.note(home, number);
+        generations.len += 1;
         // While the lifetime class has one generation its filter rules
         // nothing out (`recall` reads the newest lifetime generation
         // whatever the filter says): it is built, or grown, once a second
         // generation starts, rather than rebuilt at each doubling of a new
         // stream's count.
-        let rules_out =
-            index != Retention::Lifetime.index() || history.generations[index].len() > 1;
-        if rules_out && history.filters[index].wants_rebuild(history.class_len[index]) {
-            let cells = GenerationFilter::cells_for(history.class_len[index]);
+        let rules_out = class != Retention::Lifetime || generations.has_older();
+        if rules_out && generations.filter_wants_rebuild() {
+            let cells = GenerationFilter::cells_for(generations.len);
             // Only within the budget: without its growth the filter rules
             // out fewer tables, and is no less exact.
-            if cells.saturating_sub(history.filters[index].bytes()) <= budget.saturating_sub(added)
-            {
-                let (more, less) = rebuild_filter(history, index, self.keys.position);
+            if cells.saturating_sub(generations.filter_bytes()) <= budget.saturating_sub(added) {
+                let (more, less) = rebuild_filter(generations, self.keys.position);
                 added += more;
                 removed += less;
             }
         }
-        history.len += 1;
         history.bytes = history.bytes + added - removed;
         self.bytes = self.bytes + added - removed;
         self.len += 1;
+    }
+
+    /// Checks the byte accounting against the structures it accounts.
+    #[cfg(test)]
+    fn assert_accounted(&self) {
+        let mut total = 0;
+        for history in self.histories.values() {
+            assert_eq!(history.bytes, history.recount(), "an address's bytes");
+            total += HISTORY_BYTES + history.bytes;
+        }
+        assert_eq!(self.bytes, total, "the memory's bytes");
     }
 
     fn position(&self, identity: u32) -> u64 {
@@ -550,14 +543,10 @@ impl RememberedIdentities {
     }
 }
 
-/// Rebuilds `history`'s filter of `class` for the identities it holds now:
-/// returns the bytes it took and the bytes it gave back.
-fn rebuild_filter(history: &mut History, class: usize, key: u64) -> (usize, usize) {
-    let generations = &history.generations[class];
-    let numbers: SmallVec<[u64; 8]> = generations
-        .iter()
-        .map(|generation| generation.number)
-        .collect();
+/// Rebuilds the filter of one class's `generations` for the identities
+/// they hold now: returns the bytes it took and the bytes it gave back.
+fn rebuild_filter(generations: &mut Generations, key: u64) -> (usize, usize) {
+    let numbers = generations.numbers();
     let entries = generations.iter().flat_map(|generation| {
         generation.tables.iter().flat_map(move |table| {
             table
@@ -565,11 +554,9 @@ fn rebuild_filter(history: &mut History, class: usize, key: u64) -> (usize, usiz
                 .map(move |entry| (position(key, (entry >> 32) as u32), generation.number))
         })
     });
-    let cells = GenerationFilter::cells_for(history.class_len[class]);
+    let cells = GenerationFilter::cells_for(generations.len);
     let filter = GenerationFilter::rebuilt(cells, &numbers, entries);
-    let taken = filter.bytes();
-    let given = std::mem::replace(&mut history.filters[class], filter).bytes();
-    (taken, given)
+    generations.replace_filter(filter)
 }
 
 #[cfg(test)]
@@ -844,6 +831,7 @@ mod tests {
                     // A tight budget refuses growth in place: tables are added.
                     let budget = if tight { 64 } else { usize::MAX };
                     memory.insert(now, addr(port), identity, fingerprint, class, budget);
+                    memory.assert_accounted();
                     model.push((port, id, fp, now, retention));
                     continue;
                 }
@@ -866,6 +854,13 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(memory.len() <= model.len(), true);
+            memory.assert_accounted();
+            memory.expire(now + Duration::from_secs(10));
+            memory.assert_accounted();
+            proptest::prop_assert_eq!(memory.len(), 0);
+            // Spare tables are kept two lifetime generations.
+            memory.expire(now + Duration::from_secs(11));
+            proptest::prop_assert_eq!(memory.bytes(), 0, "everything forgotten, nothing held");
         }
     }
 }
