@@ -99,7 +99,7 @@ impl RememberedIdentities {
                 self.len -= oldest.len;
                 generations.len -= oldest.len;
                 for table in oldest.tables {
-                    keep_spare(&mut self.spare, table.buckets, now);
+                    keep_spare(&mut self.spare, table, now);
                 }
                 // Shrinking (or dropping) the filter frees bytes, so it
                 // needs no budget.

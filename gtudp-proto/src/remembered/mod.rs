@@ -59,7 +59,7 @@ mod table;
 use filter::GenerationFilter;
 use history::{Generation, Generations, History};
 
-use table::{position, slots_for, take_table, Bucket, Spare, MIN_TABLE, SPARE_TABLES};
+use table::{position, slots_for, table_bytes, take_table, Spare, MIN_TABLE, SPARE_TABLES};
 
 /// Generations per retention period: an identity is kept for its retention
 /// plus at most a quarter of it.
@@ -219,12 +219,7 @@ impl RememberedIdentities {
 
     /// Bytes the memory holds, spare tables included (see the module docs).
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-            + self
-                .spare
-                .iter()
-                .map(|spare| spare.buckets.len() * core::mem::size_of::<Bucket>())
-                .sum::<usize>()
+        self.bytes + self.spare.iter().map(Spare::bytes).sum::<usize>()
     }
 
     /// Bytes held for one address: never more than [`bytes`](Self::bytes),
@@ -247,7 +242,7 @@ impl RememberedIdentities {
     /// What inserting one more identity for `address` can cost at most when
     /// it needs a new history, generation and smallest table.
     pub(crate) const fn worst_insert_bytes() -> usize {
-        HISTORY_BYTES + GENERATION_BYTES + MIN_TABLE * 8
+        HISTORY_BYTES + GENERATION_BYTES + table_bytes(MIN_TABLE)
     }
 
     /// Whether `(address, identity, fingerprint)` was seen.
@@ -297,7 +292,7 @@ impl RememberedIdentities {
                     let bucket = table.home(home);
                     // A bucket fills from its first slot: empty there,
                     // empty throughout, and never passed over.
-                    if table.buckets[bucket].0[0] == 0 {
+                    if table.bucket(bucket)[0] == 0 {
                         continue;
                     }
                     match table.find_from(bucket, identity, fingerprint.0) {
@@ -342,7 +337,7 @@ impl Warmer<'_> {
         let lifetime = history.lifetime();
         if let Some(newest) = lifetime.newest() {
             for table in &newest.tables {
-                core::hint::black_box(table.buckets[table.home(home)].0[0]);
+                core::hint::black_box(table.bucket(table.home(home))[0]);
             }
         }
         core::hint::black_box(lifetime.candidates(home));
@@ -374,7 +369,7 @@ impl Warmer<'_> {
                     continue;
                 }
                 for table in &generation.tables {
-                    core::hint::black_box(table.buckets[table.home(home)].0[0]);
+                    core::hint::black_box(table.bucket(table.home(home))[0]);
                 }
             }
         }
@@ -476,7 +471,7 @@ impl RememberedIdentities {
         if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
             let grown = full.slots() * 2;
             if full.bytes() < GROW_IN_PLACE_BYTES
-                && grown * 8 <= budget.saturating_add(full.bytes())
+                && table_bytes(grown) <= budget.saturating_add(full.bytes())
             {
                 // Small: rehash into a table twice the size, so a stream
                 // that starts small still has one table to look in.
