@@ -9,7 +9,6 @@ use super::filter::GenerationFilter;
 use super::table::{keep_spare, Table};
 use super::{rebuild_filter, Class, RememberedIdentities, Retention};
 use super::{GENERATION_BYTES, HISTORY_BYTES};
-use crate::table_hash::AddressKey;
 
 impl RememberedIdentities {
     /// When the next generation is due to be forgotten, if any is held.
@@ -85,7 +84,7 @@ impl RememberedIdentities {
         number: u64,
         address: SocketAddr,
     ) {
-        let Some(history) = self.histories.get_mut(&AddressKey(address)) else {
+        let Some(history) = self.histories.get_mut(&address) else {
             return;
         };
         let retention = if class == Retention::Lifetime.index() {
@@ -118,7 +117,7 @@ impl RememberedIdentities {
         if history.is_empty() {
             // Its tables and filters are gone with its generations.
             self.bytes -= HISTORY_BYTES + history.bytes;
-            self.histories.remove(&AddressKey(address));
+            self.histories.remove(&address);
         }
     }
 

@@ -10,12 +10,17 @@
 //! and allocated only for an address that has one.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use core::hash::BuildHasher;
+use hashbrown::hash_table::{Entry, HashTable};
 
 use smallvec::SmallVec;
 
 use super::filter::GenerationFilter;
 use super::table::Table;
 use super::Retention;
+use crate::table_hash::{AddressKey, TableHashState};
 
 /// One generation of one class: its number and tables.
 #[derive(Debug)]
@@ -305,6 +310,89 @@ impl History {
     }
 }
 
+/// One address's slot in [`Histories`]: its key and history on two whole
+/// cache lines (the table aligns its slots to them), so that a look-up's
+/// key comparison and the history's first fields share one line.
+#[derive(Debug)]
+#[repr(C, align(64))]
+pub(super) struct Record {
+    key: SocketAddr,
+    history: History,
+}
+
+/// Every address's history, by address (hashed as one word for IPv4: see
+/// [`AddressKey`]).
+#[derive(Debug)]
+pub(super) struct Histories {
+    table: HashTable<Record>,
+    hasher: TableHashState,
+}
+
+impl Histories {
+    pub(super) fn new(hasher: TableHashState) -> Self {
+        Self {
+            table: HashTable::new(),
+            hasher,
+        }
+    }
+
+    #[inline]
+    fn hash(&self, address: &SocketAddr) -> u64 {
+        self.hasher.hash_one(AddressKey(*address))
+    }
+
+    #[inline]
+    pub(super) fn get(&self, address: &SocketAddr) -> Option<&History> {
+        self.table
+            .find(self.hash(address), |record| record.key == *address)
+            .map(|record| &record.history)
+    }
+
+    #[inline]
+    pub(super) fn get_mut(&mut self, address: &SocketAddr) -> Option<&mut History> {
+        let hash = self.hash(address);
+        self.table
+            .find_mut(hash, |record| record.key == *address)
+            .map(|record| &mut record.history)
+    }
+
+    /// `address`'s history, a new empty one if it had none (then `true`).
+    #[inline]
+    pub(super) fn get_or_new(&mut self, address: SocketAddr) -> (&mut History, bool) {
+        let hash = self.hash(&address);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |record| record.key == address,
+            |record| hasher.hash_one(AddressKey(record.key)),
+        ) {
+            Entry::Occupied(occupied) => (&mut occupied.into_mut().history, false),
+            Entry::Vacant(vacant) => {
+                let record = vacant.insert(Record {
+                    key: address,
+                    history: History::default(),
+                });
+                (&mut record.into_mut().history, true)
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, address: &SocketAddr) {
+        let hash = self.hash(address);
+        if let Ok(occupied) = self.table.find_entry(hash, |record| record.key == *address) {
+            occupied.remove();
+        }
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &History> {
+        self.table.iter().map(|record| &record.history)
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +444,46 @@ mod tests {
         let (_, given) = generations.replace_filter(GenerationFilter::default());
         assert_eq!(given, 256 + REST_BYTES);
         assert_eq!(generations.candidates(99), u8::MAX);
+    }
+
+    #[test]
+    fn a_record_is_two_whole_cache_lines() {
+        // The key and the history's first fields share the first line;
+        // growing the history past 96 bytes would add a third.
+        assert_eq!(core::mem::align_of::<Record>(), 64);
+        assert_eq!(core::mem::size_of::<Record>(), 128);
+    }
+
+    #[test]
+    fn histories_are_found_by_address_and_aligned() {
+        let mut histories = Histories::new(TableHashState::with_seed(1));
+        let address = |port: u16| -> SocketAddr { ([10, 0, 0, 1], port).into() };
+        let v6: SocketAddr = "[2001:db8::1]:7".parse().unwrap_or_else(|_| address(0));
+        for port in 1..=100 {
+            let (history, new) = histories.get_or_new(address(port));
+            assert!(new);
+            history.bytes = usize::from(port);
+        }
+        let (history, new) = histories.get_or_new(v6);
+        assert!(new);
+        history.bytes = 1000;
+        for port in 1..=100 {
+            let (history, new) = histories.get_or_new(address(port));
+            assert!(!new);
+            assert_eq!(history.bytes, usize::from(port));
+            let history = histories.get(&address(port)).map(|h| h as *const History);
+            let record = history.map(|h| h as usize - core::mem::offset_of!(Record, history));
+            assert_eq!(record.map(|r| r % 64), Some(0), "a record starts a line");
+        }
+        assert_eq!(histories.get(&v6).map(|h| h.bytes), Some(1000));
+        assert!(histories.get(&address(101)).is_none());
+        histories.remove(&address(50));
+        histories.remove(&address(50));
+        assert!(histories.get(&address(50)).is_none());
+        assert!(histories.get_mut(&address(51)).is_some());
+        assert_eq!(histories.values().count(), 100);
+        histories.clear();
+        assert_eq!(histories.values().count(), 0);
     }
 
     #[test]

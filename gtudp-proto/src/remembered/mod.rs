@@ -48,7 +48,6 @@ use std::time::{Duration, Instant};
 
 use core::hash::BuildHasher;
 
-use crate::table_hash::AddressKey;
 use crate::wire::Identity;
 
 mod expiry;
@@ -57,7 +56,7 @@ mod history;
 mod table;
 
 use filter::GenerationFilter;
-use history::{Generation, Generations, History};
+use history::{Generation, Generations, Histories, History, Record};
 
 use table::{position, slots_for, table_bytes, take_table, Spare, MIN_TABLE, SPARE_TABLES};
 
@@ -84,8 +83,6 @@ pub(crate) const STEADY_SLOT_BYTES: usize = 13;
 /// generation's table is allocated, with the oldest not yet forgotten).
 #[cfg(test)]
 pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 18;
-
-type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 
 /// How long an identity is remembered, by why its RECV exchange ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,9 +150,8 @@ pub(crate) struct RememberedIdentities {
     classes: [Class; 2],
     /// Set on the first insertion: generation numbers count from it.
     epoch: Option<Instant>,
-    /// Per address (hashed as one word for IPv4: see
-    /// [`AddressKey`]), three look-ups a message.
-    histories: Map<AddressKey, History>,
+    /// Per address, three look-ups a message.
+    histories: Histories,
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
@@ -181,7 +177,7 @@ struct Class {
 
 /// The fixed bytes one address costs: its map slot (with the map's spare
 /// capacity) and its history record.
-const HISTORY_BYTES: usize = (core::mem::size_of::<(SocketAddr, History)>() + 1) * 8 / 7;
+const HISTORY_BYTES: usize = (core::mem::size_of::<Record>() + 1) * 8 / 7;
 /// The bytes one (address, generation) costs besides its tables: its place
 /// in the generation list and in the expiry queue.
 const GENERATION_BYTES: usize =
@@ -202,7 +198,7 @@ impl RememberedIdentities {
             keys,
             classes: [class(lifetime), class(window)],
             epoch: None,
-            histories: Map::with_hasher(hasher),
+            histories: Histories::new(hasher),
             expiries: [VecDeque::new(), VecDeque::new()],
             len: 0,
             bytes: 0,
@@ -226,7 +222,7 @@ impl RememberedIdentities {
     /// which counts every address's.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
-            .get(&AddressKey(*address))
+            .get(address)
             .map_or(0, |history| history.bytes + HISTORY_BYTES)
     }
 
@@ -252,7 +248,7 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Recall {
-        let Some(history) = self.histories.get(&AddressKey(*address)) else {
+        let Some(history) = self.histories.get(address) else {
             return Recall::Unknown;
         };
         let identity = identity.to_u32();
@@ -309,12 +305,10 @@ impl RememberedIdentities {
     /// What [`warm`](Self::warm) needs of `address`'s memory, looked up
     /// once for a run of datagrams from one sender.
     pub(crate) fn warmer(&self, address: &SocketAddr) -> Option<Warmer<'_>> {
-        self.histories
-            .get(&AddressKey(*address))
-            .map(|history| Warmer {
-                history,
-                key: self.keys.position,
-            })
+        self.histories.get(address).map(|history| Warmer {
+            history,
+            key: self.keys.position,
+        })
     }
 }
 
@@ -429,17 +423,12 @@ impl RememberedIdentities {
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
-        let (history, budget) = match self.histories.entry(AddressKey(address)) {
-            hashbrown::hash_map::Entry::Occupied(occupied) => {
-                let history = occupied.into_mut();
-                let budget = budget(history.bytes + HISTORY_BYTES);
-                (history, budget)
-            }
-            hashbrown::hash_map::Entry::Vacant(vacant) => {
-                let budget = budget(0);
-                self.bytes += HISTORY_BYTES;
-                (vacant.insert(History::default()), budget)
-            }
+        let (history, new) = self.histories.get_or_new(address);
+        let budget = if new {
+            self.bytes += HISTORY_BYTES;
+            budget(0)
+        } else {
+            budget(history.bytes + HISTORY_BYTES)
         };
         let (generations, mut added) = history.class_or_new(class);
         let mut removed = 0;
