@@ -17,7 +17,8 @@
 //! entries, and a bucket fills from its first slot, so a lookup reads one
 //! bucket in most cases and stops at the first bucket with a free slot: a
 //! new identity (the common case) costs one cache line per table. A small
-//! table that fills is rehashed into one twice its size; a large one gets
+//! table that fills is rehashed into one twice its size (the smallest, an
+//! address's first, four times when the budget allows); a large one gets
 //! another table beside it. A
 //! steady stream sizes each new table from the last one, so an identity
 //! costs 13 to 18 bytes (its filter cells included); while a stream's rate climbs, tables are added and
@@ -458,12 +459,16 @@ impl RememberedIdentities {
         };
         let tables = newest.tables.len();
         if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
-            let grown = full.slots() * 2;
-            if full.bytes() < GROW_IN_PLACE_BYTES
-                && table_bytes(grown) <= budget.saturating_add(full.bytes())
-            {
-                // Small: rehash into a table twice the size, so a stream
-                // that starts small still has one table to look in.
+            // The smallest table (an address's first) grows fourfold when
+            // the budget allows: a peer that sends more than a handful of
+            // messages is rehashed once on its way to a few dozen, not
+            // twice.
+            let room = budget.saturating_add(full.bytes());
+            let fourfold = full.slots() == MIN_TABLE && table_bytes(MIN_TABLE * 4) <= room;
+            let grown = full.slots() * if fourfold { 4 } else { 2 };
+            if full.bytes() < GROW_IN_PLACE_BYTES && table_bytes(grown) <= room {
+                // Small: rehash into a larger table, so a stream that
+                // starts small still has one table to look in.
                 let mut larger = take_table(&mut self.spare, grown, usize::MAX);
                 for moved in full.entries() {
                     larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
@@ -609,6 +614,35 @@ mod tests {
             memory.recall(&addr(2), Identity::from_u32(3), fingerprint),
             Recall::Duplicate
         );
+    }
+
+    #[test]
+    fn the_first_table_grows_fourfold_when_the_budget_allows() {
+        let now = Instant::now();
+        let fixed = HISTORY_BYTES + GENERATION_BYTES;
+        // A budget of 100 bytes affords doubling the 120-byte table, not more.
+        for (budget, slots) in [(usize::MAX, 4 * MIN_TABLE), (100, 2 * MIN_TABLE)] {
+            let mut memory = memory(1000, 8000);
+            let f = memory.keys.fingerprint(b"x");
+            for i in 0..7u32 {
+                memory.insert(
+                    now,
+                    addr(1),
+                    Identity::from_u32(i),
+                    f,
+                    Retention::Lifetime,
+                    budget,
+                );
+                let expected = if i < 6 { MIN_TABLE } else { slots };
+                assert_eq!(memory.bytes_for(&addr(1)), fixed + table_bytes(expected));
+            }
+            for i in 0..7u32 {
+                assert_eq!(
+                    memory.recall(&addr(1), Identity::from_u32(i), f),
+                    Recall::Duplicate
+                );
+            }
+        }
     }
 
     #[test]
