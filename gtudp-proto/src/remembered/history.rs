@@ -76,6 +76,14 @@ impl Generations {
             .is_some_and(|rest| !rest.older.is_empty())
     }
 
+    /// The generations older than the newest, oldest first, and the
+    /// filter that rules them out; none for most addresses.
+    #[inline]
+    pub(super) fn older(&self) -> Option<(&VecDeque<Generation>, &GenerationFilter)> {
+        let rest = self.rest.as_deref()?;
+        (!rest.older.is_empty()).then_some((&rest.older, &rest.filter))
+    }
+
     /// Every generation, oldest first.
     #[inline]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Generation> {

@@ -263,40 +263,47 @@ impl RememberedIdentities {
         // so the insertion then finds its bucket in the cache, and its load
         // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        for class in [Retention::Lifetime, Retention::Window] {
-            let Some(generations) = history.class(class) else {
-                continue;
-            };
-            let candidates = if class == Retention::Lifetime {
-                // The newest, whatever the filter says; the filter only
-                // when there are older generations to rule out.
-                let newest = generations
-                    .newest()
-                    .map_or(0, |generation| GenerationFilter::bit(generation.number));
-                if generations.has_older() {
-                    generations.candidates(home) | newest
-                } else {
-                    newest
-                }
-            } else {
-                generations.candidates(home)
-            };
-            for generation in generations.iter() {
-                if candidates & GenerationFilter::bit(generation.number) == 0 {
+        // Whether `generation` holds the identity with this payload (noting
+        // a collision in `recall`).
+        let duplicate_in = |generation: &Generation, recall: &mut Recall| {
+            for table in &generation.tables {
+                let bucket = table.home(home);
+                // A bucket fills from its first slot: empty there, empty
+                // throughout, and never passed over.
+                if table.first_slot(bucket) == 0 {
                     continue;
                 }
-                for table in &generation.tables {
-                    let bucket = table.home(home);
-                    // A bucket fills from its first slot: empty there,
-                    // empty throughout, and never passed over.
-                    if table.bucket(bucket)[0] == 0 {
-                        continue;
-                    }
-                    match table.find_from(bucket, identity, fingerprint.0) {
-                        Recall::Duplicate => return Recall::Duplicate,
-                        Recall::Collision => recall = Recall::Collision,
-                        Recall::Unknown => {}
-                    }
+                match table.find_from(bucket, identity, fingerprint.0) {
+                    Recall::Duplicate => return true,
+                    Recall::Collision => *recall = Recall::Collision,
+                    Recall::Unknown => {}
+                }
+            }
+            false
+        };
+        let lifetime = history.lifetime();
+        if let Some(newest) = lifetime.newest() {
+            if duplicate_in(newest, &mut recall) {
+                return Recall::Duplicate;
+            }
+        }
+        if let Some((older, filter)) = lifetime.older() {
+            let candidates = filter.candidates(home);
+            for generation in older {
+                if candidates & GenerationFilter::bit(generation.number) != 0
+                    && duplicate_in(generation, &mut recall)
+                {
+                    return Recall::Duplicate;
+                }
+            }
+        }
+        if let Some(window) = history.class(Retention::Window) {
+            let candidates = window.candidates(home);
+            for generation in window.iter() {
+                if candidates & GenerationFilter::bit(generation.number) != 0
+                    && duplicate_in(generation, &mut recall)
+                {
+                    return Recall::Duplicate;
                 }
             }
         }
@@ -332,7 +339,7 @@ impl Warmer<'_> {
         let lifetime = history.lifetime();
         if let Some(newest) = lifetime.newest() {
             for table in &newest.tables {
-                core::hint::black_box(table.bucket(table.home(home))[0]);
+                core::hint::black_box(table.first_slot(table.home(home)));
             }
         }
         core::hint::black_box(lifetime.candidates(home));
@@ -350,23 +357,25 @@ impl Warmer<'_> {
     pub(crate) fn warm(self, identity: Identity) {
         let history = self.history;
         let home = self.warm_newest(identity);
-        for class in [Retention::Lifetime, Retention::Window] {
-            let Some(generations) = history.class(class) else {
-                continue;
-            };
-            let candidates = generations.candidates(home);
-            let older = generations
-                .iter()
-                .count()
-                .saturating_sub(usize::from(class == Retention::Lifetime));
-            for generation in generations.iter().take(older) {
-                if candidates & GenerationFilter::bit(generation.number) == 0 {
-                    continue;
-                }
-                for table in &generation.tables {
-                    core::hint::black_box(table.bucket(table.home(home))[0]);
-                }
+        let warm_in = |generation: &Generation| {
+            for table in &generation.tables {
+                core::hint::black_box(table.first_slot(table.home(home)));
             }
+        };
+        // The lifetime class's newest was warmed above.
+        if let Some((older, filter)) = history.lifetime().older() {
+            let candidates = filter.candidates(home);
+            older
+                .iter()
+                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
+                .for_each(warm_in);
+        }
+        if let Some(window) = history.class(Retention::Window) {
+            let candidates = window.candidates(home);
+            window
+                .iter()
+                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
+                .for_each(warm_in);
         }
     }
 }

@@ -130,6 +130,12 @@ impl Table {
         (self.words.len() - SLACK) / BUCKET
     }
 
+    /// The first slot of bucket `index`: zero if the bucket is empty.
+    #[inline]
+    pub(super) fn first_slot(&self, index: usize) -> u64 {
+        self.words[self.offset as usize + index * BUCKET]
+    }
+
     /// Bucket `index`'s eight slots.
     #[inline]
     pub(super) fn bucket(&self, index: usize) -> &[u64] {
@@ -145,12 +151,10 @@ impl Table {
 
     /// Every entry held.
     pub(super) fn entries(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.buckets()).flat_map(move |index| {
-            self.bucket(index)
-                .iter()
-                .copied()
-                .take_while(|&entry| entry != 0)
-        })
+        let start = self.offset as usize;
+        self.words[start..start + self.slots()]
+            .chunks_exact(BUCKET)
+            .flat_map(|bucket| bucket.iter().copied().take_while(|&entry| entry != 0))
     }
 
     pub(super) fn bytes(&self) -> usize {
