@@ -180,7 +180,9 @@ struct Class {
 /// capacity) and its history record.
 const HISTORY_BYTES: usize = (core::mem::size_of::<Record>() + 1) * 8 / 7;
 /// The bytes one (address, generation) costs besides its tables: its place
-/// in the generation list and in the expiry queue.
+/// in the generation list and in the expiry queue. (A class's newest
+/// generation sits in the address's record, already counted in
+/// `HISTORY_BYTES`: counted again here, the figure stays an upper bound.)
 const GENERATION_BYTES: usize =
     core::mem::size_of::<Generation>() + core::mem::size_of::<(u64, SocketAddr)>();
 
