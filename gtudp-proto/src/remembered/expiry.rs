@@ -5,13 +5,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use smallvec::SmallVec;
-
 use super::filter::GenerationFilter;
 use super::table::{keep_spare, Table};
 use super::{rebuild_filter, Class, RememberedIdentities, Retention};
 use super::{GENERATION_BYTES, HISTORY_BYTES};
-use crate::table_hash::AddressKey;
 
 impl RememberedIdentities {
     /// When the next generation is due to be forgotten, if any is held.
@@ -87,45 +84,40 @@ impl RememberedIdentities {
         number: u64,
         address: SocketAddr,
     ) {
-        let Some(history) = self.histories.get_mut(&AddressKey(address)) else {
+        let Some(history) = self.histories.get_mut(&address) else {
             return;
         };
-        let generations = &mut history.generations[class];
-        if generations
-            .front()
-            .is_some_and(|oldest| oldest.number == number)
-        {
-            if let Some(oldest) = generations.pop_front() {
-                let mut freed =
-                    GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
-                history.len -= oldest.len;
+        let retention = if class == Retention::Lifetime.index() {
+            Retention::Lifetime
+        } else {
+            Retention::Window
+        };
+        if let Some(generations) = history.class_mut(retention) {
+            if let Some((oldest, mut freed)) = generations.pop_oldest_if(number) {
+                freed += GENERATION_BYTES + oldest.tables.iter().map(Table::bytes).sum::<usize>();
                 self.len -= oldest.len;
-                history.class_len[class] -= oldest.len;
-                history.filters[class].forget(oldest.number);
+                generations.len -= oldest.len;
                 for table in oldest.tables {
-                    keep_spare(&mut self.spare, table.buckets, now);
+                    keep_spare(&mut self.spare, table, now);
                 }
-                let live: SmallVec<[u64; 8]> = history.generations[class]
-                    .iter()
-                    .map(|generation| generation.number)
-                    .collect();
-                freed += history.filters[class].settle(&live);
-                let len = history.class_len[class];
                 // Shrinking (or dropping) the filter frees bytes, so it
                 // needs no budget.
-                if history.filters[class].wants_rebuild(len)
-                    && GenerationFilter::cells_for(len) <= history.filters[class].bytes()
+                if generations.filter_wants_rebuild()
+                    && GenerationFilter::cells_for(generations.len) <= generations.filter_bytes()
                 {
-                    let (more, less) = rebuild_filter(history, class, self.keys.position);
+                    let (more, less) = rebuild_filter(generations, self.keys.position);
                     freed = freed + less - more;
                 }
+                freed += generations.tidy();
+                freed += history.settle_window();
                 history.bytes -= freed;
                 self.bytes -= freed;
             }
         }
-        if history.generations.iter().all(VecDeque::is_empty) {
-            self.histories.remove(&AddressKey(address));
-            self.bytes -= HISTORY_BYTES;
+        if history.is_empty() {
+            // Its tables and filters are gone with its generations.
+            self.bytes -= HISTORY_BYTES + history.bytes;
+            self.histories.remove(&address);
         }
     }
 

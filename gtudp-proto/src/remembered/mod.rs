@@ -17,12 +17,20 @@
 //! entries, and a bucket fills from its first slot, so a lookup reads one
 //! bucket in most cases and stops at the first bucket with a free slot: a
 //! new identity (the common case) costs one cache line per table. A small
-//! table that fills is rehashed into one twice its size; a large one gets
+//! table that fills is rehashed into one twice its size (the smallest, an
+//! address's first, four times when the budget allows); a large one gets
 //! another table beside it. A
 //! steady stream sizes each new table from the last one, so an identity
 //! costs 13 to 18 bytes (its filter cells included); while a stream's rate climbs, tables are added and
 //! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
 //! accounts every allocation the structure makes.
+//!
+//! An address's record (see `history`) holds its lifetime class's newest
+//! generation inline: a server with many peers finds each record cold, and
+//! for an address with one generation (most of them) a look-up reads the
+//! map's control bytes, the record and one bucket. Older generations, the
+//! generation filter and the window class are boxed apart, allocated only
+//! for the addresses that have them.
 //!
 //! # Expiry by generation
 //!
@@ -41,18 +49,17 @@ use std::time::{Duration, Instant};
 
 use core::hash::BuildHasher;
 
-use smallvec::SmallVec;
-
-use crate::table_hash::AddressKey;
 use crate::wire::Identity;
 
 mod expiry;
 mod filter;
+mod history;
 mod table;
 
 use filter::GenerationFilter;
+use history::{Generation, Generations, Histories, History, Record};
 
-use table::{position, slots_for, take_table, Bucket, Spare, Table, MIN_TABLE, SPARE_TABLES};
+use table::{position, slots_for, table_bytes, take_table, Spare, MIN_TABLE, SPARE_TABLES};
 
 /// Generations per retention period: an identity is kept for its retention
 /// plus at most a quarter of it.
@@ -77,8 +84,6 @@ pub(crate) const STEADY_SLOT_BYTES: usize = 13;
 /// generation's table is allocated, with the oldest not yet forgotten).
 #[cfg(test)]
 pub(crate) const STEADY_BYTES_PER_IDENTITY: usize = 18;
-
-type Map<K, V> = hashbrown::HashMap<K, V, crate::table_hash::TableHashState>;
 
 /// How long an identity is remembered, by why its RECV exchange ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,9 +151,8 @@ pub(crate) struct RememberedIdentities {
     classes: [Class; 2],
     /// Set on the first insertion: generation numbers count from it.
     epoch: Option<Instant>,
-    /// Per address (hashed as one word for IPv4: see
-    /// [`AddressKey`]), three look-ups a message.
-    histories: Map<AddressKey, History>,
+    /// Per address, three look-ups a message.
+    histories: Histories,
     /// Per class, one entry per (address, generation) in creation order,
     /// which is also the order they expire in.
     expiries: [VecDeque<(u64, SocketAddr)>; 2],
@@ -172,30 +176,13 @@ struct Class {
     span: Duration,
 }
 
-/// One address's tables, per retention class, oldest generation first.
-#[derive(Debug, Default)]
-struct History {
-    generations: [VecDeque<Generation>; 2],
-    /// Per class, which generations may hold an identity (see `filter`).
-    filters: [GenerationFilter; 2],
-    /// Per class, identities held.
-    class_len: [usize; 2],
-    len: usize,
-    bytes: usize,
-}
-
-#[derive(Debug)]
-struct Generation {
-    number: u64,
-    tables: SmallVec<[Table; 1]>,
-    len: usize,
-}
-
 /// The fixed bytes one address costs: its map slot (with the map's spare
 /// capacity) and its history record.
-const HISTORY_BYTES: usize = (core::mem::size_of::<(SocketAddr, History)>() + 1) * 8 / 7;
+const HISTORY_BYTES: usize = (core::mem::size_of::<Record>() + 1) * 8 / 7;
 /// The bytes one (address, generation) costs besides its tables: its place
-/// in the generation list and in the expiry queue.
+/// in the generation list and in the expiry queue. (A class's newest
+/// generation sits in the address's record, already counted in
+/// `HISTORY_BYTES`: counted again here, the figure stays an upper bound.)
 const GENERATION_BYTES: usize =
     core::mem::size_of::<Generation>() + core::mem::size_of::<(u64, SocketAddr)>();
 
@@ -214,7 +201,7 @@ impl RememberedIdentities {
             keys,
             classes: [class(lifetime), class(window)],
             epoch: None,
-            histories: Map::with_hasher(hasher),
+            histories: Histories::new(hasher),
             expiries: [VecDeque::new(), VecDeque::new()],
             len: 0,
             bytes: 0,
@@ -231,19 +218,14 @@ impl RememberedIdentities {
 
     /// Bytes the memory holds, spare tables included (see the module docs).
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-            + self
-                .spare
-                .iter()
-                .map(|spare| spare.buckets.len() * core::mem::size_of::<Bucket>())
-                .sum::<usize>()
+        self.bytes + self.spare.iter().map(Spare::bytes).sum::<usize>()
     }
 
     /// Bytes held for one address: never more than [`bytes`](Self::bytes),
     /// which counts every address's.
     pub(crate) fn bytes_for(&self, address: &SocketAddr) -> usize {
         self.histories
-            .get(&AddressKey(*address))
+            .get(address)
             .map_or(0, |history| history.bytes + HISTORY_BYTES)
     }
 
@@ -259,7 +241,7 @@ impl RememberedIdentities {
     /// What inserting one more identity for `address` can cost at most when
     /// it needs a new history, generation and smallest table.
     pub(crate) const fn worst_insert_bytes() -> usize {
-        HISTORY_BYTES + GENERATION_BYTES + MIN_TABLE * 8
+        HISTORY_BYTES + GENERATION_BYTES + table_bytes(MIN_TABLE)
     }
 
     /// Whether `(address, identity, fingerprint)` was seen.
@@ -269,7 +251,7 @@ impl RememberedIdentities {
         identity: Identity,
         fingerprint: Fingerprint,
     ) -> Recall {
-        let Some(history) = self.histories.get(&AddressKey(*address)) else {
+        let Some(history) = self.histories.get(address) else {
             return Recall::Unknown;
         };
         let identity = identity.to_u32();
@@ -283,33 +265,47 @@ impl RememberedIdentities {
         // so the insertion then finds its bucket in the cache, and its load
         // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        let newest = history.generations[Retention::Lifetime.index()]
-            .back()
-            .map_or(0, |generation| GenerationFilter::bit(generation.number));
-        let lifetime = Retention::Lifetime.index();
-        for (class, (generations, filter)) in
-            history.generations.iter().zip(&history.filters).enumerate()
-        {
-            let mut candidates = filter.candidates(home);
-            if class == lifetime {
-                candidates |= newest;
-            }
-            for generation in generations {
-                if candidates & GenerationFilter::bit(generation.number) == 0 {
+        // Whether `generation` holds the identity with this payload (noting
+        // a collision in `recall`).
+        let duplicate_in = |generation: &Generation, recall: &mut Recall| {
+            for table in &generation.tables {
+                let bucket = table.home(home);
+                // A bucket fills from its first slot: empty there, empty
+                // throughout, and never passed over.
+                if table.first_slot(bucket) == 0 {
                     continue;
                 }
-                for table in &generation.tables {
-                    let bucket = table.home(home);
-                    // A bucket fills from its first slot: empty there,
-                    // empty throughout, and never passed over.
-                    if table.buckets[bucket].0[0] == 0 {
-                        continue;
-                    }
-                    match table.find_from(bucket, identity, fingerprint.0) {
-                        Recall::Duplicate => return Recall::Duplicate,
-                        Recall::Collision => recall = Recall::Collision,
-                        Recall::Unknown => {}
-                    }
+                match table.find_from(bucket, identity, fingerprint.0) {
+                    Recall::Duplicate => return true,
+                    Recall::Collision => *recall = Recall::Collision,
+                    Recall::Unknown => {}
+                }
+            }
+            false
+        };
+        let lifetime = history.lifetime();
+        if let Some(newest) = lifetime.newest() {
+            if duplicate_in(newest, &mut recall) {
+                return Recall::Duplicate;
+            }
+        }
+        if let Some((older, filter)) = lifetime.older() {
+            let candidates = filter.candidates(home);
+            for generation in older {
+                if candidates & GenerationFilter::bit(generation.number) != 0
+                    && duplicate_in(generation, &mut recall)
+                {
+                    return Recall::Duplicate;
+                }
+            }
+        }
+        if let Some(window) = history.class(Retention::Window) {
+            let candidates = window.candidates(home);
+            for generation in window.iter() {
+                if candidates & GenerationFilter::bit(generation.number) != 0
+                    && duplicate_in(generation, &mut recall)
+                {
+                    return Recall::Duplicate;
                 }
             }
         }
@@ -319,12 +315,10 @@ impl RememberedIdentities {
     /// What [`warm`](Self::warm) needs of `address`'s memory, looked up
     /// once for a run of datagrams from one sender.
     pub(crate) fn warmer(&self, address: &SocketAddr) -> Option<Warmer<'_>> {
-        self.histories
-            .get(&AddressKey(*address))
-            .map(|history| Warmer {
-                history,
-                key: self.keys.position,
-            })
+        self.histories.get(address).map(|history| Warmer {
+            history,
+            key: self.keys.position,
+        })
     }
 }
 
@@ -344,13 +338,13 @@ impl Warmer<'_> {
         let history = self.history;
         let home = position(self.key, identity.to_u32());
         // The bucket first: its load does not wait for the filter's.
-        let lifetime = Retention::Lifetime.index();
-        if let Some(newest) = history.generations[lifetime].back() {
+        let lifetime = history.lifetime();
+        if let Some(newest) = lifetime.newest() {
             for table in &newest.tables {
-                core::hint::black_box(table.buckets[table.home(home)].0[0]);
+                core::hint::black_box(table.first_slot(table.home(home)));
             }
         }
-        core::hint::black_box(history.filters[lifetime].candidates(home));
+        core::hint::black_box(lifetime.candidates(home));
         home
     }
 
@@ -365,22 +359,25 @@ impl Warmer<'_> {
     pub(crate) fn warm(self, identity: Identity) {
         let history = self.history;
         let home = self.warm_newest(identity);
-        let lifetime = Retention::Lifetime.index();
-        for (class, (generations, filter)) in
-            history.generations.iter().zip(&history.filters).enumerate()
-        {
-            let candidates = filter.candidates(home);
-            let older = generations
-                .len()
-                .saturating_sub(usize::from(class == lifetime));
-            for generation in generations.iter().take(older) {
-                if candidates & GenerationFilter::bit(generation.number) == 0 {
-                    continue;
-                }
-                for table in &generation.tables {
-                    core::hint::black_box(table.buckets[table.home(home)].0[0]);
-                }
+        let warm_in = |generation: &Generation| {
+            for table in &generation.tables {
+                core::hint::black_box(table.first_slot(table.home(home)));
             }
+        };
+        // The lifetime class's newest was warmed above.
+        if let Some((older, filter)) = history.lifetime().older() {
+            let candidates = filter.candidates(home);
+            older
+                .iter()
+                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
+                .for_each(warm_in);
+        }
+        if let Some(window) = history.class(Retention::Window) {
+            let candidates = window.candidates(home);
+            window
+                .iter()
+                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
+                .for_each(warm_in);
         }
     }
 }
@@ -438,41 +435,26 @@ impl RememberedIdentities {
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
-        let (history, budget) = match self.histories.entry(AddressKey(address)) {
-            hashbrown::hash_map::Entry::Occupied(occupied) => {
-                let history = occupied.into_mut();
-                let budget = budget(history.bytes + HISTORY_BYTES);
-                (history, budget)
-            }
-            hashbrown::hash_map::Entry::Vacant(vacant) => {
-                let budget = budget(0);
-                self.bytes += HISTORY_BYTES;
-                (vacant.insert(History::default()), budget)
-            }
+        let (history, new) = self.histories.get_or_new(address);
+        let budget = if new {
+            self.bytes += HISTORY_BYTES;
+            budget(0)
+        } else {
+            budget(history.bytes + HISTORY_BYTES)
         };
-        let mut added = 0;
+        let (generations, mut added) = history.class_or_new(class);
         let mut removed = 0;
-        let generations = &mut history.generations[class.index()];
         if generations
-            .back()
+            .newest()
             .map_or(true, |newest| newest.number < number)
         {
             // Size the first table for a steady stream: the last
             // generation's count plus a sixteenth.
-            let previous_len = generations.back().map_or(0, |newest| newest.len);
+            let previous_len = generations.newest().map_or(0, |newest| newest.len);
             let wanted = previous_len + previous_len / 16;
             let table = take_table(&mut self.spare, slots_for(wanted), budget);
             added += GENERATION_BYTES + table.bytes();
-            if generations.capacity() == 0 {
-                // Most addresses (a flood's, a client's one message) never
-                // see a second generation: no room for four.
-                generations.reserve_exact(1);
-            }
-            history.filters[class.index()].start(
-                number,
-                generations.iter().map(|generation| generation.number),
-            );
-            generations.push_back(Generation {
+            added += generations.start(Generation {
                 number,
                 tables: smallvec::smallvec![table],
                 len: 0,
@@ -483,17 +465,21 @@ impl RememberedIdentities {
                 self.due = Some(self.due.map_or(expires, |due| due.min(expires)));
             }
         }
-        let Some(newest) = generations.back_mut() else {
+        let Some(newest) = generations.newest_mut() else {
             return;
         };
         let tables = newest.tables.len();
         if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
-            let grown = full.slots() * 2;
-            if full.bytes() < GROW_IN_PLACE_BYTES
-                && grown * 8 <= budget.saturating_add(full.bytes())
-            {
-                // Small: rehash into a table twice the size, so a stream
-                // that starts small still has one table to look in.
+            // The smallest table (an address's first) grows fourfold when
+            // the budget allows: a peer that sends more than a handful of
+            // messages is rehashed once on its way to a few dozen, not
+            // twice.
+            let room = budget.saturating_add(full.bytes());
+            let fourfold = full.slots() == MIN_TABLE && table_bytes(MIN_TABLE * 4) <= room;
+            let grown = full.slots() * if fourfold { 4 } else { 2 };
+            if full.bytes() < GROW_IN_PLACE_BYTES && table_bytes(grown) <= room {
+                // Small: rehash into a larger table, so a stream that
+                // starts small still has one table to look in.
                 let mut larger = take_table(&mut self.spare, grown, usize::MAX);
                 for moved in full.entries() {
                     larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
@@ -518,31 +504,38 @@ impl RememberedIdentities {
             table.insert(home, entry);
         }
         newest.len += 1;
-        let index = class.index();
-        history.filters[index].insert(home, number);
-        history.class_len[index] += 1;
+        generations.note(home, number);
+        generations.len += 1;
         // While the lifetime class has one generation its filter rules
         // nothing out (`recall` reads the newest lifetime generation
         // whatever the filter says): it is built, or grown, once a second
         // generation starts, rather than rebuilt at each doubling of a new
         // stream's count.
-        let rules_out =
-            index != Retention::Lifetime.index() || history.generations[index].len() > 1;
-        if rules_out && history.filters[index].wants_rebuild(history.class_len[index]) {
-            let cells = GenerationFilter::cells_for(history.class_len[index]);
+        let rules_out = class != Retention::Lifetime || generations.has_older();
+        if rules_out && generations.filter_wants_rebuild() {
+            let cells = GenerationFilter::cells_for(generations.len);
             // Only within the budget: without its growth the filter rules
             // out fewer tables, and is no less exact.
-            if cells.saturating_sub(history.filters[index].bytes()) <= budget.saturating_sub(added)
-            {
-                let (more, less) = rebuild_filter(history, index, self.keys.position);
+            if cells.saturating_sub(generations.filter_bytes()) <= budget.saturating_sub(added) {
+                let (more, less) = rebuild_filter(generations, self.keys.position);
                 added += more;
                 removed += less;
             }
         }
-        history.len += 1;
         history.bytes = history.bytes + added - removed;
         self.bytes = self.bytes + added - removed;
         self.len += 1;
+    }
+
+    /// Checks the byte accounting against the structures it accounts.
+    #[cfg(test)]
+    fn assert_accounted(&self) {
+        let mut total = 0;
+        for history in self.histories.values() {
+            assert_eq!(history.bytes, history.recount(), "an address's bytes");
+            total += HISTORY_BYTES + history.bytes;
+        }
+        assert_eq!(self.bytes, total, "the memory's bytes");
     }
 
     fn position(&self, identity: u32) -> u64 {
@@ -550,14 +543,10 @@ impl RememberedIdentities {
     }
 }
 
-/// Rebuilds `history`'s filter of `class` for the identities it holds now:
-/// returns the bytes it took and the bytes it gave back.
-fn rebuild_filter(history: &mut History, class: usize, key: u64) -> (usize, usize) {
-    let generations = &history.generations[class];
-    let numbers: SmallVec<[u64; 8]> = generations
-        .iter()
-        .map(|generation| generation.number)
-        .collect();
+/// Rebuilds the filter of one class's `generations` for the identities
+/// they hold now: returns the bytes it took and the bytes it gave back.
+fn rebuild_filter(generations: &mut Generations, key: u64) -> (usize, usize) {
+    let numbers = generations.numbers();
     let entries = generations.iter().flat_map(|generation| {
         generation.tables.iter().flat_map(move |table| {
             table
@@ -565,11 +554,9 @@ fn rebuild_filter(history: &mut History, class: usize, key: u64) -> (usize, usiz
                 .map(move |entry| (position(key, (entry >> 32) as u32), generation.number))
         })
     });
-    let cells = GenerationFilter::cells_for(history.class_len[class]);
+    let cells = GenerationFilter::cells_for(generations.len);
     let filter = GenerationFilter::rebuilt(cells, &numbers, entries);
-    let taken = filter.bytes();
-    let given = std::mem::replace(&mut history.filters[class], filter).bytes();
-    (taken, given)
+    generations.replace_filter(filter)
 }
 
 #[cfg(test)]
@@ -638,6 +625,35 @@ mod tests {
             memory.recall(&addr(2), Identity::from_u32(3), fingerprint),
             Recall::Duplicate
         );
+    }
+
+    #[test]
+    fn the_first_table_grows_fourfold_when_the_budget_allows() {
+        let now = Instant::now();
+        let fixed = HISTORY_BYTES + GENERATION_BYTES;
+        // A budget of 100 bytes affords doubling the 120-byte table, not more.
+        for (budget, slots) in [(usize::MAX, 4 * MIN_TABLE), (100, 2 * MIN_TABLE)] {
+            let mut memory = memory(1000, 8000);
+            let f = memory.keys.fingerprint(b"x");
+            for i in 0..7u32 {
+                memory.insert(
+                    now,
+                    addr(1),
+                    Identity::from_u32(i),
+                    f,
+                    Retention::Lifetime,
+                    budget,
+                );
+                let expected = if i < 6 { MIN_TABLE } else { slots };
+                assert_eq!(memory.bytes_for(&addr(1)), fixed + table_bytes(expected));
+            }
+            for i in 0..7u32 {
+                assert_eq!(
+                    memory.recall(&addr(1), Identity::from_u32(i), f),
+                    Recall::Duplicate
+                );
+            }
+        }
     }
 
     #[test]
@@ -844,6 +860,7 @@ mod tests {
                     // A tight budget refuses growth in place: tables are added.
                     let budget = if tight { 64 } else { usize::MAX };
                     memory.insert(now, addr(port), identity, fingerprint, class, budget);
+                    memory.assert_accounted();
                     model.push((port, id, fp, now, retention));
                     continue;
                 }
@@ -866,6 +883,13 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(memory.len() <= model.len(), true);
+            memory.assert_accounted();
+            memory.expire(now + Duration::from_secs(10));
+            memory.assert_accounted();
+            proptest::prop_assert_eq!(memory.len(), 0);
+            // Spare tables are kept two lifetime generations.
+            memory.expire(now + Duration::from_secs(11));
+            proptest::prop_assert_eq!(memory.bytes(), 0, "everything forgotten, nothing held");
         }
     }
 }

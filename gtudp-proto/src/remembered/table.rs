@@ -16,32 +16,49 @@ pub(super) const MIN_TABLE: usize = BUCKET;
 /// Entries per bucket: 64 bytes, one cache line.
 pub(super) const BUCKET: usize = 8;
 
-/// A table's slots, freed at `freed` and kept for reuse until two
+/// A table's words, freed at `freed` and kept for reuse until two
 /// generation spans later.
 #[derive(Debug)]
 pub(super) struct Spare {
-    pub(super) buckets: Box<[Bucket]>,
+    pub(super) words: Box<[u64]>,
     pub(super) freed: Instant,
+}
+
+impl Spare {
+    pub(super) fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
 }
 
 /// Spare tables kept at most.
 pub(super) const SPARE_TABLES: usize = 4;
+
+/// Words a table allocates beyond its buckets, so that its buckets can
+/// start on a cache line wherever the allocator puts it: a request for
+/// 64-byte alignment would go to `posix_memalign`, which is several times
+/// dearer than a plain allocation, never reuses a freed block from the
+/// allocator's per-thread cache, and fragments the heap it splits.
+pub(super) const SLACK: usize = BUCKET - 1;
+
+/// The bytes a table of `slots` slots (whole buckets) takes.
+pub(super) const fn table_bytes(slots: usize) -> usize {
+    (slots.div_ceil(BUCKET) * BUCKET + SLACK) * 8
+}
 
 /// An insert-only set of entries `identity << 32 | fingerprint`, in
 /// buckets probed linearly; zero marks a free slot (a fingerprint is never
 /// zero). An entry goes into the first free slot of the first bucket, from
 /// its home bucket on, that has one: so a bucket with a free slot was never
 /// passed over, and a lookup stops there.
+///
+/// A bucket is eight entries, one cache line: the buckets start at
+/// `offset` words into `words`, the first line boundary in it.
 #[derive(Debug)]
 pub(super) struct Table {
-    pub(super) buckets: Box<[Bucket]>,
-    len: usize,
+    words: Box<[u64]>,
+    offset: u32,
+    len: u32,
 }
-
-/// Eight entries filled from the first: one cache line.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(64))]
-pub(super) struct Bucket(pub(super) [u64; BUCKET]);
 
 /// The keyed hash of `identity` that places it in a table.
 pub(super) fn position(key: u64, identity: u32) -> u64 {
@@ -60,60 +77,102 @@ pub(super) fn slots_for(entries: usize) -> usize {
 /// bytes cannot hold them, never fewer than the smallest table), reusing a
 /// spare table up to a quarter larger when there is one.
 pub(super) fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) -> Table {
-    let buckets = slots.min(budget / 8).max(MIN_TABLE).div_ceil(BUCKET);
-    let bucket_bytes = core::mem::size_of::<Bucket>();
+    let affordable = budget.saturating_sub(SLACK * 8) / 8;
+    let buckets = slots.min(affordable).max(MIN_TABLE).div_ceil(BUCKET);
+    let words = buckets * BUCKET + SLACK;
     let fits = |spare: &Spare| {
-        let len = spare.buckets.len();
-        len >= buckets
-            && len <= buckets + buckets / 4
-            && len * bucket_bytes <= budget.max(MIN_TABLE * 8)
+        let len = spare.words.len();
+        len >= words
+            && len - SLACK <= (buckets + buckets / 4) * BUCKET
+            && spare.bytes() <= budget.max(table_bytes(MIN_TABLE))
     };
-    let buckets = match spare.iter().position(fits) {
+    let words = match spare.iter().position(fits) {
         Some(index) => {
-            let mut reused = spare.swap_remove(index).buckets;
-            reused.fill(Bucket::default());
+            let mut reused = spare.swap_remove(index).words;
+            reused.fill(0);
             reused
         }
-        None => vec![Bucket::default(); buckets].into_boxed_slice(),
+        None => {
+            // A plain allocation (see `SLACK`), zeroed: `vec![0; n]` would
+            // call `calloc`, which glibc (before 2.41) serves without its
+            // per-thread cache.
+            #[allow(clippy::slow_vector_initialization)]
+            let mut fresh = Vec::with_capacity(words);
+            fresh.resize(words, 0u64);
+            fresh.into_boxed_slice()
+        }
     };
-    Table { buckets, len: 0 }
+    // The first line boundary in the allocation: at most `SLACK` words in.
+    let offset = (words.as_ptr() as usize / 8).wrapping_neg() % BUCKET;
+    Table {
+        words,
+        offset: offset as u32,
+        len: 0,
+    }
 }
 
-/// Keeps the buckets of a forgotten table for reuse, in place of the
+/// Keeps the words of a forgotten table for reuse, in place of the
 /// oldest spare when all places are taken.
-pub(super) fn keep_spare(spare: &mut Vec<Spare>, buckets: Box<[Bucket]>, now: Instant) {
+pub(super) fn keep_spare(spare: &mut Vec<Spare>, table: Table, now: Instant) {
     if spare.len() == SPARE_TABLES {
         spare.remove(0);
     }
     spare.push(Spare {
-        buckets,
+        words: table.words,
         freed: now,
     });
 }
 
 impl Table {
+    /// Buckets held.
+    #[inline]
+    pub(super) fn buckets(&self) -> usize {
+        (self.words.len() - SLACK) / BUCKET
+    }
+
+    /// The first slot of bucket `index`: zero if the bucket is empty.
+    #[inline]
+    pub(super) fn first_slot(&self, index: usize) -> u64 {
+        self.words[self.offset as usize + index * BUCKET]
+    }
+
+    /// Bucket `index`'s eight slots.
+    #[inline]
+    pub(super) fn bucket(&self, index: usize) -> &[u64] {
+        let start = self.offset as usize + index * BUCKET;
+        &self.words[start..start + BUCKET]
+    }
+
+    #[inline]
+    fn bucket_mut(&mut self, index: usize) -> &mut [u64] {
+        let start = self.offset as usize + index * BUCKET;
+        &mut self.words[start..start + BUCKET]
+    }
+
     /// Every entry held.
     pub(super) fn entries(&self) -> impl Iterator<Item = u64> + '_ {
-        self.buckets
-            .iter()
-            .flat_map(|bucket| bucket.0.iter().copied().take_while(|&entry| entry != 0))
+        let start = self.offset as usize;
+        self.words[start..start + self.slots()]
+            .chunks_exact(BUCKET)
+            .flat_map(|bucket| bucket.iter().copied().take_while(|&entry| entry != 0))
     }
 
     pub(super) fn bytes(&self) -> usize {
-        self.buckets.len() * core::mem::size_of::<Bucket>()
+        self.words.len() * 8
     }
 
     pub(super) fn slots(&self) -> usize {
-        self.buckets.len() * BUCKET
+        self.buckets() * BUCKET
     }
 
     pub(super) fn is_full(&self) -> bool {
-        (self.len + 1) * MAX_LOAD.1 > self.slots() * MAX_LOAD.0
+        (self.len as usize + 1) * MAX_LOAD.1 > self.slots() * MAX_LOAD.0
     }
 
     /// The home bucket of `hash`.
+    #[inline]
     pub(super) fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
+        ((u128::from(hash) * self.buckets() as u128) >> 64) as usize
     }
 
     #[inline]
@@ -121,8 +180,8 @@ impl Table {
         let mut index = self.home(hash);
         // `is_full` keeps a fifth of the slots free, so some bucket has room.
         loop {
-            let bucket = &mut self.buckets[index];
-            for slot in bucket.0.iter_mut() {
+            let bucket = self.bucket_mut(index);
+            for slot in bucket.iter_mut() {
                 if *slot == entry {
                     return;
                 }
@@ -140,7 +199,7 @@ impl Table {
     pub(super) fn find_from(&self, mut index: usize, identity: u32, fingerprint: u32) -> Recall {
         let mut recall = Recall::Unknown;
         loop {
-            let bucket = &self.buckets[index].0;
+            let bucket = self.bucket(index);
             // Branch-free over the bucket: which slots' identity half is
             // `identity`. A free slot (zero) matches identity zero too: the
             // bucket fills from its first slot, so the lowest free slot ends
@@ -171,10 +230,71 @@ impl Table {
 
     /// The bucket after `index`, wrapping around.
     fn next(&self, index: usize) -> usize {
-        if index + 1 == self.buckets.len() {
+        if index + 1 == self.buckets() {
             0
         } else {
             index + 1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills `table` to its load limit with entries of identities from
+    /// `first` on; returns them.
+    fn fill(table: &mut Table, first: u32) -> Vec<u64> {
+        let mut entries = Vec::new();
+        let mut identity = first;
+        while !table.is_full() {
+            let entry = (u64::from(identity) << 32) | 7;
+            table.insert(position(5, identity), entry);
+            entries.push(entry);
+            identity += 1;
+        }
+        entries
+    }
+
+    #[test]
+    fn buckets_start_on_cache_lines_and_hold_exactly_what_was_inserted() {
+        let mut spare = Vec::new();
+        let now = Instant::now();
+        for slots in [1, 8, 9, 16, 100, 1000, 5000] {
+            let mut table = take_table(&mut spare, slots, usize::MAX);
+            assert!(table.slots() >= slots.max(MIN_TABLE));
+            assert_eq!(table.bytes(), table_bytes(table.slots()));
+            for index in 0..table.buckets() {
+                assert_eq!(table.bucket(index).as_ptr() as usize % 64, 0);
+            }
+            let entries = fill(&mut table, 1000);
+            assert_eq!(table.entries().count(), entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                let identity = (entry >> 32) as u32;
+                let home = table.home(position(5, identity));
+                assert_eq!(table.find_from(home, identity, 7), Recall::Duplicate);
+                assert_eq!(table.find_from(home, identity, 8), Recall::Collision);
+                let absent = 1000 + entries.len() as u32 + i as u32;
+                let home = table.home(position(5, absent));
+                assert_eq!(table.find_from(home, absent, 7), Recall::Unknown);
+            }
+            // Kept and reused: the same words, emptied, still aligned.
+            let bytes = table.bytes();
+            keep_spare(&mut spare, table, now);
+            let reused = take_table(&mut spare, slots, usize::MAX);
+            assert!(spare.is_empty(), "the spare was reused");
+            assert_eq!(reused.bytes(), bytes);
+            assert_eq!(reused.entries().count(), 0);
+            assert_eq!(reused.bucket(0).as_ptr() as usize % 64, 0);
+        }
+    }
+
+    #[test]
+    fn a_budget_caps_a_table_at_the_smallest() {
+        let table = take_table(&mut Vec::new(), 1000, 0);
+        assert_eq!(table.slots(), MIN_TABLE);
+        assert_eq!(table.bytes(), table_bytes(MIN_TABLE));
+        let table = take_table(&mut Vec::new(), 1000, table_bytes(64));
+        assert_eq!(table.bytes(), table_bytes(64));
     }
 }
