@@ -864,7 +864,8 @@ def section_restart(s: Section) -> None:
 
 
 def section_sharded(s: Section) -> None:
-    for server in ("tokio", "mio"):
+    titles = {"tokio": "tokio", "tokio_threads": "tokio, a thread per shard (`--shard-threads`)", "mio": "mio"}
+    for server, title in titles.items():
         name = f"sharded_{server}"
         if name not in s.ran():
             continue
@@ -872,7 +873,7 @@ def section_sharded(s: Section) -> None:
         medians = [kv(line) for line in text.splitlines() if line.startswith("shards=")]
         first = kv(last_line_with(text, "server=") or "")
         s.lines.append(
-            f"**{server} server** (peers {first.get('peers', NA)}, window {first.get('window', NA)}, "
+            f"**{title} server** (peers {first.get('peers', NA)}, window {first.get('window', NA)}, "
             f"{first.get('secs', NA)} s a measurement; medians):"
         )
         s.lines.append("")
@@ -1188,7 +1189,7 @@ SECTIONS: List[Tuple[str, str, List[str], Callable[[Section], None]]] = [
         "A sharded server",
         "A sink server with 1, 2 and 4 SO_REUSEPORT shards (the script's default) driven by `many_peers` "
         "(256 client addresses), shard counts alternated.",
-        ["sharded_tokio", "sharded_mio"],
+        ["sharded_tokio", "sharded_tokio_threads", "sharded_mio"],
         section_sharded,
     ),
     (

@@ -262,13 +262,16 @@ done
 # A server killed and restarted on the same port.
 measure restart 300 bash gtudp-bench/scripts/restart_server.sh $(pick "50000 0.1 1" "5000 0.1 0.5")
 # The sharded server (the script takes the timing lock per measurement).
-for server in tokio mio; do
+# `tokio_threads`: the Tokio server with each shard on a thread of its own.
+for server in tokio tokio_threads mio; do
+    flags=(--server "${server%_threads}")
+    [ "$server" = tokio_threads ] && flags+=(--shard-threads)
     if [ "$quick" = 1 ]; then
         measure_self_locking "sharded_$server" 300 bash gtudp-bench/scripts/sharded_server.sh \
-            --server "$server" --window 4 --runs 1 --secs 1 --shards "1 2"
+            "${flags[@]}" --window 4 --runs 1 --secs 1 --shards "1 2"
     else
         measure_self_locking "sharded_$server" 900 bash gtudp-bench/scripts/sharded_server.sh \
-            --server "$server" --window 4 --runs 3
+            "${flags[@]}" --window 4 --runs 3
     fi
 done
 # Spoofed floods: the core alone, then real sockets.
