@@ -259,14 +259,18 @@ pub struct Limits {
     /// this bound sets the highest rate the endpoint sustains:
     /// [`Config::max_sustained_rate`]. Past it, new DATA is left unanswered
     /// until older identities expire. Moving a message that awaited its ACK
-    /// into this memory may exceed the bound by a few bytes per such
-    /// message. Default 64 MiB (about 2.1 million messages/s with the
+    /// into this memory is never refused (its memory is what keeps a late
+    /// copy from being handed over again), so it may exceed the bound by a
+    /// few hundred bytes per such message (a smallest table, and the
+    /// records a new host or generation needs). Default 64 MiB (about 2.1 million messages/s with the
     /// default 2 s lifetime).
     pub max_remembered_bytes: usize,
     /// Bytes of remembered identities for one host: identities are
     /// remembered by the sender's IP address, whatever its port, so that a
     /// NAT rebinding does not make a copy look new; the peers behind one NAT
-    /// share this bound. Default 64 MiB: one host may use the whole memory.
+    /// share this bound, and may exceed it, as the whole memory may, by a
+    /// few hundred bytes per message awaiting its ACK from any of its
+    /// ports. Default 64 MiB: one host may use the whole memory.
     pub max_remembered_bytes_per_peer: usize,
     /// New messages held from one unvalidated address until it answers its
     /// validation probe (see the validation states above); more are dropped

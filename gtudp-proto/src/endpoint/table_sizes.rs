@@ -131,11 +131,18 @@ impl TableSizes {
                 self.remembered_bytes,
                 limits.max_remembered_bytes + limits.max_awaiting_ack * FORCED_INSERT_BYTES,
             ),
+            // One host's memory takes the records awaiting from each of
+            // its ports (NAT rebindings share it): up to the awaiting
+            // records of as many peers, within the whole table's.
             (
                 "largest_peer_remembered_bytes",
                 self.largest_peer_remembered_bytes,
                 limits.max_remembered_bytes_per_peer
-                    + limits.max_awaiting_ack_per_peer * FORCED_INSERT_BYTES,
+                    + limits.max_awaiting_ack.min(
+                        limits
+                            .max_peers
+                            .saturating_mul(limits.max_awaiting_ack_per_peer),
+                    ) * FORCED_INSERT_BYTES,
             ),
             (
                 "reassembly_bytes",

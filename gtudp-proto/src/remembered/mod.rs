@@ -239,9 +239,16 @@ impl RememberedIdentities {
     }
 
     /// What inserting one more identity for `address` can cost at most when
-    /// it needs a new history, generation and smallest table.
+    /// it needs a new history, generation and smallest table, and the boxes
+    /// a class allocates on demand: the window class's own (its first
+    /// identity) or the one that holds a class's older generations (its
+    /// second generation). Never both for one insertion; both are counted.
     pub(crate) const fn worst_insert_bytes() -> usize {
-        HISTORY_BYTES + GENERATION_BYTES + table_bytes(MIN_TABLE)
+        HISTORY_BYTES
+            + history::WINDOW_BYTES
+            + history::REST_BYTES
+            + GENERATION_BYTES
+            + table_bytes(MIN_TABLE)
     }
 
     /// Whether `(address, identity, fingerprint)` was seen.
