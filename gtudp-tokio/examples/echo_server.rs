@@ -11,10 +11,10 @@
 //!
 //! With `--shards N` (Linux) it serves from a [`ShardedSocket`]: `N`
 //! `SO_REUSEPORT` sockets on the one address, each with its own endpoint,
-//! served by its own task (on Tokio's multi-threaded runtime, one worker
-//! per core), each echo going out through the shard its message came in
-//! on, which is the shard that owns the client. The last line then sums
-//! the shards' counters.
+//! driven on a thread of its own (`Builder::shard_threads`) where its own
+//! task serves it (`ShardedSocket::spawn_on_shard`), each echo going out
+//! through the shard its message came in on, which is the shard that owns
+//! the client. The last line then sums the shards' counters.
 //!
 //! It serves like a careful public server. Any source address can be
 //! spoofed, so an echo to an address that has not proven it receives our
@@ -80,7 +80,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (sharded, sockets): (Option<ShardedSocket>, Vec<Socket>) = match args.shards {
         None => (None, vec![builder.bind(args.bind).await?]),
         Some(shards) => {
-            let server = builder.bind_sharded(args.bind, shards).await?;
+            // One thread per shard, each serving its shard alone.
+            let server = builder
+                .shard_threads(true)
+                .bind_sharded(args.bind, shards)
+                .await?;
             let sockets = server.shards().to_vec();
             (Some(server), sockets)
         }
@@ -94,15 +98,29 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let received = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
     let mut serving = JoinSet::new();
-    for socket in &sockets {
-        serving.spawn(serve(
+    for (index, socket) in sockets.iter().enumerate() {
+        let serving_one = serve(
             socket.clone(),
             args.sink,
             args.count,
             received.clone(),
             stop.clone(),
             stopped.clone(),
-        ));
+        );
+        match &sharded {
+            // On the shard's own thread; awaited from here.
+            Some(server) => {
+                let on_shard = server.spawn_on_shard(index, serving_one);
+                serving.spawn(async move {
+                    on_shard
+                        .await
+                        .unwrap_or_else(|error| panic!("shard {index}'s task: {error}"))
+                });
+            }
+            None => {
+                serving.spawn(serving_one);
+            }
+        }
     }
     let mut served = Served::default();
     loop {
