@@ -2,7 +2,7 @@
 //! with guaranteed delivery.
 //!
 //! ```text
-//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink] [--shards N]
+//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink] [--shards N [--shard-threads]]
 //! ```
 //!
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
@@ -11,10 +11,12 @@
 //!
 //! With `--shards N` (Linux) it serves from a [`ShardedSocket`]: `N`
 //! `SO_REUSEPORT` sockets on the one address, each with its own endpoint,
-//! driven on a thread of its own (`Builder::shard_threads`) where its own
-//! task serves it (`ShardedSocket::spawn_on_shard`), each echo going out
-//! through the shard its message came in on, which is the shard that owns
-//! the client. The last line then sums the shards' counters.
+//! served by its own task (on Tokio's multi-threaded runtime, one worker
+//! per core), each echo going out through the shard its message came in
+//! on, which is the shard that owns the client. With `--shard-threads` too,
+//! each shard is driven on a thread of its own (`Builder::shard_threads`)
+//! and its task runs there (`ShardedSocket::spawn_on_shard`). The last
+//! line then sums the shards' counters.
 //!
 //! It serves like a careful public server. Any source address can be
 //! spoofed, so an echo to an address that has not proven it receives our
@@ -80,9 +82,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (sharded, sockets): (Option<ShardedSocket>, Vec<Socket>) = match args.shards {
         None => (None, vec![builder.bind(args.bind).await?]),
         Some(shards) => {
-            // One thread per shard, each serving its shard alone.
             let server = builder
-                .shard_threads(true)
+                .shard_threads(args.shard_threads)
                 .bind_sharded(args.bind, shards)
                 .await?;
             let sockets = server.shards().to_vec();
@@ -108,7 +109,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             stopped.clone(),
         );
         match &sharded {
-            // On the shard's own thread; awaited from here.
+            // Where the shard runs (its own thread with --shard-threads);
+            // awaited from here.
             Some(server) => {
                 let on_shard = server.spawn_on_shard(index, serving_one);
                 serving.spawn(async move {
