@@ -622,7 +622,11 @@ impl Socket {
     /// reply to the message, say: one system call for both), or within about
     /// a millisecond when no call comes. A task that takes longer than
     /// 250 µs to call again has its RECVs written at once instead, until it
-    /// calls that soon again. Several tasks may receive at once.
+    /// calls that soon again. Several tasks may receive at once. While
+    /// tasks in `recv` keep reading, the background task leaves input to
+    /// them; once none has read for about a millisecond (a `recv` future
+    /// held without being polled, say), it reads what waits, within about
+    /// two milliseconds of its arrival.
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv(&self) -> Result<Datagram, RecvError> {
