@@ -3,7 +3,12 @@
 # 4 shards (SO_REUSEPORT), driven by `many_peers` (many client addresses).
 #
 #   gtudp-bench/scripts/sharded_server.sh [--server tokio|mio] [--shards "1 2 4"] \
-#       [--runs 3] [--peers 256] [--threads 1] [--window 16] [--size 64] [--secs 3]
+#       [--runs 3] [--peers 256] [--threads 1] [--window 16] [--size 64] [--secs 3] \
+#       [--shard-threads]
+#
+# --shard-threads drives each shard of the Tokio server on a thread of its own
+# (`echo_server --shard-threads`, `Builder::shard_threads`) instead of as
+# tasks on the multi-threaded runtime.
 #
 # Builds the release binaries, then runs the shard counts alternated, --runs
 # rounds, each measurement under `flock /tmp/gtudp-timing.lock` (the machine
@@ -15,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SERVER=tokio SHARDS="1 2 4" RUNS=3 PEERS=256 THREADS=1 WINDOW=16 SIZE=64 SECS=3
+SERVER=tokio SHARDS="1 2 4" RUNS=3 PEERS=256 THREADS=1 WINDOW=16 SIZE=64 SECS=3 SERVER_FLAGS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --server) SERVER=$2; shift 2 ;;
@@ -26,6 +31,7 @@ while [ $# -gt 0 ]; do
         --window) WINDOW=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --secs) SECS=$2; shift 2 ;;
+        --shard-threads) SERVER_FLAGS=--shard-threads; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -45,7 +51,7 @@ trap 'rm -rf "$OUT"' EXIT
 
 measure() { # shards -> one result line
     local shards=$1 log=$OUT/server.$1 pid addr=""
-    "$SERVER_BIN" --bind 127.0.0.1:0 --sink --shards "$shards" >"$log" 2>"$log.err" &
+    "$SERVER_BIN" --bind 127.0.0.1:0 --sink --shards "$shards" $SERVER_FLAGS >"$log" 2>"$log.err" &
     pid=$!
     for _ in $(seq 100); do
         addr=$(sed -n 's/^listening on //p' "$log")
@@ -59,10 +65,10 @@ measure() { # shards -> one result line
     wait "$pid" 2>/dev/null || true
 }
 
-echo "server=$SERVER peers=$PEERS threads=$THREADS window=$WINDOW size=$SIZE secs=$SECS cores=$(nproc)"
+echo "server=$SERVER${SERVER_FLAGS:+ $SERVER_FLAGS} peers=$PEERS threads=$THREADS window=$WINDOW size=$SIZE secs=$SECS cores=$(nproc)"
 for run in $(seq "$RUNS"); do
     for shards in $SHARDS; do
-        flock /tmp/gtudp-timing.lock bash -c "$(declare -f measure); OUT=$OUT SERVER_BIN=$SERVER_BIN CLIENT_BIN=$CLIENT_BIN PEERS=$PEERS THREADS=$THREADS WINDOW=$WINDOW SIZE=$SIZE SECS=$SECS; measure $shards" | tee -a "$OUT/results"
+        flock /tmp/gtudp-timing.lock bash -c "$(declare -f measure); OUT=$OUT SERVER_BIN=$SERVER_BIN SERVER_FLAGS=$SERVER_FLAGS CLIENT_BIN=$CLIENT_BIN PEERS=$PEERS THREADS=$THREADS WINDOW=$WINDOW SIZE=$SIZE SECS=$SECS; measure $shards" | tee -a "$OUT/results"
     done
 done
 

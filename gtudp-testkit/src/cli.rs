@@ -96,6 +96,11 @@ pub struct ServerArgs {
     /// unsharded socket.
     #[arg(long)]
     pub shards: Option<usize>,
+    /// With --shards: drive each shard on a thread of its own, serving it
+    /// there (gtudp-tokio's `Builder::shard_threads`; the blocking server
+    /// always does).
+    #[arg(long, requires = "shards")]
+    pub shard_threads: bool,
     /// Magic prefix, in hex (default: none).
     #[arg(long, value_parser = parse_hex)]
     pub magic: Option<Hex>,

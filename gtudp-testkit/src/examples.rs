@@ -154,8 +154,13 @@ pub fn check_echo_pair(server: &str, client: &str) {
 /// messages of 3 clients at once (distinct source ports, so spread over
 /// the shards by the kernel), each one's own 200.
 pub fn check_sharded_echo_pair(server: &str, client: &str) {
-    let server = Server::start(server, &["--bind", "127.0.0.1:0", "--shards", "2"])
-        .expect("the example runs");
+    check_sharded_echo_pair_with(server, client, &[]);
+}
+
+/// [`check_sharded_echo_pair`] with more server arguments.
+pub fn check_sharded_echo_pair_with(server: &str, client: &str, server_args: &[&str]) {
+    let args = [&["--bind", "127.0.0.1:0", "--shards", "2"], server_args].concat();
+    let server = Server::start(server, &args).expect("the example runs");
     let addr = server.addr.to_string();
     let clients: Vec<_> = (0..3)
         .map(|_| {

@@ -2,7 +2,7 @@
 //! with guaranteed delivery.
 //!
 //! ```text
-//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink] [--shards N]
+//! cargo run --release -p gtudp-tokio --example echo_server -- --bind 127.0.0.1:4000 [--count N] [--sink] [--shards N [--shard-threads]]
 //! ```
 //!
 //! Prints `listening on ADDR` once ready. With `--sink` it only receives.
@@ -13,8 +13,10 @@
 //! `SO_REUSEPORT` sockets on the one address, each with its own endpoint,
 //! served by its own task (on Tokio's multi-threaded runtime, one worker
 //! per core), each echo going out through the shard its message came in
-//! on, which is the shard that owns the client. The last line then sums
-//! the shards' counters.
+//! on, which is the shard that owns the client. With `--shard-threads` too,
+//! each shard is driven on a thread of its own (`Builder::shard_threads`)
+//! and its task runs there (`ShardedSocket::spawn_on_shard`). The last
+//! line then sums the shards' counters.
 //!
 //! It serves like a careful public server. Any source address can be
 //! spoofed, so an echo to an address that has not proven it receives our
@@ -80,7 +82,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (sharded, sockets): (Option<ShardedSocket>, Vec<Socket>) = match args.shards {
         None => (None, vec![builder.bind(args.bind).await?]),
         Some(shards) => {
-            let server = builder.bind_sharded(args.bind, shards).await?;
+            let server = builder
+                .shard_threads(args.shard_threads)
+                .bind_sharded(args.bind, shards)
+                .await?;
             let sockets = server.shards().to_vec();
             (Some(server), sockets)
         }
@@ -94,15 +99,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let received = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);
     let mut serving = JoinSet::new();
-    for socket in &sockets {
-        serving.spawn(serve(
+    for (index, socket) in sockets.iter().enumerate() {
+        let serving_one = serve(
             socket.clone(),
             args.sink,
             args.count,
             received.clone(),
             stop.clone(),
             stopped.clone(),
-        ));
+        );
+        match &sharded {
+            // Where the shard runs (its own thread with --shard-threads);
+            // awaited from here.
+            Some(server) => {
+                let on_shard = server.spawn_on_shard(index, serving_one);
+                serving.spawn(async move {
+                    on_shard
+                        .await
+                        .unwrap_or_else(|error| panic!("shard {index}'s task: {error}"))
+                });
+            }
+            None => {
+                serving.spawn(serving_one);
+            }
+        }
     }
     let mut served = Served::default();
     loop {

@@ -13,7 +13,12 @@
 //!
 //! When a task is in `recv`, that task reads the socket itself; the
 //! background task then lets it, and reads only what is still there
-//! [`GRACE`] later. It sleeps otherwise: nothing polls in a loop. It ends
+//! [`GRACE`] later. While tasks in `recv` keep reading (the socket was read
+//! since it looked, and a task is still in `recv`), it does not wait for
+//! readiness again but looks once a [`GRACE`], so that a busy socket's
+//! every datagram does not wake it too (nor the worker it runs on); once a
+//! look finds no read since the last, it reads what is there and waits for
+//! readiness again. It sleeps otherwise: nothing polls in a loop. It ends
 //! once the endpoint has closed, after making the close summary.
 
 use std::sync::atomic::Ordering;
@@ -51,8 +56,9 @@ pub(crate) async fn run(finish: Finish) {
     let socket = &*shared.socket;
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
-    // Input deferred to a task in `recv`, to read at this instant.
-    let mut read_at: Option<tokio::time::Instant> = None;
+    // Input deferred to a task in `recv`: when to look again, and the
+    // socket's receive calls counted then.
+    let mut read_at: Option<(tokio::time::Instant, u64)> = None;
     loop {
         let (deadline, blocked) = match shared.with_core(|core| core.background_step(now())) {
             Step::Exit => break,
@@ -66,7 +72,7 @@ pub(crate) async fn run(finish: Finish) {
                 (earliest(deadline, tick), blocked)
             }
         };
-        let wake_at = earliest(deadline, read_at);
+        let wake_at = earliest(deadline, read_at.map(|(at, _)| at));
         if let Some(at) = wake_at {
             if timer.deadline() != at {
                 timer.as_mut().reset(at);
@@ -80,7 +86,8 @@ pub(crate) async fn run(finish: Finish) {
                 }
                 if shared.readers.load(Ordering::SeqCst) > 0 {
                     // A task in `recv` was woken by this readiness too.
-                    read_at = Some(tokio::time::Instant::now() + GRACE);
+                    let reads = shared.with_core(|core| core.recv_calls());
+                    read_at = Some((tokio::time::Instant::now() + GRACE, reads));
                 } else {
                     shared.with_core(|core| core.background_receive(now()));
                 }
@@ -98,9 +105,16 @@ pub(crate) async fn run(finish: Finish) {
             }
             () = &mut timer, if wake_at.is_some() => {}
         }
-        if read_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
-            read_at = None;
-            shared.with_core(|core| core.background_receive(now()));
+        if let Some((at, reads)) = read_at {
+            let looked = tokio::time::Instant::now();
+            if at <= looked {
+                let reading = shared.readers.load(Ordering::SeqCst) > 0;
+                // Still kept up with by a task in `recv`: look again later;
+                // otherwise read what waits and wait for readiness again.
+                read_at = shared
+                    .with_core(|core| core.background_look(now(), reading, reads))
+                    .map(|reads| (looked + GRACE, reads));
+            }
         }
     }
     drop(finish);

@@ -393,6 +393,30 @@ impl Core {
         }
     }
 
+    /// The socket's receive calls that returned data so far, by any task.
+    pub(crate) fn recv_calls(&self) -> u64 {
+        self.io.counters().recv_calls
+    }
+
+    /// The background task's look at input it left to tasks in `recv`
+    /// when the socket had been read `reads` times: if it was read since
+    /// and a task is still `reading`, returns the new count (they keep up:
+    /// look again later); otherwise reads what waits, writes the replies
+    /// and returns `None`.
+    pub(crate) fn background_look(
+        &mut self,
+        now: Instant,
+        reading: bool,
+        reads: u64,
+    ) -> Option<u64> {
+        let calls = self.recv_calls();
+        if reading && calls != reads && self.summary.is_none() {
+            return Some(calls);
+        }
+        self.background_receive(now);
+        None
+    }
+
     /// Reads the socket's error queue (ICMP reports) and fails the
     /// destinations it names.
     pub(crate) fn read_error_queue(&mut self, now: Instant) {

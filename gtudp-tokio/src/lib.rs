@@ -62,7 +62,10 @@
 //! too, so no state is shared and every send leaves through the shard that
 //! will receive the peer's answers. [`ShardedSocket`] says what this
 //! assumes (the set of sockets on the port stays the same) and what breaks
-//! it.
+//! it. With [`Builder::shard_threads`] each shard is driven on a thread of
+//! its own (a current-thread runtime), where
+//! [`ShardedSocket::spawn_on_shard`] runs the task that serves it, so a
+//! shard's work never wakes another thread.
 //!
 //! Every datagram in and out is logged through [`tracing`] at debug level,
 //! target `gtudp` (direction, kind, identity in hex, peer, size): enable it
@@ -101,6 +104,8 @@
 //!   the work each call does under it.
 //! - `background`: the background task (timers, blocked transmits, ICMP
 //!   reports, input while no task receives).
+//! - `sharded`: [`ShardedSocket`], a server sharded over `SO_REUSEPORT`
+//!   sockets; `shard_thread`: a shard driven on a thread of its own.
 //! - `io`: `gtudp-io`'s batched I/O on a Tokio socket.
 //! - `completion`: where a send's outcome waits for its [`Delivery`].
 //! - `error`: one error type per operation ([`BindError`],
@@ -122,6 +127,7 @@ mod completion;
 mod core;
 mod error;
 mod io;
+mod shard_thread;
 mod sharded;
 mod shared;
 mod socket;

@@ -13,6 +13,7 @@ use gtudp_proto::PeerStats;
 use tokio::net::ToSocketAddrs;
 
 use crate::error::{BindError, Closed, DeliveryError, RecvError, SendRawError, TrySendError};
+use crate::shard_thread::Driver;
 use crate::socket::{Builder, Datagram, Delivery, IntoPayload, SendOptions, Socket};
 use crate::stats::{CloseSummary, Stats};
 
@@ -38,20 +39,30 @@ use crate::stats::{CloseSummary, Stats};
 /// # Using every core
 ///
 /// One task calling `recv` drives every shard on that task's thread: the
-/// protocol work then runs on one core. To spread it, receive from each
-/// shard on its own task on a multi-threaded runtime, replying through the
-/// same shard (each shard is a whole [`Socket`]), or clone this handle
-/// into several tasks that each call `recv`:
+/// protocol work then runs on one core. To spread it, serve each shard on
+/// a task of its own, receiving from the shard and replying through it
+/// (each shard is a whole [`Socket`]), or clone this handle into several
+/// tasks that each call `recv`.
+///
+/// On a multi-threaded runtime a shard's serving task and its background
+/// task run on whichever workers are free and wake each other across
+/// threads, which costs CPU. With [`Builder::shard_threads`] each shard is
+/// driven on a thread of its own instead (a current-thread runtime: one
+/// driver per core), and [`spawn_on_shard`](Self::spawn_on_shard) runs
+/// its serving task there:
 ///
 /// ```
-/// use gtudp_tokio::{Config, Socket};
+/// use gtudp_tokio::{Builder, Config, Socket};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = Socket::bind_sharded("127.0.0.1:0", 2, Config::default()).await?;
-/// for shard in server.shards() {
+/// let server = Builder::new(Config::default())
+///     .shard_threads(true)
+///     .bind_sharded("127.0.0.1:0", 2)
+///     .await?;
+/// for (index, shard) in server.shards().iter().enumerate() {
 ///     let shard = shard.clone();
-///     tokio::spawn(async move {
+///     server.spawn_on_shard(index, async move {
 ///         // A peer's messages all arrive in its shard: reply through it.
 ///         while let Ok(message) = shard.recv().await {
 ///             let _ = shard.send_to(message.payload, message.from).await;
@@ -65,6 +76,9 @@ use crate::stats::{CloseSummary, Stats};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Without `shard_threads`, the same code spawns the tasks on the runtime
+/// `bind_sharded` was called on.
 ///
 /// # Why a send must leave through the owner
 ///
@@ -107,6 +121,8 @@ pub struct ShardedSocket {
 #[derive(Debug)]
 struct Inner {
     shards: Vec<Socket>,
+    /// Where each shard's tasks run, in shard order.
+    drivers: Vec<Driver>,
     local_addr: SocketAddr,
     /// Where the next `recv` starts looking, so no shard is favoured.
     next: AtomicUsize,
@@ -115,7 +131,8 @@ struct Inner {
 impl Builder {
     /// Binds `shards` UDP sockets to `addr` with `SO_REUSEPORT` (port 0
     /// picks one port for all), each a [`Socket`] with these settings and
-    /// its own background task; see [`ShardedSocket`].
+    /// its own background task, on a thread of its own with
+    /// [`shard_threads`](Self::shard_threads); see [`ShardedSocket`].
     ///
     /// Fails with [`BindError::ZeroCapacity`] (`shards`) when `shards` is
     /// 0, [`BindError::ShardingUnsupported`] where the platform cannot
@@ -136,10 +153,19 @@ impl Builder {
                 "the address resolved to no address",
             )
         })?;
+        let runtime = tokio::runtime::Handle::current();
         let sockets = reuseport::bind_group(addr, shards)?;
         let mut shards = Vec::with_capacity(sockets.len());
-        for socket in sockets {
-            shards.push(self.clone().from_std(socket)?);
+        let mut drivers = Vec::with_capacity(sockets.len());
+        for (index, socket) in sockets.into_iter().enumerate() {
+            if self.shard_threads {
+                let (shard, driver) = Driver::thread(self.clone(), socket, index).await?;
+                shards.push(shard);
+                drivers.push(driver);
+            } else {
+                shards.push(self.clone().from_std(socket)?);
+                drivers.push(Driver::current(runtime.clone()));
+            }
         }
         for (index, shard) in shards.iter().enumerate() {
             shard.join_shards(index, &shards);
@@ -151,6 +177,7 @@ impl Builder {
         Ok(ShardedSocket {
             inner: Arc::new(Inner {
                 shards,
+                drivers,
                 local_addr,
                 next: AtomicUsize::new(0),
             }),
@@ -183,6 +210,29 @@ impl ShardedSocket {
     /// through it to serve its peers on a task of its own.
     pub fn shards(&self) -> &[Socket] {
         &self.inner.shards
+    }
+
+    /// Spawns `future` where shard `index` runs: on the shard's own thread
+    /// with [`Builder::shard_threads`], on the runtime `bind_sharded` was
+    /// called on otherwise. A task that serves the shard (receives from it
+    /// and replies through it) then runs on the same thread as the shard's
+    /// background task and its reads of the socket: no other thread is
+    /// woken for its messages.
+    ///
+    /// A shard's own thread runs until the shard has closed and every
+    /// task spawned on it has ended; a task spawned after that is
+    /// cancelled at once (awaiting its handle gives a cancelled
+    /// [`JoinError`](tokio::task::JoinError)).
+    ///
+    /// # Panics
+    ///
+    /// When `index` is not below the number of shards.
+    pub fn spawn_on_shard<F>(&self, index: usize, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.drivers[index].spawn(future)
     }
 
     /// The index (in [`shards`](Self::shards)) of the shard that receives

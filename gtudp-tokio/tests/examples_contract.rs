@@ -4,7 +4,7 @@
 
 use gtudp_testkit::examples::{
     check_bind_error_prints_the_result_line, check_echo_pair, check_sharded_echo_pair,
-    check_sink_cannot_hang_the_client,
+    check_sharded_echo_pair_with, check_sink_cannot_hang_the_client,
 };
 
 #[test]
@@ -29,4 +29,10 @@ fn a_bind_error_still_prints_the_result_line() {
 #[test]
 fn a_sharded_server_echoes_every_client() {
     check_sharded_echo_pair("echo_server", "echo_client");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_with_a_thread_per_shard_echoes_every_client() {
+    check_sharded_echo_pair_with("echo_server", "echo_client", &["--shard-threads"]);
 }

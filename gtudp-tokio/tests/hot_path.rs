@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,53 @@ async fn a_socket_that_never_receives_still_learns_every_outcome() {
     }
     assert_eq!(client.stats().endpoint.delivered, 300);
     drop(sink);
+}
+
+/// A receive that was polled once and then held without being polled
+/// counts as a task in `recv`, but reads nothing. Once the task that kept
+/// reading has stopped, the background task must read for it: every send
+/// to the socket still resolves, and every message is then taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_held_without_polling_does_not_stop_the_socket_answering() {
+    const EACH: u32 = 50;
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    // A task keeps reading first, so the background task leaves input to
+    // it; then it stops.
+    let reader = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut taken = HashSet::new();
+            while taken.len() < EACH as usize {
+                taken.insert(server.recv().await.unwrap().payload);
+            }
+            taken
+        })
+    };
+    for i in 0..EACH {
+        within(10, client.send_to(i.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+    }
+    let mut taken = within(10, reader).await.unwrap();
+    // Polled once (nothing waits: pending), then held.
+    let mut held = Box::pin(server.recv());
+    std::future::poll_fn(|cx| {
+        assert!(held.as_mut().poll(cx).is_pending(), "nothing was waiting");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    for i in EACH..2 * EACH {
+        within(10, client.send_to(i.to_be_bytes().to_vec(), to))
+            .await
+            .unwrap();
+    }
+    assert!(taken.insert(within(10, held).await.unwrap().payload));
+    while taken.len() < 2 * EACH as usize {
+        let message = within(10, server.recv()).await.unwrap();
+        assert!(taken.insert(message.payload), "handed over twice");
+    }
+    assert_eq!(server.stats().endpoint.received, u64::from(2 * EACH));
 }
 
 /// Four tasks receive on one socket while four others send to it: every

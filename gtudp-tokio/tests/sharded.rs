@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gtudp_tokio::{BindError, Config, RecvError, ShardedSocket, Socket};
+use gtudp_tokio::{BindError, Builder, Config, RecvError, ShardedSocket, Socket};
 
 const CLIENTS: usize = 24;
 const PER_CLIENT: u16 = 25;
@@ -337,4 +337,54 @@ async fn an_unreachable_report_reaches_the_shard_that_sent() {
         owners.len() > 1,
         "every closed port in one shard: {owners:?}"
     );
+}
+
+/// With `shard_threads`, each shard's serving task runs on that shard's
+/// own thread (not the test's, not another shard's), every message is
+/// handed over exactly once by the shard that owns its sender, and the
+/// tasks still end normally once the server closes. The test runs on a
+/// current-thread runtime, as a plain `#[tokio::main]` program may.
+#[tokio::test]
+async fn shard_threads_serve_each_shard_on_its_own_thread_exactly_once() {
+    const SHARDS: usize = 3;
+    let server = Builder::new(Config::default())
+        .shard_threads(true)
+        .bind_sharded("127.0.0.1:0", SHARDS)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (index, shard) in server.shards().iter().enumerate() {
+        let (shard, owner) = (shard.clone(), server.clone());
+        tasks.push(server.spawn_on_shard(index, async move {
+            let thread = std::thread::current();
+            let mut seen = Vec::new();
+            while let Ok(message) = shard.recv().await {
+                assert_eq!(owner.shard_index(message.from), index, "steered elsewhere");
+                assert_eq!(std::thread::current().id(), thread.id(), "moved thread");
+                seen.push((message.from, message.payload.clone()));
+                shard.send_to(message.payload, message.from).await.unwrap();
+            }
+            (thread.id(), thread.name().map(str::to_owned), seen)
+        }));
+    }
+    let clients = tokio::time::timeout(LIMIT, run_clients(server.local_addr()))
+        .await
+        .expect("clients finished");
+    assert_steered(&server, &clients).await;
+    server.close().await.unwrap();
+    let mut threads = HashSet::from([std::thread::current().id()]);
+    let mut all = HashSet::new();
+    for (index, task) in tasks.into_iter().enumerate() {
+        let (thread, name, seen) = tokio::time::timeout(LIMIT, task)
+            .await
+            .expect("the shard's task ended")
+            .expect("the shard's task ran to its end");
+        assert!(threads.insert(thread), "shard {index} shares a thread");
+        assert_eq!(name.as_deref(), Some(&*format!("gtudp-shard-{index}")));
+        assert!(!seen.is_empty(), "shard {index} served nobody");
+        for message in seen {
+            assert!(all.insert(message), "handed over twice");
+        }
+    }
+    assert_eq!(all.len(), CLIENTS * usize::from(PER_CLIENT));
 }
