@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gtudp_proto::{Config, Endpoint};
 
+/// The most datagrams one `poll_transmit` writes, as an adapter asks for
+/// one segmentation-offload send.
+const SEGMENTS: usize = 64;
+
 /// Two endpoints, A sending to B, in virtual time.
 pub(crate) struct Link {
     pub(crate) a: Endpoint,
@@ -16,7 +20,30 @@ pub(crate) struct Link {
     pub(crate) now: Instant,
     buf: Vec<u8>,
     /// The datagrams in flight from one side to the other.
-    batch: Vec<Bytes>,
+    batch: Received,
+}
+
+/// Datagrams read by one batched receive: their bytes one after another in
+/// a reused buffer, and each one's length (as `recvmmsg` fills its buffers).
+#[derive(Default)]
+struct Received {
+    bytes: Vec<u8>,
+    lengths: Vec<usize>,
+}
+
+impl Received {
+    fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.lengths.iter().map(move |&length| {
+            start += length;
+            &self.bytes[start - length..start]
+        })
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.lengths.clear();
+    }
 }
 
 impl Link {
@@ -28,7 +55,7 @@ impl Link {
             b_addr: "10.0.0.2:2".parse().expect("address"),
             now: Instant::now(),
             buf: Vec::with_capacity(65_536),
-            batch: Vec::with_capacity(1024),
+            batch: Received::default(),
         }
     }
 
@@ -48,17 +75,14 @@ impl Link {
                 .expect("accepted");
         }
         loop {
-            // Each side's datagrams are read as one batch, as an adapter's
-            // batched receive reads them: prefetched, then handled.
-            let mut moved = false;
-            while let Some(t) = self.a.poll_transmit(self.now, 1, &mut self.buf) {
-                self.batch.push(Bytes::copy_from_slice(&self.buf[..t.size]));
-            }
-            moved |= deliver(&mut self.b, self.now, self.a_addr, &mut self.batch);
-            while let Some(t) = self.b.poll_transmit(self.now, 1, &mut self.buf) {
-                self.batch.push(Bytes::copy_from_slice(&self.buf[..t.size]));
-            }
-            moved |= deliver(&mut self.a, self.now, self.b_addr, &mut self.batch);
+            // As an adapter moves them: each side writes its datagrams in
+            // segmentation-offload batches, and the other reads them as
+            // one batched receive (prefetched, then each handled from the
+            // receive buffer, which the endpoint borrows).
+            let mut moved = transmit(&mut self.a, self.now, &mut self.buf, &mut self.batch);
+            deliver(&mut self.b, self.now, self.a_addr, &mut self.batch);
+            moved |= transmit(&mut self.b, self.now, &mut self.buf, &mut self.batch);
+            deliver(&mut self.a, self.now, self.b_addr, &mut self.batch);
             while self.a.poll_event().is_some() {}
             while self.b.poll_event().is_some() {}
             if !moved {
@@ -71,18 +95,29 @@ impl Link {
     }
 }
 
-/// Hands `batch` to `endpoint` as a batched receive would: every datagram
-/// prefetched, then each handled. Returns whether there was any.
-fn deliver(
+/// Writes every datagram `endpoint` has to send into `received`, as the
+/// kernel would hand them to the other side. Returns whether there was any.
+fn transmit(
     endpoint: &mut Endpoint,
     now: Instant,
-    from: SocketAddr,
-    batch: &mut Vec<Bytes>,
+    buf: &mut Vec<u8>,
+    received: &mut Received,
 ) -> bool {
-    endpoint.prefetch(batch.iter().map(|datagram| (from, &datagram[..])));
-    let any = !batch.is_empty();
-    for datagram in batch.drain(..) {
-        endpoint.handle_datagram(now, from, datagram);
+    while let Some(t) = endpoint.poll_transmit(now, SEGMENTS, buf) {
+        for datagram in t.datagrams(buf) {
+            received.bytes.extend_from_slice(datagram);
+            received.lengths.push(datagram.len());
+        }
     }
-    any
+    !received.lengths.is_empty()
+}
+
+/// Hands `received` to `endpoint` as a batched receive would: every
+/// datagram prefetched, then each handled.
+fn deliver(endpoint: &mut Endpoint, now: Instant, from: SocketAddr, received: &mut Received) {
+    endpoint.prefetch(received.datagrams().map(|datagram| (from, datagram)));
+    for datagram in received.datagrams() {
+        endpoint.handle_datagram_slice(now, from, datagram);
+    }
+    received.clear();
 }
