@@ -111,6 +111,51 @@ async fn many_tasks_share_one_socket() {
     assert_eq!(client.stats().endpoint.delivered, 200);
 }
 
+/// Several tasks in `recv` on one socket, while one of them reads a batch
+/// and queues the rest for the others: each message reaches exactly one
+/// task, and every task gets its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_receive_from_one_socket() {
+    const TASKS: u32 = 4;
+    const PER_TASK: u32 = 100;
+    let server = Socket::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    let client = Socket::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    let to = server.local_addr();
+    let mut receivers = Vec::new();
+    for _ in 0..TASKS {
+        let server = server.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..PER_TASK {
+                got.push(within(10, server.recv()).await.unwrap().payload);
+            }
+            got
+        }));
+    }
+    let mut deliveries = Vec::new();
+    for i in 0..TASKS * PER_TASK {
+        deliveries.push(client.send_nowait(format!("{i}"), to).unwrap());
+        if i % 50 == 49 {
+            // Bursts, so that one read takes several messages at once.
+            tokio::task::yield_now().await;
+        }
+    }
+    for delivery in deliveries {
+        within(10, delivery).await.unwrap();
+    }
+    let mut seen = HashSet::new();
+    for receiver in receivers {
+        for payload in within(10, receiver).await.unwrap() {
+            assert!(seen.insert(payload), "a message was handed over twice");
+        }
+    }
+    assert_eq!(seen.len() as u32, TASKS * PER_TASK);
+}
+
 #[tokio::test]
 async fn recv_from_reports_truncation_and_keeps_the_datagram() {
     let server = Socket::bind("127.0.0.1:0", Config::default())
