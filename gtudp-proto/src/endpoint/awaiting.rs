@@ -142,7 +142,7 @@ impl AwaitingRecords {
     /// Keeps `record` under `key`, which [`find`](Self::find) found absent
     /// with `hash` (nothing was inserted under it since), and returns its
     /// id.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert(
         &mut self,
         hash: KeyHash,

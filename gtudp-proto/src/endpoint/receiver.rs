@@ -211,6 +211,7 @@ impl Endpoint {
     /// is answered with RECV here. Otherwise it is new; if it reuses the
     /// identity of an awaited message with another payload (a collision),
     /// that exchange is ended first, so its late copies stay recognised.
+    #[inline(always)]
     pub(super) fn recognise(
         &mut self,
         now: Instant,
@@ -276,6 +277,7 @@ impl Endpoint {
     /// reached (refused before answering: a DATA is never answered and then
     /// dropped). `hash` is its key's, from the [`recognise`](Self::recognise)
     /// that found it new just before.
+    #[inline(always)]
     pub(super) fn take_data(
         &mut self,
         now: Instant,
