@@ -177,6 +177,7 @@ impl AwaitingRecords {
     }
 
     /// Removes the record kept under `key`.
+    #[inline(always)]
     pub(super) fn remove(&mut self, key: &AwaitingKey) -> Option<AwaitingAck> {
         let hash = self.hash(key);
         let slots = &self.slots;
