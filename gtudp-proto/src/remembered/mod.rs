@@ -272,23 +272,8 @@ impl RememberedIdentities {
         // so the insertion then finds its bucket in the cache, and its load
         // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        // Whether `generation` holds the identity with this payload (noting
-        // a collision in `recall`).
         let duplicate_in = |generation: &Generation, recall: &mut Recall| {
-            for table in &generation.tables {
-                let bucket = table.home(home);
-                // A bucket fills from its first slot: empty there, empty
-                // throughout, and never passed over.
-                if table.first_slot(bucket) == 0 {
-                    continue;
-                }
-                match table.find_from(bucket, identity, fingerprint.0) {
-                    Recall::Duplicate => return true,
-                    Recall::Collision => *recall = Recall::Collision,
-                    Recall::Unknown => {}
-                }
-            }
-            false
+            holds(generation, home, identity, fingerprint, recall)
         };
         let lifetime = history.lifetime();
         if let Some(newest) = lifetime.newest() {
@@ -548,6 +533,34 @@ impl RememberedIdentities {
     fn position(&self, identity: u32) -> u64 {
         position(self.keys.position, identity)
     }
+}
+
+/// Whether `generation` holds `identity` with `fingerprint`, its position
+/// hash `home` (a collision, the identity with another payload, is noted
+/// in `recall`). Inlined in [`RememberedIdentities::recall`]: it runs for
+/// every DATA.
+#[inline(always)]
+fn holds(
+    generation: &Generation,
+    home: u64,
+    identity: u32,
+    fingerprint: Fingerprint,
+    recall: &mut Recall,
+) -> bool {
+    for table in &generation.tables {
+        let bucket = table.home(home);
+        // A bucket fills from its first slot: empty there, empty
+        // throughout, and never passed over.
+        if table.first_slot(bucket) == 0 {
+            continue;
+        }
+        match table.find_from(bucket, identity, fingerprint.0) {
+            Recall::Duplicate => return true,
+            Recall::Collision => *recall = Recall::Collision,
+            Recall::Unknown => {}
+        }
+    }
+    false
 }
 
 /// Rebuilds the filter of one class's `generations` for the identities

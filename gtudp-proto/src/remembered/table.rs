@@ -196,6 +196,7 @@ impl Table {
     }
 
     /// Looks for `identity` from bucket `index` (its home bucket) on.
+    #[inline(always)]
     pub(super) fn find_from(&self, mut index: usize, identity: u32, fingerprint: u32) -> Recall {
         let mut recall = Recall::Unknown;
         loop {
