@@ -434,6 +434,9 @@ impl Endpoint {
         }
         let now_ns = self.nanos(now);
         let since = |sent: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(sent));
+        // Acknowledged from where its DATA came (else from another port of
+        // its host, or, roaming, from another address).
+        let from_source = record.from == source;
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
         // (One look-up of the peer: it is usually the DATA's sender too,
@@ -444,14 +447,14 @@ impl Endpoint {
             count_inbound(peer, PacketKind::Ack, size);
             let sample = match record.transmissions {
                 // Karn's rule: a RECV written once.
-                1 if record.from == source => Some(since(record.first_sent)),
+                1 if from_source => Some(since(record.first_sent)),
                 // Written twice, and the ACK came sooner after the second
                 // than any round trip: it answers the first, whose RTT is
                 // exact (Eifel's test, as for a DATA resent too soon). A
                 // queue that grows past the RTO makes every RECV go out
                 // twice; without these samples none would be taken, and the
                 // estimate would stay below the path's RTT for good.
-                2 if record.from == source
+                2 if from_source
                     && peer
                         .rtt
                         .min()
@@ -466,12 +469,12 @@ impl Endpoint {
                 // A shorter RTO or probe timeout for what we send it.
                 peer.send_deadline_moved = true;
             }
-            if record.from == source {
+            if from_source {
                 idle = release_awaiting(peer, now, self.config.peer_idle_timeout);
                 released = true;
             }
         }
-        if !released && record.from != source {
+        if !released && !from_source {
             idle = self.release_awaiting(now, record.from);
         }
         self.remember_ended(

@@ -993,7 +993,11 @@ fn release_first(peer: &mut super::peer::Peer, now: Instant) -> bool {
 /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
 #[inline]
 fn answers_for(across_ports: bool, destination: SocketAddr, source: SocketAddr) -> bool {
-    // The receiving side's rule for one sender, applied to one receiver.
-    super::receiver::sender_key(across_ports, &destination)
-        == super::receiver::sender_key(across_ports, &source)
+    // The receiving side's rule for one sender, applied to one receiver
+    // (`sender_key` of both compared, without building the keys: a host's
+    // key is its IP address with port 0).
+    match across_ports {
+        true => destination.ip() == source.ip(),
+        false => destination == source,
+    }
 }
