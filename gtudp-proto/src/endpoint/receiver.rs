@@ -203,7 +203,13 @@ impl Endpoint {
             self.hold_until_validated(now, source, data, size);
             return;
         }
-        self.take_data(now, source, data, collision, hash);
+        // `take_data`'s checks, but for those that cannot fail here: new
+        // data was not refused just above, and the sender is tracked.
+        if !self.has_room_to_receive(&kept_under) {
+            self.stats.dropped.data_unanswered_full += 1;
+            return;
+        }
+        self.take_from_tracked(now, source, data, collision, hash);
     }
 
     /// Whether a DATA from `source` repeats a message handed over (from
@@ -277,8 +283,29 @@ impl Endpoint {
     /// reached (refused before answering: a DATA is never answered and then
     /// dropped). `hash` is its key's, from the [`recognise`](Self::recognise)
     /// that found it new just before.
-    #[inline(always)]
     pub(super) fn take_data(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        data: NewData,
+        collision: bool,
+        hash: KeyHash,
+    ) {
+        if self.refuses_new_data() {
+            return;
+        }
+        if !self.has_room_to_receive(&data.kept_under) || !self.ensure_peer(now, source, true) {
+            self.stats.dropped.data_unanswered_full += 1;
+            return;
+        }
+        self.take_from_tracked(now, source, data, collision, hash);
+    }
+
+    /// [`take_data`](Self::take_data) once new data is not refused, the
+    /// receive bounds have room and `source` is tracked (inlined into a
+    /// DATA's handling, which knows the last two already).
+    #[inline(always)]
+    fn take_from_tracked(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -294,13 +321,6 @@ impl Endpoint {
             fragment,
             ..
         } = data;
-        if self.refuses_new_data() {
-            return;
-        }
-        if !self.has_room_to_receive(&kept_under) || !self.ensure_peer(now, source, true) {
-            self.stats.dropped.data_unanswered_full += 1;
-            return;
-        }
         // A fragment the reassembly cannot take is left unanswered, like a
         // DATA past a bound: its sender resends it.
         if fragment && !self.fragment_admissible(now, kept_under, &payload) {
