@@ -356,20 +356,23 @@ impl Warmer<'_> {
                 core::hint::black_box(table.first_slot(table.home(home)));
             }
         };
-        // The lifetime class's newest was warmed above.
+        // The lifetime class's newest was warmed above. (Plain loops: an
+        // iterator chain's fold over the generations is left out of line.)
         if let Some((older, filter)) = history.lifetime().older() {
             let candidates = filter.candidates(home);
-            older
-                .iter()
-                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
-                .for_each(warm_in);
+            for generation in older {
+                if candidates & GenerationFilter::bit(generation.number) != 0 {
+                    warm_in(generation);
+                }
+            }
         }
         if let Some(window) = history.class(Retention::Window) {
             let candidates = window.candidates(home);
-            window
-                .iter()
-                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
-                .for_each(warm_in);
+            for generation in window.iter() {
+                if candidates & GenerationFilter::bit(generation.number) != 0 {
+                    warm_in(generation);
+                }
+            }
         }
     }
 }
