@@ -243,6 +243,7 @@ impl Message {
 }
 
 impl Endpoint {
+    #[inline(always)]
     pub(super) fn accept_message(
         &mut self,
         now: Instant,
