@@ -40,8 +40,12 @@ stages = [
     # comparisons and one copy in the default framing): their rows count
     # only calls left out of line, as with another framing.
     ("  parse", "the framing's parse of each datagram (inlined: counted in input)", ["Framing::parse"]),
-    ("  receive: recognise a repeat", "awaited and remembered lookups", ["::recognise"]),
-    ("  receive: take the message", "record, RECV order, hand-over", ["::take_data"]),
+    # A DATA's recognition and taking are inlined into input: the first
+    # row counts the remembered memory's look-up (the awaited records' is
+    # inlined), the second only a taking left out of line (the release of
+    # DATA held for validation).
+    ("  receive: recognise a repeat", "the remembered memory's look-up (the awaited one inlined: counted in input)", ["RememberedIdentities::recall"]),
+    ("  receive: take the message", "record, RECV order, hand-over (inlined: counted in input)", ["::take_data"]),
     # The ACK's own handling is inlined into input: this row counts the
     # remembered memory's insertion, which is not.
     ("  receive: ACK ends the exchange", "identity into the remembered memory", ["RememberedIdentities::insert_bounded"]),
@@ -52,7 +56,7 @@ stages = [
     ("output", "poll_transmit: every datagram out", ["Endpoint::poll_transmit"]),
     ("  encode", "the framing's encoding (inlined: counted in output)", ["Framing::encode_to_vec"]),
     ("send call", "Endpoint::send: identity, table, queue, release", ["Endpoint::send"]),
-    ("  pacing and window", "release into flight", ["::release"]),
+    ("  pacing and window", "release into flight (a message with nothing queued ahead is released by the send itself: counted in send call)", ["::release"]),
     ("timers", "arming, and purging stale entries", ["::arm_sender_timer", "Endpoint::compact_tables"]),
     ("hash lookups", "hashbrown get/get_mut, all tables, and the awaiting records' find and remove", ["HashMap<K,V,S,A>::get_inner_mut", "HashMap<K,V,S,A>::get_inner", "AwaitingRecords::find", "AwaitingRecords::remove"]),
     ("clock arithmetic", "Instant differences", ["<std::time::Instant>::duration_since"]),

@@ -75,7 +75,7 @@ impl AwaitingRecords {
     }
 
     /// The slot of the record kept under `key`, whose hash is `hash`.
-    #[inline]
+    #[inline(always)]
     fn slot_of(&self, hash: KeyHash, key: &AwaitingKey) -> Option<u32> {
         let slots = &self.slots;
         let identity = key.1.to_u32();
@@ -91,7 +91,7 @@ impl AwaitingRecords {
     }
 
     /// The record kept under `key` (hashed as `hash`), and its id.
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(
         &mut self,
         hash: KeyHash,
@@ -142,7 +142,7 @@ impl AwaitingRecords {
     /// Keeps `record` under `key`, which [`find`](Self::find) found absent
     /// with `hash` (nothing was inserted under it since), and returns its
     /// id.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert(
         &mut self,
         hash: KeyHash,
@@ -177,6 +177,7 @@ impl AwaitingRecords {
     }
 
     /// Removes the record kept under `key`.
+    #[inline(always)]
     pub(super) fn remove(&mut self, key: &AwaitingKey) -> Option<AwaitingAck> {
         let hash = self.hash(key);
         let slots = &self.slots;

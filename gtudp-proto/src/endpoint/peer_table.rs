@@ -114,7 +114,7 @@ impl PeerTable {
         self.slots.get(slot)?.as_ref()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn get_mut(&mut self, address: &SocketAddr) -> Option<&mut Peer> {
         let slot = self.slot_remembered(address)?;
         self.slots.get_mut(slot)?.as_mut()

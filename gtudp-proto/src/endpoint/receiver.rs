@@ -203,7 +203,13 @@ impl Endpoint {
             self.hold_until_validated(now, source, data, size);
             return;
         }
-        self.take_data(now, source, data, collision, hash);
+        // `take_data`'s checks, but for those that cannot fail here: new
+        // data was not refused just above, and the sender is tracked.
+        if !self.has_room_to_receive(&kept_under) {
+            self.stats.dropped.data_unanswered_full += 1;
+            return;
+        }
+        self.take_from_tracked(now, source, data, collision, hash);
     }
 
     /// Whether a DATA from `source` repeats a message handed over (from
@@ -211,6 +217,7 @@ impl Endpoint {
     /// is answered with RECV here. Otherwise it is new; if it reuses the
     /// identity of an awaited message with another payload (a collision),
     /// that exchange is ended first, so its late copies stay recognised.
+    #[inline(always)]
     pub(super) fn recognise(
         &mut self,
         now: Instant,
@@ -284,6 +291,28 @@ impl Endpoint {
         collision: bool,
         hash: KeyHash,
     ) {
+        if self.refuses_new_data() {
+            return;
+        }
+        if !self.has_room_to_receive(&data.kept_under) || !self.ensure_peer(now, source, true) {
+            self.stats.dropped.data_unanswered_full += 1;
+            return;
+        }
+        self.take_from_tracked(now, source, data, collision, hash);
+    }
+
+    /// [`take_data`](Self::take_data) once new data is not refused, the
+    /// receive bounds have room and `source` is tracked (inlined into a
+    /// DATA's handling, which knows the last two already).
+    #[inline(always)]
+    fn take_from_tracked(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        data: NewData,
+        collision: bool,
+        hash: KeyHash,
+    ) {
         let NewData {
             kept_under,
             identity,
@@ -292,13 +321,6 @@ impl Endpoint {
             fragment,
             ..
         } = data;
-        if self.refuses_new_data() {
-            return;
-        }
-        if !self.has_room_to_receive(&kept_under) || !self.ensure_peer(now, source, true) {
-            self.stats.dropped.data_unanswered_full += 1;
-            return;
-        }
         // A fragment the reassembly cannot take is left unanswered, like a
         // DATA past a bound: its sender resends it.
         if fragment && !self.fragment_admissible(now, kept_under, &payload) {
@@ -432,6 +454,9 @@ impl Endpoint {
         }
         let now_ns = self.nanos(now);
         let since = |sent: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(sent));
+        // Acknowledged from where its DATA came (else from another port of
+        // its host, or, roaming, from another address).
+        let from_source = record.from == source;
         // This ACK validates nothing: the identity it names was chosen by
         // the DATA's sender, so whoever forged the DATA can forge it too.
         // (One look-up of the peer: it is usually the DATA's sender too,
@@ -442,14 +467,14 @@ impl Endpoint {
             count_inbound(peer, PacketKind::Ack, size);
             let sample = match record.transmissions {
                 // Karn's rule: a RECV written once.
-                1 if record.from == source => Some(since(record.first_sent)),
+                1 if from_source => Some(since(record.first_sent)),
                 // Written twice, and the ACK came sooner after the second
                 // than any round trip: it answers the first, whose RTT is
                 // exact (Eifel's test, as for a DATA resent too soon). A
                 // queue that grows past the RTO makes every RECV go out
                 // twice; without these samples none would be taken, and the
                 // estimate would stay below the path's RTT for good.
-                2 if record.from == source
+                2 if from_source
                     && peer
                         .rtt
                         .min()
@@ -464,12 +489,12 @@ impl Endpoint {
                 // A shorter RTO or probe timeout for what we send it.
                 peer.send_deadline_moved = true;
             }
-            if record.from == source {
+            if from_source {
                 idle = release_awaiting(peer, now, self.config.peer_idle_timeout);
                 released = true;
             }
         }
-        if !released && record.from != source {
+        if !released && !from_source {
             idle = self.release_awaiting(now, record.from);
         }
         self.remember_ended(

@@ -94,7 +94,9 @@ impl RecvCopies {
         self.copies
     }
 
-    /// A new message of `size` bytes (its DATA datagram) was taken.
+    /// A new message of `size` bytes (its DATA datagram) was taken
+    /// (inlined: counted for every message, decided once a window).
+    #[inline]
     pub(super) fn on_taken(&mut self, size: usize, recv_size: usize) {
         self.taken += 1;
         self.data_bytes += size as u64;
@@ -119,6 +121,7 @@ impl RecvCopies {
     }
 
     /// Sets the copies from the counts: see the module's documentation.
+    #[inline(never)]
     fn decide(&mut self, recv_size: usize) {
         let Some(mean) = self.data_bytes.checked_div(u64::from(self.taken)) else {
             return;

@@ -243,6 +243,7 @@ impl Message {
 }
 
 impl Endpoint {
+    #[inline(always)]
     pub(super) fn accept_message(
         &mut self,
         now: Instant,
@@ -312,7 +313,18 @@ impl Endpoint {
 
         self.next_message_id += 1;
         peer.idle_deadline = None;
-        peer.queue.push_back(id);
+        // Nothing waits ahead of it (the usual case for a sender that keeps
+        // up): released into flight here, as `release` would release it,
+        // without a trip through the queue. Otherwise it joins the queue and
+        // `release` below takes it in turn.
+        let direct = too_large.is_none()
+            && peer.resends.is_empty()
+            && peer.queue.is_empty()
+            && self.large_sends.is_empty();
+        let released = direct && release_first(peer, now);
+        if !released {
+            peer.queue.push_back(id);
+        }
         // The permutation repeats only after 2^32 messages; skip any identity
         // still in use after such a wrap. (One hash of the identity, to test
         // and to insert.)
@@ -330,25 +342,31 @@ impl Endpoint {
             Some(deadline) => self.nanos(deadline),
             None => NO_TIME,
         };
-        self.messages.insert(
-            id,
-            Message::new(
-                destination,
-                identity,
-                payload,
-                deadline_ns,
-                max_attempts,
-                options.only_once_validated,
-                fragment_of,
-                false,
-            ),
+        let mut message = Message::new(
+            destination,
+            identity,
+            payload,
+            deadline_ns,
+            max_attempts,
+            options.only_once_validated,
+            fragment_of,
+            false,
         );
+        message.in_flight = released;
+        message.transmit_pending = released;
+        self.messages.insert(id, message);
         self.outstanding += 1;
         if let Some(reason) = too_large {
             self.resolve(now, id, Err(reason));
             return Ok(id);
         }
-        self.release(now, destination);
+        match released {
+            true => self.output.push_data(id),
+            // Queued behind others, or held by the window or the pacer
+            // (then `release` finds it so again: nothing changed since).
+            false if !direct => self.release(now, destination),
+            false => {}
+        }
         self.arm_after_release(now, destination);
         Ok(id)
     }
@@ -946,13 +964,41 @@ impl Endpoint {
     }
 }
 
+/// Releases into flight a new message that nothing waits ahead of (no
+/// resend, nothing queued, no large message on its way out), if the
+/// peer's window and pacer allow: the same steps, in the same order, as
+/// [`Endpoint::release`] taking it from the front of the queue. Returns
+/// whether it went (the caller marks the message and orders its DATA).
+#[inline(always)]
+fn release_first(peer: &mut super::peer::Peer, now: Instant) -> bool {
+    if !peer.has_window() {
+        return false;
+    }
+    if let Some(interval) = peer.congestion.pacing_interval() {
+        if peer.pacer.try_release(now, interval).is_err() {
+            return false;
+        }
+    }
+    peer.in_flight += 1;
+    // The queue is empty behind it: the window, if still open, waits for
+    // the application.
+    if peer.has_window() {
+        peer.delivery.on_app_limited(peer.in_flight);
+    }
+    true
+}
+
 /// Whether a RECV from `source` can confirm a message sent to
 /// `destination`: it comes from there, or, when copies are recognised
 /// across ports, from another port of that host (a NAT moved the
 /// receiver: [`Config::recognise_copies_across_ports`](crate::Config::recognise_copies_across_ports)).
 #[inline]
 fn answers_for(across_ports: bool, destination: SocketAddr, source: SocketAddr) -> bool {
-    // The receiving side's rule for one sender, applied to one receiver.
-    super::receiver::sender_key(across_ports, &destination)
-        == super::receiver::sender_key(across_ports, &source)
+    // The receiving side's rule for one sender, applied to one receiver
+    // (`sender_key` of both compared, without building the keys: a host's
+    // key is its IP address with port 0).
+    match across_ports {
+        true => destination.ip() == source.ip(),
+        false => destination == source,
+    }
 }

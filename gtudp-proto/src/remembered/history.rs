@@ -349,7 +349,7 @@ impl Histories {
         self.hasher.hash_one(AddressKey(*address))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn get(&self, address: &SocketAddr) -> Option<&History> {
         self.table
             .find(self.hash(address), |record| record.key == *address)

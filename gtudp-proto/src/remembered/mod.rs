@@ -272,23 +272,8 @@ impl RememberedIdentities {
         // so the insertion then finds its bucket in the cache, and its load
         // overlaps the filter's.
         let mut recall = Recall::Unknown;
-        // Whether `generation` holds the identity with this payload (noting
-        // a collision in `recall`).
         let duplicate_in = |generation: &Generation, recall: &mut Recall| {
-            for table in &generation.tables {
-                let bucket = table.home(home);
-                // A bucket fills from its first slot: empty there, empty
-                // throughout, and never passed over.
-                if table.first_slot(bucket) == 0 {
-                    continue;
-                }
-                match table.find_from(bucket, identity, fingerprint.0) {
-                    Recall::Duplicate => return true,
-                    Recall::Collision => *recall = Recall::Collision,
-                    Recall::Unknown => {}
-                }
-            }
-            false
+            holds(generation, home, identity, fingerprint, recall)
         };
         let lifetime = history.lifetime();
         if let Some(newest) = lifetime.newest() {
@@ -371,20 +356,23 @@ impl Warmer<'_> {
                 core::hint::black_box(table.first_slot(table.home(home)));
             }
         };
-        // The lifetime class's newest was warmed above.
+        // The lifetime class's newest was warmed above. (Plain loops: an
+        // iterator chain's fold over the generations is left out of line.)
         if let Some((older, filter)) = history.lifetime().older() {
             let candidates = filter.candidates(home);
-            older
-                .iter()
-                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
-                .for_each(warm_in);
+            for generation in older {
+                if candidates & GenerationFilter::bit(generation.number) != 0 {
+                    warm_in(generation);
+                }
+            }
         }
         if let Some(window) = history.class(Retention::Window) {
             let candidates = window.candidates(home);
-            window
-                .iter()
-                .filter(|generation| candidates & GenerationFilter::bit(generation.number) != 0)
-                .for_each(warm_in);
+            for generation in window.iter() {
+                if candidates & GenerationFilter::bit(generation.number) != 0 {
+                    warm_in(generation);
+                }
+            }
         }
     }
 }
@@ -548,6 +536,34 @@ impl RememberedIdentities {
     fn position(&self, identity: u32) -> u64 {
         position(self.keys.position, identity)
     }
+}
+
+/// Whether `generation` holds `identity` with `fingerprint`, its position
+/// hash `home` (a collision, the identity with another payload, is noted
+/// in `recall`). Inlined in [`RememberedIdentities::recall`]: it runs for
+/// every DATA.
+#[inline(always)]
+fn holds(
+    generation: &Generation,
+    home: u64,
+    identity: u32,
+    fingerprint: Fingerprint,
+    recall: &mut Recall,
+) -> bool {
+    for table in &generation.tables {
+        let bucket = table.home(home);
+        // A bucket fills from its first slot: empty there, empty
+        // throughout, and never passed over.
+        if table.first_slot(bucket) == 0 {
+            continue;
+        }
+        match table.find_from(bucket, identity, fingerprint.0) {
+            Recall::Duplicate => return true,
+            Recall::Collision => *recall = Recall::Collision,
+            Recall::Unknown => {}
+        }
+    }
+    false
 }
 
 /// Rebuilds the filter of one class's `generations` for the identities

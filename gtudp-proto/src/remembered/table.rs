@@ -175,7 +175,7 @@ impl Table {
         ((u128::from(hash) * self.buckets() as u128) >> 64) as usize
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert(&mut self, hash: u64, entry: u64) {
         let mut index = self.home(hash);
         // `is_full` keeps a fifth of the slots free, so some bucket has room.
@@ -196,6 +196,7 @@ impl Table {
     }
 
     /// Looks for `identity` from bucket `index` (its home bucket) on.
+    #[inline(always)]
     pub(super) fn find_from(&self, mut index: usize, identity: u32, fingerprint: u32) -> Recall {
         let mut recall = Recall::Unknown;
         loop {
