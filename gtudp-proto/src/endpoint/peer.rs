@@ -63,7 +63,7 @@ pub(super) struct Peer {
     /// A tail-loss probe is out and nothing was confirmed since.
     pub(super) probe_out: bool,
     /// Something may have moved the send side's deadline earlier since the
-    /// timer was last armed (see `Endpoint::arm_after_transmission`).
+    /// timer was last armed (see `recovery::transmission_may_move_deadline`).
     pub(super) send_deadline_moved: bool,
     /// How many times RECVs to the peer go out (see [`super::recv_copies`]).
     pub(super) recv_copies: super::recv_copies::RecvCopies,

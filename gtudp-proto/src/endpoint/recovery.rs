@@ -292,35 +292,6 @@ impl Endpoint {
         }
     }
 
-    /// After a DATA transmission to `address` whose entry in the send
-    /// order is `seq`: arms the peer's send-side timer only if the
-    /// transmission can have moved its deadline earlier.
-    ///
-    /// It can only if no earlier entry is live. Otherwise every term of the
-    /// deadline (see [`sender_deadline`]) is as it was or later: the live
-    /// entries are those before plus this one, at the back, so the oldest
-    /// (its RTO) is unchanged; the tail-loss probe counts from this
-    /// transmission, later than the last; the reordering deadline, the
-    /// pacer's (the queue, the resends and the window are untouched by a
-    /// transmission) and the probe resend are unchanged. So the timer needs
-    /// nothing if it was set for the deadline when last armed and nothing
-    /// moved the deadline earlier since: a change that can without arming
-    /// the timer at once (an RTT sample from the peer's ACK or a late
-    /// RECV, a message resolved, the peer validated) sets
-    /// `send_deadline_moved`, and the timer is armed in full then, as at
-    /// every other call. Debug builds with the simulator check the result.
-    pub(super) fn arm_after_transmission(&mut self, now: Instant, address: SocketAddr, seq: u64) {
-        let Some(peer) = self.peers.get_mut(&address) else {
-            return;
-        };
-        let oldest = peer.order.oldest(liveness_in(&self.messages));
-        if peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq) {
-            self.arm_sender_timer(now, address);
-            return;
-        }
-        self.check_send_timer(now, address);
-    }
-
     /// After a message for `address` was accepted and `release` let what
     /// it could into flight: arms the peer's send-side timer only if that
     /// can have moved its deadline earlier.
@@ -332,7 +303,7 @@ impl Endpoint {
     /// probe are unchanged; the pacer's term counts no more for an empty
     /// queue, and for the resends as before (its next release only moved
     /// later); the reordering deadline and the probe resend are unchanged.
-    /// As for [`Self::arm_after_transmission`], the timer then needs
+    /// As for [`transmission_may_move_deadline`], the timer then needs
     /// nothing unless `send_deadline_moved`. Debug builds with the
     /// simulator check the result.
     pub(super) fn arm_after_release(&mut self, now: Instant, address: SocketAddr) {
@@ -350,7 +321,7 @@ impl Endpoint {
     /// send-side timer is set no later than the deadline its state gives
     /// (arming it would find nothing to do).
     #[inline(always)]
-    fn check_send_timer(&self, now: Instant, address: SocketAddr) {
+    pub(super) fn check_send_timer(&self, now: Instant, address: SocketAddr) {
         #[cfg(all(debug_assertions, feature = "sim"))]
         if let Some(peer) = self.peers.get(&address) {
             let oldest = peer
@@ -403,6 +374,38 @@ fn sender_deadline(
     }
     earliest(peer.probe_resend.map(|(at, _)| at));
     wanted
+}
+
+/// After a DATA transmission to `peer` whose entry in the send order is
+/// `seq`: whether the transmission can have moved the peer's send-side
+/// deadline earlier, so that its timer must be armed
+/// ([`Endpoint::arm_sender_timer`]); when not, it needs nothing (debug
+/// builds with the simulator check it: `Endpoint::check_send_timer`).
+///
+/// It can only if no earlier entry is live. Otherwise every term of the
+/// deadline (see [`sender_deadline`]) is as it was or later: the live
+/// entries are those before plus this one, at the back, so the oldest
+/// (its RTO) is unchanged; the tail-loss probe counts from this
+/// transmission, later than the last; the reordering deadline, the
+/// pacer's (the queue, the resends and the window are untouched by a
+/// transmission) and the probe resend are unchanged. So the timer needs
+/// nothing if it was set for the deadline when last armed and nothing
+/// moved the deadline earlier since: a change that can without arming
+/// the timer at once (an RTT sample from the peer's ACK or a late
+/// RECV, a message resolved, the peer validated) sets
+/// `send_deadline_moved`, and the timer is armed in full then, as at
+/// every other call.
+///
+/// Takes the peer found by the transmission's writer, rather than an
+/// address to look up again.
+#[inline]
+pub(super) fn transmission_may_move_deadline(
+    peer: &mut super::peer::Peer,
+    messages: &super::messages::Messages,
+    seq: u64,
+) -> bool {
+    let oldest = peer.order.oldest(liveness_in(messages));
+    peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq)
 }
 
 /// Whether a transmission is still its message's latest and unconfirmed,
