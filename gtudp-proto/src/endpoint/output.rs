@@ -199,29 +199,41 @@ impl Endpoint {
     ) -> Option<Transmit> {
         buf.clear();
         let mut tally = Tally::default();
-        let (lane, (destination, segment)) =
-            match self.write_front(now, Lane::Control, None, buf, &mut tally) {
-                Some(first) => (Lane::Control, first),
-                None => (
-                    Lane::Data,
-                    self.write_front(now, Lane::Data, None, buf, &mut tally)?,
-                ),
-            };
-        let batch = Batch {
-            destination,
-            segment,
-        };
-        let mut count = 1;
-        while count < max_datagrams {
-            let Some((_, size)) = self.write_front(now, lane, Some(batch), buf, &mut tally) else {
-                break;
-            };
+        // The control lane first; the first datagram written sets the
+        // batch's destination and segment length.
+        let mut lane = Lane::Control;
+        let mut batch: Option<Batch> = None;
+        let mut count = 0;
+        loop {
+            match self.write_front(now, lane, batch, buf, &mut tally) {
+                Some((destination, segment)) if batch.is_none() => {
+                    batch = Some(Batch {
+                        destination,
+                        segment,
+                    });
+                }
+                Some((_, size)) => {
+                    if batch.is_some_and(|batch| size < batch.segment) {
+                        // Only the last segment of a batch may be shorter.
+                        count += 1;
+                        break;
+                    }
+                }
+                None if batch.is_none() && lane == Lane::Control => {
+                    lane = Lane::Data;
+                    continue;
+                }
+                None => break,
+            }
             count += 1;
-            if size < segment {
-                // Only the last segment of a batch may be shorter.
+            if count >= max_datagrams {
                 break;
             }
         }
+        let Batch {
+            destination,
+            segment,
+        } = batch?;
         tally.add_to(&mut self.stats);
         Some(Transmit {
             destination,
@@ -237,7 +249,8 @@ impl Endpoint {
     ///
     /// Each order's message or record and its peer are looked up once, for
     /// both the check and the writing.
-    #[inline]
+    // Always: its one call is the batch's loop.
+    #[inline(always)]
     fn write_front(
         &mut self,
         now: Instant,

@@ -337,6 +337,7 @@ impl<'a> Timeouts<'a> {
     /// Never above `max_rto`: a sender's retries must end within
     /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
     /// the receiver's `remember_window` covers.
+    #[inline]
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
         self.after(transmissions).max(self.rtt.twice_smoothed())
     }
@@ -353,6 +354,7 @@ impl<'a> Timeouts<'a> {
     /// on a RECV resent late: a lost RECV's sender finds the loss and
     /// resends the DATA, which is answered at once, sooner than this
     /// timer; a lost ACK only keeps the record a little longer.
+    #[inline]
     pub(super) fn recv_after(&self, transmissions: u32) -> std::time::Duration {
         self.data_after(transmissions)
     }
