@@ -266,18 +266,18 @@ impl Endpoint {
                 Order::Recv(to, record, identity) => {
                     self.write_recv(now, lane, to, record, identity, batch, buf)
                 }
-                Order::RecvCopy(to, _, identity) => {
-                    let step = self.write_reply(lane, to, Packet::Recv { identity }, batch, buf);
-                    if matches!(step, Step::Written(..)) {
+                order @ (Order::Ack(to, identity)
+                | Order::RecvAgain(to, identity)
+                | Order::RecvCopy(to, _, identity)) => {
+                    let (kind, copy) = match order {
+                        Order::Ack(..) => (PacketKind::Ack, false),
+                        _ => (PacketKind::Recv, matches!(order, Order::RecvCopy(..))),
+                    };
+                    let step = self.write_reply(lane, to, kind, identity, batch, buf);
+                    if copy && matches!(step, Step::Written(..)) {
                         self.stats.recv_copies_sent += 1;
                     }
                     step
-                }
-                Order::RecvAgain(to, identity) => {
-                    self.write_reply(lane, to, Packet::Recv { identity }, batch, buf)
-                }
-                Order::Ack(to, identity) => {
-                    self.write_reply(lane, to, Packet::Ack { identity }, batch, buf)
                 }
                 Order::Probe(to, identity) => self.write_probe(lane, to, identity, batch, buf),
                 Order::Raw => self.write_raw(lane, batch, buf),
@@ -427,7 +427,7 @@ impl Endpoint {
         let start = buf.len();
         self.config
             .framing
-            .encode_to_vec(&Packet::Recv { identity }, buf);
+            .extend_header_vec(PacketKind::Recv, identity, buf);
         // It counts the datagram in the peer's stats too.
         let copies = self.on_recv_sent(now, to, record, buf.len() - start);
         for _ in 0..copies.unwrap_or(0) {
@@ -439,12 +439,16 @@ impl Endpoint {
     }
 
     /// The front order of `lane` when it is a header-sized reply with no
-    /// record behind it (ACK, RECV again, a RECV's copy): `packet` to `to`.
+    /// record behind it (ACK, RECV again, a RECV's copy): a packet of `kind`
+    /// naming `identity`, to `to`.
+    // Always: its one call is in the batch's loop.
+    #[inline(always)]
     fn write_reply(
         &mut self,
         lane: Lane,
         to: SocketAddr,
-        packet: Packet<'_>,
+        kind: PacketKind,
+        identity: Identity,
         batch: Option<Batch>,
         buf: &mut Vec<u8>,
     ) -> Step {
@@ -464,11 +468,11 @@ impl Endpoint {
         }
         self.output.pop(lane);
         let start = buf.len();
-        self.config.framing.encode_to_vec(&packet, buf);
+        self.config.framing.extend_header_vec(kind, identity, buf);
         if let Some(peer) = peer {
-            count_outbound(peer, packet.kind(), buf.len() - start);
+            count_outbound(peer, kind, buf.len() - start);
         }
-        Step::Written(to, header_len, Some(packet.kind()))
+        Step::Written(to, header_len, Some(kind))
     }
 
     /// The front order of `lane` when it is a validation probe to `to`.
@@ -496,7 +500,7 @@ impl Endpoint {
         let start = buf.len();
         self.config
             .framing
-            .encode_to_vec(&Packet::Recv { identity }, buf);
+            .extend_header_vec(PacketKind::Recv, identity, buf);
         if let Some(peer) = peer {
             count_outbound(peer, PacketKind::Recv, buf.len() - start);
         }
