@@ -346,6 +346,9 @@ impl Endpoint {
 /// (with its message's attempts used) and the tail-loss probe after the
 /// latest, the pacer's next release when something waits for it, and the
 /// resend of what a validation probe drew.
+// Always: armed after every confirmation, and its terms are a few
+// comparisons of instants once inlined.
+#[inline(always)]
 fn sender_deadline(
     config: &crate::Config,
     peer: &super::peer::Peer,
@@ -353,27 +356,29 @@ fn sender_deadline(
     now: Instant,
 ) -> Option<Instant> {
     let mut wanted = peer.rack_deadline.filter(|at| *at > now);
-    let mut earliest = |at: Option<Instant>| {
-        if let Some(at) = at {
-            wanted = Some(wanted.map_or(at, |w| w.min(at)));
-        }
-    };
     if let Some((oldest, attempts)) = oldest {
-        earliest(Some(oldest.at + peer.timeouts().data_after(attempts)));
-        if let (true, false, Some(timeout), Some(last)) = (
-            config.early_loss_detection,
-            peer.probe_out,
-            peer.rtt.probe_timeout(),
-            peer.last_data_sent,
-        ) {
-            earliest(Some(last + timeout));
+        wanted = earlier(wanted, oldest.at + peer.timeouts().data_after(attempts));
+        if config.early_loss_detection && !peer.probe_out {
+            if let (Some(timeout), Some(last)) = (peer.rtt.probe_timeout(), peer.last_data_sent) {
+                wanted = earlier(wanted, last + timeout);
+            }
         }
     }
     if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
-        earliest(peer.pacer.next_release(now));
+        if let Some(release) = peer.pacer.next_release(now) {
+            wanted = earlier(wanted, release);
+        }
     }
-    earliest(peer.probe_resend.map(|(at, _)| at));
+    if let Some((resend, _)) = peer.probe_resend {
+        wanted = earlier(wanted, resend);
+    }
     wanted
+}
+
+/// The earlier of `wanted` (if any) and `at`.
+#[inline(always)]
+fn earlier(wanted: Option<Instant>, at: Instant) -> Option<Instant> {
+    Some(wanted.map_or(at, |wanted| wanted.min(at)))
 }
 
 /// After a DATA transmission to `peer` whose entry in the send order is
