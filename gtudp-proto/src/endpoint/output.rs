@@ -575,8 +575,22 @@ struct Batch {
 #[inline]
 fn fits(batch: Option<Batch>, to: SocketAddr, size: usize, written: usize) -> bool {
     batch.map_or(true, |batch| {
-        to == batch.destination && size <= batch.segment && written + size <= MAX_BATCH_BYTES
+        same_address(&to, &batch.destination)
+            && size <= batch.segment
+            && written + size <= MAX_BATCH_BYTES
     })
+}
+
+/// `a == b`, with an IPv4 address's four bytes and port compared as two
+/// words (asked for every datagram after a batch's first).
+#[inline(always)]
+fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
+    match (a, b) {
+        (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+            a.port() == b.port() && a.ip().to_bits() == b.ip().to_bits()
+        }
+        _ => a == b,
+    }
 }
 
 /// What became of the front order of a lane.
@@ -595,24 +609,25 @@ enum Step {
 #[derive(Default)]
 struct Tally {
     bytes: u64,
-    datagrams: crate::stats::KindCounts,
+    /// DATA, RECV and ACK datagrams (by [`PacketKind::index`]), then raw
+    /// ones (counted apart, in `EndpointStats::raw_out`).
+    datagrams: [u64; 4],
 }
 
 impl Tally {
     #[inline]
     fn add(&mut self, kind: Option<PacketKind>, size: usize) {
         self.bytes += size as u64;
-        if let Some(kind) = kind {
-            self.datagrams.add(kind);
-        }
+        self.datagrams[kind.map_or(3, PacketKind::index)] += 1;
     }
 
     #[inline]
     fn add_to(self, stats: &mut crate::stats::EndpointStats) {
+        let [data, recv, ack, _raw] = self.datagrams;
         stats.bytes_out += self.bytes;
-        stats.datagrams_out.data += self.datagrams.data;
-        stats.datagrams_out.recv += self.datagrams.recv;
-        stats.datagrams_out.ack += self.datagrams.ack;
+        stats.datagrams_out.data += data;
+        stats.datagrams_out.recv += recv;
+        stats.datagrams_out.ack += ack;
     }
 }
 
