@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::awaiting::AwaitingId;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
+use crate::fifo::Fifo;
 use crate::timer::TimerKey;
 use crate::wire::{Identity, Packet, PacketKind};
 
@@ -62,8 +63,8 @@ enum Lane {
 
 #[derive(Debug, Default)]
 pub(super) struct Output {
-    control: VecDeque<Order>,
-    data: VecDeque<Order>,
+    control: Fifo<Order>,
+    data: Fifo<Order>,
     /// The raw datagrams of the control lane's `Raw` orders, in their
     /// order (a `Raw` order is never dropped but by its transmission).
     raw: VecDeque<(SocketAddr, Bytes)>,
@@ -115,7 +116,7 @@ impl Output {
         self.control.is_empty() && self.data.is_empty()
     }
 
-    fn lane(&self, lane: Lane) -> &VecDeque<Order> {
+    fn lane(&self, lane: Lane) -> &Fifo<Order> {
         match lane {
             Lane::Control => &self.control,
             Lane::Data => &self.data,
@@ -145,6 +146,7 @@ impl Output {
         self.data.retain(keep);
     }
 
+    #[inline]
     fn pop(&mut self, lane: Lane) -> Option<Order> {
         let order = match lane {
             Lane::Control => self.control.pop_front(),
