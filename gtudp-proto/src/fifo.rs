@@ -8,9 +8,14 @@
 //!
 //! The slots of taken entries are reclaimed when the queue empties (each
 //! `poll_transmit` drains its lanes, so usually then), or in one move once
-//! they are at least half the vector and 32 or more: each entry is moved at
-//! most once per time it is taken, and the vector never holds more than
-//! twice its live entries (plus 32).
+//! they are at least half the vector and [`RECLAIM_AFTER`] or more: each
+//! entry is moved at most once per time it is taken, and the vector never
+//! holds more than twice its live entries plus `RECLAIM_AFTER`.
+
+/// Taken slots are left in place up to this many (see the module docs): a
+/// queue drained as a whole, as a poll drains a lane of a batch or two,
+/// moves nothing.
+const RECLAIM_AFTER: usize = 256;
 
 /// See the module docs.
 #[derive(Clone, Debug)]
@@ -77,7 +82,7 @@ impl<T: Copy> Fifo<T> {
         self.head += 1;
         if self.head == self.entries.len() {
             self.clear();
-        } else if self.head >= 32 && 2 * self.head >= self.entries.len() {
+        } else if self.head >= RECLAIM_AFTER && 2 * self.head >= self.entries.len() {
             self.reclaim();
         }
         Some(entry)
@@ -110,9 +115,9 @@ mod tests {
     proptest::proptest! {
         /// Whatever the pushes, takes and purges, the queue holds what a
         /// `VecDeque` given the same operations holds, in the same order,
-        /// and its vector stays within twice its entries plus 32.
+        /// and its vector stays within twice its entries plus `RECLAIM_AFTER`.
         #[test]
-        fn behaves_as_a_vec_deque(operations in proptest::collection::vec((0u8..6, 0u32..100), 0..400)) {
+        fn behaves_as_a_vec_deque(operations in proptest::collection::vec((0u8..6, 0u32..100), 0..2000)) {
             let mut fifo = Fifo::default();
             let mut reference = VecDeque::new();
             for (operation, value) in operations {
@@ -136,7 +141,7 @@ mod tests {
                 proptest::prop_assert_eq!(fifo.is_empty(), reference.is_empty());
                 proptest::prop_assert_eq!(fifo.front(), reference.front());
                 proptest::prop_assert_eq!(fifo.back(), reference.back());
-                proptest::prop_assert!(fifo.entries.len() <= 2 * fifo.len() + 32);
+                proptest::prop_assert!(fifo.entries.len() <= 2 * fifo.len() + super::RECLAIM_AFTER);
             }
             let left: Vec<u32> = std::iter::from_fn(|| fifo.pop_front()).collect();
             proptest::prop_assert_eq!(left, Vec::from(reference));
