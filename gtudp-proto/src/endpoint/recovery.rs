@@ -306,6 +306,9 @@ impl Endpoint {
     /// As for [`transmission_may_move_deadline`], the timer then needs
     /// nothing unless `send_deadline_moved`. Debug builds with the
     /// simulator check the result.
+    // Inlined into `send`'s path: for most messages it is a look at the
+    // peer and two tests.
+    #[inline]
     pub(super) fn arm_after_release(&mut self, now: Instant, address: SocketAddr) {
         let Some(peer) = self.peers.get(&address) else {
             return;
