@@ -1,5 +1,6 @@
-//! A first-in, first-out queue of small `Copy` entries for the hot paths:
-//! the output's lanes of orders and the timer queue's lanes of deadlines.
+//! A first-in, first-out queue of small `Copy` entries for a queue that
+//! empties often: the output's lanes of orders, which every `poll_transmit`
+//! drains.
 //!
 //! The entries live in one vector, from the index of the front to its end.
 //! Taking the front moves the index; pushing is the vector's push, whose
@@ -11,6 +12,13 @@
 //! they are at least half the vector and [`RECLAIM_AFTER`] or more: each
 //! entry is moved at most once per time it is taken, and the vector never
 //! holds more than twice its live entries plus `RECLAIM_AFTER`.
+//!
+//! A queue that never empties is better off in a `VecDeque`: here its live
+//! entries slide along a vector up to twice as large and are moved back
+//! now and then, touching more memory than a ring. The timer queue's lanes,
+//! which a busy server never drains, stay `VecDeque`s for that reason (with
+//! them here, its 10,000 peers took 44.7 rather than 44.0 misses of a 2 MB
+//! cache per message).
 
 /// Taken slots are left in place up to this many (see the module docs): a
 /// queue drained as a whole, as a poll drains a lane of a batch or two,
@@ -51,7 +59,7 @@ impl<T: Copy> Fifo<T> {
         self.entries.get(self.head)
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn back(&self) -> Option<&T> {
         if self.is_empty() {
             return None;

@@ -20,12 +20,11 @@
 //! deadline, as a timer wheel would, with exact instants.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::event::MessageId;
-use crate::fifo::Fifo;
 use crate::wire::Identity;
 
 /// What a deadline belongs to.
@@ -85,7 +84,7 @@ enum Source {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimerQueue {
     /// Per kind, entries in deadline order (see the module docs).
-    lanes: [Fifo<(Instant, TimerKey)>; LANES],
+    lanes: [VecDeque<(Instant, TimerKey)>; LANES],
     /// Entries that came out of order for their lane.
     heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     /// Entries in the lanes and the heap together, kept so that `len`,
@@ -148,7 +147,7 @@ impl TimerQueue {
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(
             self.len,
-            self.heap.len() + self.lanes.iter().map(Fifo::len).sum::<usize>()
+            self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
         );
         self.len
     }
@@ -215,12 +214,12 @@ impl TimerQueue {
         for lane in &mut self.lanes {
             lane.retain(|(at, key)| is_live(*at, *key));
         }
-        self.len = self.heap.len() + self.lanes.iter().map(Fifo::len).sum::<usize>();
+        self.len = self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>();
     }
 
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
-        self.lanes.iter_mut().for_each(Fifo::clear);
+        self.lanes.iter_mut().for_each(VecDeque::clear);
         self.len = 0;
     }
 }
