@@ -167,6 +167,7 @@ mod congestion;
 mod endpoint;
 mod error;
 mod event;
+mod fifo;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod identities;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::awaiting::AwaitingId;
 use super::Endpoint;
 use crate::event::{MessageId, Transmit};
+use crate::fifo::Fifo;
 use crate::timer::TimerKey;
 use crate::wire::{Identity, Packet, PacketKind};
 
@@ -27,7 +28,7 @@ use crate::wire::{Identity, Packet, PacketKind};
 /// send is limited to a 64 KiB IP datagram.
 const MAX_BATCH_BYTES: usize = 65_000;
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Order {
     Data(MessageId),
     /// A RECV for a record awaiting its ACK: where it goes, the record
@@ -62,8 +63,8 @@ enum Lane {
 
 #[derive(Debug, Default)]
 pub(super) struct Output {
-    control: VecDeque<Order>,
-    data: VecDeque<Order>,
+    control: Fifo<Order>,
+    data: Fifo<Order>,
     /// The raw datagrams of the control lane's `Raw` orders, in their
     /// order (a `Raw` order is never dropped but by its transmission).
     raw: VecDeque<(SocketAddr, Bytes)>,
@@ -115,7 +116,7 @@ impl Output {
         self.control.is_empty() && self.data.is_empty()
     }
 
-    fn lane(&self, lane: Lane) -> &VecDeque<Order> {
+    fn lane(&self, lane: Lane) -> &Fifo<Order> {
         match lane {
             Lane::Control => &self.control,
             Lane::Data => &self.data,
@@ -145,6 +146,7 @@ impl Output {
         self.data.retain(keep);
     }
 
+    #[inline]
     fn pop(&mut self, lane: Lane) -> Option<Order> {
         let order = match lane {
             Lane::Control => self.control.pop_front(),
@@ -198,29 +200,43 @@ impl Endpoint {
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
         buf.clear();
-        let (lane, (destination, segment)) = match self.next_ready(Lane::Control) {
-            Some(ready) => (Lane::Control, ready),
-            None => (Lane::Data, self.next_ready(Lane::Data)?),
-        };
-        self.write_next(now, lane, buf);
-        let mut count = 1;
-        while count < max_datagrams {
-            let Some((next_destination, size)) = self.next_ready(lane) else {
-                break;
-            };
-            if next_destination != destination
-                || size > segment
-                || buf.len() + size > MAX_BATCH_BYTES
-            {
-                break;
+        let mut tally = Tally::default();
+        // The control lane first; the first datagram written sets the
+        // batch's destination and segment length.
+        let mut lane = Lane::Control;
+        let mut batch: Option<Batch> = None;
+        let mut count = 0;
+        loop {
+            match self.write_front(now, lane, batch, buf, &mut tally) {
+                Some((destination, segment)) if batch.is_none() => {
+                    batch = Some(Batch {
+                        destination,
+                        segment,
+                    });
+                }
+                Some((_, size)) => {
+                    if batch.is_some_and(|batch| size < batch.segment) {
+                        // Only the last segment of a batch may be shorter.
+                        count += 1;
+                        break;
+                    }
+                }
+                None if batch.is_none() && lane == Lane::Control => {
+                    lane = Lane::Data;
+                    continue;
+                }
+                None => break,
             }
-            self.write_next(now, lane, buf);
             count += 1;
-            if size < segment {
-                // Only the last segment of a batch may be shorter.
+            if count >= max_datagrams {
                 break;
             }
         }
+        let Batch {
+            destination,
+            segment,
+        } = batch?;
+        tally.add_to(&mut self.stats);
         Some(Transmit {
             destination,
             size: buf.len(),
@@ -228,88 +244,294 @@ impl Endpoint {
         })
     }
 
-    /// Drops stale or unaffordable orders from the front of `lane` and
-    /// returns where the next one goes and how long it is.
-    fn next_ready(&mut self, lane: Lane) -> Option<(SocketAddr, usize)> {
-        let header_len = self.config.framing.header_len();
+    /// Drops stale or unaffordable orders from the front of `lane`, then
+    /// writes the next one into `buf` and records its transmission, unless
+    /// it does not fit `batch` (it stays in the queue then); returns where
+    /// the datagram written goes and how long it is.
+    ///
+    /// Each order's message or record and its peer are looked up once, for
+    /// both the check and the writing.
+    // Always: its one call is the batch's loop.
+    #[inline(always)]
+    fn write_front(
+        &mut self,
+        now: Instant,
+        lane: Lane,
+        batch: Option<Batch>,
+        buf: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Option<(SocketAddr, usize)> {
         loop {
-            let ready = match self.output.lane(lane).front()? {
-                Order::Data(id) => {
-                    let id = *id;
-                    let ready = self
-                        .messages
-                        .get(&id)
-                        .filter(|message| message.transmit_pending)
-                        .map(|message| {
-                            (
-                                message.destination,
-                                header_len + message.payload.len(),
-                                message.only_once_validated,
-                            )
-                        });
-                    match ready {
-                        Some((to, _, true))
-                            if self
-                                .peers
-                                .get_remembered(&to)
-                                .is_some_and(|peer| peer.is_unvalidated()) =>
-                        {
-                            self.hold_for_budget(id, to);
-                            None
-                        }
-                        Some((to, size, _))
-                            if self
-                                .peers
-                                .get_remembered(&to)
-                                .is_some_and(|peer| !peer.may_send(size, header_len)) =>
-                        {
-                            self.stats.dropped.amplification_limited += 1;
-                            self.hold_for_budget(id, to);
-                            None
-                        }
-                        ready => ready.map(|(to, size, _)| (to, size)),
-                    }
+            let start = buf.len();
+            let step = match *self.output.lane(lane).front()? {
+                Order::Data(id) => self.write_data(now, lane, id, batch, buf),
+                Order::Recv(to, record, identity) => {
+                    self.write_recv(now, lane, to, record, identity, batch, buf)
                 }
-                Order::Recv(to, id, _) => match self.peers.get_remembered(to) {
-                    Some(peer) if peer.may_send(header_len, header_len) => Some((*to, header_len)),
-                    Some(_) => {
-                        let (to, id) = (*to, *id);
-                        self.stats.dropped.amplification_limited += 1;
-                        self.on_recv_withheld(to, id);
-                        None
+                order @ (Order::Ack(to, identity)
+                | Order::RecvAgain(to, identity)
+                | Order::RecvCopy(to, _, identity)) => {
+                    let (kind, copy) = match order {
+                        Order::Ack(..) => (PacketKind::Ack, false),
+                        _ => (PacketKind::Recv, matches!(order, Order::RecvCopy(..))),
+                    };
+                    let step = self.write_reply(lane, to, kind, identity, batch, buf);
+                    if copy && matches!(step, Step::Written(..)) {
+                        self.stats.recv_copies_sent += 1;
                     }
-                    None => None,
-                },
-                Order::Ack(to, _) | Order::RecvAgain(to, _) | Order::RecvCopy(to, _, _) => {
-                    match self.peers.get_remembered(to) {
-                        // An untracked address gets one reply per datagram it
-                        // sent (ACK per RECV, RECV per repeated DATA), never
-                        // larger, so no amplification.
-                        Some(peer) if !peer.may_send(header_len, header_len) => {
-                            self.stats.dropped.amplification_limited += 1;
-                            None
-                        }
-                        _ => Some((*to, header_len)),
-                    }
+                    step
                 }
-                Order::Probe(to, _) => match self.peers.get_remembered(to) {
-                    Some(peer) if !peer.may_probe(header_len) => {
-                        self.stats.dropped.amplification_limited += 1;
-                        None
-                    }
-                    _ => Some((*to, header_len)),
-                },
-                Order::Raw => self
-                    .output
-                    .raw
-                    .front()
-                    .map(|(to, datagram)| (*to, datagram.len())),
+                Order::Probe(to, identity) => self.write_probe(lane, to, identity, batch, buf),
+                Order::Raw => self.write_raw(lane, batch, buf),
             };
-            if ready.is_some() {
-                return ready;
+            match step {
+                Step::Written(to, size, kind) => {
+                    tally.add(kind, buf.len() - start);
+                    return Some((to, size));
+                }
+                Step::Stop => return None,
+                Step::Drop => {
+                    self.output.pop(lane);
+                }
             }
-            self.output.pop(lane);
         }
+    }
+
+    /// The front order of `lane` when it is the DATA of message `id`.
+    fn write_data(
+        &mut self,
+        now: Instant,
+        lane: Lane,
+        id: MessageId,
+        batch: Option<Batch>,
+        buf: &mut Vec<u8>,
+    ) -> Step {
+        let header_len = self.config.framing.header_len();
+        let now_ns = self.nanos(now);
+        let Some(message) = self
+            .messages
+            .get_mut(&id)
+            .filter(|message| message.transmit_pending)
+        else {
+            return Step::Drop;
+        };
+        let to = message.destination;
+        let size = header_len + message.payload.len();
+        let peer = self.peers.get_mut(&to);
+        if let Some(tracked) = peer.as_deref() {
+            if message.only_once_validated && tracked.is_unvalidated() {
+                self.hold_for_budget(id, to);
+                return Step::Drop;
+            }
+            if !tracked.may_send(size, header_len) {
+                self.stats.dropped.amplification_limited += 1;
+                self.hold_for_budget(id, to);
+                return Step::Drop;
+            }
+        }
+        if !fits(batch, to, size, buf.len()) {
+            return Step::Stop;
+        }
+        self.output.pop(lane);
+        let start = buf.len();
+        let framing = &self.config.framing;
+        match (
+            message.is_fragment() || message.probe,
+            &self.config.large_messages,
+        ) {
+            (true, Some(large)) => {
+                // A fragment: the framing's header with the extension's
+                // type (see `crate::wire::FragmentHeader`).
+                framing.extend_prefix(buf);
+                buf.extend_from_slice(&large.fragment_type);
+                buf.extend_from_slice(&message.identity.to_bytes());
+                buf.extend_from_slice(&message.payload);
+            }
+            _ => framing.encode_to_vec(
+                &Packet::Data {
+                    identity: message.identity,
+                    payload: &message.payload,
+                },
+                buf,
+            ),
+        }
+        message.transmit_pending = false;
+        message.transmissions += 1;
+        message.previous_sent_ns = message.last_sent_ns;
+        message.last_sent_ns = now_ns;
+        let retransmission = message.transmissions > 1;
+        if retransmission {
+            self.stats.retransmissions += 1;
+        }
+        let resent_fragment = message.fragment_of().filter(|_| retransmission);
+        let may_move_deadline = match peer {
+            Some(peer) => {
+                count_outbound(peer, PacketKind::Data, buf.len() - start);
+                if retransmission {
+                    peer.stats.retransmissions += 1;
+                }
+                let seq = peer.order.push(id, now);
+                message.send_seq = seq;
+                message.snapshot = Some(peer.delivery.on_send(now_ns, peer.in_flight - 1));
+                peer.last_data_sent = Some(now);
+                let messages = &self.messages;
+                if peer.order.len() > 2 * peer.in_flight + 64 {
+                    peer.order.retain(|sent| {
+                        messages
+                            .get(&sent.id)
+                            .map_or(crate::loss::Liveness::Stale, |m| m.liveness(sent))
+                    });
+                }
+                Some(super::recovery::transmission_may_move_deadline(
+                    peer, messages, seq,
+                ))
+            }
+            None => None,
+        };
+        if let Some(large) = resent_fragment {
+            self.on_fragment_resent(to, large);
+        }
+        match may_move_deadline {
+            Some(true) => self.arm_sender_timer(now, to),
+            Some(false) => self.check_send_timer(now, to),
+            None => {}
+        }
+        Step::Written(to, size, Some(PacketKind::Data))
+    }
+
+    /// The front order of `lane` when it is a RECV for the record `record`,
+    /// awaiting its ACK.
+    #[allow(clippy::too_many_arguments)]
+    fn write_recv(
+        &mut self,
+        now: Instant,
+        lane: Lane,
+        to: SocketAddr,
+        record: AwaitingId,
+        identity: Identity,
+        batch: Option<Batch>,
+        buf: &mut Vec<u8>,
+    ) -> Step {
+        let header_len = self.config.framing.header_len();
+        match self.peers.get_remembered(&to) {
+            Some(peer) if peer.may_send(header_len, header_len) => {}
+            Some(_) => {
+                self.stats.dropped.amplification_limited += 1;
+                self.on_recv_withheld(to, record);
+                return Step::Drop;
+            }
+            None => return Step::Drop,
+        }
+        if !fits(batch, to, header_len, buf.len()) {
+            return Step::Stop;
+        }
+        self.output.pop(lane);
+        let start = buf.len();
+        self.config
+            .framing
+            .extend_header_vec(PacketKind::Recv, identity, buf);
+        // It counts the datagram in the peer's stats too.
+        let copies = self.on_recv_sent(now, to, record, buf.len() - start);
+        for _ in 0..copies.unwrap_or(0) {
+            self.output
+                .control
+                .push_front(Order::RecvCopy(to, record, identity));
+        }
+        Step::Written(to, header_len, Some(PacketKind::Recv))
+    }
+
+    /// The front order of `lane` when it is a header-sized reply with no
+    /// record behind it (ACK, RECV again, a RECV's copy): a packet of `kind`
+    /// naming `identity`, to `to`.
+    // Always: its one call is in the batch's loop.
+    #[inline(always)]
+    fn write_reply(
+        &mut self,
+        lane: Lane,
+        to: SocketAddr,
+        kind: PacketKind,
+        identity: Identity,
+        batch: Option<Batch>,
+        buf: &mut Vec<u8>,
+    ) -> Step {
+        let header_len = self.config.framing.header_len();
+        let peer = self.peers.get_mut(&to);
+        // An untracked address gets one reply per datagram it sent (ACK per
+        // RECV, RECV per repeated DATA), never larger, so no amplification.
+        if peer
+            .as_deref()
+            .is_some_and(|peer| !peer.may_send(header_len, header_len))
+        {
+            self.stats.dropped.amplification_limited += 1;
+            return Step::Drop;
+        }
+        if !fits(batch, to, header_len, buf.len()) {
+            return Step::Stop;
+        }
+        self.output.pop(lane);
+        let start = buf.len();
+        self.config.framing.extend_header_vec(kind, identity, buf);
+        if let Some(peer) = peer {
+            count_outbound(peer, kind, buf.len() - start);
+        }
+        Step::Written(to, header_len, Some(kind))
+    }
+
+    /// The front order of `lane` when it is a validation probe to `to`.
+    fn write_probe(
+        &mut self,
+        lane: Lane,
+        to: SocketAddr,
+        identity: Identity,
+        batch: Option<Batch>,
+        buf: &mut Vec<u8>,
+    ) -> Step {
+        let header_len = self.config.framing.header_len();
+        let peer = self.peers.get_mut(&to);
+        if peer
+            .as_deref()
+            .is_some_and(|peer| !peer.may_probe(header_len))
+        {
+            self.stats.dropped.amplification_limited += 1;
+            return Step::Drop;
+        }
+        if !fits(batch, to, header_len, buf.len()) {
+            return Step::Stop;
+        }
+        self.output.pop(lane);
+        let start = buf.len();
+        self.config
+            .framing
+            .extend_header_vec(PacketKind::Recv, identity, buf);
+        if let Some(peer) = peer {
+            count_outbound(peer, PacketKind::Recv, buf.len() - start);
+        }
+        Step::Written(to, header_len, Some(PacketKind::Recv))
+    }
+
+    /// The front order of `lane` when it is a raw datagram (the front of
+    /// `Output::raw`).
+    fn write_raw(&mut self, lane: Lane, batch: Option<Batch>, buf: &mut Vec<u8>) -> Step {
+        let Some((to, size)) = self
+            .output
+            .raw
+            .front()
+            .map(|(to, datagram)| (*to, datagram.len()))
+        else {
+            return Step::Drop;
+        };
+        if !fits(batch, to, size, buf.len()) {
+            return Step::Stop;
+        }
+        self.output.pop(lane);
+        if let Some((_, datagram)) = self.output.raw.pop_front() {
+            buf.extend_from_slice(&datagram);
+        }
+        self.stats.raw_out += 1;
+        if let Some(peer) = self.peers.get_mut(&to) {
+            peer.stats.bytes_out += size as u64;
+        }
+        Step::Written(to, size, None)
     }
 
     /// A DATA to an address that has not proven it receives our datagrams
@@ -340,123 +562,74 @@ impl Endpoint {
         // Ask the address to prove itself, so the message can go.
         self.probe_if_due(now, to);
     }
+}
 
-    /// Writes the front order of `lane` (made ready by `next_ready`) and
-    /// records its transmission.
-    fn write_next(&mut self, now: Instant, lane: Lane, buf: &mut Vec<u8>) {
-        let now_ns = self.nanos(now);
-        let framing = &self.config.framing;
-        let start = buf.len();
-        // Where the DATA and RECV branches have the peer at hand, they
-        // count the datagram in its stats (`peer_counted`).
-        let mut peer_counted = false;
-        let (to, kind) = match self.output.pop(lane) {
-            Some(Order::Data(id)) => {
-                let Some(message) = self.messages.get_mut(&id) else {
-                    return;
-                };
-                let packet = Packet::Data {
-                    identity: message.identity,
-                    payload: &message.payload,
-                };
-                let fragment_type = message.is_fragment() || message.probe;
-                match (fragment_type, &self.config.large_messages) {
-                    (true, Some(large)) => {
-                        // A fragment: the framing's header with the
-                        // extension's type (see `crate::wire::FragmentHeader`).
-                        framing.extend_prefix(buf);
-                        buf.extend_from_slice(&large.fragment_type);
-                        buf.extend_from_slice(&message.identity.to_bytes());
-                        buf.extend_from_slice(&message.payload);
-                    }
-                    _ => framing.encode_to_vec(&packet, buf),
-                }
-                message.transmit_pending = false;
-                message.transmissions += 1;
-                message.previous_sent_ns = message.last_sent_ns;
-                message.last_sent_ns = now_ns;
-                let to = message.destination;
-                let retransmission = message.transmissions > 1;
-                let resent_fragment = message.fragment_of().filter(|_| retransmission);
-                let mut seq = None;
-                if retransmission {
-                    self.stats.retransmissions += 1;
-                }
-                if let Some(peer) = self.peers.get_mut(&to) {
-                    count_outbound(peer, PacketKind::Data, buf.len() - start);
-                    peer_counted = true;
-                    if retransmission {
-                        peer.stats.retransmissions += 1;
-                    }
-                    message.send_seq = peer.order.push(id, now);
-                    seq = Some(message.send_seq);
-                    message.snapshot = Some(peer.delivery.on_send(now_ns, peer.in_flight - 1));
-                    peer.last_data_sent = Some(now);
-                    if peer.order.len() > 2 * peer.in_flight + 64 {
-                        let messages = &self.messages;
-                        peer.order.retain(|sent| {
-                            messages
-                                .get(&sent.id)
-                                .map_or(crate::loss::Liveness::Stale, |m| m.liveness(sent))
-                        });
-                    }
-                }
-                if let Some(large) = resent_fragment {
-                    self.on_fragment_resent(to, large);
-                }
-                if let Some(seq) = seq {
-                    self.arm_after_transmission(now, to, seq);
-                }
-                (to, Some(PacketKind::Data))
-            }
-            Some(Order::Recv(to, record, identity)) => {
-                framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                let copies = self.on_recv_sent(now, to, record, buf.len() - start);
-                peer_counted = copies.is_some();
-                for _ in 0..copies.unwrap_or(0) {
-                    self.output
-                        .control
-                        .push_front(Order::RecvCopy(to, record, identity));
-                }
-                (to, Some(PacketKind::Recv))
-            }
-            Some(Order::RecvCopy(to, _, identity)) => {
-                framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                self.stats.recv_copies_sent += 1;
-                (to, Some(PacketKind::Recv))
-            }
-            Some(Order::RecvAgain(to, identity)) | Some(Order::Probe(to, identity)) => {
-                framing.encode_to_vec(&Packet::Recv { identity }, buf);
-                (to, Some(PacketKind::Recv))
-            }
-            Some(Order::Ack(to, identity)) => {
-                framing.encode_to_vec(&Packet::Ack { identity }, buf);
-                (to, Some(PacketKind::Ack))
-            }
-            Some(Order::Raw) => {
-                let Some((to, datagram)) = self.output.raw.pop_front() else {
-                    return;
-                };
-                buf.extend_from_slice(&datagram);
-                self.stats.raw_out += 1;
-                (to, None)
-            }
-            None => return,
-        };
-        let size = (buf.len() - start) as u64;
-        self.stats.bytes_out += size;
-        if let Some(kind) = kind {
-            self.stats.datagrams_out.add(kind);
+/// Where a batch goes and the length of its segments, set by its first
+/// datagram.
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    destination: SocketAddr,
+    segment: usize,
+}
+
+/// Whether a datagram of `size` bytes to `to` may join `batch` (any may
+/// start one) after the `written` bytes already in it.
+#[inline]
+fn fits(batch: Option<Batch>, to: SocketAddr, size: usize, written: usize) -> bool {
+    batch.map_or(true, |batch| {
+        same_address(&to, &batch.destination)
+            && size <= batch.segment
+            && written + size <= MAX_BATCH_BYTES
+    })
+}
+
+/// `a == b`, with an IPv4 address's four bytes and port compared as two
+/// words (asked for every datagram after a batch's first).
+#[inline(always)]
+fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
+    match (a, b) {
+        (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+            a.port() == b.port() && a.ip().to_bits() == b.ip().to_bits()
         }
-        if peer_counted {
-            return;
-        }
-        if let Some(peer) = self.peers.get_mut(&to) {
-            peer.stats.bytes_out += size;
-            if let Some(kind) = kind {
-                peer.stats.datagrams_out.add(kind);
-            }
-        }
+        _ => a == b,
+    }
+}
+
+/// What became of the front order of a lane.
+enum Step {
+    /// Written: where it goes, its length as the batch counts it, and its
+    /// kind (`None` for a raw datagram).
+    Written(SocketAddr, usize, Option<PacketKind>),
+    /// Ready, but it does not fit the batch: it stays for the next one.
+    Stop,
+    /// Stale or unaffordable: it goes.
+    Drop,
+}
+
+/// The endpoint's counts of what one `poll_transmit` wrote, added to its
+/// stats once at the end rather than per datagram.
+#[derive(Default)]
+struct Tally {
+    bytes: u64,
+    /// DATA, RECV and ACK datagrams (by [`PacketKind::index`]), then raw
+    /// ones (counted apart, in `EndpointStats::raw_out`).
+    datagrams: [u64; 4],
+}
+
+impl Tally {
+    #[inline]
+    fn add(&mut self, kind: Option<PacketKind>, size: usize) {
+        self.bytes += size as u64;
+        self.datagrams[kind.map_or(3, PacketKind::index)] += 1;
+    }
+
+    #[inline]
+    fn add_to(self, stats: &mut crate::stats::EndpointStats) {
+        let [data, recv, ack, _raw] = self.datagrams;
+        stats.bytes_out += self.bytes;
+        stats.datagrams_out.data += data;
+        stats.datagrams_out.recv += recv;
+        stats.datagrams_out.ack += ack;
     }
 }
 

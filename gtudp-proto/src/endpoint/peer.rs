@@ -63,7 +63,7 @@ pub(super) struct Peer {
     /// A tail-loss probe is out and nothing was confirmed since.
     pub(super) probe_out: bool,
     /// Something may have moved the send side's deadline earlier since the
-    /// timer was last armed (see `Endpoint::arm_after_transmission`).
+    /// timer was last armed (see `recovery::transmission_may_move_deadline`).
     pub(super) send_deadline_moved: bool,
     /// How many times RECVs to the peer go out (see [`super::recv_copies`]).
     pub(super) recv_copies: super::recv_copies::RecvCopies,
@@ -337,6 +337,7 @@ impl<'a> Timeouts<'a> {
     /// Never above `max_rto`: a sender's retries must end within
     /// [`Config::max_retry_span`](crate::Config::max_retry_span), which
     /// the receiver's `remember_window` covers.
+    #[inline]
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
         self.after(transmissions).max(self.rtt.twice_smoothed())
     }
@@ -353,6 +354,7 @@ impl<'a> Timeouts<'a> {
     /// on a RECV resent late: a lost RECV's sender finds the loss and
     /// resends the DATA, which is answered at once, sooner than this
     /// timer; a lost ACK only keeps the record a little longer.
+    #[inline]
     pub(super) fn recv_after(&self, transmissions: u32) -> std::time::Duration {
         self.data_after(transmissions)
     }

@@ -292,35 +292,6 @@ impl Endpoint {
         }
     }
 
-    /// After a DATA transmission to `address` whose entry in the send
-    /// order is `seq`: arms the peer's send-side timer only if the
-    /// transmission can have moved its deadline earlier.
-    ///
-    /// It can only if no earlier entry is live. Otherwise every term of the
-    /// deadline (see [`sender_deadline`]) is as it was or later: the live
-    /// entries are those before plus this one, at the back, so the oldest
-    /// (its RTO) is unchanged; the tail-loss probe counts from this
-    /// transmission, later than the last; the reordering deadline, the
-    /// pacer's (the queue, the resends and the window are untouched by a
-    /// transmission) and the probe resend are unchanged. So the timer needs
-    /// nothing if it was set for the deadline when last armed and nothing
-    /// moved the deadline earlier since: a change that can without arming
-    /// the timer at once (an RTT sample from the peer's ACK or a late
-    /// RECV, a message resolved, the peer validated) sets
-    /// `send_deadline_moved`, and the timer is armed in full then, as at
-    /// every other call. Debug builds with the simulator check the result.
-    pub(super) fn arm_after_transmission(&mut self, now: Instant, address: SocketAddr, seq: u64) {
-        let Some(peer) = self.peers.get_mut(&address) else {
-            return;
-        };
-        let oldest = peer.order.oldest(liveness_in(&self.messages));
-        if peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq) {
-            self.arm_sender_timer(now, address);
-            return;
-        }
-        self.check_send_timer(now, address);
-    }
-
     /// After a message for `address` was accepted and `release` let what
     /// it could into flight: arms the peer's send-side timer only if that
     /// can have moved its deadline earlier.
@@ -332,9 +303,12 @@ impl Endpoint {
     /// probe are unchanged; the pacer's term counts no more for an empty
     /// queue, and for the resends as before (its next release only moved
     /// later); the reordering deadline and the probe resend are unchanged.
-    /// As for [`Self::arm_after_transmission`], the timer then needs
+    /// As for [`transmission_may_move_deadline`], the timer then needs
     /// nothing unless `send_deadline_moved`. Debug builds with the
     /// simulator check the result.
+    // Inlined into `send`'s path: for most messages it is a look at the
+    // peer and two tests.
+    #[inline]
     pub(super) fn arm_after_release(&mut self, now: Instant, address: SocketAddr) {
         let Some(peer) = self.peers.get(&address) else {
             return;
@@ -350,7 +324,7 @@ impl Endpoint {
     /// send-side timer is set no later than the deadline its state gives
     /// (arming it would find nothing to do).
     #[inline(always)]
-    fn check_send_timer(&self, now: Instant, address: SocketAddr) {
+    pub(super) fn check_send_timer(&self, now: Instant, address: SocketAddr) {
         #[cfg(all(debug_assertions, feature = "sim"))]
         if let Some(peer) = self.peers.get(&address) {
             let oldest = peer
@@ -375,6 +349,9 @@ impl Endpoint {
 /// (with its message's attempts used) and the tail-loss probe after the
 /// latest, the pacer's next release when something waits for it, and the
 /// resend of what a validation probe drew.
+// Always: armed after every confirmation, and its terms are a few
+// comparisons of instants once inlined.
+#[inline(always)]
 fn sender_deadline(
     config: &crate::Config,
     peer: &super::peer::Peer,
@@ -382,27 +359,61 @@ fn sender_deadline(
     now: Instant,
 ) -> Option<Instant> {
     let mut wanted = peer.rack_deadline.filter(|at| *at > now);
-    let mut earliest = |at: Option<Instant>| {
-        if let Some(at) = at {
-            wanted = Some(wanted.map_or(at, |w| w.min(at)));
-        }
-    };
     if let Some((oldest, attempts)) = oldest {
-        earliest(Some(oldest.at + peer.timeouts().data_after(attempts)));
-        if let (true, false, Some(timeout), Some(last)) = (
-            config.early_loss_detection,
-            peer.probe_out,
-            peer.rtt.probe_timeout(),
-            peer.last_data_sent,
-        ) {
-            earliest(Some(last + timeout));
+        wanted = earlier(wanted, oldest.at + peer.timeouts().data_after(attempts));
+        if config.early_loss_detection && !peer.probe_out {
+            if let (Some(timeout), Some(last)) = (peer.rtt.probe_timeout(), peer.last_data_sent) {
+                wanted = earlier(wanted, last + timeout);
+            }
         }
     }
     if (!peer.queue.is_empty() && peer.has_window()) || !peer.resends.is_empty() {
-        earliest(peer.pacer.next_release(now));
+        if let Some(release) = peer.pacer.next_release(now) {
+            wanted = earlier(wanted, release);
+        }
     }
-    earliest(peer.probe_resend.map(|(at, _)| at));
+    if let Some((resend, _)) = peer.probe_resend {
+        wanted = earlier(wanted, resend);
+    }
     wanted
+}
+
+/// The earlier of `wanted` (if any) and `at`.
+#[inline(always)]
+fn earlier(wanted: Option<Instant>, at: Instant) -> Option<Instant> {
+    Some(wanted.map_or(at, |wanted| wanted.min(at)))
+}
+
+/// After a DATA transmission to `peer` whose entry in the send order is
+/// `seq`: whether the transmission can have moved the peer's send-side
+/// deadline earlier, so that its timer must be armed
+/// ([`Endpoint::arm_sender_timer`]); when not, it needs nothing (debug
+/// builds with the simulator check it: `Endpoint::check_send_timer`).
+///
+/// It can only if no earlier entry is live. Otherwise every term of the
+/// deadline (see [`sender_deadline`]) is as it was or later: the live
+/// entries are those before plus this one, at the back, so the oldest
+/// (its RTO) is unchanged; the tail-loss probe counts from this
+/// transmission, later than the last; the reordering deadline, the
+/// pacer's (the queue, the resends and the window are untouched by a
+/// transmission) and the probe resend are unchanged. So the timer needs
+/// nothing if it was set for the deadline when last armed and nothing
+/// moved the deadline earlier since: a change that can without arming
+/// the timer at once (an RTT sample from the peer's ACK or a late
+/// RECV, a message resolved, the peer validated) sets
+/// `send_deadline_moved`, and the timer is armed in full then, as at
+/// every other call.
+///
+/// Takes the peer found by the transmission's writer, rather than an
+/// address to look up again.
+#[inline]
+pub(super) fn transmission_may_move_deadline(
+    peer: &mut super::peer::Peer,
+    messages: &super::messages::Messages,
+    seq: u64,
+) -> bool {
+    let oldest = peer.order.oldest(liveness_in(messages));
+    peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq)
 }
 
 /// Whether a transmission is still its message's latest and unconfirmed,

@@ -220,6 +220,7 @@ impl Message {
     /// against `max_attempts`: a resend on a validation probe answers the
     /// receiver, not a silence, so it neither lengthens the wait nor uses
     /// up an attempt.
+    #[inline]
     pub(super) fn attempts_used(&self) -> u32 {
         self.transmissions
             .saturating_sub(u32::from(self.resent_for_probe))
@@ -227,6 +228,7 @@ impl Message {
             .max(1)
     }
 
+    #[inline]
     pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
         if self.transmit_pending
             || self.waiting_for_budget

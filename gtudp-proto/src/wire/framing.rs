@@ -382,16 +382,30 @@ impl Framing {
     /// Appends `packet` to `out`; allocates only if `out` lacks capacity.
     #[inline]
     pub fn encode_to_vec(&self, packet: &Packet<'_>, out: &mut Vec<u8>) {
-        match self.single_types {
-            // The default's case: the header is the type byte and the
-            // identity, written as one slice.
-            Some(types) if self.magic.is_empty() && self.token.is_none() => {
-                let [a, b, c, d] = packet.identity().to_bytes();
-                out.extend_from_slice(&[types[packet.kind().index()], a, b, c, d]);
-            }
-            _ => self.extend_header(packet.kind(), packet.identity(), out),
-        }
+        self.extend_header_vec(packet.kind(), packet.identity(), out);
         out.extend_from_slice(packet.payload());
+    }
+
+    /// Appends the header of a packet of `kind` naming `identity` to `out`:
+    /// a whole RECV or ACK, or what precedes a DATA's payload (as
+    /// [`encode_to_vec`](Self::encode_to_vec) writes it).
+    #[inline]
+    pub(crate) fn extend_header_vec(
+        &self,
+        kind: PacketKind,
+        identity: Identity,
+        out: &mut Vec<u8>,
+    ) {
+        match self.single_types {
+            // The default's case, no magic and no token (a header of one
+            // type byte and the identity, told by its length alone): the
+            // header is written as one slice.
+            Some(types) if self.header_len == 1 + Identity::LEN => {
+                let [a, b, c, d] = identity.to_bytes();
+                out.extend_from_slice(&[types[kind.index()], a, b, c, d]);
+            }
+            _ => self.extend_header(kind, identity, out),
+        }
     }
 
     /// The header of a packet of `kind` naming `identity`; a DATA payload
