@@ -194,16 +194,33 @@ impl SendOrder {
     /// [`Rack`]) into `lost`, oldest first, and returns when the next one
     /// would be, if any is waiting on the reordering window (see
     /// [`ReorderWindow::duration`]).
+    ///
+    /// `path` is asked for only when a transmission sent before the latest
+    /// confirmed one is there to judge: most confirmations find none (the
+    /// confirmed message's own entry at the front, the rest sent after
+    /// it), and the wait is then never worked out.
     pub(crate) fn detect_lost(
         &mut self,
         now: Instant,
         rack: &Rack,
-        path: PathTimes,
+        path: impl FnOnce() -> PathTimes,
         liveness: impl Fn(&Sent) -> Liveness,
         lost: &mut Vec<Sent>,
     ) -> Option<Instant> {
         let (latest_seq, rack_rtt) = rack.latest?;
-        let wait = rack_rtt + rack.window.duration(path);
+        // Stale entries at the front go first: when the rest were sent
+        // after the latest confirmed message, none is judged yet.
+        loop {
+            let front = self.entries.front()?;
+            if front.seq >= latest_seq {
+                return None;
+            }
+            if liveness(front) != Liveness::Stale {
+                break;
+            }
+            self.entries.pop_front();
+        }
+        let wait = rack_rtt + rack.window.duration(path());
         let mut index = 0;
         while let Some(sent) = self.entries.get(index).copied() {
             if sent.seq >= latest_seq {
@@ -430,20 +447,20 @@ mod tests {
         rack.on_confirmed(5, RTT, order.next_seq(), true, RTO);
         let now = start + Duration::from_millis(5) + RTT;
         let mut lost = Vec::new();
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         // The oldest, sent at 0, is due at 0 + RTT + RTT/4.
         assert_eq!(next, Some(start + RTT + RTT / 4));
         // 0..3 arrive within the window: nothing is ever presumed lost.
         done.extend([0, 1, 2, 3]);
         let now = start + Duration::from_millis(3) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         assert_eq!(next, Some(start + Duration::from_millis(4) + RTT + RTT / 4));
         // 4 never comes: lost once its window passes; 6.. were sent after
         // the latest confirmed message and are not judged.
         let now = start + Duration::from_millis(4) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [4]);
         assert_eq!(next, None);
     }
@@ -460,7 +477,7 @@ mod tests {
             _ => Liveness::Live,
         };
         let mut lost = Vec::new();
-        order.detect_lost(start + RTT * 2, &rack, path(), liveness, &mut lost);
+        order.detect_lost(start + RTT * 2, &rack, path, liveness, &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [0, 2]);
         // The timeout takes it once due; the entries before it are stale.
         let mut expired = Vec::new();

@@ -90,6 +90,13 @@ impl RttEstimator {
         )));
     }
 
+    /// Whether [`Self::min`] and [`Self::smoothed`] are both known (a
+    /// sample has been taken, and was shorter than 584 years).
+    #[inline]
+    pub(crate) fn sampled(&self) -> bool {
+        self.probe_timeout.is_some() && self.min_ns != u64::MAX
+    }
+
     /// The smoothed RTT, once a sample has been taken.
     pub(crate) fn smoothed(&self) -> Option<Duration> {
         self.probe_timeout
