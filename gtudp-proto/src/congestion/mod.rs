@@ -104,7 +104,7 @@ impl Controller {
     fn refresh(&mut self) {
         (self.window, self.pacing_interval) = match &self.algorithm {
             Algorithm::Aimd(aimd) => (aimd.window(), None),
-            Algorithm::Bbr(bbr) => (bbr.window(), bbr.pacing_interval()),
+            Algorithm::Bbr(bbr) => bbr.window_and_pacing(),
         };
     }
 

@@ -325,7 +325,22 @@ impl Bbr {
         base * eighths / 8
     }
 
+    /// Messages that may be in flight at once.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> u32 {
+        self.window_paced(self.pacing_interval())
+    }
+
+    /// The window and the pacing interval, each worked out once (the
+    /// window of an unpaced path is bounded by `inflight_hi`).
+    #[inline]
+    pub(crate) fn window_and_pacing(&self) -> (u32, Option<Duration>) {
+        let pacing = self.pacing_interval();
+        (self.window_paced(pacing), pacing)
+    }
+
+    /// [`Self::window`], given the pacing interval.
+    fn window_paced(&self, pacing: Option<Duration>) -> u32 {
         // Startup too keeps two BDPs in flight (BBRv3's cwnd gain): its
         // pacing gain of 2.77 finds the rate, the window bounds what the
         // last round before a queue shows can overflow.
@@ -341,7 +356,7 @@ impl Bbr {
         // the model alone would starve it. The pacer still holds the rate.
         let carried = 2.0 * self.last_round_delivered as f64;
         let mut window = model.max(carried);
-        if self.inflight_hi.is_finite() && self.pacing_interval().is_none() {
+        if self.inflight_hi.is_finite() && pacing.is_none() {
             // Unpaced, the window alone holds the rate back.
             window = window.min(self.inflight_hi);
         }
@@ -365,7 +380,10 @@ impl Bbr {
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
         self.in_flight = delivery.in_flight;
         self.round_delivered += 1;
-        if self.mode == Mode::Startup && self.calm.from.is_none() && self.calm_samples_taken == 0 {
+        if matches!(self.mode, Mode::Startup)
+            && self.calm.from.is_none()
+            && self.calm_samples_taken == 0
+        {
             // Startup's first sends: far below what the path carries.
             self.calm.from = Some(delivery.sent_at);
         }
@@ -428,7 +446,7 @@ impl Bbr {
             undo.judged.on_resolved(sent_at, true);
         }
         let counted = self.busy.on_resolved(sent_at, true);
-        let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
+        let judged = matches!(self.mode, Mode::Startup) || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
         // While a queue stands, loss above the random share by its noise
         // alone is congestion (the queue overflowed); a standing queue
@@ -529,7 +547,9 @@ impl Bbr {
     /// a little under what the path carried, which the next probe finds.
     fn random_loss_floor(&self) -> f64 {
         let (random, sends) = self.random_loss_sample();
-        if sends < 1.0 {
+        // No loss measured (as on most paths): the floor is exactly zero
+        // (the one subtracted from it is), without the square root.
+        if sends < 1.0 || random == 0.0 {
             return random;
         }
         (random - 2.0 * (random * (1.0 - random) / sends).sqrt()).max(0.0)
@@ -572,7 +592,7 @@ impl Bbr {
     /// needs several (BBRv3's full_loss_cnt), its first rounds are too
     /// small to judge a share by.
     fn least_losses(&self) -> u64 {
-        if self.mode == Mode::Startup {
+        if matches!(self.mode, Mode::Startup) {
             STARTUP_LOSSES
         } else {
             2
@@ -701,7 +721,7 @@ impl Bbr {
         // the latest many. A round trip begins with what was sent before
         // the queue formed: waiting for the round's end would let Startup
         // overflow a shallow buffer for most of a round more.
-        if self.mode == Mode::Startup
+        if matches!(self.mode, Mode::Startup)
             && ((self.round_rtt_samples >= STARTUP_RTT_SAMPLES && self.round_queue_stands())
                 || self.queued_rtt_samples >= STARTUP_QUEUED_SAMPLES)
         {
@@ -756,7 +776,7 @@ impl Bbr {
             self.inflight_hi = self.inflight_hi * INFLIGHT_HI_GROWTH + 1.0;
         }
         self.cut_in_round = false;
-        if self.mode == Mode::Startup {
+        if matches!(self.mode, Mode::Startup) {
             if self.bw.max >= self.full_bw * 1.25 {
                 self.full_bw = self.bw.max;
                 self.full_bw_rounds = 0;
