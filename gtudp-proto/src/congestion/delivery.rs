@@ -102,11 +102,15 @@ impl DeliveryTracker {
     /// honest probe is drawn by a DATA sent at most a round trip before
     /// it), so a forgery can halve it at most.
     pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<Duration> {
+        self.held_rtt_ns(sent_at, now).map(Duration::from_nanos)
+    }
+
+    /// [`Self::held_rtt`] in nanoseconds.
+    #[inline]
+    fn held_rtt_ns(&self, sent_at: u64, now: u64) -> Option<u64> {
         let at = self.held_until.filter(|&at| sent_at < at)?;
         let since_send = now.saturating_sub(sent_at);
-        Some(Duration::from_nanos(
-            now.saturating_sub(at).max(since_send / 2),
-        ))
+        Some(now.saturating_sub(at).max(since_send / 2))
     }
 
     /// The sender had nothing more to send with `in_flight` unconfirmed.
@@ -117,15 +121,15 @@ impl DeliveryTracker {
 
     /// A message sent at `sent_at` with `snapshot` was confirmed at `now`
     /// (both in nanoseconds from the epoch). `None` when the interval is
-    /// too short to mean anything (shorter than `min_rtt`, as when the
-    /// RECV answered an earlier copy).
+    /// too short to mean anything (shorter than `min_rtt`, in nanoseconds,
+    /// as when the RECV answered an earlier copy).
     #[inline(always)]
     pub(crate) fn on_delivered(
         &mut self,
         now: u64,
         sent_at: u64,
         snapshot: &SendSnapshot,
-        min_rtt: Duration,
+        min_rtt: u64,
     ) -> Option<RateSample> {
         self.delivered += 1;
         self.delivered_at = Some(now);
@@ -133,7 +137,7 @@ impl DeliveryTracker {
         let send_elapsed = sent_at.saturating_sub(snapshot.first_sent_at);
         let mut ack_elapsed = now.saturating_sub(snapshot.delivered_at);
         let mut min_rtt = min_rtt;
-        if let Some(held) = self.held_rtt(sent_at, now) {
+        if let Some(held) = self.held_rtt_ns(sent_at, now) {
             // What the peer held was released when our answer reached it:
             // its confirmations began a round trip after the probe, not
             // after the first send (no shorter than half that, as for
@@ -144,13 +148,13 @@ impl DeliveryTracker {
                 .max(ack_elapsed / 2);
             min_rtt = held.min(min_rtt);
         }
-        let interval = Duration::from_nanos(send_elapsed.max(ack_elapsed));
-        if interval < min_rtt || interval.is_zero() {
+        let interval = send_elapsed.max(ack_elapsed);
+        if interval < min_rtt || interval == 0 {
             return None;
         }
         Some(RateSample {
             delivered: self.delivered - snapshot.delivered,
-            interval,
+            interval: Duration::from_nanos(interval),
             app_limited: snapshot.app_limited,
             prior_delivered: snapshot.delivered,
         })
@@ -178,7 +182,7 @@ mod tests {
             let now = start + ms(i);
             if i >= 10 {
                 let (sent, snapshot) = snapshots[(i - 10) as usize];
-                last = tracker.on_delivered(now, sent, &snapshot, Duration::from_millis(10));
+                last = tracker.on_delivered(now, sent, &snapshot, ms(10));
             }
             let in_flight = (i.min(10)) as usize;
             snapshots.push((now, tracker.on_send(now, in_flight)));
@@ -194,14 +198,13 @@ mod tests {
         let mut tracker = DeliveryTracker::default();
         tracker.on_app_limited(0);
         let snapshot = tracker.on_send(start, 0);
-        let rtt = Duration::from_millis(10);
         let rtt_ns = ms_ns(10);
-        let sample = tracker.on_delivered(start + rtt_ns, start, &snapshot, rtt);
+        let sample = tracker.on_delivered(start + rtt_ns, start, &snapshot, rtt_ns);
         assert!(sample.is_some_and(|s| s.app_limited && s.delivered == 1));
         let snapshot = tracker.on_send(start + rtt_ns, 0);
         let early = start + rtt_ns + ms_ns(1);
         assert_eq!(
-            tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt),
+            tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt_ns),
             None
         );
     }
@@ -222,7 +225,7 @@ mod tests {
         );
         // The estimator's minimum (two round trips, from these very
         // messages) does not discard them.
-        let two = Duration::from_nanos(2 * rtt);
+        let two = 2 * rtt;
         let mut last = None;
         for snapshot in &snapshots {
             last = tracker.on_delivered(now, start, snapshot, two);
@@ -235,7 +238,7 @@ mod tests {
         // A probe after a confirmation says nothing of the path.
         let mut later = DeliveryTracker::default();
         let snapshot = later.on_send(start, 0);
-        later.on_delivered(start + rtt, start, &snapshot, Duration::ZERO);
+        later.on_delivered(start + rtt, start, &snapshot, 0);
         later.on_validation_probe(start + rtt);
         assert_eq!(later.held_rtt(start, start + 2 * rtt), None);
     }
@@ -254,7 +257,7 @@ mod tests {
             Some(Duration::from_nanos(rtt / 2))
         );
         let sample = tracker
-            .on_delivered(now, start, &snapshot, Duration::from_nanos(rtt))
+            .on_delivered(now, start, &snapshot, rtt)
             .expect("a sample");
         assert_eq!(sample.interval, Duration::from_nanos(rtt / 2));
     }
