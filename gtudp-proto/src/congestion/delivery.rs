@@ -101,13 +101,10 @@ impl DeliveryTracker {
     /// the RTT is taken no shorter than half the time since the send (an
     /// honest probe is drawn by a DATA sent at most a round trip before
     /// it), so a forgery can halve it at most.
-    pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<Duration> {
-        self.held_rtt_ns(sent_at, now).map(Duration::from_nanos)
-    }
-
-    /// [`Self::held_rtt`] in nanoseconds.
+    ///
+    /// In nanoseconds, as the instants.
     #[inline]
-    fn held_rtt_ns(&self, sent_at: u64, now: u64) -> Option<u64> {
+    pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<u64> {
         let at = self.held_until.filter(|&at| sent_at < at)?;
         let since_send = now.saturating_sub(sent_at);
         Some(now.saturating_sub(at).max(since_send / 2))
@@ -137,7 +134,7 @@ impl DeliveryTracker {
         let send_elapsed = sent_at.saturating_sub(snapshot.first_sent_at);
         let mut ack_elapsed = now.saturating_sub(snapshot.delivered_at);
         let mut min_rtt = min_rtt;
-        if let Some(held) = self.held_rtt_ns(sent_at, now) {
+        if let Some(held) = self.held_rtt(sent_at, now) {
             // What the peer held was released when our answer reached it:
             // its confirmations began a round trip after the probe, not
             // after the first send (no shorter than half that, as for
@@ -219,10 +216,7 @@ mod tests {
         let snapshots: Vec<_> = (0..16).map(|i| tracker.on_send(start, i)).collect();
         tracker.on_validation_probe(start + rtt);
         let now = start + 2 * rtt;
-        assert_eq!(
-            tracker.held_rtt(start, now),
-            Some(Duration::from_nanos(rtt))
-        );
+        assert_eq!(tracker.held_rtt(start, now), Some(rtt));
         // The estimator's minimum (two round trips, from these very
         // messages) does not discard them.
         let two = 2 * rtt;
@@ -252,10 +246,7 @@ mod tests {
         // Forged just before the RECV of a message the peer never held.
         tracker.on_validation_probe(start + rtt - ms_ns(1));
         let now = start + rtt;
-        assert_eq!(
-            tracker.held_rtt(start, now),
-            Some(Duration::from_nanos(rtt / 2))
-        );
+        assert_eq!(tracker.held_rtt(start, now), Some(rtt / 2));
         let sample = tracker
             .on_delivered(now, start, &snapshot, rtt)
             .expect("a sample");

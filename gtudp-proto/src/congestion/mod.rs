@@ -51,8 +51,9 @@ pub(crate) struct Delivery {
     pub(crate) sent_at: u64,
     /// When its RECV arrived.
     pub(crate) now: u64,
-    /// Its round-trip time, when unambiguous (sent once: Karn's rule).
-    pub(crate) rtt: Option<Duration>,
+    /// Its round-trip time in nanoseconds, when unambiguous (sent once:
+    /// Karn's rule).
+    pub(crate) rtt: Option<u64>,
     /// The delivery rate it samples, if meaningful.
     pub(crate) sample: Option<RateSample>,
     /// Messages confirmed to the peer so far, this one included.

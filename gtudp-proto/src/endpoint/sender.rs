@@ -683,8 +683,8 @@ impl Endpoint {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
-                    let elapsed = Duration::from_nanos(now_ns.saturating_sub(message.last_sent_ns));
-                    peer.rtt.on_sample(elapsed);
+                    let elapsed = now_ns.saturating_sub(message.last_sent_ns);
+                    peer.rtt.on_sample_ns(elapsed);
                     let sample = message.snapshot.as_ref().and_then(|snapshot| {
                         let min_rtt = peer.rtt.min_ns().unwrap_or_default();
                         peer.delivery
@@ -780,9 +780,9 @@ impl Endpoint {
                         }
                     }
                     // Karn's rule: only a message sent once gives an RTT sample.
-                    let rtt = (message.transmissions == 1).then_some(elapsed);
-                    if rtt.is_some() {
-                        peer.on_rtt_sample_ns(elapsed_ns);
+                    let rtt = (message.transmissions == 1).then_some(elapsed_ns);
+                    if let Some(sample) = rtt {
+                        peer.on_rtt_sample_ns(sample);
                     }
                     peer.probe_out = false;
                     let sample = match (spurious, &message.snapshot) {

@@ -150,15 +150,17 @@ pub(crate) struct Bbr {
     initial_window: u32,
     max_window: u32,
     bw: MaxFilter,
-    min_rtt: Option<(Duration, u64)>,
+    /// The minimum RTT in nanoseconds, and when it was measured.
+    min_rtt: Option<(u64, u64)>,
     round: u64,
     next_round_delivered: u64,
     /// Startup's plateau detection.
     full_bw: f64,
     full_bw_rounds: u32,
-    /// Smallest RTT sample of this round and of the previous one.
-    round_min_rtt: Option<Duration>,
-    last_round_min_rtt: Option<Duration>,
+    /// Smallest RTT sample of this round and of the previous one, in
+    /// nanoseconds (as every RTT here).
+    round_min_rtt: Option<u64>,
+    last_round_min_rtt: Option<u64>,
     round_rtt_samples: u32,
     /// RTT samples in a row that showed a queue, in Startup.
     queued_rtt_samples: u32,
@@ -209,7 +211,7 @@ pub(crate) struct Bbr {
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
     /// The longest RTT of what the latest probe sent.
-    probe_max_rtt: Duration,
+    probe_max_rtt: u64,
     /// The queue the latest probe that overflowed met (its longest RTT over
     /// the minimum, if at least [`MIN_QUEUE_DELAY`]), in nanoseconds: a
     /// probe puts no more than half of it in flight beyond the estimate.
@@ -277,7 +279,7 @@ impl Bbr {
             far_below_probes: 0,
             inflight_hi: f64::INFINITY,
             probe_sent: None,
-            probe_max_rtt: Duration::ZERO,
+            probe_max_rtt: 0,
             queue_depth: None,
             cut_in_round: false,
             undo: None,
@@ -289,7 +291,7 @@ impl Bbr {
     /// The bandwidth-delay product, in messages, once both are measured.
     fn bdp(&self) -> Option<f64> {
         let (min_rtt, _) = self.min_rtt?;
-        (self.bw.max > 0.0).then_some(self.bw.max * min_rtt.as_secs_f64())
+        (self.bw.max > 0.0).then_some(self.bw.max * secs_f64(min_rtt))
     }
 
     fn pacing_gain(&self) -> f64 {
@@ -365,14 +367,17 @@ impl Bbr {
     }
 
     pub(crate) fn pacing_interval(&self) -> Option<Duration> {
-        let (min_rtt, _) = self.min_rtt.filter(|(rtt, _)| *rtt >= MIN_PACED_RTT)?;
+        let (min_rtt, _) = self
+            .min_rtt
+            .filter(|(rtt, _)| *rtt >= nanos(MIN_PACED_RTT))?;
+        let min_rtt = secs_f64(min_rtt);
         let rate = if self.bw.max > 0.0 {
             self.bw.max
         } else {
-            f64::from(self.initial_window) / min_rtt.as_secs_f64().max(1e-6)
+            f64::from(self.initial_window) / min_rtt.max(1e-6)
         };
         // Never slower than the window quantum per round trip.
-        let floor = WINDOW_QUANTUM / min_rtt.as_secs_f64().max(1e-6);
+        let floor = WINDOW_QUANTUM / min_rtt.max(1e-6);
         let rate = (rate * self.pacing_gain()).max(floor);
         (rate > 0.0).then(|| Duration::from_secs_f64((1.0 / rate).min(1.0)))
     }
@@ -474,8 +479,8 @@ impl Bbr {
                 // A loss without a queue (a policer, or random loss read
                 // as congestion) tells no depth.
                 let depth = self.probe_max_rtt.saturating_sub(min_rtt);
-                if depth >= MIN_QUEUE_DELAY {
-                    self.queue_depth = Some(nanos(depth));
+                if depth >= nanos(MIN_QUEUE_DELAY) {
+                    self.queue_depth = Some(depth);
                 }
             }
             // The probe overflowed the queue: what it found is forgotten,
@@ -668,8 +673,8 @@ impl Bbr {
     /// The smallest RTT of this round and of the previous one both exceed
     /// the minimum by [`CRUISE_QUEUE`] (or a sixteenth of it, if more): a
     /// queue, small but standing.
-    fn cruise_queue_stands(&self, min_rtt: Duration) -> bool {
-        let threshold = min_rtt + (min_rtt / 16).max(CRUISE_QUEUE);
+    fn cruise_queue_stands(&self, min_rtt: u64) -> bool {
+        let threshold = cruise_queue_threshold(min_rtt);
         matches!(
             (self.round_min_rtt, self.last_round_min_rtt),
             (Some(a), Some(b)) if a > threshold && b > threshold
@@ -677,9 +682,9 @@ impl Bbr {
     }
 
     /// An RTT above this means a queue stands on the path.
-    fn queue_threshold(&self) -> Option<Duration> {
+    fn queue_threshold(&self) -> Option<u64> {
         let (min_rtt, _) = self.min_rtt?;
-        Some(min_rtt + (min_rtt / 8).max(MIN_QUEUE_DELAY))
+        Some(min_rtt.saturating_add((min_rtt / 8).max(nanos(MIN_QUEUE_DELAY))))
     }
 
     /// This round's smallest RTT so far shows a queue of more than
@@ -694,12 +699,15 @@ impl Bbr {
     }
 
     /// An RTT above this shows a queue Startup must not let grow.
-    fn startup_queue_threshold(&self) -> Option<Duration> {
+    fn startup_queue_threshold(&self) -> Option<u64> {
         let (min_rtt, _) = self.min_rtt?;
-        Some(self.queue_threshold()?.min(min_rtt + STARTUP_MAX_QUEUE))
+        Some(
+            self.queue_threshold()?
+                .min(min_rtt.saturating_add(nanos(STARTUP_MAX_QUEUE))),
+        )
     }
 
-    fn on_rtt(&mut self, rtt: Duration, now: u64) {
+    fn on_rtt(&mut self, rtt: u64, now: u64) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.round_rtt_samples += 1;
         // Where sends are not paced (a minimum RTT below a millisecond: a
@@ -708,7 +716,7 @@ impl Bbr {
         // nothing of a queue: only the round's smallest counts there.
         let queued = self
             .min_rtt
-            .is_some_and(|(min_rtt, _)| min_rtt >= MIN_PACED_RTT)
+            .is_some_and(|(min_rtt, _)| min_rtt >= nanos(MIN_PACED_RTT))
             && self.startup_queue_threshold().is_some_and(|t| rtt > t);
         self.queued_rtt_samples = if queued {
             self.queued_rtt_samples + 1
@@ -753,7 +761,7 @@ impl Bbr {
         // A closed calm sample is complete once its last sends had two
         // minimum RTTs to be confirmed or found lost.
         if let Some((min_rtt, _)) = self.min_rtt {
-            let horizon = nanos(min_rtt * CALM_HORIZON_RTTS);
+            let horizon = min_rtt.saturating_mul(u64::from(CALM_HORIZON_RTTS));
             let done = |sample: &CalmSample| {
                 sample
                     .until
@@ -858,7 +866,7 @@ impl Bbr {
     /// alone, a few hundred sends per probe cycle, reads a 2% loss as
     /// anything from 0.5% to 4%). The first send that met a queue ends
     /// the sample: what it and later sends lose may be the queue's.
-    fn on_cruise_rtt(&mut self, rtt: Duration, sent_at: u64) {
+    fn on_cruise_rtt(&mut self, rtt: u64, sent_at: u64) {
         let Mode::ProbeBw {
             phase: CRUISE,
             since,
@@ -872,7 +880,7 @@ impl Bbr {
         if sent_at < since || self.calm.from.is_none() || self.calm.until.is_some() {
             return;
         }
-        if rtt > min_rtt + (min_rtt / 16).max(CRUISE_QUEUE) {
+        if rtt > cruise_queue_threshold(min_rtt) {
             self.end_calm(sent_at.max(self.calm.from.unwrap_or(sent_at)));
         }
     }
@@ -911,7 +919,7 @@ impl Bbr {
         }
         if phase == PROBE_UP {
             self.probe_sent = Some((now, None));
-            self.probe_max_rtt = Duration::ZERO;
+            self.probe_max_rtt = 0;
             self.busy = LossSample::since(now);
             self.cycles = self.cycles.wrapping_add(1);
             self.bw_at_probe = self.bw.max;
@@ -968,7 +976,7 @@ impl Bbr {
             Mode::ProbeBw { phase, since } => {
                 // In nanoseconds: this runs once per delivery.
                 let elapsed = now.saturating_sub(since);
-                let min_rtt_ns = nanos(min_rtt);
+                let min_rtt_ns = min_rtt;
                 let next = match phase {
                     // At least an eighth of the minimum RTT: enough to
                     // raise the estimate by 3% when the path has more.
@@ -1006,9 +1014,24 @@ impl Bbr {
     }
 }
 
-/// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+/// A duration in whole nanoseconds (the constants here are far below
+/// `u64::MAX`, 584 years).
+const fn nanos(duration: Duration) -> u64 {
+    duration.as_nanos() as u64
+}
+
+/// `ns` nanoseconds in seconds, as `Duration::as_secs_f64` gives them
+/// (whole seconds and the nanoseconds past them converted apart, to the
+/// same bit).
+fn secs_f64(ns: u64) -> f64 {
+    const NANOS_PER_SEC: u64 = 1_000_000_000;
+    (ns / NANOS_PER_SEC) as f64 + (ns % NANOS_PER_SEC) as f64 / NANOS_PER_SEC as f64
+}
+
+/// An RTT above this, in nanoseconds, shows a queue while cruising: the
+/// minimum and [`CRUISE_QUEUE`] (or a sixteenth of it, if more).
+fn cruise_queue_threshold(min_rtt: u64) -> u64 {
+    min_rtt.saturating_add((min_rtt / 16).max(nanos(CRUISE_QUEUE)))
 }
 
 #[cfg(test)]
@@ -1067,7 +1090,7 @@ mod tests {
                 bbr.on_delivered(&Delivery {
                     sent_at: now - ns(rtt),
                     now,
-                    rtt: Some(rtt),
+                    rtt: Some(ns(rtt)),
                     sample: Some(RateSample {
                         delivered: per_round,
                         interval: rtt,
@@ -1193,7 +1216,7 @@ mod tests {
         bbr.on_delivered(&Delivery {
             sent_at: queued_at,
             now,
-            rtt: Some(RTT + Duration::from_millis(5)),
+            rtt: Some(ns(RTT + Duration::from_millis(5))),
             sample: None,
             delivered: bbr.next_round_delivered,
             in_flight: 100,
@@ -1325,7 +1348,7 @@ mod tests {
             bbr.on_delivered(&Delivery {
                 sent_at: now - ns(RTT),
                 now,
-                rtt: Some(RTT + Duration::from_millis(10)),
+                rtt: Some(ns(RTT + Duration::from_millis(10))),
                 sample: None,
                 delivered: 0,
                 in_flight: 50,
@@ -1349,7 +1372,7 @@ mod tests {
             bbr.on_delivered(&Delivery {
                 sent_at: now - ns(rtt),
                 now,
-                rtt: Some(Duration::from_millis(3)),
+                rtt: Some(ns(Duration::from_millis(3))),
                 sample: None,
                 delivered: 0,
                 in_flight: 50,
@@ -1368,7 +1391,7 @@ mod tests {
         };
         let now = now.max(since + ns(RTT * CRUISE_DRAIN_ROUNDS));
         // Two rounds whose smallest RTT shows a queue of 5 ms.
-        bbr.round_min_rtt = Some(RTT + Duration::from_millis(5));
+        bbr.round_min_rtt = Some(ns(RTT + Duration::from_millis(5)));
         bbr.last_round_min_rtt = bbr.round_min_rtt;
         bbr.update_mode(now);
         let trimmed = bbr.bw.max;
@@ -1500,7 +1523,7 @@ mod tests {
         bbr.on_delivered(&Delivery {
             sent_at: now + 1,
             now: now + ns(RTT + queue),
-            rtt: Some(RTT + queue),
+            rtt: Some(ns(RTT + queue)),
             sample: None,
             delivered: bbr.next_round_delivered,
             in_flight: 100,
