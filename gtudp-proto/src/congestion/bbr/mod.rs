@@ -152,6 +152,10 @@ pub(crate) struct Bbr {
     bw: MaxFilter,
     /// The minimum RTT in nanoseconds, and when it was measured.
     min_rtt: Option<(u64, u64)>,
+    /// The minimum RTT in seconds (`Duration::as_secs_f64` of it), set
+    /// with `min_rtt`: the BDP and the pacing rate read it on every
+    /// delivery, and it changes far less often.
+    min_rtt_secs: f64,
     round: u64,
     next_round_delivered: u64,
     /// Startup's plateau detection.
@@ -255,6 +259,7 @@ impl Bbr {
             max_window,
             bw: MaxFilter::default(),
             min_rtt: None,
+            min_rtt_secs: 0.0,
             round: 0,
             next_round_delivered: 0,
             full_bw: 0.0,
@@ -290,8 +295,8 @@ impl Bbr {
 
     /// The bandwidth-delay product, in messages, once both are measured.
     fn bdp(&self) -> Option<f64> {
-        let (min_rtt, _) = self.min_rtt?;
-        (self.bw.max > 0.0).then_some(self.bw.max * secs_f64(min_rtt))
+        self.min_rtt?;
+        (self.bw.max > 0.0).then_some(self.bw.max * self.min_rtt_secs)
     }
 
     fn pacing_gain(&self) -> f64 {
@@ -367,10 +372,9 @@ impl Bbr {
     }
 
     pub(crate) fn pacing_interval(&self) -> Option<Duration> {
-        let (min_rtt, _) = self
-            .min_rtt
+        self.min_rtt
             .filter(|(rtt, _)| *rtt >= nanos(MIN_PACED_RTT))?;
-        let min_rtt = secs_f64(min_rtt);
+        let min_rtt = self.min_rtt_secs;
         let rate = if self.bw.max > 0.0 {
             self.bw.max
         } else {
@@ -738,7 +742,10 @@ impl Bbr {
         }
         match self.min_rtt {
             Some((min, at)) if rtt > min && now.saturating_sub(at) < nanos(MIN_RTT_LIFETIME) => {}
-            _ => self.min_rtt = Some((rtt, now)),
+            _ => {
+                self.min_rtt = Some((rtt, now));
+                self.min_rtt_secs = secs_f64(rtt);
+            }
         }
     }
 
