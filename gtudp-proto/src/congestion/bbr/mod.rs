@@ -742,6 +742,9 @@ impl Bbr {
         }
         match self.min_rtt {
             Some((min, at)) if rtt > min && now.saturating_sub(at) < nanos(MIN_RTT_LIFETIME) => {}
+            // (A sample equal to the minimum only renews it: its seconds
+            // stand.)
+            Some((min, _)) if rtt == min => self.min_rtt = Some((rtt, now)),
             _ => {
                 self.min_rtt = Some((rtt, now));
                 self.min_rtt_secs = secs_f64(rtt);
