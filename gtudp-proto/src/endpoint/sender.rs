@@ -710,7 +710,6 @@ impl Endpoint {
                         path.mtu.on_data_confirmed(size);
                     }
                     let elapsed_ns = now_ns.saturating_sub(message.last_sent_ns);
-                    let elapsed = Duration::from_nanos(elapsed_ns);
                     // A RECV sooner after the retransmission than any round
                     // trip answers an earlier copy: the message was late,
                     // not lost.
@@ -752,7 +751,7 @@ impl Endpoint {
                     } else {
                         peer.rack.on_confirmed(
                             message.send_seq,
-                            elapsed,
+                            elapsed_ns,
                             peer.order.next_seq(),
                             message.transmissions == 1,
                             peer.rtt.min_rto(),
