@@ -6,8 +6,6 @@
 //! `Endpoint::nanos`): a sample's interval is then two integer
 //! subtractions, equal to the nanosecond to what `Instant` would give.
 
-use std::time::Duration;
-
 /// The tracker's state when a message was sent, kept with the message.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SendSnapshot {
@@ -27,7 +25,8 @@ pub(crate) struct SendSnapshot {
 pub(crate) struct RateSample {
     /// Messages confirmed over `interval`.
     pub(crate) delivered: u64,
-    pub(crate) interval: Duration,
+    /// In nanoseconds.
+    pub(crate) interval: u64,
     /// Measured while the application, not the path, limited the rate: it
     /// can raise an estimate but not lower it.
     pub(crate) app_limited: bool,
@@ -39,7 +38,7 @@ pub(crate) struct RateSample {
 impl RateSample {
     /// Messages per second.
     pub(crate) fn rate(&self) -> f64 {
-        self.delivered as f64 / self.interval.as_secs_f64().max(1e-9)
+        self.delivered as f64 / super::secs_f64(self.interval).max(1e-9)
     }
 }
 
@@ -151,7 +150,7 @@ impl DeliveryTracker {
         }
         Some(RateSample {
             delivered: self.delivered - snapshot.delivered,
-            interval: Duration::from_nanos(interval),
+            interval,
             app_limited: snapshot.app_limited,
             prior_delivered: snapshot.delivered,
         })
@@ -225,7 +224,7 @@ mod tests {
             last = tracker.on_delivered(now, start, snapshot, two);
         }
         let sample = last.expect("a sample");
-        assert_eq!(sample.interval, Duration::from_nanos(rtt));
+        assert_eq!(sample.interval, rtt);
         assert!((sample.rate() - 160.0).abs() < 1e-6, "{sample:?}");
         // What was sent after the probe was not held.
         assert_eq!(tracker.held_rtt(start + rtt, now + rtt), None);
@@ -250,6 +249,6 @@ mod tests {
         let sample = tracker
             .on_delivered(now, start, &snapshot, rtt)
             .expect("a sample");
-        assert_eq!(sample.interval, Duration::from_nanos(rtt / 2));
+        assert_eq!(sample.interval, rtt / 2);
     }
 }

@@ -43,6 +43,14 @@ pub enum CongestionAlgorithm {
     Bbr,
 }
 
+/// `ns` nanoseconds in seconds, as `Duration::as_secs_f64` gives them
+/// (whole seconds and the nanoseconds past them converted apart, to the
+/// same bit).
+fn secs_f64(ns: u64) -> f64 {
+    const NANOS_PER_SEC: u64 = 1_000_000_000;
+    (ns / NANOS_PER_SEC) as f64 + (ns % NANOS_PER_SEC) as f64 / NANOS_PER_SEC as f64
+}
+
 /// What a controller learns from one confirmed delivery.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Delivery {

@@ -63,7 +63,7 @@ mod estimators;
 use std::time::Duration;
 
 use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS, MAX_LOSS_RATIO};
-use super::Delivery;
+use super::{secs_f64, Delivery};
 
 const STARTUP_GAIN: f64 = 2.77;
 /// ProbeBw's phases: probe up, drain the probe's queue, cruise.
@@ -1030,14 +1030,6 @@ const fn nanos(duration: Duration) -> u64 {
     duration.as_nanos() as u64
 }
 
-/// `ns` nanoseconds in seconds, as `Duration::as_secs_f64` gives them
-/// (whole seconds and the nanoseconds past them converted apart, to the
-/// same bit).
-fn secs_f64(ns: u64) -> f64 {
-    const NANOS_PER_SEC: u64 = 1_000_000_000;
-    (ns / NANOS_PER_SEC) as f64 + (ns % NANOS_PER_SEC) as f64 / NANOS_PER_SEC as f64
-}
-
 /// An RTT above this, in nanoseconds, shows a queue while cruising: the
 /// minimum and [`CRUISE_QUEUE`] (or a sixteenth of it, if more).
 fn cruise_queue_threshold(min_rtt: u64) -> u64 {
@@ -1103,7 +1095,7 @@ mod tests {
                     rtt: Some(ns(rtt)),
                     sample: Some(RateSample {
                         delivered: per_round,
-                        interval: rtt,
+                        interval: ns(rtt),
                         app_limited: false,
                         // Sent one round trip (per_round messages) ago.
                         prior_delivered: delivered.saturating_sub(per_round),
@@ -1416,7 +1408,7 @@ mod tests {
             rtt: None,
             sample: Some(RateSample {
                 delivered: 100,
-                interval: RTT,
+                interval: ns(RTT),
                 app_limited: false,
                 prior_delivered: 0,
             }),
