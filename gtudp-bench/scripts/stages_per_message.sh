@@ -50,7 +50,7 @@ stages = [
     # remembered memory's insertion, which is not.
     ("  receive: ACK ends the exchange", "identity into the remembered memory", ["RememberedIdentities::insert_bounded"]),
     ("  send side: RECV confirms", "resolve: window, RTT, loss, congestion, event", ["::resolve_with"]),
-    ("    RTT estimate", "RFC 6298 update, both sides (the ACK samples too)", ["RttEstimator::on_sample"]),
+    ("    RTT estimate", "RFC 6298 update, both sides (the ACK samples too)", ["RttEstimator::on_sample", "RttEstimator::on_sample_ns"]),
     ("    congestion control", "BBR's model per delivery", ["Controller::on_delivered"]),
     ("    loss detection", "RACK over the send order", ["::detect_lost"]),
     ("output", "poll_transmit: every datagram out", ["Endpoint::poll_transmit"]),

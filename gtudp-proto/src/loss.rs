@@ -194,16 +194,33 @@ impl SendOrder {
     /// [`Rack`]) into `lost`, oldest first, and returns when the next one
     /// would be, if any is waiting on the reordering window (see
     /// [`ReorderWindow::duration`]).
+    ///
+    /// `path` is asked for only when a transmission sent before the latest
+    /// confirmed one is there to judge: most confirmations find none (the
+    /// confirmed message's own entry at the front, the rest sent after
+    /// it), and the wait is then never worked out.
     pub(crate) fn detect_lost(
         &mut self,
         now: Instant,
         rack: &Rack,
-        path: PathTimes,
+        path: impl FnOnce() -> PathTimes,
         liveness: impl Fn(&Sent) -> Liveness,
         lost: &mut Vec<Sent>,
     ) -> Option<Instant> {
-        let (latest_seq, rack_rtt) = rack.latest?;
-        let wait = rack_rtt + rack.window.duration(path);
+        let (latest_seq, rack_rtt_ns) = rack.latest?;
+        // Stale entries at the front go first: when the rest were sent
+        // after the latest confirmed message, none is judged yet.
+        loop {
+            let front = self.entries.front()?;
+            if front.seq >= latest_seq {
+                return None;
+            }
+            if liveness(front) != Liveness::Stale {
+                break;
+            }
+            self.entries.pop_front();
+        }
+        let wait = Duration::from_nanos(rack_rtt_ns) + rack.window.duration(path());
         let mut index = 0;
         while let Some(sent) = self.entries.get(index).copied() {
             if sent.seq >= latest_seq {
@@ -259,15 +276,18 @@ impl SendOrder {
 /// reordering window.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Rack {
-    /// Sequence number and RTT of the confirmed transmission sent last.
-    latest: Option<(u64, Duration)>,
+    /// Sequence number and RTT (in nanoseconds) of the confirmed
+    /// transmission sent last.
+    latest: Option<(u64, u64)>,
     pub(crate) window: ReorderWindow,
     /// A round ends when a transmission sent after this one is confirmed.
     round_end: u64,
 }
 
 impl Rack {
-    /// The transmission `seq`, sent `rtt` ago, was confirmed; `next_seq` is
+    /// The transmission `seq`, sent `rtt` nanoseconds ago, was confirmed
+    /// (this runs on every confirmation, which has the RTT in nanoseconds
+    /// at hand); `next_seq` is
     /// the sequence number the next transmission will get. `sent_once`: its
     /// message was never resent, so the RECV answers this transmission and
     /// its RTT is exact.
@@ -280,7 +300,7 @@ impl Rack {
     pub(crate) fn on_confirmed(
         &mut self,
         seq: u64,
-        rtt: Duration,
+        rtt: u64,
         next_seq: u64,
         sent_once: bool,
         resend_timeout: Duration,
@@ -290,8 +310,8 @@ impl Rack {
                 // Confirmed after a message sent later: reordered, by as
                 // much as its RTT exceeds that one's.
                 if sent_once {
-                    self.window
-                        .on_reordering(rtt.saturating_sub(latest_rtt), resend_timeout);
+                    let lateness = Duration::from_nanos(rtt.saturating_sub(latest_rtt));
+                    self.window.on_reordering(lateness, resend_timeout);
                 }
             }
             _ => self.latest = Some((seq, rtt)),
@@ -308,8 +328,8 @@ impl Rack {
     /// `resend_timeout` as for [`Self::on_confirmed`].
     pub(crate) fn on_late_copy(&mut self, rtt: Duration, resend_timeout: Duration) {
         if let Some((_, latest_rtt)) = self.latest {
-            self.window
-                .on_reordering(rtt.saturating_sub(latest_rtt), resend_timeout);
+            let lateness = rtt.saturating_sub(Duration::from_nanos(latest_rtt));
+            self.window.on_reordering(lateness, resend_timeout);
         }
     }
 }
@@ -398,6 +418,10 @@ mod tests {
     use std::collections::HashSet;
 
     const RTT: Duration = Duration::from_millis(40);
+
+    fn ns(duration: Duration) -> u64 {
+        duration.as_nanos() as u64
+    }
     const RTO: Duration = Duration::from_millis(100);
 
     /// A send order of `count` messages, one per millisecond, all live.
@@ -427,23 +451,23 @@ mod tests {
         // Message 5 is confirmed first, one RTT after it was sent: 0..5 are
         // late, not lost, until the window (RTT/4 = 10 ms) has passed.
         let mut done = HashSet::from([5]);
-        rack.on_confirmed(5, RTT, order.next_seq(), true, RTO);
+        rack.on_confirmed(5, ns(RTT), order.next_seq(), true, RTO);
         let now = start + Duration::from_millis(5) + RTT;
         let mut lost = Vec::new();
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         // The oldest, sent at 0, is due at 0 + RTT + RTT/4.
         assert_eq!(next, Some(start + RTT + RTT / 4));
         // 0..3 arrive within the window: nothing is ever presumed lost.
         done.extend([0, 1, 2, 3]);
         let now = start + Duration::from_millis(3) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert!(lost.is_empty());
         assert_eq!(next, Some(start + Duration::from_millis(4) + RTT + RTT / 4));
         // 4 never comes: lost once its window passes; 6.. were sent after
         // the latest confirmed message and are not judged.
         let now = start + Duration::from_millis(4) + RTT + RTT / 4;
-        let next = order.detect_lost(now, &rack, path(), live_unless(&done), &mut lost);
+        let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [4]);
         assert_eq!(next, None);
     }
@@ -453,14 +477,14 @@ mod tests {
         let start = Instant::now();
         let mut order = order(start, 4);
         let mut rack = Rack::default();
-        rack.on_confirmed(3, RTT, order.next_seq(), true, RTO);
+        rack.on_confirmed(3, ns(RTT), order.next_seq(), true, RTO);
         let liveness = |sent: &Sent| match sent.id.serial {
             3 => Liveness::Stale,
             1 => Liveness::LastAttempt,
             _ => Liveness::Live,
         };
         let mut lost = Vec::new();
-        order.detect_lost(start + RTT * 2, &rack, path(), liveness, &mut lost);
+        order.detect_lost(start + RTT * 2, &rack, path, liveness, &mut lost);
         assert_eq!(lost.iter().map(|s| s.id.serial).collect::<Vec<_>>(), [0, 2]);
         // The timeout takes it once due; the entries before it are stale.
         let mut expired = Vec::new();
@@ -487,24 +511,24 @@ mod tests {
         // Message 10 is confirmed at the minimum RTT, then message 9 (sent
         // before it, never resent) 30 ms later than its own send would
         // have been answered: the window covers 30 ms and an eighth.
-        rack.on_confirmed(10, RTT, 11, true, RTO);
-        rack.on_confirmed(9, RTT + Duration::from_millis(30), 11, true, RTO);
+        rack.on_confirmed(10, ns(RTT), 11, true, RTO);
+        rack.on_confirmed(9, ns(RTT + Duration::from_millis(30)), 11, true, RTO);
         assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
         // A resent message's RTT is not exact: it teaches nothing.
-        rack.on_confirmed(8, RTT * 3, 11, false, RTO);
+        rack.on_confirmed(8, ns(RTT * 3), 11, false, RTO);
         assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
         // Lateness a lost RECV resent could explain (3/4 of the RTO or
         // more) widens it up to the smoothed RTT only.
-        rack.on_confirmed(7, RTT + RTO, 11, true, RTO);
+        rack.on_confirmed(7, ns(RTT + RTO), 11, true, RTO);
         assert_eq!(window(&rack), RTT);
         // Certain reordering widens it as far as it was seen, beyond the
         // smoothed RTT.
-        rack.on_confirmed(6, RTT + RTO, 11, true, RTO * 4);
+        rack.on_confirmed(6, ns(RTT + RTO), 11, true, RTO * 4);
         assert_eq!(window(&rack), RTO * 9 / 8);
         // Sixteen rounds without such reordering narrow it by a quarter.
         let (learned, ambiguous) = rack.window.learned();
         for seq in 11..11 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
-            rack.on_confirmed(seq, RTT, seq + 1, true, RTO);
+            rack.on_confirmed(seq, ns(RTT), seq + 1, true, RTO);
         }
         assert_eq!(rack.window.learned(), (learned * 3 / 4, ambiguous * 3 / 4));
     }
@@ -512,7 +536,7 @@ mod tests {
     #[test]
     fn a_late_first_copy_widens_the_window_by_its_lateness() {
         let mut rack = Rack::default();
-        rack.on_confirmed(3, RTT, 4, true, RTO);
+        rack.on_confirmed(3, ns(RTT), 4, true, RTO);
         // Message 2 was resent, and its first copy answered 25 ms later
         // than message 3's.
         rack.on_late_copy(RTT + Duration::from_millis(25), RTO);

@@ -62,23 +62,26 @@ impl RttEstimator {
     }
 
     /// Folds in one RTT measurement (RFC 6298 section 2.2 and 2.3, K = 4,
-    /// alpha = 1/8, beta = 1/4). The arithmetic is in whole nanoseconds
-    /// (`Duration`'s own operators normalise seconds and nanoseconds at
-    /// every step, and this runs once per message); each value read by the
-    /// timers is turned into a `Duration` once, here.
+    /// alpha = 1/8, beta = 1/4): [`Self::on_sample_ns`] of its nanoseconds.
     pub(crate) fn on_sample(&mut self, sample: Duration) {
-        let sample_ns = nanos(sample);
+        self.on_sample_ns(nanos(sample));
+    }
+
+    /// Folds in one RTT measurement of `sample_ns` nanoseconds. The
+    /// arithmetic is in whole nanoseconds (`Duration`'s own operators
+    /// normalise seconds and nanoseconds at every step, and this runs once
+    /// per message); each value read by the timers is turned into a
+    /// `Duration` once, here.
+    pub(crate) fn on_sample_ns(&mut self, sample_ns: u64) {
         if sample_ns < self.min_ns {
             self.min_ns = sample_ns;
         }
         if self.probe_timeout.is_none() {
             self.smoothed_ns = sample_ns;
-            self.variation_ns = nanos(sample / 2);
+            self.variation_ns = sample_ns / 2;
         } else {
-            let smoothed_ns = self.smoothed_ns;
-            let deviation = smoothed_ns.abs_diff(sample_ns);
-            self.variation_ns = (self.variation_ns.saturating_mul(3)).saturating_add(deviation) / 4;
-            self.smoothed_ns = smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8;
+            (self.smoothed_ns, self.variation_ns) =
+                smooth(self.smoothed_ns, self.variation_ns, sample_ns);
         }
         let smoothed_ns = self.smoothed_ns;
         let rto_ns = self.computed_rto_ns();
@@ -88,6 +91,13 @@ impl RttEstimator {
         self.probe_timeout = Some(Duration::from_nanos(crate::loss::probe_timeout_ns(
             twice_ns, rto_ns,
         )));
+    }
+
+    /// Whether [`Self::min`] and [`Self::smoothed`] are both known (a
+    /// sample has been taken, and was shorter than 584 years).
+    #[inline]
+    pub(crate) fn sampled(&self) -> bool {
+        self.probe_timeout.is_some() && self.min_ns != u64::MAX
     }
 
     /// The smoothed RTT, once a sample has been taken.
@@ -104,6 +114,13 @@ impl RttEstimator {
     /// The longest timeout: `max_rto`.
     pub(crate) fn max_rto(&self) -> Duration {
         self.max_rto
+    }
+
+    /// The smallest RTT sample in nanoseconds, once a sample has been
+    /// taken.
+    #[inline]
+    pub(crate) fn min_ns(&self) -> Option<u64> {
+        (self.min_ns != u64::MAX).then_some(self.min_ns)
     }
 
     /// The smallest RTT sample, once a sample has been taken.
@@ -156,6 +173,36 @@ impl RttEstimator {
         let factor = 1u32.checked_shl(backoff.min(31)).unwrap_or(u32::MAX);
         self.rto().saturating_mul(factor).min(self.max_rto)
     }
+}
+
+/// The smoothed RTT and RTTVAR after `sample_ns` (RFC 6298 section 2.3),
+/// all in nanoseconds: `7/8 SRTT + 1/8 R` and `3/4 RTTVAR + 1/4 |SRTT - R|`,
+/// saturating. Below 2^60 ns (36 years) nothing can saturate, and the
+/// plain arithmetic gives the same values without the overflow checks.
+#[inline]
+fn smooth(smoothed_ns: u64, variation_ns: u64, sample_ns: u64) -> (u64, u64) {
+    let deviation = smoothed_ns.abs_diff(sample_ns);
+    if (smoothed_ns | variation_ns | sample_ns) < 1 << 60 {
+        return (
+            (smoothed_ns * 7 + sample_ns) / 8,
+            (variation_ns * 3 + deviation) / 4,
+        );
+    }
+    smooth_saturating(smoothed_ns, variation_ns, sample_ns, deviation)
+}
+
+/// [`smooth`] past 2^60 ns, where the products may overflow.
+#[cold]
+fn smooth_saturating(
+    smoothed_ns: u64,
+    variation_ns: u64,
+    sample_ns: u64,
+    deviation: u64,
+) -> (u64, u64) {
+    (
+        smoothed_ns.saturating_mul(7).saturating_add(sample_ns) / 8,
+        variation_ns.saturating_mul(3).saturating_add(deviation) / 4,
+    )
 }
 
 /// A duration in whole nanoseconds, at most `u64::MAX` (584 years).

@@ -6,8 +6,6 @@
 //! `Endpoint::nanos`): a sample's interval is then two integer
 //! subtractions, equal to the nanosecond to what `Instant` would give.
 
-use std::time::Duration;
-
 /// The tracker's state when a message was sent, kept with the message.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SendSnapshot {
@@ -27,7 +25,8 @@ pub(crate) struct SendSnapshot {
 pub(crate) struct RateSample {
     /// Messages confirmed over `interval`.
     pub(crate) delivered: u64,
-    pub(crate) interval: Duration,
+    /// In nanoseconds.
+    pub(crate) interval: u64,
     /// Measured while the application, not the path, limited the rate: it
     /// can raise an estimate but not lower it.
     pub(crate) app_limited: bool,
@@ -39,7 +38,7 @@ pub(crate) struct RateSample {
 impl RateSample {
     /// Messages per second.
     pub(crate) fn rate(&self) -> f64 {
-        self.delivered as f64 / self.interval.as_secs_f64().max(1e-9)
+        self.delivered as f64 / super::secs_f64(self.interval).max(1e-9)
     }
 }
 
@@ -101,12 +100,13 @@ impl DeliveryTracker {
     /// the RTT is taken no shorter than half the time since the send (an
     /// honest probe is drawn by a DATA sent at most a round trip before
     /// it), so a forgery can halve it at most.
-    pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<Duration> {
+    ///
+    /// In nanoseconds, as the instants.
+    #[inline]
+    pub(crate) fn held_rtt(&self, sent_at: u64, now: u64) -> Option<u64> {
         let at = self.held_until.filter(|&at| sent_at < at)?;
         let since_send = now.saturating_sub(sent_at);
-        Some(Duration::from_nanos(
-            now.saturating_sub(at).max(since_send / 2),
-        ))
+        Some(now.saturating_sub(at).max(since_send / 2))
     }
 
     /// The sender had nothing more to send with `in_flight` unconfirmed.
@@ -117,15 +117,15 @@ impl DeliveryTracker {
 
     /// A message sent at `sent_at` with `snapshot` was confirmed at `now`
     /// (both in nanoseconds from the epoch). `None` when the interval is
-    /// too short to mean anything (shorter than `min_rtt`, as when the
-    /// RECV answered an earlier copy).
+    /// too short to mean anything (shorter than `min_rtt`, in nanoseconds,
+    /// as when the RECV answered an earlier copy).
     #[inline(always)]
     pub(crate) fn on_delivered(
         &mut self,
         now: u64,
         sent_at: u64,
         snapshot: &SendSnapshot,
-        min_rtt: Duration,
+        min_rtt: u64,
     ) -> Option<RateSample> {
         self.delivered += 1;
         self.delivered_at = Some(now);
@@ -144,8 +144,8 @@ impl DeliveryTracker {
                 .max(ack_elapsed / 2);
             min_rtt = held.min(min_rtt);
         }
-        let interval = Duration::from_nanos(send_elapsed.max(ack_elapsed));
-        if interval < min_rtt || interval.is_zero() {
+        let interval = send_elapsed.max(ack_elapsed);
+        if interval < min_rtt || interval == 0 {
             return None;
         }
         Some(RateSample {
@@ -178,7 +178,7 @@ mod tests {
             let now = start + ms(i);
             if i >= 10 {
                 let (sent, snapshot) = snapshots[(i - 10) as usize];
-                last = tracker.on_delivered(now, sent, &snapshot, Duration::from_millis(10));
+                last = tracker.on_delivered(now, sent, &snapshot, ms(10));
             }
             let in_flight = (i.min(10)) as usize;
             snapshots.push((now, tracker.on_send(now, in_flight)));
@@ -194,14 +194,13 @@ mod tests {
         let mut tracker = DeliveryTracker::default();
         tracker.on_app_limited(0);
         let snapshot = tracker.on_send(start, 0);
-        let rtt = Duration::from_millis(10);
         let rtt_ns = ms_ns(10);
-        let sample = tracker.on_delivered(start + rtt_ns, start, &snapshot, rtt);
+        let sample = tracker.on_delivered(start + rtt_ns, start, &snapshot, rtt_ns);
         assert!(sample.is_some_and(|s| s.app_limited && s.delivered == 1));
         let snapshot = tracker.on_send(start + rtt_ns, 0);
         let early = start + rtt_ns + ms_ns(1);
         assert_eq!(
-            tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt),
+            tracker.on_delivered(early, start + rtt_ns, &snapshot, rtt_ns),
             None
         );
     }
@@ -216,26 +215,23 @@ mod tests {
         let snapshots: Vec<_> = (0..16).map(|i| tracker.on_send(start, i)).collect();
         tracker.on_validation_probe(start + rtt);
         let now = start + 2 * rtt;
-        assert_eq!(
-            tracker.held_rtt(start, now),
-            Some(Duration::from_nanos(rtt))
-        );
+        assert_eq!(tracker.held_rtt(start, now), Some(rtt));
         // The estimator's minimum (two round trips, from these very
         // messages) does not discard them.
-        let two = Duration::from_nanos(2 * rtt);
+        let two = 2 * rtt;
         let mut last = None;
         for snapshot in &snapshots {
             last = tracker.on_delivered(now, start, snapshot, two);
         }
         let sample = last.expect("a sample");
-        assert_eq!(sample.interval, Duration::from_nanos(rtt));
+        assert_eq!(sample.interval, rtt);
         assert!((sample.rate() - 160.0).abs() < 1e-6, "{sample:?}");
         // What was sent after the probe was not held.
         assert_eq!(tracker.held_rtt(start + rtt, now + rtt), None);
         // A probe after a confirmation says nothing of the path.
         let mut later = DeliveryTracker::default();
         let snapshot = later.on_send(start, 0);
-        later.on_delivered(start + rtt, start, &snapshot, Duration::ZERO);
+        later.on_delivered(start + rtt, start, &snapshot, 0);
         later.on_validation_probe(start + rtt);
         assert_eq!(later.held_rtt(start, start + 2 * rtt), None);
     }
@@ -249,13 +245,10 @@ mod tests {
         // Forged just before the RECV of a message the peer never held.
         tracker.on_validation_probe(start + rtt - ms_ns(1));
         let now = start + rtt;
-        assert_eq!(
-            tracker.held_rtt(start, now),
-            Some(Duration::from_nanos(rtt / 2))
-        );
+        assert_eq!(tracker.held_rtt(start, now), Some(rtt / 2));
         let sample = tracker
-            .on_delivered(now, start, &snapshot, Duration::from_nanos(rtt))
+            .on_delivered(now, start, &snapshot, rtt)
             .expect("a sample");
-        assert_eq!(sample.interval, Duration::from_nanos(rtt / 2));
+        assert_eq!(sample.interval, rtt / 2);
     }
 }

@@ -43,6 +43,14 @@ pub enum CongestionAlgorithm {
     Bbr,
 }
 
+/// `ns` nanoseconds in seconds, as `Duration::as_secs_f64` gives them
+/// (whole seconds and the nanoseconds past them converted apart, to the
+/// same bit).
+fn secs_f64(ns: u64) -> f64 {
+    const NANOS_PER_SEC: u64 = 1_000_000_000;
+    (ns / NANOS_PER_SEC) as f64 + (ns % NANOS_PER_SEC) as f64 / NANOS_PER_SEC as f64
+}
+
 /// What a controller learns from one confirmed delivery.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Delivery {
@@ -51,8 +59,9 @@ pub(crate) struct Delivery {
     pub(crate) sent_at: u64,
     /// When its RECV arrived.
     pub(crate) now: u64,
-    /// Its round-trip time, when unambiguous (sent once: Karn's rule).
-    pub(crate) rtt: Option<Duration>,
+    /// Its round-trip time in nanoseconds, when unambiguous (sent once:
+    /// Karn's rule).
+    pub(crate) rtt: Option<u64>,
     /// The delivery rate it samples, if meaningful.
     pub(crate) sample: Option<RateSample>,
     /// Messages confirmed to the peer so far, this one included.
@@ -104,7 +113,7 @@ impl Controller {
     fn refresh(&mut self) {
         (self.window, self.pacing_interval) = match &self.algorithm {
             Algorithm::Aimd(aimd) => (aimd.window(), None),
-            Algorithm::Bbr(bbr) => (bbr.window(), bbr.pacing_interval()),
+            Algorithm::Bbr(bbr) => bbr.window_and_pacing(),
         };
     }
 

@@ -272,6 +272,12 @@ impl Peer {
         self.backoff = 0;
     }
 
+    /// [`on_rtt_sample`](Self::on_rtt_sample) of `sample_ns` nanoseconds.
+    pub(super) fn on_rtt_sample_ns(&mut self, sample_ns: u64) {
+        self.rtt.on_sample_ns(sample_ns);
+        self.backoff = 0;
+    }
+
     pub(super) fn snapshot(&self) -> PeerStats {
         PeerStats {
             rtt: self.rtt.smoothed(),

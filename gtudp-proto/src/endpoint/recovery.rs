@@ -47,16 +47,29 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let (Some(min_rtt), Some(smoothed)) = (peer.rtt.min(), peer.rtt.smoothed()) else {
+        if !peer.rtt.sampled() {
             return;
+        }
+        // Read only if a transmission is there to judge (see
+        // `SendOrder::detect_lost`).
+        let rtt = &peer.rtt;
+        let path = || PathTimes {
+            min_rtt: rtt.min().unwrap_or_default(),
+            smoothed: rtt.smoothed().unwrap_or_default(),
         };
-        let path = PathTimes { min_rtt, smoothed };
-        let messages = &self.messages;
-        let liveness = liveness_in(messages);
+        let liveness = liveness_in(&self.messages);
+        peer.rack_deadline =
+            peer.order
+                .detect_lost(now, &peer.rack, path, liveness, &mut self.scratch_lost);
+        if !self.scratch_lost.is_empty() {
+            self.resend_lost(now);
+        }
+    }
+
+    /// Resends what early detection presumed lost (in `scratch_lost`).
+    #[cold]
+    fn resend_lost(&mut self, now: Instant) {
         let mut lost = std::mem::take(&mut self.scratch_lost);
-        peer.rack_deadline = peer
-            .order
-            .detect_lost(now, &peer.rack, path, liveness, &mut lost);
         for sent in lost.drain(..) {
             self.resend(now, sent, Cause::Early);
         }

@@ -703,10 +703,10 @@ impl Endpoint {
                     // The path carried it: an RTT sample (that ends no
                     // backoff) and a delivery for the controller, but no
                     // early detection of the DATA sent before it.
-                    let elapsed = Duration::from_nanos(now_ns.saturating_sub(message.last_sent_ns));
-                    peer.rtt.on_sample(elapsed);
+                    let elapsed = now_ns.saturating_sub(message.last_sent_ns);
+                    peer.rtt.on_sample_ns(elapsed);
                     let sample = message.snapshot.as_ref().and_then(|snapshot| {
-                        let min_rtt = peer.rtt.min().unwrap_or_default();
+                        let min_rtt = peer.rtt.min_ns().unwrap_or_default();
                         peer.delivery
                             .on_delivered(now_ns, message.last_sent_ns, snapshot, min_rtt)
                     });
@@ -729,13 +729,12 @@ impl Endpoint {
                         let size = self.config.framing.header_len() + message.payload.len();
                         path.mtu.on_data_confirmed(size);
                     }
-                    let elapsed = Duration::from_nanos(now_ns.saturating_sub(message.last_sent_ns));
-                    let min_rtt = peer.rtt.min();
+                    let elapsed_ns = now_ns.saturating_sub(message.last_sent_ns);
                     // A RECV sooner after the retransmission than any round
                     // trip answers an earlier copy: the message was late,
                     // not lost.
-                    let spurious =
-                        message.transmissions > 1 && min_rtt.is_some_and(|min| elapsed < min);
+                    let spurious = message.transmissions > 1
+                        && peer.rtt.min_ns().is_some_and(|min| elapsed_ns < min);
                     if spurious {
                         self.stats.spurious_retransmissions += 1;
                         peer.stats.spurious_retransmissions += 1;
@@ -772,7 +771,7 @@ impl Endpoint {
                     } else {
                         peer.rack.on_confirmed(
                             message.send_seq,
-                            elapsed,
+                            elapsed_ns,
                             peer.order.next_seq(),
                             message.transmissions == 1,
                             peer.rtt.min_rto(),
@@ -800,9 +799,9 @@ impl Endpoint {
                         }
                     }
                     // Karn's rule: only a message sent once gives an RTT sample.
-                    let rtt = (message.transmissions == 1).then_some(elapsed);
+                    let rtt = (message.transmissions == 1).then_some(elapsed_ns);
                     if let Some(sample) = rtt {
-                        peer.on_rtt_sample(sample);
+                        peer.on_rtt_sample_ns(sample);
                     }
                     peer.probe_out = false;
                     let sample = match (spurious, &message.snapshot) {
@@ -810,7 +809,7 @@ impl Endpoint {
                             now_ns,
                             message.last_sent_ns,
                             snapshot,
-                            peer.rtt.min().unwrap_or_default(),
+                            peer.rtt.min_ns().unwrap_or_default(),
                         ),
                         _ => None,
                     };

@@ -63,7 +63,7 @@ mod estimators;
 use std::time::Duration;
 
 use self::estimators::{CalmSample, LossSample, MaxFilter, BW_ROUNDS, MAX_LOSS_RATIO};
-use super::Delivery;
+use super::{secs_f64, Delivery};
 
 const STARTUP_GAIN: f64 = 2.77;
 /// ProbeBw's phases: probe up, drain the probe's queue, cruise.
@@ -150,15 +150,21 @@ pub(crate) struct Bbr {
     initial_window: u32,
     max_window: u32,
     bw: MaxFilter,
-    min_rtt: Option<(Duration, u64)>,
+    /// The minimum RTT in nanoseconds, and when it was measured.
+    min_rtt: Option<(u64, u64)>,
+    /// The minimum RTT in seconds (`Duration::as_secs_f64` of it), set
+    /// with `min_rtt`: the BDP and the pacing rate read it on every
+    /// delivery, and it changes far less often.
+    min_rtt_secs: f64,
     round: u64,
     next_round_delivered: u64,
     /// Startup's plateau detection.
     full_bw: f64,
     full_bw_rounds: u32,
-    /// Smallest RTT sample of this round and of the previous one.
-    round_min_rtt: Option<Duration>,
-    last_round_min_rtt: Option<Duration>,
+    /// Smallest RTT sample of this round and of the previous one, in
+    /// nanoseconds (as every RTT here).
+    round_min_rtt: Option<u64>,
+    last_round_min_rtt: Option<u64>,
     round_rtt_samples: u32,
     /// RTT samples in a row that showed a queue, in Startup.
     queued_rtt_samples: u32,
@@ -209,7 +215,7 @@ pub(crate) struct Bbr {
     /// losses of what it sent are the probe's.
     probe_sent: Option<(u64, Option<u64>)>,
     /// The longest RTT of what the latest probe sent.
-    probe_max_rtt: Duration,
+    probe_max_rtt: u64,
     /// The queue the latest probe that overflowed met (its longest RTT over
     /// the minimum, if at least [`MIN_QUEUE_DELAY`]), in nanoseconds: a
     /// probe puts no more than half of it in flight beyond the estimate.
@@ -253,6 +259,7 @@ impl Bbr {
             max_window,
             bw: MaxFilter::default(),
             min_rtt: None,
+            min_rtt_secs: 0.0,
             round: 0,
             next_round_delivered: 0,
             full_bw: 0.0,
@@ -277,7 +284,7 @@ impl Bbr {
             far_below_probes: 0,
             inflight_hi: f64::INFINITY,
             probe_sent: None,
-            probe_max_rtt: Duration::ZERO,
+            probe_max_rtt: 0,
             queue_depth: None,
             cut_in_round: false,
             undo: None,
@@ -288,8 +295,8 @@ impl Bbr {
 
     /// The bandwidth-delay product, in messages, once both are measured.
     fn bdp(&self) -> Option<f64> {
-        let (min_rtt, _) = self.min_rtt?;
-        (self.bw.max > 0.0).then_some(self.bw.max * min_rtt.as_secs_f64())
+        self.min_rtt?;
+        (self.bw.max > 0.0).then_some(self.bw.max * self.min_rtt_secs)
     }
 
     fn pacing_gain(&self) -> f64 {
@@ -325,7 +332,22 @@ impl Bbr {
         base * eighths / 8
     }
 
+    /// Messages that may be in flight at once.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> u32 {
+        self.window_paced(self.pacing_interval())
+    }
+
+    /// The window and the pacing interval, each worked out once (the
+    /// window of an unpaced path is bounded by `inflight_hi`).
+    #[inline]
+    pub(crate) fn window_and_pacing(&self) -> (u32, Option<Duration>) {
+        let pacing = self.pacing_interval();
+        (self.window_paced(pacing), pacing)
+    }
+
+    /// [`Self::window`], given the pacing interval.
+    fn window_paced(&self, pacing: Option<Duration>) -> u32 {
         // Startup too keeps two BDPs in flight (BBRv3's cwnd gain): its
         // pacing gain of 2.77 finds the rate, the window bounds what the
         // last round before a queue shows can overflow.
@@ -341,7 +363,7 @@ impl Bbr {
         // the model alone would starve it. The pacer still holds the rate.
         let carried = 2.0 * self.last_round_delivered as f64;
         let mut window = model.max(carried);
-        if self.inflight_hi.is_finite() && self.pacing_interval().is_none() {
+        if self.inflight_hi.is_finite() && pacing.is_none() {
             // Unpaced, the window alone holds the rate back.
             window = window.min(self.inflight_hi);
         }
@@ -350,14 +372,16 @@ impl Bbr {
     }
 
     pub(crate) fn pacing_interval(&self) -> Option<Duration> {
-        let (min_rtt, _) = self.min_rtt.filter(|(rtt, _)| *rtt >= MIN_PACED_RTT)?;
+        self.min_rtt
+            .filter(|(rtt, _)| *rtt >= nanos(MIN_PACED_RTT))?;
+        let min_rtt = self.min_rtt_secs;
         let rate = if self.bw.max > 0.0 {
             self.bw.max
         } else {
-            f64::from(self.initial_window) / min_rtt.as_secs_f64().max(1e-6)
+            f64::from(self.initial_window) / min_rtt.max(1e-6)
         };
         // Never slower than the window quantum per round trip.
-        let floor = WINDOW_QUANTUM / min_rtt.as_secs_f64().max(1e-6);
+        let floor = WINDOW_QUANTUM / min_rtt.max(1e-6);
         let rate = (rate * self.pacing_gain()).max(floor);
         (rate > 0.0).then(|| Duration::from_secs_f64((1.0 / rate).min(1.0)))
     }
@@ -365,7 +389,10 @@ impl Bbr {
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
         self.in_flight = delivery.in_flight;
         self.round_delivered += 1;
-        if self.mode == Mode::Startup && self.calm.from.is_none() && self.calm_samples_taken == 0 {
+        if matches!(self.mode, Mode::Startup)
+            && self.calm.from.is_none()
+            && self.calm_samples_taken == 0
+        {
             // Startup's first sends: far below what the path carries.
             self.calm.from = Some(delivery.sent_at);
         }
@@ -428,7 +455,7 @@ impl Bbr {
             undo.judged.on_resolved(sent_at, true);
         }
         let counted = self.busy.on_resolved(sent_at, true);
-        let judged = self.mode == Mode::Startup || self.calm_samples_taken > 0;
+        let judged = matches!(self.mode, Mode::Startup) || self.calm_samples_taken > 0;
         let excess = counted && judged && self.excess_loss();
         // While a queue stands, loss above the random share by its noise
         // alone is congestion (the queue overflowed); a standing queue
@@ -456,8 +483,8 @@ impl Bbr {
                 // A loss without a queue (a policer, or random loss read
                 // as congestion) tells no depth.
                 let depth = self.probe_max_rtt.saturating_sub(min_rtt);
-                if depth >= MIN_QUEUE_DELAY {
-                    self.queue_depth = Some(nanos(depth));
+                if depth >= nanos(MIN_QUEUE_DELAY) {
+                    self.queue_depth = Some(depth);
                 }
             }
             // The probe overflowed the queue: what it found is forgotten,
@@ -529,7 +556,9 @@ impl Bbr {
     /// a little under what the path carried, which the next probe finds.
     fn random_loss_floor(&self) -> f64 {
         let (random, sends) = self.random_loss_sample();
-        if sends < 1.0 {
+        // No loss measured (as on most paths): the floor is exactly zero
+        // (the one subtracted from it is), without the square root.
+        if sends < 1.0 || random == 0.0 {
             return random;
         }
         (random - 2.0 * (random * (1.0 - random) / sends).sqrt()).max(0.0)
@@ -572,7 +601,7 @@ impl Bbr {
     /// needs several (BBRv3's full_loss_cnt), its first rounds are too
     /// small to judge a share by.
     fn least_losses(&self) -> u64 {
-        if self.mode == Mode::Startup {
+        if matches!(self.mode, Mode::Startup) {
             STARTUP_LOSSES
         } else {
             2
@@ -648,8 +677,8 @@ impl Bbr {
     /// The smallest RTT of this round and of the previous one both exceed
     /// the minimum by [`CRUISE_QUEUE`] (or a sixteenth of it, if more): a
     /// queue, small but standing.
-    fn cruise_queue_stands(&self, min_rtt: Duration) -> bool {
-        let threshold = min_rtt + (min_rtt / 16).max(CRUISE_QUEUE);
+    fn cruise_queue_stands(&self, min_rtt: u64) -> bool {
+        let threshold = cruise_queue_threshold(min_rtt);
         matches!(
             (self.round_min_rtt, self.last_round_min_rtt),
             (Some(a), Some(b)) if a > threshold && b > threshold
@@ -657,9 +686,9 @@ impl Bbr {
     }
 
     /// An RTT above this means a queue stands on the path.
-    fn queue_threshold(&self) -> Option<Duration> {
+    fn queue_threshold(&self) -> Option<u64> {
         let (min_rtt, _) = self.min_rtt?;
-        Some(min_rtt + (min_rtt / 8).max(MIN_QUEUE_DELAY))
+        Some(min_rtt.saturating_add((min_rtt / 8).max(nanos(MIN_QUEUE_DELAY))))
     }
 
     /// This round's smallest RTT so far shows a queue of more than
@@ -674,12 +703,15 @@ impl Bbr {
     }
 
     /// An RTT above this shows a queue Startup must not let grow.
-    fn startup_queue_threshold(&self) -> Option<Duration> {
+    fn startup_queue_threshold(&self) -> Option<u64> {
         let (min_rtt, _) = self.min_rtt?;
-        Some(self.queue_threshold()?.min(min_rtt + STARTUP_MAX_QUEUE))
+        Some(
+            self.queue_threshold()?
+                .min(min_rtt.saturating_add(nanos(STARTUP_MAX_QUEUE))),
+        )
     }
 
-    fn on_rtt(&mut self, rtt: Duration, now: u64) {
+    fn on_rtt(&mut self, rtt: u64, now: u64) {
         self.round_min_rtt = Some(self.round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.round_rtt_samples += 1;
         // Where sends are not paced (a minimum RTT below a millisecond: a
@@ -688,7 +720,7 @@ impl Bbr {
         // nothing of a queue: only the round's smallest counts there.
         let queued = self
             .min_rtt
-            .is_some_and(|(min_rtt, _)| min_rtt >= MIN_PACED_RTT)
+            .is_some_and(|(min_rtt, _)| min_rtt >= nanos(MIN_PACED_RTT))
             && self.startup_queue_threshold().is_some_and(|t| rtt > t);
         self.queued_rtt_samples = if queued {
             self.queued_rtt_samples + 1
@@ -701,7 +733,7 @@ impl Bbr {
         // the latest many. A round trip begins with what was sent before
         // the queue formed: waiting for the round's end would let Startup
         // overflow a shallow buffer for most of a round more.
-        if self.mode == Mode::Startup
+        if matches!(self.mode, Mode::Startup)
             && ((self.round_rtt_samples >= STARTUP_RTT_SAMPLES && self.round_queue_stands())
                 || self.queued_rtt_samples >= STARTUP_QUEUED_SAMPLES)
         {
@@ -710,7 +742,13 @@ impl Bbr {
         }
         match self.min_rtt {
             Some((min, at)) if rtt > min && now.saturating_sub(at) < nanos(MIN_RTT_LIFETIME) => {}
-            _ => self.min_rtt = Some((rtt, now)),
+            // (A sample equal to the minimum only renews it: its seconds
+            // stand.)
+            Some((min, _)) if rtt == min => self.min_rtt = Some((rtt, now)),
+            _ => {
+                self.min_rtt = Some((rtt, now));
+                self.min_rtt_secs = secs_f64(rtt);
+            }
         }
     }
 
@@ -733,7 +771,7 @@ impl Bbr {
         // A closed calm sample is complete once its last sends had two
         // minimum RTTs to be confirmed or found lost.
         if let Some((min_rtt, _)) = self.min_rtt {
-            let horizon = nanos(min_rtt * CALM_HORIZON_RTTS);
+            let horizon = min_rtt.saturating_mul(u64::from(CALM_HORIZON_RTTS));
             let done = |sample: &CalmSample| {
                 sample
                     .until
@@ -756,7 +794,7 @@ impl Bbr {
             self.inflight_hi = self.inflight_hi * INFLIGHT_HI_GROWTH + 1.0;
         }
         self.cut_in_round = false;
-        if self.mode == Mode::Startup {
+        if matches!(self.mode, Mode::Startup) {
             if self.bw.max >= self.full_bw * 1.25 {
                 self.full_bw = self.bw.max;
                 self.full_bw_rounds = 0;
@@ -838,7 +876,7 @@ impl Bbr {
     /// alone, a few hundred sends per probe cycle, reads a 2% loss as
     /// anything from 0.5% to 4%). The first send that met a queue ends
     /// the sample: what it and later sends lose may be the queue's.
-    fn on_cruise_rtt(&mut self, rtt: Duration, sent_at: u64) {
+    fn on_cruise_rtt(&mut self, rtt: u64, sent_at: u64) {
         let Mode::ProbeBw {
             phase: CRUISE,
             since,
@@ -852,7 +890,7 @@ impl Bbr {
         if sent_at < since || self.calm.from.is_none() || self.calm.until.is_some() {
             return;
         }
-        if rtt > min_rtt + (min_rtt / 16).max(CRUISE_QUEUE) {
+        if rtt > cruise_queue_threshold(min_rtt) {
             self.end_calm(sent_at.max(self.calm.from.unwrap_or(sent_at)));
         }
     }
@@ -891,7 +929,7 @@ impl Bbr {
         }
         if phase == PROBE_UP {
             self.probe_sent = Some((now, None));
-            self.probe_max_rtt = Duration::ZERO;
+            self.probe_max_rtt = 0;
             self.busy = LossSample::since(now);
             self.cycles = self.cycles.wrapping_add(1);
             self.bw_at_probe = self.bw.max;
@@ -948,7 +986,7 @@ impl Bbr {
             Mode::ProbeBw { phase, since } => {
                 // In nanoseconds: this runs once per delivery.
                 let elapsed = now.saturating_sub(since);
-                let min_rtt_ns = nanos(min_rtt);
+                let min_rtt_ns = min_rtt;
                 let next = match phase {
                     // At least an eighth of the minimum RTT: enough to
                     // raise the estimate by 3% when the path has more.
@@ -986,9 +1024,16 @@ impl Bbr {
     }
 }
 
-/// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+/// A duration in whole nanoseconds (the constants here are far below
+/// `u64::MAX`, 584 years).
+const fn nanos(duration: Duration) -> u64 {
+    duration.as_nanos() as u64
+}
+
+/// An RTT above this, in nanoseconds, shows a queue while cruising: the
+/// minimum and [`CRUISE_QUEUE`] (or a sixteenth of it, if more).
+fn cruise_queue_threshold(min_rtt: u64) -> u64 {
+    min_rtt.saturating_add((min_rtt / 16).max(nanos(CRUISE_QUEUE)))
 }
 
 #[cfg(test)]
@@ -1047,10 +1092,10 @@ mod tests {
                 bbr.on_delivered(&Delivery {
                     sent_at: now - ns(rtt),
                     now,
-                    rtt: Some(rtt),
+                    rtt: Some(ns(rtt)),
                     sample: Some(RateSample {
                         delivered: per_round,
-                        interval: rtt,
+                        interval: ns(rtt),
                         app_limited: false,
                         // Sent one round trip (per_round messages) ago.
                         prior_delivered: delivered.saturating_sub(per_round),
@@ -1173,7 +1218,7 @@ mod tests {
         bbr.on_delivered(&Delivery {
             sent_at: queued_at,
             now,
-            rtt: Some(RTT + Duration::from_millis(5)),
+            rtt: Some(ns(RTT + Duration::from_millis(5))),
             sample: None,
             delivered: bbr.next_round_delivered,
             in_flight: 100,
@@ -1305,7 +1350,7 @@ mod tests {
             bbr.on_delivered(&Delivery {
                 sent_at: now - ns(RTT),
                 now,
-                rtt: Some(RTT + Duration::from_millis(10)),
+                rtt: Some(ns(RTT + Duration::from_millis(10))),
                 sample: None,
                 delivered: 0,
                 in_flight: 50,
@@ -1329,7 +1374,7 @@ mod tests {
             bbr.on_delivered(&Delivery {
                 sent_at: now - ns(rtt),
                 now,
-                rtt: Some(Duration::from_millis(3)),
+                rtt: Some(ns(Duration::from_millis(3))),
                 sample: None,
                 delivered: 0,
                 in_flight: 50,
@@ -1348,7 +1393,7 @@ mod tests {
         };
         let now = now.max(since + ns(RTT * CRUISE_DRAIN_ROUNDS));
         // Two rounds whose smallest RTT shows a queue of 5 ms.
-        bbr.round_min_rtt = Some(RTT + Duration::from_millis(5));
+        bbr.round_min_rtt = Some(ns(RTT + Duration::from_millis(5)));
         bbr.last_round_min_rtt = bbr.round_min_rtt;
         bbr.update_mode(now);
         let trimmed = bbr.bw.max;
@@ -1363,7 +1408,7 @@ mod tests {
             rtt: None,
             sample: Some(RateSample {
                 delivered: 100,
-                interval: RTT,
+                interval: ns(RTT),
                 app_limited: false,
                 prior_delivered: 0,
             }),
@@ -1480,7 +1525,7 @@ mod tests {
         bbr.on_delivered(&Delivery {
             sent_at: now + 1,
             now: now + ns(RTT + queue),
-            rtt: Some(RTT + queue),
+            rtt: Some(ns(RTT + queue)),
             sample: None,
             delivered: bbr.next_round_delivered,
             in_flight: 100,
