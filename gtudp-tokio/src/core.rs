@@ -328,12 +328,6 @@ impl Core {
         }
     }
 
-    /// Whether [`take`](Self::take) would return at once without reading
-    /// the socket: a message waits, or the socket has closed.
-    pub(crate) fn has_message_or_closed(&self) -> bool {
-        !self.inbox.is_empty() || self.summary.is_some()
-    }
-
     /// Puts back a message `recv_from` found too long for its buffer, to be
     /// taken first next time.
     pub(crate) fn put_back(&mut self, datagram: Datagram) {

@@ -633,6 +633,11 @@ impl Socket {
         let shared = self.shared();
         let _reading = Reading::new(&shared.readers);
         loop {
+            // Registered before looking, so a message queued by another
+            // task after the look still wakes this one.
+            let queued = shared.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
             match shared.with_core(|core| core.take(now())) {
                 Take::Message(datagram) => return Ok(datagram),
                 Take::Closed => return Err(RecvError::Closed),
@@ -640,17 +645,6 @@ impl Socket {
                 // read on.
                 Take::Empty { more: true } => tokio::task::yield_now().await,
                 Take::Empty { more: false } => {
-                    // Registered only now, so that a message already queued
-                    // costs no registration (it locks the waiters' list,
-                    // twice); then looked for again, so that a message
-                    // another task queued since the take either shows here
-                    // or wakes this one.
-                    let queued = shared.queued.notified();
-                    tokio::pin!(queued);
-                    queued.as_mut().enable();
-                    if shared.with_core(|core| core.has_message_or_closed()) {
-                        continue;
-                    }
                     tokio::select! {
                         () = &mut queued => {}
                         ready = shared.socket.readable() => {
