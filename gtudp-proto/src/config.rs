@@ -376,7 +376,10 @@ impl Config {
     /// The longest a sender with this configuration keeps resending one
     /// message after its first transmission: `max_attempts` timeouts of at
     /// most `max_rto` each, plus one for each of the (at most two) resends
-    /// a validation probe draws, which use no attempt.
+    /// a validation probe draws, which use no attempt. The endpoint never
+    /// sends a message again once this span has passed since its first
+    /// transmission, even with attempts left (a peer that moved gives some
+    /// back): it fails with `AttemptsExhausted` instead.
     ///
     /// ```
     /// use std::time::Duration;

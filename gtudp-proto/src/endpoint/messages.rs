@@ -159,6 +159,61 @@ mod tests {
         assert_eq!(endpoint.table_sizes().messages, 0);
     }
 
+    /// However many attempts a message has left (a peer that moves gives
+    /// some back, see `roaming`), it is never sent again once its retry
+    /// span has passed since its first transmission: the receiver's
+    /// `remember_window` covers that span and no more, so a later copy
+    /// could be handed over twice.
+    #[test]
+    fn no_transmission_after_the_retry_span_whatever_attempts_are_left() {
+        let mut config = Config::default();
+        config.initial_rto = std::time::Duration::from_millis(20);
+        config.max_rto = std::time::Duration::from_millis(40);
+        config.max_attempts = 4;
+        config.remember_window = config.max_retry_span();
+        config.datagram_lifetime = std::time::Duration::from_millis(100);
+        let span = config.max_retry_span();
+        let mut endpoint = Endpoint::new(config, 7).unwrap();
+        let (start, to) = (Instant::now(), "127.0.0.1:9".parse().unwrap());
+        let id = endpoint.send(start, to, Bytes::from_static(b"a")).unwrap();
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        let mut now = start;
+        let mut failed = None;
+        for _ in 0..2_000 {
+            // As if the peer had moved again and again: attempts keep
+            // being given back.
+            if let Some(message) = endpoint.messages.get_mut(&id) {
+                message.move_credit = message.move_credit.saturating_add(1);
+            }
+            while endpoint.poll_transmit(now, 1, &mut buf).is_some() {
+                sent.push(now);
+            }
+            while let Some(event) = endpoint.poll_event() {
+                if let crate::Event::Failed { reason, .. } = event {
+                    failed = Some(reason);
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+            now += std::time::Duration::from_millis(1);
+            endpoint.handle_timeout(now);
+        }
+        assert!(
+            sent.len() > 4,
+            "attempts were given back: {} sends",
+            sent.len()
+        );
+        let last = *sent.last().unwrap();
+        assert!(
+            last < start + span,
+            "sent {:?} after the first send, span {span:?}",
+            last - start
+        );
+        assert_eq!(failed, Some(crate::FailureReason::AttemptsExhausted));
+    }
+
     /// A message's slot is three cache lines, aligned to them: every
     /// message touches its record at its send, at each transmission and at
     /// its resolution, so a field that grows it (an `Option<Instant>` where

@@ -148,6 +148,9 @@ pub struct Endpoint {
     epoch: Option<Instant>,
     /// `latest` in nanoseconds since `epoch`.
     latest_ns: u64,
+    /// [`Config::max_retry_span`] in nanoseconds: no message is sent again
+    /// once that long has passed since its first transmission.
+    retry_span_ns: u64,
     next_message_id: u64,
     peers: PeerTable,
     /// Peers that went idle, oldest first, with the idle deadline they got
@@ -264,6 +267,7 @@ impl Endpoint {
             latest: None,
             epoch: None,
             latest_ns: 0,
+            retry_span_ns: u64::try_from(config.max_retry_span().as_nanos()).unwrap_or(u64::MAX),
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),

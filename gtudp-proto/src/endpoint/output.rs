@@ -315,6 +315,12 @@ impl Endpoint {
         else {
             return Step::Drop;
         };
+        if message.retry_span_over(now_ns) {
+            // Ordered again before its retry span ended, written after:
+            // too late to go out (see `Message::resend_until_ns`).
+            self.resolve(now, id, Err(crate::FailureReason::AttemptsExhausted));
+            return Step::Drop;
+        }
         let to = message.destination;
         let size = header_len + message.payload.len();
         let peer = self.peers.get_mut(&to);
@@ -356,6 +362,9 @@ impl Endpoint {
             ),
         }
         message.transmit_pending = false;
+        if message.transmissions == 0 {
+            message.resend_until_ns = now_ns.saturating_add(self.retry_span_ns);
+        }
         message.transmissions += 1;
         message.previous_sent_ns = message.last_sent_ns;
         message.last_sent_ns = now_ns;

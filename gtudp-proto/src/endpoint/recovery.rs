@@ -245,6 +245,7 @@ impl Endpoint {
     /// Orders the transmission `sent` again, or fails its message when it
     /// has no attempt left.
     pub(super) fn resend(&mut self, now: Instant, sent: Sent, cause: Cause) {
+        let now_ns = self.nanos(now);
         let Some(message) = self.messages.get_mut(&sent.id) else {
             return;
         };
@@ -254,7 +255,7 @@ impl Endpoint {
             self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
             return;
         }
-        if message.attempts_used() >= message.max_attempts {
+        if message.attempts_used() >= message.max_attempts || message.retry_span_over(now_ns) {
             self.resolve(now, sent.id, Err(FailureReason::AttemptsExhausted));
             return;
         }

@@ -277,7 +277,9 @@ impl Endpoint {
     /// spent at the old address are given back (but one), so that what
     /// was in flight when the peer moved is resent there, not failed; a
     /// message gets this `MAX_MOVE_CREDITS` times at most, so a peer that
-    /// keeps moving cannot keep it alive for ever.
+    /// keeps moving cannot keep it alive for ever, and never past its retry
+    /// span (`Message::resend_until_ns`), which the receiver's
+    /// `remember_window` covers.
     fn retarget_messages(&mut self, old: SocketAddr, new: SocketAddr) {
         let ids: Vec<_> = self
             .messages
@@ -290,7 +292,8 @@ impl Endpoint {
                 message.destination = new;
                 if message.moves < MAX_MOVE_CREDITS {
                     message.moves += 1;
-                    message.move_credit += message.attempts_used() - 1;
+                    let given_back = u16::try_from(message.attempts_used() - 1).unwrap_or(u16::MAX);
+                    message.move_credit = message.move_credit.saturating_add(given_back);
                 }
             }
         }

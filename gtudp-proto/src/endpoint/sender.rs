@@ -73,6 +73,15 @@ pub(super) struct Message {
     /// once `transmissions` is 1 or more: for the round trip and the
     /// delivery sample.
     pub(super) last_sent_ns: u64,
+    /// The end of its retry span, once sent (nanoseconds from the epoch):
+    /// its first transmission plus [`Config::max_retry_span`]. It is never
+    /// sent again from then on, whatever attempts it has left (a peer that
+    /// moved gives some back): the receiver remembers an identity whose
+    /// ACK never came for `remember_window`, which covers that span from
+    /// the first transmission, and no longer.
+    ///
+    /// [`Config::max_retry_span`]: crate::Config::max_retry_span
+    pub(super) resend_until_ns: u64,
     /// The transmission before the last, likewise, once `transmissions` is
     /// 2 or more.
     pub(super) previous_sent_ns: u64,
@@ -84,8 +93,10 @@ pub(super) struct Message {
     /// extension (see `Endpoint::retarget_messages`): each gives back the
     /// attempts spent at the old address, `MAX_MOVE_CREDITS` times at most.
     pub(super) moves: u8,
-    /// The attempts given back so.
-    pub(super) move_credit: u32,
+    /// The attempts given back so (saturating: fewer given back is only
+    /// sooner a failure, and a `u16` keeps the record on three cache
+    /// lines).
+    pub(super) move_credit: u16,
     /// Position of its latest transmission in the peer's send order.
     pub(super) send_seq: u64,
     /// Why its latest transmission (or the pending one) was ordered.
@@ -153,6 +164,7 @@ impl Message {
             max_attempts,
             transmissions: 0,
             last_sent_ns: 0,
+            resend_until_ns: 0,
             previous_sent_ns: 0,
             send_seq: 0,
             cause: Cause::First,
@@ -214,8 +226,13 @@ impl Message {
         self.timer_ns != NO_TIME && self.timer_ns == at_ns
     }
 
-    /// Whether the send-order entry `sent` is this message's latest
-    /// transmission, still unconfirmed.
+    /// Whether it was sent and its retry span has ended at `now_ns`: it
+    /// must not be sent again (see `resend_until_ns`).
+    #[inline]
+    pub(super) fn retry_span_over(&self, now_ns: u64) -> bool {
+        self.transmissions > 0 && now_ns >= self.resend_until_ns
+    }
+
     /// Transmissions that count as attempts, for its RTO's backoff and
     /// against `max_attempts`: a resend on a validation probe answers the
     /// receiver, not a silence, so it neither lengthens the wait nor uses
@@ -224,10 +241,12 @@ impl Message {
     pub(super) fn attempts_used(&self) -> u32 {
         self.transmissions
             .saturating_sub(u32::from(self.resent_for_probe))
-            .saturating_sub(self.move_credit)
+            .saturating_sub(u32::from(self.move_credit))
             .max(1)
     }
 
+    /// Whether the send-order entry `sent` is this message's latest
+    /// transmission, still unconfirmed (and whether it has attempts left).
     #[inline]
     pub(super) fn liveness(&self, sent: &Sent) -> Liveness {
         if self.transmit_pending
