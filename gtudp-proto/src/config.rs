@@ -68,10 +68,11 @@ pub struct Config {
     /// newcomers. Default 2.
     pub unvalidated_attempts: u32,
     /// How long a received identity is remembered to suppress late
-    /// duplicates when its ACK never comes. Must be at least
-    /// [`Config::max_retry_span`]: a peer with the same settings stops
-    /// resending within that span of its first send, which precedes our first
-    /// receipt. Default 120 s (10 attempts and two resends drawn by
+    /// duplicates when its ACK never comes (plus `datagram_lifetime`, the
+    /// longest a copy written at the end of that span may take to arrive).
+    /// Must be at least [`Config::max_retry_span`]: a peer with the same
+    /// settings never resends after that span from its first send, which
+    /// precedes our first receipt. Default 120 s (10 attempts and two resends drawn by
     /// validation probes, × 10 s).
     pub remember_window: Duration,
     /// How long a received identity is still remembered after its ACK

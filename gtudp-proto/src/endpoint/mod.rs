@@ -288,7 +288,12 @@ impl Endpoint {
                 remembered_keys,
                 hasher,
                 config.datagram_lifetime,
-                config.remember_window,
+                // A copy the sender writes at the end of its retry span
+                // (which `remember_window` covers) may still take a
+                // datagram's lifetime to arrive.
+                config
+                    .remember_window
+                    .saturating_add(config.datagram_lifetime),
             ),
             remembered_keys,
             validation: ValidationTokens::new(
