@@ -413,14 +413,16 @@ impl Endpoint {
         buf: &mut Vec<u8>,
     ) -> Step {
         let header_len = self.config.framing.header_len();
-        match self.peers.get_remembered(&to) {
-            Some(peer) if peer.may_send(header_len, header_len) => {}
-            Some(_) => {
-                self.stats.dropped.amplification_limited += 1;
-                self.on_recv_withheld(to, record);
-                return Step::Drop;
-            }
-            None => return Step::Drop,
+        let now_ns = self.nanos(now);
+        // One look-up of the peer for the check, the writing and the
+        // record's bookkeeping.
+        let Some(peer) = self.peers.get_mut(&to) else {
+            return Step::Drop;
+        };
+        if !peer.may_send(header_len, header_len) {
+            self.stats.dropped.amplification_limited += 1;
+            self.on_recv_withheld(to, record);
+            return Step::Drop;
         }
         if !fits(batch, to, header_len, buf.len()) {
             return Step::Stop;
@@ -431,8 +433,17 @@ impl Endpoint {
             .framing
             .extend_header_vec(PacketKind::Recv, identity, buf);
         // It counts the datagram in the peer's stats too.
-        let copies = self.on_recv_sent(now, to, record, buf.len() - start);
-        for _ in 0..copies.unwrap_or(0) {
+        let copies = super::receiver::on_recv_sent(
+            &mut self.awaiting,
+            &mut self.timers,
+            peer,
+            now,
+            now_ns,
+            to,
+            record,
+            buf.len() - start,
+        );
+        for _ in 0..copies {
             self.output
                 .control
                 .push_front(Order::RecvCopy(to, record, identity));
@@ -541,7 +552,8 @@ impl Endpoint {
     /// `unvalidated_attempts` holds rather than keep it for its whole retry
     /// span, as a spoofed address would make us.
     fn hold_for_budget(&mut self, id: MessageId, to: SocketAddr) {
-        let (Some(now), Some(peer)) = (self.latest, self.peers.get(&to)) else {
+        // Remembered: the peer is asked for again below.
+        let (Some(now), Some(peer)) = (self.latest, self.peers.get_remembered(&to)) else {
             return;
         };
         let wait = peer.retransmission_timeout(1);
