@@ -146,6 +146,21 @@ impl Output {
         self.data.retain(keep);
     }
 
+    /// Takes the front order of `lane`, known to be one that no bound
+    /// counts (a DATA, or a RECV or its copy for a record): no count to
+    /// lower, so no look at the order.
+    #[inline]
+    fn take_uncounted(&mut self, lane: Lane) {
+        let taken = match lane {
+            Lane::Control => self.control.pop_front(),
+            Lane::Data => self.data.pop_front(),
+        };
+        debug_assert!(matches!(
+            taken,
+            Some(Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..))
+        ));
+    }
+
     #[inline]
     fn pop(&mut self, lane: Lane) -> Option<Order> {
         let order = match lane {
@@ -327,7 +342,7 @@ impl Endpoint {
         if !joins(batch, to, size, buf.len()) {
             return Step::Stop;
         }
-        self.output.pop(lane);
+        self.output.take_uncounted(lane);
         let start = buf.len();
         let framing = &self.config.framing;
         match (
@@ -422,7 +437,7 @@ impl Endpoint {
         if !joins(batch, to, header_len, buf.len()) {
             return Step::Stop;
         }
-        self.output.pop(lane);
+        self.output.take_uncounted(lane);
         let start = buf.len();
         self.config
             .framing
