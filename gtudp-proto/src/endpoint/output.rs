@@ -146,6 +146,21 @@ impl Output {
         self.data.retain(keep);
     }
 
+    /// Takes the front order of `lane`, known to be one that no bound
+    /// counts (a DATA, or a RECV or its copy for a record): no count to
+    /// lower, so no look at the order.
+    #[inline]
+    fn take_uncounted(&mut self, lane: Lane) {
+        let taken = match lane {
+            Lane::Control => self.control.pop_front(),
+            Lane::Data => self.data.pop_front(),
+        };
+        debug_assert!(matches!(
+            taken,
+            Some(Order::Data(_) | Order::Recv(..) | Order::RecvCopy(..))
+        ));
+    }
+
     #[inline]
     fn pop(&mut self, lane: Lane) -> Option<Order> {
         let order = match lane {
@@ -207,20 +222,14 @@ impl Endpoint {
         let mut batch: Option<Batch> = None;
         let mut count = 0;
         loop {
-            match self.write_front(now, lane, batch, buf, &mut tally) {
-                Some((destination, segment)) if batch.is_none() => {
-                    batch = Some(Batch {
-                        destination,
-                        segment,
-                    });
+            match self.write_front(now, lane, &mut batch, buf, &mut tally) {
+                // Only the last segment of a batch may be shorter (the
+                // first set the segment's length).
+                Some(size) if batch.is_some_and(|batch| size < batch.segment) => {
+                    count += 1;
+                    break;
                 }
-                Some((_, size)) => {
-                    if batch.is_some_and(|batch| size < batch.segment) {
-                        // Only the last segment of a batch may be shorter.
-                        count += 1;
-                        break;
-                    }
-                }
+                Some(_) => {}
                 None if batch.is_none() && lane == Lane::Control => {
                     lane = Lane::Data;
                     continue;
@@ -246,8 +255,9 @@ impl Endpoint {
 
     /// Drops stale or unaffordable orders from the front of `lane`, then
     /// writes the next one into `buf` and records its transmission, unless
-    /// it does not fit `batch` (it stays in the queue then); returns where
-    /// the datagram written goes and how long it is.
+    /// it does not fit `batch` (it stays in the queue then); returns the
+    /// length of the datagram written (the first one written starts
+    /// `batch`).
     ///
     /// Each order's message or record and its peer are looked up once, for
     /// both the check and the writing.
@@ -257,10 +267,10 @@ impl Endpoint {
         &mut self,
         now: Instant,
         lane: Lane,
-        batch: Option<Batch>,
+        batch: &mut Option<Batch>,
         buf: &mut Vec<u8>,
         tally: &mut Tally,
-    ) -> Option<(SocketAddr, usize)> {
+    ) -> Option<usize> {
         loop {
             let start = buf.len();
             let step = match *self.output.lane(lane).front()? {
@@ -285,9 +295,9 @@ impl Endpoint {
                 Order::Raw => self.write_raw(lane, batch, buf),
             };
             match step {
-                Step::Written(to, size, kind) => {
+                Step::Written(size, kind) => {
                     tally.add(kind, buf.len() - start);
-                    return Some((to, size));
+                    return Some(size);
                 }
                 Step::Stop => return None,
                 Step::Drop => {
@@ -303,7 +313,7 @@ impl Endpoint {
         now: Instant,
         lane: Lane,
         id: MessageId,
-        batch: Option<Batch>,
+        batch: &mut Option<Batch>,
         buf: &mut Vec<u8>,
     ) -> Step {
         let header_len = self.config.framing.header_len();
@@ -335,10 +345,10 @@ impl Endpoint {
                 return Step::Drop;
             }
         }
-        if !fits(batch, to, size, buf.len()) {
+        if !joins(batch, to, size, buf.len()) {
             return Step::Stop;
         }
-        self.output.pop(lane);
+        self.output.take_uncounted(lane);
         let start = buf.len();
         let framing = &self.config.framing;
         match (
@@ -405,7 +415,7 @@ impl Endpoint {
             Some(false) => self.check_send_timer(now, to),
             None => {}
         }
-        Step::Written(to, size, Some(PacketKind::Data))
+        Step::Written(size, Some(PacketKind::Data))
     }
 
     /// The front order of `lane` when it is a RECV for the record `record`,
@@ -418,35 +428,46 @@ impl Endpoint {
         to: SocketAddr,
         record: AwaitingId,
         identity: Identity,
-        batch: Option<Batch>,
+        batch: &mut Option<Batch>,
         buf: &mut Vec<u8>,
     ) -> Step {
         let header_len = self.config.framing.header_len();
-        match self.peers.get_remembered(&to) {
-            Some(peer) if peer.may_send(header_len, header_len) => {}
-            Some(_) => {
-                self.stats.dropped.amplification_limited += 1;
-                self.on_recv_withheld(to, record);
-                return Step::Drop;
-            }
-            None => return Step::Drop,
+        let now_ns = self.nanos(now);
+        // One look-up of the peer for the check, the writing and the
+        // record's bookkeeping.
+        let Some(peer) = self.peers.get_mut(&to) else {
+            return Step::Drop;
+        };
+        if !peer.may_send(header_len, header_len) {
+            self.stats.dropped.amplification_limited += 1;
+            self.on_recv_withheld(to, record);
+            return Step::Drop;
         }
-        if !fits(batch, to, header_len, buf.len()) {
+        if !joins(batch, to, header_len, buf.len()) {
             return Step::Stop;
         }
-        self.output.pop(lane);
+        self.output.take_uncounted(lane);
         let start = buf.len();
         self.config
             .framing
             .extend_header_vec(PacketKind::Recv, identity, buf);
         // It counts the datagram in the peer's stats too.
-        let copies = self.on_recv_sent(now, to, record, buf.len() - start);
-        for _ in 0..copies.unwrap_or(0) {
+        let copies = super::receiver::on_recv_sent(
+            &mut self.awaiting,
+            &mut self.timers,
+            peer,
+            now,
+            now_ns,
+            to,
+            record,
+            buf.len() - start,
+        );
+        for _ in 0..copies {
             self.output
                 .control
                 .push_front(Order::RecvCopy(to, record, identity));
         }
-        Step::Written(to, header_len, Some(PacketKind::Recv))
+        Step::Written(header_len, Some(PacketKind::Recv))
     }
 
     /// The front order of `lane` when it is a header-sized reply with no
@@ -460,7 +481,7 @@ impl Endpoint {
         to: SocketAddr,
         kind: PacketKind,
         identity: Identity,
-        batch: Option<Batch>,
+        batch: &mut Option<Batch>,
         buf: &mut Vec<u8>,
     ) -> Step {
         let header_len = self.config.framing.header_len();
@@ -474,7 +495,7 @@ impl Endpoint {
             self.stats.dropped.amplification_limited += 1;
             return Step::Drop;
         }
-        if !fits(batch, to, header_len, buf.len()) {
+        if !joins(batch, to, header_len, buf.len()) {
             return Step::Stop;
         }
         self.output.pop(lane);
@@ -483,7 +504,7 @@ impl Endpoint {
         if let Some(peer) = peer {
             count_outbound(peer, kind, buf.len() - start);
         }
-        Step::Written(to, header_len, Some(kind))
+        Step::Written(header_len, Some(kind))
     }
 
     /// The front order of `lane` when it is a validation probe to `to`.
@@ -492,7 +513,7 @@ impl Endpoint {
         lane: Lane,
         to: SocketAddr,
         identity: Identity,
-        batch: Option<Batch>,
+        batch: &mut Option<Batch>,
         buf: &mut Vec<u8>,
     ) -> Step {
         let header_len = self.config.framing.header_len();
@@ -504,7 +525,7 @@ impl Endpoint {
             self.stats.dropped.amplification_limited += 1;
             return Step::Drop;
         }
-        if !fits(batch, to, header_len, buf.len()) {
+        if !joins(batch, to, header_len, buf.len()) {
             return Step::Stop;
         }
         self.output.pop(lane);
@@ -515,12 +536,12 @@ impl Endpoint {
         if let Some(peer) = peer {
             count_outbound(peer, PacketKind::Recv, buf.len() - start);
         }
-        Step::Written(to, header_len, Some(PacketKind::Recv))
+        Step::Written(header_len, Some(PacketKind::Recv))
     }
 
     /// The front order of `lane` when it is a raw datagram (the front of
     /// `Output::raw`).
-    fn write_raw(&mut self, lane: Lane, batch: Option<Batch>, buf: &mut Vec<u8>) -> Step {
+    fn write_raw(&mut self, lane: Lane, batch: &mut Option<Batch>, buf: &mut Vec<u8>) -> Step {
         let Some((to, size)) = self
             .output
             .raw
@@ -529,7 +550,7 @@ impl Endpoint {
         else {
             return Step::Drop;
         };
-        if !fits(batch, to, size, buf.len()) {
+        if !joins(batch, to, size, buf.len()) {
             return Step::Stop;
         }
         self.output.pop(lane);
@@ -540,7 +561,7 @@ impl Endpoint {
         if let Some(peer) = self.peers.get_mut(&to) {
             peer.stats.bytes_out += size as u64;
         }
-        Step::Written(to, size, None)
+        Step::Written(size, None)
     }
 
     /// A DATA to an address that has not proven it receives our datagrams
@@ -550,7 +571,8 @@ impl Endpoint {
     /// `unvalidated_attempts` holds rather than keep it for its whole retry
     /// span, as a spoofed address would make us.
     fn hold_for_budget(&mut self, id: MessageId, to: SocketAddr) {
-        let (Some(now), Some(peer)) = (self.latest, self.peers.get(&to)) else {
+        // Remembered: the peer is asked for again below.
+        let (Some(now), Some(peer)) = (self.latest, self.peers.get_remembered(&to)) else {
             return;
         };
         let wait = peer.retransmission_timeout(1);
@@ -581,15 +603,26 @@ struct Batch {
     segment: usize,
 }
 
-/// Whether a datagram of `size` bytes to `to` may join `batch` (any may
-/// start one) after the `written` bytes already in it.
+/// Whether a datagram of `size` bytes to `to` may join `batch` after the
+/// `written` bytes already in it; the first datagram starts the batch
+/// (sets its destination and segment length), since a datagram that fits
+/// is always written.
 #[inline]
-fn fits(batch: Option<Batch>, to: SocketAddr, size: usize, written: usize) -> bool {
-    batch.map_or(true, |batch| {
-        same_address(&to, &batch.destination)
-            && size <= batch.segment
-            && written + size <= MAX_BATCH_BYTES
-    })
+fn joins(batch: &mut Option<Batch>, to: SocketAddr, size: usize, written: usize) -> bool {
+    match batch {
+        Some(batch) => {
+            same_address(&to, &batch.destination)
+                && size <= batch.segment
+                && written + size <= MAX_BATCH_BYTES
+        }
+        None => {
+            *batch = Some(Batch {
+                destination: to,
+                segment: size,
+            });
+            true
+        }
+    }
 }
 
 /// `a == b`, with an IPv4 address's four bytes and port compared as two
@@ -606,9 +639,9 @@ fn same_address(a: &SocketAddr, b: &SocketAddr) -> bool {
 
 /// What became of the front order of a lane.
 enum Step {
-    /// Written: where it goes, its length as the batch counts it, and its
-    /// kind (`None` for a raw datagram).
-    Written(SocketAddr, usize, Option<PacketKind>),
+    /// Written (into the batch it joined): its length as the batch counts
+    /// it, and its kind (`None` for a raw datagram).
+    Written(usize, Option<PacketKind>),
     /// Ready, but it does not fit the batch: it stays for the next one.
     Stop,
     /// Stale or unaffordable: it goes.

@@ -533,52 +533,6 @@ impl Endpoint {
         }
     }
 
-    /// Records the transmission of a RECV of `size` bytes to `source` for
-    /// the record `id` (reached by its slot, with no hashing): the next
-    /// resend waits one backed-off RTO. Counts the datagram in the peer's
-    /// stats too, with the one look-up of the peer, and returns how many
-    /// copies of each RECV to it go out (`None` if it is not tracked).
-    pub(super) fn on_recv_sent(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        id: AwaitingId,
-        size: usize,
-    ) -> Option<u8> {
-        let now_ns = self.nanos(now);
-        let mut peer = self.peers.get_mut(&source);
-        let copies = peer.as_deref_mut().map(|peer| {
-            super::output::count_outbound(peer, PacketKind::Recv, size);
-            peer.recv_copies.copies()
-        });
-        let Some((AwaitingKey(kept_under, identity), record)) = self
-            .awaiting
-            .get_mut(id)
-            .filter(|(_, record)| record.from == source)
-        else {
-            return copies;
-        };
-        record.reply_pending = false;
-        record.transmissions += 1;
-        if record.transmissions == 1 {
-            record.first_sent = now_ns;
-        }
-        record.last_sent = now_ns;
-        let timeout = match peer {
-            Some(peer) => peer.timeouts().recv_after(record.transmissions),
-            None => self.config.initial_rto,
-        };
-        let at = now + timeout;
-        // Repeats answered in one instant past the backoff's ceiling want
-        // the same instant: one live entry serves them all.
-        if record.timer != Some(at) {
-            record.timer = Some(at);
-            self.timers
-                .push(at, TimerKey::Received(kept_under, identity));
-        }
-        copies
-    }
-
     /// A RECV withheld by the amplification budget: stop resending it.
     pub(super) fn on_recv_withheld(&mut self, source: SocketAddr, id: AwaitingId) {
         let Some(now) = self.latest else {
@@ -691,3 +645,47 @@ fn count_inbound(peer: &mut super::peer::Peer, kind: PacketKind, size: usize) {
 /// that moving it there never pushes the memory past its bound by more than
 /// this per record: an entry, or the smallest new table and history.
 pub(super) const RESERVED_BYTES_PER_AWAITING: usize = 16;
+
+/// The RECV for record `id` was just written to `peer` at `source` (`size`
+/// bytes, at `now`, `now_ns` on the endpoint's clock): counts it in the
+/// peer's stats, marks the record answered and sets its resend deadline;
+/// returns how many copies of it to write next (see [`super::recv_copies`]).
+///
+/// The caller's one look-up of the peer serves the check, the writing and
+/// this (a function of the endpoint's parts, not a method, so that the peer
+/// stays borrowed from the table).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn on_recv_sent(
+    awaiting: &mut super::awaiting::AwaitingRecords,
+    timers: &mut crate::timer::TimerQueue,
+    peer: &mut super::peer::Peer,
+    now: Instant,
+    now_ns: u64,
+    source: SocketAddr,
+    id: AwaitingId,
+    size: usize,
+) -> u8 {
+    super::output::count_outbound(peer, PacketKind::Recv, size);
+    let copies = peer.recv_copies.copies();
+    let Some((AwaitingKey(kept_under, identity), record)) = awaiting
+        .get_mut(id)
+        .filter(|(_, record)| record.from == source)
+    else {
+        return copies;
+    };
+    record.reply_pending = false;
+    record.transmissions += 1;
+    if record.transmissions == 1 {
+        record.first_sent = now_ns;
+    }
+    record.last_sent = now_ns;
+    let at = now + peer.timeouts().recv_after(record.transmissions);
+    // Repeats answered in one instant past the backoff's ceiling want
+    // the same instant: one live entry serves them all.
+    if record.timer != Some(at) {
+        record.timer = Some(at);
+        timers.push(at, TimerKey::Received(kept_under, identity));
+    }
+    copies
+}
