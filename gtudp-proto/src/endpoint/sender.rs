@@ -432,9 +432,7 @@ impl Endpoint {
                             self.validate_peer(now, peer);
                         }
                         self.resolve_identity_removed(now, id, Ok(()));
-                        self.detect_lost(now, peer);
-                        self.release(now, peer);
-                        self.arm_sender_timer(now, peer);
+                        self.after_confirmation(now, peer);
                         match moved {
                             false => self.on_token_proven(now, peer),
                             true => self.probe_new_address(now, source, size),
