@@ -31,7 +31,6 @@
 //! when they reach the front, or by [`SendOrder::retain`] once they
 //! outnumber the live ones.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::event::MessageId;
@@ -74,8 +73,105 @@ pub(crate) struct Sent {
 /// Every DATA transmission to one peer, oldest first.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SendOrder {
-    entries: VecDeque<Sent>,
+    entries: Entries,
     next_seq: u64,
+}
+
+/// The transmissions of a [`SendOrder`], oldest first: a `Vec` and the
+/// index of its front. A transmission is pushed on every DATA, and
+/// `Vec::push` is inlined with its growth out of line, where
+/// `VecDeque::push_back` is a call; the entries dropped from the front are
+/// reclaimed at once when none is left, or when they outnumber the rest.
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    items: Vec<Sent>,
+    /// Index in `items` of the front entry.
+    head: usize,
+}
+
+impl Entries {
+    /// Entries dropped from the front that are reclaimed no sooner than
+    /// they outnumber the rest.
+    const RECLAIM_AFTER: usize = 32;
+
+    #[inline]
+    fn push_back(&mut self, sent: Sent) {
+        self.items.push(sent);
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() - self.head
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.head = 0;
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Sent) -> bool) {
+        self.reclaim();
+        self.items.retain(keep);
+    }
+
+    /// The entries, oldest first.
+    #[inline]
+    fn as_slice(&self) -> &[Sent] {
+        self.items.get(self.head..).unwrap_or_default()
+    }
+
+    #[inline]
+    fn iter(&self) -> std::slice::Iter<'_, Sent> {
+        self.as_slice().iter()
+    }
+
+    #[inline]
+    fn front(&self) -> Option<&Sent> {
+        self.items.get(self.head)
+    }
+
+    #[inline]
+    fn back(&self) -> Option<&Sent> {
+        self.as_slice().last()
+    }
+
+    #[inline]
+    fn get(&self, index: usize) -> Option<&Sent> {
+        self.as_slice().get(index)
+    }
+
+    /// Drops the front entry, if any.
+    #[inline]
+    fn pop_front(&mut self) {
+        if self.head >= self.items.len() {
+            return;
+        }
+        self.head += 1;
+        if self.head == self.items.len() {
+            self.clear();
+        } else if self.head >= Self::RECLAIM_AFTER && self.head * 2 >= self.items.len() {
+            self.reclaim();
+        }
+    }
+
+    /// Drops the back entry, if any.
+    #[inline]
+    fn pop_back(&mut self) {
+        if self.head >= self.items.len() {
+            return;
+        }
+        self.items.pop();
+        if self.head == self.items.len() {
+            self.clear();
+        }
+    }
+
+    /// Frees the room of the entries dropped from the front.
+    #[cold]
+    #[inline(never)]
+    fn reclaim(&mut self) {
+        self.items.drain(..self.head);
+        self.head = 0;
+    }
 }
 
 impl SendOrder {

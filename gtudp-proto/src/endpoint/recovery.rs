@@ -292,18 +292,76 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        peer.send_deadline_moved = false;
-        let messages = &self.messages;
-        // One look at the oldest live entry's message gives its liveness
-        // and the attempts its RTO counts.
-        let oldest = peer.order.oldest_with(|sent| live_attempts(messages, sent));
-        let Some(wanted) = sender_deadline(&self.config, peer, oldest, now) else {
+        arm_peer_timer(
+            peer,
+            &self.messages,
+            &self.config,
+            &mut self.timers,
+            now,
+            address,
+        );
+    }
+
+    /// After a RECV confirmed a message to `address` (resolved): early
+    /// detection, then [`release`](Self::release), then
+    /// [`arm_sender_timer`](Self::arm_sender_timer), in that order, with
+    /// one look-up of the peer when early detection finds nothing lost and
+    /// nothing waits to be released (the common case). Otherwise each step
+    /// runs as its own call.
+    #[inline]
+    pub(super) fn after_confirmation(&mut self, now: Instant, address: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        if peer.send_timer.map_or(true, |armed| armed > wanted) {
-            peer.send_timer = Some(wanted);
-            self.timers.push(wanted, TimerKey::Sender(address));
+        if self.config.early_loss_detection && peer.rtt.sampled() {
+            // As `detect_lost`.
+            let rtt = &peer.rtt;
+            let path = || PathTimes {
+                min_rtt: rtt.min().unwrap_or_default(),
+                smoothed: rtt.smoothed().unwrap_or_default(),
+            };
+            let liveness = liveness_in(&self.messages);
+            peer.rack_deadline =
+                peer.order
+                    .detect_lost(now, &peer.rack, path, liveness, &mut self.scratch_lost);
+            if !self.scratch_lost.is_empty() {
+                self.release_and_arm_after_loss(now, address);
+                return;
+            }
         }
+        // As `release`, when nothing waits.
+        if !(peer.resends.is_empty() && peer.queue.is_empty()) {
+            self.release_and_arm(now, address);
+            return;
+        }
+        if peer.has_window() {
+            peer.delivery.on_app_limited(peer.in_flight);
+        }
+        arm_peer_timer(
+            peer,
+            &self.messages,
+            &self.config,
+            &mut self.timers,
+            now,
+            address,
+        );
+    }
+
+    /// [`after_confirmation`](Self::after_confirmation) once early
+    /// detection presumed messages lost: resends them, releases and arms.
+    #[cold]
+    #[inline(never)]
+    fn release_and_arm_after_loss(&mut self, now: Instant, address: SocketAddr) {
+        self.resend_lost(now);
+        self.release_and_arm(now, address);
+    }
+
+    /// [`release`](Self::release), then
+    /// [`arm_sender_timer`](Self::arm_sender_timer).
+    #[inline(never)]
+    fn release_and_arm(&mut self, now: Instant, address: SocketAddr) {
+        self.release(now, address);
+        self.arm_sender_timer(now, address);
     }
 
     /// After a message for `address` was accepted and `release` let what
@@ -355,6 +413,31 @@ impl Endpoint {
             );
         }
         let _ = (now, address);
+    }
+}
+
+/// Makes sure `peer`'s (at `address`) send-side timer wakes the endpoint
+/// by the earliest instant it needs (see
+/// [`Endpoint::arm_sender_timer`]).
+#[inline(always)]
+fn arm_peer_timer(
+    peer: &mut super::peer::Peer,
+    messages: &super::messages::Messages,
+    config: &crate::Config,
+    timers: &mut crate::timer::TimerQueue,
+    now: Instant,
+    address: SocketAddr,
+) {
+    peer.send_deadline_moved = false;
+    // One look at the oldest live entry's message gives its liveness
+    // and the attempts its RTO counts.
+    let oldest = peer.order.oldest_with(|sent| live_attempts(messages, sent));
+    let Some(wanted) = sender_deadline(config, peer, oldest, now) else {
+        return;
+    };
+    if peer.send_timer.map_or(true, |armed| armed > wanted) {
+        peer.send_timer = Some(wanted);
+        timers.push(wanted, TimerKey::Sender(address));
     }
 }
 

@@ -451,9 +451,7 @@ impl Endpoint {
                             self.validate_peer(now, peer);
                         }
                         self.resolve_identity_removed(now, id, Ok(()));
-                        self.detect_lost(now, peer);
-                        self.release(now, peer);
-                        self.arm_sender_timer(now, peer);
+                        self.after_confirmation(now, peer);
                         match moved {
                             false => self.on_token_proven(now, peer),
                             true => self.probe_new_address(now, source, size),
@@ -691,6 +689,9 @@ impl Endpoint {
             self.by_identity.remove(&message.identity);
         }
         let destination = message.destination;
+        // Kept for the release after the outcome (`release_and_note_idle`
+        // without a second look-up); `None` for a parked message.
+        let mut tracked = None;
         if message.parked {
             if let Some(parked) = self.parked.get_mut(&destination) {
                 parked.retain(|parked| *parked != id);
@@ -851,6 +852,7 @@ impl Endpoint {
                 (Ok(()), false) => peer.stats.delivered += 1,
                 (Err(_), _) => peer.stats.failed += u64::from(!message.probe),
             }
+            tracked = Some(peer);
         }
         if message.probe {
             let marker = message.payload.len() == crate::wire::FragmentHeader::LEN;
@@ -887,7 +889,19 @@ impl Endpoint {
             }
         });
         self.messages.remove(&id);
-        self.release_and_note_idle(now, destination);
+        let Some(peer) = tracked else {
+            // Parked: its address may be tracked again since.
+            self.release_and_note_idle(now, destination);
+            return;
+        };
+        match settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout) {
+            Some(Some(deadline)) => self.start_idle_countdown(destination, deadline),
+            Some(None) => {}
+            None => {
+                self.release_queued(now, destination);
+                self.note_if_idle(now, destination);
+            }
+        }
     }
 
     /// [`release`](Self::release), then `note_if_idle`, with one look-up
@@ -898,18 +912,14 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return;
         };
-        if peer.resends.is_empty() && peer.queue.is_empty() {
-            if peer.has_window() {
-                peer.delivery.on_app_limited(peer.in_flight);
+        match settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout) {
+            Some(Some(deadline)) => self.start_idle_countdown(destination, deadline),
+            Some(None) => {}
+            None => {
+                self.release_queued(now, destination);
+                self.note_if_idle(now, destination);
             }
-            let timeout = self.config.peer_idle_timeout;
-            if let Some(deadline) = super::peer_tracking::idle_from(peer, now, timeout) {
-                self.start_idle_countdown(destination, deadline);
-            }
-            return;
         }
-        self.release_queued(now, destination);
-        self.note_if_idle(now, destination);
     }
 
     /// Moves queued messages into flight while the peer's window has room
@@ -982,6 +992,26 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The half of `release_and_note_idle` that needs only the peer: when
+/// nothing waits to be released (no resend, no queued message), marks the
+/// delivery rate app-limited if the window has room, and gives
+/// `Some` of the idle countdown to start, if any; `None` when something
+/// waits (`release_queued` and `note_if_idle` are then due).
+#[inline(always)]
+fn settle_if_nothing_waits(
+    peer: &mut super::peer::Peer,
+    now: Instant,
+    idle_timeout: Duration,
+) -> Option<Option<Instant>> {
+    if !(peer.resends.is_empty() && peer.queue.is_empty()) {
+        return None;
+    }
+    if peer.has_window() {
+        peer.delivery.on_app_limited(peer.in_flight);
+    }
+    Some(super::peer_tracking::idle_from(peer, now, idle_timeout))
 }
 
 /// Releases into flight a new message that nothing waits ahead of (no
