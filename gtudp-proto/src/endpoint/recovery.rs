@@ -50,17 +50,7 @@ impl Endpoint {
         if !peer.rtt.sampled() {
             return;
         }
-        // Read only if a transmission is there to judge (see
-        // `SendOrder::detect_lost`).
-        let rtt = &peer.rtt;
-        let path = || PathTimes {
-            min_rtt: rtt.min().unwrap_or_default(),
-            smoothed: rtt.smoothed().unwrap_or_default(),
-        };
-        let liveness = liveness_in(&self.messages);
-        peer.rack_deadline =
-            peer.order
-                .detect_lost(now, &peer.rack, path, liveness, &mut self.scratch_lost);
+        detect_lost_in(peer, &self.messages, now, &mut self.scratch_lost);
         if !self.scratch_lost.is_empty() {
             self.resend_lost(now);
         }
@@ -315,15 +305,7 @@ impl Endpoint {
         };
         if self.config.early_loss_detection && peer.rtt.sampled() {
             // As `detect_lost`.
-            let rtt = &peer.rtt;
-            let path = || PathTimes {
-                min_rtt: rtt.min().unwrap_or_default(),
-                smoothed: rtt.smoothed().unwrap_or_default(),
-            };
-            let liveness = liveness_in(&self.messages);
-            peer.rack_deadline =
-                peer.order
-                    .detect_lost(now, &peer.rack, path, liveness, &mut self.scratch_lost);
+            detect_lost_in(peer, &self.messages, now, &mut self.scratch_lost);
             if !self.scratch_lost.is_empty() {
                 self.release_and_arm_after_loss(now, address);
                 return;
@@ -511,6 +493,26 @@ pub(super) fn transmission_may_move_deadline(
 ) -> bool {
     let oldest = peer.order.oldest(liveness_in(messages));
     peer.send_deadline_moved || oldest.map_or(true, |oldest| oldest.seq == seq)
+}
+
+/// RACK's early detection over `peer`'s send order: sets its deadline and
+/// adds what it presumes lost to `lost`. The path's times are read only if
+/// a transmission is there to judge (see `SendOrder::detect_lost`).
+#[inline]
+fn detect_lost_in(
+    peer: &mut super::peer::Peer,
+    messages: &super::messages::Messages,
+    now: Instant,
+    lost: &mut Vec<Sent>,
+) {
+    let rtt = &peer.rtt;
+    let path = || PathTimes {
+        min_rtt: rtt.min().unwrap_or_default(),
+        smoothed: rtt.smoothed().unwrap_or_default(),
+    };
+    peer.rack_deadline = peer
+        .order
+        .detect_lost(now, &peer.rack, path, liveness_in(messages), lost);
 }
 
 /// Whether a transmission is still its message's latest and unconfirmed,
