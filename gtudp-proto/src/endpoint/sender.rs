@@ -894,14 +894,8 @@ impl Endpoint {
             self.release_and_note_idle(now, destination);
             return;
         };
-        match settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout) {
-            Some(Some(deadline)) => self.start_idle_countdown(destination, deadline),
-            Some(None) => {}
-            None => {
-                self.release_queued(now, destination);
-                self.note_if_idle(now, destination);
-            }
-        }
+        let settled = settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout);
+        self.finish_settling(now, destination, settled);
     }
 
     /// [`release`](Self::release), then `note_if_idle`, with one look-up
@@ -912,7 +906,21 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&destination) else {
             return;
         };
-        match settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout) {
+        let settled = settle_if_nothing_waits(peer, now, self.config.peer_idle_timeout);
+        self.finish_settling(now, destination, settled);
+    }
+
+    /// Acts on what [`settle_if_nothing_waits`] found for the peer at
+    /// `destination`: starts its idle countdown, or nothing, or (something
+    /// waits) releases and notes it if idle.
+    #[inline]
+    fn finish_settling(
+        &mut self,
+        now: Instant,
+        destination: SocketAddr,
+        settled: Option<Option<Instant>>,
+    ) {
+        match settled {
             Some(Some(deadline)) => self.start_idle_countdown(destination, deadline),
             Some(None) => {}
             None => {
