@@ -100,26 +100,33 @@ impl ValidationTokens {
     }
 
     fn token_in(&self, epoch: u64, address: &SocketAddr) -> Identity {
-        // `SipHasher` is deprecated only in favour of `DefaultHasher`, which
-        // cannot be keyed; it remains the standard library's keyed SipHash.
-        #[allow(deprecated)]
-        let mut hasher = core::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
-        hasher.write_u64(epoch);
-        match address {
-            SocketAddr::V4(v4) => {
-                hasher.write_u8(4);
-                hasher.write(&v4.ip().octets());
-            }
-            SocketAddr::V6(v6) => {
-                hasher.write_u8(6);
-                hasher.write(&v6.ip().octets());
-                hasher.write_u32(v6.scope_id());
-            }
-        }
-        hasher.write_u16(address.port());
-        let digest = hasher.finish();
+        let digest = keyed_address_hash(self.key, epoch, address);
         Identity::from_u32((digest ^ (digest >> 32)) as u32)
     }
+}
+
+/// SipHash-2-4 of `address` (its family, IP, IPv6 scope and port) after
+/// `domain`, under `key`: a value of the address nobody without the key
+/// can compute, whatever values of other addresses they have seen.
+pub(crate) fn keyed_address_hash(key: (u64, u64), domain: u64, address: &SocketAddr) -> u64 {
+    // `SipHasher` is deprecated only in favour of `DefaultHasher`, which
+    // cannot be keyed; it remains the standard library's keyed SipHash.
+    #[allow(deprecated)]
+    let mut hasher = core::hash::SipHasher::new_with_keys(key.0, key.1);
+    hasher.write_u64(domain);
+    match address {
+        SocketAddr::V4(v4) => {
+            hasher.write_u8(4);
+            hasher.write(&v4.ip().octets());
+        }
+        SocketAddr::V6(v6) => {
+            hasher.write_u8(6);
+            hasher.write(&v6.ip().octets());
+            hasher.write_u32(v6.scope_id());
+        }
+    }
+    hasher.write_u16(address.port());
+    hasher.finish()
 }
 
 #[cfg(test)]

@@ -227,9 +227,16 @@ fn a_spoofed_token_moves_nothing() {
     let transmit = client.poll_transmit(now, 1, &mut buf).unwrap();
     let genuine = buf[..transmit.size].to_vec();
     let framing = client.config().framing.clone();
+    // It carries the token the client sends the server, which the server
+    // saw proven: the one in every datagram the client sends it.
+    client
+        .send(now, server_addr, Bytes::from_static(b"another"))
+        .unwrap();
+    let next = client.poll_transmit(now, 1, &mut buf).unwrap();
+    assert_eq!(next.destination, server_addr);
     assert_eq!(
         framing.sender_token(&genuine),
-        client.config().framing.token()
+        framing.sender_token(&buf[..next.size])
     );
 
     // Replayed with fresh identities from 1,000 addresses, never answering.
@@ -470,4 +477,214 @@ fn a_client_that_mostly_receives_is_followed_to_its_new_ports() {
         assert_eq!(counts.delivered, sent + 1, "{report}");
         assert!(moves >= 3, "{moves} moves: {report}");
     }
+}
+
+/// Every datagram from `endpoint` now, as (destination, bytes).
+fn drain(endpoint: &mut Endpoint, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while let Some(t) = endpoint.poll_transmit(now, 1, &mut buf) {
+        out.push((t.destination, buf[..t.size].to_vec()));
+    }
+    out
+}
+
+/// `count` rounds, 60 ms apart, of what A and B send each other: `a_to_b`
+/// says from which address a datagram A sends (to the given destination)
+/// reaches B, if at all, and `b_to_a` the same of B's.
+fn rounds(
+    a: &mut Endpoint,
+    b: &mut Endpoint,
+    now: &mut Instant,
+    count: usize,
+    mut a_to_b: impl FnMut(&Endpoint, SocketAddr, &[u8]) -> Option<SocketAddr>,
+    mut b_to_a: impl FnMut(SocketAddr) -> Option<SocketAddr>,
+) {
+    for _ in 0..count {
+        for (destination, bytes) in drain(a, *now) {
+            if let Some(from) = a_to_b(a, destination, &bytes) {
+                b.handle_datagram(*now, from, Bytes::from(bytes));
+            }
+        }
+        for (destination, bytes) in drain(b, *now) {
+            if let Some(from) = b_to_a(destination) {
+                a.handle_datagram(*now, from, Bytes::from(bytes));
+            }
+        }
+        *now += Duration::from_millis(60);
+        a.handle_timeout(*now);
+        b.handle_timeout(*now);
+    }
+}
+
+/// An endpoint sends each destination its own token, the same in every
+/// datagram to it, and keeps it for a peer that moves: the peer that moved
+/// still recognises what it sent before, and nobody the endpoint answers
+/// learns the token another destination knows it by.
+#[test]
+fn each_destination_gets_its_own_token_and_keeps_it_across_moves() {
+    let framing = roaming_config().framing;
+    let (a_addr, b_addr, c_addr): (SocketAddr, SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+        "192.0.2.3:6000".parse().unwrap(),
+    );
+    let mut a = Endpoint::new(roaming_config(), 11).unwrap();
+    let mut now = Instant::now();
+    a.send(now, b_addr, Bytes::from_static(b"to b")).unwrap();
+    a.send(now, c_addr, Bytes::from_static(b"to c")).unwrap();
+    a.send(now, b_addr, Bytes::from_static(b"to b again"))
+        .unwrap();
+    let sent = drain(&mut a, now);
+    let token_to = |to: SocketAddr| -> Vec<u64> {
+        sent.iter()
+            .filter(|(destination, _)| *destination == to)
+            .filter_map(|(_, bytes)| framing.sender_token(bytes))
+            .collect()
+    };
+    let (to_b, to_c) = (token_to(b_addr), token_to(c_addr));
+    assert_eq!(to_b.len(), 2, "{sent:?}");
+    assert_eq!(to_c.len(), 1, "{sent:?}");
+    assert_eq!(to_b[0], to_b[1], "two tokens for one destination");
+    assert_ne!(to_b[0], to_c[0], "one token for two destinations");
+
+    // B answers from where it is, proving its token there.
+    let mut b = Endpoint::new(roaming_config(), 12).unwrap();
+    for (destination, bytes) in &sent {
+        if *destination == b_addr {
+            b.handle_datagram(now, a_addr, Bytes::copy_from_slice(bytes));
+        }
+    }
+    exchange(&mut a, a_addr, &mut b, b_addr, &mut now);
+    // A's next message to B is lost; B then moves to a new address (a NAT
+    // rebinding) and sends A a message from there, proving its token.
+    a.send(now, b_addr, Bytes::from_static(b"lost once"))
+        .unwrap();
+    let lost = drain(&mut a, now);
+    assert_eq!(lost.len(), 1);
+    let b_moved: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+    b.send(now, a_addr, Bytes::from_static(b"from b")).unwrap();
+    for (destination, bytes) in drain(&mut b, now) {
+        assert_eq!(destination, a_addr);
+        a.handle_datagram(now, b_moved, Bytes::from(bytes));
+    }
+    // A probes the new address and B answers from there; once B has moved,
+    // A writes the token B knows it by in everything it sends there (the
+    // lost message's resend included).
+    let mut after_move = 0;
+    rounds(
+        &mut a,
+        &mut b,
+        &mut now,
+        4,
+        |a, destination, bytes| {
+            if destination != b_moved {
+                return None;
+            }
+            if a.stats().peer_moves > 0 {
+                assert_eq!(framing.sender_token(bytes), Some(to_b[0]));
+                after_move += 1;
+            }
+            Some(a_addr)
+        },
+        |destination| (destination == a_addr).then_some(b_moved),
+    );
+    assert_eq!(a.stats().peer_moves, 1, "B did not move");
+    assert!(after_move > 0, "nothing sent to B after its move");
+    // B hands the lost message over once, and the next one too.
+    a.send(now, b_addr, Bytes::from_static(b"after the move"))
+        .unwrap();
+    exchange(&mut a, a_addr, &mut b, b_moved, &mut now);
+    let received: Vec<Bytes> = std::iter::from_fn(|| b.poll_event())
+        .filter_map(|event| match event {
+            Event::Received { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    for expected in [&b"lost once"[..], b"after the move"] {
+        assert_eq!(
+            received.iter().filter(|p| &p[..] == expected).count(),
+            1,
+            "{received:?}"
+        );
+    }
+}
+
+/// A third party that B answers learns the token B sends it, not the one B
+/// sends A: relaying B's answer to A proves nothing of B. Here the attacker
+/// at C forwards to B, from D, a copy of A's DATA to C; B answers D with a
+/// RECV, which the attacker relays to A from C, where it confirms A's
+/// message to C. A must not take C for B: B does not move, and what A's
+/// application sends C stays C's, even after B's own next move.
+#[test]
+fn a_relayed_answer_does_not_claim_the_peer_it_came_from() {
+    let (a_addr, b_addr, c_addr, d_addr): (SocketAddr, SocketAddr, SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+        "203.0.113.3:6000".parse().unwrap(),
+        "203.0.113.4:6001".parse().unwrap(),
+    );
+    let mut a = Endpoint::new(roaming_config(), 21).unwrap();
+    let mut b = Endpoint::new(roaming_config(), 22).unwrap();
+    let mut now = Instant::now();
+    // A and B know each other.
+    a.send(now, b_addr, Bytes::from_static(b"hello")).unwrap();
+    exchange(&mut a, a_addr, &mut b, b_addr, &mut now);
+    while a.poll_event().is_some() {}
+    while b.poll_event().is_some() {}
+
+    // A sends C a message; the attacker at C forwards it to B from D.
+    a.send(now, c_addr, Bytes::from_static(b"for c only"))
+        .unwrap();
+    let to_c: Vec<Vec<u8>> = drain(&mut a, now)
+        .into_iter()
+        .filter(|(destination, _)| *destination == c_addr)
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert!(!to_c.is_empty());
+    for bytes in &to_c {
+        b.handle_datagram(now, d_addr, Bytes::copy_from_slice(bytes));
+    }
+    // B answers D (a RECV, or a probe first); every answer is relayed to A
+    // from C, and what A sends C comes back to B from D, for a few rounds.
+    rounds(
+        &mut a,
+        &mut b,
+        &mut now,
+        6,
+        |_, destination, _| (destination == c_addr).then_some(d_addr),
+        |destination| (destination == d_addr).then_some(c_addr),
+    );
+    assert_eq!(a.stats().peer_moves, 0, "a relay moved B to C");
+
+    // A's application sends C more; B then moves to a new address and
+    // sends A a message from there, proving its token.
+    a.send(now, c_addr, Bytes::from_static(b"also for c"))
+        .unwrap();
+    let b_moved: SocketAddr = "198.51.100.9:7000".parse().unwrap();
+    b.send(now, a_addr, Bytes::from_static(b"from b")).unwrap();
+    let mut to_c_later = 0;
+    rounds(
+        &mut a,
+        &mut b,
+        &mut now,
+        20,
+        |_, destination, _| {
+            to_c_later += usize::from(destination == c_addr);
+            (destination == b_moved || destination == b_addr).then_some(a_addr)
+        },
+        |destination| (destination == a_addr).then_some(b_moved),
+    );
+    assert!(to_c_later > 0, "A stopped sending to C");
+    // (What B took from D, the attacker's address, is D's to answer for.)
+    let from_a: Vec<Bytes> = std::iter::from_fn(|| b.poll_event())
+        .filter_map(|event| match event {
+            Event::Received { from, payload } if from == a_addr => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        from_a.iter().all(|payload| &payload[..] == b"hello"),
+        "B was handed A's messages to C as A's: {from_a:?}"
+    );
 }

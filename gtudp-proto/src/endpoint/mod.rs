@@ -232,6 +232,9 @@ pub struct Endpoint {
     /// With the roaming extension, the former addresses of peers that
     /// moved, and their tokens (at most `max_peers`).
     moved: Map<SocketAddr, u64>,
+    /// With the roaming extension, the key of the tokens we send: each
+    /// destination gets its own (see [`roaming`]).
+    sent_token_key: (u64, u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,12 +253,7 @@ impl Endpoint {
     /// the same seed and the same inputs produce the same outputs.
     pub fn new(config: Config, seed: u128) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut config = config;
         let (high, low) = ((seed >> 64) as u64, seed as u64);
-        // The token that names this endpoint with the roaming extension on.
-        config
-            .framing
-            .set_token(mix(high.rotate_left(53) ^ low ^ 0x0707_7e4e));
         let hasher = crate::table_hash::TableHashState::with_seed(mix(high ^ mix(low)));
         let first_counter = mix(low.rotate_left(17) ^ high) as u32;
         let remembered_keys = Keys {
@@ -312,6 +310,7 @@ impl Endpoint {
             arrival_token: None,
             tokens: Map::with_hasher(hasher),
             moved: Map::with_hasher(hasher),
+            sent_token_key: (mix(low ^ 0x5e7d_70c3), mix(high.rotate_left(11) ^ !low)),
             config,
         })
     }

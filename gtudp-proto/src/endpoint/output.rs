@@ -371,6 +371,10 @@ impl Endpoint {
                 buf,
             ),
         }
+        if framing.roaming() {
+            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
+            framing.stamp_token(&mut buf[start..], token);
+        }
         message.transmit_pending = false;
         if message.transmissions == 0 {
             message.resend_until_ns = now_ns.saturating_add(self.retry_span_ns);
@@ -448,9 +452,9 @@ impl Endpoint {
         }
         self.output.take_uncounted(lane);
         let start = buf.len();
-        self.config
-            .framing
-            .extend_header_vec(PacketKind::Recv, identity, buf);
+        let framing = &self.config.framing;
+        framing.extend_header_vec(PacketKind::Recv, identity, buf);
+        framing.stamp_token(&mut buf[start..], peer.sent_token);
         // It counts the datagram in the peer's stats too.
         let copies = super::receiver::on_recv_sent(
             &mut self.awaiting,
@@ -500,7 +504,12 @@ impl Endpoint {
         }
         self.output.pop(lane);
         let start = buf.len();
-        self.config.framing.extend_header_vec(kind, identity, buf);
+        let framing = &self.config.framing;
+        framing.extend_header_vec(kind, identity, buf);
+        if framing.roaming() {
+            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
+            framing.stamp_token(&mut buf[start..], token);
+        }
         if let Some(peer) = peer {
             count_outbound(peer, kind, buf.len() - start);
         }
@@ -530,9 +539,12 @@ impl Endpoint {
         }
         self.output.pop(lane);
         let start = buf.len();
-        self.config
-            .framing
-            .extend_header_vec(PacketKind::Recv, identity, buf);
+        let framing = &self.config.framing;
+        framing.extend_header_vec(PacketKind::Recv, identity, buf);
+        if framing.roaming() {
+            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
+            framing.stamp_token(&mut buf[start..], token);
+        }
         if let Some(peer) = peer {
             count_outbound(peer, PacketKind::Recv, buf.len() - start);
         }
@@ -592,6 +604,16 @@ impl Endpoint {
         }
         // Ask the address to prove itself, so the message can go.
         self.probe_if_due(now, to);
+    }
+}
+
+/// The sender token for a datagram to `to`, with the roaming extension:
+/// its peer's, or the one of an untracked address.
+#[inline(always)]
+fn sent_token(peer: Option<&super::peer::Peer>, key: (u64, u64), to: &SocketAddr) -> u64 {
+    match peer {
+        Some(peer) => peer.sent_token,
+        None => super::roaming::sent_token(key, to),
     }
 }
 

@@ -33,6 +33,10 @@ pub(super) struct Peer {
     /// The sender token this address proved, with the roaming extension
     /// (see [`super::roaming`]).
     pub(super) token: Option<u64>,
+    /// The sender token written into every datagram to the peer, with the
+    /// roaming extension (see [`super::roaming`]): drawn for the address the
+    /// peer was first tracked at, and kept when the peer moves.
+    pub(super) sent_token: u64,
     /// Distinguishes this peer from an earlier or later one at its address.
     pub(super) serial: u64,
     /// Received messages from this peer whose RECV awaits its ACK.
@@ -181,6 +185,7 @@ impl Peer {
             too_large: None,
             path: None,
             token: None,
+            sent_token: 0,
             stats: PeerStats::default(),
         }
     }
@@ -381,6 +386,7 @@ mod tests {
         let stats = offset_of!(Peer, stats);
         let hot = [
             offset_of!(Peer, token),
+            offset_of!(Peer, sent_token),
             offset_of!(Peer, serial),
             offset_of!(Peer, awaiting),
             offset_of!(Peer, in_flight),

@@ -44,6 +44,9 @@ impl Endpoint {
         }
         peer.serial = self.next_peer_serial;
         self.next_peer_serial += 1;
+        if self.config.framing.roaming() {
+            peer.sent_token = self.sent_token_for(&address);
+        }
         if inbound {
             self.unvalidated_peers
                 .push_back((address, peer.serial, now));

@@ -4,9 +4,12 @@
 //! once, and nobody else can move it.
 //!
 //! With [`Framing::with_roaming`](crate::wire::Framing::with_roaming) on at
-//! both ends, every datagram carries its sender's token, a random 64-bit
-//! number drawn from the endpoint's seed (in the spirit of a QUIC
-//! connection ID).
+//! both ends, every datagram carries its sender's token (in the spirit of a
+//! QUIC connection ID). An endpoint gives each peer its own
+//! (`Peer::sent_token`): a keyed hash of the address it first tracked the
+//! peer at, kept when the peer moves. So the token B sends A is sent to A
+//! only, and a third party B answers learns only the token B sends it:
+//! relaying B's answers to A from its own address proves nothing of B.
 //!
 //! - **Receiving.** What a peer sent is remembered under its token
 //!   (`receiver::token_key`), so a retransmission is recognised whatever
@@ -29,9 +32,10 @@
 //!
 //! A datagram from a spoofed address that carries a live peer's token
 //! moves nothing: the spoofed address never answers its probe. An on-path
-//! attacker who reads a peer's token and receives at its own address can
-//! answer the probe and draw the peer's traffic until the peer's next
-//! datagram moves it back; only an authenticated mode would stop that.
+//! attacker who reads the token a peer sends us and receives at its own
+//! address can answer the probe and draw the peer's traffic until the
+//! peer's next datagram moves it back; only an authenticated mode would
+//! stop that.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -59,7 +63,19 @@ pub(super) fn answers_by_token(
             .is_some_and(|peer| peer.token == token)
 }
 
+/// The token we write into datagrams to `address` when no peer is tracked
+/// there; a tracked peer keeps the one drawn when it was first tracked
+/// (`Peer::sent_token`).
+pub(super) fn sent_token(key: (u64, u64), address: &SocketAddr) -> u64 {
+    crate::validation::keyed_address_hash(key, 0x70ce_4e5e, &crate::canonical_addr(*address))
+}
+
 impl Endpoint {
+    /// The token for datagrams to `address` (see [`sent_token`]).
+    pub(super) fn sent_token_for(&self, address: &SocketAddr) -> u64 {
+        sent_token(self.sent_token_key, address)
+    }
+
     /// The address `destination` stands for: with the roaming extension, a
     /// peer's former address stands for the address it moved to, unless a
     /// proven peer is there now. (A late datagram from the former address

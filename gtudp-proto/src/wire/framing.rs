@@ -184,13 +184,15 @@ impl Framing {
     }
 
     /// The same framing with the roaming extension on: every datagram
-    /// carries, after the magic, an 8-byte token that names its sending
-    /// endpoint, so a peer whose address changes (a NAT rebinding, a phone
-    /// moving between networks) is still known. Both ends must turn it on;
-    /// see `docs/address-changes.md` in the repository.
+    /// carries, after the magic, an 8-byte token that names its sender to
+    /// its receiver, so a peer whose address changes (a NAT rebinding, a
+    /// phone moving between networks) is still known. Both ends must turn
+    /// it on; see `docs/address-changes.md` in the repository.
     ///
-    /// An [`Endpoint`](crate::Endpoint) writes its own random token (drawn
-    /// from its seed) whatever this framing holds.
+    /// An [`Endpoint`](crate::Endpoint) writes the token it keeps for each
+    /// peer (a keyed hash of the peer's first address, under a key drawn
+    /// from its seed) whatever this framing holds: the token it sends one
+    /// peer is not the one it sends another.
     ///
     /// ```
     /// use gtudp_proto::wire::{Framing, Identity, Packet};
@@ -216,8 +218,10 @@ impl Framing {
         self.token.is_some()
     }
 
-    /// The token written into every datagram with the roaming extension on
-    /// (`None` when off).
+    /// The token this framing writes by itself with the roaming extension on
+    /// (`None` when off): zero unless set. An endpoint writes each peer's
+    /// own token over it; [`sender_token`](Self::sender_token) reads the
+    /// one a datagram carries.
     pub fn token(&self) -> Option<u64> {
         self.token.map(u64::from_be_bytes)
     }
@@ -227,6 +231,19 @@ impl Framing {
     pub(crate) fn set_token(&mut self, token: u64) {
         if let Some(own) = &mut self.token {
             *own = token.to_be_bytes();
+        }
+    }
+
+    /// Writes `token` as the sender token of `datagram`, a datagram this
+    /// framing encoded, when the roaming extension is on (an endpoint sends
+    /// each destination its own token).
+    #[inline(always)]
+    pub(crate) fn stamp_token(&self, datagram: &mut [u8], token: u64) {
+        if self.token.is_some() {
+            let start = self.magic.len();
+            if let Some(field) = datagram.get_mut(start..start + TOKEN_LEN) {
+                field.copy_from_slice(&token.to_be_bytes());
+            }
         }
     }
 
