@@ -36,6 +36,7 @@ use crate::stats::{EndpointStats, PeerStats};
 use crate::timer::{TimerKey, TimerQueue};
 use crate::validation::ValidationTokens;
 use crate::wire::{Identity, Packet};
+use peer_tracking::IdleEntry;
 
 use output::Output;
 use peer::Peer;
@@ -156,7 +157,10 @@ pub struct Endpoint {
     /// Peers that went idle, oldest first, with the idle deadline they got
     /// then: the candidates for eviction when the peer table is full.
     /// Entries whose peer has since become busy, idle again or gone are
-    /// stale and skipped.
+    /// stale and skipped: an entry is live only while its ticket is its
+    /// peer's (`Peer::idle_ticket`), so a peer has one live entry at most,
+    /// even when it goes idle twice, or is forgotten and tracked again, in
+    /// one instant.
     ///
     /// Every deadline is `peer_idle_timeout` after the instant the peer
     /// went idle, and time never goes back, so the queue is in deadline
@@ -164,7 +168,9 @@ pub struct Endpoint {
     /// its deadline comes (see `on_idle_peers_timer`). A server whose every
     /// peer goes idle between messages pushes no timer entry a message for
     /// it.
-    idle_peers: VecDeque<(SocketAddr, Instant)>,
+    idle_peers: VecDeque<IdleEntry>,
+    /// The ticket of the latest idle countdown started.
+    idle_tickets: u64,
     /// The instant the live `TimerKey::IdlePeers` entry is set for.
     idle_timer: Option<Instant>,
     /// Peers that reached us first, in the order they did, with their
@@ -269,6 +275,7 @@ impl Endpoint {
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
+            idle_tickets: 0,
             idle_timer: None,
             unvalidated_peers: VecDeque::new(),
             unvalidated_count: 0,
@@ -874,14 +881,7 @@ impl Endpoint {
                     .is_some_and(|peer| peer.serial == *serial && peer.is_unvalidated())
             });
         }
-        if self.idle_peers.len() > 2 * self.peers.len() + 64 {
-            let peers = &self.peers;
-            self.idle_peers.retain(|(address, deadline)| {
-                peers
-                    .get(address)
-                    .is_some_and(|peer| peer.idle_deadline == Some(*deadline))
-            });
-        }
+        self.purge_idle_peers_if_over();
     }
 
     fn compact_timers(&mut self) {

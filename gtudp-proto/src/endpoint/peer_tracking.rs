@@ -102,13 +102,9 @@ impl Endpoint {
     /// one. An idle peer holds no message in either direction, only its RTT
     /// estimate and window, so no guarantee depends on it.
     pub(super) fn evict_idle_peer(&mut self) -> bool {
-        while let Some((address, deadline)) = self.idle_peers.pop_front() {
-            let idle = self
-                .peers
-                .get(&address)
-                .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
-            if idle {
-                self.remove_peer(&address);
+        while let Some(entry) = self.idle_peers.pop_front() {
+            if entry.is_live(&self.peers) {
+                self.remove_peer(&entry.address);
                 self.stats.peers_evicted += 1;
                 return true;
             }
@@ -187,8 +183,32 @@ impl Endpoint {
     /// Queues the peer at `address`, idle from now, to be forgotten at
     /// `deadline` (see `Endpoint::idle_peers`).
     pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, deadline: Instant) {
-        self.idle_peers.push_back((address, deadline));
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        self.idle_tickets += 1;
+        peer.idle_ticket = self.idle_tickets;
+        self.idle_peers.push_back(IdleEntry {
+            address,
+            deadline,
+            ticket: self.idle_tickets,
+        });
+        // Purged here as well as between inputs: one input can start many
+        // countdowns (a report failing every message of several peers, a
+        // flood turning peers over), and the queue stays within its bound
+        // after each one.
+        self.purge_idle_peers_if_over();
         self.arm_idle_timer(deadline);
+    }
+
+    /// Drops the stale entries of the idle peers' queue once it holds more
+    /// than twice the tracked peers plus 64 (each peer has at most one live
+    /// entry, so a purge frees at least half the queue: amortized O(1)).
+    pub(super) fn purge_idle_peers_if_over(&mut self) {
+        if self.idle_peers.len() > 2 * self.peers.len() + 64 {
+            let peers = &self.peers;
+            self.idle_peers.retain(|entry| entry.is_live(peers));
+        }
     }
 
     /// Sets the idle peers' timer for `deadline` unless it is set for an
@@ -219,20 +239,38 @@ impl Endpoint {
             return;
         }
         self.idle_timer = None;
-        while let Some(&(address, deadline)) = self.idle_peers.front() {
-            if deadline > now {
-                self.arm_idle_timer(deadline);
+        while let Some(&entry) = self.idle_peers.front() {
+            if entry.deadline > now {
+                self.arm_idle_timer(entry.deadline);
                 return;
             }
             self.idle_peers.pop_front();
-            let idle = self
-                .peers
-                .get(&address)
-                .is_some_and(|peer| peer.idle_deadline == Some(deadline) && peer.is_idle());
-            if idle {
-                self.remove_peer(&address);
+            if entry.is_live(&self.peers) {
+                self.remove_peer(&entry.address);
             }
         }
+    }
+}
+
+/// A peer's idle countdown, in the idle peers' queue (see
+/// `Endpoint::idle_peers`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct IdleEntry {
+    address: SocketAddr,
+    /// When the peer is forgotten if it stays idle.
+    deadline: Instant,
+    /// Which of the peer's countdowns this is (`Peer::idle_ticket`).
+    ticket: u64,
+}
+
+impl IdleEntry {
+    /// The peer at the entry's address is idle since this countdown began:
+    /// it has not been busy since, nor forgotten (a peer tracked again
+    /// there has another ticket).
+    fn is_live(&self, peers: &super::peer_table::PeerTable) -> bool {
+        peers.get(&self.address).is_some_and(|peer| {
+            peer.idle_ticket == self.ticket && peer.idle_deadline.is_some() && peer.is_idle()
+        })
     }
 }
 

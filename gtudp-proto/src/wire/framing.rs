@@ -219,15 +219,17 @@ impl Framing {
     }
 
     /// The token this framing writes by itself with the roaming extension on
-    /// (`None` when off): zero unless set. An endpoint writes each peer's
-    /// own token over it; [`sender_token`](Self::sender_token) reads the
-    /// one a datagram carries.
+    /// (`None` when off): zero. An endpoint writes each peer's own token
+    /// over it; [`sender_token`](Self::sender_token) reads the one a
+    /// datagram carries.
     pub fn token(&self) -> Option<u64> {
         self.token.map(u64::from_be_bytes)
     }
 
     /// Sets the token written into every datagram, if the roaming extension
-    /// is on (an endpoint sets its own).
+    /// is on (the fuzz targets re-encode a datagram with the token it
+    /// carried).
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn set_token(&mut self, token: u64) {
         if let Some(own) = &mut self.token {
             *own = token.to_be_bytes();
