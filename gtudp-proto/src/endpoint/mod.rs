@@ -157,10 +157,10 @@ pub struct Endpoint {
     /// Peers that went idle, oldest first, with the idle deadline they got
     /// then: the candidates for eviction when the peer table is full.
     /// Entries whose peer has since become busy, idle again or gone are
-    /// stale and skipped: an entry is live only while its ticket is its
-    /// peer's (`Peer::idle_ticket`), so a peer has one live entry at most,
-    /// even when it goes idle twice, or is forgotten and tracked again, in
-    /// one instant.
+    /// stale and skipped: an entry is live only while it names the peer's
+    /// serial and latest countdown (`Peer::idle_countdowns`), so a peer has
+    /// one live entry at most, even when it goes idle twice, or is
+    /// forgotten and tracked again, in one instant.
     ///
     /// Every deadline is `peer_idle_timeout` after the instant the peer
     /// went idle, and time never goes back, so the queue is in deadline
@@ -169,8 +169,6 @@ pub struct Endpoint {
     /// peer goes idle between messages pushes no timer entry a message for
     /// it.
     idle_peers: VecDeque<IdleEntry>,
-    /// The ticket of the latest idle countdown started.
-    idle_tickets: u64,
     /// The instant the live `TimerKey::IdlePeers` entry is set for.
     idle_timer: Option<Instant>,
     /// Peers that reached us first, in the order they did, with their
@@ -275,7 +273,6 @@ impl Endpoint {
             next_message_id: 0,
             peers: PeerTable::with_hasher(hasher),
             idle_peers: VecDeque::new(),
-            idle_tickets: 0,
             idle_timer: None,
             unvalidated_peers: VecDeque::new(),
             unvalidated_count: 0,

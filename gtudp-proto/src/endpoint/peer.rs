@@ -45,9 +45,6 @@ pub(super) struct Peer {
     pub(super) in_flight: usize,
     /// When the peer, holding no state, is forgotten.
     pub(super) idle_deadline: Option<Instant>,
-    /// The ticket of its latest idle countdown: its entry in the idle
-    /// peers' queue with this ticket is the live one.
-    pub(super) idle_ticket: u64,
     /// The network reported the peer unreachable after it had answered:
     /// its messages fail at this instant unless a datagram from it comes
     /// first (see [`super::unreachable`]). Also the instant its live
@@ -55,6 +52,9 @@ pub(super) struct Peer {
     pub(super) suspect_until: Option<Instant>,
     /// RFC 6298 section 5.5 doublings in force until the next valid sample.
     pub(super) backoff: u32,
+    /// Idle countdowns started (wrapping): the idle peers' queue entry
+    /// with the latest count is the live one.
+    pub(super) idle_countdowns: u32,
     /// Validation probes resent to it on its probe timer (the backoff's
     /// doublings).
     pub(super) probes: u32,
@@ -175,7 +175,7 @@ impl Peer {
             resends: VecDeque::new(),
             awaiting: 0,
             idle_deadline: None,
-            idle_ticket: 0,
+            idle_countdowns: 0,
             inbound: false,
             serial: 0,
             probe_sent: None,

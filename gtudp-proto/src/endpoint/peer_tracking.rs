@@ -53,10 +53,11 @@ impl Endpoint {
             self.unvalidated_count += 1;
         }
         // A new peer holds nothing yet: forget it if nothing arrives.
-        let deadline = now + self.config.peer_idle_timeout;
-        peer.idle_deadline = Some(deadline);
+        let countdown = idle_from(&mut peer, now, self.config.peer_idle_timeout);
         self.peers.insert(address, peer);
-        self.start_idle_countdown(address, deadline);
+        if let Some(countdown) = countdown {
+            self.start_idle_countdown(address, countdown);
+        }
         true
     }
 
@@ -182,17 +183,9 @@ impl Endpoint {
 
     /// Queues the peer at `address`, idle from now, to be forgotten at
     /// `deadline` (see `Endpoint::idle_peers`).
-    pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, deadline: Instant) {
-        let Some(peer) = self.peers.get_mut(&address) else {
-            return;
-        };
-        self.idle_tickets += 1;
-        peer.idle_ticket = self.idle_tickets;
-        self.idle_peers.push_back(IdleEntry {
-            address,
-            deadline,
-            ticket: self.idle_tickets,
-        });
+    pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, countdown: Countdown) {
+        self.idle_peers.push_back(IdleEntry { address, countdown });
+        let deadline = countdown.deadline;
         // Purged here as well as between inputs: one input can start many
         // countdowns (a report failing every message of several peers, a
         // flood turning peers over), and the queue stays within its bound
@@ -226,8 +219,8 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        if let Some(deadline) = idle_from(peer, now, self.config.peer_idle_timeout) {
-            self.start_idle_countdown(address, deadline);
+        if let Some(countdown) = idle_from(peer, now, self.config.peer_idle_timeout) {
+            self.start_idle_countdown(address, countdown);
         }
     }
 
@@ -240,8 +233,8 @@ impl Endpoint {
         }
         self.idle_timer = None;
         while let Some(&entry) = self.idle_peers.front() {
-            if entry.deadline > now {
-                self.arm_idle_timer(entry.deadline);
+            if entry.countdown.deadline > now {
+                self.arm_idle_timer(entry.countdown.deadline);
                 return;
             }
             self.idle_peers.pop_front();
@@ -252,24 +245,35 @@ impl Endpoint {
     }
 }
 
+/// An idle countdown a peer has just started (see [`idle_from`]), for the
+/// idle peers' queue.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Countdown {
+    /// When the peer is forgotten if it stays idle.
+    deadline: Instant,
+    /// The peer's serial: a peer tracked again at its address has another.
+    serial: u64,
+    /// Which of the peer's countdowns this is (`Peer::idle_countdowns`).
+    count: u32,
+}
+
 /// A peer's idle countdown, in the idle peers' queue (see
 /// `Endpoint::idle_peers`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct IdleEntry {
     address: SocketAddr,
-    /// When the peer is forgotten if it stays idle.
-    deadline: Instant,
-    /// Which of the peer's countdowns this is (`Peer::idle_ticket`).
-    ticket: u64,
+    countdown: Countdown,
 }
 
 impl IdleEntry {
     /// The peer at the entry's address is idle since this countdown began:
-    /// it has not been busy since, nor forgotten (a peer tracked again
-    /// there has another ticket).
+    /// it has not been busy since, nor forgotten and tracked again.
     fn is_live(&self, peers: &super::peer_table::PeerTable) -> bool {
         peers.get(&self.address).is_some_and(|peer| {
-            peer.idle_ticket == self.ticket && peer.idle_deadline.is_some() && peer.is_idle()
+            peer.serial == self.countdown.serial
+                && peer.idle_countdowns == self.countdown.count
+                && peer.idle_deadline.is_some()
+                && peer.is_idle()
         })
     }
 }
@@ -277,11 +281,16 @@ impl IdleEntry {
 /// For [`Endpoint::note_if_idle`] where the peer is at hand: if `peer`
 /// holds no state and has no idle deadline, sets one `timeout` from `now`
 /// and returns it; the caller then starts its countdown.
-pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Option<Instant> {
+pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Option<Countdown> {
     if peer.is_idle() && peer.idle_deadline.is_none() {
         let deadline = now + timeout;
         peer.idle_deadline = Some(deadline);
-        return Some(deadline);
+        peer.idle_countdowns = peer.idle_countdowns.wrapping_add(1);
+        return Some(Countdown {
+            deadline,
+            serial: peer.serial,
+            count: peer.idle_countdowns,
+        });
     }
     None
 }

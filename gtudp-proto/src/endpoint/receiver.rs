@@ -27,6 +27,7 @@
 //!
 //! [`EndpointStats::rebound_duplicates`]: crate::EndpointStats::rebound_duplicates
 
+use super::peer_tracking::Countdown;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -570,9 +571,9 @@ impl Endpoint {
     }
 
     /// One record of `source`'s ended: lowers its count of awaited
-    /// records, and returns the instant its idle countdown ends if that
+    /// records, and returns the idle countdown it starts if that
     /// leaves it idle (see [`release_awaiting`]).
-    fn release_awaiting(&mut self, now: Instant, source: SocketAddr) -> Option<Instant> {
+    fn release_awaiting(&mut self, now: Instant, source: SocketAddr) -> Option<Countdown> {
         let timeout = self.config.peer_idle_timeout;
         let peer = self.peers.get_mut(&source)?;
         release_awaiting(peer, now, timeout)
@@ -586,7 +587,7 @@ impl Endpoint {
         AwaitingKey(kept_under, identity): AwaitingKey,
         record: &AwaitingAck,
         class: Retention,
-        idle: Option<Instant>,
+        idle: Option<Countdown>,
     ) {
         let (source, fingerprint) = (record.from, record.fingerprint);
         // The idle countdown starts after the insertion, as `note_if_idle`
@@ -601,8 +602,8 @@ impl Endpoint {
             limits.max_remembered_bytes,
             limits.max_remembered_bytes_per_peer,
         );
-        if let Some(deadline) = idle {
-            self.start_idle_countdown(source, deadline);
+        if let Some(countdown) = idle {
+            self.start_idle_countdown(source, countdown);
         }
     }
 
@@ -624,13 +625,13 @@ impl Endpoint {
 }
 
 /// A record of `peer`'s ended: its count of awaited records goes down, and
-/// if that leaves it idle its idle countdown starts (the instant it ends is
-/// returned, for `Endpoint::start_idle_countdown`).
+/// if that leaves it idle its idle countdown starts (and is returned, for
+/// `Endpoint::start_idle_countdown`).
 fn release_awaiting(
     peer: &mut super::peer::Peer,
     now: Instant,
     timeout: Duration,
-) -> Option<Instant> {
+) -> Option<Countdown> {
     peer.awaiting -= 1;
     super::peer_tracking::idle_from(peer, now, timeout)
 }

@@ -5,6 +5,7 @@
 //! [`recovery`](super::recovery)) until a RECV from its destination proves
 //! delivery, its attempts run out, its deadline passes, or it is cancelled.
 
+use super::peer_tracking::Countdown;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -918,10 +919,10 @@ impl Endpoint {
         &mut self,
         now: Instant,
         destination: SocketAddr,
-        settled: Option<Option<Instant>>,
+        settled: Option<Option<Countdown>>,
     ) {
         match settled {
-            Some(Some(deadline)) => self.start_idle_countdown(destination, deadline),
+            Some(Some(countdown)) => self.start_idle_countdown(destination, countdown),
             Some(None) => {}
             None => {
                 self.release_queued(now, destination);
@@ -1012,7 +1013,7 @@ fn settle_if_nothing_waits(
     peer: &mut super::peer::Peer,
     now: Instant,
     idle_timeout: Duration,
-) -> Option<Option<Instant>> {
+) -> Option<Option<Countdown>> {
     if !(peer.resends.is_empty() && peer.queue.is_empty()) {
         return None;
     }
