@@ -107,7 +107,9 @@ use crate::{Config, Endpoint};
 ///    destination (checked whenever the destination's events are all read,
 ///    and at the end);
 /// 3. a send resolves twice, resolves with an id never given out or the
-///    wrong destination, resolves otherwise than `Cancelled` after a
+///    wrong destination (with the roaming extension, a send to C may name
+///    D and one to D may name C: the attacker may move its token between
+///    its addresses), resolves otherwise than `Cancelled` after a
 ///    successful `cancel` (or `Cancelled` without one), or is still
 ///    unresolved once both endpoints are quiet at the end;
 /// 4. a payload is handed over that its apparent sender never sent there:
