@@ -454,7 +454,9 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(PacketKind::Recv, identity, buf);
-        framing.stamp_token(&mut buf[start..], peer.sent_token);
+        if framing.roaming() {
+            framing.stamp_token(&mut buf[start..], peer.sent_token);
+        }
         // It counts the datagram in the peer's stats too.
         let copies = super::receiver::on_recv_sent(
             &mut self.awaiting,
