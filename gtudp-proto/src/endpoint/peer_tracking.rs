@@ -251,8 +251,10 @@ impl Endpoint {
 pub(super) struct Countdown {
     /// When the peer is forgotten if it stays idle.
     deadline: Instant,
-    /// The peer's serial: a peer tracked again at its address has another.
-    serial: u64,
+    /// The low half of the peer's serial: a peer tracked again at its
+    /// address has another (2^32 peers later the halves may meet, long
+    /// after a countdown's entry is gone).
+    serial: u32,
     /// Which of the peer's countdowns this is (`Peer::idle_countdowns`).
     count: u32,
 }
@@ -270,7 +272,7 @@ impl IdleEntry {
     /// it has not been busy since, nor forgotten and tracked again.
     fn is_live(&self, peers: &super::peer_table::PeerTable) -> bool {
         peers.get(&self.address).is_some_and(|peer| {
-            peer.serial == self.countdown.serial
+            peer.serial as u32 == self.countdown.serial
                 && peer.idle_countdowns == self.countdown.count
                 && peer.idle_deadline.is_some()
                 && peer.is_idle()
@@ -288,7 +290,7 @@ pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Opt
         peer.idle_countdowns = peer.idle_countdowns.wrapping_add(1);
         return Some(Countdown {
             deadline,
-            serial: peer.serial,
+            serial: peer.serial as u32,
             count: peer.idle_countdowns,
         });
     }
