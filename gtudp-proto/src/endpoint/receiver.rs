@@ -27,13 +27,13 @@
 //!
 //! [`EndpointStats::rebound_duplicates`]: crate::EndpointStats::rebound_duplicates
 
-use super::peer_tracking::Countdown;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::awaiting::{AwaitingId, KeyHash};
+use super::peer_tracking::Countdown;
 use super::{Endpoint, State};
 use crate::event::Event;
 use crate::remembered::{Fingerprint, Recall, Retention};

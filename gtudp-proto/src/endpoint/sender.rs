@@ -5,12 +5,12 @@
 //! [`recovery`](super::recovery)) until a RECV from its destination proves
 //! delivery, its attempts run out, its deadline passes, or it is cancelled.
 
-use super::peer_tracking::Countdown;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::peer_tracking::Countdown;
 use super::recv_copies::LastConfirmed;
 use super::spurious::ResolvedResend;
 use super::{Endpoint, State};
