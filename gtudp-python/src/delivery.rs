@@ -103,7 +103,7 @@ impl Delivery {
     /// now reports failed, reason `"cancelled"`; the payload may still have
     /// arrived), `False` if it had been delivered or had failed already.
     fn cancel(&self, py: Python<'_>) -> bool {
-        py.detach(|| {
+        crate::exit::detach(py, || {
             let mut state = self.lock();
             let State::Pending(pending) = &*state else {
                 return false;

@@ -39,6 +39,8 @@
 //! - `debug`: `debug=True`, one line per datagram as the original printed.
 //! - `fd`: the Python socket's descriptor, duplicated, and ICMP reports.
 //! - `wait`: waiting without the GIL, in slices, so Ctrl-C is handled.
+//! - `exit`: every release of the GIL, so that a daemon thread coming back
+//!   while the interpreter exits parks instead of aborting the process.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(unsafe_code)]
@@ -49,6 +51,7 @@ mod debug;
 mod delivery;
 mod endpoint;
 mod errors;
+mod exit;
 mod fd;
 mod payload;
 mod socket;
@@ -95,5 +98,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(is_ip_literal, module)?)?;
     module.add_function(wrap_pyfunction!(validate_options, module)?)?;
     module.add_function(wrap_pyfunction!(enable_unreachable_reports, module)?)?;
+    module.add_function(wrap_pyfunction!(exit::interpreter_exiting, module)?)?;
     Ok(())
 }

@@ -85,9 +85,10 @@ impl Socket {
         let options = BlockingOptions::default()
             .with_receive_queue(settings.receive_queue)
             .with_fragmentation(fragmentation);
-        let socket = py
-            .detach(|| BlockingSocket::with_options(std_socket, settings.config, options))
-            .map_err(bind_error)?;
+        let socket = crate::exit::detach(py, || {
+            BlockingSocket::with_options(std_socket, settings.config, options)
+        })
+        .map_err(bind_error)?;
         Ok(Socket {
             inner: Arc::new(socket),
             family,
@@ -127,7 +128,7 @@ impl Socket {
         let to = self.addr(addr)?;
         let options = send_options(deadline, attempts, self.max_attempts)?;
         let socket = self.socket(py)?;
-        match py.detach(|| socket.send_to_with(payload, to, options)) {
+        match crate::exit::detach(py, || socket.send_to_with(payload, to, options)) {
             Ok(pending) => Ok(Delivery::new(pending)),
             Err(error @ DeliveryError::Refused { .. }) => Err(delivery_error(py, error)),
             Err(error) => Ok(Delivery::resolved(to, Err(error))),
@@ -165,7 +166,7 @@ impl Socket {
         let datagram = payload::from_py(data)?;
         let to = self.addr(addr)?;
         let socket = self.socket(py)?;
-        py.detach(|| socket.send_raw_to(datagram, to))
+        crate::exit::detach(py, || socket.send_raw_to(datagram, to))
             .map_err(|error| errors::raw_error(py, error))
     }
 

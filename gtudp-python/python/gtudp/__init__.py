@@ -29,6 +29,7 @@ from typing import Any, Deque, Dict, NamedTuple, Optional, Tuple, Union
 from ._errors import Closed, GtudpError, Refused, Timeout
 from ._native import Delivery
 from ._native import Socket as _NativeSocket
+from ._native import interpreter_exiting as _interpreter_exiting
 from ._native import validate_options as _validate_options
 
 __all__ = [
@@ -570,6 +571,14 @@ def _cleanup_at_exit() -> None:
             except Exception:  # noqa: BLE001 - exit must go on
                 pass
 
+
+# Once non-daemon threads are joined and the sockets are closed: a daemon
+# thread then coming back from a gtudp call parks for good rather than
+# re-enter the finalizing interpreter, which would abort the process on
+# CPython before 3.13 (see the extension's `exit` module). Registered first,
+# so that in the fallback below it also runs after the cleanup (atexit
+# callbacks run last registered first).
+atexit.register(_interpreter_exiting)
 
 # Before non-daemon threads are joined (so a thread blocked in recvfrom is
 # released), where the interpreter offers it; else at ordinary atexit time.

@@ -13,6 +13,7 @@ __all__ = [
     "is_ip_literal",
     "validate_options",
     "enable_unreachable_reports",
+    "interpreter_exiting",
 ]
 
 # Type aliases of the stubs only (private: the module has no such names).
@@ -30,6 +31,7 @@ def validate_options(
     magic_numbers: bytes, recv_from_any: bool, options: Optional[Dict[str, Any]] = None
 ) -> None: ...
 def enable_unreachable_reports(fd: int, ipv6: bool) -> bool: ...
+def interpreter_exiting() -> None: ...
 
 @final
 class Delivery:
