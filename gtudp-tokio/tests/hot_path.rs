@@ -220,8 +220,12 @@ async fn many_tasks_echo_through_one_shared_socket() {
 /// waits for the application's next call, its reply, and both leave in
 /// one system call (Linux: `sendmmsg`, as their sizes differ); the
 /// client's RECV of the reply likewise leaves with its next send. The
-/// rounds after the first (whose peers are still being validated) each
-/// take the server one send call for its RECV, ACK and reply.
+/// rounds after the first (whose peers are still being validated) take
+/// the server one send call for its RECV, ACK and reply when the reply
+/// comes within a tick; a reply held up longer (a loaded machine
+/// descheduling the test) finds the RECV sent on the tick, two calls.
+/// So every round takes at most two, and at least one of the nine
+/// prompt rounds one: without the holding, every round takes two.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "current_thread")]
 async fn a_recv_leaves_with_the_reply_in_one_system_call() {
@@ -231,6 +235,7 @@ async fn a_recv_leaves_with_the_reply_in_one_system_call() {
     let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
     let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
     let to = server.local_addr();
+    let mut one_call_rounds = 0;
     for round in 0..10u32 {
         let sent = client
             .start_send(round.to_be_bytes().to_vec(), to)
@@ -248,16 +253,21 @@ async fn a_recv_leaves_with_the_reply_in_one_system_call() {
         within(10, sent).await.unwrap();
         drop(reply);
         if round > 0 {
-            assert_eq!(
-                after.send_calls - before.send_calls,
-                1,
+            let calls = after.send_calls - before.send_calls;
+            assert!(
+                (1..=2).contains(&calls),
                 "round {round}: {before:?} -> {after:?}"
             );
+            one_call_rounds += u32::from(calls == 1);
             // The RECV and the reply at least (and the ACK of the
             // client's last RECV when it came with the message).
             assert!(after.datagrams_sent - before.datagrams_sent >= 2);
         }
     }
+    assert!(
+        one_call_rounds >= 1,
+        "no round sent the RECV with the reply in one call"
+    );
     assert_eq!(server.stats().endpoint.retransmissions, 0);
     assert_eq!(client.stats().endpoint.retransmissions, 0);
 }
