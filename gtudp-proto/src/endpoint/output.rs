@@ -371,10 +371,13 @@ impl Endpoint {
                 buf,
             ),
         }
-        if framing.roaming() {
-            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
-            framing.stamp_token(&mut buf[start..], token);
-        }
+        stamp_sent_token(
+            framing,
+            &mut buf[start..],
+            peer.as_deref(),
+            self.sent_token_key,
+            &to,
+        );
         message.transmit_pending = false;
         if message.transmissions == 0 {
             message.resend_until_ns = now_ns.saturating_add(self.retry_span_ns);
@@ -454,9 +457,13 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(PacketKind::Recv, identity, buf);
-        if framing.roaming() {
-            framing.stamp_token(&mut buf[start..], peer.sent_token);
-        }
+        stamp_sent_token(
+            framing,
+            &mut buf[start..],
+            Some(peer),
+            self.sent_token_key,
+            &to,
+        );
         // It counts the datagram in the peer's stats too.
         let copies = super::receiver::on_recv_sent(
             &mut self.awaiting,
@@ -508,10 +515,13 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(kind, identity, buf);
-        if framing.roaming() {
-            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
-            framing.stamp_token(&mut buf[start..], token);
-        }
+        stamp_sent_token(
+            framing,
+            &mut buf[start..],
+            peer.as_deref(),
+            self.sent_token_key,
+            &to,
+        );
         if let Some(peer) = peer {
             count_outbound(peer, kind, buf.len() - start);
         }
@@ -543,10 +553,13 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(PacketKind::Recv, identity, buf);
-        if framing.roaming() {
-            let token = sent_token(peer.as_deref(), self.sent_token_key, &to);
-            framing.stamp_token(&mut buf[start..], token);
-        }
+        stamp_sent_token(
+            framing,
+            &mut buf[start..],
+            peer.as_deref(),
+            self.sent_token_key,
+            &to,
+        );
         if let Some(peer) = peer {
             count_outbound(peer, PacketKind::Recv, buf.len() - start);
         }
@@ -609,13 +622,23 @@ impl Endpoint {
     }
 }
 
-/// The sender token for a datagram to `to`, with the roaming extension:
-/// its peer's, or the one of an untracked address.
+/// With the roaming extension, writes into `datagram` (to `to`, just
+/// encoded) the sender token its destination knows us by: its peer's, or
+/// the one of an untracked address.
 #[inline(always)]
-fn sent_token(peer: Option<&super::peer::Peer>, key: (u64, u64), to: &SocketAddr) -> u64 {
-    match peer {
-        Some(peer) => peer.sent_token,
-        None => super::roaming::sent_token(key, to),
+fn stamp_sent_token(
+    framing: &crate::wire::Framing,
+    datagram: &mut [u8],
+    peer: Option<&super::peer::Peer>,
+    key: (u64, u64),
+    to: &SocketAddr,
+) {
+    if framing.roaming() {
+        let token = match peer {
+            Some(peer) => peer.sent_token,
+            None => super::roaming::sent_token(key, to),
+        };
+        framing.stamp_token(datagram, token);
     }
 }
 
