@@ -105,8 +105,8 @@ pub(crate) enum Step {
 /// What a receiving task found.
 #[derive(Debug)]
 pub(crate) enum Take {
-    /// The next message.
-    Message(Datagram),
+    /// This many messages were taken (at least one).
+    Taken(usize),
     /// Nothing yet; `more` if the socket may hold more right now (the read
     /// stopped at its batch limit, not at `WouldBlock`).
     Empty { more: bool },
@@ -287,15 +287,20 @@ impl Core {
         self.summary.is_some()
     }
 
-    /// The next message for `recv`: from the queue, or else read from the
-    /// socket (a few batches at most, without waiting). Deferred writes go
-    /// out before reading; the RECVs and ACKs of what was read wait for the
+    /// Messages for `recv` and `recv_many`, up to `limit` (at least one),
+    /// each handed to `take`: from the queue, or else read from the socket
+    /// (a few batches at most, without waiting). Deferred writes go out
+    /// before reading; the RECVs and ACKs of what was read wait for the
     /// next call when a message is returned (see the module's notes), and
     /// go out at once otherwise.
-    pub(crate) fn take(&mut self, now: Instant) -> Take {
-        if let Some(datagram) = self.inbox.pop_front() {
-            self.draining = (!self.inbox.is_empty()).then_some(now);
-            return Take::Message(datagram);
+    pub(crate) fn take(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        take: &mut impl FnMut(Datagram),
+    ) -> Take {
+        if let Some(taken) = self.take_queued(now, limit, take) {
+            return Take::Taken(taken);
         }
         self.draining = None;
         if self.summary.is_some() {
@@ -305,27 +310,47 @@ impl Core {
             self.flush(now);
         }
         let more = self.receive(now);
-        match self.inbox.pop_front() {
-            Some(datagram) => {
-                // The RECVs and ACKs of what was read leave with the
-                // application's next call, which is likely its reply, in
-                // one system call; or within a tick.
-                self.handed_at = Some(now);
-                if self.endpoint.has_pending_transmits() {
-                    if self.hold_recvs {
-                        self.defer(now);
-                        self.held_since.get_or_insert(now);
-                    } else {
-                        self.flush(now);
-                    }
-                }
-                Take::Message(datagram)
-            }
-            None => {
+        let taken = self.pop_queued(limit, take);
+        if taken == 0 {
+            self.flush(now);
+            return Take::Empty { more };
+        }
+        // The RECVs and ACKs of what was read leave with the application's
+        // next call, which is likely its reply, in one system call; or
+        // within a tick.
+        self.handed_at = Some(now);
+        if self.endpoint.has_pending_transmits() {
+            if self.hold_recvs {
+                self.defer(now);
+                self.held_since.get_or_insert(now);
+            } else {
                 self.flush(now);
-                Take::Empty { more }
             }
         }
+        Take::Taken(taken)
+    }
+
+    /// Messages already queued, up to `limit`, each handed to `take`
+    /// (without reading the socket): `None` when none waits.
+    pub(crate) fn take_queued(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        take: &mut impl FnMut(Datagram),
+    ) -> Option<usize> {
+        let taken = self.pop_queued(limit, take);
+        if taken == 0 {
+            return None;
+        }
+        self.draining = (!self.inbox.is_empty()).then_some(now);
+        Some(taken)
+    }
+
+    /// Pops up to `limit` messages from the queue into `take`.
+    fn pop_queued(&mut self, limit: usize, take: &mut impl FnMut(Datagram)) -> usize {
+        let taken = limit.min(self.inbox.len());
+        self.inbox.drain(..taken).for_each(take);
+        taken
     }
 
     /// Puts back a message `recv_from` found too long for its buffer, to be

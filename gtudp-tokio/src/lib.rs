@@ -5,7 +5,8 @@
 //! delivery: [`Socket::send_to`] resolves once the peer's gtUDP endpoint
 //! confirmed receipt (its RECV arrived) or with the reason it did not, and
 //! [`Socket::recv`] / [`Socket::recv_from`] hand over each message exactly
-//! once, whatever the network loses, duplicates or reorders. Delivery is
+//! once, whatever the network loses, duplicates or reorders
+//! ([`Socket::recv_many`] takes what has arrived in one batch). Delivery is
 //! unordered. The wire format is the original gtUDP's (DATA → RECV → ACK
 //! with a 4-byte identity), so this socket talks to the original Python
 //! implementation with the default [`Config`].

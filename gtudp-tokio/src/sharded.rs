@@ -351,7 +351,56 @@ impl ShardedSocket {
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv(&self) -> Result<Datagram, RecvError> {
-        self.recv_indexed().await.map(|(_, datagram)| datagram)
+        let mut queued = None;
+        self.take_queued(1, &mut |_, datagram| queued = Some(datagram));
+        match queued {
+            Some(datagram) => Ok(datagram),
+            None => self.recv_indexed().await.map(|(_, datagram)| datagram),
+        }
+    }
+
+    /// Waits for the next messages from any shard and moves up to `limit`
+    /// of them into `buffer`, returning how many, as
+    /// [`Socket::recv_many`] does. Messages already queued in any shard are
+    /// taken first (shards in turn, starting one further each call);
+    /// otherwise the call waits as [`recv`](Self::recv) does, then adds
+    /// what else is queued. Returns `Ok(0)` at once when `limit` is 0.
+    ///
+    /// Cancel safe: if the future is dropped, no datagram is lost.
+    pub async fn recv_many(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+    ) -> Result<usize, RecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let taken = self.take_queued(limit, &mut |_, datagram| buffer.push(datagram));
+        if taken > 0 {
+            return Ok(taken);
+        }
+        let (_, datagram) = self.recv_indexed().await?;
+        buffer.push(datagram);
+        Ok(1 + self.take_queued(limit - 1, &mut |_, datagram| buffer.push(datagram)))
+    }
+
+    /// Messages already queued in the shards, up to `limit`, each handed
+    /// to `take` with its shard's index; the shards in turn, starting one
+    /// further each call. Neither reads a socket nor waits.
+    fn take_queued(&self, limit: usize, take: &mut impl FnMut(usize, Datagram)) -> usize {
+        let shards = &self.inner.shards;
+        let n = shards.len();
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut taken = 0;
+        for k in 0..n {
+            if taken == limit {
+                break;
+            }
+            let index = (start + k) % n;
+            taken +=
+                shards[index].take_queued(limit - taken, &mut |datagram| take(index, datagram));
+        }
+        taken
     }
 
     /// Waits for the next message from any shard and copies it into `buf`,
@@ -361,7 +410,12 @@ impl ShardedSocket {
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), RecvError> {
-        let (index, datagram) = self.recv_indexed().await?;
+        let mut queued = None;
+        self.take_queued(1, &mut |index, datagram| queued = Some((index, datagram)));
+        let (index, datagram) = match queued {
+            Some(queued) => queued,
+            None => self.recv_indexed().await?,
+        };
         let len = datagram.payload.len();
         if len > buf.len() {
             self.inner.shards[index].put_back(datagram);

@@ -630,7 +630,68 @@ impl Socket {
     ///
     /// Cancel safe: if the future is dropped, no datagram is lost.
     pub async fn recv(&self) -> Result<Datagram, RecvError> {
+        let mut message = None;
+        self.receive_into(1, &mut |datagram| message = Some(datagram))
+            .await?;
+        // `receive_into` returns once it took a message, or with an error.
+        message.ok_or(RecvError::Closed)
+    }
+
+    /// Waits for the next messages (or foreign datagrams) and moves up to
+    /// `limit` of them into `buffer`, returning how many; as
+    /// [`recv`](Self::recv) does for one, and like Tokio's
+    /// `mpsc::Receiver::recv_many`. A task that handles a stream of
+    /// messages takes each batch under one lock and one clock read instead
+    /// of one per message. `buffer` is appended to, not cleared. Returns
+    /// `Ok(0)` at once when `limit` is 0.
+    ///
+    /// Cancel safe: if the future is dropped, no datagram is lost.
+    ///
+    /// ```
+    /// use gtudp_tokio::{Config, Socket};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = Socket::bind("127.0.0.1:0", Config::default()).await?;
+    /// let client = Socket::bind("127.0.0.1:0", Config::default()).await?;
+    /// for text in ["one", "two", "three"] {
+    ///     client.send_to(text.as_bytes(), server.local_addr()).await?;
+    /// }
+    ///
+    /// let mut messages = Vec::with_capacity(64);
+    /// while messages.len() < 3 {
+    ///     server.recv_many(&mut messages, 64).await?;
+    /// }
+    /// assert!(messages.iter().all(|message| message.from == client.local_addr()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_many(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+    ) -> Result<usize, RecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.receive_into(limit, &mut |datagram| buffer.push(datagram))
+            .await
+    }
+
+    /// Waits for at least one message, then hands up to `limit` to `take`
+    /// (`limit` is at least 1). Cancel safe: messages are handed over
+    /// only in the step that returns.
+    async fn receive_into(
+        &self,
+        limit: usize,
+        take: &mut (impl FnMut(Datagram) + Send),
+    ) -> Result<usize, RecvError> {
         let shared = self.shared();
+        // Messages already queued are taken without registering for a
+        // wake-up (the registration locks the notifier twice).
+        if let Some(taken) = shared.with_core(|core| core.take_queued(now(), limit, take)) {
+            return Ok(taken);
+        }
         let _reading = Reading::new(&shared.readers);
         loop {
             // Registered before looking, so a message queued by another
@@ -638,8 +699,8 @@ impl Socket {
             let queued = shared.queued.notified();
             tokio::pin!(queued);
             queued.as_mut().enable();
-            match shared.with_core(|core| core.take(now())) {
-                Take::Message(datagram) => return Ok(datagram),
+            match shared.with_core(|core| core.take(now(), limit, take)) {
+                Take::Taken(taken) => return Ok(taken),
                 Take::Closed => return Err(RecvError::Closed),
                 // The read stopped at its batch limit: let others run, then
                 // read on.
@@ -656,6 +717,17 @@ impl Socket {
                 }
             }
         }
+    }
+
+    /// Messages already queued, up to `limit`, each handed to `take`,
+    /// without reading the socket or waiting (for [`ShardedSocket`]'s
+    /// receives).
+    ///
+    /// [`ShardedSocket`]: crate::ShardedSocket
+    pub(crate) fn take_queued(&self, limit: usize, take: &mut impl FnMut(Datagram)) -> usize {
+        self.shared()
+            .with_core(|core| core.take_queued(now(), limit, take))
+            .unwrap_or(0)
     }
 
     // ----- closing -------------------------------------------------------

@@ -465,3 +465,72 @@ async fn a_cancelled_receive_loses_nothing() {
     sent.unwrap();
     assert_eq!(&message.unwrap().payload[..], b"after");
 }
+
+/// `recv_many` takes what is queued in batches of at most its limit,
+/// hands each message over once, mixes with `recv`, appends to the
+/// buffer, and ends with `Closed` once the socket closed and all was
+/// taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_many_takes_each_message_once_in_batches_of_at_most_its_limit() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let deliveries: Vec<_> = (0..50u32)
+        .map(|i| client.send_nowait(format!("m{i}"), to).unwrap())
+        .collect();
+    for delivery in deliveries {
+        within(10, delivery).await.unwrap();
+    }
+    // Every message is queued at the server now: its endpoint confirmed
+    // each one.
+    let mut buffer = vec![];
+    assert_eq!(server.recv_many(&mut buffer, 0).await, Ok(0));
+    let mut seen = HashSet::new();
+    let first = within(10, server.recv()).await.unwrap();
+    assert!(seen.insert(first.payload));
+    let mut batches = 0;
+    while seen.len() + buffer.len() < 50 {
+        let before = buffer.len();
+        let taken = within(10, server.recv_many(&mut buffer, 7)).await.unwrap();
+        assert!((1..=7).contains(&taken), "took {taken} with a limit of 7");
+        assert_eq!(buffer.len(), before + taken, "appended, not replaced");
+        batches += 1;
+    }
+    assert!(
+        batches >= 7,
+        "{batches} batches of at most 7 for 49 messages"
+    );
+    for message in buffer.drain(..) {
+        assert_eq!(message.from, client.local_addr());
+        assert!(
+            seen.insert(message.payload),
+            "a message was handed over twice"
+        );
+    }
+    let expected: HashSet<Bytes> = (0..50u32).map(|i| Bytes::from(format!("m{i}"))).collect();
+    assert_eq!(seen, expected);
+    // Nothing more: a waiting `recv_many` ends with the close.
+    let waiting = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut buffer = vec![];
+            server.recv_many(&mut buffer, 16).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    within(20, server.close()).await.unwrap();
+    assert_eq!(within(10, waiting).await.unwrap(), Err(RecvError::Closed));
+}
+
+/// A message that arrives while `recv_many` waits wakes it: the batch
+/// API waits as `recv` does, reading the socket itself.
+#[tokio::test]
+async fn recv_many_waits_for_the_next_message() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let mut buffer = Vec::new();
+    let send = client.send_to(&b"late"[..], to);
+    let (sent, taken) = tokio::join!(send, within(10, server.recv_many(&mut buffer, 64)));
+    sent.unwrap();
+    assert_eq!(taken, Ok(1));
+    assert_eq!(&buffer[0].payload[..], b"late");
+}

@@ -90,19 +90,32 @@ async fn serve_through_one_handle(shards: usize) {
         .unwrap();
     assert_eq!(server.shards().len(), shards);
     let seen = Arc::new(Mutex::new(HashSet::new()));
-    // Two tasks share the one handle: receive from every shard, reply
-    // through the owner.
+    // Two tasks share the one handle: receive from every shard (one a
+    // message at a time, the other in batches), reply through the owner.
     let mut servers = Vec::new();
-    for _ in 0..2 {
+    for batched in [false, true] {
         let (server, seen) = (server.clone(), seen.clone());
         servers.push(tokio::spawn(async move {
-            while let Ok(message) = server.recv().await {
-                let fresh = seen
-                    .lock()
-                    .unwrap()
-                    .insert((message.from, message.payload.clone()));
-                assert!(fresh, "{} handed over twice", hex(&message.payload));
-                server.send_to(message.payload, message.from).await.unwrap();
+            let mut batch = Vec::new();
+            loop {
+                let received = if batched {
+                    server.recv_many(&mut batch, 8).await.map(|taken| {
+                        assert!((1..=8).contains(&taken), "took {taken} with a limit of 8");
+                    })
+                } else {
+                    server.recv().await.map(|message| batch.push(message))
+                };
+                if received.is_err() {
+                    break;
+                }
+                for message in batch.drain(..) {
+                    let fresh = seen
+                        .lock()
+                        .unwrap()
+                        .insert((message.from, message.payload.clone()));
+                    assert!(fresh, "{} handed over twice", hex(&message.payload));
+                    server.send_to(message.payload, message.from).await.unwrap();
+                }
             }
         }));
     }
