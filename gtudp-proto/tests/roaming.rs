@@ -688,3 +688,243 @@ fn a_relayed_answer_does_not_claim_the_peer_it_came_from() {
         "B was handed A's messages to C as A's: {from_a:?}"
     );
 }
+
+/// A datagram of the roaming framing: `token`, then the default type byte
+/// of `kind` and `identity`, then `payload`.
+fn roaming_datagram(token: u64, kind: u8, identity: u32, payload: &[u8]) -> Bytes {
+    let mut bytes = token.to_be_bytes().to_vec();
+    bytes.push(kind);
+    bytes.extend_from_slice(&identity.to_be_bytes());
+    bytes.extend_from_slice(payload);
+    Bytes::from(bytes)
+}
+
+/// The default framing's DATA, RECV and ACK type bytes.
+const DATA: u8 = 0x1D;
+const RECV: u8 = 0x5F;
+const ACK: u8 = 0xAE;
+
+/// A client moves (a NAT rebinding) and another host gets its former
+/// address. The server's answers to the newcomer must not carry the token
+/// the client knows the server by: with it, the newcomer could prove it to
+/// the client from its own address, draw the client's messages to the
+/// server, and have them reported Delivered. Each peer record gets a token
+/// of its own; an answer to an untracked address carries one that names
+/// nobody and proves nothing.
+#[test]
+fn whoever_gets_a_moved_peer_s_address_does_not_learn_its_token() {
+    let framing = roaming_config().framing;
+    let (old, moved, server_addr, newcomer_elsewhere): (
+        SocketAddr,
+        SocketAddr,
+        SocketAddr,
+        SocketAddr,
+    ) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "198.51.100.7:31000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+        "203.0.113.9:9000".parse().unwrap(),
+    );
+    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
+    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
+    let mut now = Instant::now();
+    client
+        .send(now, server_addr, Bytes::from_static(b"hello"))
+        .unwrap();
+    exchange(&mut client, old, &mut server, server_addr, &mut now);
+    // The client's NAT moves it; the server follows.
+    client
+        .send(
+            now,
+            server_addr,
+            Bytes::from_static(b"from the new address"),
+        )
+        .unwrap();
+    let mut tokens_to_client = Vec::new();
+    for _ in 0..100 {
+        let mut quiet = true;
+        for (destination, bytes) in drain(&mut client, now) {
+            quiet = false;
+            if destination == server_addr {
+                server.handle_datagram(now, moved, Bytes::from(bytes));
+            }
+        }
+        for (destination, bytes) in drain(&mut server, now) {
+            quiet = false;
+            if destination == moved {
+                tokens_to_client.extend(framing.sender_token(&bytes));
+                client.handle_datagram(now, server_addr, Bytes::from(bytes));
+            }
+        }
+        if quiet {
+            break;
+        }
+    }
+    assert_eq!(server.stats().peer_moves, 1, "the server did not follow");
+    assert!(!tokens_to_client.is_empty(), "the server did not answer");
+    while client.poll_event().is_some() {}
+    while server.poll_event().is_some() {}
+
+    // Another host gets the former address and writes to the server, which
+    // answers it (a probe: the newcomer has to prove itself).
+    now += Duration::from_millis(10);
+    server.handle_datagram(
+        now,
+        old,
+        roaming_datagram(0x4141_4141_4141_4141, DATA, 1, b"hi"),
+    );
+    let answers: Vec<u64> = drain(&mut server, now)
+        .into_iter()
+        .filter(|(destination, _)| *destination == old)
+        .filter_map(|(_, bytes)| framing.sender_token(&bytes))
+        .collect();
+    assert!(
+        !answers.is_empty(),
+        "the server did not answer the newcomer"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|token| !tokens_to_client.contains(token)),
+        "the newcomer learnt a token the client knows the server by"
+    );
+
+    // With every token the newcomer learnt, it tries the client from its
+    // own address: a DATA, then answers to whatever the client asks.
+    for (k, token) in answers.iter().enumerate() {
+        client.handle_datagram(
+            now,
+            newcomer_elsewhere,
+            roaming_datagram(*token, DATA, 7 + k as u32, b"x"),
+        );
+        for (destination, bytes) in drain(&mut client, now) {
+            if destination == newcomer_elsewhere && bytes[8] == RECV {
+                let identity = u32::from_be_bytes(bytes[9..13].try_into().unwrap());
+                client.handle_datagram(
+                    now,
+                    newcomer_elsewhere,
+                    roaming_datagram(*token, ACK, identity, b""),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        client.stats().peer_moves,
+        0,
+        "the newcomer moved the server"
+    );
+    // The client's next message goes to the server, not the newcomer.
+    client
+        .send(now, server_addr, Bytes::from_static(b"for the server only"))
+        .unwrap();
+    let message_to: Vec<SocketAddr> = drain(&mut client, now)
+        .into_iter()
+        .filter(|(_, bytes)| bytes[8] == DATA && bytes.ends_with(b"for the server only"))
+        .map(|(destination, _)| destination)
+        .collect();
+    assert_eq!(message_to, [server_addr]);
+}
+
+/// A reply to an unvalidated client goes out once, then waits for the
+/// client's budget; a flood evicts the client, and the reply waits parked
+/// for the client's proof. When the client proves itself, the peer tracked
+/// again takes the token the reply first carried: every copy of a message
+/// carries one token (its receiver remembers it under that token), so the
+/// client hands the reply over once.
+#[test]
+fn a_message_parked_with_an_evicted_peer_keeps_its_token() {
+    let framing = roaming_config().framing;
+    let (client_addr, server_addr): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+    );
+    let mut server_config = roaming_config();
+    server_config.limits.max_peers = 4;
+    let mut server = Endpoint::new(server_config, 31).unwrap();
+    let mut client = Endpoint::new(roaming_config(), 32).unwrap();
+    let now = Instant::now();
+    // (Four bytes: three times the client's DATA leave room for a probe
+    // and one copy of the reply, each with room for another probe, not
+    // for two copies.)
+    client
+        .send(now, server_addr, Bytes::from_static(b"abcd"))
+        .unwrap();
+    for (_, bytes) in drain(&mut client, now) {
+        server.handle_datagram(now, client_addr, Bytes::from(bytes));
+    }
+    // The server probes the client; the probe is held back here.
+    let probes = drain(&mut server, now);
+    assert!(!probes.is_empty());
+    // The server's application replies at once: the first copy fits the
+    // client's budget and reaches it (its RECV is lost).
+    server
+        .send(now, client_addr, Bytes::from_static(b"reply"))
+        .unwrap();
+    let first: Vec<Vec<u8>> = drain(&mut server, now)
+        .into_iter()
+        .filter(|(_, bytes)| bytes.ends_with(b"reply"))
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert_eq!(first.len(), 1, "the reply did not go out");
+    let token = framing.sender_token(&first[0]).unwrap();
+    client.handle_datagram(now, server_addr, Bytes::from(first[0].clone()));
+    drain(&mut client, now);
+    // The reply's retransmission waits for the client's budget (what the
+    // server sends meanwhile is lost).
+    let mut later = now;
+    while server.stats().dropped.amplification_limited < 2 {
+        later = server.poll_timeout().expect("a timer");
+        assert!(
+            later < now + Duration::from_secs(5),
+            "the budget never held the reply"
+        );
+        server.handle_timeout(later);
+        drain(&mut server, later);
+    }
+    // A flood from other addresses evicts the unvalidated client.
+    for port in 0..16u16 {
+        let from = SocketAddr::from(([203, 0, 113, 1], 6000 + port));
+        server.handle_datagram(
+            later,
+            from,
+            roaming_datagram(u64::from(port) + 1, DATA, 100 + u32::from(port), b"x"),
+        );
+    }
+    drain(&mut server, later);
+    assert!(
+        server.stats().unvalidated_peers_evicted > 0 && server.peer_stats(client_addr).is_none(),
+        "the client was not evicted"
+    );
+    // The client answers the probe: the server tracks it again, and the
+    // reply goes out again, with the token of its first copy.
+    for (_, bytes) in probes {
+        client.handle_datagram(later, server_addr, Bytes::from(bytes));
+    }
+    for (destination, bytes) in drain(&mut client, later) {
+        assert_eq!(destination, server_addr);
+        server.handle_datagram(later, client_addr, Bytes::from(bytes));
+    }
+    let mut now = later;
+    let mut copies = 0;
+    rounds(
+        &mut server,
+        &mut client,
+        &mut now,
+        10,
+        |_, destination, bytes| {
+            if bytes.ends_with(b"reply") {
+                assert_eq!(framing.sender_token(bytes), Some(token), "another token");
+                copies += 1;
+            }
+            (destination == client_addr).then_some(server_addr)
+        },
+        |destination| (destination == server_addr).then_some(client_addr),
+    );
+    assert!(copies > 0, "the parked reply was not sent again");
+    let replies = std::iter::from_fn(|| client.poll_event())
+        .filter(
+            |event| matches!(event, Event::Received { payload, .. } if &payload[..] == b"reply"),
+        )
+        .count();
+    assert_eq!(replies, 1, "the reply was handed over {replies} times");
+}

@@ -143,7 +143,7 @@ impl Endpoint {
             + self
                 .parked
                 .get(&destination)
-                .map_or(0, |parked| parked.len());
+                .map_or(0, |parked| parked.ids.len());
         if queued + count > limits.max_queued_per_peer {
             return refuse(SendErrorKind::PeerQueueFull, payload);
         }

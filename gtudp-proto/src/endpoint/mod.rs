@@ -190,7 +190,7 @@ pub struct Endpoint {
     /// its probe in time (its validation re-creates the peer), and fail as
     /// unvalidated at their next hold timer otherwise. Never sent to an
     /// untracked address. At most `max_outstanding_messages` in all.
-    parked: Map<SocketAddr, smallvec::SmallVec<[MessageId; 2]>>,
+    parked: Map<SocketAddr, peer_tracking::Parked>,
     /// Numbers peers in creation order, to tell a peer from a later one at
     /// the same address.
     next_peer_serial: u64,

@@ -371,13 +371,7 @@ impl Endpoint {
                 buf,
             ),
         }
-        stamp_sent_token(
-            framing,
-            &mut buf[start..],
-            peer.as_deref(),
-            self.sent_token_key,
-            &to,
-        );
+        stamp_sent_token(framing, &mut buf[start..], peer.as_deref());
         message.transmit_pending = false;
         if message.transmissions == 0 {
             message.resend_until_ns = now_ns.saturating_add(self.retry_span_ns);
@@ -457,13 +451,7 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(PacketKind::Recv, identity, buf);
-        stamp_sent_token(
-            framing,
-            &mut buf[start..],
-            Some(peer),
-            self.sent_token_key,
-            &to,
-        );
+        stamp_sent_token(framing, &mut buf[start..], Some(peer));
         // It counts the datagram in the peer's stats too.
         let copies = super::receiver::on_recv_sent(
             &mut self.awaiting,
@@ -515,13 +503,7 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(kind, identity, buf);
-        stamp_sent_token(
-            framing,
-            &mut buf[start..],
-            peer.as_deref(),
-            self.sent_token_key,
-            &to,
-        );
+        stamp_sent_token(framing, &mut buf[start..], peer.as_deref());
         if let Some(peer) = peer {
             count_outbound(peer, kind, buf.len() - start);
         }
@@ -553,13 +535,7 @@ impl Endpoint {
         let start = buf.len();
         let framing = &self.config.framing;
         framing.extend_header_vec(PacketKind::Recv, identity, buf);
-        stamp_sent_token(
-            framing,
-            &mut buf[start..],
-            peer.as_deref(),
-            self.sent_token_key,
-            &to,
-        );
+        stamp_sent_token(framing, &mut buf[start..], peer.as_deref());
         if let Some(peer) = peer {
             count_outbound(peer, PacketKind::Recv, buf.len() - start);
         }
@@ -622,22 +598,18 @@ impl Endpoint {
     }
 }
 
-/// With the roaming extension, writes into `datagram` (to `to`, just
-/// encoded) the sender token its destination knows us by: its peer's, or
-/// the one of an untracked address.
+/// With the roaming extension, writes into `datagram` (just encoded) the
+/// sender token its destination knows us by: its peer's, or, to an
+/// untracked address, one that names nobody
+/// ([`NO_TOKEN`](super::roaming::NO_TOKEN)).
 #[inline(always)]
 fn stamp_sent_token(
     framing: &crate::wire::Framing,
     datagram: &mut [u8],
     peer: Option<&super::peer::Peer>,
-    key: (u64, u64),
-    to: &SocketAddr,
 ) {
     if framing.roaming() {
-        let token = match peer {
-            Some(peer) => peer.sent_token,
-            None => super::roaming::sent_token(key, to),
-        };
+        let token = peer.map_or(super::roaming::NO_TOKEN, |peer| peer.sent_token);
         framing.stamp_token(datagram, token);
     }
 }

@@ -34,8 +34,12 @@ pub(super) struct Peer {
     /// (see [`super::roaming`]).
     pub(super) token: Option<u64>,
     /// The sender token written into every datagram to the peer, with the
-    /// roaming extension (see [`super::roaming`]): drawn for the address the
-    /// peer was first tracked at, and kept when the peer moves.
+    /// roaming extension (see [`super::roaming`]): drawn for this record
+    /// when it was created (`roaming::fresh_token`), or taken from messages
+    /// parked at its address (`peer_tracking::Parked`), and kept when the
+    /// peer moves. A message's DATA goes out only while its peer record
+    /// lives (an evicted peer's messages park, and return to the record
+    /// that takes the token), so every copy carries one token.
     pub(super) sent_token: u64,
     /// Distinguishes this peer from an earlier or later one at its address.
     pub(super) serial: u64,

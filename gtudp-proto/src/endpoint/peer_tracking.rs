@@ -45,7 +45,12 @@ impl Endpoint {
         peer.serial = self.next_peer_serial;
         self.next_peer_serial += 1;
         if self.config.framing.roaming() {
-            peer.sent_token = self.sent_token_for(&address);
+            peer.sent_token = match self.parked.get(&address) {
+                // Messages evicted with an earlier peer here may have gone
+                // out already: every copy of each carries one token.
+                Some(parked) => parked.token,
+                None => super::roaming::fresh_token(self.sent_token_key, &address, peer.serial),
+            };
         }
         if inbound {
             self.unvalidated_peers
@@ -147,6 +152,7 @@ impl Endpoint {
             }
             let held = peer.held.clone();
             let queued: Vec<MessageId> = peer.queue.iter().copied().collect();
+            let token = peer.sent_token;
             // Messages waiting for it to prove itself wait on without it
             // (see `parked`), outside any peer's window.
             for &id in &held {
@@ -169,9 +175,14 @@ impl Endpoint {
                 }
             }
             if !held.is_empty() || !queued.is_empty() {
-                let parked = self.parked.entry(address).or_default();
-                parked.extend(held);
-                parked.extend(queued);
+                // (Already parked for the address: by a peer that took
+                // the token of those, so it is this one.)
+                let parked = self.parked.entry(address).or_insert_with(|| Parked {
+                    token,
+                    ids: smallvec::SmallVec::new(),
+                });
+                parked.ids.extend(held);
+                parked.ids.extend(queued);
             }
             self.remove_peer(&address);
             self.stats.peers_evicted += 1;
@@ -243,6 +254,19 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The messages held for an unvalidated peer that was evicted before it
+/// proved itself (see `Endpoint::parked`), with the token they carry.
+#[derive(Debug)]
+pub(super) struct Parked {
+    /// The evicted peer's `sent_token`. A message held for the budget may
+    /// have gone out before the eviction, and its receiver remembers it
+    /// under the token it carried: the next peer tracked at the address
+    /// takes this one, so that every copy carries it.
+    pub(super) token: u64,
+    /// The messages, in the order they were parked.
+    pub(super) ids: smallvec::SmallVec<[MessageId; 2]>,
 }
 
 /// An idle countdown a peer has just started (see [`idle_from`]), for the

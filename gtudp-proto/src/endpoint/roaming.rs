@@ -7,9 +7,12 @@
 //! both ends, every datagram carries its sender's token (in the spirit of a
 //! QUIC connection ID). An endpoint gives each peer its own
 //! (`Peer::sent_token`): a keyed hash of the address it first tracked the
-//! peer at, kept when the peer moves. So the token B sends A is sent to A
-//! only, and a third party B answers learns only the token B sends it:
-//! relaying B's answers to A from its own address proves nothing of B.
+//! peer at and of the peer record's serial, kept when the peer moves. So
+//! the token B sends A is sent to A only, and a third party B answers
+//! learns only the token B sends it: relaying B's answers to A from its own
+//! address proves nothing of B, and whoever holds A's address after A
+//! moved gets another token. An answer to an untracked address carries
+//! [`NO_TOKEN`], which no address ever proves.
 //!
 //! - **Receiving.** What a peer sent is remembered under its token
 //!   (`receiver::token_key`), so a retransmission is recognised whatever
@@ -63,19 +66,23 @@ pub(super) fn answers_by_token(
             .is_some_and(|peer| peer.token == token)
 }
 
-/// The token we write into datagrams to `address` when no peer is tracked
-/// there; a tracked peer keeps the one drawn when it was first tracked
-/// (`Peer::sent_token`).
-pub(super) fn sent_token(key: (u64, u64), address: &SocketAddr) -> u64 {
-    crate::validation::keyed_address_hash(key, 0x70ce_4e5e, &crate::canonical_addr(*address))
+/// A new token for the peer tracked at `address` with `serial`
+/// (`Peer::sent_token`): a keyed hash of both, so that it is another for
+/// every peer record, even at an address an earlier peer held (whoever
+/// holds the address later must not learn the token the earlier peer knows
+/// us by). Never [`NO_TOKEN`].
+pub(super) fn fresh_token(key: (u64, u64), address: &SocketAddr, serial: u64) -> u64 {
+    crate::validation::keyed_address_hash(key, serial, &crate::canonical_addr(*address))
+        .max(NO_TOKEN + 1)
 }
 
-impl Endpoint {
-    /// The token for datagrams to `address` (see [`sent_token`]).
-    pub(super) fn sent_token_for(&self, address: &SocketAddr) -> u64 {
-        sent_token(self.sent_token_key, address)
-    }
+/// The token written into datagrams to an address where no peer is
+/// tracked (an answer to a RECV for a message already forgotten, say): it
+/// names nobody, and no address ever proves it, so whoever learns it can
+/// move no peer with it.
+pub(super) const NO_TOKEN: u64 = 0;
 
+impl Endpoint {
     /// The address `destination` stands for: with the roaming extension, a
     /// peer's former address stands for the address it moved to, unless a
     /// proven peer is there now. (A late datagram from the former address
@@ -120,8 +127,9 @@ impl Endpoint {
     /// token before, the peer there moves to `address`.
     #[inline(always)]
     pub(super) fn on_token_proven(&mut self, now: Instant, address: SocketAddr) {
-        // Without the roaming extension, every RECV stops here.
-        if let Some(token) = self.arrival_token {
+        // Without the roaming extension, every RECV stops here. A token
+        // that names nobody proves nothing.
+        if let Some(token) = self.arrival_token.filter(|token| *token != NO_TOKEN) {
             self.on_token_proven_by(now, address, token);
         }
     }
@@ -192,6 +200,10 @@ impl Endpoint {
         moving.suspect_rto_cap = None;
         moving.gone = false;
         moving.idle_deadline = None;
+        // It takes the serial of the peer it replaces, whose countdowns may
+        // still be queued: its own count continues past theirs, so none of
+        // them is taken for its own (`IdleEntry::is_live`).
+        moving.idle_countdowns = arrived.idle_countdowns;
         moving.token = Some(token);
         moving.stats.moves += 1;
         moving.stats.validated = true;

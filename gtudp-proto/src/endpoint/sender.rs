@@ -308,7 +308,7 @@ impl Endpoint {
         let parked = self
             .parked
             .get(&destination)
-            .map_or(0, |parked| parked.len());
+            .map_or(0, |parked| parked.ids.len());
         let unproven = parked > 0;
         let inbound = options.only_once_validated && unproven;
         if !self.ensure_peer(now, destination, inbound) {
@@ -568,7 +568,7 @@ impl Endpoint {
         let held = std::mem::take(&mut peer.held);
         // Held while the address was evicted: back into its window.
         if let Some(parked) = self.parked.remove(&address) {
-            for id in parked {
+            for id in parked.ids {
                 if let Some(message) = self.messages.get_mut(&id) {
                     message.parked = false;
                     if let Some(deadline) = message
@@ -695,8 +695,8 @@ impl Endpoint {
         let mut tracked = None;
         if message.parked {
             if let Some(parked) = self.parked.get_mut(&destination) {
-                parked.retain(|parked| *parked != id);
-                if parked.is_empty() {
+                parked.ids.retain(|parked| *parked != id);
+                if parked.ids.is_empty() {
                     self.parked.remove(&destination);
                 }
             }

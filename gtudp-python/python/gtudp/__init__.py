@@ -103,7 +103,7 @@ class GTUDP:
       the odds). ``False``: one memory per address.
     - ``roaming`` (False): the roaming extension, which both ends must turn
       on (like ``magic_numbers``): every datagram names its sender with an
-      8-byte token (one per peer, known only to that peer), so a peer whose
+      8-byte token (one per peer record, known only to that peer), so a peer whose
       IP address or port changes keeps
       its messages, each handed over once, and replies follow it to its new
       address once that address has answered a probe
