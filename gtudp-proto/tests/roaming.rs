@@ -303,6 +303,19 @@ fn a_spoofed_token_moves_nothing() {
     );
 }
 
+/// A client at `client_addr` and a server at `server_addr` (seeds 3 and
+/// 4) after the client's first message, "hello", was delivered.
+fn greeted(client_addr: SocketAddr, server_addr: SocketAddr) -> (Endpoint, Endpoint, Instant) {
+    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
+    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
+    let mut now = Instant::now();
+    client
+        .send(now, server_addr, Bytes::from_static(b"hello"))
+        .unwrap();
+    exchange(&mut client, client_addr, &mut server, server_addr, &mut now);
+    (client, server, now)
+}
+
 /// The server's message in flight to the client's old address, and one the
 /// application sends there after the move, both reach the client at its new
 /// address, and the client's message from there is handed over once.
@@ -313,13 +326,7 @@ fn messages_to_a_moved_peer_follow_it() {
         "198.51.100.7:31000".parse().unwrap(),
         "192.0.2.2:5000".parse().unwrap(),
     );
-    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
-    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
-    let mut now = Instant::now();
-    client
-        .send(now, server_addr, Bytes::from_static(b"hello"))
-        .unwrap();
-    exchange(&mut client, old, &mut server, server_addr, &mut now);
+    let (mut client, mut server, mut now) = greeted(old, server_addr);
     server
         .send(now, old, Bytes::from_static(b"welcome"))
         .unwrap();
@@ -725,13 +732,7 @@ fn whoever_gets_a_moved_peer_s_address_does_not_learn_its_token() {
         "192.0.2.2:5000".parse().unwrap(),
         "203.0.113.9:9000".parse().unwrap(),
     );
-    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
-    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
-    let mut now = Instant::now();
-    client
-        .send(now, server_addr, Bytes::from_static(b"hello"))
-        .unwrap();
-    exchange(&mut client, old, &mut server, server_addr, &mut now);
+    let (mut client, mut server, mut now) = greeted(old, server_addr);
     // The client's NAT moves it; the server follows.
     client
         .send(
