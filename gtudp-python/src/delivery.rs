@@ -102,7 +102,7 @@ impl Delivery {
     /// Stops trying to deliver the message: `True` if this cancelled it (it
     /// now reports failed, reason `"cancelled"`; the payload may still have
     /// arrived), `False` if it had been delivered or had failed already.
-    fn cancel(&self, py: Python<'_>) -> bool {
+    fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
         crate::exit::detach(py, || {
             let mut state = self.lock();
             let State::Pending(pending) = &*state else {

@@ -7,18 +7,22 @@
 //! waits in a loop meets it at exit: its call comes back from its wait
 //! while the interpreter finalizes, or is already waiting for the GIL then.
 //!
-//! Newer CPython hangs such a thread instead of ending it, and gtudp does
-//! the same, before finalization begins. Every call here that releases the
-//! GIL goes through [`detach`], which counts the threads inside it. Once
-//! the interpreter's `atexit` callbacks run, [`interpreter_exiting`]
-//! (which `gtudp` registers) marks the interpreter as exiting. It then
-//! waits, without the GIL, until every thread inside a call has either
-//! taken the GIL back (before finalization) or parked for good: a thread
-//! coming back from native code once the mark is set parks rather than
-//! re-enter Python. Non-daemon threads have all been joined by then, so
-//! only daemon threads park, and the process ends as it would have.
+//! So no thread may be inside a gtudp call, with the GIL released, when
+//! finalization begins. Every call here that releases the GIL goes through
+//! [`detach`], which counts the threads inside it. Once the interpreter's
+//! `atexit` callbacks run, [`interpreter_exiting`] (which `gtudp`
+//! registers) marks the interpreter as exiting: from then on a call from
+//! any other thread raises `gtudp.Closed` instead of releasing the GIL. It
+//! then waits, without the GIL, until every thread inside a call has come
+//! back (a wait comes back within a slice, [`crate::wait::SLICE`]); those
+//! take the GIL back as usual, while the interpreter still runs, and unwind
+//! through Python: a lock they hold (a `logging` handler's, say) is
+//! released for the `atexit` callbacks after this one. Only a thread whose
+//! call outlasts that wait ([`EXIT_WAIT`]) parks for good when it comes
+//! back, since finalization may have begun by then, as newer CPython does
+//! with such threads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -29,20 +33,23 @@ use pyo3::prelude::*;
 /// begun them.
 static EXITING: OnceLock<ThreadId> = OnceLock::new();
 
+/// [`interpreter_exiting`] has stopped waiting: a thread coming back from
+/// a call now may meet the finalizing interpreter.
+static WAIT_OVER: AtomicBool = AtomicBool::new(false);
+
 /// Threads between releasing the GIL in [`detach`] and taking it back.
 static INSIDE: AtomicUsize = AtomicUsize::new(0);
 
 /// Of those, the threads parked for good.
 static PARKED: AtomicUsize = AtomicUsize::new(0);
 
-/// The longest [`interpreter_exiting`] waits for the threads inside a call
-/// (their calls end within a wait slice once the sockets are closed at
-/// exit, which happens before).
+/// The longest [`interpreter_exiting`] waits for the threads inside a call.
+/// A wait comes back within a slice; a send, a cancel or a bind at once.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
-/// Marks the interpreter as exiting, then waits until no thread is about
-/// to take the GIL back from a gtudp call (see the module's notes).
-/// `gtudp` registers it with `atexit`; not for applications.
+/// Marks the interpreter as exiting, then waits until no thread is inside
+/// a gtudp call (see the module's notes). `gtudp` registers it with
+/// `atexit`; not for applications.
 #[pyfunction]
 pub(crate) fn interpreter_exiting(py: Python<'_>) {
     if EXITING.set(std::thread::current().id()).is_err() {
@@ -55,36 +62,55 @@ pub(crate) fn interpreter_exiting(py: Python<'_>) {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
+        WAIT_OVER.store(true, Ordering::Release);
     });
 }
 
-/// [`Python::detach`], counted, except that a thread coming back once the
-/// interpreter is exiting parks for good rather than take the GIL back
-/// (see the module's notes).
-pub(crate) fn detach<T, F>(py: Python<'_>, f: F) -> T
+/// Forgets the threads a forked child inherited the count of (only the
+/// forking thread lives on in the child, and it was not inside a call).
+/// `gtudp` registers it with `os.register_at_fork`; not for applications.
+#[pyfunction]
+pub(crate) fn after_fork_in_child() {
+    INSIDE.store(0, Ordering::Release);
+    PARKED.store(0, Ordering::Release);
+}
+
+/// [`Python::detach`], counted. Once the interpreter is exiting, a call
+/// from another thread than the one running the exit raises `gtudp.Closed`
+/// instead, and one that comes back after the exit stopped waiting for it
+/// parks for good rather than take the GIL back (see the module's notes).
+pub(crate) fn detach<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
     F: Send + FnOnce() -> T,
     T: Send,
 {
+    if exiting_elsewhere() {
+        return Err(crate::errors::closed(
+            py,
+            "the interpreter is exiting: no gtudp call starts any more",
+        ));
+    }
     INSIDE.fetch_add(1, Ordering::AcqRel);
     let value = py.detach(|| {
         let value = f();
-        park_if_exiting();
+        if WAIT_OVER.load(Ordering::Acquire) && exiting_elsewhere() {
+            park();
+        }
         value
     });
     INSIDE.fetch_sub(1, Ordering::AcqRel);
-    value
+    Ok(value)
 }
 
-/// Parks the calling thread for good if the interpreter is exiting and
-/// another thread runs its exit.
-fn park_if_exiting() {
-    let Some(exiting) = EXITING.get() else {
-        return;
-    };
-    if *exiting == std::thread::current().id() {
-        return;
-    }
+/// Whether the interpreter is exiting and another thread runs its exit.
+fn exiting_elsewhere() -> bool {
+    EXITING
+        .get()
+        .is_some_and(|exiting| *exiting != std::thread::current().id())
+}
+
+/// Parks the calling thread for good.
+fn park() -> ! {
     PARKED.fetch_add(1, Ordering::AcqRel);
     loop {
         std::thread::park();

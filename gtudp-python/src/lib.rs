@@ -99,5 +99,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(validate_options, module)?)?;
     module.add_function(wrap_pyfunction!(enable_unreachable_reports, module)?)?;
     module.add_function(wrap_pyfunction!(exit::interpreter_exiting, module)?)?;
+    module.add_function(wrap_pyfunction!(exit::after_fork_in_child, module)?)?;
     Ok(())
 }

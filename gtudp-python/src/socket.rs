@@ -87,7 +87,7 @@ impl Socket {
             .with_fragmentation(fragmentation);
         let socket = crate::exit::detach(py, || {
             BlockingSocket::with_options(std_socket, settings.config, options)
-        })
+        })?
         .map_err(bind_error)?;
         Ok(Socket {
             inner: Arc::new(socket),
@@ -128,7 +128,7 @@ impl Socket {
         let to = self.addr(addr)?;
         let options = send_options(deadline, attempts, self.max_attempts)?;
         let socket = self.socket(py)?;
-        match crate::exit::detach(py, || socket.send_to_with(payload, to, options)) {
+        match crate::exit::detach(py, || socket.send_to_with(payload, to, options))? {
             Ok(pending) => Ok(Delivery::new(pending)),
             Err(error @ DeliveryError::Refused { .. }) => Err(delivery_error(py, error)),
             Err(error) => Ok(Delivery::resolved(to, Err(error))),
@@ -166,7 +166,7 @@ impl Socket {
         let datagram = payload::from_py(data)?;
         let to = self.addr(addr)?;
         let socket = self.socket(py)?;
-        crate::exit::detach(py, || socket.send_raw_to(datagram, to))
+        crate::exit::detach(py, || socket.send_raw_to(datagram, to))?
             .map_err(|error| errors::raw_error(py, error))
     }
 

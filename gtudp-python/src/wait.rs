@@ -35,7 +35,7 @@ pub(crate) fn sliced<T: Send>(
                 .saturating_duration_since(Instant::now())
                 .min(SLICE),
         };
-        if let Some(value) = crate::exit::detach(py, || attempt(slice)) {
+        if let Some(value) = crate::exit::detach(py, || attempt(slice))? {
             return Ok(Some(value));
         }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {

@@ -26,3 +26,17 @@ def test_exit_with_daemon_threads_sending_ends_cleanly():
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == ["exiting"], done.stdout
+
+
+def test_exit_with_daemon_threads_logging_through_gtudp_ends_cleanly():
+    # A thread parked inside a logging handler's lock hung every exit: a
+    # few runs, each bounded (a hang fails with TimeoutExpired).
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPTS / "exit_with_logging_senders.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["exiting"], done.stdout

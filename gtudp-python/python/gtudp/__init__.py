@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import os
 import socket as _socket
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any, Deque, Dict, NamedTuple, Optional, Tuple, Union
 from ._errors import Closed, GtudpError, Refused, Timeout
 from ._native import Delivery
 from ._native import Socket as _NativeSocket
+from ._native import after_fork_in_child as _after_fork_in_child
 from ._native import interpreter_exiting as _interpreter_exiting
 from ._native import validate_options as _validate_options
 
@@ -572,13 +574,17 @@ def _cleanup_at_exit() -> None:
                 pass
 
 
-# Once non-daemon threads are joined and the sockets are closed: a daemon
-# thread then coming back from a gtudp call parks for good rather than
-# re-enter the finalizing interpreter, which would abort the process on
-# CPython before 3.13 (see the extension's `exit` module). Registered first,
-# so that in the fallback below it also runs after the cleanup (atexit
-# callbacks run last registered first).
+# Once non-daemon threads are joined and the sockets are closed: from then
+# on a gtudp call from a daemon thread raises Closed, and the exit waits
+# (at most 2 s) for those inside one to come back while the interpreter
+# still runs, so that none re-enters it once it finalizes, which would abort
+# the process on CPython before 3.13 (see the extension's `exit` module).
+# Registered first, so that in the fallback below it also runs after the
+# cleanup (atexit callbacks run last registered first).
 atexit.register(_interpreter_exiting)
+# A forked child has none of its parent's other threads inside a call.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Before non-daemon threads are joined (so a thread blocked in recvfrom is
 # released), where the interpreter offers it; else at ordinary atexit time.

@@ -14,6 +14,7 @@ __all__ = [
     "validate_options",
     "enable_unreachable_reports",
     "interpreter_exiting",
+    "after_fork_in_child",
 ]
 
 # Type aliases of the stubs only (private: the module has no such names).
@@ -32,6 +33,7 @@ def validate_options(
 ) -> None: ...
 def enable_unreachable_reports(fd: int, ipv6: bool) -> bool: ...
 def interpreter_exiting() -> None: ...
+def after_fork_in_child() -> None: ...
 
 @final
 class Delivery:
