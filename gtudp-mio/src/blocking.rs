@@ -524,6 +524,44 @@ impl BlockingSocket {
         self.recv_until(Some(Instant::now().checked_add(timeout)))
     }
 
+    /// Waits for messages (at most the [read timeout](Self::set_read_timeout))
+    /// and moves up to `limit` of them into `buffer`, returning how many:
+    /// what has arrived, taken under one lock (like Tokio's
+    /// `mpsc::Receiver::recv_many`). `buffer` is appended to, not cleared.
+    /// Returns `Ok(0)` at once when `limit` is 0.
+    ///
+    /// ```
+    /// use gtudp_mio::{BlockingSocket, Config};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
+    /// let client = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
+    /// for text in ["one", "two", "three"] {
+    ///     client.send_to_blocking(text.as_bytes(), server.local_addr())?;
+    /// }
+    /// let mut messages = Vec::with_capacity(64);
+    /// while messages.len() < 3 {
+    ///     server.recv_many(&mut messages, 64)?;
+    /// }
+    /// assert!(messages.iter().all(|message| message.from == client.local_addr()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_many(&self, buffer: &mut Vec<Datagram>, limit: usize) -> Result<usize, RecvError> {
+        self.recv_many_until(buffer, limit, self.default_deadline())
+    }
+
+    /// Like [`recv_many`](Self::recv_many), giving up with
+    /// [`RecvError::TimedOut`] after `timeout` whatever the read timeout.
+    pub fn recv_many_timeout(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<usize, RecvError> {
+        self.recv_many_until(buffer, limit, Some(Instant::now().checked_add(timeout)))
+    }
+
     /// Closes the socket: no new messages in or out, messages in flight and
     /// RECVs awaiting their ACK resolved until done or until
     /// `Config::drain_timeout`; blocks until then and says how it went.
@@ -594,6 +632,25 @@ impl BlockingSocket {
         let message = core.inbox.pop_front().ok_or(RecvError::Closed)?;
         self.took_message(&mut core);
         Ok(message)
+    }
+
+    fn recv_many_until(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+        deadline: Option<Option<Instant>>,
+    ) -> Result<usize, RecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut core = self.shared.wait_for_message(deadline.flatten())?;
+        let taken = limit.min(core.inbox.len());
+        if taken == 0 {
+            return Err(RecvError::Closed);
+        }
+        buffer.extend(core.inbox.drain(..taken));
+        self.took_message(&mut core);
+        Ok(taken)
     }
 
     /// A read made room in the inbox: the endpoint may take new DATA again.

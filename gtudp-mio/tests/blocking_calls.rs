@@ -222,3 +222,57 @@ fn dual_stack_socket_talks_to_ipv4_peers() {
     // Nothing dropped but what the exchanges explain on a busy machine.
     gtudp_testkit::drops::assert_only_explained_drops(&stats, &v4_stats);
 }
+
+/// `recv_many` takes what has arrived in batches of at most its limit,
+/// each message once, mixed with `recv`; it honours the read timeout, and
+/// says closed once the socket closed and everything was taken.
+#[test]
+fn recv_many_takes_each_message_once_in_batches_of_at_most_its_limit() {
+    let socket = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    let peer = BlockingSocket::bind("127.0.0.1:0", common::fast_config()).unwrap();
+    let mut buffer = Vec::new();
+    assert_eq!(socket.recv_many(&mut buffer, 0), Ok(0));
+    assert_eq!(
+        socket.recv_many_timeout(&mut buffer, 8, Duration::from_millis(20)),
+        Err(RecvError::TimedOut)
+    );
+    let pending: Vec<_> = (0..20u32)
+        .map(|i| peer.send_to(format!("m{i}"), socket.local_addr()).unwrap())
+        .collect();
+    for send in pending {
+        send.wait().unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let first = socket.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(seen.insert(first.payload));
+    let mut batches = 0;
+    while seen.len() + buffer.len() < 20 {
+        let before = buffer.len();
+        let taken = socket
+            .recv_many_timeout(&mut buffer, 3, Duration::from_secs(10))
+            .unwrap();
+        assert!((1..=3).contains(&taken), "took {taken} with a limit of 3");
+        assert_eq!(buffer.len(), before + taken, "appended, not replaced");
+        batches += 1;
+    }
+    assert!(
+        batches >= 7,
+        "{batches} batches of at most 3 for 19 messages"
+    );
+    for message in buffer.drain(..) {
+        assert_eq!(message.from, peer.local_addr());
+        assert!(
+            seen.insert(message.payload),
+            "a message was handed over twice"
+        );
+    }
+    let expected: std::collections::HashSet<bytes::Bytes> = (0..20u32)
+        .map(|i| bytes::Bytes::from(format!("m{i}")))
+        .collect();
+    assert_eq!(seen, expected);
+    socket.close().unwrap();
+    assert_eq!(
+        socket.recv_many_timeout(&mut buffer, 8, Duration::from_secs(5)),
+        Err(RecvError::Closed)
+    );
+}
