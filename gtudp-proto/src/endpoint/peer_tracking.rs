@@ -205,6 +205,16 @@ impl Endpoint {
         self.arm_idle_timer(deadline);
     }
 
+    /// The live entries of the idle peers' queue for `address` (at most
+    /// one, the peer's latest countdown).
+    #[cfg(test)]
+    pub(super) fn live_idle_countdowns(&self, address: SocketAddr) -> usize {
+        self.idle_peers
+            .iter()
+            .filter(|entry| entry.address == address && entry.is_live(&self.peers))
+            .count()
+    }
+
     /// Drops the stale entries of the idle peers' queue once it holds more
     /// than twice the tracked peers plus 64 (each peer has at most one live
     /// entry, so a purge frees at least half the queue: amortized O(1)).

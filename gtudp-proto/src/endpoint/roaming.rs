@@ -328,3 +328,44 @@ impl Endpoint {
         self.retarget_large_sends(old, new);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use crate::wire::Framing;
+    use crate::{Config, Endpoint};
+
+    /// A peer that moves takes the serial of the record it replaces, whose
+    /// idle countdowns may still be queued: none of them may pass for the
+    /// moved peer's own (it would be forgotten at the replaced record's
+    /// deadline, up to `peer_idle_timeout` early).
+    #[test]
+    fn a_moved_peer_takes_none_of_the_replaced_records_countdowns_for_its_own() {
+        let mut config = Config::default();
+        config.framing = Framing::default().with_roaming();
+        let mut endpoint = Endpoint::new(config, 1).expect("valid");
+        let now = Instant::now();
+        let old: SocketAddr = "192.0.2.1:4000".parse().expect("address");
+        let new: SocketAddr = "198.51.100.7:31000".parse().expect("address");
+        assert!(endpoint.ensure_peer(now, old, false));
+        assert!(endpoint.ensure_peer(now, new, false));
+        // The record at `new` went busy and idle again twice: three of its
+        // countdowns are queued, the last one live.
+        for _ in 0..2 {
+            if let Some(peer) = endpoint.peers.get_mut(&new) {
+                peer.idle_deadline = None;
+            }
+            endpoint.note_if_idle(now, new);
+        }
+        assert_eq!(endpoint.live_idle_countdowns(new), 1);
+        endpoint.move_peer(now, old, new, 7);
+        assert_eq!(endpoint.stats.peer_moves, 1, "the peer did not move");
+        assert_eq!(
+            endpoint.live_idle_countdowns(new),
+            1,
+            "a countdown of the replaced record passes for the moved peer's"
+        );
+    }
+}
