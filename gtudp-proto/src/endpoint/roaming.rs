@@ -343,8 +343,10 @@ mod tests {
     /// deadline, up to `peer_idle_timeout` early).
     #[test]
     fn a_moved_peer_takes_none_of_the_replaced_records_countdowns_for_its_own() {
-        let mut config = Config::default();
-        config.framing = Framing::default().with_roaming();
+        let config = Config {
+            framing: Framing::default().with_roaming(),
+            ..Config::default()
+        };
         let mut endpoint = Endpoint::new(config, 1).expect("valid");
         let now = Instant::now();
         let old: SocketAddr = "192.0.2.1:4000".parse().expect("address");
