@@ -929,3 +929,68 @@ fn a_message_parked_with_an_evicted_peer_keeps_its_token() {
         .count();
     assert_eq!(replies, 1, "the reply was handed over {replies} times");
 }
+
+/// A sends B one message and A's ACK of B's RECV is lost; then A closes,
+/// or forgets B (its table of one peer makes room for another). A answers
+/// each of B's resent RECVs with an ACK to an address it no longer tracks,
+/// which carries the token that names nobody: the ACK must still end B's
+/// exchange (under the token A proved), not leave B resending its RECV
+/// until its attempts run out. Returns B's RECV resends from then on.
+fn recv_resends_after_the_sender_forgets(close: bool) -> u64 {
+    let (a_addr, b_addr, c_addr): (SocketAddr, SocketAddr, SocketAddr) = (
+        "192.0.2.1:4000".parse().unwrap(),
+        "192.0.2.2:5000".parse().unwrap(),
+        "192.0.2.3:6000".parse().unwrap(),
+    );
+    let mut a_config = roaming_config();
+    a_config.limits.max_peers = 1;
+    let mut a = Endpoint::new(a_config, 1).unwrap();
+    let mut b = Endpoint::new(roaming_config(), 2).unwrap();
+    let mut now = Instant::now();
+    a.send(now, b_addr, Bytes::from_static(b"m")).unwrap();
+    rounds(
+        &mut a,
+        &mut b,
+        &mut now,
+        4,
+        // A's ACKs are lost once its message is confirmed.
+        |a, destination, bytes| {
+            let lost = a.table_sizes().messages == 0 && bytes[8] == ACK;
+            (destination == b_addr && !lost).then_some(a_addr)
+        },
+        |destination| (destination == a_addr).then_some(b_addr),
+    );
+    assert_eq!(a.table_sizes().messages, 0, "A's message was not confirmed");
+    assert_eq!(b.table_sizes().awaiting_ack, 1, "B does not await A's ACK");
+    if close {
+        a.close(now);
+        assert!(a.is_closed());
+    } else {
+        a.send(now, c_addr, Bytes::from_static(b"elsewhere"))
+            .unwrap();
+        assert!(a.peer_stats(b_addr).is_none(), "A still tracks B");
+    }
+    let before = b.stats().recv_retransmissions;
+    rounds(
+        &mut a,
+        &mut b,
+        &mut now,
+        40,
+        |_, destination, _| (destination == b_addr).then_some(a_addr),
+        |destination| (destination == a_addr).then_some(b_addr),
+    );
+    assert_eq!(b.table_sizes().awaiting_ack, 0, "B's exchange never ended");
+    b.stats().recv_retransmissions - before
+}
+
+#[test]
+fn an_ack_from_an_endpoint_that_closed_ends_the_exchange() {
+    let resends = recv_resends_after_the_sender_forgets(true);
+    assert!(resends <= 1, "B resent its RECV {resends} times");
+}
+
+#[test]
+fn an_ack_from_an_endpoint_that_forgot_us_ends_the_exchange() {
+    let resends = recv_resends_after_the_sender_forgets(false);
+    assert!(resends <= 1, "B resent its RECV {resends} times");
+}

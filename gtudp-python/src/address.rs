@@ -2,7 +2,7 @@
 //! `(host, port, flowinfo, scope_id)` for IPv6, as the `socket` module
 //! writes them.
 
-use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -35,7 +35,7 @@ impl Family {
         }
     }
 
-    /// The `socket.AF_*` constant's name, for `getaddrinfo`.
+    /// The `socket.AF_*` constant's name, for messages.
     fn af_name(self) -> &'static str {
         match self {
             Family::V4 => "AF_INET",
@@ -45,10 +45,10 @@ impl Family {
 }
 
 /// Whether a host name that is not an IP literal may be looked up (with
-/// `socket.getaddrinfo`, which blocks) or is refused.
+/// the system's `getaddrinfo`, which blocks) or is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
-    /// Resolve names through `socket.getaddrinfo`.
+    /// Resolve names with the system's resolver.
     Resolve,
     /// IP literals only (the asyncio module resolves names on the loop).
     LiteralOnly,
@@ -165,33 +165,31 @@ fn for_family(
     }
 }
 
-/// Looks `host` up with `socket.getaddrinfo` (which releases the GIL) and
-/// takes the first address of the socket's family.
+/// Looks `host` up with the system's resolver (`getaddrinfo`, as
+/// `socket.getaddrinfo` does) and takes the first address of the socket's
+/// family. The lookup blocks, so it runs with the GIL released, through
+/// [`crate::exit::detach`] like every such call: at interpreter exit a
+/// thread is refused a lookup or waited for, never left inside one while
+/// the interpreter finalizes. A failure raises `socket.gaierror`.
 fn resolve(py: Python<'_>, host: &str, port: u16, family: Family) -> PyResult<SocketAddr> {
-    let socket = py.import("socket")?;
-    let infos = socket.call_method1(
-        "getaddrinfo",
-        (
-            host,
-            port,
-            socket.getattr(family.af_name())?,
-            socket.getattr("SOCK_DGRAM")?,
-        ),
-    )?;
-    let first = infos.get_item(0)?;
-    let sockaddr = first.get_item(4)?;
-    let ip: String = sockaddr.get_item(0)?.extract()?;
-    let (flowinfo, scope_id) = match family {
-        Family::V6 => (
-            sockaddr.get_item(2)?.extract()?,
-            sockaddr.get_item(3)?.extract()?,
-        ),
-        Family::V4 => (0, 0),
-    };
-    let ip = ip.parse::<IpAddr>().map_err(|_| {
-        value_error(format!(
-            "getaddrinfo gave {ip:?} for {host:?}, not an IP address"
-        ))
+    let found = crate::exit::detach(py, || {
+        (host, port).to_socket_addrs().map(|mut addrs| {
+            addrs.find(|addr| match family {
+                Family::V4 => addr.is_ipv4(),
+                Family::V6 => addr.is_ipv6(),
+            })
+        })
     })?;
-    for_family(ip, port, flowinfo, scope_id, family)
+    let gaierror = |message: String| -> PyResult<PyErr> {
+        let class = py.import("socket")?.getattr("gaierror")?;
+        Ok(PyErr::from_value(class.call1((message,))?))
+    };
+    match found {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => Err(gaierror(format!(
+            "{host:?} has no {} address",
+            family.af_name()
+        ))?),
+        Err(error) => Err(gaierror(format!("{host:?}: {error}"))?),
+    }
 }

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).parent / "scripts"
 SCRIPT = SCRIPTS / "exit_without_cleanup.py"
 
@@ -14,12 +16,15 @@ def test_exit_releases_blocked_readers_and_ends_the_background_threads():
     assert done.stdout.splitlines() == ["exiting", "reader released"], done.stdout
 
 
-def test_exit_with_daemon_threads_sending_ends_cleanly():
+@pytest.mark.parametrize("host", [[], ["localhost"]], ids=["ip", "name"])
+def test_exit_with_daemon_threads_sending_ends_cleanly(host):
     # The abort it guards against came at nearly every exit: a few runs
-    # suffice, each bounded.
+    # suffice, each bounded. Sending to a name, each send looks it up
+    # (blocking, with the GIL released): that too must not be under way as
+    # the interpreter finalizes.
     for _ in range(5):
         done = subprocess.run(
-            [sys.executable, str(SCRIPTS / "exit_with_daemon_senders.py")],
+            [sys.executable, str(SCRIPTS / "exit_with_daemon_senders.py"), *host],
             capture_output=True,
             text=True,
             timeout=60,

@@ -426,6 +426,45 @@ impl Endpoint {
         self.output.push_recv_again(source, identity);
     }
 
+    /// An ACK from `source` that ends no exchange under its own key: the
+    /// answer to a validation probe, or unknown.
+    #[cold]
+    fn on_unknown_ack(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        identity: Identity,
+        size: usize,
+    ) {
+        self.note_inbound(source, PacketKind::Ack, size);
+        if self.validation.verify(&source, identity) {
+            self.on_probe_answered(now, source);
+        } else {
+            self.stats.dropped.ack_unknown += 1;
+        }
+    }
+
+    /// With the roaming extension, the record awaiting an ACK for
+    /// `identity` under the token the peer at `source` proved, when the
+    /// ACK carried another: an endpoint that no longer tracks us answers a
+    /// RECV with [`NO_TOKEN`](super::roaming::NO_TOKEN) (it closed, or
+    /// forgot us), or with the token of a newer record. Ending the
+    /// exchange so spares the RECV's resends; the ACK proves nothing.
+    #[cold]
+    fn awaiting_under_proven_token(
+        &mut self,
+        source: SocketAddr,
+        identity: Identity,
+    ) -> Option<(SocketAddr, AwaitingAck)> {
+        let proven = self.peers.get(&source).and_then(|peer| peer.token)?;
+        if self.arrival_token == Some(proven) {
+            return None;
+        }
+        let kept_under = token_key(proven);
+        let record = self.awaiting.remove(&AwaitingKey(kept_under, identity))?;
+        Some((kept_under, record))
+    }
+
     pub(super) fn on_ack(
         &mut self,
         now: Instant,
@@ -435,15 +474,16 @@ impl Endpoint {
     ) {
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
-        let kept_under = self.arrival_key(&source);
-        let Some(record) = self.awaiting.remove(&AwaitingKey(kept_under, identity)) else {
-            self.note_inbound(source, PacketKind::Ack, size);
-            if self.validation.verify(&source, identity) {
-                self.on_probe_answered(now, source);
-            } else {
-                self.stats.dropped.ack_unknown += 1;
-            }
-            return;
+        let mut kept_under = self.arrival_key(&source);
+        let record = match self.awaiting.remove(&AwaitingKey(kept_under, identity)) {
+            Some(record) => record,
+            None => match self.awaiting_under_proven_token(source, identity) {
+                Some((key, record)) => {
+                    kept_under = key;
+                    record
+                }
+                None => return self.on_unknown_ack(now, source, identity, size),
+            },
         };
         // Its timer entry is stale now. RECVs are acknowledged in about the
         // order they were sent, so it is usually its lane's front: gone
