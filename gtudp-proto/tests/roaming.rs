@@ -204,14 +204,8 @@ fn a_spoofed_token_moves_nothing() {
         "192.0.2.1:4000".parse().unwrap(),
         "192.0.2.2:5000".parse().unwrap(),
     );
-    let mut client = Endpoint::new(roaming_config(), 1).unwrap();
-    let mut server = Endpoint::new(roaming_config(), 2).unwrap();
-    let mut now = Instant::now();
     // The client proves itself and its token; the server sends it one.
-    client
-        .send(now, server_addr, Bytes::from_static(b"hello"))
-        .unwrap();
-    exchange(&mut client, client_addr, &mut server, server_addr, &mut now);
+    let (mut client, mut server, mut now) = greeted_with_seeds(client_addr, server_addr, (1, 2));
     server
         .send(now, client_addr, Bytes::from_static(b"welcome"))
         .unwrap();
@@ -306,8 +300,17 @@ fn a_spoofed_token_moves_nothing() {
 /// A client at `client_addr` and a server at `server_addr` (seeds 3 and
 /// 4) after the client's first message, "hello", was delivered.
 fn greeted(client_addr: SocketAddr, server_addr: SocketAddr) -> (Endpoint, Endpoint, Instant) {
-    let mut client = Endpoint::new(roaming_config(), 3).unwrap();
-    let mut server = Endpoint::new(roaming_config(), 4).unwrap();
+    greeted_with_seeds(client_addr, server_addr, (3, 4))
+}
+
+/// [`greeted`] with the endpoints' `seeds`.
+fn greeted_with_seeds(
+    client_addr: SocketAddr,
+    server_addr: SocketAddr,
+    seeds: (u128, u128),
+) -> (Endpoint, Endpoint, Instant) {
+    let mut client = Endpoint::new(roaming_config(), seeds.0).unwrap();
+    let mut server = Endpoint::new(roaming_config(), seeds.1).unwrap();
     let mut now = Instant::now();
     client
         .send(now, server_addr, Bytes::from_static(b"hello"))
