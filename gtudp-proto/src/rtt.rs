@@ -16,7 +16,7 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 ///
 /// Every sample writes it whole, and a server with many peers finds each
 /// cold: it keeps each value once (what the timers read as a `Duration`,
-/// what the samples' arithmetic reads in nanoseconds), 120 bytes, so that
+/// what the samples' arithmetic reads in nanoseconds), 128 bytes, so that
 /// it spans two or three cache lines rather than three or four.
 pub(crate) struct RttEstimator {
     /// The smoothed RTT in whole nanoseconds (0 before the first sample).
@@ -43,6 +43,11 @@ pub(crate) struct RttEstimator {
     /// The tail-loss probe's timeout ([`crate::loss::probe_timeout_ns`]),
     /// once a sample has been taken (so `Some` tells that one was).
     probe_timeout: Option<Duration>,
+    /// When the latest sample smoothed in was taken, in nanoseconds from
+    /// the endpoint's epoch (`u64::MAX` before the first): the samples of
+    /// one batch read at once share their instant, and only its first is
+    /// smoothed in (see [`Self::on_sample_ns_at`]).
+    smoothed_at: u64,
 }
 
 impl RttEstimator {
@@ -58,6 +63,7 @@ impl RttEstimator {
             rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
             twice_smoothed: Duration::ZERO,
             probe_timeout: None,
+            smoothed_at: u64::MAX,
         }
     }
 
@@ -65,6 +71,30 @@ impl RttEstimator {
     /// alpha = 1/8, beta = 1/4): [`Self::on_sample_ns`] of its nanoseconds.
     pub(crate) fn on_sample(&mut self, sample: Duration) {
         self.on_sample_ns(nanos(sample));
+    }
+
+    /// Folds in one RTT measurement of `sample_ns` nanoseconds, taken at
+    /// `now_ns` (nanoseconds from the endpoint's epoch), as one sample per
+    /// instant: a sample taken at the same instant as the latest one
+    /// smoothed in (the rest of a batch of RECVs or ACKs read at once)
+    /// only lowers the minimum.
+    ///
+    /// QUIC takes one sample per ACK frame, from its newest packet, for the
+    /// same reason: the samples of one batch measure one arrival, and
+    /// smoothing each in would weigh a batch by its size. Here the batch's
+    /// first sample counts (it answers the batch's oldest send, so the
+    /// estimate errs long, towards fewer spurious timeouts), and a batch
+    /// costs one update instead of one per message.
+    #[inline]
+    pub(crate) fn on_sample_ns_at(&mut self, sample_ns: u64, now_ns: u64) {
+        if now_ns == self.smoothed_at {
+            if sample_ns < self.min_ns {
+                self.min_ns = sample_ns;
+            }
+            return;
+        }
+        self.smoothed_at = now_ns;
+        self.on_sample_ns(sample_ns);
     }
 
     /// Folds in one RTT measurement of `sample_ns` nanoseconds. The
@@ -254,7 +284,24 @@ mod tests {
     /// nanoseconds) costs a cache line more on many of them.
     #[test]
     fn the_estimate_stays_small() {
-        assert!(std::mem::size_of::<RttEstimator>() <= 120);
+        assert!(std::mem::size_of::<RttEstimator>() <= 128);
+    }
+
+    #[test]
+    fn samples_of_one_instant_are_smoothed_in_once() {
+        let ms = |n: u64| n * 1_000_000;
+        let mut rtt = estimator();
+        rtt.on_sample_ns_at(ms(100), ms(1_000));
+        // The rest of the batch: only the minimum moves.
+        rtt.on_sample_ns_at(ms(300), ms(1_000));
+        rtt.on_sample_ns_at(ms(90), ms(1_000));
+        assert_eq!(rtt.smoothed(), Some(Duration::from_millis(100)));
+        assert_eq!(rtt.rto(), Duration::from_millis(300));
+        assert_eq!(rtt.min(), Some(Duration::from_millis(90)));
+        // The next instant's first sample is smoothed in.
+        rtt.on_sample_ns_at(ms(200), ms(1_001));
+        assert_eq!(rtt.smoothed(), Some(Duration::from_micros(112_500)));
+        assert_eq!(rtt.min(), Some(Duration::from_millis(90)));
     }
 
     #[test]

@@ -434,6 +434,14 @@ impl Endpoint {
     /// when configured. A DATA's payload is a slice of `datagram`, not a copy.
     /// A caller whose datagrams sit in a receive buffer it reuses should
     /// call [`handle_datagram_slice`](Self::handle_datagram_slice) instead.
+    ///
+    /// Datagrams handed in at the same `now` are taken as one batch read at
+    /// once (hand a `recvmmsg` batch in with one clock reading, as both
+    /// adapters do): of the RTT samples a peer's RECVs and ACKs give at one
+    /// instant, the first is smoothed into its estimate and the rest only
+    /// lower its minimum, and its congestion controller changes mode once
+    /// per instant, as QUIC's do once per ACK frame. Every confirmation
+    /// still counts in the delivery rate and the loss statistics.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
         self.handle_input(now, source, Input::Owned(datagram));
     }

@@ -279,15 +279,13 @@ impl Peer {
         Timeouts::new(&self.rtt, self.backoff, self.suspect_rto_cap)
     }
 
-    /// A valid RTT sample (Karn's rule satisfied).
-    pub(super) fn on_rtt_sample(&mut self, sample: std::time::Duration) {
-        self.rtt.on_sample(sample);
-        self.backoff = 0;
-    }
-
-    /// [`on_rtt_sample`](Self::on_rtt_sample) of `sample_ns` nanoseconds.
-    pub(super) fn on_rtt_sample_ns(&mut self, sample_ns: u64) {
-        self.rtt.on_sample_ns(sample_ns);
+    /// A valid RTT sample (Karn's rule satisfied) of `sample_ns`
+    /// nanoseconds, taken at `now_ns` (see
+    /// [`RttEstimator::on_sample_ns_at`]: one sample per instant is
+    /// smoothed in). It ends any backoff.
+    #[inline]
+    pub(super) fn on_rtt_sample_ns(&mut self, sample_ns: u64, now_ns: u64) {
+        self.rtt.on_sample_ns_at(sample_ns, now_ns);
         self.backoff = 0;
     }
 

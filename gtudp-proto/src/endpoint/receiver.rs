@@ -494,7 +494,7 @@ impl Endpoint {
                 .remove_if_front(at, TimerKey::Received(kept_under, identity));
         }
         let now_ns = self.nanos(now);
-        let since = |sent: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(sent));
+        let since = |sent: u64| now_ns.saturating_sub(sent);
         // Acknowledged from where its DATA came (else from another port of
         // its host, or, roaming, from another address).
         let from_source = record.from == source;
@@ -518,7 +518,7 @@ impl Endpoint {
                 2 if from_source
                     && peer
                         .rtt
-                        .min()
+                        .min_ns()
                         .is_some_and(|min| since(record.last_sent) < min) =>
                 {
                     Some(since(record.first_sent))
@@ -526,7 +526,7 @@ impl Endpoint {
                 _ => None,
             };
             if let Some(sample) = sample {
-                peer.on_rtt_sample(sample);
+                peer.on_rtt_sample_ns(sample, now_ns);
                 // A shorter RTO or probe timeout for what we send it.
                 peer.send_deadline_moved = true;
             }

@@ -822,9 +822,16 @@ impl Endpoint {
                     // Karn's rule: only a message sent once gives an RTT sample.
                     let rtt = (message.transmissions == 1).then_some(elapsed_ns);
                     if let Some(sample) = rtt {
-                        peer.on_rtt_sample_ns(sample);
+                        peer.on_rtt_sample_ns(sample, now_ns);
                     }
                     peer.probe_out = false;
+                    // What the peer held for its validation measures the
+                    // path from the probe on (the estimator, for timeouts,
+                    // keeps the longer sample).
+                    let rtt = match peer.delivery.held_rtt(message.last_sent_ns, now_ns) {
+                        Some(held) => rtt.map(|_| held),
+                        None => rtt,
+                    };
                     let sample = match (spurious, &message.snapshot) {
                         (false, Some(snapshot)) => peer.delivery.on_delivered(
                             now_ns,
@@ -834,21 +841,21 @@ impl Endpoint {
                         ),
                         _ => None,
                     };
-                    // What the peer held for its validation measures the
-                    // path from the probe on (the estimator, for timeouts,
-                    // keeps the longer sample).
-                    let rtt = match peer.delivery.held_rtt(message.last_sent_ns, now_ns) {
-                        Some(held) => rtt.map(|_| held),
-                        None => rtt,
-                    };
-                    peer.congestion.on_delivered(&Delivery {
+                    let delivery = Delivery {
                         sent_at: message.last_sent_ns,
                         now: now_ns,
                         rtt,
                         sample,
                         delivered: peer.delivery.delivered(),
                         in_flight: peer.in_flight,
-                    });
+                    };
+                    if peer.congestion.takes_again(now_ns) {
+                        // The rest of a batch read at once: the mode moves
+                        // with the next instant's first delivery.
+                        peer.congestion.on_delivered_again(&delivery);
+                    } else {
+                        peer.congestion.on_delivered(&delivery);
+                    }
                 }
                 (Ok(()), false) => peer.stats.delivered += 1,
                 (Err(_), _) => peer.stats.failed += u64::from(!message.probe),

@@ -229,6 +229,9 @@ pub(crate) struct Bbr {
     /// measure the rate that overflowed, and may not exceed it.
     cut: Option<(f64, u64)>,
     in_flight: usize,
+    /// When the latest delivery taken whole arrived (see
+    /// [`Self::on_delivered_again`]), in nanoseconds from the epoch.
+    whole_at: Option<u64>,
 }
 
 /// What a congestion cut changed, and what it was judged on.
@@ -290,6 +293,7 @@ impl Bbr {
             undo: None,
             cut: None,
             in_flight: 0,
+            whole_at: None,
         }
     }
 
@@ -386,24 +390,55 @@ impl Bbr {
         (rate > 0.0).then(|| Duration::from_secs_f64((1.0 / rate).min(1.0)))
     }
 
+    /// Whether a delivery arriving at `now` is the rest of a batch whose
+    /// first delivery was taken whole at that same instant, for
+    /// [`Self::on_delivered_again`].
+    #[inline]
+    pub(crate) fn takes_again(&self, now: u64) -> bool {
+        self.whole_at == Some(now)
+    }
+
+    /// A delivery, taken whole: the model, then the mode.
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
-        self.in_flight = delivery.in_flight;
-        self.round_delivered += 1;
-        if matches!(self.mode, Mode::Startup)
-            && self.calm.from.is_none()
-            && self.calm_samples_taken == 0
-        {
-            // Startup's first sends: far below what the path carries.
-            self.calm.from = Some(delivery.sent_at);
-        }
-        self.calm.on_resolved(delivery.sent_at, false);
-        if let Some(closing) = &mut self.closing {
-            closing.on_resolved(delivery.sent_at, false);
-        }
-        self.busy.on_resolved(delivery.sent_at, false);
-        if let Some(undo) = self.undo.as_mut().filter(|undo| delivery.sent_at < undo.at) {
-            undo.judged.on_resolved(delivery.sent_at, false);
-        }
+        self.whole_at = Some(delivery.now);
+        self.model_delivery(delivery);
+        self.update_mode(delivery.now);
+    }
+
+    /// A delivery arriving at the instant of the latest one taken whole
+    /// (the rest of a batch of RECVs read at once, see
+    /// [`Self::takes_again`]). It moves the model as every delivery does
+    /// (the counts, the RTT statistics, the round, the delivery rate), but
+    /// the mode moves once per instant, as BBR's does once per ACK. Returns
+    /// whether the window or the pacing rate may have changed: the model's
+    /// inputs to them rarely do within a batch, so the controller need not
+    /// work them out again.
+    pub(crate) fn on_delivered_again(&mut self, delivery: &Delivery) -> bool {
+        let before = self.window_inputs();
+        self.model_delivery(delivery);
+        // Before a calm sample is folded, the random share is the one being
+        // taken, which every delivery changes.
+        self.calm_samples_taken == 0 || self.window_inputs() != before
+    }
+
+    /// What the window and the pacing interval are worked out from, but
+    /// for the random share (see [`Self::on_delivered_again`]). A test
+    /// checks that they are unchanged whenever these are.
+    fn window_inputs(&self) -> (u64, Option<u64>, Mode, u64, u64, u64) {
+        (
+            self.bw.max.to_bits(),
+            self.min_rtt.map(|(min, _)| min),
+            self.mode,
+            self.last_round_delivered,
+            self.inflight_hi.to_bits(),
+            self.loss_ratio.to_bits(),
+        )
+    }
+
+    /// What a delivery tells the model of the path.
+    #[inline]
+    fn model_delivery(&mut self, delivery: &Delivery) {
+        self.count_delivered(delivery.sent_at, delivery.in_flight);
         if let Some(rtt) = delivery.rtt {
             if self.sent_in_probe(delivery.sent_at) {
                 self.probe_max_rtt = self.probe_max_rtt.max(rtt);
@@ -412,7 +447,6 @@ impl Bbr {
             self.on_cruise_rtt(rtt, delivery.sent_at);
         }
         let Some(sample) = delivery.sample else {
-            self.update_mode(delivery.now);
             return;
         };
         if sample.prior_delivered >= self.next_round_delivered {
@@ -432,7 +466,28 @@ impl Bbr {
             let (epoch, span) = self.bw_epoch();
             self.bw.update(epoch, span, rate);
         }
-        self.update_mode(delivery.now);
+    }
+
+    /// What every delivery counts, taken whole or not.
+    #[inline]
+    fn count_delivered(&mut self, sent_at: u64, in_flight: usize) {
+        self.in_flight = in_flight;
+        self.round_delivered += 1;
+        if matches!(self.mode, Mode::Startup)
+            && self.calm.from.is_none()
+            && self.calm_samples_taken == 0
+        {
+            // Startup's first sends: far below what the path carries.
+            self.calm.from = Some(sent_at);
+        }
+        self.calm.on_resolved(sent_at, false);
+        if let Some(closing) = &mut self.closing {
+            closing.on_resolved(sent_at, false);
+        }
+        self.busy.on_resolved(sent_at, false);
+        if let Some(undo) = self.undo.as_mut().filter(|undo| sent_at < undo.at) {
+            undo.judged.on_resolved(sent_at, false);
+        }
     }
 
     pub(crate) fn on_loss(&mut self, sent_at: u64, now: u64, in_flight: usize) {
@@ -1106,6 +1161,91 @@ mod tests {
             }
         }
         now
+    }
+
+    /// The same deliveries, each at its own instant (`batched` false) or
+    /// eight to an instant, as a batch read at once, with their RTTs
+    /// spread and a loss now and then. Checks on the way that whenever
+    /// `on_delivered_again` says the window's inputs are unchanged, the
+    /// window and the pacing interval are.
+    fn feed_batches(batched: bool, rtt: Duration) -> Bbr {
+        let mut bbr = Bbr::new(16, 100_000);
+        let mut now = START;
+        let mut delivered = 0u64;
+        let mut unchanged = 0;
+        for round in 0..60u64 {
+            for _ in 0..12 {
+                now += ns(rtt) / 12;
+                for i in 0..8u64 {
+                    delivered += 1;
+                    let at = if batched { now } else { now + i };
+                    if round % 7 == 3 && i == 5 {
+                        bbr.on_loss(at - ns(rtt + rtt / 4), at, 90);
+                    }
+                    let spread = (i * 37 + round * 11) % 8 * ns(rtt) / 64;
+                    let delivery = Delivery {
+                        sent_at: at - ns(rtt) - spread,
+                        now: at,
+                        rtt: Some(ns(rtt) + spread),
+                        sample: Some(RateSample {
+                            delivered: 96,
+                            interval: ns(rtt) + spread,
+                            app_limited: false,
+                            prior_delivered: delivered.saturating_sub(96),
+                        }),
+                        delivered,
+                        in_flight: 90,
+                    };
+                    if bbr.takes_again(at) {
+                        assert!(batched, "only a batch shares an instant");
+                        let before = bbr.window_and_pacing();
+                        if !bbr.on_delivered_again(&delivery) {
+                            assert_eq!(bbr.window_and_pacing(), before, "round {round}");
+                            unchanged += 1;
+                        }
+                    } else {
+                        bbr.on_delivered(&delivery);
+                    }
+                }
+            }
+        }
+        assert!(!batched || unchanged > 1_000, "{unchanged}");
+        bbr
+    }
+
+    #[test]
+    fn a_batch_read_at_once_moves_the_model_as_its_deliveries_would() {
+        // Paced (20 ms) and unpaced (0.2 ms) paths.
+        for rtt in [RTT, Duration::from_micros(200)] {
+            let (whole, batched) = (feed_batches(false, rtt), feed_batches(true, rtt));
+            for bbr in [&whole, &batched] {
+                assert!(
+                    matches!(bbr.mode, Mode::ProbeBw { .. }),
+                    "{rtt:?}: whole {:?} batched {:?} bw {} {}",
+                    whole.mode,
+                    batched.mode,
+                    whole.bw.max,
+                    batched.bw.max
+                );
+            }
+            assert_eq!(whole.min_rtt.map(|m| m.0), batched.min_rtt.map(|m| m.0));
+            assert_eq!(
+                whole.round_delivered + whole.last_round_total,
+                batched.round_delivered + batched.last_round_total
+            );
+            let ratio = batched.bw.max / whole.bw.max;
+            assert!(
+                (0.95..=1.05).contains(&ratio),
+                "{rtt:?}: {} against {}",
+                batched.bw.max,
+                whole.bw.max
+            );
+            assert_eq!(
+                whole.window_and_pacing(),
+                batched.window_and_pacing(),
+                "{rtt:?}"
+            );
+        }
     }
 
     #[test]
