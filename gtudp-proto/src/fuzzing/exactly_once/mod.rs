@@ -76,14 +76,14 @@ use crate::{Config, Endpoint};
 /// | 3 | duplicate: deliver a copy of the `x`-th datagram in flight to `d`, keeping it | — |
 /// | 4 | reorder: deliver the `(x + 1)`-th datagram in flight to `d` before those ahead of it | — |
 /// | 5 | replay a datagram A and B sent each other, from a bounded history, if sent within `datagram_lifetime` | index |
-/// | 6 | spoof: a datagram to `d` from C (`x` even) or D (`x` odd), addresses no endpoint has | kind (mod 6: DATA, copy of a DATA seen, RECV, ACK, raw bytes, copy of any datagram seen); then for DATA an identity, a length and the payload; for RECV and ACK an identity; for raw bytes a length and the bytes; for copies an index |
+/// | 6 | spoof: a datagram to `d` from C (`x` even) or D (`x` odd), addresses no endpoint has, or from the address C took over (`x` bit 1, once there is one) | kind (mod 6: DATA, copy of a DATA seen, RECV, ACK, raw bytes, copy of any datagram seen); then for DATA an identity, a length and the payload; for RECV and ACK an identity; for raw bytes a length and the bytes; for copies an index. With the roaming extension, a DATA, RECV or ACK then takes a token byte: bit 7 set, it carries one of the tokens A and B sent the attacker (the byte's index among them), else the token 0 |
 /// | 7 | time passes, every timer due on the way runs | step, in units of 100 µs, 1 ms, 10 ms, 100 ms (`x` mod 4) |
 /// | 8 | `d` sends a new tagged message to its peer (with `x` ≠ 0, options: bit 0 a deadline, bit 1 fewer attempts, bit 2 `only_once_validated`) | filler length, then an options byte if `x` ≠ 0 |
 /// | 9 | `d` cancels one of its messages | index |
 /// | 10 | `d`'s application stops or resumes reading events (`x` bit 0, or `x` = 0), or `set_receive_paused` flips (`x` bit 1) | — |
 /// | 11 | `d` sends a new tagged message to C (`x` even) or D (`x` odd) | filler length, then an options byte if `x & 6` ≠ 0 |
 /// | 12 | `d` is told its peer (`x` even) or C or D (`x` odd; bit 1 chooses) is unreachable: an ICMP report, true or forged (`peer_unreachable`) | — |
-/// | 15 | `d`'s NAT moves it to a new public port and closes the old one: its datagrams leave from the new port from now on (those in flight keep theirs), datagrams to the old one are lost, and its peer's application sends to the new one. With the roaming extension (an odd endpoint seed: bit 3 of the misc byte), its IP address changes too | — |
+/// | 15 | `x` even: `d`'s NAT moves it to a new public port and closes the old one: its datagrams leave from the new port from now on (those in flight keep theirs), datagrams to the old one are lost, and its peer's application sends to the new one. With the roaming extension (an odd endpoint seed: bit 3 of the misc byte), its IP address changes too. `x` odd: the attacker takes over the address `d` left in its latest move, once `d`'s peer has nothing unresolved to `d` (a NAT handing the port on to another subscriber): it is C's from then on, datagrams still in flight from it are lost, and spoofs may come from it | — |
 ///
 /// Datagrams A and B send each other go into one queue per direction (at
 /// most 32; beyond it the oldest are lost); datagrams to C and D are only
@@ -132,6 +132,11 @@ pub fn exactly_once(data: &[u8]) {
 const A: usize = 0;
 /// Index of endpoint B.
 const B: usize = 1;
+/// Index of the attacker's first address.
+const C: usize = 2;
+
+/// Addresses the attacker takes over, at most.
+const TAKEN_LIMIT: usize = 8;
 
 /// Steps kept for the panic message.
 const TRACE_LIMIT: usize = 512;
@@ -157,6 +162,17 @@ struct World {
     history: VecDeque<Seen>,
     /// Datagrams A and B sent to C or D.
     to_spoofed: VecDeque<Bytes>,
+    /// With the roaming extension, the sender tokens A and B wrote into
+    /// what they sent the attacker (to C, D or the address C took over):
+    /// the tokens it legitimately knows, which its spoofed datagrams may
+    /// carry.
+    learned_tokens: Vec<u64>,
+    /// A's and B's public addresses before their latest move.
+    former: [Option<SocketAddr>; 2],
+    /// The former addresses of A and B that the attacker took over (a NAT
+    /// handing a port on to another subscriber), C's from then on, the
+    /// latest last; at most [`TAKEN_LIMIT`].
+    taken: Vec<SocketAddr>,
     identities: Vec<Identity>,
     /// DATA payloads injected: (source address, target endpoint, payload).
     injected_payloads: BTreeSet<(usize, usize, Bytes)>,
@@ -248,6 +264,9 @@ impl World {
             queues: [VecDeque::new(), VecDeque::new()],
             history: VecDeque::new(),
             to_spoofed: VecDeque::new(),
+            learned_tokens: Vec::new(),
+            former: [None, None],
+            taken: Vec::new(),
             identities: vec![Identity::from_u32(1), Identity::from_u32(2)],
             injected_payloads: BTreeSet::new(),
             injected_raw: BTreeSet::new(),
@@ -269,6 +288,9 @@ impl World {
     /// addresses, whatever the port (A's and B's: `10.n.0.1` and `10.n.0.2`
     /// for any `n`).
     fn index_of(&self, address: SocketAddr) -> Option<usize> {
+        if self.taken.contains(&address) {
+            return Some(C);
+        }
         if let IpAddr::V4(ip) = address.ip() {
             match ip.octets() {
                 [10, _, 0, 1] => return Some(A),

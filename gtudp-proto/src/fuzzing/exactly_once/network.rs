@@ -18,6 +18,8 @@ const HISTORY_LIMIT: usize = 32;
 const TO_SPOOFED_LIMIT: usize = 16;
 /// Identities kept for spoofed RECV, ACK and DATA, at most.
 const IDENTITIES_LIMIT: usize = 64;
+/// Tokens learned from what the attacker was sent, at most.
+const TOKENS_LIMIT: usize = 16;
 
 /// A datagram on its way from an endpoint to its peer.
 pub(super) struct InFlight {
@@ -109,7 +111,9 @@ impl World {
             return;
         }
         let (from, source, to, bytes) = (seen.from, seen.source, seen.to, seen.bytes.clone());
-        if seen.destination != self.public(to) {
+        // From an address the attacker took over since: not A's or B's any
+        // more (the attacker's own copies come through `spoof`).
+        if seen.destination != self.public(to) || self.taken.contains(&source) {
             let wire = self.wire(&bytes);
             self.record(Step::Closed { to, wire });
             return;
@@ -125,8 +129,71 @@ impl World {
         self.handle(to, source, bytes);
     }
 
-    /// A datagram to `to` from the spoofed address `from` (C or D).
-    pub(super) fn spoof(&mut self, to: usize, from: usize, input: &mut Bytes8<'_>) {
+    /// The attacker takes over the address `side` left in its latest move,
+    /// once `side`'s peer has nothing unresolved to `side`, tracks no peer
+    /// there (it followed `side`, or forgot it) and has read its events:
+    /// whatever an endpoint
+    /// sends to where it believes its peer is, the new holder of that
+    /// address gets, and may confirm, which no protocol without keys can
+    /// tell from the peer (see `docs/address-changes.md`, known limits).
+    pub(super) fn take_over(&mut self, side: usize) {
+        let Some(former) = self.former[side] else {
+            return;
+        };
+        let peer = 1 - side;
+        let pending = self.sides[peer]
+            .sends
+            .values()
+            .any(|record| record.to == side && record.outcome.is_none());
+        let tracked = self.sides[peer].endpoint.peer_stats(former).is_some();
+        // The peer's events name addresses, attributed when read: none
+        // naming `side` there may wait unread (its application reads, and
+        // every step ends with what it reads read).
+        let unread = !self.sides[peer].reading;
+        if pending
+            || tracked
+            || unread
+            || self.taken.len() == super::TAKEN_LIMIT
+            || self.taken.contains(&former)
+        {
+            return;
+        }
+        self.taken.push(former);
+        // The new holder's NAT mapping is new: what `side` sent from there
+        // is long gone.
+        while let Some(index) = self.queues[peer]
+            .iter()
+            .position(|datagram| datagram.source == former)
+        {
+            if let Some(datagram) = self.queues[peer].remove(index) {
+                let wire = self.wire(&datagram.bytes);
+                self.record(Step::Lost { to: peer, wire });
+            }
+        }
+        self.record(Step::TakeOver {
+            side,
+            address: former,
+        });
+    }
+
+    /// A token the attacker learned, chosen by `choice` (bit 7 set), or the
+    /// token 0 (the framing's own).
+    fn learned_token(&self, choice: u8) -> Option<u64> {
+        if choice & 0x80 == 0 || self.learned_tokens.is_empty() {
+            return None;
+        }
+        Some(self.learned_tokens[usize::from(choice) % self.learned_tokens.len()])
+    }
+
+    /// A datagram to `to` from `source`, an address of the attacker's (C or
+    /// D, `from`, or the address C took over).
+    pub(super) fn spoof(
+        &mut self,
+        to: usize,
+        from: usize,
+        source: SocketAddr,
+        input: &mut Bytes8<'_>,
+    ) {
         let kind = input.next() % 6;
         let choice = input.next();
         let mut datagram = Vec::new();
@@ -168,6 +235,11 @@ impl World {
             }
             _ => datagram.extend_from_slice(input.take(usize::from(choice % 24))),
         }
+        if matches!(kind, 0 | 2 | 3) && self.framing.roaming() {
+            if let Some(token) = self.learned_token(input.next()) {
+                self.framing.stamp_token(&mut datagram, token);
+            }
+        }
         let datagram = Bytes::from(datagram);
         if let Ok(Packet::Data { .. }) = self.framing.parse(&datagram) {
             let payload = datagram.slice(self.framing.header_len()..);
@@ -177,7 +249,7 @@ impl World {
         self.harvest_identity(&datagram);
         let wire = self.wire(&datagram);
         self.record(Step::Spoof { from, to, wire });
-        self.handle(to, self.addresses[from], datagram);
+        self.handle(to, source, datagram);
     }
 
     pub(super) fn pump(&mut self, side: usize) {
@@ -223,6 +295,14 @@ impl World {
             self.fail(format!("{} sent a datagram to itself", NAMES[from]));
         }
         if to > B {
+            if let Some(token) = self.framing.sender_token(&bytes) {
+                if token != 0
+                    && self.learned_tokens.len() < TOKENS_LIMIT
+                    && !self.learned_tokens.contains(&token)
+                {
+                    self.learned_tokens.push(token);
+                }
+            }
             if self.to_spoofed.len() == TO_SPOOFED_LIMIT {
                 self.to_spoofed.pop_front();
             }

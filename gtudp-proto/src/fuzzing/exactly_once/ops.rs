@@ -47,7 +47,16 @@ impl World {
                 }
             }
             5 => self.replay(input.next()),
-            6 => self.spoof(side, 2 + usize::from(arg & 1), input),
+            6 => {
+                let (from, source) = match self.taken.last().filter(|_| arg & 2 != 0) {
+                    Some(&taken) => (super::C, taken),
+                    None => {
+                        let from = 2 + usize::from(arg & 1);
+                        (from, self.addresses[from])
+                    }
+                };
+                self.spoof(side, from, source, input);
+            }
             7 => {
                 let unit = [
                     Duration::from_micros(100),
@@ -89,17 +98,26 @@ impl World {
                 });
                 self.settle();
             }
+            15 if arg & 1 == 1 => self.take_over(side),
             15 => {
-                // A new public port, never 0 (ports 1 and 2 are the first).
-                let port = self.ports[side].wrapping_add(100).max(3);
-                self.ports[side] = port;
-                if self.framing.roaming() {
-                    // A new network too: the next `10.n.0.x`, never 0.
-                    if let std::net::IpAddr::V4(ip) = self.ips[side] {
-                        let [a, n, c, d] = ip.octets();
-                        self.ips[side] = std::net::IpAddr::from([a, n % 250 + 1, c, d]);
+                self.former[side] = Some(self.public(side));
+                // A new public address, never one the attacker took over.
+                loop {
+                    // A new public port, never 0 (ports 1 and 2 are the
+                    // first).
+                    self.ports[side] = self.ports[side].wrapping_add(100).max(3);
+                    if self.framing.roaming() {
+                        // A new network too: the next `10.n.0.x`, never 0.
+                        if let std::net::IpAddr::V4(ip) = self.ips[side] {
+                            let [a, n, c, d] = ip.octets();
+                            self.ips[side] = std::net::IpAddr::from([a, n % 250 + 1, c, d]);
+                        }
+                    }
+                    if !self.taken.contains(&self.public(side)) {
+                        break;
                     }
                 }
+                let port = self.ports[side];
                 self.record(Step::Rebind { side, port });
             }
             _ => {

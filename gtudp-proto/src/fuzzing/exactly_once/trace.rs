@@ -91,6 +91,11 @@ pub(super) enum Step {
         side: usize,
         port: u16,
     },
+    /// The attacker took over `address`, which `side` left.
+    TakeOver {
+        side: usize,
+        address: std::net::SocketAddr,
+    },
     Replay {
         from: usize,
         to: usize,
@@ -168,6 +173,9 @@ impl core::fmt::Display for Step {
             }
             Step::Rebind { side, port } => {
                 write!(f, "{}'s NAT moves it to public port {port}", n(side))
+            }
+            Step::TakeOver { side, address } => {
+                write!(f, "C takes over {address}, which {} left", n(side))
             }
             Step::Lost { to, wire } => {
                 write!(
