@@ -280,6 +280,45 @@ impl ShardedBlockingSocket {
         self.recv_until(Instant::now().checked_add(timeout))
     }
 
+    /// Waits for messages from any shard and moves up to `limit` of them
+    /// into `buffer`, returning how many: the first that arrives, then
+    /// whatever else has arrived, without waiting again (like
+    /// [`BlockingSocket::recv_many`]). `buffer` is appended to, not
+    /// cleared. Returns `Ok(0)` at once when `limit` is 0, and
+    /// [`RecvError::Closed`] as [`recv`](Self::recv) does.
+    ///
+    /// ```
+    /// use gtudp_mio::{BlockingSocket, Config};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = BlockingSocket::bind_sharded("127.0.0.1:0", 2, Config::default())?;
+    /// let client = BlockingSocket::bind("127.0.0.1:0", Config::default())?;
+    /// for text in ["one", "two", "three"] {
+    ///     client.send_to_blocking(text.as_bytes(), server.local_addr())?;
+    /// }
+    /// let mut messages = Vec::with_capacity(64);
+    /// while messages.len() < 3 {
+    ///     server.recv_many(&mut messages, 64)?;
+    /// }
+    /// assert!(messages.iter().all(|message| message.from == client.local_addr()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recv_many(&self, buffer: &mut Vec<Datagram>, limit: usize) -> Result<usize, RecvError> {
+        self.recv_many_until(buffer, limit, None)
+    }
+
+    /// Like [`recv_many`](Self::recv_many), giving up with
+    /// [`RecvError::TimedOut`] after `timeout` if nothing has arrived.
+    pub fn recv_many_timeout(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<usize, RecvError> {
+        self.recv_many_until(buffer, limit, Instant::now().checked_add(timeout))
+    }
+
     /// Waits for the next message from any shard and copies it into `buf`,
     /// like [`BlockingSocket::recv_from`]: a message longer than `buf` is
     /// reported as [`RecvError::Truncated`] and kept for the next call.
@@ -324,6 +363,28 @@ impl ShardedBlockingSocket {
         }
         buf[..len].copy_from_slice(&message.payload);
         Ok((len, message.from))
+    }
+
+    fn recv_many_until(
+        &self,
+        buffer: &mut Vec<Datagram>,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, RecvError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut inbox = self.inbox();
+        buffer.push(inbox.next(deadline)?);
+        let mut taken = 1;
+        while taken < limit {
+            match inbox.messages.try_recv() {
+                Ok(message) => buffer.push(message),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Datagram, RecvError> {
@@ -377,13 +438,17 @@ impl Inbox {
 }
 
 /// A shard's receiving thread: hands its messages over until the shard has
-/// closed or the handle is gone.
+/// closed or the handle is gone, taking what has arrived under one lock of
+/// the shard.
 fn receive_into(shard: &BlockingSocket, sender: &SyncSender<Datagram>) {
+    let mut batch = Vec::with_capacity(HANDOVER);
     loop {
-        match shard.recv() {
-            Ok(message) => {
-                if sender.send(message).is_err() {
-                    return;
+        match shard.recv_many(&mut batch, HANDOVER) {
+            Ok(_) => {
+                for message in batch.drain(..) {
+                    if sender.send(message).is_err() {
+                        return;
+                    }
                 }
             }
             // A read timeout set on the shard: wait on.

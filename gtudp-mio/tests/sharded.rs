@@ -83,19 +83,30 @@ fn serve_through_one_handle(shards: usize) {
     assert_eq!(server.shards().len(), shards);
     let seen = Arc::new(Mutex::new(HashSet::new()));
     // Two threads share the one handle: receive from every shard, reply
-    // through the owner.
+    // through the owner. The second takes what has arrived in batches.
     let servers: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|thread| {
             let (server, seen) = (server.clone(), seen.clone());
             std::thread::spawn(move || loop {
-                match server.recv_timeout(Duration::from_millis(200)) {
-                    Ok(message) => {
-                        let fresh = seen
-                            .lock()
-                            .unwrap()
-                            .insert((message.from, message.payload.clone()));
-                        assert!(fresh, "a message handed over twice");
-                        let _ = server.send_to(message.payload, message.from).unwrap();
+                let mut messages = Vec::new();
+                let received = match thread {
+                    0 => server
+                        .recv_timeout(Duration::from_millis(200))
+                        .map(|message| messages.push(message)),
+                    _ => server
+                        .recv_many_timeout(&mut messages, 8, Duration::from_millis(200))
+                        .map(|taken| assert!((1..=8).contains(&taken), "{taken}")),
+                };
+                match received {
+                    Ok(()) => {
+                        for message in messages {
+                            let fresh = seen
+                                .lock()
+                                .unwrap()
+                                .insert((message.from, message.payload.clone()));
+                            assert!(fresh, "a message handed over twice");
+                            let _ = server.send_to(message.payload, message.from).unwrap();
+                        }
                     }
                     Err(RecvError::TimedOut) => {
                         if seen.lock().unwrap().len() == CLIENTS * usize::from(PER_CLIENT) {
@@ -121,6 +132,11 @@ fn serve_through_one_handle(shards: usize) {
     let delivered: u64 = summaries.iter().map(|summary| summary.delivered).sum();
     assert_eq!(delivered, (CLIENTS * usize::from(PER_CLIENT)) as u64);
     assert!(matches!(server.recv_timeout(LIMIT), Err(RecvError::Closed)));
+    assert!(matches!(
+        server.recv_many_timeout(&mut Vec::new(), 8, LIMIT),
+        Err(RecvError::Closed)
+    ));
+    assert_eq!(server.recv_many(&mut Vec::new(), 0), Ok(0));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::wire::{Framing, FramingError, Identity, NotGtudp, Packet, PacketKind}
 
 // The `exactly_once` target lives in its own module, `fuzzing/exactly_once/`.
 mod exactly_once;
-pub use exactly_once::exactly_once;
+pub use exactly_once::{exactly_once, exactly_once_run, ExactlyOnceRun};
 
 /// The most magic bytes a fuzz input can configure.
 pub const MAX_MAGIC: usize = 8;

@@ -179,7 +179,7 @@ impl Socket {
         py: Python<'py>,
         timeout: Option<f64>,
         length: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyTuple>, bool)> {
+    ) -> PyResult<Received<'py>> {
         let socket = self.socket(py)?;
         let deadline = wait::deadline("timeout", timeout)?;
         let received = wait::sliced(py, deadline, |slice| {
@@ -194,11 +194,46 @@ impl Socket {
             }
         })?;
         match received {
-            Some(Ok(datagram)) => Ok((
-                payload::to_py(py, &datagram.payload, length),
-                address::to_py(py, datagram.from)?,
-                datagram.is_foreign(),
-            )),
+            Some(Ok(datagram)) => received_to_py(py, &datagram, length),
+            Some(Err(error)) => Err(recv_error(py, error)),
+            None => Err(errors::timeout(py, "timed out")),
+        }
+    }
+
+    /// Up to `limit` messages, each as `recv` gives one: waits as `recv`
+    /// does for the first, then takes what else has arrived, under one
+    /// lock. Raises `gtudp.Timeout` when nothing came in time.
+    #[pyo3(signature = (timeout = None, limit = 64, length = None))]
+    fn recv_many<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        limit: usize,
+        length: Option<usize>,
+    ) -> PyResult<Vec<Received<'py>>> {
+        let socket = self.socket(py)?;
+        let deadline = wait::deadline("timeout", timeout)?;
+        if limit == 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "'limit' must be at least 1",
+            ));
+        }
+        let mut taken = Vec::new();
+        let received = wait::sliced(py, deadline, |slice| {
+            // As `recv`: once closing, what is queued, then `Closed`.
+            let closing = self.closing_started.load(Ordering::Acquire);
+            let slice = if closing { Duration::ZERO } else { slice };
+            match socket.recv_many_timeout(&mut taken, limit, slice) {
+                Err(RecvError::TimedOut) if closing => Some(Err(RecvError::Closed)),
+                Err(RecvError::TimedOut) => None,
+                other => Some(other),
+            }
+        })?;
+        match received {
+            Some(Ok(_)) => taken
+                .iter()
+                .map(|datagram| received_to_py(py, datagram, length))
+                .collect(),
             Some(Err(error)) => Err(recv_error(py, error)),
             None => Err(errors::timeout(py, "timed out")),
         }
@@ -356,4 +391,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A message as `recv` hands it to Python: `(payload, address, foreign)`.
+type Received<'py> = (Bound<'py, PyBytes>, Bound<'py, PyTuple>, bool);
+
+/// `datagram` as `recv` hands it over, its payload cut to `length`.
+fn received_to_py<'py>(
+    py: Python<'py>,
+    datagram: &gtudp_mio::Datagram,
+    length: Option<usize>,
+) -> PyResult<Received<'py>> {
+    Ok((
+        payload::to_py(py, &datagram.payload, length),
+        address::to_py(py, datagram.from)?,
+        datagram.is_foreign(),
+    ))
 }

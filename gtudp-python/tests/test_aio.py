@@ -373,3 +373,25 @@ def test_sendto_takes_one_datagram_up_to_the_udp_limit_like_the_blocking_class(s
         await b.cleanup(timeout=2)
 
     run(main())
+
+
+def test_recv_many_takes_each_message_once_in_batches_of_at_most_its_limit():
+    async def main():
+        server, client = await bound(), await bound()
+        try:
+            messages = [b"aio batch %02d" % i for i in range(20)]
+            assert all(await asyncio.gather(*(client.sendto(m, server.getsockname()) for m in messages)))
+            got = []
+            while len(got) < len(messages):
+                batch = await server.recv_many(limit=3)
+                assert 1 <= len(batch) <= 3
+                assert all(m.addr == client.getsockname() and not m.foreign for m in batch)
+                got.extend(m.data for m in batch)
+            assert sorted(got) == messages
+            with pytest.raises(ValueError, match="limit"):
+                await server.recv_many(limit=0)
+        finally:
+            await client.cleanup(timeout=5)
+            await server.cleanup(timeout=5)
+
+    run(main())

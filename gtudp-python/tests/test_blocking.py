@@ -83,6 +83,26 @@ def test_recvfrom_cuts_to_length_like_socket_recvfrom(pair):
         b.recvfrom(-1)
 
 
+def test_recv_many_takes_each_message_once_in_batches_of_at_most_its_limit(pair):
+    a, b = pair
+    messages = [b"batch %02d" % i for i in range(20)]
+    assert all(h.wait(timeout=10) for h in [a.sendto(m, b.getsockname()) for m in messages])
+    b.settimeout(10)
+    got = []
+    while len(got) < len(messages):
+        batch = b.recv_many(limit=3, length=7)
+        assert 1 <= len(batch) <= 3
+        assert all(isinstance(m, gtudp.Message) and m.addr == a.getsockname() and not m.foreign for m in batch)
+        got.extend(m.data for m in batch)
+    # Each once, cut to the length asked for.
+    assert sorted(got) == sorted(m[:7] for m in messages)
+    b.setblocking(False)
+    with pytest.raises(gtudp.Timeout):
+        b.recv_many()
+    with pytest.raises(ValueError, match="limit"):
+        b.recv_many(limit=0)
+
+
 def test_timeouts_and_non_blocking_raise_queue_empty(pair):
     _, b = pair
     b.settimeout(0.05)

@@ -25,7 +25,7 @@ import socket as _socket
 import threading
 import time
 import weakref
-from typing import Any, Deque, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ._errors import Closed, GtudpError, Refused, Timeout
 from ._native import Delivery
@@ -413,6 +413,32 @@ class GTUDP:
         wait = self.recv_timeout if self.blocking else 0.0
         data, addr, foreign = native.recv(wait, length or None)
         return Message(data, addr, foreign)
+
+    def recv_many(self, limit: int = 64, length: Optional[int] = None) -> List[Message]:
+        """Up to ``limit`` messages as :class:`Message`: waits for the first
+        as :meth:`recvfrom` does (as :meth:`settimeout` and
+        :meth:`setblocking` say), then takes whatever else has arrived
+        without waiting again, in one call (one call into the extension, and
+        one lock, for the lot). ``data`` is cut to ``length`` bytes when
+        given. Raises :class:`Timeout` when nothing came in time,
+        :class:`Closed` once cleaned up and drained, ``ValueError`` for a
+        ``limit`` below 1."""
+        if limit < 1:
+            raise ValueError("'limit' must be at least 1")
+        if length is not None and length < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        native = self._started()
+        messages: List[Message] = []
+        while self._carried and len(messages) < limit:
+            try:
+                message = self._carried.popleft()
+            except IndexError:  # another thread took it
+                break
+            messages.append(Message(message.data[:length] if length else message.data, message.addr, message.foreign))
+        if messages:
+            return messages
+        wait = self.recv_timeout if self.blocking else 0.0
+        return [Message(data, addr, foreign) for data, addr, foreign in native.recv_many(wait, limit, length or None)]
 
     def gettimeout(self) -> Optional[float]:
         """The receive timeout: ``0.0`` when non-blocking, else as set by

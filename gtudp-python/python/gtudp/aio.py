@@ -326,6 +326,21 @@ class Socket:
             message = Message(message.data[:length], message.addr, message.foreign)
         return message
 
+    async def recv_many(self, limit: int = 64, length: Optional[int] = None) -> List[Message]:
+        """Up to ``limit`` messages as :class:`gtudp.Message`: waits for the
+        first as :meth:`recv_message` does, then takes whatever else is
+        queued without waiting again. Raises ``ValueError`` for a ``limit``
+        below 1, :class:`gtudp.Closed` once closed and drained."""
+        if limit < 1:
+            raise ValueError("'limit' must be at least 1")
+        messages = [await self.recv_message(length)]
+        while self._inbox and len(messages) < limit:
+            message = self._take()
+            if length:
+                message = Message(message.data[:length], message.addr, message.foreign)
+            messages.append(message)
+        return messages
+
     def recvfrom_nowait(self, length: Optional[int] = None) -> Tuple[bytes, Address]:
         """A message already queued, or :class:`gtudp.Timeout` (a
         ``queue.Empty``) at once."""

@@ -119,6 +119,25 @@ use crate::{Config, Endpoint};
 /// 5. a table exceeds its bound after any step
 ///    ([`TableSizes::exceeded`](crate::TableSizes::exceeded)).
 pub fn exactly_once(data: &[u8]) {
+    exactly_once_run(data);
+}
+
+/// What one run of [`exactly_once`] exercised: for tests whose inputs aim
+/// at a scenario, to check that they reach it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExactlyOnceRun {
+    /// Whether the endpoints ran the roaming extension.
+    pub roaming: bool,
+    /// Addresses the attacker took over from A or B (operation 15, `x` odd).
+    pub takeovers: usize,
+    /// Spoofed DATA, RECV and ACK carrying a token A or B sent the attacker.
+    pub learned_token_spoofs: usize,
+    /// Messages A and B reported Delivered.
+    pub delivered: usize,
+}
+
+/// [`exactly_once`], returning what the run exercised.
+pub fn exactly_once_run(data: &[u8]) -> ExactlyOnceRun {
     let mut input = Bytes8(data);
     let (setup, timing, misc) = (input.next(), input.next(), input.next());
     let mut world = World::new(setup, timing, misc);
@@ -126,6 +145,14 @@ pub fn exactly_once(data: &[u8]) {
         world.step(&mut input);
     }
     world.drain();
+    world.run.roaming = world.framing.roaming();
+    world.run.delivered = world
+        .sides
+        .iter()
+        .flat_map(|side| side.sends.values())
+        .filter(|record| record.outcome == Some(Ok(())))
+        .count();
+    world.run
 }
 
 /// Index of endpoint A, in addresses and sides.
@@ -173,6 +200,7 @@ struct World {
     /// handing a port on to another subscriber), C's from then on, the
     /// latest last; at most [`TAKEN_LIMIT`].
     taken: Vec<SocketAddr>,
+    run: ExactlyOnceRun,
     identities: Vec<Identity>,
     /// DATA payloads injected: (source address, target endpoint, payload).
     injected_payloads: BTreeSet<(usize, usize, Bytes)>,
@@ -267,6 +295,7 @@ impl World {
             learned_tokens: Vec::new(),
             former: [None, None],
             taken: Vec::new(),
+            run: ExactlyOnceRun::default(),
             identities: vec![Identity::from_u32(1), Identity::from_u32(2)],
             injected_payloads: BTreeSet::new(),
             injected_raw: BTreeSet::new(),

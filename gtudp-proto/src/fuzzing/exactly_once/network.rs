@@ -159,6 +159,7 @@ impl World {
             return;
         }
         self.taken.push(former);
+        self.run.takeovers += 1;
         // The new holder's NAT mapping is new: what `side` sent from there
         // is long gone.
         while let Some(index) = self.queues[peer]
@@ -238,6 +239,7 @@ impl World {
         if matches!(kind, 0 | 2 | 3) && self.framing.roaming() {
             if let Some(token) = self.learned_token(input.next()) {
                 self.framing.stamp_token(&mut datagram, token);
+                self.run.learned_token_spoofs += 1;
             }
         }
         let datagram = Bytes::from(datagram);
