@@ -388,7 +388,8 @@ impl Rack {
     /// message was never resent, so the RECV answers this transmission and
     /// its RTT is exact.
     ///
-    /// `resend_timeout` is the shortest RTO (`min_rto`): the receiver
+    /// `resend_timeout_ns` is the shortest RTO (`min_rto`), in
+    /// nanoseconds: the receiver
     /// resends a lost RECV no sooner, so a message answered that late may
     /// have been waiting on a lost RECV rather than reordered (see
     /// [`ReorderWindow`]).
@@ -399,7 +400,7 @@ impl Rack {
         rtt: u64,
         next_seq: u64,
         sent_once: bool,
-        resend_timeout: Duration,
+        resend_timeout_ns: u64,
     ) {
         match self.latest {
             Some((latest, latest_rtt)) if seq < latest => {
@@ -407,6 +408,7 @@ impl Rack {
                 // much as its RTT exceeds that one's.
                 if sent_once {
                     let lateness = Duration::from_nanos(rtt.saturating_sub(latest_rtt));
+                    let resend_timeout = Duration::from_nanos(resend_timeout_ns);
                     self.window.on_reordering(lateness, resend_timeout);
                 }
             }
@@ -547,7 +549,7 @@ mod tests {
         // Message 5 is confirmed first, one RTT after it was sent: 0..5 are
         // late, not lost, until the window (RTT/4 = 10 ms) has passed.
         let mut done = HashSet::from([5]);
-        rack.on_confirmed(5, ns(RTT), order.next_seq(), true, RTO);
+        rack.on_confirmed(5, ns(RTT), order.next_seq(), true, ns(RTO));
         let now = start + Duration::from_millis(5) + RTT;
         let mut lost = Vec::new();
         let next = order.detect_lost(now, &rack, path, live_unless(&done), &mut lost);
@@ -573,7 +575,7 @@ mod tests {
         let start = Instant::now();
         let mut order = order(start, 4);
         let mut rack = Rack::default();
-        rack.on_confirmed(3, ns(RTT), order.next_seq(), true, RTO);
+        rack.on_confirmed(3, ns(RTT), order.next_seq(), true, ns(RTO));
         let liveness = |sent: &Sent| match sent.id.serial {
             3 => Liveness::Stale,
             1 => Liveness::LastAttempt,
@@ -607,24 +609,24 @@ mod tests {
         // Message 10 is confirmed at the minimum RTT, then message 9 (sent
         // before it, never resent) 30 ms later than its own send would
         // have been answered: the window covers 30 ms and an eighth.
-        rack.on_confirmed(10, ns(RTT), 11, true, RTO);
-        rack.on_confirmed(9, ns(RTT + Duration::from_millis(30)), 11, true, RTO);
+        rack.on_confirmed(10, ns(RTT), 11, true, ns(RTO));
+        rack.on_confirmed(9, ns(RTT + Duration::from_millis(30)), 11, true, ns(RTO));
         assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
         // A resent message's RTT is not exact: it teaches nothing.
-        rack.on_confirmed(8, ns(RTT * 3), 11, false, RTO);
+        rack.on_confirmed(8, ns(RTT * 3), 11, false, ns(RTO));
         assert_eq!(window(&rack), Duration::from_millis(30) * 9 / 8);
         // Lateness a lost RECV resent could explain (3/4 of the RTO or
         // more) widens it up to the smoothed RTT only.
-        rack.on_confirmed(7, ns(RTT + RTO), 11, true, RTO);
+        rack.on_confirmed(7, ns(RTT + RTO), 11, true, ns(RTO));
         assert_eq!(window(&rack), RTT);
         // Certain reordering widens it as far as it was seen, beyond the
         // smoothed RTT.
-        rack.on_confirmed(6, ns(RTT + RTO), 11, true, RTO * 4);
+        rack.on_confirmed(6, ns(RTT + RTO), 11, true, ns(RTO * 4));
         assert_eq!(window(&rack), RTO * 9 / 8);
         // Sixteen rounds without such reordering narrow it by a quarter.
         let (learned, ambiguous) = rack.window.learned();
         for seq in 11..11 + u64::from(CLEAN_ROUNDS_TO_NARROW) {
-            rack.on_confirmed(seq, ns(RTT), seq + 1, true, RTO);
+            rack.on_confirmed(seq, ns(RTT), seq + 1, true, ns(RTO));
         }
         assert_eq!(rack.window.learned(), (learned * 3 / 4, ambiguous * 3 / 4));
     }
@@ -632,7 +634,7 @@ mod tests {
     #[test]
     fn a_late_first_copy_widens_the_window_by_its_lateness() {
         let mut rack = Rack::default();
-        rack.on_confirmed(3, ns(RTT), 4, true, RTO);
+        rack.on_confirmed(3, ns(RTT), 4, true, ns(RTO));
         // Message 2 was resent, and its first copy answered 25 ms later
         // than message 3's.
         rack.on_late_copy(RTT + Duration::from_millis(25), RTO);

@@ -16,8 +16,8 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 ///
 /// Every sample writes it whole, and a server with many peers finds each
 /// cold: it keeps each value once (what the timers read as a `Duration`,
-/// what the samples' arithmetic reads in nanoseconds), 128 bytes, so that
-/// it spans two or three cache lines rather than three or four.
+/// what the samples' arithmetic reads in nanoseconds), 96 bytes, so that
+/// it spans two cache lines, or three, rather than three or four.
 pub(crate) struct RttEstimator {
     /// The smoothed RTT in whole nanoseconds (0 before the first sample).
     smoothed_ns: u64,
@@ -27,12 +27,10 @@ pub(crate) struct RttEstimator {
     /// the first sample): the path's propagation delay, as near as we can
     /// tell. Spurious retransmissions are recognised against it.
     min_ns: u64,
-    /// `min_rto` and `max_rto` in whole nanoseconds, for the samples'
-    /// arithmetic.
+    /// `min_rto` and `max_rto` in whole nanoseconds (read as `Duration`s
+    /// rarely: kept once, they leave room for `smoothed_at`).
     min_rto_ns: u64,
     max_rto_ns: u64,
-    min_rto: Duration,
-    max_rto: Duration,
     /// The timeout the estimate gives, kept up to date by each sample
     /// (it is read far more often than a sample arrives).
     rto: Duration,
@@ -58,8 +56,6 @@ impl RttEstimator {
             min_ns: u64::MAX,
             min_rto_ns: nanos(min_rto),
             max_rto_ns: nanos(max_rto),
-            min_rto,
-            max_rto,
             rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
             twice_smoothed: Duration::ZERO,
             probe_timeout: None,
@@ -138,12 +134,18 @@ impl RttEstimator {
 
     /// The shortest timeout: `min_rto`.
     pub(crate) fn min_rto(&self) -> Duration {
-        self.min_rto
+        Duration::from_nanos(self.min_rto_ns)
+    }
+
+    /// [`Self::min_rto`] in nanoseconds.
+    #[inline]
+    pub(crate) fn min_rto_ns(&self) -> u64 {
+        self.min_rto_ns
     }
 
     /// The longest timeout: `max_rto`.
     pub(crate) fn max_rto(&self) -> Duration {
-        self.max_rto
+        Duration::from_nanos(self.max_rto_ns)
     }
 
     /// The smallest RTT sample in nanoseconds, once a sample has been
@@ -201,7 +203,7 @@ impl RttEstimator {
     /// at the configured maximum.
     pub(crate) fn backed_off_rto(&self, backoff: u32) -> Duration {
         let factor = 1u32.checked_shl(backoff.min(31)).unwrap_or(u32::MAX);
-        self.rto().saturating_mul(factor).min(self.max_rto)
+        self.rto().saturating_mul(factor).min(self.max_rto())
     }
 }
 
@@ -284,7 +286,7 @@ mod tests {
     /// nanoseconds) costs a cache line more on many of them.
     #[test]
     fn the_estimate_stays_small() {
-        assert!(std::mem::size_of::<RttEstimator>() <= 128);
+        assert!(std::mem::size_of::<RttEstimator>() <= 96);
     }
 
     #[test]

@@ -123,54 +123,32 @@ impl Controller {
     }
 
     /// A message was confirmed delivered.
+    ///
+    /// The deliveries that arrive at one instant (`delivery.now`, in
+    /// nanoseconds from the epoch) are one event for BBR, as one ACK frame
+    /// is for QUIC's: a batch of RECVs read at once (one `recvmmsg`,
+    /// handled at one instant). The first is taken whole; the rest move
+    /// the model but not the mode (see `Bbr::on_delivered_again`), and the
+    /// window and the pacing interval are worked out again only if their
+    /// inputs changed. The simulator's paths, which deliver each datagram
+    /// at its own instant, see every delivery whole.
+    #[inline]
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
         match &mut self.algorithm {
             Algorithm::Aimd(aimd) => aimd.on_delivered(delivery.sent_at),
+            Algorithm::Bbr(bbr) if bbr.takes_again(delivery.now) => {
+                if !bbr.on_delivered_again(delivery) {
+                    debug_assert_eq!(
+                        (self.window, self.pacing_interval),
+                        bbr.window_and_pacing(),
+                        "the window's inputs are all in `window_inputs`"
+                    );
+                    return;
+                }
+            }
             Algorithm::Bbr(bbr) => bbr.on_delivered(delivery),
         }
         self.refresh();
-    }
-
-    /// Whether a delivery arriving at `now` (nanoseconds from the epoch)
-    /// belongs to a batch already taken whole at that instant, so that
-    /// [`Self::on_delivered_again`] is to hear of it rather than
-    /// [`Self::on_delivered`]. A batch of RECVs read at once (one
-    /// `recvmmsg`, handled at one instant) is then one event for the
-    /// model, as one ACK frame is for QUIC's; the simulator's paths, which
-    /// deliver each datagram at its own instant, see every delivery whole.
-    #[inline]
-    pub(crate) fn takes_again(&self, now: u64) -> bool {
-        match &self.algorithm {
-            // Its whole update is a few additions.
-            Algorithm::Aimd(_) => false,
-            Algorithm::Bbr(bbr) => bbr.takes_again(now),
-        }
-    }
-
-    /// Another delivery at the instant of the latest taken whole (see
-    /// [`Self::takes_again`]). The window and the pacing interval are
-    /// worked out again only if their inputs changed.
-    #[inline]
-    pub(crate) fn on_delivered_again(&mut self, delivery: &Delivery) {
-        let changed = match &mut self.algorithm {
-            Algorithm::Aimd(aimd) => {
-                aimd.on_delivered(delivery.sent_at);
-                true
-            }
-            Algorithm::Bbr(bbr) => bbr.on_delivered_again(delivery),
-        };
-        if changed {
-            self.refresh();
-        } else {
-            debug_assert_eq!(
-                (self.window, self.pacing_interval),
-                match &self.algorithm {
-                    Algorithm::Aimd(aimd) => (aimd.window(), None),
-                    Algorithm::Bbr(bbr) => bbr.window_and_pacing(),
-                },
-                "the window's inputs are all in `window_inputs`"
-            );
-        }
     }
 
     /// The interval between two sends, or `None` for unpaced.

@@ -336,7 +336,10 @@ impl<'a> Timeouts<'a> {
         // `backed_off_rto(0)` without its multiplication, which costs more
         // than the rest: the usual case, a first transmission and no
         // backoff.
-        let unbacked = self.rtt.rto().min(self.rtt.max_rto());
+        // (The estimate keeps the RTO within `min_rto..=max_rto`, and a
+        // valid configuration has `min_rto <= max_rto`.)
+        let unbacked = self.rtt.rto();
+        debug_assert!(unbacked <= self.rtt.max_rto());
         let timeout = match doublings {
             0 => unbacked,
             _ => self.rtt.backed_off_rto(doublings),

@@ -795,7 +795,7 @@ impl Endpoint {
                             elapsed_ns,
                             peer.order.next_seq(),
                             message.transmissions == 1,
-                            peer.rtt.min_rto(),
+                            peer.rtt.min_rto_ns(),
                         );
                         // A second RECV may yet tell that it was late.
                         let resent = message.transmissions > 1
@@ -849,13 +849,9 @@ impl Endpoint {
                         delivered: peer.delivery.delivered(),
                         in_flight: peer.in_flight,
                     };
-                    if peer.congestion.takes_again(now_ns) {
-                        // The rest of a batch read at once: the mode moves
-                        // with the next instant's first delivery.
-                        peer.congestion.on_delivered_again(&delivery);
-                    } else {
-                        peer.congestion.on_delivered(&delivery);
-                    }
+                    // (The rest of a batch read at once moves the mode with
+                    // the next instant's first delivery.)
+                    peer.congestion.on_delivered(&delivery);
                 }
                 (Ok(()), false) => peer.stats.delivered += 1,
                 (Err(_), _) => peer.stats.failed += u64::from(!message.probe),

@@ -392,7 +392,7 @@ impl Bbr {
 
     /// Whether a delivery arriving at `now` is the rest of a batch whose
     /// first delivery was taken whole at that same instant, for
-    /// [`Self::on_delivered_again`].
+    /// [`Self::on_delivered_again`] (see `Controller::on_delivered`).
     #[inline]
     pub(crate) fn takes_again(&self, now: u64) -> bool {
         self.whole_at == Some(now)
