@@ -16,8 +16,14 @@ use crate::error::{BindError, Closed, DeliveryError, RecvError};
 use crate::stats::{CloseSummary, Stats};
 
 /// Messages the shards' receiving threads hold for
-/// [`ShardedBlockingSocket::recv`] beyond each shard's own queue.
+/// [`ShardedBlockingSocket::recv`] beyond each shard's own queue, in their
+/// channel (and each thread up to [`TAKE`] more, taken from its shard).
 const HANDOVER: usize = 1_024;
+
+/// The most messages a receiving thread takes from its shard at once: a
+/// shard's queue frees that much room, so that many more may be
+/// acknowledged while the channel is full.
+const TAKE: usize = 64;
 
 /// A blocking server socket sharded over `n` UDP sockets bound to one
 /// address with `SO_REUSEPORT`, each a [`BlockingSocket`] with its own
@@ -441,9 +447,9 @@ impl Inbox {
 /// closed or the handle is gone, taking what has arrived under one lock of
 /// the shard.
 fn receive_into(shard: &BlockingSocket, sender: &SyncSender<Datagram>) {
-    let mut batch = Vec::with_capacity(HANDOVER);
+    let mut batch = Vec::with_capacity(TAKE);
     loop {
-        match shard.recv_many(&mut batch, HANDOVER) {
+        match shard.recv_many(&mut batch, TAKE) {
             Ok(_) => {
                 for message in batch.drain(..) {
                     if sender.send(message).is_err() {

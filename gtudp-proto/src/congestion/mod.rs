@@ -130,8 +130,8 @@ impl Controller {
     /// handled at one instant). The first is taken whole; the rest move
     /// the model but not the mode (see `Bbr::on_delivered_again`), and the
     /// window and the pacing interval are worked out again only if their
-    /// inputs changed. The simulator's paths, which deliver each datagram
-    /// at its own instant, see every delivery whole.
+    /// inputs changed. (In the simulator too, what arrives at one instant
+    /// is handed in with one `now`.)
     #[inline]
     pub(crate) fn on_delivered(&mut self, delivery: &Delivery) {
         match &mut self.algorithm {

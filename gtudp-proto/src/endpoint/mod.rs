@@ -440,8 +440,9 @@ impl Endpoint {
     /// adapters do): of the RTT samples a peer's RECVs and ACKs give at one
     /// instant, the first is smoothed into its estimate and the rest only
     /// lower its minimum, and its congestion controller changes mode once
-    /// per instant, as QUIC's do once per ACK frame. Every confirmation
-    /// still counts in the delivery rate and the loss statistics.
+    /// per instant (but for the end of Drain), as QUIC's do once per ACK
+    /// frame. Every confirmation still counts in the delivery rate and the
+    /// loss statistics.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
         self.handle_input(now, source, Input::Owned(datagram));
     }

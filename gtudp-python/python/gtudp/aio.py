@@ -333,13 +333,20 @@ class Socket:
         below 1, :class:`gtudp.Closed` once closed and drained."""
         if limit < 1:
             raise ValueError("'limit' must be at least 1")
-        messages = [await self.recv_message(length)]
-        while self._inbox and len(messages) < limit:
-            message = self._take()
-            if length:
-                message = Message(message.data[:length], message.addr, message.foreign)
-            messages.append(message)
-        return messages
+        first = await self.recv_message(length)
+        taken: List[Message] = []
+        while self._inbox and len(taken) + 1 < limit:
+            taken.append(self._inbox.popleft())
+        if taken:
+            try:
+                self._after_take()
+            except BaseException:
+                # Nothing taken is lost: what follows the first goes back.
+                self._inbox.extendleft(reversed(taken))
+                raise
+        if length:
+            taken = [Message(m.data[:length], m.addr, m.foreign) for m in taken]
+        return [first, *taken]
 
     def recvfrom_nowait(self, length: Optional[int] = None) -> Tuple[bytes, Address]:
         """A message already queued, or :class:`gtudp.Timeout` (a
@@ -441,11 +448,15 @@ class Socket:
 
     def _take(self) -> Message:
         message = self._inbox.popleft()
+        self._after_take()
+        return message
+
+    def _after_take(self) -> None:
+        """Resumes receiving once the inbox has drained to half."""
         if self._paused and len(self._inbox) < self._capacity // 2:
             self._paused = False
             self._endpoint.set_receive_paused(False)
             self._flush()
-        return message
 
     async def _send(self, data: bytes, addr: Address, deadline: Optional[float], attempts: Optional[int]) -> Delivery:
         if self._closing or self._transport is None:

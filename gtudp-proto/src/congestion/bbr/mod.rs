@@ -409,13 +409,22 @@ impl Bbr {
     /// (the rest of a batch of RECVs read at once, see
     /// [`Self::takes_again`]). It moves the model as every delivery does
     /// (the counts, the RTT statistics, the round, the delivery rate), but
-    /// the mode moves once per instant, as BBR's does once per ACK. Returns
+    /// the mode moves once per instant, as BBR's does once per ACK (but
+    /// for Drain's end: see below). Every phase of ProbeBw ends after a
+    /// time, which the next instant's first delivery sees. Returns
     /// whether the window or the pacing rate may have changed: the model's
     /// inputs to them rarely do within a batch, so the controller need not
     /// work them out again.
     pub(crate) fn on_delivered_again(&mut self, delivery: &Delivery) -> bool {
         let before = self.window_inputs();
         self.model_delivery(delivery);
+        if matches!(self.mode, Mode::Drain) {
+            // Drain ends when in flight falls to the BDP, which nothing
+            // else bounds in time: the batch's first delivery has the
+            // most in flight, and a sender that refills its window between
+            // batches might never be seen below it there.
+            self.update_mode(delivery.now);
+        }
         // Before a calm sample is folded, the random share is the one being
         // taken, which every delivery changes.
         self.calm_samples_taken == 0 || self.window_inputs() != before
@@ -1447,6 +1456,38 @@ mod tests {
         assert!(bbr.cut_in_round, "judged congestion");
         assert_eq!(bbr.mode, Mode::Drain);
         assert_eq!(bbr.bw.max, before);
+    }
+
+    #[test]
+    fn drain_ends_within_the_batch_that_brings_in_flight_to_the_bdp() {
+        let mut bbr = Bbr::new(16, 100_000);
+        let now = drive(&mut bbr, START, 2, 50, RTT, 0);
+        bbr.enter_drain(now);
+        let bdp = bbr.bdp().expect("measured");
+        // One batch read at once: its first delivery leaves far more than
+        // the BDP in flight, the last one less. Between batches the sender
+        // refills its window, so no batch's first delivery would see it.
+        let at = now + ns(RTT);
+        let batch = 8usize;
+        let first = bbr.next_round_delivered;
+        for i in 0..batch {
+            let delivered = first + 1 + i as u64;
+            let delivery = Delivery {
+                sent_at: at - ns(RTT),
+                now: at,
+                rtt: Some(ns(RTT)),
+                sample: None,
+                delivered,
+                in_flight: (bdp as usize + batch).saturating_sub(2 * i),
+            };
+            if bbr.takes_again(at) {
+                bbr.on_delivered_again(&delivery);
+            } else {
+                bbr.on_delivered(&delivery);
+                assert_eq!(bbr.mode, Mode::Drain, "above the BDP");
+            }
+        }
+        assert!(matches!(bbr.mode, Mode::ProbeBw { .. }), "{:?}", bbr.mode);
     }
 
     #[test]

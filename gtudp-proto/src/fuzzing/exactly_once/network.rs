@@ -136,7 +136,16 @@ impl World {
     /// sends to where it believes its peer is, the new holder of that
     /// address gets, and may confirm, which no protocol without keys can
     /// tell from the peer (see `docs/address-changes.md`, known limits).
+    ///
+    /// Only with the roaming extension. Without it a move changes only the
+    /// port, and an endpoint takes any port of its peer's host for its peer
+    /// (`recognise_copies_across_ports`, the documented limit of a memory
+    /// keyed by the source IP address), so the new holder of a former port
+    /// is the peer to it.
     pub(super) fn take_over(&mut self, side: usize) {
+        if !self.framing.roaming() {
+            return;
+        }
         let Some(former) = self.former[side] else {
             return;
         };
