@@ -447,7 +447,24 @@ impl Bbr {
     /// What a delivery tells the model of the path.
     #[inline]
     fn model_delivery(&mut self, delivery: &Delivery) {
-        self.count_delivered(delivery.sent_at, delivery.in_flight);
+        let sent_at = delivery.sent_at;
+        self.in_flight = delivery.in_flight;
+        self.round_delivered += 1;
+        if matches!(self.mode, Mode::Startup)
+            && self.calm.from.is_none()
+            && self.calm_samples_taken == 0
+        {
+            // Startup's first sends: far below what the path carries.
+            self.calm.from = Some(sent_at);
+        }
+        self.calm.on_resolved(sent_at, false);
+        if let Some(closing) = &mut self.closing {
+            closing.on_resolved(sent_at, false);
+        }
+        self.busy.on_resolved(sent_at, false);
+        if let Some(undo) = self.undo.as_mut().filter(|undo| sent_at < undo.at) {
+            undo.judged.on_resolved(sent_at, false);
+        }
         if let Some(rtt) = delivery.rtt {
             if self.sent_in_probe(delivery.sent_at) {
                 self.probe_max_rtt = self.probe_max_rtt.max(rtt);
@@ -474,28 +491,6 @@ impl Bbr {
         if !sample.app_limited || rate > self.bw.max {
             let (epoch, span) = self.bw_epoch();
             self.bw.update(epoch, span, rate);
-        }
-    }
-
-    /// What every delivery counts, taken whole or not.
-    #[inline]
-    fn count_delivered(&mut self, sent_at: u64, in_flight: usize) {
-        self.in_flight = in_flight;
-        self.round_delivered += 1;
-        if matches!(self.mode, Mode::Startup)
-            && self.calm.from.is_none()
-            && self.calm_samples_taken == 0
-        {
-            // Startup's first sends: far below what the path carries.
-            self.calm.from = Some(sent_at);
-        }
-        self.calm.on_resolved(sent_at, false);
-        if let Some(closing) = &mut self.closing {
-            closing.on_resolved(sent_at, false);
-        }
-        self.busy.on_resolved(sent_at, false);
-        if let Some(undo) = self.undo.as_mut().filter(|undo| sent_at < undo.at) {
-            undo.judged.on_resolved(sent_at, false);
         }
     }
 
