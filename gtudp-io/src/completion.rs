@@ -23,6 +23,7 @@
 //! waits, so no outcome is missed.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -96,12 +97,18 @@ const NONE: usize = usize::MAX;
 /// Every send's outcome slot, shared by a socket's handles and its driver.
 pub struct Registry<W> {
     slots: Mutex<Slots<W>>,
+    /// `Slots::told`, copied out under the lock after every change, so an
+    /// adapter can read it without taking the lock ([`Registry::told`]).
+    told: AtomicUsize,
 }
 
 struct Slots<W> {
     entries: Vec<Entry<W>>,
     /// First free entry, or [`NONE`].
     free: usize,
+    /// Entries resolved with their waiter notified whose outcome was not
+    /// yet taken (nor their handle dropped).
+    told: usize,
 }
 
 struct Entry<W> {
@@ -111,6 +118,9 @@ struct Entry<W> {
     state: State,
     /// Who waits for the outcome.
     waiter: W,
+    /// Resolved with its waiter notified; counted in `Slots::told` until
+    /// the entry is freed.
+    told: bool,
 }
 
 enum State {
@@ -146,8 +156,19 @@ impl<W: Wake> Registry<W> {
             slots: Mutex::new(Slots {
                 entries: Vec::with_capacity(capacity),
                 free: NONE,
+                told: 0,
             }),
+            told: AtomicUsize::new(0),
         }
+    }
+
+    /// Outcomes handed to a waiter that was notified (a task woken, a
+    /// thread told) and not yet taken by their handle: readers that are
+    /// about to run. An adapter expects their reaction (a new send, say)
+    /// while this is above zero. Read without the lock, so it may lag a
+    /// concurrent change.
+    pub fn told(&self) -> usize {
+        self.told.load(Ordering::Relaxed)
     }
 
     /// Takes a slot for a new send: the key for its handle and the
@@ -160,6 +181,7 @@ impl<W: Wake> Registry<W> {
                     generation: 0,
                     state: State::Waiting,
                     waiter: W::default(),
+                    told: false,
                 });
                 slots.entries.len() - 1
             }
@@ -202,6 +224,7 @@ impl<W: Wake> Registry<W> {
             }
             State::Abandoned | State::Free { .. } => {}
         }
+        self.told.store(slots.told, Ordering::Relaxed);
     }
 
     /// Returns whether a waiter was notified.
@@ -213,7 +236,13 @@ impl<W: Wake> Registry<W> {
         let notify = match entry.state {
             State::Waiting => {
                 entry.state = State::Done(outcome);
-                entry.waiter.take()
+                let notify = entry.waiter.take();
+                if notify.is_some() {
+                    entry.told = true;
+                    slots.told += 1;
+                    self.told.store(slots.told, Ordering::Relaxed);
+                }
+                notify
             }
             State::Abandoned => {
                 slots.release(key.index);
@@ -246,7 +275,10 @@ impl Registry<TaskWake> {
     pub fn poll(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<Delivered, DeliveryError>> {
         let mut slots = self.lock();
         match slots.find(key) {
-            Found::Outcome(outcome) => Poll::Ready(outcome),
+            Found::Outcome(outcome) => {
+                self.told.store(slots.told, Ordering::Relaxed);
+                Poll::Ready(outcome)
+            }
             Found::Waiting(TaskWake(Some(waker))) => {
                 if !waker.will_wake(cx.waker()) {
                     waker.clone_from(cx.waker());
@@ -273,7 +305,10 @@ impl Registry<CondvarWake> {
         let mut slots = self.lock();
         loop {
             let ready = match slots.find(key) {
-                Found::Outcome(outcome) => return Some(outcome),
+                Found::Outcome(outcome) => {
+                    self.told.store(slots.told, Ordering::Relaxed);
+                    return Some(outcome);
+                }
                 Found::Waiting(CondvarWake(ready)) => ready.clone(),
             };
             slots = match deadline {
@@ -333,6 +368,9 @@ impl<W> Slots<W> {
     fn release(&mut self, index: usize) -> State {
         let entry = &mut self.entries[index];
         entry.generation = entry.generation.wrapping_add(1);
+        if std::mem::take(&mut entry.told) {
+            self.told -= 1;
+        }
         let state = std::mem::replace(&mut entry.state, State::Free { next: self.free });
         self.free = index;
         state
@@ -492,6 +530,47 @@ mod tests {
         assert!(!completion.resolve_notified(Ok(DELIVERED)));
         let (_never_polled, completion) = registry.register();
         assert!(!completion.resolve_notified(Ok(DELIVERED)));
+    }
+
+    #[test]
+    fn told_counts_outcomes_handed_to_a_woken_task_until_it_takes_them() {
+        let registry = Arc::new(Registry::<TaskWake>::with_capacity(4));
+        let (_wakes, waker) = waker();
+        let mut cx = Context::from_waker(&waker);
+        let (taken, completion) = registry.register();
+        assert!(registry.poll(taken, &mut cx).is_pending());
+        completion.resolve(Ok(DELIVERED));
+        let (dropped, completion) = registry.register();
+        assert!(registry.poll(dropped, &mut cx).is_pending());
+        completion.resolve(Ok(DELIVERED));
+        // Never polled: nobody was woken, so nobody is about to run.
+        let (never_polled, completion) = registry.register();
+        completion.resolve(Ok(DELIVERED));
+        assert_eq!(registry.told(), 2);
+        assert_eq!(registry.poll(taken, &mut cx), Poll::Ready(Ok(DELIVERED)));
+        assert_eq!(registry.told(), 1);
+        registry.abandon(dropped);
+        assert_eq!(registry.told(), 0);
+        assert_eq!(
+            registry.poll(never_polled, &mut cx),
+            Poll::Ready(Ok(DELIVERED))
+        );
+        assert_eq!(registry.told(), 0);
+        // A reused slot starts untold.
+        let (again, completion) = registry.register();
+        drop(completion);
+        assert_eq!(registry.told(), 0);
+        registry.abandon(again);
+    }
+
+    #[test]
+    fn told_counts_outcomes_a_thread_may_be_waiting_for() {
+        let registry = Arc::new(Registry::<CondvarWake>::with_capacity(1));
+        let (key, completion) = registry.register();
+        completion.resolve(Ok(DELIVERED));
+        assert_eq!(registry.told(), 1);
+        assert_eq!(registry.wait(key, None), Some(Ok(DELIVERED)));
+        assert_eq!(registry.told(), 0);
     }
 
     #[test]

@@ -22,8 +22,10 @@
 //! is never written before its message is in the receive queue. A send's
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
-//! receive queue, or more outcomes were just handed to waiting tasks than
-//! sends were made since. Then it waits for the next call on the socket,
+//! receive queue, or more outcomes were handed to waiting tasks than sends
+//! were made since, within a [`TICK`] or while a woken task has still to
+//! take its outcome (on a busy machine a woken task may run milliseconds
+//! late, and its sends are still the ones expected). Then it waits for the next call on the socket,
 //! which will come soon, so that one system call carries many (GSO). The
 //! next call that finds the queue empty, or any read of the socket, writes
 //! it first; should no call come within a [`TICK`], the background task
@@ -31,6 +33,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -39,7 +42,7 @@ use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
 use hashbrown::HashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::completion::Completion;
+use crate::completion::{Completion, Completions};
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
 use crate::stats::{CloseSummary, Stats};
@@ -148,15 +151,23 @@ pub(crate) struct Core {
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
     /// Outcomes just handed to waiting tasks, less the sends made since:
-    /// sends expected in reaction, as of `credit_at` (valid for a
-    /// [`TICK`]).
+    /// sends expected in reaction, as of `credit_at`. Valid for a
+    /// [`TICK`], and for as long as woken tasks have not yet taken their
+    /// outcomes (see [`Core::credit_live`]).
     send_credit: usize,
     credit_at: Option<Instant>,
+    /// The outcomes' registry, to see whether woken tasks are still to run.
+    completions: Arc<Completions>,
     wakes: Wakes,
 }
 
 impl Core {
-    pub(crate) fn new(io: UdpIo, endpoint: Endpoint, recv_queue: usize) -> Self {
+    pub(crate) fn new(
+        io: UdpIo,
+        endpoint: Endpoint,
+        recv_queue: usize,
+        completions: Arc<Completions>,
+    ) -> Self {
         Self {
             io,
             endpoint,
@@ -176,6 +187,7 @@ impl Core {
             draining: None,
             send_credit: 0,
             credit_at: None,
+            completions,
             wakes: Wakes::default(),
         }
     }
@@ -224,7 +236,7 @@ impl Core {
                     self.hold_recvs = true;
                 }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
-                let credit = if recent(self.credit_at, now) {
+                let credit = if self.credit_live(now) {
                     self.send_credit
                 } else {
                     0
@@ -597,6 +609,14 @@ impl Core {
         }
     }
 
+    /// Whether the send credit still stands: outcomes were handed out
+    /// within a [`TICK`], or tasks woken with one have not yet taken it
+    /// (they are about to run, late on a busy machine, and their sends
+    /// are the ones expected).
+    fn credit_live(&self, now: Instant) -> bool {
+        recent(self.credit_at, now) || self.completions.told() > 0
+    }
+
     fn drain_events(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
@@ -621,7 +641,7 @@ impl Core {
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
                         if pending.completion.resolve_notified(outcome) {
-                            if !recent(self.credit_at, now) {
+                            if !self.credit_live(now) {
                                 self.send_credit = 0;
                             }
                             self.send_credit += 1;

@@ -329,7 +329,12 @@ impl Builder {
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(io, endpoint, self.recv_queue)),
+            core: Mutex::new(Core::new(
+                io,
+                endpoint,
+                self.recv_queue,
+                completions.clone(),
+            )),
             socket,
             outstanding: Arc::new(Semaphore::new(max_outstanding)),
             local_addr,

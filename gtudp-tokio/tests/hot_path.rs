@@ -412,6 +412,82 @@ async fn a_send_after_a_burst_of_outcomes_still_leaves() {
     assert_eq!(server.stats().endpoint.received, 33);
 }
 
+/// Sixteen outcomes reach sixteen waiting tasks at once, and each task,
+/// run late (it works for 3 ms first, as on a busy machine), reacts with a
+/// send. The sends still leave together: a woken task that has not yet
+/// taken its outcome is a send still to come, however late it runs. Were
+/// the expectation to lapse with time alone, every late send would take a
+/// system call of its own (sixteen; GSO joins the held ones into one).
+/// The peer is a raw socket that answers the sixteen DATA only once all
+/// have arrived, so their RECVs are read in one go.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
+    const TASKS: usize = 16;
+    const DATA: u8 = 0x1d;
+    const RECV: u8 = 0x5f;
+    let mut config = Config::default();
+    config.initial_rto = Duration::from_secs(3);
+    config.min_rto = Duration::from_secs(3);
+    let client = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let to = peer.local_addr().unwrap();
+    let reactions: Vec<_> = (0..TASKS as u32)
+        .map(|i| {
+            let delivery = client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap();
+            let client = client.clone();
+            tokio::spawn(async move {
+                delivery.await.unwrap();
+                std::thread::sleep(Duration::from_millis(3));
+                drop(
+                    client
+                        .send_nowait((100 + i).to_be_bytes().to_vec(), to)
+                        .unwrap(),
+                );
+            })
+        })
+        .collect();
+    // Let every task poll its delivery, so that its outcome wakes it.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    // The peer takes the sixteen DATA, then answers them all (blocking
+    // this runtime, so the socket reads the RECVs only once all are sent).
+    let mut buf = [0u8; 2048];
+    let mut identities = Vec::new();
+    while identities.len() < TASKS {
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from, client.local_addr());
+        if len >= 5 && buf[0] == DATA {
+            identities.push(buf[1..5].to_vec());
+        }
+    }
+    let before = client.stats().io;
+    for identity in &identities {
+        peer.send_to(&[&[RECV][..], identity].concat(), client.local_addr())
+            .unwrap();
+    }
+    for reaction in reactions {
+        within(10, reaction).await.unwrap();
+    }
+    let after = client.stats().io;
+    let calls = after.send_calls - before.send_calls;
+    assert!(
+        calls <= 3,
+        "{calls} send calls for the {TASKS} late reactions (and the ACKs): {before:?} -> {after:?}"
+    );
+    let mut reacted = HashSet::new();
+    while reacted.len() < TASKS {
+        let (len, _) = peer.recv_from(&mut buf).unwrap();
+        if len == 9 && buf[0] == DATA {
+            reacted.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+        }
+    }
+    assert_eq!(reacted, (100..100 + TASKS as u32).collect::<HashSet<_>>());
+}
+
 /// The runtime that ran the socket's background task shuts down with a
 /// send in flight: the send resolves (as closed) instead of hanging, and
 /// `close` still returns a summary.
