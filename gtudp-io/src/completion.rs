@@ -97,18 +97,18 @@ const NONE: usize = usize::MAX;
 /// Every send's outcome slot, shared by a socket's handles and its driver.
 pub struct Registry<W> {
     slots: Mutex<Slots<W>>,
-    /// `Slots::told`, copied out under the lock after every change, so an
-    /// adapter can read it without taking the lock ([`Registry::told`]).
-    told: AtomicUsize,
+    /// `Slots::unread`, copied out under the lock after every change, so
+    /// an adapter can read it without taking the lock
+    /// ([`Registry::unread`]).
+    unread: AtomicUsize,
 }
 
 struct Slots<W> {
     entries: Vec<Entry<W>>,
     /// First free entry, or [`NONE`].
     free: usize,
-    /// Entries resolved with their waiter notified whose outcome was not
-    /// yet taken (nor their handle dropped).
-    told: usize,
+    /// Entries in [`State::Done`]: outcomes waiting for their handle.
+    unread: usize,
 }
 
 struct Entry<W> {
@@ -118,9 +118,6 @@ struct Entry<W> {
     state: State,
     /// Who waits for the outcome.
     waiter: W,
-    /// Resolved with its waiter notified; counted in `Slots::told` until
-    /// the entry is freed.
-    told: bool,
 }
 
 enum State {
@@ -156,19 +153,18 @@ impl<W: Wake> Registry<W> {
             slots: Mutex::new(Slots {
                 entries: Vec::with_capacity(capacity),
                 free: NONE,
-                told: 0,
+                unread: 0,
             }),
-            told: AtomicUsize::new(0),
+            unread: AtomicUsize::new(0),
         }
     }
 
-    /// Outcomes handed to a waiter that was notified (a task woken, a
-    /// thread told) and not yet taken by their handle: readers that are
-    /// about to run. An adapter expects their reaction (a new send, say)
-    /// while this is above zero. Read without the lock, so it may lag a
-    /// concurrent change.
-    pub fn told(&self) -> usize {
-        self.told.load(Ordering::Relaxed)
+    /// Outcomes resolved and not yet taken by their handle (a dropped
+    /// handle's are not counted): the application has yet to read them,
+    /// and an adapter may expect its reaction to each (a new send, say).
+    /// Read without the lock, so it may lag a concurrent change.
+    pub fn unread(&self) -> usize {
+        self.unread.load(Ordering::Relaxed)
     }
 
     /// Takes a slot for a new send: the key for its handle and the
@@ -181,7 +177,6 @@ impl<W: Wake> Registry<W> {
                     generation: 0,
                     state: State::Waiting,
                     waiter: W::default(),
-                    told: false,
                 });
                 slots.entries.len() - 1
             }
@@ -224,10 +219,10 @@ impl<W: Wake> Registry<W> {
             }
             State::Abandoned | State::Free { .. } => {}
         }
-        self.told.store(slots.told, Ordering::Relaxed);
+        self.unread.store(slots.unread, Ordering::Relaxed);
     }
 
-    /// Returns whether a waiter was notified.
+    /// Returns whether the outcome was left for a live handle.
     fn resolve(&self, key: Key, outcome: Result<Delivered, DeliveryError>) -> bool {
         let mut slots = self.lock();
         let Some(entry) = slots.entry(key) else {
@@ -237,12 +232,9 @@ impl<W: Wake> Registry<W> {
             State::Waiting => {
                 entry.state = State::Done(outcome);
                 let notify = entry.waiter.take();
-                if notify.is_some() {
-                    entry.told = true;
-                    slots.told += 1;
-                    self.told.store(slots.told, Ordering::Relaxed);
-                }
-                notify
+                slots.unread += 1;
+                self.unread.store(slots.unread, Ordering::Relaxed);
+                Some(notify)
             }
             State::Abandoned => {
                 slots.release(key.index);
@@ -253,7 +245,7 @@ impl<W: Wake> Registry<W> {
         drop(slots);
         match notify {
             Some(notify) => {
-                W::notify(notify);
+                notify.map(W::notify);
                 true
             }
             None => false,
@@ -276,7 +268,7 @@ impl Registry<TaskWake> {
         let mut slots = self.lock();
         match slots.find(key) {
             Found::Outcome(outcome) => {
-                self.told.store(slots.told, Ordering::Relaxed);
+                self.unread.store(slots.unread, Ordering::Relaxed);
                 Poll::Ready(outcome)
             }
             Found::Waiting(TaskWake(Some(waker))) => {
@@ -306,7 +298,7 @@ impl Registry<CondvarWake> {
         loop {
             let ready = match slots.find(key) {
                 Found::Outcome(outcome) => {
-                    self.told.store(slots.told, Ordering::Relaxed);
+                    self.unread.store(slots.unread, Ordering::Relaxed);
                     return Some(outcome);
                 }
                 Found::Waiting(CondvarWake(ready)) => ready.clone(),
@@ -368,8 +360,8 @@ impl<W> Slots<W> {
     fn release(&mut self, index: usize) -> State {
         let entry = &mut self.entries[index];
         entry.generation = entry.generation.wrapping_add(1);
-        if std::mem::take(&mut entry.told) {
-            self.told -= 1;
+        if matches!(entry.state, State::Done(_)) {
+            self.unread -= 1;
         }
         let state = std::mem::replace(&mut entry.state, State::Free { next: self.free });
         self.free = index;
@@ -396,15 +388,14 @@ impl<W: Wake> Completion<W> {
     /// Hands `outcome` to the send's handle and wakes its waiter; if the
     /// handle was dropped, frees the slot.
     pub fn resolve(self, outcome: Result<Delivered, DeliveryError>) {
-        self.resolve_notified(outcome);
+        self.resolve_unread(outcome);
     }
 
-    /// [`resolve`](Self::resolve), saying whether someone was told: a task
-    /// had polled the handle ([`TaskWake`]), or a thread may be waiting
-    /// ([`CondvarWake`]); false if the handle was dropped or never waited.
-    /// An adapter uses it to expect the application's reaction (a new send,
-    /// say) soon.
-    pub fn resolve_notified(mut self, outcome: Result<Delivered, DeliveryError>) -> bool {
+    /// [`resolve`](Self::resolve), saying whether the outcome now waits
+    /// for its handle to read it (counted in [`Registry::unread`] until
+    /// then); false if the handle was dropped. An adapter uses it to
+    /// expect the application's reaction (a new send, say).
+    pub fn resolve_unread(mut self, outcome: Result<Delivered, DeliveryError>) -> bool {
         match self.key.take() {
             Some(key) => self.registry.resolve(key, outcome),
             None => false,
@@ -517,60 +508,53 @@ mod tests {
     }
 
     #[test]
-    fn resolve_says_whether_a_task_was_told() {
-        let registry = Arc::new(Registry::<TaskWake>::with_capacity(2));
-        let (_wakes, waker) = waker();
-        let (polled, completion) = registry.register();
-        assert!(registry
-            .poll(polled, &mut Context::from_waker(&waker))
-            .is_pending());
-        assert!(completion.resolve_notified(Ok(DELIVERED)));
-        let (dropped, completion) = registry.register();
-        registry.abandon(dropped);
-        assert!(!completion.resolve_notified(Ok(DELIVERED)));
-        let (_never_polled, completion) = registry.register();
-        assert!(!completion.resolve_notified(Ok(DELIVERED)));
-    }
-
-    #[test]
-    fn told_counts_outcomes_handed_to_a_woken_task_until_it_takes_them() {
+    fn resolve_says_whether_the_outcome_waits_for_its_handle_and_unread_counts_it() {
         let registry = Arc::new(Registry::<TaskWake>::with_capacity(4));
         let (_wakes, waker) = waker();
         let mut cx = Context::from_waker(&waker);
-        let (taken, completion) = registry.register();
-        assert!(registry.poll(taken, &mut cx).is_pending());
-        completion.resolve(Ok(DELIVERED));
-        let (dropped, completion) = registry.register();
-        assert!(registry.poll(dropped, &mut cx).is_pending());
-        completion.resolve(Ok(DELIVERED));
-        // Never polled: nobody was woken, so nobody is about to run.
+        let (polled, completion) = registry.register();
+        assert!(registry.poll(polled, &mut cx).is_pending());
+        assert!(completion.resolve_unread(Ok(DELIVERED)));
+        // Not yet polled: its reader will find it when it looks.
         let (never_polled, completion) = registry.register();
-        completion.resolve(Ok(DELIVERED));
-        assert_eq!(registry.told(), 2);
-        assert_eq!(registry.poll(taken, &mut cx), Poll::Ready(Ok(DELIVERED)));
-        assert_eq!(registry.told(), 1);
-        registry.abandon(dropped);
-        assert_eq!(registry.told(), 0);
+        assert!(completion.resolve_unread(Ok(DELIVERED)));
+        let (dropped_after, completion) = registry.register();
+        assert!(completion.resolve_unread(Ok(DELIVERED)));
+        let (dropped_before, completion) = registry.register();
+        registry.abandon(dropped_before);
+        assert!(!completion.resolve_unread(Ok(DELIVERED)));
+        assert_eq!(registry.unread(), 3);
+        assert_eq!(registry.poll(polled, &mut cx), Poll::Ready(Ok(DELIVERED)));
+        assert_eq!(registry.unread(), 2);
+        registry.abandon(dropped_after);
+        assert_eq!(registry.unread(), 1);
         assert_eq!(
             registry.poll(never_polled, &mut cx),
             Poll::Ready(Ok(DELIVERED))
         );
-        assert_eq!(registry.told(), 0);
-        // A reused slot starts untold.
-        let (again, completion) = registry.register();
+        assert_eq!(registry.unread(), 0);
+        // An unresolved slot, and one resolved by its dropped completion
+        // and then taken.
+        let (waiting, _completion) = registry.register();
+        let (closed, completion) = registry.register();
         drop(completion);
-        assert_eq!(registry.told(), 0);
-        registry.abandon(again);
+        assert_eq!(registry.unread(), 1);
+        assert_eq!(
+            registry.poll(closed, &mut cx),
+            Poll::Ready(Err(DeliveryError::Closed))
+        );
+        assert_eq!(registry.unread(), 0);
+        registry.abandon(waiting);
     }
 
     #[test]
-    fn told_counts_outcomes_a_thread_may_be_waiting_for() {
+    fn unread_counts_outcomes_a_thread_has_yet_to_take() {
         let registry = Arc::new(Registry::<CondvarWake>::with_capacity(1));
         let (key, completion) = registry.register();
         completion.resolve(Ok(DELIVERED));
-        assert_eq!(registry.told(), 1);
+        assert_eq!(registry.unread(), 1);
         assert_eq!(registry.wait(key, None), Some(Ok(DELIVERED)));
-        assert_eq!(registry.told(), 0);
+        assert_eq!(registry.unread(), 0);
     }
 
     #[test]

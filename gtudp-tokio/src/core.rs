@@ -22,14 +22,14 @@
 //! is never written before its message is in the receive queue. A send's
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
-//! receive queue, or more outcomes were handed to waiting tasks than sends
-//! were made since, within a [`TICK`] or while a woken task has still to
-//! take its outcome (on a busy machine a woken task may run milliseconds
-//! late, and its sends are still the ones expected). Then it waits for the next call on the socket,
-//! which will come soon, so that one system call carries many (GSO). The
-//! next call that finds the queue empty, or any read of the socket, writes
-//! it first; should no call come within a [`TICK`], the background task
-//! does.
+//! receive queue, or more outcomes were left for their handles than sends
+//! were made since, within a [`TICK`] or while the application has
+//! outcomes still to read (on a busy machine a woken task may run
+//! milliseconds late, and its sends are still the ones expected). Then it
+//! waits for the next call on the socket, which will come soon, so that
+//! one system call carries many (GSO). The next call that finds the queue
+//! empty, or any read of the socket, writes it first; should no call come
+//! within a [`TICK`], the background task does.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -150,13 +150,14 @@ pub(crate) struct Core {
     /// When the last `recv` left more messages in the queue: the
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
-    /// Outcomes just handed to waiting tasks, less the sends made since:
+    /// Outcomes just left for their handles, less the sends made since:
     /// sends expected in reaction, as of `credit_at`. Valid for a
-    /// [`TICK`], and for as long as woken tasks have not yet taken their
-    /// outcomes (see [`Core::credit_live`]).
+    /// [`TICK`], and for as long as the application has outcomes still to
+    /// read (see [`Core::credit_live`]).
     send_credit: usize,
     credit_at: Option<Instant>,
-    /// The outcomes' registry, to see whether woken tasks are still to run.
+    /// The outcomes' registry, to see whether the application has outcomes
+    /// still to read.
     completions: Arc<Completions>,
     wakes: Wakes,
 }
@@ -398,9 +399,13 @@ impl Core {
         let young = self.deferred.is_some_and(|since| recent(Some(since), now));
         if due || !young || self.io.is_blocked() {
             if self.deferred.is_some() && !young {
-                // The expected call did not come: write at once again.
+                // The expected call did not come within a tick: write at
+                // once again, unless the application has outcomes still to
+                // read (running late, it is still to send).
                 self.draining = None;
-                self.send_credit = 0;
+                if self.completions.unread() == 0 {
+                    self.send_credit = 0;
+                }
             }
             self.flush(now);
         }
@@ -609,12 +614,12 @@ impl Core {
         }
     }
 
-    /// Whether the send credit still stands: outcomes were handed out
-    /// within a [`TICK`], or tasks woken with one have not yet taken it
-    /// (they are about to run, late on a busy machine, and their sends
-    /// are the ones expected).
+    /// Whether the send credit still stands: outcomes were left for their
+    /// handles within a [`TICK`], or the application has some still to
+    /// read (its tasks are about to run, late on a busy machine, and their
+    /// sends are the ones expected).
     fn credit_live(&self, now: Instant) -> bool {
-        recent(self.credit_at, now) || self.completions.told() > 0
+        recent(self.credit_at, now) || self.completions.unread() > 0
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -638,10 +643,13 @@ impl Core {
                         }
                     }
                     if let Some(pending) = self.pending.remove(&id) {
+                        // A credit that lapsed before this outcome is not
+                        // added to.
+                        let live = self.credit_live(now);
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
-                        if pending.completion.resolve_notified(outcome) {
-                            if !self.credit_live(now) {
+                        if pending.completion.resolve_unread(outcome) {
+                            if !live {
                                 self.send_credit = 0;
                             }
                             self.send_credit += 1;

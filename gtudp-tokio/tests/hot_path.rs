@@ -412,29 +412,68 @@ async fn a_send_after_a_burst_of_outcomes_still_leaves() {
     assert_eq!(server.stats().endpoint.received, 33);
 }
 
-/// Sixteen outcomes reach sixteen waiting tasks at once, and each task,
-/// run late (it works for 3 ms first, as on a busy machine), reacts with a
-/// send. The sends still leave together: a woken task that has not yet
-/// taken its outcome is a send still to come, however late it runs. Were
-/// the expectation to lapse with time alone, every late send would take a
-/// system call of its own (sixteen; GSO joins the held ones into one).
-/// The peer is a raw socket that answers the sixteen DATA only once all
-/// have arrived, so their RECVs are read in one go.
-#[cfg(target_os = "linux")]
-#[tokio::test(flavor = "current_thread")]
-async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
-    const TASKS: usize = 16;
+const REACTIONS: usize = 16;
+
+/// A raw peer for the reaction tests: it takes the socket's
+/// [`REACTIONS`] DATA, then answers them all at once (blocking the
+/// runtime, so the socket reads every RECV in one go).
+fn answer_all_at_once(peer: &std::net::UdpSocket, socket: &Socket) {
     const DATA: u8 = 0x1d;
     const RECV: u8 = 0x5f;
+    let mut buf = [0u8; 2048];
+    let mut identities = Vec::new();
+    while identities.len() < REACTIONS {
+        let (len, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from, socket.local_addr());
+        if len >= 5 && buf[0] == DATA {
+            identities.push(buf[1..5].to_vec());
+        }
+    }
+    for identity in &identities {
+        peer.send_to(&[&[RECV][..], identity].concat(), socket.local_addr())
+            .unwrap();
+    }
+}
+
+/// The reactions' DATA (payloads 100 and up) all reach the raw peer.
+fn expect_reactions(peer: &std::net::UdpSocket) {
+    let mut buf = [0u8; 2048];
+    let mut reacted = HashSet::new();
+    while reacted.len() < REACTIONS {
+        let (len, _) = peer.recv_from(&mut buf).unwrap();
+        if len == 9 && buf[0] == 0x1d {
+            reacted.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+        }
+    }
+    assert_eq!(
+        reacted,
+        (100..100 + REACTIONS as u32).collect::<HashSet<_>>()
+    );
+}
+
+async fn reaction_pair() -> (Socket, std::net::UdpSocket) {
     let mut config = Config::default();
     config.initial_rto = Duration::from_secs(3);
     config.min_rto = Duration::from_secs(3);
-    let client = Socket::bind("127.0.0.1:0", config).await.unwrap();
+    let socket = Socket::bind("127.0.0.1:0", config).await.unwrap();
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    (socket, peer)
+}
+
+/// Sixteen outcomes reach sixteen waiting tasks at once, and each task,
+/// run late (it works for 3 ms first, as on a busy machine), reacts with a
+/// send. The sends still leave together: an outcome the application has
+/// still to read is a send still to come, however late it runs. Were the
+/// expectation to lapse with time alone, every late send would take a
+/// system call of its own (sixteen; GSO joins the held ones into one).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
+    let (client, peer) = reaction_pair().await;
     let to = peer.local_addr().unwrap();
-    let reactions: Vec<_> = (0..TASKS as u32)
+    let reactions: Vec<_> = (0..REACTIONS as u32)
         .map(|i| {
             let delivery = client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap();
             let client = client.clone();
@@ -453,22 +492,8 @@ async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
     for _ in 0..4 {
         tokio::task::yield_now().await;
     }
-    // The peer takes the sixteen DATA, then answers them all (blocking
-    // this runtime, so the socket reads the RECVs only once all are sent).
-    let mut buf = [0u8; 2048];
-    let mut identities = Vec::new();
-    while identities.len() < TASKS {
-        let (len, from) = peer.recv_from(&mut buf).unwrap();
-        assert_eq!(from, client.local_addr());
-        if len >= 5 && buf[0] == DATA {
-            identities.push(buf[1..5].to_vec());
-        }
-    }
+    answer_all_at_once(&peer, &client);
     let before = client.stats().io;
-    for identity in &identities {
-        peer.send_to(&[&[RECV][..], identity].concat(), client.local_addr())
-            .unwrap();
-    }
     for reaction in reactions {
         within(10, reaction).await.unwrap();
     }
@@ -476,16 +501,58 @@ async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
     let calls = after.send_calls - before.send_calls;
     assert!(
         calls <= 3,
-        "{calls} send calls for the {TASKS} late reactions (and the ACKs): {before:?} -> {after:?}"
+        "{calls} send calls for the {REACTIONS} late reactions (and the ACKs): {before:?} -> {after:?}"
     );
-    let mut reacted = HashSet::new();
-    while reacted.len() < TASKS {
-        let (len, _) = peer.recv_from(&mut buf).unwrap();
-        if len == 9 && buf[0] == DATA {
-            reacted.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+    expect_reactions(&peer);
+}
+
+/// The application sends sixteen messages, and only once all sixteen are
+/// confirmed reads their outcomes, reacting to each with a send (as a
+/// sender does that fills its window before it waits). Nobody was woken,
+/// yet the reactions still leave together: each outcome not yet read is a
+/// send to come. Counting only the outcomes that woke a task would write
+/// every reaction in a system call of its own.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn outcomes_read_later_still_bring_sends_that_leave_together() {
+    let (client, peer) = reaction_pair().await;
+    let to = peer.local_addr().unwrap();
+    let deliveries: Vec<_> = (0..REACTIONS as u32)
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect();
+    // Let the socket write the DATA, then have them all confirmed.
+    within(10, async {
+        while client.stats().io.datagrams_sent < REACTIONS as u64 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    })
+    .await;
+    answer_all_at_once(&peer, &client);
+    within(10, async {
+        while client.stats().endpoint.delivered < REACTIONS as u64 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    let before = client.stats().io;
+    for (i, delivery) in (0u32..).zip(deliveries) {
+        within(10, delivery).await.unwrap();
+        drop(
+            client
+                .send_nowait((100 + i).to_be_bytes().to_vec(), to)
+                .unwrap(),
+        );
     }
-    assert_eq!(reacted, (100..100 + TASKS as u32).collect::<HashSet<_>>());
+    // The last reaction writes them all; a tick covers a machine that
+    // descheduled this task.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let after = client.stats().io;
+    let calls = after.send_calls - before.send_calls;
+    assert!(
+        calls <= 3,
+        "{calls} send calls for the {REACTIONS} reactions (and the ACKs): {before:?} -> {after:?}"
+    );
+    expect_reactions(&peer);
 }
 
 /// The runtime that ran the socket's background task shuts down with a
