@@ -228,6 +228,8 @@ impl<W: Wake> Registry<W> {
         let Some(entry) = slots.entry(key) else {
             return false;
         };
+        // Whether the outcome was left for a live handle, and whom to
+        // notify.
         let notify = match entry.state {
             State::Waiting => {
                 entry.state = State::Done(outcome);
@@ -244,10 +246,11 @@ impl<W: Wake> Registry<W> {
         };
         drop(slots);
         match notify {
-            Some(notify) => {
-                notify.map(W::notify);
+            Some(Some(waiter)) => {
+                W::notify(waiter);
                 true
             }
+            Some(None) => true,
             None => false,
         }
     }
