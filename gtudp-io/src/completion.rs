@@ -23,7 +23,7 @@
 //! waits, so no outcome is missed.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -97,10 +97,11 @@ const NONE: usize = usize::MAX;
 /// Every send's outcome slot, shared by a socket's handles and its driver.
 pub struct Registry<W> {
     slots: Mutex<Slots<W>>,
-    /// `Slots::unread`, copied out under the lock after every change, so
-    /// an adapter can read it without taking the lock
-    /// ([`Registry::unread`]).
+    /// `Slots::unread` and `Slots::taken`, copied out under the lock after
+    /// every change, so an adapter can read them without taking the lock
+    /// ([`Registry::unread`], [`Registry::taken`]).
     unread: AtomicUsize,
+    taken: AtomicU64,
 }
 
 struct Slots<W> {
@@ -109,6 +110,8 @@ struct Slots<W> {
     free: usize,
     /// Entries in [`State::Done`]: outcomes waiting for their handle.
     unread: usize,
+    /// Outcomes taken by their handles so far.
+    taken: u64,
 }
 
 struct Entry<W> {
@@ -154,8 +157,10 @@ impl<W: Wake> Registry<W> {
                 entries: Vec::with_capacity(capacity),
                 free: NONE,
                 unread: 0,
+                taken: 0,
             }),
             unread: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
         }
     }
 
@@ -165,6 +170,19 @@ impl<W: Wake> Registry<W> {
     /// Read without the lock, so it may lag a concurrent change.
     pub fn unread(&self) -> usize {
         self.unread.load(Ordering::Relaxed)
+    }
+
+    /// Outcomes taken by their handles so far: an adapter that sees it
+    /// move between two sends knows the application is working through
+    /// outcomes. Read without the lock, so it may lag a concurrent change.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// Copies the counts out for lock-free readers (under the lock).
+    fn publish(&self, slots: &Slots<W>) {
+        self.unread.store(slots.unread, Ordering::Relaxed);
+        self.taken.store(slots.taken, Ordering::Relaxed);
     }
 
     /// Takes a slot for a new send: the key for its handle and the
@@ -219,7 +237,7 @@ impl<W: Wake> Registry<W> {
             }
             State::Abandoned | State::Free { .. } => {}
         }
-        self.unread.store(slots.unread, Ordering::Relaxed);
+        self.publish(&slots);
     }
 
     /// Returns whether the outcome was left for a live handle.
@@ -235,7 +253,7 @@ impl<W: Wake> Registry<W> {
                 entry.state = State::Done(outcome);
                 let notify = entry.waiter.take();
                 slots.unread += 1;
-                self.unread.store(slots.unread, Ordering::Relaxed);
+                self.publish(&slots);
                 Some(notify)
             }
             State::Abandoned => {
@@ -271,7 +289,7 @@ impl Registry<TaskWake> {
         let mut slots = self.lock();
         match slots.find(key) {
             Found::Outcome(outcome) => {
-                self.unread.store(slots.unread, Ordering::Relaxed);
+                self.publish(&slots);
                 Poll::Ready(outcome)
             }
             Found::Waiting(TaskWake(Some(waker))) => {
@@ -301,7 +319,7 @@ impl Registry<CondvarWake> {
         loop {
             let ready = match slots.find(key) {
                 Found::Outcome(outcome) => {
-                    self.unread.store(slots.unread, Ordering::Relaxed);
+                    self.publish(&slots);
                     return Some(outcome);
                 }
                 Found::Waiting(CondvarWake(ready)) => ready.clone(),
@@ -342,6 +360,7 @@ impl<W> Slots<W> {
         match entry.state {
             State::Waiting => {}
             State::Done(_) => {
+                self.taken += 1;
                 return match self.release(key.index) {
                     State::Done(outcome) => Found::Outcome(outcome),
                     _ => unreachable!("the entry was done"),
@@ -527,15 +546,16 @@ mod tests {
         registry.abandon(dropped_before);
         assert!(!completion.resolve_unread(Ok(DELIVERED)));
         assert_eq!(registry.unread(), 3);
+        assert_eq!(registry.taken(), 0);
         assert_eq!(registry.poll(polled, &mut cx), Poll::Ready(Ok(DELIVERED)));
-        assert_eq!(registry.unread(), 2);
+        assert_eq!((registry.unread(), registry.taken()), (2, 1));
         registry.abandon(dropped_after);
-        assert_eq!(registry.unread(), 1);
+        assert_eq!((registry.unread(), registry.taken()), (1, 1));
         assert_eq!(
             registry.poll(never_polled, &mut cx),
             Poll::Ready(Ok(DELIVERED))
         );
-        assert_eq!(registry.unread(), 0);
+        assert_eq!((registry.unread(), registry.taken()), (0, 2));
         // An unresolved slot, and one resolved by its dropped completion
         // and then taken.
         let (waiting, _completion) = registry.register();
@@ -557,7 +577,7 @@ mod tests {
         completion.resolve(Ok(DELIVERED));
         assert_eq!(registry.unread(), 1);
         assert_eq!(registry.wait(key, None), Some(Ok(DELIVERED)));
-        assert_eq!(registry.unread(), 0);
+        assert_eq!((registry.unread(), registry.taken()), (0, 1));
     }
 
     #[test]

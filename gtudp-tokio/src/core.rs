@@ -23,9 +23,10 @@
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
 //! receive queue, or more outcomes were left for their handles than sends
-//! were made since, within a [`TICK`] or while the application has
-//! outcomes still to read (on a busy machine a woken task may run
-//! milliseconds late, and its sends are still the ones expected). Then it
+//! were made since, within a [`TICK`] or while the application is still
+//! working through them, reading one before each send with more to read
+//! (on a busy machine a woken task may run milliseconds late, and its
+//! sends are still the ones expected). Then it
 //! waits for the next call on the socket, which will come soon, so that
 //! one system call carries many (GSO). The next call that finds the queue
 //! empty, or any read of the socket, writes it first; should no call come
@@ -152,13 +153,18 @@ pub(crate) struct Core {
     draining: Option<Instant>,
     /// Outcomes just left for their handles, less the sends made since:
     /// sends expected in reaction, as of `credit_at`. Valid for a
-    /// [`TICK`], and for as long as the application has outcomes still to
-    /// read (see [`Core::credit_live`]).
+    /// [`TICK`], and for as long as the application is working through
+    /// outcomes (see [`Core::credit_live`]).
     send_credit: usize,
     credit_at: Option<Instant>,
-    /// The outcomes' registry, to see whether the application has outcomes
-    /// still to read.
+    /// The outcomes' registry: how many the application has still to read,
+    /// and how many it took.
     completions: Arc<Completions>,
+    /// The registry's count of outcomes taken, as of the last send.
+    taken_seen: u64,
+    /// The application took an outcome between its last two sends: it is
+    /// working through outcomes, reacting to each.
+    reacting: bool,
     wakes: Wakes,
 }
 
@@ -189,6 +195,8 @@ impl Core {
             send_credit: 0,
             credit_at: None,
             completions,
+            taken_seen: 0,
+            reacting: false,
             wakes: Wakes::default(),
         }
     }
@@ -226,7 +234,7 @@ impl Core {
                     },
                 );
                 // The application is working through received messages,
-                // or through outcomes just handed to it, and will call
+                // or through outcomes left for it, and will call
                 // again: write with the next call.
                 if !self.hold_recvs
                     && self
@@ -237,6 +245,9 @@ impl Core {
                     self.hold_recvs = true;
                 }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
+                let taken = self.completions.taken();
+                self.reacting = taken != self.taken_seen;
+                self.taken_seen = taken;
                 let credit = if self.credit_live(now) {
                     self.send_credit
                 } else {
@@ -400,10 +411,10 @@ impl Core {
         if due || !young || self.io.is_blocked() {
             if self.deferred.is_some() && !young {
                 // The expected call did not come within a tick: write at
-                // once again, unless the application has outcomes still to
-                // read (running late, it is still to send).
+                // once again, unless the application is still working
+                // through outcomes (running late, it is still to send).
                 self.draining = None;
-                if self.completions.unread() == 0 {
+                if !self.still_reacting() {
                     self.send_credit = 0;
                 }
             }
@@ -615,11 +626,20 @@ impl Core {
     }
 
     /// Whether the send credit still stands: outcomes were left for their
-    /// handles within a [`TICK`], or the application has some still to
-    /// read (its tasks are about to run, late on a busy machine, and their
-    /// sends are the ones expected).
+    /// handles within a [`TICK`], or the application is still working
+    /// through them (see [`Core::still_reacting`]).
     fn credit_live(&self, now: Instant) -> bool {
-        recent(self.credit_at, now) || self.completions.unread() > 0
+        recent(self.credit_at, now) || self.still_reacting()
+    }
+
+    /// The application took an outcome before its last send and has more
+    /// to read: its tasks, however late a busy machine runs them, are
+    /// reacting to outcomes one by one, and the next send is on its way.
+    /// Outcomes merely left unread (handles kept for later, or never
+    /// looked at) do not count: a send that follows no read is written at
+    /// once.
+    fn still_reacting(&self) -> bool {
+        self.reacting && self.completions.unread() > 0
     }
 
     fn drain_events(&mut self, now: Instant) {

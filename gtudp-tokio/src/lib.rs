@@ -19,7 +19,8 @@
 //! an `await`), and each call does its own work under it:
 //!
 //! - a **send** hands its message to the endpoint and writes the DATA with
-//!   a non-blocking system call before it returns;
+//!   a non-blocking system call before it returns, unless more sends are
+//!   on their way (below);
 //! - a **receive** takes a queued message, or else reads the socket itself
 //!   (non-blocking, a few batches at most), feeds what it read to the
 //!   endpoint, writes the RECVs and ACKs that produced, and only then waits
@@ -29,8 +30,13 @@
 //!
 //! While the application works through a backlog (its last receive left
 //! more messages queued), replies are held for its next call, so one GSO
-//! system call carries many; should that call not come, the background
-//! task writes them within about a millisecond.
+//! system call carries many. So are sends made in reaction to outcomes:
+//! while outcomes were just handed over, or the application reads one
+//! before each send and has more to read, a send's DATA waits for the
+//! next send, and the last one writes them all. A send that follows no
+//! read (handles kept for later, say) is written at once. Should the next
+//! call not come, the background task writes what waits within a tick
+//! (a millisecond, more on a loaded machine).
 //!
 //! One background task per socket does what no call does: the endpoint's
 //! timers (retransmissions, deadlines, the pacer, the close's drain),

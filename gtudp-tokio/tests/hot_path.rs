@@ -383,9 +383,9 @@ async fn a_reply_made_while_draining_a_backlog_still_leaves() {
     assert_eq!(&message.payload[..], b"reply");
 }
 
-/// Many outcomes reach waiting tasks at once, so sends that follow are
-/// held to leave together; when only one follows, it still leaves within
-/// a tick, not at its retransmission timer (paused time, as above).
+/// Many outcomes are handed over at once, so sends that follow are held
+/// to leave together; when only one follows, it still leaves within a
+/// tick, not at its retransmission timer (paused time, as above).
 #[tokio::test(start_paused = true)]
 async fn a_send_after_a_burst_of_outcomes_still_leaves() {
     let mut config = Config::default();
@@ -553,6 +553,49 @@ async fn outcomes_read_later_still_bring_sends_that_leave_together() {
         "{calls} send calls for the {REACTIONS} reactions (and the ACKs): {before:?} -> {after:?}"
     );
     expect_reactions(&peer);
+}
+
+/// An application that keeps its handles and reads none of them (it
+/// checks them later, or never): outcomes pile up unread, yet nothing is
+/// reacting to them, so each send's DATA leaves within the send call, not
+/// a tick later. (Taking unread outcomes for sends to come would hold
+/// every one of these sends back.)
+#[tokio::test(flavor = "current_thread")]
+async fn sends_that_follow_no_read_leave_at_once_though_outcomes_wait_unread() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let delivered = |count: u64| {
+        let client = client.clone();
+        within(10, async move {
+            while client.stats().endpoint.delivered < count {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    // Two outcomes left unread: were they sends to come, each later send
+    // would be held for the next, and its own outcome would take its place.
+    let mut kept: Vec<_> = (0..2u32)
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect();
+    delivered(2).await;
+    for i in 2..12u32 {
+        // Past the tick in which fresh outcomes still stand for sends.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let before = client.stats().io.datagrams_sent;
+        kept.push(client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap());
+        let after = client.stats().io.datagrams_sent;
+        assert!(
+            after > before,
+            "send {i} was held back: {before} -> {after}"
+        );
+        delivered(u64::from(i) + 1).await;
+    }
+    for delivery in kept {
+        within(10, delivery).await.unwrap();
+    }
+    for _ in 0..12 {
+        within(10, server.recv()).await.unwrap();
+    }
 }
 
 /// The runtime that ran the socket's background task shuts down with a
