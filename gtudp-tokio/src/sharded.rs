@@ -163,7 +163,11 @@ impl Builder {
                 shards.push(shard);
                 drivers.push(driver);
             } else {
-                shards.push(self.clone().from_std(socket)?);
+                socket.set_nonblocking(true)?;
+                let socket = tokio::net::UdpSocket::from_std(socket)?;
+                // Seen writable before the first send, as `bind` does.
+                socket.writable().await?;
+                shards.push(self.clone().from_tokio(socket)?);
                 drivers.push(Driver::current(runtime.clone()));
             }
         }

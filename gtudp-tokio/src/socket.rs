@@ -254,6 +254,11 @@ impl Builder {
         // Tokio's bind (and its name lookup) panic outside a runtime.
         tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
         let socket = UdpSocket::bind(addr).await?;
+        // A socket new to the runtime is writable, but Tokio learns it only
+        // at its reactor's next turn: until then every send would find it
+        // "full" and leave its DATA to the background task. Wait for that
+        // turn here, once, so the first sends go out within their calls.
+        socket.writable().await?;
         self.from_tokio(socket)
     }
 

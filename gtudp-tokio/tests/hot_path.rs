@@ -412,6 +412,28 @@ async fn a_send_after_a_burst_of_outcomes_still_leaves() {
     assert_eq!(server.stats().endpoint.received, 33);
 }
 
+/// A socket fresh from `bind` writes its first sends within the send
+/// calls: none finds the socket "full" and waits for the background task
+/// (as when Tokio had not yet seen the new socket writable).
+#[tokio::test(flavor = "current_thread")]
+async fn the_first_sends_of_a_bound_socket_leave_within_their_calls() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    for i in 0..4u32 {
+        let before = client.stats().io;
+        drop(client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap());
+        let after = client.stats().io;
+        assert!(
+            after.datagrams_sent > before.datagrams_sent,
+            "send {i} did not leave within its call: {before:?} -> {after:?}"
+        );
+    }
+    assert_eq!(client.stats().io.send_would_block, 0);
+    for _ in 0..4 {
+        within(10, server.recv()).await.unwrap();
+    }
+}
+
 const REACTIONS: usize = 16;
 
 /// A raw peer for the reaction tests: it takes the socket's
