@@ -22,11 +22,11 @@
 //! is never written before its message is in the receive queue. A send's
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
-//! receive queue, or more outcomes were left for their handles than sends
-//! were made since, within a [`TICK`] or while the application is still
-//! working through them, reading one before each send with more to read
-//! (on a busy machine a woken task may run milliseconds late, and its
-//! sends are still the ones expected). Then it
+//! receive queue, or more outcomes were just handed to waiting tasks than
+//! sends were made since (within a [`TICK`]), or the send is one of a run
+//! of reactions to outcomes (see [`Core::in_reaction`]: on a busy machine
+//! woken tasks may run milliseconds late, and their sends are still the
+//! ones expected). Then it
 //! waits for the next call on the socket, which will come soon, so that
 //! one system call carries many (GSO). The next call that finds the queue
 //! empty, or any read of the socket, writes it first; should no call come
@@ -64,6 +64,12 @@ pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1)
 /// its peers' tail-loss probes (2 ms at the shortest) do not fire; one
 /// that calls again this soon has them held again.
 pub(crate) const PROMPT: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// The longest gap between two sends, with an outcome read in between,
+/// for them to count as a loop of reactions to outcomes nobody was woken
+/// for (see [`Core::in_reaction`]): far less than any round trip, so that
+/// an application that awaits each send is never taken for one.
+pub(crate) const REACTION_GAP: std::time::Duration = std::time::Duration::from_micros(10);
 
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
@@ -151,20 +157,18 @@ pub(crate) struct Core {
     /// When the last `recv` left more messages in the queue: the
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
-    /// Outcomes just left for their handles, less the sends made since:
-    /// sends expected in reaction, as of `credit_at`. Valid for a
-    /// [`TICK`], and for as long as the application is working through
-    /// outcomes (see [`Core::credit_live`]).
+    /// Outcomes just handed to waiting tasks, less the sends made since:
+    /// sends expected in reaction, as of `credit_at` (valid for a
+    /// [`TICK`]).
     send_credit: usize,
     credit_at: Option<Instant>,
-    /// The outcomes' registry: how many the application has still to read,
-    /// and how many it took.
+    /// The outcomes' registry: how many woken tasks have still to read
+    /// theirs, and how many outcomes were read (see [`Core::in_reaction`]).
     completions: Arc<Completions>,
-    /// The registry's count of outcomes taken, as of the last send.
+    /// The registry's count of outcomes read, as of the last send.
     taken_seen: u64,
-    /// The application took an outcome between its last two sends: it is
-    /// working through outcomes, reacting to each.
-    reacting: bool,
+    /// When the last send was made.
+    last_send: Option<Instant>,
     wakes: Wakes,
 }
 
@@ -196,7 +200,7 @@ impl Core {
             credit_at: None,
             completions,
             taken_seen: 0,
-            reacting: false,
+            last_send: None,
             wakes: Wakes::default(),
         }
     }
@@ -234,7 +238,7 @@ impl Core {
                     },
                 );
                 // The application is working through received messages,
-                // or through outcomes left for it, and will call
+                // or through outcomes just handed to it, and will call
                 // again: write with the next call.
                 if !self.hold_recvs
                     && self
@@ -245,16 +249,14 @@ impl Core {
                     self.hold_recvs = true;
                 }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
-                let taken = self.completions.taken();
-                self.reacting = taken != self.taken_seen;
-                self.taken_seen = taken;
-                let credit = if self.credit_live(now) {
+                let reacting = self.in_reaction(now);
+                let credit = if recent(self.credit_at, now) {
                     self.send_credit
                 } else {
                     0
                 };
                 self.send_credit = credit.saturating_sub(1);
-                if backlog || credit > 1 {
+                if backlog || credit > 1 || reacting {
                     self.defer(now);
                 } else {
                     self.flush(now);
@@ -410,13 +412,9 @@ impl Core {
         let young = self.deferred.is_some_and(|since| recent(Some(since), now));
         if due || !young || self.io.is_blocked() {
             if self.deferred.is_some() && !young {
-                // The expected call did not come within a tick: write at
-                // once again, unless the application is still working
-                // through outcomes (running late, it is still to send).
+                // The expected call did not come: write at once again.
                 self.draining = None;
-                if !self.still_reacting() {
-                    self.send_credit = 0;
-                }
+                self.send_credit = 0;
             }
             self.flush(now);
         }
@@ -625,21 +623,34 @@ impl Core {
         }
     }
 
-    /// Whether the send credit still stands: outcomes were left for their
-    /// handles within a [`TICK`], or the application is still working
-    /// through them (see [`Core::still_reacting`]).
-    fn credit_live(&self, now: Instant) -> bool {
-        recent(self.credit_at, now) || self.still_reacting()
-    }
-
-    /// The application took an outcome before its last send and has more
-    /// to read: its tasks, however late a busy machine runs them, are
-    /// reacting to outcomes one by one, and the next send is on its way.
-    /// Outcomes merely left unread (handles kept for later, or never
-    /// looked at) do not count: a send that follows no read is written at
-    /// once.
-    fn still_reacting(&self) -> bool {
-        self.reacting && self.completions.unread() > 0
+    /// Whether this send, made at `now`, is one of a run of reactions to
+    /// outcomes, so that more sends are on their way however late a busy
+    /// machine runs the application: it read an outcome since its
+    /// previous send, and either
+    ///
+    /// - that send came less than [`PROMPT`] before, and tasks woken with
+    ///   an outcome have still to read it, or
+    /// - that send came less than [`REACTION_GAP`] before (a loop reading
+    ///   outcomes and sending, with no round trip in between), and
+    ///   outcomes are still unread (their handles were not yet polled when
+    ///   they resolved, as in a `FuturesUnordered` filled faster than it
+    ///   is polled).
+    ///
+    /// A send that follows no read is not held, nor one made long after
+    /// the previous send (another task's, say, while one reads slowly), nor
+    /// one that awaited a round trip while handles kept for later leave
+    /// outcomes unread.
+    fn in_reaction(&mut self, now: Instant) -> bool {
+        let taken = self.completions.taken();
+        let read_since = taken != self.taken_seen;
+        self.taken_seen = taken;
+        let gap = self.last_send.map(|at| now.saturating_duration_since(at));
+        self.last_send = Some(now);
+        let Some(gap) = gap.filter(|_| read_since) else {
+            return false;
+        };
+        (gap < PROMPT && self.completions.woken_unread() > 0)
+            || (gap < REACTION_GAP && self.completions.unread() > 0)
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -663,13 +674,10 @@ impl Core {
                         }
                     }
                     if let Some(pending) = self.pending.remove(&id) {
-                        // A credit that lapsed before this outcome is not
-                        // added to.
-                        let live = self.credit_live(now);
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
-                        if pending.completion.resolve_unread(outcome) {
-                            if !live {
+                        if pending.completion.resolve_notified(outcome) {
+                            if !recent(self.credit_at, now) {
                                 self.send_credit = 0;
                             }
                             self.send_credit += 1;

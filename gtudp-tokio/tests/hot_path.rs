@@ -436,15 +436,15 @@ async fn the_first_sends_of_a_bound_socket_leave_within_their_calls() {
 
 const REACTIONS: usize = 16;
 
-/// A raw peer for the reaction tests: it takes the socket's
-/// [`REACTIONS`] DATA, then answers them all at once (blocking the
-/// runtime, so the socket reads every RECV in one go).
-fn answer_all_at_once(peer: &std::net::UdpSocket, socket: &Socket) {
+/// A raw peer for the reaction tests: it takes the socket's `count`
+/// DATA, then answers them all at once, in order (blocking the runtime,
+/// so the socket reads every RECV in one go).
+fn answer_all_at_once(peer: &std::net::UdpSocket, socket: &Socket, count: usize) {
     const DATA: u8 = 0x1d;
     const RECV: u8 = 0x5f;
     let mut buf = [0u8; 2048];
     let mut identities = Vec::new();
-    while identities.len() < REACTIONS {
+    while identities.len() < count {
         let (len, from) = peer.recv_from(&mut buf).unwrap();
         assert_eq!(from, socket.local_addr());
         if len >= 5 && buf[0] == DATA {
@@ -457,20 +457,18 @@ fn answer_all_at_once(peer: &std::net::UdpSocket, socket: &Socket) {
     }
 }
 
-/// The reactions' DATA (payloads 100 and up) all reach the raw peer.
-fn expect_reactions(peer: &std::net::UdpSocket) {
+/// The `count` reactions' DATA (payloads 100 and up) all reach the raw
+/// peer.
+fn expect_reactions(peer: &std::net::UdpSocket, count: usize) {
     let mut buf = [0u8; 2048];
     let mut reacted = HashSet::new();
-    while reacted.len() < REACTIONS {
+    while reacted.len() < count {
         let (len, _) = peer.recv_from(&mut buf).unwrap();
         if len == 9 && buf[0] == 0x1d {
             reacted.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
         }
     }
-    assert_eq!(
-        reacted,
-        (100..100 + REACTIONS as u32).collect::<HashSet<_>>()
-    );
+    assert_eq!(reacted, (100..100 + count as u32).collect::<HashSet<_>>());
 }
 
 async fn reaction_pair() -> (Socket, std::net::UdpSocket) {
@@ -484,27 +482,37 @@ async fn reaction_pair() -> (Socket, std::net::UdpSocket) {
     (socket, peer)
 }
 
-/// Sixteen outcomes reach sixteen waiting tasks at once, and each task,
-/// run late (it works for 3 ms first, as on a busy machine), reacts with a
-/// send. The sends still leave together: an outcome the application has
-/// still to read is a send still to come, however late it runs. Were the
-/// expectation to lapse with time alone, every late send would take a
-/// system call of its own (sixteen; GSO joins the held ones into one).
+/// Sixteen outcomes (a first window's worth) reach sixteen waiting tasks
+/// at once. The first task woken keeps the runtime busy for 3 ms (as a
+/// loaded machine delays tasks), so the other fifteen run late, each
+/// reacting with a send. The
+/// sends still leave together: a send that follows a read, soon after the
+/// previous send, while woken tasks have still to read theirs, is one of
+/// a run of reactions. Were the expectation to lapse with time alone (the
+/// outcomes are older than a tick when the tasks run), every late send
+/// would take a system call of its own (fifteen; GSO joins the held ones
+/// into one).
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "current_thread")]
 async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
+    const LATE: usize = REACTIONS - 1;
     let (client, peer) = reaction_pair().await;
     let to = peer.local_addr().unwrap();
-    let reactions: Vec<_> = (0..REACTIONS as u32)
+    // Message 0's RECV is read first, so its task is woken first.
+    let busy = client.send_nowait(0u32.to_be_bytes().to_vec(), to).unwrap();
+    let busy = tokio::spawn(async move {
+        busy.await.unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+    });
+    let reactions: Vec<_> = (1..=LATE as u32)
         .map(|i| {
             let delivery = client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap();
             let client = client.clone();
             tokio::spawn(async move {
                 delivery.await.unwrap();
-                std::thread::sleep(Duration::from_millis(3));
                 drop(
                     client
-                        .send_nowait((100 + i).to_be_bytes().to_vec(), to)
+                        .send_nowait((99 + i).to_be_bytes().to_vec(), to)
                         .unwrap(),
                 );
             })
@@ -514,67 +522,95 @@ async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
     for _ in 0..4 {
         tokio::task::yield_now().await;
     }
-    answer_all_at_once(&peer, &client);
     let before = client.stats().io;
+    answer_all_at_once(&peer, &client, LATE + 1);
+    within(10, busy).await.unwrap();
     for reaction in reactions {
         within(10, reaction).await.unwrap();
     }
     let after = client.stats().io;
     let calls = after.send_calls - before.send_calls;
+    // The first reaction, which follows no send of the run, goes alone
+    // (with the ACKs); the others leave with the last.
     assert!(
         calls <= 3,
-        "{calls} send calls for the {REACTIONS} late reactions (and the ACKs): {before:?} -> {after:?}"
+        "{calls} send calls for the {LATE} late reactions (and the ACKs): {before:?} -> {after:?}"
     );
-    expect_reactions(&peer);
+    expect_reactions(&peer, LATE);
 }
 
-/// The application sends sixteen messages, and only once all sixteen are
-/// confirmed reads their outcomes, reacting to each with a send (as a
-/// sender does that fills its window before it waits). Nobody was woken,
-/// yet the reactions still leave together: each outcome not yet read is a
-/// send to come. Counting only the outcomes that woke a task would write
-/// every reaction in a system call of its own.
-#[cfg(target_os = "linux")]
+/// An application that keeps two handles and reads neither, then sends
+/// and awaits each message in turn: its sends follow a read (its own
+/// outcome), soon after the previous send on a fast path, but no woken
+/// task has an outcome still to read, so each send's DATA leaves within
+/// the send call. (Counting outcomes merely unread held every one of these
+/// sends back a tick.)
 #[tokio::test(flavor = "current_thread")]
-async fn outcomes_read_later_still_bring_sends_that_leave_together() {
-    let (client, peer) = reaction_pair().await;
-    let to = peer.local_addr().unwrap();
-    let deliveries: Vec<_> = (0..REACTIONS as u32)
+async fn kept_handles_do_not_hold_back_the_sends_of_an_application_that_awaits_each() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let kept: Vec<_> = (0..2u32)
         .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
         .collect();
-    // Let the socket write the DATA, then have them all confirmed.
-    within(10, async {
-        while client.stats().io.datagrams_sent < REACTIONS as u64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    answer_all_at_once(&peer, &client);
-    within(10, async {
-        while client.stats().endpoint.delivered < REACTIONS as u64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    let before = client.stats().io;
-    for (i, delivery) in (0u32..).zip(deliveries) {
+    for i in 2..22u32 {
+        let before = client.stats().io.datagrams_sent;
+        let delivery = client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap();
+        let after = client.stats().io.datagrams_sent;
+        assert!(
+            after > before,
+            "send {i} was held back: {before} -> {after}"
+        );
         within(10, delivery).await.unwrap();
-        drop(
-            client
-                .send_nowait((100 + i).to_be_bytes().to_vec(), to)
-                .unwrap(),
+    }
+    for delivery in kept {
+        within(10, delivery).await.unwrap();
+    }
+    for _ in 0..22 {
+        within(10, server.recv()).await.unwrap();
+    }
+}
+
+/// One task reads twenty outcomes slowly (5 ms apart) and sends nothing;
+/// another sends now and then. The sender's sends follow reads (the
+/// other task's) while woken tasks have outcomes still to read, but each
+/// comes long after the one before: not a run of reactions, so each DATA
+/// leaves within its send call.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_reader_does_not_hold_back_another_task_s_sends() {
+    let (client, server) = pair().await;
+    let to = server.local_addr();
+    let burst: Vec<_> = (0..20u32)
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect();
+    let reader = tokio::spawn(async move {
+        for delivery in burst {
+            delivery.await.unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
+    });
+    // Let the reader poll its first delivery, and the burst be confirmed.
+    tokio::task::yield_now().await;
+    within(10, async {
+        while client.stats().endpoint.delivered < 20 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    for i in 20..30u32 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = client.stats().io.datagrams_sent;
+        drop(client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap());
+        let after = client.stats().io.datagrams_sent;
+        assert!(
+            after > before,
+            "send {i} was held back: {before} -> {after}"
         );
     }
-    // The last reaction writes them all; a tick covers a machine that
-    // descheduled this task.
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let after = client.stats().io;
-    let calls = after.send_calls - before.send_calls;
-    assert!(
-        calls <= 3,
-        "{calls} send calls for the {REACTIONS} reactions (and the ACKs): {before:?} -> {after:?}"
-    );
-    expect_reactions(&peer);
+    within(10, reader).await.unwrap();
+    for _ in 0..30 {
+        within(10, server.recv()).await.unwrap();
+    }
 }
 
 /// An application that keeps its handles and reads none of them (it
