@@ -26,11 +26,11 @@
 //! sends were made since (within a [`TICK`]), or the send is one of a run
 //! of reactions to outcomes (see [`Core::in_reaction`]: on a busy machine
 //! woken tasks may run milliseconds late, and their sends are still the
-//! ones expected). Then it
-//! waits for the next call on the socket, which will come soon, so that
-//! one system call carries many (GSO). The next call that finds the queue
-//! empty, or any read of the socket, writes it first; should no call come
-//! within a [`TICK`], the background task does.
+//! ones expected). Then it waits for the next call on the socket, which
+//! will come soon, so that one system call carries many (GSO). The next
+//! call that finds the queue empty, or any read of the socket, writes it
+//! first; should no call come within a [`TICK`], the background task
+//! does.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

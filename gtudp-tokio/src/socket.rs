@@ -249,7 +249,11 @@ impl Builder {
     /// Binds a new UDP socket to `addr` (IPv4 or IPv6) and starts its
     /// background task. Must be awaited inside a Tokio runtime; outside one
     /// it fails with [`BindError::NoRuntime`] (before resolving `addr` or
-    /// binding anything).
+    /// binding anything). It returns once the runtime's reactor has seen
+    /// the new socket writable, so that the first sends leave within their
+    /// calls; like any I/O it awaits, that needs the reactor driven (a
+    /// current-thread runtime's `block_on`, not `Handle::block_on` from
+    /// another thread while nothing drives it).
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Socket, BindError> {
         // Tokio's bind (and its name lookup) panic outside a runtime.
         tokio::runtime::Handle::try_current().map_err(|_| BindError::NoRuntime)?;
