@@ -23,7 +23,6 @@
 //! waits, so no outcome is missed.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -97,25 +96,12 @@ const NONE: usize = usize::MAX;
 /// Every send's outcome slot, shared by a socket's handles and its driver.
 pub struct Registry<W> {
     slots: Mutex<Slots<W>>,
-    /// `Slots::unread`, `Slots::woken` and `Slots::taken`, copied out
-    /// under the lock after every change, so an adapter can read them
-    /// without taking the lock ([`Registry::unread`],
-    /// [`Registry::woken_unread`], [`Registry::taken`]).
-    unread: AtomicUsize,
-    woken: AtomicUsize,
-    taken: AtomicU64,
 }
 
 struct Slots<W> {
     entries: Vec<Entry<W>>,
     /// First free entry, or [`NONE`].
     free: usize,
-    /// Entries in [`State::Done`]: outcomes waiting for their handle.
-    unread: usize,
-    /// Of those, the ones whose waiter was notified.
-    woken: usize,
-    /// Outcomes taken by their handles so far.
-    taken: u64,
 }
 
 struct Entry<W> {
@@ -125,9 +111,6 @@ struct Entry<W> {
     state: State,
     /// Who waits for the outcome.
     waiter: W,
-    /// Resolved with its waiter notified: counted in `Slots::woken` until
-    /// the entry is freed.
-    woken: bool,
 }
 
 enum State {
@@ -163,46 +146,8 @@ impl<W: Wake> Registry<W> {
             slots: Mutex::new(Slots {
                 entries: Vec::with_capacity(capacity),
                 free: NONE,
-                unread: 0,
-                woken: 0,
-                taken: 0,
             }),
-            unread: AtomicUsize::new(0),
-            woken: AtomicUsize::new(0),
-            taken: AtomicU64::new(0),
         }
-    }
-
-    /// Outcomes resolved and not yet taken by their handle (a dropped
-    /// handle's are not counted), whether or not anyone waited for them:
-    /// a handle not yet polled, or one kept for later. Read without the
-    /// lock, so it may lag a concurrent change.
-    pub fn unread(&self) -> usize {
-        self.unread.load(Ordering::Relaxed)
-    }
-
-    /// Of the [`unread`](Self::unread) outcomes, those whose waiter was
-    /// notified (a task woken, a thread told)
-    /// and that their handle has not yet taken: readers about to run. An
-    /// adapter expects their reaction (a new send, say). Outcomes nobody
-    /// waited for (a handle kept for later, or not yet polled) are not
-    /// counted. Read without the lock, so it may lag a concurrent change.
-    pub fn woken_unread(&self) -> usize {
-        self.woken.load(Ordering::Relaxed)
-    }
-
-    /// Outcomes taken by their handles so far: an adapter that sees it
-    /// move between two sends knows the application read an outcome in
-    /// between. Read without the lock, so it may lag a concurrent change.
-    pub fn taken(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
-    }
-
-    /// Copies the counts out for lock-free readers (under the lock).
-    fn publish(&self, slots: &Slots<W>) {
-        self.unread.store(slots.unread, Ordering::Relaxed);
-        self.woken.store(slots.woken, Ordering::Relaxed);
-        self.taken.store(slots.taken, Ordering::Relaxed);
     }
 
     /// Takes a slot for a new send: the key for its handle and the
@@ -215,7 +160,6 @@ impl<W: Wake> Registry<W> {
                     generation: 0,
                     state: State::Waiting,
                     waiter: W::default(),
-                    woken: false,
                 });
                 slots.entries.len() - 1
             }
@@ -258,26 +202,20 @@ impl<W: Wake> Registry<W> {
             }
             State::Abandoned | State::Free { .. } => {}
         }
-        self.publish(&slots);
     }
 
-    /// Returns whether a waiter was notified.
+    /// Returns whether the outcome was left for a live handle.
     fn resolve(&self, key: Key, outcome: Result<Delivered, DeliveryError>) -> bool {
         let mut slots = self.lock();
         let Some(entry) = slots.entry(key) else {
             return false;
         };
+        // Whether the outcome was left for a live handle, and whom to
+        // notify.
         let notify = match entry.state {
             State::Waiting => {
                 entry.state = State::Done(outcome);
-                let notify = entry.waiter.take();
-                if notify.is_some() {
-                    entry.woken = true;
-                    slots.woken += 1;
-                }
-                slots.unread += 1;
-                self.publish(&slots);
-                notify
+                Some(entry.waiter.take())
             }
             State::Abandoned => {
                 slots.release(key.index);
@@ -287,10 +225,11 @@ impl<W: Wake> Registry<W> {
         };
         drop(slots);
         match notify {
-            Some(notify) => {
-                W::notify(notify);
+            Some(Some(waiter)) => {
+                W::notify(waiter);
                 true
             }
+            Some(None) => true,
             None => false,
         }
     }
@@ -310,10 +249,7 @@ impl Registry<TaskWake> {
     pub fn poll(&self, key: Key, cx: &mut Context<'_>) -> Poll<Result<Delivered, DeliveryError>> {
         let mut slots = self.lock();
         match slots.find(key) {
-            Found::Outcome(outcome) => {
-                self.publish(&slots);
-                Poll::Ready(outcome)
-            }
+            Found::Outcome(outcome) => Poll::Ready(outcome),
             Found::Waiting(TaskWake(Some(waker))) => {
                 if !waker.will_wake(cx.waker()) {
                     waker.clone_from(cx.waker());
@@ -340,10 +276,7 @@ impl Registry<CondvarWake> {
         let mut slots = self.lock();
         loop {
             let ready = match slots.find(key) {
-                Found::Outcome(outcome) => {
-                    self.publish(&slots);
-                    return Some(outcome);
-                }
+                Found::Outcome(outcome) => return Some(outcome),
                 Found::Waiting(CondvarWake(ready)) => ready.clone(),
             };
             slots = match deadline {
@@ -382,7 +315,6 @@ impl<W> Slots<W> {
         match entry.state {
             State::Waiting => {}
             State::Done(_) => {
-                self.taken += 1;
                 return match self.release(key.index) {
                     State::Done(outcome) => Found::Outcome(outcome),
                     _ => unreachable!("the entry was done"),
@@ -404,12 +336,6 @@ impl<W> Slots<W> {
     fn release(&mut self, index: usize) -> State {
         let entry = &mut self.entries[index];
         entry.generation = entry.generation.wrapping_add(1);
-        if std::mem::take(&mut entry.woken) {
-            self.woken -= 1;
-        }
-        if matches!(entry.state, State::Done(_)) {
-            self.unread -= 1;
-        }
         let state = std::mem::replace(&mut entry.state, State::Free { next: self.free });
         self.free = index;
         state
@@ -435,15 +361,14 @@ impl<W: Wake> Completion<W> {
     /// Hands `outcome` to the send's handle and wakes its waiter; if the
     /// handle was dropped, frees the slot.
     pub fn resolve(self, outcome: Result<Delivered, DeliveryError>) {
-        self.resolve_notified(outcome);
+        self.resolve_unread(outcome);
     }
 
-    /// [`resolve`](Self::resolve), saying whether someone was told: a task
-    /// had polled the handle ([`TaskWake`]), or a thread may be waiting
-    /// ([`CondvarWake`]); false if the handle was dropped or never waited
-    /// (counted in [`Registry::woken_unread`] until taken). An adapter uses
-    /// it to expect the application's reaction (a new send, say) soon.
-    pub fn resolve_notified(mut self, outcome: Result<Delivered, DeliveryError>) -> bool {
+    /// [`resolve`](Self::resolve), saying whether the outcome now waits
+    /// for its handle to read it (whether or not anyone waited for it yet);
+    /// false if the handle was dropped. An adapter uses it to expect the
+    /// application's reaction (a new send, say).
+    pub fn resolve_unread(mut self, outcome: Result<Delivered, DeliveryError>) -> bool {
         match self.key.take() {
             Some(key) => self.registry.resolve(key, outcome),
             None => false,
@@ -556,60 +481,22 @@ mod tests {
     }
 
     #[test]
-    fn resolve_says_whether_a_waiter_was_told_and_woken_unread_counts_it() {
-        let registry = Arc::new(Registry::<TaskWake>::with_capacity(4));
-        let (_wakes, waker) = waker();
-        let mut cx = Context::from_waker(&waker);
+    fn resolve_says_whether_the_outcome_waits_for_its_handle() {
+        let registry = Arc::new(Registry::<TaskWake>::with_capacity(3));
+        let (wakes, waker) = waker();
         let (polled, completion) = registry.register();
-        assert!(registry.poll(polled, &mut cx).is_pending());
-        assert!(completion.resolve_notified(Ok(DELIVERED)));
-        let (polled_then_dropped, completion) = registry.register();
-        assert!(registry.poll(polled_then_dropped, &mut cx).is_pending());
-        assert!(completion.resolve_notified(Ok(DELIVERED)));
-        // Never polled (a handle kept for later): nobody to tell, and
-        // nobody about to run.
-        let (never_polled, completion) = registry.register();
-        assert!(!completion.resolve_notified(Ok(DELIVERED)));
+        assert!(registry
+            .poll(polled, &mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(completion.resolve_unread(Ok(DELIVERED)));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        // Not yet polled: nobody to wake, but its reader will find it.
+        let (_never_polled, completion) = registry.register();
+        assert!(completion.resolve_unread(Ok(DELIVERED)));
         let (dropped, completion) = registry.register();
         registry.abandon(dropped);
-        assert!(!completion.resolve_notified(Ok(DELIVERED)));
-        let counts = |registry: &Registry<TaskWake>| {
-            (registry.unread(), registry.woken_unread(), registry.taken())
-        };
-        assert_eq!(counts(&registry), (3, 2, 0));
-        assert_eq!(registry.poll(polled, &mut cx), Poll::Ready(Ok(DELIVERED)));
-        assert_eq!(counts(&registry), (2, 1, 1));
-        registry.abandon(polled_then_dropped);
-        assert_eq!(counts(&registry), (1, 0, 1));
-        assert_eq!(
-            registry.poll(never_polled, &mut cx),
-            Poll::Ready(Ok(DELIVERED))
-        );
-        assert_eq!(counts(&registry), (0, 0, 2));
-        // A slot reused after a woken one starts unwoken; a dropped
-        // completion wakes its polled task with `Closed`.
-        let (reused, completion) = registry.register();
-        assert!(registry.poll(reused, &mut cx).is_pending());
-        drop(completion);
-        assert_eq!(counts(&registry), (1, 1, 2));
-        assert_eq!(
-            registry.poll(reused, &mut cx),
-            Poll::Ready(Err(DeliveryError::Closed))
-        );
-        assert_eq!(counts(&registry), (0, 0, 3));
-    }
-
-    #[test]
-    fn woken_unread_counts_outcomes_a_thread_may_be_waiting_for() {
-        let registry = Arc::new(Registry::<CondvarWake>::with_capacity(1));
-        let (key, completion) = registry.register();
-        assert!(completion.resolve_notified(Ok(DELIVERED)));
-        assert_eq!((registry.unread(), registry.woken_unread()), (1, 1));
-        assert_eq!(registry.wait(key, None), Some(Ok(DELIVERED)));
-        assert_eq!(
-            (registry.unread(), registry.woken_unread(), registry.taken()),
-            (0, 0, 1)
-        );
+        assert!(!completion.resolve_unread(Ok(DELIVERED)));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]

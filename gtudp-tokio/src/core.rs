@@ -22,19 +22,18 @@
 //! is never written before its message is in the receive queue. A send's
 //! DATA is written at once, with whatever waited, unless the application is
 //! working through a backlog: its last `recv` left more messages in the
-//! receive queue, or more outcomes were just handed to waiting tasks than
-//! sends were made since (within a [`TICK`]), or the send is one of a run
-//! of reactions to outcomes (see [`Core::in_reaction`]: on a busy machine
-//! woken tasks may run milliseconds late, and their sends are still the
-//! ones expected). Then it waits for the next call on the socket, which
-//! will come soon, so that one system call carries many (GSO). The next
-//! call that finds the queue empty, or any read of the socket, writes it
-//! first; should no call come within a [`TICK`], the background task
-//! does.
+//! receive queue, or more outcomes were left for their handles than sends
+//! were made since, the latest less than [`LATE`] ago (tasks on a busy
+//! machine may run milliseconds after their outcomes, and their sends are
+//! still the ones expected). Then it waits for the next call on the
+//! socket, which will come soon, so that one system call carries many
+//! (GSO). The next call that finds the queue empty, or any read of the
+//! socket, writes it first; should no call come within a [`TICK`], the
+//! background task does, and the expectation ends: outcomes nobody reacts
+//! to (handles kept for later) cost at most that one tick.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,7 +42,7 @@ use gtudp_proto::{Endpoint, MessageId, PeerStats, SendOptions};
 use hashbrown::HashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::completion::{Completion, Completions};
+use crate::completion::Completion;
 use crate::error::{DeliveryError, SendRawError};
 use crate::io::UdpIo;
 use crate::stats::{CloseSummary, Stats};
@@ -65,11 +64,10 @@ pub(crate) const TICK: std::time::Duration = std::time::Duration::from_millis(1)
 /// that calls again this soon has them held again.
 pub(crate) const PROMPT: std::time::Duration = std::time::Duration::from_micros(250);
 
-/// The longest gap between two sends, with an outcome read in between,
-/// for them to count as a loop of reactions to outcomes nobody was woken
-/// for (see [`Core::in_reaction`]): far less than any round trip, so that
-/// an application that awaits each send is never taken for one.
-pub(crate) const REACTION_GAP: std::time::Duration = std::time::Duration::from_micros(10);
+/// How long after outcomes were handed over sends are still expected in
+/// reaction to them (see `Core::send_credit`): a few ticks, as long as a
+/// loaded machine may take to run the tasks it woke.
+pub(crate) const LATE: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Receive-queue entries allocated up front (fewer if the queue is
 /// smaller); the queue grows past this, up to its capacity, only if more
@@ -157,28 +155,19 @@ pub(crate) struct Core {
     /// When the last `recv` left more messages in the queue: the
     /// application is taking messages from a backlog (for a [`TICK`]).
     draining: Option<Instant>,
-    /// Outcomes just handed to waiting tasks, less the sends made since:
-    /// sends expected in reaction, as of `credit_at` (valid for a
-    /// [`TICK`]).
+    /// Outcomes left for live handles, less the sends made since: sends
+    /// expected in reaction, for [`LATE`] after `credit_at` (the latest
+    /// outcome's instant). Cleared when a send it held waited a whole
+    /// [`TICK`] with no call on the socket.
     send_credit: usize,
     credit_at: Option<Instant>,
-    /// The outcomes' registry: how many woken tasks have still to read
-    /// theirs, and how many outcomes were read (see [`Core::in_reaction`]).
-    completions: Arc<Completions>,
-    /// The registry's count of outcomes read, as of the last send.
-    taken_seen: u64,
-    /// When the last send was made.
+    /// When the application last sent.
     last_send: Option<Instant>,
     wakes: Wakes,
 }
 
 impl Core {
-    pub(crate) fn new(
-        io: UdpIo,
-        endpoint: Endpoint,
-        recv_queue: usize,
-        completions: Arc<Completions>,
-    ) -> Self {
+    pub(crate) fn new(io: UdpIo, endpoint: Endpoint, recv_queue: usize) -> Self {
         Self {
             io,
             endpoint,
@@ -198,8 +187,6 @@ impl Core {
             draining: None,
             send_credit: 0,
             credit_at: None,
-            completions,
-            taken_seen: 0,
             last_send: None,
             wakes: Wakes::default(),
         }
@@ -249,14 +236,14 @@ impl Core {
                     self.hold_recvs = true;
                 }
                 let backlog = recent(self.draining, now) && !self.inbox.is_empty();
-                let reacting = self.in_reaction(now);
-                let credit = if recent(self.credit_at, now) {
+                self.last_send = Some(now);
+                let credit = if credit_live(self.credit_at, now) {
                     self.send_credit
                 } else {
                     0
                 };
                 self.send_credit = credit.saturating_sub(1);
-                if backlog || credit > 1 || reacting {
+                if backlog || credit > 1 {
                     self.defer(now);
                 } else {
                     self.flush(now);
@@ -414,7 +401,11 @@ impl Core {
             if self.deferred.is_some() && !young {
                 // The expected call did not come: write at once again.
                 self.draining = None;
-                self.send_credit = 0;
+                if !recent(self.last_send, now) {
+                    // Not a late task still sending either: the outcomes
+                    // counted on bring no send (handles kept for later).
+                    self.send_credit = 0;
+                }
             }
             self.flush(now);
         }
@@ -623,36 +614,6 @@ impl Core {
         }
     }
 
-    /// Whether this send, made at `now`, is one of a run of reactions to
-    /// outcomes, so that more sends are on their way however late a busy
-    /// machine runs the application: it read an outcome since its
-    /// previous send, and either
-    ///
-    /// - that send came less than [`PROMPT`] before, and tasks woken with
-    ///   an outcome have still to read it, or
-    /// - that send came less than [`REACTION_GAP`] before (a loop reading
-    ///   outcomes and sending, with no round trip in between), and
-    ///   outcomes are still unread (their handles were not yet polled when
-    ///   they resolved, as in a `FuturesUnordered` filled faster than it
-    ///   is polled).
-    ///
-    /// A send that follows no read is not held, nor one made long after
-    /// the previous send (another task's, say, while one reads slowly), nor
-    /// one that awaited a round trip while handles kept for later leave
-    /// outcomes unread.
-    fn in_reaction(&mut self, now: Instant) -> bool {
-        let taken = self.completions.taken();
-        let read_since = taken != self.taken_seen;
-        self.taken_seen = taken;
-        let gap = self.last_send.map(|at| now.saturating_duration_since(at));
-        self.last_send = Some(now);
-        let Some(gap) = gap.filter(|_| read_since) else {
-            return false;
-        };
-        (gap < PROMPT && self.completions.woken_unread() > 0)
-            || (gap < REACTION_GAP && self.completions.unread() > 0)
-    }
-
     fn drain_events(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match gtudp_io::route(event) {
@@ -676,8 +637,8 @@ impl Core {
                     if let Some(pending) = self.pending.remove(&id) {
                         // Wakes the task awaiting the outcome directly; the
                         // handle may have been dropped: nobody to tell.
-                        if pending.completion.resolve_notified(outcome) {
-                            if !recent(self.credit_at, now) {
+                        if pending.completion.resolve_unread(outcome) {
+                            if !credit_live(self.credit_at, now) {
                                 self.send_credit = 0;
                             }
                             self.send_credit += 1;
@@ -688,6 +649,12 @@ impl Core {
             }
         }
     }
+}
+
+/// Whether outcomes handed over at `at` still bring sends at `now` (less
+/// than [`LATE`] before).
+fn credit_live(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < LATE)
 }
 
 /// Whether `at` is less than a [`TICK`] before `now`.

@@ -31,15 +31,13 @@
 //! While the application works through a backlog (its last receive left
 //! more messages queued), replies are held for its next call, so one GSO
 //! system call carries many. So are sends made in reaction to outcomes:
-//! while outcomes were just handed to waiting tasks, or while the
-//! application reads an outcome before each send, sends in quick
-//! succession, and woken tasks have outcomes still to read, a send's DATA
-//! waits for the next send, and the last one writes them all. A send that
-//! follows no read, or that awaited a round trip, is written at once
-//! (handles kept unread hold nothing back, but for the last send of a
-//! tight loop of reactions). Should the next call not come, the
-//! background task writes what waits within a tick (a millisecond, more
-//! on a loaded machine).
+//! while more outcomes were handed over than sends made since, the latest
+//! a few milliseconds ago at most (tasks run late on a loaded machine), a
+//! send's DATA waits for the next send, and the last one writes them all.
+//! Should the next call not come, the background task writes what waits
+//! within a tick (a millisecond, more on a loaded machine), and, if the
+//! application made no call meanwhile, expects nothing more of those
+//! outcomes: handles kept unread cost at most that one tick.
 //!
 //! One background task per socket does what no call does: the endpoint's
 //! timers (retransmissions, deadlines, the pacer, the close's drain),

@@ -338,12 +338,7 @@ impl Builder {
             max_outstanding.min(PRESIZED_COMPLETIONS),
         ));
         let shared = Arc::new(Shared {
-            core: Mutex::new(Core::new(
-                io,
-                endpoint,
-                self.recv_queue,
-                completions.clone(),
-            )),
+            core: Mutex::new(Core::new(io, endpoint, self.recv_queue)),
             socket,
             outstanding: Arc::new(Semaphore::new(max_outstanding)),
             local_addr,
