@@ -29,8 +29,10 @@
 //! socket, which will come soon, so that one system call carries many
 //! (GSO). The next call that finds the queue empty, or any read of the
 //! socket, writes it first; should no call come within a [`TICK`], the
-//! background task does, and the expectation ends: outcomes nobody reacts
-//! to (handles kept for later) cost at most that one tick.
+//! background task does. Either way, unless the application is still
+//! sending, the expectation ends there: outcomes nobody reacts to
+//! (handles kept for later) hold a send back once, until the next read of
+//! the socket or tick, and are not counted again.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -157,8 +159,9 @@ pub(crate) struct Core {
     draining: Option<Instant>,
     /// Outcomes left for live handles, less the sends made since: sends
     /// expected in reaction, for [`LATE`] after `credit_at` (the latest
-    /// outcome's instant). Cleared when a send it held waited a whole
-    /// [`TICK`] with no call on the socket.
+    /// outcome's instant). Cleared when what it held is written by a read
+    /// of the socket, or by the background task after a whole [`TICK`]
+    /// with no send.
     send_credit: usize,
     credit_at: Option<Instant>,
     /// When the application last sent.
@@ -320,6 +323,8 @@ impl Core {
             return Take::Closed;
         }
         if self.deferred.is_some() {
+            // A read, not a send, writes what was held: see `receive`.
+            self.send_credit = 0;
             self.flush(now);
         }
         let more = self.receive(now);
@@ -541,6 +546,14 @@ impl Core {
     /// ICMP reports and other receive errors are counted and logged by the
     /// socket layer; reading goes on.
     fn receive(&mut self, now: Instant) -> bool {
+        if self.deferred.is_some() {
+            // What was held leaves with this read's writes, not with the
+            // sends the outcomes were counted on for: those outcomes are
+            // expected to bring nothing more (handles kept for later, a
+            // task that awaits each send). Outcomes this read resolves
+            // count afresh.
+            self.send_credit = 0;
+        }
         // The datagrams are fed where the socket put them: only a DATA's
         // payload is copied, by the endpoint.
         let mut batch = self.io.take_batch();

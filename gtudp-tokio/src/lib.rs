@@ -34,10 +34,10 @@
 //! while more outcomes were handed over than sends made since, the latest
 //! a few milliseconds ago at most (tasks run late on a loaded machine), a
 //! send's DATA waits for the next send, and the last one writes them all.
-//! Should the next call not come, the background task writes what waits
-//! within a tick (a millisecond, more on a loaded machine), and, if the
-//! application made no call meanwhile, expects nothing more of those
-//! outcomes: handles kept unread cost at most that one tick.
+//! Should the next call not come, a read of the socket or the background
+//! task (within a tick: a millisecond, more on a loaded machine) writes
+//! what waits, and those outcomes are expected to bring nothing more:
+//! handles kept unread hold a send back once, not every send.
 //!
 //! One background task per socket does what no call does: the endpoint's
 //! timers (retransmissions, deadlines, the pacer, the close's drain),
