@@ -504,20 +504,28 @@ async fn reaction_pair() -> (Socket, std::net::UdpSocket) {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "current_thread")]
 async fn sends_of_tasks_woken_together_leave_together_however_late_they_run() {
-    // A loaded machine may delay the tasks past `LATE` too: then the
-    // attempt proves nothing, and another is made.
+    // One or two (the ACKs may leave first); a loaded machine may add a
+    // write by the background task or the pacer. Without the
+    // expectation: fifteen or more.
+    reactions_take_at_most(5, late_reactions).await;
+}
+
+/// Runs `attempt` (which returns the send calls some reactions took) until
+/// it takes at most `calls`, three times at most: a loaded machine may
+/// delay the reactions past `LATE`, and then an attempt proves nothing.
+async fn reactions_take_at_most<F, Fut>(calls: u64, mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = u64>,
+{
     let mut attempts = Vec::new();
     for _ in 0..3 {
-        let calls = late_reactions().await;
-        attempts.push(calls);
-        // One or two (the ACKs may leave first); a loaded machine may add
-        // a write by the background task or the pacer. Without the
-        // expectation: fifteen or more.
-        if calls <= 5 {
+        attempts.push(attempt().await);
+        if attempts.last().is_some_and(|&taken| taken <= calls) {
             return;
         }
     }
-    panic!("send calls for the late reactions, in each attempt: {attempts:?}");
+    panic!("send calls for the reactions, in each attempt: {attempts:?}");
 }
 
 /// One attempt of the test above: the send calls the late reactions took.
@@ -569,19 +577,8 @@ async fn late_reactions() -> u64 {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "current_thread")]
 async fn outcomes_read_later_still_bring_sends_that_leave_together() {
-    // A loaded machine may delay the reactions past `LATE`: then the
-    // attempt proves nothing, and another is made.
-    let mut attempts = Vec::new();
-    for _ in 0..3 {
-        let calls = reactions_read_later().await;
-        attempts.push(calls);
-        // One, or a few on a loaded machine; sixteen without the
-        // expectation.
-        if calls <= 4 {
-            return;
-        }
-    }
-    panic!("send calls for the reactions, in each attempt: {attempts:?}");
+    // One, or a few on a loaded machine; sixteen without the expectation.
+    reactions_take_at_most(4, reactions_read_later).await;
 }
 
 /// One attempt of the test above: the send calls the reactions took.
