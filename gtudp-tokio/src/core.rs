@@ -29,10 +29,11 @@
 //! socket, which will come soon, so that one system call carries many
 //! (GSO). The next call that finds the queue empty, or any read of the
 //! socket, writes it first; should no call come within a [`TICK`], the
-//! background task does. Either way, unless the application is still
-//! sending, the expectation ends there: outcomes nobody reacts to
-//! (handles kept for later) hold a send back once, until the next read of
-//! the socket or tick, and are not counted again.
+//! background task does. A read that writes it ends the expectation, and
+//! so does the background task unless the application is still sending:
+//! outcomes nobody reacts to (handles kept for later) hold a send back
+//! once, until the next read of the socket or tick, and are not counted
+//! again.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
