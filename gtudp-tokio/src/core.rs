@@ -668,10 +668,15 @@ impl Core {
 /// Whether outcomes handed over at `at` still bring sends at `now` (less
 /// than [`LATE`] before).
 fn credit_live(at: Option<Instant>, now: Instant) -> bool {
-    at.is_some_and(|at| now.saturating_duration_since(at) < LATE)
+    within(at, now, LATE)
 }
 
 /// Whether `at` is less than a [`TICK`] before `now`.
 fn recent(at: Option<Instant>, now: Instant) -> bool {
-    at.is_some_and(|at| now.saturating_duration_since(at) < TICK)
+    within(at, now, TICK)
+}
+
+/// Whether `at` is less than `span` before `now`.
+fn within(at: Option<Instant>, now: Instant, span: std::time::Duration) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < span)
 }

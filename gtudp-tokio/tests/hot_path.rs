@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::within;
-use gtudp_tokio::{Config, DeliveryError, RecvError, Socket, TrySendErrorKind};
+use gtudp_tokio::{Config, Delivery, DeliveryError, RecvError, Socket, TrySendErrorKind};
 
 async fn pair() -> (Socket, Socket) {
     let a = Socket::bind("127.0.0.1:0", Config::default())
@@ -394,9 +394,7 @@ async fn a_send_after_a_burst_of_outcomes_still_leaves() {
     let client = Socket::bind("127.0.0.1:0", config.clone()).await.unwrap();
     let server = Socket::bind("127.0.0.1:0", config).await.unwrap();
     let to = server.local_addr();
-    let burst: Vec<_> = (0..32u32)
-        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
-        .collect();
+    let burst = sends(&client, to, 0..32u32);
     for delivery in burst {
         within(10, delivery).await.unwrap();
     }
@@ -585,9 +583,7 @@ async fn outcomes_read_later_still_bring_sends_that_leave_together() {
 async fn reactions_read_later() -> u64 {
     let (client, peer) = reaction_pair().await;
     let to = peer.local_addr().unwrap();
-    let deliveries: Vec<_> = (0..REACTIONS as u32)
-        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
-        .collect();
+    let deliveries = sends(&client, to, 0..REACTIONS as u32);
     answer_all_at_once(&peer, &client, REACTIONS);
     confirmed(&client, REACTIONS as u64).await;
     let before = client.stats().io;
@@ -602,6 +598,13 @@ async fn reactions_read_later() -> u64 {
     let calls = client.stats().io.send_calls - before.send_calls;
     expect_reactions(&peer, REACTIONS).await;
     calls
+}
+
+/// Sends messages `range` (each its number) to `to`, keeping the handles.
+fn sends(client: &Socket, to: SocketAddr, range: std::ops::Range<u32>) -> Vec<Delivery> {
+    range
+        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
+        .collect()
 }
 
 /// Waits until `client` has seen `count` messages delivered.
@@ -646,9 +649,7 @@ where
 async fn kept_handles_do_not_hold_back_the_sends_of_an_application_that_awaits_each() {
     let (client, server) = pair().await;
     let to = server.local_addr();
-    let kept: Vec<_> = (0..2u32)
-        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
-        .collect();
+    let kept = sends(&client, to, 0..2u32);
     let send = |i: u32| {
         let client = client.clone();
         async move {
@@ -677,9 +678,7 @@ async fn kept_handles_do_not_hold_back_the_sends_of_an_application_that_awaits_e
 async fn a_slow_reader_does_not_hold_back_another_task_s_sends_for_long() {
     let (client, server) = pair().await;
     let to = server.local_addr();
-    let burst: Vec<_> = (0..20u32)
-        .map(|i| client.send_nowait(i.to_be_bytes().to_vec(), to).unwrap())
-        .collect();
+    let burst = sends(&client, to, 0..20u32);
     let reader = tokio::spawn(async move {
         for delivery in burst {
             delivery.await.unwrap();
