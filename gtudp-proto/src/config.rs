@@ -256,14 +256,14 @@ pub struct Limits {
     /// After its ACK an identity is remembered for `datagram_lifetime`
     /// (plus at most a quarter of it); after its RECV attempts ran out, for
     /// `remember_window` (plus at most a quarter). A steady stream of `r`
-    /// messages/s takes about `r × 1.25 × datagram_lifetime × 11` bytes, so
+    /// messages/s takes about `r × 1.25 × datagram_lifetime × 14` bytes, so
     /// this bound sets the highest rate the endpoint sustains:
     /// [`Config::max_sustained_rate`]. Past it, new DATA is left unanswered
     /// until older identities expire. Moving a message that awaited its ACK
     /// into this memory is never refused (its memory is what keeps a late
     /// copy from being handed over again), so it may exceed the bound by a
     /// few hundred bytes per such message (a smallest table, and the
-    /// records a new host or generation needs). Default 64 MiB (about 2.1 million messages/s with the
+    /// records a new host or generation needs). Default 64 MiB (about 1.9 million messages/s with the
     /// default 2 s lifetime).
     pub max_remembered_bytes: usize,
     /// Bytes of remembered identities for one host: identities are
@@ -395,14 +395,14 @@ impl Config {
 
     /// The highest steady receive rate, in messages per second, that the
     /// remembered-identity memory allows (see
-    /// [`Limits::max_remembered_bytes`]): `bytes / (13 × 1.25 ×
+    /// [`Limits::max_remembered_bytes`]): `bytes / (14 × 1.25 ×
     /// datagram_lifetime)`, per peer and for the whole endpoint. A stream
     /// above it is slowed to it: new DATA waits unanswered, and its sender
     /// resends, until older identities expire.
     ///
     /// ```
     /// let rate = gtudp_proto::Config::default().max_sustained_rate();
-    /// assert!(rate.per_peer >= 2_000_000.0);
+    /// assert!(rate.per_peer >= 1_900_000.0);
     /// ```
     pub fn max_sustained_rate(&self) -> SustainedRate {
         let held_per_rate = crate::remembered::STEADY_SLOT_BYTES as f64

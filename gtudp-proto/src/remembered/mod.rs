@@ -21,7 +21,7 @@
 //! address's first, four times when the budget allows); a large one gets
 //! another table beside it. A
 //! steady stream sizes each new table from the last one, so an identity
-//! costs 13 to 18 bytes (its filter cells included); while a stream's rate climbs, tables are added and
+//! costs 14 to 18 bytes (its filter cells included); while a stream's rate climbs, tables are added and
 //! the cost can briefly reach about twice that. [`RememberedIdentities::bytes`]
 //! accounts every allocation the structure makes.
 //!
@@ -72,12 +72,12 @@ const GROW_IN_PLACE_BYTES: usize = 1024 * 1024;
 
 /// Bytes per identity inserted when a stream is steady: 8-byte entries, in
 /// tables sized for the previous generation's count plus a sixteenth at
-/// 80 % load (8 × 17/16 × 5/4 = 10.6), and the generation filter's one to
-/// two cells (see `filter`), rounded up. With `GENERATIONS + 1`
+/// 80 % load (8 × 17/16 × 5/4 = 10.6), and the generation filter's 1.5 to
+/// 3 cells (see `filter`), rounded up. With `GENERATIONS + 1`
 /// generations' tables allocated at any time, a stream of `r` messages/s
-/// holds `r × retention × (1 + 1/GENERATIONS) × 13` bytes: the rule behind
+/// holds `r × retention × (1 + 1/GENERATIONS) × 14` bytes: the rule behind
 /// [`Config::max_sustained_rate`](crate::Config::max_sustained_rate).
-pub(crate) const STEADY_SLOT_BYTES: usize = 13;
+pub(crate) const STEADY_SLOT_BYTES: usize = 14;
 
 /// The most bytes one remembered identity costs in a steady stream, at any
 /// point of the generation cycle (the worst is just after a new
