@@ -24,8 +24,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::endpoint::AwaitingId;
 use crate::event::MessageId;
-use crate::wire::Identity;
 
 /// What a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,9 +36,9 @@ pub(crate) enum TimerKey {
     /// probe, retransmission timeout) and the pacer. One live entry per
     /// peer, whatever it has in flight.
     Sender(SocketAddr),
-    /// A received message, by where its sender's messages are kept and its
-    /// identity: RECV resend or the end of its duplicate window.
-    Received(SocketAddr, Identity),
+    /// A received message awaiting its ACK, by its record: RECV resend, or
+    /// the end of its attempts.
+    Received(AwaitingId),
     /// The earliest deadline in the queue of idle peers (see
     /// `Endpoint::idle_peers`): one entry for them all, since they go idle
     /// in the order their deadlines come.
@@ -310,7 +310,7 @@ mod tests {
                 let at = start + Duration::from_millis(*ms);
                 let key = match kind {
                     0 => TimerKey::Message(MessageId::for_test(*n)),
-                    1 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(*n as u32)),
+                    1 => TimerKey::Received(AwaitingId::for_test(*n)),
                     _ => TimerKey::Probe(([10, 0, 0, *n as u8], 1).into()),
                 };
                 timers.push(at, key);
@@ -343,7 +343,7 @@ mod tests {
             let key = |kind: u8, n: u64| match kind {
                 0 => TimerKey::Message(MessageId::for_test(n)),
                 1 => TimerKey::Sender(([10, 0, 0, n as u8], 1).into()),
-                2 => TimerKey::Received(([10, 0, 0, 1], 1).into(), crate::wire::Identity::from_u32(n as u32)),
+                2 => TimerKey::Received(AwaitingId::for_test(n)),
                 3 => TimerKey::IdlePeers,
                 4 => TimerKey::Probe(([10, 0, 0, n as u8], 1).into()),
                 5 => TimerKey::Unreachable(([10, 0, 0, n as u8], 1).into()),

@@ -9,8 +9,10 @@
 //! key once and, when the message is new, hands that hash to the insertion
 //! (no second hash, no second probe); the insertion returns an
 //! [`AwaitingId`] that the RECV order carries, so the RECV's transmission
-//! reaches the record by index, with no hashing at all. Only the ACK, which
-//! names just the identity, hashes again.
+//! reaches the record by index, with no hashing at all; so does the RECV's
+//! resend deadline, whose liveness the endpoint checks each time it is the
+//! earliest deadline when the timeout is polled (an adapter polls after
+//! every step). Only the ACK, which names just the identity, hashes again.
 //!
 //! A slot freed by an ended exchange is reused by a later record (last
 //! freed, first reused: its memory is the warmest); every record gets a new
@@ -24,11 +26,22 @@ use super::receiver::{AwaitingAck, AwaitingKey};
 use crate::table_hash::TableHashState;
 
 /// Names one record while it awaits its ACK: its slot, and the serial that
-/// tells it from the slot's later records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct AwaitingId {
+/// tells it from the slot's later records. Its RECV's resend deadline
+/// ([`TimerKey::Received`](crate::timer::TimerKey)) names it so, and
+/// finds it with no hashing: the endpoint asks whether the earliest
+/// deadline is live at every poll of its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct AwaitingId {
     serial: u64,
     slot: u32,
+}
+
+impl AwaitingId {
+    /// An id for tests of the timer queue, which only compare ids.
+    #[cfg(test)]
+    pub(crate) fn for_test(serial: u64) -> Self {
+        Self { serial, slot: 0 }
+    }
 }
 
 /// The hash of a key found absent by [`AwaitingRecords::find`], to insert
@@ -106,15 +119,6 @@ impl AwaitingRecords {
         place.entry.as_mut().map(|(_, record)| (id, record))
     }
 
-    /// The record kept under `key`.
-    pub(super) fn get_by_key(&self, key: &AwaitingKey) -> Option<&AwaitingAck> {
-        let slot = self.slot_of(self.hash(key), key)?;
-        self.slots[slot as usize]
-            .entry
-            .as_ref()
-            .map(|(_, record)| record)
-    }
-
     /// The record `id` names, while it awaits its ACK.
     #[inline]
     pub(super) fn get(&self, id: AwaitingId) -> Option<&AwaitingAck> {
@@ -176,9 +180,9 @@ impl AwaitingRecords {
         AwaitingId { serial, slot }
     }
 
-    /// Removes the record kept under `key`.
+    /// Removes the record kept under `key`: returns it and the id it had.
     #[inline(always)]
-    pub(super) fn remove(&mut self, key: &AwaitingKey) -> Option<AwaitingAck> {
+    pub(super) fn remove(&mut self, key: &AwaitingKey) -> Option<(AwaitingId, AwaitingAck)> {
         let hash = self.hash(key);
         let slots = &self.slots;
         let identity = key.1.to_u32();
@@ -191,10 +195,12 @@ impl AwaitingRecords {
         });
         let ((_, slot), _) = found.ok()?.remove();
         self.free.push(slot);
-        self.slots[slot as usize]
-            .entry
-            .take()
-            .map(|(_, record)| record)
+        let place = &mut self.slots[slot as usize];
+        let id = AwaitingId {
+            serial: place.serial,
+            slot,
+        };
+        place.entry.take().map(|(_, record)| (id, record))
     }
 
     /// Records awaiting their ACK.

@@ -2,6 +2,7 @@
 //! one socket, without doing any I/O.
 
 mod awaiting;
+pub(crate) use awaiting::AwaitingId;
 mod large;
 mod messages;
 mod output;
@@ -536,9 +537,7 @@ impl Endpoint {
             match key {
                 TimerKey::Message(id) => self.on_message_timer(now, at, id),
                 TimerKey::Sender(peer) => self.on_sender_timer(now, at, peer),
-                TimerKey::Received(kept_under, identity) => {
-                    self.on_received_timer(now, at, kept_under, identity)
-                }
+                TimerKey::Received(id) => self.on_received_timer(now, at, id),
                 TimerKey::IdlePeers => self.on_idle_peers_timer(now, at),
                 TimerKey::Probe(peer) => self.on_probe_timer(now, at, peer),
                 TimerKey::Unreachable(peer) => self.on_unreachable_timer(now, at, peer),
@@ -812,9 +811,9 @@ impl Endpoint {
                 .peers
                 .get(&address)
                 .is_some_and(|peer| peer.send_timer == Some(at)),
-            TimerKey::Received(kept_under, identity) => self
+            TimerKey::Received(id) => self
                 .awaiting
-                .get_by_key(&receiver::AwaitingKey(kept_under, identity))
+                .get(id)
                 .is_some_and(|record| record.timer == Some(at)),
             TimerKey::IdlePeers => self.idle_timer == Some(at),
             TimerKey::Probe(address) => self

@@ -455,14 +455,14 @@ impl Endpoint {
         &mut self,
         source: SocketAddr,
         identity: Identity,
-    ) -> Option<(SocketAddr, AwaitingAck)> {
+    ) -> Option<(SocketAddr, (AwaitingId, AwaitingAck))> {
         let proven = self.peers.get(&source).and_then(|peer| peer.token)?;
         if self.arrival_token == Some(proven) {
             return None;
         }
         let kept_under = token_key(proven);
-        let record = self.awaiting.remove(&AwaitingKey(kept_under, identity))?;
-        Some((kept_under, record))
+        let removed = self.awaiting.remove(&AwaitingKey(kept_under, identity))?;
+        Some((kept_under, removed))
     }
 
     pub(super) fn on_ack(
@@ -475,12 +475,12 @@ impl Endpoint {
         // From any port of the host: after a rebinding, the ACK of a RECV
         // answered at the new port.
         let mut kept_under = self.arrival_key(&source);
-        let record = match self.awaiting.remove(&AwaitingKey(kept_under, identity)) {
-            Some(record) => record,
+        let (id, record) = match self.awaiting.remove(&AwaitingKey(kept_under, identity)) {
+            Some(removed) => removed,
             None => match self.awaiting_under_proven_token(source, identity) {
-                Some((key, record)) => {
+                Some((key, removed)) => {
                     kept_under = key;
-                    record
+                    removed
                 }
                 None => return self.on_unknown_ack(now, source, identity, size),
             },
@@ -490,8 +490,7 @@ impl Endpoint {
         // there at the cost of a comparison, rather than a lookup of this
         // record in a purge.
         if let Some(at) = record.timer {
-            self.timers
-                .remove_if_front(at, TimerKey::Received(kept_under, identity));
+            self.timers.remove_if_front(at, TimerKey::Received(id));
         }
         let now_ns = self.nanos(now);
         let since = |sent: u64| now_ns.saturating_sub(sent);
@@ -547,18 +546,11 @@ impl Endpoint {
         );
     }
 
-    pub(super) fn on_received_timer(
-        &mut self,
-        now: Instant,
-        at: Instant,
-        kept_under: SocketAddr,
-        identity: Identity,
-    ) {
-        let key = AwaitingKey(kept_under, identity);
-        let hash = self.awaiting.hash(&key);
-        let Some((id, record)) = self.awaiting.find(hash, &key) else {
+    pub(super) fn on_received_timer(&mut self, now: Instant, at: Instant, id: AwaitingId) {
+        let Some((key, record)) = self.awaiting.get_mut(id) else {
             return;
         };
+        let identity = key.1;
         if record.timer != Some(at) {
             return;
         }
@@ -589,7 +581,7 @@ impl Endpoint {
     /// Ends a RECV exchange without its ACK: the sender may still be
     /// resending, so the identity is remembered for `remember_window`.
     pub(super) fn give_up_recv(&mut self, now: Instant, key: AwaitingKey) {
-        let Some(record) = self.awaiting.remove(&key) else {
+        let Some((_, record)) = self.awaiting.remove(&key) else {
             return;
         };
         self.end_exchange(now, key, &record, Retention::Window);
@@ -709,7 +701,7 @@ pub(super) fn on_recv_sent(
 ) -> u8 {
     super::output::count_outbound(peer, PacketKind::Recv, size);
     let copies = peer.recv_copies.copies();
-    let Some((AwaitingKey(kept_under, identity), record)) = awaiting
+    let Some((_, record)) = awaiting
         .get_mut(id)
         .filter(|(_, record)| record.from == source)
     else {
@@ -726,7 +718,7 @@ pub(super) fn on_recv_sent(
     // the same instant: one live entry serves them all.
     if record.timer != Some(at) {
         record.timer = Some(at);
-        timers.push(at, TimerKey::Received(kept_under, identity));
+        timers.push(at, TimerKey::Received(id));
     }
     copies
 }
