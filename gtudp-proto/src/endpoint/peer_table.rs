@@ -18,8 +18,12 @@ use super::Map;
 #[derive(Debug)]
 pub(super) struct PeerTable {
     slots_by_address: Map<SocketAddr, usize>,
-    /// Each slot holds a peer or is free (listed in `free`).
-    slots: Vec<Option<Peer>>,
+    /// Each slot holds a peer or is free (listed in `free`). Boxed: a peer
+    /// starts on a cache line (see `Peer`), a growing table moves pointers
+    /// rather than peers, and a freed slot keeps its box for the next peer
+    /// (an address flood turns peers over with no allocation).
+    #[allow(clippy::vec_box)] // boxed on purpose: see above
+    slots: Vec<Box<Option<Peer>>>,
     free: Vec<usize>,
     /// The last address found by `get_mut` or `insert`, and its slot,
     /// cleared when that peer goes: an IPv4 address as its four bytes in
@@ -103,7 +107,7 @@ impl PeerTable {
     #[inline]
     pub(super) fn get(&self, address: &SocketAddr) -> Option<&Peer> {
         let slot = self.slot(address)?;
-        self.slots.get(slot)?.as_ref()
+        self.slots.get(slot)?.as_ref().as_ref()
     }
 
     /// As [`get`](Self::get), remembering what it found for the next ask
@@ -111,13 +115,29 @@ impl PeerTable {
     #[inline]
     pub(super) fn get_remembered(&mut self, address: &SocketAddr) -> Option<&Peer> {
         let slot = self.slot_remembered(address)?;
-        self.slots.get(slot)?.as_ref()
+        self.slots.get(slot)?.as_ref().as_ref()
     }
 
     #[inline(always)]
     pub(super) fn get_mut(&mut self, address: &SocketAddr) -> Option<&mut Peer> {
         let slot = self.slot_remembered(address)?;
-        self.slots.get_mut(slot)?.as_mut()
+        self.slots.get_mut(slot)?.as_mut().as_mut()
+    }
+
+    /// The slot of the peer at `address`, remembering it for the next ask:
+    /// it names the peer until the peer goes (see [`at_slot`](Self::at_slot)).
+    #[inline]
+    pub(super) fn slot_of(&mut self, address: &SocketAddr) -> Option<usize> {
+        self.slot_remembered(address)
+    }
+
+    /// The peer in `slot`, if any: the one tracked there when the slot was
+    /// taken with [`slot_of`](Self::slot_of), or a later one (a slot freed
+    /// is reused), which the caller tells apart by its serial. No hashing:
+    /// for records that outlive the datagram that found their peer.
+    #[inline]
+    pub(super) fn at_slot(&self, slot: usize) -> Option<&Peer> {
+        self.slots.get(slot)?.as_ref().as_ref()
     }
 
     #[inline]
@@ -128,16 +148,16 @@ impl PeerTable {
     /// Tracks `peer` at `address`, which must not be tracked yet.
     pub(super) fn insert(&mut self, address: SocketAddr, peer: Peer) {
         if let Some(slot) = self.slot(&address) {
-            self.slots[slot] = Some(peer);
+            *self.slots[slot] = Some(peer);
             return;
         }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot] = Some(peer);
+                *self.slots[slot] = Some(peer);
                 slot
             }
             None => {
-                self.slots.push(Some(peer));
+                self.slots.push(Box::new(Some(peer)));
                 self.slots.len() - 1
             }
         };
@@ -164,7 +184,7 @@ impl PeerTable {
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &Peer> + Clone + '_ {
-        self.slots.iter().flatten()
+        self.slots.iter().filter_map(|slot| slot.as_ref().as_ref())
     }
 
     pub(super) fn clear(&mut self) {

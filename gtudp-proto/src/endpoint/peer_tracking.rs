@@ -195,7 +195,15 @@ impl Endpoint {
     /// Queues the peer at `address`, idle from now, to be forgotten at
     /// `deadline` (see `Endpoint::idle_peers`).
     pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, countdown: Countdown) {
-        self.idle_peers.push_back(IdleEntry { address, countdown });
+        // (Every caller found the peer just now: the slot is remembered.)
+        let Some(slot) = self.peers.slot_of(&address) else {
+            return;
+        };
+        self.idle_peers.push_back(IdleEntry {
+            address,
+            slot: slot as u32,
+            countdown,
+        });
         let deadline = countdown.deadline;
         // Purged here as well as between inputs: one input can start many
         // countdowns (a report failing every message of several peers, a
@@ -285,28 +293,44 @@ pub(super) struct Parked {
 pub(super) struct Countdown {
     /// When the peer is forgotten if it stays idle.
     deadline: Instant,
-    /// The low half of the peer's serial: a peer tracked again at its
-    /// address has another (2^32 peers later the halves may meet, long
-    /// after a countdown's entry is gone).
-    serial: u32,
+    /// The peer's serial: a peer tracked later in its slot (at its address
+    /// or another) has another.
+    serial: u64,
     /// Which of the peer's countdowns this is (`Peer::idle_countdowns`).
     count: u32,
 }
 
 /// A peer's idle countdown, in the idle peers' queue (see
 /// `Endpoint::idle_peers`).
+///
+/// It names the peer by its slot in the peer table, not by its address:
+/// a server whose peers turn idle after each exchange pushes an entry per
+/// exchange, and checks about two for each when it purges the stale ones,
+/// so that a check that hashed the address would cost two cache misses
+/// more for every message (the address map's and the table's), where the
+/// slot reads the peer's first lines only.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct IdleEntry {
+    /// Where the peer is tracked, to forget it.
     address: SocketAddr,
+    /// Its slot in the peer table when the countdown began.
+    slot: u32,
     countdown: Countdown,
 }
 
 impl IdleEntry {
-    /// The peer at the entry's address is idle since this countdown began:
-    /// it has not been busy since, nor forgotten and tracked again.
+    /// The peer of the entry is idle since this countdown began: it has not
+    /// been busy since, nor forgotten (its slot would hold another serial,
+    /// or none).
+    ///
+    /// A peer keeps its slot and its address while tracked. One that moves
+    /// ([`super::roaming`]) is tracked afresh at its new address, in any
+    /// slot, under the serial of the peer it replaces there, with its
+    /// countdowns counted past that peer's: so an entry that finds its
+    /// serial and count in its slot names the peer at its address.
     fn is_live(&self, peers: &super::peer_table::PeerTable) -> bool {
-        peers.get(&self.address).is_some_and(|peer| {
-            peer.serial as u32 == self.countdown.serial
+        peers.at_slot(self.slot as usize).is_some_and(|peer| {
+            peer.serial == self.countdown.serial
                 && peer.idle_countdowns == self.countdown.count
                 && peer.idle_deadline.is_some()
                 && peer.is_idle()
@@ -324,7 +348,7 @@ pub(super) fn idle_from(peer: &mut Peer, now: Instant, timeout: Duration) -> Opt
         peer.idle_countdowns = peer.idle_countdowns.wrapping_add(1);
         return Some(Countdown {
             deadline,
-            serial: peer.serial as u32,
+            serial: peer.serial,
             count: peer.idle_countdowns,
         });
     }
