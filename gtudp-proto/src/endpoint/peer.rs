@@ -26,14 +26,17 @@ const MAX_BACKOFF: u32 = 16;
 /// cache line a datagram touches costs a miss: grouped, the receiving path
 /// touches a few lines of the peer rather than a dozen spread over its
 /// 1.9 kB. The record starts on a cache line (`align(64)`), so that the
-/// first line holds all an idle check reads (the idle peers' queue checks
-/// its entries against it, one cold peer each), and the first three all
-/// the receiving path reads but for the stats and the RTT estimate.
+/// first line holds what an idle check compares first, the serial and the
+/// countdown count, which rule out a stale entry of the idle peers' queue
+/// (a purge checks about two entries a message, one cold peer each; only
+/// a live entry reads the second line, for the idle deadline), and the
+/// first three hold all the receiving path reads but for the stats and
+/// the RTT estimate.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub(super) struct Peer {
     // ----- what every datagram to or from the peer touches: first, in the
-    // first line, all an idle check reads
+    // first line, what an idle check reads but the deadline
     /// Distinguishes this peer from an earlier or later one at its address.
     pub(super) serial: u64,
     /// Received messages from this peer whose RECV awaits its ACK.
@@ -202,9 +205,9 @@ impl Peer {
         }
     }
 
-    /// No message to or from the peer is tracked. (The queue, in another
-    /// cache line than the counts, is read last: a peer that still awaits
-    /// ACKs, a server's usual case, is told busy without it.)
+    /// No message to or from the peer is tracked. (The counts come first:
+    /// a peer that still awaits ACKs, a server's usual case, is told busy
+    /// without the queue.)
     pub(super) fn is_idle(&self) -> bool {
         self.awaiting == 0 && self.in_flight == 0 && self.queue.is_empty()
     }
@@ -424,5 +427,32 @@ mod tests {
             "the RTT estimate ends past the peer's eighth cache line"
         );
         assert!(offset_of!(Peer, congestion) > rtt, "the controller is last");
+    }
+
+    /// An idle check that finds a stale entry (its serial or count differs)
+    /// reads the peer's first cache line only, and a live one its first
+    /// two; the record starts on a line.
+    #[test]
+    fn an_idle_check_reads_the_first_lines() {
+        assert_eq!(std::mem::align_of::<Peer>(), 64);
+        let line = |offset: usize, size: usize| (offset + size - 1) / 64;
+        for (field, offset, size) in [
+            ("serial", offset_of!(Peer, serial), 8),
+            ("idle_countdowns", offset_of!(Peer, idle_countdowns), 4),
+            ("awaiting", offset_of!(Peer, awaiting), 8),
+            ("in_flight", offset_of!(Peer, in_flight), 8),
+            (
+                "queue",
+                offset_of!(Peer, queue),
+                std::mem::size_of::<std::collections::VecDeque<crate::event::MessageId>>(),
+            ),
+        ] {
+            assert_eq!(line(offset, size), 0, "{field} ends past the first line");
+        }
+        let deadline = offset_of!(Peer, idle_deadline);
+        assert_eq!(
+            line(deadline, std::mem::size_of::<Option<std::time::Instant>>()),
+            1
+        );
     }
 }
