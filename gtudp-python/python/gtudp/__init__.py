@@ -355,7 +355,14 @@ class GTUDP:
             # The drain goes on reading the shared descriptor, which must
             # stay non-blocking until it ends: give it back then.
             def finish() -> None:
-                native.close(None)
+                try:
+                    native.close(None)
+                except Closed:
+                    # The interpreter began exiting first and refuses
+                    # every new call: the process, and the drain with it,
+                    # is ending. Nothing to report, nobody to give the
+                    # socket back to.
+                    return
                 self._give_socket_back()
 
             threading.Thread(target=finish, name="gtudp cleanup", daemon=True).start()
