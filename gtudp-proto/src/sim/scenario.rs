@@ -700,6 +700,22 @@ impl Scenario {
                 + self.config.peer_idle_timeout
                 + Duration::from_secs(1);
         }
+        // The memories of received identities are small here (a kilobyte
+        // or more per peer): one the chaos filled refuses new DATA from its
+        // peer, rightly, until what it holds expires, and a message sent
+        // before then may run out of attempts (Failed, with its reason: the
+        // rule for a full table). So what must be delivered is sent once
+        // the chaos's identities are forgotten: a RECV exchange ends at
+        // most a retry span after the chaos, and its identity is kept for
+        // at most 5/4 of its retention.
+        let forgotten = self.config.max_retry_span()
+            + (self
+                .config
+                .remember_window
+                .max(self.config.datagram_lifetime))
+                * 5
+                / 4;
+        settle = settle.max(forgotten);
         if let Some(large) = &self.config.large_messages {
             // An incomplete large message whose sender gave up (cancelled,
             // or failed during the chaos) keeps its receiver's reassembly
