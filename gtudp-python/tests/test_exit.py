@@ -7,13 +7,25 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).parent / "scripts"
-SCRIPT = SCRIPTS / "exit_without_cleanup.py"
+
+
+def exits_cleanly(script, *args, printed):
+    """Runs `script` in a fresh interpreter (bounded: a hang fails with
+    TimeoutExpired), checks that it exited 0 having printed the lines
+    `printed`, and returns what it wrote to stderr."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == printed, done.stdout
+    return done.stderr
 
 
 def test_exit_releases_blocked_readers_and_ends_the_background_threads():
-    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["exiting", "reader released"], done.stdout
+    exits_cleanly("exit_without_cleanup.py", printed=["exiting", "reader released"])
 
 
 @pytest.mark.parametrize("host", [[], ["localhost"]], ids=["ip", "name"])
@@ -23,28 +35,14 @@ def test_exit_with_daemon_threads_sending_ends_cleanly(host):
     # (blocking, with the GIL released): that too must not be under way as
     # the interpreter finalizes.
     for _ in range(5):
-        done = subprocess.run(
-            [sys.executable, str(SCRIPTS / "exit_with_daemon_senders.py"), *host],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["exiting"], done.stdout
+        exits_cleanly("exit_with_daemon_senders.py", *host, printed=["exiting"])
 
 
 def test_exit_with_daemon_threads_logging_through_gtudp_ends_cleanly():
     # A thread parked inside a logging handler's lock hung every exit: a
-    # few runs, each bounded (a hang fails with TimeoutExpired).
+    # few runs, each bounded.
     for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, str(SCRIPTS / "exit_with_logging_senders.py")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["exiting"], done.stdout
+        exits_cleanly("exit_with_logging_senders.py", printed=["exiting"])
 
 
 def test_exit_while_a_drain_goes_on_in_the_background_prints_nothing():
@@ -52,12 +50,5 @@ def test_exit_while_a_drain_goes_on_in_the_background_prints_nothing():
     # exit refused to resume: its `Closed` was printed as an exception in
     # thread "gtudp cleanup". A few runs: the thread and the exit race.
     for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, str(SCRIPTS / "exit_during_drain.py")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["draining"], done.stdout
-        assert done.stderr == "", done.stderr
+        stderr = exits_cleanly("exit_during_drain.py", printed=["draining"])
+        assert stderr == "", stderr

@@ -57,9 +57,10 @@ impl PeerTable {
         }
     }
 
-    /// As `slot`, remembering what it found for the next ask.
+    /// As `slot`, remembering what it found for the next ask. A slot names
+    /// its peer until the peer goes (see [`at_slot`](Self::at_slot)).
     #[inline(always)]
-    fn slot_remembered(&mut self, address: &SocketAddr) -> Option<usize> {
+    pub(super) fn slot_remembered(&mut self, address: &SocketAddr) -> Option<usize> {
         match self.last_slot_of(address) {
             Some(slot) => Some(slot),
             None => self.look_up(address),
@@ -124,15 +125,8 @@ impl PeerTable {
         self.slots.get_mut(slot)?.as_mut().as_mut()
     }
 
-    /// The slot of the peer at `address`, remembering it for the next ask:
-    /// it names the peer until the peer goes (see [`at_slot`](Self::at_slot)).
-    #[inline]
-    pub(super) fn slot_of(&mut self, address: &SocketAddr) -> Option<usize> {
-        self.slot_remembered(address)
-    }
-
     /// The peer in `slot`, if any: the one tracked there when the slot was
-    /// taken with [`slot_of`](Self::slot_of), or a later one (a slot freed
+    /// taken with [`slot_remembered`](Self::slot_remembered), or a later one (a slot freed
     /// is reused), which the caller tells apart by its serial. No hashing:
     /// for records that outlive the datagram that found their peer.
     #[inline]

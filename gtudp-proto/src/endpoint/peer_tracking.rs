@@ -196,7 +196,7 @@ impl Endpoint {
     /// `deadline` (see `Endpoint::idle_peers`).
     pub(super) fn start_idle_countdown(&mut self, address: SocketAddr, countdown: Countdown) {
         // (Every caller found the peer just now: the slot is remembered.)
-        let Some(slot) = self.peers.slot_of(&address) else {
+        let Some(slot) = self.peers.slot_remembered(&address) else {
             return;
         };
         self.idle_peers.push_back(IdleEntry {
