@@ -15,9 +15,9 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 #[derive(Clone, Debug)]
 ///
 /// Every sample writes it whole, and a server with many peers finds each
-/// cold: it keeps each value once (what the timers read as a `Duration`,
-/// what the samples' arithmetic reads in nanoseconds), 96 bytes, so that
-/// it spans two cache lines, or three, rather than three or four.
+/// cold: it keeps every value in nanoseconds, once, in eight words (one
+/// cache line when the peer's record aligns it, as it does): the timers'
+/// `Duration`s are made from them when read, a few instructions each.
 pub(crate) struct RttEstimator {
     /// The smoothed RTT in whole nanoseconds (0 before the first sample).
     smoothed_ns: u64,
@@ -27,26 +27,28 @@ pub(crate) struct RttEstimator {
     /// the first sample): the path's propagation delay, as near as we can
     /// tell. Spurious retransmissions are recognised against it.
     min_ns: u64,
-    /// `min_rto` and `max_rto` in whole nanoseconds (read as `Duration`s
-    /// rarely: kept once, they leave room for `smoothed_at`).
+    /// `min_rto` and `max_rto` in whole nanoseconds.
     min_rto_ns: u64,
     max_rto_ns: u64,
-    /// The timeout the estimate gives, kept up to date by each sample
-    /// (it is read far more often than a sample arrives).
-    rto: Duration,
-    /// What the timers derived from the estimate read, kept up to date by
-    /// each sample with `rto`: twice the smoothed RTT, at most `max_rto`
-    /// (zero before the first sample).
-    twice_smoothed: Duration,
-    /// The tail-loss probe's timeout ([`crate::loss::probe_timeout_ns`]),
-    /// once a sample has been taken (so `Some` tells that one was).
-    probe_timeout: Option<Duration>,
+    /// The timeout the estimate gives, in whole nanoseconds, kept up to
+    /// date by each sample (it is read far more often than a sample
+    /// arrives).
+    rto_ns: u64,
+    /// The tail-loss probe's timeout ([`crate::loss::probe_timeout_ns`])
+    /// in whole nanoseconds, once a sample has been taken ([`NO_SAMPLE`]
+    /// before, which tells that none was).
+    probe_timeout_ns: u64,
     /// When the latest sample smoothed in was taken, in nanoseconds from
     /// the endpoint's epoch (`u64::MAX` before the first): the samples of
     /// one batch read at once share their instant, and only its first is
     /// smoothed in (see [`Self::on_sample_ns_at`]).
     smoothed_at: u64,
 }
+
+/// `probe_timeout_ns` before the first sample: no timeout is that long
+/// (it is at most the largest `Duration` a `u64` of nanoseconds holds, and
+/// [`crate::loss::probe_timeout_ns`] saturates one below).
+const NO_SAMPLE: u64 = u64::MAX;
 
 impl RttEstimator {
     pub(crate) fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
@@ -56,9 +58,8 @@ impl RttEstimator {
             min_ns: u64::MAX,
             min_rto_ns: nanos(min_rto),
             max_rto_ns: nanos(max_rto),
-            rto: initial_rto.clamp(min_rto, max_rto.max(min_rto)),
-            twice_smoothed: Duration::ZERO,
-            probe_timeout: None,
+            rto_ns: nanos(initial_rto.clamp(min_rto, max_rto.max(min_rto))),
+            probe_timeout_ns: NO_SAMPLE,
             smoothed_at: u64::MAX,
         }
     }
@@ -102,7 +103,7 @@ impl RttEstimator {
         if sample_ns < self.min_ns {
             self.min_ns = sample_ns;
         }
-        if self.probe_timeout.is_none() {
+        if self.probe_timeout_ns == NO_SAMPLE {
             self.smoothed_ns = sample_ns;
             self.variation_ns = sample_ns / 2;
         } else {
@@ -111,25 +112,21 @@ impl RttEstimator {
         }
         let smoothed_ns = self.smoothed_ns;
         let rto_ns = self.computed_rto_ns();
-        self.rto = Duration::from_nanos(rto_ns);
+        self.rto_ns = rto_ns;
         let twice_ns = smoothed_ns.saturating_mul(2);
-        self.twice_smoothed = Duration::from_nanos(twice_ns.min(self.max_rto_ns));
-        self.probe_timeout = Some(Duration::from_nanos(crate::loss::probe_timeout_ns(
-            twice_ns, rto_ns,
-        )));
+        self.probe_timeout_ns = crate::loss::probe_timeout_ns(twice_ns, rto_ns).min(NO_SAMPLE - 1);
     }
 
     /// Whether [`Self::min`] and [`Self::smoothed`] are both known (a
     /// sample has been taken, and was shorter than 584 years).
     #[inline]
     pub(crate) fn sampled(&self) -> bool {
-        self.probe_timeout.is_some() && self.min_ns != u64::MAX
+        self.probe_timeout_ns != NO_SAMPLE && self.min_ns != u64::MAX
     }
 
     /// The smoothed RTT, once a sample has been taken.
     pub(crate) fn smoothed(&self) -> Option<Duration> {
-        self.probe_timeout
-            .map(|_| Duration::from_nanos(self.smoothed_ns))
+        (self.probe_timeout_ns != NO_SAMPLE).then(|| Duration::from_nanos(self.smoothed_ns))
     }
 
     /// The shortest timeout: `min_rto`.
@@ -161,15 +158,23 @@ impl RttEstimator {
         (self.min_ns != u64::MAX).then(|| Duration::from_nanos(self.min_ns))
     }
 
-    /// The retransmission timeout before any backoff.
-    pub(crate) fn rto(&self) -> Duration {
-        self.rto
+    /// [`Self::rto`] in nanoseconds.
+    #[inline]
+    pub(crate) fn rto_ns(&self) -> u64 {
+        self.rto_ns
     }
 
-    /// Twice the smoothed RTT, at most `max_rto`; zero before the first
+    /// The retransmission timeout before any backoff.
+    #[inline]
+    pub(crate) fn rto(&self) -> Duration {
+        Duration::from_nanos(self.rto_ns)
+    }
+
+    /// Twice the smoothed RTT in nanoseconds, at most `max_rto`; zero before the first
     /// sample.
-    pub(crate) fn twice_smoothed(&self) -> Duration {
-        self.twice_smoothed
+    #[inline]
+    pub(crate) fn twice_smoothed_ns(&self) -> u64 {
+        self.smoothed_ns.saturating_mul(2).min(self.max_rto_ns)
     }
 
     /// The longest a RECV may take after a message's first copy and still
@@ -179,14 +184,15 @@ impl RttEstimator {
     /// because the first was lost comes back later than this by at least a
     /// round trip.
     pub(crate) fn plausible(&self) -> Duration {
-        self.rto.max(self.twice_smoothed)
+        Duration::from_nanos(self.rto_ns.max(self.twice_smoothed_ns()))
     }
 
     /// The tail-loss probe's timeout for this estimate
     /// ([`crate::loss::probe_timeout_ns`] of the smoothed RTT and the RTO),
     /// once a sample has been taken.
+    #[inline]
     pub(crate) fn probe_timeout(&self) -> Option<Duration> {
-        self.probe_timeout
+        (self.probe_timeout_ns != NO_SAMPLE).then(|| Duration::from_nanos(self.probe_timeout_ns))
     }
 
     /// SRTT + max(G, 4 × RTTVAR), within the bounds, in nanoseconds
@@ -238,7 +244,8 @@ fn smooth_saturating(
 }
 
 /// A duration in whole nanoseconds, at most `u64::MAX` (584 years).
-fn nanos(duration: Duration) -> u64 {
+#[inline]
+pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -282,11 +289,10 @@ mod tests {
     }
 
     /// A sample writes the whole estimate, and a server with many peers
-    /// finds each one's cold: a value kept twice (a `Duration` beside its
-    /// nanoseconds) costs a cache line more on many of them.
+    /// finds each one's cold: it must fit one cache line.
     #[test]
-    fn the_estimate_stays_small() {
-        assert!(std::mem::size_of::<RttEstimator>() <= 96);
+    fn the_estimate_fits_a_cache_line() {
+        assert!(std::mem::size_of::<RttEstimator>() <= 64);
     }
 
     #[test]

@@ -29,9 +29,9 @@ const MAX_BACKOFF: u32 = 16;
 /// first line holds what an idle check compares first, the serial and the
 /// countdown count, which rule out a stale entry of the idle peers' queue
 /// (a purge checks about two entries a message, one cold peer each; only
-/// a live entry reads the second line, for the idle deadline), and the
-/// first three hold all the receiving path reads but for the stats and
-/// the RTT estimate.
+/// a live entry reads the second line, for the idle deadline); the third
+/// holds the RTT estimate, and the next two all the receiving path reads
+/// besides, with the counters every datagram adds to: five lines in all.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub(super) struct Peer {
@@ -85,14 +85,17 @@ pub(super) struct Peer {
     /// Something may have moved the send side's deadline earlier since the
     /// timer was last armed (see `recovery::transmission_may_move_deadline`).
     pub(super) send_deadline_moved: bool,
+    // ----- the third line: what every RTT sample (an ACK's too) updates,
+    // and every RECV's or DATA's resend deadline reads
+    pub(super) rtt: RttEstimator,
+    // ----- then what the receiving path reads, and the counters every
+    // datagram adds to (the first fields of the stats)
     /// A quarter of the grace while suspect: the cap on its retransmission
     /// timeout, so that probes keep going out within the grace.
     pub(super) suspect_rto_cap: Option<std::time::Duration>,
     /// How many times RECVs to the peer go out (see [`super::recv_copies`]).
     pub(super) recv_copies: super::recv_copies::RecvCopies,
     pub(super) stats: PeerStats,
-    // ----- what every RTT sample (an ACK's too) updates
-    pub(super) rtt: RttEstimator,
     // ----- what every message sent to the peer touches
     /// The instant the peer's live `TimerKey::Sender` entry is set for.
     pub(super) send_timer: Option<Instant>,
@@ -336,6 +339,14 @@ impl<'a> Timeouts<'a> {
     /// The timeout after a message's `transmissions`-th transmission.
     #[inline]
     pub(super) fn after(&self, transmissions: u32) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.after_ns(transmissions))
+    }
+
+    /// [`after`](Self::after) in nanoseconds: the timeouts below take
+    /// their larger term in nanoseconds, as the estimate keeps them, and
+    /// make one `Duration` of it.
+    #[inline]
+    fn after_ns(&self, transmissions: u32) -> u64 {
         let doublings = self
             .backoff
             .max(transmissions.saturating_sub(1))
@@ -345,14 +356,14 @@ impl<'a> Timeouts<'a> {
         // backoff.
         // (The estimate keeps the RTO within `min_rto..=max_rto`, and a
         // valid configuration has `min_rto <= max_rto`.)
-        let unbacked = self.rtt.rto();
-        debug_assert!(unbacked <= self.rtt.max_rto());
+        let unbacked = self.rtt.rto_ns();
+        debug_assert!(unbacked <= crate::rtt::nanos(self.rtt.max_rto()));
         let timeout = match doublings {
             0 => unbacked,
-            _ => self.rtt.backed_off_rto(doublings),
+            _ => crate::rtt::nanos(self.rtt.backed_off_rto(doublings)),
         };
         match self.cap {
-            Some(cap) => timeout.min(cap.max(unbacked)),
+            Some(cap) => timeout.min(crate::rtt::nanos(cap).max(unbacked)),
             None => timeout,
         }
     }
@@ -366,7 +377,10 @@ impl<'a> Timeouts<'a> {
     /// the receiver's `remember_window` covers.
     #[inline]
     pub(super) fn data_after(&self, transmissions: u32) -> std::time::Duration {
-        self.after(transmissions).max(self.rtt.twice_smoothed())
+        std::time::Duration::from_nanos(
+            self.after_ns(transmissions)
+                .max(self.rtt.twice_smoothed_ns()),
+        )
     }
 
     /// The timeout of a RECV awaiting its ACK after its `transmissions`-th
@@ -393,10 +407,11 @@ mod tests {
     use crate::stats::PeerStats;
     use std::mem::offset_of;
 
-    /// What every datagram to or from a peer touches lies in its first four
-    /// cache lines, the RTT estimate in the next three (see [`Peer`]): a
-    /// field added or moved out of its group makes a server with many peers
-    /// take one more cache miss per datagram.
+    /// What every datagram to or from a peer touches, the RTT estimate
+    /// included, lies in its first five cache lines, the estimate in one
+    /// of them (see [`Peer`]): a field added or moved out of its group
+    /// makes a server with many peers take one more cache miss per
+    /// datagram.
     #[test]
     fn what_every_datagram_touches_is_together() {
         let stats = offset_of!(Peer, stats);
@@ -419,12 +434,13 @@ mod tests {
             stats + offset_of!(PeerStats, validated),
         ];
         for offset in hot {
-            assert!(offset < 4 * 64, "a per-datagram field at byte {offset}");
+            assert!(offset < 5 * 64, "a per-datagram field at byte {offset}");
         }
         let rtt = offset_of!(Peer, rtt);
+        assert_eq!(rtt % 64, 0, "the RTT estimate starts a cache line");
         assert!(
-            rtt + std::mem::size_of::<crate::rtt::RttEstimator>() <= 8 * 64,
-            "the RTT estimate ends past the peer's eighth cache line"
+            rtt + std::mem::size_of::<crate::rtt::RttEstimator>() <= 5 * 64,
+            "the RTT estimate ends past the peer's fifth cache line"
         );
         assert!(offset_of!(Peer, congestion) > rtt, "the controller is last");
     }
