@@ -45,12 +45,17 @@ pub(crate) struct RttEstimator {
     smoothed_at: u64,
 }
 
-/// `probe_timeout_ns` before the first sample: no timeout is that long
-/// (it is at most the largest `Duration` a `u64` of nanoseconds holds, and
-/// [`crate::loss::probe_timeout_ns`] saturates one below).
+/// `probe_timeout_ns` before the first sample. A probe timeout is at most
+/// the RTO, which a valid configuration keeps within an hour
+/// (`Config::max_rto`); past 584 years (only with bounds that
+/// `Config::validate` refuses) one is kept a nanosecond below this.
 const NO_SAMPLE: u64 = u64::MAX;
 
 impl RttEstimator {
+    /// An estimate with no sample yet, whose RTO is `initial_rto` within
+    /// the bounds. Every value is kept in nanoseconds, so a bound or an
+    /// initial RTO past 584 years (which `Config::validate` refuses) counts
+    /// as 584 years.
     pub(crate) fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
         Self {
             smoothed_ns: 0,
@@ -97,8 +102,8 @@ impl RttEstimator {
     /// Folds in one RTT measurement of `sample_ns` nanoseconds. The
     /// arithmetic is in whole nanoseconds (`Duration`'s own operators
     /// normalise seconds and nanoseconds at every step, and this runs once
-    /// per message); each value read by the timers is turned into a
-    /// `Duration` once, here.
+    /// per message), and so is what it keeps: the timers' `Duration`s are
+    /// made when they are read.
     pub(crate) fn on_sample_ns(&mut self, sample_ns: u64) {
         if sample_ns < self.min_ns {
             self.min_ns = sample_ns;

@@ -20,8 +20,9 @@ const AMPLIFICATION_FACTOR: u64 = 3;
 const MAX_BACKOFF: u32 = 16;
 
 /// The fields are laid out in declaration order (`repr(C)`), grouped by how
-/// often they are touched: what every datagram touches first, then the
-/// RTT estimate, the send side, and last what is touched rarely or is large.
+/// often they are touched: what every datagram touches first (the RTT
+/// estimate among it), then the send side, and last what is touched rarely
+/// or is large.
 /// A server with many peers finds each one cold in the cache, so every
 /// cache line a datagram touches costs a miss: grouped, the receiving path
 /// touches a few lines of the peer rather than a dozen spread over its
