@@ -188,7 +188,7 @@ measure compare_256 600 "$bin/compare" $(pick "--count 50000 --runs 3" "--quick 
 measure compare_1024 600 "$bin/compare" --size 1024 $(pick "--count 50000 --runs 3" "--quick --runs 1 --only raw-udp,gtudp-tokio")
 # A sustained stream, and a 100,000-message one-way burst beside a raw blast.
 measure sustained 900 "$bin/compare" --only raw-udp,gtudp-tokio --size 64 --concurrency 1024 \
-    $(pick "--count 50000 --sustained 1000000 --runs 3" "--count 5000 --sustained 50000 --runs 1")
+    $(pick "--count 50000 --sustained 1000000 --runs 5" "--count 5000 --sustained 50000 --runs 1")
 measure oneway_100k 600 "$bin/compare" --only raw-udp,gtudp-tokio --size 64 --concurrency 1024 \
     $(pick "--count 100000 --runs 3" "--count 10000 --runs 1")
 # Echo, 1 and 64 in flight.

@@ -78,8 +78,23 @@ struct Args {
 /// every run finished.
 type Measured = (Vec<Outcome>, Vec<(&'static str, Vec<String>)>, bool);
 
-/// Runs each of `selected` `runs` times with `params` after a warm-up.
-fn measure(selected: &[&'static str], params: Params, runs: u64) -> Measured {
+/// Every run's sustained rate over the burst rate run just before it, per
+/// implementation.
+type PairedRatios = Vec<(&'static str, Vec<f64>)>;
+
+/// Runs each of `selected` `runs` times with `params` after a warm-up;
+/// with `long`, also a run of `long` parameters after each run of
+/// `params`, measured the same way: the burst and the
+/// sustained runs of an implementation alternate, so that their ratio,
+/// taken pair by pair, compares runs made moments apart rather than the
+/// first half of the invocation with the second (on a shared machine the
+/// speed drifts by more than the ratio's margin within a minute).
+fn measure_alternating(
+    selected: &[&'static str],
+    params: Params,
+    long: Option<Params>,
+    runs: u64,
+) -> (Measured, Option<(Measured, PairedRatios)>) {
     let warmup = Params {
         count: (params.count / 10).clamp(1, 2_000),
         ..params
@@ -88,26 +103,86 @@ fn measure(selected: &[&'static str], params: Params, runs: u64) -> Measured {
         "compare: {} messages of {} bytes, concurrency {}, {} run(s) each after a {}-message warm-up",
         params.count, params.size, params.concurrency, runs, warmup.count
     );
-    let mut medians = Vec::new();
-    let mut all_runs = Vec::new();
-    let mut ok = true;
+    if let Some(long) = long {
+        eprintln!("  each run followed by one of {} messages", long.count);
+    }
+    let mut short = Collected::default();
+    let mut sustained = Collected::default();
+    let mut ratios = Vec::new();
     for &name in selected {
         if let Err(error) = run_one(name, warmup) {
             eprintln!("{name}: warm-up failed: {error}");
         }
-        let mut outcomes = Vec::new();
+        let mut burst_outcomes = Vec::new();
+        let mut long_outcomes = Vec::new();
+        let mut pairs = Vec::new();
         for run in 1..=runs {
-            match run_one(name, params) {
-                Ok(outcome) => {
-                    eprintln!("  {name} run {run}: {}", summary(&outcome));
-                    outcomes.push(outcome);
-                }
-                Err(error) => {
-                    eprintln!("  {name} run {run}: error: {error}");
-                    ok = false;
+            let burst = run_one_logged(name, params, run, &mut short.ok);
+            let Some(long) = long else {
+                burst_outcomes.extend(burst);
+                continue;
+            };
+            let sustained_run = run_one_logged(name, long, run, &mut sustained.ok);
+            if let (Some(burst), Some(sustained_run)) = (&burst, &sustained_run) {
+                if !burst.stalled && !sustained_run.stalled {
+                    pairs.push(sustained_run.msgs_per_sec() / burst.msgs_per_sec().max(1e-9));
                 }
             }
+            burst_outcomes.extend(burst);
+            long_outcomes.extend(sustained_run);
         }
+        short.add(name, burst_outcomes);
+        if long.is_some() {
+            sustained.add(name, long_outcomes);
+            ratios.push((name, pairs));
+        }
+    }
+    let long = long.map(|_| (sustained.into_measured(), ratios));
+    (short.into_measured(), long)
+}
+
+/// One run of `name`, logged; `None` (and `ok` cleared) if it failed.
+fn run_one_logged(name: &'static str, params: Params, run: u64, ok: &mut bool) -> Option<Outcome> {
+    match run_one(name, params) {
+        Ok(outcome) => {
+            eprintln!(
+                "  {name} ({} messages) run {run}: {}",
+                params.count,
+                summary(&outcome)
+            );
+            Some(outcome)
+        }
+        Err(error) => {
+            eprintln!(
+                "  {name} ({} messages) run {run}: error: {error}",
+                params.count
+            );
+            *ok = false;
+            None
+        }
+    }
+}
+
+/// The outcomes of one kind of run, gathered per implementation.
+struct Collected {
+    medians: Vec<Outcome>,
+    all_runs: Vec<(&'static str, Vec<String>)>,
+    ok: bool,
+}
+
+impl Default for Collected {
+    fn default() -> Self {
+        Self {
+            medians: Vec::new(),
+            all_runs: Vec::new(),
+            ok: true,
+        }
+    }
+}
+
+impl Collected {
+    /// Keeps the median of `name`'s `outcomes` and every run's summary.
+    fn add(&mut self, name: &'static str, mut outcomes: Vec<Outcome>) {
         // A stalled run never finished: it ranks below every finished one.
         outcomes.sort_by(|a, b| {
             (!a.stalled, a.msgs_per_sec())
@@ -117,11 +192,23 @@ fn measure(selected: &[&'static str], params: Params, runs: u64) -> Measured {
         let summaries: Vec<String> = outcomes.iter().map(summary).collect();
         let median = outcomes.len() / 2;
         if let Some(outcome) = outcomes.into_iter().nth(median) {
-            all_runs.push((name, summaries));
-            medians.push(outcome);
+            self.all_runs.push((name, summaries));
+            self.medians.push(outcome);
         }
     }
-    (medians, all_runs, ok)
+
+    fn into_measured(self) -> Measured {
+        (self.medians, self.all_runs, self.ok)
+    }
+}
+
+/// The median of `values` (the upper one of an even count), and their
+/// least and greatest.
+fn median_and_range(values: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = *sorted.get(sorted.len() / 2)?;
+    Some((median, sorted[0], sorted[sorted.len() - 1]))
 }
 
 fn main() -> ExitCode {
@@ -140,15 +227,15 @@ fn main() -> ExitCode {
         .into_iter()
         .filter(|name| args.only.is_empty() || args.only.iter().any(|o| o == name))
         .collect();
-    let (medians, all_runs, mut ok) = measure(&selected, params, args.runs);
+    let long = args.sustained.map(|sustained| Params {
+        count: sustained,
+        ..params
+    });
+    let ((medians, all_runs, mut ok), sustained) =
+        measure_alternating(&selected, params, long, args.runs);
 
     report(params, args.runs, &medians, &all_runs);
-    if let Some(sustained) = args.sustained {
-        let long = Params {
-            count: sustained,
-            ..params
-        };
-        let (long_medians, long_runs, long_ok) = measure(&selected, long, args.runs);
+    if let (Some(long), Some(((long_medians, long_runs, long_ok), ratios))) = (long, sustained) {
         ok &= long_ok;
         report(long, args.runs, &long_medians, &long_runs);
         println!();
@@ -165,6 +252,16 @@ fn main() -> ExitCode {
                     outcome.msgs_per_sec(),
                     burst.msgs_per_sec(),
                     outcome.msgs_per_sec() / burst.msgs_per_sec().max(1e-9)
+                );
+            }
+        }
+        println!();
+        println!("Sustained over the burst run just before it, pair by pair (the runs alternate):");
+        for (name, pairs) in &ratios {
+            if let Some((median, least, greatest)) = median_and_range(pairs) {
+                println!(
+                    "- {name}: median {median:.2} of {} pairs (from {least:.2} to {greatest:.2})",
+                    pairs.len()
                 );
             }
         }
