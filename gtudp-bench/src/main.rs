@@ -67,9 +67,12 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Also run every selected implementation with this many messages (for
-    /// example 1000000) in the same invocation, and print each one's
-    /// sustained rate over its burst rate: a cliff past a table bound shows
-    /// there.
+    /// example 1000000) in the same invocation, each such run right after a
+    /// burst run, and print each one's sustained rate over its burst rate:
+    /// the ratio of the medians, and the median and range of the ratios of
+    /// each burst run and the sustained run after it. A cliff past a table
+    /// bound shows there. (A burst run after a sustained one starts with
+    /// the memory the sustained run left, so its peak RSS is not its own.)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     sustained: Option<u64>,
 }
@@ -78,8 +81,8 @@ struct Args {
 /// every run finished.
 type Measured = (Vec<Outcome>, Vec<(&'static str, Vec<String>)>, bool);
 
-/// Every run's sustained rate over the burst rate run just before it, per
-/// implementation.
+/// Per implementation, each sustained run's rate over the rate of the burst
+/// run just before it (pairs with a failed or stalled run left out).
 type PairedRatios = Vec<(&'static str, Vec<f64>)>;
 
 /// Runs each of `selected` `runs` times with `params` after a warm-up;
