@@ -121,18 +121,16 @@ fn measure_alternating(
         let mut pairs = Vec::new();
         for run in 1..=runs {
             let burst = run_one_logged(name, params, run, &mut short.ok);
-            let Some(long) = long else {
-                burst_outcomes.extend(burst);
-                continue;
-            };
-            let sustained_run = run_one_logged(name, long, run, &mut sustained.ok);
-            if let (Some(burst), Some(sustained_run)) = (&burst, &sustained_run) {
-                if !burst.stalled && !sustained_run.stalled {
-                    pairs.push(sustained_run.msgs_per_sec() / burst.msgs_per_sec().max(1e-9));
+            if let Some(long) = long {
+                let sustained_run = run_one_logged(name, long, run, &mut sustained.ok);
+                if let (Some(burst), Some(sustained_run)) = (&burst, &sustained_run) {
+                    if !burst.stalled && !sustained_run.stalled {
+                        pairs.push(sustained_run.msgs_per_sec() / burst.msgs_per_sec().max(1e-9));
+                    }
                 }
+                long_outcomes.extend(sustained_run);
             }
             burst_outcomes.extend(burst);
-            long_outcomes.extend(sustained_run);
         }
         short.add(name, burst_outcomes);
         if long.is_some() {
