@@ -204,10 +204,10 @@ done
 # The core alone.
 if [ "$quick" = 1 ]; then
     measure criterion 600 cargo bench -q -p gtudp-proto --bench endpoint -- \
-        --warm-up-time 1 --measurement-time 2 'exchange_64B_x64$|steady'
+        --warm-up-time 1 --measurement-time 2 'exchange_64B_x64(_fresh_pair)?$|steady'
     measure curve 600 cargo bench -q -p gtudp-proto --bench curve -- pair 10000
 else
-    measure criterion 900 cargo bench -q -p gtudp-proto --bench endpoint -- 'exchange_64B_x64$|steady'
+    measure criterion 900 cargo bench -q -p gtudp-proto --bench endpoint -- 'exchange_64B_x64(_fresh_pair)?$|steady'
     measure curve 900 cargo bench -q -p gtudp-proto --bench curve
 fi
 if command -v valgrind >/dev/null; then
