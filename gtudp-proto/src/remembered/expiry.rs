@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::filter::GenerationFilter;
 use super::table::{keep_spare, Table};
-use super::{rebuild_filter, Class, RememberedIdentities, Retention};
+use super::{Class, RememberedIdentities, Retention};
 use super::{GENERATION_BYTES, HISTORY_BYTES};
 
 impl RememberedIdentities {
@@ -100,13 +100,14 @@ impl RememberedIdentities {
                 for table in oldest.tables {
                     keep_spare(&mut self.spare, table, now);
                 }
-                // Shrinking (or dropping) the filter frees bytes, so it
-                // needs no budget.
+                // Too few identities left for a filter: it goes, at once. A
+                // smaller one than it is (its cells more than twelve an
+                // identity) is rebuilt by the insertions to come, a step
+                // at a time (see `rebuild`), when the budget allows both.
                 if generations.filter_wants_rebuild()
-                    && GenerationFilter::cells_for(generations.len) <= generations.filter_bytes()
+                    && GenerationFilter::cells_for(generations.len) == 0
                 {
-                    let (more, less) = rebuild_filter(generations, self.keys.position);
-                    freed = freed + less - more;
+                    freed += generations.drop_filter();
                 }
                 freed += generations.tidy();
                 freed += history.settle_window();

@@ -18,6 +18,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use smallvec::SmallVec;
 
 use super::filter::GenerationFilter;
+use super::rebuild::{Rebuild, REBUILD_BYTES};
 use super::table::Table;
 use super::Retention;
 use crate::table_hash::{AddressKey, TableHashState};
@@ -48,6 +49,8 @@ struct Rest {
     older: VecDeque<Generation>,
     /// Which generations may hold an identity (see `filter`).
     filter: GenerationFilter,
+    /// Its replacement while it is being filled (see `rebuild`).
+    rebuild: Option<Box<Rebuild>>,
 }
 
 /// The bytes an address's window class takes once it has one: its box.
@@ -122,8 +125,11 @@ impl Generations {
                 Box::default()
             });
             let live = rest.older.iter().chain([&previous]);
-            rest.filter
-                .start(number, live.map(|generation| generation.number));
+            let live = live.map(|generation| generation.number);
+            if let Some(rebuild) = &mut rest.rebuild {
+                rebuild.filter.start(number, live.clone());
+            }
+            rest.filter.start(number, live);
             if rest.older.capacity() == 0 {
                 // Most addresses never see a third generation: no room
                 // for four.
@@ -134,17 +140,86 @@ impl Generations {
         added
     }
 
-    /// Notes an identity of generation `number` in the filter, if any.
+    /// Notes an identity of generation `number` in the filter, if any,
+    /// and in the one being rebuilt.
     #[inline]
     pub(super) fn note(&mut self, hash: u64, number: u64) {
         if let Some(rest) = &mut self.rest {
             rest.filter.insert(hash, number);
+            if let Some(rebuild) = &mut rest.rebuild {
+                rebuild.filter.insert(hash, number);
+            }
         }
     }
 
-    /// The filter's bytes.
-    pub(super) fn filter_bytes(&self) -> usize {
-        self.rest.as_ref().map_or(0, |rest| rest.filter.bytes())
+    /// Whether a new filter is being filled.
+    #[inline]
+    pub(super) fn is_rebuilding(&self) -> bool {
+        self.rest
+            .as_ref()
+            .is_some_and(|rest| rest.rebuild.is_some())
+    }
+
+    /// Begins filling a filter of `cells` cells for the identities held
+    /// (see `rebuild`); the current one answers until it is complete.
+    /// Returns the bytes taken.
+    pub(super) fn begin_rebuild(&mut self, cells: usize) -> usize {
+        let numbers = self.numbers();
+        let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+            return 0;
+        };
+        let filter = GenerationFilter::rebuilt(cells, &numbers, core::iter::empty());
+        let mut taken = filter.bytes() + REBUILD_BYTES;
+        let rest = self.rest.get_or_insert_with(|| {
+            taken += REST_BYTES;
+            Box::default()
+        });
+        rest.rebuild = Some(Box::new(Rebuild::new(filter, first, last)));
+        taken
+    }
+
+    /// Walks at most `slots` more table slots into the filter being
+    /// rebuilt, position hashes keyed with `key`; once it is complete it
+    /// replaces the current filter. Returns the bytes given back.
+    pub(super) fn step_rebuild(&mut self, key: u64, slots: usize) -> usize {
+        let Self { newest, rest, .. } = self;
+        let Some(rest) = rest.as_deref_mut() else {
+            return 0;
+        };
+        let Some(rebuild) = rest.rebuild.as_deref_mut() else {
+            return 0;
+        };
+        if !rebuild.step(rest.older.iter().chain(newest.as_ref()), key, slots) {
+            return 0;
+        }
+        match rest.rebuild.take() {
+            Some(rebuild) => {
+                std::mem::replace(&mut rest.filter, rebuild.filter).bytes() + REBUILD_BYTES
+            }
+            None => 0,
+        }
+    }
+
+    /// Table `table` of generation `number` was rehashed into a larger
+    /// one: a rebuild walking it walks it again.
+    pub(super) fn rehashed(&mut self, number: u64, table: usize) {
+        if let Some(rebuild) = self.rest.as_mut().and_then(|rest| rest.rebuild.as_mut()) {
+            rebuild.rehashed(number, table);
+        }
+    }
+
+    /// Drops the filter and any rebuild of it (every generation is then
+    /// read): returns the bytes given back, the box's included once it
+    /// holds nothing.
+    pub(super) fn drop_filter(&mut self) -> usize {
+        let Some(rest) = self.rest.as_deref_mut() else {
+            return 0;
+        };
+        let mut given = std::mem::take(&mut rest.filter).bytes();
+        if let Some(rebuild) = rest.rebuild.take() {
+            given += rebuild.filter.bytes() + REBUILD_BYTES;
+        }
+        given + self.tidy()
     }
 
     /// Whether the filter wants a rebuild for the identities held.
@@ -157,6 +232,7 @@ impl Generations {
 
     /// Puts `filter` in place of the class's: returns the bytes taken and
     /// the bytes given back (its box's included).
+    #[cfg(test)]
     pub(super) fn replace_filter(&mut self, filter: GenerationFilter) -> (usize, usize) {
         let mut taken = filter.bytes();
         let rest = self.rest.get_or_insert_with(|| {
@@ -189,13 +265,24 @@ impl Generations {
             },
         };
         rest.filter.forget(oldest.number);
+        if let Some(rebuild) = &mut rest.rebuild {
+            // Its walk skips the generation, gone from both filters.
+            rebuild.filter.forget(oldest.number);
+        }
         let live = rest
             .older
             .iter()
             .chain(self.newest.as_ref())
             .map(|generation| generation.number)
             .collect::<SmallVec<[u64; 8]>>();
-        let freed = rest.filter.settle(&live);
+        let mut freed = rest.filter.settle(&live);
+        if freed > 0 {
+            // The filter stood aside for a conflict now over, and so did its
+            // rebuild, which saw the same generations start: both go.
+            if let Some(rebuild) = rest.rebuild.take() {
+                freed += rebuild.filter.bytes() + REBUILD_BYTES;
+            }
+        }
         Some((oldest, freed))
     }
 
@@ -210,20 +297,22 @@ impl Generations {
                 super::GENERATION_BYTES + generation.tables.iter().map(Table::bytes).sum::<usize>()
             })
             .sum();
-        let rest = self
-            .rest
-            .as_ref()
-            .map_or(0, |rest| REST_BYTES + rest.filter.bytes());
+        let rest = self.rest.as_ref().map_or(0, |rest| {
+            let rebuild = rest
+                .rebuild
+                .as_ref()
+                .map_or(0, |rebuild| rebuild.filter.bytes() + REBUILD_BYTES);
+            REST_BYTES + rest.filter.bytes() + rebuild
+        });
         generations + rest
     }
 
     /// Drops the box of older generations and filter once it holds
     /// neither: returns the bytes freed.
     pub(super) fn tidy(&mut self) -> usize {
-        let idle = self
-            .rest
-            .as_ref()
-            .is_some_and(|rest| rest.older.is_empty() && rest.filter.bytes() == 0);
+        let idle = self.rest.as_ref().is_some_and(|rest| {
+            rest.older.is_empty() && rest.filter.bytes() == 0 && rest.rebuild.is_none()
+        });
         if idle {
             // An empty filter rules nothing out, conflicted or not.
             self.rest = None;

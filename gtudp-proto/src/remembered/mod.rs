@@ -54,10 +54,11 @@ use crate::wire::Identity;
 mod expiry;
 mod filter;
 mod history;
+mod rebuild;
 mod table;
 
 use filter::GenerationFilter;
-use history::{Generation, Generations, Histories, History, Record};
+use history::{Generation, Histories, History, Record};
 
 use table::{position, slots_for, table_bytes, take_table, Spare, MIN_TABLE, SPARE_TABLES};
 
@@ -464,6 +465,7 @@ impl RememberedIdentities {
             return;
         };
         let tables = newest.tables.len();
+        let mut rehashed = false;
         if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
             // The smallest table (an address's first) grows fourfold when
             // the budget allows: a peer that sends more than a handful of
@@ -482,6 +484,7 @@ impl RememberedIdentities {
                 added += larger.bytes();
                 removed += full.bytes();
                 *full = larger;
+                rehashed = true;
             } else {
                 // The stream outgrew its estimate: a quarter of the first
                 // table, then doubling, so a burst adds few tables and
@@ -499,6 +502,9 @@ impl RememberedIdentities {
             table.insert(home, entry);
         }
         newest.len += 1;
+        if rehashed {
+            generations.rehashed(number, tables - 1);
+        }
         generations.note(home, number);
         generations.len += 1;
         // While the lifetime class has one generation its filter rules
@@ -507,14 +513,23 @@ impl RememberedIdentities {
         // generation starts, rather than rebuilt at each doubling of a new
         // stream's count.
         let rules_out = class != Retention::Lifetime || generations.has_older();
-        if rules_out && generations.filter_wants_rebuild() {
+        if generations.is_rebuilding() {
+            removed += generations.step_rebuild(self.keys.position, rebuild::STEP_SLOTS);
+        } else if rules_out && generations.filter_wants_rebuild() {
             let cells = GenerationFilter::cells_for(generations.len);
-            // Only within the budget: without its growth the filter rules
-            // out fewer tables, and is no less exact.
-            if cells.saturating_sub(generations.filter_bytes()) <= budget.saturating_sub(added) {
-                let (more, less) = rebuild_filter(generations, self.keys.position);
-                added += more;
-                removed += less;
+            if cells == 0 {
+                removed += generations.drop_filter();
+            } else if cells + rebuild::REBUILD_BYTES <= budget.saturating_sub(added) {
+                // Only within the budget, the current filter included (both
+                // are held until the new one is complete): without its
+                // growth the filter rules out fewer tables, and is no less
+                // exact.
+                added += generations.begin_rebuild(cells);
+                let slots = match generations.len > rebuild::AT_ONCE {
+                    true => rebuild::STEP_SLOTS,
+                    false => usize::MAX,
+                };
+                removed += generations.step_rebuild(self.keys.position, slots);
             }
         }
         history.bytes = history.bytes + added - removed;
@@ -564,22 +579,6 @@ fn holds(
         }
     }
     false
-}
-
-/// Rebuilds the filter of one class's `generations` for the identities
-/// they hold now: returns the bytes it took and the bytes it gave back.
-fn rebuild_filter(generations: &mut Generations, key: u64) -> (usize, usize) {
-    let numbers = generations.numbers();
-    let entries = generations.iter().flat_map(|generation| {
-        generation.tables.iter().flat_map(move |table| {
-            table
-                .entries()
-                .map(move |entry| (position(key, (entry >> 32) as u32), generation.number))
-        })
-    });
-    let cells = GenerationFilter::cells_for(generations.len);
-    let filter = GenerationFilter::rebuilt(cells, &numbers, entries);
-    generations.replace_filter(filter)
 }
 
 #[cfg(test)]
@@ -843,6 +842,63 @@ mod tests {
         assert!(
             worst <= STEADY_BYTES_PER_IDENTITY as f64,
             "{worst:.2} bytes per identity"
+        );
+    }
+
+    /// A stream whose rate climbs: its filter is rebuilt (grown) again and
+    /// again while identities keep coming, its oldest generations are
+    /// forgotten and its newest table is rehashed into larger ones. Every
+    /// identity younger than its retention is recalled at every point,
+    /// each rebuild is spread over many insertions rather than walked in
+    /// one, and each ends with the new filter in place.
+    #[test]
+    fn a_filter_rebuilt_step_by_step_never_hides_an_identity() {
+        let mut memory = memory(1000, 4000);
+        let fingerprint = memory.keys.fingerprint(b"a");
+        let identity = |i: u32| Identity::from_u32(i.wrapping_mul(0x9e37_79b9));
+        let start = Instant::now();
+        let mut now = start;
+        let mut held: VecDeque<(Instant, u32)> = VecDeque::new();
+        let (mut rebuilds, mut insertions_rebuilding, mut was_rebuilding) = (0, 0, false);
+        for i in 0..30_000u32 {
+            // From 5,000 to about 50,000 a second.
+            now += Duration::from_micros(200 - u64::from(i) * 180 / 30_000);
+            memory.expire(now);
+            while held
+                .front()
+                .is_some_and(|&(at, _)| now - at >= Duration::from_millis(1000))
+            {
+                held.pop_front();
+            }
+            memory.insert(
+                now,
+                addr(1),
+                identity(i),
+                fingerprint,
+                Retention::Lifetime,
+                usize::MAX,
+            );
+            memory.assert_accounted();
+            held.push_back((now, i));
+            let history = memory.histories.get(&addr(1)).expect("a history");
+            let rebuilding = history.lifetime().is_rebuilding();
+            insertions_rebuilding += usize::from(rebuilding);
+            rebuilds += usize::from(was_rebuilding && !rebuilding);
+            was_rebuilding = rebuilding;
+            if rebuilding || i % 211 == 0 {
+                for &(_, j) in held.iter().step_by(if rebuilding { 7 } else { 1 }) {
+                    assert_eq!(
+                        memory.recall(&addr(1), identity(j), fingerprint),
+                        Recall::Duplicate,
+                        "identity {j} hidden at insertion {i}"
+                    );
+                }
+            }
+        }
+        assert!(rebuilds >= 3, "{rebuilds} rebuilds completed");
+        assert!(
+            insertions_rebuilding > 1_000,
+            "rebuilds spread over {insertions_rebuilding} insertions"
         );
     }
 

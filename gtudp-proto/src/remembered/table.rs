@@ -149,6 +149,12 @@ impl Table {
         &mut self.words[start..start + BUCKET]
     }
 
+    /// Slot `index` of the table (buckets in order): zero if free.
+    #[inline]
+    pub(super) fn slot(&self, index: usize) -> u64 {
+        self.words[self.offset as usize + index]
+    }
+
     /// Every entry held.
     pub(super) fn entries(&self) -> impl Iterator<Item = u64> + '_ {
         let start = self.offset as usize;
