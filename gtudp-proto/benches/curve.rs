@@ -39,6 +39,9 @@ struct Point {
     /// The receiver's remembered identities and their bytes at the end.
     remembered: usize,
     remembered_bytes: usize,
+    /// A pair's longest round of 64 messages: a pause of the core (a
+    /// table allocated, or rebuilt, in one call) shows here.
+    longest_round: Option<Duration>,
 }
 
 impl Point {
@@ -48,13 +51,17 @@ impl Point {
 
     fn print(&self) {
         println!(
-            "| {} | {} | {:.0} | {} | {} | {:.1} MB |",
+            "| {} | {} | {:.0} | {} | {} | {:.1} MB | {} |",
             self.name,
             self.messages,
             self.ns_per_message(),
             self.retransmissions,
             self.remembered,
-            self.remembered_bytes as f64 / 1e6
+            self.remembered_bytes as f64 / 1e6,
+            self.longest_round.map_or("-".to_string(), |round| format!(
+                "{:.0} µs",
+                round.as_secs_f64() * 1e6
+            ))
         );
     }
 }
@@ -68,8 +75,13 @@ fn pair(messages: u64) -> Point {
     let mut link = Link::new();
     let rounds = messages.div_ceil(batch as u64);
     let start = Instant::now();
+    let mut longest_round = Duration::ZERO;
+    let mut round_start = start;
     for _ in 0..rounds {
         link.round_then_wait(&payload, batch, step);
+        let round_end = Instant::now();
+        longest_round = longest_round.max(round_end - round_start);
+        round_start = round_end;
     }
     let elapsed = start.elapsed();
     let delivered = link.a.stats().delivered;
@@ -82,6 +94,7 @@ fn pair(messages: u64) -> Point {
         retransmissions: link.a.stats().retransmissions,
         remembered: sizes.remembered,
         remembered_bytes: sizes.remembered_bytes,
+        longest_round: Some(longest_round),
     }
 }
 
@@ -192,6 +205,7 @@ fn peers(clients: usize, each: u64) -> Point {
         retransmissions: clients_ep.iter().map(|c| c.stats().retransmissions).sum(),
         remembered: sizes.remembered,
         remembered_bytes: sizes.remembered_bytes,
+        longest_round: None,
     }
 }
 
@@ -266,8 +280,8 @@ fn main() {
             .and_then(|a| a.replace('_', "").parse().ok())
             .unwrap_or_else(|| panic!("usage: curve [pair N | peers P M]"))
     };
-    println!("| run | messages | ns per message | retransmissions | remembered at end | remembered bytes |");
-    println!("|---|---|---|---|---|---|");
+    println!("| run | messages | ns per message | retransmissions | remembered at end | remembered bytes | longest round |");
+    println!("|---|---|---|---|---|---|---|");
     match args.first().map(String::as_str) {
         Some("pair") => pair(number(1)).print(),
         Some("peers") => peers(number(1) as usize, number(2)).print(),

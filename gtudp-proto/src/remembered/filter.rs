@@ -47,33 +47,54 @@ const PROBES: u32 = 3;
 /// Cells per block: one cache line.
 const BLOCK: usize = 64;
 
-/// A cache line of cells, aligned so that a lookup reads one line.
-#[derive(Clone, Copy, Debug)]
-#[repr(align(64))]
-struct Block([u8; BLOCK]);
+/// Bytes a filter allocates beyond its blocks, so that its blocks can
+/// start on a cache line wherever the allocator puts it (as a table's
+/// buckets do, see `table::SLACK`).
+const SLACK: usize = BLOCK - 1;
 
 /// One class's filter (empty: none, every generation is read).
+///
+/// Its cells are one allocation from `calloc`: a large one comes fresh
+/// from the kernel, zeroed page by page as the filter is first written,
+/// so a filter of megabytes costs its rebuild's first insertion no
+/// clearing. Blocks of [`BLOCK`] cells start `offset` bytes in, at the
+/// first cache-line boundary, so that a lookup reads one line.
 #[derive(Debug, Default)]
 pub(super) struct GenerationFilter {
-    blocks: Box<[Block]>,
+    cells: Box<[u8]>,
+    offset: usize,
+    blocks: usize,
     /// Two live generations share a bit: the filter stands aside.
     conflicted: bool,
 }
 
 impl GenerationFilter {
+    /// The bytes it allocated.
     pub(super) fn bytes(&self) -> usize {
-        self.blocks.len() * BLOCK
+        self.cells.len()
+    }
+
+    /// Its cells.
+    pub(super) fn cell_count(&self) -> usize {
+        self.blocks * BLOCK
+    }
+
+    /// Block `index`'s cells.
+    #[inline]
+    fn block(&self, index: usize) -> &[u8] {
+        let start = self.offset + index * BLOCK;
+        &self.cells[start..start + BLOCK]
     }
 
     /// The generations that may hold an identity whose position hash is
     /// `hash`, as bits of `number % 8`.
     #[inline]
     pub(super) fn candidates(&self, hash: u64) -> u8 {
-        if self.blocks.is_empty() || self.conflicted {
+        if self.blocks == 0 || self.conflicted {
             return u8::MAX;
         }
         let (block, cells) = self.cells(hash);
-        let cells_of = &self.blocks[block].0;
+        let cells_of = self.block(block);
         cells
             .iter()
             .fold(u8::MAX, |bits, &cell| bits & cells_of[cell])
@@ -91,7 +112,7 @@ impl GenerationFilter {
         // The table's home bucket uses the hash's high bits; the block
         // uses the low ones, so the two are independent. The cells come
         // from a remix of the whole hash.
-        let block = ((u128::from(hash.rotate_left(32)) * self.blocks.len() as u128) >> 64) as usize;
+        let block = ((u128::from(hash.rotate_left(32)) * self.blocks as u128) >> 64) as usize;
         let mixed = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let cell = |probe: u32| (mixed >> (64 - 6 * (probe + 1))) as usize % BLOCK;
         (block, core::array::from_fn(|probe| cell(probe as u32)))
@@ -100,10 +121,11 @@ impl GenerationFilter {
     /// Notes an identity of generation `number`.
     #[inline]
     pub(super) fn insert(&mut self, hash: u64, number: u64) {
-        if !self.blocks.is_empty() {
+        if self.blocks > 0 {
             let (block, cells) = self.cells(hash);
             let bit = Self::bit(number);
-            let cells_of = &mut self.blocks[block].0;
+            let start = self.offset + block * BLOCK;
+            let cells_of = &mut self.cells[start..start + BLOCK];
             for cell in cells {
                 cells_of[cell] |= bit;
             }
@@ -113,10 +135,7 @@ impl GenerationFilter {
     /// Generation `number` was forgotten: clears its bit everywhere.
     pub(super) fn forget(&mut self, number: u64) {
         let keep = !Self::bit(number);
-        self.blocks
-            .iter_mut()
-            .flat_map(|block| block.0.iter_mut())
-            .for_each(|cell| *cell &= keep);
+        self.cells.iter_mut().for_each(|cell| *cell &= keep);
     }
 
     /// A new generation `number` starts while `live` generations are held:
@@ -135,7 +154,7 @@ impl GenerationFilter {
     /// at `FILTER_FROM`, or fewer than 1.5 cells per identity (grow), or
     /// more than 12 (shrink, or drop below `FILTER_FROM / 2`).
     pub(super) fn wants_rebuild(&self, len: usize) -> bool {
-        let cells = self.bytes();
+        let cells = self.cell_count();
         if cells == 0 {
             len >= FILTER_FROM
         } else {
@@ -170,8 +189,17 @@ impl GenerationFilter {
         generations: &[u64],
         entries: impl Iterator<Item = (u64, u64)>,
     ) -> Self {
+        let blocks = cells.div_ceil(BLOCK);
+        let bytes = match blocks {
+            0 => Box::default(),
+            _ => vec![0u8; blocks * BLOCK + SLACK].into_boxed_slice(),
+        };
+        // The first line boundary in the allocation: at most `SLACK` in.
+        let offset = (bytes.as_ptr() as usize).wrapping_neg() % BLOCK;
         let mut filter = Self {
-            blocks: vec![Block([0; BLOCK]); cells.div_ceil(BLOCK)].into_boxed_slice(),
+            cells: bytes,
+            offset,
+            blocks,
             conflicted: conflict(generations),
         };
         if cells > 0 {
@@ -206,6 +234,9 @@ mod tests {
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             .collect();
         let mut filter = GenerationFilter::rebuilt(4000, &[3, 4], core::iter::empty());
+        // Each block is one cache line, whatever the allocation's address.
+        assert_eq!(filter.cell_count(), 4032);
+        assert!((0..63).all(|block| filter.block(block).as_ptr() as usize % 64 == 0));
         for (i, hash) in hashes.iter().enumerate() {
             filter.insert(*hash, 3 + (i % 2) as u64);
         }

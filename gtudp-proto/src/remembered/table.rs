@@ -40,6 +40,14 @@ pub(super) const SPARE_TABLES: usize = 4;
 /// allocator's per-thread cache, and fragments the heap it splits.
 pub(super) const SLACK: usize = BUCKET - 1;
 
+/// From this size a new table is allocated zeroed by `calloc` (see
+/// `take_table`): far above what the allocator's per-thread cache serves,
+/// and about where glibc starts mapping an allocation afresh rather than
+/// carving it from its heap (128 KiB, raised to the largest block freed
+/// since). Memory the allocator takes fresh from the kernel is known to be
+/// zero, and `calloc` does not clear it again.
+const LAZILY_ZEROED_FROM: usize = 64 << 10;
+
 /// The bytes a table of `slots` slots (whole buckets) takes.
 pub(super) const fn table_bytes(slots: usize) -> usize {
     (slots.div_ceil(BUCKET) * BUCKET + SLACK) * 8
@@ -92,6 +100,12 @@ pub(super) fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) ->
             reused.fill(0);
             reused
         }
+        // A large table from `calloc`: what the allocator takes fresh from
+        // the kernel comes zeroed, page by page as it is first touched, so
+        // its cost is spread over the insertions that fill it. Cleared
+        // here, a table of a few megabytes (a busy stream's generation)
+        // stalled the insertion that made it for milliseconds.
+        None if words * 8 >= LAZILY_ZEROED_FROM => vec![0u64; words].into_boxed_slice(),
         None => {
             // A plain allocation (see `SLACK`), zeroed: `vec![0; n]` would
             // call `calloc`, which glibc (before 2.41) serves without its
