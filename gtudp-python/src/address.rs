@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::config::type_name;
-use crate::errors::{type_error, value_error};
+use crate::errors::{gaierror, type_error, value_error};
 
 /// The address family of the socket a conversion serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,16 +180,15 @@ fn resolve(py: Python<'_>, host: &str, port: u16, family: Family) -> PyResult<So
             })
         })
     })?;
-    let gaierror = |message: String| -> PyResult<PyErr> {
-        let class = py.import("socket")?.getattr("gaierror")?;
-        Ok(PyErr::from_value(class.call1((message,))?))
-    };
+    // The class was looked up as the module loaded: a thread whose lookup
+    // outlasted the start of the interpreter's exit neither imports nor
+    // calls Python code here (see `crate::exit`).
     match found {
         Ok(Some(addr)) => Ok(addr),
-        Ok(None) => Err(gaierror(format!(
-            "{host:?} has no {} address",
-            family.af_name()
-        ))?),
-        Err(error) => Err(gaierror(format!("{host:?}: {error}"))?),
+        Ok(None) => Err(gaierror(
+            py,
+            format!("{host:?} has no {} address", family.af_name()),
+        )),
+        Err(error) => Err(gaierror(py, format!("{host:?}: {error}"))),
     }
 }

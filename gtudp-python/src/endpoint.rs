@@ -5,6 +5,7 @@
 //! from Python does a whole round of work.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -118,8 +119,19 @@ impl Endpoint {
         datagram: &[u8],
     ) -> PyResult<()> {
         let line = debug::line(direction, peer, datagram, &self.shared().config().framing);
-        py.import("builtins")?.getattr("print")?.call1((line,))?;
-        Ok(())
+        // `print` runs Python code, and writes without the GIL: not from
+        // another thread once the interpreter exits (see `crate::exit`);
+        // then the line goes to standard output as the blocking socket's do.
+        let printed = crate::exit::call_python(py, || {
+            py.import("builtins")?.getattr("print")?.call1((&line,))
+        });
+        match printed {
+            Some(printed) => printed.map(drop),
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                Ok(())
+            }
+        }
     }
 
     fn destination<'py>(

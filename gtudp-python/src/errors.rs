@@ -12,24 +12,72 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static CLOSED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static REFUSED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TIMEOUT: Class = Class::new("gtudp._errors", "Timeout");
+static CLOSED: Class = Class::new("gtudp._errors", "Closed");
+static REFUSED: Class = Class::new("gtudp._errors", "Refused");
+static GAIERROR: Class = Class::new("socket", "gaierror");
+
+/// Looks the exception classes up as `gtudp._native` loads (the `gtudp`
+/// package has imported `gtudp._errors` by then), so that raising one
+/// later neither imports nor releases the GIL: `Closed` is what a call
+/// from a daemon thread raises once the interpreter exits, when a thread
+/// that takes the GIL back inside this extension aborts the process (see
+/// `crate::exit`).
+pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
+    for class in [&TIMEOUT, &CLOSED, &REFUSED, &GAIERROR] {
+        class.get(py)?;
+    }
+    Ok(())
+}
+
+/// An exception class, looked up once.
+struct Class {
+    cell: PyOnceLock<Py<PyType>>,
+    module: &'static str,
+    name: &'static str,
+}
+
+impl Class {
+    const fn new(module: &'static str, name: &'static str) -> Self {
+        Class {
+            cell: PyOnceLock::new(),
+            module,
+            name,
+        }
+    }
+
+    /// The class, looked up with the GIL held throughout (never through
+    /// `PyOnceLock::import` or `get_or_init`, which release the GIL while
+    /// they initialise the cell or wait for another thread to, outside
+    /// `crate::exit::detach`). Two threads may both look it up the first
+    /// time; the first one stored is kept.
+    fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyType>> {
+        if let Some(class) = self.cell.get(py) {
+            return Ok(class.bind(py).clone());
+        }
+        let class = py
+            .import(self.module)?
+            .getattr(self.name)?
+            .cast_into::<PyType>()?;
+        let _ = self.cell.set(py, class.clone().unbind());
+        Ok(class)
+    }
+}
 
 /// `gtudp.Timeout` (also a `queue.Empty` and a `TimeoutError`): nothing
 /// arrived in time, or nothing was queued in non-blocking mode.
 pub(crate) fn timeout(py: Python<'_>, message: impl Display) -> PyErr {
-    module_error(py, &TIMEOUT, "Timeout", message)
+    module_error(py, &TIMEOUT, message)
 }
 
 /// `gtudp.Closed` (an `OSError`): the socket has been cleaned up.
 pub(crate) fn closed(py: Python<'_>, message: impl Display) -> PyErr {
-    module_error(py, &CLOSED, "Closed", message)
+    module_error(py, &CLOSED, message)
 }
 
 /// `gtudp.Refused`: a configured limit refused a message; retry later.
 pub(crate) fn refused(py: Python<'_>, message: impl Display) -> PyErr {
-    module_error(py, &REFUSED, "Refused", message)
+    module_error(py, &REFUSED, message)
 }
 
 /// `ValueError` carrying `message`.
@@ -42,14 +90,14 @@ pub(crate) fn type_error(message: impl Display) -> PyErr {
     PyTypeError::new_err(message.to_string())
 }
 
-fn module_error(
-    py: Python<'_>,
-    cell: &'static PyOnceLock<Py<PyType>>,
-    name: &str,
-    message: impl Display,
-) -> PyErr {
-    match cell.import(py, "gtudp._errors", name) {
-        Ok(class) => PyErr::from_type(class.clone(), message.to_string()),
+/// `socket.gaierror` (a name lookup failed) carrying `message`.
+pub(crate) fn gaierror(py: Python<'_>, message: impl Display) -> PyErr {
+    module_error(py, &GAIERROR, message)
+}
+
+fn module_error(py: Python<'_>, class: &Class, message: impl Display) -> PyErr {
+    match class.get(py) {
+        Ok(class) => PyErr::from_type(class, message.to_string()),
         Err(error) => error,
     }
 }

@@ -20,9 +20,26 @@
 //! released for the `atexit` callbacks after this one. Only a thread whose
 //! call outlasts that wait ([`EXIT_WAIT`]) parks for good when it comes
 //! back, since finalization may have begun by then, as newer CPython does
-//! with such threads.
+//! with such threads. Coming back and that wait's end are decided by one
+//! atomic operation each on [`RETURNING`]: a thread either parks, or the
+//! exit waits until it holds the GIL again.
+//!
+//! Hence nothing else here may release the GIL: not PyO3's helpers that do
+//! so on their own (`PyOnceLock::import` and `get_or_init`, which release
+//! it to initialise the cell or to wait for another thread that does, the
+//! `*_py_attached` lock and once extensions, `Python::detach` itself), nor
+//! a call into Python code (its eval loop hands the GIL to a thread that
+//! asks for it; `print` writes without it) on a path that a call from
+//! another thread takes once the interpreter exits. The exception classes
+//! are looked up as the module loads (`crate::errors::init`), so raising
+//! one neither imports nor releases the GIL; the asyncio endpoint's debug
+//! `print` goes through [`call_python`]. Out of this module's hands remain
+//! Python code that converting an argument runs (a class's own
+//! `__index__` or `__float__`, a replaced `__import__` as a socket is
+//! created) and a `__del__` or weakref callback that a garbage collection
+//! runs as this extension allocates an object.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -33,9 +50,15 @@ use pyo3::prelude::*;
 /// begun them.
 static EXITING: OnceLock<ThreadId> = OnceLock::new();
 
-/// [`interpreter_exiting`] has stopped waiting: a thread coming back from
-/// a call now may meet the finalizing interpreter.
-static WAIT_OVER: AtomicBool = AtomicBool::new(false);
+/// Set in [`RETURNING`] once [`interpreter_exiting`] has stopped waiting:
+/// a thread coming back from a call now may meet the finalizing
+/// interpreter.
+const WAIT_OVER: usize = 1 << (usize::BITS - 1);
+
+/// [`WAIT_OVER`], and the threads between deciding to take the GIL back in
+/// [`detach`] (before it was set) and holding it again, which
+/// [`interpreter_exiting`] waits for once it has set it.
+static RETURNING: AtomicUsize = AtomicUsize::new(0);
 
 /// Threads between releasing the GIL in [`detach`] and taking it back.
 static INSIDE: AtomicUsize = AtomicUsize::new(0);
@@ -62,7 +85,14 @@ pub(crate) fn interpreter_exiting(py: Python<'_>) {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
-        WAIT_OVER.store(true, Ordering::Release);
+        // From now on a thread coming back parks. Those that decided to
+        // come back before are taking the GIL, which this thread does not
+        // hold: wait until they have it, so that none is still waiting for
+        // it once this thread has taken it and finalization begins.
+        RETURNING.fetch_or(WAIT_OVER, Ordering::AcqRel);
+        while RETURNING.load(Ordering::Acquire) & !WAIT_OVER != 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
     });
 }
 
@@ -73,6 +103,7 @@ pub(crate) fn interpreter_exiting(py: Python<'_>) {
 pub(crate) fn after_fork_in_child() {
     INSIDE.store(0, Ordering::Release);
     PARKED.store(0, Ordering::Release);
+    RETURNING.fetch_and(WAIT_OVER, Ordering::AcqRel);
 }
 
 /// [`Python::detach`], counted. Once the interpreter is exiting, a call
@@ -93,13 +124,32 @@ where
     INSIDE.fetch_add(1, Ordering::AcqRel);
     let value = py.detach(|| {
         let value = f();
-        if WAIT_OVER.load(Ordering::Acquire) && exiting_elsewhere() {
+        // Counted before the check, in one operation with it: either the
+        // exit has stopped waiting (then this thread parks, uncounted), or
+        // it waits until this thread holds the GIL.
+        if RETURNING.fetch_add(1, Ordering::AcqRel) & WAIT_OVER != 0 && exiting_elsewhere() {
+            RETURNING.fetch_sub(1, Ordering::AcqRel);
             park();
         }
         value
     });
+    RETURNING.fetch_sub(1, Ordering::AcqRel);
     INSIDE.fetch_sub(1, Ordering::AcqRel);
     Ok(value)
+}
+
+/// Runs `f`, a call into Python code (which may release the GIL and take
+/// it back), counted as a call inside [`detach`] is, so that the exit waits
+/// for it. Once the interpreter is exiting, on another thread than the one
+/// running the exit, returns `None` instead of calling `f`.
+pub(crate) fn call_python<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> Option<T> {
+    if exiting_elsewhere() {
+        return None;
+    }
+    INSIDE.fetch_add(1, Ordering::AcqRel);
+    let value = f();
+    INSIDE.fetch_sub(1, Ordering::AcqRel);
+    Some(value)
 }
 
 /// Whether the interpreter is exiting and another thread runs its exit.

@@ -91,6 +91,8 @@ fn enable_unreachable_reports(fd: i64, ipv6: bool) -> PyResult<bool> {
 /// The module `gtudp._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The exception classes, now: raising one must not import (see `exit`).
+    errors::init(module.py())?;
     debug::install();
     module.add_class::<socket::Socket>()?;
     module.add_class::<endpoint::Endpoint>()?;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use crate::config::type_name;
 use crate::errors::type_error;
@@ -27,13 +27,10 @@ pub(crate) fn from_py(data: &Bound<'_, PyAny>) -> PyResult<Bytes> {
         return Err(refuse());
     }
     // Other buffer-protocol objects (memoryview, array.array, numpy arrays)
-    // through memoryview, which the limited API reaches without PyBuffer.
-    let view = data
-        .py()
-        .import("builtins")?
-        .getattr("memoryview")?
-        .call1((data,))
-        .map_err(|_| refuse())?;
+    // through memoryview, which the limited API reaches without PyBuffer
+    // (made by the C API, not looked up: an import may run Python code,
+    // see `crate::exit`).
+    let view = PyMemoryView::from(data).map_err(|_| refuse())?;
     let bytes = view.call_method0("tobytes")?;
     let bytes = bytes.cast::<PyBytes>().map_err(|_| refuse())?;
     Ok(Bytes::copy_from_slice(bytes.as_bytes()))
