@@ -100,12 +100,16 @@ impl RememberedIdentities {
                 for table in oldest.tables {
                     keep_spare(&mut self.spare, table, now);
                 }
-                // Too few identities left for a filter: it goes, at once. A
-                // smaller one than it is (its cells more than twelve an
-                // identity) is rebuilt by the insertions to come, a step
-                // at a time (see `rebuild`), when the budget allows both.
-                if generations.filter_wants_rebuild()
-                    && GenerationFilter::cells_for(generations.len) == 0
+                // Too few identities left for a filter: it goes at once,
+                // and so does one being filled (a class that goes quiet
+                // mid-rebuild would keep it, and its box, for good). A
+                // filter too large for what is left (more than twelve
+                // cells an identity) is rebuilt smaller by the class's
+                // later insertions, a step at a time and within their
+                // budget (see `rebuild`); until then it stays, exact and
+                // accounted.
+                if GenerationFilter::cells_for(generations.len) == 0
+                    && (generations.filter_wants_rebuild() || generations.is_rebuilding())
                 {
                     freed += generations.drop_filter();
                 }

@@ -12,7 +12,8 @@
 //! forgotten whole.
 //!
 //! The filter keeps 1.5 to 3 cells per identity (rebuilt at 3, grown when
-//! it falls below 1.5). A generation holding a fifth of the identities
+//! it falls below 1.5; a little below while its replacement is filled, see
+//! `rebuild`). A generation holding a fifth of the identities
 //! then has its bit in 18 % to 33 % of the cells, and names a new identity
 //! with a probability of 1/170 to 1/28 (that share cubed; a little more,
 //! as blocks fill unevenly). So a miss reads one line and seldom any older
@@ -26,7 +27,7 @@
 //! next insertion), so their numbers modulo 8 differ. Should two ever share
 //! a bit, the filter stands aside (every table is read), and is dropped once
 //! one of the two is forgotten (clearing the shared bit would hide the
-//! other's entries); the next insertion builds it afresh.
+//! other's entries); later insertions build it afresh (see `rebuild`).
 //!
 //! The lifetime class's newest generation is read on every lookup whatever
 //! its filter says, so while that class has a single generation its filter
@@ -170,6 +171,14 @@ impl GenerationFilter {
             return 0;
         }
         std::mem::take(self).bytes()
+    }
+
+    /// The bytes a filter of `cells` cells allocates (see [`bytes`](Self::bytes)).
+    pub(super) fn bytes_for(cells: usize) -> usize {
+        match cells.div_ceil(BLOCK) {
+            0 => 0,
+            blocks => blocks * BLOCK + SLACK,
+        }
     }
 
     /// The cells a rebuild for `len` identities takes (none below

@@ -160,6 +160,13 @@ impl Generations {
             .is_some_and(|rest| rest.rebuild.is_some())
     }
 
+    /// The bytes [`begin_rebuild`](Self::begin_rebuild) takes for a
+    /// filter of `cells` cells.
+    pub(super) fn rebuild_bytes(&self, cells: usize) -> usize {
+        let rest = if self.rest.is_none() { REST_BYTES } else { 0 };
+        GenerationFilter::bytes_for(cells) + REBUILD_BYTES + rest
+    }
+
     /// Begins filling a filter of `cells` cells for the identities held
     /// (see `rebuild`); the current one answers until it is complete.
     /// Returns the bytes taken.
@@ -376,8 +383,9 @@ impl History {
         }
     }
 
-    /// Drops the window class's box once it holds no generation: returns
-    /// the bytes freed.
+    /// Drops the window class's box once it holds no generation (its
+    /// filter, and any rebuild of it, went with its last generation):
+    /// returns the bytes freed.
     pub(super) fn settle_window(&mut self) -> usize {
         let idle = self
             .window

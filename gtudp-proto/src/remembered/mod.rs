@@ -54,6 +54,8 @@ use crate::wire::Identity;
 mod expiry;
 mod filter;
 mod history;
+#[cfg(test)]
+mod model_check;
 mod rebuild;
 mod table;
 
@@ -380,9 +382,10 @@ impl Warmer<'_> {
 
 impl RememberedIdentities {
     /// Remembers `(address, identity, fingerprint)` from `now` for the
-    /// retention of `class`. `budget` caps the bytes a new table may take (the
-    /// smallest table is always allowed, so an insertion never fails: the
-    /// caller refuses new messages before the bound instead).
+    /// retention of `class`. `budget` caps the bytes a new table or filter
+    /// may take (the smallest table is always allowed, so an insertion
+    /// never fails: the caller refuses new messages before the bound
+    /// instead).
     #[cfg(test)]
     pub(crate) fn insert(
         &mut self,
@@ -519,8 +522,8 @@ impl RememberedIdentities {
             let cells = GenerationFilter::cells_for(generations.len);
             if cells == 0 {
                 removed += generations.drop_filter();
-            } else if cells + rebuild::REBUILD_BYTES <= budget.saturating_sub(added) {
-                // Only within the budget, the current filter included (both
+            } else if generations.rebuild_bytes(cells) <= budget.saturating_sub(added) {
+                // Only within the budget, on top of the current filter (both
                 // are held until the new one is complete): without its
                 // growth the filter rules out fewer tables, and is no less
                 // exact.

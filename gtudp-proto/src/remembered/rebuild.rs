@@ -26,32 +26,31 @@
 //!   bit is gone from both filters.
 //!
 //! Only once the walk has passed the last slot does the new filter take
-//! the old one's place. A class small enough to walk in a few microseconds
-//! ([`AT_ONCE`]) is walked at once, as before.
+//! the old one's place. A class small enough to walk in well under a
+//! millisecond ([`AT_ONCE`]) is walked at once, as before.
 
 use super::filter::GenerationFilter;
 use super::history::Generation;
 use super::table::position;
 
-/// Table slots walked per insertion into a class being rebuilt: at the
-/// tables' 80 % load about 13 identities noted, so a rebuild ends after
-/// about one insertion for every 13 identities held (the class grows by
-/// some 8 % meanwhile, and the new filter, sized for three cells an
-/// identity, ends at about 2.8).
-#[cfg(not(test))]
-pub(super) const STEP_SLOTS: usize = 16;
-/// In tests, a step of a few slots spreads a rebuild over many
-/// insertions, expiries and rehashes.
-#[cfg(test)]
-pub(super) const STEP_SLOTS: usize = 3;
+/// Whether rebuilds are stepped in small steps from the first identity:
+/// in tests, and in the simulator and the fuzz targets, whose memories stay
+/// small, so that their runs exercise the walk (as `prefetch` reads ahead
+/// from the first byte there).
+const SMALL_STEPS: bool = cfg!(any(test, feature = "sim", feature = "fuzzing"));
+
+/// Table slots walked per insertion into a class being rebuilt. A table is
+/// at most 80 % full, so at most about 13 identities are noted a step, and
+/// a rebuild ends after at least one insertion for every 13 identities
+/// held: the class grows by some 8 % meanwhile, and the new filter, sized
+/// for three cells an identity, ends at about 2.8. (Three where
+/// [`SMALL_STEPS`], so that a rebuild spans many insertions, expiries and
+/// rehashes.)
+pub(super) const STEP_SLOTS: usize = if SMALL_STEPS { 3 } else { 16 };
 
 /// A class holding at most this many identities has its filter rebuilt in
-/// one walk (tens of microseconds).
-#[cfg(not(test))]
-pub(super) const AT_ONCE: usize = 4096;
-/// In tests, every rebuild is walked step by step.
-#[cfg(test)]
-pub(super) const AT_ONCE: usize = 0;
+/// one walk (about 80 µs at 4,096). None where [`SMALL_STEPS`].
+pub(super) const AT_ONCE: usize = if SMALL_STEPS { 0 } else { 4096 };
 
 /// The bytes a rebuild takes besides its filter's cells: its box.
 pub(super) const REBUILD_BYTES: usize = core::mem::size_of::<Rebuild>();
