@@ -588,7 +588,8 @@ fn holds(
 mod tests {
     use super::*;
 
-    fn memory(lifetime_ms: u64, window_ms: u64) -> RememberedIdentities {
+    /// A memory with fixed keys and the given retentions.
+    pub(super) fn memory(lifetime_ms: u64, window_ms: u64) -> RememberedIdentities {
         let keys = Keys {
             position: 7,
             fingerprint: foldhash::fast::FixedState::with_seed(9),

@@ -9,23 +9,14 @@ use std::time::{Duration, Instant};
 
 use super::filter::GenerationFilter;
 use super::table::position;
-use super::{Fingerprint, Keys, Recall, RememberedIdentities, Retention};
+use super::{Fingerprint, Recall, RememberedIdentities, Retention};
 use crate::wire::Identity;
 
 const LIFETIME_MS: u64 = 1000;
 const WINDOW_MS: u64 = 4000;
 
 fn memory() -> RememberedIdentities {
-    let keys = Keys {
-        position: 7,
-        fingerprint: foldhash::fast::FixedState::with_seed(9),
-    };
-    RememberedIdentities::new(
-        keys,
-        crate::table_hash::TableHashState::with_seed(3),
-        Duration::from_millis(LIFETIME_MS),
-        Duration::from_millis(WINDOW_MS),
-    )
+    super::tests::memory(LIFETIME_MS, WINDOW_MS)
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -234,18 +225,12 @@ impl Harness {
     }
 }
 
-/// The window class of one address gets enough identities for its first
-/// filter, which (in tests, `AT_ONCE` being 0) is filled a step at a time;
-/// then the address goes quiet before the walk is over. Once every
-/// generation is forgotten nothing of the address may remain: the
-/// half-built filter used to keep its record, its empty window class and
-/// the class's box for good, with `bytes()` never back to zero.
-#[test]
-fn a_window_class_forgotten_while_its_filter_is_rebuilt_leaves_nothing_behind() {
+/// A memory whose window class holds `count` identities of address 1,
+/// all inserted at `start`, and their fingerprint.
+fn window_of(count: u32, start: Instant) -> (RememberedIdentities, Fingerprint) {
     let mut memory = memory();
     let fingerprint = memory.keys.fingerprint(b"w");
-    let start = Instant::now();
-    for i in 0..256u32 {
+    for i in 0..count {
         memory.insert(
             start,
             addr(1),
@@ -255,6 +240,19 @@ fn a_window_class_forgotten_while_its_filter_is_rebuilt_leaves_nothing_behind() 
             usize::MAX,
         );
     }
+    (memory, fingerprint)
+}
+
+/// The window class of one address gets enough identities for its first
+/// filter, which (in tests, `AT_ONCE` being 0) is filled a step at a time;
+/// then the address goes quiet before the walk is over. Once every
+/// generation is forgotten nothing of the address may remain: the
+/// half-built filter used to keep its record, its empty window class and
+/// the class's box for good, with `bytes()` never back to zero.
+#[test]
+fn a_window_class_forgotten_while_its_filter_is_rebuilt_leaves_nothing_behind() {
+    let start = Instant::now();
+    let (mut memory, _) = window_of(256, start);
     assert!(
         is_rebuilding(&memory, 1, Retention::Window),
         "the first filter is being filled"
@@ -353,19 +351,8 @@ fn a_rebuild_begun_within_the_budget_stays_within_it() {
         + super::history::REST_BYTES;
     // One byte short, no rebuild; exactly enough, one that takes no more.
     for (budget, begins) in [(needed - 1, false), (needed, true)] {
-        let mut memory = memory();
-        let fingerprint = memory.keys.fingerprint(b"w");
         let start = Instant::now();
-        for i in 0..255u32 {
-            memory.insert(
-                start,
-                addr(1),
-                Harness::identity(i),
-                fingerprint,
-                Retention::Window,
-                usize::MAX,
-            );
-        }
+        let (mut memory, fingerprint) = window_of(255, start);
         let tables = |memory: &RememberedIdentities| -> usize {
             memory
                 .histories
