@@ -191,13 +191,9 @@ impl GenerationFilter {
         }
     }
 
-    /// A filter of `cells` cells over `entries` (position hash and
-    /// generation number each), with `generations` the numbers live.
-    pub(super) fn rebuilt(
-        cells: usize,
-        generations: &[u64],
-        entries: impl Iterator<Item = (u64, u64)>,
-    ) -> Self {
+    /// An empty filter of `cells` cells (none below one), with
+    /// `generations` the numbers live; a rebuild fills it (see `rebuild`).
+    pub(super) fn empty(cells: usize, generations: &[u64]) -> Self {
         let blocks = cells.div_ceil(BLOCK);
         let bytes = match blocks {
             0 => Box::default(),
@@ -205,18 +201,12 @@ impl GenerationFilter {
         };
         // The first line boundary in the allocation: at most `SLACK` in.
         let offset = (bytes.as_ptr() as usize).wrapping_neg() % BLOCK;
-        let mut filter = Self {
+        Self {
             cells: bytes,
             offset,
             blocks,
             conflicted: conflict(generations),
-        };
-        if cells > 0 {
-            for (hash, number) in entries {
-                filter.insert(hash, number);
-            }
         }
-        filter
     }
 }
 
@@ -242,7 +232,7 @@ mod tests {
         let hashes: Vec<u64> = (0..2000u64)
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
             .collect();
-        let mut filter = GenerationFilter::rebuilt(4000, &[3, 4], core::iter::empty());
+        let mut filter = GenerationFilter::empty(4000, &[3, 4]);
         // Each block is one cache line, whatever the allocation's address.
         assert_eq!(filter.cell_count(), 4032);
         assert!((0..63).all(|block| filter.block(block).as_ptr() as usize % 64 == 0));
@@ -285,8 +275,10 @@ mod tests {
             let hash = crate::remembered::table::position(0x5eed, i as u32);
             (hash, numbers[(i / PER_GENERATION) as usize])
         });
-        let filter =
-            GenerationFilter::rebuilt(GenerationFilter::cells_for(held), &numbers, entries);
+        let mut filter = GenerationFilter::empty(GenerationFilter::cells_for(held), &numbers);
+        for (hash, number) in entries {
+            filter.insert(hash, number);
+        }
         let older: u8 = numbers[..4].iter().map(|&n| GenerationFilter::bit(n)).sum();
         let named: u32 = (0..10_000u32)
             .map(|i| {
@@ -302,7 +294,7 @@ mod tests {
 
     #[test]
     fn two_generations_on_one_bit_make_it_stand_aside() {
-        let mut filter = GenerationFilter::rebuilt(1000, &[1], core::iter::empty());
+        let mut filter = GenerationFilter::empty(1000, &[1]);
         let bytes = filter.bytes();
         assert!(bytes >= 1000);
         filter.start(9, [1].into_iter());

@@ -175,12 +175,9 @@ impl Generations {
         let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
             return 0;
         };
-        let filter = GenerationFilter::rebuilt(cells, &numbers, core::iter::empty());
-        let mut taken = filter.bytes() + REBUILD_BYTES;
-        let rest = self.rest.get_or_insert_with(|| {
-            taken += REST_BYTES;
-            Box::default()
-        });
+        let taken = self.rebuild_bytes(cells);
+        let filter = GenerationFilter::empty(cells, &numbers);
+        let rest = self.rest.get_or_insert_with(Box::default);
         rest.rebuild = Some(Box::new(Rebuild::new(filter, first, last)));
         taken
     }
@@ -200,6 +197,7 @@ impl Generations {
             return 0;
         }
         match rest.rebuild.take() {
+            // The old filter goes, and the rebuild's box; its cells stay.
             Some(rebuild) => {
                 std::mem::replace(&mut rest.filter, rebuild.filter).bytes() + REBUILD_BYTES
             }
@@ -224,7 +222,7 @@ impl Generations {
         };
         let mut given = std::mem::take(&mut rest.filter).bytes();
         if let Some(rebuild) = rest.rebuild.take() {
-            given += rebuild.filter.bytes() + REBUILD_BYTES;
+            given += rebuild.bytes();
         }
         given + self.tidy()
     }
@@ -287,7 +285,7 @@ impl Generations {
             // The filter stood aside for a conflict now over, and so did its
             // rebuild, which saw the same generations start: both go.
             if let Some(rebuild) = rest.rebuild.take() {
-                freed += rebuild.filter.bytes() + REBUILD_BYTES;
+                freed += rebuild.bytes();
             }
         }
         Some((oldest, freed))
@@ -305,10 +303,7 @@ impl Generations {
             })
             .sum();
         let rest = self.rest.as_ref().map_or(0, |rest| {
-            let rebuild = rest
-                .rebuild
-                .as_ref()
-                .map_or(0, |rebuild| rebuild.filter.bytes() + REBUILD_BYTES);
+            let rebuild = rest.rebuild.as_ref().map_or(0, |rebuild| rebuild.bytes());
             REST_BYTES + rest.filter.bytes() + rebuild
         });
         generations + rest
@@ -540,7 +535,7 @@ mod tests {
         let mut generations = Generations::default();
         generations.start(generation(1));
         assert_eq!(generations.candidates(99), u8::MAX, "no filter: all");
-        let filter = GenerationFilter::rebuilt(256, &[1], core::iter::empty());
+        let filter = GenerationFilter::empty(256, &[1]);
         let bytes = filter.bytes();
         assert_eq!(bytes, 256 + 63, "its cells and the slack that aligns them");
         assert_eq!(generations.replace_filter(filter), (bytes + REST_BYTES, 0));

@@ -81,6 +81,11 @@ impl Rebuild {
         }
     }
 
+    /// The bytes it holds: its box and its filter's cells.
+    pub(super) fn bytes(&self) -> usize {
+        self.filter.bytes() + REBUILD_BYTES
+    }
+
     /// Walks at most `slots` slots on from where the walk stopped, noting
     /// each entry in the new filter, over the class's `generations`
     /// (oldest first). True once every slot of every generation up to
