@@ -100,6 +100,7 @@ impl RememberedIdentities {
                 for table in oldest.tables {
                     keep_spare(&mut self.spare, table, now);
                 }
+                self.spare_to_clear = true;
                 // Too few identities left for a filter: it goes at once,
                 // and so does one being filled (a class that goes quiet
                 // mid-rebuild would keep it, and its box, for good). A

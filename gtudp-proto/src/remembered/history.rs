@@ -29,6 +29,9 @@ pub(super) struct Generation {
     pub(super) number: u64,
     pub(super) tables: SmallVec<[Table; 1]>,
     pub(super) len: usize,
+    /// While its second-to-last table is being copied into its last (see
+    /// `growth`), the slots copied so far; else `growth::NOT_MOVING`.
+    pub(super) moved: u32,
 }
 
 /// One class's generations of one address, oldest first: the newest
@@ -210,6 +213,14 @@ impl Generations {
     pub(super) fn rehashed(&mut self, number: u64, table: usize) {
         if let Some(rebuild) = self.rest.as_mut().and_then(|rest| rest.rebuild.as_mut()) {
             rebuild.rehashed(number, table);
+        }
+    }
+
+    /// Table `table` of generation `number` was moved into the next one
+    /// and taken out: a rebuild walking there walks the larger one again.
+    pub(super) fn table_moved(&mut self, number: u64, table: usize) {
+        if let Some(rebuild) = self.rest.as_mut().and_then(|rest| rest.rebuild.as_mut()) {
+            rebuild.table_moved(number, table);
         }
     }
 
@@ -502,6 +513,7 @@ mod tests {
             number,
             tables: SmallVec::new(),
             len: 0,
+            moved: crate::remembered::growth::NOT_MOVING,
         }
     }
 

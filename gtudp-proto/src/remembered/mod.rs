@@ -53,6 +53,7 @@ use crate::wire::Identity;
 
 mod expiry;
 mod filter;
+mod growth;
 mod history;
 #[cfg(test)]
 mod model_check;
@@ -166,6 +167,8 @@ pub(crate) struct RememberedIdentities {
     /// Tables of forgotten generations, kept for two generations so that a
     /// steady stream reuses them instead of going to the allocator.
     spare: Vec<Spare>,
+    /// Whether a spare table is left to clear, a few words per insertion.
+    spare_to_clear: bool,
     /// When `expire` next has something to do: the earliest generation or
     /// spare table due; none when nothing is held.
     due: Option<Instant>,
@@ -209,6 +212,7 @@ impl RememberedIdentities {
             len: 0,
             bytes: 0,
             spare: Vec::with_capacity(SPARE_TABLES),
+            spare_to_clear: false,
             due: None,
             current: [None; 2],
         }
@@ -431,6 +435,9 @@ impl RememberedIdentities {
         class: Retention,
         budget: impl FnOnce(usize) -> usize,
     ) {
+        if self.spare_to_clear {
+            self.spare_to_clear = table::clear_spare_step(&mut self.spare, table::CLEAR_WORDS);
+        }
         let number = self.generation_number(now, class);
         let home = self.position(identity.to_u32());
         let entry = (u64::from(identity.to_u32()) << 32) | u64::from(fingerprint.0);
@@ -457,6 +464,7 @@ impl RememberedIdentities {
                 number,
                 tables: smallvec::smallvec![table],
                 len: 0,
+                moved: growth::NOT_MOVING,
             });
             self.expiries[class.index()].push_back((number, address));
             if let Some(epoch) = self.epoch {
@@ -467,8 +475,18 @@ impl RememberedIdentities {
         let Some(newest) = generations.newest_mut() else {
             return;
         };
+        // A table being moved into a larger one: a few more of its slots
+        // (see `growth`).
+        let mut moved_out = None;
+        if newest.is_moving() {
+            if let Some((table, index)) = newest.step_move(self.keys.position, growth::MOVE_SLOTS) {
+                removed += table.bytes();
+                moved_out = Some(index);
+            }
+        }
         let tables = newest.tables.len();
         let mut rehashed = false;
+        let mut move_into = None;
         if let Some(full) = newest.tables.last_mut().filter(|table| table.is_full()) {
             // The smallest table (an address's first) grows fourfold when
             // the budget allows: a peer that sends more than a handful of
@@ -478,16 +496,24 @@ impl RememberedIdentities {
             let fourfold = full.slots() == MIN_TABLE && table_bytes(MIN_TABLE * 4) <= room;
             let grown = full.slots() * if fourfold { 4 } else { 2 };
             if full.bytes() < GROW_IN_PLACE_BYTES && table_bytes(grown) <= room {
-                // Small: rehash into a larger table, so a stream that
-                // starts small still has one table to look in.
+                // Small: grown into a larger table, so a stream that starts
+                // small still has one table to look in. From a few
+                // thousand slots on it is moved a few slots per insertion
+                // when both fit the budget (see `growth`); else rehashed
+                // at once.
+                let both_fit = table_bytes(grown) <= budget.saturating_sub(added);
                 let mut larger = take_table(&mut self.spare, grown, usize::MAX);
-                for moved in full.entries() {
-                    larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
-                }
                 added += larger.bytes();
-                removed += full.bytes();
-                *full = larger;
-                rehashed = true;
+                if full.slots() >= growth::MOVE_FROM_SLOTS && both_fit {
+                    move_into = Some(larger);
+                } else {
+                    for moved in full.entries() {
+                        larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
+                    }
+                    removed += full.bytes();
+                    *full = larger;
+                    rehashed = true;
+                }
             } else {
                 // The stream outgrew its estimate: a quarter of the first
                 // table, then doubling, so a burst adds few tables and
@@ -501,10 +527,16 @@ impl RememberedIdentities {
                 newest.tables.push(table);
             }
         }
+        if let Some(larger) = move_into {
+            newest.begin_move(larger);
+        }
         if let Some(table) = newest.tables.last_mut() {
             table.insert(home, entry);
         }
         newest.len += 1;
+        if let Some(index) = moved_out {
+            generations.table_moved(number, index);
+        }
         if rehashed {
             generations.rehashed(number, tables - 1);
         }

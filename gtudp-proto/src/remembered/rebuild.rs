@@ -19,9 +19,11 @@
 //!   [`Rebuild::last`], the newest when the rebuild began; later
 //!   generations hold only identities inserted since, noted in both;
 //! - a table only ever gains entries in free slots, so a slot behind the
-//!   walk holds what it held when walked, or a later insertion; the one
-//!   exception, a small table rehashed into a larger one, is walked again
-//!   from its first slot ([`Rebuild::rehashed`]);
+//!   walk holds what it held when walked, or a later insertion; the
+//!   exceptions, a small table rehashed into a larger one and a table
+//!   taken out once moved into the one after it (see `growth`), have the
+//!   walk start the larger table again from its first slot
+//!   ([`Rebuild::rehashed`], [`Rebuild::table_moved`]);
 //! - a generation forgotten before the walk reached it is skipped: its
 //!   bit is gone from both filters.
 //!
@@ -37,7 +39,7 @@ use super::table::position;
 /// in tests, and in the simulator and the fuzz targets, whose memories stay
 /// small, so that their runs exercise the walk (as `prefetch` reads ahead
 /// from the first byte there).
-const SMALL_STEPS: bool = cfg!(any(test, feature = "sim", feature = "fuzzing"));
+pub(super) const SMALL_STEPS: bool = cfg!(any(test, feature = "sim", feature = "fuzzing"));
 
 /// Table slots walked per insertion into a class being rebuilt. A table is
 /// at most 80 % full, so at most about 13 identities are noted a step, and
@@ -149,6 +151,17 @@ impl Rebuild {
         }
     }
 
+    /// Table `table` of generation `number` was moved into the one after
+    /// it, and taken out (see `growth`): a walk in it or past it in that
+    /// generation starts again at the larger table, now at its index,
+    /// which holds every entry the moved one held.
+    pub(super) fn table_moved(&mut self, number: u64, table: usize) {
+        if self.number == number && self.table >= table {
+            self.table = table;
+            self.slot = 0;
+        }
+    }
+
     fn enter(&mut self, number: u64) {
         self.number = number;
         self.table = 0;
@@ -177,6 +190,7 @@ mod tests {
             number,
             len: identities.len(),
             tables: smallvec::smallvec![table_of(identities.iter().copied(), slots)],
+            moved: crate::remembered::growth::NOT_MOVING,
         }
     }
 

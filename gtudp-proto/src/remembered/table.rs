@@ -22,6 +22,9 @@ pub(super) const BUCKET: usize = 8;
 pub(super) struct Spare {
     pub(super) words: Box<[u64]>,
     pub(super) freed: Instant,
+    /// Words cleared from the first on, a few per insertion
+    /// ([`clear_spare_step`]); the rest is cleared when it is reused.
+    cleared: usize,
 }
 
 impl Spare {
@@ -94,10 +97,21 @@ pub(super) fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) ->
             && len - SLACK <= (buckets + buckets / 4) * BUCKET
             && spare.bytes() <= budget.max(table_bytes(MIN_TABLE))
     };
-    let words = match spare.iter().position(fits) {
+    // Of the spares that fit, the one with the most already cleared.
+    let reusable = spare
+        .iter()
+        .enumerate()
+        .filter(|(_, spare)| fits(spare))
+        .max_by_key(|(_, spare)| spare.cleared)
+        .map(|(index, _)| index);
+    let words = match reusable {
         Some(index) => {
-            let mut reused = spare.swap_remove(index).words;
-            reused.fill(0);
+            let Spare {
+                words: mut reused,
+                cleared,
+                ..
+            } = spare.swap_remove(index);
+            reused[cleared..].fill(0);
             reused
         }
         // A large table from `calloc`: what the allocator takes fresh from
@@ -134,7 +148,31 @@ pub(super) fn keep_spare(spare: &mut Vec<Spare>, table: Table, now: Instant) {
     spare.push(Spare {
         words: table.words,
         freed: now,
+        cleared: 0,
     });
+}
+
+/// Words of spare tables cleared per insertion: a spare is ready by the
+/// time a steady stream's next generation takes it, instead of that
+/// insertion clearing it whole (about 250 µs for the 2.6 MB of a
+/// generation of 250,000 identities). 64 words, a few cache lines: a
+/// table that size is cleared over some 5,000 insertions, a fiftieth of
+/// its generation's.
+pub(super) const CLEAR_WORDS: usize = 64;
+
+/// Clears at most `words` more words of the first spare table that is not
+/// yet clear. Returns whether any spare is left to clear.
+pub(super) fn clear_spare_step(spare: &mut [Spare], words: usize) -> bool {
+    let mut dirty = spare
+        .iter_mut()
+        .filter(|spare| spare.cleared < spare.words.len());
+    let Some(first) = dirty.next() else {
+        return false;
+    };
+    let end = first.words.len().min(first.cleared + words);
+    first.words[first.cleared..end].fill(0);
+    first.cleared = end;
+    end < first.words.len() || dirty.next().is_some()
 }
 
 impl Table {
@@ -307,6 +345,44 @@ mod tests {
             assert_eq!(reused.bytes(), bytes);
             assert_eq!(reused.entries().count(), 0);
             assert_eq!(reused.bucket(0).as_ptr() as usize % 64, 0);
+        }
+    }
+
+    /// Spares cleared a few words per step, first one then the next, come
+    /// back all zero when reused, whether the steps cleared none, part or
+    /// all of them.
+    #[test]
+    fn a_spare_cleared_step_by_step_or_at_reuse_comes_back_empty() {
+        let now = Instant::now();
+        for steps in [0, 1, 7, usize::MAX] {
+            let mut spare = Vec::new();
+            let mut first = take_table(&mut spare, 1000, usize::MAX);
+            let mut second = take_table(&mut spare, 1000, usize::MAX);
+            fill(&mut first, 1);
+            fill(&mut second, 5000);
+            let len = first.words.len();
+            keep_spare(&mut spare, first, now);
+            keep_spare(&mut spare, second, now);
+            let (mut left, mut taken) = (true, 0);
+            while left && taken < steps {
+                left = clear_spare_step(&mut spare, CLEAR_WORDS);
+                taken += 1;
+            }
+            if steps == usize::MAX {
+                assert!(!left);
+                assert_eq!(taken, 2 * len.div_ceil(CLEAR_WORDS));
+            } else {
+                assert_eq!(spare[0].cleared, (steps * CLEAR_WORDS).min(len));
+                assert_eq!(spare[1].cleared, 0);
+            }
+            assert!(spare
+                .iter()
+                .all(|spare| spare.words[..spare.cleared].iter().all(|&word| word == 0)));
+            for _ in 0..2 {
+                let reused = take_table(&mut spare, 1000, usize::MAX);
+                assert!(reused.words.iter().all(|&word| word == 0), "{steps} steps");
+            }
+            assert!(spare.is_empty());
         }
     }
 
