@@ -168,7 +168,8 @@ fn counters(side: &str, stats: &Stats, count: u64) -> String {
     let io = &stats.io;
     let per = |n: u64| n as f64 / count.max(1) as f64;
     format!(
-        "{side}: out DATA/RECV/ACK {}/{}/{}, in DATA/RECV/ACK {}/{}/{}, retx {}, recv-retx {}, dup-suppressed {}, \
+        "{side}: out DATA/RECV/ACK {}/{}/{}, in DATA/RECV/ACK {}/{}/{}, retx {} (early {}, tail probes {}, timeouts {}; \
+         spurious {}), recv-retx {}, dup-suppressed {}, \
          send syscalls {} ({:.3}/msg, {} GSO batches, {} datagrams), recv syscalls {} ({:.3}/msg, {} datagrams), \
          send would-block {}, paused-unanswered DATA {}, full-unanswered DATA {}",
         e.datagrams_out.data,
@@ -178,6 +179,10 @@ fn counters(side: &str, stats: &Stats, count: u64) -> String {
         e.datagrams_in.recv,
         e.datagrams_in.ack,
         e.retransmissions,
+        e.loss_detected_early,
+        e.tail_loss_probes,
+        e.retransmission_timeouts,
+        e.spurious_retransmissions,
         e.recv_retransmissions,
         e.duplicates_suppressed,
         io.send_calls,
