@@ -501,10 +501,15 @@ impl RememberedIdentities {
                 // thousand slots on it is moved a few slots per insertion
                 // when both fit the budget (see `growth`); else rehashed
                 // at once.
-                let both_fit = table_bytes(grown) <= budget.saturating_sub(added);
-                let mut larger = take_table(&mut self.spare, grown, usize::MAX);
+                let beside = budget.saturating_sub(added);
+                let moving =
+                    full.slots() >= growth::MOVE_FROM_SLOTS && table_bytes(grown) <= beside;
+                // A spare only as large as the budget allows (one may be a
+                // quarter larger than `grown`).
+                let cap = if moving { beside } else { room };
+                let mut larger = take_table(&mut self.spare, grown, cap);
                 added += larger.bytes();
-                if full.slots() >= growth::MOVE_FROM_SLOTS && both_fit {
+                if moving {
                     move_into = Some(larger);
                 } else {
                     for moved in full.entries() {

@@ -255,6 +255,38 @@ mod tests {
             .all(|identity| named(&generations, identity, 2)));
     }
 
+    /// A table moved out under the walk (see `growth`): whether the walk
+    /// was in the moved table or already in the larger one, it walks the
+    /// larger one again from its first slot; that one holds the moved
+    /// one's entries and its own, some of them (1100..1150) inserted
+    /// before the rebuild began and so noted only by the walk.
+    #[test]
+    fn a_table_moved_out_under_the_walk_walks_the_larger_one_again() {
+        for walked in [64, 128 + 128] {
+            let mut generations = Generations::default();
+            generations.start(generation(1, &(0..200).collect::<Vec<_>>(), 256));
+            let mut second = generation(2, &(1000..1100).collect::<Vec<_>>(), 128);
+            second.begin_move(table_of(1100..1150, 256));
+            second.len = 150;
+            generations.start(second);
+            generations.len = 350;
+            generations.begin_rebuild(GenerationFilter::cells_for(350));
+            // All of generation 1, then `walked` slots of generation 2.
+            generations.step_rebuild(KEY, 256 + walked);
+            assert!(generations.is_rebuilding());
+            let newest = generations.newest_mut().expect("generation 2");
+            let (_, at) = newest.step_move(KEY, usize::MAX).expect("moved out");
+            assert_eq!((at, newest.tables.len()), (0, 1));
+            generations.table_moved(2, at);
+            finish(&mut generations);
+            assert!((0..200).all(|identity| named(&generations, identity, 1)));
+            assert!(
+                (1000..1150).all(|identity| named(&generations, identity, 2)),
+                "walked {walked}"
+            );
+        }
+    }
+
     #[test]
     fn a_generation_forgotten_under_the_walk_is_skipped() {
         let mut generations = two_generations_rebuilding();

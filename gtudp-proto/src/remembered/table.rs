@@ -112,6 +112,9 @@ pub(super) fn take_table(spare: &mut Vec<Spare>, slots: usize, budget: usize) ->
                 ..
             } = spare.swap_remove(index);
             reused[cleared..].fill(0);
+            // A word left dirty would read as an entry, or make a bucket
+            // look full to every insertion.
+            debug_assert!(reused.iter().all(|&word| word == 0));
             reused
         }
         // A large table from `calloc`: what the allocator takes fresh from
