@@ -32,7 +32,7 @@ use super::rebuild::SMALL_STEPS;
 use super::table::{position, Table, MIN_TABLE};
 
 /// The slots from which a full table is moved step by step rather than
-/// copied at once (64 KiB: about 40 µs at once). Where tests step
+/// copied at once (64 KiB: under 0.1 ms at once). Where tests step
 /// rebuilds (`rebuild::SMALL_STEPS`), every table past its first growth
 /// is moved, so that their runs exercise it.
 pub(super) const MOVE_FROM_SLOTS: usize = if SMALL_STEPS { MIN_TABLE * 4 } else { 8 * 1024 };
