@@ -29,7 +29,7 @@
 
 use super::history::Generation;
 use super::rebuild::SMALL_STEPS;
-use super::table::{position, Table, MIN_TABLE};
+use super::table::{Table, MIN_TABLE};
 
 /// The slots from which a full table is moved step by step rather than
 /// copied at once (64 KiB: under 0.1 ms at once). Where tests step
@@ -83,7 +83,7 @@ impl Generation {
                 self.moved = NOT_MOVING;
                 return None;
             }
-            to.insert(position(key, (entry >> 32) as u32), entry);
+            to.insert_moved(key, entry);
         }
         if end < from.slots() {
             // A moved table is under `GROW_IN_PLACE_BYTES`: its slots
@@ -183,7 +183,7 @@ mod tests {
     /// the module docs) stops, and leaves both tables, each exact.
     #[test]
     fn a_move_into_a_full_table_stops_and_keeps_both() {
-        use crate::remembered::table::take_table;
+        use crate::remembered::table::{position, take_table};
         let key = 7;
         let mut spare = Vec::new();
         let mut from = take_table(&mut spare, MIN_TABLE * 4, usize::MAX);

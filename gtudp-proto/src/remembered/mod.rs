@@ -513,7 +513,7 @@ impl RememberedIdentities {
                     move_into = Some(larger);
                 } else {
                     for moved in full.entries() {
-                        larger.insert(position(self.keys.position, (moved >> 32) as u32), moved);
+                        larger.insert_moved(self.keys.position, moved);
                     }
                     removed += full.bytes();
                     *full = larger;

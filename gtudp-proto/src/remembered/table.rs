@@ -236,6 +236,13 @@ impl Table {
         ((u128::from(hash) * self.buckets() as u128) >> 64) as usize
     }
 
+    /// Inserts `entry`, taken from another table, at its identity's
+    /// position hash keyed with `key` (a table grown into a larger one).
+    #[inline]
+    pub(super) fn insert_moved(&mut self, key: u64, entry: u64) {
+        self.insert(position(key, (entry >> 32) as u32), entry);
+    }
+
     #[inline(always)]
     pub(super) fn insert(&mut self, hash: u64, entry: u64) {
         let mut index = self.home(hash);
